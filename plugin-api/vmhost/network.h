@@ -1,0 +1,50 @@
+/* vmhost plugin ABI — network plugins.
+ *
+ * A network instance gives NICs a place to plug in: a bridge, an OVS port, a
+ * tap.  The core binds one port per NIC before defining a VM and unbinds it
+ * after undefining the VM.
+ */
+#ifndef VMHOST_NETWORK_H
+#define VMHOST_NETWORK_H
+
+#include <vmhost/instance.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int (*vmh_network_info_fn)(void *opaque,
+                                   const struct vmh_network_info *net);
+typedef int (*vmh_nic_binding_fn)(void *opaque,
+                                  const struct vmh_nic_binding *binding);
+/* port_list visitor: one bound port. */
+typedef int (*vmh_port_fn)(void *opaque, const char *vm_id,
+                           const char *nic_name,
+                           const struct vmh_nic_binding *binding);
+
+struct vmh_network_ops {
+  VMH_INSTANCE_OPS;
+
+  /* Required.  The network as it is now; the core fills name and type. */
+  int (*info)(void *handle, vmh_network_info_fn fn, void *opaque,
+              uint32_t flags);
+
+  /* Required.  Make the port for one NIC and call fn once with its binding
+   * (a MAC chosen if the request has none).  The same vm_id + nic_name bound
+   * twice → VMH_EEXIST.  On failure nothing of the port remains. */
+  int (*port_bind)(void *handle, const struct vmh_port_request *req,
+                   vmh_nic_binding_fn fn, void *opaque, uint32_t flags);
+  /* Required.  Remove the port; unknown → VMH_ENOENT (the core treats that
+   * as done when deleting). */
+  int (*port_unbind)(void *handle, const char *vm_id, const char *nic_name,
+                     uint32_t flags);
+  /* Optional.  Every port bound now, for reconciliation. */
+  int (*port_list)(void *handle, vmh_port_fn fn, void *opaque,
+                   uint32_t flags);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMHOST_NETWORK_H */
