@@ -6,8 +6,14 @@
 #include <stdint.h>
 #include <vmhost/common.h>
 
+/* Longest message kept, in bytes with the NUL; longer ones are cut at a
+ * UTF-8 character boundary. */
+#define ERROR_MSG_MAX 1024
+
 /* Set this thread's error message (also the host->error service).  Returns
- * nothing; callers return their code themselves. */
+ * nothing; callers return their code themselves.  The arguments may include
+ * error_get() itself, to prefix context: error_set("%s: %s", path,
+ * error_get()). */
 void error_set(const char *fmt, ...) VMH_PRINTF(1, 2);
 
 /* Set the message and return code, for `return error_code(VMH_EINVAL, …)`. */
@@ -20,9 +26,15 @@ const char *error_get(void);
 /* Forget this thread's message (before calling into a plugin). */
 void error_clear(void);
 
-/* The mapping table.  Unknown codes map like VMH_EINTERNAL. */
+/* The mapping table.  Unknown codes (positive, or below VMH_ERROR_MIN) map
+ * like VMH_EINTERNAL.  Names are stable identifiers ("ok", "not_found", …):
+ * the REST error code, the metrics result label. */
 uint32_t error_http_status(int code);
 uint32_t error_grpc_status(int code);
 const char *error_name(int code);
+
+/* The inverse of error_name: the code (0 or a VMH_E*), or 1 when name is
+ * NULL or no code has that name. */
+int error_from_name(const char *name);
 
 #endif

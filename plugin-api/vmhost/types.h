@@ -6,7 +6,10 @@
  * from plugins to its own size, zero-filling the tail.
  *
  * All strings are UTF-8 and NUL-terminated; a NULL string means "not set".
- * Arrays come with a count.  Pointers in a struct are borrowed: they are valid
+ * Arrays come with a count; an array of structs is read with the
+ * struct_size of its elements as the stride (all elements of one array have
+ * the same struct_size), so a side built against an older minor can still
+ * pass arrays.  Pointers in a struct are borrowed: they are valid
  * for the duration of the call or callback that hands the struct over, never
  * longer, and never freed by the receiver.
  */

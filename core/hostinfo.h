@@ -1,0 +1,13 @@
+/* What the host is: CPU, memory, OS, uptime, read from /proc, uname and
+ * os-release. */
+#ifndef VMHOST_CORE_HOSTINFO_H
+#define VMHOST_CORE_HOSTINFO_H
+
+#include <vmhost/types.h>
+
+/* Fill *ret for the duration of fn(opaque, ret) (strings live on the
+ * stack of this call). */
+void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
+                   void *opaque);
+
+#endif

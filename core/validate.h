@@ -1,0 +1,20 @@
+/* Checks on names and strings that come from outside (front-ends). */
+#ifndef VMHOST_CORE_VALIDATE_H
+#define VMHOST_CORE_VALIDATE_H
+
+#include <stddef.h>
+
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
+int valid_vm_name(const char *s);
+/* [a-z0-9][a-z0-9._-]{0,62}: volumes, images, snapshots — safe as a file
+ * name (no '/', never "." or ".."). */
+int valid_volume_name(const char *s);
+/* [a-z][a-z0-9]{0,15}: disk and NIC names inside a VM. */
+int valid_device_name(const char *s);
+/* xx:xx:xx:xx:xx:xx, hex, unicast (low bit of the first octet clear). */
+int valid_mac(const char *s);
+/* Well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF)
+ * with no NUL inside len. */
+int valid_utf8(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,562 @@
+/* VM records: the in-memory table, reads served from it, lifecycle events
+ * that keep it current, and reconciliation with the hypervisors. */
+#include <config.h>
+
+#include "vm.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "instance.h"
+#include "log.h"
+#include "state.h"
+#include "workers.h"
+
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct vm **table;
+static size_t n_table, cap_table;
+
+void vms_rdlock(void) {
+  pthread_rwlock_rdlock(&lock);
+}
+void vms_wrlock(void) {
+  pthread_rwlock_wrlock(&lock);
+}
+void vms_unlock(void) {
+  pthread_rwlock_unlock(&lock);
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void free_strv(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+void vm_free(struct vm *vm) {
+  if (!vm)
+    return;
+  free(vm->name);
+  free(vm->kernel);
+  free(vm->initrd);
+  free(vm->cmdline);
+  free(vm->firmware);
+  for (size_t i = 0; i < vm->n_disks; i++) {
+    struct vm_disk *d = &vm->disks[i];
+    free(d->name);
+    free(d->pool);
+    free(d->volume);
+    free(d->base_image);
+  }
+  free(vm->disks);
+  for (size_t i = 0; i < vm->n_nics; i++) {
+    struct vm_nic *n = &vm->nics[i];
+    free(n->name);
+    free(n->network);
+    free(n->mac);
+    free(n->b_bridge);
+    free(n->b_port);
+    free(n->b_interface_id);
+    free(n->b_tap);
+    free(n->b_mac);
+  }
+  free(vm->nics);
+  free(vm->user_data);
+  free(vm->meta_data);
+  for (size_t i = 0; i < vm->n_metadata; i++) {
+    free(vm->metadata[i].key);
+    free(vm->metadata[i].value);
+  }
+  free(vm->metadata);
+  free(vm->hypervisor);
+  free(vm->error);
+  free_strv(vm->ips, vm->n_ips);
+  free(vm->channel_path);
+  free(vm);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+struct vm *vms_lookup(const char *key) {
+  if (!key)
+    return NULL;
+  for (size_t i = 0; i < n_table; i++)
+    if (strcmp(table[i]->id, key) == 0)
+      return table[i];
+  for (size_t i = 0; i < n_table; i++)
+    if (strcmp(table[i]->name, key) == 0)
+      return table[i];
+  return NULL;
+}
+
+static int table_add(struct vm *vm) {
+  if (n_table == cap_table) {
+    size_t cap = cap_table ? cap_table * 2 : 64;
+    struct vm **t = realloc(table, cap * sizeof *t);
+    if (!t)
+      return error_code(VMH_ENOMEM, "out of memory");
+    table = t;
+    cap_table = cap;
+  }
+  table[n_table++] = vm;
+  return 0;
+}
+
+int vms_insert(struct vm *vm) {
+  int r;
+  vms_wrlock();
+  const struct vm *o = vms_lookup(vm->name);
+  if (o && strcmp(o->name, vm->name) == 0)
+    r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
+                   vm->name, o->id);
+  else
+    r = table_add(vm);
+  vms_unlock();
+  return r;
+}
+
+void vms_remove(struct vm *vm) {
+  vms_wrlock();
+  for (size_t i = 0; i < n_table; i++) {
+    if (table[i] == vm) {
+      table[i] = table[--n_table];
+      break;
+    }
+  }
+  vms_unlock();
+  vm_free(vm);
+}
+
+size_t vms_count(void) {
+  vms_rdlock();
+  size_t n = n_table;
+  vms_unlock();
+  return n;
+}
+
+int vms_volume_in_use(const char *pool, const char *volume) {
+  int used = 0;
+  vms_rdlock();
+  for (size_t i = 0; i < n_table && !used; i++)
+    for (size_t j = 0; j < table[i]->n_disks && !used; j++)
+      used = strcmp(table[i]->disks[j].pool, pool) == 0 &&
+             strcmp(table[i]->disks[j].volume, volume) == 0;
+  vms_unlock();
+  return used;
+}
+
+/* ---- record → ABI structs ---------------------------------------------- */
+
+void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
+  if (!r->vm)
+    return;
+  struct vmh_disk disks[vm->n_disks ? vm->n_disks : 1];
+  struct vmh_nic nics[vm->n_nics ? vm->n_nics : 1];
+  struct vmh_nic_binding bindings[vm->n_nics ? vm->n_nics : 1];
+  struct vmh_keyval md[vm->n_metadata ? vm->n_metadata : 1];
+
+  for (size_t i = 0; i < vm->n_disks; i++) {
+    const struct vm_disk *d = &vm->disks[i];
+    disks[i] = (struct vmh_disk){
+        .struct_size = sizeof disks[i],
+        .name = d->name,
+        .pool = d->pool,
+        .volume = d->volume,
+        .size = d->size,
+        .format = d->format,
+        .bus = d->bus,
+        .base_image = d->base_image,
+        .readonly = d->readonly,
+        .boot_order = d->boot_order,
+    };
+  }
+  for (size_t i = 0; i < vm->n_nics; i++) {
+    const struct vm_nic *n = &vm->nics[i];
+    bindings[i] = (struct vmh_nic_binding){
+        .struct_size = sizeof bindings[i],
+        .type = n->b_type,
+        .bridge = n->b_bridge,
+        .port = n->b_port,
+        .interface_id = n->b_interface_id,
+        .tap = n->b_tap,
+        .mac = n->b_mac,
+        .vlan = n->b_vlan,
+        .mtu = n->b_mtu,
+    };
+    nics[i] = (struct vmh_nic){
+        .struct_size = sizeof nics[i],
+        .name = n->name,
+        .network = n->network,
+        .mac = n->bound ? n->b_mac : n->mac,
+        .vlan = n->vlan,
+        .model = n->model,
+        .binding = n->bound ? &bindings[i] : NULL,
+    };
+  }
+  for (size_t i = 0; i < vm->n_metadata; i++)
+    md[i] = (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
+
+  struct vmh_vm_spec spec = {
+      .struct_size = sizeof spec,
+      .id = vm->id,
+      .name = vm->name,
+      .vcpus = vm->vcpus,
+      .memory = vm->memory,
+      .kernel = vm->kernel,
+      .initrd = vm->initrd,
+      .cmdline = vm->cmdline,
+      .firmware = vm->firmware,
+      .disks = disks,
+      .n_disks = (uint32_t)vm->n_disks,
+      .nics = nics,
+      .n_nics = (uint32_t)vm->n_nics,
+      .guest_channel = (uint32_t)vm->guest_channel,
+      .user_data = vm->user_data,
+      .meta_data = vm->meta_data,
+      .metadata = md,
+      .n_metadata = (uint32_t)vm->n_metadata,
+      .hypervisor = vm->hypervisor,
+  };
+  struct vmh_vm_info info = {
+      .struct_size = sizeof info,
+      .id = vm->id,
+      .name = vm->name,
+      .state = vm->state,
+      .vcpus = vm->vcpus,
+      .memory = vm->memory,
+      .memory_used = vm->memory_used,
+      .cpu_time_ns = vm->cpu_time_ns,
+      .uptime_s = vm->uptime_s,
+      .ips = (const char *const *)vm->ips,
+      .n_ips = (uint32_t)vm->n_ips,
+      .channel_type = vm->channel_type,
+      .channel_path = vm->channel_path,
+      .channel_port = vm->channel_port,
+  };
+  struct vmh_vm_record rec = {
+      .struct_size = sizeof rec,
+      .spec = &spec,
+      .info = &info,
+      .status = vm->status,
+      .created = vm->created,
+      .updated_us = vm->updated_us,
+      .error = vm->error,
+  };
+  r->vm(r->opaque, &rec);
+}
+
+void reply_done(vmh_reply_t *r, int code) {
+  r->done(r->opaque, code, code ? error_get() : NULL);
+}
+
+/* ---- live state ------------------------------------------------------- */
+
+void vm_set_info(struct vm *vm, const struct vmh_vm_info *in) {
+  struct vmh_vm_info info = {0};
+  memcpy(&info, in, in->struct_size < sizeof info ? in->struct_size
+                                                  : sizeof info);
+  vm->state = info.state;
+  vm->memory_used = info.memory_used;
+  vm->cpu_time_ns = info.cpu_time_ns;
+  vm->uptime_s = info.uptime_s;
+  char **ips = info.n_ips ? calloc(info.n_ips, sizeof *ips) : NULL;
+  size_t n = 0;
+  for (uint32_t i = 0; ips && i < info.n_ips; i++)
+    if (info.ips[i] && (ips[n] = strdup(info.ips[i])))
+      n++;
+  free_strv(vm->ips, vm->n_ips);
+  vm->ips = ips;
+  vm->n_ips = n;
+  vm->channel_type = info.channel_type;
+  vm->channel_port = info.channel_port;
+  free(vm->channel_path);
+  vm->channel_path = info.channel_path ? strdup(info.channel_path) : NULL;
+  vm->updated_us = now_us();
+}
+
+static int refresh_cb(void *opaque, const struct vmh_vm_info *info) {
+  struct vm *vm = opaque;
+  vms_wrlock();
+  vm_set_info(vm, info);
+  vms_unlock();
+  return 0;
+}
+
+int vm_refresh(struct vm *vm) {
+  struct vmh_instance *hv = instance_find(VMH_KIND_HYPERVISOR, vm->hypervisor);
+  if (!hv)
+    return VMH_EIO;
+  return INSTANCE_CALL(hv, hypervisor, get, vm->id, refresh_cb, vm, 0);
+}
+
+void vms_on_event(const char *source, const struct vmh_event *ev) {
+  if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id)
+    return;
+  vms_wrlock();
+  struct vm *vm = vms_lookup(ev->vm_id);
+  if (vm && strcmp(vm->id, ev->vm_id) == 0 &&
+      strcmp(vm->hypervisor, source) == 0) {
+    vm->state = ev->state;
+    if (ev->state != VMH_VM_RUNNING && ev->state != VMH_VM_PAUSED)
+      vm->uptime_s = 0;
+    vm->updated_us = now_us();
+  }
+  vms_unlock();
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static int check_flags(uint32_t flags, uint32_t known, vmh_reply_t *r) {
+  if (flags & ~known) {
+    error_set("unknown flags 0x%" PRIx32, flags & ~known);
+    reply_done(r, VMH_EINVAL);
+    return -1;
+  }
+  return 0;
+}
+
+struct read_task {
+  char *vm; /* NULL: all */
+  vmh_reply_t *r;
+};
+
+/* A live read: ask every hypervisor, then answer from the records. */
+static void live_list(void *arg) {
+  struct read_task *t = arg;
+  vms_reconcile();
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    vm_reply_record(table[i], t->r);
+  vms_unlock();
+  reply_done(t->r, 0);
+  free(t);
+}
+
+void vm_list(vmh_reply_t *r, uint32_t flags) {
+  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+    return;
+  if (flags & VMH_READ_LIVE) {
+    struct read_task *t = calloc(1, sizeof *t);
+    if (!t) {
+      error_set("out of memory");
+      reply_done(r, VMH_ENOMEM);
+      return;
+    }
+    t->r = r;
+    if (workers_submit(NULL, live_list, t) < 0) {
+      free(t);
+      error_set("vmhostd is shutting down");
+      reply_done(r, VMH_EAGAIN);
+    }
+    return;
+  }
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    vm_reply_record(table[i], r);
+  vms_unlock();
+  reply_done(r, 0);
+}
+
+static void live_get(void *arg) {
+  struct read_task *t = arg;
+  int code = 0;
+  vms_rdlock();
+  struct vm *vm = vms_lookup(t->vm);
+  vms_unlock();
+  /* Only this task's key touches the record's life, so vm stays valid. */
+  if (!vm)
+    code = error_code(VMH_ENOENT, "no VM '%s'", t->vm);
+  else if ((code = vm_refresh(vm)) == 0) {
+    vms_rdlock();
+    vm_reply_record(vm, t->r);
+    vms_unlock();
+  }
+  reply_done(t->r, code);
+  free(t->vm);
+  free(t);
+}
+
+void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
+  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+    return;
+  vms_rdlock();
+  struct vm *vm = vms_lookup(key);
+  if (vm && !(flags & VMH_READ_LIVE)) {
+    vm_reply_record(vm, r);
+    vms_unlock();
+    reply_done(r, 0);
+    return;
+  }
+  char id[VMH_ID_LEN + 1];
+  if (vm)
+    memcpy(id, vm->id, sizeof id);
+  vms_unlock();
+  if (!vm) {
+    error_set("no VM '%s'", key ? key : "");
+    reply_done(r, VMH_ENOENT);
+    return;
+  }
+  struct read_task *t = calloc(1, sizeof *t);
+  if (!t || !(t->vm = strdup(id))) {
+    free(t);
+    error_set("out of memory");
+    reply_done(r, VMH_ENOMEM);
+    return;
+  }
+  t->r = r;
+  if (workers_submit(id, live_get, t) < 0) {
+    free(t->vm);
+    free(t);
+    error_set("vmhostd is shutting down");
+    reply_done(r, VMH_EAGAIN);
+  }
+}
+
+/* ---- reconciliation ----------------------------------------------------- */
+
+struct seen {
+  char (*ids)[VMH_ID_LEN + 1];
+  size_t n;
+  const struct vmh_instance *hv;
+  int startup;
+};
+
+static int reconcile_cb(void *opaque, const struct vmh_vm_info *in) {
+  struct seen *s = opaque;
+  if (!in->id)
+    return 0;
+  vms_wrlock();
+  struct vm *vm = vms_lookup(in->id);
+  if (vm && strcmp(vm->id, in->id) == 0) {
+    vm_set_info(vm, in);
+    if (vm->status == VMH_STATUS_MISSING) {
+      log_warn("VM '%s' (%s) is back on hypervisor '%s'", vm->name, vm->id,
+               s->hv->name);
+      vm->status = VMH_STATUS_READY;
+    }
+    void *ids = realloc(s->ids, (s->n + 1) * sizeof *s->ids);
+    if (ids) {
+      s->ids = ids;
+      snprintf(s->ids[s->n++], VMH_ID_LEN + 1, "%s", in->id);
+    }
+  } else {
+    log_msg("core", s->startup ? VMH_LOG_WARN : VMH_LOG_DEBUG,
+            "hypervisor '%s' has a VM vmhostd did not make: '%s' (%s); "
+            "left alone",
+            s->hv->name, in->name ? in->name : "?", in->id);
+  }
+  vms_unlock();
+  return 0;
+}
+
+static int was_seen(const struct seen *s, const char *id) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->ids[i], id) == 0)
+      return 1;
+  return 0;
+}
+
+static void reconcile_hypervisor(struct vmh_instance *hv, int startup) {
+  struct seen s = {.hv = hv, .startup = startup};
+  if (INSTANCE_CALL(hv, hypervisor, list, reconcile_cb, &s, 0) < 0) {
+    log_warn("reconcile: cannot list the VMs of hypervisor '%s': %s",
+             hv->name, error_get());
+    free(s.ids);
+    return;
+  }
+  vms_wrlock();
+  for (size_t i = 0; i < n_table; i++) {
+    struct vm *vm = table[i];
+    if (strcmp(vm->hypervisor, hv->name) != 0 || !vm->defined ||
+        vm->status != VMH_STATUS_READY || was_seen(&s, vm->id))
+      continue;
+    log_warn("VM '%s' (%s) is recorded but hypervisor '%s' does not know it",
+             vm->name, vm->id, hv->name);
+    vm->status = VMH_STATUS_MISSING;
+    vm->state = VMH_VM_UNKNOWN;
+  }
+  vms_unlock();
+  free(s.ids);
+}
+
+void vms_reconcile(void) {
+  for (size_t i = 0; i < instances_count(); i++) {
+    struct vmh_instance *inst = instance_at(i);
+    if (inst->kind == VMH_KIND_HYPERVISOR && inst->is_open)
+      reconcile_hypervisor(inst, 0);
+  }
+}
+
+/* A record found in CREATING or DELETING at start: the daemon died in the
+ * middle.  Say what exists; the user finishes with a delete. */
+static void report_interrupted(struct vm *vm) {
+  const char *what =
+      vm->status == VMH_STATUS_CREATING ? "create" : "delete";
+  log_warn("VM '%s' (%s): the %s was interrupted by a restart", vm->name,
+           vm->id, what);
+  for (size_t i = 0; i < vm->n_disks; i++)
+    if (vm->disks[i].created)
+      log_warn("VM '%s': volume %s/%s was created", vm->name,
+               vm->disks[i].pool, vm->disks[i].volume);
+  for (size_t i = 0; i < vm->n_nics; i++)
+    if (vm->nics[i].bound)
+      log_warn("VM '%s': NIC %s is bound on network %s", vm->name,
+               vm->nics[i].name, vm->nics[i].network);
+  if (vm->defined)
+    log_warn("VM '%s': defined on hypervisor %s", vm->name, vm->hypervisor);
+  free(vm->error);
+  if (asprintf(&vm->error,
+               "the %s was interrupted by a restart of vmhostd; delete the VM "
+               "to remove what was made",
+               what) < 0)
+    vm->error = NULL;
+  vm->status = VMH_STATUS_FAILED;
+  state_save(vm);
+}
+
+static void load_cb(void *opaque, struct vm *vm) {
+  (void)opaque;
+  if (vm->status == VMH_STATUS_CREATING || vm->status == VMH_STATUS_DELETING)
+    report_interrupted(vm);
+  if (table_add(vm) < 0)
+    vm_free(vm);
+}
+
+int vms_init(const char *state_dir) {
+  int r = state_init(state_dir);
+  if (r < 0)
+    return r;
+  r = state_load(load_cb, NULL);
+  if (r < 0)
+    return r;
+  log_info("loaded %d VM record%s from %s/vms", r, r == 1 ? "" : "s",
+           state_dir);
+  for (size_t i = 0; i < n_table; i++)
+    if (!instance_find(VMH_KIND_HYPERVISOR, table[i]->hypervisor))
+      log_warn("VM '%s' (%s) is on hypervisor '%s', which is not configured",
+               table[i]->name, table[i]->id, table[i]->hypervisor);
+  for (size_t i = 0; i < instances_count(); i++) {
+    struct vmh_instance *inst = instance_at(i);
+    if (inst->kind == VMH_KIND_HYPERVISOR && inst->is_open)
+      reconcile_hypervisor(inst, 1);
+  }
+  return 0;
+}
+
+void vms_free(void) {
+  for (size_t i = 0; i < n_table; i++)
+    vm_free(table[i]);
+  free(table);
+  table = NULL;
+  n_table = cap_table = 0;
+}

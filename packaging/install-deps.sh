@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Install every package needed to build vmhost and run its whole test suite
+# on Debian 12 (bookworm).  Idempotent: installs only what is missing and
+# refreshes the package lists only when they are stale or a package has no
+# install candidate.  Run as root, or as a user with sudo.
+#
+#   packaging/install-deps.sh          install what is missing
+#   packaging/install-deps.sh --list   print the package list and exit
+#
+# Add a package: one line in PACKAGES below, with what needs it.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential     # gcc, g++, make, libc headers
+  autoconf
+  automake
+  libtool
+  pkg-config
+  libyaml-dev         # core: config file
+  libjansson-dev      # core: state files, JSON logs
+  # tests
+  abigail-tools       # abidw: tests/test-abi-baseline.sh
+  valgrind            # make check-valgrind
+  python3             # tests/abi/abi-layout.py
+  binutils            # nm, readelf: tests/test-loader.sh
+  file
+  ca-certificates
+  git
+)
+
+if [ "${1:-}" = --list ]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
+if [ $# -ne 0 ]; then
+  echo "usage: $0 [--list]" >&2
+  exit 2
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-o DPkg::Lock::Timeout=300)
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo -E)
+else
+  echo "$0: run as root (or install sudo): cannot install packages" >&2
+  exit 1
+fi
+
+installed ()
+{
+  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+  exit 0
+fi
+
+# Refresh the lists when they are older than a day (or absent), or when a
+# missing package has no candidate in them.
+need_update=no
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
+  need_update=yes
+else
+  for p in "${missing[@]}"; do
+    cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+    if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
+      need_update=yes
+      break
+    fi
+  done
+fi
+if [ "$need_update" = yes ]; then
+  echo "install-deps: apt-get update"
+  "${SUDO[@]}" apt-get "${APT_OPTS[@]}" update -q
+fi
+
+echo "install-deps: installing ${missing[*]}"
+"${SUDO[@]}" apt-get "${APT_OPTS[@]}" install -y -q --no-install-recommends \
+  "${missing[@]}"
+
+for p in "${missing[@]}"; do
+  installed "$p" || { echo "install-deps: $p did not install" >&2; exit 1; }
+done
+echo "install-deps: done"

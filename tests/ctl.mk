@@ -1,0 +1,1 @@
+# placeholder: the ctl front-end fragment is being written

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# The plugin loader (DESIGN "The plugin ABI — rules" 1-3): what
+# vmhostd --dump-plugin sees in good plugins, the exact refusal of every
+# broken one (tests/plugins/fixture.c), refusals that need the config (wrong
+# kind, duplicate), optional instances, and the one exported symbol of every
+# plugin built in this tree.
+
+. "$srcdir/functions.sh"
+
+requires nm timeout "${CC%% *}"
+
+P=$builddir/plugins/.libs
+[ -x "$VMHOSTD" ] || fail "$VMHOSTD is not built"
+[ -f "$P/good-hypervisor.so" ] || fail "the test plugins are not built ($P)"
+
+tmpdir
+minor=$(abi_minor)
+[ -n "$minor" ] || fail "cannot read VMH_ABI_MINOR"
+abi=1.$minor
+
+# ---- 1. every plugin exports vmh_plugin_entry and nothing else ------------
+
+# Checks that do not start the daemon report every failure, then fail.
+failures=0
+check ()
+{
+  ( "$@" ) || failures=$((failures + 1))
+}
+
+nplugins=0
+while read -r so; do
+  syms=$(nm -D --defined-only "$so" | awk 'NF >= 3 { print $3 }' | sort -u |
+           paste -sd' ' -)
+  case "$so" in
+    */no-entry.so) want=vmh_plugin_entry_v0 ;;
+    *) want=vmh_plugin_entry; nplugins=$((nplugins + 1)) ;;
+  esac
+  if [ "$syms" != "$want" ]; then
+    echo "FAIL: $so must export exactly $want; it exports: '$syms'" >&2
+    failures=$((failures + 1))
+  fi
+done < <(find "$P" "$top_builddir/plugins" -path '*/.libs/*.so' -type f | sort)
+[ "$nplugins" -ge 18 ] || fail "only $nplugins plugins found to check exports"
+
+# ---- 2. good plugins, as --dump-plugin shows them -------------------------
+
+plugin_size=$(abi_sizeof "$minor" vmh_plugin)
+common=(version=1.2.3 "description=loader test fixture" "abi_version=$abi"
+        "struct_size=$plugin_size")
+
+check expect_dump "$P/good-hypervisor.so" name=good kind=hypervisor "${common[@]}" \
+  thread_model=serialize_all \
+  "ops_struct_size=$(abi_sizeof "$minor" vmh_hypervisor_ops)" \
+  -- open close caps define undefine start stop get list
+check expect_dump "$P/good-storage.so" name=good kind=storage "${common[@]}" \
+  thread_model=serialize_instance \
+  "ops_struct_size=$(abi_sizeof "$minor" vmh_storage_ops)" \
+  -- open close pool_info vol_list vol_get vol_create vol_delete vol_source
+check expect_dump "$P/good-network.so" name=good kind=network "${common[@]}" \
+  thread_model=parallel \
+  "ops_struct_size=$(abi_sizeof "$minor" vmh_network_ops)" \
+  -- open close info port_bind port_unbind
+check expect_dump "$P/good-frontend.so" name=good kind=frontend "${common[@]}" \
+  thread_model=serialize_all \
+  "ops_struct_size=$(abi_sizeof "$minor" vmh_frontend_ops)" \
+  -- open close start stop
+# A C++ plugin registers with the same macro.
+check expect_dump "$P/cxx-plugin.so" name=cxx kind=storage version=1.0 \
+  "description=C++ test plugin" "abi_version=$abi" \
+  "struct_size=$plugin_size" thread_model=serialize_all \
+  "ops_struct_size=$(abi_sizeof "$minor" vmh_storage_ops)" \
+  -- open close pool_info vol_list vol_get vol_create vol_delete vol_source
+
+# ---- 3. refusals by --dump-plugin -----------------------------------------
+
+dump_refusal ()
+{
+  expect_refusal "$@"
+  if grep -q '^name=' "$out"; then
+    cat "$out" >&2
+    fail "--dump-plugin printed a description of a refused plugin"
+  fi
+}
+dump_refusal_of ()
+{
+  local opt=()
+  if [ "$1" = -E ]; then opt=(-E); shift; fi
+  dump_refusal "${opt[@]}" "$P/$1.so" "$2" -- --dump-plugin "$P/$1.so"
+}
+
+check dump_refusal -E "$tmp/missing.so" 'cannot load: .*No such file' \
+  -- --dump-plugin "$tmp/missing.so"
+echo "not an ELF object" >"$tmp/garbage.so"
+check dump_refusal -E "$tmp/garbage.so" 'cannot load: .*(invalid ELF header|file too short)' \
+  -- --dump-plugin "$tmp/garbage.so"
+check dump_refusal_of no-entry 'no vmh_plugin_entry symbol (not a vmhost plugin?)'
+check dump_refusal_of returns-null 'vmh_plugin_entry returned NULL'
+check dump_refusal_of other-major "ABI major 2 is not supported (this vmhostd speaks ABI $abi)"
+check dump_refusal_of newer-minor "ABI minor 1.9 is newer than this vmhostd (ABI $abi)"
+check dump_refusal_of -E small-struct 'descriptor struct_size 12 is too small \(at least [0-9]+\)$'
+check dump_refusal_of -E small-ops 'ops struct_size 8 is too small \(at least [0-9]+\)$'
+check dump_refusal_of no-ops-table 'ops table of kind hypervisor is missing'
+check dump_refusal_of bad-name "plugin name 'Bad_Name' is invalid (expected [a-z0-9-]+)"
+check dump_refusal_of bad-kind 'unknown plugin kind 9'
+check dump_refusal_of bad-thread-model 'unknown thread model 7'
+check dump_refusal_of missing-op "required operation 'define' is missing"
+check dump_refusal_of load-fails 'load failed: fixture refuses to load (42)'
+
+# A relative path is reported absolute.
+relative ()
+{
+  cd "$builddir"
+  dump_refusal "$P/no-entry.so" 'no vmh_plugin_entry symbol (not a vmhost plugin?)' \
+    -- --dump-plugin plugins/.libs/no-entry.so
+}
+check relative
+
+# ---- 4. refusals that need a config ----------------------------------------
+
+n=0
+# config NAME: write $tmp/NAME.yaml from stdin after a daemon section;
+# sets $config.
+config ()
+{
+  n=$((n + 1))
+  config=$tmp/$1.yaml
+  mkdir -p "$tmp/state-$n"
+  {
+    printf 'daemon:\n  state_dir: "%s"\n' "$tmp/state-$n"
+    cat
+  } >"$config"
+}
+
+# The good fixtures make a whole node without any real plugin.
+good_storage="  - { name: pool0, plugin: good, file: \"$P/good-storage.so\" }"
+good_network="  - { name: net0, plugin: good, file: \"$P/good-network.so\" }"
+good_frontend="  - { name: fe0, plugin: good, file: \"$P/good-frontend.so\" }"
+
+config wrong-kind <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-storage.so" }
+storage:
+$good_storage
+networks:
+$good_network
+EOF
+check expect_refusal "$P/good-storage.so" \
+  "is a storage plugin, but instance 'hv0' is under hypervisors" \
+  -- --config "$config"
+
+config duplicate <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-hypervisor.so" }
+  - { name: hv1, plugin: good, file: "$P/dup-hypervisor.so" }
+storage:
+$good_storage
+networks:
+$good_network
+EOF
+check expect_refusal "$P/dup-hypervisor.so" \
+  "plugin 'good' (hypervisor) is already loaded from $P/good-hypervisor.so" \
+  -- --config "$config"
+
+# A refusal through the config is as exact as through --dump-plugin.
+config missing-op <<EOF
+hypervisors:
+  - { name: hv0, plugin: missing-op, file: "$P/missing-op.so" }
+storage:
+$good_storage
+networks:
+$good_network
+EOF
+check expect_refusal "$P/missing-op.so" "required operation 'define' is missing" \
+  -- --config "$config"
+
+config load-fails <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-hypervisor.so" }
+  - { name: hv1, plugin: load-fails, file: "$P/load-fails.so" }
+storage:
+$good_storage
+networks:
+$good_network
+EOF
+check expect_refusal "$P/load-fails.so" 'load failed: fixture refuses to load (42)' \
+  -- --config "$config"
+
+[ "$failures" -eq 0 ] || fail "$failures loader check(s) failed (see above)"
+
+# ---- 5. configs that run ---------------------------------------------------
+
+# One file serving two instances is loaded once; a C++ plugin serves a pool.
+config shared <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-hypervisor.so" }
+  - { name: hv1, plugin: good, file: "$P/good-hypervisor.so" }
+storage:
+$good_storage
+  - { name: pool1, plugin: cxx, file: "$P/cxx-plugin.so" }
+networks:
+$good_network
+frontends:
+$good_frontend
+EOF
+start_vmhostd "$config"
+stop_vmhostd || fail "vmhostd exited with status $? after SIGTERM (log: $vmhostd_log)"
+
+# An optional instance whose plugin is refused: a warning, and the daemon
+# runs degraded.
+config optional <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-hypervisor.so" }
+  - { name: hv1, plugin: missing-op, file: "$P/missing-op.so", optional: true }
+storage:
+$good_storage
+networks:
+$good_network
+frontends:
+$good_frontend
+EOF
+start_vmhostd "$config"
+assert_grep -F "$P/missing-op.so: required operation 'define' is missing" "$vmhostd_log"
+assert_grep -E '[Dd]egraded' "$vmhostd_log"
+stop_vmhostd || fail "vmhostd exited with status $? after SIGTERM (log: $vmhostd_log)"

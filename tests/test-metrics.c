@@ -1,0 +1,258 @@
+/* Metrics: the exact exposition lines for known observations. */
+#include <config.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core-unit.h"
+#include "metrics.h"
+#include <vmhost/common.h>
+
+/* Whether `line` is a whole line of text. */
+static bool has_line(const char *text, const char *line) {
+  size_t n = strlen(line);
+
+  for (const char *p = text; (p = strstr(p, line)); p++)
+    if ((p == text || p[-1] == '\n') && p[n] == '\n')
+      return true;
+  return false;
+}
+
+static size_t count(const char *text, const char *s) {
+  size_t n = 0;
+
+  for (const char *p = text; (p = strstr(p, s)); p += strlen(s))
+    n++;
+  return n;
+}
+
+#define CHECK_LINE(text, line)                                          \
+  do {                                                                  \
+    if (!has_line(text, line))                                          \
+      unit_fail(__FILE__, __LINE__, "missing line \"%s\" in:\n%s", line, \
+                text);                                                  \
+  } while (0)
+
+static char *render(void) {
+  size_t len = 0;
+  char *text = metrics_render(&len);
+
+  CHECK(text != NULL);
+  CHECK_INT(strlen(text), ==, len);
+  CHECK(len > 0 && text[len - 1] == '\n');
+  return text;
+}
+
+static void test_histogram(void) {
+  char *text;
+
+  metrics_observe("nfs1", "volume_create", 0, 0.003);
+  metrics_observe("nfs1", "volume_create", VMH_ENOENT, 0.02);
+  metrics_observe("nfs1", "volume_create", 0, 0.0001); /* le is inclusive */
+  metrics_observe("nfs1", "volume_create", 0, 12.5);
+  metrics_observe("nfs1", "volume_create", 7, -1.0); /* unknown code; < 0 */
+  text = render();
+
+#define OPS "vmhost_operations_total{instance=\"nfs1\",op=\"volume_create\","
+  CHECK_LINE(text, OPS "result=\"ok\"} 3");
+  CHECK_LINE(text, OPS "result=\"not_found\"} 1");
+  CHECK_LINE(text, OPS "result=\"internal\"} 1");
+  CHECK_INT(count(text, OPS), ==, 3);
+#define B "vmhost_operation_duration_seconds_bucket{instance=\"nfs1\"," \
+          "op=\"volume_create\",le="
+  CHECK_LINE(text, B "\"0.0001\"} 2");
+  CHECK_LINE(text, B "\"0.0005\"} 2");
+  CHECK_LINE(text, B "\"0.001\"} 2");
+  CHECK_LINE(text, B "\"0.005\"} 3");
+  CHECK_LINE(text, B "\"0.01\"} 3");
+  CHECK_LINE(text, B "\"0.05\"} 4");
+  CHECK_LINE(text, B "\"0.1\"} 4");
+  CHECK_LINE(text, B "\"0.5\"} 4");
+  CHECK_LINE(text, B "\"1\"} 4");
+  CHECK_LINE(text, B "\"5\"} 4");
+  CHECK_LINE(text, B "\"10\"} 4");
+  CHECK_LINE(text, B "\"+Inf\"} 5");
+  CHECK_INT(count(text, B), ==, 12);
+  CHECK_LINE(text,
+             "vmhost_operation_duration_seconds_sum{instance=\"nfs1\","
+             "op=\"volume_create\"} 12.5231");
+  CHECK_LINE(text,
+             "vmhost_operation_duration_seconds_count{instance=\"nfs1\","
+             "op=\"volume_create\"} 5");
+
+  /* Each family is described once. */
+  CHECK_INT(count(text, "# TYPE vmhost_operations_total counter\n"), ==, 1);
+  CHECK_INT(count(text, "# HELP vmhost_operations_total "), ==, 1);
+  CHECK_INT(
+      count(text, "# TYPE vmhost_operation_duration_seconds histogram\n"), ==,
+      1);
+  CHECK_INT(count(text, "# HELP vmhost_operation_duration_seconds "), ==, 1);
+  free(text);
+  metrics_free();
+}
+
+static void test_process(void) {
+  unsigned long long v;
+  char *text = render();
+  const char *p;
+
+  CHECK_LINE(text, "# TYPE vmhost_up gauge");
+  CHECK_LINE(text, "vmhost_up 1");
+  p = strstr(text, "\nvmhost_start_time_seconds ");
+  CHECK(p && sscanf(p, "\nvmhost_start_time_seconds %llu.", &v) == 1);
+  CHECK(v > 1600000000ull);
+  p = strstr(text, "\nvmhost_resident_memory_bytes ");
+  CHECK(p && sscanf(p, "\nvmhost_resident_memory_bytes %llu", &v) == 1);
+  CHECK(v > 0);
+  p = strstr(text, "\nvmhost_open_fds ");
+  CHECK(p && sscanf(p, "\nvmhost_open_fds %llu", &v) == 1);
+  CHECK(v > 0);
+  free(text);
+}
+
+static void test_escaping(void) {
+  char *text;
+
+  metrics_observe("a\"b\\c\nd", "op", 0, 0.5);
+  metrics_counter_add("q\"uote", "requests", 1);
+  text = render();
+  CHECK_LINE(text,
+             "vmhost_operations_total{instance=\"a\\\"b\\\\c\\nd\",op=\"op\","
+             "result=\"ok\"} 1");
+  CHECK_LINE(text, "vmhost_plugin_requests{instance=\"q\\\"uote\"} 1");
+  free(text);
+  metrics_free();
+}
+
+/* Lines that depend on the process, not on what the test recorded. */
+static void drop_process_lines(char *text) {
+  char *out = text;
+
+  for (char *p = text; *p;) {
+    char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
+
+    if (strncmp(p, "vmhost_resident_memory_bytes ", 29) != 0 &&
+        strncmp(p, "vmhost_open_fds ", 16) != 0) {
+      memmove(out, p, n);
+      out += n;
+    }
+    p += n;
+  }
+  *out = '\0';
+}
+
+static void test_sorted(void) {
+  const char *instances[] = {"zeta", "alpha", "mu"};
+  const char *ops[] = {"vm_start", "vm_create", "vm_stop"};
+  char *a, *b;
+  const char *p1, *p2, *p3;
+
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      metrics_observe(instances[i], ops[j], 0, 0.001);
+  metrics_gauge_set("zeta", "queue_depth", -3);
+  metrics_gauge_set("alpha", "queue_depth", 7);
+  metrics_counter_add("mu", "bytes_read", 10);
+  metrics_counter_add("mu", "bytes_read", 5);
+
+  a = render();
+  p1 = strstr(a, "{instance=\"alpha\",op=\"vm_create\"");
+  p2 = strstr(a, "{instance=\"alpha\",op=\"vm_start\"");
+  p3 = strstr(a, "{instance=\"mu\",op=\"vm_create\"");
+  CHECK(p1 && p2 && p3 && p1 < p2 && p2 < p3);
+  p1 = strstr(a, "# TYPE vmhost_plugin_bytes_read counter\n"
+                 "vmhost_plugin_bytes_read{instance=\"mu\"} 15\n");
+  p2 = strstr(a, "# TYPE vmhost_plugin_queue_depth gauge\n"
+                 "vmhost_plugin_queue_depth{instance=\"alpha\"} 7\n"
+                 "vmhost_plugin_queue_depth{instance=\"zeta\"} -3\n");
+  CHECK(p1 && p2 && p1 < p2);
+  CHECK_INT(count(a, "# HELP vmhost_plugin_queue_depth "), ==, 1);
+
+  /* Same state, same text. */
+  b = render();
+  drop_process_lines(a);
+  drop_process_lines(b);
+  CHECK_STR(a, b);
+  free(a);
+  free(b);
+  metrics_free();
+}
+
+static void test_plugin_names(void) {
+  char long_name[100];
+  char *text;
+
+  memset(long_name, 'a', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  metrics_counter_add("nfs1", "ok_name_2", 1);
+  metrics_counter_add("nfs1", "Bad", 1);
+  metrics_counter_add("nfs1", "a-b", 1);
+  metrics_counter_add("nfs1", "a b", 1);
+  metrics_counter_add("nfs1", "", 1);
+  metrics_counter_add("nfs1", NULL, 1);
+  metrics_counter_add("nfs1", long_name, 1);
+  metrics_gauge_set("nfs1", "x{y=\"1\"}", 1);
+  metrics_gauge_set("nfs1", "\xc3\xa9", 1);
+  /* A name keeps the type it was first used with. */
+  metrics_gauge_set("nfs1", "ok_name_2", 99);
+  metrics_gauge_set("nfs2", "ok_name_2", 99);
+  metrics_counter_add(NULL, "from_core", 2);
+
+  text = render();
+  CHECK_LINE(text, "vmhost_plugin_ok_name_2{instance=\"nfs1\"} 1");
+  CHECK_LINE(text, "vmhost_plugin_from_core{instance=\"core\"} 2");
+  CHECK_INT(count(text, "vmhost_plugin_"), ==, 3 + 3); /* + HELP, TYPE */
+  CHECK_LACKS(text, "instance=\"nfs2\"");
+  free(text);
+  metrics_free();
+}
+
+#define THREADS 4
+#define PER_THREAD 20000
+
+static void *observer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < PER_THREAD; i++) {
+    metrics_observe("core", "vm_list", 0, 0.000001);
+    metrics_counter_add("core", "hits", 1);
+  }
+  return NULL;
+}
+
+static void test_concurrent(void) {
+  pthread_t t[THREADS];
+  char *text;
+  char line[128];
+
+  for (int i = 0; i < THREADS; i++)
+    CHECK_INT(pthread_create(&t[i], NULL, observer, NULL), ==, 0);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  text = render();
+  snprintf(line, sizeof line,
+           "vmhost_operation_duration_seconds_count{instance=\"core\","
+           "op=\"vm_list\"} %d",
+           THREADS * PER_THREAD);
+  CHECK_LINE(text, line);
+  snprintf(line, sizeof line,
+           "vmhost_operation_duration_seconds_sum{instance=\"core\","
+           "op=\"vm_list\"} 0.08");
+  CHECK_LINE(text, line);
+  snprintf(line, sizeof line, "vmhost_plugin_hits{instance=\"core\"} %d",
+           THREADS * PER_THREAD);
+  CHECK_LINE(text, line);
+  free(text);
+  metrics_free();
+}
+
+int main(void) {
+  test_histogram();
+  test_process();
+  test_escaping();
+  test_sorted();
+  test_plugin_names();
+  test_concurrent();
+  return 0;
+}

@@ -1,0 +1,170 @@
+"""End-to-end test helpers: run a real vmhostd on a config of the test's,
+drive it through the test control front-end (tests/ctl), read its log.
+
+    from vmhtest import Daemon, check
+    with Daemon(plugins_yaml) as d:
+        r = d.call(op="vm_create", spec={...})
+        check(r["code"] == 0, r)
+
+A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILDDIR = os.environ.get("builddir", os.path.dirname(os.path.abspath(__file__)))
+VMHOSTD = os.environ.get("VMHOSTD", os.path.join(BUILDDIR, "..", "core", "vmhostd"))
+CTL_SO = os.path.join(BUILDDIR, "ctl", ".libs", "frontend-ctl.so")
+
+
+def fail(*msg):
+    print("FAIL:", *msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, *msg):
+    if not cond:
+        fail(*msg)
+
+
+def expect(resp, code_name, *msg):
+    """Check a response's error name ("ok" for success)."""
+    if resp.get("error") != code_name:
+        fail(f"expected {code_name}, got", json.dumps(resp), *msg)
+    return resp
+
+
+class Daemon:
+    """One vmhostd in a temporary directory; stopped by PID on exit."""
+
+    def __init__(self, body, daemon_yaml="", tmp=None, valgrind=False):
+        self._own_tmp = tmp is None
+        self.tmp = tmp or tempfile.mkdtemp(prefix="vmhtest.")
+        self.sock = os.path.join(self.tmp, "ctl.sock")
+        self.config = os.path.join(self.tmp, "vmhostd.yaml")
+        self.logfile = os.path.join(self.tmp, "vmhostd.log")
+        self.proc = None
+        self.write_config(body, daemon_yaml)
+
+    def write_config(self, body, daemon_yaml=""):
+        with open(self.config, "w") as f:
+            f.write(f"""daemon:
+  state_dir: state
+  log: {{ level: debug }}
+  reconcile_interval: 0
+{daemon_yaml}
+{body}
+frontends:
+  - name: ctl
+    plugin: ctl
+    file: {CTL_SO}
+    socket: {self.sock}
+""")
+
+    # -- process ----------------------------------------------------------
+    def start(self, wait_ready=True):
+        self.log_f = open(self.logfile, "a")
+        self.proc = subprocess.Popen([VMHOSTD, "--config", self.config],
+                                     stdout=self.log_f, stderr=self.log_f)
+        if wait_ready:
+            self.wait_log("vmhostd ready")
+        return self
+
+    def wait_log(self, text, timeout=30, start=0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.log()[start:]:
+                return
+            if self.proc and self.proc.poll() is not None:
+                fail(f"vmhostd exited {self.proc.returncode} before '{text}':\n"
+                     + self.log())
+            time.sleep(0.02)
+        fail(f"no '{text}' in the log after {timeout}s:\n" + self.log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if not self.proc:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            fail("vmhostd did not stop in time:\n" + self.log())
+        self.proc = None
+        self.log_f.close()
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def log(self):
+        with open(self.logfile, errors="replace") as f:
+            return f.read()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+        if self._own_tmp and exc[0] is None:
+            subprocess.run(["rm", "-rf", self.tmp])
+        elif exc[0] is not None:
+            print(self.log(), file=sys.stderr)
+
+    # -- control ------------------------------------------------------------
+    def call(self, **req):
+        return call(self.sock, req)
+
+    def ok(self, **req):
+        r = self.call(**req)
+        if r.get("code") != 0:
+            fail("request failed:", json.dumps(req), "->", json.dumps(r))
+        return r
+
+
+def call(sock_path, req, timeout=60):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    s.sendall((json.dumps(req) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    if not buf:
+        fail("no answer to", json.dumps(req))
+    return json.loads(buf)
+
+
+MOCKS = """
+hypervisors:
+  - {{ name: hv0, plugin: mock{hv} }}
+storage:
+  - {{ name: pool0, plugin: mock{st} }}
+networks:
+  - {{ name: net0, plugin: mock{net} }}
+"""
+
+
+def mocks(hv="", st="", net=""):
+    """The three mocks, each with extra flow-style keys (", key: value")."""
+    return MOCKS.format(hv=hv, st=st, net=net)
+
+
+def vm_spec(name, disks=1, nics=1, **extra):
+    spec = {"name": name, "vcpus": 2, "memory": 1 << 30,
+            "disks": [{"name": f"vd{chr(ord('a') + i)}", "size": 1 << 30}
+                      for i in range(disks)],
+            "nics": [{"name": f"net{i}"} for i in range(nics)]}
+    spec.update(extra)
+    return spec
