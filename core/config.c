@@ -3,17 +3,18 @@
  * anyone read it, so that a key nobody read can be refused by name and
  * position (DESIGN.md, ABI rule 8: typos never pass silently).
  *
- * We build the tree from events rather than libyaml's document API because
- * the document API resolves aliases silently and keeps no key positions
- * apart from the nodes; here anchors, aliases, duplicate keys and depth are
- * refused as the events arrive, at the position the user has to look at. */
+ * The tree is built from libyaml's events rather than its document API:
+ * that API accepts aliases (silently sharing nodes), lets a duplicate key
+ * through and nests as deep as the input does, and we would copy its tree
+ * into ours anyway.  From the events, anchors, aliases, duplicate keys and
+ * excessive depth are refused as they arrive, at the position the user has
+ * to look at. */
 #include <config.h>
 
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <yaml.h>
 
 #include "cleanup.h"
@@ -408,6 +408,53 @@ static void offset_position(const char *buf, size_t len, size_t offset,
   }
 }
 
+/* The offset of the first byte of buf that does not start a valid UTF-8
+ * sequence (overlong forms, surrogates and code points above U+10FFFF are
+ * invalid too), or len.  libyaml checks this as well, but reports the byte
+ * where it noticed, which for a cut sequence is the innocent byte after the
+ * culprit; checking first lets the message point at the culprit. */
+static size_t utf8_invalid(const char *buf, size_t len) {
+  const unsigned char *s = (const unsigned char *)buf;
+  for (size_t i = 0; i < len;) {
+    unsigned c = s[i];
+    size_t n;
+    uint32_t cp, min;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 2, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 3, cp = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+      return i;
+    }
+    if (len - i < n)
+      return i;
+    for (size_t k = 1; k < n; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
+    i += n;
+  }
+  return len;
+}
+
+static int invalid_utf8(struct builder *b, const char *buf, size_t len,
+                        size_t offset) {
+  size_t line, column;
+  offset_position(buf, len, offset, &line, &column);
+  return error_code(VMH_EINVAL,
+                    "%s:%zu:%zu: invalid UTF-8 (byte 0x%02X); the config "
+                    "file must be UTF-8 text",
+                    b->file, line, column, (unsigned char)buf[offset]);
+}
+
 static int libyaml_error(struct builder *b, const yaml_parser_t *p,
                          const char *buf, size_t len) {
   if (p->error == YAML_MEMORY_ERROR)
@@ -416,18 +463,9 @@ static int libyaml_error(struct builder *b, const yaml_parser_t *p,
     size_t line, column;
     offset_position(buf, len, p->problem_offset, &line, &column);
     const char *problem = p->problem ? p->problem : "unreadable input";
-    if (strstr(problem, "UTF-8") || strstr(problem, "Unicode")) {
-      if (p->problem_offset < len)
-        return error_code(VMH_EINVAL,
-                          "%s:%zu:%zu: invalid UTF-8 (byte 0x%02X); the "
-                          "config file must be UTF-8 text",
-                          b->file, line, column,
-                          (unsigned char)buf[p->problem_offset]);
-      return error_code(VMH_EINVAL,
-                        "%s:%zu:%zu: invalid UTF-8 (%s); the config file "
-                        "must be UTF-8 text",
-                        b->file, line, column, problem);
-    }
+    if ((strstr(problem, "UTF-8") || strstr(problem, "Unicode")) &&
+        p->problem_offset < len)
+      return invalid_utf8(b, buf, len, p->problem_offset);
     if (strstr(problem, "control characters") && p->problem_value >= 0)
       return error_code(VMH_EINVAL,
                         "%s:%zu:%zu: control character 0x%02X is not allowed",
@@ -454,6 +492,12 @@ static int build(struct builder *b, const char *buf, size_t len) {
   yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
   /* No guessing from a BOM: a UTF-16 file is refused as not UTF-8. */
   yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+
+  size_t bad = utf8_invalid(buf, len);
+  if (bad < len) {
+    yaml_parser_delete(&parser);
+    return invalid_utf8(b, buf, len, bad);
+  }
 
   int r = 0;
   for (bool done = false; !done && r == 0;) {

@@ -164,6 +164,17 @@ static int serve(const struct settings *s, const char *config_file,
   }
 }
 
+/* A startup failure: to the log, and to stderr when the log is not there
+ * (a file) or not set up yet (check mode), so the operator sees it. */
+static void fatal(const struct settings *s, int check_only) {
+  if (check_only)
+    fprintf(stderr, "vmhostd: error: %s\n", error_get());
+  else
+    log_error("%s", error_get());
+  if (!check_only && s->log_file)
+    fprintf(stderr, "vmhostd: error: %s\n", error_get());
+}
+
 static int run(const char *config_file, int check_only) {
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -183,16 +194,17 @@ static int run(const char *config_file, int check_only) {
   apply_log_levels(&s);
 
   if (instances_load(&s) < 0) {
-    log_error("%s", error_get());
+    fatal(&s, check_only);
+    status = EXIT_CONFIG;
+    goto out;
+  }
+  /* Every plugin checks its keys before anything is made, in both modes. */
+  if (instances_open(&s, 1) < 0) {
+    fatal(&s, check_only);
     status = EXIT_CONFIG;
     goto out;
   }
   if (check_only) {
-    if (instances_open(&s, 1) < 0) {
-      log_error("%s", error_get());
-      status = EXIT_CONFIG;
-      goto out;
-    }
     printf("%s: configuration OK (%zu instance%s)\n", config_file,
            s.n_instances, s.n_instances == 1 ? "" : "s");
     status = 0;
@@ -200,7 +212,7 @@ static int run(const char *config_file, int check_only) {
   }
 
   if (lock_state_dir(s.state_dir, &lock_fd) < 0) {
-    log_error("%s", error_get());
+    fatal(&s, 0);
     goto out;
   }
   /* Signals are taken synchronously by this thread; block them before any
@@ -220,7 +232,7 @@ static int run(const char *config_file, int check_only) {
   workers = 1;
   int r = instances_open(&s, 0);
   if (r < 0) {
-    log_error("%s", error_get());
+    fatal(&s, 0);
     status = r == VMH_EINVAL ? EXIT_CONFIG : EXIT_START;
     goto out;
   }

@@ -145,7 +145,6 @@ struct ctx {
   struct settings *s;
   struct kind_list kinds[N_SECTIONS]; /* indexed like sections[] */
   bool daemon_seen;
-  const struct vmh_config *daemon; /* the map, or NULL */
   const struct vmh_config *levels; /* checked once all names are known */
 };
 
@@ -159,22 +158,15 @@ static void ctx_free(struct ctx *c) {
   memset(c->kinds, 0, sizeof c->kinds);
 }
 
-static int check_keys_known(const char *key, const struct vmh_config *value,
-                            const char *where, const char *const *known) {
-  for (size_t i = 0; known[i]; i++)
-    if (strcmp(key, known[i]) == 0)
-      return 0;
-  return unknown_key(value, key, where, known);
-}
-
-static int daemon_key(void *opaque, const char *key,
-                      const struct vmh_config *value) {
-  return check_keys_known(key, value, "under daemon", daemon_keys);
-}
-
-static int log_key(void *opaque, const char *key,
-                   const struct vmh_config *value) {
-  return check_keys_known(key, value, "under daemon.log", log_keys);
+/* After the core read every key it knows from map: a key left unread is
+ * not one of `known` (or the code forgot to read it, which the tests
+ * catch). */
+static int refuse_unread(const struct vmh_config *map, const char *where,
+                         const char *const *known) {
+  const struct vmh_config *u = config_unread(map);
+  if (!u)
+    return 0;
+  return unknown_key(u, config_key_name(u), where, known);
 }
 
 static int parse_level(const struct vmh_config *node, const char *key,
@@ -216,10 +208,7 @@ static int level_entry(void *opaque, const char *key,
 
 static int read_log(struct ctx *c, const struct vmh_config *log) {
   struct settings *s = c->s;
-  int r = config_keys(log, log_key, NULL);
-  if (r < 0)
-    return r;
-
+  int r;
   const char *format;
   if ((r = config_string(log, "format", "text", &format, 0)) < 0)
     return r;
@@ -244,7 +233,9 @@ static int read_log(struct ctx *c, const struct vmh_config *log) {
 
   if ((r = config_map(log, "levels", &c->levels, 0)) < 0)
     return r;
-  return config_keys(c->levels, level_entry, s);
+  if ((r = config_keys(c->levels, level_entry, s)) < 0)
+    return r;
+  return refuse_unread(log, "under daemon.log", log_keys);
 }
 
 static int read_seconds(const struct vmh_config *d, const char *key,
@@ -260,10 +251,7 @@ static int read_seconds(const struct vmh_config *d, const char *key,
  * root stands in for d where a default path must be resolved. */
 static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   struct settings *s = c->s;
-  int r = config_keys(d, daemon_key, NULL);
-  if (r < 0)
-    return r;
-
+  int r;
   if ((r = config_path(d, "state_dir", NULL, &s->state_dir, 0)) < 0)
     return r;
   if (!s->state_dir &&
@@ -300,7 +288,9 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
                         &s->reconcile_interval_s)) < 0)
     return r;
-  return 0;
+  /* Every key of log: was checked by read_log, so what is left is a key of
+   * daemon: itself. */
+  return refuse_unread(d, "under daemon", daemon_keys);
 }
 
 /* [a-z0-9][a-z0-9-]{0,62}: safe in file names, metric labels, URLs. */
@@ -409,11 +399,12 @@ static int top_key(void *opaque, const char *key,
                    const struct vmh_config *value) {
   struct ctx *c = opaque;
   if (strcmp(key, "daemon") == 0) {
-    int r = config_map(value, NULL, &c->daemon, 0);
+    const struct vmh_config *d;
+    int r = config_map(value, NULL, &d, 0);
     if (r < 0)
       return r;
     c->daemon_seen = true;
-    return read_daemon(c, c->daemon);
+    return read_daemon(c, d);
   }
   for (size_t i = 0; i < N_SECTIONS; i++)
     if (strcmp(key, sections[i].key) == 0)
@@ -461,13 +452,6 @@ static int load(const char *path, struct settings *s, struct ctx *c) {
     return r;
   if ((r = config_keys(c->levels, level_source, c)) < 0)
     return r;
-
-  /* Everything under daemon: was checked against the known keys above;
-   * this catches a key the code above forgot to read. */
-  const struct vmh_config *u = config_unread(c->daemon);
-  if (u)
-    return error_code(VMH_EINVAL, "%s: unknown key '%s' under daemon",
-                      config_where(u), config_key_name(u));
 
   size_t n = 0;
   for (size_t k = 0; k < N_SECTIONS; k++)

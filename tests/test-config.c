@@ -702,6 +702,21 @@ static void test_parse_errors(void) {
   REFUSE("utf8-short.yaml", "a: \xc3",
          "%s:1:4: invalid UTF-8 (byte 0xC3); the config file must be UTF-8 "
          "text");
+  REFUSE("utf8-cut.yaml", "a: \xc3(\n",
+         "%s:1:4: invalid UTF-8 (byte 0xC3); the config file must be UTF-8 "
+         "text");
+  REFUSE("utf8-overlong.yaml", "a: x\xc0\x80\n",
+         "%s:1:5: invalid UTF-8 (byte 0xC0); the config file must be UTF-8 "
+         "text");
+  REFUSE("utf8-surrogate.yaml", "# \xc3\xa9\xe2\x82\xac\n\xed\xa0\x80: 1\n",
+         "%s:2:1: invalid UTF-8 (byte 0xED); the config file must be UTF-8 "
+         "text");
+  REFUSE("utf8-big.yaml", "a: \xf4\x90\x80\x80\n",
+         "%s:1:4: invalid UTF-8 (byte 0xF4); the config file must be UTF-8 "
+         "text");
+  REFUSE("utf8-col.yaml", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80: \xff\n",
+         "%s:1:6: invalid UTF-8 (byte 0xFF); the config file must be UTF-8 "
+         "text");
   REFUSE("utf16.yaml",
          "\xff\xfe"
          "a\0:\0 \0"

@@ -2,6 +2,7 @@
  * lines, rotation works, and concurrent writers never mix their lines. */
 #include <config.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -129,11 +130,15 @@ static void test_text_escaping(void) {
           "user said: x\n2026-01-01T00:00:00.000Z error core: forged\r");
   log_msg("nfs1", VMH_LOG_ERROR, "esc \x1b[31mred\x7f tab\there bad\xff\xfe é");
   log_msg(NULL, VMH_LOG_INFO, "sep \xe2\x80\xa8 nel \xc2\x85 end");
+  /* A surrogate, an overlong '/', a code point above U+10FFFF, a cut
+   * sequence: one U+FFFD per maximal ill-formed subpart. */
+  log_info("[\xed\xa0\x80][\xc0\xaf][\xf4\x90\x80\x80][\xe2\x82]"
+           "[\xe0\x80\xaf][\xf0\x8f\xbf\xbf]");
   after = time(NULL);
   log_close();
 
   buf = slurp(path_in("text.log"));
-  CHECK_INT(split_lines(buf, lines, 8), ==, 3);
+  CHECK_INT(split_lines(buf, lines, 8), ==, 4);
   CHECK_STR(text_line(lines[0], "warn", before, after),
             "nfs1: user said: x\\n2026-01-01T00:00:00.000Z error core: "
             "forged\\r");
@@ -142,6 +147,10 @@ static void test_text_escaping(void) {
             " é");
   CHECK_STR(text_line(lines[2], "info", before, after),
             "core: sep \\u2028 nel \\u0085 end");
+#define FFFD "\xEF\xBF\xBD"
+  CHECK_STR(text_line(lines[3], "info", before, after),
+            "core: [" FFFD FFFD FFFD "][" FFFD FFFD "][" FFFD FFFD FFFD FFFD
+            "][" FFFD "][" FFFD FFFD FFFD "][" FFFD FFFD FFFD FFFD "]");
   free(buf);
 }
 
@@ -220,6 +229,23 @@ static void test_truncation(void) {
   json_decref(o);
   free(buf);
 
+  /* 3-byte characters after 2 bytes: the cut falls after 2 bytes of one,
+   * which must go, not turn into U+FFFD. */
+  big[0] = 'x';
+  big[1] = 'y';
+  for (size_t i = 2; i + 3 <= big_len; i += 3)
+    memcpy(big + i, "\xE2\x82\xAC", 3); /* € */
+  big[big_len - (big_len - 2) % 3] = '\0';
+  use_file("long3.log", LOG_TEXT);
+  log_info("%s", big);
+  log_close();
+  buf = slurp(path_in("long3.log"));
+  CHECK_INT(split_lines(buf, lines, 4), ==, 1);
+  CHECK_HAS(lines[0], "xy\xE2\x82\xAC");
+  CHECK_HAS(lines[0], "\xE2\x82\xAC\xE2\x80\xA6");
+  CHECK_LACKS(lines[0], "\xEF\xBF\xBD");
+  free(buf);
+
   /* Escapes count against the limit: still one line, still cut. */
   memset(big, '\n', big_len);
   use_file("long.txt", LOG_TEXT);
@@ -295,6 +321,20 @@ static void test_open_errors(void) {
   log_warn("still here: %m");
   CHECK_INT(errno, ==, ENOENT);
   log_close();
+
+  /* A sink that fails (stderr read-only): lines are dropped, errno kept. */
+  {
+    int saved = dup(STDERR_FILENO), ro = open("/dev/null", O_RDONLY);
+
+    CHECK(saved >= 0 && ro >= 0);
+    CHECK(dup2(ro, STDERR_FILENO) == STDERR_FILENO);
+    close(ro);
+    errno = EEXIST;
+    log_error("dropped");
+    CHECK_INT(errno, ==, EEXIST);
+    CHECK(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+    close(saved);
+  }
   buf = slurp(path_in("keep.log"));
   CHECK_INT(split_lines(buf, lines, 4), ==, 1);
   CHECK_HAS(lines[0], "still here: No such file or directory");
@@ -303,11 +343,30 @@ static void test_open_errors(void) {
 
 /* ---- rotation ------------------------------------------------------------ */
 
+static size_t count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  size_t n = 0;
+
+  CHECK(d != NULL);
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
 static void test_reopen(void) {
   char *buf, *lines[4], *old;
 
+  size_t fds;
+
   CHECK_INT(log_reopen(), ==, 0); /* on stderr: nothing to do */
   use_file("rot.log", LOG_JSON);
+  /* Reopening closes the old file. */
+  fds = count_fds();
+  for (int i = 0; i < 10; i++)
+    CHECK_INT(log_reopen(), ==, 0);
+  CHECK_INT(log_open(path_in("rot.log"), LOG_JSON), ==, 0);
+  CHECK_INT(count_fds(), ==, fds);
   log_info("one");
   old = path_in("rot.log.1");
   CHECK_INT(rename(path_in("rot.log"), old), ==, 0);
@@ -352,15 +411,46 @@ static void *writer(void *arg) {
   return NULL;
 }
 
-static void test_concurrent(void) {
+/* Check the writers' lines in buf: whole, well-formed, each seen once. */
+static size_t check_writer_lines(char *buf, bool seen[WRITERS][PER_WRITER]) {
+  static char *lines[WRITERS * PER_WRITER + 1];
+  size_t n = split_lines(buf, lines, WRITERS * PER_WRITER + 1);
+
+  for (size_t i = 0; i < n; i++) {
+    int id, seq, used = 0;
+    const char *p = strstr(lines[i], " info w: t");
+
+    if (!p || regexec(&text_re, lines[i], 0, NULL, 0) != 0)
+      unit_fail(__FILE__, __LINE__, "mangled line: %.200s", lines[i]);
+    CHECK_INT(sscanf(p, " info w: t%d n%d %n", &id, &seq, &used), ==, 2);
+    CHECK(id >= 0 && id < WRITERS && seq >= 0 && seq < PER_WRITER);
+    CHECK(!seen[id][seq]);
+    seen[id][seq] = true;
+    CHECK_INT(strlen(p + used), ==, pad_len(seq));
+    CHECK_INT(strspn(p + used, "x"), ==, pad_len(seq));
+  }
+  return n;
+}
+
+static void start_writers(pthread_t t[WRITERS]) {
+  for (int i = 0; i < WRITERS; i++)
+    CHECK_INT(pthread_create(&t[i], NULL, writer, (void *)(intptr_t)i), ==, 0);
+}
+
+static void join_writers(pthread_t t[WRITERS]) {
+  for (int i = 0; i < WRITERS; i++)
+    pthread_join(t[i], NULL);
+}
+
+/* To a file, rotated while the writers run. */
+static void test_concurrent_file(void) {
   static bool seen[WRITERS][PER_WRITER];
   pthread_t t[WRITERS];
-  char name[32], *lines[WRITERS * PER_WRITER + 1];
+  char name[32];
   size_t total = 0;
 
   use_file("conc.log", LOG_TEXT);
-  for (int i = 0; i < WRITERS; i++)
-    CHECK_INT(pthread_create(&t[i], NULL, writer, (void *)(intptr_t)i), ==, 0);
+  start_writers(t);
   for (int r = 0; r < ROTATIONS; r++) {
     struct timespec ms = {0, 2000000};
 
@@ -369,34 +459,76 @@ static void test_concurrent(void) {
     CHECK_INT(rename(path_in("conc.log"), path_in(name)), ==, 0);
     CHECK_INT(log_reopen(), ==, 0);
   }
-  for (int i = 0; i < WRITERS; i++)
-    pthread_join(t[i], NULL);
+  join_writers(t);
   log_close();
 
   for (int r = 0; r <= ROTATIONS; r++) {
-    char *buf, *p;
-    size_t n;
+    char *buf;
 
     snprintf(name, sizeof name, r < ROTATIONS ? "conc.log.%d" : "conc.log",
              r);
     buf = slurp(path_in(name));
-    n = split_lines(buf, lines, WRITERS * PER_WRITER + 1);
-    for (size_t i = 0; i < n; i++) {
-      int id, seq, used = 0;
-
-      p = strstr(lines[i], " info w: t");
-      CHECK(p && regexec(&text_re, lines[i], 0, NULL, 0) == 0);
-      CHECK_INT(sscanf(p, " info w: t%d n%d %n", &id, &seq, &used), ==, 2);
-      CHECK(id >= 0 && id < WRITERS && seq >= 0 && seq < PER_WRITER);
-      CHECK(!seen[id][seq]);
-      seen[id][seq] = true;
-      CHECK_INT(strlen(p + used), ==, pad_len(seq));
-      CHECK_INT(strspn(p + used, "x"), ==, pad_len(seq));
-    }
-    total += n;
+    total += check_writer_lines(buf, seen);
     free(buf);
   }
   CHECK_INT(total, ==, WRITERS * PER_WRITER);
+}
+
+struct pipe_data {
+  int fd;
+  char *buf;
+  size_t len;
+};
+
+static void *pipe_reader(void *arg) {
+  struct pipe_data *d = arg;
+  size_t cap = 0;
+  ssize_t n;
+
+  do {
+    if (cap - d->len < 65536) {
+      cap = cap * 2 + 65536;
+      d->buf = realloc(d->buf, cap + 1);
+      CHECK(d->buf != NULL);
+    }
+    n = read(d->fd, d->buf + d->len, cap - d->len);
+    CHECK(n >= 0);
+    d->len += (size_t)n;
+  } while (n > 0);
+  d->buf[d->len] = '\0';
+  return NULL;
+}
+
+/* To stderr on a pipe: lines longer than PIPE_BUF would interleave if two
+ * writers were ever inside write(2) at once. */
+static void test_concurrent_pipe(void) {
+  static bool seen[WRITERS][PER_WRITER];
+  struct pipe_data d = {0};
+  pthread_t t[WRITERS], reader;
+  int p[2], saved = dup(STDERR_FILENO);
+  char *before;
+
+  CHECK(saved >= 0 && pipe(p) == 0);
+  CHECK(dup2(p[1], STDERR_FILENO) == STDERR_FILENO);
+  close(p[1]);
+  d.fd = p[0];
+  CHECK_INT(pthread_create(&reader, NULL, pipe_reader, &d), ==, 0);
+
+  use_file("before-pipe.log", LOG_TEXT);
+  CHECK_INT(log_open(NULL, LOG_TEXT), ==, 0); /* back from a file */
+  start_writers(t);
+  join_writers(t);
+  log_close();
+  CHECK(dup2(saved, STDERR_FILENO) == STDERR_FILENO); /* the pipe's EOF */
+  close(saved);
+  pthread_join(reader, NULL);
+  close(p[0]);
+
+  CHECK_INT(check_writer_lines(d.buf, seen), ==, WRITERS * PER_WRITER);
+  free(d.buf);
+  before = slurp(path_in("before-pipe.log"));
+  CHECK_STR(before, "");
+  free(before);
 }
 
 static void remove_dir(void) {
@@ -425,7 +557,8 @@ int main(void) {
   test_levels();
   test_open_errors();
   test_reopen();
-  test_concurrent();
+  test_concurrent_file();
+  test_concurrent_pipe();
 
   regfree(&text_re);
   regfree(&stamp_re);

@@ -68,11 +68,12 @@ frontends:
 
     # -- process ----------------------------------------------------------
     def start(self, wait_ready=True):
+        mark = len(self.log()) if os.path.exists(self.logfile) else 0
         self.log_f = open(self.logfile, "a")
         self.proc = subprocess.Popen([VMHOSTD, "--config", self.config],
                                      stdout=self.log_f, stderr=self.log_f)
         if wait_ready:
-            self.wait_log("vmhostd ready")
+            self.wait_log("vmhostd ready", start=mark)
         return self
 
     def wait_log(self, text, timeout=30, start=0):

@@ -96,9 +96,8 @@ int mock_check_id(const struct vmh_host *host, const char *what,
     return mock_fail(host, VMH_EINVAL, "%s is missing", what);
   len = strlen(id);
   if (len > MOCK_ID_MAX)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s is %zu bytes long; the limit is %d", what, len,
-                     MOCK_ID_MAX);
+    return mock_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %d",
+                     what, len, MOCK_ID_MAX);
   if (has_control(id) || strchr(id, '/') != NULL)
     return mock_fail(host, VMH_EINVAL,
                      "%s must not hold '/' or control characters", what);
@@ -113,12 +112,11 @@ int mock_check_text(const struct vmh_host *host, const char *what,
     return mock_fail(host, VMH_EINVAL, "%s is missing", what);
   len = strlen(s);
   if (len > max)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s is %zu bytes long; the limit is %zu", what, len,
-                     max);
+    return mock_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %zu",
+                     what, len, max);
   if (has_control(s))
-    return mock_fail(host, VMH_EINVAL,
-                     "%s must not hold control characters", what);
+    return mock_fail(host, VMH_EINVAL, "%s must not hold control characters",
+                     what);
   return 0;
 }
 
@@ -182,7 +180,8 @@ uint64_t mock_mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-/* ---- Vector --------------------------------------------------------------- */
+/* ---- Vector ---------------------------------------------------------------
+ */
 
 int mock_vec_insert(const struct vmh_host *host, struct mock_vec *vec,
                     size_t at, void *item) {
@@ -222,8 +221,7 @@ void mock_vec_free(struct mock_vec *vec) {
 /* ---- The instance -------------------------------------------------------- */
 
 enum fault_mode { FAULT_ALWAYS, FAULT_NTH, FAULT_PROBABILITY };
-static const char *const fault_mode_names[] = {"always", "nth",
-                                               "probability"};
+static const char *const fault_mode_names[] = {"always", "nth", "probability"};
 
 struct mock_fault {
   unsigned op;
@@ -248,8 +246,8 @@ struct mock_common {
   char *name;
 
   pthread_mutex_t lock;
-  uint64_t rng;        /* xorshift64* state; under lock */
-  uint64_t *calls;     /* per op; under lock */
+  uint64_t rng;         /* xorshift64* state; under lock */
+  uint64_t *calls;      /* per op; under lock */
   uint64_t *latency_ns; /* per op; read-only after open */
   char **calls_metric;  /* "<op>_calls", for counter_add */
   char **faults_metric; /* "<op>_faults" */
@@ -423,8 +421,7 @@ static int read_fault(struct mock_common *mc, const struct vmh_config *node,
 
   /* Read every key first, so that a typo in a later key is reported by the
    * core even when an earlier one is wrong. */
-  if ((rc = host->config_string(node, "op", NULL, &op, VMH_CFG_REQUIRED)) <
-          0 ||
+  if ((rc = host->config_string(node, "op", NULL, &op, VMH_CFG_REQUIRED)) < 0 ||
       (rc = host->config_string(node, "mode", "always", &mode, 0)) < 0 ||
       (rc = host->config_string(node, "n", NULL, &n_s, 0)) < 0 ||
       (rc = host->config_string(node, "p", NULL, &p_s, 0)) < 0 ||
@@ -494,15 +491,14 @@ static int read_fault(struct mock_common *mc, const struct vmh_config *node,
       len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
                               i > 1 ? ", " : "", error_names[i]);
     return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32
-                     "]: error '%s' is not one of: %s",
+                     "%s: faults[%" PRIu32 "]: error '%s' is not one of: %s",
                      where, index, error, names);
   }
   if (message != NULL) {
     rc = mock_check_text(host, "fault message", message, 1000);
     if (rc < 0)
-      return mock_fail(host, rc, "%s: faults[%" PRIu32 "]: message: %s",
-                       where, index,
+      return mock_fail(host, rc, "%s: faults[%" PRIu32 "]: message: %s", where,
+                       index,
                        "must be 1..1000 bytes without control characters");
   }
   f->message = message;
@@ -611,8 +607,7 @@ int mock_common_open(const struct vmh_host *host,
   mc->latency_ns = calloc(mc->n_ops, sizeof *mc->latency_ns);
   mc->calls_metric = calloc(mc->n_ops, sizeof *mc->calls_metric);
   mc->faults_metric = calloc(mc->n_ops, sizeof *mc->faults_metric);
-  if (!mc->calls || !mc->latency_ns || !mc->calls_metric ||
-      !mc->faults_metric)
+  if (!mc->calls || !mc->latency_ns || !mc->calls_metric || !mc->faults_metric)
     goto oom;
   for (i = 0; i < mc->n_ops; i++) {
     mc->calls_metric[i] = strjoin(ops[i], "_calls", "");
@@ -775,7 +770,8 @@ const char *mock_common_name(const struct mock_common *mc) {
   return mc->name;
 }
 
-/* ---- Atomic write --------------------------------------------------------- */
+/* ---- Atomic write ---------------------------------------------------------
+ */
 
 static int write_all(int fd, const char *p, size_t len) {
   while (len > 0) {
@@ -837,14 +833,14 @@ fail:
   if (fd >= 0)
     close(fd);
   unlink(tmp);
-  rc = mock_fail(host, VMH_EIO, "cannot %s %s: %s", step, tmp,
-                 strerror(err));
+  rc = mock_fail(host, VMH_EIO, "cannot %s %s: %s", step, tmp, strerror(err));
   free(path);
   free(tmp);
   return rc;
 }
 
-/* ---- State file: writing -------------------------------------------------- */
+/* ---- State file: writing --------------------------------------------------
+ */
 
 struct mock_out {
   char *buf;
@@ -925,8 +921,7 @@ void mock_out_i64(struct mock_out *out, const char *key, int64_t value) {
   mock_out_str(out, key, buf);
 }
 
-int mock_common_save(struct mock_common *mc, mock_dump_fn dump,
-                     void *opaque) {
+int mock_common_save(struct mock_common *mc, mock_dump_fn dump, void *opaque) {
   struct mock_out out = {0};
   char end[64];
   int rc;
@@ -946,14 +941,15 @@ int mock_common_save(struct mock_common *mc, mock_dump_fn dump,
       rc = mock_fail(mc->host, VMH_ENOMEM,
                      "out of memory writing the state file");
     else
-      rc = mock_write_atomic(mc->host, mc->state_dir, mc->state_file,
-                             out.buf, out.len);
+      rc = mock_write_atomic(mc->host, mc->state_dir, mc->state_file, out.buf,
+                             out.len);
   }
   free(out.buf);
   return rc;
 }
 
-/* ---- State file: reading -------------------------------------------------- */
+/* ---- State file: reading --------------------------------------------------
+ */
 
 struct mock_rec {
   struct mock_common *mc;

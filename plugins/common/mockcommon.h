@@ -168,8 +168,7 @@ int mock_rec_u64(struct mock_rec *rec, const char *key, int required,
 int mock_rec_i64(struct mock_rec *rec, const char *key, int required,
                  int64_t def, int64_t *ret);
 /* Fail the load naming the file and line; returns VMH_EIO. */
-int mock_rec_fail(struct mock_rec *rec, const char *fmt, ...)
-    VMH_PRINTF(2, 3);
+int mock_rec_fail(struct mock_rec *rec, const char *fmt, ...) VMH_PRINTF(2, 3);
 
 /* Called once per record (not the header and end lines); 0 or an error
  * (message set, preferably with mock_rec_fail).  A field the callback did

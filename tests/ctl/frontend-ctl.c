@@ -565,39 +565,127 @@ static void arena_free(struct arena *a) {
   *a = (struct arena){0};
 }
 
-/* A request in flight.  It lives on the connection thread's stack until
- * done() has been called and the response written. */
+/* ---- Responses -----------------------------------------------------------
+ */
+
+/* {"code", "error", "http", "message"} first, for whoever reads the line,
+ * then the results in res (whose reference it takes). */
+static json_t *response(const struct vmh_core *core, json_t *res, int code,
+                        const char *message) {
+  json_t *o = json_object();
+  if (o) {
+    set(o, "code", json_integer(code));
+    set(o, "error", jstr(core->error_name(code)));
+    set(o, "http", json_integer(core->http_status(code)));
+    set(o, "message", jstr(message));
+    if (res)
+      json_object_update_missing(o, res);
+  }
+  json_decref(res);
+  return o;
+}
+
+/* o as one line, newline included, in *ret (to free); takes the
+ * reference.  Out of memory, a fixed line: still a valid answer. */
+static const char oom_line[] =
+    "{\"code\":-11,\"error\":\"no_memory\",\"http\":503,"
+    "\"message\":\"out of memory\"}\n";
+
+static size_t dump_line(json_t *o, char **ret) {
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  size_t len = s ? strlen(s) : 0;
+  char *line = s ? realloc(s, len + 2) : NULL;
+  if (!line) {
+    free(s);
+    *ret = NULL;
+    return 0;
+  }
+  line[len++] = '\n';
+  line[len] = '\0';
+  *ret = line;
+  return len;
+}
+
+/* ---- Calls ---------------------------------------------------------------
+ *
+ * A request in flight.  Two parties hold it: the connection thread, which
+ * waits for done(), and the core, until it has called done().  Normally
+ * the connection thread writes the response.  When stop() begins first,
+ * the connection thread hands the connection over to the call and goes;
+ * done() then writes the response itself (without blocking) and closes the
+ * connection.  stop() does not wait for the core: the core drains its
+ * workers after stopping the front-ends, within its drain deadline, which
+ * a front-end is not told.
+ */
 struct call {
-  struct ctl *ctl;
   const struct vmh_core *core;
-  uint32_t flags; /* the request's "flags" */
-  struct arena arena;
-  char err[512]; /* why the request was refused before the core saw it */
+  uint32_t flags;         /* the request's "flags" */
+  struct arena arena;     /* the arguments, freed once the core has them */
+  char err[512];          /* why the request was refused before the core */
+  struct vmh_reply reply; /* must outlive done(): not on a stack */
+  int efd;                /* eventfd: done() has been called */
+  bool want_text;         /* "text" in the answer even if none came */
 
   pthread_mutex_t lock; /* guards everything below */
-  pthread_cond_t cond;
+  unsigned refs;
+  const struct vmh_instance *inst; /* for logs; NULL once handed over */
+  int fd;                          /* >= 0: handed over; done() answers on it */
   bool done;
   int code;
   char *message;
-  json_t *res; /* the response, results added as they arrive */
+  json_t *res; /* results, added as they arrive */
   char *text;  /* metrics text, in the pieces it came in */
   size_t text_len;
   bool text_oom;
 };
 
+static void call_free(struct call *k) {
+  arena_free(&k->arena);
+  if (k->efd >= 0)
+    close(k->efd);
+  pthread_mutex_destroy(&k->lock);
+  free(k->message);
+  free(k->text);
+  json_decref(k->res);
+  free(k);
+}
+
+/* Drop one holder's reference; the last frees. */
+static void call_unref(struct call *k) {
+  pthread_mutex_lock(&k->lock);
+  bool last = --k->refs == 0;
+  pthread_mutex_unlock(&k->lock);
+  if (last)
+    call_free(k);
+}
+
+/* The answer to a call done(): results, text, status.  Under k->lock. */
+static json_t *call_response(struct call *k) {
+  json_t *res = k->res;
+  k->res = NULL;
+  if (res && k->text)
+    set(res, "text", jstr(k->text));
+  else if (res && k->want_text)
+    set(res, "text", json_string(""));
+  if (k->text_oom)
+    host->log(k->inst, VMH_LOG_WARN, "metrics text lost (no memory)");
+  return response(k->core, res, k->code, k->message);
+}
+
 /* Every visitor checks this first: results after done() break the
- * contract (core.h), and the front-end may already have answered. */
+ * contract (core.h), and the answer may have gone already. */
 static bool late(struct call *k, const char *what) {
   if (!k->done)
     return false;
-  host->log(k->ctl->inst, VMH_LOG_ERROR,
+  host->log(k->inst, VMH_LOG_ERROR,
             "core bug: %s result delivered after done()", what);
   return true;
 }
 
 static void add_result(struct call *k, const char *key, json_t *v) {
   pthread_mutex_lock(&k->lock);
-  if (late(k, key)) {
+  if (late(k, key) || !k->res) {
     json_decref(v);
   } else {
     json_t *a = json_object_get(k->res, key);
@@ -606,15 +694,14 @@ static void add_result(struct call *k, const char *key, json_t *v) {
       set(k->res, key, a);
     }
     if (json_array_append_new(a, v) < 0)
-      host->log(k->ctl->inst, VMH_LOG_WARN, "a %s result lost (no memory)",
-                key);
+      host->log(k->inst, VMH_LOG_WARN, "a %s result lost (no memory)", key);
   }
   pthread_mutex_unlock(&k->lock);
 }
 
 static void set_result(struct call *k, const char *key, json_t *v) {
   pthread_mutex_lock(&k->lock);
-  if (late(k, key))
+  if (late(k, key) || !k->res)
     json_decref(v);
   else
     set(k->res, key, v);
@@ -678,39 +765,90 @@ static void on_text(void *opaque, const char *text, size_t len) {
   pthread_mutex_unlock(&k->lock);
 }
 
+/* Write what the socket takes now, never waiting: this runs on a core
+ * worker, after stop(), for a client that may not be reading. */
+static void send_nowait(int fd, const char *data, size_t len) {
+  while (len) {
+    ssize_t n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
 static void on_done(void *opaque, int code, const char *message) {
   struct call *k = opaque;
   pthread_mutex_lock(&k->lock);
   if (k->done) {
-    host->log(k->ctl->inst, VMH_LOG_ERROR,
+    /* Its reference is gone already: nothing more to drop. */
+    host->log(k->inst, VMH_LOG_ERROR,
               "core bug: done() called twice (first %d, then %d: %s)", k->code,
               code, message ? message : "(no message)");
-  } else {
-    k->done = true;
-    k->code = code;
-    /* Copied: the message is only valid during the call. */
-    k->message = message ? strdup(message) : NULL;
-    if (code && !message)
-      host->log(k->ctl->inst, VMH_LOG_WARN,
-                "core returned %d without a message", code);
-    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    return;
   }
+  k->done = true;
+  k->code = code;
+  /* Copied: the message is only valid during the call. */
+  k->message = message ? strdup(message) : NULL;
+  if (code && !message)
+    host->log(k->inst, VMH_LOG_WARN, "core returned %d without a message",
+              code);
+  if (k->fd >= 0) {
+    char *line;
+    size_t len = dump_line(call_response(k), &line);
+    if (line)
+      send_nowait(k->fd, line, len);
+    else
+      send_nowait(k->fd, oom_line, sizeof oom_line - 1);
+    free(line);
+    close(k->fd);
+    k->fd = -1;
+  } else {
+    eventfd_write(k->efd, 1);
+  }
+  bool last = --k->refs == 0;
   pthread_mutex_unlock(&k->lock);
+  if (last)
+    call_free(k);
 }
 
-static void call_init(struct call *k, struct ctl *ctl) {
-  *k = (struct call){.ctl = ctl, .core = ctl->core};
+static struct call *call_new(struct ctl *ctl, uint32_t flags) {
+  struct call *k = calloc(1, sizeof *k);
+  if (!k)
+    return NULL;
+  k->core = ctl->core;
+  k->inst = ctl->inst;
+  k->flags = flags;
+  k->fd = -1;
+  k->refs = 1;
+  k->res = json_object();
+  k->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   pthread_mutex_init(&k->lock, NULL);
-  pthread_cond_init(&k->cond, NULL);
-}
-
-static void call_fini(struct call *k) {
-  arena_free(&k->arena);
-  pthread_cond_destroy(&k->cond);
-  pthread_mutex_destroy(&k->lock);
-  free(k->message);
-  free(k->text);
-  json_decref(k->res);
+  if (!k->res || k->efd < 0) {
+    call_free(k);
+    return NULL;
+  }
+  k->reply = (struct vmh_reply){
+      .struct_size = sizeof k->reply,
+      .opaque = k,
+      .vm = on_vm,
+      .snapshot = on_snapshot,
+      .console = on_console,
+      .pool = on_pool,
+      .volume = on_volume,
+      .image = on_image,
+      .network = on_network,
+      .host = on_host,
+      .check = on_check,
+      .plugin = on_plugin,
+      .text = on_text,
+      .done = on_done,
+  };
+  return k;
 }
 
 static int refuse(struct call *k, const char *fmt, ...)
@@ -1360,35 +1498,16 @@ static int send_all(struct conn *c, const char *data, size_t len) {
 
 /* Write o as one line; takes the reference. */
 static int send_json(struct conn *c, json_t *o) {
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  int r;
-  if (s) {
-    size_t len = strlen(s);
-    s[len] = '\n'; /* over the NUL: json_dumps' buffer is len + 1 bytes */
-    r = send_all(c, s, len + 1);
-    free(s);
-  } else {
-    /* Out of memory: a fixed line is still a valid answer. */
-    static const char oom[] =
-        "{\"code\":-11,\"error\":\"no_memory\",\"http\":503,"
-        "\"message\":\"out of memory\"}\n";
-    r = send_all(c, oom, sizeof oom - 1);
-  }
+  char *line;
+  size_t len = dump_line(o, &line);
+  int r = line ? send_all(c, line, len)
+               : send_all(c, oom_line, sizeof oom_line - 1);
+  free(line);
   return r;
 }
 
 static int respond(struct conn *c, json_t *res, int code, const char *message) {
-  const struct vmh_core *core = c->ctl->core;
-  if (!res)
-    res = json_object();
-  if (res) {
-    set(res, "code", json_integer(code));
-    set(res, "error", jstr(core->error_name(code)));
-    set(res, "http", json_integer(core->http_status(code)));
-    set(res, "message", jstr(message));
-  }
-  return send_json(c, res);
+  return send_json(c, response(c->ctl->core, res, code, message));
 }
 
 static int respond_invalid(struct conn *c, const char *message) {
@@ -1651,64 +1770,57 @@ static int handle_line(struct conn *c, const char *line, size_t len) {
     return respond_invalid(c, msg);
   }
 
-  struct call k;
-  call_init(&k, ctl);
-  k.flags = flags;
-  k.res = json_object();
-  if (k.res && d->results)
-    set(k.res, d->results, json_array());
-  const struct vmh_reply reply = {
-      .struct_size = sizeof reply,
-      .opaque = &k,
-      .vm = on_vm,
-      .snapshot = on_snapshot,
-      .console = on_console,
-      .pool = on_pool,
-      .volume = on_volume,
-      .image = on_image,
-      .network = on_network,
-      .host = on_host,
-      .check = on_check,
-      .plugin = on_plugin,
-      .text = on_text,
-      .done = on_done,
-  };
-  int r = k.res ? d->call(&k, q, &reply) : no_memory(&k);
+  struct call *k = call_new(ctl, flags);
+  if (!k) {
+    json_decref(q);
+    return respond(c, NULL, VMH_ENOMEM, "out of memory");
+  }
+  if (d->results)
+    set(k->res, d->results, json_array());
+  k->want_text = !strcmp(op, "metrics");
+  /* The core's reference, dropped by done(); given back at once if the
+   * request is refused before the core is called. */
+  k->refs++;
+  int r = d->call(k, q, &k->reply);
   /* The core has copied the arguments (core.h): free them now, so that a
    * core that kept a pointer reads freed memory under ASan. */
-  arena_free(&k.arena);
+  arena_free(&k->arena);
   json_decref(q);
-
-  int code;
-  const char *message;
-  json_t *res;
   if (r < 0) {
-    /* Refused here: the core was not called and done() will not come. */
-    code = r;
-    message = k.err;
-    res = json_object();
-    host->log(ctl->inst, VMH_LOG_DEBUG, "%s refused: %s", op, k.err);
-  } else {
-    pthread_mutex_lock(&k.lock);
-    while (!k.done)
-      pthread_cond_wait(&k.cond, &k.lock);
-    pthread_mutex_unlock(&k.lock);
-    code = k.code;
-    message = k.message;
-    res = k.res;
-    k.res = NULL;
-    if (k.text)
-      set(res, "text", jstr(k.text));
-    else if (!strcmp(op, "metrics"))
-      set(res, "text", json_string(""));
-    if (k.text_oom)
-      host->log(ctl->inst, VMH_LOG_WARN, "metrics text lost (no memory)");
-    host->log(ctl->inst, VMH_LOG_DEBUG, "%s: %d%s%s", op, code,
-              message ? " " : "", message ? message : "");
+    k->refs--;
+    host->log(ctl->inst, VMH_LOG_DEBUG, "%s refused: %s", op, k->err);
+    r = respond(c, NULL, r, k->err);
+    call_unref(k);
+    return r;
   }
-  int ret = respond(c, res, code, message);
-  call_fini(&k);
-  return ret;
+
+  /* Wait for done(), or hand the connection over if stop() comes first. */
+  struct pollfd p[2] = {{.fd = k->efd, .events = POLLIN},
+                        {.fd = ctl->stop_fd, .events = POLLIN}};
+  for (;;) {
+    pthread_mutex_lock(&k->lock);
+    if (k->done)
+      break;
+    if (p[1].revents) {
+      k->fd = c->fd;
+      c->fd = -1;
+      k->inst = NULL; /* the instance may be closed before done() */
+      pthread_mutex_unlock(&k->lock);
+      host->log(ctl->inst, VMH_LOG_DEBUG,
+                "%s still running at stop; done() will answer", op);
+      call_unref(k);
+      return -1;
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (poll(p, 2, -1) < 0 && errno != EINTR)
+      p[1].revents = POLLIN; /* cannot wait: treat as stop */
+  }
+  json_t *res = call_response(k);
+  host->log(ctl->inst, VMH_LOG_DEBUG, "%s: %d%s%s", op, k->code,
+            k->message ? " " : "", k->message ? k->message : "");
+  pthread_mutex_unlock(&k->lock);
+  call_unref(k);
+  return send_json(c, res);
 }
 
 static void *conn_main(void *arg) {
@@ -1732,8 +1844,10 @@ static void *conn_main(void *arg) {
     if (handle_line(c, line, len) < 0)
       break;
   }
-  host->log(ctl->inst, VMH_LOG_DEBUG, "connection on fd %d closed", c->fd);
-  close(c->fd);
+  if (c->fd >= 0) {
+    host->log(ctl->inst, VMH_LOG_DEBUG, "connection on fd %d closed", c->fd);
+    close(c->fd);
+  }
   free(c->buf);
   c->buf = NULL;
   pthread_mutex_lock(&ctl->lock);

@@ -41,11 +41,26 @@ enum {
 };
 
 static const char *const op_names[] = {
-    "open",           "health",          "caps",          "define",
-    "undefine",       "start",           "stop",          "reboot",
-    "pause",          "resume",          "get",           "list",
-    "console",        "snapshot_create", "snapshot_list", "snapshot_revert",
-    "snapshot_delete", "attach_disk",    "detach_disk",   NULL,
+    "open",
+    "health",
+    "caps",
+    "define",
+    "undefine",
+    "start",
+    "stop",
+    "reboot",
+    "pause",
+    "resume",
+    "get",
+    "list",
+    "console",
+    "snapshot_create",
+    "snapshot_list",
+    "snapshot_revert",
+    "snapshot_delete",
+    "attach_disk",
+    "detach_disk",
+    NULL,
 };
 
 static const char *const state_names[] = {
@@ -55,11 +70,11 @@ static const char *const state_names[] = {
 };
 #define STATE_MAX VMH_VM_CRASHED
 
-#define ALL_SOURCES                                                \
+#define ALL_SOURCES                                                     \
   (VMH_SOURCE_BIT(VMH_SOURCE_FILE) | VMH_SOURCE_BIT(VMH_SOURCE_BLOCK) | \
    VMH_SOURCE_BIT(VMH_SOURCE_RBD) | VMH_SOURCE_BIT(VMH_SOURCE_ISCSI) |  \
    VMH_SOURCE_BIT(VMH_SOURCE_NFS))
-#define ALL_BINDINGS                                              \
+#define ALL_BINDINGS                                                        \
   ((UINT32_C(1) << VMH_BINDING_BRIDGE) | (UINT32_C(1) << VMH_BINDING_OVS) | \
    (UINT32_C(1) << VMH_BINDING_TAP))
 
@@ -246,8 +261,7 @@ static struct disk *find_disk(struct vm *vm, const char *name,
   return NULL;
 }
 
-static struct snap *find_snap(struct vm *vm, const char *id,
-                              size_t *ret_idx) {
+static struct snap *find_snap(struct vm *vm, const char *id, size_t *ret_idx) {
   size_t i;
 
   for (i = 0; i < vm->snaps.n; i++) {
@@ -320,9 +334,8 @@ static void emit_pending(struct hv *h, const struct pending *p) {
     ev.state = p->ev[i].state;
     ev.reason = p->ev[i].reason;
     h->host->emit(h->inst, &ev);
-    h->host->log(h->inst, VMH_LOG_DEBUG, "VM %s is now %s (%s)",
-                 p->ev[i].vm_id, state_name(p->ev[i].state),
-                 p->ev[i].reason);
+    h->host->log(h->inst, VMH_LOG_DEBUG, "VM %s is now %s (%s)", p->ev[i].vm_id,
+                 state_name(p->ev[i].state), p->ev[i].reason);
   }
 }
 
@@ -500,14 +513,14 @@ static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
           0 ||
       (rc = mock_rec_u64(rec, "channel", 1, 0, 1, 0, &channel)) < 0 ||
       (rc = mock_rec_u64(rec, "seq", 1, 1, UINT64_MAX, 0, &vm->seq)) < 0 ||
-      (rc = mock_rec_u64(rec, "snap_seq", 1, 0, UINT64_MAX, 0,
-                         &vm->snap_seq)) < 0 ||
+      (rc = mock_rec_u64(rec, "snap_seq", 1, 0, UINT64_MAX, 0, &vm->snap_seq)) <
+          0 ||
       (rc = mock_rec_u64(rec, "start_ns", 1, 0, UINT64_MAX, 0,
                          &vm->run.start_ns)) < 0 ||
-      (rc = mock_rec_u64(rec, "seg_ns", 1, 0, UINT64_MAX, 0,
-                         &vm->run.seg_ns)) < 0 ||
-      (rc = mock_rec_u64(rec, "run_ns", 1, 0, UINT64_MAX, 0,
-                         &vm->run.run_ns)) < 0)
+      (rc = mock_rec_u64(rec, "seg_ns", 1, 0, UINT64_MAX, 0, &vm->run.seg_ns)) <
+          0 ||
+      (rc = mock_rec_u64(rec, "run_ns", 1, 0, UINT64_MAX, 0, &vm->run.run_ns)) <
+          0)
     goto fail;
   vm->channel = (int)channel;
   rc = VMH_EIO;
@@ -608,13 +621,19 @@ static int load_record(void *opaque, struct mock_rec *rec) {
         (rc = rec_u32(rec, "state", STATE_MAX, &s->vm_state)) < 0 ||
         (rc = mock_rec_u64(rec, "current", 1, 0, 1, 0, &current)) < 0)
       goto snap_fail;
+    /* The reporting views hold ids of up to 31 bytes. */
+    if (strlen(s->id) > 31 || strncmp(s->id, "snap-", 5) != 0 ||
+        mock_check_name(h->host, "snapshot", s->name) < 0) {
+      rc = mock_rec_fail(rec, "bad snapshot id or name");
+      goto snap_fail;
+    }
     if (find_snap(vm, s->id, NULL)) {
       rc = mock_rec_fail(rec, "snapshot %s twice", s->id);
       goto snap_fail;
     }
     if (parent != NULL && (s->parent = find_snap(vm, parent, NULL)) == NULL) {
-      rc = mock_rec_fail(rec, "snapshot %s: parent %s is not before it",
-                         s->id, parent);
+      rc = mock_rec_fail(rec, "snapshot %s: parent %s is not before it", s->id,
+                         parent);
       goto snap_fail;
     }
     rc = mock_vec_push(h->host, &vm->snaps, s);
@@ -646,15 +665,15 @@ static int dup_opt(struct hv *h, const char *what, const char *s, char **ret) {
 static int need(struct hv *h, const char *disk, const char *field,
                 const char *v, const char *type) {
   if (v == NULL || v[0] == '\0')
-    return mock_fail(h->host, VMH_EINVAL, "disk %s: a %s source needs %s",
-                     disk, type, field);
+    return mock_fail(h->host, VMH_EINVAL, "disk %s: a %s source needs %s", disk,
+                     type, field);
   return 0;
 }
 
 static int copy_source(struct hv *h, const char *disk,
                        const struct vmh_disk_source *in, struct src *s) {
-  static const char *const type_names[] = {"none", "file", "block", "rbd",
-                                           "iscsi", "nfs"};
+  static const char *const type_names[] = {"none", "file",  "block",
+                                           "rbd",  "iscsi", "nfs"};
   char what[96];
   uint32_t i;
   int rc;
@@ -662,9 +681,11 @@ static int copy_source(struct hv *h, const char *disk,
   rc = mock_check_struct(h->host, "disk source", in, in ? in->struct_size : 0,
                          sizeof *in);
   if (rc < 0)
-    return mock_fail(h->host, rc, "disk %s has no resolved source "
+    return mock_fail(h->host, rc,
+                     "disk %s has no resolved source "
                      "(struct vmh_disk.source must be set by the core, with "
-                     "struct_size)", disk);
+                     "struct_size)",
+                     disk);
   if (in->type == VMH_SOURCE_NONE || in->type > VMH_SOURCE_NFS)
     return mock_fail(h->host, VMH_EINVAL,
                      "disk %s: source type %" PRIu32
@@ -773,8 +794,7 @@ static int disk_from(struct hv *h, const struct vmh_disk *in,
   return 0;
 }
 
-static int nic_from(struct hv *h, const struct vmh_nic *in,
-                    struct nic **ret) {
+static int nic_from(struct hv *h, const struct vmh_nic *in, struct nic **ret) {
   const struct vmh_nic_binding *b;
   struct nic *n;
   int rc;
@@ -820,8 +840,8 @@ static int nic_from(struct hv *h, const struct vmh_nic *in,
   if ((rc = mock_dup(h->host, in->name, &n->name)) < 0 ||
       (rc = dup_opt(h, "NIC bridge", b->bridge, &n->bridge)) < 0 ||
       (rc = dup_opt(h, "NIC port", b->port, &n->port)) < 0 ||
-      (rc = dup_opt(h, "NIC interface_id", b->interface_id,
-                    &n->interface_id)) < 0 ||
+      (rc = dup_opt(h, "NIC interface_id", b->interface_id, &n->interface_id)) <
+          0 ||
       (rc = dup_opt(h, "NIC tap", b->tap, &n->tap)) < 0 ||
       (rc = dup_opt(h, "NIC mac", b->mac, &n->mac)) < 0) {
     free_nic(n);
@@ -850,8 +870,7 @@ static int check_limits(struct hv *h, const char *name, uint64_t vcpus,
                      " (max_vcpus)",
                      name, vcpus, h->max_vcpus);
   if (memory == 0)
-    return mock_fail(h->host, VMH_EINVAL, "VM %s: memory must not be 0",
-                     name);
+    return mock_fail(h->host, VMH_EINVAL, "VM %s: memory must not be 0", name);
   if (memory > h->max_memory)
     return mock_fail(h->host, VMH_EINVAL,
                      "VM %s asks for %" PRIu64
@@ -867,8 +886,8 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
   uint32_t i, stride;
   int rc;
 
-  rc = mock_check_struct(h->host, "VM spec", spec,
-                         spec ? spec->struct_size : 0, sizeof *spec);
+  rc = mock_check_struct(h->host, "VM spec", spec, spec ? spec->struct_size : 0,
+                         sizeof *spec);
   if (rc < 0)
     return rc;
   if ((rc = mock_check_id(h->host, "VM id", spec->id)) < 0 ||
@@ -882,8 +901,8 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
                      "VM %s: firmware '%s' is not bios or uefi", spec->name,
                      spec->firmware);
   if (spec->guest_channel > 1)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "VM %s: guest_channel must be 0 or 1", spec->name);
+    return mock_fail(h->host, VMH_EINVAL, "VM %s: guest_channel must be 0 or 1",
+                     spec->name);
   if ((spec->n_disks > 0 && spec->disks == NULL) ||
       (spec->n_nics > 0 && spec->nics == NULL))
     return mock_fail(h->host, VMH_EINVAL,
@@ -984,7 +1003,8 @@ static void view_vm(const struct vm *vm, uint64_t now, struct vm_view *v) {
   v->channel = vm->channel;
   v->ip[0] = '\0';
   if (is_up(r->state)) {
-    uint64_t ran = r->run_ns + (r->state == VMH_VM_RUNNING ? now - r->seg_ns : 0);
+    uint64_t ran =
+        r->run_ns + (r->state == VMH_VM_RUNNING ? now - r->seg_ns : 0);
     /* A guest that keeps a quarter of its vCPUs busy and uses half of its
      * memory: plausible, and the same on every run. */
     v->cpu_time_ns = ran / 4 * vm->vcpus;
@@ -993,8 +1013,8 @@ static void view_vm(const struct vm *vm, uint64_t now, struct vm_view *v) {
     /* One address per VM with a NIC: 10.0.0.2, 10.0.0.3, … in define
      * order, never the .0, .1 (gateway) or .255 of a /24. */
     if (vm->nics.n > 0)
-      snprintf(v->ip, sizeof v->ip, "10.0.%u.%u",
-               (unsigned)((k / 253) % 256), (unsigned)(k % 253 + 2));
+      snprintf(v->ip, sizeof v->ip, "10.0.%u.%u", (unsigned)((k / 253) % 256),
+               (unsigned)(k % 253 + 2));
   } else {
     v->cpu_time_ns = v->memory_used = v->uptime_s = 0;
   }
@@ -1022,8 +1042,8 @@ static int report_vm(struct hv *h, const struct vm_view *v, char *path,
   if (v->channel) {
     /* Just a name: nothing listens there, but a guest front-end test can
      * check that it was passed on. */
-    snprintf(path, path_size, "%s/%s.agent",
-             mock_common_state_dir(h->mc), v->id);
+    snprintf(path, path_size, "%s/%s.agent", mock_common_state_dir(h->mc),
+             v->id);
     info.channel_type = VMH_CHANNEL_UNIX;
     info.channel_path = path;
   }
@@ -1076,15 +1096,13 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "define", flags, VMH_DEFINE_START)) <
-          0 ||
+  if ((rc = mock_check_flags(h->host, "define", flags, VMH_DEFINE_START)) < 0 ||
       (rc = vm_from_spec(h, spec, &vm)) < 0)
     return rc;
 
   mock_common_lock(h->mc);
   if (find_vm(h, vm->id, NULL)) {
-    rc = mock_fail(h->host, VMH_EEXIST, "VM id %s is already defined",
-                   vm->id);
+    rc = mock_fail(h->host, VMH_EEXIST, "VM id %s is already defined", vm->id);
   } else if ((other = find_vm_by_name(h, vm->name)) != NULL) {
     rc = mock_fail(h->host, VMH_EEXIST,
                    "a VM named %s is already defined (id %s)", vm->name,
@@ -1223,8 +1241,8 @@ static int hv_reboot(void *handle, const char *vm_id, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  return transition(h, "reboot", "reboot", vm_id, flags, 0,
-                    BIT(VMH_VM_RUNNING), VMH_VM_RUNNING, "rebooted");
+  return transition(h, "reboot", "reboot", vm_id, flags, 0, BIT(VMH_VM_RUNNING),
+                    VMH_VM_RUNNING, "rebooted");
 }
 
 static int hv_pause(void *handle, const char *vm_id, uint32_t flags) {
@@ -1243,8 +1261,8 @@ static int hv_resume(void *handle, const char *vm_id, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  return transition(h, "resume", "resume", vm_id, flags, 0,
-                    BIT(VMH_VM_PAUSED), VMH_VM_RUNNING, "resumed");
+  return transition(h, "resume", "resume", vm_id, flags, 0, BIT(VMH_VM_PAUSED),
+                    VMH_VM_RUNNING, "resumed");
 }
 
 static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
@@ -1368,8 +1386,7 @@ static void view_snap(const struct vm *vm, const struct snap *s,
                       struct snap_view *v) {
   snprintf(v->id, sizeof v->id, "%s", s->id);
   snprintf(v->name, sizeof v->name, "%s", s->name);
-  snprintf(v->parent, sizeof v->parent, "%s",
-           s->parent ? s->parent->id : "");
+  snprintf(v->parent, sizeof v->parent, "%s", s->parent ? s->parent->id : "");
   v->created = s->created;
   v->vm_state = s->vm_state;
   v->current = vm->current == s;
@@ -1389,9 +1406,9 @@ static int report_snap(const struct snap_view *v, vmh_snapshot_fn fn,
   return fn(opaque, &info);
 }
 
-static int hv_snapshot_create(void *handle, const char *vm_id,
-                              const char *name, vmh_snapshot_fn fn,
-                              void *opaque, uint32_t flags) {
+static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
+                              vmh_snapshot_fn fn, void *opaque,
+                              uint32_t flags) {
   struct hv *h = handle;
   struct snap_view v;
   struct snap *s = NULL, *old_current;
@@ -1452,9 +1469,8 @@ out:
   return report_snap(&v, fn, opaque);
 }
 
-static int hv_snapshot_list(void *handle, const char *vm_id,
-                            vmh_snapshot_fn fn, void *opaque,
-                            uint32_t flags) {
+static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
+                            void *opaque, uint32_t flags) {
   struct hv *h = handle;
   struct snap_view *views = NULL;
   struct vm *vm;
@@ -1587,7 +1603,8 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
   return rc;
 }
 
-/* ---- Hot-plug ------------------------------------------------------------- */
+/* ---- Hot-plug -------------------------------------------------------------
+ */
 
 static int hv_attach_disk(void *handle, const char *vm_id,
                           const struct vmh_disk *disk, uint32_t flags) {
@@ -1607,8 +1624,8 @@ static int hv_attach_disk(void *handle, const char *vm_id,
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if (find_disk(vm, d->name, NULL)) {
-    rc = mock_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s",
-                   vm->name, d->name);
+    rc = mock_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s", vm->name,
+                   d->name);
   } else if ((rc = mock_vec_push(h->host, &vm->disks, d)) == 0) {
     rc = save(h);
     if (rc < 0)
@@ -1633,8 +1650,7 @@ static int hv_detach_disk(void *handle, const char *vm_id,
     return rc;
   if ((rc = mock_check_flags(h->host, "detach_disk", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
-      (rc = mock_check_text(h->host, "disk name", disk_name, VMH_NAME_MAX)) <
-          0)
+      (rc = mock_check_text(h->host, "disk name", disk_name, VMH_NAME_MAX)) < 0)
     return rc;
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
@@ -1686,8 +1702,8 @@ static int read_preexisting(struct hv *h, const struct vmh_config *config,
     struct pre *p = &pre[i];
     const char *where;
     if ((rc = host->config_at(list, i, &node)) < 0 ||
-        (rc = host->config_string(node, "id", NULL, &p->id,
-                                  VMH_CFG_REQUIRED)) < 0 ||
+        (rc = host->config_string(node, "id", NULL, &p->id, VMH_CFG_REQUIRED)) <
+            0 ||
         (rc = host->config_string(node, "name", NULL, &p->name,
                                   VMH_CFG_REQUIRED)) < 0 ||
         (rc = host->config_string(node, "state", "stopped", &state, 0)) < 0 ||
@@ -1728,8 +1744,8 @@ static int read_preexisting(struct hv *h, const struct vmh_config *config,
   }
   if (n > (uint64_t)h->max_vms) {
     rc = mock_fail(host, VMH_EINVAL,
-                   "preexisting lists %" PRIu32 " VMs; max_vms is %" PRId64,
-                   n, h->max_vms);
+                   "preexisting lists %" PRIu32 " VMs; max_vms is %" PRId64, n,
+                   h->max_vms);
     goto fail;
   }
   *ret = pre;
@@ -1777,8 +1793,7 @@ static void hv_close(void *handle) {
   free(h);
 }
 
-static int hv_open(const struct vmh_host *host,
-                   const struct vmh_instance *inst,
+static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
                    const struct vmh_config *config, void **ret_handle,
                    uint32_t flags) {
   struct hv *h;
@@ -1797,8 +1812,8 @@ static int hv_open(const struct vmh_host *host,
     free(h);
     return rc;
   }
-  if ((rc = host->config_int(config, "max_vcpus", 1, 1 << 20, 64,
-                             &h->max_vcpus, 0)) < 0 ||
+  if ((rc = host->config_int(config, "max_vcpus", 1, 1 << 20, 64, &h->max_vcpus,
+                             0)) < 0 ||
       (rc = host->config_size(config, "max_memory", UINT64_C(1) << 20,
                               UINT64_MAX, UINT64_C(256) << 30, &h->max_memory,
                               0)) < 0 ||

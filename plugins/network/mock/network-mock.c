@@ -51,7 +51,7 @@ struct net {
   char cidr[INET6_ADDRSTRLEN + 16];
   char gateway[INET6_ADDRSTRLEN];
   int64_t mtu, max_ports;
-  uint32_t binding; /* VMH_BINDING_* for new ports */
+  uint32_t binding;      /* VMH_BINDING_* for new ports */
   struct mock_vec ports; /* of struct port *, in bind order */
   uint64_t port_seq;     /* last port number given */
   uint64_t mac_seq;      /* MACs generated so far */
@@ -264,8 +264,8 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   if ((rc = rec_dup(n, rec, "vm_id", 1, &p->vm_id)) < 0 ||
       (rc = rec_dup(n, rec, "nic", 1, &p->nic_name)) < 0 ||
       (rc = mock_rec_u64(rec, "n", 1, 1, UINT64_MAX, 0, &p->n)) < 0 ||
-      (rc = mock_rec_u64(rec, "type", 1, VMH_BINDING_BRIDGE, VMH_BINDING_TAP,
-                         0, &u)) < 0 ||
+      (rc = mock_rec_u64(rec, "type", 1, VMH_BINDING_BRIDGE, VMH_BINDING_TAP, 0,
+                         &u)) < 0 ||
       (rc = rec_dup(n, rec, "bridge", 0, &p->bridge)) < 0 ||
       (rc = rec_dup(n, rec, "port", 0, &p->port)) < 0 ||
       (rc = rec_dup(n, rec, "interface_id", 0, &p->interface_id)) < 0 ||
@@ -291,8 +291,8 @@ static int load_record(void *opaque, struct mock_rec *rec) {
     goto fail;
   }
   if (find_port(n, p->vm_id, p->nic_name, NULL) || find_mac(n, p->mac)) {
-    rc = mock_rec_fail(rec, "port %s/%s or MAC %s twice", p->vm_id,
-                       p->nic_name, p->mac);
+    rc = mock_rec_fail(rec, "port %s/%s or MAC %s twice", p->vm_id, p->nic_name,
+                       p->mac);
     goto fail;
   }
   if (p->n > n->port_seq)
@@ -402,8 +402,7 @@ static void next_mac(struct net *n, char out[MAC_LEN + 1]) {
 }
 
 static int net_port_bind(void *handle, const struct vmh_port_request *req,
-                         vmh_nic_binding_fn fn, void *opaque,
-                         uint32_t flags) {
+                         vmh_nic_binding_fn fn, void *opaque, uint32_t flags) {
   struct net *n = handle;
   const char *name = mock_common_name(n->mc);
   struct vmh_nic_binding b;
@@ -419,11 +418,11 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
       (rc = mock_check_struct(n->host, "port request", req,
                               req ? req->struct_size : 0, sizeof *req)) < 0 ||
       (rc = mock_check_id(n->host, "VM id", req->vm_id)) < 0 ||
-      (rc = mock_check_text(n->host, "NIC name", req->nic_name,
-                            VMH_NAME_MAX)) < 0 ||
+      (rc = mock_check_text(n->host, "NIC name", req->nic_name, VMH_NAME_MAX)) <
+          0 ||
       (req->vm_name != NULL &&
-       (rc = mock_check_text(n->host, "VM name", req->vm_name,
-                             VMH_NAME_MAX)) < 0))
+       (rc = mock_check_text(n->host, "VM name", req->vm_name, VMH_NAME_MAX)) <
+           0))
     return rc;
   if (req->vlan > 4094)
     return mock_fail(n->host, VMH_EINVAL,
@@ -510,8 +509,8 @@ out:
   free_port(p);
   if (rc < 0)
     return rc;
-  n->host->log(n->inst, VMH_LOG_DEBUG, "bound VM %s NIC %s, MAC %s",
-               v.vm_id, v.nic_name, v.mac);
+  n->host->log(n->inst, VMH_LOG_DEBUG, "bound VM %s NIC %s, MAC %s", v.vm_id,
+               v.nic_name, v.mac);
   if (fn == NULL)
     return 0;
   binding_of(&v, &b);
@@ -608,22 +607,18 @@ static int net_open(const struct vmh_host *host,
     return mock_fail(host, VMH_ENOMEM, "out of memory");
   n->host = host;
   n->inst = inst;
-  rc = mock_common_open(host, inst, config, "network", op_names, flags,
-                        &n->mc);
+  rc = mock_common_open(host, inst, config, "network", op_names, flags, &n->mc);
   if (rc < 0) {
     free(n);
     return rc;
   }
-  if ((rc = host->config_string(config, "bridge", "mockbr0", &n->bridge,
-                                0)) < 0 ||
-      (rc = host->config_string(config, "cidr", "10.0.0.0/24", &cidr, 0)) <
+  if ((rc = host->config_string(config, "bridge", "mockbr0", &n->bridge, 0)) <
           0 ||
-      (rc = host->config_int(config, "mtu", 68, 65535, 1500, &n->mtu, 0)) <
-          0 ||
+      (rc = host->config_string(config, "cidr", "10.0.0.0/24", &cidr, 0)) < 0 ||
+      (rc = host->config_int(config, "mtu", 68, 65535, 1500, &n->mtu, 0)) < 0 ||
       (rc = host->config_int(config, "max_ports", 1, 1000000, 4096,
                              &n->max_ports, 0)) < 0 ||
-      (rc = host->config_string(config, "binding", "bridge", &binding, 0)) <
-          0)
+      (rc = host->config_string(config, "binding", "bridge", &binding, 0)) < 0)
     goto fail;
   where = host->config_where(config);
   if (!valid_ifname(n->bridge)) {
@@ -642,9 +637,9 @@ static int net_open(const struct vmh_host *host,
   } else if (strcmp(binding, "tap") == 0) {
     n->binding = VMH_BINDING_TAP;
   } else {
-    rc = mock_fail(host, VMH_EINVAL,
-                   "%s: binding '%s' is not bridge, ovs or tap", where,
-                   binding);
+    rc =
+        mock_fail(host, VMH_EINVAL,
+                  "%s: binding '%s' is not bridge, ovs or tap", where, binding);
     goto fail;
   }
 

@@ -34,10 +34,9 @@ enum {
 };
 
 static const char *const op_names[] = {
-    "open",       "health",     "pool_info",  "vol_list",
-    "vol_get",    "vol_create", "vol_delete", "vol_resize",
-    "vol_source", "vol_unmap",  "image_import", "image_list",
-    "image_delete", NULL,
+    "open",         "health",     "pool_info",    "vol_list",   "vol_get",
+    "vol_create",   "vol_delete", "vol_resize",   "vol_source", "vol_unmap",
+    "image_import", "image_list", "image_delete", NULL,
 };
 
 #define SHA256_HEX 64
@@ -51,10 +50,10 @@ struct image {
 struct vol {
   char *name;
   uint64_t capacity;
-  uint64_t allocation; /* always 0: nothing is ever written */
-  uint32_t format;     /* VMH_FORMAT_RAW or VMH_FORMAT_QCOW2 */
+  uint64_t allocation;   /* always 0: nothing is ever written */
+  uint32_t format;       /* VMH_FORMAT_RAW or VMH_FORMAT_QCOW2 */
   struct image *backing; /* NULL: none; an image with users is never freed */
-  int mapped;          /* vol_source with VMH_SOURCE_LOCAL, no vol_unmap yet */
+  int mapped; /* vol_source with VMH_SOURCE_LOCAL, no vol_unmap yet */
 };
 
 struct st {
@@ -396,8 +395,8 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
       (spec->base_image != NULL &&
        (rc = mock_check_name(s->host, "base image", spec->base_image)) < 0))
     return rc;
-  format = spec->format == VMH_FORMAT_DEFAULT ? s->default_format
-                                              : spec->format;
+  format =
+      spec->format == VMH_FORMAT_DEFAULT ? s->default_format : spec->format;
   if (format != VMH_FORMAT_RAW && format != VMH_FORMAT_QCOW2)
     return mock_fail(s->host, VMH_EINVAL,
                      "volume %s: format %" PRIu32
@@ -419,8 +418,8 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
   mock_common_lock(s->mc);
   size = spec->size;
   if (find_vol(s, spec->name, NULL)) {
-    rc = mock_fail(s->host, VMH_EEXIST, "pool %s already has a volume %s",
-                   pool, spec->name);
+    rc = mock_fail(s->host, VMH_EEXIST, "pool %s already has a volume %s", pool,
+                   spec->name);
     goto out;
   }
   if (spec->base_image != NULL) {
@@ -436,8 +435,7 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
     if (size < img->size) {
       rc = mock_fail(s->host, VMH_EINVAL,
                      "volume %s: size %" PRIu64
-                     " is smaller than its base image %s (%" PRIu64
-                     " bytes)",
+                     " is smaller than its base image %s (%" PRIu64 " bytes)",
                      spec->name, size, img->name, img->size);
       goto out;
     }
@@ -450,7 +448,8 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
   }
   if (size > free_bytes(s)) {
     rc = mock_fail(s->host, VMH_ENOSPC,
-                   "pool %s has %" PRIu64 " bytes free, volume %s needs %" PRIu64,
+                   "pool %s has %" PRIu64
+                   " bytes free, volume %s needs %" PRIu64,
                    pool, free_bytes(s), spec->name, size);
     goto out;
   }
@@ -520,8 +519,8 @@ static int st_vol_resize(void *handle, const char *name, uint64_t size,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_resize", flags,
-                             VMH_RESIZE_SHRINK)) < 0 ||
+  if ((rc = mock_check_flags(s->host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
+          0 ||
       (rc = mock_check_name(s->host, "volume", name)) < 0)
     return rc;
   if (size == 0)
@@ -534,8 +533,8 @@ static int st_vol_resize(void *handle, const char *name, uint64_t size,
   } else if (size > v->capacity) {
     if (size - v->capacity > free_bytes(s))
       rc = mock_fail(s->host, VMH_ENOSPC,
-                     "pool %s has %" PRIu64 " bytes free, growing %s to %" PRIu64
-                     " needs %" PRIu64,
+                     "pool %s has %" PRIu64
+                     " bytes free, growing %s to %" PRIu64 " needs %" PRIu64,
                      pool, free_bytes(s), name, size, size - v->capacity);
   } else if (size < v->capacity) {
     if (!(flags & VMH_RESIZE_SHRINK))
@@ -567,9 +566,8 @@ static int st_vol_resize(void *handle, const char *name, uint64_t size,
   return rc;
 }
 
-static int st_vol_source(void *handle, const char *name,
-                         vmh_disk_source_fn fn, void *opaque,
-                         uint32_t flags) {
+static int st_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
+                         void *opaque, uint32_t flags) {
   struct st *s = handle;
   struct vmh_disk_source src = {0};
   struct vol *v;
@@ -579,8 +577,8 @@ static int st_vol_source(void *handle, const char *name,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_source", flags,
-                             VMH_SOURCE_LOCAL)) < 0 ||
+  if ((rc = mock_check_flags(s->host, "vol_source", flags, VMH_SOURCE_LOCAL)) <
+          0 ||
       (rc = mock_check_name(s->host, "volume", name)) < 0)
     return rc;
   if (fn == NULL)
@@ -864,8 +862,7 @@ static void st_close(void *handle) {
   free(s);
 }
 
-static int st_open(const struct vmh_host *host,
-                   const struct vmh_instance *inst,
+static int st_open(const struct vmh_host *host, const struct vmh_instance *inst,
                    const struct vmh_config *config, void **ret_handle,
                    uint32_t flags) {
   struct mock_vec seed = {0};
@@ -878,8 +875,7 @@ static int st_open(const struct vmh_host *host,
     return mock_fail(host, VMH_ENOMEM, "out of memory");
   s->host = host;
   s->inst = inst;
-  rc = mock_common_open(host, inst, config, "storage", op_names, flags,
-                        &s->mc);
+  rc = mock_common_open(host, inst, config, "storage", op_names, flags, &s->mc);
   if (rc < 0) {
     free(s);
     return rc;
@@ -898,8 +894,8 @@ static int st_open(const struct vmh_host *host,
   } else if (strcmp(format, "qcow2") == 0) {
     s->default_format = VMH_FORMAT_QCOW2;
   } else {
-    rc = mock_fail(host, VMH_EINVAL,
-                   "default_format '%s' is not raw or qcow2", format);
+    rc = mock_fail(host, VMH_EINVAL, "default_format '%s' is not raw or qcow2",
+                   format);
     goto fail;
   }
 
