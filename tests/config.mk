@@ -31,11 +31,15 @@ CONFIG_FIXTURES = \
 	configs/bad-utf8.yaml
 EXTRA_DIST += $(CONFIG_FIXTURES)
 
-# `make check-config-valgrind`: test-config under memcheck (not for
-# --enable-sanitizers builds).
+# `make check-config-valgrind`: test-config under memcheck, leaks included
+# (needs a build without --enable-sanitizers).
 check-config-valgrind: test-config
-	@if test "x$(VALGRIND)" = xno; then echo "valgrind not found"; exit 1; fi
+if ENABLE_SANITIZERS
+	@echo "check-config-valgrind: reconfigure without --enable-sanitizers" >&2; exit 1
+else
+	@if test "x$(VALGRIND)" = xno; then echo "valgrind not found" >&2; exit 1; fi
 	$(AM_TESTS_ENVIRONMENT) $(LIBTOOL) --mode=execute $(VALGRIND) -q \
 	  --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect,possible ./test-config
+endif
 .PHONY: check-config-valgrind

@@ -9,14 +9,14 @@ import os
 import threading
 import time
 
-from vmhtest import Daemon, check, expect, mocks, vm_spec
+from vmhtest import Daemon, quiet_call, check, expect, mocks, vm_spec
 
 PERSIST = ", persist: true"
 # define takes long enough to kill the daemon while it runs.
 with Daemon(mocks(hv=PERSIST + ", latency: { define: 5s }", st=PERSIST,
                   net=PERSIST)) as d:
-    t = threading.Thread(target=lambda: d.call(op="vm_create",
-                                                spec=vm_spec("vm1", disks=2)))
+    t = threading.Thread(target=lambda: quiet_call(d, op="vm_create",
+                                                 spec=vm_spec("vm1", disks=2)))
     t.daemon = True
     t.start()
     # Wait until both volumes and the port are made (define is sleeping).

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from vmhtest import Daemon, check, mocks, vm_spec
+from vmhtest import Daemon, quiet_call, check, mocks, vm_spec
 
 # SIGTERM while a create is in flight: it completes, then exit 0.
 with Daemon(mocks(hv=", latency: { define: 1s }")) as d:
@@ -26,7 +26,7 @@ with Daemon(mocks(hv=", latency: { define: 1s }")) as d:
 # The drain deadline bounds the wait.
 with Daemon(mocks(hv=", latency: { define: 10s }"),
             daemon_yaml="  drain_timeout: 1") as d:
-    t = threading.Thread(target=lambda: d.call(op="vm_create", spec=vm_spec("slower")))
+    t = threading.Thread(target=lambda: quiet_call(d, op="vm_create", spec=vm_spec("slower")))
     t.daemon = True
     t.start()
     time.sleep(0.3)

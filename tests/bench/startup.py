@@ -50,6 +50,8 @@ def one_run(vmhostd, tmp):
     for line in p.stderr:
         if "vmhostd ready" in line:
             break
+    else:
+        raise SystemExit("vmhostd exited before it was ready")
     ready_ms = (time.perf_counter() - t0) * 1e3
     time.sleep(0.5)  # idle: workers parked, nothing in flight
     rss = rss_kib(p.pid)
@@ -76,9 +78,10 @@ def main():
         "VMHOSTD", os.path.join(top, "core", "vmhostd")))
     args = ap.parse_args()
     if "VMHOST_PLUGIN_DIR" not in os.environ:
-        dirs = sorted(os.path.join(d, ".libs") for d, _, _ in
-                      os.walk(os.path.join(top, "plugins"))
-                      if os.path.isdir(os.path.join(d, ".libs")))
+        # The plugins built beside this vmhostd (top_builddir/plugins).
+        builddir = os.path.dirname(os.path.dirname(os.path.abspath(args.vmhostd)))
+        dirs = sorted(d for d, _, _ in os.walk(os.path.join(builddir, "plugins"))
+                      if d.endswith("/.libs"))
         os.environ["VMHOST_PLUGIN_DIR"] = ":".join(dirs)
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "vmhostd.yaml"), "w") as f:

@@ -1526,7 +1526,11 @@ static int read_line(struct conn *c, char **ret, size_t *ret_len) {
     c->scanned = 0;
   }
   for (;;) {
-    char *nl = memchr(c->buf + c->scanned, '\n', c->len - c->scanned);
+    /* (memchr on the NULL buffer of a new connection would be undefined
+     * even with a length of 0.) */
+    char *nl = c->len > c->scanned
+                   ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned)
+                   : NULL;
     if (nl) {
       size_t n = (size_t)(nl - c->buf);
       c->consumed = n + 1;
