@@ -60,9 +60,16 @@ typedef const struct vmh_plugin *(*vmh_plugin_entry_fn)(void);
       (p).member->struct_size = (uint32_t)sizeof *(p).member; \
   } while (0)
 
-#define VMH_PLUGIN_REGISTER(p)                                  \
-  VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void);   \
-  VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void) {  \
+/* The entry point has C linkage from a C++ plugin too. */
+#ifdef __cplusplus
+#define VMH_EXTERN_C extern "C"
+#else
+#define VMH_EXTERN_C
+#endif
+
+#define VMH_PLUGIN_REGISTER(p)                                              \
+  VMH_EXTERN_C VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void);  \
+  VMH_EXTERN_C VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void) { \
     (p).struct_size = (uint32_t)sizeof(p);                      \
     (p).abi_major = VMH_ABI_MAJOR;                              \
     (p).abi_minor = VMH_ABI_TARGET_MINOR;                       \
