@@ -7,21 +7,39 @@
  *
  * Config (frontends: section):
  *   socket: PATH   required; the unix socket to listen on (a stale socket
- *                  left there by a dead daemon is removed)
+ *                  left there by a dead daemon is removed; anything else
+ *                  at the path, or a live listener, is refused)
  *   mode: "0600"   octal permissions of the socket
  *
+ * Protocol.  A request is {"op": NAME, "flags": N?, ...fields}; "flags" is
+ * OR-ed into the flags given to the core.  The fields of each op are in
+ * op_table and its op_* functions (field names as in the ABI structs;
+ * enums by name or by number; bools for the flag-like options live,
+ * no_start, force, shrink).  Only JSON types are checked here: a missing
+ * or null field reaches the core as NULL/0, so that tests can check how
+ * the core takes it.  Unknown ops and fields, wrong types, malformed JSON
+ * and lines over 1 MiB are answered with invalid_argument without calling
+ * the core.  The response is {"code", "error", "http", "message"} plus the
+ * results that arrived: "vms", "snapshots", "pools", "volumes", "images",
+ * "networks", "checks", "plugins" (arrays), "console", "host" (objects),
+ * "text" (metrics).  {"op":"ready"} answers {"ready": bool} (code
+ * try_again when not ready, like /readyz).  {"op":"events"} answers once,
+ * then streams {"event": {...}} lines, and {"dropped": N} when the
+ * subscriber's queue overflowed, until the client closes the connection.
+ *
  * Design: simple over clever.  One thread accepts; each connection gets its
- * own thread, which reads a line, calls the core, waits on a condition
- * variable for done() and writes the response.  The core's visitors may run
- * on worker threads, so results are collected under a mutex.  Every wait
- * also watches an eventfd that stop() makes readable, so stop() only has to
- * signal it and join.
+ * own thread, which reads a line, calls the core, waits for done() and
+ * writes the response.  The core's visitors may run on worker threads, so
+ * results are collected under a mutex.  Every wait also watches an eventfd
+ * that stop() makes readable, so stop() only has to signal it and join;
+ * a request still in the core at that point answers from done() itself
+ * (see struct call).
  *
  * Being a test tool, it also checks the core's side of the contract where
  * that is cheap: arguments are freed as soon as a core call returns (the
  * ABI says the core copies them), so a core that keeps a borrowed pointer
  * shows up under ASan or MALLOC_PERTURB_; a done() called twice or a
- * visitor after done() is logged as an error.
+ * visitor after done() is logged as an error ("core bug: ...").
  */
 #include <config.h>
 
