@@ -35,8 +35,7 @@ static const struct error_info error_table[] = {
     [-VMH_EINTERNAL] = {"internal", 500, 13},
 };
 
-_Static_assert(sizeof error_table / sizeof error_table[0] ==
-                   -VMH_ERROR_MIN + 1,
+_Static_assert(sizeof error_table / sizeof error_table[0] == -VMH_ERROR_MIN + 1,
                "error_table must cover every VMH_E* code");
 
 static const struct error_info *error_info(int code) {

@@ -103,8 +103,8 @@ int log_set_source_level(const char *source, int level) {
     }
   }
   copy = strdup(source);
-  grown = copy ? realloc(overrides, (n_overrides + 1) * sizeof *overrides)
-               : NULL;
+  grown =
+      copy ? realloc(overrides, (n_overrides + 1) * sizeof *overrides) : NULL;
   if (!grown) {
     free(copy);
     ret = error_code(VMH_ENOMEM, "log level of '%s': out of memory", source);
@@ -377,8 +377,8 @@ void log_vmsg(const char *source, int level, const char *fmt, va_list ap) {
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-           tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+           tm.tm_sec, ts.tv_nsec / 1000000);
 
   pthread_mutex_lock(&sink_lock);
   format_line(&line, sink_format, stamp, level, source, msg, msg_len, cut);
@@ -450,8 +450,7 @@ static int open_sink(const char *path, enum log_format format) {
     copy = strdup(path);
     if (!copy)
       return error_code(VMH_ENOMEM, "log file %s: out of memory", path);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
-              0640);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
     if (fd < 0) {
       int err = errno;
 

@@ -50,8 +50,8 @@ int log_level_parse(const char *s);
  * there are no overrides. */
 int log_enabled(const char *source, int level);
 
-/* source NULL means "core".  errno is preserved, so "%m" works and callers
- * may log before looking at errno. */
+/* source NULL means "core".  "%m" works, and errno is left as it was, so a
+ * caller may log before it looks at errno. */
 void log_msg(const char *source, int level, const char *fmt, ...)
     VMH_PRINTF(3, 4);
 void log_vmsg(const char *source, int level, const char *fmt, va_list ap)

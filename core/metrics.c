@@ -33,7 +33,7 @@
  * integer comparison: 0.001 s is in le="0.001", whatever binary floating
  * point makes of it. */
 static const uint64_t bucket_ns[N_BUCKETS - 1] = {
-    100000,    500000,    1000000,    5000000,    10000000,   50000000,
+    100000,    500000,    1000000,    5000000,    10000000,    50000000,
     100000000, 500000000, 1000000000, 5000000000, 10000000000,
 };
 static const char *const bucket_le[N_BUCKETS] = {
@@ -47,9 +47,9 @@ struct series {
   struct series *next; /* set before publication, never changed */
   uint64_t hash;
   enum series_kind kind;
-  const char *instance; /* point into strings */
-  const char *name;     /* op, or plugin metric name */
-  _Atomic uint64_t value; /* counter; gauge as two's complement */
+  const char *instance;                /* point into strings */
+  const char *name;                    /* op, or plugin metric name */
+  _Atomic uint64_t value;              /* counter; gauge as two's complement */
   _Atomic uint64_t results[N_RESULTS]; /* ops: by -code */
   _Atomic uint64_t buckets[N_BUCKETS]; /* ops: per bucket, not cumulative */
   _Atomic uint64_t sum_ns;
@@ -65,8 +65,8 @@ struct family {
 
 static _Atomic(struct series *) table[TABLE_SIZE];
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
-static size_t n_series;          /* under create_lock */
-static struct family *families;  /* under create_lock */
+static size_t n_series;         /* under create_lock */
+static struct family *families; /* under create_lock */
 static atomic_flag warned_name = ATOMIC_FLAG_INIT;
 static atomic_flag warned_type = ATOMIC_FLAG_INIT;
 
@@ -109,9 +109,10 @@ static struct series *series_find(bool op, const char *instance,
 
 static void warn_once(atomic_flag *flag, const char *what, const char *name) {
   if (!atomic_flag_test_and_set(flag))
-    log_warn("metrics: plugin metric '%s' %s; ignored (further ones are not "
-             "logged)",
-             name, what);
+    log_warn(
+        "metrics: plugin metric '%s' %s; ignored (further ones are not "
+        "logged)",
+        name, what);
 }
 
 /* With create_lock held: 1 if a plugin metric `name` may be `kind` (the
@@ -221,8 +222,8 @@ static bool plugin_name_valid(const char *name) {
   return n > 0 && n <= PLUGIN_NAME_MAX;
 }
 
-static struct series *plugin_series(enum series_kind kind,
-                                    const char *instance, const char *name) {
+static struct series *plugin_series(enum series_kind kind, const char *instance,
+                                    const char *name) {
   if (!plugin_name_valid(name)) {
     warn_once(&warned_name, "is not a valid name ([a-z0-9_]{1,63})",
               name ? name : "(null)");
@@ -361,8 +362,7 @@ static void render_ops(FILE *f, struct series **ops, size_t n) {
       put_label(f, ops[i]->instance);
       fputs("\",op=\"", f);
       put_label(f, ops[i]->name);
-      fprintf(f, "\",result=\"%s\"} %" PRIu64 "\n", error_name(-results[r]),
-              v);
+      fprintf(f, "\",result=\"%s\"} %" PRIu64 "\n", error_name(-results[r]), v);
     }
   }
 

@@ -88,8 +88,7 @@ static uint64_t key_hash(const char *key) {
 }
 
 static struct keyq *keyq_find(struct pool *p, const char *key, uint64_t h) {
-  for (struct keyq *kq = p->buckets[h & (p->n_buckets - 1)]; kq;
-       kq = kq->next)
+  for (struct keyq *kq = p->buckets[h & (p->n_buckets - 1)]; kq; kq = kq->next)
     if (kq->hash == h && strcmp(kq->key, key) == 0)
       return kq;
   return NULL;
@@ -476,9 +475,10 @@ unsigned workers_drain(unsigned timeout_ms) {
   pool_stop(p);
   pthread_mutex_unlock(&ctl_lock);
   if (running + dropped > 0)
-    log_warn("workers: drain deadline passed: %u running task(s) abandoned, "
-             "%u queued dropped",
-             running, dropped);
+    log_warn(
+        "workers: drain deadline passed: %u running task(s) abandoned, "
+        "%u queued dropped",
+        running, dropped);
   return running + dropped;
 }
 

@@ -2,8 +2,9 @@
 # Smoke test of the ctl front-end (tests/ctl): a vmhostd with mock backends
 # serves the control socket; a VM is created, listed, stopped, started and
 # deleted through it, with its volume and NIC binding checked on the way;
-# bad requests are refused without killing the connection; SIGTERM stops
-# the daemon cleanly and removes the socket.
+# events arrive through the module and the command line; bad requests are
+# refused without killing the connection; SIGTERM stops the daemon cleanly
+# and removes the socket.
 . "$srcdir/functions.sh"
 
 requires python3
@@ -136,6 +137,29 @@ with vmhctl.Client(sock) as c:
     r = c.request({"op": "health"})
     expect(r["code"] == 0 and len(r["checks"]) >= 5, "health", r)
 EOF
+
+# The command line's event stream: subscribed once the ready file is
+# there; a VM defined but not started gives its vm_created event.
+rm -f "$tmp/subscribed"
+python3 "$VMHCTL" --events "$sock" --count 2 --timeout 30 \
+  --ready-file "$tmp/subscribed" >"$tmp/events" &
+events_pid=$!
+for i in $(seq 300); do
+  [ -e "$tmp/subscribed" ] && break
+  kill -0 "$events_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -e "$tmp/subscribed" ] || fail "vmhctl --events did not subscribe"
+ctl '{"op":"vm_create","no_start":true,"spec":{"name":"vm2","vcpus":1,"memory":1073741824}}'
+[ "$rc" -eq 0 ] || fail "vm_create no_start: $(cat "$tmp/out")"
+assert_grep -F '"state":"stopped"' "$tmp/out"
+rc=0
+wait "$events_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "vmhctl --events exited $rc"
+[ "$(wc -l <"$tmp/events")" -eq 2 ] || fail "expected 2 event lines"
+assert_grep -F '"type":"vm_created"' "$tmp/events"
+ctl '{"op":"vm_delete","vm":"vm2"}'
+[ "$rc" -eq 0 ] || fail "vm_delete vm2: $(cat "$tmp/out")"
 
 # The command line: exit status 1 and the error for a refusal.
 ctl '{"op":"no_such_op"}'

@@ -1,13 +1,15 @@
 /* Metrics: the exact exposition lines for known observations. */
 #include <config.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
+#include <vmhost/common.h>
 #include "core-unit.h"
 #include "metrics.h"
-#include <vmhost/common.h>
 
 /* Whether `line` is a whole line of text. */
 static bool has_line(const char *text, const char *line) {
@@ -27,11 +29,11 @@ static size_t count(const char *text, const char *s) {
   return n;
 }
 
-#define CHECK_LINE(text, line)                                          \
-  do {                                                                  \
-    if (!has_line(text, line))                                          \
+#define CHECK_LINE(text, line)                                           \
+  do {                                                                   \
+    if (!has_line(text, line))                                           \
       unit_fail(__FILE__, __LINE__, "missing line \"%s\" in:\n%s", line, \
-                text);                                                  \
+                text);                                                   \
   } while (0)
 
 static char *render(void) {
@@ -52,49 +54,60 @@ static void test_histogram(void) {
   metrics_observe("nfs1", "volume_create", 0, 0.0001); /* le is inclusive */
   metrics_observe("nfs1", "volume_create", 0, 12.5);
   metrics_observe("nfs1", "volume_create", 7, -1.0); /* unknown code; < 0 */
+  metrics_observe("nfs1", "volume_create", 0, 0.000001234);
+  metrics_observe(NULL, "vm_list", 0, 0.25);
   text = render();
 
 #define OPS "vmhost_operations_total{instance=\"nfs1\",op=\"volume_create\","
-  CHECK_LINE(text, OPS "result=\"ok\"} 3");
+  CHECK_LINE(text, OPS "result=\"ok\"} 4");
   CHECK_LINE(text, OPS "result=\"not_found\"} 1");
   CHECK_LINE(text, OPS "result=\"internal\"} 1");
   CHECK_INT(count(text, OPS), ==, 3);
-#define B "vmhost_operation_duration_seconds_bucket{instance=\"nfs1\"," \
-          "op=\"volume_create\",le="
-  CHECK_LINE(text, B "\"0.0001\"} 2");
-  CHECK_LINE(text, B "\"0.0005\"} 2");
-  CHECK_LINE(text, B "\"0.001\"} 2");
-  CHECK_LINE(text, B "\"0.005\"} 3");
-  CHECK_LINE(text, B "\"0.01\"} 3");
-  CHECK_LINE(text, B "\"0.05\"} 4");
-  CHECK_LINE(text, B "\"0.1\"} 4");
-  CHECK_LINE(text, B "\"0.5\"} 4");
-  CHECK_LINE(text, B "\"1\"} 4");
-  CHECK_LINE(text, B "\"5\"} 4");
-  CHECK_LINE(text, B "\"10\"} 4");
-  CHECK_LINE(text, B "\"+Inf\"} 5");
+  /* Results in name order. */
+  CHECK(strstr(text, OPS "result=\"internal\"") <
+        strstr(text, OPS "result=\"not_found\""));
+  CHECK(strstr(text, OPS "result=\"not_found\"") <
+        strstr(text, OPS "result=\"ok\""));
+#define B                                                       \
+  "vmhost_operation_duration_seconds_bucket{instance=\"nfs1\"," \
+  "op=\"volume_create\",le="
+  CHECK_LINE(text, B "\"0.0001\"} 3");
+  CHECK_LINE(text, B "\"0.0005\"} 3");
+  CHECK_LINE(text, B "\"0.001\"} 3");
+  CHECK_LINE(text, B "\"0.005\"} 4");
+  CHECK_LINE(text, B "\"0.01\"} 4");
+  CHECK_LINE(text, B "\"0.05\"} 5");
+  CHECK_LINE(text, B "\"0.1\"} 5");
+  CHECK_LINE(text, B "\"0.5\"} 5");
+  CHECK_LINE(text, B "\"1\"} 5");
+  CHECK_LINE(text, B "\"5\"} 5");
+  CHECK_LINE(text, B "\"10\"} 5");
+  CHECK_LINE(text, B "\"+Inf\"} 6");
   CHECK_INT(count(text, B), ==, 12);
   CHECK_LINE(text,
              "vmhost_operation_duration_seconds_sum{instance=\"nfs1\","
-             "op=\"volume_create\"} 12.5231");
+             "op=\"volume_create\"} 12.523101234");
   CHECK_LINE(text,
              "vmhost_operation_duration_seconds_count{instance=\"nfs1\","
-             "op=\"volume_create\"} 5");
+             "op=\"volume_create\"} 6");
+  CHECK_LINE(text,
+             "vmhost_operations_total{instance=\"core\",op=\"vm_list\","
+             "result=\"ok\"} 1");
 
   /* Each family is described once. */
   CHECK_INT(count(text, "# TYPE vmhost_operations_total counter\n"), ==, 1);
   CHECK_INT(count(text, "# HELP vmhost_operations_total "), ==, 1);
-  CHECK_INT(
-      count(text, "# TYPE vmhost_operation_duration_seconds histogram\n"), ==,
-      1);
+  CHECK_INT(count(text, "# TYPE vmhost_operation_duration_seconds histogram\n"),
+            ==, 1);
   CHECK_INT(count(text, "# HELP vmhost_operation_duration_seconds "), ==, 1);
   free(text);
   metrics_free();
 }
 
 static void test_process(void) {
-  unsigned long long v;
+  unsigned long long v, v2;
   char *text = render();
+  int fds[10];
   const char *p;
 
   CHECK_LINE(text, "# TYPE vmhost_up gauge");
@@ -108,6 +121,17 @@ static void test_process(void) {
   p = strstr(text, "\nvmhost_open_fds ");
   CHECK(p && sscanf(p, "\nvmhost_open_fds %llu", &v) == 1);
   CHECK(v > 0);
+  free(text);
+
+  /* Ten more files open, ten more counted. */
+  for (int i = 0; i < 10; i++)
+    CHECK((fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+  text = render();
+  p = strstr(text, "\nvmhost_open_fds ");
+  CHECK(p && sscanf(p, "\nvmhost_open_fds %llu", &v2) == 1);
+  CHECK_INT(v2, ==, v + 10);
+  for (int i = 0; i < 10; i++)
+    close(fds[i]);
   free(text);
 }
 
@@ -143,6 +167,23 @@ static void drop_process_lines(char *text) {
   *out = '\0';
 }
 
+/* The lines starting with prefix come in strictly increasing order. */
+static void check_sorted(const char *text, const char *prefix) {
+  const char *prev = NULL, *p = text;
+  size_t n = 0, plen = strlen(prefix);
+
+  for (; *p; p = strchr(p, '\n') + 1) {
+    if (strncmp(p, prefix, plen) == 0) {
+      if (prev && strcmp(prev, p) >= 0)
+        unit_fail(__FILE__, __LINE__, "out of order: %.60s before %.60s", prev,
+                  p);
+      prev = p;
+      n++;
+    }
+  }
+  CHECK_INT(n, >=, 40);
+}
+
 static void test_sorted(void) {
   const char *instances[] = {"zeta", "alpha", "mu"};
   const char *ops[] = {"vm_start", "vm_create", "vm_stop"};
@@ -162,13 +203,34 @@ static void test_sorted(void) {
   p2 = strstr(a, "{instance=\"alpha\",op=\"vm_start\"");
   p3 = strstr(a, "{instance=\"mu\",op=\"vm_create\"");
   CHECK(p1 && p2 && p3 && p1 < p2 && p2 < p3);
-  p1 = strstr(a, "# TYPE vmhost_plugin_bytes_read counter\n"
-                 "vmhost_plugin_bytes_read{instance=\"mu\"} 15\n");
-  p2 = strstr(a, "# TYPE vmhost_plugin_queue_depth gauge\n"
-                 "vmhost_plugin_queue_depth{instance=\"alpha\"} 7\n"
-                 "vmhost_plugin_queue_depth{instance=\"zeta\"} -3\n");
+  p1 = strstr(a,
+              "# TYPE vmhost_plugin_bytes_read counter\n"
+              "vmhost_plugin_bytes_read{instance=\"mu\"} 15\n");
+  p2 = strstr(a,
+              "# TYPE vmhost_plugin_queue_depth gauge\n"
+              "vmhost_plugin_queue_depth{instance=\"alpha\"} 7\n"
+              "vmhost_plugin_queue_depth{instance=\"zeta\"} -3\n");
   CHECK(p1 && p2 && p1 < p2);
   CHECK_INT(count(a, "# HELP vmhost_plugin_queue_depth "), ==, 1);
+
+  free(a);
+  metrics_free();
+
+  /* Enough series that hash order is not sorted order by chance. */
+  for (int i = 0; i < 40; i++) {
+    char inst[16], name[16];
+
+    snprintf(inst, sizeof inst, "i%02d", (i * 17) % 40);
+    snprintf(name, sizeof name, "m%02d", (i * 13) % 40);
+    metrics_observe(inst, "op_b", 0, 0.1);
+    metrics_observe(inst, "op_a", 0, 0.1);
+    metrics_counter_add(inst, name, 1);
+    metrics_counter_add("x", name, 1);
+  }
+  a = render();
+  check_sorted(a, "vmhost_operations_total{instance=\"");
+  check_sorted(a, "vmhost_operation_duration_seconds_sum{instance=\"");
+  check_sorted(a, "vmhost_plugin_");
 
   /* Same state, same text. */
   b = render();
@@ -239,6 +301,11 @@ static void test_concurrent(void) {
   snprintf(line, sizeof line,
            "vmhost_operation_duration_seconds_sum{instance=\"core\","
            "op=\"vm_list\"} 0.08");
+  CHECK_LINE(text, line);
+  snprintf(line, sizeof line,
+           "vmhost_operations_total{instance=\"core\",op=\"vm_list\","
+           "result=\"ok\"} %d",
+           THREADS * PER_THREAD);
   CHECK_LINE(text, line);
   snprintf(line, sizeof line, "vmhost_plugin_hits{instance=\"core\"} %d",
            THREADS * PER_THREAD);

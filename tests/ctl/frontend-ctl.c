@@ -1597,7 +1597,7 @@ struct sub {
   struct ctl *ctl;
   int efd; /* readable while the queue has news */
   pthread_mutex_t lock;
-  char *queue[EVENT_QUEUE_MAX]; /* lines, without their newline */
+  char *queue[EVENT_QUEUE_MAX]; /* lines, with their newline */
   size_t n;
   uint64_t dropped; /* since the last {"dropped":N} line */
 };
@@ -1608,8 +1608,8 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
   json_t *o = json_object();
   if (o)
     set(o, "event", event_json(ev));
-  char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
+  char *line;
+  dump_line(o, &line);
   pthread_mutex_lock(&s->lock);
   /* An event that cannot be queued (full, or out of memory) is counted
    * so that the client learns it missed some. */
@@ -1642,11 +1642,8 @@ static int flush_events(struct conn *c, struct sub *s) {
    * before every dropped one: the dropped line goes last. */
   int r = 0;
   for (size_t i = 0; i < n; i++) {
-    if (r == 0) {
-      size_t len = strlen(lines[i]);
-      lines[i][len] = '\n';
-      r = send_all(c, lines[i], len + 1);
-    }
+    if (r == 0)
+      r = send_all(c, lines[i], strlen(lines[i]));
     free(lines[i]);
   }
   if (r == 0 && dropped) {
@@ -1683,7 +1680,12 @@ static void serve_events(struct conn *c, uint32_t flags) {
   if (code) {
     /* subscribe() sets its message in the core's thread-local error, which
      * a front-end cannot read (struct vmh_core has no getter). */
-    respond(c, NULL, code, "subscribe failed");
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "subscribe failed (flags 0x%" PRIx32
+             "); the core's message is not available to front-ends",
+             flags);
+    respond(c, NULL, code, msg);
     goto out;
   }
   host->log(ctl->inst, VMH_LOG_DEBUG, "subscriber %" PRIu64 " on fd %d", id,
@@ -1853,7 +1855,7 @@ static void *conn_main(void *arg) {
     size_t len = 0;
     int r = read_line(c, &line, &len);
     /* Lines already buffered are not served once stop() has begun: after
-     * it returns no core call may be in flight. */
+     * it returns the front-end makes no more core calls (frontend.h). */
     if (r == LINE_END || atomic_load(&ctl->stopping))
       break;
     if (r == LINE_TOO_LONG) {
@@ -2127,6 +2129,7 @@ fail:
 
 static void ctl_stop(void *handle, uint32_t flags) {
   struct ctl *ctl = handle;
+  (void)flags; /* none defined, and stop() cannot refuse */
   if (!ctl->running)
     return;
   atomic_store(&ctl->stopping, true);

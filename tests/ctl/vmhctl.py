@@ -210,7 +210,8 @@ def _usage(out):
 
 
 def _main_events(args):
-    path, count, timeout, flags, ready = None, None, DEFAULT_TIMEOUT, None, None
+    path = count = flags = ready = None
+    timeout = DEFAULT_TIMEOUT
     it = iter(args)
     try:
         for a in it:
@@ -250,7 +251,7 @@ def _main_events(args):
             left = deadline - time.monotonic()
             try:
                 if left <= 0:
-                    raise Error("timeout")
+                    raise Error("timeout waiting for events")
                 line = ev.readline(left)
             except Closed as e:
                 if count is None:
@@ -260,7 +261,8 @@ def _main_events(args):
                 return 2
             except Error as e:
                 want = "" if count is None else " of %d" % count
-                sys.stderr.write("vmhctl: %s after %.1f s: got %d event%s%s\n"
+                sys.stderr.write("vmhctl: %s (--timeout %g s): got %d "
+                                 "event%s%s\n"
                                  % (e, timeout, got, "" if got == 1 else "s",
                                     want))
                 return 2
