@@ -40,6 +40,8 @@ static const char *source_name(const struct vmh_instance *inst) {
 }
 
 static void host_log(const struct vmh_instance *inst, int level,
+                     const char *fmt, ...) VMH_PRINTF(3, 4);
+static void host_log(const struct vmh_instance *inst, int level,
                      const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -114,7 +114,8 @@ static int lock_state_dir(const char *dir, int *ret_fd) {
 
 static void reconcile_task(void *arg) {
   (void)arg;
-  vms_reconcile();
+  if (!workers_cancelled())
+    vms_reconcile();
 }
 
 static int start_frontends(void) {
@@ -256,13 +257,22 @@ static int run(const char *config_file, int check_only) {
   int sig = serve(&s, config_file, &sigs);
   log_info("%s: draining (up to %u s)", strsignal(sig), s.drain_timeout_s);
   service_set_ready(0);
-  stop_frontends();
-  unsigned left = workers_drain(s.drain_timeout_s * 1000);
+  /* Front-ends keep serving while operations finish, so the answers reach
+   * their clients; new work is refused ("shutting down") and work still
+   * queued at the deadline is answered as cancelled. */
+  workers_drain(s.drain_timeout_s * 1000);
   workers = 0;
-  if (left)
-    log_warn("%u operation%s still running at the drain deadline", left,
-             left == 1 ? " was" : "s were");
+  stop_frontends();
   status = 0;
+  if (workers_abandoned()) {
+    /* Operations past the deadline still run inside plugins: closing the
+     * instances or freeing what those operations use would pull the floor
+     * from under them.  Exit and let the kernel reclaim. */
+    log_warn("exiting with %u operation%s still running in plugins",
+             workers_abandoned(), workers_abandoned() == 1 ? "" : "s");
+    log_info("vmhostd stopped");
+    return 0;
+  }
 
 out_close:
   if (workers) {

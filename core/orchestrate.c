@@ -170,8 +170,14 @@ static int copy_disk(struct vm_disk *d, const struct vmh_disk *in,
     r = error_code(VMH_ENOMEM, "out of memory");
   if (r < 0)
     return r;
+  if (!x.volume && !valid_volume_name(d->volume))
+    return error_code(VMH_EINVAL,
+                      "disk %s: the volume name '%s' made from the VM's name "
+                      "is not a valid volume name ([a-z0-9][a-z0-9._-]{0,62}); "
+                      "give the disk a volume name",
+                      x.name, d->volume);
   /* A volume named explicitly without size or image is one that exists. */
-  d->created = !(x.volume && !x.size && !x.base_image);
+  d->make = !(x.volume && !x.size && !x.base_image);
   d->size = x.size;
   d->format = x.format;
   d->bus = x.bus;
@@ -475,7 +481,7 @@ static int volume_make(struct vm_disk *d) {
   struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
     return VMH_EIO;
-  if (!d->created) {
+  if (!d->make) {
     int r = INSTANCE_CALL(pool, storage, vol_get, d->volume, ignore_volume,
                           NULL, 0);
     if (r == VMH_ENOENT)
@@ -490,7 +496,15 @@ static int volume_make(struct vm_disk *d) {
       .format = d->format,
       .base_image = d->base_image,
   };
-  return INSTANCE_CALL(pool, storage, vol_create, &spec, 0);
+  int r = INSTANCE_CALL(pool, storage, vol_create, &spec, 0);
+  if (r == 0) {
+    /* Only now is the volume ours to delete: a failed create (say, the
+     * name exists already) must never lead to deleting someone's volume. */
+    vms_wrlock();
+    d->created = 1;
+    vms_unlock();
+  }
+  return r;
 }
 
 /* Undo a local mapping of d's volume, if any.  Gone already is fine. */
@@ -725,13 +739,8 @@ static int create_steps(struct task *t) {
   int r;
   for (size_t i = 0; i < vm->n_disks; i++) {
     struct vm_disk *d = &vm->disks[i];
-    if ((r = volume_make(d)) < 0) {
-      /* Not made, so nothing to undo for this disk. */
-      vms_wrlock();
-      d->created = 0;
-      vms_unlock();
+    if ((r = volume_make(d)) < 0)
       return r;
-    }
     save(vm);
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
@@ -750,7 +759,10 @@ static int create_steps(struct task *t) {
 static void create_task(void *arg) {
   struct task *t = arg;
   struct vm *vm = t->vm;
-  int r = create_steps(t);
+  int r = workers_cancelled()
+              ? error_code(VMH_ECANCELED,
+                           "vmhostd stopped before the create could run")
+              : create_steps(t);
   if (r == 0) {
     vm_refresh(vm);
     set_status(vm, VMH_STATUS_READY, NULL);
@@ -802,7 +814,7 @@ void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r,
   if (code < 0)
     return fail(r, code);
   for (size_t i = 0; i < vm->n_disks; i++)
-    if (!vm->disks[i].created &&
+    if (!vm->disks[i].make &&
         vms_volume_in_use(vm->disks[i].pool, vm->disks[i].volume)) {
       error_set("disk %s: volume %s/%s is used by another VM",
                 vm->disks[i].name, vm->disks[i].pool, vm->disks[i].volume);
@@ -872,6 +884,12 @@ static void on_vm(const char *key, work_fn fn, vmh_reply_t *r, uint32_t flags,
 /* The record may have been deleted between lookup and the task running
  * (a delete queued before it): check it is still in the table. */
 static int still_there(struct task *t) {
+  if (workers_cancelled()) {
+    error_set("vmhostd stopped before the operation could run");
+    reply_done(t->r, VMH_ECANCELED);
+    task_free(t);
+    return 0;
+  }
   vms_rdlock();
   struct vm *vm = vms_lookup(t->vm->id);
   vms_unlock();
@@ -1132,10 +1150,8 @@ static void attach_task(void *arg) {
   }
   if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0)
     goto done;
-  if ((r = volume_make(d)) < 0) {
-    d->created = 0;
+  if ((r = volume_make(d)) < 0)
     goto done;
-  }
   if ((r = disk_source(d, caps.source_types, &src)) < 0)
     goto undo;
   struct vmh_disk disk = {
@@ -1197,7 +1213,7 @@ void vm_disk_attach(const char *key, const struct vmh_disk *disk,
     code = name ? copy_disk(t->disk, disk, name)
                 : error_code(VMH_ENOMEM, "out of memory");
   }
-  if (code == 0 && !t->disk->created &&
+  if (code == 0 && !t->disk->make &&
       vms_volume_in_use(t->disk->pool, t->disk->volume))
     code = error_code(VMH_EBUSY, "volume %s/%s is used by a VM",
                       t->disk->pool, t->disk->volume);

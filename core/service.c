@@ -56,7 +56,11 @@ static void op_free(struct op *op) {
 
 static void op_run(void *arg) {
   struct op *op = arg;
-  reply_done(op->r, op->fn(op));
+  reply_done(op->r, workers_cancelled()
+                        ? error_code(VMH_ECANCELED,
+                                     "vmhostd stopped before the operation "
+                                     "could run")
+                        : op->fn(op));
   op_free(op);
 }
 
@@ -117,6 +121,15 @@ static int refuse_name(const char *what, const char *name, vmh_reply_t *r) {
   return -1;
 }
 
+/* A named object's name must be given (NULL would pick the first). */
+static int refuse_missing(const char *what, const char *name, vmh_reply_t *r) {
+  if (name && *name)
+    return 0;
+  error_set("give the %s's name", what);
+  reply_done(r, VMH_EINVAL);
+  return -1;
+}
+
 /* ---- storage ------------------------------------------------------------ */
 
 static struct vmh_instance *pool_of(struct op *op) {
@@ -161,7 +174,7 @@ static void pool_list(vmh_reply_t *r, uint32_t flags) {
 }
 
 static void pool_get(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
     queue(do_pool_get, NULL, pool, NULL, r, flags, NULL);
 }
 
@@ -226,7 +239,7 @@ static char *volume_key(const char *pool, const char *vol) {
 static void volume_op(int (*fn)(struct op *), const char *pool,
                       const char *vol, vmh_reply_t *r, uint32_t flags,
                       struct op **ret_op) {
-  if (refuse_name("volume", vol, r) < 0)
+  if (refuse_missing("pool", pool, r) < 0 || refuse_name("volume", vol, r) < 0)
     return;
   queue(fn, NULL, pool, vol, r, flags, ret_op);
 }
@@ -237,7 +250,7 @@ static void submit_volume(struct op *op) {
 }
 
 static void volume_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
     queue(do_volume_list, NULL, pool, NULL, r, flags, NULL);
 }
 
@@ -339,7 +352,7 @@ static int do_image_delete(struct op *op) {
 }
 
 static void image_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
     queue(do_image_list, NULL, pool, NULL, r, flags, NULL);
 }
 
@@ -433,7 +446,7 @@ static void network_list(vmh_reply_t *r, uint32_t flags) {
 }
 
 static void network_get(const char *net, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("network", net, r) == 0 && refuse_flags(flags, 0, r) == 0)
     queue(do_network_get, NULL, net, NULL, r, flags, NULL);
 }
 

@@ -333,6 +333,12 @@ struct read_task {
 /* A live read: ask every hypervisor, then answer from the records. */
 static void live_list(void *arg) {
   struct read_task *t = arg;
+  if (workers_cancelled()) {
+    error_set("vmhostd stopped before the read could run");
+    reply_done(t->r, VMH_ECANCELED);
+    free(t);
+    return;
+  }
   vms_reconcile();
   vms_rdlock();
   for (size_t i = 0; i < n_table; i++)
@@ -371,10 +377,12 @@ static void live_get(void *arg) {
   struct read_task *t = arg;
   int code = 0;
   vms_rdlock();
-  struct vm *vm = vms_lookup(t->vm);
+  struct vm *vm = workers_cancelled() ? NULL : vms_lookup(t->vm);
   vms_unlock();
   /* Only this task's key touches the record's life, so vm stays valid. */
-  if (!vm)
+  if (workers_cancelled())
+    code = error_code(VMH_ECANCELED, "vmhostd stopped before the read ran");
+  else if (!vm)
     code = error_code(VMH_ENOENT, "no VM '%s'", t->vm);
   else if ((code = vm_refresh(vm)) == 0) {
     vms_rdlock();

@@ -17,7 +17,8 @@ struct vm_disk {
   char *name, *pool, *volume, *base_image;
   uint64_t size;
   uint32_t format, bus, readonly, boot_order;
-  int created; /* the core made the volume: it goes with the VM */
+  int make;    /* the request asks the core to make the volume */
+  int created; /* the core made it (it exists): it goes with the VM */
   int mapped;  /* mapped locally (VMH_SOURCE_LOCAL): unmap on delete */
 };
 

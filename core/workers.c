@@ -147,14 +147,20 @@ static void keyq_remove(struct pool *p, struct keyq *kq) {
   free(kq);
 }
 
-/* Free a key's waiting tasks; returns how many. */
-static unsigned keyq_drop_waiting(struct keyq *kq) {
+/* Move a key's waiting tasks to *out (or free them when out is NULL);
+ * returns how many. */
+static unsigned keyq_drop_waiting(struct keyq *kq, struct task **out) {
   unsigned n = 0;
   struct task *t;
 
   while ((t = kq->head)) {
     kq->head = t->next;
-    free(t);
+    if (out) {
+      t->next = *out;
+      *out = t;
+    } else {
+      free(t);
+    }
     n++;
   }
   kq->tail = NULL;
@@ -203,8 +209,9 @@ static void task_done(struct pool *p, struct task *t) {
     pthread_cond_broadcast(&p->idle_cv);
 }
 
-/* With `lock` held: drop every task not started; returns how many. */
-static unsigned drop_queued(struct pool *p) {
+/* With `lock` held: take every task not started out of p into *out;
+ * returns how many. */
+static unsigned drop_queued(struct pool *p, struct task **out) {
   unsigned n = 0;
   struct task *t;
 
@@ -212,19 +219,39 @@ static unsigned drop_queued(struct pool *p) {
   while ((t = p->ready_head)) {
     p->ready_head = t->next;
     if (t->kq) {
-      n += keyq_drop_waiting(t->kq);
+      n += keyq_drop_waiting(t->kq, out);
       keyq_remove(p, t->kq);
     }
-    free(t);
+    t->next = *out;
+    *out = t;
     n++;
   }
   p->ready_tail = NULL;
   /* The keys left have a running task, which still needs its record. */
   for (size_t i = 0; i < p->n_buckets; i++)
     for (struct keyq *kq = p->buckets[i]; kq; kq = kq->next)
-      n += keyq_drop_waiting(kq);
+      n += keyq_drop_waiting(kq, out);
   p->pending -= n;
   return n;
+}
+
+static __thread bool cancelling;
+
+bool workers_cancelled(void) {
+  return cancelling;
+}
+
+/* Call each dropped task once, told that it is cancelled, so that it can
+ * answer its caller and free its argument. */
+static void cancel_tasks(struct task *list) {
+  cancelling = true;
+  while (list) {
+    struct task *t = list;
+    list = t->next;
+    t->fn(t->arg);
+    free(t);
+  }
+  cancelling = false;
 }
 
 static void pool_free(struct pool *p) {
@@ -233,7 +260,7 @@ static void pool_free(struct pool *p) {
 
     for (kq = p->buckets[i]; kq; kq = next) {
       next = kq->next;
-      keyq_drop_waiting(kq);
+      keyq_drop_waiting(kq, NULL);
       free(kq);
     }
   }
@@ -467,13 +494,15 @@ unsigned workers_drain(unsigned timeout_ms) {
   while (p->pending > 0)
     if (pthread_cond_timedwait(&p->idle_cv, &lock, &deadline) == ETIMEDOUT)
       break;
+  struct task *cancelled = NULL;
   if (p->pending > 0) {
-    dropped = drop_queued(p);
+    dropped = drop_queued(p, &cancelled);
     running = p->pending; /* what is left has started */
   }
   current = NULL;
   pool_stop(p);
   pthread_mutex_unlock(&ctl_lock);
+  cancel_tasks(cancelled);
   if (running + dropped > 0)
     log_warn(
         "workers: drain deadline passed: %u running task(s) abandoned, "

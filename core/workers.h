@@ -11,6 +11,7 @@
 #ifndef VMHOST_CORE_WORKERS_H
 #define VMHOST_CORE_WORKERS_H
 
+#include <stdbool.h>
 #include <vmhost/common.h>
 
 typedef void (*work_fn)(void *arg);
@@ -29,10 +30,15 @@ int workers_submit(const char *key, work_fn fn, void *arg);
 /* Refuse new work, wait up to timeout_ms for queued and running work to
  * finish, then stop the threads.  Returns the number of tasks that had not
  * finished by the deadline: running ones (their threads are left detached
- * and still running; they end once their task returns) plus queued ones
- * (dropped without being called; their args are not freed).  No-op (0)
+ * and still running; they end once their task returns) plus queued ones,
+ * which are called once more on the draining thread with
+ * workers_cancelled() true, so they answer their callers and free their
+ * arguments without doing their work.  No-op (0)
  * when the pool is not running.  Must not be called from a task. */
 unsigned workers_drain(unsigned timeout_ms);
+
+/* True inside a task called by workers_drain to be cancelled. */
+bool workers_cancelled(void);
 
 /* Tasks queued or running now (for metrics and readiness). */
 unsigned workers_pending(void);

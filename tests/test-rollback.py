@@ -81,3 +81,13 @@ with Daemon(mocks()) as d:
     check("does not know it" in d.log(), "reconcile reported it")
     d.ok(op="vm_delete", vm="vm1")
     assert_clean(d, "delete with parts gone")
+
+# A failed create never deletes a volume it did not make: the user's own
+# volume happens to carry the name the VM's second disk would get, and the
+# first disk fails.  The user's volume stays.
+fault = ", faults: [ { op: vol_create, mode: nth, n: 2, error: io_error } ]"
+with Daemon(mocks(st=fault)) as d:
+    d.ok(op="volume_create", pool="pool0", volume={"name": "vm1-vdb", "size": 1 << 20})
+    expect(d.call(op="vm_create", spec=vm_spec("vm1", disks=2)), "io_error")
+    vols = [v["name"] for v in d.ok(op="volume_list", pool="pool0")["volumes"]]
+    check(vols == ["vm1-vdb"], "the user's volume survives a rollback:", vols)

@@ -32,7 +32,25 @@ with Daemon(mocks(hv=", latency: { define: 10s }"),
     time.sleep(0.3)
     rc = d.stop()
     check(rc == 0, "exit 0 at the deadline")
-    check("still running at the drain deadline" in d.log(), d.log())
+    check("drain deadline passed: 1 running task(s) abandoned" in d.log(), d.log())
+
+# Work still queued at the deadline is answered "canceled", never left
+# hanging: one worker is busy with a slow create, a second create waits.
+with Daemon(mocks(hv=", latency: { define: 10s }"),
+            daemon_yaml="  workers: 1\n  drain_timeout: 1") as d:
+    first = threading.Thread(target=lambda: quiet_call(d, op="vm_create", spec=vm_spec("busy")))
+    first.daemon = True
+    first.start()
+    time.sleep(0.3)
+    second = {}
+    t = threading.Thread(target=lambda: second.update(
+        quiet_call(d, op="vm_create", spec=vm_spec("queued")) or {}))
+    t.start()
+    time.sleep(0.3)
+    check(d.stop() == 0, "exit 0")
+    t.join(10)
+    check(second.get("error") == "canceled", "the queued create was cancelled:", second)
+    check("stopped before the create could run" in second.get("message", ""), second)
 
 # SIGHUP: log rotation and levels; JSON lines.
 d = Daemon(mocks())

@@ -77,12 +77,20 @@ with Daemon(mocks()) as d:
         (vm_spec("x", hypervisor="hv9"), "no hypervisor named 'hv9'"),
         (vm_spec("x", firmware="coreboot"), "firmware"),
         (vm_spec("x", vcpus=65), "more than hypervisor"),
+        (vm_spec("Upper"), "give the disk a volume name"),
     ]
     for spec, words in bad:
         r = expect(d.call(op="vm_create", spec=spec), "invalid_argument", spec)
         check(words in r["message"], f"message for {spec} lacks '{words}':", r)
     check(len(d.ok(op="vm_list")["vms"]) == 1, "no record from bad input")
     check(len(d.ok(op="volume_list", pool="pool0")["volumes"]) == 2, "no volume from bad input")
+
+    # A VM name that is no volume name works when the disk names its volume.
+    vm = d.ok(op="vm_create", spec={**vm_spec("Upper.Case"),
+                                    "disks": [{"name": "vda", "volume": "upper-root", "size": 1 << 20}]})
+    check(vm["vms"][0]["disks"][0]["volume"] == "upper-root", vm)
+    d.ok(op="vm_delete", vm="Upper.Case")
+    expect(d.call(op="pool_get"), "invalid_argument")
 
     # Unknown flags are refused.
     expect(d.call(op="vm_list", flags=1 << 30), "invalid_argument")

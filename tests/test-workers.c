@@ -290,9 +290,10 @@ static void test_drain_waits(void) {
   CHECK_INT(workers_pending(), ==, 0);
 }
 
-/* ---- drain deadline: drop the queue, abandon the running ---------------- */
+/* ---- drain deadline: cancel the queue, abandon the running -------------- */
 
-static int stuck_running, stuck_release, stuck_done, dropped_ran;
+static int stuck_running, stuck_release, stuck_done, dropped_ran,
+    cancelled_ran;
 static int fresh_ran;
 
 static void stuck_task(void *arg) {
@@ -304,9 +305,11 @@ static void stuck_task(void *arg) {
   bump(&stuck_done);
 }
 
+/* Queued work past the deadline is called once, told it is cancelled, so it
+ * can answer its caller; it must not do its work. */
 static void must_not_run(void *arg) {
   (void)arg;
-  bump(&dropped_ran);
+  bump(workers_cancelled() ? &cancelled_ran : &dropped_ran);
 }
 
 static void fresh_task(void *arg) {
@@ -332,7 +335,9 @@ static void test_drain_deadline(void) {
   CHECK_INT(workers_submit(NULL, must_not_run, NULL), ==, 0);
   CHECK_INT(workers_pending(), ==, 8);
 
-  CHECK_INT(workers_drain(10), ==, 8); /* 1 abandoned + 7 dropped */
+  CHECK_INT(workers_drain(10), ==, 8); /* 1 abandoned + 7 cancelled */
+  CHECK_INT(cancelled_ran, ==, 7);
+  CHECK(!workers_cancelled());
   CHECK_INT(workers_abandoned(), ==, 1);
   CHECK_INT(workers_pending(), ==, 0);
   CHECK_INT(workers_submit(NULL, must_not_run, NULL), ==, VMH_EAGAIN);
@@ -359,6 +364,7 @@ static void test_drain_deadline(void) {
   CHECK_INT(drain(), ==, 0);
   CHECK_INT(fresh_ran, ==, 3);
   CHECK_INT(dropped_ran, ==, 0);
+  CHECK_INT(cancelled_ran, ==, 7);
 }
 
 /* ---- many keys: order per key, records freed --------------------------- */

@@ -130,7 +130,10 @@ frontends:
 
     # -- control ------------------------------------------------------------
     def call(self, **req):
-        return call(self.sock, req)
+        try:
+            return call(self.sock, req)
+        except NoAnswer:
+            fail("no answer to", json.dumps(req))
 
     def ok(self, **req):
         r = self.call(**req)
@@ -139,11 +142,15 @@ frontends:
         return r
 
 
+class NoAnswer(Exception):
+    """The daemon closed the connection without answering."""
+
+
 def quiet_call(d, **req):
     """A call whose daemon may be killed under it (no answer is fine)."""
     try:
-        return d.call(**req)
-    except (SystemExit, OSError):
+        return call(d.sock, req)
+    except (NoAnswer, OSError):
         return None
 
 
@@ -160,7 +167,7 @@ def call(sock_path, req, timeout=60):
         buf += chunk
     s.close()
     if not buf:
-        fail("no answer to", json.dumps(req))
+        raise NoAnswer()
     return json.loads(buf)
 
 
