@@ -55,8 +55,8 @@ static void host_emit(const struct vmh_instance *inst,
     events_emit(source_name(inst), ev);
 }
 
-static void host_counter_add(const struct vmh_instance *inst,
-                             const char *name, uint64_t delta) {
+static void host_counter_add(const struct vmh_instance *inst, const char *name,
+                             uint64_t delta) {
   metrics_counter_add(source_name(inst), name, delta);
 }
 
@@ -146,8 +146,7 @@ int call_end(struct call *c, int rc) {
 }
 
 int call_unsupported(struct vmh_instance *inst, const char *op) {
-  return error_code(VMH_ENOTSUP,
-                    "%s '%s' (plugin %s) does not support %s",
+  return error_code(VMH_ENOTSUP, "%s '%s' (plugin %s) does not support %s",
                     kind_name(inst->kind), inst->name, inst->plugin->desc.name,
                     op);
 }
@@ -173,8 +172,8 @@ static int instance_load(struct vmh_instance *inst, const char *plugin_dir) {
   if (!file) {
     found = loader_find(plugin_dir, c->kind, c->plugin);
     if (!found) {
-      prefix_error("%s: %s '%s': ", config_where(c->config),
-                   kind_name(c->kind), c->name);
+      prefix_error("%s: %s '%s': ", config_where(c->config), kind_name(c->kind),
+                   c->name);
       return instance_refused(inst);
     }
     file = found;
@@ -234,8 +233,7 @@ static int check_unread(struct vmh_instance *inst) {
   return error_code(VMH_EINVAL,
                     "%s: unknown key '%s' for plugin '%s' (%s '%s')",
                     config_where(node), config_key_name(node),
-                    inst->plugin->desc.name, kind_name(inst->kind),
-                    inst->name);
+                    inst->plugin->desc.name, kind_name(inst->kind), inst->name);
 }
 
 static void instance_close(struct vmh_instance *inst) {
@@ -257,9 +255,9 @@ static int instance_open(struct vmh_instance *inst, const char *state_dir,
   vmh_open_fn open_fn = inst->plugin->ops.hypervisor.open;
   struct call c;
   call_begin(&c, inst, "open");
-  int r = call_end(&c, open_fn(&host_services, inst, inst->conf->config,
-                               &inst->handle,
-                               check_only ? VMH_OPEN_CHECK_ONLY : 0));
+  int r = call_end(
+      &c, open_fn(&host_services, inst, inst->conf->config, &inst->handle,
+                  check_only ? VMH_OPEN_CHECK_ONLY : 0));
   if (r < 0) {
     prefix_error("%s '%s': ", kind_name(inst->kind), inst->name);
     return r;

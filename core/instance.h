@@ -65,19 +65,19 @@ int call_unsupported(struct vmh_instance *inst, const char *op);
 /* Call operation `op` of ops table `table` on instance `inst` with the
  * arguments after the handle.  Evaluates to 0 or a VMH_E* code with the
  * message set (VMH_ENOTSUP when the plugin lacks the operation). */
-#define INSTANCE_CALL(inst, table, op, ...)                               \
-  ({                                                                      \
-    struct vmh_instance *inst_ = (inst);                                  \
-    int rc_;                                                              \
-    if (!inst_->plugin->ops.table.op) {                                   \
-      rc_ = call_unsupported(inst_, #op);                                 \
-    } else {                                                              \
-      struct call c_;                                                     \
-      call_begin(&c_, inst_, #op);                                        \
-      rc_ = call_end(&c_,                                                 \
+#define INSTANCE_CALL(inst, table, op, ...)                                    \
+  ({                                                                           \
+    struct vmh_instance *inst_ = (inst);                                       \
+    int rc_;                                                                   \
+    if (!inst_->plugin->ops.table.op) {                                        \
+      rc_ = call_unsupported(inst_, #op);                                      \
+    } else {                                                                   \
+      struct call c_;                                                          \
+      call_begin(&c_, inst_, #op);                                             \
+      rc_ = call_end(&c_,                                                      \
                      inst_->plugin->ops.table.op(inst_->handle, __VA_ARGS__)); \
-    }                                                                     \
-    rc_;                                                                  \
+    }                                                                          \
+    rc_;                                                                       \
   })
 
 #endif

@@ -23,7 +23,8 @@ struct op_desc {
   int required;
 };
 
-#define OP(type, field, req) {#field, offsetof(struct type, field), req}
+#define OP(type, field, req) \
+  { #field, offsetof(struct type, field), req }
 
 static const struct op_desc hypervisor_ops[] = {
     OP(vmh_hypervisor_ops, open, 1),
@@ -49,62 +50,51 @@ static const struct op_desc hypervisor_ops[] = {
 };
 
 static const struct op_desc storage_ops[] = {
-    OP(vmh_storage_ops, open, 1),
-    OP(vmh_storage_ops, close, 1),
-    OP(vmh_storage_ops, health, 0),
-    OP(vmh_storage_ops, pool_info, 1),
-    OP(vmh_storage_ops, vol_list, 1),
-    OP(vmh_storage_ops, vol_get, 1),
-    OP(vmh_storage_ops, vol_create, 1),
-    OP(vmh_storage_ops, vol_delete, 1),
-    OP(vmh_storage_ops, vol_resize, 0),
-    OP(vmh_storage_ops, vol_source, 1),
-    OP(vmh_storage_ops, vol_unmap, 0),
-    OP(vmh_storage_ops, image_import, 0),
-    OP(vmh_storage_ops, image_list, 0),
-    OP(vmh_storage_ops, image_delete, 0),
+    OP(vmh_storage_ops, open, 1),       OP(vmh_storage_ops, close, 1),
+    OP(vmh_storage_ops, health, 0),     OP(vmh_storage_ops, pool_info, 1),
+    OP(vmh_storage_ops, vol_list, 1),   OP(vmh_storage_ops, vol_get, 1),
+    OP(vmh_storage_ops, vol_create, 1), OP(vmh_storage_ops, vol_delete, 1),
+    OP(vmh_storage_ops, vol_resize, 0), OP(vmh_storage_ops, vol_source, 1),
+    OP(vmh_storage_ops, vol_unmap, 0),  OP(vmh_storage_ops, image_import, 0),
+    OP(vmh_storage_ops, image_list, 0), OP(vmh_storage_ops, image_delete, 0),
 };
 
 static const struct op_desc network_ops[] = {
-    OP(vmh_network_ops, open, 1),
-    OP(vmh_network_ops, close, 1),
-    OP(vmh_network_ops, health, 0),
-    OP(vmh_network_ops, info, 1),
-    OP(vmh_network_ops, port_bind, 1),
-    OP(vmh_network_ops, port_unbind, 1),
+    OP(vmh_network_ops, open, 1),      OP(vmh_network_ops, close, 1),
+    OP(vmh_network_ops, health, 0),    OP(vmh_network_ops, info, 1),
+    OP(vmh_network_ops, port_bind, 1), OP(vmh_network_ops, port_unbind, 1),
     OP(vmh_network_ops, port_list, 0),
 };
 
 static const struct op_desc frontend_ops[] = {
-    OP(vmh_frontend_ops, open, 1),
-    OP(vmh_frontend_ops, close, 1),
-    OP(vmh_frontend_ops, health, 0),
-    OP(vmh_frontend_ops, start, 1),
+    OP(vmh_frontend_ops, open, 1),   OP(vmh_frontend_ops, close, 1),
+    OP(vmh_frontend_ops, health, 0), OP(vmh_frontend_ops, start, 1),
     OP(vmh_frontend_ops, stop, 1),
 };
 
 struct kind_desc {
   const struct op_desc *ops;
   size_t n_ops;
-  size_t size; /* the core's sizeof of the ops table */
+  size_t size;        /* the core's sizeof of the ops table */
   size_t desc_offset; /* where the descriptor points at this kind's table */
 };
 
-#define KIND(table, type, member)                                     \
-  {table, sizeof table / sizeof table[0], sizeof(struct type),        \
-   offsetof(struct vmh_plugin, member)}
+#define KIND(table, type, member)                               \
+  {                                                             \
+    table, sizeof table / sizeof table[0], sizeof(struct type), \
+        offsetof(struct vmh_plugin, member)                     \
+  }
 
 static const struct kind_desc kinds[] = {
-    [VMH_KIND_HYPERVISOR] = KIND(hypervisor_ops, vmh_hypervisor_ops,
-                                 hypervisor),
+    [VMH_KIND_HYPERVISOR] =
+        KIND(hypervisor_ops, vmh_hypervisor_ops, hypervisor),
     [VMH_KIND_STORAGE] = KIND(storage_ops, vmh_storage_ops, storage),
     [VMH_KIND_NETWORK] = KIND(network_ops, vmh_network_ops, network),
     [VMH_KIND_FRONTEND] = KIND(frontend_ops, vmh_frontend_ops, frontend),
 };
 
 /* ABI 1.0 already had every field of the descriptor. */
-#define DESC_MIN_SIZE \
-  (offsetof(struct vmh_plugin, frontend) + sizeof(void *))
+#define DESC_MIN_SIZE (offsetof(struct vmh_plugin, frontend) + sizeof(void *))
 
 static struct plugin **registry;
 static size_t n_registry;
@@ -193,10 +183,9 @@ static int check_plugin(struct plugin *p, const struct vmh_plugin *d,
                       "%s: plugin name '%s' is invalid (expected [a-z0-9-]+)",
                       file, p->desc.name ? p->desc.name : "");
   if (want_kind && (int)p->desc.kind != want_kind)
-    return error_code(VMH_EINVAL,
-                      "%s: is a %s plugin, but instance '%s' is under %s",
-                      file, kind_name(p->desc.kind), instance,
-                      kind_section(want_kind));
+    return error_code(
+        VMH_EINVAL, "%s: is a %s plugin, but instance '%s' is under %s", file,
+        kind_name(p->desc.kind), instance, kind_section(want_kind));
 
   const struct kind_desc *k = &kinds[p->desc.kind];
   const void *ops;
@@ -216,9 +205,8 @@ static int check_plugin(struct plugin *p, const struct vmh_plugin *d,
 
   for (size_t i = 0; i < k->n_ops; i++)
     if (k->ops[i].required && !op_ptr(p, &k->ops[i]))
-      return error_code(VMH_EINVAL,
-                        "%s: required operation '%s' is missing", file,
-                        k->ops[i].name);
+      return error_code(VMH_EINVAL, "%s: required operation '%s' is missing",
+                        file, k->ops[i].name);
 
   for (size_t i = 0; i < n_registry; i++) {
     const struct plugin *o = registry[i];
@@ -243,18 +231,16 @@ int loader_load(const char *file, int want_kind, const char *instance,
                 struct plugin **ret) {
   char path[PATH_MAX];
   if (!realpath(file, path))
-    return error_code(VMH_EINVAL, "%s: cannot load: %s", file,
-                      strerror(errno));
+    return error_code(VMH_EINVAL, "%s: cannot load: %s", file, strerror(errno));
 
   for (size_t i = 0; i < n_registry; i++) {
     struct plugin *o = registry[i];
     if (strcmp(o->file, path) != 0)
       continue;
     if (want_kind && (int)o->desc.kind != want_kind)
-      return error_code(VMH_EINVAL,
-                        "%s: is a %s plugin, but instance '%s' is under %s",
-                        path, kind_name(o->desc.kind), instance,
-                        kind_section(want_kind));
+      return error_code(
+          VMH_EINVAL, "%s: is a %s plugin, but instance '%s' is under %s", path,
+          kind_name(o->desc.kind), instance, kind_section(want_kind));
     *ret = o;
     return 0;
   }

@@ -40,7 +40,8 @@ static void usage(FILE *out) {
           "       vmhostd --dump-plugin FILE\n"
           "       vmhostd --version | --help\n"
           "\n"
-          "  -c, --config FILE     config file (default " DEFAULT_CONFIG ")\n"
+          "  -c, --config FILE     config file (default " DEFAULT_CONFIG
+          ")\n"
           "      --check-config    check the config and every plugin's keys,\n"
           "                        start nothing, exit 0 (good) or 2 (bad)\n"
           "      --dump-plugin FILE  print what the loader sees in a plugin\n"
@@ -150,9 +151,8 @@ static void stop_frontends(void) {
 static int serve(const struct settings *s, const char *config_file,
                  const sigset_t *sigs) {
   for (;;) {
-    struct timespec timeout = {.tv_sec = s->reconcile_interval_s
-                                             ? s->reconcile_interval_s
-                                             : 3600};
+    struct timespec timeout = {
+        .tv_sec = s->reconcile_interval_s ? s->reconcile_interval_s : 3600};
     int sig = sigtimedwait(sigs, NULL, &timeout);
     if (sig < 0) {
       if (errno == EAGAIN && s->reconcile_interval_s)

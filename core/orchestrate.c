@@ -31,7 +31,7 @@
 /* ---- tasks -------------------------------------------------------------- */
 
 struct task {
-  struct vm *vm;  /* the record (owned by the table) */
+  struct vm *vm; /* the record (owned by the table) */
   vmh_reply_t *r;
   uint32_t flags;
   uint32_t action, timeout_s;
@@ -94,9 +94,11 @@ static void set_status(struct vm *vm, uint32_t status, const char *err) {
 }
 
 static void emit_vm(uint32_t type, const struct vm *vm) {
-  struct vmh_event ev = {
-      .struct_size = sizeof ev, .type = type, .vm_id = vm->id,
-      .state = vm->state, .message = vm->name};
+  struct vmh_event ev = {.struct_size = sizeof ev,
+                         .type = type,
+                         .vm_id = vm->id,
+                         .state = vm->state,
+                         .message = vm->name};
   events_emit("core", &ev);
 }
 
@@ -117,12 +119,12 @@ static const void *elem(const void *base, size_t stride, size_t i) {
 }
 
 /* Normalise a struct a front-end passed to the core's size. */
-#define NORMALISE(dst, src)                                              \
-  do {                                                                   \
-    memset(&(dst), 0, sizeof(dst));                                      \
-    memcpy(&(dst), (src),                                                \
-           (src)->struct_size < sizeof(dst) ? (src)->struct_size         \
-                                            : sizeof(dst));              \
+#define NORMALISE(dst, src)                                                   \
+  do {                                                                        \
+    memset(&(dst), 0, sizeof(dst));                                           \
+    memcpy(                                                                   \
+        &(dst), (src),                                                        \
+        (src)->struct_size < sizeof(dst) ? (src)->struct_size : sizeof(dst)); \
   } while (0)
 
 static int copy_disk(struct vm_disk *d, const struct vmh_disk *in,
@@ -131,10 +133,11 @@ static int copy_disk(struct vm_disk *d, const struct vmh_disk *in,
   NORMALISE(x, in);
   int r = 0;
   if (!x.name || !valid_device_name(x.name))
-    return error_code(VMH_EINVAL,
-                      "disk name '%s' is invalid (expected [a-z][a-z0-9]{0,15}, "
-                      "e.g. vda)",
-                      x.name ? x.name : "");
+    return error_code(
+        VMH_EINVAL,
+        "disk name '%s' is invalid (expected [a-z][a-z0-9]{0,15}, "
+        "e.g. vda)",
+        x.name ? x.name : "");
   if (x.format > VMH_FORMAT_QCOW2)
     return error_code(VMH_EINVAL, "disk %s: unknown format %" PRIu32, x.name,
                       x.format);
@@ -149,8 +152,8 @@ static int copy_disk(struct vm_disk *d, const struct vmh_disk *in,
                       "[a-z0-9][a-z0-9._-]{0,62})",
                       x.name, x.volume);
   if (x.base_image && !valid_volume_name(x.base_image))
-    return error_code(VMH_EINVAL, "disk %s: image name '%s' is invalid",
-                      x.name, x.base_image);
+    return error_code(VMH_EINVAL, "disk %s: image name '%s' is invalid", x.name,
+                      x.base_image);
   if (!x.volume && !x.size && !x.base_image)
     return error_code(VMH_EINVAL,
                       "disk %s: give a size (new volume), a base_image (clone) "
@@ -201,8 +204,9 @@ static int copy_nic(struct vm_nic *n, const struct vmh_nic *in) {
                       "xx:xx:xx:xx:xx:xx)",
                       x.name, x.mac);
   if (x.vlan > 4094)
-    return error_code(VMH_EINVAL, "NIC %s: VLAN %" PRIu32
-                      " is out of range 0..4094", x.name, x.vlan);
+    return error_code(VMH_EINVAL,
+                      "NIC %s: VLAN %" PRIu32 " is out of range 0..4094",
+                      x.name, x.vlan);
   if (x.model > VMH_NIC_E1000)
     return error_code(VMH_EINVAL, "NIC %s: unknown model %" PRIu32, x.name,
                       x.model);
@@ -223,8 +227,8 @@ static int check_text(const char *what, const char *s) {
     return 0;
   size_t len = strlen(s);
   if (len > MAX_TEXT)
-    return error_code(VMH_EINVAL, "%s is %zu bytes; the limit is %d", what,
-                      len, MAX_TEXT);
+    return error_code(VMH_EINVAL, "%s is %zu bytes; the limit is %d", what, len,
+                      MAX_TEXT);
   if (!valid_utf8(s, len))
     return error_code(VMH_EINVAL, "%s is not valid UTF-8", what);
   return 0;
@@ -240,10 +244,11 @@ static void uuid_v4(char out[VMH_ID_LEN + 1]) {
   }
   b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
   b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(out, VMH_ID_LEN + 1,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-           b[11], b[12], b[13], b[14], b[15]);
+  snprintf(
+      out, VMH_ID_LEN + 1,
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+      b[12], b[13], b[14], b[15]);
 }
 
 /* Build a record from a create request, checking everything that can be
@@ -308,8 +313,7 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   if (s.n_disks) {
     size_t stride = s.disks[0].struct_size;
     if (stride < offsetof(struct vmh_disk, source)) {
-      r = error_code(VMH_EINVAL, "disks: struct_size %zu is too small",
-                     stride);
+      r = error_code(VMH_EINVAL, "disks: struct_size %zu is too small", stride);
       goto fail;
     }
     if (!(vm->disks = calloc(s.n_disks, sizeof *vm->disks))) {
@@ -447,8 +451,8 @@ static int disk_source(struct vm_disk *d, uint32_t source_types,
   struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
     return VMH_EIO;
-  int r = INSTANCE_CALL(pool, storage, vol_source, d->volume, source_cb, out,
-                        0);
+  int r =
+      INSTANCE_CALL(pool, storage, vol_source, d->volume, source_cb, out, 0);
   if (r < 0)
     return r;
   if (out->src.type != VMH_SOURCE_NONE &&
@@ -457,8 +461,8 @@ static int disk_source(struct vm_disk *d, uint32_t source_types,
   uint32_t type = out->src.type;
   r = INSTANCE_CALL(pool, storage, vol_source, d->volume, source_cb, out,
                     VMH_SOURCE_LOCAL);
-  if (r == VMH_ENOTSUP || (r == 0 && !(source_types &
-                                       VMH_SOURCE_BIT(out->src.type))))
+  if (r == VMH_ENOTSUP ||
+      (r == 0 && !(source_types & VMH_SOURCE_BIT(out->src.type))))
     return error_code(VMH_ENOTSUP,
                       "disk %s: pool '%s' gives a source of type %" PRIu32
                       " that the hypervisor cannot attach, and cannot map it "
@@ -604,12 +608,14 @@ static int domain_define(struct vm *vm, uint32_t flags) {
     return r;
   if (caps.max_vcpus && vm->vcpus > caps.max_vcpus)
     return error_code(VMH_EINVAL,
-                      "vcpus %" PRIu32 " is more than hypervisor '%s' allows "
+                      "vcpus %" PRIu32
+                      " is more than hypervisor '%s' allows "
                       "(%" PRIu32 ")",
                       vm->vcpus, hv->name, caps.max_vcpus);
   if (caps.max_memory && vm->memory > caps.max_memory)
     return error_code(VMH_EINVAL,
-                      "memory %" PRIu64 " is more than hypervisor '%s' allows "
+                      "memory %" PRIu64
+                      " is more than hypervisor '%s' allows "
                       "(%" PRIu64 ")",
                       vm->memory, hv->name, caps.max_memory);
 
@@ -628,11 +634,17 @@ static int domain_define(struct vm *vm, uint32_t flags) {
     struct vm_disk *d = &vm->disks[i];
     if ((r = disk_source(d, caps.source_types, &sources[i])) < 0)
       goto out;
-    disks[i] = (struct vmh_disk){
-        .struct_size = sizeof disks[i], .name = d->name, .pool = d->pool,
-        .volume = d->volume, .size = d->size, .format = d->format,
-        .bus = d->bus, .base_image = d->base_image, .readonly = d->readonly,
-        .boot_order = d->boot_order, .source = &sources[i].src};
+    disks[i] = (struct vmh_disk){.struct_size = sizeof disks[i],
+                                 .name = d->name,
+                                 .pool = d->pool,
+                                 .volume = d->volume,
+                                 .size = d->size,
+                                 .format = d->format,
+                                 .bus = d->bus,
+                                 .base_image = d->base_image,
+                                 .readonly = d->readonly,
+                                 .boot_order = d->boot_order,
+                                 .source = &sources[i].src};
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
     const struct vm_nic *n = &vm->nics[i];
@@ -643,27 +655,44 @@ static int domain_define(struct vm *vm, uint32_t flags) {
                      n->name, n->network, n->b_type, hv->name);
       goto out;
     }
-    bindings[i] = (struct vmh_nic_binding){
-        .struct_size = sizeof bindings[i], .type = n->b_type,
-        .bridge = n->b_bridge, .port = n->b_port,
-        .interface_id = n->b_interface_id, .tap = n->b_tap, .mac = n->b_mac,
-        .vlan = n->b_vlan, .mtu = n->b_mtu};
-    nics[i] = (struct vmh_nic){
-        .struct_size = sizeof nics[i], .name = n->name, .network = n->network,
-        .mac = n->b_mac ? n->b_mac : n->mac, .vlan = n->vlan,
-        .model = n->model, .binding = &bindings[i]};
+    bindings[i] = (struct vmh_nic_binding){.struct_size = sizeof bindings[i],
+                                           .type = n->b_type,
+                                           .bridge = n->b_bridge,
+                                           .port = n->b_port,
+                                           .interface_id = n->b_interface_id,
+                                           .tap = n->b_tap,
+                                           .mac = n->b_mac,
+                                           .vlan = n->b_vlan,
+                                           .mtu = n->b_mtu};
+    nics[i] = (struct vmh_nic){.struct_size = sizeof nics[i],
+                               .name = n->name,
+                               .network = n->network,
+                               .mac = n->b_mac ? n->b_mac : n->mac,
+                               .vlan = n->vlan,
+                               .model = n->model,
+                               .binding = &bindings[i]};
   }
   for (size_t i = 0; i < vm->n_metadata; i++)
     md[i] = (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
-  struct vmh_vm_spec spec = {
-      .struct_size = sizeof spec, .id = vm->id, .name = vm->name,
-      .vcpus = vm->vcpus, .memory = vm->memory, .kernel = vm->kernel,
-      .initrd = vm->initrd, .cmdline = vm->cmdline, .firmware = vm->firmware,
-      .disks = disks, .n_disks = (uint32_t)vm->n_disks, .nics = nics,
-      .n_nics = (uint32_t)vm->n_nics,
-      .guest_channel = (uint32_t)vm->guest_channel,
-      .user_data = vm->user_data, .meta_data = vm->meta_data, .metadata = md,
-      .n_metadata = (uint32_t)vm->n_metadata, .hypervisor = vm->hypervisor};
+  struct vmh_vm_spec spec = {.struct_size = sizeof spec,
+                             .id = vm->id,
+                             .name = vm->name,
+                             .vcpus = vm->vcpus,
+                             .memory = vm->memory,
+                             .kernel = vm->kernel,
+                             .initrd = vm->initrd,
+                             .cmdline = vm->cmdline,
+                             .firmware = vm->firmware,
+                             .disks = disks,
+                             .n_disks = (uint32_t)vm->n_disks,
+                             .nics = nics,
+                             .n_nics = (uint32_t)vm->n_nics,
+                             .guest_channel = (uint32_t)vm->guest_channel,
+                             .user_data = vm->user_data,
+                             .meta_data = vm->meta_data,
+                             .metadata = md,
+                             .n_metadata = (uint32_t)vm->n_metadata,
+                             .hypervisor = vm->hypervisor};
   r = INSTANCE_CALL(hv, hypervisor, define, &spec, flags);
   if (r == 0) {
     vms_wrlock();
@@ -704,12 +733,12 @@ static int domain_undefine(struct vm *vm) {
 static int teardown(struct vm *vm) {
   int first = 0, r;
   _cleanup_free_ char *msg = NULL;
-#define NOTE(expr)                         \
-  do {                                     \
-    if ((r = (expr)) < 0 && first == 0) {  \
-      first = r;                           \
-      msg = strdup(error_get());           \
-    }                                      \
+#define NOTE(expr)                        \
+  do {                                    \
+    if ((r = (expr)) < 0 && first == 0) { \
+      first = r;                          \
+      msg = strdup(error_get());          \
+    }                                     \
   } while (0)
   NOTE(domain_undefine(vm));
   save(vm);
@@ -787,7 +816,8 @@ static void create_task(void *arg) {
   } else {
     _cleanup_free_ char *undo = strdup(error_get());
     _cleanup_free_ char *msg = NULL;
-    if (asprintf(&msg, "%s; undoing it also failed: %s (delete the VM to retry)",
+    if (asprintf(&msg,
+                 "%s; undoing it also failed: %s (delete the VM to retry)",
                  why ? why : "", undo ? undo : "") < 0)
       msg = NULL;
     set_status(vm, VMH_STATUS_FAILED, msg);
@@ -799,8 +829,7 @@ static void create_task(void *arg) {
   task_free(t);
 }
 
-void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r,
-               uint32_t flags) {
+void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
   if (flags & ~VMH_CREATE_NO_START) {
     error_set("unknown flags 0x%" PRIx32, flags & ~VMH_CREATE_NO_START);
     return fail(r, VMH_EINVAL);
@@ -909,11 +938,11 @@ static int need_ready(struct task *t) {
       [VMH_STATUS_FAILED] = "failed (delete it)",
       [VMH_STATUS_DELETING] = "being deleted",
       [VMH_STATUS_MISSING] = "missing from its hypervisor"};
-  error_set("VM '%s' is %s", t->vm->name,
-            t->vm->status < sizeof names / sizeof names[0] &&
-                    names[t->vm->status]
-                ? names[t->vm->status]
-                : "not ready");
+  error_set(
+      "VM '%s' is %s", t->vm->name,
+      t->vm->status < sizeof names / sizeof names[0] && names[t->vm->status]
+          ? names[t->vm->status]
+          : "not ready");
   reply_done(t->r, VMH_ESTATE);
   task_free(t);
   return 0;
@@ -968,9 +997,8 @@ static void action_task(void *arg) {
         r = INSTANCE_CALL(hv, hypervisor, start, id, 0);
         break;
       case VMH_ACTION_STOP:
-        r = INSTANCE_CALL(
-            hv, hypervisor, stop, id, t->timeout_s,
-            (t->flags & VMH_ACTION_FORCE) ? VMH_STOP_FORCE : 0);
+        r = INSTANCE_CALL(hv, hypervisor, stop, id, t->timeout_s,
+                          (t->flags & VMH_ACTION_FORCE) ? VMH_STOP_FORCE : 0);
         break;
       case VMH_ACTION_REBOOT:
         r = INSTANCE_CALL(hv, hypervisor, reboot, id, 0);
@@ -1027,9 +1055,9 @@ static void console_task(void *arg) {
   if (!still_there(t) || !need_ready(t))
     return;
   struct vmh_instance *hv = vm_hypervisor(t->vm);
-  int r = hv ? INSTANCE_CALL(hv, hypervisor, console, t->vm->id, console_cb,
-                             t, 0)
-             : VMH_EIO;
+  int r =
+      hv ? INSTANCE_CALL(hv, hypervisor, console, t->vm->id, console_cb, t, 0)
+         : VMH_EIO;
   reply_done(t->r, r);
   task_free(t);
 }
@@ -1038,7 +1066,8 @@ void vm_console(const char *key, vmh_reply_t *r, uint32_t flags) {
   on_vm(key, console_task, r, flags, 0, NULL);
 }
 
-/* ---- snapshots ------------------------------------------------------------ */
+/* ---- snapshots ------------------------------------------------------------
+ */
 
 static int snapshot_cb(void *opaque, const struct vmh_snapshot_info *s) {
   struct task *t = opaque;
@@ -1082,8 +1111,9 @@ static void snapshot_task(void *arg) {
 static void snapshot_op(const char *key, int op, const char *arg,
                         vmh_reply_t *r, uint32_t flags) {
   if (op != SNAP_LIST && (!arg || !valid_volume_name(arg))) {
-    error_set("snapshot %s '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
-              op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
+    error_set(
+        "snapshot %s '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
+        op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;
@@ -1154,11 +1184,17 @@ static void attach_task(void *arg) {
     goto done;
   if ((r = disk_source(d, caps.source_types, &src)) < 0)
     goto undo;
-  struct vmh_disk disk = {
-      .struct_size = sizeof disk, .name = d->name, .pool = d->pool,
-      .volume = d->volume, .size = d->size, .format = d->format, .bus = d->bus,
-      .base_image = d->base_image, .readonly = d->readonly,
-      .boot_order = d->boot_order, .source = &src.src};
+  struct vmh_disk disk = {.struct_size = sizeof disk,
+                          .name = d->name,
+                          .pool = d->pool,
+                          .volume = d->volume,
+                          .size = d->size,
+                          .format = d->format,
+                          .bus = d->bus,
+                          .base_image = d->base_image,
+                          .readonly = d->readonly,
+                          .boot_order = d->boot_order,
+                          .source = &src.src};
   if ((r = INSTANCE_CALL(hv, hypervisor, attach_disk, vm->id, &disk, 0)) < 0)
     goto undo;
 
@@ -1183,9 +1219,10 @@ static void attach_task(void *arg) {
 undo:
   why = strdup(error_get());
   if (volume_unmake(d) < 0)
-    log_error("VM '%s': could not remove volume %s/%s after a failed attach: "
-              "%s",
-              vm->name, d->pool, d->volume, error_get());
+    log_error(
+        "VM '%s': could not remove volume %s/%s after a failed attach: "
+        "%s",
+        vm->name, d->pool, d->volume, error_get());
   error_set("%s", why ? why : "attach failed");
 done:
   source_clear(&src);
@@ -1215,8 +1252,8 @@ void vm_disk_attach(const char *key, const struct vmh_disk *disk,
   }
   if (code == 0 && !t->disk->make &&
       vms_volume_in_use(t->disk->pool, t->disk->volume))
-    code = error_code(VMH_EBUSY, "volume %s/%s is used by a VM",
-                      t->disk->pool, t->disk->volume);
+    code = error_code(VMH_EBUSY, "volume %s/%s is used by a VM", t->disk->pool,
+                      t->disk->volume);
   if (code < 0) {
     task_free(t);
     return fail(r, code);

@@ -40,7 +40,7 @@ struct op {
   uint64_t size;
   struct vmh_volume_spec vol;
   struct vmh_image_spec img;
-  char *url, *sha256, *base; /* owned strings of vol/img */
+  char *url, *sha256, *base;           /* owned strings of vol/img */
   const struct vmh_instance *visiting; /* the instance a list is at */
   int (*fn)(struct op *op);
 };
@@ -223,8 +223,10 @@ static int do_volume_delete(struct op *op) {
   /* Checked again here, in the volume's order, against a VM create that
    * raced the request. */
   if (vms_volume_in_use(inst->name, op->b))
-    return error_code(VMH_EBUSY, "volume %s/%s is used by a VM; detach it or "
-                      "delete the VM first", inst->name, op->b);
+    return error_code(VMH_EBUSY,
+                      "volume %s/%s is used by a VM; detach it or "
+                      "delete the VM first",
+                      inst->name, op->b);
   return INSTANCE_CALL(inst, storage, vol_delete, op->b, 0);
 }
 
@@ -236,9 +238,8 @@ static char *volume_key(const char *pool, const char *vol) {
              : key;
 }
 
-static void volume_op(int (*fn)(struct op *), const char *pool,
-                      const char *vol, vmh_reply_t *r, uint32_t flags,
-                      struct op **ret_op) {
+static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
+                      vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
   if (refuse_missing("pool", pool, r) < 0 || refuse_name("volume", vol, r) < 0)
     return;
   queue(fn, NULL, pool, vol, r, flags, ret_op);
@@ -499,10 +500,11 @@ static int do_health(struct op *op) {
         service_ready() ? NULL : "starting or draining");
   if (worst == VMH_CHECK_OK)
     return 0;
-  return error_code(VMH_EIO, "%s", worst == VMH_CHECK_FAILED
-                                       ? "unhealthy: an instance failed"
-                                       : "degraded: an optional instance is "
-                                         "not serving");
+  return error_code(VMH_EIO, "%s",
+                    worst == VMH_CHECK_FAILED
+                        ? "unhealthy: an instance failed"
+                        : "degraded: an optional instance is "
+                          "not serving");
 }
 
 static void health(vmh_reply_t *r, uint32_t flags) {

@@ -334,8 +334,7 @@ static int has_suffix(const char *s, const char *suffix) {
 int state_load(void (*fn)(void *opaque, struct vm *vm), void *opaque) {
   DIR *dir = opendir(vms_dir);
   if (!dir)
-    return error_code(VMH_EIO, "cannot read %s: %s", vms_dir,
-                      strerror(errno));
+    return error_code(VMH_EIO, "cannot read %s: %s", vms_dir, strerror(errno));
   int count = 0;
   struct dirent *e;
   while ((e = readdir(dir))) {

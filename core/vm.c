@@ -263,8 +263,8 @@ void reply_done(vmh_reply_t *r, int code) {
 
 void vm_set_info(struct vm *vm, const struct vmh_vm_info *in) {
   struct vmh_vm_info info = {0};
-  memcpy(&info, in, in->struct_size < sizeof info ? in->struct_size
-                                                  : sizeof info);
+  memcpy(&info, in,
+         in->struct_size < sizeof info ? in->struct_size : sizeof info);
   vm->state = info.state;
   vm->memory_used = info.memory_used;
   vm->cpu_time_ns = info.cpu_time_ns;
@@ -477,8 +477,8 @@ static int was_seen(const struct seen *s, const char *id) {
 static void reconcile_hypervisor(struct vmh_instance *hv, int startup) {
   struct seen s = {.hv = hv, .startup = startup};
   if (INSTANCE_CALL(hv, hypervisor, list, reconcile_cb, &s, 0) < 0) {
-    log_warn("reconcile: cannot list the VMs of hypervisor '%s': %s",
-             hv->name, error_get());
+    log_warn("reconcile: cannot list the VMs of hypervisor '%s': %s", hv->name,
+             error_get());
     free(s.ids);
     return;
   }
@@ -508,14 +508,13 @@ void vms_reconcile(void) {
 /* A record found in CREATING or DELETING at start: the daemon died in the
  * middle.  Say what exists; the user finishes with a delete. */
 static void report_interrupted(struct vm *vm) {
-  const char *what =
-      vm->status == VMH_STATUS_CREATING ? "create" : "delete";
+  const char *what = vm->status == VMH_STATUS_CREATING ? "create" : "delete";
   log_warn("VM '%s' (%s): the %s was interrupted by a restart", vm->name,
            vm->id, what);
   for (size_t i = 0; i < vm->n_disks; i++)
     if (vm->disks[i].created)
-      log_warn("VM '%s': volume %s/%s was created", vm->name,
-               vm->disks[i].pool, vm->disks[i].volume);
+      log_warn("VM '%s': volume %s/%s was created", vm->name, vm->disks[i].pool,
+               vm->disks[i].volume);
   for (size_t i = 0; i < vm->n_nics; i++)
     if (vm->nics[i].bound)
       log_warn("VM '%s': NIC %s is bound on network %s", vm->name,

@@ -87,8 +87,7 @@ int vms_volume_in_use(const char *pool, const char *volume);
 /* The front-ends' VM operations (struct vmh_core). */
 void vm_list(vmh_reply_t *r, uint32_t flags);
 void vm_get(const char *vm, vmh_reply_t *r, uint32_t flags);
-void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r,
-               uint32_t flags);
+void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags);
 void vm_delete(const char *vm, vmh_reply_t *r, uint32_t flags);
 void vm_action(const char *vm, uint32_t action, uint32_t timeout_s,
                vmh_reply_t *r, uint32_t flags);
@@ -100,8 +99,8 @@ void vm_snapshot_revert(const char *vm, const char *sid, vmh_reply_t *r,
                         uint32_t flags);
 void vm_snapshot_delete(const char *vm, const char *sid, vmh_reply_t *r,
                         uint32_t flags);
-void vm_disk_attach(const char *vm, const struct vmh_disk *disk,
-                    vmh_reply_t *r, uint32_t flags);
+void vm_disk_attach(const char *vm, const struct vmh_disk *disk, vmh_reply_t *r,
+                    uint32_t flags);
 void vm_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                     uint32_t flags);
 

@@ -50,21 +50,21 @@ extern "C" {
  * an HTTP status and a gRPC status (see vmhostd(8) and core/error.c). */
 enum vmh_error {
   VMH_OK = 0,
-  VMH_EINVAL = -1,    /* bad argument or config: 400 / INVALID_ARGUMENT */
-  VMH_ENOENT = -2,    /* no such object: 404 / NOT_FOUND */
-  VMH_EEXIST = -3,    /* already exists: 409 / ALREADY_EXISTS */
-  VMH_EBUSY = -4,     /* in use by something else: 409 / FAILED_PRECONDITION */
-  VMH_ESTATE = -5,    /* illegal in the current state: 409 / FAILED_PRECONDITION */
-  VMH_ENOSPC = -6,    /* out of space or capacity: 507 / RESOURCE_EXHAUSTED */
+  VMH_EINVAL = -1, /* bad argument or config: 400 / INVALID_ARGUMENT */
+  VMH_ENOENT = -2, /* no such object: 404 / NOT_FOUND */
+  VMH_EEXIST = -3, /* already exists: 409 / ALREADY_EXISTS */
+  VMH_EBUSY = -4,  /* in use by something else: 409 / FAILED_PRECONDITION */
+  VMH_ESTATE = -5, /* illegal in the current state: 409 / FAILED_PRECONDITION */
+  VMH_ENOSPC = -6, /* out of space or capacity: 507 / RESOURCE_EXHAUSTED */
   VMH_ENOTSUP = -7,   /* operation not supported: 501 / UNIMPLEMENTED */
   VMH_EPERM = -8,     /* not allowed: 403 / PERMISSION_DENIED */
   VMH_ETIMEDOUT = -9, /* deadline passed: 504 / DEADLINE_EXCEEDED */
   VMH_EIO = -10,      /* backend failed or unreachable: 502 / UNAVAILABLE */
   VMH_ENOMEM = -11,   /* out of memory: 503 / RESOURCE_EXHAUSTED */
   VMH_EAGAIN = -12,   /* try again later (overloaded): 503 / UNAVAILABLE */
-  VMH_ELIMIT = -13,   /* rate or count limit reached: 429 / RESOURCE_EXHAUSTED */
-  VMH_ECANCELED = -14,  /* cancelled (shutdown, client gone): 499 / CANCELLED */
-  VMH_EINTERNAL = -15,  /* bug or unexpected failure: 500 / INTERNAL */
+  VMH_ELIMIT = -13, /* rate or count limit reached: 429 / RESOURCE_EXHAUSTED */
+  VMH_ECANCELED = -14, /* cancelled (shutdown, client gone): 499 / CANCELLED */
+  VMH_EINTERNAL = -15, /* bug or unexpected failure: 500 / INTERNAL */
 };
 #define VMH_ERROR_MIN VMH_EINTERNAL
 

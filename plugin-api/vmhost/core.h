@@ -26,7 +26,7 @@ enum vmh_vm_status {
   VMH_STATUS_READY = 2,    /* exists; see info.state */
   VMH_STATUS_FAILED = 3,   /* a step failed and could not be undone */
   VMH_STATUS_DELETING = 4,
-  VMH_STATUS_MISSING = 5,  /* the hypervisor no longer knows it */
+  VMH_STATUS_MISSING = 5, /* the hypervisor no longer knows it */
 };
 
 /* A VM as the core records it. */
@@ -50,8 +50,8 @@ enum vmh_check_status {
 struct vmh_health_check {
   uint32_t struct_size;
   const char *name;
-  const char *kind;   /* "hypervisor", "storage", "network", "frontend" */
-  uint32_t status;    /* enum vmh_check_status */
+  const char *kind; /* "hypervisor", "storage", "network", "frontend" */
+  uint32_t status;  /* enum vmh_check_status */
   const char *message;
 };
 
@@ -106,9 +106,10 @@ enum vmh_vm_action {
 };
 
 /* Flags. */
-#define VMH_READ_LIVE (UINT32_C(1) << 0) /* ask the backend, not the records */
+#define VMH_READ_LIVE (UINT32_C(1) << 0) /* ask the backend, not the records \
+                                          */
 #define VMH_CREATE_NO_START (UINT32_C(1) << 1) /* define, do not start */
-#define VMH_ACTION_FORCE (UINT32_C(1) << 2) /* stop: power off now */
+#define VMH_ACTION_FORCE (UINT32_C(1) << 2)    /* stop: power off now */
 /* VMH_RESIZE_SHRINK (storage.h) is accepted by volume_resize. */
 
 typedef const struct vmh_reply vmh_reply_t;

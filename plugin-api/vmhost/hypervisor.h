@@ -44,7 +44,7 @@ struct vmh_hypervisor_caps {
 };
 
 /* Flags. */
-#define VMH_STOP_FORCE (UINT32_C(1) << 0) /* power off, no ACPI request */
+#define VMH_STOP_FORCE (UINT32_C(1) << 0)   /* power off, no ACPI request */
 #define VMH_DEFINE_START (UINT32_C(1) << 0) /* start once defined */
 
 struct vmh_hypervisor_ops {

@@ -39,8 +39,7 @@ struct vmh_network_ops {
   int (*port_unbind)(void *handle, const char *vm_id, const char *nic_name,
                      uint32_t flags);
   /* Optional.  Every port bound now, for reconciliation. */
-  int (*port_list)(void *handle, vmh_port_fn fn, void *opaque,
-                   uint32_t flags);
+  int (*port_list)(void *handle, vmh_port_fn fn, void *opaque, uint32_t flags);
 };
 
 #ifdef __cplusplus

@@ -70,15 +70,15 @@ typedef const struct vmh_plugin *(*vmh_plugin_entry_fn)(void);
 #define VMH_PLUGIN_REGISTER(p)                                              \
   VMH_EXTERN_C VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void);  \
   VMH_EXTERN_C VMH_EXPORT const struct vmh_plugin *vmh_plugin_entry(void) { \
-    (p).struct_size = (uint32_t)sizeof(p);                      \
-    (p).abi_major = VMH_ABI_MAJOR;                              \
-    (p).abi_minor = VMH_ABI_TARGET_MINOR;                       \
-    (p).thread_model = VMH_THREAD_MODEL;                        \
-    VMH_PLUGIN_SET_SIZE_(p, hypervisor);                        \
-    VMH_PLUGIN_SET_SIZE_(p, storage);                           \
-    VMH_PLUGIN_SET_SIZE_(p, network);                           \
-    VMH_PLUGIN_SET_SIZE_(p, frontend);                          \
-    return &(p);                                                \
+    (p).struct_size = (uint32_t)sizeof(p);                                  \
+    (p).abi_major = VMH_ABI_MAJOR;                                          \
+    (p).abi_minor = VMH_ABI_TARGET_MINOR;                                   \
+    (p).thread_model = VMH_THREAD_MODEL;                                    \
+    VMH_PLUGIN_SET_SIZE_(p, hypervisor);                                    \
+    VMH_PLUGIN_SET_SIZE_(p, storage);                                       \
+    VMH_PLUGIN_SET_SIZE_(p, network);                                       \
+    VMH_PLUGIN_SET_SIZE_(p, frontend);                                      \
+    return &(p);                                                            \
   }
 
 #ifdef __cplusplus

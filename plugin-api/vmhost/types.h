@@ -44,11 +44,11 @@ enum vmh_source_type {
 
 struct vmh_disk_source {
   uint32_t struct_size;
-  uint32_t type;   /* enum vmh_source_type */
-  uint32_t format; /* enum vmh_disk_format of the data */
-  const char *path;     /* FILE, BLOCK; NFS: path inside the export */
-  const char *pool;     /* RBD pool */
-  const char *image;    /* RBD image */
+  uint32_t type;               /* enum vmh_source_type */
+  uint32_t format;             /* enum vmh_disk_format of the data */
+  const char *path;            /* FILE, BLOCK; NFS: path inside the export */
+  const char *pool;            /* RBD pool */
+  const char *image;           /* RBD image */
   const char *const *monitors; /* RBD monitors "host:port" */
   uint32_t n_monitors;
   const char *auth_user;   /* RBD (cephx) / iSCSI (CHAP) user */
@@ -70,15 +70,15 @@ enum vmh_disk_bus {
  * storage plugin has made (or looked up) the volume. */
 struct vmh_disk {
   uint32_t struct_size;
-  const char *name;    /* device name in the VM, e.g. "vda" */
-  const char *pool;    /* storage instance; NULL: the first */
-  const char *volume;  /* volume name; NULL: the core names it */
-  uint64_t size;       /* bytes, to create a new volume; 0: use existing */
-  uint32_t format;     /* enum vmh_disk_format, for a new volume */
-  uint32_t bus;        /* enum vmh_disk_bus */
+  const char *name;       /* device name in the VM, e.g. "vda" */
+  const char *pool;       /* storage instance; NULL: the first */
+  const char *volume;     /* volume name; NULL: the core names it */
+  uint64_t size;          /* bytes, to create a new volume; 0: use existing */
+  uint32_t format;        /* enum vmh_disk_format, for a new volume */
+  uint32_t bus;           /* enum vmh_disk_bus */
   const char *base_image; /* clone from this cached image (copy-on-write) */
-  uint32_t readonly;   /* 0 or 1 */
-  uint32_t boot_order; /* 0: not a boot device */
+  uint32_t readonly;      /* 0 or 1 */
+  uint32_t boot_order;    /* 0: not a boot device */
   const struct vmh_disk_source *source; /* resolved by the core */
 };
 
@@ -95,14 +95,14 @@ enum vmh_binding_type {
  * attaches the NIC to. */
 struct vmh_nic_binding {
   uint32_t struct_size;
-  uint32_t type;       /* enum vmh_binding_type */
-  const char *bridge;  /* BRIDGE, OVS */
-  const char *port;    /* OVS port name */
+  uint32_t type;            /* enum vmh_binding_type */
+  const char *bridge;       /* BRIDGE, OVS */
+  const char *port;         /* OVS port name */
   const char *interface_id; /* OVS external_ids:iface-id */
-  const char *tap;     /* TAP device name */
-  const char *mac;     /* "52:54:00:xx:xx:xx" */
-  uint32_t vlan;       /* 0: untagged, else 1..4094 */
-  uint32_t mtu;        /* 0: default */
+  const char *tap;          /* TAP device name */
+  const char *mac;          /* "52:54:00:xx:xx:xx" */
+  uint32_t vlan;            /* 0: untagged, else 1..4094 */
+  uint32_t mtu;             /* 0: default */
 };
 
 enum vmh_nic_model {
@@ -126,7 +126,7 @@ struct vmh_nic {
 
 enum vmh_vm_state {
   VMH_VM_UNKNOWN = 0,
-  VMH_VM_STOPPED = 1,   /* defined, not running */
+  VMH_VM_STOPPED = 1, /* defined, not running */
   VMH_VM_RUNNING = 2,
   VMH_VM_PAUSED = 3,    /* vCPUs stopped, memory resident */
   VMH_VM_SUSPENDED = 4, /* memory saved (S3/S4 or managed save) */
@@ -174,15 +174,15 @@ struct vmh_vm_info {
   uint32_t struct_size;
   const char *id;
   const char *name;
-  uint32_t state;       /* enum vmh_vm_state */
+  uint32_t state; /* enum vmh_vm_state */
   uint32_t vcpus;
-  uint64_t memory;      /* bytes configured */
-  uint64_t memory_used; /* bytes in use by the guest, 0: unknown */
-  uint64_t cpu_time_ns; /* total vCPU time */
-  uint64_t uptime_s;    /* since the last start, 0 when not running */
+  uint64_t memory;        /* bytes configured */
+  uint64_t memory_used;   /* bytes in use by the guest, 0: unknown */
+  uint64_t cpu_time_ns;   /* total vCPU time */
+  uint64_t uptime_s;      /* since the last start, 0 when not running */
   const char *const *ips; /* addresses the guest reports */
   uint32_t n_ips;
-  uint32_t channel_type;  /* enum vmh_channel_type */
+  uint32_t channel_type;    /* enum vmh_channel_type */
   const char *channel_path; /* unix socket of the guest channel */
   uint32_t channel_port;    /* vsock port, for VMH_CHANNEL_VSOCK */
 };
@@ -191,10 +191,10 @@ struct vmh_snapshot_info {
   uint32_t struct_size;
   const char *id;
   const char *name;
-  const char *parent;  /* parent snapshot id, NULL: none */
-  int64_t created;     /* seconds since the epoch */
-  uint32_t vm_state;   /* enum vmh_vm_state at snapshot time */
-  uint32_t current;    /* 1: the VM runs from this snapshot */
+  const char *parent; /* parent snapshot id, NULL: none */
+  int64_t created;    /* seconds since the epoch */
+  uint32_t vm_state;  /* enum vmh_vm_state at snapshot time */
+  uint32_t current;   /* 1: the VM runs from this snapshot */
 };
 
 enum vmh_console_type {
@@ -217,11 +217,11 @@ struct vmh_console_info {
 
 struct vmh_pool_info {
   uint32_t struct_size;
-  const char *name;     /* instance name (filled by the core) */
-  const char *type;     /* plugin name (filled by the core) */
-  uint64_t capacity;    /* bytes */
-  uint64_t allocation;  /* bytes used */
-  uint64_t available;   /* bytes volumes may still use */
+  const char *name;    /* instance name (filled by the core) */
+  const char *type;    /* plugin name (filled by the core) */
+  uint64_t capacity;   /* bytes */
+  uint64_t allocation; /* bytes used */
+  uint64_t available;  /* bytes volumes may still use */
   uint32_t n_volumes;
   uint32_t default_format; /* enum vmh_disk_format */
 };
@@ -229,8 +229,8 @@ struct vmh_pool_info {
 struct vmh_volume_spec {
   uint32_t struct_size;
   const char *name;
-  uint64_t size;   /* bytes; with base_image, 0 means the base's size */
-  uint32_t format; /* enum vmh_disk_format */
+  uint64_t size;          /* bytes; with base_image, 0 means the base's size */
+  uint32_t format;        /* enum vmh_disk_format */
   const char *base_image; /* copy-on-write clone of this cached image */
 };
 
@@ -265,7 +265,7 @@ struct vmh_network_info {
   const char *name; /* instance name (filled by the core) */
   const char *type; /* plugin name (filled by the core) */
   const char *bridge;
-  const char *cidr;    /* e.g. "10.0.0.0/24"; NULL: not routed by us */
+  const char *cidr; /* e.g. "10.0.0.0/24"; NULL: not routed by us */
   const char *gateway;
   uint32_t mtu;
   uint32_t n_ports;
@@ -304,24 +304,24 @@ struct vmh_host_info {
 /* ---- Events ------------------------------------------------------------ */
 
 enum vmh_event_type {
-  VMH_EVENT_VM_STATE = 1,     /* vm_id, state, reason */
-  VMH_EVENT_VM_CREATED = 2,   /* vm_id */
-  VMH_EVENT_VM_DELETED = 3,   /* vm_id */
-  VMH_EVENT_OPERATION = 4,    /* an operation ended: operation, code, message */
-  VMH_EVENT_PROGRESS = 5,     /* object, done, total (e.g. an image download) */
-  VMH_EVENT_PLUGIN = 6,       /* a plugin instance changed health */
+  VMH_EVENT_VM_STATE = 1,   /* vm_id, state, reason */
+  VMH_EVENT_VM_CREATED = 2, /* vm_id */
+  VMH_EVENT_VM_DELETED = 3, /* vm_id */
+  VMH_EVENT_OPERATION = 4,  /* an operation ended: operation, code, message */
+  VMH_EVENT_PROGRESS = 5,   /* object, done, total (e.g. an image download) */
+  VMH_EVENT_PLUGIN = 6,     /* a plugin instance changed health */
 };
 
 struct vmh_event {
   uint32_t struct_size;
-  uint32_t type;    /* enum vmh_event_type */
-  int64_t time_us;  /* microseconds since the epoch; 0: the core sets it */
+  uint32_t type;      /* enum vmh_event_type */
+  int64_t time_us;    /* microseconds since the epoch; 0: the core sets it */
   const char *source; /* instance name (set by the core) */
   const char *vm_id;
-  uint32_t state;   /* enum vmh_vm_state, for VM_STATE */
+  uint32_t state; /* enum vmh_vm_state, for VM_STATE */
   const char *reason;
   const char *operation;
-  int32_t code;     /* enum vmh_error, for OPERATION */
+  int32_t code; /* enum vmh_error, for OPERATION */
   const char *message;
   const char *object; /* for PROGRESS */
   uint64_t done;

@@ -39,7 +39,8 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int plugin_inflight, max_plugin, max_instance, max_vm;
 
 static int probe_open(const struct vmh_host *h, const struct vmh_instance *inst,
-                      const struct vmh_config *cfg, void **ret, uint32_t flags) {
+                      const struct vmh_config *cfg, void **ret,
+                      uint32_t flags) {
   host = h;
   struct probe *p = calloc(1, sizeof *p);
   if (!p)
