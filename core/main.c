@@ -271,7 +271,9 @@ static int run(const char *config_file, int check_only) {
     log_warn("exiting with %u operation%s still running in plugins",
              workers_abandoned(), workers_abandoned() == 1 ? "" : "s");
     log_info("vmhostd stopped");
-    return 0;
+    /* _exit: no atexit handlers or library destructors racing the threads
+     * that still run. */
+    _exit(0);
   }
 
 out_close:
