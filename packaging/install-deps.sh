@@ -19,6 +19,16 @@ PACKAGES=(
   pkg-config
   libyaml-dev         # core: config file
   libjansson-dev      # core: state files, JSON logs
+  libcurl4-gnutls-dev # storage/local: image downloads
+  libgnutls28-dev     # storage/local: SHA-256 of images
+  libnl-route-3-dev   # network/bridge, network/nat: netlink
+  libnftables-dev     # network/nat: nftables rules
+  # run time of plugins (and their tests)
+  qemu-utils          # storage/local: qemu-img
+  dnsmasq-base        # network/nat: DHCP and DNS
+  nftables            # network/nat tests: nft list ruleset
+  iproute2            # network tests: ip netns, veth
+  busybox             # network/nat tests: udhcpc in a guest namespace
   # tests
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
