@@ -292,11 +292,54 @@ static int refresh_cb(void *opaque, const struct vmh_vm_info *info) {
   return 0;
 }
 
+static int address_cb(void *opaque, const char *address) {
+  struct vm *vm = opaque;
+  if (!address || !*address)
+    return 0;
+  for (size_t i = 0; i < vm->n_ips; i++)
+    if (strcmp(vm->ips[i], address) == 0)
+      return 0;
+  char **ips = realloc(vm->ips, (vm->n_ips + 1) * sizeof *ips);
+  if (!ips)
+    return 0;
+  vm->ips = ips;
+  if ((ips[vm->n_ips] = strdup(address)))
+    vm->n_ips++;
+  return 0;
+}
+
+/* Addresses the networks know for vm's NICs (DHCP leases), for a VM whose
+ * hypervisor reports none.  Collected outside the lock into a scratch
+ * record, then moved in. */
+static void network_addresses(struct vm *vm) {
+  struct vm scratch = {0};
+  for (size_t i = 0; i < vm->n_nics; i++) {
+    struct vm_nic *n = &vm->nics[i];
+    struct vmh_instance *net =
+        n->bound ? instance_find(VMH_KIND_NETWORK, n->network) : NULL;
+    if (net && net->plugin->ops.network.port_addresses)
+      INSTANCE_CALL(net, network, port_addresses, vm->id, n->name, address_cb,
+                    &scratch, 0);
+  }
+  vms_wrlock();
+  if (!vm->n_ips) {
+    vm->ips = scratch.ips;
+    vm->n_ips = scratch.n_ips;
+    scratch.ips = NULL;
+    scratch.n_ips = 0;
+  }
+  vms_unlock();
+  free_strv(scratch.ips, scratch.n_ips);
+}
+
 int vm_refresh(struct vm *vm) {
   struct vmh_instance *hv = instance_find(VMH_KIND_HYPERVISOR, vm->hypervisor);
   if (!hv)
     return VMH_EIO;
-  return INSTANCE_CALL(hv, hypervisor, get, vm->id, refresh_cb, vm, 0);
+  int r = INSTANCE_CALL(hv, hypervisor, get, vm->id, refresh_cb, vm, 0);
+  if (r == 0 && !vm->n_ips)
+    network_addresses(vm);
+  return r;
 }
 
 void vms_on_event(const char *source, const struct vmh_event *ev) {

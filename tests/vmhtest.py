@@ -51,7 +51,9 @@ def expect(resp, code_name, *msg):
 class Daemon:
     """One vmhostd in a temporary directory; stopped by PID on exit."""
 
-    def __init__(self, body, daemon_yaml="", tmp=None, valgrind=False):
+    def __init__(self, body, daemon_yaml="", tmp=None, wrapper=()):
+        """wrapper: a command prefix, e.g. ["ip", "netns", "exec", ns]."""
+        self.wrapper = list(wrapper)
         self._own_tmp = tmp is None
         self.tmp = tmp or tempfile.mkdtemp(prefix="vmhtest.")
         self.sock = os.path.join(self.tmp, "ctl.sock")
@@ -79,7 +81,7 @@ frontends:
     def start(self, wait_ready=True):
         mark = len(self.log()) if os.path.exists(self.logfile) else 0
         self.log_f = open(self.logfile, "a")
-        self.proc = subprocess.Popen(VALGRIND + [VMHOSTD, "--config", self.config],
+        self.proc = subprocess.Popen(self.wrapper + VALGRIND + [VMHOSTD, "--config", self.config],
                                      stdout=self.log_f, stderr=self.log_f)
         if wait_ready:
             self.wait_log("vmhostd ready", start=mark)

@@ -15,7 +15,8 @@
  * Minor history (fields appended; nothing ever removed or reordered):
  *   1.0  initial ABI.
  *   1.1  storage: image_import, image_list, image_delete (verified base-image
- *        cache); hypervisor: attach_disk, detach_disk (hot-plug).
+ *        cache); hypervisor: attach_disk, detach_disk (hot-plug); network:
+ *        port_addresses (guest addresses from DHCP leases).
  */
 #ifndef VMHOST_COMMON_H
 #define VMHOST_COMMON_H

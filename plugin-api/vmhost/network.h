@@ -17,6 +17,8 @@ typedef int (*vmh_network_info_fn)(void *opaque,
                                    const struct vmh_network_info *net);
 typedef int (*vmh_nic_binding_fn)(void *opaque,
                                   const struct vmh_nic_binding *binding);
+/* port_addresses visitor: one IP address (text form, v4 or v6). */
+typedef int (*vmh_address_fn)(void *opaque, const char *address);
 /* port_list visitor: one bound port. */
 typedef int (*vmh_port_fn)(void *opaque, const char *vm_id,
                            const char *nic_name,
@@ -40,6 +42,15 @@ struct vmh_network_ops {
                      uint32_t flags);
   /* Optional.  Every port bound now, for reconciliation. */
   int (*port_list)(void *handle, vmh_port_fn fn, void *opaque, uint32_t flags);
+
+#if VMH_ABI_TARGET_MINOR >= 1
+  /* Optional (ABI 1.1).  The addresses the guest behind the port holds now,
+   * as the network knows them (DHCP leases, say): fn once per address, none
+   * when it has none yet.  Unknown port → VMH_ENOENT.  The core adds them
+   * to the VM's info when the hypervisor reports no address itself. */
+  int (*port_addresses)(void *handle, const char *vm_id, const char *nic_name,
+                        vmh_address_fn fn, void *opaque, uint32_t flags);
+#endif
 };
 
 #ifdef __cplusplus
