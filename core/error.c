@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "error.h"
+#include "validate.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,26 +43,6 @@ static const struct error_info *error_info(int code) {
   if (code > 0 || code < VMH_ERROR_MIN)
     return &error_table[-VMH_EINTERNAL];
   return &error_table[-code];
-}
-
-/* Length of s[0..len) without a trailing incomplete UTF-8 sequence, so a
- * cut message never ends in half a character. */
-static size_t utf8_trim(const char *s, size_t len) {
-  size_t lead = len;
-  unsigned need;
-  unsigned char c;
-
-  /* Step back over at most 3 continuation bytes to the lead byte. */
-  while (lead > 0 && len - lead < 3 &&
-         ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
-    lead--;
-  if (lead == 0)
-    return len;
-  c = (unsigned char)s[lead - 1];
-  if (c < 0xC0)
-    return len; /* ASCII, or stray continuation bytes: nothing to trim */
-  need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-  return len - (lead - 1) < need ? lead - 1 : len;
 }
 
 VMH_PRINTF(1, 0) static void error_vset(const char *fmt, va_list ap) {

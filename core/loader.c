@@ -63,8 +63,7 @@ static const struct op_desc network_ops[] = {
     OP(vmh_network_ops, open, 1),      OP(vmh_network_ops, close, 1),
     OP(vmh_network_ops, health, 0),    OP(vmh_network_ops, info, 1),
     OP(vmh_network_ops, port_bind, 1), OP(vmh_network_ops, port_unbind, 1),
-    OP(vmh_network_ops, port_list, 0),
-    OP(vmh_network_ops, port_addresses, 0),
+    OP(vmh_network_ops, port_list, 0), OP(vmh_network_ops, port_addresses, 0),
 };
 
 static const struct op_desc frontend_ops[] = {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "validate.h"
 
 /* Bytes of (escaped) source name kept per line. */
 #define LOG_SOURCE_MAX 128
@@ -284,24 +285,6 @@ static bool put_escaped(struct line *l, const char *s, size_t n,
     n -= len;
   }
   return true;
-}
-
-/* Length of s[0..len) without a trailing incomplete UTF-8 sequence. */
-static size_t utf8_trim(const char *s, size_t len) {
-  size_t lead = len;
-  unsigned need;
-  unsigned char c;
-
-  while (lead > 0 && len - lead < 3 &&
-         ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
-    lead--;
-  if (lead == 0)
-    return len;
-  c = (unsigned char)s[lead - 1];
-  if (c < 0xC0)
-    return len;
-  need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-  return len - (lead - 1) < need ? lead - 1 : len;
 }
 
 static void format_line(struct line *l, enum log_format format,

@@ -619,32 +619,17 @@ static int domain_define(struct vm *vm, uint32_t flags) {
                       "(%" PRIu64 ")",
                       vm->memory, hv->name, caps.max_memory);
 
-  size_t nd = vm->n_disks ? vm->n_disks : 1, nn = vm->n_nics ? vm->n_nics : 1;
-  struct source *sources = calloc(nd, sizeof *sources);
-  struct vmh_disk *disks = calloc(nd, sizeof *disks);
-  struct vmh_nic *nics = calloc(nn, sizeof *nics);
-  struct vmh_nic_binding *bindings = calloc(nn, sizeof *bindings);
-  struct vmh_keyval *md =
-      calloc(vm->n_metadata ? vm->n_metadata : 1, sizeof *md);
-  if (!sources || !disks || !nics || !bindings || !md) {
-    r = error_code(VMH_ENOMEM, "out of memory");
-    goto out;
+  struct vm_view view;
+  struct source *sources =
+      calloc(vm->n_disks ? vm->n_disks : 1, sizeof *sources);
+  if (!sources || (r = vm_view_init(&view, vm)) < 0) {
+    free(sources);
+    return sources ? r : error_code(VMH_ENOMEM, "out of memory");
   }
   for (size_t i = 0; i < vm->n_disks; i++) {
-    struct vm_disk *d = &vm->disks[i];
-    if ((r = disk_source(d, caps.source_types, &sources[i])) < 0)
+    if ((r = disk_source(&vm->disks[i], caps.source_types, &sources[i])) < 0)
       goto out;
-    disks[i] = (struct vmh_disk){.struct_size = sizeof disks[i],
-                                 .name = d->name,
-                                 .pool = d->pool,
-                                 .volume = d->volume,
-                                 .size = d->size,
-                                 .format = d->format,
-                                 .bus = d->bus,
-                                 .base_image = d->base_image,
-                                 .readonly = d->readonly,
-                                 .boot_order = d->boot_order,
-                                 .source = &sources[i].src};
+    view.disks[i].source = &sources[i].src;
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
     const struct vm_nic *n = &vm->nics[i];
@@ -655,45 +640,8 @@ static int domain_define(struct vm *vm, uint32_t flags) {
                      n->name, n->network, n->b_type, hv->name);
       goto out;
     }
-    bindings[i] = (struct vmh_nic_binding){.struct_size = sizeof bindings[i],
-                                           .type = n->b_type,
-                                           .bridge = n->b_bridge,
-                                           .port = n->b_port,
-                                           .interface_id = n->b_interface_id,
-                                           .tap = n->b_tap,
-                                           .mac = n->b_mac,
-                                           .vlan = n->b_vlan,
-                                           .mtu = n->b_mtu};
-    nics[i] = (struct vmh_nic){.struct_size = sizeof nics[i],
-                               .name = n->name,
-                               .network = n->network,
-                               .mac = n->b_mac ? n->b_mac : n->mac,
-                               .vlan = n->vlan,
-                               .model = n->model,
-                               .binding = &bindings[i]};
   }
-  for (size_t i = 0; i < vm->n_metadata; i++)
-    md[i] = (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
-  struct vmh_vm_spec spec = {.struct_size = sizeof spec,
-                             .id = vm->id,
-                             .name = vm->name,
-                             .vcpus = vm->vcpus,
-                             .memory = vm->memory,
-                             .kernel = vm->kernel,
-                             .initrd = vm->initrd,
-                             .cmdline = vm->cmdline,
-                             .firmware = vm->firmware,
-                             .disks = disks,
-                             .n_disks = (uint32_t)vm->n_disks,
-                             .nics = nics,
-                             .n_nics = (uint32_t)vm->n_nics,
-                             .guest_channel = (uint32_t)vm->guest_channel,
-                             .user_data = vm->user_data,
-                             .meta_data = vm->meta_data,
-                             .metadata = md,
-                             .n_metadata = (uint32_t)vm->n_metadata,
-                             .hypervisor = vm->hypervisor};
-  r = INSTANCE_CALL(hv, hypervisor, define, &spec, flags);
+  r = INSTANCE_CALL(hv, hypervisor, define, &view.spec, flags);
   if (r == 0) {
     vms_wrlock();
     vm->defined = 1;
@@ -701,13 +649,10 @@ static int domain_define(struct vm *vm, uint32_t flags) {
   }
 
 out:
-  for (size_t i = 0; sources && i < nd; i++)
+  for (size_t i = 0; i < vm->n_disks; i++)
     source_clear(&sources[i]);
   free(sources);
-  free(disks);
-  free(nics);
-  free(bindings);
-  free(md);
+  vm_view_free(&view);
   return r;
 }
 

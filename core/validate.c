@@ -81,3 +81,21 @@ int valid_utf8(const char *str, size_t len) {
   }
   return 1;
 }
+
+size_t utf8_trim(const char *s, size_t len) {
+  size_t lead = len;
+  unsigned need;
+  unsigned char c;
+
+  /* Step back over at most 3 continuation bytes to the lead byte. */
+  while (lead > 0 && len - lead < 3 &&
+         ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+    lead--;
+  if (lead == 0)
+    return len;
+  c = (unsigned char)s[lead - 1];
+  if (c < 0xC0)
+    return len; /* ASCII, or stray continuation bytes: nothing to trim */
+  need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+  return len - (lead - 1) < need ? lead - 1 : len;
+}

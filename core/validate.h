@@ -16,5 +16,8 @@ int valid_mac(const char *s);
 /* Well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF)
  * with no NUL inside len. */
 int valid_utf8(const char *s, size_t len);
+/* Length of s[0..len) without a trailing incomplete UTF-8 sequence, so a
+ * string cut to fit a buffer never ends in half a character. */
+size_t utf8_trim(const char *s, size_t len);
 
 #endif

@@ -157,18 +157,29 @@ int vms_volume_in_use(const char *pool, const char *volume) {
 
 /* ---- record → ABI structs ---------------------------------------------- */
 
-void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
-  if (!r->vm)
-    return;
-  struct vmh_disk disks[vm->n_disks ? vm->n_disks : 1];
-  struct vmh_nic nics[vm->n_nics ? vm->n_nics : 1];
-  struct vmh_nic_binding bindings[vm->n_nics ? vm->n_nics : 1];
-  struct vmh_keyval md[vm->n_metadata ? vm->n_metadata : 1];
+void vm_view_free(struct vm_view *v) {
+  free(v->disks);
+  free(v->nics);
+  free(v->bindings);
+  free(v->metadata);
+  memset(v, 0, sizeof *v);
+}
 
+int vm_view_init(struct vm_view *v, const struct vm *vm) {
+  memset(v, 0, sizeof *v);
+  v->disks = calloc(vm->n_disks ? vm->n_disks : 1, sizeof *v->disks);
+  v->nics = calloc(vm->n_nics ? vm->n_nics : 1, sizeof *v->nics);
+  v->bindings = calloc(vm->n_nics ? vm->n_nics : 1, sizeof *v->bindings);
+  v->metadata =
+      calloc(vm->n_metadata ? vm->n_metadata : 1, sizeof *v->metadata);
+  if (!v->disks || !v->nics || !v->bindings || !v->metadata) {
+    vm_view_free(v);
+    return error_code(VMH_ENOMEM, "out of memory");
+  }
   for (size_t i = 0; i < vm->n_disks; i++) {
     const struct vm_disk *d = &vm->disks[i];
-    disks[i] = (struct vmh_disk){
-        .struct_size = sizeof disks[i],
+    v->disks[i] = (struct vmh_disk){
+        .struct_size = sizeof v->disks[i],
         .name = d->name,
         .pool = d->pool,
         .volume = d->volume,
@@ -182,8 +193,8 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
     const struct vm_nic *n = &vm->nics[i];
-    bindings[i] = (struct vmh_nic_binding){
-        .struct_size = sizeof bindings[i],
+    v->bindings[i] = (struct vmh_nic_binding){
+        .struct_size = sizeof v->bindings[i],
         .type = n->b_type,
         .bridge = n->b_bridge,
         .port = n->b_port,
@@ -193,21 +204,21 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
         .vlan = n->b_vlan,
         .mtu = n->b_mtu,
     };
-    nics[i] = (struct vmh_nic){
-        .struct_size = sizeof nics[i],
+    v->nics[i] = (struct vmh_nic){
+        .struct_size = sizeof v->nics[i],
         .name = n->name,
         .network = n->network,
-        .mac = n->bound ? n->b_mac : n->mac,
+        .mac = n->bound && n->b_mac ? n->b_mac : n->mac,
         .vlan = n->vlan,
         .model = n->model,
-        .binding = n->bound ? &bindings[i] : NULL,
+        .binding = n->bound ? &v->bindings[i] : NULL,
     };
   }
   for (size_t i = 0; i < vm->n_metadata; i++)
-    md[i] = (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
-
-  struct vmh_vm_spec spec = {
-      .struct_size = sizeof spec,
+    v->metadata[i] =
+        (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
+  v->spec = (struct vmh_vm_spec){
+      .struct_size = sizeof v->spec,
       .id = vm->id,
       .name = vm->name,
       .vcpus = vm->vcpus,
@@ -216,17 +227,24 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
       .initrd = vm->initrd,
       .cmdline = vm->cmdline,
       .firmware = vm->firmware,
-      .disks = disks,
+      .disks = v->disks,
       .n_disks = (uint32_t)vm->n_disks,
-      .nics = nics,
+      .nics = v->nics,
       .n_nics = (uint32_t)vm->n_nics,
       .guest_channel = (uint32_t)vm->guest_channel,
       .user_data = vm->user_data,
       .meta_data = vm->meta_data,
-      .metadata = md,
+      .metadata = v->metadata,
       .n_metadata = (uint32_t)vm->n_metadata,
       .hypervisor = vm->hypervisor,
   };
+  return 0;
+}
+
+void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
+  struct vm_view view;
+  if (!r->vm || vm_view_init(&view, vm) < 0)
+    return;
   struct vmh_vm_info info = {
       .struct_size = sizeof info,
       .id = vm->id,
@@ -245,7 +263,7 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
   };
   struct vmh_vm_record rec = {
       .struct_size = sizeof rec,
-      .spec = &spec,
+      .spec = &view.spec,
       .info = &info,
       .status = vm->status,
       .created = vm->created,
@@ -253,6 +271,7 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
       .error = vm->error,
   };
   r->vm(r->opaque, &rec);
+  vm_view_free(&view);
 }
 
 void reply_done(vmh_reply_t *r, int code) {

@@ -104,7 +104,6 @@ void vm_disk_attach(const char *vm, const struct vmh_disk *disk, vmh_reply_t *r,
 void vm_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                     uint32_t flags);
 
-#endif
 
 /* ---- shared by vm.c (records) and orchestrate.c ------------------------ */
 
@@ -122,6 +121,20 @@ int vms_insert(struct vm *vm);
 /* Take vm out of the table and free it.  Takes the lock itself. */
 void vms_remove(struct vm *vm);
 
+/* A record seen through the ABI's structs (the spec with its disks, NICs
+ * and their bindings, metadata); pointers go into the record, so the lock
+ * must be held, or the record owned, while the view is used.  Disks' sources
+ * are left NULL for the caller to fill. */
+struct vm_view {
+  struct vmh_vm_spec spec;
+  struct vmh_disk *disks;
+  struct vmh_nic *nics;
+  struct vmh_nic_binding *bindings;
+  struct vmh_keyval *metadata;
+};
+int vm_view_init(struct vm_view *v, const struct vm *vm);
+void vm_view_free(struct vm_view *v);
+
 /* Give vm to r->vm as a struct vmh_vm_record (lock held by the caller). */
 void vm_reply_record(const struct vm *vm, vmh_reply_t *r);
 
@@ -134,3 +147,5 @@ int vm_refresh(struct vm *vm);
 
 /* Reply with code and the thread's error message (or none when 0). */
 void reply_done(vmh_reply_t *r, int code);
+
+#endif
