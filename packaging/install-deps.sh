@@ -23,6 +23,9 @@ PACKAGES=(
   libgnutls28-dev     # storage/local: SHA-256 of images
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
+  libvirt-dev         # hypervisor/libvirt
+  libxml2-dev         # hypervisor/libvirt: domain XML writer
+  libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   # run time of plugins (and their tests)
   qemu-utils          # storage/local: qemu-img
   dnsmasq-base        # network/nat: DHCP and DNS
