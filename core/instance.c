@@ -279,7 +279,10 @@ int instances_open(const struct settings *s, int check_only) {
       continue;
     int r = instance_open(inst, s->state_dir, check_only);
     if (r == VMH_EINVAL || (r < 0 && !inst->conf->optional)) {
+      /* Closing the others runs plugin calls, which clear the message. */
+      _cleanup_free_ char *msg = strdup(error_get());
       instances_close();
+      error_set("%s", msg ? msg : "open failed");
       return r;
     }
     if (r < 0) {

@@ -65,6 +65,22 @@ run_vmhostd --check-config --config "$tmp/bad-fault.yaml"
 grep -qF "hypervisor 'hv0': $tmp/bad-fault.yaml:4" "$err" || fail "bad fault message: $(cat "$err")"
 grep -qF "fly" "$err" || fail "bad fault message names the op: $(cat "$err")"
 
+# An instance that fails to open after others opened: its message is the
+# one printed (closing the others must not wipe it).
+cat > "$tmp/open-fails.yaml" <<YAML
+daemon: { state_dir: $tmp/open-fails-state }
+storage:
+  - { name: pool0, plugin: mock }
+networks:
+  - name: net0
+    plugin: mock
+    faults: [ { op: open, mode: always, error: io_error, message: "net0 cannot open" } ]
+YAML
+run_vmhostd --config "$tmp/open-fails.yaml"
+[ "$rc" = 1 ] || fail "open fails: exit $rc ($(cat "$err"))"
+grep -qF "network 'net0': net0 cannot open" "$err" || fail "open-fails message: $(cat "$err")"
+rm -rf "$tmp/open-fails-state"
+
 # Good files pass and make nothing.
 for f in good-minimal.yaml good-full.yaml; do
   cp "$srcdir/configs/$f" "$tmp/$f"
