@@ -1,0 +1,1532 @@
+/* storage-local — a directory on a local filesystem as a storage pool.
+ *
+ * Layout under the pool's `path`:
+ *   <name>                 a volume: a raw (sparse) or qcow2 file
+ *   .images/<name>         a cached base image, verified by SHA-256
+ *   .tmp-<name>.<rand>     a volume being made (renamed when complete)
+ *   .images/.tmp-…         an image being made
+ *   .images/.part-<name>   a partial download, kept to resume it
+ * Nothing whose name starts with a dot is ever a volume, so a crash mid-way
+ * leaves nothing that looks like one.  Every file is reached by openat/
+ * fstatat with O_NOFOLLOW under directory fds opened once at open(), so a
+ * planted symlink is never followed.
+ *
+ * A volume's format is recorded in the xattr user.vmhost.format when it is
+ * made and never guessed from the data: a guest could write a qcow2 header
+ * into a raw disk.  Images keep format, virtual size and checksum in xattrs
+ * too.  qcow2 work runs qemu-img from an argv (posix_spawn, no shell);
+ * listing reads qcow2 headers directly so that 10,000 volumes list fast. */
+#include <config.h>
+
+#define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
+#include <vmhost/vmhost-plugin.h>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define XATTR_FORMAT "user.vmhost.format"
+#define XATTR_SHA256 "user.vmhost.sha256"
+#define XATTR_VSIZE "user.vmhost.size"
+#define IMAGES_DIR ".images"
+#define TMP_PREFIX ".tmp-"
+#define PART_PREFIX ".part-"
+#define SHA256_HEX 64
+/* qemu-img's messages are short; more than this is cut. */
+#define ERR_MAX 2048
+/* Download attempts within one import (each resumes the last). */
+#define DOWNLOAD_TRIES 5
+
+static const struct vmh_host *host;
+
+struct pool {
+  const struct vmh_instance *inst;
+  const char *name;     /* instance name, for messages */
+  char *path;           /* absolute, no trailing slash */
+  char *images_path;    /* path + "/.images" */
+  const char *qemu_img; /* program, looked up in PATH */
+  uint64_t reserved;
+  uint32_t default_format;
+  int dirfd; /* O_PATH|O_DIRECTORY: the pool */
+  int imgfd; /* O_PATH|O_DIRECTORY: .images */
+  /* Clones take it shared while they look up their base and make the
+   * volume; image_delete takes it exclusive while it counts users and
+   * unlinks, so that no clone of a deleted image can appear. */
+  pthread_rwlock_t images_lock;
+};
+
+/* ---- Helpers ------------------------------------------------------------- */
+
+static int fail(int code, const char *fmt, ...) VMH_PRINTF(2, 3);
+static int fail(int code, const char *fmt, ...) {
+  char buf[ERR_MAX + 512];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  host->error("%s", buf);
+  return code;
+}
+
+/* A VMH_E* code for a failed system call. */
+static int errno_code(int e) {
+  switch (e) {
+    case ENOENT:
+      return VMH_ENOENT;
+    case EEXIST:
+      return VMH_EEXIST;
+    case ENOSPC:
+    case EDQUOT:
+      return VMH_ENOSPC;
+    case ENOMEM:
+      return VMH_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return VMH_EPERM;
+    default:
+      return VMH_EIO;
+  }
+}
+
+static int check_flags(const char *op, uint32_t flags, uint32_t known) {
+  if (flags & ~known)
+    return fail(VMH_EINVAL, "%s: unknown flag bits 0x%" PRIx32, op,
+                flags & ~known);
+  return 0;
+}
+
+/* [a-z0-9][a-z0-9._-]{0,62}: no slash, no leading dot, so never "..". */
+static bool valid_name(const char *s) {
+  size_t i;
+
+  if (s == NULL ||
+      !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+    return false;
+  for (i = 1; s[i]; i++) {
+    char c = s[i];
+    if (i > VMH_NAME_MAX - 1)
+      return false;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+static int check_name(const char *what, const char *s) {
+  if (!valid_name(s))
+    return fail(VMH_EINVAL,
+                "%s name '%s' is not valid: use 1 to 63 of [a-z0-9._-], "
+                "starting with a letter or digit",
+                what, s ? s : "(null)");
+  return 0;
+}
+
+static const char *format_name(uint32_t f) {
+  return f == VMH_FORMAT_RAW ? "raw" : f == VMH_FORMAT_QCOW2 ? "qcow2" : "?";
+}
+
+static uint32_t parse_format(const char *s) {
+  if (strcmp(s, "raw") == 0)
+    return VMH_FORMAT_RAW;
+  if (strcmp(s, "qcow2") == 0)
+    return VMH_FORMAT_QCOW2;
+  return VMH_FORMAT_DEFAULT;
+}
+
+/* A format recorded in the xattr of fd; none (a file not made here) reads
+ * as raw, the one format that gives the data no meaning. */
+static uint32_t fd_format(int fd) {
+  char buf[16];
+  ssize_t n = fgetxattr(fd, XATTR_FORMAT, buf, sizeof buf - 1);
+  uint32_t f;
+
+  if (n <= 0)
+    return VMH_FORMAT_RAW;
+  buf[n] = '\0';
+  f = parse_format(buf);
+  return f == VMH_FORMAT_DEFAULT ? VMH_FORMAT_RAW : f;
+}
+
+static int set_xattr(struct pool *p, int fd, const char *key, const char *value,
+                     const char *what) {
+  if (fsetxattr(fd, key, value, strlen(value), 0) < 0) {
+    int e = errno;
+    return fail(e == ENOTSUP ? VMH_ENOTSUP : errno_code(e),
+                "pool %s: cannot record %s of %s (xattr %s): %s%s", p->name,
+                key, what, key, strerror(e),
+                e == ENOTSUP ? "; put the pool on a filesystem with user "
+                               "extended attributes (ext4, xfs, btrfs, tmpfs)"
+                             : "");
+  }
+  return 0;
+}
+
+/* Bytes volumes may still use: free space minus the reserve. */
+static int space(struct pool *p, uint64_t *capacity, uint64_t *used,
+                 uint64_t *avail) {
+  struct statvfs sv;
+  uint64_t total, bavail, bfree;
+
+  if (fstatvfs(p->dirfd, &sv) < 0)
+    return fail(VMH_EIO, "pool %s: statvfs %s: %s", p->name, p->path,
+                strerror(errno));
+  total = (uint64_t)sv.f_blocks * sv.f_frsize;
+  bfree = (uint64_t)sv.f_bfree * sv.f_frsize;
+  bavail = (uint64_t)sv.f_bavail * sv.f_frsize;
+  if (capacity)
+    *capacity = total > p->reserved ? total - p->reserved : 0;
+  if (used)
+    *used = total - bfree;
+  if (avail)
+    *avail = bavail > p->reserved ? bavail - p->reserved : 0;
+  return 0;
+}
+
+/* Raw volumes must fit whole: sparse on disk, but nothing stops the guest
+ * from filling them.  qcow2 volumes are thin (they grow as the guest
+ * writes), so they only need the pool not to be past its reserve already
+ * (need == 0); qemu-img's own ENOSPC is caught when the disk is fuller
+ * than statvfs said. */
+static int check_space(struct pool *p, const char *vol, uint64_t need) {
+  uint64_t avail = 0;
+  int rc = space(p, NULL, NULL, &avail);
+
+  if (rc < 0)
+    return rc;
+  if (need > avail || avail == 0)
+    return fail(VMH_ENOSPC,
+                "pool %s: volume %s needs %" PRIu64 " bytes, only %" PRIu64
+                " are available (%" PRIu64
+                " reserved); free space in %s, lower `reserved` or ask for "
+                "less",
+                p->name, vol, need, avail, p->reserved, p->path);
+  return 0;
+}
+
+static uint64_t be64(const unsigned char *b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | b[i];
+  return v;
+}
+
+static uint32_t be32(const unsigned char *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         b[3];
+}
+
+/* A temporary name that is no volume name: .tmp-<name>.<random>. */
+static void tmp_name(char *buf, size_t len, const char *name) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  snprintf(buf, len, TMP_PREFIX "%s.%lx%lx", name, (unsigned long)ts.tv_nsec,
+           (unsigned long)pthread_self() & 0xffffff);
+}
+
+/* ---- qemu-img -------------------------------------------------------------
+ */
+
+/* Run argv (argv[0] looked up in PATH), no shell.  Its stdout goes to *out
+ * (may be NULL: dropped), its stderr into err.  Returns 0 when it exited
+ * 0, VMH_EIO otherwise (err says why), VMH_ENOSPC when it ran out of
+ * space. */
+static int run(char *const argv[], char **out, char *err, size_t errlen) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none, deflt;
+  int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, status = 0, rc = VMH_EIO;
+  char *obuf = NULL;
+  size_t olen = 0, elen = 0;
+  pid_t pid;
+  bool fa_ok = false, attr_ok = false;
+
+  err[0] = '\0';
+  if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    goto cleanup;
+  }
+  if (posix_spawn_file_actions_init(&fa) != 0)
+    goto cleanup;
+  fa_ok = true;
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
+  if (posix_spawnattr_init(&attr) != 0)
+    goto cleanup;
+  attr_ok = true;
+  /* vmhostd's threads may block or ignore signals; the child must not
+   * inherit that. */
+  sigemptyset(&none);
+  sigemptyset(&deflt);
+  sigaddset(&deflt, SIGPIPE);
+  sigaddset(&deflt, SIGCHLD);
+  sigaddset(&deflt, SIGINT);
+  sigaddset(&deflt, SIGTERM);
+  sigaddset(&deflt, SIGHUP);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &deflt);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot run %s: %s (install qemu-utils)", argv[0],
+             strerror(rc));
+    rc = VMH_EIO;
+    goto cleanup;
+  }
+  close(opipe[1]);
+  close(epipe[1]);
+  opipe[1] = epipe[1] = -1;
+
+  struct pollfd pf[2] = {{.fd = opipe[0], .events = POLLIN},
+                         {.fd = epipe[0], .events = POLLIN}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      char buf[4096];
+      ssize_t n;
+      if (pf[i].fd < 0 || !pf[i].revents)
+        continue;
+      n = read(pf[i].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        pf[i].fd = -1;
+        open_fds--;
+        continue;
+      }
+      if (i == 0 && out) {
+        char *nb = realloc(obuf, olen + (size_t)n + 1);
+        if (nb == NULL)
+          continue; /* dropped; the parse below fails cleanly */
+        obuf = nb;
+        memcpy(obuf + olen, buf, (size_t)n);
+        olen += (size_t)n;
+        obuf[olen] = '\0';
+      } else if (i == 1 && elen + 1 < errlen) {
+        size_t k =
+            (size_t)n < errlen - 1 - elen ? (size_t)n : errlen - 1 - elen;
+        memcpy(err + elen, buf, k);
+        elen += k;
+        err[elen] = '\0';
+      }
+    }
+  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  /* One line is enough for a message. */
+  while (elen > 0 && (err[elen - 1] == '\n' || err[elen - 1] == ' '))
+    err[--elen] = '\0';
+  for (size_t i = 0; i < elen; i++)
+    if (err[i] == '\n')
+      err[i] = ' ';
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    rc = 0;
+  } else {
+    rc = strstr(err, "No space left") ? VMH_ENOSPC : VMH_EIO;
+    if (elen == 0)
+      snprintf(
+          err, errlen, "%s exited with status %d", argv[0],
+          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+cleanup:
+  if (fa_ok)
+    posix_spawn_file_actions_destroy(&fa);
+  if (attr_ok)
+    posix_spawnattr_destroy(&attr);
+  for (int i = 0; i < 2; i++) {
+    if (opipe[i] >= 0)
+      close(opipe[i]);
+    if (epipe[i] >= 0)
+      close(epipe[i]);
+  }
+  if (rc == 0 && out) {
+    *out = obuf;
+    obuf = NULL;
+  }
+  free(obuf);
+  return rc;
+}
+
+/* qemu-img info --output=json of path: format and virtual size, and
+ * whether it has a backing file. */
+static int image_probe(struct pool *p, const char *path, const char *what,
+                       uint32_t *format, uint64_t *vsize) {
+  char err[ERR_MAX], *out = NULL;
+  char *argv[] = {(char *)p->qemu_img, "info", "--output=json", (char *)path,
+                  NULL};
+  json_t *j = NULL;
+  json_error_t je;
+  const char *fmt;
+  json_int_t vs;
+  int rc = run(argv, &out, err, sizeof err);
+
+  if (rc < 0)
+    return fail(VMH_EINVAL, "%s: qemu-img info failed: %s", what, err);
+  j = json_loads(out, 0, &je);
+  if (j == NULL ||
+      json_unpack(j, "{s:s, s:I}", "format", &fmt, "virtual-size", &vs) < 0) {
+    rc = fail(VMH_EIO, "%s: cannot read the output of qemu-img info", what);
+    goto cleanup;
+  }
+  *format = parse_format(fmt);
+  if (*format == VMH_FORMAT_DEFAULT) {
+    rc = fail(VMH_EINVAL,
+              "%s: format %s is not raw or qcow2; convert it with "
+              "qemu-img convert -O qcow2",
+              what, fmt);
+    goto cleanup;
+  }
+  /* A base that names its own backing file could reach any file of the
+   * host through the clones. */
+  if (json_object_get(j, "backing-filename")) {
+    rc = fail(VMH_EINVAL,
+              "%s has a backing file; flatten it first (qemu-img convert)",
+              what);
+    goto cleanup;
+  }
+  *vsize = vs < 0 ? 0 : (uint64_t)vs;
+  rc = 0;
+cleanup:
+  json_decref(j);
+  free(out);
+  return rc;
+}
+
+/* ---- Volumes as files ---------------------------------------------------- */
+
+struct volinfo {
+  char name[VMH_NAME_MAX + 1];
+  char backing[VMH_NAME_MAX + 1]; /* image name, "" none */
+  uint64_t capacity, allocation;
+  uint32_t format;
+};
+
+/* Opens name under dirfd without following a symlink: a regular file, or
+ * an error saying what is there instead. */
+static int open_vol(struct pool *p, const char *name, int flags, int *ret_fd) {
+  struct stat st;
+  int fd = openat(p->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT)
+      return fail(VMH_ENOENT, "pool %s has no volume %s", p->name, name);
+    if (e == ELOOP)
+      return fail(VMH_EINVAL,
+                  "pool %s: %s/%s is a symlink, not a volume; remove it",
+                  p->name, p->path, name);
+    return fail(errno_code(e), "pool %s: open %s/%s: %s", p->name, p->path,
+                name, strerror(e));
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(VMH_EINVAL,
+                "pool %s: %s/%s is not a regular file, not a volume; remove "
+                "it",
+                p->name, p->path, name);
+  }
+  *ret_fd = fd;
+  return 0;
+}
+
+/* The image name a qcow2 backing path points at, "" when it is not one of
+ * the pool's images. */
+static void backing_image(struct pool *p, const char *bpath, char *out,
+                          size_t len) {
+  size_t n = strlen(p->images_path);
+
+  out[0] = '\0';
+  if (strncmp(bpath, p->images_path, n) == 0 && bpath[n] == '/' &&
+      valid_name(bpath + n + 1))
+    snprintf(out, len, "%s", bpath + n + 1);
+  else if (bpath[0])
+    snprintf(out, len, "?");
+}
+
+/* What a listing shows of a volume: sizes from st, the format as recorded
+ * and, for qcow2, the virtual size and backing file from the header of the
+ * open fd (raw volumes need no fd: -1). */
+static int read_vol(struct pool *p, int fd, const char *name,
+                    const struct stat *st, uint32_t format, struct volinfo *v) {
+  unsigned char h[32];
+
+  memset(v, 0, sizeof *v);
+  snprintf(v->name, sizeof v->name, "%.63s", name);
+  v->allocation = (uint64_t)st->st_blocks * 512;
+  v->capacity = (uint64_t)st->st_size;
+  v->format = format;
+  if (format != VMH_FORMAT_QCOW2)
+    return 0;
+  if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
+      memcmp(h, "QFI\xfb", 4) != 0)
+    return fail(VMH_EIO,
+                "pool %s: volume %s is recorded as qcow2 but has no "
+                "qcow2 header; check it with qemu-img check",
+                p->name, name);
+  v->capacity = be64(h + 24);
+  uint64_t boff = be64(h + 8);
+  uint32_t blen = be32(h + 16);
+  if (boff && blen) {
+    char bpath[1024];
+    if (blen >= sizeof bpath ||
+        pread(fd, bpath, blen, (off_t)boff) != (ssize_t)blen)
+      return fail(VMH_EIO, "pool %s: volume %s: cannot read its backing name",
+                  p->name, name);
+    bpath[blen] = '\0';
+    backing_image(p, bpath, v->backing, sizeof v->backing);
+  }
+  return 0;
+}
+
+/* read_vol of an open volume. */
+static int read_vol_fd(struct pool *p, int fd, const char *name,
+                       struct volinfo *v) {
+  struct stat st;
+
+  if (fstat(fd, &st) < 0)
+    return fail(VMH_EIO, "pool %s: stat %s: %s", p->name, name,
+                strerror(errno));
+  return read_vol(p, fd, name, &st, fd_format(fd), v);
+}
+
+/* The recorded format of the volume `name`, read by path without following
+ * a symlink in the last component (the pool's own path is trusted): no
+ * open() per raw volume keeps a listing of thousands cheap. */
+static uint32_t path_format(struct pool *p, const char *name) {
+  char path[4096], buf[16];
+  ssize_t n;
+  uint32_t f;
+
+  snprintf(path, sizeof path, "%s/%s", p->path, name);
+  n = lgetxattr(path, XATTR_FORMAT, buf, sizeof buf - 1);
+  if (n <= 0)
+    return VMH_FORMAT_RAW;
+  buf[n] = '\0';
+  f = parse_format(buf);
+  return f == VMH_FORMAT_DEFAULT ? VMH_FORMAT_RAW : f;
+}
+
+static int report(const struct volinfo *v, vmh_volume_info_fn fn,
+                  void *opaque) {
+  struct vmh_volume_info info = {0};
+
+  info.struct_size = sizeof info;
+  info.name = v->name;
+  info.capacity = v->capacity;
+  info.allocation = v->allocation;
+  info.format = v->format;
+  info.backing = v->backing[0] ? v->backing : NULL;
+  return fn(opaque, &info);
+}
+
+/* A readable fd of the directory dfd (an O_PATH fd cannot be listed). */
+static DIR *open_dir(int dfd) {
+  int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d;
+
+  if (fd < 0)
+    return NULL;
+  d = fdopendir(fd);
+  if (d == NULL)
+    close(fd);
+  return d;
+}
+
+/* Calls fn for every volume (a regular file with a volume name); with
+ * fn == NULL counts them only (no file opened). */
+typedef int (*vol_fn)(struct pool *p, const struct volinfo *v, void *opaque);
+
+static int scan(struct pool *p, vol_fn fn, void *opaque, uint32_t *count) {
+  DIR *d = open_dir(p->dirfd);
+  struct dirent *e;
+  uint32_t n = 0;
+  int rc = 0;
+
+  if (d == NULL)
+    return fail(VMH_EIO, "pool %s: cannot list %s: %s", p->name, p->path,
+                strerror(errno));
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    struct volinfo v;
+    int fd;
+    if (!valid_name(e->d_name))
+      continue;
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+      continue;
+    if (fn == NULL) {
+      struct stat st;
+      if (e->d_type == DT_UNKNOWN &&
+          (fstatat(p->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+           !S_ISREG(st.st_mode)))
+        continue;
+      n++;
+      continue;
+    }
+    struct stat st;
+    uint32_t format;
+    if (fstatat(p->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+      continue; /* deleted meanwhile, or a symlink */
+    format = path_format(p, e->d_name);
+    if (format == VMH_FORMAT_QCOW2) {
+      fd = openat(p->dirfd, e->d_name,
+                  O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0)
+        continue;
+      rc = read_vol_fd(p, fd, e->d_name, &v);
+      close(fd);
+      /* One damaged file must not hide the others: it is listed with what
+       * stat knows, and logged. */
+      if (rc < 0) {
+        host->log(p->inst, VMH_LOG_WARN, "volume %s: unreadable qcow2 header",
+                  e->d_name);
+        rc = read_vol(p, -1, e->d_name, &st, VMH_FORMAT_RAW, &v);
+        v.format = VMH_FORMAT_QCOW2;
+      }
+    } else {
+      rc = read_vol(p, -1, e->d_name, &st, format, &v);
+    }
+    if (rc == 0) {
+      n++;
+      rc = fn(p, &v, opaque);
+    }
+  }
+  closedir(d);
+  if (count)
+    *count = n;
+  return rc;
+}
+
+/* ---- Instance -------------------------------------------------------------
+ */
+
+/* Leftovers of a crash: temporary files are removed, partial downloads
+ * kept for the next import of the same image to resume. */
+static void clean_leftovers(struct pool *p, int dfd, const char *where) {
+  DIR *d = open_dir(dfd);
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+      if (unlinkat(dfd, e->d_name, 0) == 0)
+        host->log(p->inst, VMH_LOG_WARN,
+                  "removed %s/%s, left by an interrupted create", where,
+                  e->d_name);
+      else
+        host->log(p->inst, VMH_LOG_ERROR, "cannot remove leftover %s/%s: %s",
+                  where, e->d_name, strerror(errno));
+    } else if (strncmp(e->d_name, PART_PREFIX, strlen(PART_PREFIX)) == 0) {
+      host->log(p->inst, VMH_LOG_INFO,
+                "keeping partial download %s/%s: the next import of that "
+                "image resumes it",
+                where, e->d_name);
+    }
+  }
+  closedir(d);
+}
+
+static void lc_close(void *handle) {
+  struct pool *p = handle;
+
+  if (p == NULL)
+    return;
+  if (p->dirfd >= 0)
+    close(p->dirfd);
+  if (p->imgfd >= 0)
+    close(p->imgfd);
+  pthread_rwlock_destroy(&p->images_lock);
+  free(p->path);
+  free(p->images_path);
+  free(p);
+}
+
+static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
+                   const struct vmh_config *config, void **ret_handle,
+                   uint32_t flags) {
+  struct pool *p;
+  const char *path, *format;
+  int rc;
+
+  (void)h;
+  if ((rc = check_flags("open", flags, VMH_OPEN_CHECK_ONLY)) < 0)
+    return rc;
+  p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return fail(VMH_ENOMEM, "out of memory");
+  p->inst = inst;
+  p->name = host->instance_name(inst);
+  p->dirfd = p->imgfd = -1;
+  pthread_rwlock_init(&p->images_lock, NULL);
+
+  /* Every key is read before anything can fail on the filesystem, so
+   * that --check-config sees them all. */
+  if ((rc = host->config_string(config, "path", NULL, &path,
+                                VMH_CFG_REQUIRED)) < 0 ||
+      (rc = host->config_size(config, "reserved", 0, UINT64_MAX, 0,
+                              &p->reserved, 0)) < 0 ||
+      (rc = host->config_string(config, "default_format", "qcow2", &format,
+                                0)) < 0 ||
+      (rc = host->config_string(config, "qemu_img", "qemu-img", &p->qemu_img,
+                                0)) < 0)
+    goto fail;
+  p->default_format = parse_format(format);
+  if (p->default_format == VMH_FORMAT_DEFAULT) {
+    rc = fail(VMH_EINVAL, "pool %s: default_format '%s' is not raw or qcow2",
+              p->name, format);
+    goto fail;
+  }
+  if (path[0] != '/') {
+    rc = fail(VMH_EINVAL, "pool %s: path '%s' must be absolute", p->name, path);
+    goto fail;
+  }
+  p->path = strdup(path);
+  if (p->path == NULL) {
+    rc = fail(VMH_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (size_t n = strlen(p->path); n > 1 && p->path[n - 1] == '/'; n--)
+    p->path[n - 1] = '\0';
+  if (asprintf(&p->images_path, "%s/" IMAGES_DIR, p->path) < 0) {
+    p->images_path = NULL;
+    rc = fail(VMH_ENOMEM, "out of memory");
+    goto fail;
+  }
+  if (flags & VMH_OPEN_CHECK_ONLY) {
+    *ret_handle = p;
+    return 0;
+  }
+
+  p->dirfd = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (p->dirfd < 0) {
+    rc = fail(errno_code(errno),
+              "pool %s: cannot open directory %s: %s; create it or fix "
+              "`path`",
+              p->name, p->path, strerror(errno));
+    goto fail;
+  }
+  if (mkdirat(p->dirfd, IMAGES_DIR, 0755) < 0 && errno != EEXIST) {
+    rc = fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
+              p->images_path, strerror(errno));
+    goto fail;
+  }
+  p->imgfd = openat(p->dirfd, IMAGES_DIR,
+                    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (p->imgfd < 0) {
+    rc = fail(VMH_EIO, "pool %s: cannot open %s (is it a directory?): %s",
+              p->name, p->images_path, strerror(errno));
+    goto fail;
+  }
+  clean_leftovers(p, p->dirfd, p->path);
+  clean_leftovers(p, p->imgfd, p->images_path);
+  *ret_handle = p;
+  return 0;
+fail:
+  lc_close(p);
+  return rc;
+}
+
+static int lc_health(void *handle, uint32_t flags) {
+  struct pool *p = handle;
+  uint64_t avail = 0;
+  int rc = check_flags("health", flags, 0);
+
+  if (rc < 0 || (rc = space(p, NULL, NULL, &avail)) < 0)
+    return rc;
+  if (faccessat(p->dirfd, ".", W_OK, AT_EACCESS) < 0)
+    return fail(VMH_EIO, "pool %s: %s is not writable: %s", p->name, p->path,
+                strerror(errno));
+  return 0;
+}
+
+static int lc_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
+                        uint32_t flags) {
+  struct pool *p = handle;
+  struct vmh_pool_info info = {0};
+  int rc = check_flags("pool_info", flags, 0);
+
+  if (rc < 0)
+    return rc;
+  info.struct_size = sizeof info;
+  if ((rc = space(p, &info.capacity, &info.allocation, &info.available)) < 0 ||
+      (rc = scan(p, NULL, NULL, &info.n_volumes)) < 0)
+    return rc;
+  info.default_format = p->default_format;
+  return fn(opaque, &info);
+}
+
+struct list_ctx {
+  vmh_volume_info_fn fn;
+  void *opaque;
+};
+
+static int list_one(struct pool *p, const struct volinfo *v, void *opaque) {
+  struct list_ctx *c = opaque;
+  (void)p;
+  return report(v, c->fn, c->opaque);
+}
+
+static int lc_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
+                       uint32_t flags) {
+  struct list_ctx c = {fn, opaque};
+  int rc = check_flags("vol_list", flags, 0);
+
+  return rc < 0 ? rc : scan(handle, list_one, &c, NULL);
+}
+
+static int lc_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
+                      void *opaque, uint32_t flags) {
+  struct pool *p = handle;
+  struct volinfo v;
+  int fd = -1, rc;
+
+  if ((rc = check_flags("vol_get", flags, 0)) < 0 ||
+      (rc = check_name("volume", name)) < 0 ||
+      (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
+    return rc;
+  rc = read_vol_fd(p, fd, name, &v);
+  close(fd);
+  return rc < 0 ? rc : report(&v, fn, opaque);
+}
+
+/* An image's recorded format and virtual size. */
+static int image_meta(struct pool *p, const char *name, uint32_t *format,
+                      uint64_t *vsize, char *sha, size_t shalen) {
+  char buf[32];
+  ssize_t n;
+  int fd = openat(p->imgfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int rc = 0;
+
+  if (fd < 0)
+    return fail(errno == ENOENT ? VMH_ENOENT : VMH_EINVAL,
+                "pool %s has no image %s; import it first (image_import)",
+                p->name, name);
+  *format = fd_format(fd);
+  n = fgetxattr(fd, XATTR_VSIZE, buf, sizeof buf - 1);
+  if (n <= 0) {
+    rc = fail(VMH_EIO,
+              "pool %s: image %s has lost its metadata (xattr " XATTR_VSIZE
+              "); delete and import it again",
+              p->name, name);
+    goto cleanup;
+  }
+  buf[n] = '\0';
+  *vsize = strtoull(buf, NULL, 10);
+  if (sha) {
+    n = fgetxattr(fd, XATTR_SHA256, sha, shalen - 1);
+    sha[n > 0 ? n : 0] = '\0';
+  }
+cleanup:
+  close(fd);
+  return rc;
+}
+
+static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
+                         uint32_t flags) {
+  struct pool *p = handle;
+  char tmp[VMH_NAME_MAX + 64], tpath[4096], bpath[4096], sizearg[32];
+  char err[ERR_MAX];
+  uint32_t format, bformat = 0;
+  uint64_t size, bsize = 0;
+  struct stat st;
+  bool locked = false, made = false;
+  int fd = -1, rc;
+
+  if ((rc = check_flags("vol_create", flags, 0)) < 0)
+    return rc;
+  if (spec == NULL)
+    return fail(VMH_EINVAL, "vol_create: no volume spec");
+  if ((rc = check_name("volume", spec->name)) < 0 ||
+      (spec->base_image && (rc = check_name("image", spec->base_image)) < 0))
+    return rc;
+  format =
+      spec->format == VMH_FORMAT_DEFAULT ? p->default_format : spec->format;
+  if (format != VMH_FORMAT_RAW && format != VMH_FORMAT_QCOW2)
+    return fail(VMH_EINVAL, "volume %s: format %" PRIu32 " is not raw or qcow2",
+                spec->name, spec->format);
+  if (spec->base_image && spec->format == VMH_FORMAT_RAW)
+    return fail(VMH_EINVAL,
+                "volume %s: a clone of image %s is always qcow2; leave the "
+                "format out or ask for qcow2",
+                spec->name, spec->base_image);
+  if (spec->base_image)
+    format = VMH_FORMAT_QCOW2;
+  size = spec->size;
+  if (!spec->base_image && size == 0)
+    return fail(VMH_EINVAL, "volume %s: give a size in bytes", spec->name);
+  if (fstatat(p->dirfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return fail(VMH_EEXIST,
+                "pool %s already has a volume %s; pick another name", p->name,
+                spec->name);
+
+  if (spec->base_image) {
+    pthread_rwlock_rdlock(&p->images_lock);
+    locked = true;
+    if ((rc = image_meta(p, spec->base_image, &bformat, &bsize, NULL, 0)) < 0)
+      goto cleanup;
+    if (size == 0)
+      size = bsize;
+    if (size < bsize) {
+      rc = fail(VMH_EINVAL,
+                "volume %s: size %" PRIu64
+                " is smaller than its base image %s (%" PRIu64
+                " bytes); give at least that, or 0 for the same",
+                spec->name, size, spec->base_image, bsize);
+      goto cleanup;
+    }
+  }
+  if ((rc = check_space(p, spec->name, format == VMH_FORMAT_RAW ? size : 0)) <
+      0)
+    goto cleanup;
+
+  tmp_name(tmp, sizeof tmp, spec->name);
+  snprintf(tpath, sizeof tpath, "%s/%s", p->path, tmp);
+  /* Made by us, exclusively: nothing planted can be at the temp name. */
+  fd = openat(p->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+  if (fd < 0) {
+    rc = fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
+              tpath, strerror(errno));
+    goto cleanup;
+  }
+  made = true;
+  if (format == VMH_FORMAT_RAW) {
+    if (ftruncate(fd, (off_t)size) < 0) {
+      rc = fail(errno_code(errno),
+                "pool %s: volume %s: truncate to %" PRIu64 ": %s", p->name,
+                spec->name, size, strerror(errno));
+      goto cleanup;
+    }
+  } else {
+    snprintf(sizearg, sizeof sizearg, "%" PRIu64, size);
+    char *argv[16];
+    int a = 0;
+    argv[a++] = (char *)p->qemu_img;
+    argv[a++] = "create";
+    argv[a++] = "-q";
+    argv[a++] = "-f";
+    argv[a++] = "qcow2";
+    if (spec->base_image) {
+      snprintf(bpath, sizeof bpath, "%s/%s", p->images_path, spec->base_image);
+      argv[a++] = "-b";
+      argv[a++] = bpath;
+      argv[a++] = "-F";
+      argv[a++] = (char *)format_name(bformat);
+    }
+    argv[a++] = tpath;
+    argv[a++] = sizearg;
+    argv[a] = NULL;
+    rc = run(argv, NULL, err, sizeof err);
+    if (rc < 0) {
+      rc =
+          fail(rc, "pool %s: volume %s: qemu-img create failed: %s%s", p->name,
+               spec->name, err,
+               rc == VMH_ENOSPC ? "; free space in the pool's filesystem" : "");
+      goto cleanup;
+    }
+  }
+  if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), spec->name)) <
+      0)
+    goto cleanup;
+  if (fsync(fd) < 0) {
+    rc = fail(errno_code(errno), "pool %s: volume %s: fsync: %s", p->name,
+              spec->name, strerror(errno));
+    goto cleanup;
+  }
+  /* The volume appears complete or not at all; never over another. */
+  if (renameat2(p->dirfd, tmp, p->dirfd, spec->name, RENAME_NOREPLACE) < 0) {
+    int e = errno;
+    rc = e == EEXIST ? fail(VMH_EEXIST,
+                            "pool %s already has a volume %s; pick another "
+                            "name",
+                            p->name, spec->name)
+                     : fail(errno_code(e), "pool %s: rename %s to %s: %s",
+                            p->name, tmp, spec->name, strerror(e));
+    goto cleanup;
+  }
+  made = false;
+  rc = 0;
+cleanup:
+  if (made && unlinkat(p->dirfd, tmp, 0) < 0)
+    host->log(p->inst, VMH_LOG_ERROR, "cannot remove %s: %s", tpath,
+              strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  if (locked)
+    pthread_rwlock_unlock(&p->images_lock);
+  return rc;
+}
+
+static int lc_vol_delete(void *handle, const char *name, uint32_t flags) {
+  struct pool *p = handle;
+  int fd = -1, rc;
+
+  if ((rc = check_flags("vol_delete", flags, 0)) < 0 ||
+      (rc = check_name("volume", name)) < 0 ||
+      (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
+    return rc;
+  close(fd);
+  if (unlinkat(p->dirfd, name, 0) < 0)
+    return fail(errno_code(errno), "pool %s: delete %s/%s: %s", p->name,
+                p->path, name, strerror(errno));
+  return 0;
+}
+
+static int lc_vol_resize(void *handle, const char *name, uint64_t size,
+                         uint32_t flags) {
+  struct pool *p = handle;
+  struct volinfo v;
+  char err[ERR_MAX], path[64], sizearg[32];
+  int fd = -1, rc;
+
+  if ((rc = check_flags("vol_resize", flags, VMH_RESIZE_SHRINK)) < 0 ||
+      (rc = check_name("volume", name)) < 0 ||
+      (rc = open_vol(p, name, O_RDWR, &fd)) < 0)
+    return rc;
+  if ((rc = read_vol_fd(p, fd, name, &v)) < 0)
+    goto cleanup;
+  if (size == v.capacity) {
+    rc = 0;
+    goto cleanup;
+  }
+  if (size < v.capacity && !(flags & VMH_RESIZE_SHRINK)) {
+    rc = fail(VMH_EINVAL,
+              "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
+              "; shrinking loses data, ask for it with the shrink flag",
+              name, size, v.capacity);
+    goto cleanup;
+  }
+  if (size < v.capacity && v.format == VMH_FORMAT_QCOW2) {
+    rc = fail(VMH_EINVAL,
+              "volume %s is qcow2, which this pool does not shrink; only "
+              "raw volumes shrink",
+              name);
+    goto cleanup;
+  }
+  if (size > v.capacity &&
+      (rc = check_space(
+           p, name, v.format == VMH_FORMAT_RAW ? size - v.capacity : 0)) < 0)
+    goto cleanup;
+  if (v.format == VMH_FORMAT_RAW) {
+    if (ftruncate(fd, (off_t)size) < 0)
+      rc = fail(errno_code(errno), "volume %s: resize to %" PRIu64 ": %s", name,
+                size, strerror(errno));
+    goto cleanup;
+  }
+  /* qemu-img reopens the very file we checked, through our fd: a rename
+   * meanwhile cannot redirect it. */
+  snprintf(path, sizeof path, "/proc/%ld/fd/%d", (long)getpid(), fd);
+  snprintf(sizearg, sizeof sizearg, "%" PRIu64, size);
+  char *argv[] = {
+      (char *)p->qemu_img, "resize", "-q", "-f", "qcow2", path, sizearg, NULL};
+  rc = run(argv, NULL, err, sizeof err);
+  if (rc < 0)
+    rc = fail(rc, "volume %s: qemu-img resize failed: %s", name, err);
+cleanup:
+  close(fd);
+  return rc;
+}
+
+static int lc_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
+                         void *opaque, uint32_t flags) {
+  struct pool *p = handle;
+  struct vmh_disk_source src = {0};
+  char path[4096];
+  int fd = -1, rc;
+
+  if ((rc = check_flags("vol_source", flags, VMH_SOURCE_LOCAL)) < 0 ||
+      (rc = check_name("volume", name)) < 0 ||
+      (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
+    return rc;
+  src.struct_size = sizeof src;
+  src.type = VMH_SOURCE_FILE;
+  src.format = fd_format(fd);
+  close(fd);
+  snprintf(path, sizeof path, "%s/%s", p->path, name);
+  src.path = path;
+  return fn(opaque, &src);
+}
+
+static int lc_vol_unmap(void *handle, const char *name, uint32_t flags) {
+  int rc;
+  (void)handle;
+  /* A file needs no mapping: there is nothing to undo. */
+  if ((rc = check_flags("vol_unmap", flags, 0)) < 0 ||
+      (rc = check_name("volume", name)) < 0)
+    return rc;
+  return 0;
+}
+
+/* ---- Image cache ----------------------------------------------------------
+ */
+
+struct dl {
+  struct pool *p;
+  const char *name;
+  int fd;
+  uint64_t offset; /* bytes in the part file when this attempt began */
+  uint64_t done;   /* bytes written by this attempt */
+  int werr;        /* errno of a failed write */
+  long http;       /* HTTP status of the last attempt, 0: none */
+  struct timespec last;
+};
+
+static size_t dl_write(char *data, size_t size, size_t nmemb, void *opaque) {
+  struct dl *d = opaque;
+  size_t len = size * nmemb, off = 0;
+
+  while (off < len) {
+    ssize_t n = write(d->fd, data + off, len - off);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      d->werr = errno;
+      return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
+    off += (size_t)n;
+  }
+  d->done += len;
+  return len;
+}
+
+static void emit_progress(struct dl *d, uint64_t done, uint64_t total) {
+  char object[VMH_NAME_MAX + 16];
+  struct vmh_event ev = {0};
+
+  snprintf(object, sizeof object, "image/%s", d->name);
+  ev.struct_size = sizeof ev;
+  ev.type = VMH_EVENT_PROGRESS;
+  ev.object = object;
+  ev.done = done;
+  ev.total = total;
+  host->emit(d->p->inst, &ev);
+}
+
+static int dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  struct dl *d = opaque;
+  struct timespec now;
+
+  (void)ultotal;
+  (void)ulnow;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  /* At most five events a second: a fast file:// copy must not flood the
+   * event stream. */
+  if ((now.tv_sec - d->last.tv_sec) * 1000000000L + now.tv_nsec -
+          d->last.tv_nsec <
+      200000000L)
+    return 0;
+  d->last = now;
+  emit_progress(d, d->offset + (uint64_t)dlnow,
+                dltotal > 0 ? d->offset + (uint64_t)dltotal : 0);
+  return 0;
+}
+
+static bool valid_sha256(const char *s) {
+  size_t i;
+  for (i = 0; s[i]; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+          (s[i] >= 'A' && s[i] <= 'F')))
+      return false;
+  return i == SHA256_HEX;
+}
+
+/* SHA-256 of the whole file fd, as lower-case hex. */
+static int hash_file(int fd, char hex[SHA256_HEX + 1]) {
+  gnutls_hash_hd_t h;
+  unsigned char dig[32];
+  char *b = malloc(1 << 20);
+  off_t off = 0;
+  ssize_t n;
+
+  if (b == NULL)
+    return fail(VMH_ENOMEM, "out of memory");
+  if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+    free(b);
+    return fail(VMH_EINTERNAL, "gnutls: cannot start a SHA-256 hash");
+  }
+  while ((n = pread(fd, b, 1 << 20, off)) > 0) {
+    gnutls_hash(h, b, (size_t)n);
+    off += n;
+  }
+  gnutls_hash_deinit(h, dig);
+  free(b);
+  if (n < 0)
+    return fail(VMH_EIO, "reading the download to hash it: %s",
+                strerror(errno));
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+  return 0;
+}
+
+/* One transfer of url into d->fd, resuming at d->offset. */
+static CURLcode transfer(struct dl *d, const char *url, char *cerr) {
+  CURL *c = curl_easy_init();
+  CURLcode cc;
+
+  if (c == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  cerr[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+  /* A stalled server: under 1 byte/s for 60 s ends the attempt. */
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, dl_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d->offset);
+  cc = curl_easy_perform(c);
+  d->http = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d->http);
+  curl_easy_cleanup(c);
+  if (cerr[0] == '\0')
+    snprintf(cerr, CURL_ERROR_SIZE, "%s", curl_easy_strerror(cc));
+  return cc;
+}
+
+static bool retryable(CURLcode cc) {
+  return cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
+         cc == CURLE_GOT_NOTHING || cc == CURLE_OPERATION_TIMEDOUT ||
+         cc == CURLE_SEND_ERROR || cc == CURLE_RANGE_ERROR ||
+         cc == CURLE_BAD_DOWNLOAD_RESUME;
+}
+
+static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
+                           uint32_t flags) {
+  struct pool *p = handle;
+  char part[VMH_NAME_MAX + 16], ppath[4096];
+  char sha[SHA256_HEX + 1], want[SHA256_HEX + 1], have[SHA256_HEX + 1];
+  char cerr[CURL_ERROR_SIZE], sizebuf[32], what[VMH_NAME_MAX + 32];
+  struct dl d = {0};
+  struct stat st;
+  uint32_t format = 0;
+  uint64_t vsize = 0;
+  CURLcode cc = CURLE_OK;
+  bool keep_part = false;
+  int fd = -1, rc;
+
+  if ((rc = check_flags("image_import", flags, 0)) < 0)
+    return rc;
+  if (spec == NULL)
+    return fail(VMH_EINVAL, "image_import: no image spec");
+  if ((rc = check_name("image", spec->name)) < 0)
+    return rc;
+  if (spec->url == NULL || (strncmp(spec->url, "file://", 7) != 0 &&
+                            strncmp(spec->url, "http://", 7) != 0 &&
+                            strncmp(spec->url, "https://", 8) != 0))
+    return fail(VMH_EINVAL,
+                "image %s: url '%s' must start with file://, http:// or "
+                "https://",
+                spec->name, spec->url ? spec->url : "(none)");
+  if (spec->sha256 == NULL || !valid_sha256(spec->sha256))
+    return fail(VMH_EINVAL,
+                "image %s: give its sha256 as 64 hex digits (sha256sum FILE)",
+                spec->name);
+  for (int i = 0; i <= SHA256_HEX; i++)
+    want[i] = (char)(spec->sha256[i] >= 'A' && spec->sha256[i] <= 'F'
+                         ? spec->sha256[i] - 'A' + 'a'
+                         : spec->sha256[i]);
+  if (fstatat(p->imgfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return fail(VMH_EEXIST,
+                "pool %s already has an image %s; delete it first or pick "
+                "another name",
+                p->name, spec->name);
+
+  snprintf(part, sizeof part, PART_PREFIX "%s", spec->name);
+  snprintf(ppath, sizeof ppath, "%s/%s", p->images_path, part);
+  snprintf(what, sizeof what, "image %s", spec->name);
+  fd = openat(p->imgfd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
+                ppath, strerror(errno));
+  /* Two imports of one name would write the same part file. */
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    return fail(VMH_EBUSY, "image %s is being imported already; wait for it",
+                spec->name);
+  }
+  keep_part = true;
+  /* A part left by an import of other content starts over. */
+  ssize_t n = fgetxattr(fd, XATTR_SHA256, sha, sizeof sha - 1);
+  sha[n > 0 ? n : 0] = '\0';
+  if (strcmp(sha, want) != 0) {
+    if (ftruncate(fd, 0) < 0 ||
+        (rc = set_xattr(p, fd, XATTR_SHA256, want, ppath)) < 0) {
+      if (rc == 0)
+        rc = fail(VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
+      keep_part = false;
+      goto cleanup;
+    }
+  }
+  d.p = p;
+  d.name = spec->name;
+  d.fd = fd;
+  for (int attempt = 0; attempt < DOWNLOAD_TRIES; attempt++) {
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0) {
+      rc = fail(VMH_EIO, "%s: %s", ppath, strerror(errno));
+      goto cleanup;
+    }
+    d.offset = (uint64_t)end;
+    d.done = 0;
+    d.werr = 0;
+    if (d.offset > 0)
+      host->log(p->inst, VMH_LOG_INFO,
+                "image %s: resuming the download at byte %" PRIu64, spec->name,
+                d.offset);
+    cc = transfer(&d, spec->url, cerr);
+    /* 416 to a range from the end: the part was complete already (a crash
+     * after the download); the checksum decides. */
+    if (cc == CURLE_HTTP_RETURNED_ERROR && d.http == 416 && d.offset > 0)
+      cc = CURLE_OK;
+    if (cc == CURLE_OK)
+      break;
+    if (d.werr) {
+      rc =
+          fail(errno_code(d.werr), "image %s: writing %s: %s%s", spec->name,
+               ppath, strerror(d.werr),
+               d.werr == ENOSPC ? "; free space in the pool's filesystem" : "");
+      keep_part = false;
+      goto cleanup;
+    }
+    /* The server ignored the range: start over rather than append a second
+     * copy. */
+    if (cc == CURLE_RANGE_ERROR || cc == CURLE_BAD_DOWNLOAD_RESUME) {
+      if (ftruncate(fd, 0) < 0) {
+        rc = fail(VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
+        goto cleanup;
+      }
+    }
+    if (!retryable(cc))
+      break;
+    host->log(p->inst, VMH_LOG_WARN,
+              "image %s: download interrupted after %" PRIu64
+              " bytes (%s); resuming",
+              spec->name, d.offset + d.done, cerr);
+  }
+  if (cc != CURLE_OK) {
+    off_t end = lseek(fd, 0, SEEK_END);
+    /* Only an interrupted transfer is worth resuming; a refusal (404, no
+     * such file) or an empty part is dropped. */
+    keep_part = retryable(cc) && end > 0;
+    rc = fail(VMH_EIO, "image %s: download of %s failed: %s%s", spec->name,
+              spec->url, cerr,
+              keep_part ? "; the partial file is kept and the next import "
+                          "resumes it"
+                        : "; check the url");
+    goto cleanup;
+  }
+  if (fstat(fd, &st) == 0)
+    emit_progress(&d, (uint64_t)st.st_size, (uint64_t)st.st_size);
+
+  if ((rc = hash_file(fd, have)) < 0)
+    goto cleanup;
+  if (strcmp(have, want) != 0) {
+    keep_part = false;
+    rc = fail(VMH_EINVAL,
+              "image %s: the download from %s has sha256 %s, not %s as "
+              "given; it was removed. Check the url and the checksum",
+              spec->name, spec->url, have, want);
+    goto cleanup;
+  }
+  /* Verified: now it may be looked at. */
+  if ((rc = image_probe(p, ppath, what, &format, &vsize)) < 0) {
+    keep_part = false;
+    goto cleanup;
+  }
+  snprintf(sizebuf, sizeof sizebuf, "%" PRIu64, vsize);
+  if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), ppath)) < 0 ||
+      (rc = set_xattr(p, fd, XATTR_VSIZE, sizebuf, ppath)) < 0)
+    goto cleanup;
+  if (fsync(fd) < 0) {
+    rc = fail(errno_code(errno), "fsync %s: %s", ppath, strerror(errno));
+    goto cleanup;
+  }
+  /* Read-only from here: clones only ever read their base. */
+  fchmod(fd, 0444);
+  if (renameat2(p->imgfd, part, p->imgfd, spec->name, RENAME_NOREPLACE) < 0) {
+    rc = fail(errno == EEXIST ? VMH_EEXIST : errno_code(errno),
+              "pool %s: image %s: rename: %s", p->name, spec->name,
+              strerror(errno));
+    keep_part = false;
+    goto cleanup;
+  }
+  keep_part = true; /* renamed: nothing to remove */
+  host->log(p->inst, VMH_LOG_INFO,
+            "image %s imported from %s: %s, %" PRIu64 " bytes, sha256 %s",
+            spec->name, spec->url, format_name(format), vsize, have);
+  rc = 0;
+cleanup:
+  if (!keep_part)
+    unlinkat(p->imgfd, part, 0);
+  if (fd >= 0)
+    close(fd);
+  return rc;
+}
+
+/* Counts the volumes backed by one image. */
+struct users_ctx {
+  const char *name;
+  uint32_t n;
+};
+
+static int count_user(struct pool *p, const struct volinfo *v, void *opaque) {
+  struct users_ctx *c = opaque;
+  (void)p;
+  if (v->backing[0] && strcmp(v->backing, c->name) == 0)
+    c->n++;
+  return 0;
+}
+
+static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
+                         uint32_t flags) {
+  struct pool *p = handle;
+  DIR *d;
+  struct dirent *e;
+  int rc = check_flags("image_list", flags, 0);
+
+  if (rc < 0)
+    return rc;
+  d = open_dir(p->imgfd);
+  if (d == NULL)
+    return fail(VMH_EIO, "pool %s: cannot list %s: %s", p->name, p->images_path,
+                strerror(errno));
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    struct vmh_image_info info = {0};
+    struct users_ctx c = {e->d_name, 0};
+    char sha[SHA256_HEX + 1];
+    uint32_t format = 0;
+    uint64_t vsize = 0;
+    struct stat st;
+
+    if (!valid_name(e->d_name) ||
+        fstatat(p->imgfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode) ||
+        image_meta(p, e->d_name, &format, &vsize, sha, sizeof sha) < 0)
+      continue;
+    if ((rc = scan(p, count_user, &c, NULL)) < 0)
+      break;
+    info.struct_size = sizeof info;
+    info.name = e->d_name;
+    info.size = (uint64_t)st.st_size;
+    info.sha256 = sha;
+    info.n_users = c.n;
+    rc = fn(opaque, &info);
+  }
+  closedir(d);
+  return rc;
+}
+
+static int lc_image_delete(void *handle, const char *name, uint32_t flags) {
+  struct pool *p = handle;
+  struct users_ctx c = {name, 0};
+  struct stat st;
+  int rc;
+
+  if ((rc = check_flags("image_delete", flags, 0)) < 0 ||
+      (rc = check_name("image", name)) < 0)
+    return rc;
+  pthread_rwlock_wrlock(&p->images_lock);
+  if (fstatat(p->imgfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    rc = fail(VMH_ENOENT, "pool %s has no image %s", p->name, name);
+    goto cleanup;
+  }
+  if ((rc = scan(p, count_user, &c, NULL)) < 0)
+    goto cleanup;
+  if (c.n > 0) {
+    rc =
+        fail(VMH_EBUSY,
+             "pool %s: image %s backs %" PRIu32 " volume(s); delete them first",
+             p->name, name, c.n);
+    goto cleanup;
+  }
+  if (unlinkat(p->imgfd, name, 0) < 0)
+    rc = fail(errno_code(errno), "pool %s: delete image %s: %s", p->name, name,
+              strerror(errno));
+cleanup:
+  pthread_rwlock_unlock(&p->images_lock);
+  return rc;
+}
+
+/* ---- Registration -------------------------------------------------------- */
+
+static int lc_load(const struct vmh_host *h) {
+  host = h;
+  /* Not thread-safe: once, before any instance runs. */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    h->error("libcurl failed to initialise");
+    return VMH_EINTERNAL;
+  }
+  return 0;
+}
+
+static struct vmh_storage_ops ops = {
+    .open = lc_open,
+    .close = lc_close,
+    .health = lc_health,
+    .pool_info = lc_pool_info,
+    .vol_list = lc_vol_list,
+    .vol_get = lc_vol_get,
+    .vol_create = lc_vol_create,
+    .vol_delete = lc_vol_delete,
+    .vol_resize = lc_vol_resize,
+    .vol_source = lc_vol_source,
+    .vol_unmap = lc_vol_unmap,
+    .image_import = lc_image_import,
+    .image_list = lc_image_list,
+    .image_delete = lc_image_delete,
+};
+
+static struct vmh_plugin plugin = {
+    .kind = VMH_KIND_STORAGE,
+    .name = "local",
+    .version = VMH_PACKAGE_VERSION,
+    .description = "directory pool: raw/qcow2 files, clones, image cache",
+    .load = lc_load,
+    .storage = &ops,
+};
+
+VMH_PLUGIN_REGISTER(plugin)
