@@ -567,6 +567,56 @@ void vms_reconcile(void) {
   }
 }
 
+/* Ports a network has: each should belong to a recorded NIC. */
+struct port_seen {
+  const struct vmh_instance *net;
+  size_t matched;
+};
+
+static int port_cb(void *opaque, const char *vm_id, const char *nic_name,
+                   const struct vmh_nic_binding *b) {
+  struct port_seen *s = opaque;
+  (void)b;
+  int known = 0;
+  vms_rdlock();
+  struct vm *vm = vm_id ? vms_lookup(vm_id) : NULL;
+  for (size_t i = 0; vm && nic_name && i < vm->n_nics && !known; i++)
+    known = strcmp(vm->nics[i].name, nic_name) == 0 &&
+            strcmp(vm->nics[i].network, s->net->name) == 0;
+  vms_unlock();
+  if (known)
+    s->matched++;
+  else
+    log_warn(
+        "network '%s' has a port for VM %s NIC %s that vmhostd did not "
+        "make; left alone",
+        s->net->name, vm_id ? vm_id : "?", nic_name ? nic_name : "?");
+  return 0;
+}
+
+/* At start: report ports no record knows and bound NICs whose port is
+ * gone.  Nothing is removed. */
+static void reconcile_network(struct vmh_instance *net) {
+  struct port_seen s = {.net = net};
+  if (INSTANCE_CALL(net, network, port_list, port_cb, &s, 0) < 0) {
+    log_warn("reconcile: cannot list the ports of network '%s': %s", net->name,
+             error_get());
+    return;
+  }
+  size_t bound = 0;
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    for (size_t j = 0; j < table[i]->n_nics; j++)
+      bound += table[i]->nics[j].bound &&
+               strcmp(table[i]->nics[j].network, net->name) == 0;
+  vms_unlock();
+  if (bound > s.matched)
+    log_warn(
+        "network '%s' lacks %zu port%s that VM records say are bound "
+        "(list them with a live VM read; delete and re-create to repair)",
+        net->name, bound - s.matched, bound - s.matched == 1 ? "" : "s");
+}
+
 /* A record found in CREATING or DELETING at start: the daemon died in the
  * middle.  Say what exists; the user finishes with a delete. */
 static void report_interrupted(struct vm *vm) {
@@ -618,6 +668,9 @@ int vms_init(const char *state_dir) {
     struct vmh_instance *inst = instance_at(i);
     if (inst->kind == VMH_KIND_HYPERVISOR && inst->is_open)
       reconcile_hypervisor(inst, 1);
+    if (inst->kind == VMH_KIND_NETWORK && inst->is_open &&
+        inst->plugin->ops.network.port_list)
+      reconcile_network(inst);
   }
   return 0;
 }

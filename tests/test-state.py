@@ -38,6 +38,23 @@ with Daemon(mocks()) as d:
     d.start()
     vm = d.ok(op="vm_get", vm="lost")["vms"][0]
     check(vm["status"] == "missing" and vm["state"] == "unknown", vm)
+    check("network 'net0' lacks 1 port that VM records say are bound" in d.log(),
+          "lost port reported:\n" + d.log())
     r = expect(d.call(op="vm_action", vm="lost", action="start"), "invalid_state")
     check("missing" in r["message"], r)
     d.ok(op="vm_delete", vm="lost")
+
+# A port the network has but no record knows (its record was removed by
+# hand): reported at start, left alone.
+import glob
+import os
+with Daemon(mocks(net=PERSIST)) as d:
+    vm = d.ok(op="vm_create", spec=vm_spec("gone"))["vms"][0]
+    check(d.stop() == 0)
+    for f in glob.glob(os.path.join(d.tmp, "state", "vms", "*.json")):
+        os.unlink(f)
+    d.start()
+    check(f"network 'net0' has a port for VM {vm['id']} NIC net0 that vmhostd did not make"
+          in d.log(), d.log())
+    check(d.ok(op="network_get", network="net0")["networks"][0]["n_ports"] == 1,
+          "the unknown port is left alone")
