@@ -218,6 +218,12 @@ static int run(const char *config_file, int check_only) {
     fatal(&s, 0);
     goto out;
   }
+  /* It exists now: name it without "etc/../" in logs and plugin paths. */
+  char *real = realpath(s.state_dir, NULL);
+  if (real) {
+    free(s.state_dir);
+    s.state_dir = real;
+  }
   /* Signals are taken synchronously by this thread; block them before any
    * other thread exists so every thread inherits the mask. */
   sigset_t sigs;
