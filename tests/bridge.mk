@@ -1,7 +1,9 @@
 # The bridge network plugin end to end, inside network namespaces the tests
 # make (vmhb-*) and delete; needs root, iproute2 and busybox (ping).
 if BUILD_PLUGIN_BRIDGE
-BRIDGE_TESTS = test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py
+BRIDGE_TESTS = test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py \
+	test-bridge-absent.py
 TESTS += $(BRIDGE_TESTS)
 endif
-EXTRA_DIST += test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py
+EXTRA_DIST += test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py \
+	test-bridge-absent.py

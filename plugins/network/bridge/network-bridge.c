@@ -12,6 +12,12 @@
  * on the host, so they are kept as one small file each under state_dir.
  * close() leaves the bridge and every port as they are.
  *
+ * `ensure: absent` removes the network instead: open() deletes this
+ * plugin's taps on the bridge and its port records, and the bridge itself
+ * only if the "created" marker in state_dir says this plugin made it (an
+ * adopted bridge stays, its uplink too, enslaved); the instance then stays
+ * open serving nothing: port_bind is refused, info says down, health OK.
+ *
  * Config keys: see etc/plugins/bridge.yaml.
  */
 #include <config.h>
@@ -53,6 +59,7 @@ struct br {
   const char *uplink; /* NULL: none */
   int create;         /* make the bridge if it is missing */
   int vlan_filtering;
+  int absent;  /* ensure: absent: remove the network, serve nothing */
   int64_t mtu; /* 0: leave as it is */
   uint32_t binding;
   int created; /* this open() made the bridge */
@@ -604,6 +611,8 @@ static int br_health(void *handle, uint32_t flags) {
 
   if (flags != 0)
     return fail(b->host, VMH_EINVAL, "health: unknown flags 0x%" PRIx32, flags);
+  if (b->absent)
+    return 0; /* nothing to serve, nothing to fail */
   link = get_link(b, b->bridge, &err);
   if (link == NULL)
     return err ? nl_fail(b, err, "cannot look up the bridge")
@@ -645,11 +654,13 @@ static int br_info(void *handle, vmh_network_info_fn fn, void *opaque,
     return fail(b->host, VMH_EINVAL, "info: unknown flags 0x%" PRIx32, flags);
   if (fn == NULL)
     return fail(b->host, VMH_EINVAL, "info: no visitor");
+  info.struct_size = sizeof info;
+  info.bridge = b->bridge;
+  if (b->absent) /* removed: down, no port */
+    return fn(opaque, &info);
   if ((err = rtnl_link_alloc_cache(b->sk, AF_UNSPEC, &cache)) < 0)
     return nl_fail(b, err, "cannot list links");
   link = rtnl_link_get_by_name(cache, b->bridge);
-  info.struct_size = sizeof info;
-  info.bridge = b->bridge;
   if (link != NULL) {
     c.master = rtnl_link_get_ifindex(link);
     nl_cache_foreach(cache, count_port, &c);
@@ -678,6 +689,10 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
       !valid_nic(req->nic_name))
     return fail(b->host, VMH_EINVAL,
                 "port_bind: needs a VM id (UUID) and a NIC name");
+  if (b->absent)
+    return fail(b->host, VMH_EINVAL,
+                "network %s is configured ensure: absent; it binds no port",
+                b->host->instance_name(b->inst));
   if (req->vlan > 4094)
     return fail(b->host, VMH_EINVAL,
                 "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
@@ -752,6 +767,11 @@ static int br_port_unbind(void *handle, const char *vm_id, const char *nic_name,
   if (!valid_vm_id(vm_id) || !valid_nic(nic_name))
     return fail(b->host, VMH_EINVAL,
                 "port_unbind: needs a VM id (UUID) and a NIC name");
+  if (b->absent) /* open() removed every port */
+    return fail(b->host, VMH_ENOENT,
+                "no port for VM %s NIC %s (network %s is configured ensure: "
+                "absent)",
+                vm_id, nic_name, b->host->instance_name(b->inst));
   if (b->binding != VMH_BINDING_TAP) {
     rec_path(b, vm_id, nic_name, path, sizeof path);
     if (unlink(path) == 0)
@@ -867,6 +887,8 @@ static int br_port_list(void *handle, vmh_port_fn fn, void *opaque,
                 flags);
   if (fn == NULL)
     return fail(b->host, VMH_EINVAL, "port_list: no visitor");
+  if (b->absent)
+    return 0;
   if (b->binding == VMH_BINDING_TAP) {
     if ((err = rtnl_link_alloc_cache(b->sk, AF_UNSPEC, &cache)) < 0)
       return nl_fail(b, err, "cannot list links");
@@ -923,17 +945,24 @@ static void mark_created(struct br *b) {
   }
 }
 
-static int open_bridge(struct br *b) {
-  const char *name = b->host->instance_name(b->inst);
-  struct rtnl_link *link = NULL, *nb = NULL;
-  int err, rc = 0;
+static int connect_nl(struct br *b) {
+  int err;
 
   b->sk = nl_socket_alloc();
   if (b->sk == NULL)
     return fail(b->host, VMH_ENOMEM, "out of memory");
   if ((err = nl_connect(b->sk, NETLINK_ROUTE)) < 0)
     return nl_fail(b, err, "cannot open a netlink socket");
+  return 0;
+}
 
+static int open_bridge(struct br *b) {
+  const char *name = b->host->instance_name(b->inst);
+  struct rtnl_link *link = NULL, *nb = NULL;
+  int err, rc;
+
+  if ((rc = connect_nl(b)) < 0)
+    return rc;
   link = get_link(b, b->bridge, &err);
   if (err < 0)
     return nl_fail(b, err, "cannot look up the bridge");
@@ -983,11 +1012,199 @@ cleanup:
   return rc;
 }
 
+/* ---- Teardown (ensure: absent) ------------------------------------------- */
+
+/* This plugin's taps on the bridge (b->ifindex), found as list_tap finds
+ * them; every other port of the bridge is only counted. */
+struct sweep {
+  struct br *b;
+  char (*taps)[IFNAME_MAX + 1];
+  size_t n, cap;
+  unsigned others;
+  int rc;
+};
+
+static void sweep_tap(struct nl_object *obj, void *arg) {
+  struct sweep *s = arg;
+  struct rtnl_link *link = (struct rtnl_link *)obj;
+  const char *name = rtnl_link_get_name(link);
+  struct port p;
+
+  if (s->rc < 0 || name == NULL || rtnl_link_get_master(link) != s->b->ifindex)
+    return;
+  memset(&p, 0, sizeof p);
+  if (strncmp(name, TAP_PREFIX, sizeof TAP_PREFIX - 1) != 0 ||
+      parse_alias(rtnl_link_get_ifalias(link), &p) < 0 ||
+      (tap_name(p.vm_id, p.nic, p.tap), strcmp(p.tap, name) != 0)) {
+    s->others++;
+    return;
+  }
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 16;
+    char(*v)[IFNAME_MAX + 1] = realloc(s->taps, cap * sizeof *v);
+    if (v == NULL) {
+      s->rc = fail(s->b->host, VMH_ENOMEM, "out of memory");
+      return;
+    }
+    s->taps = v;
+    s->cap = cap;
+  }
+  snprintf(s->taps[s->n++], IFNAME_MAX + 1, "%s", name);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t len = strlen(s), sl = strlen(suffix);
+
+  return len > sl && strcmp(s + len - sl, suffix) == 0;
+}
+
+/* Our files in state_dir: port records (and their temporaries) and, when
+ * `marker` is set, the "created" marker too.  *count: records removed. */
+static int remove_files(struct br *b, int marker, size_t *count) {
+  const char *dir = b->host->state_dir(b->inst);
+  struct dirent *de;
+  DIR *d = opendir(dir);
+  char path[4096];
+  int rc = 0;
+
+  *count = 0;
+  if (d == NULL)
+    return errno == ENOENT ? 0
+                           : fail(b->host, VMH_EIO, "cannot read %s: %s", dir,
+                                  strerror(errno));
+  while (rc == 0 && (de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    /* 1: a record; 2: a record's temporary; 3: the marker or its own. */
+    int kind = 0;
+    if (strncmp(n, REC_PREFIX, sizeof REC_PREFIX - 1) == 0)
+      kind = ends_with(n, REC_SUFFIX) ? 1 : ends_with(n, REC_SUFFIX ".tmp") * 2;
+    else if (marker &&
+             (strcmp(n, "created") == 0 || strcmp(n, "created.tmp") == 0))
+      kind = 3;
+    if (kind == 0)
+      continue;
+    snprintf(path, sizeof path, "%s/%s", dir, n);
+    if (unlink(path) < 0 && errno != ENOENT)
+      rc =
+          fail(b->host, VMH_EIO, "cannot remove %s: %s", path, strerror(errno));
+    else if (kind == 1)
+      (*count)++;
+  }
+  closedir(d);
+  return rc;
+}
+
+/* The bridge named in the "created" marker, or "" (no marker). */
+static int read_marker(struct br *b, char out[IFNAME_MAX + 2]) {
+  char path[4096], line[64];
+  size_t len;
+  FILE *f;
+
+  out[0] = '\0';
+  snprintf(path, sizeof path, "%s/created", b->host->state_dir(b->inst));
+  f = fopen(path, "re");
+  if (f == NULL)
+    return errno == ENOENT ? 0
+                           : fail(b->host, VMH_EIO, "cannot read %s: %s", path,
+                                  strerror(errno));
+  if (fgets(line, sizeof line, f) == NULL)
+    line[0] = '\0';
+  fclose(f);
+  len = strcspn(line, "\n");
+  line[len] = '\0';
+  /* Never empty: a marker that names nothing still says "made by us". */
+  snprintf(out, IFNAME_MAX + 2, "%s", len ? line : "?");
+  return 0;
+}
+
+/* Remove what this network made, in an order that a failed run can be
+ * repeated: taps, port records, the bridge if ours, the marker last.
+ * An adopted bridge is left as it is, with its uplink: whether this
+ * plugin enslaved it is not recorded. */
+static int teardown(struct br *b) {
+  const char *name = b->host->instance_name(b->inst);
+  struct sweep s = {.b = b};
+  struct nl_cache *cache = NULL;
+  struct rtnl_link *link;
+  char marker[IFNAME_MAX + 2];
+  const char *fate = "not present";
+  size_t i, n_recs;
+  int err, rc, ours;
+
+  if ((rc = connect_nl(b)) < 0 || (rc = read_marker(b, marker)) < 0)
+    return rc;
+  ours = strcmp(marker, b->bridge) == 0;
+  if (marker[0] && !ours)
+    b->host->log(b->inst, VMH_LOG_WARN,
+                 "the created marker names bridge %s, not %s: %s left alone",
+                 marker, b->bridge, b->bridge);
+  link = get_link(b, b->bridge, &err);
+  if (err < 0)
+    return nl_fail(b, err, "cannot look up the bridge");
+  if (link != NULL) {
+    const char *type = rtnl_link_get_type(link);
+    if (type == NULL || strcmp(type, "bridge") != 0) {
+      b->host->log(b->inst, VMH_LOG_WARN, "%s is not a bridge (%s); left alone",
+                   b->bridge, type ? type : "no link kind");
+      fate = "left (not a bridge)";
+      rtnl_link_put(link);
+      link = NULL;
+    } else {
+      b->ifindex = rtnl_link_get_ifindex(link);
+    }
+  }
+  if (link != NULL) {
+    if ((err = rtnl_link_alloc_cache(b->sk, AF_UNSPEC, &cache)) < 0) {
+      rc = nl_fail(b, err, "cannot list links");
+      goto cleanup;
+    }
+    nl_cache_foreach(cache, sweep_tap, &s);
+    nl_cache_free(cache);
+    if ((rc = s.rc) < 0)
+      goto cleanup;
+    for (i = 0; i < s.n; i++)
+      if ((err = tap_delete(b, s.taps[i])) < 0 && err != -NLE_OBJ_NOTFOUND &&
+          err != -NLE_NODEV) {
+        rc = nl_fail(b, err, "cannot delete a tap");
+        goto cleanup;
+      }
+  }
+  if ((rc = remove_files(b, 0, &n_recs)) < 0)
+    goto cleanup;
+  if (link != NULL && ours) {
+    if (s.others > 0)
+      b->host->log(b->inst, VMH_LOG_WARN,
+                   "bridge %s still has %u port%s not made by this plugin "
+                   "(uplink, a hypervisor's taps); released with it",
+                   b->bridge, s.others, s.others == 1 ? "" : "s");
+    if ((err = rtnl_link_delete(b->sk, link)) < 0 && err != -NLE_OBJ_NOTFOUND &&
+        err != -NLE_NODEV) {
+      rc = nl_fail(b, err, "cannot delete the bridge");
+      goto cleanup;
+    }
+    fate = "deleted";
+  } else if (link != NULL) {
+    fate = "left (not made by this plugin)";
+  }
+  if ((rc = remove_files(b, 1, &i)) < 0)
+    goto cleanup;
+  b->host->log(b->inst, VMH_LOG_INFO,
+               "network %s removed (ensure: absent): %zu tap%s and %zu port "
+               "record%s removed, bridge %s %s",
+               name, s.n, s.n == 1 ? "" : "s", n_recs, n_recs == 1 ? "" : "s",
+               b->bridge, fate);
+cleanup:
+  free(s.taps);
+  if (link)
+    rtnl_link_put(link);
+  return rc;
+}
+
 static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
                    const struct vmh_config *config, void **ret_handle,
                    uint32_t flags) {
   struct br *b;
-  const char *binding, *where;
+  const char *binding, *ensure, *where;
   int rc;
 
   if (flags & ~VMH_OPEN_CHECK_ONLY)
@@ -1006,7 +1223,9 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
       (rc = host->config_bool(config, "vlan_filtering", 0, &b->vlan_filtering,
                               0)) < 0 ||
       (rc = host->config_string(config, "uplink", NULL, &b->uplink, 0)) < 0 ||
-      (rc = host->config_string(config, "binding", "bridge", &binding, 0)) < 0)
+      (rc = host->config_string(config, "binding", "bridge", &binding, 0)) <
+          0 ||
+      (rc = host->config_string(config, "ensure", "present", &ensure, 0)) < 0)
     goto fail;
   where = host->config_where(config);
   if (!valid_ifname(b->bridge)) {
@@ -1033,7 +1252,17 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
               binding);
     goto fail;
   }
-  if (!(flags & VMH_OPEN_CHECK_ONLY) && (rc = open_bridge(b)) < 0)
+  if (strcmp(ensure, "present") == 0) {
+    b->absent = 0;
+  } else if (strcmp(ensure, "absent") == 0) {
+    b->absent = 1;
+  } else {
+    rc = fail(host, VMH_EINVAL, "%s: ensure '%s' is not present or absent",
+              where, ensure);
+    goto fail;
+  }
+  if (!(flags & VMH_OPEN_CHECK_ONLY) &&
+      (rc = b->absent ? teardown(b) : open_bridge(b)) < 0)
     goto fail;
   *ret_handle = b;
   return 0;
