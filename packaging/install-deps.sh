@@ -26,12 +26,16 @@ PACKAGES=(
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
+  libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
+  qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
+  linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
+  cpio                # hypervisor/libvirt tests: the guest's initramfs
   # run time of plugins (and their tests)
   qemu-utils          # storage/local: qemu-img
   dnsmasq-base        # network/nat: DHCP and DNS
   nftables            # network/nat tests: nft list ruleset
   iproute2            # network tests: ip netns, veth
-  busybox             # network/nat tests: udhcpc in a guest namespace
+  busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   # tests
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
