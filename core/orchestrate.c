@@ -685,11 +685,11 @@ static int teardown(struct vm *vm) {
       msg = strdup(error_get());          \
     }                                     \
   } while (0)
+  /* No save between the steps: a teardown interrupted by a crash is run
+   * again by the next delete, which treats parts already gone as done. */
   NOTE(domain_undefine(vm));
-  save(vm);
   for (size_t i = vm->n_nics; i-- > 0;)
     NOTE(port_unbind(vm, &vm->nics[i]));
-  save(vm);
   for (size_t i = vm->n_disks; i-- > 0;) {
     struct vm_disk *d = &vm->disks[i];
     if ((r = volume_unmake(d)) == 0) {
@@ -700,7 +700,6 @@ static int teardown(struct vm *vm) {
     NOTE(r);
   }
 #undef NOTE
-  save(vm);
   if (first)
     error_set("%s", msg ? msg : "teardown failed");
   return first;
@@ -724,10 +723,8 @@ static int create_steps(struct task *t) {
   }
   uint32_t define_flags =
       (t->flags & VMH_CREATE_NO_START) ? 0 : VMH_DEFINE_START;
-  if ((r = domain_define(vm, define_flags)) < 0)
-    return r;
-  save(vm);
-  return 0;
+  /* Saved by the caller with the status it reaches: one synced write. */
+  return domain_define(vm, define_flags);
 }
 
 static void create_task(void *arg) {
