@@ -27,6 +27,9 @@ PACKAGES=(
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
+  libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs
+  libvirt-daemon-system-sysv  # (its init scripts: no systemd upgrade)
+  libxml2-utils       # xmllint, used by virt-xml-validate
   qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
   linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
   cpio                # hypervisor/libvirt tests: the guest's initramfs
@@ -35,6 +38,7 @@ PACKAGES=(
   dnsmasq-base        # network/nat: DHCP and DNS
   nftables            # network/nat tests: nft list ruleset
   iproute2            # network tests: ip netns, veth
+  mount               # storage/local tests: tmpfs pools
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   # tests
   abigail-tools       # abidw: tests/test-abi-baseline.sh

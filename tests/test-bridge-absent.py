@@ -16,6 +16,9 @@ NIC on each gets a tap on lan and a port record for ext.  Then:
     refused with invalid_argument and leaves nothing; the old VM deletes;
   - a second start with ensure: absent finds nothing to do and starts.
 """
+import vmhtest
+
+vmhtest.require_netns()
 import glob
 import json
 import os

@@ -13,6 +13,9 @@ this test makes (vmhb-*) and deletes:
     keeps its port records in state_dir across a restart, refuses a VLAN
     when vlan_filtering is off.
 """
+import vmhtest
+
+vmhtest.require_netns()
 import glob
 import json
 import os

@@ -24,6 +24,9 @@ end sits in a "guest" namespace.  Then:
 
 Also run as "test-bridge-e2e.py --pump TAP IFACE": the frame pump.
 """
+import vmhtest
+
+vmhtest.require_netns()
 import fcntl
 import json
 import os

@@ -6,6 +6,9 @@ ENOENT on unbind, health when the bridge goes, and a "restart" (close and
 open again) finding the ports from the host alone.  Runs itself again
 inside a network namespace it makes (vmhb-*) and deletes.
 """
+import vmhtest
+
+vmhtest.require_netns()
 import ctypes as C
 import glob
 import json

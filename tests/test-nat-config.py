@@ -9,6 +9,9 @@ across restarts: an existing bridge is adopted, dns: false runs dnsmasq
 with --port=0, upstream picks the masquerade's interface, changed
 reservations replace dnsmasq (never a second one), an unchanged config
 adopts it; ensure: absent removes table, bridge, dnsmasq and files."""
+import vmhtest
+
+vmhtest.require_netns()
 import glob
 import os
 import shutil

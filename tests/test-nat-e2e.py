@@ -11,6 +11,9 @@ gains the plugin's table only; a vmhostd restart keeps rules (no duplicate),
 dnsmasq (same pid) and the guest's open TCP connection; a killed dnsmasq is
 restarted; ensure: absent removes bridge, table, dnsmasq and files and
 nothing else."""
+import vmhtest
+
+vmhtest.require_netns()
 import glob
 import os
 import shutil

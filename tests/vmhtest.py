@@ -31,6 +31,25 @@ VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
     if os.environ.get("VMHOST_TEST_VALGRIND") else []
 
 
+def skip(why):
+    print("SKIP:", why, file=sys.stderr)
+    sys.exit(77)
+
+
+def require_netns():
+    """Network tests need `ip netns`; a machine where namespaces cannot be
+    made (a chroot whose / is no mount point, say) truly lacks the facility:
+    skip, saying why."""
+    ns = f"vmh-probe-{os.getpid()}"
+    r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
+    if r.returncode == 0:
+        r = subprocess.run(["ip", "netns", "exec", ns, "true"],
+                           capture_output=True, text=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if r.returncode != 0:
+        skip("network namespaces cannot be made here: " + (r.stderr or "").strip())
+
+
 def fail(*msg):
     print("FAIL:", *msg, file=sys.stderr)
     sys.exit(1)
