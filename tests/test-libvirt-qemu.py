@@ -158,9 +158,10 @@ atexit.register(kill_guests)
 embed = os.path.join(d.tmp, "embed")
 os.makedirs(os.path.join(embed, "etc"))
 with open(os.path.join(embed, "etc", "qemu.conf"), "w") as f:
-    # root: /dev/kvm and the files are root's; "file": no virtlogd.
+    # root: /dev/kvm and the files are root's; "file": no virtlogd; no
+    # private mount namespace for QEMU (a chroot cannot make one).
     f.write('user = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
-            'stdio_handler = "file"\nremember_owner = 0\n')
+            'stdio_handler = "file"\nremember_owner = 0\nnamespaces = []\n')
 initrd = build_initrd(d.tmp, mods)
 pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
