@@ -25,6 +25,9 @@
 #define VMH_THREAD_MODEL VMH_THREAD_SERIALIZE_INSTANCE
 #include <vmhost/vmhost-plugin.h>
 
+#include "netcommon.h"
+
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,8 +48,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
-#define MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
+#define IFNAME_MAX NET_IFNAME_MAX
+#define MAC_LEN NET_MAC_LEN
 #define TAP_PREFIX "vmh"
 #define ALIAS_TAG "vmhost"
 #define REC_PREFIX "port-"
@@ -119,55 +122,6 @@ static int nl_fail(struct br *b, int nlerr, const char *what) {
               b->host->instance_name(b->inst), what, nl_geterror(nlerr));
 }
 
-/* Linux's dev_valid_name(), plus printable ASCII only. */
-static int valid_ifname(const char *s) {
-  size_t len = strlen(s);
-
-  if (len == 0 || len > IFNAME_MAX || strcmp(s, ".") == 0 ||
-      strcmp(s, "..") == 0)
-    return 0;
-  for (; *s; s++)
-    if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == ':')
-      return 0;
-  return 1;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* "xx:xx:xx:xx:xx:xx", any case; written back in lower case.  0: bad;
- * -1: multicast or all zeros. */
-static int parse_mac(const char *s, char out[MAC_LEN + 1]) {
-  int i, first = 0, any = 0;
-
-  if (strlen(s) != MAC_LEN)
-    return 0;
-  for (i = 0; i < MAC_LEN; i++) {
-    if (i % 3 == 2) {
-      if (s[i] != ':')
-        return 0;
-      out[i] = ':';
-    } else {
-      int v = hexval(s[i]);
-      if (v < 0)
-        return 0;
-      if (i == 1)
-        first = hexval(s[0]) << 4 | v;
-      any |= v;
-      out[i] = "0123456789abcdef"[v];
-    }
-  }
-  out[MAC_LEN] = '\0';
-  return (first & 1) || !any ? -1 : 1;
-}
-
 /* A VM id is a UUID in its canonical text form: it becomes part of file
  * names and of the tap's alias, so nothing else is let through. */
 static int valid_vm_id(const char *s) {
@@ -179,7 +133,7 @@ static int valid_vm_id(const char *s) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
       if (s[i] != '-')
         return 0;
-    } else if (hexval(s[i]) < 0) {
+    } else if (!isxdigit((unsigned char)s[i])) {
       return 0;
     }
   }
@@ -250,7 +204,7 @@ static int parse_alias(const char *alias, struct port *p) {
       sscanf(alias + sizeof ALIAS_TAG, "%37s %18s %u %64s%n", vm_id, mac, &vlan,
              nic, &n) != 4 ||
       alias[sizeof ALIAS_TAG + (size_t)n] != '\0' || !valid_vm_id(vm_id) ||
-      parse_mac(mac, p->mac) != 1 || vlan > 4094 || !valid_nic(nic))
+      net_parse_mac(mac, p->mac) != 1 || vlan > 4094 || !valid_nic(nic))
     return -1;
   memcpy(p->vm_id, vm_id, sizeof p->vm_id);
   memcpy(p->nic, nic, strlen(nic) + 1); /* valid_nic: it fits */
@@ -709,7 +663,7 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
   snprintf(p.nic, sizeof p.nic, "%s", req->nic_name);
   p.vlan = req->vlan;
   if (req->mac != NULL) {
-    int ok = parse_mac(req->mac, p.mac);
+    int ok = net_parse_mac(req->mac, p.mac);
     if (ok <= 0)
       return fail(b->host, VMH_EINVAL,
                   "NIC %s: MAC '%s' is not a unicast address like "
@@ -1228,7 +1182,7 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
       (rc = host->config_string(config, "ensure", "present", &ensure, 0)) < 0)
     goto fail;
   where = host->config_where(config);
-  if (!valid_ifname(b->bridge)) {
+  if (!net_valid_ifname(b->bridge)) {
     rc = fail(host, VMH_EINVAL,
               "%s: bridge '%s' is not an interface name (1..15 printable "
               "characters, no '/', ':' or blanks)",
@@ -1236,7 +1190,7 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
     goto fail;
   }
   if (b->uplink != NULL &&
-      (!valid_ifname(b->uplink) || strcmp(b->uplink, b->bridge) == 0)) {
+      (!net_valid_ifname(b->uplink) || strcmp(b->uplink, b->bridge) == 0)) {
     rc = fail(host, VMH_EINVAL,
               "%s: uplink '%s' is not an interface name other than the "
               "bridge's",

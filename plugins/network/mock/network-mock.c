@@ -10,6 +10,8 @@
 #define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
 #include <vmhost/vmhost-plugin.h>
 
+#include "netcommon.h"
+
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,8 +33,8 @@ static const char *const op_names[] = {
     "open", "health", "info", "port_bind", "port_unbind", "port_list", NULL,
 };
 
-#define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
-#define MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
+#define IFNAME_MAX NET_IFNAME_MAX
+#define MAC_LEN NET_MAC_LEN
 
 struct port {
   char *vm_id, *nic_name;
@@ -95,55 +97,6 @@ static struct port *find_mac(struct net *n, const char *mac) {
       return p;
   }
   return NULL;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* "xx:xx:xx:xx:xx:xx", any case; written back in lower case.  0: bad;
- * -1: multicast or all zeros. */
-static int parse_mac(const char *s, char out[MAC_LEN + 1]) {
-  int i, first = 0, any = 0;
-
-  if (strlen(s) != MAC_LEN)
-    return 0;
-  for (i = 0; i < MAC_LEN; i++) {
-    if (i % 3 == 2) {
-      if (s[i] != ':')
-        return 0;
-      out[i] = ':';
-    } else {
-      int v = hexval(s[i]);
-      if (v < 0)
-        return 0;
-      if (i == 1)
-        first = hexval(s[0]) << 4 | v;
-      any |= v;
-      out[i] = "0123456789abcdef"[v];
-    }
-  }
-  out[MAC_LEN] = '\0';
-  return (first & 1) || !any ? -1 : 1;
-}
-
-/* Linux's dev_valid_name(), plus printable ASCII only. */
-static int valid_ifname(const char *s) {
-  size_t len = strlen(s);
-
-  if (len == 0 || len > IFNAME_MAX || strcmp(s, ".") == 0 ||
-      strcmp(s, "..") == 0)
-    return 0;
-  for (; *s; s++)
-    if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == ':')
-      return 0;
-  return 1;
 }
 
 /* "a.b.c.d/len" or "x::/len", host bits zero, room for a gateway; fills
@@ -277,13 +230,13 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   p->type = (uint32_t)u;
   p->vlan = (uint32_t)vlan;
   p->mtu = (uint32_t)mtu;
-  if (parse_mac(mac, p->mac) != 1) {
+  if (net_parse_mac(mac, p->mac) != 1) {
     rc = mock_rec_fail(rec, "bad MAC %s", mac);
     goto fail;
   }
-  if ((p->bridge && !valid_ifname(p->bridge)) ||
-      (p->port && !valid_ifname(p->port)) ||
-      (p->tap && !valid_ifname(p->tap)) ||
+  if ((p->bridge && !net_valid_ifname(p->bridge)) ||
+      (p->port && !net_valid_ifname(p->port)) ||
+      (p->tap && !net_valid_ifname(p->tap)) ||
       (p->interface_id && strlen(p->interface_id) > MOCK_ID_MAX) ||
       mock_check_id(n->host, "vm_id", p->vm_id) < 0 ||
       strlen(p->nic_name) > VMH_NAME_MAX) {
@@ -429,7 +382,7 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
                      "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
                      req->nic_name, req->vlan);
   if (req->mac != NULL) {
-    int ok = parse_mac(req->mac, mac);
+    int ok = net_parse_mac(req->mac, mac);
     if (ok == 0)
       return mock_fail(n->host, VMH_EINVAL,
                        "NIC %s: MAC '%s' is not six hex octets like "
@@ -621,7 +574,7 @@ static int net_open(const struct vmh_host *host,
       (rc = host->config_string(config, "binding", "bridge", &binding, 0)) < 0)
     goto fail;
   where = host->config_where(config);
-  if (!valid_ifname(n->bridge)) {
+  if (!net_valid_ifname(n->bridge)) {
     rc = mock_fail(host, VMH_EINVAL,
                    "%s: bridge '%s' is not an interface name (1..15 "
                    "printable characters, no '/', ':' or blanks)",

@@ -17,6 +17,8 @@
 #define VMH_THREAD_MODEL VMH_THREAD_SERIALIZE_INSTANCE
 #include <vmhost/vmhost-plugin.h>
 
+#include "netcommon.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -45,8 +47,8 @@
 
 extern char **environ;
 
-#define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
-#define MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
+#define IFNAME_MAX NET_IFNAME_MAX
+#define MAC_LEN NET_MAC_LEN
 #define DNSMASQ "dnsmasq"
 #define SUPERVISE_MS 500 /* how often the supervisor looks at dnsmasq */
 
@@ -133,52 +135,6 @@ static int parse_ip(const char *s, uint32_t *ret) {
 
 static uint32_t prefix_mask(int prefix) {
   return prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = (char)tolower((unsigned char)c);
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
-/* "xx:xx:xx:xx:xx:xx", any case, written back in lower case; unicast and
- * not all zeros.  0 or -1. */
-static int parse_mac(const char *s, char out[MAC_LEN + 1]) {
-  int i, any = 0;
-
-  if (strlen(s) != MAC_LEN)
-    return -1;
-  for (i = 0; i < MAC_LEN; i++) {
-    if (i % 3 == 2) {
-      if (s[i] != ':')
-        return -1;
-      out[i] = ':';
-    } else {
-      int v = hexval(s[i]);
-      if (v < 0)
-        return -1;
-      any |= v;
-      out[i] = "0123456789abcdef"[v];
-    }
-  }
-  out[MAC_LEN] = '\0';
-  return (hexval(s[1]) & 1) || !any ? -1 : 0;
-}
-
-/* Linux's dev_valid_name(), printable ASCII only. */
-static int valid_ifname(const char *s) {
-  size_t len = strlen(s);
-
-  if (len == 0 || len > IFNAME_MAX || strcmp(s, ".") == 0 ||
-      strcmp(s, "..") == 0)
-    return 0;
-  for (; *s; s++)
-    if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == ':')
-      return 0;
-  return 1;
 }
 
 /* Text that goes into the ports file: no tab or newline. */
@@ -349,7 +305,7 @@ static int parse_reservations(struct nat *n, const struct vmh_config *cfg) {
             0 ||
         (rc = h->config_string(item, "ip", NULL, &ip, VMH_CFG_REQUIRED)) < 0)
       return rc;
-    if (parse_mac(mac, r->mac) < 0)
+    if (net_parse_mac(mac, r->mac) < 0)
       return fail(n, VMH_EINVAL,
                   "%s: reservation MAC '%s' is not a unicast MAC such as "
                   "52:54:00:12:34:56",
@@ -401,13 +357,13 @@ static int parse_config(struct nat *n, const struct vmh_config *cfg) {
                   "instance name '%s': a nat network's name goes into an "
                   "nftables table name; use letters, digits, - and _",
                   n->name);
-  if (!valid_ifname(n->bridge))
+  if (!net_valid_ifname(n->bridge))
     return fail(n, VMH_EINVAL,
                 "bridge '%s' is not an interface name (1 to 15 characters, "
                 "no space, '/' or ':')",
                 n->bridge);
   if (n->upstream != NULL &&
-      (!valid_ifname(n->upstream) || strcmp(n->upstream, n->bridge) == 0))
+      (!net_valid_ifname(n->upstream) || strcmp(n->upstream, n->bridge) == 0))
     return fail(n, VMH_EINVAL,
                 "upstream '%s' is not an interface name other than the "
                 "bridge",
@@ -1069,7 +1025,7 @@ static int load_ports(struct nat *n) {
     *nic++ = '\0';
     *mac++ = '\0';
     p = calloc(1, sizeof *p);
-    if (p == NULL || parse_mac(mac, p->mac) < 0 ||
+    if (p == NULL || net_parse_mac(mac, p->mac) < 0 ||
         (p->vm_id = strdup(vm)) == NULL ||
         (p->nic_name = strdup(nic)) == NULL ||
         find_port(n, vm, nic, NULL) != NULL) {
@@ -1345,7 +1301,7 @@ static int nat_port_bind(void *handle, const struct vmh_port_request *req,
   if (p == NULL)
     return fail(n, VMH_ENOMEM, "out of memory");
   if (req->mac != NULL) {
-    if (parse_mac(req->mac, p->mac) < 0) {
+    if (net_parse_mac(req->mac, p->mac) < 0) {
       rc = fail(n, VMH_EINVAL,
                 "NIC %s: MAC '%s' is not a unicast MAC such as "
                 "52:54:00:12:34:56",
@@ -1448,7 +1404,7 @@ static int nat_port_addresses(void *handle, const char *vm_id,
     long long expiry;
     uint32_t v;
     if (sscanf(line, "%lld %31s %63s", &expiry, lmac, ip) != 3 ||
-        parse_mac(lmac, mac) < 0 || strcmp(mac, p->mac) != 0 ||
+        net_parse_mac(lmac, mac) < 0 || strcmp(mac, p->mac) != 0 ||
         parse_ip(ip, &v) < 0)
       continue;
     /* 0 means an infinite lease. */
