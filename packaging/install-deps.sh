@@ -25,6 +25,8 @@ PACKAGES=(
   libnftables-dev     # network/nat: nftables rules
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
+  libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
+  xorriso             # hypervisor/libvirt tests: read the seed images back
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
   libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs

@@ -60,6 +60,7 @@ static void domain(const char *name, const struct vmh_vm_spec *spec) {
       .domain_type = "test",
       .channel_path = "/run/vmhost/hv0/" ID ".agent",
       .console_path = "/run/vmhost/hv0/" ID ".console",
+      .seed_path = spec->user_data ? "/run/vmhost/hv0/" ID ".seed.iso" : NULL,
   };
   char err[1024], *xml = NULL;
 
@@ -187,6 +188,28 @@ int main(int argc, char **argv) {
   s.export_path = "/export/vms";
   s.path = "web-1/vda.raw";
   disk_domain("disk-nfs", &s);
+
+  /* A cloud-init seed (a CD-ROM) beside a SATA disk that takes the first
+   * SATA name. */
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  s.type = VMH_SOURCE_FILE;
+  s.path = "/var/lib/vmhost/pool0/ci-1-sda.raw";
+  {
+    struct vmh_disk disk = {.struct_size = sizeof disk,
+                            .name = "sda",
+                            .bus = VMH_BUS_SATA,
+                            .source = &s};
+    struct vmh_vm_spec spec = {.struct_size = sizeof spec,
+                               .id = ID,
+                               .name = "cloud-init",
+                               .vcpus = 1,
+                               .memory = 256 << 20,
+                               .disks = &disk,
+                               .n_disks = 1,
+                               .user_data = "#cloud-config\n"};
+    domain("cloud-init", &spec);
+  }
 
   /* Every binding type in one VM, with MAC, VLAN and MTU; direct kernel
    * boot with a command line that needs escaping; UEFI; metadata. */

@@ -86,7 +86,27 @@ def state_of(d, vm, live=False):
     return d.ok(op="vm_get", vm=vm, live=live)["vms"][0]["state"]
 
 
+def read_seed(path):
+    """The volume id and the files of an ISO image, read with xorriso."""
+    out = tempfile.mkdtemp()
+    try:
+        r = subprocess.run(["xorriso", "-indev", path, "-pvd_info", "-osirrox",
+                            "on", "-extract", "/", out],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "xorriso:", r.stderr)
+        m = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines()
+             if ln.startswith("Volume Id")]
+        files = {}
+        for f in os.listdir(out):
+            with open(os.path.join(out, f), encoding="utf-8") as fh:
+                files[f] = fh.read()
+        return (m[0] if m else None), files
+    finally:
+        subprocess.run(["rm", "-rf", out])
+
+
 with Daemon(CFG) as d:
+    hv_dir = os.path.join(d.tmp, "state", "plugins", "hv0")
     check("domain type test (auto) on test:///default" in d.log(),
           "the auto domain type is logged once")
     ev = Events(d.sock)
@@ -200,6 +220,35 @@ with Daemon(CFG) as d:
     names = sorted(v["name"] for v in d.ok(op="vm_list", live=True)["vms"])
     check(names == ["db-1", "web-1"], names)
 
+    # Cloud-init: user-data gives the VM a NoCloud seed on a CD-ROM, an
+    # ISO 9660 image with the volume id "cidata"; meta-data defaults to
+    # the VM's id and name.
+    ud = "#cloud-config\nhostname: ci-1\n# ünïcödé\n"
+    ci = d.ok(op="vm_create", spec=vm_spec("ci-1", nics=0, user_data=ud))
+    cid = ci["vms"][0]["id"]
+    seed = os.path.join(hv_dir, cid + ".seed.iso")
+    check(os.path.exists(seed), "no seed image at", seed)
+    check(os.stat(seed).st_mode & 0o777 == 0o600, "seed mode (user-data "
+          "may hold secrets):", oct(os.stat(seed).st_mode))
+    volid, files = read_seed(seed)
+    check(volid == "cidata", "volume id:", volid)
+    check(files == {"user-data": ud, "meta-data":
+                    f"instance-id: {cid}\nlocal-hostname: ci-1\n"}, files)
+    # Given meta-data is kept as it is, and is enough for a seed.
+    ci2 = d.ok(op="vm_create", spec=vm_spec(
+        "ci-2", disks=0, nics=0, meta_data="instance-id: mine\n"))
+    cid2 = ci2["vms"][0]["id"]
+    check(read_seed(os.path.join(hv_dir, cid2 + ".seed.iso"))[1] ==
+          {"meta-data": "instance-id: mine\n"}, "meta-data only")
+    # Without either, no seed.
+    check(not os.path.exists(os.path.join(hv_dir, vid + ".seed.iso")),
+          "a seed for a VM without cloud-init documents")
+    d.ok(op="vm_delete", vm="ci-1")
+    d.ok(op="vm_delete", vm="ci-2")
+    check(not os.path.exists(seed), "seed left after delete")
+    check(not [f for f in os.listdir(hv_dir) if f.endswith(".tmp")],
+          "temporary files left:", os.listdir(hv_dir))
+
     # Delete a running VM: the core powers it off and undefines it;
     # libvirt keeps nothing of it, snapshots included.
     d.ok(op="vm_delete", vm="web-1")
@@ -214,9 +263,8 @@ with Daemon(CFG) as d:
     check(d.ok(op="volume_list", pool="pool0")["volumes"] == [], "volumes")
     log = d.log()
     check(f"undefined {vid}" in log, "undefined in libvirt")
-    state_dir = os.path.join(d.tmp, "state", "plugins", "hv0")
-    left = [f for f in os.listdir(state_dir) if vid in f] \
-        if os.path.isdir(state_dir) else []
+    left = [f for f in os.listdir(hv_dir) if vid in f] \
+        if os.path.isdir(hv_dir) else []
     check(left == [], "sockets left:", left)
 
     # caps: the core checks vCPUs against the driver's maximum.

@@ -8,11 +8,12 @@ The guest is the installed Debian kernel (linux-image-amd64: /boot/vmlinuz-*
 and its virtio modules) with a busybox initramfs this test builds (static
 busybox, or the dynamic one with its libraries).  Its /init
 writes "hello" on the virtio-serial port org.vmhost.agent.0, then answers
-"blocks" with the names in /sys/block; it has no ACPI handler, so it ignores
-a graceful shutdown request.
+"blocks" with the names in /sys/block and "seed" with what it finds on the
+cloud-init seed CD-ROM (label, files, first line of user-data); it has no
+ACPI handler, so it ignores a graceful shutdown request.
 
 Checked: the guest's first line arrives on the host socket the plugin
-reported; a qcow2 disk hot-plugged into the running guest appears in its
+reported; the guest mounts the cloud-init seed; a qcow2 disk hot-plugged into the running guest appears in its
 /sys/block and leaves it on detach; snapshot create/list/revert/delete of
 the running guest; the console is the serial socket; a graceful stop the guest
 ignores ends in a power-off after the timeout; the lifecycle event of the
@@ -34,8 +35,11 @@ import time
 
 from vmhtest import Daemon, check, expect, vm_spec
 
+# In insmod order: virtio, then SATA and the CD-ROM for the cloud-init seed.
 MODS = ["virtio_ring", "virtio", "virtio_pci_modern_dev",
-        "virtio_pci_legacy_dev", "virtio_pci", "virtio_console", "virtio_blk"]
+        "virtio_pci_legacy_dev", "virtio_pci", "virtio_console", "virtio_blk",
+        "scsi_common", "scsi_mod", "libata", "libahci", "ahci", "cdrom",
+        "sr_mod", "isofs"]
 
 
 def skip(why):
@@ -78,6 +82,14 @@ echo "hello from guest, uptime $(cut -d' ' -f1 /proc/uptime)" >&3
 while read -r line <&3; do
   case "$line" in
     blocks) echo "blocks: $(ls /sys/block | tr '\\n' ' ')" >&3 ;;
+    seed) for i in $(seq 1 100); do   # the medium shows after a moment
+            err=$(mount -t iso9660 -o ro /dev/sr0 /mnt 2>&1) && break
+            usleep 100000
+          done
+          # The volume id: 32 bytes at byte 40 of the PVD (sector 16).
+          vol=$(dd if=/dev/sr0 bs=1 skip=32808 count=32 2>/dev/null)
+          echo "seed: label=$vol | $(ls /mnt | tr '\\n' ' ')|" \
+            "$(head -n 1 /mnt/user-data) | $err" >&3 ;;
     poweroff) echo "bye" >&3; poweroff -f ;;
   esac
 done
@@ -90,7 +102,7 @@ def build_initrd(tmp, mods):
     if not os.path.exists(busybox):
         skip("no busybox (busybox or busybox-static)")
     root = os.path.join(tmp, "ir")
-    for d in ("bin", "dev", "proc", "sys", "lib/modules"):
+    for d in ("bin", "dev", "proc", "sys", "mnt", "lib/modules"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
     # busybox and busybox-static conflict, and either may be installed:
@@ -195,7 +207,8 @@ with d:
               spec=vm_spec("guest1", disks=1, nics=0, vcpus=1,
                            memory=128 << 20, kernel=vmlinuz, initrd=initrd,
                            cmdline="console=ttyS0 quiet panic=-1",
-                           guest_channel=True))["vms"][0]
+                           guest_channel=True,
+                           user_data="#cloud-config from vmhost\n"))["vms"][0]
     vid = vm["id"]
     check(vm["state"] == "running", vm)
     chan = vm["channel"]["path"]
@@ -207,7 +220,14 @@ with d:
     check(line.startswith("hello from guest"), line)
     s.sendall(b"blocks\n")
     line = read_line(s, time.time() + 30)
-    check(line.split()[1:] == ["vda"], "the guest's disks:", line)
+    check(line.split()[1:] == ["sr0", "vda"], "the guest's disks:", line)
+    # The cloud-init seed: a CD-ROM the guest's kernel mounts, labelled
+    # cidata, with the documents under their full names.
+    s.sendall(b"seed\n")
+    line = read_line(s, time.time() + 30)
+    check(re.match(r"seed: label=cidata +\| meta-data user-data \| "
+                   "#cloud-config from vmhost \|$", line),
+          "the guest's view of the seed:", line)
 
     # Hot-plug a second qcow2 disk: the guest sees it.
     d.ok(op="disk_attach", vm="guest1", disk={"name": "vdb", "size": 1 << 20})
@@ -218,7 +238,7 @@ with d:
         if "vdb" in line.split() or time.time() > deadline:
             break
         time.sleep(0.5)
-    check(line.split()[1:] == ["vda", "vdb"], "hot-plugged disk:", line)
+    check(line.split()[1:] == ["sr0", "vda", "vdb"], "hot-plugged disk:", line)
     expect(d.call(op="disk_attach", vm="guest1",
                   disk={"name": "vdb", "size": 1 << 20}), "already_exists")
 
@@ -231,7 +251,8 @@ with d:
         if "vdb" not in line.split() or time.time() > deadline:
             break
         time.sleep(0.5)
-    check(line.split()[1:] == ["vda"], "detached disk still seen:", line)
+    check(line.split()[1:] == ["sr0", "vda"], "detached disk still seen:",
+          line)
     d.ok(op="volume_delete", pool="pool0", volume="guest1-vdb")
 
     # Snapshots of the running guest (internal, qcow2 disks + memory).

@@ -2,7 +2,7 @@
 # The libvirt plugin's XML for every disk source type (file, block, rbd with
 # monitors and a secret, iscsi with CHAP, nfs), every NIC binding type
 # (bridge, OVS with interface-id and VLAN, tap), direct kernel boot, UEFI,
-# metadata and the guest channel: each file valid for virt-xml-validate
+# metadata, the guest channel and the cloud-init seed: each file valid for virt-xml-validate
 # (domain, domainsnapshot, secret; hot-plug disks inside a minimal domain),
 # and each domain also accepted by libvirt's own parser (test driver).
 . "$srcdir/functions.sh"
@@ -56,6 +56,9 @@ assert_grep -F "console=ttyS0 x=&quot;a b&quot; &lt;&amp;&gt;" "$tmp/nics-kernel
 assert_grep -F "ops &lt;&amp;'&quot;&gt;" "$tmp/nics-kernel.xml"
 assert_grep -F "name=\"org.vmhost.agent.0\"" "$tmp/nics-kernel.xml"
 assert_grep -F "<os firmware=\"efi\">" "$tmp/uefi.xml"
+assert_grep -F "<disk type=\"file\" device=\"cdrom\">" "$tmp/cloud-init.xml"
+assert_grep -F ".seed.iso\"/>" "$tmp/cloud-init.xml"
+assert_grep -F "<target dev=\"sdb\" bus=\"sata\"/>" "$tmp/cloud-init.xml"
 assert_grep -F "<type machine=\"q35\">hvm</type>" "$tmp/disk-file-kvm.xml"
 assert_grep -F "<domain type=\"kvm\">" "$tmp/disk-file-kvm.xml"
 [ "$n" -ge 20 ] || fail "only $n files validated"

@@ -12,8 +12,8 @@
  *   domain_type       auto | kvm | qemu | any type the driver offers (auto)
  *   machine           machine type (libvirt's default)
  *   emulator          emulator path (libvirt's default)
- *   channel_dir       where guest-channel and console sockets go
- *                     (the instance's state dir)
+ *   channel_dir       where guest-channel and console sockets and
+ *                     cloud-init seed images go (the instance's state dir)
  *   shutdown_timeout  seconds a graceful stop waits when the caller gives
  *                     no timeout (60)
  */
@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lv-seed.h"
 #include "lv-xml.h"
 
 #define ERRLEN 1024
@@ -541,8 +542,12 @@ static xmlDocPtr dom_xml(virDomainPtr dom, unsigned flags) {
 
 /* ---- Paths --------------------------------------------------------------- */
 
-static int sock_path(struct hv *h, const char *vm_id, const char *suffix,
-                     char *buf, size_t size) {
+/* The files a VM has under channel_dir: <id>.<suffix>. */
+static const char *const vm_files[] = {"agent", "console", "seed.iso"};
+
+/* Every one must fit a unix socket path, since the sockets do. */
+static int vm_path(struct hv *h, const char *vm_id, const char *suffix,
+                   char *buf, size_t size) {
   int n = snprintf(buf, size, "%s/%s.%s", h->channel_dir, vm_id, suffix);
 
   if (n < 0 || (size_t)n >= size ||
@@ -550,6 +555,28 @@ static int sock_path(struct hv *h, const char *vm_id, const char *suffix,
     return fail(VMH_EINVAL,
                 "channel_dir '%s' is too long for a unix socket path",
                 h->channel_dir);
+  return 0;
+}
+
+/* A spec with user-data or meta-data gets a cloud-init seed. */
+static int wants_seed(const struct vmh_vm_spec *spec) {
+  return spec->user_data != NULL || spec->meta_data != NULL;
+}
+
+/* Writes the cloud-init seed of a spec to path. */
+static int make_seed(const struct vmh_vm_spec *spec, const char *path) {
+  char meta[1024], err[ERRLEN];
+  struct lvs_docs docs = {spec->user_data, spec->meta_data, NULL};
+  int rc;
+
+  /* cloud-init needs an instance-id; the VM's id is the natural one. */
+  if (docs.meta_data == NULL) {
+    if (lvs_meta_data(spec->id, spec->name, meta, sizeof meta) < 0)
+      return fail(VMH_EINVAL, "VM name too long for meta-data");
+    docs.meta_data = meta;
+  }
+  if ((rc = lvs_write(path, &docs, err, sizeof err)) < 0)
+    return fail(rc, "%s", err);
   return 0;
 }
 
@@ -725,11 +752,12 @@ static int undefine_raw(virDomainPtr dom) {
 static int hv_define(void *handle, const struct vmh_vm_spec *spec,
                      uint32_t flags) {
   struct hv *h = handle;
-  char err[ERRLEN], chan[PATH_MAX], cons[PATH_MAX];
+  char err[ERRLEN], chan[PATH_MAX], cons[PATH_MAX], seed[PATH_MAX];
   struct lvx_opts o = {0};
   virConnectPtr c = NULL;
   virDomainPtr dom = NULL;
   char *xml = NULL;
+  int seeded = 0;
   uint32_t i;
   int rc;
 
@@ -737,14 +765,16 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     return rc;
   if (spec == NULL || spec->id == NULL || spec->name == NULL)
     return fail(VMH_EINVAL, "define: no id or name");
-  if ((rc = sock_path(h, spec->id, "agent", chan, sizeof chan)) < 0 ||
-      (rc = sock_path(h, spec->id, "console", cons, sizeof cons)) < 0)
+  if ((rc = vm_path(h, spec->id, "agent", chan, sizeof chan)) < 0 ||
+      (rc = vm_path(h, spec->id, "console", cons, sizeof cons)) < 0 ||
+      (rc = vm_path(h, spec->id, "seed.iso", seed, sizeof seed)) < 0)
     return rc;
   o.domain_type = h->domain_type;
   o.machine = h->machine;
   o.emulator = h->emulator;
   o.channel_path = chan;
   o.console_path = cons;
+  o.seed_path = wants_seed(spec) ? seed : NULL;
   if ((rc = lvx_domain(spec, &o, &xml, err, sizeof err)) < 0)
     return fail(rc, "%s", err);
   if (mkdir(h->channel_dir, 0700) < 0 && errno != EEXIST) {
@@ -764,6 +794,11 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     goto out;
   }
   virResetLastError();
+  if (wants_seed(spec)) {
+    if ((rc = make_seed(spec, seed)) < 0)
+      goto out;
+    seeded = 1;
+  }
   for (i = 0; i < spec->n_disks; i++)
     if ((rc = define_secret(h, c, spec->id, &spec->disks[i])) < 0)
       goto undo;
@@ -787,6 +822,8 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
   goto out;
 undo:
   drop_secrets(c, spec, spec->id, NULL);
+  if (seeded)
+    unlink(seed);
 out:
   put_dom(c, dom);
   free(xml);
@@ -799,15 +836,15 @@ static int undefine_dom(struct hv *h, virDomainPtr dom) {
   return lv_fail(h, "undefine the domain");
 }
 
-static void unlink_socks(struct hv *h, const char *vm_id) {
+/* Removes a VM's sockets and seed image; missing ones are fine. */
+static void unlink_files(struct hv *h, const char *vm_id) {
   char p[PATH_MAX];
+  size_t i;
 
-  if (snprintf(p, sizeof p, "%s/%s.agent", h->channel_dir, vm_id) <
-      (int)sizeof p)
-    unlink(p);
-  if (snprintf(p, sizeof p, "%s/%s.console", h->channel_dir, vm_id) <
-      (int)sizeof p)
-    unlink(p);
+  for (i = 0; i < sizeof vm_files / sizeof vm_files[0]; i++)
+    if (snprintf(p, sizeof p, "%s/%s.%s", h->channel_dir, vm_id, vm_files[i]) <
+        (int)sizeof p)
+      unlink(p);
 }
 
 /* The disks of a domain that use one of our secrets, from its XML. */
@@ -854,7 +891,7 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
   if ((rc = undefine_dom(h, dom)) < 0)
     goto out;
   mark_started(h, vm_id, 0);
-  unlink_socks(h, vm_id);
+  unlink_files(h, vm_id);
   host->log(h->inst, VMH_LOG_DEBUG, "undefined %s", vm_id);
 out:
   put_dom(c, dom);

@@ -377,6 +377,41 @@ static void nic(struct w *w, const struct vmh_nic *n) {
   end(w); /* interface */
 }
 
+/* The seed goes on the first SATA name no disk of the spec takes, as a
+ * read-only CD-ROM. */
+static void seed_cdrom(struct w *w, const struct vmh_vm_spec *spec,
+                       const char *path) {
+  char dev[4] = "sd?";
+  uint32_t i;
+
+  for (dev[2] = 'a'; dev[2] <= 'z'; dev[2]++) {
+    for (i = 0; i < spec->n_disks; i++)
+      if (spec->disks[i].name != NULL && strcmp(spec->disks[i].name, dev) == 0)
+        break;
+    if (i == spec->n_disks)
+      break;
+  }
+  if (dev[2] > 'z') {
+    fail(w, VMH_EINVAL, "no SATA name left for the cloud-init seed");
+    return;
+  }
+  start(w, "disk");
+  attr(w, "type", "file");
+  attr(w, "device", "cdrom");
+  start(w, "driver");
+  attr(w, "name", "qemu");
+  attr(w, "type", "raw");
+  end(w);
+  empty(w, "source", "file", path);
+  start(w, "target");
+  attr(w, "dev", dev);
+  attr(w, "bus", "sata");
+  end(w);
+  start(w, "readonly");
+  end(w);
+  end(w);
+}
+
 static void unix_source(struct w *w, const char *path) {
   start(w, "source");
   attr(w, "mode", "bind");
@@ -461,6 +496,8 @@ int lvx_domain(const struct vmh_vm_spec *spec, const struct lvx_opts *o,
     elem(&w, "emulator", o->emulator);
   for (i = 0; i < spec->n_disks; i++)
     disk(&w, spec->id, &spec->disks[i]);
+  if (o->seed_path != NULL)
+    seed_cdrom(&w, spec, o->seed_path);
   for (i = 0; i < spec->n_nics; i++)
     nic(&w, &spec->nics[i]);
   if (o->console_path != NULL) {

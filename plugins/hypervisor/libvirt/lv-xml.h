@@ -20,6 +20,7 @@ struct lvx_opts {
   const char *emulator;     /* NULL: libvirt's default */
   const char *channel_path; /* unix socket of the guest channel, or NULL */
   const char *console_path; /* unix socket of the serial console, or NULL */
+  const char *seed_path;    /* cloud-init seed image (a CD-ROM), or NULL */
 };
 
 /* Name of the libvirt secret holding a disk's credentials (usage name). */
