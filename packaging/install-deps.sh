@@ -32,6 +32,7 @@ PACKAGES=(
   libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs
   libvirt-daemon-system-sysv  # (its init scripts: no systemd upgrade)
   libxml2-utils       # xmllint, used by virt-xml-validate
+  libtirpc-dev        # --enable-sanitizers: vmhostd links libtirpc (configure.ac)
   qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
   linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
   cpio                # hypervisor/libvirt tests: the guest's initramfs

@@ -9,6 +9,10 @@
 #   test-libvirt-qemu.py  a real guest (TCG) on the embedded QEMU driver:
 #                         guest channel, console, hot-plug, snapshots, stop
 #                         with timeout, the guest's own power-off event
+#   test-libvirt-daemon.py  the same guest on a private libvirtd that is
+#                         restarted under vmhostd: unavailable, reconnect,
+#                         events again; a graceful stop the guest honours
+#   lvguest.py            the test guest and the private libvirtd
 if BUILD_PLUGIN_LIBVIRT
 check_PROGRAMS += libvirt-xmlgen
 libvirt_xmlgen_SOURCES = libvirt-xmlgen.c
@@ -20,7 +24,9 @@ libvirt_xmlgen_LDADD = \
 	$(LIBVIRT_LIBS) $(LIBXML_LIBS)
 libvirt_xmlgen_LDFLAGS = $(SANITIZER_CFLAGS)
 
-TESTS += test-libvirt-e2e.py test-libvirt-xml.sh test-libvirt-qemu.py
+TESTS += test-libvirt-e2e.py test-libvirt-xml.sh test-libvirt-qemu.py \
+	test-libvirt-daemon.py
 endif
 EXTRA_DIST += test-libvirt-e2e.py test-libvirt-xml.sh test-libvirt-qemu.py \
+	test-libvirt-daemon.py lvguest.py \
 	libvirt-xmlgen.c bench/libvirt-overhead.py bench/libvirt-direct.c

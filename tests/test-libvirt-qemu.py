@@ -4,16 +4,13 @@ embedded QEMU driver (qemu:///embed?root=DIR: libvirt's QEMU driver inside
 vmhostd, no daemon).  Accelerator: TCG (domain_type: qemu) — on the build
 machines /dev/kvm exists but cannot run a guest kernel.
 
-The guest is the installed Debian kernel (linux-image-amd64: /boot/vmlinuz-*
-and its virtio modules) with a busybox initramfs this test builds (static
-busybox, or the dynamic one with its libraries).  Its /init
-writes "hello" on the virtio-serial port org.vmhost.agent.0, then answers
-"blocks" with the names in /sys/block and "seed" with what it finds on the
-cloud-init seed CD-ROM (label, files, first line of user-data); it has no
-ACPI handler, so it ignores a graceful shutdown request.
+The guest is lvguest.py's: the installed Debian kernel with a busybox
+initramfs built here, which talks on the guest channel; booted without
+vmh.acpi=1, so it ignores a graceful shutdown request.
 
 Checked: the guest's first line arrives on the host socket the plugin
-reported; the guest mounts the cloud-init seed; a qcow2 disk hot-plugged into the running guest appears in its
+reported; the guest mounts the cloud-init seed and reads its label and
+files; a qcow2 disk hot-plugged into the running guest appears in its
 /sys/block and leaves it on detach; snapshot create/list/revert/delete of
 the running guest; the console is the serial socket; a graceful stop the guest
 ignores ends in a power-off after the timeout; the lifecycle event of the
@@ -24,156 +21,25 @@ linux-image-amd64, and the user libvirt-qemu (libvirt-daemon-system);
 skips without them, fails under CI=true."""
 import atexit
 import glob
-import gzip
 import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import time
 
+from lvguest import (QEMU_CONF, build_initrd, kernel, kill_qemus, read_line,
+                     require_qemu)
 from vmhtest import Daemon, check, expect, vm_spec
 
-# In insmod order: virtio, then SATA and the CD-ROM for the cloud-init seed.
-MODS = ["virtio_ring", "virtio", "virtio_pci_modern_dev",
-        "virtio_pci_legacy_dev", "virtio_pci", "virtio_console", "virtio_blk",
-        "scsi_common", "scsi_mod", "libata", "libahci", "ahci", "cdrom",
-        "sr_mod", "isofs"]
-
-
-def skip(why):
-    if os.environ.get("CI") == "true":
-        print("FAIL (CI installs every dependency):", why, file=sys.stderr)
-        sys.exit(1)
-    print("SKIP:", why)
-    sys.exit(77)
-
-
-def kernel():
-    for k in sorted(glob.glob("/boot/vmlinuz-*"), reverse=True):
-        kver = k[len("/boot/vmlinuz-"):]
-        mods = {}
-        for m in MODS:
-            found = glob.glob(f"/lib/modules/{kver}/kernel/**/{m}.ko",
-                              recursive=True)
-            if found:
-                mods[m] = found[0]
-        if len(mods) == len(MODS):
-            return k, mods
-    skip("no /boot/vmlinuz-* with virtio modules (linux-image-amd64)")
-
-
-INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in %s; do insmod /lib/modules/$m.ko; done
-PORT=""
-for i in $(seq 1 500); do
-  for p in /sys/class/virtio-ports/*; do
-    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
-      PORT=/dev/$(basename $p)
-  done
-  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
-done
-echo "GUEST: port ${PORT:-NOT FOUND}"
-exec 3<>$PORT
-echo "hello from guest, uptime $(cut -d' ' -f1 /proc/uptime)" >&3
-while read -r line <&3; do
-  case "$line" in
-    blocks) echo "blocks: $(ls /sys/block | tr '\\n' ' ')" >&3 ;;
-    seed) for i in $(seq 1 100); do   # the medium shows after a moment
-            err=$(mount -t iso9660 -o ro /dev/sr0 /mnt 2>&1) && break
-            usleep 100000
-          done
-          # The volume id: 32 bytes at byte 40 of the PVD (sector 16).
-          vol=$(dd if=/dev/sr0 bs=1 skip=32808 count=32 2>/dev/null)
-          echo "seed: label=$vol | $(ls /mnt | tr '\\n' ' ')|" \
-            "$(head -n 1 /mnt/user-data) | $err" >&3 ;;
-    poweroff) echo "bye" >&3; poweroff -f ;;
-  esac
-done
-sleep 100000
-""" % " ".join(MODS)
-
-
-def build_initrd(tmp, mods):
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not os.path.exists(busybox):
-        skip("no busybox (busybox or busybox-static)")
-    root = os.path.join(tmp, "ir")
-    for d in ("bin", "dev", "proc", "sys", "mnt", "lib/modules"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
-    # busybox and busybox-static conflict, and either may be installed:
-    # a dynamic one brings its libraries (libc, the loader) along.
-    ldd = subprocess.run(["ldd", busybox], capture_output=True, text=True)
-    for lib in re.findall(r"(/\S+\.so[.\d]*)", ldd.stdout):
-        dst = os.path.join(root, lib.lstrip("/"))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy(lib, dst)
-    for m, path in mods.items():
-        shutil.copy(path, os.path.join(root, "lib", "modules", m + ".ko"))
-    with open(os.path.join(root, "init"), "w") as f:
-        f.write(INIT)
-    os.chmod(os.path.join(root, "init"), 0o755)
-    files = subprocess.run(["find", "."], cwd=root, capture_output=True,
-                           check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root,
-                          input=files, capture_output=True, check=True).stdout
-    path = os.path.join(tmp, "initrd.gz")
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(cpio)
-    return path
-
-
-def read_line(sock, deadline):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        sock.settimeout(max(0.1, deadline - time.time()))
-        try:
-            chunk = sock.recv(4096)
-        except socket.timeout:
-            check(False, "no line from the guest in time; got", buf)
-        check(chunk, "the guest closed its channel; got", buf)
-        buf += chunk
-    return buf.decode().strip()
-
-
-for tool in ("qemu-system-x86_64", "qemu-img", "cpio"):
-    if not shutil.which(tool):
-        skip(f"no {tool} (qemu-system-x86, qemu-utils, cpio)")
-if not glob.glob("/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so"):
-    skip("no libvirt QEMU driver (libvirt-daemon-driver-qemu)")
-if os.geteuid() != 0:
-    skip("the embedded QEMU driver here runs QEMU as root")
-
+require_qemu()
 vmlinuz, mods = kernel()
 d = Daemon("")
-
-
-def kill_guests():
-    """QEMU outlives the process that embeds its driver: when the test
-    fails before delete, end the guests of this test's root by PID."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"qemu-system-x86_64") and any(
-                os.path.join(d.tmp, "embed").encode() in a for a in cmd):
-            os.kill(int(pid), 9)
-
-
-atexit.register(kill_guests)
 embed = os.path.join(d.tmp, "embed")
+# QEMU outlives the process that embeds its driver: when the test fails
+# before delete, end the guests of this test's root by PID.
+atexit.register(kill_qemus, embed)
 os.makedirs(os.path.join(embed, "etc"))
 with open(os.path.join(embed, "etc", "qemu.conf"), "w") as f:
-    # root: /dev/kvm and the files are root's; "file": no virtlogd; no
-    # private mount namespace for QEMU (a chroot cannot make one).
-    f.write('user = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
-            'stdio_handler = "file"\nremember_owner = 0\nnamespaces = []\n')
+    f.write(QEMU_CONF)
 initrd = build_initrd(d.tmp, mods)
 pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
