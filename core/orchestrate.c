@@ -710,6 +710,14 @@ static int teardown(struct vm *vm) {
 static int create_steps(struct task *t) {
   struct vm *vm = t->vm;
   int r;
+  /* The record is on disk before any backend is touched, so a crash from
+   * here on leaves a record saying what was made.  Saved here, on a
+   * worker, rather than in vm_create: a front-end never waits for a disk. */
+  vms_rdlock();
+  r = state_save(vm);
+  vms_unlock();
+  if (r < 0)
+    return r;
   for (size_t i = 0; i < vm->n_disks; i++) {
     struct vm_disk *d = &vm->disks[i];
     if ((r = volume_make(d)) < 0)
@@ -796,15 +804,8 @@ void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
     vm_free(vm);
     return fail(r, code);
   }
-  /* The record exists on disk before any backend is touched, so a crash
-   * from here on leaves a record saying what was made. */
-  if ((code = state_save(vm)) < 0) {
-    vms_remove(vm);
-    return fail(r, code);
-  }
   struct task *t = calloc(1, sizeof *t);
   if (!t) {
-    state_remove(vm->id);
     vms_remove(vm);
     error_set("out of memory");
     return fail(r, VMH_ENOMEM);
@@ -813,7 +814,6 @@ void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
   t->r = r;
   t->flags = flags;
   if (workers_submit(vm->id, create_task, t) < 0) {
-    state_remove(vm->id);
     vms_remove(vm);
     free(t);
     error_set("vmhostd is shutting down; try again");
