@@ -12,7 +12,8 @@ power-off; with libvirtd stopped, a live call fails at once with the
 "unavailable" error (io_error, HTTP 502, gRPC UNAVAILABLE) while reads from
 memory keep answering; once libvirtd is back the plugin reconnects by
 itself, the running guest is there again, and its lifecycle events reach
-the core again (the guest's own power-off updates the record); delete
+the core again (the guest's own power-off updates the record); a
+restarted vmhostd finds the guest's channel again; delete
 leaves no domain and no file.  Needs libvirt-daemon, and what
 test-libvirt-qemu.py needs; skips without them, fails under CI=true."""
 import atexit
@@ -124,6 +125,13 @@ with d:
     check(record("guest1")["state"] == "stopped",
           "the guest's power-off after the reconnect reached the record")
     s.close()
+
+    # A restarted vmhostd reads the channel of a domain it did not define
+    # itself from libvirt.
+    check(d.stop() == 0, "SIGTERM: exit 0")
+    d.start()
+    live = d.ok(op="vm_get", vm="guest1", live=True)["vms"][0]
+    check(live["channel"].get("path") == chan, "channel after restart:", live)
 
     d.ok(op="vm_delete", vm="guest1")
     check(domains() == [], "domains left:", domains())

@@ -51,10 +51,14 @@
 
 static const struct vmh_host *host;
 
-/* A domain's last start, as far as we saw it (libvirt has no uptime). */
-struct started {
+/* What we know of a domain without asking libvirt: its last start as far
+ * as we saw it (libvirt has no uptime) and its guest-channel socket (from
+ * the spec we defined it with, or read once from its XML). */
+struct known {
   char uuid[VIR_UUID_STRING_BUFLEN];
-  uint64_t at_ns;
+  uint64_t started_ns; /* 0: not running as far as we saw */
+  int chan_known;      /* chan is set (NULL: the domain has no channel) */
+  char *chan;
 };
 
 struct hv {
@@ -63,7 +67,7 @@ struct hv {
   int64_t shutdown_timeout;
   char *domain_type; /* the type chosen at open */
 
-  pthread_mutex_t lock; /* conn, lost, timer, cb_id, started, closing … */
+  pthread_mutex_t lock; /* conn, lost, timer, cb_id, known, closing … */
   pthread_cond_t cond;  /* reconnecting went 0 */
   virConnectPtr conn;   /* NULL while disconnected */
   int lost;             /* the close callback fired: reconnect pending */
@@ -72,8 +76,8 @@ struct hv {
   int timer;            /* reconnect timer, -1: none */
   int backoff_ms;
   int cb_id; /* lifecycle callback, -1: none */
-  struct started *started;
-  size_t n_started;
+  struct known *known;
+  size_t n_known;
   int loop_ref; /* holds a reference on the shared event loop */
 };
 
@@ -228,43 +232,107 @@ static void loop_put(void) {
   pthread_mutex_unlock(&loop_lock);
 }
 
-/* ---- Uptime bookkeeping -------------------------------------------------- */
+/* ---- What we know of each domain ----------------------------------------- */
 
-static void mark_started(struct hv *h, const char *uuid, int running) {
+/* The entry of uuid, made when add; NULL when absent or out of memory (the
+ * caller then asks libvirt or goes without: not worth failing for).
+ * Called with h->lock held. */
+static struct known *known_find(struct hv *h, const char *uuid, int add) {
+  struct known *n;
   size_t i;
 
+  for (i = 0; i < h->n_known; i++)
+    if (strcmp(h->known[i].uuid, uuid) == 0)
+      return &h->known[i];
+  if (!add)
+    return NULL;
+  n = realloc(h->known, (h->n_known + 1) * sizeof *h->known);
+  if (n == NULL)
+    return NULL;
+  h->known = n;
+  n = &h->known[h->n_known++];
+  memset(n, 0, sizeof *n);
+  snprintf(n->uuid, sizeof n->uuid, "%s", uuid);
+  return n;
+}
+
+/* Drops what we know of an undefined domain. */
+static void forget(struct hv *h, const char *uuid) {
+  struct known *k;
+
   pthread_mutex_lock(&h->lock);
-  for (i = 0; i < h->n_started; i++)
-    if (strcmp(h->started[i].uuid, uuid) == 0)
-      break;
-  if (running) {
-    if (i == h->n_started) {
-      struct started *n =
-          realloc(h->started, (h->n_started + 1) * sizeof *h->started);
-      if (n == NULL)
-        goto out; /* uptime stays unknown: not worth failing for */
-      h->started = n;
-      h->n_started++;
-      snprintf(h->started[i].uuid, sizeof h->started[i].uuid, "%s", uuid);
-    }
-    h->started[i].at_ns = now_ns();
-  } else if (i < h->n_started) {
-    h->started[i] = h->started[--h->n_started];
+  if ((k = known_find(h, uuid, 0)) != NULL) {
+    free(k->chan);
+    *k = h->known[--h->n_known];
   }
-out:
+  pthread_mutex_unlock(&h->lock);
+}
+
+static void mark_started(struct hv *h, const char *uuid, int running) {
+  struct known *k;
+
+  pthread_mutex_lock(&h->lock);
+  if ((k = known_find(h, uuid, running)) != NULL)
+    k->started_ns = running ? now_ns() : 0;
   pthread_mutex_unlock(&h->lock);
 }
 
 static uint64_t uptime_s(struct hv *h, const char *uuid) {
+  struct known *k;
   uint64_t up = 0;
-  size_t i;
 
   pthread_mutex_lock(&h->lock);
-  for (i = 0; i < h->n_started; i++)
-    if (strcmp(h->started[i].uuid, uuid) == 0)
-      up = (now_ns() - h->started[i].at_ns) / 1000000000u;
+  if ((k = known_find(h, uuid, 0)) != NULL && k->started_ns > 0)
+    up = (now_ns() - k->started_ns) / 1000000000u;
   pthread_mutex_unlock(&h->lock);
   return up;
+}
+
+/* Records a domain's channel socket (NULL: none). */
+static void set_channel(struct hv *h, const char *uuid, const char *chan) {
+  struct known *k;
+  char *copy = chan != NULL ? strdup(chan) : NULL;
+
+  if (chan != NULL && copy == NULL)
+    return;
+  pthread_mutex_lock(&h->lock);
+  if ((k = known_find(h, uuid, 1)) != NULL) {
+    free(k->chan);
+    k->chan = copy;
+    k->chan_known = 1;
+    copy = NULL;
+  }
+  pthread_mutex_unlock(&h->lock);
+  free(copy);
+}
+
+/* Makes the next report read the domain's channel from its XML. */
+static void set_channel_unknown(struct hv *h, const char *uuid) {
+  struct known *k;
+
+  pthread_mutex_lock(&h->lock);
+  if ((k = known_find(h, uuid, 0)) != NULL) {
+    free(k->chan);
+    k->chan = NULL;
+    k->chan_known = 0;
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* A copy of the channel socket we know for uuid in *ret; 0 when unknown. */
+static int get_channel(struct hv *h, const char *uuid, char **ret) {
+  struct known *k;
+  int found = 0;
+
+  *ret = NULL;
+  pthread_mutex_lock(&h->lock);
+  if ((k = known_find(h, uuid, 0)) != NULL && k->chan_known) {
+    found = 1;
+    if (k->chan != NULL)
+      *ret = strdup(k->chan);
+  }
+  pthread_mutex_unlock(&h->lock);
+  return found;
 }
 
 /* ---- Events -------------------------------------------------------------- */
@@ -337,9 +405,16 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
                                                                   : "stopped";
       mark_started(h, uuid, 0);
       break;
+    case VIR_DOMAIN_EVENT_DEFINED:
+      /* Redefined behind our back: its channel may have moved. */
+      if (detail == VIR_DOMAIN_EVENT_DEFINED_UPDATED)
+        set_channel_unknown(h, uuid);
+      return 0;
+    case VIR_DOMAIN_EVENT_UNDEFINED:
+      forget(h, uuid);
+      return 0;
     default:
-      /* DEFINED, UNDEFINED, SHUTDOWN (guest is going down: STOPPED
-       * follows): the core learns of those from its own calls. */
+      /* SHUTDOWN (the guest is going down: STOPPED follows). */
       return 0;
   }
   ev.reason = reason;
@@ -817,6 +892,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     }
     mark_started(h, spec->id, 1);
   }
+  set_channel(h, spec->id, spec->guest_channel ? chan : NULL);
   host->log(h->inst, VMH_LOG_DEBUG, "defined %s (%s)%s", spec->name, spec->id,
             flags & VMH_DEFINE_START ? " and started it" : "");
   goto out;
@@ -847,31 +923,27 @@ static void unlink_files(struct hv *h, const char *vm_id) {
       unlink(p);
 }
 
-/* The disks of a domain that use one of our secrets, from its XML. */
-static void drop_dom_secrets(virConnectPtr c, virDomainPtr dom,
-                             const char *vm_id) {
-  xmlDocPtr doc = dom_xml(dom, VIR_DOMAIN_XML_INACTIVE);
-  xmlXPathContextPtr ctx;
-  xmlXPathObjectPtr obj = NULL;
-  int i;
+/* Removes every secret of ours for vm_id (usage "vmhost-<id>-<disk>"),
+ * whatever disks the domain has now: no XML to read, and nothing left by
+ * a disk detached earlier.  A driver without secrets has none of ours. */
+static void drop_vm_secrets(virConnectPtr c, const char *vm_id) {
+  virSecretPtr *secs = NULL;
+  char prefix[256];
+  size_t len;
+  int n, i;
 
-  if (doc == NULL)
+  if (lvx_secret_usage(vm_id, "", prefix, sizeof prefix) < 0)
     return;
-  ctx = xmlXPathNewContext(doc);
-  if (ctx != NULL)
-    obj = xmlXPathEvalExpression(
-        BAD_CAST "/domain/devices/disk[.//secret/@usage]/target/@dev", ctx);
-  if (obj != NULL && obj->nodesetval != NULL) {
-    for (i = 0; i < obj->nodesetval->nodeNr; i++) {
-      xmlChar *dev = xmlNodeGetContent(obj->nodesetval->nodeTab[i]);
-      if (dev != NULL)
-        drop_secrets(c, NULL, vm_id, (const char *)dev);
-      xmlFree(dev);
-    }
+  len = strlen(prefix);
+  n = virConnectListAllSecrets(c, &secs, 0);
+  for (i = 0; i < n; i++) {
+    const char *usage = virSecretGetUsageID(secs[i]);
+    if (usage != NULL && strncmp(usage, prefix, len) == 0)
+      virSecretUndefine(secs[i]);
+    virSecretFree(secs[i]);
   }
-  xmlXPathFreeObject(obj);
-  xmlXPathFreeContext(ctx);
-  xmlFreeDoc(doc);
+  free(secs);
+  virResetLastError();
 }
 
 static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
@@ -887,10 +959,10 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
     rc = lv_fail(h, "power off before undefining");
     goto out;
   }
-  drop_dom_secrets(c, dom, vm_id);
+  drop_vm_secrets(c, vm_id);
   if ((rc = undefine_dom(h, dom)) < 0)
     goto out;
-  mark_started(h, vm_id, 0);
+  forget(h, vm_id);
   unlink_files(h, vm_id);
   host->log(h->inst, VMH_LOG_DEBUG, "undefined %s", vm_id);
 out:
@@ -1114,13 +1186,15 @@ static int report(struct hv *h, virDomainPtr dom, vmh_vm_info_fn fn,
     info.ips = (const char *const *)ips;
     info.n_ips = n_ips;
   }
-  {
-    xmlDocPtr doc = dom_xml(dom, 0);
+  if (!get_channel(h, uuid, &chan)) {
+    /* A domain we did not define in this process: read it once. */
+    xmlDocPtr doc = dom_xml(dom, VIR_DOMAIN_XML_INACTIVE);
     if (doc != NULL) {
       chan = xpath_str(doc,
                        "/domain/devices/channel[@type='unix']"
                        "[target/@name='" LVX_CHANNEL_NAME "']/source/@path");
       xmlFreeDoc(doc);
+      set_channel(h, uuid, chan);
     }
     virResetLastError();
   }
@@ -1620,7 +1694,9 @@ static void hv_close(void *handle) {
     loop_put();
   pthread_mutex_destroy(&h->lock);
   pthread_cond_destroy(&h->cond);
-  free(h->started);
+  for (size_t i = 0; i < h->n_known; i++)
+    free(h->known[i].chan);
+  free(h->known);
   free(h->domain_type);
   free((char *)h->channel_dir);
   free(h);
