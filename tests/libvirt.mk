@@ -29,4 +29,5 @@ TESTS += test-libvirt-e2e.py test-libvirt-xml.sh test-libvirt-qemu.py \
 endif
 EXTRA_DIST += test-libvirt-e2e.py test-libvirt-xml.sh test-libvirt-qemu.py \
 	test-libvirt-daemon.py lvguest.py \
-	libvirt-xmlgen.c bench/libvirt-overhead.py bench/libvirt-direct.c
+	libvirt-xmlgen.c bench/libvirt-overhead.py bench/libvirt-direct.c \
+	bench/libvirt-guest-boot.py
