@@ -279,6 +279,7 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   int r;
   if ((r = check_text("user_data", s.user_data)) < 0 ||
       (r = check_text("meta_data", s.meta_data)) < 0 ||
+      (r = check_text("network_config", s.network_config)) < 0 ||
       (r = check_text("cmdline", s.cmdline)) < 0 ||
       (r = check_text("kernel", s.kernel)) < 0 ||
       (r = check_text("initrd", s.initrd)) < 0)
@@ -307,6 +308,7 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
       (r = dup_str(&vm->firmware, s.firmware)) < 0 ||
       (r = dup_str(&vm->user_data, s.user_data)) < 0 ||
       (r = dup_str(&vm->meta_data, s.meta_data)) < 0 ||
+      (r = dup_str(&vm->network_config, s.network_config)) < 0 ||
       (r = dup_str(&vm->hypervisor, hv->name)) < 0)
     goto fail;
 

@@ -98,6 +98,7 @@ static json_t *vm_to_json(const struct vm *vm) {
   set_int(o, "guest_channel", vm->guest_channel);
   set_str(o, "user_data", vm->user_data);
   set_str(o, "meta_data", vm->meta_data);
+  set_str(o, "network_config", vm->network_config);
   set_str(o, "hypervisor", vm->hypervisor);
   set_int(o, "status", vm->status);
   set_int(o, "defined", vm->defined);
@@ -211,6 +212,7 @@ static struct vm *vm_from_json(json_t *o) {
   vm->guest_channel = (int)get_u64(o, "guest_channel", &bad);
   vm->user_data = get_str(o, "user_data", &bad);
   vm->meta_data = get_str(o, "meta_data", &bad);
+  vm->network_config = get_str(o, "network_config", &bad);
   vm->hypervisor = get_str(o, "hypervisor", &bad);
   vm->status = (uint32_t)get_u64(o, "status", &bad);
   vm->defined = (int)get_u64(o, "defined", &bad);

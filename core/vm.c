@@ -73,6 +73,7 @@ void vm_free(struct vm *vm) {
   free(vm->nics);
   free(vm->user_data);
   free(vm->meta_data);
+  free(vm->network_config);
   for (size_t i = 0; i < vm->n_metadata; i++) {
     free(vm->metadata[i].key);
     free(vm->metadata[i].value);
@@ -234,6 +235,7 @@ int vm_view_init(struct vm_view *v, const struct vm *vm) {
       .guest_channel = (uint32_t)vm->guest_channel,
       .user_data = vm->user_data,
       .meta_data = vm->meta_data,
+      .network_config = vm->network_config,
       .metadata = v->metadata,
       .n_metadata = (uint32_t)vm->n_metadata,
       .hypervisor = vm->hypervisor,

@@ -46,7 +46,7 @@ struct vm {
   struct vm_nic *nics;
   size_t n_nics;
   int guest_channel;
-  char *user_data, *meta_data;
+  char *user_data, *meta_data, *network_config;
   struct vm_kv *metadata;
   size_t n_metadata;
   char *hypervisor; /* instance name */
@@ -103,7 +103,6 @@ void vm_disk_attach(const char *vm, const struct vmh_disk *disk, vmh_reply_t *r,
                     uint32_t flags);
 void vm_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                     uint32_t flags);
-
 
 /* ---- shared by vm.c (records) and orchestrate.c ------------------------ */
 

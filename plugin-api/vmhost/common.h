@@ -16,7 +16,8 @@
  *   1.0  initial ABI.
  *   1.1  storage: image_import, image_list, image_delete (verified base-image
  *        cache); hypervisor: attach_disk, detach_disk (hot-plug); network:
- *        port_addresses (guest addresses from DHCP leases).
+ *        port_addresses (guest addresses from DHCP leases); VM spec:
+ *        network_config (cloud-init).
  */
 #ifndef VMHOST_COMMON_H
 #define VMHOST_COMMON_H

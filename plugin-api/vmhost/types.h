@@ -167,6 +167,10 @@ struct vmh_vm_spec {
   const struct vmh_keyval *metadata;
   uint32_t n_metadata;
   const char *hypervisor; /* hypervisor instance; NULL: the first */
+#if VMH_ABI_TARGET_MINOR >= 1
+  /* ABI 1.1: cloud-init network-config (v1 or v2 YAML), NULL: none. */
+  const char *network_config;
+#endif
 };
 
 /* What a hypervisor knows of a VM now. */

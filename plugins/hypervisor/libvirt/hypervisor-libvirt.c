@@ -633,15 +633,17 @@ static int vm_path(struct hv *h, const char *vm_id, const char *suffix,
   return 0;
 }
 
-/* A spec with user-data or meta-data gets a cloud-init seed. */
+/* A spec with any cloud-init document gets a seed. */
 static int wants_seed(const struct vmh_vm_spec *spec) {
-  return spec->user_data != NULL || spec->meta_data != NULL;
+  return spec->user_data != NULL || spec->meta_data != NULL ||
+         spec->network_config != NULL;
 }
 
 /* Writes the cloud-init seed of a spec to path. */
 static int make_seed(const struct vmh_vm_spec *spec, const char *path) {
   char meta[1024], err[ERRLEN];
-  struct lvs_docs docs = {spec->user_data, spec->meta_data, NULL};
+  struct lvs_docs docs = {spec->user_data, spec->meta_data,
+                          spec->network_config};
   int rc;
 
   /* cloud-init needs an instance-id; the VM's id is the natural one. */
