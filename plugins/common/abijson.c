@@ -495,13 +495,20 @@ void abij_arena_free(struct abij_arena *a) {
 static int ranged(struct abij_in *k, json_t *obj, const char *where,
                   const char *key, uint64_t max, uint64_t lo, uint64_t hi,
                   uint64_t *ret) {
-  bool strict = k->flags & ABIJ_STRICT;
-  int r = abij_uint(k, obj, where, key, strict ? hi : max, ret);
-  if (r == 0 && strict && json_object_get(obj, key) && *ret < lo)
+  if (!(k->flags & ABIJ_STRICT))
+    return abij_uint(k, obj, where, key, max, ret);
+  json_t *v = json_object_get(obj, key);
+  *ret = 0;
+  if (!v || json_is_null(v))
+    return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+      (uint64_t)json_integer_value(v) < lo ||
+      (uint64_t)json_integer_value(v) > hi)
     return abij_refuse(k,
                        "'%s%s' must be an integer from %" PRIu64 " to %" PRIu64,
                        where, key, lo, hi);
-  return r;
+  *ret = (uint64_t)json_integer_value(v);
+  return 0;
 }
 
 int abij_refuse(struct abij_in *k, const char *fmt, ...) {
