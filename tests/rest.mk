@@ -4,7 +4,10 @@
 # abuse cases.  Responses are checked against openapi.yaml (python3-yaml,
 # python3-jsonschema).  Included by tests/Makefile.am.
 REST_TESTS = \
-	test-rest-api.py
+	test-rest-api.py \
+	test-rest-protocols.py \
+	test-rest-tls.py \
+	test-rest-events.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif

@@ -33,6 +33,24 @@ def free_port():
     return port
 
 
+def import_h2():
+    """python-h2 (Debian's python3-h2).  When python3 is not Debian's own
+    (a pyenv build, say) it lacks Debian's packages: look there too."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import h2  # noqa: F401,F811
+        except ImportError:
+            skip("python3-h2 is not installed")
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+    return h2
+
+
 def require(*cmds):
     for c in cmds:
         if not shutil.which(c):

@@ -763,7 +763,7 @@ int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
   uint64_t vcpus;
   if ((r = abij_only_keys(k, o, w, keys)) < 0 ||
       (r = abij_name(k, o, w, "name", &s->name)) < 0 ||
-      (r = ranged(k, o, w, "vcpus", UINT32_MAX, 1, 1024, &vcpus)) < 0 ||
+      (r = ranged(k, o, w, "vcpus", UINT32_MAX, 1, 4096, &vcpus)) < 0 ||
       (r = ranged(k, o, w, "memory", INT64_MAX, 1 << 20, UINT64_C(1) << 46,
                   &s->memory)) < 0 ||
       (r = abij_string(k, o, w, "kernel", &s->kernel)) < 0 ||
