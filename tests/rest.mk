@@ -7,7 +7,8 @@ REST_TESTS = \
 	test-rest-api.py \
 	test-rest-protocols.py \
 	test-rest-tls.py \
-	test-rest-events.py
+	test-rest-events.py \
+	test-rest-abuse.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif

@@ -46,7 +46,9 @@ def import_h2():
             skip("python3-h2 is not installed")
     import h2.config
     import h2.connection
+    import h2.errors
     import h2.events
+    import h2.exceptions
     import h2.settings
     return h2
 
