@@ -7,12 +7,19 @@ import json
 import os
 import subprocess
 
-from resttest import RestDaemon, require
-from vmhtest import check
+from resttest import TOP_SRCDIR, RestDaemon, require
+from vmhtest import VMHOSTD, check
 
 require("curl", "nghttp", "openssl")
 
 W = ["-w", "\\n%{http_version} %{http_code}"]
+
+# The documented example and the default config are valid.
+for cfg in ("etc/plugins/rest.yaml", "etc/vmhostd.yaml"):
+    r = subprocess.run([VMHOSTD, "--check-config", "--config",
+                        os.path.join(TOP_SRCDIR, cfg)],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, cfg, r.stderr)
 
 
 def parse(r):
