@@ -327,26 +327,19 @@ static void req_body(struct h2s_req *r, const char *d, size_t n) {
     refuse(r, 503, "out of memory");
 }
 
-/* path?query from a request target. */
+/* path?query from a request target: one allocation, "path\0query". */
 static void req_target(struct h2s_req *r, const char *t, size_t len) {
-  const char *q = memchr(t, '?', len);
   free(r->path);
-  r->path = strndup(t, q ? (size_t)(q - t) : len);
-  r->query = q ? r->path + (q - t) : NULL;
-  if (q) {
-    /* One allocation holds "path\0query". */
-    char *both = malloc(len + 1);
-    if (both) {
-      memcpy(both, t, len);
-      both[len] = '\0';
-      both[q - t] = '\0';
-      free(r->path);
-      r->path = both;
-      r->query = both + (q - t) + 1;
-    }
-  }
-  if (!r->path)
+  r->query = NULL;
+  if (!(r->path = strndup(t, len))) {
     refuse(r, 503, "out of memory");
+    return;
+  }
+  char *q = strchr(r->path, '?');
+  if (q) {
+    *q = '\0';
+    r->query = q + 1;
+  }
 }
 
 /* A client's x-request-id is kept when it is a plain token. */
@@ -1065,8 +1058,10 @@ static int h1_value(http_parser *p, const char *at, size_t n) {
     struct hdr *h = &r->h[r->nh - 1];
     size_t old = strlen(h->value);
     r->hdr_bytes += n;
-    if (r->hdr_bytes > c->s->conf->max_header_size)
-      return refuse(r, 431, "request headers too large"), 0;
+    if (r->hdr_bytes > c->s->conf->max_header_size) {
+      refuse(r, 431, "request headers too large");
+      return 0;
+    }
     char *t = realloc(h->value, old + n + 1);
     if (!t)
       return -1;
