@@ -13,7 +13,7 @@ import time
 from resttest import RestDaemon, import_h2, require
 from vmhtest import check
 
-require("curl")
+require("curl", "nghttp")
 h2 = import_h2()
 
 LIMITS = """    limits:
@@ -23,6 +23,7 @@ LIMITS = """    limits:
       request_timeout: 2
       handshake_timeout: 2
       resets_per_second: 100
+      requests_per_second: 50
 """
 
 
@@ -66,6 +67,15 @@ with RestDaemon(rest=LIMITS) as d:
                            timeout=20)
         check(r.stdout == "413", proto, "body", r.stdout, r.stderr)
     check(serving(d), "not serving after oversized requests")
+
+    # More than requests_per_second (50) on one connection: 429.
+    r = subprocess.run(["nghttp", "-n", "-v", "-m", "200",
+                        d.base + "/api/v1/host"], capture_output=True,
+                       text=True, timeout=30)
+    n429 = r.stdout.count(":status: 429")
+    check(r.stdout.count(":status: 200") >= 50 and n429 >= 100,
+          "rate limit:", n429, "429s", r.stdout[-1000:])
+    check(serving(d), "a new connection is refused after the rate limit")
 
     # Rapid reset: 10,000 streams opened and cancelled at once.
     s = socket.create_connection(("127.0.0.1", d.port))

@@ -101,7 +101,10 @@ with RestDaemon(rest="    limits: { stream_buffer: 4096 }") as d:
     reset = False
     deadline = time.time() + 10
     while not reset and time.time() < deadline:
-        data = s.recv(65536)
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
         if not data:
             break
         for ev in conn.receive_data(data):
