@@ -49,6 +49,7 @@ PACKAGES=(
   python3-yaml        # frontend/rest tests: reading openapi.yaml
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
+  h2o                 # tests/bench/rest-h2load.py: the reference server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py

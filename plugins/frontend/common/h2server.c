@@ -174,6 +174,8 @@ struct conn {
   uint32_t resets;
   uint64_t t_resets; /* ms: start of the current one-second window */
   struct conn *prev, *next;
+  struct conn *dnext; /* on s->dirty */
+  bool dirty;
 };
 
 struct h2s {
@@ -189,7 +191,8 @@ struct h2s {
   } wake_ev;
   struct listener *listeners;
   struct conn *conns;
-  struct conn *dead; /* closed this round, freed at its end */
+  struct conn *dead;  /* closed this round, freed at its end */
+  struct conn *dirty; /* HTTP/2 answers submitted, to flush once */
   uint32_t n_conns;
   pthread_t thread;
   bool running;
@@ -390,8 +393,14 @@ static void dispatch(struct h2s_req *r) {
 /* ---- Answers (any thread) ------------------------------------------------
  */
 
+/* The server whose loop runs on this thread, if any. */
+static __thread struct h2s *loop_of;
+
+/* The loop takes the queue after every round, so an answer given on its
+ * own thread (the core answered inline) needs no wake-up. */
 static void wake(struct h2s *s) {
-  eventfd_write(s->wake_fd, 1);
+  if (loop_of != s)
+    eventfd_write(s->wake_fd, 1);
 }
 
 /* Queue r for the loop; under s->lock. */
@@ -1718,17 +1727,28 @@ static void take_queue(struct h2s *s) {
     }
     pthread_mutex_unlock(&s->lock);
     if (!r)
-      return;
+      break;
     struct conn *c = r->c;
     if (!c) {
       tell_close(r);
     } else if (c->h2) {
       h2_deliver(r);
-      conn_flush(c);
+      /* Flushed once the queue is empty: one write for many answers. */
+      if (!c->dirty) {
+        c->dirty = true;
+        c->dnext = s->dirty;
+        s->dirty = c;
+      }
     } else {
       h1_deliver(r);
     }
     req_unref(r); /* the queue's */
+  }
+  while (s->dirty) {
+    struct conn *c = s->dirty;
+    s->dirty = c->dnext;
+    c->dirty = false;
+    conn_flush(c); /* a closed one returns at once */
   }
 }
 
@@ -1806,6 +1826,7 @@ static void begin_drain(struct h2s *s) {
 
 static void *loop(void *arg) {
   struct h2s *s = arg;
+  loop_of = s;
   uint64_t deadline = 0;
   for (;;) {
     struct epoll_event ev[64];
