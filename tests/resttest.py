@@ -62,9 +62,11 @@ def require(*cmds):
 class RestDaemon(Daemon):
     """vmhostd with a rest instance: cleartext on self.port, TLS on
     self.tls_port, a unix socket at self.usock.  `rest` adds keys to the
-    instance (YAML lines, indented by 4)."""
+    instance (YAML lines, indented by 4); with listen_extra, `rest` is
+    more listeners instead (list items, indented by 6)."""
 
-    def __init__(self, rest="", body=None, daemon_yaml="", **kw):
+    def __init__(self, rest="", body=None, daemon_yaml="", listen_extra=False,
+                 **kw):
         self.port = free_port()
         self.tls_port = free_port()
         tmp = kw.pop("tmp", None)
@@ -77,7 +79,8 @@ class RestDaemon(Daemon):
       - {{ address: "127.0.0.1:{self.port}" }}
       - {{ address: "127.0.0.1:{self.tls_port}", tls: true }}
       - {{ address: "{self.usock}" }}
-{rest}"""
+{rest if listen_extra else ""}
+{"" if listen_extra else rest}"""
         super().__init__(body if body is not None else mocks(), daemon_yaml,
                          tmp=self.tmpdir, frontends=fe, **kw)
         self._own_tmp = tmp is None

@@ -5,7 +5,9 @@ and http/1.1, a unix socket; nghttp; TLS 1.2 refused unless allowed; the
 generated certificate names the listeners' addresses."""
 import json
 import os
+import socket
 import subprocess
+import time
 
 from resttest import TOP_SRCDIR, RestDaemon, require
 from vmhtest import VMHOSTD, check
@@ -89,8 +91,46 @@ with RestDaemon() as d:
           & 0o077 == 0, "key readable by others")
     check(d.stop() == 0, "exit")
 
+# An IPv6 listener, where the host has IPv6 loopback.
+try:
+    probe = socket.socket(socket.AF_INET6)
+    probe.bind(("::1", 0))
+    v6port = probe.getsockname()[1]
+    probe.close()
+except OSError:
+    v6port = None
+if v6port:
+    with RestDaemon(rest=f'      - {{ address: "[::1]:{v6port}", tls: true }}',
+                    listen_extra=True) as d:
+        r = d.curl("-k", "-g", "-o", "/dev/null", "-w", "%{http_version} "
+                   "%{http_code}", f"https://[::1]:{v6port}/api/v1/host")
+        check(r.stdout == "2 200", r.stdout)
+        r = subprocess.run(["openssl", "x509", "-noout", "-text", "-in",
+                            d.cert_path()], capture_output=True, text=True)
+        check("IP Address:0:0:0:0:0:0:0:1" in r.stdout, "no ::1 SAN",
+              r.stdout)
+else:
+    print("no IPv6 loopback: [v6]:port listener not tested")
+
 # min_version: "1.2" lets TLS 1.2 in; the same certificate is kept.
 with RestDaemon(rest='    tls: { min_version: "1.2" }') as d:
     r = d.curl("-k", "--tlsv1.2", "--tls-max", "1.2", "-w", "%{http_code}",
                "-o", "/dev/null", d.tls_base + "/api/v1/host")
     check(r.stdout == "200", r.stdout, r.stderr)
+
+# An idle keep-alive connection is closed after idle_timeout; one with a
+# request in flight or answered just now is not.
+with RestDaemon(rest="    limits: { idle_timeout: 2 }") as d:
+    c = socket.create_connection(("127.0.0.1", d.port))
+    c.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.settimeout(5)
+    check(c.recv(4096).startswith(b"HTTP/1.1 200"), "keep-alive answer")
+    t0 = time.time()
+    c.settimeout(8)
+    try:
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+    check(1.5 < time.time() - t0 < 6, "idle close after", time.time() - t0)
+    c.close()
