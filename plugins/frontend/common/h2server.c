@@ -195,6 +195,7 @@ struct h2s {
   struct conn *dirty; /* HTTP/2 answers submitted, to flush once */
   uint32_t n_conns;
   pthread_t thread;
+  _Atomic pthread_t loop_thread; /* set by the loop itself, 0 before */
   bool running;
   atomic_bool stopping;
   uint32_t drain_ms;
@@ -393,13 +394,12 @@ static void dispatch(struct h2s_req *r) {
 /* ---- Answers (any thread) ------------------------------------------------
  */
 
-/* The server whose loop runs on this thread, if any. */
-static __thread struct h2s *loop_of;
-
 /* The loop takes the queue after every round, so an answer given on its
- * own thread (the core answered inline) needs no wake-up. */
+ * own thread (the core answered inline) needs no wake-up.  (The loop's
+ * identity is kept in s, not in a __thread variable: LeakSanitizer's
+ * tracer crashes on the dynamic TLS of a dlopen'd plugin.) */
 static void wake(struct h2s *s) {
-  if (loop_of != s)
+  if (!pthread_equal(atomic_load(&s->loop_thread), pthread_self()))
     eventfd_write(s->wake_fd, 1);
 }
 
@@ -1826,7 +1826,7 @@ static void begin_drain(struct h2s *s) {
 
 static void *loop(void *arg) {
   struct h2s *s = arg;
-  loop_of = s;
+  atomic_store(&s->loop_thread, pthread_self());
   uint64_t deadline = 0;
   for (;;) {
     struct epoll_event ev[64];
