@@ -481,6 +481,65 @@ void abij_arena_free(struct abij_arena *a) {
   *a = (struct abij_arena){0};
 }
 
+/* ---- Replies -------------------------------------------------------------
+ */
+
+#define VISITOR(fn, type, key, enc)               \
+  static void fn(void *o, const struct type *v) { \
+    struct abij_reply *r = o;                     \
+    r->result(r->opaque, (key), enc(v));          \
+  }
+VISITOR(on_vm, vmh_vm_record, "vms", abij_vm)
+VISITOR(on_snapshot, vmh_snapshot_info, "snapshots", abij_snapshot)
+VISITOR(on_console, vmh_console_info, "console", abij_console)
+VISITOR(on_pool, vmh_pool_info, "pools", abij_pool)
+VISITOR(on_volume, vmh_volume_info, "volumes", abij_volume)
+VISITOR(on_image, vmh_image_info, "images", abij_image)
+VISITOR(on_network, vmh_network_info, "networks", abij_network)
+VISITOR(on_host, vmh_host_info, "host", abij_host)
+VISITOR(on_check, vmh_health_check, "checks", abij_check)
+VISITOR(on_plugin, vmh_plugin_info, "plugins", abij_plugin)
+#undef VISITOR
+
+static void on_text(void *o, const char *text, size_t len) {
+  struct abij_reply *r = o;
+  r->text(r->opaque, text, len);
+}
+
+static void on_done(void *o, int code, const char *message) {
+  struct abij_reply *r = o;
+  r->done(r->opaque, code, message);
+}
+
+void abij_reply_init(struct abij_reply *r, void *opaque,
+                     void (*result)(void *, const char *, json_t *),
+                     void (*text)(void *, const char *, size_t),
+                     void (*done)(void *, int, const char *)) {
+  *r = (struct abij_reply){
+      .reply =
+          {
+              .struct_size = sizeof r->reply,
+              .opaque = r,
+              .vm = on_vm,
+              .snapshot = on_snapshot,
+              .console = on_console,
+              .pool = on_pool,
+              .volume = on_volume,
+              .image = on_image,
+              .network = on_network,
+              .host = on_host,
+              .check = on_check,
+              .plugin = on_plugin,
+              .text = on_text,
+              .done = on_done,
+          },
+      .opaque = opaque,
+      .result = result,
+      .text = text,
+      .done = done,
+  };
+}
+
 /* ---- Request fields ------------------------------------------------------
  *
  * Without ABIJ_STRICT only JSON types are checked; what the values mean

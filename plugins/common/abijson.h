@@ -49,6 +49,24 @@ json_t *abij_check(const struct vmh_health_check *check);
 json_t *abij_plugin(const struct vmh_plugin_info *plugin);
 json_t *abij_event(const struct vmh_event *ev);
 
+/* A core reply whose visitors encode each result: result() gets the
+ * kind's key ("vms", "snapshots", "console", "pools", "volumes", "images",
+ * "networks", "host", "checks", "plugins") and a new reference (NULL when
+ * out of memory); text() and done() are the reply's own.  They run where
+ * the core calls the visitors (core.h).  Give &r->reply to the core; r
+ * must live until done(). */
+struct abij_reply {
+  struct vmh_reply reply;
+  void *opaque;
+  void (*result)(void *opaque, const char *key, json_t *v);
+  void (*text)(void *opaque, const char *text, size_t len);
+  void (*done)(void *opaque, int code, const char *message);
+};
+void abij_reply_init(struct abij_reply *r, void *opaque,
+                     void (*result)(void *, const char *, json_t *),
+                     void (*text)(void *, const char *, size_t),
+                     void (*done)(void *, int, const char *));
+
 /* ---- Decoding ---------------------------------------------------------- */
 
 /* The names of an enum, indexed by value ("" where a value has none). */

@@ -174,12 +174,12 @@ static size_t dump_line(json_t *o, char **ret) {
  */
 struct call {
   const struct vmh_core *core;
-  uint32_t flags;         /* the request's "flags" */
-  struct abij_in in;      /* the arguments, freed once the core has them, and
-                             why the request was refused before the core */
-  struct vmh_reply reply; /* must outlive done(): not on a stack */
-  int efd;                /* eventfd: done() has been called */
-  bool want_text;         /* "text" in the answer even if none came */
+  uint32_t flags;          /* the request's "flags" */
+  struct abij_in in;       /* the arguments, freed once the core has them, and
+                              why the request was refused before the core */
+  struct abij_reply reply; /* must outlive done(): not on a stack */
+  int efd;                 /* eventfd: done() has been called */
+  bool want_text;          /* "text" in the answer even if none came */
 
   pthread_mutex_t lock; /* guards everything below */
   unsigned refs;
@@ -262,44 +262,12 @@ static void set_result(struct call *k, const char *key, json_t *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
-static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
-  add_result(opaque, "vms", abij_vm(vm));
-}
-
-static void on_snapshot(void *opaque, const struct vmh_snapshot_info *s) {
-  add_result(opaque, "snapshots", abij_snapshot(s));
-}
-
-static void on_console(void *opaque, const struct vmh_console_info *c) {
-  set_result(opaque, "console", abij_console(c));
-}
-
-static void on_pool(void *opaque, const struct vmh_pool_info *p) {
-  add_result(opaque, "pools", abij_pool(p));
-}
-
-static void on_volume(void *opaque, const struct vmh_volume_info *v) {
-  add_result(opaque, "volumes", abij_volume(v));
-}
-
-static void on_image(void *opaque, const struct vmh_image_info *i) {
-  add_result(opaque, "images", abij_image(i));
-}
-
-static void on_network(void *opaque, const struct vmh_network_info *n) {
-  add_result(opaque, "networks", abij_network(n));
-}
-
-static void on_host(void *opaque, const struct vmh_host_info *h) {
-  set_result(opaque, "host", abij_host(h));
-}
-
-static void on_check(void *opaque, const struct vmh_health_check *c) {
-  add_result(opaque, "checks", abij_check(c));
-}
-
-static void on_plugin(void *opaque, const struct vmh_plugin_info *p) {
-  add_result(opaque, "plugins", abij_plugin(p));
+/* One object each for the console and the host, arrays for the rest. */
+static void on_result(void *opaque, const char *key, json_t *v) {
+  if (!strcmp(key, "console") || !strcmp(key, "host"))
+    set_result(opaque, key, v);
+  else
+    add_result(opaque, key, v);
 }
 
 static void on_text(void *opaque, const char *text, size_t len) {
@@ -386,22 +354,7 @@ static struct call *call_new(struct ctl *ctl, uint32_t flags) {
     call_free(k);
     return NULL;
   }
-  k->reply = (struct vmh_reply){
-      .struct_size = sizeof k->reply,
-      .opaque = k,
-      .vm = on_vm,
-      .snapshot = on_snapshot,
-      .console = on_console,
-      .pool = on_pool,
-      .volume = on_volume,
-      .image = on_image,
-      .network = on_network,
-      .host = on_host,
-      .check = on_check,
-      .plugin = on_plugin,
-      .text = on_text,
-      .done = on_done,
-  };
+  abij_reply_init(&k->reply, k, on_result, on_text, on_done);
   return k;
 }
 
@@ -1049,7 +1002,7 @@ static int handle_line(struct conn *c, const char *line, size_t len) {
   /* The core's reference, dropped by done(); given back at once if the
    * request is refused before the core is called. */
   k->refs++;
-  int r = d->call(k, q, &k->reply);
+  int r = d->call(k, q, &k->reply.reply);
   /* The core has copied the arguments (core.h): free them now, so that a
    * core that kept a pointer reads freed memory under ASan. */
   abij_arena_free(&k->in.arena);

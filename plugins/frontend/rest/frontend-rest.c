@@ -98,7 +98,7 @@ struct call {
   const char *params[3];
   json_t *body; /* the request's JSON, when it has one */
   struct abij_in in;
-  struct vmh_reply reply;
+  struct abij_reply reply;
   enum shape shape;
   const char *key; /* LIST */
   int ok_status;   /* 200, 201 */
@@ -145,6 +145,10 @@ static void account(struct call *k, int status) {
   atomic_fetch_add(&st->sum_us, us);
 }
 
+/* The answer when there is no memory for one. */
+static const char oom_body[] =
+    "{\"error\":{\"code\":\"NO_MEMORY\",\"message\":\"out of memory\"}}";
+
 /* Answer with a JSON value (taking the reference) and free the call. */
 static void answer_json(struct call *k, int status, json_t *v) {
   char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -155,8 +159,7 @@ static void answer_json(struct call *k, int status, json_t *v) {
   } else if (v == NULL && status == 204) {
     h2s_respond(k->req, 204, NULL, NULL, 0);
   } else {
-    static const char oom[] = "{\"error\":{\"code\":\"NO_MEMORY\"}}";
-    h2s_respond(k->req, 503, "application/json", oom, sizeof oom - 1);
+    h2s_respond(k->req, 503, "application/json", oom_body, sizeof oom_body - 1);
   }
   free(s);
   call_unref(k);
@@ -215,35 +218,9 @@ static void add(struct call *k, json_t *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
-static void on_vm(void *o, const struct vmh_vm_record *v) {
-  add(o, abij_vm(v));
-}
-static void on_snapshot(void *o, const struct vmh_snapshot_info *v) {
-  add(o, abij_snapshot(v));
-}
-static void on_console(void *o, const struct vmh_console_info *v) {
-  add(o, abij_console(v));
-}
-static void on_pool(void *o, const struct vmh_pool_info *v) {
-  add(o, abij_pool(v));
-}
-static void on_volume(void *o, const struct vmh_volume_info *v) {
-  add(o, abij_volume(v));
-}
-static void on_image(void *o, const struct vmh_image_info *v) {
-  add(o, abij_image(v));
-}
-static void on_network(void *o, const struct vmh_network_info *v) {
-  add(o, abij_network(v));
-}
-static void on_host(void *o, const struct vmh_host_info *v) {
-  add(o, abij_host(v));
-}
-static void on_check(void *o, const struct vmh_health_check *v) {
-  add(o, abij_check(v));
-}
-static void on_plugin(void *o, const struct vmh_plugin_info *v) {
-  add(o, abij_plugin(v));
+static void on_result(void *o, const char *key, json_t *v) {
+  (void)key; /* a route knows what it asked for */
+  add(o, v);
 }
 
 static void on_text(void *o, const char *text, size_t len) {
@@ -281,22 +258,7 @@ static struct call *call_new(struct rest *rest, struct h2s_req *req) {
     call_free(k);
     return NULL;
   }
-  k->reply = (struct vmh_reply){
-      .struct_size = sizeof k->reply,
-      .opaque = k,
-      .vm = on_vm,
-      .snapshot = on_snapshot,
-      .console = on_console,
-      .pool = on_pool,
-      .volume = on_volume,
-      .image = on_image,
-      .network = on_network,
-      .host = on_host,
-      .check = on_check,
-      .plugin = on_plugin,
-      .text = on_text,
-      .done = on_done,
-  };
+  abij_reply_init(&k->reply, k, on_result, on_text, on_done);
   return k;
 }
 
@@ -388,7 +350,7 @@ static int vm_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "vms";
-  k->rest->core->vm_list(&k->reply, f);
+  k->rest->core->vm_list(&k->reply.reply, f);
   return 0;
 }
 
@@ -412,7 +374,8 @@ static int vm_create(struct call *k) {
   }
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->vm_create(&spec, &k->reply, start ? 0 : VMH_CREATE_NO_START);
+  k->rest->core->vm_create(&spec, &k->reply.reply,
+                           start ? 0 : VMH_CREATE_NO_START);
   json_decref(spec_obj);
   return 0;
 }
@@ -422,7 +385,7 @@ static int vm_get(struct call *k) {
   if (check_param(k, 0, "vm", true) < 0 || query_live(k, &f) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->vm_get(k->params[0], &k->reply, f);
+  k->rest->core->vm_get(k->params[0], &k->reply.reply, f);
   return 0;
 }
 
@@ -430,7 +393,7 @@ static int vm_delete(struct call *k) {
   if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->vm_delete(k->params[0], &k->reply, 0);
+  k->rest->core->vm_delete(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -450,7 +413,7 @@ static int vm_action(struct call *k, uint32_t action) {
   if (timeout > 3600)
     return bad(k, "'timeout_s' must be an integer from 0 to 3600");
   k->shape = ONE;
-  k->rest->core->vm_action(k->params[0], action, timeout, &k->reply,
+  k->rest->core->vm_action(k->params[0], action, timeout, &k->reply.reply,
                            force ? VMH_ACTION_FORCE : 0);
   return 0;
 }
@@ -475,7 +438,7 @@ static int vm_console(struct call *k) {
   if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->vm_console(k->params[0], &k->reply, 0);
+  k->rest->core->vm_console(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -484,7 +447,7 @@ static int snap_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "snapshots";
-  k->rest->core->snapshot_list(k->params[0], &k->reply, 0);
+  k->rest->core->snapshot_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -500,7 +463,7 @@ static int snap_create(struct call *k) {
     return refused(k, r);
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->snapshot_create(k->params[0], name, &k->reply, 0);
+  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply, 0);
   return 0;
 }
 
@@ -522,7 +485,8 @@ static int snap_revert(struct call *k) {
     return bad(k, "unknown field '%s'",
                json_object_iter_key(json_object_iter(k->body)));
   k->shape = ONE;
-  k->rest->core->snapshot_revert(k->params[0], k->params[1], &k->reply, 0);
+  k->rest->core->snapshot_revert(k->params[0], k->params[1], &k->reply.reply,
+                                 0);
   return 0;
 }
 
@@ -530,7 +494,8 @@ static int snap_delete(struct call *k) {
   if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->snapshot_delete(k->params[0], k->params[1], &k->reply, 0);
+  k->rest->core->snapshot_delete(k->params[0], k->params[1], &k->reply.reply,
+                                 0);
   return 0;
 }
 
@@ -543,7 +508,7 @@ static int disk_attach(struct call *k) {
   if ((r = abij_disk_in(&k->in, k->body, "", &d)) < 0)
     return refused(k, r);
   k->shape = ONE;
-  k->rest->core->disk_attach(k->params[0], &d, &k->reply, 0);
+  k->rest->core->disk_attach(k->params[0], &d, &k->reply.reply, 0);
   return 0;
 }
 
@@ -552,7 +517,7 @@ static int disk_detach(struct call *k) {
       check_param(k, 1, "disk", false) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->disk_detach(k->params[0], k->params[1], &k->reply, 0);
+  k->rest->core->disk_detach(k->params[0], k->params[1], &k->reply.reply, 0);
   return 0;
 }
 
@@ -564,7 +529,7 @@ static int pool_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "pools";
-  k->rest->core->pool_list(&k->reply, 0);
+  k->rest->core->pool_list(&k->reply.reply, 0);
   return 0;
 }
 
@@ -572,7 +537,7 @@ static int pool_get(struct call *k) {
   if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->pool_get(k->params[0], &k->reply, 0);
+  k->rest->core->pool_get(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -581,7 +546,7 @@ static int vol_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "volumes";
-  k->rest->core->volume_list(k->params[0], &k->reply, 0);
+  k->rest->core->volume_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -595,7 +560,7 @@ static int vol_create(struct call *k) {
     return refused(k, r);
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->volume_create(k->params[0], &spec, &k->reply, 0);
+  k->rest->core->volume_create(k->params[0], &spec, &k->reply.reply, 0);
   return 0;
 }
 
@@ -604,7 +569,7 @@ static int vol_get(struct call *k) {
       check_param(k, 1, "volume", false) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->volume_get(k->params[0], k->params[1], &k->reply, 0);
+  k->rest->core->volume_get(k->params[0], k->params[1], &k->reply.reply, 0);
   return 0;
 }
 
@@ -624,8 +589,8 @@ static int vol_resize(struct call *k) {
   if (!json_object_get(k->body, "size") || size == 0)
     return bad(k, "'size' is required: the new size in bytes, above 0");
   k->shape = ONE;
-  k->rest->core->volume_resize(k->params[0], k->params[1], size, &k->reply,
-                               shrink ? VMH_RESIZE_SHRINK : 0);
+  k->rest->core->volume_resize(k->params[0], k->params[1], size,
+                               &k->reply.reply, shrink ? VMH_RESIZE_SHRINK : 0);
   return 0;
 }
 
@@ -634,7 +599,7 @@ static int vol_delete(struct call *k) {
       check_param(k, 1, "volume", false) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->volume_delete(k->params[0], k->params[1], &k->reply, 0);
+  k->rest->core->volume_delete(k->params[0], k->params[1], &k->reply.reply, 0);
   return 0;
 }
 
@@ -643,7 +608,7 @@ static int net_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "networks";
-  k->rest->core->network_list(&k->reply, 0);
+  k->rest->core->network_list(&k->reply.reply, 0);
   return 0;
 }
 
@@ -651,7 +616,7 @@ static int net_get(struct call *k) {
   if (check_param(k, 0, "network", false) < 0 || no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->network_get(k->params[0], &k->reply, 0);
+  k->rest->core->network_get(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -662,7 +627,7 @@ static int host_get(struct call *k) {
   if (no_query(k) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->host_info(&k->reply, 0);
+  k->rest->core->host_info(&k->reply.reply, 0);
   return 0;
 }
 
@@ -735,7 +700,7 @@ static void finish_healthz(struct call *k, int code, const char *message) {
 static int start_health(struct call *k) {
   if (no_query(k) < 0)
     return -1;
-  k->rest->core->health(&k->reply, 0);
+  k->rest->core->health(&k->reply.reply, 0);
   return 0;
 }
 
@@ -763,7 +728,7 @@ static int plugin_list(struct call *k) {
     return -1;
   k->shape = LIST;
   k->key = "plugins";
-  k->rest->core->plugin_list(&k->reply, 0);
+  k->rest->core->plugin_list(&k->reply.reply, 0);
   return 0;
 }
 
@@ -847,7 +812,7 @@ static int metrics(struct call *k) {
     return -1;
   k->shape = TEXT;
   k->finish = finish_metrics;
-  k->rest->core->metrics(&k->reply, 0);
+  k->rest->core->metrics(&k->reply.reply, 0);
   return 0;
 }
 
@@ -1157,8 +1122,7 @@ static void route(struct call *k) {
 static void on_request(void *opaque, struct h2s_req *req) {
   struct call *k = call_new(opaque, req);
   if (!k) {
-    static const char oom[] = "{\"error\":{\"code\":\"NO_MEMORY\"}}";
-    h2s_respond(req, 503, "application/json", oom, sizeof oom - 1);
+    h2s_respond(req, 503, "application/json", oom_body, sizeof oom_body - 1);
     return;
   }
   route(k);
