@@ -20,13 +20,15 @@ PACKAGES=(
   libyaml-dev         # core: config file
   libjansson-dev      # core: state files, JSON logs
   libcurl4-gnutls-dev # storage/local: image downloads
-  libgnutls28-dev     # storage/local: SHA-256 of images
+  libgnutls28-dev     # storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
   xorriso             # hypervisor/libvirt tests: read the seed images back
+  libnghttp2-dev      # frontend/rest: HTTP/2
+  libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
   libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs
@@ -44,6 +46,13 @@ PACKAGES=(
   mount               # storage/local tests: tmpfs pools
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   # tests
+  curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
+  nghttp2-client      # frontend/rest tests: nghttp; bench: h2load
+  openssl             # frontend/rest tests: CAs and client certificates
+  python3-yaml        # frontend/rest tests: reading openapi.yaml
+  python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
+  python3-h2          # frontend/rest tests: rapid reset, slow readers
+  h2o                 # tests/bench/rest-h2load.py: the reference server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py

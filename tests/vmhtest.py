@@ -70,9 +70,12 @@ def expect(resp, code_name, *msg):
 class Daemon:
     """One vmhostd in a temporary directory; stopped by PID on exit."""
 
-    def __init__(self, body, daemon_yaml="", tmp=None, wrapper=()):
-        """wrapper: a command prefix, e.g. ["ip", "netns", "exec", ns]."""
+    def __init__(self, body, daemon_yaml="", tmp=None, wrapper=(),
+                 frontends=""):
+        """wrapper: a command prefix, e.g. ["ip", "netns", "exec", ns].
+        frontends: more entries of the frontends list (YAML), after ctl."""
         self.wrapper = list(wrapper)
+        self.frontends = frontends
         self._own_tmp = tmp is None
         self.tmp = tmp or tempfile.mkdtemp(prefix="vmhtest.")
         self.sock = os.path.join(self.tmp, "ctl.sock")
@@ -94,6 +97,7 @@ frontends:
     plugin: ctl
     file: {CTL_SO}
     socket: {self.sock}
+{self.frontends}
 """)
 
     # -- process ----------------------------------------------------------

@@ -46,6 +46,8 @@
 #define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
 #include <vmhost/vmhost-plugin.h>
 
+#include "abijson.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -111,476 +113,10 @@ struct conn {
 /* ---- JSON helpers --------------------------------------------------------
  */
 
-/* The length of the valid UTF-8 sequence at s, 0 if it is not one
- * (overlong forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *s) {
-  unsigned c = s[0];
-  size_t n;
-  uint32_t cp, min;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    n = 2, cp = c & 0x1F, min = 0x80;
-  else if ((c & 0xF0) == 0xE0)
-    n = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4)
-    n = 4, cp = c & 0x07, min = 0x10000;
-  else
-    return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80) /* also stops at the NUL */
-      return 0;
-    cp = cp << 6 | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n;
-}
-
-/* A string, or null for NULL.  Plugins' strings (error messages above all)
- * are not guaranteed to be UTF-8, which jansson refuses; a test should see
- * them anyway, so each bad byte becomes U+FFFD. */
-static json_t *jstr(const char *s) {
-  if (!s)
-    return json_null();
-  json_t *v = json_string(s);
-  if (v)
-    return v;
-  size_t len = strlen(s);
-  char *clean = malloc(len * 3 + 1);
-  if (!clean)
-    return NULL;
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)s; *p;) {
-    size_t n = utf8_len(p);
-    if (n) {
-      memcpy(clean + o, p, n);
-      o += n;
-      p += n;
-    } else {
-      memcpy(clean + o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      p++;
-    }
-  }
-  clean[o] = '\0';
-  v = json_string(clean);
-  free(clean);
-  return v;
-}
-
-/* jansson integers are signed 64-bit; the few uint64 values above that
- * (a mock pool of "unlimited" capacity, say) go out as reals rather than
- * wrapping to a negative number. */
-static json_t *ju64(uint64_t v) {
-  return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
-}
-
 /* Ownership of v passes to o; a NULL v (out of memory) just leaves the key
  * out. */
 static void set(json_t *o, const char *key, json_t *v) {
   json_object_set_new(o, key, v);
-}
-
-static void append(json_t *a, json_t *v) {
-  json_array_append_new(a, v);
-}
-
-/* Enum values by name ("" where a value has none); an unknown value goes
- * out as its number, so that a test sees it rather than a made-up name. */
-static json_t *jname(const char *const *names, size_t n, uint32_t v) {
-  if (v < n && names[v][0])
-    return json_string(names[v]);
-  return json_integer(v);
-}
-
-#define JNAME(tab, v) jname((tab), sizeof(tab) / sizeof(tab)[0], (v))
-
-static const char *const formats[] = {"default", "raw", "qcow2"};
-static const char *const buses[] = {"virtio", "scsi", "sata"};
-static const char *const nic_models[] = {"virtio", "e1000"};
-static const char *const actions[] = {"",       "start", "stop",
-                                      "reboot", "pause", "resume"};
-static const char *const vm_states[] = {"unknown", "stopped",   "running",
-                                        "paused",  "suspended", "crashed"};
-static const char *const vm_statuses[] = {"",       "creating", "ready",
-                                          "failed", "deleting", "missing"};
-static const char *const channels[] = {"none", "unix", "vsock"};
-static const char *const bindings[] = {"none", "bridge", "ovs", "tap"};
-static const char *const consoles[] = {"none", "vnc", "spice", "serial"};
-static const char *const sources[] = {"none", "file",  "block",
-                                      "rbd",  "iscsi", "nfs"};
-static const char *const check_statuses[] = {"ok", "degraded", "failed"};
-static const char *const thread_models[] = {"serialize_all",
-                                            "serialize_instance", "parallel"};
-static const char *const event_types[] = {
-    "",          "vm_state", "vm_created", "vm_deleted",
-    "operation", "progress", "plugin"};
-
-/* Copy a struct that crossed the boundary into one of our size: only the
- * bytes the other side said it filled, zeros after (types.h). */
-#define COPY_IN(dst, src)                                          \
-  do {                                                             \
-    memset(&(dst), 0, sizeof(dst));                                \
-    if ((src) != NULL)                                             \
-      memcpy(&(dst), (src),                                        \
-             (src)->struct_size < sizeof(dst) ? (src)->struct_size \
-                                              : sizeof(dst));      \
-  } while (0)
-
-/* Arrays of structs are walked with their elements' struct_size as the
- * stride (types.h), so an older side's arrays read right. */
-#define ELEM(arr, i)                                                         \
-  ((const void *)((const char *)(arr) +                                      \
-                  (size_t)(i) * ((arr)[0].struct_size ? (arr)[0].struct_size \
-                                                      : sizeof(arr)[0])))
-
-static json_t *jstrv(const char *const *v, uint32_t n) {
-  json_t *a = json_array();
-  for (uint32_t i = 0; a && v && i < n; i++)
-    append(a, jstr(v[i]));
-  return a;
-}
-
-/* ---- Results to JSON -----------------------------------------------------
- */
-
-static json_t *source_json(const struct vmh_disk_source *in) {
-  if (!in)
-    return json_null();
-  struct vmh_disk_source s;
-  COPY_IN(s, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "type", JNAME(sources, s.type));
-  set(o, "format", JNAME(formats, s.format));
-  set(o, "path", jstr(s.path));
-  set(o, "pool", jstr(s.pool));
-  set(o, "image", jstr(s.image));
-  set(o, "monitors", jstrv(s.monitors, s.n_monitors));
-  set(o, "auth_user", jstr(s.auth_user));
-  /* Whether a secret is there, not the secret: responses end up in test
-   * logs. */
-  set(o, "auth_secret", json_boolean(s.auth_secret != NULL));
-  set(o, "portal", jstr(s.portal));
-  set(o, "iqn", jstr(s.iqn));
-  set(o, "lun", json_integer(s.lun));
-  set(o, "server", jstr(s.server));
-  set(o, "export_path", jstr(s.export_path));
-  return o;
-}
-
-static json_t *disk_json(const struct vmh_disk *in) {
-  struct vmh_disk d;
-  COPY_IN(d, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(d.name));
-  set(o, "pool", jstr(d.pool));
-  set(o, "volume", jstr(d.volume));
-  set(o, "size", ju64(d.size));
-  set(o, "format", JNAME(formats, d.format));
-  set(o, "bus", JNAME(buses, d.bus));
-  set(o, "base_image", jstr(d.base_image));
-  set(o, "readonly", json_boolean(d.readonly));
-  set(o, "boot_order", json_integer(d.boot_order));
-  set(o, "source", source_json(d.source));
-  return o;
-}
-
-static json_t *binding_json(const struct vmh_nic_binding *in) {
-  if (!in)
-    return json_null();
-  struct vmh_nic_binding b;
-  COPY_IN(b, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "type", JNAME(bindings, b.type));
-  set(o, "bridge", jstr(b.bridge));
-  set(o, "port", jstr(b.port));
-  set(o, "interface_id", jstr(b.interface_id));
-  set(o, "tap", jstr(b.tap));
-  set(o, "mac", jstr(b.mac));
-  set(o, "vlan", json_integer(b.vlan));
-  set(o, "mtu", json_integer(b.mtu));
-  return o;
-}
-
-static json_t *nic_json(const struct vmh_nic *in) {
-  struct vmh_nic n;
-  COPY_IN(n, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(n.name));
-  set(o, "network", jstr(n.network));
-  set(o, "mac", jstr(n.mac));
-  set(o, "vlan", json_integer(n.vlan));
-  set(o, "model", JNAME(nic_models, n.model));
-  set(o, "binding", binding_json(n.binding));
-  return o;
-}
-
-static json_t *vm_json(const struct vmh_vm_record *in) {
-  struct vmh_vm_record rec;
-  struct vmh_vm_spec spec;
-  struct vmh_vm_info info;
-  COPY_IN(rec, in);
-  COPY_IN(spec, rec.spec);
-  COPY_IN(info, rec.info);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "id", jstr(spec.id ? spec.id : info.id));
-  set(o, "name", jstr(spec.name ? spec.name : info.name));
-  set(o, "status", JNAME(vm_statuses, rec.status));
-  set(o, "state", JNAME(vm_states, info.state));
-  /* The record's spec is what the VM is meant to have. */
-  set(o, "vcpus", json_integer(spec.vcpus));
-  set(o, "memory", ju64(spec.memory));
-  set(o, "memory_used", ju64(info.memory_used));
-  set(o, "cpu_time_ns", ju64(info.cpu_time_ns));
-  set(o, "uptime_s", ju64(info.uptime_s));
-  set(o, "ips", jstrv(info.ips, info.n_ips));
-  json_t *ch = json_object();
-  if (ch) {
-    set(ch, "type", JNAME(channels, info.channel_type));
-    set(ch, "path", jstr(info.channel_path));
-    set(ch, "port", json_integer(info.channel_port));
-  }
-  set(o, "channel", ch);
-  set(o, "created", json_integer(rec.created));
-  set(o, "updated_us", json_integer(rec.updated_us));
-  set(o, "error", jstr(rec.error));
-  set(o, "hypervisor", jstr(spec.hypervisor));
-  set(o, "kernel", jstr(spec.kernel));
-  set(o, "initrd", jstr(spec.initrd));
-  set(o, "cmdline", jstr(spec.cmdline));
-  set(o, "firmware", jstr(spec.firmware));
-  set(o, "guest_channel", json_boolean(spec.guest_channel));
-  set(o, "user_data", jstr(spec.user_data));
-  set(o, "meta_data", jstr(spec.meta_data));
-  json_t *disks = json_array();
-  for (uint32_t i = 0; disks && spec.disks && i < spec.n_disks; i++)
-    append(disks, disk_json(ELEM(spec.disks, i)));
-  set(o, "disks", disks);
-  json_t *nics = json_array();
-  for (uint32_t i = 0; nics && spec.nics && i < spec.n_nics; i++)
-    append(nics, nic_json(ELEM(spec.nics, i)));
-  set(o, "nics", nics);
-  /* vmh_keyval has no struct_size: a plain array. */
-  json_t *md = json_object();
-  for (uint32_t i = 0; md && spec.metadata && i < spec.n_metadata; i++)
-    if (spec.metadata[i].key)
-      set(md, spec.metadata[i].key, jstr(spec.metadata[i].value));
-  set(o, "metadata", md);
-  return o;
-}
-
-static json_t *snapshot_json(const struct vmh_snapshot_info *in) {
-  struct vmh_snapshot_info s;
-  COPY_IN(s, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "id", jstr(s.id));
-  set(o, "name", jstr(s.name));
-  set(o, "parent", jstr(s.parent));
-  set(o, "created", json_integer(s.created));
-  set(o, "vm_state", JNAME(vm_states, s.vm_state));
-  set(o, "current", json_boolean(s.current));
-  return o;
-}
-
-static json_t *console_json(const struct vmh_console_info *in) {
-  struct vmh_console_info c;
-  COPY_IN(c, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "type", JNAME(consoles, c.type));
-  set(o, "host", jstr(c.host));
-  set(o, "port", json_integer(c.port));
-  set(o, "path", jstr(c.path));
-  set(o, "password", jstr(c.password));
-  return o;
-}
-
-static json_t *pool_json(const struct vmh_pool_info *in) {
-  struct vmh_pool_info p;
-  COPY_IN(p, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(p.name));
-  set(o, "type", jstr(p.type));
-  set(o, "capacity", ju64(p.capacity));
-  set(o, "allocation", ju64(p.allocation));
-  set(o, "available", ju64(p.available));
-  set(o, "n_volumes", json_integer(p.n_volumes));
-  set(o, "default_format", JNAME(formats, p.default_format));
-  return o;
-}
-
-static json_t *volume_json(const struct vmh_volume_info *in) {
-  struct vmh_volume_info v;
-  COPY_IN(v, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(v.name));
-  set(o, "capacity", ju64(v.capacity));
-  set(o, "allocation", ju64(v.allocation));
-  set(o, "format", JNAME(formats, v.format));
-  set(o, "backing", jstr(v.backing));
-  return o;
-}
-
-static json_t *image_json(const struct vmh_image_info *in) {
-  struct vmh_image_info i;
-  COPY_IN(i, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(i.name));
-  set(o, "size", ju64(i.size));
-  set(o, "sha256", jstr(i.sha256));
-  set(o, "n_users", json_integer(i.n_users));
-  return o;
-}
-
-static json_t *network_json(const struct vmh_network_info *in) {
-  struct vmh_network_info n;
-  COPY_IN(n, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(n.name));
-  set(o, "type", jstr(n.type));
-  set(o, "bridge", jstr(n.bridge));
-  set(o, "cidr", jstr(n.cidr));
-  set(o, "gateway", jstr(n.gateway));
-  set(o, "mtu", json_integer(n.mtu));
-  set(o, "n_ports", json_integer(n.n_ports));
-  set(o, "up", json_boolean(n.up));
-  return o;
-}
-
-static json_t *host_json(const struct vmh_host_info *in) {
-  struct vmh_host_info h;
-  COPY_IN(h, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "hostname", jstr(h.hostname));
-  set(o, "os_name", jstr(h.os_name));
-  set(o, "os_version", jstr(h.os_version));
-  set(o, "kernel", jstr(h.kernel));
-  set(o, "arch", jstr(h.arch));
-  set(o, "cpu_model", jstr(h.cpu_model));
-  set(o, "cpu_sockets", json_integer(h.cpu_sockets));
-  set(o, "cpu_cores", json_integer(h.cpu_cores));
-  set(o, "cpu_threads", json_integer(h.cpu_threads));
-  set(o, "memory_total", ju64(h.memory_total));
-  set(o, "memory_available", ju64(h.memory_available));
-  set(o, "uptime_s", ju64(h.uptime_s));
-  set(o, "n_vms", json_integer(h.n_vms));
-  return o;
-}
-
-static json_t *check_json(const struct vmh_health_check *in) {
-  struct vmh_health_check c;
-  COPY_IN(c, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(c.name));
-  set(o, "kind", jstr(c.kind));
-  set(o, "status", JNAME(check_statuses, c.status));
-  set(o, "message", jstr(c.message));
-  return o;
-}
-
-static json_t *plugin_json(const struct vmh_plugin_info *in) {
-  struct vmh_plugin_info p;
-  COPY_IN(p, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "name", jstr(p.name));
-  set(o, "kind", jstr(p.kind));
-  set(o, "version", jstr(p.version));
-  set(o, "description", jstr(p.description));
-  set(o, "file", jstr(p.file));
-  set(o, "abi_major", json_integer(p.abi_major));
-  set(o, "abi_minor", json_integer(p.abi_minor));
-  set(o, "thread_model", JNAME(thread_models, p.thread_model));
-  set(o, "instances", jstrv(p.instances, p.n_instances));
-  set(o, "ops", jstrv(p.ops, p.n_ops));
-  return o;
-}
-
-static json_t *event_json(const struct vmh_event *in) {
-  struct vmh_event e;
-  COPY_IN(e, in);
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  set(o, "type", JNAME(event_types, e.type));
-  set(o, "time_us", json_integer(e.time_us));
-  set(o, "source", jstr(e.source));
-  set(o, "vm_id", jstr(e.vm_id));
-  set(o, "state", JNAME(vm_states, e.state));
-  set(o, "reason", jstr(e.reason));
-  set(o, "operation", jstr(e.operation));
-  set(o, "code", json_integer(e.code));
-  set(o, "message", jstr(e.message));
-  set(o, "object", jstr(e.object));
-  set(o, "done", ju64(e.done));
-  set(o, "total", ju64(e.total));
-  return o;
-}
-
-/* ---- One request ---------------------------------------------------------
- */
-
-/* Memory for the arguments of one core call, all freed together as soon
- * as the call returns. */
-struct arena {
-  void **v;
-  size_t n, cap;
-};
-
-static void *arena_alloc(struct arena *a, size_t size) {
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 16;
-    void **v = realloc(a->v, cap * sizeof *v);
-    if (!v)
-      return NULL;
-    a->v = v;
-    a->cap = cap;
-  }
-  void *p = calloc(1, size ? size : 1);
-  if (p)
-    a->v[a->n++] = p;
-  return p;
-}
-
-static char *arena_strndup(struct arena *a, const char *s, size_t len) {
-  char *p = arena_alloc(a, len + 1);
-  if (p)
-    memcpy(p, s, len);
-  return p;
-}
-
-static void arena_free(struct arena *a) {
-  for (size_t i = 0; i < a->n; i++)
-    free(a->v[i]);
-  free(a->v);
-  *a = (struct arena){0};
 }
 
 /* ---- Responses -----------------------------------------------------------
@@ -593,9 +129,9 @@ static json_t *response(const struct vmh_core *core, json_t *res, int code,
   json_t *o = json_object();
   if (o) {
     set(o, "code", json_integer(code));
-    set(o, "error", jstr(core->error_name(code)));
+    set(o, "error", abij_str(core->error_name(code)));
     set(o, "http", json_integer(core->http_status(code)));
-    set(o, "message", jstr(message));
+    set(o, "message", abij_str(message));
     if (res)
       json_object_update_missing(o, res);
   }
@@ -638,12 +174,12 @@ static size_t dump_line(json_t *o, char **ret) {
  */
 struct call {
   const struct vmh_core *core;
-  uint32_t flags;         /* the request's "flags" */
-  struct arena arena;     /* the arguments, freed once the core has them */
-  char err[512];          /* why the request was refused before the core */
-  struct vmh_reply reply; /* must outlive done(): not on a stack */
-  int efd;                /* eventfd: done() has been called */
-  bool want_text;         /* "text" in the answer even if none came */
+  uint32_t flags;          /* the request's "flags" */
+  struct abij_in in;       /* the arguments, freed once the core has them, and
+                              why the request was refused before the core */
+  struct abij_reply reply; /* must outlive done(): not on a stack */
+  int efd;                 /* eventfd: done() has been called */
+  bool want_text;          /* "text" in the answer even if none came */
 
   pthread_mutex_t lock; /* guards everything below */
   unsigned refs;
@@ -659,7 +195,7 @@ struct call {
 };
 
 static void call_free(struct call *k) {
-  arena_free(&k->arena);
+  abij_arena_free(&k->in.arena);
   if (k->efd >= 0)
     close(k->efd);
   pthread_mutex_destroy(&k->lock);
@@ -683,7 +219,7 @@ static json_t *call_response(struct call *k) {
   json_t *res = k->res;
   k->res = NULL;
   if (res && k->text)
-    set(res, "text", jstr(k->text));
+    set(res, "text", abij_str(k->text));
   else if (res && k->want_text)
     set(res, "text", json_string(""));
   if (k->text_oom)
@@ -726,44 +262,12 @@ static void set_result(struct call *k, const char *key, json_t *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
-static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
-  add_result(opaque, "vms", vm_json(vm));
-}
-
-static void on_snapshot(void *opaque, const struct vmh_snapshot_info *s) {
-  add_result(opaque, "snapshots", snapshot_json(s));
-}
-
-static void on_console(void *opaque, const struct vmh_console_info *c) {
-  set_result(opaque, "console", console_json(c));
-}
-
-static void on_pool(void *opaque, const struct vmh_pool_info *p) {
-  add_result(opaque, "pools", pool_json(p));
-}
-
-static void on_volume(void *opaque, const struct vmh_volume_info *v) {
-  add_result(opaque, "volumes", volume_json(v));
-}
-
-static void on_image(void *opaque, const struct vmh_image_info *i) {
-  add_result(opaque, "images", image_json(i));
-}
-
-static void on_network(void *opaque, const struct vmh_network_info *n) {
-  add_result(opaque, "networks", network_json(n));
-}
-
-static void on_host(void *opaque, const struct vmh_host_info *h) {
-  set_result(opaque, "host", host_json(h));
-}
-
-static void on_check(void *opaque, const struct vmh_health_check *c) {
-  add_result(opaque, "checks", check_json(c));
-}
-
-static void on_plugin(void *opaque, const struct vmh_plugin_info *p) {
-  add_result(opaque, "plugins", plugin_json(p));
+/* One object each for the console and the host, arrays for the rest. */
+static void on_result(void *opaque, const char *key, json_t *v) {
+  if (!strcmp(key, "console") || !strcmp(key, "host"))
+    set_result(opaque, key, v);
+  else
+    add_result(opaque, key, v);
 }
 
 static void on_text(void *opaque, const char *text, size_t len) {
@@ -850,311 +354,14 @@ static struct call *call_new(struct ctl *ctl, uint32_t flags) {
     call_free(k);
     return NULL;
   }
-  k->reply = (struct vmh_reply){
-      .struct_size = sizeof k->reply,
-      .opaque = k,
-      .vm = on_vm,
-      .snapshot = on_snapshot,
-      .console = on_console,
-      .pool = on_pool,
-      .volume = on_volume,
-      .image = on_image,
-      .network = on_network,
-      .host = on_host,
-      .check = on_check,
-      .plugin = on_plugin,
-      .text = on_text,
-      .done = on_done,
-  };
+  abij_reply_init(&k->reply, k, on_result, on_text, on_done);
   return k;
-}
-
-static int refuse(struct call *k, const char *fmt, ...)
-    __attribute__((__format__(__printf__, 2, 3)));
-static int refuse(struct call *k, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(k->err, sizeof k->err, fmt, ap);
-  va_end(ap);
-  return VMH_EINVAL;
-}
-
-static int no_memory(struct call *k) {
-  snprintf(k->err, sizeof k->err, "out of memory");
-  return VMH_ENOMEM;
-}
-
-/* ---- Request fields ------------------------------------------------------
- *
- * Only JSON types are checked here; what the values mean is the core's to
- * judge (that is what the tests test).  A field that is absent or null
- * goes to the core as NULL or 0, so a test can check how the core takes a
- * missing argument.  Each helper returns 0 or a VMH_E* code with k->err
- * set.  `where` prefixes messages ("spec.disks[0].").
- */
-
-static int only_keys(struct call *k, json_t *obj, const char *where,
-                     const char *const *keys) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(obj, key, v) {
-    bool known = !where[0] && (!strcmp(key, "op") || !strcmp(key, "flags"));
-    for (size_t i = 0; keys[i] && !known; i++)
-      known = !strcmp(key, keys[i]);
-    /* Strict, as the config is: a misspelt field would otherwise be a test
-     * that silently tests nothing. */
-    if (!known)
-      return refuse(k, "unknown field '%s%s'", where, key);
-  }
-  return 0;
-}
-
-static int get_string(struct call *k, json_t *obj, const char *where,
-                      const char *key, const char **ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = NULL;
-  if (!v || json_is_null(v))
-    return 0;
-  if (!json_is_string(v))
-    return refuse(k, "'%s%s' must be a string", where, key);
-  /* Copied into the arena: freed as soon as the core call returns. */
-  char *s =
-      arena_strndup(&k->arena, json_string_value(v), json_string_length(v));
-  if (!s)
-    return no_memory(k);
-  *ret = s;
-  return 0;
-}
-
-static int get_bool(struct call *k, json_t *obj, const char *where,
-                    const char *key, uint32_t *ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = 0;
-  if (!v || json_is_null(v))
-    return 0;
-  if (!json_is_boolean(v))
-    return refuse(k, "'%s%s' must be true or false", where, key);
-  *ret = json_is_true(v);
-  return 0;
-}
-
-static int get_uint(struct call *k, json_t *obj, const char *where,
-                    const char *key, uint64_t max, uint64_t *ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = 0;
-  if (!v || json_is_null(v))
-    return 0;
-  if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-      (uint64_t)json_integer_value(v) > max)
-    return refuse(k, "'%s%s' must be an integer from 0 to %" PRIu64, where, key,
-                  max);
-  *ret = (uint64_t)json_integer_value(v);
-  return 0;
-}
-
-static int get_u32(struct call *k, json_t *obj, const char *where,
-                   const char *key, uint32_t *ret) {
-  uint64_t v;
-  int r = get_uint(k, obj, where, key, UINT32_MAX, &v);
-  *ret = (uint32_t)v;
-  return r;
-}
-
-/* An enum: one of its names, or any number (passed through so that a test
- * can check that the core refuses values it does not know). */
-static int get_enum(struct call *k, json_t *obj, const char *where,
-                    const char *key, const char *const *names, size_t n,
-                    uint32_t *ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = 0;
-  if (!v || json_is_null(v))
-    return 0;
-  if (json_is_integer(v))
-    return get_u32(k, obj, where, key, ret);
-  if (json_is_string(v)) {
-    for (size_t i = 0; i < n; i++) {
-      if (names[i][0] && !strcmp(json_string_value(v), names[i])) {
-        *ret = (uint32_t)i;
-        return 0;
-      }
-    }
-  }
-  char list[256] = "";
-  size_t o = 0;
-  for (size_t i = 0; i < n && o < sizeof list; i++)
-    if (names[i][0])
-      o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "",
-                            names[i]);
-  return refuse(k, "'%s%s' must be one of %s (or a number)", where, key, list);
-}
-
-#define GET_ENUM(k, obj, where, key, tab, ret)                              \
-  get_enum((k), (obj), (where), (key), (tab), sizeof(tab) / sizeof(tab)[0], \
-           (ret))
-
-/* An optional object: absent or null gives NULL. */
-static int get_object(struct call *k, json_t *obj, const char *where,
-                      const char *key, json_t **ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = NULL;
-  if (!v || json_is_null(v))
-    return 0;
-  if (!json_is_object(v))
-    return refuse(k, "'%s%s' must be an object", where, key);
-  *ret = v;
-  return 0;
-}
-
-static int get_array(struct call *k, json_t *obj, const char *where,
-                     const char *key, json_t **ret) {
-  json_t *v = json_object_get(obj, key);
-  *ret = NULL;
-  if (!v || json_is_null(v))
-    return 0;
-  if (!json_is_array(v))
-    return refuse(k, "'%s%s' must be an array", where, key);
-  *ret = v;
-  return 0;
-}
-
-static int parse_disk(struct call *k, json_t *o, const char *where,
-                      struct vmh_disk *d) {
-  static const char *const keys[] = {
-      "name", "pool",       "volume",   "size",       "format",
-      "bus",  "base_image", "readonly", "boot_order", NULL};
-  int r;
-  *d = (struct vmh_disk){.struct_size = sizeof *d};
-  if ((r = only_keys(k, o, where, keys)) < 0 ||
-      (r = get_string(k, o, where, "name", &d->name)) < 0 ||
-      (r = get_string(k, o, where, "pool", &d->pool)) < 0 ||
-      (r = get_string(k, o, where, "volume", &d->volume)) < 0 ||
-      (r = get_uint(k, o, where, "size", INT64_MAX, &d->size)) < 0 ||
-      (r = GET_ENUM(k, o, where, "format", formats, &d->format)) < 0 ||
-      (r = GET_ENUM(k, o, where, "bus", buses, &d->bus)) < 0 ||
-      (r = get_string(k, o, where, "base_image", &d->base_image)) < 0 ||
-      (r = get_bool(k, o, where, "readonly", &d->readonly)) < 0 ||
-      (r = get_u32(k, o, where, "boot_order", &d->boot_order)) < 0)
-    return r;
-  return 0;
-}
-
-static int parse_nic(struct call *k, json_t *o, const char *where,
-                     struct vmh_nic *n) {
-  static const char *const keys[] = {"name", "network", "mac",
-                                     "vlan", "model",   NULL};
-  int r;
-  *n = (struct vmh_nic){.struct_size = sizeof *n};
-  if ((r = only_keys(k, o, where, keys)) < 0 ||
-      (r = get_string(k, o, where, "name", &n->name)) < 0 ||
-      (r = get_string(k, o, where, "network", &n->network)) < 0 ||
-      (r = get_string(k, o, where, "mac", &n->mac)) < 0 ||
-      (r = get_u32(k, o, where, "vlan", &n->vlan)) < 0 ||
-      (r = GET_ENUM(k, o, where, "model", nic_models, &n->model)) < 0)
-    return r;
-  return 0;
-}
-
-/* The elements of an array of objects, each parsed by fn into an
- * arena-allocated array of `size`-byte structs. */
-static int parse_list(struct call *k, json_t *a, const char *what, size_t size,
-                      void **ret, uint32_t *ret_n,
-                      int (*fn)(struct call *, json_t *, const char *,
-                                void *)) {
-  *ret = NULL;
-  *ret_n = 0;
-  if (!a)
-    return 0;
-  size_t n = json_array_size(a);
-  if (n > UINT32_MAX)
-    return refuse(k, "'%s' has too many elements", what);
-  char *v = arena_alloc(&k->arena, n * size);
-  if (!v)
-    return no_memory(k);
-  for (size_t i = 0; i < n; i++) {
-    json_t *e = json_array_get(a, i);
-    char where[64];
-    snprintf(where, sizeof where, "%s[%zu].", what, i);
-    if (!json_is_object(e))
-      return refuse(k, "'%s[%zu]' must be an object", what, i);
-    int r = fn(k, e, where, v + i * size);
-    if (r < 0)
-      return r;
-  }
-  *ret = v;
-  *ret_n = (uint32_t)n;
-  return 0;
-}
-
-static int parse_disk_v(struct call *k, json_t *o, const char *where, void *d) {
-  return parse_disk(k, o, where, d);
-}
-
-static int parse_nic_v(struct call *k, json_t *o, const char *where, void *n) {
-  return parse_nic(k, o, where, n);
-}
-
-static int parse_spec(struct call *k, json_t *o, struct vmh_vm_spec *s) {
-  static const char *const keys[] = {
-      "name",     "vcpus",      "memory",        "kernel",    "initrd",
-      "cmdline",  "firmware",   "guest_channel", "user_data", "meta_data",
-      "metadata", "hypervisor", "disks",         "nics",      NULL};
-  const char *w = "spec.";
-  json_t *disks, *nics, *md;
-  void *dv, *nv;
-  int r;
-  *s = (struct vmh_vm_spec){.struct_size = sizeof *s};
-  uint64_t vcpus;
-  if ((r = only_keys(k, o, w, keys)) < 0 ||
-      (r = get_string(k, o, w, "name", &s->name)) < 0 ||
-      (r = get_uint(k, o, w, "vcpus", UINT32_MAX, &vcpus)) < 0 ||
-      (r = get_uint(k, o, w, "memory", INT64_MAX, &s->memory)) < 0 ||
-      (r = get_string(k, o, w, "kernel", &s->kernel)) < 0 ||
-      (r = get_string(k, o, w, "initrd", &s->initrd)) < 0 ||
-      (r = get_string(k, o, w, "cmdline", &s->cmdline)) < 0 ||
-      (r = get_string(k, o, w, "firmware", &s->firmware)) < 0 ||
-      (r = get_bool(k, o, w, "guest_channel", &s->guest_channel)) < 0 ||
-      (r = get_string(k, o, w, "user_data", &s->user_data)) < 0 ||
-      (r = get_string(k, o, w, "meta_data", &s->meta_data)) < 0 ||
-      (r = get_string(k, o, w, "hypervisor", &s->hypervisor)) < 0 ||
-      (r = get_object(k, o, w, "metadata", &md)) < 0 ||
-      (r = get_array(k, o, w, "disks", &disks)) < 0 ||
-      (r = get_array(k, o, w, "nics", &nics)) < 0)
-    return r;
-  s->vcpus = (uint32_t)vcpus;
-  if ((r = parse_list(k, disks, "spec.disks", sizeof(struct vmh_disk), &dv,
-                      &s->n_disks, parse_disk_v)) < 0 ||
-      (r = parse_list(k, nics, "spec.nics", sizeof(struct vmh_nic), &nv,
-                      &s->n_nics, parse_nic_v)) < 0)
-    return r;
-  s->disks = dv;
-  s->nics = nv;
-  if (md) {
-    size_t n = json_object_size(md), i = 0;
-    struct vmh_keyval *kv = arena_alloc(&k->arena, n * sizeof *kv);
-    if (!kv)
-      return no_memory(k);
-    const char *key;
-    json_t *v;
-    json_object_foreach(md, key, v) {
-      if (!json_is_string(v))
-        return refuse(k, "'spec.metadata.%s' must be a string", key);
-      kv[i].key = arena_strndup(&k->arena, key, strlen(key));
-      kv[i].value =
-          arena_strndup(&k->arena, json_string_value(v), json_string_length(v));
-      if (!kv[i].key || !kv[i].value)
-        return no_memory(k);
-      i++;
-    }
-    s->metadata = kv;
-    s->n_metadata = (uint32_t)i;
-  }
-  return 0;
 }
 
 /* ---- Operations ----------------------------------------------------------
  *
  * Each parses its fields, then calls the core (returning 0: done() will
- * come) or refuses (a VMH_E* code, k->err set, the core not called).
+ * come) or refuses (a VMH_E* code, k->in.err set, the core not called).
  */
 
 /* Whether the core's table has op: the table may be older (smaller) than
@@ -1169,7 +376,7 @@ static int parse_spec(struct call *k, json_t *o, struct vmh_vm_spec *s) {
                            : not_supported((k), #fn))
 
 static int not_supported(struct call *k, const char *fn) {
-  snprintf(k->err, sizeof k->err, "the core has no %s operation", fn);
+  snprintf(k->in.err, sizeof k->in.err, "the core has no %s operation", fn);
   return VMH_ENOTSUP;
 }
 
@@ -1178,15 +385,15 @@ static int not_supported(struct call *k, const char *fn) {
 /* Most operations name a VM (and maybe a second string); these cover them. */
 static int parse_vm(struct call *k, json_t *q, const char *const *keys,
                     const char **vm) {
-  int r = only_keys(k, q, "", keys);
-  return r < 0 ? r : get_string(k, q, "", "vm", vm);
+  int r = abij_only_keys(&k->in, q, "", keys);
+  return r < 0 ? r : abij_string(&k->in, q, "", "vm", vm);
 }
 
 static int op_vm_list(struct call *k, json_t *q, vmh_reply_t *rp) {
   uint32_t live;
   int r;
-  if ((r = only_keys(k, q, "", KEYS("live"))) < 0 ||
-      (r = get_bool(k, q, "", "live", &live)) < 0)
+  if ((r = abij_only_keys(&k->in, q, "", KEYS("live"))) < 0 ||
+      (r = abij_bool(&k->in, q, "", "live", &live)) < 0)
     return r;
   return CORE_CALL(k, vm_list, rp, k->flags | (live ? VMH_READ_LIVE : 0));
 }
@@ -1196,7 +403,7 @@ static int op_vm_get(struct call *k, json_t *q, vmh_reply_t *rp) {
   uint32_t live;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "live"), &vm)) < 0 ||
-      (r = get_bool(k, q, "", "live", &live)) < 0)
+      (r = abij_bool(&k->in, q, "", "live", &live)) < 0)
     return r;
   return CORE_CALL(k, vm_get, vm, rp, k->flags | (live ? VMH_READ_LIVE : 0));
 }
@@ -1206,10 +413,10 @@ static int op_vm_create(struct call *k, json_t *q, vmh_reply_t *rp) {
   uint32_t no_start;
   struct vmh_vm_spec spec;
   int r;
-  if ((r = only_keys(k, q, "", KEYS("spec", "no_start"))) < 0 ||
-      (r = get_bool(k, q, "", "no_start", &no_start)) < 0 ||
-      (r = get_object(k, q, "", "spec", &so)) < 0 ||
-      (so && (r = parse_spec(k, so, &spec)) < 0))
+  if ((r = abij_only_keys(&k->in, q, "", KEYS("spec", "no_start"))) < 0 ||
+      (r = abij_bool(&k->in, q, "", "no_start", &no_start)) < 0 ||
+      (r = abij_object(&k->in, q, "", "spec", &so)) < 0 ||
+      (so && (r = abij_spec_in(&k->in, so, "spec.", &spec)) < 0))
     return r;
   return CORE_CALL(k, vm_create, so ? &spec : NULL, rp,
                    k->flags | (no_start ? VMH_CREATE_NO_START : 0));
@@ -1226,9 +433,9 @@ static int op_vm_action(struct call *k, json_t *q, vmh_reply_t *rp) {
   uint32_t action, timeout, force;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "action", "timeout", "force"), &vm)) < 0 ||
-      (r = GET_ENUM(k, q, "", "action", actions, &action)) < 0 ||
-      (r = get_u32(k, q, "", "timeout", &timeout)) < 0 ||
-      (r = get_bool(k, q, "", "force", &force)) < 0)
+      (r = abij_enum(&k->in, q, "", "action", &abij_actions, &action)) < 0 ||
+      (r = abij_u32(&k->in, q, "", "timeout", &timeout)) < 0 ||
+      (r = abij_bool(&k->in, q, "", "force", &force)) < 0)
     return r;
   return CORE_CALL(k, vm_action, vm, action, timeout, rp,
                    k->flags | (force ? VMH_ACTION_FORCE : 0));
@@ -1250,7 +457,7 @@ static int op_snapshot_create(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *vm, *name;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "name"), &vm)) < 0 ||
-      (r = get_string(k, q, "", "name", &name)) < 0)
+      (r = abij_string(&k->in, q, "", "name", &name)) < 0)
     return r;
   return CORE_CALL(k, snapshot_create, vm, name, rp, k->flags);
 }
@@ -1259,7 +466,7 @@ static int op_snapshot_revert(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *vm, *id;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "id"), &vm)) < 0 ||
-      (r = get_string(k, q, "", "id", &id)) < 0)
+      (r = abij_string(&k->in, q, "", "id", &id)) < 0)
     return r;
   return CORE_CALL(k, snapshot_revert, vm, id, rp, k->flags);
 }
@@ -1268,7 +475,7 @@ static int op_snapshot_delete(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *vm, *id;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "id"), &vm)) < 0 ||
-      (r = get_string(k, q, "", "id", &id)) < 0)
+      (r = abij_string(&k->in, q, "", "id", &id)) < 0)
     return r;
   return CORE_CALL(k, snapshot_delete, vm, id, rp, k->flags);
 }
@@ -1279,8 +486,8 @@ static int op_disk_attach(struct call *k, json_t *q, vmh_reply_t *rp) {
   struct vmh_disk disk;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "disk"), &vm)) < 0 ||
-      (r = get_object(k, q, "", "disk", &dobj)) < 0 ||
-      (dobj && (r = parse_disk(k, dobj, "disk.", &disk)) < 0))
+      (r = abij_object(&k->in, q, "", "disk", &dobj)) < 0 ||
+      (dobj && (r = abij_disk_in(&k->in, dobj, "disk.", &disk)) < 0))
     return r;
   return CORE_CALL(k, disk_attach, vm, dobj ? &disk : NULL, rp, k->flags);
 }
@@ -1289,21 +496,21 @@ static int op_disk_detach(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *vm, *disk;
   int r;
   if ((r = parse_vm(k, q, KEYS("vm", "disk"), &vm)) < 0 ||
-      (r = get_string(k, q, "", "disk", &disk)) < 0)
+      (r = abij_string(&k->in, q, "", "disk", &disk)) < 0)
     return r;
   return CORE_CALL(k, disk_detach, vm, disk, rp, k->flags);
 }
 
 static int op_pool_list(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, pool_list, rp, k->flags);
 }
 
 /* pool, volume, image: the name fields of the storage operations. */
 static int parse_pool(struct call *k, json_t *q, const char *const *keys,
                       const char **pool) {
-  int r = only_keys(k, q, "", keys);
-  return r < 0 ? r : get_string(k, q, "", "pool", pool);
+  int r = abij_only_keys(&k->in, q, "", keys);
+  return r < 0 ? r : abij_string(&k->in, q, "", "pool", pool);
 }
 
 static int op_pool_get(struct call *k, json_t *q, vmh_reply_t *rp) {
@@ -1322,27 +529,19 @@ static int op_volume_get(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *pool, *vol;
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "volume"), &pool)) < 0 ||
-      (r = get_string(k, q, "", "volume", &vol)) < 0)
+      (r = abij_string(&k->in, q, "", "volume", &vol)) < 0)
     return r;
   return CORE_CALL(k, volume_get, pool, vol, rp, k->flags);
 }
 
 static int op_volume_create(struct call *k, json_t *q, vmh_reply_t *rp) {
-  static const char *const keys[] = {"name", "size", "format", "base_image",
-                                     NULL};
   const char *pool;
   json_t *vo;
-  struct vmh_volume_spec s = {.struct_size = sizeof s};
+  struct vmh_volume_spec s;
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "volume"), &pool)) < 0 ||
-      (r = get_object(k, q, "", "volume", &vo)) < 0)
-    return r;
-  if (vo &&
-      ((r = only_keys(k, vo, "volume.", keys)) < 0 ||
-       (r = get_string(k, vo, "volume.", "name", &s.name)) < 0 ||
-       (r = get_uint(k, vo, "volume.", "size", INT64_MAX, &s.size)) < 0 ||
-       (r = GET_ENUM(k, vo, "volume.", "format", formats, &s.format)) < 0 ||
-       (r = get_string(k, vo, "volume.", "base_image", &s.base_image)) < 0))
+      (r = abij_object(&k->in, q, "", "volume", &vo)) < 0 ||
+      (vo && (r = abij_volume_spec_in(&k->in, vo, "volume.", &s)) < 0))
     return r;
   return CORE_CALL(k, volume_create, pool, vo ? &s : NULL, rp, k->flags);
 }
@@ -1354,9 +553,9 @@ static int op_volume_resize(struct call *k, json_t *q, vmh_reply_t *rp) {
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "volume", "size", "shrink"), &pool)) <
           0 ||
-      (r = get_string(k, q, "", "volume", &vol)) < 0 ||
-      (r = get_uint(k, q, "", "size", INT64_MAX, &size)) < 0 ||
-      (r = get_bool(k, q, "", "shrink", &shrink)) < 0)
+      (r = abij_string(&k->in, q, "", "volume", &vol)) < 0 ||
+      (r = abij_uint(&k->in, q, "", "size", INT64_MAX, &size)) < 0 ||
+      (r = abij_bool(&k->in, q, "", "shrink", &shrink)) < 0)
     return r;
   return CORE_CALL(k, volume_resize, pool, vol, size, rp,
                    k->flags | (shrink ? VMH_RESIZE_SHRINK : 0));
@@ -1366,7 +565,7 @@ static int op_volume_delete(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *pool, *vol;
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "volume"), &pool)) < 0 ||
-      (r = get_string(k, q, "", "volume", &vol)) < 0)
+      (r = abij_string(&k->in, q, "", "volume", &vol)) < 0)
     return r;
   return CORE_CALL(k, volume_delete, pool, vol, rp, k->flags);
 }
@@ -1378,18 +577,13 @@ static int op_image_list(struct call *k, json_t *q, vmh_reply_t *rp) {
 }
 
 static int op_image_import(struct call *k, json_t *q, vmh_reply_t *rp) {
-  static const char *const keys[] = {"name", "url", "sha256", NULL};
   const char *pool;
   json_t *io;
-  struct vmh_image_spec s = {.struct_size = sizeof s};
+  struct vmh_image_spec s;
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "image"), &pool)) < 0 ||
-      (r = get_object(k, q, "", "image", &io)) < 0)
-    return r;
-  if (io && ((r = only_keys(k, io, "image.", keys)) < 0 ||
-             (r = get_string(k, io, "image.", "name", &s.name)) < 0 ||
-             (r = get_string(k, io, "image.", "url", &s.url)) < 0 ||
-             (r = get_string(k, io, "image.", "sha256", &s.sha256)) < 0))
+      (r = abij_object(&k->in, q, "", "image", &io)) < 0 ||
+      (io && (r = abij_image_spec_in(&k->in, io, "image.", &s)) < 0))
     return r;
   return CORE_CALL(k, image_import, pool, io ? &s : NULL, rp, k->flags);
 }
@@ -1398,42 +592,42 @@ static int op_image_delete(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *pool, *image;
   int r;
   if ((r = parse_pool(k, q, KEYS("pool", "image"), &pool)) < 0 ||
-      (r = get_string(k, q, "", "image", &image)) < 0)
+      (r = abij_string(&k->in, q, "", "image", &image)) < 0)
     return r;
   return CORE_CALL(k, image_delete, pool, image, rp, k->flags);
 }
 
 static int op_network_list(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, network_list, rp, k->flags);
 }
 
 static int op_network_get(struct call *k, json_t *q, vmh_reply_t *rp) {
   const char *net;
   int r;
-  if ((r = only_keys(k, q, "", KEYS("network"))) < 0 ||
-      (r = get_string(k, q, "", "network", &net)) < 0)
+  if ((r = abij_only_keys(&k->in, q, "", KEYS("network"))) < 0 ||
+      (r = abij_string(&k->in, q, "", "network", &net)) < 0)
     return r;
   return CORE_CALL(k, network_get, net, rp, k->flags);
 }
 
 static int op_host_info(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, host_info, rp, k->flags);
 }
 
 static int op_health(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, health, rp, k->flags);
 }
 
 static int op_plugin_list(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, plugin_list, rp, k->flags);
 }
 
 static int op_metrics(struct call *k, json_t *q, vmh_reply_t *rp) {
-  int r = only_keys(k, q, "", KEYS(NULL));
+  int r = abij_only_keys(&k->in, q, "", KEYS(NULL));
   return r < 0 ? r : CORE_CALL(k, metrics, rp, k->flags);
 }
 
@@ -1607,7 +801,7 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
   struct sub *s = opaque;
   json_t *o = json_object();
   if (o)
-    set(o, "event", event_json(ev));
+    set(o, "event", abij_event(ev));
   char *line;
   dump_line(o, &line);
   pthread_mutex_lock(&s->lock);
@@ -1799,21 +993,24 @@ static int handle_line(struct conn *c, const char *line, size_t len) {
     json_decref(q);
     return respond(c, NULL, VMH_ENOMEM, "out of memory");
   }
+  /* The operation's own fields are what is left. */
+  json_object_del(q, "op");
+  json_object_del(q, "flags");
   if (d->results)
     set(k->res, d->results, json_array());
   k->want_text = !strcmp(op, "metrics");
   /* The core's reference, dropped by done(); given back at once if the
    * request is refused before the core is called. */
   k->refs++;
-  int r = d->call(k, q, &k->reply);
+  int r = d->call(k, q, &k->reply.reply);
   /* The core has copied the arguments (core.h): free them now, so that a
    * core that kept a pointer reads freed memory under ASan. */
-  arena_free(&k->arena);
+  abij_arena_free(&k->in.arena);
   json_decref(q);
   if (r < 0) {
     k->refs--;
-    host->log(ctl->inst, VMH_LOG_DEBUG, "%s refused: %s", op, k->err);
-    r = respond(c, NULL, r, k->err);
+    host->log(ctl->inst, VMH_LOG_DEBUG, "%s refused: %s", op, k->in.err);
+    r = respond(c, NULL, r, k->in.err);
     call_unref(k);
     return r;
   }

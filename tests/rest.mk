@@ -1,0 +1,15 @@
+# The REST front-end (plugins/frontend/rest) end to end on the mock
+# backends, with real clients: python's http.client, curl (HTTP/2 with
+# prior knowledge, h2c upgrade, HTTPS with ALPN), nghttp, python-h2 for the
+# abuse cases.  Responses are checked against openapi.yaml (python3-yaml,
+# python3-jsonschema).  Included by tests/Makefile.am.
+REST_TESTS = \
+	test-rest-api.py \
+	test-rest-protocols.py \
+	test-rest-tls.py \
+	test-rest-events.py \
+	test-rest-abuse.py
+if BUILD_PLUGIN_REST
+TESTS += $(REST_TESTS)
+endif
+EXTRA_DIST += $(REST_TESTS) resttest.py

@@ -1,0 +1,195 @@
+"""Helpers of the REST front-end's tests: a vmhostd with the mocks and a
+rest instance on free ports of 127.0.0.1, HTTP/1.1 calls with http.client,
+the other protocols through real clients (curl, nghttp, python-h2), and
+responses checked against plugins/frontend/rest/openapi.yaml.
+
+    from resttest import RestDaemon
+    with RestDaemon() as d:
+        st, hdrs, body = d.get("/api/v1/host")
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vmhtest import Daemon, check, fail, mocks, skip  # noqa: E402
+
+SRCDIR = os.environ.get("srcdir", os.path.dirname(os.path.abspath(__file__)))
+TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(SRCDIR, ".."))
+OPENAPI = os.path.join(TOP_SRCDIR, "plugins", "frontend", "rest", "openapi.yaml")
+
+
+def free_port():
+    """A port nobody listens on now (the kernel's choice)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def import_h2():
+    """python-h2 (Debian's python3-h2).  When python3 is not Debian's own
+    (a pyenv build, say) it lacks Debian's packages: look there too."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import h2  # noqa: F401,F811
+        except ImportError:
+            skip("python3-h2 is not installed")
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+    import h2.exceptions
+    import h2.settings
+    return h2
+
+
+def require(*cmds):
+    for c in cmds:
+        if not shutil.which(c):
+            skip(f"{c} is not installed")
+
+
+class RestDaemon(Daemon):
+    """vmhostd with a rest instance: cleartext on self.port, TLS on
+    self.tls_port, a unix socket at self.usock.  `rest` adds keys to the
+    instance (YAML lines, indented by 4); with listen_extra, `rest` is
+    more listeners instead (list items, indented by 6)."""
+
+    def __init__(self, rest="", body=None, daemon_yaml="", listen_extra=False,
+                 **kw):
+        self.port = free_port()
+        self.tls_port = free_port()
+        tmp = kw.pop("tmp", None)
+        import tempfile
+        self.tmpdir = tmp or tempfile.mkdtemp(prefix="vmhrest.")
+        self.usock = os.path.join(self.tmpdir, "rest.sock")
+        fe = f"""  - name: rest
+    plugin: rest
+    listen:
+      - {{ address: "127.0.0.1:{self.port}" }}
+      - {{ address: "127.0.0.1:{self.tls_port}", tls: true }}
+      - {{ address: "{self.usock}" }}
+{rest if listen_extra else ""}
+{"" if listen_extra else rest}"""
+        super().__init__(body if body is not None else mocks(), daemon_yaml,
+                         tmp=self.tmpdir, frontends=fe, **kw)
+        self._own_tmp = tmp is None
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_base(self):
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    def cert_path(self):
+        return os.path.join(self.tmpdir, "state", "plugins", "rest", "tls",
+                            "cert.pem")
+
+    # -- HTTP/1.1 ---------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, raw=None):
+        """(status, headers dict (lower-case names), parsed JSON or text)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        h = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("content-type", "application/json")
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        c.close()
+        ctype = hdrs.get("content-type", "")
+        val = json.loads(text) if ctype.startswith("application/json") \
+            else text.decode(errors="replace")
+        check("x-request-id" in hdrs, method, path, "no x-request-id", hdrs)
+        return r.status, hdrs, val
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def ok(self, method, path, body=None, status=200):
+        st, _, v = self.request(method, path, body)
+        if st != status:
+            fail(f"{method} {path}: expected {status}, got {st}:", v)
+        return v
+
+    def error(self, method, path, status, code, body=None, **kw):
+        """A request that must fail with status and error code."""
+        st, hdrs, v = self.request(method, path, body, **kw)
+        if st != status or not isinstance(v, dict) or \
+                v.get("error", {}).get("code") != code:
+            fail(f"{method} {path}: expected {status} {code}, got {st}:", v)
+        check(v["error"]["request_id"] == hdrs["x-request-id"], v, hdrs)
+        return v
+
+    # -- other clients ----------------------------------------------------
+    def curl(self, *args, check_rc=True):
+        r = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
+                           capture_output=True, text=True)
+        if check_rc and r.returncode != 0:
+            fail("curl", *args, "exited", r.returncode, r.stderr)
+        return r
+
+    def rss_kb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+# -- OpenAPI ---------------------------------------------------------------
+
+_spec = None
+
+
+def openapi():
+    global _spec
+    if _spec is None:
+        import yaml
+        with open(OPENAPI) as f:
+            _spec = yaml.safe_load(f)
+    return _spec
+
+
+def _operation(method, path):
+    spec = openapi()
+    for pattern, item in spec["paths"].items():
+        rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", pattern) + "$"
+        if re.match(rx, path) and method.lower() in item:
+            return item[method.lower()]
+    return None
+
+
+def validate(method, path, status, value):
+    """Check a JSON answer against the document's schema for it."""
+    import jsonschema
+    op = _operation(method, path.split("?")[0])
+    if op is None:
+        # Only errors (404, 405) may answer what the document lacks.
+        check(status >= 400, f"{method} {path} is not in openapi.yaml")
+        op = {"responses": {"default": {"$ref": "#/components/responses/Error"}}}
+    resp = op["responses"].get(str(status)) or op["responses"].get("default")
+    if "$ref" in resp:
+        resp = openapi()["components"]["responses"][resp["$ref"].split("/")[-1]]
+    check(resp is not None, f"{method} {path}: status {status} not documented")
+    content = resp.get("content", {})
+    media = content.get("application/json")
+    if media is None:
+        return
+    schema = dict(media["schema"])
+    schema["components"] = openapi()["components"]
+    # The document's references are #/components/...: resolve them
+    # against a schema that carries the components at its root.
+    jsonschema.validate(value, schema,
+                        cls=jsonschema.Draft202012Validator)

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""The REST front-end under abuse: oversized headers and bodies (431, 413)
+over HTTP/1.1 and HTTP/2; 10,000 HTTP/2 streams opened and reset at once
+(rapid reset, CVE-2023-44487: GOAWAY); slowloris (requests and TLS
+handshakes that never finish); a connection flood past max_connections.
+Through all of it the daemon keeps serving others and its RSS stays
+bounded."""
+import socket
+import ssl
+import subprocess
+import time
+
+from resttest import RestDaemon, import_h2, require
+from vmhtest import check
+
+require("curl", "nghttp")
+h2 = import_h2()
+
+LIMITS = """    limits:
+      max_connections: 100
+      max_header_size: 8K
+      max_body_size: 64K
+      request_timeout: 2
+      handshake_timeout: 2
+      resets_per_second: 100
+      requests_per_second: 50
+"""
+
+
+def closed_within(s, seconds):
+    """Whether the server closes s (EOF or reset) within seconds."""
+    s.settimeout(seconds)
+    try:
+        while True:
+            if not s.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def serving(d):
+    r = d.curl("-o", "/dev/null", "-w", "%{http_code}",
+               d.base + "/api/v1/host", check_rc=False)
+    return r.stdout == "200"
+
+
+with RestDaemon(rest=LIMITS) as d:
+    rss0 = d.rss_kb()
+
+    # Oversized headers and bodies, both protocols.
+    d.error("GET", "/api/v1/host", 431, "HEADERS_TOO_LARGE",
+            headers={"x-big": "a" * 9000})
+    for proto in ("--http1.1", "--http2-prior-knowledge"):
+        r = d.curl(proto, "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                   "x-big: " + "a" * 9000, d.base + "/api/v1/host",
+                   check_rc=False)
+        check(r.stdout == "431", proto, "headers", r.stdout, r.stderr)
+    big = '{"name":"x","user_data":"' + "y" * 100000 + '"}'
+    for proto in ("--http1.1", "--http2-prior-knowledge"):
+        r = subprocess.run(["curl", "-sS", proto, "-o", "/dev/null", "-w",
+                            "%{http_code}", "-H",
+                            "content-type: application/json",
+                            "--data-binary", "@-", d.base + "/api/v1/vms"],
+                           input=big, capture_output=True, text=True,
+                           timeout=20)
+        check(r.stdout == "413", proto, "body", r.stdout, r.stderr)
+    check(serving(d), "not serving after oversized requests")
+
+    # More than requests_per_second (50) on one connection: 429.
+    r = subprocess.run(["nghttp", "-n", "-v", "-m", "200",
+                        d.base + "/api/v1/host"], capture_output=True,
+                       text=True, timeout=30)
+    n429 = r.stdout.count(":status: 429")
+    check(r.stdout.count(":status: 200") >= 50 and n429 >= 100,
+          "rate limit:", n429, "429s", r.stdout[-1000:])
+    check(serving(d), "a new connection is refused after the rate limit")
+
+    # Rapid reset: 10,000 streams opened and cancelled at once.
+    s = socket.create_connection(("127.0.0.1", d.port))
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    hdrs = [(":method", "GET"), (":scheme", "http"),
+            (":authority", "127.0.0.1"), (":path", "/api/v1/host")]
+    sent, goaway = 0, None
+    s.settimeout(0.001)
+    try:
+        for i in range(10000):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, hdrs, end_stream=True)
+            conn.reset_stream(sid)
+            sent += 1
+            if i % 50 == 49:
+                s.sendall(conn.data_to_send())
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    data = None
+                if data == b"":
+                    break
+                for ev in conn.receive_data(data or b""):
+                    if isinstance(ev, h2.events.ConnectionTerminated):
+                        goaway = ev
+                if goaway:
+                    break
+    except (BrokenPipeError, ConnectionResetError,
+            h2.exceptions.ProtocolError):
+        pass
+    s.settimeout(5)
+    try:
+        while not goaway:
+            data = s.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    goaway = ev
+    except (ConnectionResetError, socket.timeout, h2.exceptions.ProtocolError):
+        pass
+    s.close()
+    check(goaway is not None and goaway.error_code ==
+          h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+          "no GOAWAY ENHANCE_YOUR_CALM after", sent, "resets:", goaway)
+    print("GOAWAY after", sent, "streams reset", flush=True)
+    check(sent < 10000, "all 10,000 resets taken")
+    check("streams in a second: GOAWAY" in d.log() or goaway, "not logged")
+    check(serving(d), "not serving after rapid reset")
+
+    # Slowloris: headers that never end, a TLS handshake never begun, a
+    # body that never comes; each closed after its timeout (2 s here).
+    slow = []
+    for i in range(20):
+        c = socket.create_connection(("127.0.0.1", d.port))
+        c.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\nX-a: ")
+        slow.append(c)
+    c = socket.create_connection(("127.0.0.1", d.port))
+    c.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    slow.append(c)
+    slow.append(socket.create_connection(("127.0.0.1", d.tls_port)))
+    slow.append(socket.create_connection(("127.0.0.1", d.port)))  # silent
+    check(serving(d), "not serving during slowloris")
+    t0 = time.time()
+    for c in slow:
+        check(closed_within(c, 6), "a slow connection was kept open")
+        c.close()
+    check(time.time() - t0 < 8, "timeouts too slow")
+
+    # Connection flood past max_connections (100): the excess is refused
+    # at once, the slots come back after the handshake timeout.
+    flood = [socket.create_connection(("127.0.0.1", d.port))
+             for _ in range(300)]
+    refused = sum(closed_within(c, 0.05) for c in flood[100:])
+    check(refused >= 190, "excess connections kept:", 300 - 100 - refused)
+    check("max_connections" in d.log(), "refusals not logged")
+    for c in flood[:100]:
+        closed_within(c, 4)
+        c.close()
+    for c in flood[100:]:
+        c.close()
+    deadline = time.time() + 5
+    while not serving(d) and time.time() < deadline:
+        time.sleep(0.2)
+    check(serving(d), "not serving after the flood")
+
+    # A TLS client still gets through.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", d.tls_port)) as raw:
+        with ctx.wrap_socket(raw) as t:
+            t.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            check(t.recv(100).startswith(b"HTTP/1.1 200"), "TLS after abuse")
+
+    rss1 = d.rss_kb()
+    print(f"RSS: {rss0} kB before, {rss1} kB after", flush=True)
+    check(rss1 - rss0 < 64 * 1024, "RSS grew by", rss1 - rss0, "kB")
+    check(d.stop() == 0, "exit")

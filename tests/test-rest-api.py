@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The REST API on the mock backends, over HTTP/1.1: every route, a VM's
+whole life, each error status, validation at the edge; every JSON answer
+checked against openapi.yaml."""
+import json
+
+from resttest import RestDaemon, validate
+from vmhtest import check, fail
+
+V = "/api/v1"
+
+with RestDaemon() as d:
+    def call(method, path, body=None, status=200, raw=None, headers=None):
+        st, hdrs, v = d.request(method, path, body, raw=raw, headers=headers)
+        if st != status:
+            fail(f"{method} {path}: expected {status}, got {st}:", v)
+        if isinstance(v, (dict, list)):
+            validate(method, path, st, v)
+        return v
+
+    def err(method, path, status, code, body=None, raw=None, headers=None):
+        v = d.error(method, path, status, code, body, raw=raw, headers=headers)
+        validate(method, path, status, v)
+        return v
+
+    # Host, daemon.
+    h = call("GET", V + "/host")
+    check(h["cpu_threads"] >= 1 and h["n_vms"] == 0, h)
+    check(set(call("GET", V + "/host/hardware")) >= {"cpu_model", "arch"}, "hw")
+    check(call("GET", V + "/host/metrics")["n_vms"] == 0, "host metrics")
+    check(call("GET", V + "/host/health")["status"] == "ok", "health")
+    names = {p["name"] for p in call("GET", V + "/plugins")["plugins"]}
+    check({"mock", "rest", "ctl"} <= names, names)
+    check(call("GET", "/healthz")["status"] == "ok", "healthz")
+    check(call("GET", "/readyz")["status"] == "ready", "readyz")
+
+    # Storage and networks.
+    check([p["name"] for p in call("GET", V + "/storage/pools")["pools"]] ==
+          ["pool0"], "pools")
+    call("GET", V + "/storage/pools/pool0")
+    vol = call("POST", V + "/storage/pools/pool0/volumes",
+               {"name": "data-1", "size": 1 << 30, "format": "raw"},
+               status=201)
+    check(vol["name"] == "data-1" and vol["capacity"] == 1 << 30, vol)
+    check([v["name"] for v in
+           call("GET", V + "/storage/pools/pool0/volumes")["volumes"]] ==
+          ["data-1"], "volumes")
+    call("GET", V + "/storage/pools/pool0/volumes/data-1")
+    v2 = call("PATCH", V + "/storage/pools/pool0/volumes/data-1",
+              {"size": 2 << 30})
+    check(v2["capacity"] == 2 << 30, v2)
+    err("PATCH", V + "/storage/pools/pool0/volumes/data-1", 400,
+        "INVALID_ARGUMENT", {"size": 1 << 30, "grow": True})
+    call("DELETE", V + "/storage/pools/pool0/volumes/data-1", status=204)
+    err("GET", V + "/storage/pools/pool0/volumes/data-1", 404, "NOT_FOUND")
+    err("GET", V + "/storage/pools/nope", 404, "NOT_FOUND")
+    nets = call("GET", V + "/networks")["networks"]
+    check([n["name"] for n in nets] == ["net0"], nets)
+    call("GET", V + "/networks/net0")
+    err("GET", V + "/networks/nope", 404, "NOT_FOUND")
+
+    # A VM's life.
+    spec = {"name": "web-1", "vcpus": 2, "memory": 1 << 30,
+            "disks": [{"name": "vda", "size": 1 << 30}],
+            "nics": [{"name": "net0"}], "metadata": {"owner": "ops"}}
+    vm = call("POST", V + "/vms", spec, status=201)
+    check(vm["state"] == "running" and vm["status"] == "ready", vm)
+    vid = vm["id"]
+    check(call("GET", V + "/vms/" + vid)["name"] == "web-1", "by id")
+    check(call("GET", V + "/vms/web-1?live=true")["id"] == vid, "live by name")
+    check([x["id"] for x in call("GET", V + "/vms")["vms"]] == [vid], "list")
+    err("POST", V + "/vms", 409, "ALREADY_EXISTS", spec)
+    err("POST", V + "/vms/web-1/start", 409, "INVALID_STATE")
+    check(call("POST", V + "/vms/web-1/pause")["state"] == "paused", "paused")
+    check(call("POST", V + "/vms/web-1/resume")["state"] == "running", "resumed")
+    r = call("POST", V + "/vms/web-1/reboot")
+    check(r["state"] == "running", r)
+    c = call("GET", V + "/vms/web-1/console")
+    check(c["type"] in ("vnc", "spice", "serial"), c)
+    check(call("POST", V + "/vms/web-1/stop", {"force": True, "timeout_s": 5})
+          ["state"] == "stopped", "stopped")
+    err("POST", V + "/vms/web-1/stop", 400, "INVALID_ARGUMENT",
+        {"force": "yes"})
+    err("POST", V + "/vms/web-1/start", 400, "INVALID_ARGUMENT", {"force": True})
+    call("POST", V + "/vms/web-1/start")
+    snap = call("POST", V + "/vms/web-1/snapshots", {"name": "before"},
+                status=201)
+    snaps = call("GET", V + "/vms/web-1/snapshots")["snapshots"]
+    check([s["id"] for s in snaps] == [snap["id"]], snaps)
+    st, _, _ = d.request("POST", f"{V}/vms/web-1/snapshots/{snap['id']}/revert")
+    check(st in (200, 204), "revert", st)
+    call("DELETE", f"{V}/vms/web-1/snapshots/{snap['id']}", status=204)
+    err("DELETE", f"{V}/vms/web-1/snapshots/{snap['id']}", 404, "NOT_FOUND")
+    st, _, v = d.request("POST", V + "/vms/web-1/disks",
+                         {"name": "vdb", "size": 1 << 30})
+    check(st in (200, 204), "attach", st, v)
+    check(any(x["name"] == "vdb" for x in
+              call("GET", V + "/vms/web-1")["disks"]), "vdb attached")
+    st, _, v = d.request("DELETE", V + "/vms/web-1/disks/vdb")
+    check(st in (200, 204), "detach", st, v)
+    call("DELETE", V + "/vms/web-1", status=204)
+    err("GET", V + "/vms/web-1", 404, "NOT_FOUND")
+    check(call("GET", V + "/vms")["vms"] == [], "none left")
+
+    # Validation at the edge: 400 naming the field.
+    def bad(body, field, raw=None, path=V + "/vms"):
+        v = err("POST", path, 400, "INVALID_ARGUMENT", body, raw=raw,
+                headers={"content-type": "application/json"})
+        check(field in v["error"]["message"], field, v)
+
+    bad({"name": "x", "colour": "red"}, "colour")
+    bad({"name": "x", "vcpus": "two"}, "vcpus")
+    bad({"name": "x", "vcpus": 0}, "vcpus")
+    bad({"name": "x", "vcpus": 100000}, "vcpus")
+    bad({"name": "x", "memory": 1}, "memory")
+    bad({"name": "Bad_Name"}, "name")
+    bad({"name": "-x"}, "name")
+    bad({"name": "a" * 64}, "name")
+    bad({"vcpus": 1}, "name")
+    bad({"name": "x", "disks": [{"name": "vda", "size": -1}]}, "disks[0].size")
+    bad({"name": "x", "disks": [{"name": "vda", "bus": 1}]}, "disks[0].bus")
+    bad({"name": "x", "nics": [{"name": "n", "vlan": 5000}]}, "nics[0].vlan")
+    bad({"name": "x", "nics": ["net0"]}, "nics[0]")
+    bad({"name": "x", "metadata": {"k": 1}}, "metadata.k")
+    bad({"name": "x", "start": "no"}, "start")
+    bad(None, "malformed JSON", raw=b'{"name": "x",')
+    bad(None, "malformed JSON", raw=b'{"name": "\xff\xfe"}')
+    bad(None, "malformed JSON", raw=b'{"name": "a", "name": "b"}')
+    bad(None, "object", raw=b'["x"]')
+    bad({"name": "v", "size": "big"}, "size",
+        path=V + "/storage/pools/pool0/volumes")
+    err("GET", V + "/vms/Not_A_Name", 400, "INVALID_ARGUMENT")
+    err("GET", V + "/vms?colour=red", 400, "INVALID_ARGUMENT")
+
+    # 404, 405, 415, 413.
+    err("GET", V + "/nothing", 404, "NOT_FOUND")
+    err("GET", "/api/v2/vms", 404, "NOT_FOUND")
+    err("PUT", V + "/vms", 405, "METHOD_NOT_ALLOWED")
+    err("DELETE", V + "/host", 405, "METHOD_NOT_ALLOWED")
+    err("POST", V + "/vms", 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"name=x",
+        headers={"content-type": "application/x-www-form-urlencoded"})
+    err("POST", V + "/vms", 413, "PAYLOAD_TOO_LARGE",
+        raw=json.dumps({"name": "x", "user_data": "y" * (2 << 20)}).encode(),
+        headers={"content-type": "application/json"})
+    # The connection after a 413 is closed; the daemon serves the next one.
+    call("GET", V + "/host")
+
+    # Metrics: the core's, then per-route counters and histograms.
+    st, hdrs, text = d.get("/metrics")
+    check(st == 200 and hdrs["content-type"].startswith("text/plain"), hdrs)
+    check('vmhost_rest_requests_total{route="POST /api/v1/vms",code="2xx"} 1'
+          in text, text[-2000:])
+    check('vmhost_rest_request_seconds_bucket{route="GET /api/v1/host",'
+          'le="+Inf"}' in text, "histogram")
+    check("vmhost_" in text.split("vmhost_rest_")[0], "core metrics first")
+
+    # One structured access-log line per request.
+    log = d.log()
+    check("access id=" in log and "route=/api/v1/vms/{}" in log and
+          "status=404" in log, log[-3000:])
+    rc = d.stop()
+    check(rc == 0, "exit status", rc)

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""The REST front-end's protocols with real clients: curl over cleartext
+HTTP/2 (prior knowledge, and Upgrade: h2c), HTTP/1.1, HTTPS with ALPN h2
+and http/1.1, a unix socket; nghttp; TLS 1.2 refused unless allowed; the
+generated certificate names the listeners' addresses."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+from resttest import TOP_SRCDIR, RestDaemon, require
+from vmhtest import VMHOSTD, check
+
+require("curl", "nghttp", "openssl")
+
+W = ["-w", "\\n%{http_version} %{http_code}"]
+
+# The documented example and the default config are valid.
+for cfg in ("etc/plugins/rest.yaml", "etc/vmhostd.yaml"):
+    r = subprocess.run([VMHOSTD, "--check-config", "--config",
+                        os.path.join(TOP_SRCDIR, cfg)],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, cfg, r.stderr)
+
+
+def parse(r):
+    body, _, tail = r.stdout.rpartition("\n")
+    ver, code = tail.split()
+    return ver, int(code), body
+
+
+with RestDaemon() as d:
+    path = "/api/v1/host"
+    cases = {
+        "h2c prior knowledge": (["--http2-prior-knowledge", d.base + path], "2"),
+        "h2c upgrade": (["--http2", d.base + path], "2"),
+        "http/1.1": (["--http1.1", d.base + path], "1.1"),
+        "https h2 (ALPN)": (["-k", "--http2", d.tls_base + path], "2"),
+        "https http/1.1 (ALPN)": (["-k", "--http1.1", d.tls_base + path], "1.1"),
+        "unix socket, http/1.1": (["--unix-socket", d.usock,
+                                   "http://localhost" + path], "1.1"),
+        "unix socket, h2c": (["--http2-prior-knowledge", "--unix-socket",
+                              d.usock, "http://localhost" + path], "2"),
+    }
+    for name, (args, want) in cases.items():
+        ver, code, body = parse(d.curl(*W, *args))
+        check(code == 200 and ver == want, name, ver, code, body)
+        check("hostname" in json.loads(body), name, body)
+
+    # A POST through the h2c upgrade and through TLS h2.
+    spec = json.dumps({"name": "up-1", "vcpus": 1, "memory": 1 << 30,
+                       "start": False})
+    for args in (["--http2", d.base], ["-k", "--http2", d.tls_base]):
+        name = "up-1" if args[0] == "--http2" else "up-2"
+        ver, code, body = parse(d.curl(
+            *W, "-X", "POST", "-H", "content-type: application/json",
+            "-d", spec.replace("up-1", name), args[-1] + "/api/v1/vms",
+            *args[:-1]))
+        check(code == 201 and ver == "2" and json.loads(body)["name"] == name,
+              args, ver, code, body)
+
+    # The answer's x-request-id; a client's own id is kept.
+    r = d.curl("-sk", "--http2", "-D", "-", "-o", "/dev/null", "-H",
+               "x-request-id: abc-123", d.tls_base + path)
+    check("x-request-id: abc-123" in r.stdout, r.stdout)
+
+    # nghttp (nghttp2's own client) over TLS and cleartext.
+    for url in (d.tls_base + path, d.base + "/api/v1/vms"):
+        r = subprocess.run(["nghttp", "-v", url], capture_output=True,
+                           text=True, timeout=20)
+        check(r.returncode == 0 and ":status: 200" in r.stdout, url,
+              r.stdout[-2000:], r.stderr)
+    r = subprocess.run(["nghttp", "-nv", "-m", "20", d.base + path],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 0 and r.stdout.count(":status: 200") == 20,
+          "20 requests on one connection", r.stdout[-1500:])
+
+    # TLS 1.3 only by default.
+    r = d.curl("-k", "--tlsv1.2", "--tls-max", "1.2", d.tls_base + path,
+               check_rc=False)
+    check(r.returncode != 0, "TLS 1.2 accepted", r.stdout)
+    check("TLS handshake with 127.0.0.1" in d.log(), "refusal logged")
+
+    # The generated certificate: self-signed, with the listener's address.
+    r = subprocess.run(["openssl", "x509", "-noout", "-text", "-in",
+                        d.cert_path()], capture_output=True, text=True)
+    check("IP Address:127.0.0.1" in r.stdout and "DNS:localhost" in r.stdout,
+          r.stdout)
+    check(os.stat(d.cert_path().replace("cert.pem", "key.pem")).st_mode
+          & 0o077 == 0, "key readable by others")
+    check(d.stop() == 0, "exit")
+
+# An IPv6 listener, where the host has IPv6 loopback.
+try:
+    probe = socket.socket(socket.AF_INET6)
+    probe.bind(("::1", 0))
+    v6port = probe.getsockname()[1]
+    probe.close()
+except OSError:
+    v6port = None
+if v6port:
+    with RestDaemon(rest=f'      - {{ address: "[::1]:{v6port}", tls: true }}',
+                    listen_extra=True) as d:
+        r = d.curl("-k", "-g", "-o", "/dev/null", "-w", "%{http_version} "
+                   "%{http_code}", f"https://[::1]:{v6port}/api/v1/host")
+        check(r.stdout == "2 200", r.stdout)
+        r = subprocess.run(["openssl", "x509", "-noout", "-text", "-in",
+                            d.cert_path()], capture_output=True, text=True)
+        check("IP Address:0:0:0:0:0:0:0:1" in r.stdout, "no ::1 SAN",
+              r.stdout)
+else:
+    print("no IPv6 loopback: [v6]:port listener not tested")
+
+# min_version: "1.2" lets TLS 1.2 in; the same certificate is kept.
+with RestDaemon(rest='    tls: { min_version: "1.2" }') as d:
+    r = d.curl("-k", "--tlsv1.2", "--tls-max", "1.2", "-w", "%{http_code}",
+               "-o", "/dev/null", d.tls_base + "/api/v1/host")
+    check(r.stdout == "200", r.stdout, r.stderr)
+
+# An idle keep-alive connection is closed after idle_timeout; one with a
+# request in flight or answered just now is not.
+with RestDaemon(rest="    limits: { idle_timeout: 2 }") as d:
+    c = socket.create_connection(("127.0.0.1", d.port))
+    c.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.settimeout(5)
+    check(c.recv(4096).startswith(b"HTTP/1.1 200"), "keep-alive answer")
+    t0 = time.time()
+    c.settimeout(8)
+    try:
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+    check(1.5 < time.time() - t0 < 6, "idle close after", time.time() - t0)
+    c.close()

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""TLS of the REST front-end: client certificates (mTLS) required and
+verified; the certificate API (read, regenerate, upload with validation);
+new certificates used by new connections without a restart, including a
+file replaced on disk.  Certificates are made here with openssl."""
+import hashlib
+import os
+import ssl
+import subprocess
+import time
+
+from resttest import RestDaemon, require
+from vmhtest import check
+
+require("curl", "openssl")
+
+
+def sh(*args):
+    subprocess.run(args, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+       f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem")
+
+
+def make_leaf(d, name, ca, san=None):
+    ext = ["-addext", f"subjectAltName={san}"] if san else []
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+       "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", *ext)
+    extfile = f"{d}/{name}.ext"
+    with open(extfile, "w") as f:
+        f.write(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
+    sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
+       f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
+       "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", extfile)
+
+
+def served(port):
+    """SHA-256 of the certificate a new connection gets, as the API writes
+    it (hex pairs with colons)."""
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+# ---- mTLS -----------------------------------------------------------------
+d = RestDaemon(rest="    tls: { client_ca: ca.pem }")
+t = d.tmpdir
+make_ca(t, "ca")
+make_ca(t, "otherca")
+make_leaf(t, "client", "ca")
+make_leaf(t, "intruder", "otherca")
+with d:
+    url = d.tls_base + "/api/v1/host"
+    code = ["-o", "/dev/null", "-w", "%{http_code}", "-k"]
+    r = d.curl(*code, url, check_rc=False)
+    check(r.returncode != 0 or r.stdout != "200", "no cert served", r.stdout)
+    r = d.curl(*code, "--cert", f"{t}/intruder.pem", "--key",
+               f"{t}/intruder.key", url, check_rc=False)
+    check(r.returncode != 0 or r.stdout != "200", "other CA served", r.stdout)
+    r = d.curl(*code, "--cert", f"{t}/client.pem", "--key",
+               f"{t}/client.key", url)
+    check(r.stdout == "200", "good client cert refused", r.stdout, r.stderr)
+    r = d.curl(*code, "--http1.1", "--cert", f"{t}/client.pem", "--key",
+               f"{t}/client.key", url)
+    check(r.stdout == "200", "good client cert over http/1.1", r.stdout)
+    log = d.log()
+    check(log.count("TLS handshake with 127.0.0.1") >= 2, log[-3000:])
+    check("signer" in log or "issuer" in log or "No certificate" in log
+          or "certificate" in log.split("TLS handshake with")[-1], log[-3000:])
+    # Cleartext stays open (loopback), and says nothing of TLS.
+    r = d.curl("-o", "/dev/null", "-w", "%{http_code}", d.base + "/api/v1/host")
+    check(r.stdout == "200", r.stdout)
+
+# ---- the certificate API ----------------------------------------------------
+with RestDaemon() as d:
+    t = d.tmpdir
+    make_ca(t, "ca")
+    make_leaf(t, "server", "ca", san="IP:127.0.0.1,DNS:localhost")
+    make_leaf(t, "server2", "ca", san="IP:127.0.0.1")
+    C = "/api/v1/settings/certificates"
+    info = d.ok("GET", C)
+    check(info["self_signed"] and "127.0.0.1" in info["names"], info)
+    check(info["sha256"] == served(d.tls_port), info, served(d.tls_port))
+
+    new = d.ok("POST", C + "/generate")
+    check(new["sha256"] != info["sha256"], "same certificate after generate")
+    check(served(d.tls_port) == new["sha256"], "new connections, old cert")
+
+    # Upload: validated first.
+    cert, key, ca = (read(f"{t}/server.pem"), read(f"{t}/server.key"),
+                     read(f"{t}/ca.pem"))
+    e = d.error("POST", C + "/upload", 400, "INVALID_ARGUMENT",
+                {"cert": cert, "key": read(f"{t}/server2.key")})
+    check("key" in e["error"]["message"].lower(), e)
+    d.error("POST", C + "/upload", 400, "INVALID_ARGUMENT",
+            {"cert": "-----BEGIN CERTIFICATE-----\nnope\n", "key": key})
+    d.error("POST", C + "/upload", 400, "INVALID_ARGUMENT",
+            {"cert": ca + cert, "key": key})  # leaf not first
+    d.error("POST", C + "/upload", 400, "INVALID_ARGUMENT", {"cert": cert})
+    d.error("POST", C + "/upload", 400, "INVALID_ARGUMENT",
+            {"cert": cert, "key": key, "chain": ca})
+    check(served(d.tls_port) == new["sha256"], "a refused upload changed it")
+
+    up = d.ok("POST", C + "/upload", {"cert": cert + ca, "key": key})
+    check(not up["self_signed"] and "CN=ca" in up["issuer"], up)
+    check(served(d.tls_port) == up["sha256"], "upload not live")
+    # Verified against the CA, by name, without -k.
+    r = d.curl("--cacert", f"{t}/ca.pem", "-o", "/dev/null", "-w",
+               "%{http_code}", d.tls_base + "/api/v1/host")
+    check(r.stdout == "200", r.stdout, r.stderr)
+
+    # A certificate replaced on disk is picked up within seconds.
+    os.replace(f"{t}/server2.key", d.cert_path().replace("cert.pem", "key.pem"))
+    with open(d.cert_path() + ".new", "w") as f:
+        f.write(read(f"{t}/server2.pem"))
+    os.replace(d.cert_path() + ".new", d.cert_path())
+    want = d.ok("GET", C)["sha256"]
+    deadline = time.time() + 10
+    while served(d.tls_port) != want and time.time() < deadline:
+        time.sleep(0.2)
+    check(served(d.tls_port) == want, "file change not picked up")
+    check("reloaded" in d.log(), "reload logged")
+    d.stop()
+    # It survives a restart (it lives in the state dir).
+    d.start()
+    check(served(d.tls_port) == want, "certificate lost at restart")
