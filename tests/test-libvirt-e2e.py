@@ -234,12 +234,16 @@ with Daemon(CFG) as d:
     check(volid == "cidata", "volume id:", volid)
     check(files == {"user-data": ud, "meta-data":
                     f"instance-id: {cid}\nlocal-hostname: ci-1\n"}, files)
-    # Given meta-data is kept as it is, and is enough for a seed.
+    # Given meta-data is kept as it is; network-config joins the seed.
+    nc = "version: 2\nethernets:\n  eth0: {dhcp4: true}\n"
     ci2 = d.ok(op="vm_create", spec=vm_spec(
-        "ci-2", disks=0, nics=0, meta_data="instance-id: mine\n"))
+        "ci-2", disks=0, nics=0, meta_data="instance-id: mine\n",
+        network_config=nc))
     cid2 = ci2["vms"][0]["id"]
+    check(ci2["vms"][0]["network_config"] == nc, "in the record", ci2)
     check(read_seed(os.path.join(hv_dir, cid2 + ".seed.iso"))[1] ==
-          {"meta-data": "instance-id: mine\n"}, "meta-data only")
+          {"meta-data": "instance-id: mine\n", "network-config": nc},
+          "meta-data and network-config")
     # Without either, no seed.
     check(not os.path.exists(os.path.join(hv_dir, vid + ".seed.iso")),
           "a seed for a VM without cloud-init documents")

@@ -271,6 +271,7 @@ json_t *abij_vm(const struct vmh_vm_record *in) {
   set(o, "guest_channel", json_boolean(spec.guest_channel));
   set(o, "user_data", abij_str(spec.user_data));
   set(o, "meta_data", abij_str(spec.meta_data));
+  set(o, "network_config", abij_str(spec.network_config));
   json_t *disks = json_array();
   for (uint32_t i = 0; disks && spec.disks && i < spec.n_disks; i++)
     append(disks, disk_json(ELEM(spec.disks, i)));
@@ -812,9 +813,10 @@ static int parse_nic_v(struct abij_in *k, json_t *o, const char *where,
 int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
                  struct vmh_vm_spec *s) {
   static const char *const keys[] = {
-      "name",     "vcpus",      "memory",        "kernel",    "initrd",
-      "cmdline",  "firmware",   "guest_channel", "user_data", "meta_data",
-      "metadata", "hypervisor", "disks",         "nics",      NULL};
+      "name",      "vcpus",          "memory",   "kernel",
+      "initrd",    "cmdline",        "firmware", "guest_channel",
+      "user_data", "meta_data",      "metadata", "hypervisor",
+      "disks",     "network_config", "nics",     NULL};
   json_t *disks, *nics, *md;
   void *dv, *nv;
   int r;
@@ -832,6 +834,7 @@ int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
       (r = abij_bool(k, o, w, "guest_channel", &s->guest_channel)) < 0 ||
       (r = abij_string(k, o, w, "user_data", &s->user_data)) < 0 ||
       (r = abij_string(k, o, w, "meta_data", &s->meta_data)) < 0 ||
+      (r = abij_string(k, o, w, "network_config", &s->network_config)) < 0 ||
       (r = abij_name(k, o, w, "hypervisor", &s->hypervisor)) < 0 ||
       (r = abij_object(k, o, w, "metadata", &md)) < 0 ||
       (r = abij_array(k, o, w, "disks", &disks)) < 0 ||
