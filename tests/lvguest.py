@@ -78,6 +78,24 @@ sleep 100000
 """ % " ".join(MODS)
 
 
+def guest_config(uri, pool):
+    """vmhostd's config for the guest tests: the libvirt plugin on uri
+    (TCG, q35), a local qcow2 pool in the directory pool, a mock network."""
+    return f"""
+hypervisors:
+  - name: hv0
+    plugin: libvirt
+    uri: "{uri}"
+    domain_type: qemu
+    machine: q35
+    shutdown_timeout: 60
+storage:
+  - {{ name: pool0, plugin: local, path: {pool}, default_format: qcow2 }}
+networks:
+  - {{ name: net0, plugin: mock }}
+"""
+
+
 def skip(why):
     """Skip (77), or fail under CI, which installs every dependency."""
     if os.environ.get("CI") == "true":

@@ -21,7 +21,7 @@ import os
 import subprocess
 import time
 
-from lvguest import (Libvirtd, build_initrd, first_line, kernel,
+from lvguest import (Libvirtd, build_initrd, first_line, guest_config, kernel,
                      require_qemu)
 from vmhtest import Daemon, check, expect, vm_spec
 
@@ -34,19 +34,7 @@ initrd = build_initrd(d.tmp, mods)
 pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
 lv.start()
-d.write_config(f"""
-hypervisors:
-  - name: hv0
-    plugin: libvirt
-    uri: "{lv.uri}"
-    domain_type: qemu
-    machine: q35
-    shutdown_timeout: 60
-storage:
-  - {{ name: pool0, plugin: local, path: {pool}, default_format: qcow2 }}
-networks:
-  - {{ name: net0, plugin: mock }}
-""")
+d.write_config(guest_config(lv.uri, pool))
 
 
 def domains():

@@ -26,8 +26,8 @@ import re
 import socket
 import time
 
-from lvguest import (QEMU_CONF, build_initrd, kernel, kill_qemus, read_line,
-                     require_qemu)
+from lvguest import (QEMU_CONF, build_initrd, guest_config, kernel,
+                     kill_qemus, read_line, require_qemu)
 from vmhtest import Daemon, check, expect, vm_spec
 
 require_qemu()
@@ -43,19 +43,7 @@ with open(os.path.join(embed, "etc", "qemu.conf"), "w") as f:
 initrd = build_initrd(d.tmp, mods)
 pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
-d.write_config(f"""
-hypervisors:
-  - name: hv0
-    plugin: libvirt
-    uri: "qemu:///embed?root={embed}"
-    domain_type: qemu
-    machine: q35
-    shutdown_timeout: 60
-storage:
-  - {{ name: pool0, plugin: local, path: {pool}, default_format: qcow2 }}
-networks:
-  - {{ name: net0, plugin: mock }}
-""")
+d.write_config(guest_config(f"qemu:///embed?root={embed}", pool))
 
 with d:
     print("accelerator: TCG (domain_type qemu)")
