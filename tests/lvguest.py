@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 
+import vmhtest
 from vmhtest import check
 
 # In insmod order: virtio; SATA and the CD-ROM for the cloud-init seed;
@@ -233,6 +234,14 @@ class Libvirtd:
             skip("no libvirtd (libvirt-daemon)")
         if not shutil.which("unshare"):
             skip("no unshare (util-linux)")
+        # A private mount namespace keeps libvirtd's binds away from the
+        # host's libvirt.  A chroot whose / is no mount point cannot make
+        # one: the machine truly lacks the facility (a skip even in CI).
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                            "true"], capture_output=True, text=True)
+        if r.returncode != 0:
+            vmhtest.skip("a private mount namespace cannot be made here "
+                         f"({r.stderr.strip()}): no private libvirtd")
         self.root = root
         self.pid = None
         self.mntns = []   # of every libvirtd started: their QEMUs' too
