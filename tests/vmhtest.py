@@ -71,10 +71,12 @@ class Daemon:
     """One vmhostd in a temporary directory; stopped by PID on exit."""
 
     def __init__(self, body, daemon_yaml="", tmp=None, wrapper=(),
-                 frontends=""):
+                 frontends="", log_level="debug"):
         """wrapper: a command prefix, e.g. ["ip", "netns", "exec", ns].
-        frontends: more entries of the frontends list (YAML), after ctl."""
+        frontends: more entries of the frontends list (YAML), after ctl.
+        log_level: the daemon's (benchmarks run at info, as production)."""
         self.wrapper = list(wrapper)
+        self.log_level = log_level
         self.frontends = frontends
         self._own_tmp = tmp is None
         self.tmp = tmp or tempfile.mkdtemp(prefix="vmhtest.")
@@ -88,7 +90,7 @@ class Daemon:
         with open(self.config, "w") as f:
             f.write(f"""daemon:
   state_dir: state
-  log: {{ level: debug }}
+  log: {{ level: {self.log_level} }}
   reconcile_interval: 0
 {daemon_yaml}
 {body}

@@ -74,7 +74,7 @@ def through_core(tmp_parent):
     """(wall s, vmhostd CPU s, ctl round trip s) for the cycles."""
     tmp = tempfile.mkdtemp(prefix="vmhbench.", dir=tmp_parent)
     try:
-        with Daemon(CFG, tmp=tmp) as d:  # vmhtest logs at debug level
+        with Daemon(CFG, tmp=tmp, log_level="info") as d:
             t = time.monotonic()
             for _ in range(200):
                 d.ok(op="vm_list")
@@ -96,7 +96,7 @@ def through_rest(tmp_parent):
     """(wall s, vmhostd CPU s, round trip s) for the cycles, over REST."""
     tmp = tempfile.mkdtemp(prefix="vmhbench.", dir=tmp_parent)
     try:
-        with RestDaemon(body=CFG, tmp=tmp) as d:
+        with RestDaemon(body=CFG, tmp=tmp, log_level="info") as d:
             c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
 
             def call(method, path, body=None):
