@@ -152,7 +152,7 @@ struct conn {
   struct h2s *s;
   int fd;
   enum cstate state;
-  bool tls_listener, want_out, closing, in_closed;
+  bool want_out, closing, in_closed;
   bool lingering;  /* answered and shut for writing: reading to discard */
   uint32_t events; /* registered with epoll */
   char peer[INET6_ADDRSTRLEN + 8];
@@ -186,9 +186,7 @@ struct h2s {
   void *opaque;
   atomic_uint refs; /* the owner's, and one per live request */
   int ep, wake_fd;
-  struct enum_holder {
-    enum ev_kind kind;
-  } wake_ev;
+  enum ev_kind wake_ev; /* epoll data of the eventfd: just the kind */
   struct listener *listeners;
   struct conn *conns;
   struct conn *dead;  /* closed this round, freed at its end */
@@ -1932,7 +1930,7 @@ int h2s_start(struct h2s *s) {
     s->host->error("cannot set up the server: %s", strerror(errno));
     return VMH_EINTERNAL;
   }
-  s->wake_ev.kind = EV_WAKE;
+  s->wake_ev = EV_WAKE;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_ev};
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake_fd, &ev);
   if (s->any_tls && (r = tls_setup(s)) < 0)
