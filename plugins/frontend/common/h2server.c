@@ -1241,20 +1241,24 @@ static void handshake(struct conn *c) {
     return;
   }
   if (r < 0) {
+    /* The reason: GnuTLS's error, and for a client certificate that did
+     * not verify, why not ("The certificate issuer is unknown."). */
     char why[512] = "";
-    unsigned status = gnutls_session_get_verify_cert_status(c->tls);
     gnutls_datum_t out = {0};
-    if (status && gnutls_certificate_verification_status_print(
-                      status, GNUTLS_CRT_X509, &out, 0) == 0) {
-      snprintf(why, sizeof why, ": %s", out.data);
+    if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+        gnutls_certificate_verification_status_print(
+            gnutls_session_get_verify_cert_status(c->tls), GNUTLS_CRT_X509,
+            &out, 0) == 0) {
+      size_t n = out.size;
+      while (n && (out.data[n - 1] == ' ' || out.data[n - 1] == '\0'))
+        n--;
+      snprintf(why, sizeof why, " (%.*s)", (int)n, out.data);
       gnutls_free(out.data);
     }
     LOG(s, VMH_LOG_WARN, "TLS handshake with %s refused: %s%s", c->peer,
         gnutls_strerror(r), why);
-    {
-      conn_close(c, NULL);
-      return;
-    }
+    conn_close(c, NULL);
+    return;
   }
   gnutls_datum_t alpn = {0};
   bool h2 = gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0 &&
