@@ -124,6 +124,8 @@ struct h2s_req {
   char *method, *path, *query;
   struct hdr *h;
   size_t nh, caph;
+  struct hdr *rh; /* the answer's own headers (h2s_add_header) */
+  size_t nrh;
   size_t hdr_bytes;
   struct buf body;
   char id[65];
@@ -264,6 +266,11 @@ static void req_unref(struct h2s_req *r) {
     free(r->h[i].value);
   }
   free(r->h);
+  for (size_t i = 0; i < r->nrh; i++) {
+    free(r->rh[i].name);
+    free(r->rh[i].value);
+  }
+  free(r->rh);
   buf_free(&r->body);
   buf_free(&r->out);
   struct h2s *s = r->s;
@@ -420,6 +427,23 @@ static void set_head(struct h2s_req *r, int status, const char *ctype) {
   r->answered = true;
   r->status = status;
   snprintf(r->ctype, sizeof r->ctype, "%s", ctype ? ctype : "");
+}
+
+void h2s_add_header(struct h2s_req *r, const char *name, const char *value) {
+  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || r->nrh >= 8)
+    return;
+  struct hdr *h = realloc(r->rh, (r->nrh + 1) * sizeof *h);
+  if (!h)
+    return;
+  r->rh = h;
+  h[r->nrh].name = strdup(name);
+  h[r->nrh].value = strdup(value);
+  if (h[r->nrh].name && h[r->nrh].value) {
+    r->nrh++;
+  } else {
+    free(h[r->nrh].name);
+    free(h[r->nrh].value);
+  }
 }
 
 void h2s_respond(struct h2s_req *r, int status, const char *ctype,
@@ -801,8 +825,12 @@ static void h2_deliver(struct h2s_req *r) {
   char st[8], cl[24];
   snprintf(st, sizeof st, "%d", status);
   snprintf(cl, sizeof cl, "%zu", len);
-  nghttp2_nv nva[5] = {NV(":status", st), NV("x-request-id", r->id)};
+  nghttp2_nv nva[5 + 8] = {NV(":status", st), NV("x-request-id", r->id)};
   size_t n = 2;
+  for (size_t i = 0; i < r->nrh; i++)
+    nva[n++] = (nghttp2_nv){(uint8_t *)r->rh[i].name, (uint8_t *)r->rh[i].value,
+                            strlen(r->rh[i].name), strlen(r->rh[i].value),
+                            NGHTTP2_NV_FLAG_NONE};
   if (r->ctype[0])
     nva[n++] = (nghttp2_nv)NV("content-type", r->ctype);
   if (streaming)
@@ -975,7 +1003,14 @@ static void h1_deliver(struct h2s_req *r) {
                                  "cache-control: no-store\r\n"
                                : len,
                      keep ? "" : "connection: close\r\n");
-    buf_add(&c->out, head, (size_t)n);
+    buf_add(&c->out, head, (size_t)n - 2); /* before the blank line */
+    for (size_t i = 0; i < r->nrh; i++) {
+      int k = snprintf(head, sizeof head, "%s: %s\r\n", r->rh[i].name,
+                       r->rh[i].value);
+      if (k > 0 && (size_t)k < sizeof head)
+        buf_add(&c->out, head, (size_t)k);
+    }
+    buf_add(&c->out, "\r\n", 2);
     r->submitted = true;
   }
   size_t blen = buf_size(&body);

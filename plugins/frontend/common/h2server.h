@@ -117,6 +117,11 @@ void h2s_set_route(struct h2s_req *req, const char *route);
 
 /* ---- Answers (any thread; one of them, exactly once) -------------------- */
 
+/* A header for the answer, before h2s_respond or h2s_stream_begin, on
+ * the thread that gives the answer.  name is lower-case; both are copied;
+ * a header with CR or LF in it is dropped. */
+void h2s_add_header(struct h2s_req *req, const char *name, const char *value);
+
 /* A whole response; body is copied. */
 void h2s_respond(struct h2s_req *req, int status, const char *content_type,
                  const char *body, size_t len);
