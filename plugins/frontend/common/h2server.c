@@ -183,7 +183,11 @@ struct conn {
 struct h2s {
   const struct vmh_host *host;
   const struct vmh_instance *inst;
-  const struct h2s_conf *conf;
+  const struct h2s_conf *conf; /* &conf_copy */
+  /* The limits are read by answers that may come after the front-end
+   * freed its conf (a request the core still held at stop): a copy.  Its
+   * pointers (listeners, paths, names) are used only while running. */
+  struct h2s_conf conf_copy;
   h2s_handler_fn handler;
   void *opaque;
   atomic_uint refs; /* the owner's, and one per live request */
@@ -1918,7 +1922,8 @@ struct h2s *h2s_new(const struct vmh_host *host,
     return NULL;
   s->host = host;
   s->inst = inst;
-  s->conf = conf;
+  s->conf_copy = *conf;
+  s->conf = &s->conf_copy;
   s->handler = handler;
   s->opaque = opaque;
   s->ep = s->wake_fd = -1;

@@ -75,7 +75,8 @@ void h2s_conf_free(struct h2s_conf *conf);
  * request refused by a limit: see h2s_error_status).  Must not block. */
 typedef void (*h2s_handler_fn)(void *opaque, struct h2s_req *req);
 
-/* A server for conf (borrowed until h2s_free).  Nothing runs yet. */
+/* A server for conf (its strings and arrays borrowed until h2s_stop; its
+ * limits copied).  Nothing runs yet. */
 struct h2s *h2s_new(const struct vmh_host *host,
                     const struct vmh_instance *inst,
                     const struct h2s_conf *conf, h2s_handler_fn handler,
