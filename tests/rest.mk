@@ -8,7 +8,8 @@ REST_TESTS = \
 	test-rest-protocols.py \
 	test-rest-tls.py \
 	test-rest-events.py \
-	test-rest-abuse.py
+	test-rest-abuse.py \
+	test-rest-drain.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif

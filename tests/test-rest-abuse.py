@@ -73,6 +73,7 @@ with RestDaemon(rest=LIMITS) as d:
                         d.base + "/api/v1/host"], capture_output=True,
                        text=True, timeout=30)
     n429 = r.stdout.count(":status: 429")
+    check("retry-after: 1" in r.stdout, "429 without retry-after")
     check(r.stdout.count(":status: 200") >= 50 and n429 >= 100,
           "rate limit:", n429, "429s", r.stdout[-1000:])
     check(serving(d), "a new connection is refused after the rate limit")

@@ -64,6 +64,10 @@ with RestDaemon() as d:
     r = d.curl("-sk", "--http2", "-D", "-", "-o", "/dev/null", "-H",
                "x-request-id: abc-123", d.tls_base + path)
     check("x-request-id: abc-123" in r.stdout, r.stdout)
+    r = d.curl("-s", "--http2-prior-knowledge", "-X", "PUT", "-D", "-", "-o",
+               "/dev/null", d.base + "/api/v1/vms")
+    check("allow: GET, POST" in r.stdout, "405 over h2 without allow",
+          r.stdout)
 
     # nghttp (nghttp2's own client) over TLS and cleartext.
     for url in (d.tls_base + path, d.base + "/api/v1/vms"):

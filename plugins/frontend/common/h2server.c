@@ -124,6 +124,8 @@ struct h2s_req {
   char *method, *path, *query;
   struct hdr *h;
   size_t nh, caph;
+  struct hdr *rh; /* the answer's own headers (h2s_add_header) */
+  size_t nrh;
   size_t hdr_bytes;
   struct buf body;
   char id[65];
@@ -152,7 +154,7 @@ struct conn {
   struct h2s *s;
   int fd;
   enum cstate state;
-  bool tls_listener, want_out, closing, in_closed;
+  bool want_out, closing, in_closed;
   bool lingering;  /* answered and shut for writing: reading to discard */
   uint32_t events; /* registered with epoll */
   char peer[INET6_ADDRSTRLEN + 8];
@@ -181,14 +183,16 @@ struct conn {
 struct h2s {
   const struct vmh_host *host;
   const struct vmh_instance *inst;
-  const struct h2s_conf *conf;
+  const struct h2s_conf *conf; /* &conf_copy */
+  /* The limits are read by answers that may come after the front-end
+   * freed its conf (a request the core still held at stop): a copy.  Its
+   * pointers (listeners, paths, names) are used only while running. */
+  struct h2s_conf conf_copy;
   h2s_handler_fn handler;
   void *opaque;
   atomic_uint refs; /* the owner's, and one per live request */
   int ep, wake_fd;
-  struct enum_holder {
-    enum ev_kind kind;
-  } wake_ev;
+  enum ev_kind wake_ev; /* epoll data of the eventfd: just the kind */
   struct listener *listeners;
   struct conn *conns;
   struct conn *dead;  /* closed this round, freed at its end */
@@ -266,6 +270,11 @@ static void req_unref(struct h2s_req *r) {
     free(r->h[i].value);
   }
   free(r->h);
+  for (size_t i = 0; i < r->nrh; i++) {
+    free(r->rh[i].name);
+    free(r->rh[i].value);
+  }
+  free(r->rh);
   buf_free(&r->body);
   buf_free(&r->out);
   struct h2s *s = r->s;
@@ -422,6 +431,23 @@ static void set_head(struct h2s_req *r, int status, const char *ctype) {
   r->answered = true;
   r->status = status;
   snprintf(r->ctype, sizeof r->ctype, "%s", ctype ? ctype : "");
+}
+
+void h2s_add_header(struct h2s_req *r, const char *name, const char *value) {
+  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || r->nrh >= 8)
+    return;
+  struct hdr *h = realloc(r->rh, (r->nrh + 1) * sizeof *h);
+  if (!h)
+    return;
+  r->rh = h;
+  h[r->nrh].name = strdup(name);
+  h[r->nrh].value = strdup(value);
+  if (h[r->nrh].name && h[r->nrh].value) {
+    r->nrh++;
+  } else {
+    free(h[r->nrh].name);
+    free(h[r->nrh].value);
+  }
 }
 
 void h2s_respond(struct h2s_req *r, int status, const char *ctype,
@@ -803,8 +829,12 @@ static void h2_deliver(struct h2s_req *r) {
   char st[8], cl[24];
   snprintf(st, sizeof st, "%d", status);
   snprintf(cl, sizeof cl, "%zu", len);
-  nghttp2_nv nva[5] = {NV(":status", st), NV("x-request-id", r->id)};
+  nghttp2_nv nva[5 + 8] = {NV(":status", st), NV("x-request-id", r->id)};
   size_t n = 2;
+  for (size_t i = 0; i < r->nrh; i++)
+    nva[n++] = (nghttp2_nv){(uint8_t *)r->rh[i].name, (uint8_t *)r->rh[i].value,
+                            strlen(r->rh[i].name), strlen(r->rh[i].value),
+                            NGHTTP2_NV_FLAG_NONE};
   if (r->ctype[0])
     nva[n++] = (nghttp2_nv)NV("content-type", r->ctype);
   if (streaming)
@@ -977,7 +1007,14 @@ static void h1_deliver(struct h2s_req *r) {
                                  "cache-control: no-store\r\n"
                                : len,
                      keep ? "" : "connection: close\r\n");
-    buf_add(&c->out, head, (size_t)n);
+    buf_add(&c->out, head, (size_t)n - 2); /* before the blank line */
+    for (size_t i = 0; i < r->nrh; i++) {
+      int k = snprintf(head, sizeof head, "%s: %s\r\n", r->rh[i].name,
+                       r->rh[i].value);
+      if (k > 0 && (size_t)k < sizeof head)
+        buf_add(&c->out, head, (size_t)k);
+    }
+    buf_add(&c->out, "\r\n", 2);
     r->submitted = true;
   }
   size_t blen = buf_size(&body);
@@ -1243,20 +1280,24 @@ static void handshake(struct conn *c) {
     return;
   }
   if (r < 0) {
+    /* The reason: GnuTLS's error, and for a client certificate that did
+     * not verify, why not ("The certificate issuer is unknown."). */
     char why[512] = "";
-    unsigned status = gnutls_session_get_verify_cert_status(c->tls);
     gnutls_datum_t out = {0};
-    if (status && gnutls_certificate_verification_status_print(
-                      status, GNUTLS_CRT_X509, &out, 0) == 0) {
-      snprintf(why, sizeof why, ": %s", out.data);
+    if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+        gnutls_certificate_verification_status_print(
+            gnutls_session_get_verify_cert_status(c->tls), GNUTLS_CRT_X509,
+            &out, 0) == 0) {
+      size_t n = out.size;
+      while (n && (out.data[n - 1] == ' ' || out.data[n - 1] == '\0'))
+        n--;
+      snprintf(why, sizeof why, " (%.*s)", (int)n, out.data);
       gnutls_free(out.data);
     }
     LOG(s, VMH_LOG_WARN, "TLS handshake with %s refused: %s%s", c->peer,
         gnutls_strerror(r), why);
-    {
-      conn_close(c, NULL);
-      return;
-    }
+    conn_close(c, NULL);
+    return;
   }
   gnutls_datum_t alpn = {0};
   bool h2 = gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0 &&
@@ -1881,7 +1922,8 @@ struct h2s *h2s_new(const struct vmh_host *host,
     return NULL;
   s->host = host;
   s->inst = inst;
-  s->conf = conf;
+  s->conf_copy = *conf;
+  s->conf = &s->conf_copy;
   s->handler = handler;
   s->opaque = opaque;
   s->ep = s->wake_fd = -1;
@@ -1932,7 +1974,7 @@ int h2s_start(struct h2s *s) {
     s->host->error("cannot set up the server: %s", strerror(errno));
     return VMH_EINTERNAL;
   }
-  s->wake_ev.kind = EV_WAKE;
+  s->wake_ev = EV_WAKE;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_ev};
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake_fd, &ev);
   if (s->any_tls && (r = tls_setup(s)) < 0)

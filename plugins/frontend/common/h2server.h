@@ -75,7 +75,8 @@ void h2s_conf_free(struct h2s_conf *conf);
  * request refused by a limit: see h2s_error_status).  Must not block. */
 typedef void (*h2s_handler_fn)(void *opaque, struct h2s_req *req);
 
-/* A server for conf (borrowed until h2s_free).  Nothing runs yet. */
+/* A server for conf (its strings and arrays borrowed until h2s_stop; its
+ * limits copied).  Nothing runs yet. */
 struct h2s *h2s_new(const struct vmh_host *host,
                     const struct vmh_instance *inst,
                     const struct h2s_conf *conf, h2s_handler_fn handler,
@@ -116,6 +117,11 @@ uint64_t h2s_start_us(const struct h2s_req *req);
 void h2s_set_route(struct h2s_req *req, const char *route);
 
 /* ---- Answers (any thread; one of them, exactly once) -------------------- */
+
+/* A header for the answer, before h2s_respond or h2s_stream_begin, on
+ * the thread that gives the answer.  name is lower-case; both are copied;
+ * a header with CR or LF in it is dropped. */
+void h2s_add_header(struct h2s_req *req, const char *name, const char *value);
 
 /* A whole response; body is copied. */
 void h2s_respond(struct h2s_req *req, int status, const char *content_type,

@@ -1073,6 +1073,8 @@ static void route(struct call *k) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
       if (names[i].status == refusal)
         code = names[i].code;
+    if (refusal == 429 || refusal == 503)
+      h2s_add_header(req, "retry-after", "1");
     {
       answer_error(k, refusal, code, h2s_error_message(req));
       return;
@@ -1083,24 +1085,29 @@ static void route(struct call *k) {
     answer_code(k, VMH_ENOMEM, "out of memory");
     return;
   }
-  bool path_known = false;
-  size_t found = N_ROUTES;
+  char allow[64] = ""; /* the methods of the path, for a 405 */
+  size_t found = N_ROUTES, o = 0;
   for (size_t i = 0; i < N_ROUTES && found == N_ROUTES; i++) {
     const char *params[3] = {0};
     if (!match(routes[i].pattern, k->path, params))
       continue;
-    path_known = true;
-    if (strcmp(routes[i].method, method))
+    if (strcmp(routes[i].method, method)) {
+      if (o < sizeof allow)
+        o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s",
+                              o ? ", " : "", routes[i].method);
       continue;
+    }
     found = i;
     memcpy(k->params, params, sizeof params);
   }
   if (found == N_ROUTES) {
-    if (path_known)
+    if (allow[0]) {
+      h2s_add_header(req, "allow", allow);
       answer_error(k, 405, "method_not_allowed",
                    "method not allowed on this resource");
-    else
+    } else {
       answer_error(k, 404, "not_found", "no such resource");
+    }
     return;
   }
   cut(k->path, strlen(k->path));
