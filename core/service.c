@@ -595,4 +595,5 @@ const struct vmh_core core_services = {
     .grpc_status = error_grpc_status,
     .error_name = error_name,
     .ready = service_ready,
+    .vm_generation = vms_generation,
 };

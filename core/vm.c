@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "workers.h"
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_uint_fast64_t generation = 1;
 static struct vm **table;
 static size_t n_table, cap_table;
 
@@ -26,6 +28,15 @@ void vms_rdlock(void) {
 }
 void vms_wrlock(void) {
   pthread_rwlock_wrlock(&lock);
+  /* Counted once the lock is held: a reader that sees the new number and
+   * then takes the lock sees this writer's change too; one that saw the
+   * old number sees a newer one next time.  Every writer counts, changed
+   * or not: a cached answer is at worst encoded once more. */
+  atomic_fetch_add(&generation, 1);
+}
+
+uint64_t vms_generation(void) {
+  return atomic_load(&generation);
 }
 void vms_unlock(void) {
   pthread_rwlock_unlock(&lock);

@@ -111,6 +111,8 @@ void vm_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
 void vms_rdlock(void);
 void vms_wrlock(void);
 void vms_unlock(void);
+/* Changes with every vms_wrlock(): what vm_generation() answers. */
+uint64_t vms_generation(void);
 
 /* The record addressed by id or name (lock held by the caller), or NULL. */
 struct vm *vms_lookup(const char *id_or_name);

@@ -59,6 +59,16 @@ with RestDaemon() as d:
     call("GET", V + "/networks/net0")
     err("GET", V + "/networks/nope", 404, "NOT_FOUND")
 
+    def listed():
+        """The VM list, checked against each VM's own GET: the list is
+        served again from a cache while no record changes, and must never
+        lag behind a change."""
+        vms = call("GET", V + "/vms")["vms"]
+        for x in vms:
+            one = call("GET", V + "/vms/" + x["id"])
+            check(x == one, "the list lags behind:", x, one)
+        return vms
+
     # A VM's life.
     spec = {"name": "web-1", "vcpus": 2, "memory": 1 << 30,
             "disks": [{"name": "vda", "size": 1 << 30}],
@@ -68,17 +78,20 @@ with RestDaemon() as d:
     vid = vm["id"]
     check(call("GET", V + "/vms/" + vid)["name"] == "web-1", "by id")
     check(call("GET", V + "/vms/web-1?live=true")["id"] == vid, "live by name")
-    check([x["id"] for x in call("GET", V + "/vms")["vms"]] == [vid], "list")
+    check([x["id"] for x in listed()] == [vid], "list")
     err("POST", V + "/vms", 409, "ALREADY_EXISTS", spec)
     err("POST", V + "/vms/web-1/start", 409, "INVALID_STATE")
     check(call("POST", V + "/vms/web-1/pause")["state"] == "paused", "paused")
+    check(listed()[0]["state"] == "paused", "paused in the list")
     check(call("POST", V + "/vms/web-1/resume")["state"] == "running", "resumed")
+    check(listed()[0]["state"] == "running", "running in the list")
     r = call("POST", V + "/vms/web-1/reboot")
     check(r["state"] == "running", r)
     c = call("GET", V + "/vms/web-1/console")
     check(c["type"] in ("vnc", "spice", "serial"), c)
     check(call("POST", V + "/vms/web-1/stop", {"force": True, "timeout_s": 5})
           ["state"] == "stopped", "stopped")
+    check(listed()[0]["state"] == "stopped", "stopped in the list")
     err("POST", V + "/vms/web-1/stop", 400, "INVALID_ARGUMENT",
         {"force": "yes"})
     err("POST", V + "/vms/web-1/start", 400, "INVALID_ARGUMENT", {"force": True})
@@ -96,11 +109,12 @@ with RestDaemon() as d:
     check(st in (200, 204), "attach", st, v)
     check(any(x["name"] == "vdb" for x in
               call("GET", V + "/vms/web-1")["disks"]), "vdb attached")
+    check(any(x["name"] == "vdb" for x in listed()[0]["disks"]), "vdb listed")
     st, _, v = d.request("DELETE", V + "/vms/web-1/disks/vdb")
     check(st in (200, 204), "detach", st, v)
     call("DELETE", V + "/vms/web-1", status=204)
     err("GET", V + "/vms/web-1", 404, "NOT_FOUND")
-    check(call("GET", V + "/vms")["vms"] == [], "none left")
+    check(listed() == [], "none left")
 
     # Validation at the edge: 400 naming the field.
     def bad(body, field, raw=None, path=V + "/vms"):

@@ -17,7 +17,7 @@
  *   1.1  storage: image_import, image_list, image_delete (verified base-image
  *        cache); hypervisor: attach_disk, detach_disk (hot-plug); network:
  *        port_addresses (guest addresses from DHCP leases); VM spec:
- *        network_config (cloud-init).
+ *        network_config (cloud-init); core: vm_generation.
  */
 #ifndef VMHOST_COMMON_H
 #define VMHOST_COMMON_H

@@ -106,8 +106,9 @@ enum vmh_vm_action {
 };
 
 /* Flags. */
-#define VMH_READ_LIVE (UINT32_C(1) << 0) /* ask the backend, not the records \
-                                          */
+#define VMH_READ_LIVE                                    \
+  (UINT32_C(1) << 0) /* ask the backend, not the records \
+                      */
 #define VMH_CREATE_NO_START (UINT32_C(1) << 1) /* define, do not start */
 #define VMH_ACTION_FORCE (UINT32_C(1) << 2)    /* stop: power off now */
 /* VMH_RESIZE_SHRINK (storage.h) is accepted by volume_resize. */
@@ -190,6 +191,15 @@ struct vmh_core {
   /* 1 once every instance is open and the daemon serves; 0 while starting
    * or draining. */
   int (*ready)(void);
+
+#if VMH_ABI_TARGET_MINOR >= 1
+  /* ABI 1.1.  A number that changes whenever any VM record may have
+   * changed.  Two vm_list answers (without VMH_READ_LIVE) begun at the same
+   * number hold the same records, so a front-end may keep an answer it
+   * encoded and serve it again while the number stays.  Cheap, any
+   * thread. */
+  uint64_t (*vm_generation)(void);
+#endif
 };
 
 #ifdef __cplusplus

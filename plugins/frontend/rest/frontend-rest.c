@@ -79,6 +79,13 @@ struct rest {
   const struct vmh_core *core;
   uint32_t drain_ms;
   struct route_stats *stats; /* one per route, and one for "no route" */
+  /* The last GET /api/v1/vms answered from memory, encoded, and the VM
+   * generation it was begun at: served again while the generation stays
+   * (a list of many VMs costs its JSON encoding otherwise). */
+  pthread_mutex_t list_lock;
+  char *list_body;
+  size_t list_len;
+  uint64_t list_gen;
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -102,6 +109,7 @@ struct call {
   enum shape shape;
   const char *key; /* LIST */
   int ok_status;   /* 200, 201 */
+  uint64_t gen;    /* vm_list from memory: the generation it began at */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -344,13 +352,67 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
 /* ---- Routes: VMs ---------------------------------------------------------
  */
 
+/* The cached list when it is of generation gen: answered, true. */
+static bool list_cached(struct call *k, uint64_t gen) {
+  struct rest *rest = k->rest;
+  bool hit = false;
+  pthread_mutex_lock(&rest->list_lock);
+  if (rest->list_body && rest->list_gen == gen) {
+    account(k, 200);
+    h2s_respond(k->req, 200, "application/json", rest->list_body,
+                rest->list_len);
+    hit = true;
+  }
+  pthread_mutex_unlock(&rest->list_lock);
+  if (hit)
+    call_unref(k);
+  return hit;
+}
+
+/* Answers a list from memory and keeps it, unless a newer one is kept. */
+static void finish_vm_list(struct call *k, int code, const char *message) {
+  struct rest *rest = k->rest;
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  json_t *v = json_pack("{s:O}", "vms", k->res);
+  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (!s) {
+    answer_json(k, 200, NULL); /* the out-of-memory answer */
+    return;
+  }
+  size_t len = strlen(s);
+  account(k, 200);
+  h2s_respond(k->req, 200, "application/json", s, len);
+  pthread_mutex_lock(&rest->list_lock);
+  if (!rest->list_body || k->gen > rest->list_gen) {
+    free(rest->list_body);
+    rest->list_body = s;
+    rest->list_len = len;
+    rest->list_gen = k->gen;
+    s = NULL;
+  }
+  pthread_mutex_unlock(&rest->list_lock);
+  free(s);
+  call_unref(k);
+}
+
 static int vm_list(struct call *k) {
+  const struct vmh_core *core = k->rest->core;
   uint32_t f;
   if (query_live(k, &f) < 0)
     return -1;
   k->shape = LIST;
   k->key = "vms";
-  k->rest->core->vm_list(&k->reply.reply, f);
+  if (!(f & VMH_READ_LIVE)) {
+    k->gen = core->vm_generation();
+    if (list_cached(k, k->gen))
+      return 0;
+    k->finish = finish_vm_list;
+  }
+  core->vm_list(&k->reply.reply, f);
   return 0;
 }
 
@@ -1176,6 +1238,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     free(rest);
     return VMH_ENOMEM;
   }
+  pthread_mutex_init(&rest->list_lock, NULL);
   *ret = rest;
   return 0;
 }
@@ -1220,6 +1283,8 @@ static void rest_close(void *handle) {
   h2s_free(rest->srv);
   h2s_conf_free(&rest->conf);
   free(rest->stats);
+  free(rest->list_body);
+  pthread_mutex_destroy(&rest->list_lock);
   free(rest);
 }
 
