@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: vmhostd's REST front-end against h2o serving the same JSON
-bytes as a static file, both over cleartext HTTP/2 (h2load's prior
-knowledge), side by side in one run.
+bytes as a static file, over cleartext HTTP/2 (h2load's prior knowledge)
+and over TLS (ALPN h2, the same certificate for both), side by side in one
+run.
 
-    tests/bench/rest-h2load.py [--requests N] [--clients C] [--streams M]
+    tests/bench/rest-h2load.py [--requests N] [--runs R] [--rss-requests N]
 
 Run it by hand on a build without --enable-sanitizers (numbers from an
 ASan build mean nothing), from the build tree: it starts core/vmhostd
@@ -11,11 +12,15 @@ with the plugins built there (like ./run), and h2o (package h2o) and
 h2load (package nghttp2-client) from PATH.  With two or more CPUs the
 server is pinned to the last one and h2load to the others (taskset).
 
-For each route and server it prints requests per second, the server's
+For each protocol, load shape (-c 10 -m 10, -c 100 -m 1, -c 1 -m 1),
+route and server it prints the medians over --runs runs of the server's
 CPU time per request (utime + stime of the process from /proc/PID/stat,
-all threads, before and after the run) and, once, each server's idle
-RSS.  Routes: /readyz (answered from memory), /api/v1/host (a host_info
-call into the core), /api/v1/vms with 100 VMs (the records, from memory).
+all threads, before and after the run: the main figure on a noisy
+machine), requests per second and the latency percentiles p50/p99 (from
+h2load's per-request log).  Then each server's idle RSS, and vmhostd's
+RSS after --rss-requests more requests over the three routes.  Routes:
+/readyz (answered from memory), /api/v1/host (a host_info call into the
+core), /api/v1/vms with 100 VMs (the records, from memory).
 """
 import argparse
 import json
@@ -23,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,43 +78,79 @@ def pin():
     return str(n - 1), ",".join(str(i) for i in range(n - 1))
 
 
-def h2load(url, args, cpus):
-    cmd = ["h2load", "-n", str(args.requests), "-c", str(args.clients),
-           "-m", str(args.streams), url]
+SHAPES = [(10, 10), (100, 1), (1, 1)]
+
+
+def h2load(urls, n, c, m, cpus, log=None):
+    """req/s of one h2load run; per-request latencies (us) into log."""
+    cmd = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m)]
+    if log:
+        cmd += ["--log-file", log]
+    cmd += urls
     if cpus:
         cmd = ["taskset", "-c", cpus[1]] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    m = re.search(r"finished in .*?, ([\d.]+) req/s", out)
+    rate = re.search(r"finished in .*?, ([\d.]+) req/s", out)
     ok = re.search(r"(\d+) succeeded", out)
-    if not m or not ok or int(ok.group(1)) != args.requests:
+    if not rate or not ok or int(ok.group(1)) != n:
         sys.exit("h2load failed:\n" + out)
-    return float(m.group(1))
+    return float(rate.group(1))
 
 
-def measure(name, pid, url, args, cpus):
-    h2load(url, argparse.Namespace(requests=min(1000, args.requests),
-                                   clients=args.clients,
-                                   streams=args.streams), cpus)  # warm up
-    c0 = cpu_s(pid)
-    rps = h2load(url, args, cpus)
-    used = cpu_s(pid) - c0
-    print(f"  {name:8} {rps:10.0f} req/s  {used / args.requests * 1e6:8.1f} "
-          f"us CPU/request", flush=True)
+def latencies(log):
+    """The durations (us) of an h2load --log-file, sorted."""
+    with open(log) as f:
+        return sorted(int(line.split()[2]) for line in f if line.strip())
+
+
+def pct(sorted_us, p):
+    return sorted_us[min(len(sorted_us) - 1, int(len(sorted_us) * p))]
+
+
+def measure(name, pid, url, args, shape, cpus, tmp):
+    """One line: medians of CPU/request, req/s, p50, p99 over the runs."""
+    c, m = shape
+    n = args.requests if c > 1 else args.requests // 5
+    h2load([url], min(1000, n), c, m, cpus)  # warm up
+    cpu, rps, p50, p99 = [], [], [], []
+    for _ in range(args.runs):
+        log = os.path.join(tmp, "h2load.log")
+        if os.path.exists(log):
+            os.unlink(log)  # h2load appends
+        c0 = cpu_s(pid)
+        rps.append(h2load([url], n, c, m, cpus, log))
+        cpu.append((cpu_s(pid) - c0) / n * 1e6)
+        lat = latencies(log)
+        p50.append(pct(lat, 0.50))
+        p99.append(pct(lat, 0.99))
+    med = statistics.median
+    print(f"    {name:8} {med(cpu):8.1f} us CPU/req  {med(rps):9.0f} req/s  "
+          f"p50 {med(p50) / 1000:7.3f} ms  p99 {med(p99) / 1000:7.3f} ms",
+          flush=True)
+    return med(cpu)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=50000)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--streams", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rss-requests", type=int, default=1000000)
     args = ap.parse_args()
-    for tool in ("h2o", "h2load"):
+    for tool in ("h2o", "h2load", "openssl"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed")
     cpus = pin()
     tmp = tempfile.mkdtemp(prefix="rest-bench.")
     os.chmod(tmp, 0o755)  # h2o started as root serves as nobody
     vport, hport = free_port(), free_port()
+    vtls, htls = free_port(), free_port()
+    # One certificate for both servers' TLS.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", f"{tmp}/key.pem",
+                    "-out", f"{tmp}/cert.pem"], check=True,
+                   capture_output=True)
+    os.chmod(f"{tmp}/key.pem", 0o644)  # h2o reads it after dropping root
     plugin_dirs = subprocess.run(
         ["find", os.path.join(TOP, "plugins"), "-type", "d", "-name", ".libs"],
         capture_output=True, text=True).stdout.split()
@@ -125,7 +167,10 @@ frontends:
   - name: rest
     plugin: rest
     access_log: false
-    listen: [ {{ address: "127.0.0.1:{vport}" }} ]
+    listen:
+      - {{ address: "127.0.0.1:{vport}" }}
+      - {{ address: "127.0.0.1:{vtls}", tls: true }}
+    tls: {{ cert: {tmp}/cert.pem, key: {tmp}/key.pem }}
     limits: {{ requests_per_second: 1000000 }}
 """)
     vcmd = [os.path.join(TOP, "core", "vmhostd"), "--config",
@@ -154,6 +199,12 @@ frontends:
             f.write(body)
     with open(f"{tmp}/h2o.conf", "w") as f:
         f.write(f"""listen: {{ host: 127.0.0.1, port: {hport} }}
+listen:
+  host: 127.0.0.1
+  port: {htls}
+  ssl:
+    certificate-file: {tmp}/cert.pem
+    key-file: {tmp}/key.pem
 num-threads: 1
 access-log: /dev/null
 error-log: {tmp}/h2o.log
@@ -171,16 +222,35 @@ hosts:
     wait_port(hport)
     time.sleep(0.5)
     try:
-        print(f"idle RSS: vmhostd {rss_kb(vm.pid)} kB (100 VMs, every mock "
-              f"plugin, rest), h2o {rss_kb(h2o.pid)} kB")
-        print(f"h2load -n {args.requests} -c {args.clients} -m {args.streams}"
-              f", h2c; server pinned: {cpus[0] if cpus else 'no'}")
-        for r in routes:
-            print(r, f"({os.path.getsize(os.path.join(docs, r.lstrip('/')))}"
-                  " bytes)")
-            measure("vmhostd", vm.pid, base + r, args, cpus)
-            measure("h2o", h2o.pid, f"http://127.0.0.1:{hport}" + r, args,
-                    cpus)
+        idle = rss_kb(vm.pid)
+        print(f"idle RSS: vmhostd {idle} kB (100 VMs, every mock plugin, "
+              f"rest), h2o {rss_kb(h2o.pid)} kB")
+        print(f"medians of {args.runs} runs of h2load -n {args.requests} "
+              f"(-c 1: a fifth of it); servers pinned to CPU "
+              f"{cpus[0] if cpus else 'no'}")
+        bases = {"h2c": (base, f"http://127.0.0.1:{hport}"),
+                 "TLS": (f"https://127.0.0.1:{vtls}",
+                         f"https://127.0.0.1:{htls}")}
+        for proto, (vbase, hbase) in bases.items():
+            for shape in SHAPES:
+                print(f"{proto}, -c {shape[0]} -m {shape[1]}")
+                for r in routes:
+                    size = os.path.getsize(os.path.join(docs, r.lstrip("/")))
+                    print(f"  {r} ({size} bytes)")
+                    v = measure("vmhostd", vm.pid, vbase + r, args, shape,
+                                cpus, tmp)
+                    h = measure("h2o", h2o.pid, hbase + r, args, shape, cpus,
+                                tmp)
+                    print(f"    CPU/request ratio {v / h:.2f}x "
+                          "(target <= 1.4x)")
+        if args.rss_requests:
+            before = rss_kb(vm.pid)
+            h2load([base + r for r in routes], args.rss_requests, 10, 10,
+                   cpus)
+            after = rss_kb(vm.pid)
+            print(f"RSS after {args.rss_requests} more requests: {before} -> "
+                  f"{after} kB ({(after - before) / before * 100:+.1f}%; "
+                  f"idle at start {idle} kB)")
     finally:
         vm.terminate()
         h2o.terminate()
