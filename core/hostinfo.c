@@ -3,6 +3,7 @@
 
 #include "hostinfo.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,33 +69,52 @@ static void cpu_topology(uint32_t *sockets, uint32_t *cores) {
   *cores = cpu_cores ? cpu_cores : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
+/* What does not change while vmhostd runs, read once: /proc/cpuinfo alone
+ * costs tens of microseconds, and host_info is answered inline on the
+ * caller's thread. */
+static struct {
+  char os_name[128], os_version[128], model[256];
+  uint32_t threads, sockets, cores;
+  uint64_t memory_total;
+} fixed = {.os_name = "Linux"};
+static pthread_once_t fixed_once = PTHREAD_ONCE_INIT;
+
+static void read_fixed(void) {
+  read_field("/etc/os-release", "NAME", '=', fixed.os_name,
+             sizeof fixed.os_name);
+  read_field("/etc/os-release", "VERSION_ID", '=', fixed.os_version,
+             sizeof fixed.os_version);
+  read_field("/proc/cpuinfo", "model name", ':', fixed.model,
+             sizeof fixed.model);
+  fixed.threads = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+  fixed.memory_total = meminfo_kib("MemTotal");
+  cpu_topology(&fixed.sockets, &fixed.cores);
+}
+
 void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
                    void *opaque) {
+  pthread_once(&fixed_once, read_fixed);
   struct utsname u;
   if (uname(&u) < 0)
     memset(&u, 0, sizeof u);
-  char os_name[128] = "Linux", os_version[128] = "", model[256] = "";
-  read_field("/etc/os-release", "NAME", '=', os_name, sizeof os_name);
-  read_field("/etc/os-release", "VERSION_ID", '=', os_version,
-             sizeof os_version);
-  read_field("/proc/cpuinfo", "model name", ':', model, sizeof model);
   struct sysinfo si;
   if (sysinfo(&si) < 0)
     memset(&si, 0, sizeof si);
   struct vmh_host_info h = {
       .struct_size = sizeof h,
       .hostname = u.nodename,
-      .os_name = os_name,
-      .os_version = os_version,
+      .os_name = fixed.os_name,
+      .os_version = fixed.os_version,
       .kernel = u.release,
       .arch = u.machine,
-      .cpu_model = model,
-      .cpu_threads = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
-      .memory_total = meminfo_kib("MemTotal"),
+      .cpu_model = fixed.model,
+      .cpu_sockets = fixed.sockets,
+      .cpu_cores = fixed.cores,
+      .cpu_threads = fixed.threads,
+      .memory_total = fixed.memory_total,
       .memory_available = meminfo_kib("MemAvailable"),
       .uptime_s = (uint64_t)si.uptime,
       .n_vms = (uint32_t)vms_count(),
   };
-  cpu_topology(&h.cpu_sockets, &h.cpu_cores);
   fn(opaque, &h);
 }

@@ -1,5 +1,5 @@
 /* What the host is: CPU, memory, OS, uptime, read from /proc, uname and
- * os-release. */
+ * os-release (what cannot change while vmhostd runs only once). */
 #ifndef VMHOST_CORE_HOSTINFO_H
 #define VMHOST_CORE_HOSTINFO_H
 
