@@ -779,27 +779,52 @@ static void free_dead(struct h2s *s) {
 /* ---- HTTP/2 --------------------------------------------------------------
  */
 
+/* How much of the answer the next DATA frame carries.  The bytes stay in
+ * r->out: h2_send_data copies them straight into the connection's output
+ * (NO_COPY), one copy fewer than through nghttp2's frame buffer. */
 static ssize_t h2_read_body(nghttp2_session *h2, int32_t sid, uint8_t *b,
                             size_t len, uint32_t *flags,
                             nghttp2_data_source *src, void *user) {
-  (void)h2, (void)sid, (void)user;
+  (void)h2, (void)sid, (void)b, (void)user;
   struct h2s_req *r = src->ptr;
   struct h2s *s = r->s;
   pthread_mutex_lock(&s->lock);
   size_t n = buf_size(&r->out);
   if (n > len)
     n = len;
-  memcpy(b, r->out.p + r->out.off, n);
-  r->out.off += n;
-  bool more = buf_size(&r->out) > 0;
-  bool eof = !more && r->ended;
+  bool eof = n == buf_size(&r->out) && r->ended;
   pthread_mutex_unlock(&s->lock);
-  r->bytes += n;
+  if (!n && !eof)
+    return NGHTTP2_ERR_DEFERRED;
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (eof)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-  else if (!n)
-    return NGHTTP2_ERR_DEFERRED;
   return (ssize_t)n;
+}
+
+/* The DATA frame h2_read_body sized: header, padding length, the answer's
+ * next `len` bytes, padding (we ask for none, but honour any). */
+static int h2_send_data(nghttp2_session *h2, nghttp2_frame *f,
+                        const uint8_t *framehd, size_t len,
+                        nghttp2_data_source *src, void *user) {
+  (void)h2;
+  struct conn *c = user;
+  struct h2s_req *r = src->ptr;
+  struct h2s *s = r->s;
+  size_t pad = f->data.padlen;
+  uint8_t zeros[256] = {0}, padlen = (uint8_t)(pad ? pad - 1 : 0);
+  if (buf_add(&c->out, framehd, 9) < 0 ||
+      (pad > 0 && buf_add(&c->out, &padlen, 1) < 0))
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  pthread_mutex_lock(&s->lock);
+  int e = len ? buf_add(&c->out, r->out.p + r->out.off, len) : 0;
+  if (e == 0)
+    r->out.off += len;
+  pthread_mutex_unlock(&s->lock);
+  if (e < 0 || (pad > 1 && buf_add(&c->out, zeros, pad - 1) < 0))
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  r->bytes += len;
+  return 0;
 }
 
 #define NV(n, v)                                              \
@@ -1953,6 +1978,7 @@ static int h2_setup(struct h2s *s) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, h2_on_data);
   nghttp2_session_callbacks_set_on_frame_recv_callback(s->cbs, h2_on_frame);
   nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, h2_on_close);
+  nghttp2_session_callbacks_set_send_data_callback(s->cbs, h2_send_data);
   /* nghttp2's own rapid-reset guard, besides ours (which logs and is
    * configured): a burst of resets_per_s, refilled at that rate. */
   nghttp2_option_set_stream_reset_rate_limit(s->h2opt, s->conf->resets_per_s,
