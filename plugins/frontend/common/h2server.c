@@ -60,12 +60,52 @@
 
 enum ev_kind { EV_WAKE, EV_LISTENER, EV_CONN };
 
-struct buf {
-  char *p;
-  size_t off, len, cap; /* data is [off, len) */
+struct h2s_body {
+  atomic_uint refs;
+  char *data;
+  size_t len;
 };
 
+struct buf {
+  char *p;
+  size_t off, len, cap;    /* data is [off, len) */
+  struct h2s_body *shared; /* set: p is its data, read-only (cap 0) */
+};
+
+struct h2s_body *h2s_body_take(char *data, size_t len) {
+  struct h2s_body *b = malloc(sizeof *b);
+  if (!b) {
+    free(data);
+    return NULL;
+  }
+  atomic_init(&b->refs, 1);
+  b->data = data;
+  b->len = len;
+  return b;
+}
+
+void h2s_body_unref(struct h2s_body *b) {
+  if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+    free(b->data);
+    free(b);
+  }
+}
+
+/* A shared body's bytes copied into memory of the buf's own. */
+static int buf_own(struct buf *b) {
+  size_t n = b->len - b->off;
+  char *p = malloc(n ? n : 1);
+  if (!p)
+    return -1;
+  memcpy(p, b->p + b->off, n);
+  h2s_body_unref(b->shared);
+  *b = (struct buf){.p = p, .len = n, .cap = n ? n : 1};
+  return 0;
+}
+
 static int buf_add(struct buf *b, const void *d, size_t n) {
+  if (b->shared && buf_own(b) < 0)
+    return -1;
   if (b->off && b->off == b->len)
     b->off = b->len = 0;
   if (b->len + n > b->cap) {
@@ -95,7 +135,10 @@ static size_t buf_size(const struct buf *b) {
 }
 
 static void buf_free(struct buf *b) {
-  free(b->p);
+  if (b->shared)
+    h2s_body_unref(b->shared);
+  else
+    free(b->p);
   *b = (struct buf){0};
 }
 
@@ -461,6 +504,23 @@ void h2s_respond(struct h2s_req *r, int status, const char *ctype,
       r->status = 503;
       r->ctype[0] = '\0';
     }
+    enqueue(r);
+  }
+  pthread_mutex_unlock(&s->lock);
+  wake(s);
+  req_unref(r); /* the handler's */
+}
+
+void h2s_respond_body(struct h2s_req *r, int status, const char *ctype,
+                      struct h2s_body *b) {
+  struct h2s *s = r->s;
+  pthread_mutex_lock(&s->lock);
+  if (!r->answered) {
+    set_head(r, status, ctype);
+    r->ended = true;
+    buf_free(&r->out);
+    atomic_fetch_add(&b->refs, 1);
+    r->out = (struct buf){.p = b->data, .len = b->len, .shared = b};
     enqueue(r);
   }
   pthread_mutex_unlock(&s->lock);

@@ -127,6 +127,17 @@ void h2s_add_header(struct h2s_req *req, const char *name, const char *value);
 void h2s_respond(struct h2s_req *req, int status, const char *content_type,
                  const char *body, size_t len);
 
+/* A body several answers share (a cached answer, say): reference counted,
+ * never changed.  h2s_body_take takes data (malloc'ed) and returns the
+ * first reference, or NULL (data freed) when out of memory. */
+struct h2s_body;
+struct h2s_body *h2s_body_take(char *data, size_t len);
+void h2s_body_unref(struct h2s_body *b);
+/* A whole response whose body is b, sent without a copy: the answer holds
+ * a reference of its own until it is sent. */
+void h2s_respond_body(struct h2s_req *req, int status, const char *content_type,
+                      struct h2s_body *b);
+
 /* A streamed response (server-sent events): begin once, send any number of
  * times, end once.  on_close is called at most once, on the I/O thread,
  * when the client goes away, the stream overflows its buffer (a reader too

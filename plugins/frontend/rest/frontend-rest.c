@@ -83,8 +83,7 @@ struct rest {
    * generation it was begun at: served again while the generation stays
    * (a list of many VMs costs its JSON encoding otherwise). */
   pthread_mutex_t list_lock;
-  char *list_body;
-  size_t list_len;
+  struct h2s_body *list_body;
   uint64_t list_gen;
 };
 
@@ -359,8 +358,7 @@ static bool list_cached(struct call *k, uint64_t gen) {
   pthread_mutex_lock(&rest->list_lock);
   if (rest->list_body && rest->list_gen == gen) {
     account(k, 200);
-    h2s_respond(k->req, 200, "application/json", rest->list_body,
-                rest->list_len);
+    h2s_respond_body(k->req, 200, "application/json", rest->list_body);
     hit = true;
   }
   pthread_mutex_unlock(&rest->list_lock);
@@ -383,19 +381,22 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
     answer_json(k, 200, NULL); /* the out-of-memory answer */
     return;
   }
-  size_t len = strlen(s);
+  struct h2s_body *b = h2s_body_take(s, strlen(s));
+  if (!b) {
+    answer_json(k, 200, NULL);
+    return;
+  }
   account(k, 200);
-  h2s_respond(k->req, 200, "application/json", s, len);
+  h2s_respond_body(k->req, 200, "application/json", b);
   pthread_mutex_lock(&rest->list_lock);
   if (!rest->list_body || k->gen > rest->list_gen) {
-    free(rest->list_body);
-    rest->list_body = s;
-    rest->list_len = len;
+    h2s_body_unref(rest->list_body);
+    rest->list_body = b;
     rest->list_gen = k->gen;
-    s = NULL;
+    b = NULL;
   }
   pthread_mutex_unlock(&rest->list_lock);
-  free(s);
+  h2s_body_unref(b);
   call_unref(k);
 }
 
@@ -1283,7 +1284,7 @@ static void rest_close(void *handle) {
   h2s_free(rest->srv);
   h2s_conf_free(&rest->conf);
   free(rest->stats);
-  free(rest->list_body);
+  h2s_body_unref(rest->list_body);
   pthread_mutex_destroy(&rest->list_lock);
   free(rest);
 }
