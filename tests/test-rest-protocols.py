@@ -60,6 +60,25 @@ with RestDaemon() as d:
         check(code == 201 and ver == "2" and json.loads(body)["name"] == name,
               args, ver, code, body)
 
+    # The VM list over every protocol, answered again from its cached body
+    # (shared between answers, never copied): the same bytes each time,
+    # and the same as a fresh encoding after a change.
+    lists = {}
+    for name in ("h2c prior knowledge", "http/1.1", "https h2 (ALPN)",
+                 "unix socket, h2c"):
+        args = [a.replace(path, "/api/v1/vms") for a in cases[name][0]]
+        for _ in range(3):
+            ver, code, body = parse(d.curl(*W, *args))
+            check(code == 200, name, code, body)
+            lists.setdefault(body, []).append(name)
+    check(len(lists) == 1, "the list differs between answers:", lists)
+    check([v["name"] for v in json.loads(next(iter(lists)))["vms"]] ==
+          ["up-1", "up-2"], lists)
+    d.ok("DELETE", "/api/v1/vms/up-2", status=204)
+    ver, code, body = parse(d.curl(*W, *cases["h2c prior knowledge"][0][:-1],
+                                   d.base + "/api/v1/vms"))
+    check([v["name"] for v in json.loads(body)["vms"]] == ["up-1"], body)
+
     # The answer's x-request-id; a client's own id is kept.
     r = d.curl("-sk", "--http2", "-D", "-", "-o", "/dev/null", "-H",
                "x-request-id: abc-123", d.tls_base + path)
