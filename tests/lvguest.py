@@ -97,6 +97,16 @@ networks:
 """
 
 
+def check_nothing_left(d, vm_id, pool):
+    """After a delete: no file of the VM in the plugin's state dir (sockets,
+    seed), no volume in the pool's directory."""
+    state_dir = os.path.join(d.tmp, "state", "plugins", "hv0")
+    left = [f for f in os.listdir(state_dir) if vm_id in f]
+    check(left == [], "files left:", left)
+    vols = [f for f in os.listdir(pool) if not f.startswith(".")]
+    check(vols == [], "volumes left:", vols)
+
+
 def skip(why):
     """Skip (77), or fail under CI, which installs every dependency."""
     if os.environ.get("CI") == "true":

@@ -21,8 +21,8 @@ import os
 import subprocess
 import time
 
-from lvguest import (Libvirtd, build_initrd, first_line, guest_config, kernel,
-                     require_qemu)
+from lvguest import (Libvirtd, build_initrd, check_nothing_left, first_line,
+                     guest_config, kernel, require_qemu)
 from vmhtest import Daemon, check, expect, vm_spec
 
 require_qemu()
@@ -123,9 +123,5 @@ with d:
 
     d.ok(op="vm_delete", vm="guest1")
     check(domains() == [], "domains left:", domains())
-    state_dir = os.path.join(d.tmp, "state", "plugins", "hv0")
-    left = [f for f in os.listdir(state_dir) if vid in f]
-    check(left == [], "files left:", left)
-    vols = [f for f in os.listdir(pool) if not f.startswith(".")]
-    check(vols == [], "volumes left:", vols)
+    check_nothing_left(d, vid, pool)
     check(d.stop() == 0, "SIGTERM: exit 0")

@@ -26,8 +26,8 @@ import re
 import socket
 import time
 
-from lvguest import (QEMU_CONF, build_initrd, guest_config, kernel,
-                     kill_qemus, read_line, require_qemu)
+from lvguest import (QEMU_CONF, build_initrd, check_nothing_left,
+                     guest_config, kernel, kill_qemus, read_line, require_qemu)
 from vmhtest import Daemon, check, expect, vm_spec
 
 require_qemu()
@@ -159,9 +159,5 @@ with d:
     # The embedded driver keeps persistent definitions as files.
     defs = glob.glob(os.path.join(embed, "etc", "qemu", "*.xml"))
     check(defs == [], "definitions left:", defs)
-    state_dir = os.path.join(d.tmp, "state", "plugins", "hv0")
-    left = [f for f in os.listdir(state_dir) if vid in f]
-    check(left == [], "sockets left:", left)
-    vols = [f for f in os.listdir(pool) if not f.startswith(".")]
-    check(vols == [], "volumes left:", vols)
+    check_nothing_left(d, vid, pool)
     check(d.stop() == 0, "SIGTERM: exit 0")
