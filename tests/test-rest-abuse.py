@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The REST front-end under abuse: oversized headers and bodies (431, 413)
 over HTTP/1.1 and HTTP/2; 10,000 HTTP/2 streams opened and reset at once
-(rapid reset, CVE-2023-44487: GOAWAY); slowloris (requests and TLS
+(rapid reset, CVE-2023-44487: GOAWAY); request bodies held per HTTP/2
+connection bounded by its flow-control window; slowloris (requests and TLS
 handshakes that never finish); a connection flood past max_connections.
 Through all of it the daemon keeps serving others and its RSS stays
 bounded."""
@@ -20,6 +21,7 @@ LIMITS = """    limits:
       max_connections: 100
       max_header_size: 8K
       max_body_size: 64K
+      max_connection_buffer: 256K
       request_timeout: 2
       handshake_timeout: 2
       resets_per_second: 100
@@ -77,6 +79,78 @@ with RestDaemon(rest=LIMITS) as d:
     check(r.stdout.count(":status: 200") >= 50 and n429 >= 100,
           "rate limit:", n429, "429s", r.stdout[-1000:])
     check(serving(d), "a new connection is refused after the rate limit")
+
+    # Request bodies held per HTTP/2 connection are bounded (limit
+    # max_connection_buffer, 256 KiB): of 20 streams that each send 60 KB
+    # and never end, those that would pass it are answered 503 at once; the
+    # connection keeps serving, and so does the daemon.
+    s = socket.create_connection(("127.0.0.1", d.port))
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    answers = {}
+
+    def pump(seconds):
+        s.settimeout(seconds)
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        answers[ev.stream_id] = dict(ev.headers)[b":status"]
+                s.sendall(conn.data_to_send())
+        except socket.timeout:
+            pass
+
+    pump(0.3)
+    post = [(":method", "POST"), (":scheme", "http"),
+            (":authority", "127.0.0.1"), (":path", "/api/v1/vms"),
+            ("content-type", "application/json")]
+    sids = []
+    for _ in range(20):
+        sids.append(conn.get_next_available_stream_id())
+        conn.send_headers(sids[-1], post)
+    sent = dict.fromkeys(sids, 0)
+    for _ in range(8):
+        for sid in sids:
+            room = min(conn.local_flow_control_window(sid),
+                       60000 - sent[sid], 8192)
+            if room > 0 and sid not in answers:
+                conn.send_data(sid, b"x" * room)
+                sent[sid] += room
+        s.sendall(conn.data_to_send())
+        pump(0.1)
+    pump(0.5)
+    open_ = [sid for sid in sids if sid not in answers]
+    held = sum(sent[sid] for sid in open_)
+    print(f"{len(answers)} of 20 uploads refused, {held} bytes held",
+          flush=True)
+    check(answers and set(answers.values()) == {b"503"},
+          "no 503 for the uploads past the budget:", answers)
+    check(held <= 256 << 10 and open_, "held on one connection:", held)
+    conn.send_headers(conn.get_next_available_stream_id(),
+                      [(":method", "GET"), (":scheme", "http"),
+                       (":authority", "127.0.0.1"),
+                       (":path", "/api/v1/host")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    pump(1)
+    check(b"200" in answers.values(), "the connection stopped serving")
+    check(serving(d), "not serving others")
+    s.close()
+
+    # Many bodies through one connection, more than the budget in all but
+    # a few at a time: nothing refused, nothing stalls.
+    with open(d.tmpdir + "/body.json", "w") as f:
+        f.write('{"name": "' + "z" * 60000 + '"}')
+    r = subprocess.run(["nghttp", "-n", "-m", "4", "-v", "-H",
+                        "content-type: application/json", "-d",
+                        d.tmpdir + "/body.json", d.base + "/api/v1/vms"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.stdout.count(":status: 400") == 4, "4 bodies of 60 KB:",
+          r.stdout[-800:], r.stderr[-300:])
 
     # Rapid reset: 10,000 streams opened and cancelled at once.
     s = socket.create_connection(("127.0.0.1", d.port))

@@ -2,6 +2,7 @@
  * etc/plugins/rest.yaml). */
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,7 +116,7 @@ static int read_limits(const struct vmh_host *host,
                        const struct vmh_config *cfg, struct h2s_conf *c) {
   const struct vmh_config *l;
   int64_t conns, streams, rps, resets, idle, req, hs;
-  uint64_t hdr, body, sbuf;
+  uint64_t hdr, body, sbuf, cbuf;
   int r = host->config_map(cfg, "limits", &l, 0);
   if (r < 0)
     return r;
@@ -136,12 +137,22 @@ static int read_limits(const struct vmh_host *host,
       (r = host->config_int(l, "request_timeout", 1, 3600, 10, &req, 0)) < 0 ||
       (r = host->config_int(l, "handshake_timeout", 1, 3600, 10, &hs, 0)) < 0 ||
       (r = host->config_size(l, "stream_buffer", 4096, 64 << 20, 256 << 10,
-                             &sbuf, 0)) < 0)
+                             &sbuf, 0)) < 0 ||
+      (r = host->config_size(l, "max_connection_buffer", 64 << 10,
+                             (UINT64_C(1) << 31) - 1, 4 << 20, &cbuf, 0)) < 0)
     return r;
+  /* A body as large as allowed must fit in the window, or it would stall. */
+  if (cbuf < body) {
+    host->error("limits: max_connection_buffer (%" PRIu64
+                ") must be at least max_body_size (%" PRIu64 ")",
+                cbuf, body);
+    return VMH_EINVAL;
+  }
   c->max_connections = (uint32_t)conns;
   c->max_streams = (uint32_t)streams;
   c->max_header_size = (uint32_t)hdr;
   c->max_body_size = body;
+  c->max_conn_buffer = cbuf;
   c->requests_per_s = (uint32_t)rps;
   c->resets_per_s = (uint32_t)resets;
   c->idle_timeout_s = (uint32_t)idle;

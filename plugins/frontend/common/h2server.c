@@ -190,6 +190,9 @@ struct h2s_req {
   /* Loop thread. */
   bool submitted, finished;
   uint64_t bytes;
+  /* Body bytes counted in the connection's c->held (h2_on_data,
+   * req_detach). */
+  size_t held;
 };
 
 struct conn {
@@ -204,6 +207,7 @@ struct conn {
   gnutls_session_t tls;
   struct h2tls_creds *creds;
   size_t tls_pending; /* bytes handed to a send that said EAGAIN */
+  size_t held;        /* request body bytes its requests hold (HTTP/2) */
   nghttp2_session *h2;
   http_parser hp;
   struct h2s_req *h1req; /* the HTTP/1.1 request being read or served */
@@ -784,6 +788,8 @@ static void req_detach(struct h2s_req *r) {
   if (r->cnext)
     r->cnext->cprev = r->cprev;
   c->n_reqs--;
+  c->held -= r->held;
+  r->held = 0;
   r->c = NULL;
   tell_close(r);
   req_unref(r);
@@ -967,16 +973,37 @@ static int h2_on_header(nghttp2_session *h2, const nghttp2_frame *f,
   return 0;
 }
 
+/* One connection holds at most max_connection_buffer bytes of request
+ * bodies (max_streams streams of max_body_size each would be far more): the
+ * stream whose bytes would pass it is answered 503 at once.  Refusing
+ * rather than withholding flow-control credit, which deadlocks a client
+ * that interleaves its uploads. */
 static int h2_on_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
                       const uint8_t *d, size_t len, void *user) {
-  (void)flags, (void)user;
+  (void)flags;
+  struct conn *c = user;
   struct h2s_req *r = nghttp2_session_get_stream_user_data(h2, sid);
-  if (r && !r->dispatched) {
-    req_body(r, (const char *)d, len);
-    /* Over the limit: answer now rather than read the rest. */
-    if (r->err_status == 413)
-      dispatch(r);
+  if (!r || r->dispatched)
+    return 0;
+  if (c->held + len > c->s->conf->max_conn_buffer)
+    refuse(r, 503,
+           "more than %" PRIu64
+           " bytes of request bodies in flight on this "
+           "connection: send fewer at once",
+           c->s->conf->max_conn_buffer);
+  req_body(r, (const char *)d, len);
+  if (!r->err_status) {
+    r->held += len;
+    c->held += len;
+    return 0;
   }
+  /* Refused: its body is not needed for the answer. */
+  c->held -= r->held;
+  r->held = 0;
+  buf_free(&r->body);
+  /* Over a limit: answer now rather than read the rest. */
+  if (r->err_status == 413 || r->err_status == 503)
+    dispatch(r);
   return 0;
 }
 

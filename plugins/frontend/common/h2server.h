@@ -55,8 +55,9 @@ struct h2s_conf {
   uint32_t max_streams;     /* concurrent, per connection */
   uint32_t max_header_size; /* bytes of all header fields of a request */
   uint64_t max_body_size;
-  uint32_t requests_per_s; /* per connection; also the burst */
-  uint32_t resets_per_s;   /* client RST_STREAM frames, per connection */
+  uint64_t max_conn_buffer; /* request bodies held per HTTP/2 connection */
+  uint32_t requests_per_s;  /* per connection; also the burst */
+  uint32_t resets_per_s;    /* client RST_STREAM frames, per connection */
   uint32_t idle_timeout_s;
   uint32_t request_timeout_s;   /* a whole request, from its first byte */
   uint32_t handshake_timeout_s; /* TLS handshake or protocol detection */
