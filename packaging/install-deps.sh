@@ -29,6 +29,9 @@ PACKAGES=(
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
+  protobuf-c-compiler # frontend/rpc: protoc-c generates the C of proto/
+  libprotobuf-c-dev   # frontend/rpc: protobuf-c
+  zlib1g-dev          # frontend/rpc: gzip message compression
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
   libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs
@@ -52,6 +55,8 @@ PACKAGES=(
   python3-yaml        # frontend/rest tests: reading openapi.yaml
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
+  python3-grpcio      # frontend/rpc tests: the stock gRPC client
+  python3-grpc-tools  # frontend/rpc tests: stubs generated from proto/
   h2o                 # tests/bench/rest-h2load.py: the reference server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind

@@ -145,6 +145,15 @@ struct h2s_req {
   /* Loop thread. */
   bool submitted, finished;
   uint64_t bytes;
+  /* Extra header and trailer fields (under s->lock until answered, and
+   * ended, respectively; fixed after). */
+  struct hdr *xh, *tr;
+  size_t nxh, ntr;
+  bool headers_only;
+  /* h2s_watch (loop thread). */
+  h2s_watch_fn watch;
+  void *watch_opaque;
+  uint64_t deadline_us;
 };
 
 struct conn {
@@ -213,6 +222,7 @@ struct h2s {
   struct h2tls_creds *creds;
   struct h2s_req *qhead, *qtail;
   bool stopped; /* the loop has ended: answers are dropped, not queued */
+  uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
 };
 
 static http_parser_settings h1_settings;
@@ -256,6 +266,14 @@ static struct h2s_req *req_new(struct conn *c, int32_t sid, const char *proto) {
   return r;
 }
 
+static void hdrs_free(struct hdr *h, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(h[i].name);
+    free(h[i].value);
+  }
+  free(h);
+}
+
 static void req_unref(struct h2s_req *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
@@ -266,6 +284,8 @@ static void req_unref(struct h2s_req *r) {
     free(r->h[i].value);
   }
   free(r->h);
+  hdrs_free(r->xh, r->nxh);
+  hdrs_free(r->tr, r->ntr);
   buf_free(&r->body);
   buf_free(&r->out);
   struct h2s *s = r->s;
@@ -484,6 +504,94 @@ void h2s_stream_end(struct h2s_req *r) {
   req_unref(r); /* the handler's */
 }
 
+/* Append a copy of name: value to *h; under s->lock. */
+static int hdrs_add(struct hdr **h, size_t *n, const char *name,
+                    const char *value) {
+  struct hdr *nh = realloc(*h, (*n + 1) * sizeof **h);
+  if (!nh)
+    return -1;
+  *h = nh;
+  char *k = strdup(name), *v = strdup(value);
+  if (!k || !v) {
+    free(k);
+    free(v);
+    return -1;
+  }
+  nh[(*n)++] = (struct hdr){k, v};
+  return 0;
+}
+
+int h2s_add_header(struct h2s_req *r, const char *name, const char *value) {
+  struct h2s *s = r->s;
+  int ret = -1;
+  pthread_mutex_lock(&s->lock);
+  if (!r->answered)
+    ret = hdrs_add(&r->xh, &r->nxh, name, value);
+  pthread_mutex_unlock(&s->lock);
+  return ret;
+}
+
+int h2s_add_trailer(struct h2s_req *r, const char *name, const char *value) {
+  struct h2s *s = r->s;
+  int ret = -1;
+  pthread_mutex_lock(&s->lock);
+  if (!r->ended)
+    ret = hdrs_add(&r->tr, &r->ntr, name, value);
+  pthread_mutex_unlock(&s->lock);
+  return ret;
+}
+
+void h2s_respond_headers(struct h2s_req *r, int status, const char *ctype) {
+  struct h2s *s = r->s;
+  pthread_mutex_lock(&s->lock);
+  if (!r->answered)
+    r->headers_only = true;
+  pthread_mutex_unlock(&s->lock);
+  h2s_respond(r, status, ctype, NULL, 0);
+}
+
+void h2s_watch(struct h2s_req *r, uint64_t deadline_us, h2s_watch_fn fn,
+               void *opaque) {
+  r->watch = fn;
+  r->watch_opaque = opaque;
+  r->deadline_us = deadline_us;
+  if (deadline_us)
+    r->s->n_deadlines++;
+}
+
+/* The watcher's last word (loop thread), when the connection lets go. */
+static void watch_end(struct h2s_req *r) {
+  h2s_watch_fn fn = r->watch;
+  if (!fn)
+    return;
+  r->watch = NULL;
+  if (r->deadline_us) {
+    r->deadline_us = 0;
+    r->s->n_deadlines--;
+  }
+  pthread_mutex_lock(&r->s->lock);
+  bool complete = r->ended;
+  pthread_mutex_unlock(&r->s->lock);
+  fn(r->watch_opaque, complete ? H2S_WATCH_END : H2S_WATCH_GONE);
+}
+
+/* Deadlines passed before an answer (loop thread). */
+static void check_deadlines(struct h2s *s) {
+  uint64_t t = now_us();
+  for (struct conn *c = s->conns; c && s->n_deadlines; c = c->next)
+    for (struct h2s_req *r = c->reqs; r; r = r->cnext) {
+      if (!r->watch || !r->deadline_us || t < r->deadline_us)
+        continue;
+      r->deadline_us = 0;
+      s->n_deadlines--;
+      pthread_mutex_lock(&s->lock);
+      bool answered = r->answered;
+      pthread_mutex_unlock(&s->lock);
+      if (!answered)
+        r->watch(r->watch_opaque, H2S_WATCH_DEADLINE);
+    }
+}
+
 /* ---- Request accessors ---------------------------------------------------
  */
 
@@ -700,6 +808,7 @@ static void req_detach(struct h2s_req *r) {
   c->n_reqs--;
   r->c = NULL;
   tell_close(r);
+  watch_end(r);
   req_unref(r);
 }
 
@@ -753,6 +862,25 @@ static void free_dead(struct h2s *s) {
 /* ---- HTTP/2 --------------------------------------------------------------
  */
 
+/* The fields of h (copied by nghttp2) into nva, which has room for n. */
+static size_t hdrs_nv(const struct hdr *h, size_t n, nghttp2_nv *nva) {
+  for (size_t i = 0; i < n; i++)
+    nva[i] = (nghttp2_nv){(uint8_t *)h[i].name, (uint8_t *)h[i].value,
+                          strlen(h[i].name), strlen(h[i].value),
+                          NGHTTP2_NV_FLAG_NONE};
+  return n;
+}
+
+/* The trailers end the stream (r->tr is fixed once ended). */
+static int submit_trailers(nghttp2_session *h2, struct h2s_req *r) {
+  nghttp2_nv *nva = calloc(r->ntr, sizeof *nva);
+  if (!nva)
+    return -1;
+  int e = nghttp2_submit_trailer(h2, r->sid, nva, hdrs_nv(r->tr, r->ntr, nva));
+  free(nva);
+  return e < 0 ? -1 : 0;
+}
+
 static ssize_t h2_read_body(nghttp2_session *h2, int32_t sid, uint8_t *b,
                             size_t len, uint32_t *flags,
                             nghttp2_data_source *src, void *user) {
@@ -769,6 +897,8 @@ static ssize_t h2_read_body(nghttp2_session *h2, int32_t sid, uint8_t *b,
   bool eof = !more && r->ended;
   pthread_mutex_unlock(&s->lock);
   r->bytes += n;
+  if (eof && r->ntr && submit_trailers(h2, r) == 0)
+    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
   if (eof)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   else if (!n)
@@ -786,6 +916,7 @@ static void h2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
   bool overflow = r->overflow, streaming = r->streaming;
+  bool trailers = r->ntr > 0;
   int status = r->status;
   size_t len = buf_size(&r->out);
   pthread_mutex_unlock(&r->s->lock);
@@ -803,16 +934,27 @@ static void h2_deliver(struct h2s_req *r) {
   char st[8], cl[24];
   snprintf(st, sizeof st, "%d", status);
   snprintf(cl, sizeof cl, "%zu", len);
-  nghttp2_nv nva[5] = {NV(":status", st), NV("x-request-id", r->id)};
+  /* The extra fields are fixed once answered. */
+  nghttp2_nv *nva = calloc(4 + r->nxh, sizeof *nva);
+  if (!nva) {
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->sid,
+                              NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  nva[0] = (nghttp2_nv)NV(":status", st);
+  nva[1] = (nghttp2_nv)NV("x-request-id", r->id);
   size_t n = 2;
   if (r->ctype[0])
     nva[n++] = (nghttp2_nv)NV("content-type", r->ctype);
   if (streaming)
     nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
-  else
+  else if (!trailers && !r->headers_only)
     nva[n++] = (nghttp2_nv)NV("content-length", cl);
+  n += hdrs_nv(r->xh, r->nxh, nva + n);
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = h2_read_body};
-  int e = nghttp2_submit_response(c->h2, r->sid, nva, n, &prd);
+  int e = nghttp2_submit_response(c->h2, r->sid, nva, n,
+                                  r->headers_only ? NULL : &prd);
+  free(nva);
   if (e < 0)
     LOG(r->s, VMH_LOG_WARN, "%s: cannot answer: %s", r->id,
         nghttp2_strerror(e));
@@ -1830,7 +1972,7 @@ static void *loop(void *arg) {
   uint64_t deadline = 0;
   for (;;) {
     struct epoll_event ev[64];
-    int n = epoll_wait(s->ep, ev, 64, 250);
+    int n = epoll_wait(s->ep, ev, 64, s->n_deadlines ? 10 : 250);
     for (int i = 0; i < n; i++) {
       enum ev_kind *k = ev[i].data.ptr;
       if (*k == EV_WAKE)
@@ -1840,6 +1982,8 @@ static void *loop(void *arg) {
       else
         conn_event(ev[i].data.ptr, ev[i].events);
     }
+    if (s->n_deadlines)
+      check_deadlines(s);
     take_queue(s);
     uint64_t t = now_ms();
     if (t - s->t_sweep >= 1000) {

@@ -158,4 +158,42 @@ int h2s_cert_install(struct h2s *s, const char *cert_pem, size_t cert_len,
                      const char *key_pem, size_t key_len, char *err,
                      size_t errlen);
 
+/* ---- Extra fields, trailers, watching (gRPC) ---------------------------- */
+
+/* Add a field to the response headers of an answer not given yet (name in
+ * lower case; both copied).  HTTP/2 only: HTTP/1.1 answers leave them
+ * out.  0, or -1 when out of memory or already answered. */
+int h2s_add_header(struct h2s_req *req, const char *name, const char *value);
+
+/* Add a trailer field, sent after the body in a HEADERS frame that ends
+ * the stream: before h2s_respond, or before h2s_stream_end of a streamed
+ * response.  A whole response with trailers carries no content-length.
+ * HTTP/2 only.  0, or -1 when out of memory or already ended. */
+int h2s_add_trailer(struct h2s_req *req, const char *name, const char *value);
+
+/* Answer with one HEADERS frame that ends the stream: status, content
+ * type and the fields of h2s_add_header, no body (gRPC's Trailers-Only).
+ * Over HTTP/1.1, a response without a body.  Like h2s_respond, it ends
+ * the handler's hold on the request. */
+void h2s_respond_headers(struct h2s_req *req, int status,
+                         const char *content_type);
+
+enum h2s_watch_event {
+  H2S_WATCH_DEADLINE = 1, /* the deadline passed; not answered yet */
+  H2S_WATCH_END = 2,      /* the request's stream is over, answer complete */
+  H2S_WATCH_GONE = 3,     /* over before the answer was complete: the
+                           * client reset the stream or the connection
+                           * closed */
+};
+typedef void (*h2s_watch_fn)(void *opaque, enum h2s_watch_event ev);
+
+/* Watch a request: only in the handler, on the I/O thread.  fn runs on
+ * the I/O thread: once with H2S_WATCH_DEADLINE when deadline_us
+ * (CLOCK_MONOTONIC microseconds; 0: none) passes before an answer is
+ * given, and always, last, exactly once with H2S_WATCH_END or
+ * H2S_WATCH_GONE; after that the server forgets opaque.  One watch per
+ * request. */
+void h2s_watch(struct h2s_req *req, uint64_t deadline_us, h2s_watch_fn fn,
+               void *opaque);
+
 #endif /* VMH_H2SERVER_H */
