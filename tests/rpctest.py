@@ -135,7 +135,7 @@ class RpcDaemon(Daemon):
 
     # -- raw HTTP/2 ---------------------------------------------------------
     def raw(self, path, body=b"", headers=None, method="POST",
-            ctype="application/grpc", timeout=10):
+            ctype="application/grpc", timeout=10, te=True):
         """One request on a fresh h2c connection: (headers, data, trailers)
         as dicts and bytes; trailers is None for a Trailers-Only answer or
         a reset stream."""
@@ -149,7 +149,7 @@ class RpcDaemon(Daemon):
         if ctype:
             hdrs.append(("content-type", ctype))
         hdrs += list((headers or {}).items())
-        if ("te", "trailers") not in hdrs and not (headers or {}).get("te"):
+        if te:
             hdrs.append(("te", "trailers"))
         sid = conn.get_next_available_stream_id()
         conn.send_headers(sid, hdrs, end_stream=not body)

@@ -891,7 +891,8 @@ static ssize_t h2_read_body(nghttp2_session *h2, int32_t sid, uint8_t *b,
   size_t n = buf_size(&r->out);
   if (n > len)
     n = len;
-  memcpy(b, r->out.p + r->out.off, n);
+  if (n) /* (an empty buffer may have no memory yet) */
+    memcpy(b, r->out.p + r->out.off, n);
   r->out.off += n;
   bool more = buf_size(&r->out) > 0;
   bool eof = !more && r->ended;

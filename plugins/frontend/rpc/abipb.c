@@ -526,8 +526,8 @@ int abipb_ref(const char *what, const char *s, int uuid, char *err,
   if (uuid && s && strlen(s) == VMH_ID_LEN &&
       strspn(s, "0123456789abcdefABCDEF-") == VMH_ID_LEN)
     return 0;
-  return refuse(err, errlen, "'%s' must be a name%s", what,
-                uuid ? " or an id" : "");
+  return refuse(err, errlen, "'%s' must be a name%s, not '%.80s'", what,
+                uuid ? " or an id" : "", s ? s : "");
 }
 
 int abipb_disk_in(struct pba *a, const Vmhost__V1__Disk *m, const char *w,

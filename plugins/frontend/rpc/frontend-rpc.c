@@ -193,13 +193,18 @@ static ProtobufCMessage *empty(struct call *k,
   return m;
 }
 
-/* The output's first field is `repeated <results>`: point it at them. */
+/* The output's repeated message field (the first) points at the results
+ * of its type. */
 static ProtobufCMessage *list_of(struct call *k,
                                  const ProtobufCMessageDescriptor *out) {
+  const ProtobufCFieldDescriptor *f = NULL;
+  for (unsigned i = 0; i < out->n_fields && !f; i++)
+    if (out->fields[i].label == PROTOBUF_C_LABEL_REPEATED &&
+        out->fields[i].type == PROTOBUF_C_TYPE_MESSAGE)
+      f = &out->fields[i];
   ProtobufCMessage *m = empty(k, out);
-  if (!m)
-    return NULL;
-  const ProtobufCFieldDescriptor *f = &out->fields[0];
+  if (!m || !f)
+    return m;
   size_t n = 0;
   ProtobufCMessage **v = pba_alloc(&k->arena, (k->n_res + 1) * sizeof *v);
   if (!v)
