@@ -5,7 +5,9 @@
 # tests/Makefile.am.
 RPC_TESTS = \
 	test-rpc-api.py \
-	test-rpc-wire.py
+	test-rpc-wire.py \
+	test-rpc-tls.py \
+	test-rpc-streams.py
 if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS)
 endif

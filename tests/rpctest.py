@@ -199,3 +199,24 @@ def vm_spec(name, disks=1, nics=1):
     for i in range(nics):
         s.nics.add(name=f"net{i}")
     return s
+
+
+def openssl_cert(d, name, ca=None):
+    """An EC P-256 key and certificate d/name.{key,pem}: self-signed (a
+    CA) or, with ca, issued by d/ca.{pem,key} (OpenSSL 3's req -CA)."""
+    import subprocess
+    args = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", f"{d}/{name}.key",
+            "-out", f"{d}/{name}.pem"]
+    if ca:
+        args += ["-CA", f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key",
+                 "-addext", "basicConstraints=CA:FALSE"]
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("openssl:", r.stderr)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()

@@ -55,9 +55,6 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 2s }"),
     check("NoSuch" in resp["grpc-message"], resp)
     st, _ = d.raw_status("/no.Such/Service", frame(b""))
     check(st == 12, st)
-    # Not implemented by us (Health.Watch): UNIMPLEMENTED, honestly.
-    st, _ = d.raw_status("/grpc.health.v1.Health/Watch", frame(b""))
-    check(st == 12, st)
 
     # A VM that is not there: NOT_FOUND, with a percent-encoded message.
     req = N.VmRequest(vm="nope").SerializeToString()

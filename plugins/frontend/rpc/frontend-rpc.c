@@ -695,10 +695,21 @@ struct stream {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   uint32_t interval_ms;
-  /* Health.Watch: the status last sent. */
-  atomic_int last_status;
+  /* Health.Watch: the service watched, the status last sent. */
+  bool known_service;
+  int last_status;
   void (*on_close)(struct stream *st);
+  /* The h2 stream's, and one per core call in flight (Health.Watch). */
+  atomic_uint refs;
 };
+
+static void stream_unref(struct stream *st) {
+  if (atomic_fetch_sub(&st->refs, 1) != 1)
+    return;
+  pthread_mutex_destroy(&st->lock);
+  pthread_cond_destroy(&st->cond);
+  free(st);
+}
 
 /* Send one message on the stream: 0, or -1 when it is closed (a reader
  * too slow overflows its buffer: h2server then closes it). */
@@ -707,10 +718,15 @@ static int stream_send(struct stream *st, const ProtobufCMessage *m) {
   size_t len;
   if (atomic_load(&st->closed) || frame(m, &b, &len) < 0)
     return -1;
-  int r = h2s_stream_send(st->req, (const char *)b, len);
-  free(b);
+  /* Under the lock: once closed is set there, the request may go. */
+  int r = -1;
+  pthread_mutex_lock(&st->lock);
+  if (!atomic_load(&st->closed))
+    r = h2s_stream_send(st->req, (const char *)b, len);
   if (r < 0)
     atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
+  free(b);
   return r;
 }
 
@@ -725,17 +741,19 @@ static void stream_end(struct stream *st, int code, const char *message) {
       h2s_add_trailer(st->req, "grpc-message", enc);
     free(enc);
   }
+  host->log(st->rpc->inst, VMH_LOG_DEBUG, "%s: stream ended with status %d",
+            h2s_request_id(st->req), code);
   h2s_stream_end(st->req);
-  pthread_mutex_destroy(&st->lock);
-  pthread_cond_destroy(&st->cond);
-  free(st);
+  stream_unref(st);
 }
 
 /* h2server's close (I/O thread): the client went, the reader was too
  * slow, or the server stops.  The method's own teardown, then the end. */
 static void stream_closed(void *opaque) {
   struct stream *st = opaque;
+  pthread_mutex_lock(&st->lock);
   atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
   st->on_close(st);
   bool stopping = atomic_load(&st->rpc->stopping);
   stream_end(st, stopping ? GRPC_UNAVAILABLE : GRPC_CANCELLED,
@@ -758,7 +776,8 @@ static struct stream *stream_begin(struct call *k,
   st->req = k->req;
   st->on_close = on_close;
   atomic_init(&st->closed, false);
-  atomic_init(&st->last_status, -1);
+  atomic_init(&st->refs, 1);
+  st->last_status = -1;
   pthread_mutex_init(&st->lock, NULL);
   pthread_cond_init(&st->cond, NULL);
   host->counter_add(k->rpc->inst, "streams", 1);
@@ -948,6 +967,68 @@ static int stream_metrics(struct call *k) {
   return 0;
 }
 
+/* Health.Watch: the status now, then again on every change.  A change
+ * shows as a plugin event, after which the core's health is asked again;
+ * each such call holds a reference on the stream. */
+struct health_ask {
+  struct vmh_reply reply;
+  struct stream *st;
+};
+
+static void watch_done(void *o, int code, const char *message) {
+  (void)message;
+  struct health_ask *h = o;
+  struct stream *st = h->st;
+  int status =
+      !st->known_service
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+      : code || !st->rpc->core->ready()
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+          : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  pthread_mutex_lock(&st->lock);
+  bool changed = status != st->last_status;
+  st->last_status = status;
+  pthread_mutex_unlock(&st->lock);
+  if (changed) {
+    Grpc__Health__V1__HealthCheckResponse m =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    m.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    stream_send(st, &m.base);
+  }
+  free(h);
+  stream_unref(st);
+}
+
+static void watch_ask(struct stream *st) {
+  struct health_ask *h = calloc(1, sizeof *h);
+  if (!h)
+    return;
+  h->st = st;
+  h->reply = (struct vmh_reply){
+      .struct_size = sizeof h->reply, .opaque = h, .done = watch_done};
+  atomic_fetch_add(&st->refs, 1);
+  st->rpc->core->health(&h->reply, 0);
+}
+
+static void on_health_event(void *opaque, const struct vmh_event *ev) {
+  struct stream *st = opaque;
+  if (ev->type == VMH_EVENT_PLUGIN && !atomic_load(&st->closed))
+    watch_ask(st);
+}
+
+static int std_health_watch(struct call *k) {
+  const Grpc__Health__V1__HealthCheckRequest *m =
+      IN(k, Grpc__Health__V1__HealthCheckRequest);
+  struct stream *st = stream_begin(k, events_closed);
+  if (!st)
+    return -1;
+  st->known_service = health_service_known(m->service);
+  int r = CORE(k)->subscribe(on_health_event, st, &st->sub_id, 0);
+  st->subscribed = r == 0;
+  watch_ask(st);
+  return 0;
+}
+
 /* ---- Dispatch -------------------------------------------------------------
  */
 
@@ -986,6 +1067,7 @@ static const struct method methods[] = {
     {NODE, "StreamMetrics", STREAM, stream_metrics},
     {NODE, "WatchEvents", STREAM, watch_events},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check},
+    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
