@@ -160,6 +160,30 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
     expect_status(SC.NOT_FOUND, node.GetVM, N.VmRequest(vm=vid))
     check(not node.ListVMs(N.ListVMsRequest()).vms)
 
+    # -- a client that cancels a unary call ---------------------------------
+    # The stream is reset (access log: 499); the core's start goes on and
+    # its late answer is dropped.
+    slow = node.CreateVM(N.CreateVMRequest(spec=vm_spec("slow-1"),
+                                           no_start=True))
+    f = node.StartVM.future(N.VmRequest(vm=slow.id))
+    time.sleep(0.5)
+    check(f.cancel(), "the call could not be cancelled")
+    for _ in range(100):
+        if "path=/vmhost.v1.NodeService/StartVM route=/vmhost.v1." \
+           "NodeService/StartVM status=499" in d.log():
+            break
+        time.sleep(0.05)
+    else:
+        fail("no access-log line for the cancelled call")
+    for _ in range(100):
+        if node.GetVM(N.VmRequest(vm=slow.id)).info.state == \
+                N.VM_STATE_RUNNING:
+            break
+        time.sleep(0.1)
+    else:
+        fail("the cancelled call's start did not go on")
+    node.DeleteVM(N.VmRequest(vm=slow.id))
+
     # -- the events, in order ------------------------------------------------
     time.sleep(0.5)
     watch.cancel()

@@ -9,6 +9,7 @@
 
 #include "abijson.h" /* abij_is_name: one definition of a name */
 #include "abipb.h"
+#include "abistruct.h"
 
 /* ---- Arena --------------------------------------------------------------- */
 
@@ -52,22 +53,6 @@ void pba_free(struct pba *a) {
       init(m_);                              \
     m_;                                      \
   })
-
-/* Read a boundary struct into one of our size (types.h). */
-#define COPY_IN(dst, src)                                          \
-  do {                                                             \
-    memset(&(dst), 0, sizeof(dst));                                \
-    if ((src) != NULL)                                             \
-      memcpy(&(dst), (src),                                        \
-             (src)->struct_size < sizeof(dst) ? (src)->struct_size \
-                                              : sizeof(dst));      \
-  } while (0)
-
-/* The i-th element of an array that crossed the boundary. */
-#define ELEM(arr, i)                                                         \
-  ((const void *)((const char *)(arr) +                                      \
-                  (size_t)(i) * ((arr)[0].struct_size ? (arr)[0].struct_size \
-                                                      : sizeof(arr)[0])))
 
 /* Strings: a failed copy is out of memory (the empty string is static). */
 #define STR(a, dst, s, fail)          \

@@ -102,8 +102,6 @@ struct call {
   pthread_mutex_t lock; /* the results, from the core's workers */
   ProtobufCMessage **res;
   size_t n_res, cap_res;
-  char *text;
-  size_t text_len;
 };
 
 static void call_free(struct call *k) {
@@ -111,7 +109,6 @@ static void call_free(struct call *k) {
     protobuf_c_message_free_unpacked(k->in, NULL);
   pba_free(&k->arena);
   free(k->res);
-  free(k->text);
   pthread_mutex_destroy(&k->lock);
   free(k);
 }
@@ -284,17 +281,15 @@ static void on_vm(void *o, const struct vmh_vm_record *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
-static void on_text(void *o, const char *text, size_t len) {
-  struct call *k = o;
-  pthread_mutex_lock(&k->lock);
-  char *t = realloc(k->text, k->text_len + len + 1);
-  if (t) {
-    memcpy(t + k->text_len, text, len);
-    k->text_len += len;
-    t[k->text_len] = '\0';
-    k->text = t;
-  }
-  pthread_mutex_unlock(&k->lock);
+/* Append to a NUL-terminated text (a piece is lost when out of memory). */
+static void append(char **text, size_t *text_len, const char *d, size_t n) {
+  char *t = realloc(*text, *text_len + n + 1);
+  if (!t)
+    return;
+  memcpy(t + *text_len, d, n);
+  *text_len += n;
+  t[*text_len] = '\0';
+  *text = t;
 }
 
 static void on_done(void *o, int code, const char *message) {
@@ -325,7 +320,6 @@ static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
       .host = on_host,
       .check = on_check,
       .plugin = on_plugin,
-      .text = on_text,
       .done = on_done,
   };
   return k;
@@ -850,13 +844,7 @@ static void sample_host(void *o, const struct vmh_host_info *h) {
 static void sample_text(void *o, const char *text, size_t len) {
   struct sample *s = o;
   pthread_mutex_lock(&s->lock);
-  char *t = realloc(s->text, s->text_len + len + 1);
-  if (t) {
-    memcpy(t + s->text_len, text, len);
-    s->text_len += len;
-    t[s->text_len] = '\0';
-    s->text = t;
-  }
+  append(&s->text, &s->text_len, text, len);
   pthread_mutex_unlock(&s->lock);
 }
 
