@@ -7,11 +7,13 @@ grpc-encoding, gzip, garbage protobuf, grpc-timeout.  After each the
 daemon keeps answering."""
 import gzip
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpctest import RpcDaemon, check, frame, mocks, pb  # noqa: E402
+from rpctest import TOP_SRCDIR, RpcDaemon, check, frame, mocks, pb  # noqa: E402
+from vmhtest import VMHOSTD  # noqa: E402
 
 N = pb.node
 INFO = "/vmhost.v1.NodeService/GetNodeInfo"
@@ -30,6 +32,13 @@ def ok_info(d):
     check(m.hostname, m)
     return resp
 
+
+# The documented example and the default config are valid.
+for cfg in ("etc/plugins/rpc.yaml", "etc/vmhostd.yaml"):
+    r = subprocess.run([VMHOSTD, "--check-config", "--config",
+                        os.path.join(TOP_SRCDIR, cfg)],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, cfg, r.stderr)
 
 with RpcDaemon(body=mocks(hv=", latency: { start: 2s }"),
                rpc="    max_message_size: 2K\n") as d:
