@@ -9,6 +9,17 @@ RPC_TESTS = \
 	test-rpc-tls.py \
 	test-rpc-streams.py
 if BUILD_PLUGIN_RPC
-TESTS += $(RPC_TESTS)
+TESTS += $(RPC_TESTS) test-grpcwire
+check_PROGRAMS += test-grpcwire
 endif
 EXTRA_DIST += $(RPC_TESTS) rpctest.py
+
+# The framing rules alone (plugins/frontend/rpc/grpcwire.c, compiled in).
+test_grpcwire_SOURCES = test-grpcwire.c core-unit.h
+test_grpcwire_CPPFLAGS = $(UNIT_CPP)
+test_grpcwire_CFLAGS = $(UNIT_CC) $(ZLIB_CFLAGS)
+test_grpcwire_LDADD = $(ZLIB_LIBS)
+test_grpcwire_LDFLAGS = $(UNIT_LINK)
+EXTRA_test_grpcwire_DEPENDENCIES = \
+	$(top_srcdir)/plugins/frontend/rpc/grpcwire.c \
+	$(top_srcdir)/plugins/frontend/rpc/grpcwire.h
