@@ -7,12 +7,18 @@ RPC_TESTS = \
 	test-rpc-api.py \
 	test-rpc-wire.py \
 	test-rpc-tls.py \
-	test-rpc-streams.py
+	test-rpc-streams.py \
+	test-rpc-node.py
 if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS) test-grpcwire
 check_PROGRAMS += test-grpcwire
 endif
-EXTRA_DIST += $(RPC_TESTS) rpctest.py
+EXTRA_DIST += $(RPC_TESTS) rpctest.py rpc-node-smoke.js
+# test-rpc-node.py installs @grpc/grpc-js here.
+clean-local: clean-node-grpc
+clean-node-grpc:
+	rm -rf node-grpc
+.PHONY: clean-node-grpc
 
 # The framing rules alone (plugins/frontend/rpc/grpcwire.c, compiled in).
 test_grpcwire_SOURCES = test-grpcwire.c core-unit.h
