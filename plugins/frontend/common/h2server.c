@@ -575,13 +575,19 @@ static void watch_end(struct h2s_req *r) {
   fn(r->watch_opaque, complete ? H2S_WATCH_END : H2S_WATCH_GONE);
 }
 
-/* Deadlines passed before an answer (loop thread). */
-static void check_deadlines(struct h2s *s) {
-  uint64_t t = now_us();
+/* Deadlines passed before an answer (loop thread).  Returns how many ms
+ * until the next one, at most max_ms. */
+static int check_deadlines(struct h2s *s, int max_ms) {
+  uint64_t t = now_us(), next = t + (uint64_t)max_ms * 1000;
   for (struct conn *c = s->conns; c && s->n_deadlines; c = c->next)
     for (struct h2s_req *r = c->reqs; r; r = r->cnext) {
-      if (!r->watch || !r->deadline_us || t < r->deadline_us)
+      if (!r->watch || !r->deadline_us)
         continue;
+      if (t < r->deadline_us) {
+        if (r->deadline_us < next)
+          next = r->deadline_us;
+        continue;
+      }
       r->deadline_us = 0;
       s->n_deadlines--;
       pthread_mutex_lock(&s->lock);
@@ -590,6 +596,7 @@ static void check_deadlines(struct h2s *s) {
       if (!answered)
         r->watch(r->watch_opaque, H2S_WATCH_DEADLINE);
     }
+  return (int)((next - t + 999) / 1000);
 }
 
 /* ---- Request accessors ---------------------------------------------------
@@ -1971,9 +1978,10 @@ static void *loop(void *arg) {
   struct h2s *s = arg;
   atomic_store(&s->loop_thread, pthread_self());
   uint64_t deadline = 0;
+  int wait_ms = 250;
   for (;;) {
     struct epoll_event ev[64];
-    int n = epoll_wait(s->ep, ev, 64, s->n_deadlines ? 10 : 250);
+    int n = epoll_wait(s->ep, ev, 64, wait_ms);
     for (int i = 0; i < n; i++) {
       enum ev_kind *k = ev[i].data.ptr;
       if (*k == EV_WAKE)
@@ -1983,8 +1991,7 @@ static void *loop(void *arg) {
       else
         conn_event(ev[i].data.ptr, ev[i].events);
     }
-    if (s->n_deadlines)
-      check_deadlines(s);
+    wait_ms = s->n_deadlines ? check_deadlines(s, 250) : 250;
     take_queue(s);
     uint64_t t = now_ms();
     if (t - s->t_sweep >= 1000) {
