@@ -58,6 +58,7 @@ PACKAGES=(
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc tests: stubs generated from proto/
   h2o                 # tests/bench/rest-h2load.py: the reference server
+  libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py

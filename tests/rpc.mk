@@ -13,7 +13,8 @@ if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS) test-grpcwire
 check_PROGRAMS += test-grpcwire
 endif
-EXTRA_DIST += $(RPC_TESTS) rpctest.py rpc-node-smoke.js
+EXTRA_DIST += $(RPC_TESTS) rpctest.py rpc-node-smoke.js bench/rpc-h2load.py \
+	bench/rpc-ref-server.cc
 # test-rpc-node.py installs @grpc/grpc-js here.
 clean-local: clean-node-grpc
 clean-node-grpc:
