@@ -68,8 +68,16 @@ PACKAGES=(
   git
 )
 
+# Packages wanted only when a command is missing: "command:package…".
+# Node.js may come from elsewhere (NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package), so it is asked for by command.
+BY_COMMAND=(
+  "npm:nodejs npm"    # frontend/rpc tests: @grpc/grpc-js smoke test
+)
+
 if [ "${1:-}" = --list ]; then
   printf '%s\n' "${PACKAGES[@]}"
+  for e in "${BY_COMMAND[@]}"; do printf '%s\n' ${e#*:}; done
   exit 0
 fi
 if [ $# -ne 0 ]; then
@@ -97,6 +105,12 @@ installed ()
 missing=()
 for p in "${PACKAGES[@]}"; do
   installed "$p" || missing+=("$p")
+done
+for e in "${BY_COMMAND[@]}"; do
+  command -v "${e%%:*}" >/dev/null 2>&1 && continue
+  for p in ${e#*:}; do
+    installed "$p" || missing+=("$p")
+  done
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then

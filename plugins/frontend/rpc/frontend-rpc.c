@@ -685,7 +685,6 @@ struct stream {
   bool subscribed;
   /* StreamMetrics: its thread, woken early by close. */
   pthread_t thread;
-  bool has_thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   uint32_t interval_ms;
@@ -807,10 +806,9 @@ static int watch_events(struct call *k) {
   /* Subscribed on the I/O thread: stream_closed cannot run meanwhile. */
   int r = CORE(k)->subscribe(on_event, st, &st->sub_id, 0);
   if (r) {
+    /* Ended here, on the I/O thread: stream_closed never comes. */
     atomic_store(&st->closed, true);
-    /* stream_closed will still come (at the end): it ends the stream. */
-    host->log(k->rpc->inst, VMH_LOG_WARN, "cannot subscribe to events: %s",
-              CORE(k)->error_name(r));
+    stream_end(st, (int)CORE(k)->grpc_status(r), "cannot subscribe to events");
     return 0;
   }
   st->subscribed = true;
@@ -922,8 +920,7 @@ static void metrics_closed(struct stream *st) {
   pthread_mutex_lock(&st->lock);
   pthread_cond_signal(&st->cond);
   pthread_mutex_unlock(&st->lock);
-  if (st->has_thread)
-    pthread_join(st->thread, NULL);
+  pthread_join(st->thread, NULL);
   atomic_fetch_sub(&st->rpc->n_metric_streams, 1);
 }
 
@@ -945,12 +942,14 @@ static int stream_metrics(struct call *k) {
   }
   st->interval_ms = iv;
   int r = pthread_create(&st->thread, NULL, metrics_loop, st);
-  st->has_thread = r == 0;
   if (r) {
-    /* Nothing will be sent; the client's cancel or stop ends it. */
+    /* Ended here, on the I/O thread: stream_closed never comes. */
     atomic_store(&st->closed, true);
+    atomic_fetch_sub(&k->rpc->n_metric_streams, 1);
     host->log(k->rpc->inst, VMH_LOG_WARN, "cannot start a metrics stream: %s",
               strerror(r));
+    stream_end(st, GRPC_RESOURCE_EXHAUSTED, "cannot start a sampler thread");
+    return 0;
   }
   return 0;
 }
