@@ -8,7 +8,8 @@ RPC_TESTS = \
 	test-rpc-wire.py \
 	test-rpc-tls.py \
 	test-rpc-streams.py \
-	test-rpc-node.py
+	test-rpc-node.py \
+	test-rpc-reflection.py
 if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS) test-grpcwire
 check_PROGRAMS += test-grpcwire

@@ -24,7 +24,8 @@ from vmhtest import Daemon, check, fail, mocks, skip  # noqa: E402
 SRCDIR = os.environ.get("srcdir", os.path.dirname(os.path.abspath(__file__)))
 TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(SRCDIR, ".."))
 PROTO_DIR = os.path.join(TOP_SRCDIR, "proto")
-PROTOS = ["vmhost/v1/node.proto", "grpc/health/v1/health.proto"]
+PROTOS = ["vmhost/v1/node.proto", "grpc/health/v1/health.proto",
+          "grpc/reflection/v1alpha/reflection.proto"]
 
 
 def _import_grpc():
@@ -49,30 +50,37 @@ grpc = _import_grpc()
 
 def _stubs():
     """Generate the Python stubs of proto/ into a fresh directory.  The
-    health proto is compiled from a copy under another directory: its
-    own path (grpc/health/v1) would make a Python package "grpc" that
-    hides grpcio's (the wire names come from its package line, not its
+    health and reflection protos are compiled from copies under other
+    directories: their own paths (grpc/...) would make a Python package
+    "grpc" that hides grpcio's (the wire names come from its package line, not its
     path)."""
     from grpc_tools import protoc
     out = tempfile.mkdtemp(prefix="vmhrpc-stubs.")
     src = os.path.join(out, "src")
     os.makedirs(os.path.join(src, "vmhost", "v1"))
     os.makedirs(os.path.join(src, "grpc_health_v1"))
+    os.makedirs(os.path.join(src, "grpc_reflection_v1alpha"))
     shutil.copy(os.path.join(PROTO_DIR, PROTOS[0]),
                 os.path.join(src, "vmhost", "v1"))
     shutil.copy(os.path.join(PROTO_DIR, PROTOS[1]),
                 os.path.join(src, "grpc_health_v1"))
+    shutil.copy(os.path.join(PROTO_DIR, PROTOS[2]),
+                os.path.join(src, "grpc_reflection_v1alpha"))
     args = ["protoc", f"-I{src}", f"--python_out={out}",
             f"--grpc_python_out={out}", "vmhost/v1/node.proto",
-            "grpc_health_v1/health.proto"]
+            "grpc_health_v1/health.proto",
+            "grpc_reflection_v1alpha/reflection.proto"]
     if protoc.main(args) != 0:
         fail("grpc_tools.protoc failed on", PROTOS)
     sys.path.insert(0, out)
     from vmhost.v1 import node_pb2, node_pb2_grpc
     from grpc_health_v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection_v1alpha import reflection_pb2, reflection_pb2_grpc
     return out, types.SimpleNamespace(node=node_pb2, node_grpc=node_pb2_grpc,
                                       health=health_pb2,
-                                      health_grpc=health_pb2_grpc)
+                                      health_grpc=health_pb2_grpc,
+                                      refl=reflection_pb2,
+                                      refl_grpc=reflection_pb2_grpc)
 
 
 _STUB_DIR, pb = _stubs()

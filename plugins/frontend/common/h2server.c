@@ -154,6 +154,10 @@ struct h2s_req {
   h2s_watch_fn watch;
   void *watch_opaque;
   uint64_t deadline_us;
+  /* h2s_on_data (loop thread). */
+  h2s_data_fn on_data;
+  void *data_opaque;
+  bool early, body_done;
 };
 
 struct conn {
@@ -223,6 +227,7 @@ struct h2s {
   struct h2s_req *qhead, *qtail;
   bool stopped; /* the loop has ended: answers are dropped, not queued */
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
+  h2s_early_fn early;   /* requests handed over before their body */
 };
 
 static http_parser_settings h1_settings;
@@ -395,6 +400,7 @@ static void dispatch(struct h2s_req *r) {
   struct conn *c = r->c;
   struct h2s *s = c->s;
   r->dispatched = true;
+  r->body_done = !r->early;
   c->t_active = now_ms();
   req_take_id(r);
   if (!r->method || !r->path)
@@ -573,6 +579,25 @@ static void watch_end(struct h2s_req *r) {
   bool complete = r->ended;
   pthread_mutex_unlock(&r->s->lock);
   fn(r->watch_opaque, complete ? H2S_WATCH_END : H2S_WATCH_GONE);
+}
+
+void h2s_set_early(struct h2s *s, h2s_early_fn fn) {
+  s->early = fn;
+}
+
+void h2s_on_data(struct h2s_req *r, h2s_data_fn fn, void *opaque) {
+  r->on_data = fn;
+  r->data_opaque = opaque;
+}
+
+int h2s_body_done(const struct h2s_req *r) {
+  return r->body_done;
+}
+
+/* A piece of an early request's body, or its end (loop thread). */
+static void early_data(struct h2s_req *r, const char *d, size_t n, int end) {
+  if (r->on_data)
+    r->on_data(r->data_opaque, d, n, end);
 }
 
 /* Deadlines passed before an answer (loop thread).  Returns how many ms
@@ -814,6 +839,7 @@ static void req_detach(struct h2s_req *r) {
     r->cnext->cprev = r->cprev;
   c->n_reqs--;
   r->c = NULL;
+  r->on_data = NULL;
   tell_close(r);
   watch_end(r);
   req_unref(r);
@@ -1011,6 +1037,8 @@ static int h2_on_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
     /* Over the limit: answer now rather than read the rest. */
     if (r->err_status == 413)
       dispatch(r);
+  } else if (r) {
+    early_data(r, (const char *)d, len, 0);
   }
   return 0;
 }
@@ -1036,12 +1064,24 @@ static int h2_on_frame(nghttp2_session *h2, const nghttp2_frame *f,
     }
     return 0;
   }
-  if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
-      !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+  if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
     return 0;
   struct h2s_req *r = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
-  if (r && !r->dispatched)
+  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    /* Headers complete, body to come: the handler may want it now. */
+    if (r && !r->dispatched && f->hd.type == NGHTTP2_HEADERS && s->early &&
+        r->path && s->early(s->opaque, r->path)) {
+      r->early = true;
+      dispatch(r);
+    }
+    return 0;
+  }
+  if (r && !r->dispatched) {
     dispatch(r);
+  } else if (r && r->early && !r->body_done) {
+    r->body_done = true;
+    early_data(r, NULL, 0, 1);
+  }
   return 0;
 }
 

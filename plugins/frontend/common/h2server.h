@@ -196,4 +196,26 @@ typedef void (*h2s_watch_fn)(void *opaque, enum h2s_watch_event ev);
 void h2s_watch(struct h2s_req *req, uint64_t deadline_us, h2s_watch_fn fn,
                void *opaque);
 
+/* ---- Streamed request bodies (gRPC client and bidirectional streams) --- */
+
+/* Decide, for each HTTP/2 request whose headers are complete but whose
+ * body is not, whether the handler gets it now (true) rather than after
+ * the whole body (the default).  Set before h2s_start; fn runs on the I/O
+ * thread.  HTTP/1.1 requests always come whole. */
+typedef int (*h2s_early_fn)(void *opaque, const char *path);
+void h2s_set_early(struct h2s *s, h2s_early_fn fn);
+
+/* For a request handed over early: fn(opaque, data, len, end) is called on
+ * the I/O thread with each piece of the body as it arrives, and once with
+ * end = 1 when the client has sent it all.  It is not called once the
+ * request's stream is gone or after h2s_on_data(req, NULL, NULL).  Only in
+ * the handler or in fn itself (on the I/O thread).  The body's size limit
+ * does not apply: the handler bounds what it keeps. */
+typedef void (*h2s_data_fn)(void *opaque, const char *data, size_t len,
+                            int end);
+void h2s_on_data(struct h2s_req *req, h2s_data_fn fn, void *opaque);
+/* 1 when the client has sent the whole body (always, for a request not
+ * handed over early); on the I/O thread. */
+int h2s_body_done(const struct h2s_req *req);
+
 #endif /* VMH_H2SERVER_H */

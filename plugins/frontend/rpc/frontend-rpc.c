@@ -40,8 +40,10 @@
 
 #include "abipb.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
 #include "h2server.h"
+#include "reflect.h"
 
 static const struct vmh_host *host;
 
@@ -53,6 +55,7 @@ enum shape {
   ONE,    /* the output message is the first result (or empty) */
   LIST,   /* the output's first field is the repeated results */
   STREAM, /* a server stream, handled by the method itself */
+  BIDI,   /* a bidirectional stream: the request's messages as they come */
 };
 
 struct method {
@@ -363,6 +366,33 @@ static int ref(struct call *k, const char *what, const char *s, bool uuid) {
 
 #define IN(k, type) ((const type *)(k)->in)
 #define CORE(k) ((k)->rpc->core)
+
+/* A compressed message inflated (gzip, the only encoding we take; the
+ * request's grpc-encoding was checked): GRPC_OK with msg pointing at
+ * *plain (the caller frees it; NULL when msg was not compressed), or a
+ * status and *why. */
+static int inflate_msg(struct rpc *rpc, struct h2s_req *req,
+                       struct grpc_msg *msg, uint8_t **plain,
+                       const char **why) {
+  const char *enc = h2s_header(req, "grpc-encoding");
+  *plain = NULL;
+  if (!msg->compressed)
+    return GRPC_OK;
+  if (!enc || !strcmp(enc, "identity")) {
+    *why = "a compressed message without grpc-encoding";
+    return GRPC_INTERNAL;
+  }
+  int code =
+      grpc_gunzip(msg->data, msg->len, rpc->max_message, plain, &msg->len);
+  if (code) {
+    *why = code == GRPC_RESOURCE_EXHAUSTED
+               ? "the message inflates past the server's limit"
+               : "the message is not valid gzip";
+    return code;
+  }
+  msg->data = *plain;
+  return GRPC_OK;
+}
 
 /* ---- Methods: VMs ---------------------------------------------------------
  */
@@ -694,6 +724,9 @@ struct stream {
   void (*on_close)(struct stream *st);
   /* The h2 stream's, and one per core call in flight (Health.Watch). */
   atomic_uint refs;
+  /* BIDI: the request's bytes not yet a whole message (I/O thread). */
+  uint8_t *in;
+  size_t in_len;
 };
 
 static void stream_unref(struct stream *st) {
@@ -701,16 +734,24 @@ static void stream_unref(struct stream *st) {
     return;
   pthread_mutex_destroy(&st->lock);
   pthread_cond_destroy(&st->cond);
+  free(st->in);
   free(st);
 }
 
 /* Send one message on the stream: 0, or -1 when it is closed (a reader
  * too slow overflows its buffer: h2server then closes it). */
+static int stream_push(struct stream *st, uint8_t *b, size_t len);
+
 static int stream_send(struct stream *st, const ProtobufCMessage *m) {
   uint8_t *b;
   size_t len;
   if (atomic_load(&st->closed) || frame(m, &b, &len) < 0)
     return -1;
+  return stream_push(st, b, len);
+}
+
+/* Send a framed message (taking b): 0 or -1 as stream_send. */
+static int stream_push(struct stream *st, uint8_t *b, size_t len) {
   /* Under the lock: once closed is set there, the request may go. */
   int r = -1;
   pthread_mutex_lock(&st->lock);
@@ -1016,6 +1057,102 @@ static int std_health_watch(struct call *k) {
   return 0;
 }
 
+/* ServerReflectionInfo: each request message as it arrives (on the I/O
+ * thread, from h2server), answered at once and in order; the client's end
+ * of the stream ends ours. */
+/* The services served (the route table is built from them). */
+static const ProtobufCServiceDescriptor *const services[] = {
+    &vmhost__v1__node_service__descriptor,
+    &grpc__health__v1__health__descriptor,
+    &grpc__reflection__v1alpha__server_reflection__descriptor,
+};
+#define N_SERVICES (sizeof services / sizeof services[0])
+
+/* End the stream now (I/O thread): no more data, no close to come. */
+static void reflect_end(struct stream *st, int code, const char *why) {
+  h2s_on_data(st->req, NULL, NULL);
+  pthread_mutex_lock(&st->lock);
+  atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
+  stream_end(st, code, why);
+}
+
+/* Answer one request message: GRPC_OK or a status with *why. */
+static int reflect_one(struct stream *st, struct grpc_msg *msg,
+                       const char **why) {
+  uint8_t *plain, *out;
+  size_t len;
+  int code = inflate_msg(st->rpc, st->req, msg, &plain, why);
+  if (code)
+    return code;
+  int r = reflect_answer(services, N_SERVICES, msg->data, msg->len, &out, &len);
+  free(plain);
+  if (r < 0) {
+    *why = "the request message does not parse";
+    return GRPC_INTERNAL;
+  }
+  uint8_t *b = malloc(GRPC_PREFIX + len);
+  if (b) {
+    grpc_prefix(b, len);
+    memcpy(b + GRPC_PREFIX, out, len);
+    stream_push(st, b, GRPC_PREFIX + len);
+  }
+  free(out);
+  return GRPC_OK;
+}
+
+static void reflect_data(void *opaque, const char *d, size_t n, int end) {
+  struct stream *st = opaque;
+  const char *why = NULL;
+  int code = GRPC_OK;
+  if (n) {
+    uint8_t *in = realloc(st->in, st->in_len + n);
+    if (!in) {
+      reflect_end(st, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    memcpy(in + st->in_len, d, n);
+    st->in = in;
+    st->in_len += n;
+  }
+  size_t off = 0, used;
+  struct grpc_msg msg;
+  while (!code) {
+    code = grpc_msg_next(st->in + off, st->in_len - off, st->rpc->max_message,
+                         &msg, &used, &why);
+    if (code || !used)
+      break;
+    code = reflect_one(st, &msg, &why);
+    off += used;
+  }
+  if (code) {
+    reflect_end(st, code, why);
+    return;
+  }
+  memmove(st->in, st->in + off, st->in_len - off);
+  st->in_len -= off;
+  if (end)
+    reflect_end(st, st->in_len ? GRPC_INTERNAL : GRPC_OK,
+                st->in_len ? "the stream ends inside a message" : NULL);
+}
+
+static void reflect_closed(struct stream *st) {
+  h2s_on_data(st->req, NULL, NULL);
+}
+
+static int reflect_info(struct call *k) {
+  struct stream *st = stream_begin(k, reflect_closed);
+  if (!st)
+    return -1;
+  if (h2s_body_done(k->req)) {
+    /* It came whole, so empty (HEADERS with END_STREAM): no questions. */
+    reflect_end(st, GRPC_OK, NULL);
+    return 0;
+  }
+  h2s_on_data(k->req, reflect_data, st);
+  return 0;
+}
+
 /* ---- Dispatch -------------------------------------------------------------
  */
 
@@ -1055,14 +1192,10 @@ static const struct method methods[] = {
     {NODE, "WatchEvents", STREAM, watch_events},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch},
+    {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
+     reflect_info},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
-
-static const ProtobufCServiceDescriptor *const services[] = {
-    &vmhost__v1__node_service__descriptor,
-    &grpc__health__v1__health__descriptor,
-};
-#define N_SERVICES (sizeof services / sizeof services[0])
 
 static const struct method *method_for(const char *service, const char *name) {
   for (size_t i = 0; i < N_METHODS; i++)
@@ -1142,30 +1275,15 @@ static int unpack(struct call *k) {
   struct rpc *rpc = k->rpc;
   size_t len;
   const uint8_t *body = (const uint8_t *)h2s_body(k->req, &len);
-  const char *enc = h2s_header(k->req, "grpc-encoding");
   struct grpc_msg msg;
   const char *why;
+  uint8_t *plain;
   int code = grpc_msg_one(body, len, rpc->max_message, &msg, &why);
+  if (!code)
+    code = inflate_msg(rpc, k->req, &msg, &plain, &why);
   if (code) {
     answer_status(k, code, why);
     return -1;
-  }
-  uint8_t *plain = NULL;
-  if (msg.compressed) {
-    if (!enc || !strcmp(enc, "identity")) {
-      answer_status(k, GRPC_INTERNAL,
-                    "a compressed message without grpc-encoding");
-      return -1;
-    }
-    code = grpc_gunzip(msg.data, msg.len, rpc->max_message, &plain, &msg.len);
-    if (code) {
-      answer_status(k, code,
-                    code == GRPC_RESOURCE_EXHAUSTED
-                        ? "the message inflates past the server's limit"
-                        : "the message is not valid gzip");
-      return -1;
-    }
-    msg.data = plain;
   }
   k->in = protobuf_c_message_unpack(k->rt->md->input, NULL, msg.len, msg.data);
   free(plain);
@@ -1258,13 +1376,20 @@ static void route(struct call *k) {
   }
   k->rt = rt;
   h2s_set_route(k->req, rt->path);
-  if (unpack(k) < 0)
+  if (rt->m->shape != BIDI && unpack(k) < 0)
     return;
-  if (rt->m->shape != STREAM) {
+  if (rt->m->shape == ONE || rt->m->shape == LIST) {
     atomic_fetch_add(&k->refs, 1); /* the watch's */
     h2s_watch(k->req, deadline, on_watch, k);
   }
   rt->m->start(k);
+}
+
+/* h2server asks (I/O thread): bidirectional streams take their request's
+ * messages as they come. */
+static int early(void *opaque, const char *path) {
+  const struct route *rt = route_find(opaque, path);
+  return rt && rt->m && rt->m->shape == BIDI;
 }
 
 static void on_request(void *opaque, struct h2s_req *req) {
@@ -1352,6 +1477,7 @@ static int rpc_start(void *handle, const struct vmh_core *core,
     host->error("out of memory");
     return VMH_ENOMEM;
   }
+  h2s_set_early(rpc->srv, early);
   r = h2s_start(rpc->srv);
   if (r < 0) {
     h2s_free(rpc->srv);

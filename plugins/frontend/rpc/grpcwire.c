@@ -7,12 +7,11 @@
 
 #include "grpcwire.h"
 
-int grpc_msg_one(const uint8_t *b, size_t len, size_t max, struct grpc_msg *ret,
-                 const char **why) {
-  if (len < GRPC_PREFIX) {
-    *why = "the message's 5-byte prefix is truncated";
-    return GRPC_INTERNAL;
-  }
+int grpc_msg_next(const uint8_t *b, size_t len, size_t max,
+                  struct grpc_msg *ret, size_t *ret_used, const char **why) {
+  *ret_used = 0;
+  if (len < GRPC_PREFIX)
+    return GRPC_OK;
   size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 |
              (size_t)b[4];
   if (n > max) {
@@ -23,15 +22,31 @@ int grpc_msg_one(const uint8_t *b, size_t len, size_t max, struct grpc_msg *ret,
     *why = "the message's compressed flag is neither 0 nor 1";
     return GRPC_INTERNAL;
   }
-  if (len - GRPC_PREFIX < n) {
+  if (len - GRPC_PREFIX < n)
+    return GRPC_OK;
+  *ret = (struct grpc_msg){b[0], b + GRPC_PREFIX, n};
+  *ret_used = GRPC_PREFIX + n;
+  return GRPC_OK;
+}
+
+int grpc_msg_one(const uint8_t *b, size_t len, size_t max, struct grpc_msg *ret,
+                 const char **why) {
+  size_t used;
+  int code = grpc_msg_next(b, len, max, ret, &used, why);
+  if (code)
+    return code;
+  if (len < GRPC_PREFIX) {
+    *why = "the message's 5-byte prefix is truncated";
+    return GRPC_INTERNAL;
+  }
+  if (!used) {
     *why = "the body is shorter than the message's length";
     return GRPC_INTERNAL;
   }
-  if (len - GRPC_PREFIX > n) {
+  if (used < len) {
     *why = "a unary request carries exactly one message";
     return GRPC_INTERNAL;
   }
-  *ret = (struct grpc_msg){b[0], b + GRPC_PREFIX, n};
   return GRPC_OK;
 }
 

@@ -47,6 +47,14 @@ struct grpc_msg {
 int grpc_msg_one(const uint8_t *body, size_t len, size_t max,
                  struct grpc_msg *ret, const char **why);
 
+/* The next message of a stream of them (a client or bidirectional
+ * stream): GRPC_OK with *ret_used = 0 when b holds no whole message yet,
+ * or its bytes (prefix included) consumed and *ret filled; else a status
+ * and *why, as grpc_msg_one (the limit is checked as soon as the prefix
+ * is in). */
+int grpc_msg_next(const uint8_t *b, size_t len, size_t max,
+                  struct grpc_msg *ret, size_t *ret_used, const char **why);
+
 /* Write the 5-byte prefix of an uncompressed message of len bytes. */
 void grpc_prefix(uint8_t out[GRPC_PREFIX], size_t len);
 
