@@ -458,6 +458,10 @@ static char *arena_strndup(struct abij_arena *a, const char *s, size_t len) {
   return p;
 }
 
+void *abij_arena_alloc(struct abij_arena *a, size_t size) {
+  return arena_alloc(a, size);
+}
+
 void abij_arena_free(struct abij_arena *a) {
   for (size_t i = 0; i < a->n; i++)
     free(a->v[i]);

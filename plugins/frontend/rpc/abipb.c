@@ -11,66 +11,44 @@
 #include "abipb.h"
 #include "abistruct.h"
 
-/* ---- Arena --------------------------------------------------------------- */
+/* ---- Strings ------------------------------------------------------------ */
 
-void *pba_alloc(struct pba *a, size_t size) {
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 16;
-    void **v = realloc(a->v, cap * sizeof *v);
-    if (!v)
-      return NULL;
-    a->v = v;
-    a->cap = cap;
-  }
-  void *p = calloc(1, size ? size : 1);
-  if (p)
-    a->v[a->n++] = p;
-  return p;
-}
-
-char *pba_str(struct pba *a, const char *s) {
+char *abipb_str(struct abij_arena *a, const char *s) {
   if (!s || !*s)
     return (char *)protobuf_c_empty_string;
   size_t n = strlen(s) + 1;
-  char *p = pba_alloc(a, n);
+  char *p = abij_arena_alloc(a, n);
   if (p)
     memcpy(p, s, n);
   return p;
 }
 
-void pba_free(struct pba *a) {
-  for (size_t i = 0; i < a->n; i++)
-    free(a->v[i]);
-  free(a->v);
-  *a = (struct pba){0};
-}
-
 /* A new message of a generated type, initialised. */
-#define NEW(a, type, init)                   \
-  ({                                         \
-    type *m_ = pba_alloc((a), sizeof(type)); \
-    if (m_)                                  \
-      init(m_);                              \
-    m_;                                      \
+#define NEW(a, type, init)                          \
+  ({                                                \
+    type *m_ = abij_arena_alloc((a), sizeof(type)); \
+    if (m_)                                         \
+      init(m_);                                     \
+    m_;                                             \
   })
 
 /* Strings: a failed copy is out of memory (the empty string is static). */
-#define STR(a, dst, s, fail)          \
-  do {                                \
-    if (!((dst) = pba_str((a), (s)))) \
-      goto fail;                      \
+#define STR(a, dst, s, fail)            \
+  do {                                  \
+    if (!((dst) = abipb_str((a), (s)))) \
+      goto fail;                        \
   } while (0)
 
-static char **strv(struct pba *a, const char *const *v, uint32_t n,
+static char **strv(struct abij_arena *a, const char *const *v, uint32_t n,
                    size_t *ret_n) {
   *ret_n = 0;
   if (!n)
     return NULL;
-  char **out = pba_alloc(a, n * sizeof *out);
+  char **out = abij_arena_alloc(a, n * sizeof *out);
   if (!out)
     return NULL;
   for (uint32_t i = 0; i < n; i++)
-    if (!(out[i] = pba_str(a, v[i])))
+    if (!(out[i] = abipb_str(a, v[i])))
       return NULL;
   *ret_n = n;
   return out;
@@ -78,7 +56,7 @@ static char **strv(struct pba *a, const char *const *v, uint32_t n,
 
 /* ---- Encoders ------------------------------------------------------------ */
 
-static Vmhost__V1__DiskSource *source_pb(struct pba *a,
+static Vmhost__V1__DiskSource *source_pb(struct abij_arena *a,
                                          const struct vmh_disk_source *src) {
   struct vmh_disk_source s;
   COPY_IN(s, src);
@@ -106,7 +84,8 @@ nomem:
   return NULL;
 }
 
-static Vmhost__V1__Disk *disk_pb(struct pba *a, const struct vmh_disk *src) {
+static Vmhost__V1__Disk *disk_pb(struct abij_arena *a,
+                                 const struct vmh_disk *src) {
   struct vmh_disk d;
   COPY_IN(d, src);
   Vmhost__V1__Disk *m = NEW(a, Vmhost__V1__Disk, vmhost__v1__disk__init);
@@ -128,7 +107,7 @@ nomem:
   return NULL;
 }
 
-static Vmhost__V1__NicBinding *binding_pb(struct pba *a,
+static Vmhost__V1__NicBinding *binding_pb(struct abij_arena *a,
                                           const struct vmh_nic_binding *src) {
   struct vmh_nic_binding b;
   COPY_IN(b, src);
@@ -149,7 +128,8 @@ nomem:
   return NULL;
 }
 
-static Vmhost__V1__Nic *nic_pb(struct pba *a, const struct vmh_nic *src) {
+static Vmhost__V1__Nic *nic_pb(struct abij_arena *a,
+                               const struct vmh_nic *src) {
   struct vmh_nic n;
   COPY_IN(n, src);
   Vmhost__V1__Nic *m = NEW(a, Vmhost__V1__Nic, vmhost__v1__nic__init);
@@ -167,7 +147,7 @@ nomem:
   return NULL;
 }
 
-static Vmhost__V1__VmSpec *spec_pb(struct pba *a,
+static Vmhost__V1__VmSpec *spec_pb(struct abij_arena *a,
                                    const struct vmh_vm_spec *src) {
   struct vmh_vm_spec s;
   COPY_IN(s, src);
@@ -188,7 +168,7 @@ static Vmhost__V1__VmSpec *spec_pb(struct pba *a,
   m->memory = s.memory;
   m->guest_channel = s.guest_channel != 0;
   if (s.n_disks) {
-    if (!(m->disks = pba_alloc(a, s.n_disks * sizeof *m->disks)))
+    if (!(m->disks = abij_arena_alloc(a, s.n_disks * sizeof *m->disks)))
       goto nomem;
     for (uint32_t i = 0; i < s.n_disks; i++)
       if (!(m->disks[i] = disk_pb(a, ELEM(s.disks, i))))
@@ -196,7 +176,7 @@ static Vmhost__V1__VmSpec *spec_pb(struct pba *a,
     m->n_disks = s.n_disks;
   }
   if (s.n_nics) {
-    if (!(m->nics = pba_alloc(a, s.n_nics * sizeof *m->nics)))
+    if (!(m->nics = abij_arena_alloc(a, s.n_nics * sizeof *m->nics)))
       goto nomem;
     for (uint32_t i = 0; i < s.n_nics; i++)
       if (!(m->nics[i] = nic_pb(a, ELEM(s.nics, i))))
@@ -204,7 +184,7 @@ static Vmhost__V1__VmSpec *spec_pb(struct pba *a,
     m->n_nics = s.n_nics;
   }
   if (s.n_metadata) {
-    if (!(m->labels = pba_alloc(a, s.n_metadata * sizeof *m->labels)))
+    if (!(m->labels = abij_arena_alloc(a, s.n_metadata * sizeof *m->labels)))
       goto nomem;
     for (uint32_t i = 0; i < s.n_metadata; i++) {
       Vmhost__V1__VmSpec__LabelsEntry *e =
@@ -223,7 +203,7 @@ nomem:
   return NULL;
 }
 
-static Vmhost__V1__VmInfo *info_pb(struct pba *a,
+static Vmhost__V1__VmInfo *info_pb(struct abij_arena *a,
                                    const struct vmh_vm_info *src) {
   struct vmh_vm_info v;
   COPY_IN(v, src);
@@ -247,7 +227,8 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Vm *abipb_vm(struct pba *a, const struct vmh_vm_record *src) {
+Vmhost__V1__Vm *abipb_vm(struct abij_arena *a,
+                         const struct vmh_vm_record *src) {
   struct vmh_vm_record r;
   COPY_IN(r, src);
   Vmhost__V1__Vm *m = NEW(a, Vmhost__V1__Vm, vmhost__v1__vm__init);
@@ -268,7 +249,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__VmStatusResponse *abipb_vm_status(struct pba *a,
+Vmhost__V1__VmStatusResponse *abipb_vm_status(struct abij_arena *a,
                                               const struct vmh_vm_record *src) {
   Vmhost__V1__Vm *vm = abipb_vm(a, src);
   Vmhost__V1__VmStatusResponse *m =
@@ -285,7 +266,7 @@ Vmhost__V1__VmStatusResponse *abipb_vm_status(struct pba *a,
   return m;
 }
 
-Vmhost__V1__Snapshot *abipb_snapshot(struct pba *a,
+Vmhost__V1__Snapshot *abipb_snapshot(struct abij_arena *a,
                                      const struct vmh_snapshot_info *src) {
   struct vmh_snapshot_info s;
   COPY_IN(s, src);
@@ -304,7 +285,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Console *abipb_console(struct pba *a,
+Vmhost__V1__Console *abipb_console(struct abij_arena *a,
                                    const struct vmh_console_info *src) {
   struct vmh_console_info c;
   COPY_IN(c, src);
@@ -322,7 +303,8 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Pool *abipb_pool(struct pba *a, const struct vmh_pool_info *src) {
+Vmhost__V1__Pool *abipb_pool(struct abij_arena *a,
+                             const struct vmh_pool_info *src) {
   struct vmh_pool_info p;
   COPY_IN(p, src);
   Vmhost__V1__Pool *m = NEW(a, Vmhost__V1__Pool, vmhost__v1__pool__init);
@@ -340,7 +322,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Volume *abipb_volume(struct pba *a,
+Vmhost__V1__Volume *abipb_volume(struct abij_arena *a,
                                  const struct vmh_volume_info *src) {
   struct vmh_volume_info v;
   COPY_IN(v, src);
@@ -357,7 +339,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Network *abipb_network(struct pba *a,
+Vmhost__V1__Network *abipb_network(struct abij_arena *a,
                                    const struct vmh_network_info *src) {
   struct vmh_network_info n;
   COPY_IN(n, src);
@@ -378,7 +360,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__NodeInfo *abipb_host(struct pba *a,
+Vmhost__V1__NodeInfo *abipb_host(struct abij_arena *a,
                                  const struct vmh_host_info *src) {
   struct vmh_host_info h;
   COPY_IN(h, src);
@@ -404,7 +386,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Check *abipb_check(struct pba *a,
+Vmhost__V1__Check *abipb_check(struct abij_arena *a,
                                const struct vmh_health_check *src) {
   struct vmh_health_check c;
   COPY_IN(c, src);
@@ -420,7 +402,7 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Plugin *abipb_plugin(struct pba *a,
+Vmhost__V1__Plugin *abipb_plugin(struct abij_arena *a,
                                  const struct vmh_plugin_info *src) {
   static const char *const models[] = {"serialize_all", "serialize_instance",
                                        "parallel"};
@@ -447,7 +429,8 @@ nomem:
   return NULL;
 }
 
-Vmhost__V1__Event *abipb_event(struct pba *a, const struct vmh_event *src,
+Vmhost__V1__Event *abipb_event(struct abij_arena *a,
+                               const struct vmh_event *src,
                                const char *(*name)(int code)) {
   struct vmh_event e;
   COPY_IN(e, src);
@@ -515,8 +498,8 @@ int abipb_ref(const char *what, const char *s, int uuid, char *err,
                 uuid ? " or an id" : "", s ? s : "");
 }
 
-int abipb_disk_in(struct pba *a, const Vmhost__V1__Disk *m, const char *w,
-                  struct vmh_disk *d, char *err, size_t errlen) {
+int abipb_disk_in(struct abij_arena *a, const Vmhost__V1__Disk *m,
+                  const char *w, struct vmh_disk *d, char *err, size_t errlen) {
   (void)a;
   int r;
   *d = (struct vmh_disk){.struct_size = sizeof *d};
@@ -565,7 +548,7 @@ static int nic_in(const Vmhost__V1__Nic *m, const char *w, struct vmh_nic *n,
   return 0;
 }
 
-int abipb_spec_in(struct pba *a, const Vmhost__V1__VmSpec *m,
+int abipb_spec_in(struct abij_arena *a, const Vmhost__V1__VmSpec *m,
                   struct vmh_vm_spec *s, char *err, size_t errlen) {
   int r;
   *s = (struct vmh_vm_spec){.struct_size = sizeof *s};
@@ -594,9 +577,9 @@ int abipb_spec_in(struct pba *a, const Vmhost__V1__VmSpec *m,
   s->user_data = opt(m->user_data);
   s->meta_data = opt(m->meta_data);
   s->network_config = opt(m->network_config);
-  struct vmh_disk *disks = pba_alloc(a, m->n_disks * sizeof *disks);
-  struct vmh_nic *nics = pba_alloc(a, m->n_nics * sizeof *nics);
-  struct vmh_keyval *kv = pba_alloc(a, m->n_labels * sizeof *kv);
+  struct vmh_disk *disks = abij_arena_alloc(a, m->n_disks * sizeof *disks);
+  struct vmh_nic *nics = abij_arena_alloc(a, m->n_nics * sizeof *nics);
+  struct vmh_keyval *kv = abij_arena_alloc(a, m->n_labels * sizeof *kv);
   if (!disks || !nics || !kv)
     return nomem(err, errlen);
   for (size_t i = 0; i < m->n_disks; i++) {
@@ -622,7 +605,7 @@ int abipb_spec_in(struct pba *a, const Vmhost__V1__VmSpec *m,
   return 0;
 }
 
-int abipb_volume_spec_in(struct pba *a,
+int abipb_volume_spec_in(struct abij_arena *a,
                          const Vmhost__V1__CreateVolumeRequest *m,
                          struct vmh_volume_spec *s, char *err, size_t errlen) {
   (void)a;

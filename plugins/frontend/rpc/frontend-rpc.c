@@ -94,8 +94,8 @@ struct call {
   struct rpc *rpc;
   struct h2s_req *req;
   const struct route *rt;
-  ProtobufCMessage *in; /* the request, unpacked by protobuf-c */
-  struct pba arena;     /* the answer's messages, the core's arguments */
+  ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
+  struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
   bool vm_status; /* the vm visitor makes a VmStatusResponse */
   /* How done() answers: the default, or a method's own. */
@@ -110,7 +110,7 @@ struct call {
 static void call_free(struct call *k) {
   if (k->in)
     protobuf_c_message_free_unpacked(k->in, NULL);
-  pba_free(&k->arena);
+  abij_arena_free(&k->arena);
   free(k->res);
   pthread_mutex_destroy(&k->lock);
   free(k);
@@ -187,7 +187,7 @@ static void answer_message(struct call *k, const ProtobufCMessage *m) {
 /* A new, empty message of the type desc (in the arena). */
 static ProtobufCMessage *empty(struct call *k,
                                const ProtobufCMessageDescriptor *desc) {
-  ProtobufCMessage *m = pba_alloc(&k->arena, desc->sizeof_message);
+  ProtobufCMessage *m = abij_arena_alloc(&k->arena, desc->sizeof_message);
   if (m)
     desc->message_init(m);
   return m;
@@ -206,7 +206,8 @@ static ProtobufCMessage *list_of(struct call *k,
   if (!m || !f)
     return m;
   size_t n = 0;
-  ProtobufCMessage **v = pba_alloc(&k->arena, (k->n_res + 1) * sizeof *v);
+  ProtobufCMessage **v =
+      abij_arena_alloc(&k->arena, (k->n_res + 1) * sizeof *v);
   if (!v)
     return NULL;
   for (size_t i = 0; i < k->n_res; i++)
@@ -825,13 +826,13 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
   struct stream *st = opaque;
   if (atomic_load(&st->closed))
     return;
-  struct pba a = {0};
+  struct abij_arena a = {0};
   Vmhost__V1__Event *m = abipb_event(&a, ev, st->rpc->core->error_name);
   if (m) {
     m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
     stream_send(st, &m->base);
   }
-  pba_free(&a);
+  abij_arena_free(&a);
 }
 
 static void events_closed(struct stream *st) {
