@@ -1441,10 +1441,14 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
                        0);
   if (r == 0)
     r = h->config_int(cfg, "max_metrics_streams", 1, 1024, 16, &streams, 0);
-  if (r < 0 || (flags & VMH_OPEN_CHECK_ONLY)) {
+  if (r < 0) {
+    rpc_free(rpc);
+    return r;
+  }
+  if (flags & VMH_OPEN_CHECK_ONLY) {
     rpc_free(rpc);
     *ret = NULL;
-    return r;
+    return 0;
   }
   rpc->drain_ms = (uint32_t)drain * 1000;
   rpc->max_message = max;
