@@ -29,6 +29,9 @@ PACKAGES=(
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
+  protobuf-c-compiler # frontend/rpc: protoc-c generates the C of proto/
+  libprotobuf-c-dev   # frontend/rpc: protobuf-c
+  zlib1g-dev          # frontend/rpc: gzip message compression
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
   libvirt-daemon-system       # the libvirt-qemu user the QEMU driver needs
@@ -52,7 +55,10 @@ PACKAGES=(
   python3-yaml        # frontend/rest tests: reading openapi.yaml
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
+  python3-grpcio      # frontend/rpc tests: the stock gRPC client
+  python3-grpc-tools  # frontend/rpc tests: stubs generated from proto/
   h2o                 # tests/bench/rest-h2load.py: the reference server
+  libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py
@@ -62,8 +68,16 @@ PACKAGES=(
   git
 )
 
+# Packages wanted only when a command is missing: "command:package…".
+# Node.js may come from elsewhere (NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package), so it is asked for by command.
+BY_COMMAND=(
+  "npm:nodejs npm"    # frontend/rpc tests: @grpc/grpc-js smoke test
+)
+
 if [ "${1:-}" = --list ]; then
   printf '%s\n' "${PACKAGES[@]}"
+  for e in "${BY_COMMAND[@]}"; do printf '%s\n' ${e#*:}; done
   exit 0
 fi
 if [ $# -ne 0 ]; then
@@ -91,6 +105,12 @@ installed ()
 missing=()
 for p in "${PACKAGES[@]}"; do
   installed "$p" || missing+=("$p")
+done
+for e in "${BY_COMMAND[@]}"; do
+  command -v "${e%%:*}" >/dev/null 2>&1 && continue
+  for p in ${e#*:}; do
+    installed "$p" || missing+=("$p")
+  done
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then

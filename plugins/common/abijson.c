@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "abijson.h"
+#include "abistruct.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -124,24 +125,6 @@ static const char *const event_types[] = {
 const struct abij_enum abij_formats = ENUM(formats), abij_buses = ENUM(buses),
                        abij_nic_models = ENUM(nic_models),
                        abij_actions = ENUM(actions);
-
-/* Copy a struct that crossed the boundary into one of our size: only the
- * bytes the other side said it filled, zeros after (types.h). */
-#define COPY_IN(dst, src)                                          \
-  do {                                                             \
-    memset(&(dst), 0, sizeof(dst));                                \
-    if ((src) != NULL)                                             \
-      memcpy(&(dst), (src),                                        \
-             (src)->struct_size < sizeof(dst) ? (src)->struct_size \
-                                              : sizeof(dst));      \
-  } while (0)
-
-/* Arrays of structs are walked with their elements' struct_size as the
- * stride (types.h), so an older side's arrays read right. */
-#define ELEM(arr, i)                                                         \
-  ((const void *)((const char *)(arr) +                                      \
-                  (size_t)(i) * ((arr)[0].struct_size ? (arr)[0].struct_size \
-                                                      : sizeof(arr)[0])))
 
 static json_t *jstrv(const char *const *v, uint32_t n) {
   json_t *a = json_array();
@@ -473,6 +456,10 @@ static char *arena_strndup(struct abij_arena *a, const char *s, size_t len) {
   if (p)
     memcpy(p, s, len);
   return p;
+}
+
+void *abij_arena_alloc(struct abij_arena *a, size_t size) {
+  return arena_alloc(a, size);
 }
 
 void abij_arena_free(struct abij_arena *a) {

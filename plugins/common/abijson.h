@@ -93,6 +93,8 @@ struct abij_in {
 
 /* Frees every block and leaves the arena empty (reusable). */
 void abij_arena_free(struct abij_arena *a);
+/* size zeroed bytes that live until abij_arena_free; NULL: no memory. */
+void *abij_arena_alloc(struct abij_arena *a, size_t size);
 
 /* Sets in->err from the format; returns VMH_EINVAL. */
 int abij_refuse(struct abij_in *in, const char *fmt, ...)

@@ -193,6 +193,18 @@ struct h2s_req {
   /* Body bytes counted in the connection's c->held (h2_on_data,
    * req_detach). */
   size_t held;
+  /* Trailer fields (under s->lock until ended, fixed after). */
+  struct hdr *tr;
+  size_t ntr;
+  bool headers_only;
+  /* h2s_watch (loop thread). */
+  h2s_watch_fn watch;
+  void *watch_opaque;
+  uint64_t deadline_us;
+  /* h2s_on_data (loop thread). */
+  h2s_data_fn on_data;
+  void *data_opaque;
+  bool early, body_done;
 };
 
 struct conn {
@@ -264,6 +276,8 @@ struct h2s {
   struct h2tls_creds *creds;
   struct h2s_req *qhead, *qtail;
   bool stopped; /* the loop has ended: answers are dropped, not queued */
+  uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
+  h2s_early_fn early;   /* requests handed over before their body */
 };
 
 static http_parser_settings h1_settings;
@@ -307,6 +321,14 @@ static struct h2s_req *req_new(struct conn *c, int32_t sid, const char *proto) {
   return r;
 }
 
+static void hdrs_free(struct hdr *h, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(h[i].name);
+    free(h[i].value);
+  }
+  free(h);
+}
+
 static void req_unref(struct h2s_req *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
@@ -322,6 +344,7 @@ static void req_unref(struct h2s_req *r) {
     free(r->rh[i].value);
   }
   free(r->rh);
+  hdrs_free(r->tr, r->ntr);
   buf_free(&r->body);
   buf_free(&r->out);
   struct h2s *s = r->s;
@@ -431,6 +454,7 @@ static void dispatch(struct h2s_req *r) {
   struct conn *c = r->c;
   struct h2s *s = c->s;
   r->dispatched = true;
+  r->body_done = !r->early;
   c->t_active = now_ms();
   req_take_id(r);
   if (!r->method || !r->path)
@@ -478,23 +502,6 @@ static void set_head(struct h2s_req *r, int status, const char *ctype) {
   r->answered = true;
   r->status = status;
   snprintf(r->ctype, sizeof r->ctype, "%s", ctype ? ctype : "");
-}
-
-void h2s_add_header(struct h2s_req *r, const char *name, const char *value) {
-  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || r->nrh >= 8)
-    return;
-  struct hdr *h = realloc(r->rh, (r->nrh + 1) * sizeof *h);
-  if (!h)
-    return;
-  r->rh = h;
-  h[r->nrh].name = strdup(name);
-  h[r->nrh].value = strdup(value);
-  if (h[r->nrh].name && h[r->nrh].value) {
-    r->nrh++;
-  } else {
-    free(h[r->nrh].name);
-    free(h[r->nrh].value);
-  }
 }
 
 void h2s_respond(struct h2s_req *r, int status, const char *ctype,
@@ -572,6 +579,123 @@ void h2s_stream_end(struct h2s_req *r) {
   pthread_mutex_unlock(&s->lock);
   wake(s);
   req_unref(r); /* the handler's */
+}
+
+/* Append a copy of name: value to *h; under s->lock. */
+static int hdrs_add(struct hdr **h, size_t *n, const char *name,
+                    const char *value) {
+  struct hdr *nh = realloc(*h, (*n + 1) * sizeof **h);
+  if (!nh)
+    return -1;
+  *h = nh;
+  char *k = strdup(name), *v = strdup(value);
+  if (!k || !v) {
+    free(k);
+    free(v);
+    return -1;
+  }
+  nh[(*n)++] = (struct hdr){k, v};
+  return 0;
+}
+
+int h2s_add_header(struct h2s_req *r, const char *name, const char *value) {
+  struct h2s *s = r->s;
+  int ret = -1;
+  /* No field may end the header block early (HTTP/1.1) or smuggle one. */
+  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+    return -1;
+  pthread_mutex_lock(&s->lock);
+  if (!r->answered)
+    ret = hdrs_add(&r->rh, &r->nrh, name, value);
+  pthread_mutex_unlock(&s->lock);
+  return ret;
+}
+
+int h2s_add_trailer(struct h2s_req *r, const char *name, const char *value) {
+  struct h2s *s = r->s;
+  int ret = -1;
+  pthread_mutex_lock(&s->lock);
+  if (!r->ended)
+    ret = hdrs_add(&r->tr, &r->ntr, name, value);
+  pthread_mutex_unlock(&s->lock);
+  return ret;
+}
+
+void h2s_respond_headers(struct h2s_req *r, int status, const char *ctype) {
+  struct h2s *s = r->s;
+  pthread_mutex_lock(&s->lock);
+  if (!r->answered)
+    r->headers_only = true;
+  pthread_mutex_unlock(&s->lock);
+  h2s_respond(r, status, ctype, NULL, 0);
+}
+
+void h2s_watch(struct h2s_req *r, uint64_t deadline_us, h2s_watch_fn fn,
+               void *opaque) {
+  r->watch = fn;
+  r->watch_opaque = opaque;
+  r->deadline_us = deadline_us;
+  if (deadline_us)
+    r->s->n_deadlines++;
+}
+
+/* The watcher's last word (loop thread), when the connection lets go. */
+static void watch_end(struct h2s_req *r) {
+  h2s_watch_fn fn = r->watch;
+  if (!fn)
+    return;
+  r->watch = NULL;
+  if (r->deadline_us) {
+    r->deadline_us = 0;
+    r->s->n_deadlines--;
+  }
+  pthread_mutex_lock(&r->s->lock);
+  bool complete = r->ended;
+  pthread_mutex_unlock(&r->s->lock);
+  fn(r->watch_opaque, complete ? H2S_WATCH_END : H2S_WATCH_GONE);
+}
+
+void h2s_set_early(struct h2s *s, h2s_early_fn fn) {
+  s->early = fn;
+}
+
+void h2s_on_data(struct h2s_req *r, h2s_data_fn fn, void *opaque) {
+  r->on_data = fn;
+  r->data_opaque = opaque;
+}
+
+int h2s_body_done(const struct h2s_req *r) {
+  return r->body_done;
+}
+
+/* A piece of an early request's body, or its end (loop thread). */
+static void early_data(struct h2s_req *r, const char *d, size_t n, int end) {
+  if (r->on_data)
+    r->on_data(r->data_opaque, d, n, end);
+}
+
+/* Deadlines passed before an answer (loop thread).  Returns how many ms
+ * until the next one, at most max_ms. */
+static int check_deadlines(struct h2s *s, int max_ms) {
+  uint64_t t = now_us(), next = t + (uint64_t)max_ms * 1000;
+  for (struct conn *c = s->conns; c && s->n_deadlines; c = c->next)
+    for (struct h2s_req *r = c->reqs; r; r = r->cnext) {
+      if (!r->watch || !r->deadline_us)
+        continue;
+      if (t < r->deadline_us) {
+        if (r->deadline_us < next)
+          next = r->deadline_us;
+        continue;
+      }
+      r->deadline_us = 0;
+      s->n_deadlines--;
+      pthread_mutex_lock(&s->lock);
+      bool answered = r->answered;
+      pthread_mutex_unlock(&s->lock);
+      if (!answered)
+        r->watch(r->watch_opaque, H2S_WATCH_DEADLINE);
+    }
+  return (int)((next - t + 999) / 1000);
 }
 
 /* ---- Request accessors ---------------------------------------------------
@@ -791,7 +915,9 @@ static void req_detach(struct h2s_req *r) {
   c->held -= r->held;
   r->held = 0;
   r->c = NULL;
+  r->on_data = NULL;
   tell_close(r);
+  watch_end(r);
   req_unref(r);
 }
 
@@ -845,6 +971,25 @@ static void free_dead(struct h2s *s) {
 /* ---- HTTP/2 --------------------------------------------------------------
  */
 
+/* The fields of h (copied by nghttp2) into nva, which has room for n. */
+static size_t hdrs_nv(const struct hdr *h, size_t n, nghttp2_nv *nva) {
+  for (size_t i = 0; i < n; i++)
+    nva[i] = (nghttp2_nv){(uint8_t *)h[i].name, (uint8_t *)h[i].value,
+                          strlen(h[i].name), strlen(h[i].value),
+                          NGHTTP2_NV_FLAG_NONE};
+  return n;
+}
+
+/* The trailers end the stream (r->tr is fixed once ended). */
+static int submit_trailers(nghttp2_session *h2, struct h2s_req *r) {
+  nghttp2_nv *nva = calloc(r->ntr, sizeof *nva);
+  if (!nva)
+    return -1;
+  int e = nghttp2_submit_trailer(h2, r->sid, nva, hdrs_nv(r->tr, r->ntr, nva));
+  free(nva);
+  return e < 0 ? -1 : 0;
+}
+
 /* How much of the answer the next DATA frame carries.  The bytes stay in
  * r->out: h2_send_data copies them straight into the connection's output
  * (NO_COPY), one copy fewer than through nghttp2's frame buffer. */
@@ -859,10 +1004,13 @@ static ssize_t h2_read_body(nghttp2_session *h2, int32_t sid, uint8_t *b,
   if (n > len)
     n = len;
   bool eof = n == buf_size(&r->out) && r->ended;
+  bool trailers = r->ntr > 0;
   pthread_mutex_unlock(&s->lock);
   if (!n && !eof)
     return NGHTTP2_ERR_DEFERRED;
   *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (eof && trailers && submit_trailers(h2, r) == 0)
+    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
   if (eof)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
@@ -903,6 +1051,7 @@ static void h2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
   bool overflow = r->overflow, streaming = r->streaming;
+  bool trailers = r->ntr > 0;
   int status = r->status;
   size_t len = buf_size(&r->out);
   pthread_mutex_unlock(&r->s->lock);
@@ -920,20 +1069,27 @@ static void h2_deliver(struct h2s_req *r) {
   char st[8], cl[24];
   snprintf(st, sizeof st, "%d", status);
   snprintf(cl, sizeof cl, "%zu", len);
-  nghttp2_nv nva[5 + 8] = {NV(":status", st), NV("x-request-id", r->id)};
+  /* The answer's own fields are fixed once answered. */
+  nghttp2_nv *nva = calloc(4 + r->nrh, sizeof *nva);
+  if (!nva) {
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->sid,
+                              NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  nva[0] = (nghttp2_nv)NV(":status", st);
+  nva[1] = (nghttp2_nv)NV("x-request-id", r->id);
   size_t n = 2;
-  for (size_t i = 0; i < r->nrh; i++)
-    nva[n++] = (nghttp2_nv){(uint8_t *)r->rh[i].name, (uint8_t *)r->rh[i].value,
-                            strlen(r->rh[i].name), strlen(r->rh[i].value),
-                            NGHTTP2_NV_FLAG_NONE};
+  n += hdrs_nv(r->rh, r->nrh, nva + n);
   if (r->ctype[0])
     nva[n++] = (nghttp2_nv)NV("content-type", r->ctype);
   if (streaming)
     nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
-  else
+  else if (!trailers && !r->headers_only)
     nva[n++] = (nghttp2_nv)NV("content-length", cl);
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = h2_read_body};
-  int e = nghttp2_submit_response(c->h2, r->sid, nva, n, &prd);
+  int e = nghttp2_submit_response(c->h2, r->sid, nva, n,
+                                  r->headers_only ? NULL : &prd);
+  free(nva);
   if (e < 0)
     LOG(r->s, VMH_LOG_WARN, "%s: cannot answer: %s", r->id,
         nghttp2_strerror(e));
@@ -983,8 +1139,12 @@ static int h2_on_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
   (void)flags;
   struct conn *c = user;
   struct h2s_req *r = nghttp2_session_get_stream_user_data(h2, sid);
-  if (!r || r->dispatched)
+  if (!r)
     return 0;
+  if (r->dispatched) {
+    early_data(r, (const char *)d, len, 0);
+    return 0;
+  }
   if (c->held + len > c->s->conf->max_conn_buffer)
     refuse(r, 503,
            "more than %" PRIu64
@@ -1028,12 +1188,24 @@ static int h2_on_frame(nghttp2_session *h2, const nghttp2_frame *f,
     }
     return 0;
   }
-  if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
-      !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+  if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
     return 0;
   struct h2s_req *r = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
-  if (r && !r->dispatched)
+  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    /* Headers complete, body to come: the handler may want it now. */
+    if (r && !r->dispatched && f->hd.type == NGHTTP2_HEADERS && s->early &&
+        r->path && s->early(s->opaque, r->path)) {
+      r->early = true;
+      dispatch(r);
+    }
+    return 0;
+  }
+  if (r && !r->dispatched) {
     dispatch(r);
+  } else if (r && r->early && !r->body_done) {
+    r->body_done = true;
+    early_data(r, NULL, 0, 1);
+  }
   return 0;
 }
 
@@ -1981,9 +2153,10 @@ static void *loop(void *arg) {
   struct h2s *s = arg;
   atomic_store(&s->loop_thread, pthread_self());
   uint64_t deadline = 0;
+  int wait_ms = 250;
   for (;;) {
     struct epoll_event ev[64];
-    int n = epoll_wait(s->ep, ev, 64, 250);
+    int n = epoll_wait(s->ep, ev, 64, wait_ms);
     for (int i = 0; i < n; i++) {
       enum ev_kind *k = ev[i].data.ptr;
       if (*k == EV_WAKE)
@@ -1993,6 +2166,7 @@ static void *loop(void *arg) {
       else
         conn_event(ev[i].data.ptr, ev[i].events);
     }
+    wait_ms = s->n_deadlines ? check_deadlines(s, 250) : 250;
     take_queue(s);
     uint64_t t = now_ms();
     if (t - s->t_sweep >= 1000) {

@@ -119,11 +119,6 @@ void h2s_set_route(struct h2s_req *req, const char *route);
 
 /* ---- Answers (any thread; one of them, exactly once) -------------------- */
 
-/* A header for the answer, before h2s_respond or h2s_stream_begin, on
- * the thread that gives the answer.  name is lower-case; both are copied;
- * a header with CR or LF in it is dropped. */
-void h2s_add_header(struct h2s_req *req, const char *name, const char *value);
-
 /* A whole response; body is copied. */
 void h2s_respond(struct h2s_req *req, int status, const char *content_type,
                  const char *body, size_t len);
@@ -175,5 +170,66 @@ int h2s_cert_generate(struct h2s *s, char *err, size_t errlen);
 int h2s_cert_install(struct h2s *s, const char *cert_pem, size_t cert_len,
                      const char *key_pem, size_t key_len, char *err,
                      size_t errlen);
+
+/* ---- Extra fields, trailers, watching (gRPC) ---------------------------- */
+
+/* Add a field to the response headers of an answer not given yet (name in
+ * lower case; both copied), on either protocol.  0, or -1 when out of
+ * memory, already answered, or the field holds CR, LF (or ':' in the
+ * name). */
+int h2s_add_header(struct h2s_req *req, const char *name, const char *value);
+
+/* Add a trailer field, sent after the body in a HEADERS frame that ends
+ * the stream: before h2s_respond, or before h2s_stream_end of a streamed
+ * response.  A whole response with trailers carries no content-length.
+ * HTTP/2 only.  0, or -1 when out of memory or already ended. */
+int h2s_add_trailer(struct h2s_req *req, const char *name, const char *value);
+
+/* Answer with one HEADERS frame that ends the stream: status, content
+ * type and the fields of h2s_add_header, no body (gRPC's Trailers-Only).
+ * Over HTTP/1.1, a response without a body.  Like h2s_respond, it ends
+ * the handler's hold on the request. */
+void h2s_respond_headers(struct h2s_req *req, int status,
+                         const char *content_type);
+
+enum h2s_watch_event {
+  H2S_WATCH_DEADLINE = 1, /* the deadline passed; not answered yet */
+  H2S_WATCH_END = 2,      /* the request's stream is over, answer complete */
+  H2S_WATCH_GONE = 3,     /* over before the answer was complete: the
+                           * client reset the stream or the connection
+                           * closed */
+};
+typedef void (*h2s_watch_fn)(void *opaque, enum h2s_watch_event ev);
+
+/* Watch a request: only in the handler, on the I/O thread.  fn runs on
+ * the I/O thread: once with H2S_WATCH_DEADLINE when deadline_us
+ * (CLOCK_MONOTONIC microseconds; 0: none) passes before an answer is
+ * given, and always, last, exactly once with H2S_WATCH_END or
+ * H2S_WATCH_GONE; after that the server forgets opaque.  One watch per
+ * request. */
+void h2s_watch(struct h2s_req *req, uint64_t deadline_us, h2s_watch_fn fn,
+               void *opaque);
+
+/* ---- Streamed request bodies (gRPC client and bidirectional streams) --- */
+
+/* Decide, for each HTTP/2 request whose headers are complete but whose
+ * body is not, whether the handler gets it now (true) rather than after
+ * the whole body (the default).  Set before h2s_start; fn runs on the I/O
+ * thread.  HTTP/1.1 requests always come whole. */
+typedef int (*h2s_early_fn)(void *opaque, const char *path);
+void h2s_set_early(struct h2s *s, h2s_early_fn fn);
+
+/* For a request handed over early: fn(opaque, data, len, end) is called on
+ * the I/O thread with each piece of the body as it arrives, and once with
+ * end = 1 when the client has sent it all.  It is not called once the
+ * request's stream is gone or after h2s_on_data(req, NULL, NULL).  Only in
+ * the handler or in fn itself (on the I/O thread).  The body's size limit
+ * does not apply: the handler bounds what it keeps. */
+typedef void (*h2s_data_fn)(void *opaque, const char *data, size_t len,
+                            int end);
+void h2s_on_data(struct h2s_req *req, h2s_data_fn fn, void *opaque);
+/* 1 when the client has sent the whole body (always, for a request not
+ * handed over early); on the I/O thread. */
+int h2s_body_done(const struct h2s_req *req);
 
 #endif /* VMH_H2SERVER_H */

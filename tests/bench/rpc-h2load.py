@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Benchmark: vmhostd's gRPC front-end against a minimal C++ gRPC server
+(tests/bench/rpc-ref-server.cc: libgrpc++'s callback API answering the
+same message bytes), both over cleartext HTTP/2, driven by h2load with
+the same request, side by side in one run.
+
+    tests/bench/rpc-h2load.py [--requests N] [--clients C] [--streams M]
+
+Run it by hand on a build without --enable-sanitizers (numbers from an
+ASan build mean nothing), from the build tree: it starts core/vmhostd
+with the plugins built there, builds the reference with g++ and
+pkg-config grpc++ (libgrpc++-dev) into a temporary directory, and needs
+h2load (nghttp2-client) and python3-grpcio (the stubs come from
+tests/rpctest.py).  With two or more CPUs each server is pinned to the
+last one and h2load to the others.
+
+For each method and server it prints calls per second and the server's
+CPU time per call; once, each server's idle RSS.  Methods: GetNodeInfo
+(a host_info call into the core) and ListVMs with 100 VMs (the records,
+from memory).  The reference only copies bytes: the difference is what
+vmhostd's protocol code, core call and protobuf-c encoding cost.
+"""
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(HERE, ".."))
+# The process helpers of the REST benchmark (free_port, cpu_s, rss_kb,
+# wait_port, pin).
+_spec = importlib.util.spec_from_file_location(
+    "rest_h2load", os.path.join(HERE, "rest-h2load.py"))
+rb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rb)
+
+METHODS = ["GetNodeInfo", "ListVMs"]
+
+
+def h2load(url, reqfile, args, cpus, n):
+    cmd = ["h2load", "-n", str(n), "-c", str(args.clients), "-m",
+           str(args.streams), "-d", reqfile,
+           "-H", "content-type: application/grpc", "-H", "te: trailers", url]
+    if cpus:
+        cmd = ["taskset", "-c", cpus[1]] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    m = re.search(r"finished in .*?, ([\d.]+) req/s", out)
+    ok = re.search(r"(\d+) succeeded", out)
+    if not m or not ok or int(ok.group(1)) != n:
+        sys.exit("h2load failed:\n" + out)
+    return float(m.group(1))
+
+
+def measure(name, pid, url, reqfile, args, cpus):
+    h2load(url, reqfile, args, cpus, min(1000, args.requests))  # warm up
+    c0 = rb.cpu_s(pid)
+    rps = h2load(url, reqfile, args, cpus, args.requests)
+    used = rb.cpu_s(pid) - c0
+    print(f"  {name:8} {rps:10.0f} calls/s  {used / args.requests * 1e6:8.1f} "
+          f"us CPU/call", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=50000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--streams", type=int, default=16)
+    args = ap.parse_args()
+    for tool in ("h2load", "g++", "pkg-config"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed")
+    from rpctest import grpc, pb
+    cpus = rb.pin()
+    tmp = tempfile.mkdtemp(prefix="rpc-bench.")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++"],
+                           capture_output=True, text=True)
+    if flags.returncode != 0:
+        sys.exit("grpc++ not found (libgrpc++-dev)")
+    ref_bin = os.path.join(tmp, "rpc-ref-server")
+    subprocess.run(["g++", "-O2", "-o", ref_bin,
+                    os.path.join(HERE, "rpc-ref-server.cc")]
+                   + flags.stdout.split(), check=True)
+
+    vport = rb.free_port()
+    plugin_dirs = subprocess.run(
+        ["find", os.path.join(TOP, "plugins"), "-type", "d", "-name", ".libs"],
+        capture_output=True, text=True).stdout.split()
+    env = dict(os.environ, VMHOST_PLUGIN_DIR=":".join(sorted(plugin_dirs)))
+    with open(f"{tmp}/vmhostd.yaml", "w") as f:
+        f.write(f"""daemon:
+  state_dir: state
+  log: {{ level: warn }}
+  reconcile_interval: 0
+hypervisors: [ {{ name: hv0, plugin: mock }} ]
+storage: [ {{ name: pool0, plugin: mock }} ]
+networks: [ {{ name: net0, plugin: mock }} ]
+frontends:
+  - name: rpc
+    plugin: rpc
+    access_log: false
+    listen: [ {{ address: "127.0.0.1:{vport}" }} ]
+    limits: {{ requests_per_second: 1000000 }}
+""")
+    vcmd = [os.path.join(TOP, "core", "vmhostd"), "--config",
+            f"{tmp}/vmhostd.yaml"]
+    if cpus:
+        vcmd = ["taskset", "-c", cpus[0]] + vcmd
+    vm = subprocess.Popen(vcmd, env=env,
+                          stderr=open(f"{tmp}/vmhostd.log", "w"))
+    refs = {}
+    try:
+        rb.wait_port(vport)
+        ch = grpc.insecure_channel(f"127.0.0.1:{vport}")
+        node = pb.node_grpc.NodeServiceStub(ch)
+        for i in range(100):
+            node.CreateVM(pb.node.CreateVMRequest(
+                spec=pb.node.VmSpec(name=f"vm-{i}", vcpus=1, memory=1 << 30),
+                no_start=True))
+        # The request (an empty message) and each method's answer as bytes
+        # for the reference.
+        reqfile = os.path.join(tmp, "request")
+        with open(reqfile, "wb") as f:
+            f.write(b"\0\0\0\0\0")
+        answers = {
+            "GetNodeInfo": node.GetNodeInfo(pb.node.GetNodeInfoRequest()),
+            "ListVMs": node.ListVMs(pb.node.ListVMsRequest()),
+        }
+        ch.close()
+        for m in METHODS:
+            path = os.path.join(tmp, m)
+            with open(path, "wb") as f:
+                f.write(answers[m].SerializeToString())
+            port = rb.free_port()
+            cmd = [ref_bin, f"127.0.0.1:{port}", path]
+            if cpus:
+                cmd = ["taskset", "-c", cpus[0]] + cmd
+            refs[m] = (subprocess.Popen(cmd), port)
+            rb.wait_port(port)
+        time.sleep(0.5)
+        print(f"idle RSS: vmhostd {rb.rss_kb(vm.pid)} kB (100 VMs, every "
+              f"mock plugin, rpc), reference {rb.rss_kb(refs[METHODS[0]][0].pid)}"
+              " kB")
+        print(f"h2load -n {args.requests} -c {args.clients} -m {args.streams}"
+              f", h2c; servers pinned: {cpus[0] if cpus else 'no'}")
+        for m in METHODS:
+            size = len(answers[m].SerializeToString())
+            print(f"/vmhost.v1.NodeService/{m} ({size} bytes)")
+            path = f"/vmhost.v1.NodeService/{m}"
+            measure("vmhostd", vm.pid, f"http://127.0.0.1:{vport}{path}",
+                    reqfile, args, cpus)
+            ref, port = refs[m]
+            measure("grpc++", ref.pid, f"http://127.0.0.1:{port}{path}",
+                    reqfile, args, cpus)
+    finally:
+        for p, _ in refs.values():
+            p.terminate()
+            p.wait()
+        vm.terminate()
+        vm.wait()
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
