@@ -17,20 +17,11 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmhtest import Daemon, check, fail, mocks, skip  # noqa: E402
+from vmhtest import Daemon, check, fail, free_port, mocks, skip  # noqa: E402,F401
 
 SRCDIR = os.environ.get("srcdir", os.path.dirname(os.path.abspath(__file__)))
 TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(SRCDIR, ".."))
 OPENAPI = os.path.join(TOP_SRCDIR, "plugins", "frontend", "rest", "openapi.yaml")
-
-
-def free_port():
-    """A port nobody listens on now (the kernel's choice)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def import_h2():
@@ -64,6 +55,8 @@ class RestDaemon(Daemon):
     self.tls_port, a unix socket at self.usock.  `rest` adds keys to the
     instance (YAML lines, indented by 4); with listen_extra, `rest` is
     more listeners instead (list items, indented by 6)."""
+
+    PORTS = ("port", "tls_port")
 
     def __init__(self, rest="", body=None, daemon_yaml="", listen_extra=False,
                  **kw):

@@ -108,6 +108,8 @@ class RpcDaemon(Daemon):
     self.tls_port.  `rpc` adds keys to the instance (YAML lines indented
     by 4)."""
 
+    PORTS = ("port", "tls_port")
+
     def __init__(self, rpc="", body=None, daemon_yaml="", **kw):
         self.port = free_port()
         self.tls_port = free_port()

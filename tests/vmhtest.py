@@ -67,8 +67,28 @@ def expect(resp, code_name, *msg):
     return resp
 
 
+def free_port():
+    """A port nobody listens on now (the kernel's choice)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class PortTaken(Exception):
+    """vmhostd could not bind a port free_port() chose: another test took
+    it in between."""
+
+
 class Daemon:
-    """One vmhostd in a temporary directory; stopped by PID on exit."""
+    """One vmhostd in a temporary directory; stopped by PID on exit.
+
+    Subclasses that listen on ports from free_port() name the attributes
+    holding them in PORTS: a start that fails because one was taken in the
+    meantime (tests run in parallel) is retried on new ports."""
+
+    PORTS = ()
 
     def __init__(self, body, daemon_yaml="", tmp=None, wrapper=(),
                  frontends="", log_level="debug"):
@@ -104,20 +124,47 @@ frontends:
 
     # -- process ----------------------------------------------------------
     def start(self, wait_ready=True):
-        mark = len(self.log()) if os.path.exists(self.logfile) else 0
-        self.log_f = open(self.logfile, "a")
-        self.proc = subprocess.Popen(self.wrapper + VALGRIND + [VMHOSTD, "--config", self.config],
-                                     stdout=self.log_f, stderr=self.log_f)
-        if wait_ready:
-            self.wait_log("vmhostd ready", start=mark)
-        return self
+        for _ in range(5):
+            mark = len(self.log()) if os.path.exists(self.logfile) else 0
+            self.log_f = open(self.logfile, "a")
+            self.proc = subprocess.Popen(
+                self.wrapper + VALGRIND + [VMHOSTD, "--config", self.config],
+                stdout=self.log_f, stderr=self.log_f)
+            if not wait_ready:
+                return self
+            try:
+                self.wait_log("vmhostd ready", start=mark, ports_race=True)
+                return self
+            except PortTaken:
+                self.proc = None
+                self.log_f.close()
+                self._new_ports()
+        fail("no free ports in 5 tries:\n" + self.log())
 
-    def wait_log(self, text, timeout=120 if VALGRIND else 30, start=0):
+    def _new_ports(self):
+        """Other free ports for PORTS, in the config and in self.frontends
+        (which write_config uses again)."""
+        with open(self.config) as f:
+            text = f.read()
+        for attr in self.PORTS:
+            old, new = getattr(self, attr), free_port()
+            text = text.replace(f"127.0.0.1:{old}\"", f"127.0.0.1:{new}\"")
+            self.frontends = self.frontends.replace(f"127.0.0.1:{old}\"",
+                                                    f"127.0.0.1:{new}\"")
+            setattr(self, attr, new)
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def wait_log(self, text, timeout=120 if VALGRIND else 30, start=0,
+                 ports_race=False):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if text in self.log()[start:]:
                 return
             if self.proc and self.proc.poll() is not None:
+                if ports_race and self.PORTS and \
+                        "Address already in use" in self.log()[start:]:
+                    raise PortTaken()
                 fail(f"vmhostd exited {self.proc.returncode} before '{text}':\n"
                      + self.log())
             time.sleep(0.02)
