@@ -105,13 +105,24 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
         fail("the VM never ran")
     st = node.GetVMStatus(N.VmRequest(vm="web-1"))
     check(st.id == vid and st.info.state == N.VM_STATE_RUNNING, st)
-    check([v.id for v in node.ListVMs(N.ListVMsRequest()).vms] == [vid])
+    def listed():
+        """ListVMs, checked against each VM's own GetVM: the list is served
+        again from a cache while no record changes, and must never lag
+        behind a change."""
+        vms = list(node.ListVMs(N.ListVMsRequest()).vms)
+        for v in vms:
+            check(v == node.GetVM(N.VmRequest(vm=v.id)), "the list lags:", v)
+        return vms
+
+    check([v.id for v in listed()] == [vid])
     check([v.id for v in node.ListVMs(N.ListVMsRequest(live=True)).vms] ==
           [vid])
     check(node.PauseVM(N.VmRequest(vm=vid)).info.state ==
           N.VM_STATE_PAUSED)
+    check(listed()[0].info.state == N.VM_STATE_PAUSED, "paused in the list")
     check(node.ResumeVM(N.VmRequest(vm=vid)).info.state ==
           N.VM_STATE_RUNNING)
+    check(listed()[0].info.state == N.VM_STATE_RUNNING, "running, listed")
     node.RebootVM(N.VmRequest(vm=vid))
     con = node.GetConsole(N.VmRequest(vm=vid))
     check(con.type != N.CONSOLE_TYPE_NONE, con)
@@ -129,6 +140,7 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
         vm=vid, disk=N.Disk(name="vdb", size=1 << 20)))
     disks = [x.name for x in node.GetVM(N.VmRequest(vm=vid)).spec.disks]
     check(disks == ["vda", "vdb"], disks)
+    check([x.name for x in listed()[0].spec.disks] == ["vda", "vdb"])
     node.DetachDisk(N.DetachDiskRequest(vm=vid, disk="vdb"))
     disks = [x.name for x in node.GetVM(N.VmRequest(vm=vid)).spec.disks]
     check(disks == ["vda"], disks)
@@ -158,7 +170,7 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
           N.VM_STATE_STOPPED)
     node.DeleteVM(N.VmRequest(vm=vid))
     expect_status(SC.NOT_FOUND, node.GetVM, N.VmRequest(vm=vid))
-    check(not node.ListVMs(N.ListVMsRequest()).vms)
+    check(not listed())
 
     # -- a client that cancels a unary call ---------------------------------
     # The stream is reset (access log: 499); the core's start goes on and

@@ -79,12 +79,10 @@ struct rest {
   const struct vmh_core *core;
   uint32_t drain_ms;
   struct route_stats *stats; /* one per route, and one for "no route" */
-  /* The last GET /api/v1/vms answered from memory, encoded, and the VM
+  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
    * generation it was begun at: served again while the generation stays
    * (a list of many VMs costs its JSON encoding otherwise). */
-  pthread_mutex_t list_lock;
-  struct h2s_body *list_body;
-  uint64_t list_gen;
+  struct h2s_cache *list_cache;
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -353,23 +351,18 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
 
 /* The cached list when it is of generation gen: answered, true. */
 static bool list_cached(struct call *k, uint64_t gen) {
-  struct rest *rest = k->rest;
-  bool hit = false;
-  pthread_mutex_lock(&rest->list_lock);
-  if (rest->list_body && rest->list_gen == gen) {
-    account(k, 200);
-    h2s_respond_body(k->req, 200, "application/json", rest->list_body);
-    hit = true;
-  }
-  pthread_mutex_unlock(&rest->list_lock);
-  if (hit)
-    call_unref(k);
-  return hit;
+  struct h2s_body *b = h2s_cache_get(k->rest->list_cache, gen);
+  if (!b)
+    return false;
+  account(k, 200);
+  h2s_respond_body(k->req, 200, "application/json", b);
+  h2s_body_unref(b);
+  call_unref(k);
+  return true;
 }
 
 /* Answers a list from memory and keeps it, unless a newer one is kept. */
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  struct rest *rest = k->rest;
   if (code) {
     answer_code(k, code, message);
     return;
@@ -388,14 +381,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
   }
   account(k, 200);
   h2s_respond_body(k->req, 200, "application/json", b);
-  pthread_mutex_lock(&rest->list_lock);
-  if (!rest->list_body || k->gen > rest->list_gen) {
-    h2s_body_unref(rest->list_body);
-    rest->list_body = b;
-    rest->list_gen = k->gen;
-    b = NULL;
-  }
-  pthread_mutex_unlock(&rest->list_lock);
+  h2s_cache_put(k->rest->list_cache, k->gen, b);
   h2s_body_unref(b);
   call_unref(k);
 }
@@ -1239,7 +1225,13 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     free(rest);
     return VMH_ENOMEM;
   }
-  pthread_mutex_init(&rest->list_lock, NULL);
+  rest->list_cache = h2s_cache_new();
+  if (!rest->list_cache) {
+    free(rest->stats);
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    return VMH_ENOMEM;
+  }
   *ret = rest;
   return 0;
 }
@@ -1284,8 +1276,7 @@ static void rest_close(void *handle) {
   h2s_free(rest->srv);
   h2s_conf_free(&rest->conf);
   free(rest->stats);
-  h2s_body_unref(rest->list_body);
-  pthread_mutex_destroy(&rest->list_lock);
+  h2s_cache_free(rest->list_cache);
   free(rest);
 }
 

@@ -85,6 +85,9 @@ struct rpc {
   atomic_bool stopping;
   struct route *routes;
   size_t n_routes;
+  /* ListVMs from memory, framed, by the VM generation it was begun at
+   * (see frontend-rest.c: the same cache). */
+  struct h2s_cache *list_cache;
 };
 
 /* ---- Calls ----------------------------------------------------------------
@@ -98,6 +101,7 @@ struct call {
   struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
   bool vm_status; /* the vm visitor makes a VmStatusResponse */
+  uint64_t gen;   /* ListVMs from memory: the generation it began at */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -169,19 +173,32 @@ static int frame(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
   return 0;
 }
 
-static void answer_message(struct call *k, const ProtobufCMessage *m) {
+/* A framed message as the answer (a new reference of its own to b). */
+static void answer_body(struct call *k, struct h2s_body *b) {
+  if (!take_answer(k))
+    return;
+  h2s_add_header(k->req, "grpc-accept-encoding", "identity,gzip");
+  h2s_add_trailer(k->req, "grpc-status", "0");
+  h2s_respond_body(k->req, 200, "application/grpc", b);
+}
+
+/* The message framed as a shared body, or NULL (out of memory). */
+static struct h2s_body *framed(const ProtobufCMessage *m) {
   uint8_t *b;
   size_t len;
-  if (frame(m, &b, &len) < 0) {
+  if (frame(m, &b, &len) < 0)
+    return NULL;
+  return h2s_body_take((char *)b, len);
+}
+
+static void answer_message(struct call *k, const ProtobufCMessage *m) {
+  struct h2s_body *b = framed(m);
+  if (!b) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  if (take_answer(k)) {
-    h2s_add_header(k->req, "grpc-accept-encoding", "identity,gzip");
-    h2s_add_trailer(k->req, "grpc-status", "0");
-    h2s_respond(k->req, 200, "application/grpc", (const char *)b, len);
-  }
-  free(b);
+  answer_body(k, b);
+  h2s_body_unref(b);
 }
 
 /* A new, empty message of the type desc (in the arena). */
@@ -426,8 +443,35 @@ static int vm_status(struct call *k) {
   return 0;
 }
 
+/* Answers ListVMs from memory and keeps it, unless a newer one is kept. */
+static void finish_vm_list(struct call *k, int code, const char *message) {
+  ProtobufCMessage *m = code ? NULL : list_of(k, k->rt->md->output);
+  struct h2s_body *b = m ? framed(m) : NULL;
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  if (!b) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  answer_body(k, b);
+  h2s_cache_put(k->rpc->list_cache, k->gen, b);
+  h2s_body_unref(b);
+}
+
 static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
+  if (!m->live) {
+    k->gen = CORE(k)->vm_generation();
+    struct h2s_body *b = h2s_cache_get(k->rpc->list_cache, k->gen);
+    if (b) {
+      answer_body(k, b);
+      h2s_body_unref(b);
+      return 0;
+    }
+    k->finish = finish_vm_list;
+  }
   CORE(k)->vm_list(reply(k), m->live ? VMH_READ_LIVE : 0);
   return 0;
 }
@@ -1416,6 +1460,7 @@ static int rpc_load(const struct vmh_host *h) {
 static void rpc_free(struct rpc *rpc) {
   h2s_conf_free(&rpc->conf);
   routes_free(rpc);
+  h2s_cache_free(rpc->list_cache);
   free(rpc);
 }
 
@@ -1453,6 +1498,11 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   rpc->drain_ms = (uint32_t)drain * 1000;
   rpc->max_message = max;
   rpc->max_streams = (uint32_t)streams;
+  rpc->list_cache = h2s_cache_new();
+  if (!rpc->list_cache) {
+    rpc_free(rpc);
+    return VMH_ENOMEM;
+  }
   /* A request is one message: the body limit is the message's, and one
    * such body must fit in what a connection may hold. */
   rpc->conf.max_body_size = max + GRPC_PREFIX;
