@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: vmhostd's gRPC front-end against a minimal C++ gRPC server
 (tests/bench/rpc-ref-server.cc: libgrpc++'s callback API answering the
-same message bytes), both over cleartext HTTP/2, driven by h2load with
-the same request, side by side in one run.
+same message bytes), over cleartext HTTP/2 and over TLS (ALPN h2, the
+same certificate for both), driven by h2load with the same request, side
+by side in one run.
 
     tests/bench/rpc-h2load.py [--requests N] [--clients C] [--streams M]
 
@@ -72,7 +73,7 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--streams", type=int, default=16)
     args = ap.parse_args()
-    for tool in ("h2load", "g++", "pkg-config"):
+    for tool in ("h2load", "g++", "pkg-config", "openssl"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed")
     from rpctest import grpc, pb
@@ -87,7 +88,12 @@ def main():
                     os.path.join(HERE, "rpc-ref-server.cc")]
                    + flags.stdout.split(), check=True)
 
-    vport = rb.free_port()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", f"{tmp}/key.pem",
+                    "-out", f"{tmp}/cert.pem"], check=True,
+                   capture_output=True)
+    vport, vtls = rb.free_port(), rb.free_port()
     plugin_dirs = subprocess.run(
         ["find", os.path.join(TOP, "plugins"), "-type", "d", "-name", ".libs"],
         capture_output=True, text=True).stdout.split()
@@ -104,7 +110,10 @@ frontends:
   - name: rpc
     plugin: rpc
     access_log: false
-    listen: [ {{ address: "127.0.0.1:{vport}" }} ]
+    listen:
+      - {{ address: "127.0.0.1:{vport}" }}
+      - {{ address: "127.0.0.1:{vtls}", tls: true }}
+    tls: {{ cert: {tmp}/cert.pem, key: {tmp}/key.pem }}
     limits: {{ requests_per_second: 1000000 }}
 """)
     vcmd = [os.path.join(TOP, "core", "vmhostd"), "--config",
@@ -136,29 +145,34 @@ frontends:
             path = os.path.join(tmp, m)
             with open(path, "wb") as f:
                 f.write(answers[m].SerializeToString())
-            port = rb.free_port()
-            cmd = [ref_bin, f"127.0.0.1:{port}", path]
+            port, tls = rb.free_port(), rb.free_port()
+            cmd = [ref_bin, f"127.0.0.1:{port}", path, f"127.0.0.1:{tls}",
+                   f"{tmp}/cert.pem", f"{tmp}/key.pem"]
             if cpus:
                 cmd = ["taskset", "-c", cpus[0]] + cmd
-            refs[m] = (subprocess.Popen(cmd), port)
+            refs[m] = (subprocess.Popen(cmd), port, tls)
             rb.wait_port(port)
+            rb.wait_port(tls)
         time.sleep(0.5)
         print(f"idle RSS: vmhostd {rb.rss_kb(vm.pid)} kB (100 VMs, every "
               f"mock plugin, rpc), reference {rb.rss_kb(refs[METHODS[0]][0].pid)}"
               " kB")
         print(f"h2load -n {args.requests} -c {args.clients} -m {args.streams}"
-              f", h2c; servers pinned: {cpus[0] if cpus else 'no'}")
-        for m in METHODS:
-            size = len(answers[m].SerializeToString())
-            print(f"/vmhost.v1.NodeService/{m} ({size} bytes)")
-            path = f"/vmhost.v1.NodeService/{m}"
-            measure("vmhostd", vm.pid, f"http://127.0.0.1:{vport}{path}",
-                    reqfile, args, cpus)
-            ref, port = refs[m]
-            measure("grpc++", ref.pid, f"http://127.0.0.1:{port}{path}",
-                    reqfile, args, cpus)
+              f"; servers pinned: {cpus[0] if cpus else 'no'}")
+        for proto, scheme in (("h2c", "http"), ("TLS", "https")):
+            for m in METHODS:
+                size = len(answers[m].SerializeToString())
+                print(f"{proto} /vmhost.v1.NodeService/{m} ({size} bytes)")
+                path = f"/vmhost.v1.NodeService/{m}"
+                ref, port, tls = refs[m]
+                vp, rp = (vport, port) if proto == "h2c" else (vtls, tls)
+                measure("vmhostd", vm.pid, f"{scheme}://127.0.0.1:{vp}{path}",
+                        reqfile, args, cpus)
+                measure("grpc++", ref.pid,
+                        f"{scheme}://127.0.0.1:{rp}{path}", reqfile, args,
+                        cpus)
     finally:
-        for p, _ in refs.values():
+        for p, _, _ in refs.values():
             p.terminate()
             p.wait()
         vm.terminate()

@@ -1,8 +1,9 @@
 // The reference of tests/bench/rpc-h2load.py: a minimal gRPC C++ server
 // (libgrpc++, callback API, generic service: no generated code) that
-// answers every unary call with the same message bytes, read from a file.
+// answers every unary call with the same message bytes, read from a file;
+// cleartext on ADDRESS and, given the three last arguments, TLS too.
 //
-//   rpc-ref-server ADDRESS REPLY-FILE
+//   rpc-ref-server ADDRESS REPLY-FILE [TLS-ADDRESS CERT-PEM KEY-PEM]
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
@@ -49,19 +50,28 @@ class Service : public grpc::CallbackGenericService {
   grpc::ByteBuffer reply_;
 };
 
+std::string slurp(const char *path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::cerr << "usage: rpc-ref-server ADDRESS REPLY-FILE\n";
+  if (argc != 3 && argc != 6) {
+    std::cerr << "usage: rpc-ref-server ADDRESS REPLY-FILE "
+                 "[TLS-ADDRESS CERT-PEM KEY-PEM]\n";
     return 2;
   }
-  std::ifstream f(argv[2], std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(f)),
-                    std::istreambuf_iterator<char>());
-  Service service(bytes);
+  Service service(slurp(argv[2]));
   grpc::ServerBuilder b;
   b.AddListeningPort(argv[1], grpc::InsecureServerCredentials());
+  if (argc == 6) {
+    grpc::SslServerCredentialsOptions tls;
+    tls.pem_key_cert_pairs.push_back({slurp(argv[5]), slurp(argv[4])});
+    b.AddListeningPort(argv[3], grpc::SslServerCredentials(tls));
+  }
   b.RegisterCallbackGenericService(&service);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
   if (!server)
