@@ -151,7 +151,7 @@ with RestDaemon() as d:
     err("GET", "/api/v2/vms", 404, "NOT_FOUND")
     err("PUT", V + "/vms", 405, "METHOD_NOT_ALLOWED")
     st, hdrs, _ = d.request("PATCH", V + "/vms/web-9")
-    check(st == 405 and hdrs.get("allow") == "GET, DELETE", hdrs)
+    check(st == 405 and hdrs.get("allow") == "GET, HEAD, DELETE", hdrs)
     err("DELETE", V + "/host", 405, "METHOD_NOT_ALLOWED")
     err("POST", V + "/vms", 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"name=x",
         headers={"content-type": "application/x-www-form-urlencoded"})

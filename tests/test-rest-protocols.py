@@ -85,8 +85,36 @@ with RestDaemon() as d:
     check("x-request-id: abc-123" in r.stdout, r.stdout)
     r = d.curl("-s", "--http2-prior-knowledge", "-X", "PUT", "-D", "-", "-o",
                "/dev/null", d.base + "/api/v1/vms")
-    check("allow: GET, POST" in r.stdout, "405 over h2 without allow",
+    check("allow: GET, HEAD, POST" in r.stdout, "405 over h2 without allow",
           r.stdout)
+
+    # HEAD: the GET's status and headers, its content-length, no body;
+    # over HTTP/1.1 (the connection stays usable) and HTTP/2.
+    get = parse(d.curl(*W, "--http1.1", d.base + path))[2]
+    # (curl 7.88 reuses an h2 connection badly after a HEAD: one URL each;
+    # nghttp sends two HEADs on one connection.)
+    for args in (["--http1.1", d.base + path, d.base + "/readyz"],
+                 ["--http2-prior-knowledge", d.base + path]):
+        r = d.curl("-s", "-I", *args)
+        heads = r.stdout.lower()
+        check(heads.count(" 200") == len(args) - 1, args, "HEAD:", r.stdout)
+        check(f"content-length: {len(get)}" in heads, args,
+              "HEAD's content-length", len(get), r.stdout)
+        check("hostname" not in r.stdout, args, "HEAD sent a body:",
+              r.stdout)
+    r = subprocess.run(["nghttp", "-nv", "-H", ":method: HEAD", d.base + path,
+                        d.base + "/readyz"], capture_output=True, text=True,
+                       timeout=20)
+    check(r.returncode == 0 and r.stdout.count(":status: 200") == 2 and
+          "recv DATA" not in r.stdout, "two HEADs on one h2 connection:",
+          r.stdout[-1500:])
+    r = d.curl("-s", "--http2-prior-knowledge", "-I",
+               d.base + "/api/v1/vms/no-such-vm")
+    check(" 404" in r.stdout and "{" not in r.stdout, "HEAD 404:", r.stdout)
+    r = d.curl("-s", "--http1.1", "-I", "-m", "5", d.base + "/api/v1/events")
+    check(r.returncode == 0 and " 200" in r.stdout and
+          "text/event-stream" in r.stdout, "HEAD on the events stream:",
+          r.stdout, r.returncode)
 
     # nghttp (nghttp2's own client) over TLS and cleartext.
     for url in (d.tls_base + path, d.base + "/api/v1/vms"):

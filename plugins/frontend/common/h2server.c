@@ -1092,6 +1092,12 @@ static int h2_send_data(nghttp2_session *h2, nghttp2_frame *f,
         NGHTTP2_NV_FLAG_NO_COPY_NAME                          \
   }
 
+/* A HEAD request's answer is the GET's without its body (RFC 9110 9.3.2):
+ * the handler answers as for GET, the server leaves the body out. */
+static bool head_only(const struct h2s_req *r) {
+  return r->method && !strcmp(r->method, "HEAD") && !r->streaming;
+}
+
 static void h2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
@@ -1132,8 +1138,8 @@ static void h2_deliver(struct h2s_req *r) {
   else if (!trailers && !r->headers_only)
     nva[n++] = (nghttp2_nv)NV("content-length", cl);
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = h2_read_body};
-  int e = nghttp2_submit_response(c->h2, r->sid, nva, n,
-                                  r->headers_only ? NULL : &prd);
+  int e = nghttp2_submit_response(
+      c->h2, r->sid, nva, n, r->headers_only || head_only(r) ? NULL : &prd);
   free(nva);
   if (e < 0)
     LOG(r->s, VMH_LOG_WARN, "%s: cannot answer: %s", r->id,
@@ -1346,7 +1352,7 @@ static void h1_deliver(struct h2s_req *r) {
     buf_add(&c->out, "\r\n", 2);
     r->submitted = true;
   }
-  size_t blen = buf_size(&body);
+  size_t blen = head_only(r) ? 0 : buf_size(&body);
   if (streaming && blen) {
     int n = snprintf(head, sizeof head, "%zx\r\n", blen);
     buf_add(&c->out, head, (size_t)n);

@@ -119,7 +119,8 @@ void h2s_set_route(struct h2s_req *req, const char *route);
 
 /* ---- Answers (any thread; one of them, exactly once) -------------------- */
 
-/* A whole response; body is copied. */
+/* A whole response; body is copied.  To a HEAD request (which a handler
+ * answers as a GET) the body is left out, its content-length kept. */
 void h2s_respond(struct h2s_req *req, int status, const char *content_type,
                  const char *body, size_t len);
 

@@ -981,6 +981,13 @@ static void sub_close(void *opaque) {
 static int events(struct call *k) {
   if (no_query(k) < 0)
     return -1;
+  /* HEAD: the stream's headers, no subscription. */
+  if (!strcmp(h2s_method(k->req), "HEAD")) {
+    account(k, 200);
+    h2s_respond(k->req, 200, "text/event-stream", NULL, 0);
+    call_unref(k);
+    return 0;
+  }
   struct sub *s = calloc(1, sizeof *s);
   if (!s)
     return refused(k, VMH_ENOMEM);
@@ -1129,7 +1136,10 @@ static void route(struct call *k) {
       return;
     }
   }
+  /* HEAD is GET without the body, which h2server leaves out. */
   const char *method = h2s_method(req);
+  if (!strcmp(method, "HEAD"))
+    method = "GET";
   if (!(k->path = strdup(h2s_path(req)))) {
     answer_code(k, VMH_ENOMEM, "out of memory");
     return;
@@ -1142,8 +1152,9 @@ static void route(struct call *k) {
       continue;
     if (strcmp(routes[i].method, method)) {
       if (o < sizeof allow)
-        o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s",
-                              o ? ", " : "", routes[i].method);
+        o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s%s",
+                              o ? ", " : "", routes[i].method,
+                              strcmp(routes[i].method, "GET") ? "" : ", HEAD");
       continue;
     }
     found = i;
