@@ -34,8 +34,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, ".."))
-# The process helpers of the REST benchmark (free_port, cpu_s, rss_kb,
-# wait_port, pin).
+# The helpers of the REST benchmark (free_port, cpu_s, rss_kb, wait_port,
+# pin, make_cert, start_vmhostd).
 _spec = importlib.util.spec_from_file_location(
     "rest_h2load", os.path.join(HERE, "rest-h2load.py"))
 rb = importlib.util.module_from_spec(_spec)
@@ -88,40 +88,9 @@ def main():
                     os.path.join(HERE, "rpc-ref-server.cc")]
                    + flags.stdout.split(), check=True)
 
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-keyout", f"{tmp}/key.pem",
-                    "-out", f"{tmp}/cert.pem"], check=True,
-                   capture_output=True)
+    rb.make_cert(tmp)
     vport, vtls = rb.free_port(), rb.free_port()
-    plugin_dirs = subprocess.run(
-        ["find", os.path.join(TOP, "plugins"), "-type", "d", "-name", ".libs"],
-        capture_output=True, text=True).stdout.split()
-    env = dict(os.environ, VMHOST_PLUGIN_DIR=":".join(sorted(plugin_dirs)))
-    with open(f"{tmp}/vmhostd.yaml", "w") as f:
-        f.write(f"""daemon:
-  state_dir: state
-  log: {{ level: warn }}
-  reconcile_interval: 0
-hypervisors: [ {{ name: hv0, plugin: mock }} ]
-storage: [ {{ name: pool0, plugin: mock }} ]
-networks: [ {{ name: net0, plugin: mock }} ]
-frontends:
-  - name: rpc
-    plugin: rpc
-    access_log: false
-    listen:
-      - {{ address: "127.0.0.1:{vport}" }}
-      - {{ address: "127.0.0.1:{vtls}", tls: true }}
-    tls: {{ cert: {tmp}/cert.pem, key: {tmp}/key.pem }}
-    limits: {{ requests_per_second: 1000000 }}
-""")
-    vcmd = [os.path.join(TOP, "core", "vmhostd"), "--config",
-            f"{tmp}/vmhostd.yaml"]
-    if cpus:
-        vcmd = ["taskset", "-c", cpus[0]] + vcmd
-    vm = subprocess.Popen(vcmd, env=env,
-                          stderr=open(f"{tmp}/vmhostd.log", "w"))
+    vm = rb.start_vmhostd(tmp, "rpc", vport, vtls, cpus)
     refs = {}
     try:
         rb.wait_port(vport)

@@ -445,12 +445,12 @@ static int vm_status(struct call *k) {
 
 /* Answers ListVMs from memory and keeps it, unless a newer one is kept. */
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  ProtobufCMessage *m = code ? NULL : list_of(k, k->rt->md->output);
-  struct h2s_body *b = m ? framed(m) : NULL;
   if (code) {
     answer_code(k, code, message);
     return;
   }
+  ProtobufCMessage *m = list_of(k, k->rt->md->output);
+  struct h2s_body *b = m ? framed(m) : NULL;
   if (!b) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
