@@ -18,6 +18,9 @@
  *        cache); hypervisor: attach_disk, detach_disk (hot-plug); network:
  *        port_addresses (guest addresses from DHCP leases); VM spec:
  *        network_config (cloud-init); core: vm_generation.
+ *   1.2  host: verror, config_path, config_key_where; core: error_message.
+ *        Header helpers (no layout change): vmh_name_valid, VMH_HAS_FIELD
+ *        (here), vmh_fail, vmh_check_flags (host.h).
  */
 #ifndef VMHOST_COMMON_H
 #define VMHOST_COMMON_H
@@ -30,7 +33,7 @@ extern "C" {
 #endif
 
 #define VMH_ABI_MAJOR 1
-#define VMH_ABI_MINOR 1
+#define VMH_ABI_MINOR 2
 
 #ifndef VMH_ABI_TARGET_MINOR
 #define VMH_ABI_TARGET_MINOR VMH_ABI_MINOR
@@ -49,7 +52,8 @@ extern "C" {
 
 /* Error codes.  Every operation returns 0 or one of these (negative) and, on
  * failure, sets a message with vmh_host.error().  The core maps each code to
- * an HTTP status and a gRPC status (see vmhostd(8) and core/error.c). */
+ * an HTTP status and a gRPC status, as noted beside each code; the REST
+ * error code is the upper-case form of vmh_core.error_name(). */
 enum vmh_error {
   VMH_OK = 0,
   VMH_EINVAL = -1, /* bad argument or config: 400 / INVALID_ARGUMENT */
@@ -97,6 +101,35 @@ enum vmh_log_level {
 /* Limits on names that cross the boundary (bytes, without the NUL). */
 #define VMH_NAME_MAX 63
 #define VMH_ID_LEN 36 /* a UUID in its canonical text form */
+
+/* The one rule for the names of pools, volumes, images, snapshots, networks
+ * and instances: [a-z0-9][a-z0-9._-]{0,62}.  Safe as a file name (no '/',
+ * never "." or ".."), in a URL path segment and in a metrics label.  The
+ * core checks names against it before calling a plugin, and front-ends
+ * before calling the core.  Returns 1 when s (may be NULL) is such a name. */
+static inline int vmh_name_valid(const char *s) {
+  size_t i;
+  if (s == NULL)
+    return 0;
+  for (i = 0; s[i] != '\0'; i++) {
+    char c = s[i];
+    int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (i >= VMH_NAME_MAX || !(alnum || (i > 0 && (c == '.' || c == '_' ||
+                                                    c == '-'))))
+      return 0;
+  }
+  return i > 0;
+}
+
+/* Whether the struct at p, which the other side of the ABI filled and sized
+ * (p->struct_size), is large enough to hold `field`: read a field appended
+ * in a later minor only when this is true.  The core already zero-fills
+ * short ops tables and descriptors; this is for the structs passed to
+ * operations (specs, requests, infos).  p must not be NULL. */
+#define VMH_HAS_FIELD(p, field)                                          \
+  ((size_t)((const char *)&(p)->field - (const char *)(p)) +             \
+       sizeof((p)->field) <=                                             \
+   (size_t)(p)->struct_size)
 
 #ifdef __cplusplus
 }

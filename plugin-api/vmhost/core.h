@@ -200,6 +200,13 @@ struct vmh_core {
    * thread. */
   uint64_t (*vm_generation)(void);
 #endif
+
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2.  The message of the last core call on this thread that failed
+   * without a reply (subscribe), "" when there is none.  Thread-local; valid
+   * until the next core call on this thread. */
+  const char *(*error_message)(void);
+#endif
 };
 
 #ifdef __cplusplus

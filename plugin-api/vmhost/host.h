@@ -7,6 +7,8 @@
 #ifndef VMHOST_HOST_H
 #define VMHOST_HOST_H
 
+#include <inttypes.h>
+#include <stdarg.h>
 #include <vmhost/common.h>
 #include <vmhost/types.h>
 
@@ -82,7 +84,8 @@ struct vmh_host {
    * non-zero return from fn stops the walk and is returned. */
   int (*config_keys)(const struct vmh_config *map, vmh_config_key_fn fn,
                      void *opaque);
-  /* Where a node stands, for messages: "file:line:column". */
+  /* Where a node stands, for messages: "file:line:column".  Does not mark
+   * anything read. */
   const char *(*config_where)(const struct vmh_config *node);
 
   /* Publish an event (VM lifecycle, progress …).  The core copies it before
@@ -97,11 +100,64 @@ struct vmh_host {
                     int64_t value);
 
   /* The instance's own directory under state_dir (created by the core,
-   * mode 0700), for whatever the plugin must keep across restarts. */
+   * mode 0700), for whatever the plugin must keep across restarts.  In
+   * check-only mode (VMH_OPEN_CHECK_ONLY) the core has not made it: a
+   * plugin may not write there, and it answers NULL. */
   const char *(*state_dir)(const struct vmh_instance *inst);
   /* The instance's name as the config gives it. */
   const char *(*instance_name)(const struct vmh_instance *inst);
+
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2.  error() with a va_list, for a plugin's own error helper
+   * (vmh_fail below is one). */
+  void (*verror)(const char *fmt, va_list ap) VMH_PRINTF(1, 0);
+  /* A path: config_string, then resolved against the directory of the
+   * config file the value (or, for the default, `map`) stands in, as every
+   * relative path of the config is.  Absolute paths are kept as written,
+   * "./x" becomes "x", ".." is kept (the path need not exist).  An empty
+   * value is refused.  Missing and def NULL: *ret = NULL.  The string lives
+   * as long as the instance. */
+  int (*config_path)(const struct vmh_config *map, const char *key,
+                     const char *def, const char **ret, uint32_t flags);
+  /* Where the value of `key` in `map` stands ("file:line:column"), for a
+   * message about that one value, without marking anything read (unlike
+   * config_keys).  A missing key, or a map that is NULL or not a map, gives
+   * the position of `map` itself. */
+  const char *(*config_key_where)(const struct vmh_config *map,
+                                  const char *key);
+#endif
 };
+
+#if VMH_ABI_TARGET_MINOR >= 2
+/* Set the operation's error message and return `code`, so that a failure
+ * is one line: return vmh_fail(host, VMH_ENOENT, "no volume %s", name); */
+static inline int vmh_fail(const struct vmh_host *host, int code,
+                           const char *fmt, ...) VMH_PRINTF(3, 4);
+static inline int vmh_fail(const struct vmh_host *host, int code,
+                           const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  host->verror(fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+/* Refuse flag bits outside `known` (VMH_EINVAL, message "OP: unknown flags
+ * 0x…"); 0 when there are none.  Every operation takes flags: an unknown bit
+ * is a caller newer than the plugin, and must not be ignored silently. */
+static inline int vmh_check_flags(const struct vmh_host *host, const char *op,
+                                  uint32_t flags, uint32_t known) {
+  if (flags & ~known)
+    return vmh_fail(host, VMH_EINVAL, "%s: unknown flags 0x%" PRIx32, op,
+                    flags & ~known);
+  return 0;
+}
+
+/* The same, naming the calling function: `if ((rc = VMH_CHECK_FLAGS(host,
+ * flags, VMH_RESIZE_SHRINK)) < 0) return rc;` */
+#define VMH_CHECK_FLAGS(host, flags, known) \
+  vmh_check_flags((host), __func__, (flags), (known))
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,11 @@
-/* Helpers the network plugins share (in-tree only, never installed, not
- * part of the ABI): interface names and MAC addresses. */
+/* Helpers the network plugins share (libvmhutil: in-tree only, never
+ * installed, not part of the ABI): interface names, MAC addresses and the
+ * table of bound ports. */
 #ifndef VMHOST_PLUGINS_NETCOMMON_H
 #define VMHOST_PLUGINS_NETCOMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #define NET_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 #define NET_MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
@@ -13,5 +17,46 @@ int net_valid_ifname(const char *s);
  * 1 for a unicast address, -1 for a multicast or all-zero one, 0 when s is
  * not a MAC address. */
 int net_parse_mac(const char *s, char out[NET_MAC_LEN + 1]);
+
+/* "52:54:00:xx:xx:xx" (QEMU's locally administered prefix) with the low 24
+ * bits of v. */
+void net_format_mac(uint32_t v, char out[NET_MAC_LEN + 1]);
+
+/* FNV-1a over a, a NUL, then b: a stable hash of a port's identity. */
+uint64_t net_hash_port(const char *vm_id, const char *nic_name);
+
+/* A bound port as the table knows it: the first member of the plugin's own
+ * port struct, which owns the strings. */
+struct net_port {
+  char *vm_id, *nic_name;
+  char mac[NET_MAC_LEN + 1];
+};
+
+/* The ports of an instance, in an order the plugin chooses (bind order,
+ * say); the table holds pointers and owns only its array. */
+struct net_ports {
+  struct net_port **v;
+  size_t n, cap;
+};
+
+/* The port of vm_id + nic_name (and its index), or NULL. */
+struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
+                                const char *nic_name, size_t *ret_index);
+/* The port holding mac, or NULL. */
+struct net_port *net_ports_find_mac(const struct net_ports *t,
+                                    const char *mac);
+/* Insert p at index `at` (0..n).  -1 when out of memory. */
+int net_ports_insert(struct net_ports *t, size_t at, struct net_port *p);
+/* Take the port at `at` out of the table (order kept) and return it. */
+struct net_port *net_ports_remove(struct net_ports *t, size_t at);
+/* Free the array (not the ports). */
+void net_ports_free(struct net_ports *t);
+
+/* A MAC no port of t holds and `taken` (may be NULL) does not refuse: the
+ * low 24 bits come from next(opaque), called until one is free, at most
+ * `tries` times.  Returns 0, or -1 when every try was taken. */
+int net_ports_new_mac(const struct net_ports *t, uint32_t (*next)(void *opaque),
+                      int (*taken)(void *opaque, const char *mac),
+                      void *opaque, unsigned tries, char out[NET_MAC_LEN + 1]);
 
 #endif

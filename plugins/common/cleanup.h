@@ -1,12 +1,13 @@
-/* Cleanup helpers for the core (never in installed headers): variables that
- * free themselves when they go out of scope, systemd-style.
+/* Cleanup helpers for the core and the plugins in this tree (part of
+ * libvmhutil, never installed): variables that free themselves when they go
+ * out of scope, systemd-style.
  *
  *   _cleanup_free_ char *s = strdup (…);
  *   _cleanup_fclose_ FILE *f = fopen (…);
  *   return steal_ptr (&s);   // hand ownership out
  */
-#ifndef VMHOST_CORE_CLEANUP_H
-#define VMHOST_CORE_CLEANUP_H
+#ifndef VMHOST_UTIL_CLEANUP_H
+#define VMHOST_UTIL_CLEANUP_H
 
 #include <stdio.h>
 #include <stdlib.h>
