@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,6 +41,15 @@
 struct config_doc {
   char *file; /* the path as given to config_load */
   char *dir;  /* the absolute (real) directory of the file */
+  /* Paths resolved for plugins (config_path_kept): they live as long as
+   * the tree.  Appended under the lock: plugins may read concurrently. */
+  pthread_mutex_t kept_lock;
+  struct kept *kept;
+};
+
+struct kept {
+  struct kept *next;
+  char *s;
 };
 
 struct vmh_config {
@@ -101,6 +111,12 @@ static void doc_free(struct config_doc *d) {
     return;
   free(d->file);
   free(d->dir);
+  for (struct kept *k = d->kept, *next; k; k = next) {
+    next = k->next;
+    free(k->s);
+    free(k);
+  }
+  pthread_mutex_destroy(&d->kept_lock);
   free(d);
 }
 
@@ -590,6 +606,7 @@ static int doc_new(const char *path, struct config_doc **ret) {
   struct config_doc *d = calloc(1, sizeof *d);
   if (!d)
     return oom();
+  pthread_mutex_init(&d->kept_lock, NULL);
   d->file = strdup(path);
   d->dir = realpath(dir, NULL);
   if (!d->file || !d->dir) {
@@ -1098,6 +1115,45 @@ int config_path(const struct vmh_config *map, const char *key, const char *def,
     mark(v);
   *ret = p;
   return 0;
+}
+
+/* Hand s (owned) to the tree of node, which frees it with the tree. */
+static int keep(const struct vmh_config *node, char *s) {
+  struct kept *k = malloc(sizeof *k);
+  if (!k) {
+    free(s);
+    return oom();
+  }
+  struct config_doc *d = node->doc;
+  k->s = s;
+  pthread_mutex_lock(&d->kept_lock);
+  k->next = d->kept;
+  d->kept = k;
+  pthread_mutex_unlock(&d->kept_lock);
+  return 0;
+}
+
+int config_path_kept(const struct vmh_config *map, const char *key,
+                     const char *def, const char **ret, uint32_t flags) {
+  char *p;
+  int r = config_path(map, key, def, &p, flags);
+  if (r < 0)
+    return r;
+  if (p && def && strcmp(p, def) == 0 && !config_lookup(map, key)) {
+    /* An absolute default, unchanged: the caller's string will do (and map
+     * may be NULL, with no tree to keep a copy in). */
+    free(p);
+    p = (char *)def;
+  } else if (p && (r = keep(map, p)) < 0) {
+    return r;
+  }
+  *ret = p;
+  return 0;
+}
+
+const char *config_key_where(const struct vmh_config *map, const char *key) {
+  const struct vmh_config *v = config_lookup(map, key);
+  return config_where(v ? v : map);
 }
 
 const struct vmh_config *config_unread(const struct vmh_config *node) {

@@ -112,6 +112,16 @@ int config_path(const struct vmh_config *map, const char *key, const char *def,
  * built-in default): relative to the directory of node's file. */
 int config_resolve(const struct vmh_config *node, const char *path, char **ret);
 
+/* config_path as the host service: *ret is borrowed and lives as long as
+ * the tree (the tree keeps what it resolved). */
+int config_path_kept(const struct vmh_config *map, const char *key,
+                     const char *def, const char **ret, uint32_t flags);
+
+/* Where the value of key in map stands, without marking it read; a missing
+ * key (or key NULL) gives map's own position.  The host's
+ * config_key_where. */
+const char *config_key_where(const struct vmh_config *map, const char *key);
+
 /* The value of key in map without marking it read, or NULL (missing, or
  * map is not a map).  For positions in messages. */
 const struct vmh_config *config_lookup(const struct vmh_config *map,

@@ -3,6 +3,7 @@
 #ifndef VMHOST_CORE_ERROR_H
 #define VMHOST_CORE_ERROR_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <vmhost/common.h>
 
@@ -15,6 +16,9 @@
  * error_get() itself, to prefix context: error_set("%s: %s", path,
  * error_get()). */
 void error_set(const char *fmt, ...) VMH_PRINTF(1, 2);
+
+/* error_set with a va_list (also the host->verror service). */
+void error_vset(const char *fmt, va_list ap) VMH_PRINTF(1, 0);
 
 /* Set the message and return code, for `return error_code(VMH_EINVAL, …)`. */
 int error_code(int code, const char *fmt, ...) VMH_PRINTF(2, 3);

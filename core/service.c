@@ -596,4 +596,5 @@ const struct vmh_core core_services = {
     .error_name = error_name,
     .ready = service_ready,
     .vm_generation = vms_generation,
+    .error_message = error_get,
 };

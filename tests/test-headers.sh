@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # DESIGN rule 4: every public header compiles alone (and twice: include
 # guards), as C99 -pedantic and as C++11 -pedantic, with every warning an
-# error, at every ABI minor it can target; includes nothing but <stddef.h>,
-# <stdint.h> and other vmhost headers; wraps its declarations in extern "C".
+# error, at every ABI minor it can target; includes nothing but the
+# freestanding <stdarg.h>, <stddef.h>, <stdint.h> and other vmhost headers;
+# wraps its declarations in extern "C".
 # Also: a C plugin and the C++ test plugin using VMH_PLUGIN_REGISTER compile
 # the same way.
 
@@ -72,9 +73,9 @@ for h in "${headers[@]}"; do
   [ -f "$file" ] || file=$top_builddir/plugin-api/$h
   while read -r line; do
     case "$line" in
-      '#include <stddef.h>'|'#include <stdint.h>'|'#include <vmhost/'*'.h>') ;;
-      *) echo "FAIL: $h: $line: public headers include only <stddef.h>," \
-              "<stdint.h> and <vmhost/*.h>" >&2
+      '#include <stdarg.h>'|'#include <stddef.h>'|'#include <stdint.h>'|'#include <vmhost/'*'.h>') ;;
+      *) echo "FAIL: $h: $line: public headers include only <stdarg.h>," \
+              "<stddef.h>, <stdint.h> and <vmhost/*.h>" >&2
          errors=$((errors + 1)) ;;
     esac
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include' "$file" | sed -E 's/[[:space:]]+/ /g; s/^ //; s/# include/#include/')

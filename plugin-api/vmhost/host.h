@@ -7,7 +7,6 @@
 #ifndef VMHOST_HOST_H
 #define VMHOST_HOST_H
 
-#include <inttypes.h>
 #include <stdarg.h>
 #include <vmhost/common.h>
 #include <vmhost/types.h>
@@ -148,8 +147,8 @@ static inline int vmh_fail(const struct vmh_host *host, int code,
 static inline int vmh_check_flags(const struct vmh_host *host, const char *op,
                                   uint32_t flags, uint32_t known) {
   if (flags & ~known)
-    return vmh_fail(host, VMH_EINVAL, "%s: unknown flags 0x%" PRIx32, op,
-                    flags & ~known);
+    return vmh_fail(host, VMH_EINVAL, "%s: unknown flags 0x%lx", op,
+                    (unsigned long)(flags & ~known));
   return 0;
 }
 

@@ -1,6 +1,11 @@
-/* Helpers the network plugins share: interface names and MAC addresses. */
+/* Helpers the network plugins share: interface names, MAC addresses and
+ * the port table. */
+#include <config.h>
+
 #include "netcommon.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int net_valid_ifname(const char *s) {
@@ -47,4 +52,82 @@ int net_parse_mac(const char *s, char out[NET_MAC_LEN + 1]) {
   }
   out[NET_MAC_LEN] = '\0';
   return (first & 1) || !any ? -1 : 1;
+}
+
+void net_format_mac(uint32_t v, char out[NET_MAC_LEN + 1]) {
+  snprintf(out, NET_MAC_LEN + 1, "52:54:00:%02x:%02x:%02x",
+           (unsigned)(v >> 16 & 0xff), (unsigned)(v >> 8 & 0xff),
+           (unsigned)(v & 0xff));
+}
+
+uint64_t net_hash_port(const char *vm_id, const char *nic_name) {
+  uint64_t h = UINT64_C(14695981039346656037);
+  const char *parts[2] = {vm_id, nic_name};
+
+  for (int i = 0; i < 2; i++) {
+    for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+      h = (h ^ *p) * UINT64_C(1099511628211);
+    h = (h ^ '/') * UINT64_C(1099511628211);
+  }
+  return h;
+}
+
+struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
+                                const char *nic_name, size_t *ret_index) {
+  for (size_t i = 0; i < t->n; i++) {
+    struct net_port *p = t->v[i];
+    if (strcmp(p->vm_id, vm_id) == 0 && strcmp(p->nic_name, nic_name) == 0) {
+      if (ret_index)
+        *ret_index = i;
+      return p;
+    }
+  }
+  return NULL;
+}
+
+struct net_port *net_ports_find_mac(const struct net_ports *t,
+                                    const char *mac) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->v[i]->mac, mac) == 0)
+      return t->v[i];
+  return NULL;
+}
+
+int net_ports_insert(struct net_ports *t, size_t at, struct net_port *p) {
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 8;
+    struct net_port **v = realloc(t->v, cap * sizeof *v);
+    if (!v)
+      return -1;
+    t->v = v;
+    t->cap = cap;
+  }
+  memmove(t->v + at + 1, t->v + at, (t->n - at) * sizeof *t->v);
+  t->v[at] = p;
+  t->n++;
+  return 0;
+}
+
+struct net_port *net_ports_remove(struct net_ports *t, size_t at) {
+  struct net_port *p = t->v[at];
+  memmove(t->v + at, t->v + at + 1, (t->n - at - 1) * sizeof *t->v);
+  t->n--;
+  return p;
+}
+
+void net_ports_free(struct net_ports *t) {
+  free(t->v);
+  t->v = NULL;
+  t->n = t->cap = 0;
+}
+
+int net_ports_new_mac(const struct net_ports *t, uint32_t (*next)(void *opaque),
+                      int (*taken)(void *opaque, const char *mac), void *opaque,
+                      unsigned tries, char out[NET_MAC_LEN + 1]) {
+  for (unsigned i = 0; i < tries; i++) {
+    net_format_mac(next(opaque), out);
+    if (!net_ports_find_mac(t, out) && !(taken && taken(opaque, out)))
+      return 0;
+  }
+  return -1;
 }

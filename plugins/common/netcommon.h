@@ -22,7 +22,8 @@ int net_parse_mac(const char *s, char out[NET_MAC_LEN + 1]);
  * bits of v. */
 void net_format_mac(uint32_t v, char out[NET_MAC_LEN + 1]);
 
-/* FNV-1a over a, a NUL, then b: a stable hash of a port's identity. */
+/* FNV-1a over vm_id "/" nic_name "/": a stable hash of a port's identity
+ * (tap names and derived MACs depend on it: never change it). */
 uint64_t net_hash_port(const char *vm_id, const char *nic_name);
 
 /* A bound port as the table knows it: the first member of the plugin's own
@@ -43,8 +44,7 @@ struct net_ports {
 struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
                                 const char *nic_name, size_t *ret_index);
 /* The port holding mac, or NULL. */
-struct net_port *net_ports_find_mac(const struct net_ports *t,
-                                    const char *mac);
+struct net_port *net_ports_find_mac(const struct net_ports *t, const char *mac);
 /* Insert p at index `at` (0..n).  -1 when out of memory. */
 int net_ports_insert(struct net_ports *t, size_t at, struct net_port *p);
 /* Take the port at `at` out of the table (order kept) and return it. */
@@ -56,7 +56,7 @@ void net_ports_free(struct net_ports *t);
  * low 24 bits come from next(opaque), called until one is free, at most
  * `tries` times.  Returns 0, or -1 when every try was taken. */
 int net_ports_new_mac(const struct net_ports *t, uint32_t (*next)(void *opaque),
-                      int (*taken)(void *opaque, const char *mac),
-                      void *opaque, unsigned tries, char out[NET_MAC_LEN + 1]);
+                      int (*taken)(void *opaque, const char *mac), void *opaque,
+                      unsigned tries, char out[NET_MAC_LEN + 1]);
 
 #endif

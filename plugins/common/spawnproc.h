@@ -1,7 +1,7 @@
 /* Starting a helper program (libvmhutil) from a daemon whose threads block
  * and ignore signals and whose descriptors must not leak into children. */
-#ifndef VMHOST_UTIL_SPAWN_H
-#define VMHOST_UTIL_SPAWN_H
+#ifndef VMHOST_UTIL_SPAWNPROC_H
+#define VMHOST_UTIL_SPAWNPROC_H
 
 #include <sys/types.h>
 
