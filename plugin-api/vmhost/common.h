@@ -114,8 +114,8 @@ static inline int vmh_name_valid(const char *s) {
   for (i = 0; s[i] != '\0'; i++) {
     char c = s[i];
     int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (i >= VMH_NAME_MAX || !(alnum || (i > 0 && (c == '.' || c == '_' ||
-                                                    c == '-'))))
+    if (i >= VMH_NAME_MAX ||
+        !(alnum || (i > 0 && (c == '.' || c == '_' || c == '-'))))
       return 0;
   }
   return i > 0;
@@ -126,9 +126,9 @@ static inline int vmh_name_valid(const char *s) {
  * in a later minor only when this is true.  The core already zero-fills
  * short ops tables and descriptors; this is for the structs passed to
  * operations (specs, requests, infos).  p must not be NULL. */
-#define VMH_HAS_FIELD(p, field)                                          \
-  ((size_t)((const char *)&(p)->field - (const char *)(p)) +             \
-       sizeof((p)->field) <=                                             \
+#define VMH_HAS_FIELD(p, field)                              \
+  ((size_t)((const char *)&(p)->field - (const char *)(p)) + \
+       sizeof((p)->field) <=                                 \
    (size_t)(p)->struct_size)
 
 #ifdef __cplusplus

@@ -152,8 +152,21 @@ static inline int vmh_check_flags(const struct vmh_host *host, const char *op,
   return 0;
 }
 
-/* The same, naming the calling function: `if ((rc = VMH_CHECK_FLAGS(host,
- * flags, VMH_RESIZE_SHRINK)) < 0) return rc;` */
+/* Refuse a name that breaks the name rule (vmh_name_valid) with VMH_EINVAL
+ * and a message saying what `what` ("volume", "snapshot" …) must look
+ * like; 0 when it is a name. */
+static inline int vmh_check_name(const struct vmh_host *host, const char *what,
+                                 const char *name) {
+  if (vmh_name_valid(name))
+    return 0;
+  return vmh_fail(host, VMH_EINVAL,
+                  "%s name '%s' is not a name: 1 to %d of a-z, 0-9, '.', '_' "
+                  "and '-', starting with a letter or a digit",
+                  what, name ? name : "", VMH_NAME_MAX);
+}
+
+/* vmh_check_flags naming the calling function: `if ((rc =
+ * VMH_CHECK_FLAGS(host, flags, VMH_RESIZE_SHRINK)) < 0) return rc;` */
 #define VMH_CHECK_FLAGS(host, flags, known) \
   vmh_check_flags((host), __func__, (flags), (known))
 #endif

@@ -5,6 +5,9 @@
 
 #include "mockcommon.h"
 
+#include "atomicfile.h"
+#include "errname.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,59 +31,6 @@
 
 /* ---- Errors and validation ---------------------------------------------- */
 
-int mock_fail(const struct vmh_host *host, int code, const char *fmt, ...) {
-  char buf[1024];
-  va_list ap;
-
-  /* host->error takes "...", not a va_list: format here, pass as "%s". */
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  host->error("%s", buf);
-  return code;
-}
-
-int mock_check_flags(const struct vmh_host *host, const char *op,
-                     uint32_t flags, uint32_t known) {
-  if (flags & ~known)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: unknown flag bits 0x%" PRIx32
-                     " (this mock knows 0x%" PRIx32 ")",
-                     op, flags & ~known, known);
-  return 0;
-}
-
-static int is_lower_alnum(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-int mock_check_name(const struct vmh_host *host, const char *what,
-                    const char *name) {
-  size_t i, len;
-
-  if (name == NULL || name[0] == '\0')
-    return mock_fail(host, VMH_EINVAL, "%s name is missing", what);
-  len = strlen(name);
-  if (len > VMH_NAME_MAX)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s name is %zu bytes long; the limit is %d", what, len,
-                     VMH_NAME_MAX);
-  if (!is_lower_alnum((unsigned char)name[0]))
-    return mock_fail(host, VMH_EINVAL,
-                     "%s name '%s' must start with a lower-case letter or a "
-                     "digit",
-                     what, name);
-  for (i = 1; i < len; i++) {
-    unsigned char c = (unsigned char)name[i];
-    if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-')
-      return mock_fail(host, VMH_EINVAL,
-                       "%s name '%s' may only hold a-z, 0-9, '.', '_' and "
-                       "'-'",
-                       what, name);
-  }
-  return 0;
-}
-
 static int has_control(const char *s) {
   for (; *s; s++)
     if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -93,14 +43,14 @@ int mock_check_id(const struct vmh_host *host, const char *what,
   size_t len;
 
   if (id == NULL || id[0] == '\0')
-    return mock_fail(host, VMH_EINVAL, "%s is missing", what);
+    return vmh_fail(host, VMH_EINVAL, "%s is missing", what);
   len = strlen(id);
   if (len > MOCK_ID_MAX)
-    return mock_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %d",
-                     what, len, MOCK_ID_MAX);
+    return vmh_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %d",
+                    what, len, MOCK_ID_MAX);
   if (has_control(id) || strchr(id, '/') != NULL)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s must not hold '/' or control characters", what);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s must not hold '/' or control characters", what);
   return 0;
 }
 
@@ -109,26 +59,26 @@ int mock_check_text(const struct vmh_host *host, const char *what,
   size_t len;
 
   if (s == NULL || s[0] == '\0')
-    return mock_fail(host, VMH_EINVAL, "%s is missing", what);
+    return vmh_fail(host, VMH_EINVAL, "%s is missing", what);
   len = strlen(s);
   if (len > max)
-    return mock_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %zu",
-                     what, len, max);
+    return vmh_fail(host, VMH_EINVAL, "%s is %zu bytes long; the limit is %zu",
+                    what, len, max);
   if (has_control(s))
-    return mock_fail(host, VMH_EINVAL, "%s must not hold control characters",
-                     what);
+    return vmh_fail(host, VMH_EINVAL, "%s must not hold control characters",
+                    what);
   return 0;
 }
 
 int mock_check_struct(const struct vmh_host *host, const char *what,
                       const void *p, uint32_t struct_size, size_t need) {
   if (p == NULL)
-    return mock_fail(host, VMH_EINVAL, "%s is missing (NULL)", what);
+    return vmh_fail(host, VMH_EINVAL, "%s is missing (NULL)", what);
   if (struct_size < need)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: struct_size %" PRIu32
-                     " is smaller than this mock's %zu (set struct_size)",
-                     what, struct_size, need);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: struct_size %" PRIu32
+                    " is smaller than this mock's %zu (set struct_size)",
+                    what, struct_size, need);
   return 0;
 }
 
@@ -141,35 +91,8 @@ int mock_dup(const struct vmh_host *host, const char *s, char **ret) {
   }
   d = strdup(s);
   if (d == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   *ret = d;
-  return 0;
-}
-
-/* The same stable names as the core's error table (core/error.c). */
-static const char *const error_names[] = {
-    [-VMH_EINVAL] = "invalid_argument", [-VMH_ENOENT] = "not_found",
-    [-VMH_EEXIST] = "already_exists",   [-VMH_EBUSY] = "busy",
-    [-VMH_ESTATE] = "invalid_state",    [-VMH_ENOSPC] = "no_space",
-    [-VMH_ENOTSUP] = "not_supported",   [-VMH_EPERM] = "permission_denied",
-    [-VMH_ETIMEDOUT] = "timeout",       [-VMH_EIO] = "io_error",
-    [-VMH_ENOMEM] = "no_memory",        [-VMH_EAGAIN] = "try_again",
-    [-VMH_ELIMIT] = "limit_exceeded",   [-VMH_ECANCELED] = "canceled",
-    [-VMH_EINTERNAL] = "internal",
-};
-
-const char *mock_error_name(int code) {
-  if (code >= 0 || code < VMH_ERROR_MIN)
-    return NULL;
-  return error_names[-code];
-}
-
-int mock_error_code(const char *name) {
-  int i;
-
-  for (i = 1; i <= -VMH_ERROR_MIN; i++)
-    if (strcmp(error_names[i], name) == 0)
-      return -i;
   return 0;
 }
 
@@ -189,7 +112,7 @@ int mock_vec_insert(const struct vmh_host *host, struct mock_vec *vec,
     size_t cap = vec->cap ? vec->cap * 2 : 8;
     void **v = realloc(vec->v, cap * sizeof *v);
     if (v == NULL)
-      return mock_fail(host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(host, VMH_ENOMEM, "out of memory");
     vec->v = v;
     vec->cap = cap;
   }
@@ -359,10 +282,10 @@ static int latency_key(void *opaque, const char *key,
     if (op < 0) {
       char ops[1024];
       op_list(mc, ops, sizeof ops);
-      return mock_fail(host, VMH_EINVAL,
-                       "%s: latency: '%s' is not an operation of a mock %s; "
-                       "use default or one of: %s",
-                       host->config_where(value), key, mc->kind, ops);
+      return vmh_fail(host, VMH_EINVAL,
+                      "%s: latency: '%s' is not an operation of a mock %s; "
+                      "use default or one of: %s",
+                      host->config_where(value), key, mc->kind, ops);
     }
   }
   rc = host->config_string(value, NULL, NULL, &s, VMH_CFG_REQUIRED);
@@ -370,15 +293,15 @@ static int latency_key(void *opaque, const char *key,
     return rc;
   rc = parse_duration(s, &ns);
   if (rc == -2)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: latency of %s: '%s' is longer than an hour",
-                     host->config_where(value), key, s);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: latency of %s: '%s' is longer than an hour",
+                    host->config_where(value), key, s);
   if (rc < 0)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: latency of %s: '%s' is not a duration; write e.g. "
-                     "50ms, 2s, 1.5s, 500us, or a plain number of "
-                     "milliseconds",
-                     host->config_where(value), key, s);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: latency of %s: '%s' is not a duration; write e.g. "
+                    "50ms, 2s, 1.5s, 500us, or a plain number of "
+                    "milliseconds",
+                    host->config_where(value), key, s);
   if (op < 0) {
     w->def = ns;
     w->have_def = 1;
@@ -402,7 +325,7 @@ static int read_latency(struct mock_common *mc,
     return rc;
   w.set = calloc(mc->n_ops, 1);
   if (w.set == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   rc = host->config_keys(map, latency_key, &w);
   if (rc == 0 && w.have_def)
     for (i = 0; i < mc->n_ops; i++)
@@ -439,11 +362,11 @@ static int read_fault(struct mock_common *mc, const struct vmh_config *node,
   if (i < 0) {
     char ops[1024];
     op_list(mc, ops, sizeof ops);
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32
-                     "]: '%s' is not an operation of a mock %s; use one of: "
-                     "%s",
-                     where, index, op, mc->kind, ops);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: faults[%" PRIu32
+                    "]: '%s' is not an operation of a mock %s; use one of: "
+                    "%s",
+                    where, index, op, mc->kind, ops);
   }
   f->op = (unsigned)i;
 
@@ -454,52 +377,52 @@ static int read_fault(struct mock_common *mc, const struct vmh_config *node,
   } else if (strcmp(mode, "probability") == 0) {
     f->mode = FAULT_PROBABILITY;
   } else {
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32
-                     "]: mode '%s' is not always, nth or probability",
-                     where, index, mode);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: faults[%" PRIu32
+                    "]: mode '%s' is not always, nth or probability",
+                    where, index, mode);
   }
   /* A key that does nothing in this mode is a mistake in the test. */
   if (n_s != NULL && f->mode != FAULT_NTH)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32 "]: n is only used with mode: nth",
-                     where, index);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: faults[%" PRIu32 "]: n is only used with mode: nth",
+                    where, index);
   if (p_s != NULL && f->mode != FAULT_PROBABILITY)
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32
-                     "]: p is only used with mode: probability",
-                     where, index);
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: faults[%" PRIu32
+                    "]: p is only used with mode: probability",
+                    where, index);
   f->n = (uint64_t)n;
   if (f->mode == FAULT_PROBABILITY) {
     if (p_s == NULL)
-      return mock_fail(host, VMH_EINVAL,
-                       "%s: faults[%" PRIu32
-                       "]: mode: probability needs p (0.0 to 1.0)",
-                       where, index);
+      return vmh_fail(host, VMH_EINVAL,
+                      "%s: faults[%" PRIu32
+                      "]: mode: probability needs p (0.0 to 1.0)",
+                      where, index);
     if (parse_probability(p_s, &f->p) < 0)
-      return mock_fail(host, VMH_EINVAL,
-                       "%s: faults[%" PRIu32
-                       "]: p '%s' is not a number from 0.0 to 1.0",
-                       where, index, p_s);
+      return vmh_fail(host, VMH_EINVAL,
+                      "%s: faults[%" PRIu32
+                      "]: p '%s' is not a number from 0.0 to 1.0",
+                      where, index, p_s);
   }
 
-  f->code = mock_error_code(error);
-  if (f->code == 0) {
+  f->code = errname_code(error);
+  if (f->code >= 0) {
     char names[512];
     size_t len = 0;
     for (i = 1; i <= -VMH_ERROR_MIN; i++)
       len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
-                              i > 1 ? ", " : "", error_names[i]);
-    return mock_fail(host, VMH_EINVAL,
-                     "%s: faults[%" PRIu32 "]: error '%s' is not one of: %s",
-                     where, index, error, names);
+                              i > 1 ? ", " : "", errname_name(-(int)i));
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: faults[%" PRIu32 "]: error '%s' is not one of: %s",
+                    where, index, error, names);
   }
   if (message != NULL) {
     rc = mock_check_text(host, "fault message", message, 1000);
     if (rc < 0)
-      return mock_fail(host, rc, "%s: faults[%" PRIu32 "]: message: %s", where,
-                       index,
-                       "must be 1..1000 bytes without control characters");
+      return vmh_fail(host, rc, "%s: faults[%" PRIu32 "]: message: %s", where,
+                      index,
+                      "must be 1..1000 bytes without control characters");
   }
   f->message = message;
   return 0;
@@ -517,7 +440,7 @@ static int read_faults(struct mock_common *mc,
     return rc;
   mc->faults = calloc(n, sizeof *mc->faults);
   if (mc->faults == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   for (i = 0; i < n; i++) {
     rc = host->config_at(list, i, &node);
     if (rc < 0)
@@ -579,20 +502,20 @@ int mock_common_open(const struct vmh_host *host,
   /* host->error is among the first fields of every version of the table,
    * so it can report a table that is too short. */
   if (host->struct_size < sizeof *host)
-    return mock_fail(host, VMH_EINVAL,
-                     "the host services table is %" PRIu32
-                     " bytes; this mock needs %zu",
-                     host->struct_size, sizeof *host);
-  rc = mock_check_flags(host, "open", open_flags, VMH_OPEN_CHECK_ONLY);
+    return vmh_fail(host, VMH_EINVAL,
+                    "the host services table is %" PRIu32
+                    " bytes; this mock needs %zu",
+                    host->struct_size, sizeof *host);
+  rc = vmh_check_flags(host, "open", open_flags, VMH_OPEN_CHECK_ONLY);
   if (rc < 0)
     return rc;
 
   mc = calloc(1, sizeof *mc);
   if (mc == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   if (pthread_mutex_init(&mc->lock, NULL) != 0) {
     free(mc);
-    return mock_fail(host, VMH_EINTERNAL, "cannot create a mutex");
+    return vmh_fail(host, VMH_EINTERNAL, "cannot create a mutex");
   }
   mc->host = host;
   mc->inst = inst;
@@ -645,9 +568,9 @@ int mock_common_open(const struct vmh_host *host,
   if (!mc->state_dir || !mc->name || !mc->state_file)
     goto oom;
   if (mc->persist && !mc->check_only && mc->state_dir[0] == '\0') {
-    rc = mock_fail(host, VMH_EINVAL,
-                   "persist: true needs a state directory, and the core "
-                   "gave none");
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "persist: true needs a state directory, and the core "
+                  "gave none");
     goto fail;
   }
 
@@ -658,7 +581,7 @@ int mock_common_open(const struct vmh_host *host,
   return 0;
 
 oom:
-  rc = mock_fail(host, VMH_ENOMEM, "out of memory");
+  rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
 fail:
   mock_common_close(mc);
   return rc;
@@ -724,7 +647,7 @@ int mock_common_enter(struct mock_common *mc, unsigned op) {
   host->log(mc->inst, VMH_LOG_INFO,
             "injected fault: %s call %" PRIu64 " (%s) fails with %s",
             mc->ops[op], count, fault_mode_names[hit->mode],
-            mock_error_name(hit->code));
+            errname_name(hit->code));
   if (hit->message != NULL)
     host->error("%s", hit->message);
   else
@@ -772,72 +695,6 @@ const char *mock_common_name(const struct mock_common *mc) {
 
 /* ---- Atomic write ---------------------------------------------------------
  */
-
-static int write_all(int fd, const char *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-int mock_write_atomic(const struct vmh_host *host, const char *dir,
-                      const char *name, const void *data, size_t len) {
-  char *path = strjoin(dir, "/", name), *tmp = NULL;
-  const char *step;
-  int fd = -1, err, rc = 0;
-
-  if (path == NULL || (tmp = strjoin(path, ".tmp", "")) == NULL) {
-    free(path);
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
-  }
-  step = "create";
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    goto fail;
-  step = "write";
-  if (write_all(fd, data, len) < 0)
-    goto fail;
-  /* The data must be on disk before the rename makes it the state. */
-  step = "fsync";
-  if (fsync(fd) < 0)
-    goto fail;
-  step = "close";
-  err = close(fd);
-  fd = -1;
-  if (err < 0)
-    goto fail;
-  step = "rename";
-  if (rename(tmp, path) < 0)
-    goto fail;
-  /* And the rename itself must survive a crash. */
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) < 0) {
-    rc = mock_fail(host, VMH_EIO, "cannot fsync directory %s: %s", dir,
-                   strerror(errno));
-  }
-  if (fd >= 0)
-    close(fd);
-  free(path);
-  free(tmp);
-  return rc;
-
-fail:
-  err = errno;
-  if (fd >= 0)
-    close(fd);
-  unlink(tmp);
-  rc = mock_fail(host, VMH_EIO, "cannot %s %s: %s", step, tmp, strerror(err));
-  free(path);
-  free(tmp);
-  return rc;
-}
 
 /* ---- State file: writing --------------------------------------------------
  */
@@ -921,6 +778,19 @@ void mock_out_i64(struct mock_out *out, const char *key, int64_t value) {
   mock_out_str(out, key, buf);
 }
 
+static int write_state(struct mock_common *mc, const char *data, size_t len) {
+  char *path = strjoin(mc->state_dir, "/", mc->state_file);
+  int rc = 0;
+
+  if (path == NULL)
+    return vmh_fail(mc->host, VMH_ENOMEM, "out of memory");
+  if (atomic_write(path, data, len, 0600) < 0)
+    rc = vmh_fail(mc->host, VMH_EIO, "cannot write %s: %s", path,
+                  strerror(errno));
+  free(path);
+  return rc;
+}
+
 int mock_common_save(struct mock_common *mc, mock_dump_fn dump, void *opaque) {
   struct mock_out out = {0};
   char end[64];
@@ -938,11 +808,10 @@ int mock_common_save(struct mock_common *mc, mock_dump_fn dump, void *opaque) {
     snprintf(end, sizeof end, "end records=%" PRIu64 "\n", out.n_rec);
     out_puts(&out, end);
     if (out.oom)
-      rc = mock_fail(mc->host, VMH_ENOMEM,
-                     "out of memory writing the state file");
+      rc = vmh_fail(mc->host, VMH_ENOMEM,
+                    "out of memory writing the state file");
     else
-      rc = mock_write_atomic(mc->host, mc->state_dir, mc->state_file, out.buf,
-                             out.len);
+      rc = write_state(mc, out.buf, out.len);
   }
   free(out.buf);
   return rc;
@@ -970,11 +839,11 @@ int mock_rec_fail(struct mock_rec *rec, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return mock_fail(rec->mc->host, VMH_EIO,
-                   "mock %s state file %s/%s:%u: %s (the file is corrupt: "
-                   "repair or remove it)",
-                   rec->mc->kind, rec->mc->state_dir, rec->mc->state_file,
-                   rec->line, msg);
+  return vmh_fail(rec->mc->host, VMH_EIO,
+                  "mock %s state file %s/%s:%u: %s (the file is corrupt: "
+                  "repair or remove it)",
+                  rec->mc->kind, rec->mc->state_dir, rec->mc->state_file,
+                  rec->line, msg);
 }
 
 const char *mock_rec_type(const struct mock_rec *rec) {
@@ -1142,20 +1011,20 @@ static int read_file(struct mock_common *mc, const char *path, char **ret,
   if (fd < 0) {
     if (errno == ENOENT)
       return 1;
-    return mock_fail(host, VMH_EIO, "cannot open state file %s: %s", path,
-                     strerror(errno));
+    return vmh_fail(host, VMH_EIO, "cannot open state file %s: %s", path,
+                    strerror(errno));
   }
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
       st.st_size > (off_t)STATE_MAX_BYTES) {
     close(fd);
-    return mock_fail(host, VMH_EIO,
-                     "state file %s is not a regular file under %u MiB", path,
-                     STATE_MAX_BYTES >> 20);
+    return vmh_fail(host, VMH_EIO,
+                    "state file %s is not a regular file under %u MiB", path,
+                    STATE_MAX_BYTES >> 20);
   }
   buf = malloc((size_t)st.st_size + 1);
   if (buf == NULL) {
     close(fd);
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   }
   while (len < (size_t)st.st_size) {
     ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
@@ -1165,8 +1034,8 @@ static int read_file(struct mock_common *mc, const char *path, char **ret,
       int err = n < 0 ? errno : EIO;
       close(fd);
       free(buf);
-      return mock_fail(host, VMH_EIO, "cannot read state file %s: %s", path,
-                       n < 0 ? strerror(err) : "file shrank while read");
+      return vmh_fail(host, VMH_EIO, "cannot read state file %s: %s", path,
+                      n < 0 ? strerror(err) : "file shrank while read");
     }
     len += (size_t)n;
   }
@@ -1245,7 +1114,7 @@ int mock_common_load(struct mock_common *mc, mock_load_fn fn, void *opaque,
     return 0;
   path = strjoin(mc->state_dir, "/", mc->state_file);
   if (path == NULL)
-    return mock_fail(mc->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(mc->host, VMH_ENOMEM, "out of memory");
   rc = read_file(mc, path, &buf, &len);
   free(path);
   if (rc != 0)

@@ -31,20 +31,9 @@
 /* Longest VM id the mocks accept (bytes, without the NUL). */
 #define MOCK_ID_MAX 64
 
-/* ---- Errors and validation ---------------------------------------------- */
-
-/* Set the operation's error message and return `code` (a negative VMH_E*),
- * so that a failure is one line: return mock_fail(host, VMH_ENOENT, …). */
-int mock_fail(const struct vmh_host *host, int code, const char *fmt, ...)
-    VMH_PRINTF(3, 4);
-
-/* Refuse flag bits outside `known` with VMH_EINVAL. */
-int mock_check_flags(const struct vmh_host *host, const char *op,
-                     uint32_t flags, uint32_t known);
-
-/* A volume, snapshot or image name: [a-z0-9][a-z0-9._-]{0,62}. */
-int mock_check_name(const struct vmh_host *host, const char *what,
-                    const char *name);
+/* ---- Validation ----------------------------------------------------------
+ *
+ * Errors: vmh_fail, vmh_check_flags and vmh_check_name (<vmhost/host.h>). */
 
 /* A VM id: opaque, 1..MOCK_ID_MAX bytes.  Control characters and '/' are
  * refused because ids end up in paths (the guest channel's socket). */
@@ -63,11 +52,6 @@ int mock_check_struct(const struct vmh_host *host, const char *what,
 /* strdup that tells "NULL in" (*ret = NULL, 0) from "out of memory"
  * (VMH_ENOMEM, message set). */
 int mock_dup(const struct vmh_host *host, const char *s, char **ret);
-
-/* The stable lower-case name of a VMH_E* code ("not_found" …), NULL if
- * unknown; and back (0 if the name is unknown). */
-const char *mock_error_name(int code);
-int mock_error_code(const char *name);
 
 /* splitmix64's finaliser: a cheap, well-mixed 64-bit hash. */
 uint64_t mock_mix64(uint64_t x);
@@ -180,12 +164,5 @@ typedef int (*mock_load_fn)(void *opaque, struct mock_rec *rec);
  * persist: false → *ret_found = 0.  A corrupt file → VMH_EIO, message set. */
 int mock_common_load(struct mock_common *mc, mock_load_fn fn, void *opaque,
                      int *ret_found);
-
-/* Write `len` bytes to dir/name crash-safely: a temporary file in the same
- * directory, fsync, rename over the old one, fsync of the directory.  A
- * reader sees the old content or the new, never a mix.  VMH_EIO with the
- * message set on failure (the temporary file is removed). */
-int mock_write_atomic(const struct vmh_host *host, const char *dir,
-                      const char *name, const void *data, size_t len);
 
 #endif /* VMHOST_MOCKCOMMON_H */

@@ -83,18 +83,6 @@ struct hv {
 
 /* ---- Errors -------------------------------------------------------------- */
 
-static int fail(int code, const char *fmt, ...) VMH_PRINTF(2, 3);
-static int fail(int code, const char *fmt, ...) {
-  char buf[ERRLEN];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  host->error("%s", buf);
-  return code;
-}
-
 /* libvirt would print every error to stderr; the plugin reports them
  * itself, through the operation's error. */
 static void quiet(void *opaque, virErrorPtr err) {
@@ -150,16 +138,10 @@ static int lv_fail(struct hv *h, const char *what) {
         break;
     }
     if (is_conn_error(e))
-      return fail(VMH_EIO, "%s: libvirt at %s unavailable: %s", what, h->uri,
-                  msg);
+      return vmh_fail(host, VMH_EIO, "%s: libvirt at %s unavailable: %s", what,
+                      h->uri, msg);
   }
-  return fail(code, "%s: %s", what, msg);
-}
-
-static int check_flags(const char *op, uint32_t flags, uint32_t known) {
-  if (flags & ~known)
-    return fail(VMH_EINVAL, "%s: unknown flags 0x%" PRIx32, op, flags & ~known);
-  return 0;
+  return vmh_fail(host, code, "%s: %s", what, msg);
 }
 
 static uint64_t now_ns(void) {
@@ -201,8 +183,8 @@ static int loop_get(void) {
   pthread_mutex_lock(&loop_lock);
   if (!loop_registered) {
     if (virEventRegisterDefaultImpl() < 0) {
-      rc = fail(VMH_EINTERNAL, "libvirt event loop: %s",
-                virGetLastErrorMessage());
+      rc = vmh_fail(host, VMH_EINTERNAL, "libvirt event loop: %s",
+                    virGetLastErrorMessage());
       goto out;
     }
     loop_registered = 1;
@@ -210,7 +192,8 @@ static int loop_get(void) {
   if (loop_users == 0) {
     atomic_store(&loop_run, 1);
     if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) {
-      rc = fail(VMH_EINTERNAL, "cannot start the libvirt event thread");
+      rc = vmh_fail(host, VMH_EINTERNAL,
+                    "cannot start the libvirt event thread");
       goto out;
     }
   }
@@ -539,7 +522,8 @@ static int get_conn(struct hv *h, virConnectPtr *ret) {
     c = h->conn;
   pthread_mutex_unlock(&h->lock);
   if (c == NULL)
-    return fail(VMH_EIO, "libvirt at %s unavailable (reconnecting)", h->uri);
+    return vmh_fail(host, VMH_EIO, "libvirt at %s unavailable (reconnecting)",
+                    h->uri);
   *ret = c;
   return 0;
 }
@@ -550,7 +534,7 @@ static int get_dom(struct hv *h, const char *vm_id, virConnectPtr *conn,
   int rc;
 
   if (vm_id == NULL)
-    return fail(VMH_EINVAL, "no VM id");
+    return vmh_fail(host, VMH_EINVAL, "no VM id");
   if ((rc = get_conn(h, conn)) < 0)
     return rc;
   *dom = virDomainLookupByUUIDString(*conn, vm_id);
@@ -558,7 +542,7 @@ static int get_dom(struct hv *h, const char *vm_id, virConnectPtr *conn,
     virErrorPtr e = virGetLastError();
     if (e != NULL &&
         (e->code == VIR_ERR_NO_DOMAIN || e->code == VIR_ERR_INVALID_ARG))
-      rc = fail(VMH_ENOENT, "no VM %s in %s", vm_id, h->uri);
+      rc = vmh_fail(host, VMH_ENOENT, "no VM %s in %s", vm_id, h->uri);
     else
       rc = lv_fail(h, "look up the domain");
     virConnectClose(*conn);
@@ -627,9 +611,9 @@ static int vm_path(struct hv *h, const char *vm_id, const char *suffix,
 
   if (n < 0 || (size_t)n >= size ||
       (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
-    return fail(VMH_EINVAL,
-                "channel_dir '%s' is too long for a unix socket path",
-                h->channel_dir);
+    return vmh_fail(host, VMH_EINVAL,
+                    "channel_dir '%s' is too long for a unix socket path",
+                    h->channel_dir);
   return 0;
 }
 
@@ -649,11 +633,11 @@ static int make_seed(const struct vmh_vm_spec *spec, const char *path) {
   /* cloud-init needs an instance-id; the VM's id is the natural one. */
   if (docs.meta_data == NULL) {
     if (lvs_meta_data(spec->id, spec->name, meta, sizeof meta) < 0)
-      return fail(VMH_EINVAL, "VM name too long for meta-data");
+      return vmh_fail(host, VMH_EINVAL, "VM name too long for meta-data");
     docs.meta_data = meta;
   }
   if ((rc = lvs_write(path, &docs, err, sizeof err)) < 0)
-    return fail(rc, "%s", err);
+    return vmh_fail(host, rc, "%s", err);
   return 0;
 }
 
@@ -664,13 +648,14 @@ static int hv_health(void *handle, uint32_t flags) {
   virConnectPtr c;
   int rc, alive;
 
-  if ((rc = check_flags("health", flags, 0)) < 0 || (rc = get_conn(h, &c)) < 0)
+  if ((rc = vmh_check_flags(host, "health", flags, 0)) < 0 ||
+      (rc = get_conn(h, &c)) < 0)
     return rc;
   alive = virConnectIsAlive(c);
   if (alive < 0)
     rc = lv_fail(h, "health");
   else if (alive == 0)
-    rc = fail(VMH_EIO, "libvirt at %s unavailable", h->uri);
+    rc = vmh_fail(host, VMH_EIO, "libvirt at %s unavailable", h->uri);
   virConnectClose(c);
   return rc;
 }
@@ -681,10 +666,10 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
   virConnectPtr c;
   int rc, n;
 
-  if ((rc = check_flags("caps", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "caps", flags, 0)) < 0)
     return rc;
   if (ret == NULL || ret->struct_size < sizeof *ret)
-    return fail(VMH_EINVAL, "caps: struct too small");
+    return vmh_fail(host, VMH_EINVAL, "caps: struct too small");
   if ((rc = get_conn(h, &c)) < 0)
     return rc;
   ret->source_types =
@@ -778,15 +763,17 @@ static int define_secret(struct hv *h, virConnectPtr c, const char *vm_id,
   if (s->type == VMH_SOURCE_RBD) {
     n = unbase64(s->auth_secret, val, sizeof val);
     if (n < 0)
-      return fail(VMH_EINVAL, "disk %s: the RBD key is not base64", d->name);
+      return vmh_fail(host, VMH_EINVAL, "disk %s: the RBD key is not base64",
+                      d->name);
   } else {
     n = (long)strlen(s->auth_secret);
     if ((size_t)n > sizeof val)
-      return fail(VMH_EINVAL, "disk %s: CHAP secret too long", d->name);
+      return vmh_fail(host, VMH_EINVAL, "disk %s: CHAP secret too long",
+                      d->name);
     memcpy(val, s->auth_secret, (size_t)n);
   }
   if ((rc = lvx_secret(vm_id, d->name, s->type, &xml, err, sizeof err)) < 0)
-    return fail(rc, "%s", err);
+    return vmh_fail(host, rc, "%s", err);
   sec = virSecretDefineXML(c, xml, 0);
   if (sec == NULL) {
     rc = lv_fail(h, "define the disk's secret");
@@ -838,10 +825,10 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
   uint32_t i;
   int rc;
 
-  if ((rc = check_flags("define", flags, VMH_DEFINE_START)) < 0)
+  if ((rc = vmh_check_flags(host, "define", flags, VMH_DEFINE_START)) < 0)
     return rc;
   if (spec == NULL || spec->id == NULL || spec->name == NULL)
-    return fail(VMH_EINVAL, "define: no id or name");
+    return vmh_fail(host, VMH_EINVAL, "define: no id or name");
   if ((rc = vm_path(h, spec->id, "agent", chan, sizeof chan)) < 0 ||
       (rc = vm_path(h, spec->id, "console", cons, sizeof cons)) < 0 ||
       (rc = vm_path(h, spec->id, "seed.iso", seed, sizeof seed)) < 0)
@@ -853,21 +840,23 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
   o.console_path = cons;
   o.seed_path = wants_seed(spec) ? seed : NULL;
   if ((rc = lvx_domain(spec, &o, &xml, err, sizeof err)) < 0)
-    return fail(rc, "%s", err);
+    return vmh_fail(host, rc, "%s", err);
   if (mkdir(h->channel_dir, 0700) < 0 && errno != EEXIST) {
-    rc = fail(VMH_EIO, "cannot make %s: %s", h->channel_dir, strerror(errno));
+    rc = vmh_fail(host, VMH_EIO, "cannot make %s: %s", h->channel_dir,
+                  strerror(errno));
     goto out;
   }
   if ((rc = get_conn(h, &c)) < 0)
     goto out;
   dom = virDomainLookupByUUIDString(c, spec->id);
   if (dom != NULL) {
-    rc = fail(VMH_EEXIST, "VM %s is already defined", spec->id);
+    rc = vmh_fail(host, VMH_EEXIST, "VM %s is already defined", spec->id);
     goto out;
   }
   dom = virDomainLookupByName(c, spec->name);
   if (dom != NULL) {
-    rc = fail(VMH_EEXIST, "a domain named '%s' already exists", spec->name);
+    rc = vmh_fail(host, VMH_EEXIST, "a domain named '%s' already exists",
+                  spec->name);
     goto out;
   }
   virResetLastError();
@@ -954,7 +943,7 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
   virDomainPtr dom = NULL;
   int rc;
 
-  if ((rc = check_flags("undefine", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(host, "undefine", flags, 0)) < 0 ||
       (rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
@@ -1022,8 +1011,8 @@ static int act(struct hv *h, const char *vm_id, enum action a,
       ok = 0;
   }
   if (!ok) {
-    rc = fail(VMH_ESTATE, "VM %s is %s: cannot %s", vm_id, vm_state_name(st),
-              verbs[a]);
+    rc = vmh_fail(host, VMH_ESTATE, "VM %s is %s: cannot %s", vm_id,
+                  vm_state_name(st), verbs[a]);
     goto out;
   }
   switch (a) {
@@ -1084,14 +1073,14 @@ out:
 }
 
 static int hv_start(void *handle, const char *vm_id, uint32_t flags) {
-  int rc = check_flags("start", flags, 0);
+  int rc = vmh_check_flags(host, "start", flags, 0);
   return rc < 0 ? rc : act(handle, vm_id, A_START, 0, 0);
 }
 
 static int hv_stop(void *handle, const char *vm_id, uint32_t timeout_s,
                    uint32_t flags) {
   struct hv *h = handle;
-  int rc = check_flags("stop", flags, VMH_STOP_FORCE);
+  int rc = vmh_check_flags(host, "stop", flags, VMH_STOP_FORCE);
 
   if (rc < 0)
     return rc;
@@ -1101,17 +1090,17 @@ static int hv_stop(void *handle, const char *vm_id, uint32_t timeout_s,
 }
 
 static int hv_reboot(void *handle, const char *vm_id, uint32_t flags) {
-  int rc = check_flags("reboot", flags, 0);
+  int rc = vmh_check_flags(host, "reboot", flags, 0);
   return rc < 0 ? rc : act(handle, vm_id, A_REBOOT, 0, 0);
 }
 
 static int hv_pause(void *handle, const char *vm_id, uint32_t flags) {
-  int rc = check_flags("pause", flags, 0);
+  int rc = vmh_check_flags(host, "pause", flags, 0);
   return rc < 0 ? rc : act(handle, vm_id, A_PAUSE, 0, 0);
 }
 
 static int hv_resume(void *handle, const char *vm_id, uint32_t flags) {
-  int rc = check_flags("resume", flags, 0);
+  int rc = vmh_check_flags(host, "resume", flags, 0);
   return rc < 0 ? rc : act(handle, vm_id, A_RESUME, 0, 0);
 }
 
@@ -1219,10 +1208,10 @@ static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
   virDomainPtr dom = NULL;
   int rc;
 
-  if ((rc = check_flags("get", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "get", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return fail(VMH_EINVAL, "get: no visitor");
+    return vmh_fail(host, VMH_EINVAL, "get: no visitor");
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   rc = report(h, dom, fn, opaque);
@@ -1237,10 +1226,10 @@ static int hv_list(void *handle, vmh_vm_info_fn fn, void *opaque,
   virDomainPtr *doms = NULL;
   int rc, n, i;
 
-  if ((rc = check_flags("list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return fail(VMH_EINVAL, "list: no visitor");
+    return vmh_fail(host, VMH_EINVAL, "list: no visitor");
   if ((rc = get_conn(h, &c)) < 0)
     return rc;
   n = virConnectListAllDomains(c, &doms, 0);
@@ -1271,24 +1260,25 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
   uint32_t st = VMH_VM_UNKNOWN;
   int rc, i, found = 0;
 
-  if ((rc = check_flags("console", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "console", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return fail(VMH_EINVAL, "console: no visitor");
+    return vmh_fail(host, VMH_EINVAL, "console: no visitor");
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   if ((rc = cur_state(h, dom, &st)) < 0)
     goto out;
   if (st != VMH_VM_RUNNING && st != VMH_VM_PAUSED) {
-    rc = fail(VMH_ESTATE, "VM %s is %s: cannot open its console", vm_id,
-              vm_state_name(st));
+    rc = vmh_fail(host, VMH_ESTATE, "VM %s is %s: cannot open its console",
+                  vm_id, vm_state_name(st));
     goto out;
   }
   /* The live XML: a pty's path and an autoport's number exist only once
    * the domain runs. */
   doc = dom_xml(dom, 0);
   if (doc == NULL || (ctx = xmlXPathNewContext(doc)) == NULL) {
-    rc = doc ? fail(VMH_ENOMEM, "out of memory") : lv_fail(h, "console");
+    rc = doc ? vmh_fail(host, VMH_ENOMEM, "out of memory")
+             : lv_fail(h, "console");
     goto out;
   }
   obj = xmlXPathEvalExpression(
@@ -1336,7 +1326,8 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
     xmlFree(pw);
   }
   if (rc == 0 && found == 0)
-    rc = fail(VMH_ENOENT, "VM %s has no console that can be reached", vm_id);
+    rc = vmh_fail(host, VMH_ENOENT, "VM %s has no console that can be reached",
+                  vm_id);
 out:
   xmlXPathFreeObject(obj);
   xmlXPathFreeContext(ctx);
@@ -1408,20 +1399,21 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
   char err[ERRLEN], *xml = NULL;
   int rc;
 
-  if ((rc = check_flags("snapshot_create", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "snapshot_create", flags, 0)) < 0)
     return rc;
   if (name == NULL || name[0] == '\0')
-    return fail(VMH_EINVAL, "snapshot_create: no name");
+    return vmh_fail(host, VMH_EINVAL, "snapshot_create: no name");
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   s = virDomainSnapshotLookupByName(dom, name, 0);
   if (s != NULL) {
-    rc = fail(VMH_EEXIST, "VM %s already has a snapshot '%s'", vm_id, name);
+    rc = vmh_fail(host, VMH_EEXIST, "VM %s already has a snapshot '%s'", vm_id,
+                  name);
     goto out;
   }
   virResetLastError();
   if ((rc = lvx_snapshot(name, &xml, err, sizeof err)) < 0) {
-    rc = fail(rc, "%s", err);
+    rc = vmh_fail(host, rc, "%s", err);
     goto out;
   }
   s = virDomainSnapshotCreateXML(dom, xml, 0);
@@ -1449,10 +1441,10 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
   virDomainSnapshotPtr *snaps = NULL;
   int rc, n, i;
 
-  if ((rc = check_flags("snapshot_list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "snapshot_list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return fail(VMH_EINVAL, "snapshot_list: no visitor");
+    return vmh_fail(host, VMH_EINVAL, "snapshot_list: no visitor");
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   n = virDomainListAllSnapshots(dom, &snaps,
@@ -1472,11 +1464,12 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
 static int get_snap(struct hv *h, virDomainPtr dom, const char *vm_id,
                     const char *id, virDomainSnapshotPtr *ret) {
   if (id == NULL)
-    return fail(VMH_EINVAL, "no snapshot id");
+    return vmh_fail(host, VMH_EINVAL, "no snapshot id");
   *ret = virDomainSnapshotLookupByName(dom, id, 0);
   if (*ret == NULL) {
     if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_SNAPSHOT)
-      return fail(VMH_ENOENT, "VM %s has no snapshot '%s'", vm_id, id);
+      return vmh_fail(host, VMH_ENOENT, "VM %s has no snapshot '%s'", vm_id,
+                      id);
     return lv_fail(h, "look up the snapshot");
   }
   return 0;
@@ -1504,13 +1497,13 @@ out:
 
 static int hv_snapshot_revert(void *handle, const char *vm_id,
                               const char *snapshot_id, uint32_t flags) {
-  int rc = check_flags("snapshot_revert", flags, 0);
+  int rc = vmh_check_flags(host, "snapshot_revert", flags, 0);
   return rc < 0 ? rc : snap_op(handle, vm_id, snapshot_id, 1);
 }
 
 static int hv_snapshot_delete(void *handle, const char *vm_id,
                               const char *snapshot_id, uint32_t flags) {
-  int rc = check_flags("snapshot_delete", flags, 0);
+  int rc = vmh_check_flags(host, "snapshot_delete", flags, 0);
   return rc < 0 ? rc : snap_op(handle, vm_id, snapshot_id, 0);
 }
 
@@ -1571,18 +1564,19 @@ static int hv_attach_disk(void *handle, const char *vm_id,
   char err[ERRLEN], *xml = NULL, *have;
   int rc;
 
-  if ((rc = check_flags("attach_disk", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "attach_disk", flags, 0)) < 0)
     return rc;
   if (disk == NULL || disk->name == NULL)
-    return fail(VMH_EINVAL, "attach_disk: no disk name");
+    return vmh_fail(host, VMH_EINVAL, "attach_disk: no disk name");
   if ((rc = lvx_disk(vm_id, disk, &xml, err, sizeof err)) < 0)
-    return fail(rc, "%s", err);
+    return vmh_fail(host, rc, "%s", err);
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     goto out;
   if ((have = find_disk(dom, disk->name, 0)) != NULL ||
       (have = find_disk(dom, disk->name, 1)) != NULL) {
     free(have);
-    rc = fail(VMH_EEXIST, "VM %s already has a disk %s", vm_id, disk->name);
+    rc = vmh_fail(host, VMH_EEXIST, "VM %s already has a disk %s", vm_id,
+                  disk->name);
     goto out;
   }
   if ((rc = define_secret(h, c, vm_id, disk)) < 0)
@@ -1606,16 +1600,16 @@ static int hv_detach_disk(void *handle, const char *vm_id,
   char *xml = NULL;
   int rc;
 
-  if ((rc = check_flags("detach_disk", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "detach_disk", flags, 0)) < 0)
     return rc;
   if (disk_name == NULL)
-    return fail(VMH_EINVAL, "detach_disk: no disk name");
+    return vmh_fail(host, VMH_EINVAL, "detach_disk: no disk name");
   if ((rc = get_dom(h, vm_id, &c, &dom)) < 0)
     return rc;
   /* libvirt matches the device by its XML: hand back its own. */
   xml = find_disk(dom, disk_name, 0);
   if (xml == NULL) {
-    rc = fail(VMH_ENOENT, "VM %s has no disk %s", vm_id, disk_name);
+    rc = vmh_fail(host, VMH_ENOENT, "VM %s has no disk %s", vm_id, disk_name);
     goto out;
   }
   if (virDomainDetachDeviceFlags(dom, xml, affect(dom)) < 0)
@@ -1649,7 +1643,7 @@ static int pick_type(struct hv *h, virConnectPtr c) {
   }
   doc = parse_xml(caps);
   if (doc == NULL) {
-    rc = fail(VMH_EIO, "libvirt's capabilities are not XML");
+    rc = vmh_fail(host, VMH_EIO, "libvirt's capabilities are not XML");
     goto out;
   }
   if ((first = xpath_str(doc, "//guest/arch/domain[@type='kvm']/@type")) ||
@@ -1657,14 +1651,14 @@ static int pick_type(struct hv *h, virConnectPtr c) {
       (first = xpath_str(doc, "//guest/arch/domain/@type"))) {
     h->domain_type = first;
   } else {
-    rc = fail(VMH_EIO, "%s offers no domain type", h->uri);
+    rc = vmh_fail(host, VMH_EIO, "%s offers no domain type", h->uri);
     goto out;
   }
   host->log(h->inst, VMH_LOG_INFO, "domain type %s (auto) on %s",
             h->domain_type, h->uri);
 out:
   if (rc == 0 && h->domain_type == NULL)
-    rc = fail(VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
   xmlFreeDoc(doc);
   free(caps);
   return rc;
@@ -1715,7 +1709,7 @@ static int hv_open(const struct vmh_host *host_,
   (void)host_;
   h = calloc(1, sizeof *h);
   if (h == NULL)
-    return fail(VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   h->inst = inst;
   h->timer = -1;
   h->cb_id = -1;
@@ -1736,12 +1730,13 @@ static int hv_open(const struct vmh_host *host_,
   if (h->type_cfg[0] == '\0' ||
       strspn(h->type_cfg, "abcdefghijklmnopqrstuvwxyz0123456789") !=
           strlen(h->type_cfg)) {
-    rc = fail(VMH_EINVAL, "domain_type '%s': give auto, kvm or qemu",
-              h->type_cfg);
+    rc = vmh_fail(host, VMH_EINVAL, "domain_type '%s': give auto, kvm or qemu",
+                  h->type_cfg);
     goto fail;
   }
   if (dir != NULL && dir[0] != '/') {
-    rc = fail(VMH_EINVAL, "channel_dir '%s' must be an absolute path", dir);
+    rc = vmh_fail(host, VMH_EINVAL, "channel_dir '%s' must be an absolute path",
+                  dir);
     goto fail;
   }
   if (flags & VMH_OPEN_CHECK_ONLY) {
@@ -1753,7 +1748,7 @@ static int hv_open(const struct vmh_host *host_,
     dir = host->state_dir(inst);
   h->channel_dir = dir ? strdup(dir) : NULL;
   if (h->channel_dir == NULL) {
-    rc = fail(VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
     goto fail;
   }
   /* The loop's implementation must be registered before the connection
@@ -1779,7 +1774,7 @@ static int hv_load(const struct vmh_host *host_) {
   /* Before anything else in libvirt: it would print errors to stderr. */
   virSetErrorFunc(NULL, quiet);
   if (virInitialize() < 0)
-    return fail(VMH_EINTERNAL, "libvirt failed to initialize");
+    return vmh_fail(host, VMH_EINTERNAL, "libvirt failed to initialize");
   xmlInitParser();
   return 0;
 }

@@ -276,13 +276,13 @@ static struct snap *find_snap(struct vm *vm, const char *id, size_t *ret_idx) {
 }
 
 static int no_vm(struct hv *h, const char *id) {
-  return mock_fail(h->host, VMH_ENOENT, "mock hypervisor %s has no VM %s",
-                   mock_common_name(h->mc), id);
+  return vmh_fail(h->host, VMH_ENOENT, "mock hypervisor %s has no VM %s",
+                  mock_common_name(h->mc), id);
 }
 
 static int bad_state(struct hv *h, const struct vm *vm, const char *verb) {
-  return mock_fail(h->host, VMH_ESTATE, "VM %s is %s: cannot %s", vm->name,
-                   state_name(vm->run.state), verb);
+  return vmh_fail(h->host, VMH_ESTATE, "VM %s is %s: cannot %s", vm->name,
+                  state_name(vm->run.state), verb);
 }
 
 /* Move to state `to`, keeping uptime and cpu-time bookkeeping right. */
@@ -483,14 +483,14 @@ static int load_src(struct hv *h, struct mock_rec *rec, struct src *s) {
       n += *p == ',';
     s->monitors = calloc(n, sizeof *s->monitors);
     if (s->monitors == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     for (p = mons, i = 0; i < n; i++) {
       size_t len = strcspn(p, ",");
       if (len == 0)
         return mock_rec_fail(rec, "empty monitor in the list");
       s->monitors[i] = strndup(p, len);
       if (s->monitors[i] == NULL)
-        return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+        return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
       s->n_monitors++;
       p += len + (p[len] == ',');
     }
@@ -504,7 +504,7 @@ static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
   int rc;
 
   if (vm == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   if ((rc = rec_dup(h, rec, "id", 1, &vm->id)) < 0 ||
       (rc = rec_dup(h, rec, "name", 1, &vm->name)) < 0 ||
       (rc = rec_u32(rec, "state", STATE_MAX, &vm->run.state)) < 0 ||
@@ -575,7 +575,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   if (strcmp(type, "disk") == 0) {
     struct disk *d = calloc(1, sizeof *d);
     if (d == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     if ((rc = rec_dup(h, rec, "name", 1, &d->name)) < 0 ||
         (rc = load_src(h, rec, &d->src)) < 0 ||
         (rc = (find_disk(vm, d->name, NULL)
@@ -590,7 +590,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   if (strcmp(type, "nic") == 0) {
     struct nic *n = calloc(1, sizeof *n);
     if (n == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     if ((rc = rec_dup(h, rec, "name", 1, &n->name)) < 0 ||
         (rc = rec_u32(rec, "type", VMH_BINDING_TAP, &n->type)) < 0 ||
         (rc = rec_dup(h, rec, "bridge", 0, &n->bridge)) < 0 ||
@@ -613,7 +613,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
     const char *parent;
     uint64_t current;
     if (s == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     if ((rc = rec_dup(h, rec, "id", 1, &s->id)) < 0 ||
         (rc = rec_dup(h, rec, "name", 1, &s->name)) < 0 ||
         (rc = mock_rec_str(rec, "parent", 0, &parent)) < 0 ||
@@ -623,7 +623,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
       goto snap_fail;
     /* The reporting views hold ids of up to 31 bytes. */
     if (strlen(s->id) > 31 || strncmp(s->id, "snap-", 5) != 0 ||
-        mock_check_name(h->host, "snapshot", s->name) < 0) {
+        vmh_check_name(h->host, "snapshot", s->name) < 0) {
       rc = mock_rec_fail(rec, "bad snapshot id or name");
       goto snap_fail;
     }
@@ -665,8 +665,8 @@ static int dup_opt(struct hv *h, const char *what, const char *s, char **ret) {
 static int need(struct hv *h, const char *disk, const char *field,
                 const char *v, const char *type) {
   if (v == NULL || v[0] == '\0')
-    return mock_fail(h->host, VMH_EINVAL, "disk %s: a %s source needs %s", disk,
-                     type, field);
+    return vmh_fail(h->host, VMH_EINVAL, "disk %s: a %s source needs %s", disk,
+                    type, field);
   return 0;
 }
 
@@ -681,20 +681,20 @@ static int copy_source(struct hv *h, const char *disk,
   rc = mock_check_struct(h->host, "disk source", in, in ? in->struct_size : 0,
                          sizeof *in);
   if (rc < 0)
-    return mock_fail(h->host, rc,
-                     "disk %s has no resolved source "
-                     "(struct vmh_disk.source must be set by the core, with "
-                     "struct_size)",
-                     disk);
+    return vmh_fail(h->host, rc,
+                    "disk %s has no resolved source "
+                    "(struct vmh_disk.source must be set by the core, with "
+                    "struct_size)",
+                    disk);
   if (in->type == VMH_SOURCE_NONE || in->type > VMH_SOURCE_NFS)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "disk %s: source type %" PRIu32
-                     " is not one of file, block, rbd, iscsi, nfs",
-                     disk, in->type);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "disk %s: source type %" PRIu32
+                    " is not one of file, block, rbd, iscsi, nfs",
+                    disk, in->type);
   if (in->format > VMH_FORMAT_QCOW2)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "disk %s: source format %" PRIu32 " is unknown", disk,
-                     in->format);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "disk %s: source format %" PRIu32 " is unknown", disk,
+                    in->format);
   /* The contract between storage and hypervisor: each type says which
    * fields it needs.  A mock that checks them catches a core that forgets. */
   switch (in->type) {
@@ -735,24 +735,23 @@ static int copy_source(struct hv *h, const char *disk,
     return rc;
   if (in->n_monitors > 0) {
     if (in->monitors == NULL)
-      return mock_fail(h->host, VMH_EINVAL,
-                       "disk %s: n_monitors is %" PRIu32
-                       " but monitors is NULL",
-                       disk, in->n_monitors);
+      return vmh_fail(h->host, VMH_EINVAL,
+                      "disk %s: n_monitors is %" PRIu32 " but monitors is NULL",
+                      disk, in->n_monitors);
     if (in->n_monitors > 64)
-      return mock_fail(h->host, VMH_EINVAL,
-                       "disk %s: %" PRIu32 " monitors; the limit is 64", disk,
-                       in->n_monitors);
+      return vmh_fail(h->host, VMH_EINVAL,
+                      "disk %s: %" PRIu32 " monitors; the limit is 64", disk,
+                      in->n_monitors);
     s->monitors = calloc(in->n_monitors, sizeof *s->monitors);
     if (s->monitors == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     for (i = 0; i < in->n_monitors; i++) {
       rc = mock_check_text(h->host, "monitor", in->monitors[i], 255);
       if (rc == 0 && strchr(in->monitors[i], ',') != NULL)
-        rc = mock_fail(h->host, VMH_EINVAL,
-                       "disk %s: monitor '%s' holds a ','; give one "
-                       "host:port per entry",
-                       disk, in->monitors[i]);
+        rc = vmh_fail(h->host, VMH_EINVAL,
+                      "disk %s: monitor '%s' holds a ','; give one "
+                      "host:port per entry",
+                      disk, in->monitors[i]);
       if (rc == 0)
         rc = mock_dup(h->host, in->monitors[i], &s->monitors[i]);
       if (rc < 0)
@@ -778,13 +777,13 @@ static int disk_from(struct hv *h, const struct vmh_disk *in,
     return rc;
   if (in->bus > VMH_BUS_SATA || in->readonly > 1 ||
       in->format > VMH_FORMAT_QCOW2)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "disk %s: bus %" PRIu32 ", readonly %" PRIu32
-                     " or format %" PRIu32 " out of range",
-                     in->name, in->bus, in->readonly, in->format);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "disk %s: bus %" PRIu32 ", readonly %" PRIu32
+                    " or format %" PRIu32 " out of range",
+                    in->name, in->bus, in->readonly, in->format);
   d = calloc(1, sizeof *d);
   if (d == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   if ((rc = mock_dup(h->host, in->name, &d->name)) < 0 ||
       (rc = copy_source(h, in->name, in->source, &d->src)) < 0) {
     free_disk(d);
@@ -808,32 +807,32 @@ static int nic_from(struct hv *h, const struct vmh_nic *in, struct nic **ret) {
     return rc;
   b = in->binding;
   if (b == NULL || b->struct_size < sizeof *b)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "NIC %s has no resolved binding (struct vmh_nic.binding "
-                     "must be set by the core, with struct_size)",
-                     in->name);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "NIC %s has no resolved binding (struct vmh_nic.binding "
+                    "must be set by the core, with struct_size)",
+                    in->name);
   if (b->type == VMH_BINDING_NONE || b->type > VMH_BINDING_TAP)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "NIC %s: binding type %" PRIu32
-                     " is not bridge, ovs or tap",
-                     in->name, b->type);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "NIC %s: binding type %" PRIu32
+                    " is not bridge, ovs or tap",
+                    in->name, b->type);
   if ((b->type == VMH_BINDING_BRIDGE || b->type == VMH_BINDING_OVS) &&
       (b->bridge == NULL || b->bridge[0] == '\0'))
-    return mock_fail(h->host, VMH_EINVAL, "NIC %s: binding has no bridge",
-                     in->name);
+    return vmh_fail(h->host, VMH_EINVAL, "NIC %s: binding has no bridge",
+                    in->name);
   if (b->type == VMH_BINDING_OVS && (b->port == NULL || b->port[0] == '\0'))
-    return mock_fail(h->host, VMH_EINVAL, "NIC %s: OVS binding has no port",
-                     in->name);
+    return vmh_fail(h->host, VMH_EINVAL, "NIC %s: OVS binding has no port",
+                    in->name);
   if (b->type == VMH_BINDING_TAP && (b->tap == NULL || b->tap[0] == '\0'))
-    return mock_fail(h->host, VMH_EINVAL, "NIC %s: tap binding has no tap",
-                     in->name);
+    return vmh_fail(h->host, VMH_EINVAL, "NIC %s: tap binding has no tap",
+                    in->name);
   if (b->vlan > 4094)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "NIC %s: VLAN %" PRIu32 " is not 0..4094", in->name,
-                     b->vlan);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "NIC %s: VLAN %" PRIu32 " is not 0..4094", in->name,
+                    b->vlan);
   n = calloc(1, sizeof *n);
   if (n == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   n->type = b->type;
   n->vlan = b->vlan;
   n->mtu = b->mtu;
@@ -861,22 +860,22 @@ static const void *elem(const void *base, uint32_t stride, uint32_t i) {
 static int check_limits(struct hv *h, const char *name, uint64_t vcpus,
                         uint64_t memory) {
   if (vcpus == 0)
-    return mock_fail(h->host, VMH_EINVAL, "VM %s: vcpus must be at least 1",
-                     name);
+    return vmh_fail(h->host, VMH_EINVAL, "VM %s: vcpus must be at least 1",
+                    name);
   if (vcpus > (uint64_t)h->max_vcpus)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "VM %s asks for %" PRIu64
-                     " vCPUs; this hypervisor allows at most %" PRId64
-                     " (max_vcpus)",
-                     name, vcpus, h->max_vcpus);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s asks for %" PRIu64
+                    " vCPUs; this hypervisor allows at most %" PRId64
+                    " (max_vcpus)",
+                    name, vcpus, h->max_vcpus);
   if (memory == 0)
-    return mock_fail(h->host, VMH_EINVAL, "VM %s: memory must not be 0", name);
+    return vmh_fail(h->host, VMH_EINVAL, "VM %s: memory must not be 0", name);
   if (memory > h->max_memory)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "VM %s asks for %" PRIu64
-                     " bytes of memory; this hypervisor allows at most %" PRIu64
-                     " (max_memory)",
-                     name, memory, h->max_memory);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s asks for %" PRIu64
+                    " bytes of memory; this hypervisor allows at most %" PRIu64
+                    " (max_memory)",
+                    name, memory, h->max_memory);
   return 0;
 }
 
@@ -897,21 +896,21 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
     return rc;
   if (spec->firmware != NULL && strcmp(spec->firmware, "bios") != 0 &&
       strcmp(spec->firmware, "uefi") != 0)
-    return mock_fail(h->host, VMH_EINVAL,
-                     "VM %s: firmware '%s' is not bios or uefi", spec->name,
-                     spec->firmware);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s: firmware '%s' is not bios or uefi", spec->name,
+                    spec->firmware);
   if (spec->guest_channel > 1)
-    return mock_fail(h->host, VMH_EINVAL, "VM %s: guest_channel must be 0 or 1",
-                     spec->name);
+    return vmh_fail(h->host, VMH_EINVAL, "VM %s: guest_channel must be 0 or 1",
+                    spec->name);
   if ((spec->n_disks > 0 && spec->disks == NULL) ||
       (spec->n_nics > 0 && spec->nics == NULL))
-    return mock_fail(h->host, VMH_EINVAL,
-                     "VM %s: n_disks or n_nics is set but the array is NULL",
-                     spec->name);
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s: n_disks or n_nics is set but the array is NULL",
+                    spec->name);
 
   vm = calloc(1, sizeof *vm);
   if (vm == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   vm->vcpus = spec->vcpus;
   vm->memory = spec->memory;
   vm->channel = spec->guest_channel == 1;
@@ -925,18 +924,18 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
     const struct vmh_disk *in = elem(spec->disks, stride, i);
     struct disk *d = NULL;
     if (stride < sizeof *in || in->struct_size != stride) {
-      rc = mock_fail(h->host, VMH_EINVAL,
-                     "VM %s: disk %" PRIu32 " has struct_size %" PRIu32
-                     " (the array's first has %" PRIu32 ", at least %zu)",
-                     spec->name, i, in->struct_size, stride, sizeof *in);
+      rc = vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s: disk %" PRIu32 " has struct_size %" PRIu32
+                    " (the array's first has %" PRIu32 ", at least %zu)",
+                    spec->name, i, in->struct_size, stride, sizeof *in);
       goto fail;
     }
     rc = disk_from(h, in, &d);
     if (rc < 0)
       goto fail;
     if (find_disk(vm, d->name, NULL)) {
-      rc = mock_fail(h->host, VMH_EINVAL, "VM %s has two disks named %s",
-                     spec->name, d->name);
+      rc = vmh_fail(h->host, VMH_EINVAL, "VM %s has two disks named %s",
+                    spec->name, d->name);
       free_disk(d);
       goto fail;
     }
@@ -952,10 +951,10 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
     struct nic *n = NULL;
     size_t j;
     if (stride < sizeof *in || in->struct_size != stride) {
-      rc = mock_fail(h->host, VMH_EINVAL,
-                     "VM %s: NIC %" PRIu32 " has struct_size %" PRIu32
-                     " (the array's first has %" PRIu32 ", at least %zu)",
-                     spec->name, i, in->struct_size, stride, sizeof *in);
+      rc = vmh_fail(h->host, VMH_EINVAL,
+                    "VM %s: NIC %" PRIu32 " has struct_size %" PRIu32
+                    " (the array's first has %" PRIu32 ", at least %zu)",
+                    spec->name, i, in->struct_size, stride, sizeof *in);
       goto fail;
     }
     rc = nic_from(h, in, &n);
@@ -963,8 +962,8 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
       goto fail;
     for (j = 0; j < vm->nics.n; j++)
       if (strcmp(((struct nic *)vm->nics.v[j])->name, n->name) == 0)
-        rc = mock_fail(h->host, VMH_EINVAL, "VM %s has two NICs named %s",
-                       spec->name, n->name);
+        rc = vmh_fail(h->host, VMH_EINVAL, "VM %s has two NICs named %s",
+                      spec->name, n->name);
     if (rc == 0)
       rc = mock_vec_push(h->host, &vm->nics, n);
     if (rc < 0) {
@@ -1063,7 +1062,7 @@ static int hv_health(void *handle, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  return mock_check_flags(h->host, "health", flags, 0);
+  return vmh_check_flags(h->host, "health", flags, 0);
 }
 
 static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
@@ -1073,7 +1072,7 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "caps", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "caps", flags, 0)) < 0 ||
       (rc = mock_check_struct(h->host, "caps", ret, ret ? ret->struct_size : 0,
                               sizeof *ret)) < 0)
     return rc;
@@ -1096,21 +1095,21 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "define", flags, VMH_DEFINE_START)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "define", flags, VMH_DEFINE_START)) < 0 ||
       (rc = vm_from_spec(h, spec, &vm)) < 0)
     return rc;
 
   mock_common_lock(h->mc);
   if (find_vm(h, vm->id, NULL)) {
-    rc = mock_fail(h->host, VMH_EEXIST, "VM id %s is already defined", vm->id);
+    rc = vmh_fail(h->host, VMH_EEXIST, "VM id %s is already defined", vm->id);
   } else if ((other = find_vm_by_name(h, vm->name)) != NULL) {
-    rc = mock_fail(h->host, VMH_EEXIST,
-                   "a VM named %s is already defined (id %s)", vm->name,
-                   other->id);
+    rc = vmh_fail(h->host, VMH_EEXIST,
+                  "a VM named %s is already defined (id %s)", vm->name,
+                  other->id);
   } else if (h->vms.n >= (size_t)h->max_vms) {
-    rc = mock_fail(h->host, VMH_ENOSPC,
-                   "mock hypervisor %s already holds %zu VMs, its max_vms",
-                   mock_common_name(h->mc), h->vms.n);
+    rc = vmh_fail(h->host, VMH_ENOSPC,
+                  "mock hypervisor %s already holds %zu VMs, its max_vms",
+                  mock_common_name(h->mc), h->vms.n);
   } else if ((rc = mock_vec_push(h->host, &h->vms, vm)) == 0) {
     vm->seq = ++h->next_seq;
     queue_event(&ev, vm->id, VMH_VM_STOPPED, "defined");
@@ -1142,7 +1141,7 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "undefine", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "undefine", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   mock_common_lock(h->mc);
@@ -1179,7 +1178,7 @@ static int transition(struct hv *h, const char *op, const char *verb,
   struct vm *vm;
   int rc;
 
-  if ((rc = mock_check_flags(h->host, op, flags, known)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, op, flags, known)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   mock_common_lock(h->mc);
@@ -1276,11 +1275,11 @@ static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "get", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "get", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(h->host, VMH_EINVAL, "get: no visitor");
+    return vmh_fail(h->host, VMH_EINVAL, "get: no visitor");
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
   if (vm == NULL)
@@ -1292,7 +1291,7 @@ static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
     return rc;
   path = alloc_path(h, &path_size);
   if (path == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   rc = report_vm(h, &v, path, path_size, fn, opaque);
   free(path);
   return rc;
@@ -1309,17 +1308,17 @@ static int hv_list(void *handle, vmh_vm_info_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(h->host, "list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(h->host, VMH_EINVAL, "list: no visitor");
+    return vmh_fail(h->host, VMH_EINVAL, "list: no visitor");
   path = alloc_path(h, &path_size);
   if (path == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   mock_common_lock(h->mc);
   n = h->vms.n;
   if (n > 0 && (views = malloc(n * sizeof *views)) == NULL) {
-    rc = mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   } else {
     now = now_ns();
     for (i = 0; i < n; i++)
@@ -1344,11 +1343,11 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "console", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "console", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(h->host, VMH_EINVAL, "console: no visitor");
+    return vmh_fail(h->host, VMH_EINVAL, "console: no visitor");
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
   if (vm == NULL)
@@ -1360,7 +1359,7 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
     return rc;
   path = alloc_path(h, &path_size);
   if (path == NULL)
-    return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   snprintf(path, path_size, "%s/%s.console", mock_common_state_dir(h->mc),
            vm_id);
   info.struct_size = sizeof info;
@@ -1419,9 +1418,9 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "snapshot_create", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "snapshot_create", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
-      (rc = mock_check_name(h->host, "snapshot", name)) < 0)
+      (rc = vmh_check_name(h->host, "snapshot", name)) < 0)
     return rc;
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
@@ -1431,15 +1430,15 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
   }
   for (i = 0; i < vm->snaps.n; i++)
     if (strcmp(((struct snap *)vm->snaps.v[i])->name, name) == 0) {
-      rc = mock_fail(h->host, VMH_EEXIST,
-                     "VM %s already has a snapshot named %s (%s)", vm->name,
-                     name, ((struct snap *)vm->snaps.v[i])->id);
+      rc = vmh_fail(h->host, VMH_EEXIST,
+                    "VM %s already has a snapshot named %s (%s)", vm->name,
+                    name, ((struct snap *)vm->snaps.v[i])->id);
       goto out;
     }
   snprintf(id, sizeof id, "snap-%" PRIu64, vm->snap_seq + 1);
   s = calloc(1, sizeof *s);
   if (s == NULL) {
-    rc = mock_fail(h->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     goto out;
   }
   if ((rc = mock_dup(h->host, id, &s->id)) < 0 ||
@@ -1479,11 +1478,11 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "snapshot_list", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "snapshot_list", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(h->host, VMH_EINVAL, "snapshot_list: no visitor");
+    return vmh_fail(h->host, VMH_EINVAL, "snapshot_list: no visitor");
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
   if (vm == NULL) {
@@ -1492,7 +1491,7 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
     n = vm->snaps.n;
     views = malloc(n * sizeof *views);
     if (views == NULL)
-      rc = mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      rc = vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     for (i = 0; views && i < n; i++)
       view_snap(vm, vm->snaps.v[i], &views[i]);
   }
@@ -1504,8 +1503,8 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
 }
 
 static int no_snap(struct hv *h, const struct vm *vm, const char *id) {
-  return mock_fail(h->host, VMH_ENOENT, "VM %s has no snapshot %s", vm->name,
-                   id);
+  return vmh_fail(h->host, VMH_ENOENT, "VM %s has no snapshot %s", vm->name,
+                  id);
 }
 
 static int hv_snapshot_revert(void *handle, const char *vm_id,
@@ -1518,7 +1517,7 @@ static int hv_snapshot_revert(void *handle, const char *vm_id,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "snapshot_revert", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "snapshot_revert", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
       (rc = mock_check_text(h->host, "snapshot id", snapshot_id,
                             VMH_NAME_MAX)) < 0)
@@ -1559,7 +1558,7 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "snapshot_delete", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "snapshot_delete", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
       (rc = mock_check_text(h->host, "snapshot id", snapshot_id,
                             VMH_NAME_MAX)) < 0)
@@ -1615,7 +1614,7 @@ static int hv_attach_disk(void *handle, const char *vm_id,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "attach_disk", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "attach_disk", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
       (rc = disk_from(h, disk, &d)) < 0)
     return rc;
@@ -1624,8 +1623,8 @@ static int hv_attach_disk(void *handle, const char *vm_id,
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if (find_disk(vm, d->name, NULL)) {
-    rc = mock_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s", vm->name,
-                   d->name);
+    rc = vmh_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s", vm->name,
+                  d->name);
   } else if ((rc = mock_vec_push(h->host, &vm->disks, d)) == 0) {
     rc = save(h);
     if (rc < 0)
@@ -1648,7 +1647,7 @@ static int hv_detach_disk(void *handle, const char *vm_id,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(h->host, "detach_disk", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(h->host, "detach_disk", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
       (rc = mock_check_text(h->host, "disk name", disk_name, VMH_NAME_MAX)) < 0)
     return rc;
@@ -1657,8 +1656,8 @@ static int hv_detach_disk(void *handle, const char *vm_id,
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if ((d = find_disk(vm, disk_name, &idx)) == NULL) {
-    rc = mock_fail(h->host, VMH_ENOENT, "VM %s has no disk %s", vm->name,
-                   disk_name);
+    rc = vmh_fail(h->host, VMH_ENOENT, "VM %s has no disk %s", vm->name,
+                  disk_name);
   } else {
     mock_vec_remove(&vm->disks, idx);
     rc = save(h);
@@ -1697,7 +1696,7 @@ static int read_preexisting(struct hv *h, const struct vmh_config *config,
     return rc;
   pre = calloc(n, sizeof *pre);
   if (pre == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   for (i = 0; i < n; i++) {
     struct pre *p = &pre[i];
     const char *where;
@@ -1715,37 +1714,37 @@ static int read_preexisting(struct hv *h, const struct vmh_config *config,
     where = host->config_where(node);
     if (mock_check_id(host, "id", p->id) < 0 ||
         mock_check_text(host, "name", p->name, VMH_NAME_MAX) < 0) {
-      rc = mock_fail(host, VMH_EINVAL,
-                     "%s: preexisting[%" PRIu32
-                     "]: id must be 1..64 bytes without '/', name 1..63 bytes",
-                     where, i);
+      rc = vmh_fail(host, VMH_EINVAL,
+                    "%s: preexisting[%" PRIu32
+                    "]: id must be 1..64 bytes without '/', name 1..63 bytes",
+                    where, i);
       goto fail;
     }
     for (s = VMH_VM_STOPPED; s <= STATE_MAX; s++)
       if (strcmp(state, state_names[s]) == 0)
         break;
     if (s > STATE_MAX) {
-      rc = mock_fail(host, VMH_EINVAL,
-                     "%s: preexisting[%" PRIu32
-                     "]: state '%s' is not running, stopped, paused, "
-                     "suspended or crashed",
-                     where, i, state);
+      rc = vmh_fail(host, VMH_EINVAL,
+                    "%s: preexisting[%" PRIu32
+                    "]: state '%s' is not running, stopped, paused, "
+                    "suspended or crashed",
+                    where, i, state);
       goto fail;
     }
     p->state = s;
     for (j = 0; j < i; j++)
       if (strcmp(pre[j].id, p->id) == 0 || strcmp(pre[j].name, p->name) == 0) {
-        rc = mock_fail(host, VMH_EINVAL,
-                       "%s: preexisting[%" PRIu32
-                       "]: id %s or name %s is already used by entry %" PRIu32,
-                       where, i, p->id, p->name, j);
+        rc = vmh_fail(host, VMH_EINVAL,
+                      "%s: preexisting[%" PRIu32
+                      "]: id %s or name %s is already used by entry %" PRIu32,
+                      where, i, p->id, p->name, j);
         goto fail;
       }
   }
   if (n > (uint64_t)h->max_vms) {
-    rc = mock_fail(host, VMH_EINVAL,
-                   "preexisting lists %" PRIu32 " VMs; max_vms is %" PRId64, n,
-                   h->max_vms);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "preexisting lists %" PRIu32 " VMs; max_vms is %" PRId64, n,
+                  h->max_vms);
     goto fail;
   }
   *ret = pre;
@@ -1764,7 +1763,7 @@ static int add_preexisting(struct hv *h, const struct pre *pre, uint32_t n) {
   for (i = 0; i < n; i++) {
     struct vm *vm = calloc(1, sizeof *vm);
     if (vm == NULL)
-      return mock_fail(h->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     vm->vcpus = (uint32_t)pre[i].vcpus;
     vm->memory = pre[i].memory;
     vm->run.state = VMH_VM_STOPPED;
@@ -1803,7 +1802,7 @@ static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
 
   h = calloc(1, sizeof *h);
   if (h == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   h->host = host;
   h->inst = inst;
   rc = mock_common_open(host, inst, config, "hypervisor", op_names, flags,

@@ -129,26 +129,26 @@ static int parse_cidr(struct net *n, const char *s, const char *where) {
     goto bad;
   bits = (int)plen;
   if (bits > maxbits - 2)
-    return mock_fail(n->host, VMH_EINVAL,
-                     "%s: cidr %s leaves no room for a gateway and guests; "
-                     "use a prefix of at most /%d",
-                     where, s, maxbits - 2);
+    return vmh_fail(n->host, VMH_EINVAL,
+                    "%s: cidr %s leaves no room for a gateway and guests; "
+                    "use a prefix of at most /%d",
+                    where, s, maxbits - 2);
   for (i = bits; i < maxbits; i++)
     if (addr[i / 8] & (0x80 >> (i % 8)))
-      return mock_fail(n->host, VMH_EINVAL,
-                       "%s: cidr %s has host bits set; give the network "
-                       "address",
-                       where, s);
+      return vmh_fail(n->host, VMH_EINVAL,
+                      "%s: cidr %s has host bits set; give the network "
+                      "address",
+                      where, s);
   inet_ntop(family, addr, ip, sizeof ip);
   snprintf(n->cidr, sizeof n->cidr, "%s/%d", ip, bits);
   addr[maxbits / 8 - 1] |= 1; /* the first host: the gateway */
   inet_ntop(family, addr, n->gateway, sizeof n->gateway);
   return 0;
 bad:
-  return mock_fail(n->host, VMH_EINVAL,
-                   "%s: cidr '%s' is not an IPv4 or IPv6 network such as "
-                   "10.0.0.0/24",
-                   where, s);
+  return vmh_fail(n->host, VMH_EINVAL,
+                  "%s: cidr '%s' is not an IPv4 or IPv6 network such as "
+                  "10.0.0.0/24",
+                  where, s);
 }
 
 /* ---- State file ---------------------------------------------------------- */
@@ -213,7 +213,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
     return mock_rec_fail(rec, "unknown record type %s", type);
   p = calloc(1, sizeof *p);
   if (p == NULL)
-    return mock_fail(n->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   if ((rc = rec_dup(n, rec, "vm_id", 1, &p->vm_id)) < 0 ||
       (rc = rec_dup(n, rec, "nic", 1, &p->nic_name)) < 0 ||
       (rc = mock_rec_u64(rec, "n", 1, 1, UINT64_MAX, 0, &p->n)) < 0 ||
@@ -267,7 +267,7 @@ static int net_health(void *handle, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  return mock_check_flags(n->host, "health", flags, 0);
+  return vmh_check_flags(n->host, "health", flags, 0);
 }
 
 static int net_info(void *handle, vmh_network_info_fn fn, void *opaque,
@@ -278,10 +278,10 @@ static int net_info(void *handle, vmh_network_info_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(n->host, "info", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(n->host, "info", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(n->host, VMH_EINVAL, "info: no visitor");
+    return vmh_fail(n->host, VMH_EINVAL, "info: no visitor");
   info.struct_size = sizeof info;
   info.bridge = n->bridge;
   info.cidr = n->cidr;
@@ -367,7 +367,7 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(n->host, "port_bind", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(n->host, "port_bind", flags, 0)) < 0 ||
       (rc = mock_check_struct(n->host, "port request", req,
                               req ? req->struct_size : 0, sizeof *req)) < 0 ||
       (rc = mock_check_id(n->host, "VM id", req->vm_id)) < 0 ||
@@ -378,25 +378,25 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
            0))
     return rc;
   if (req->vlan > 4094)
-    return mock_fail(n->host, VMH_EINVAL,
-                     "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
-                     req->nic_name, req->vlan);
+    return vmh_fail(n->host, VMH_EINVAL,
+                    "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
+                    req->nic_name, req->vlan);
   if (req->mac != NULL) {
     int ok = net_parse_mac(req->mac, mac);
     if (ok == 0)
-      return mock_fail(n->host, VMH_EINVAL,
-                       "NIC %s: MAC '%s' is not six hex octets like "
-                       "52:54:00:12:34:56",
-                       req->nic_name, req->mac);
+      return vmh_fail(n->host, VMH_EINVAL,
+                      "NIC %s: MAC '%s' is not six hex octets like "
+                      "52:54:00:12:34:56",
+                      req->nic_name, req->mac);
     if (ok < 0)
-      return mock_fail(n->host, VMH_EINVAL,
-                       "NIC %s: MAC %s is multicast or zero; a NIC needs a "
-                       "unicast address",
-                       req->nic_name, req->mac);
+      return vmh_fail(n->host, VMH_EINVAL,
+                      "NIC %s: MAC %s is multicast or zero; a NIC needs a "
+                      "unicast address",
+                      req->nic_name, req->mac);
   }
   p = calloc(1, sizeof *p);
   if (p == NULL)
-    return mock_fail(n->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   if ((rc = mock_dup(n->host, req->vm_id, &p->vm_id)) < 0 ||
       (rc = mock_dup(n->host, req->nic_name, &p->nic_name)) < 0) {
     free_port(p);
@@ -409,22 +409,22 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
   mock_common_lock(n->mc);
   old_mac_seq = n->mac_seq;
   if (find_port(n, req->vm_id, req->nic_name, NULL)) {
-    rc = mock_fail(n->host, VMH_EEXIST,
-                   "network %s already has a port for VM %s NIC %s", name,
-                   req->vm_id, req->nic_name);
+    rc = vmh_fail(n->host, VMH_EEXIST,
+                  "network %s already has a port for VM %s NIC %s", name,
+                  req->vm_id, req->nic_name);
     goto out;
   }
   if (n->ports.n >= (size_t)n->max_ports) {
-    rc = mock_fail(n->host, VMH_ENOSPC,
-                   "network %s already has %zu ports, its max_ports", name,
-                   n->ports.n);
+    rc = vmh_fail(n->host, VMH_ENOSPC,
+                  "network %s already has %zu ports, its max_ports", name,
+                  n->ports.n);
     goto out;
   }
   if (req->mac != NULL) {
     if ((other = find_mac(n, mac)) != NULL) {
-      rc = mock_fail(n->host, VMH_EEXIST,
-                     "MAC %s is already used by VM %s NIC %s", mac,
-                     other->vm_id, other->nic_name);
+      rc = vmh_fail(n->host, VMH_EEXIST,
+                    "MAC %s is already used by VM %s NIC %s", mac, other->vm_id,
+                    other->nic_name);
       goto out;
     }
     memcpy(p->mac, mac, sizeof p->mac);
@@ -479,16 +479,16 @@ static int net_port_unbind(void *handle, const char *vm_id,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(n->host, "port_unbind", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(n->host, "port_unbind", flags, 0)) < 0 ||
       (rc = mock_check_id(n->host, "VM id", vm_id)) < 0 ||
       (rc = mock_check_text(n->host, "NIC name", nic_name, VMH_NAME_MAX)) < 0)
     return rc;
   mock_common_lock(n->mc);
   p = find_port(n, vm_id, nic_name, &idx);
   if (p == NULL) {
-    rc = mock_fail(n->host, VMH_ENOENT,
-                   "network %s has no port for VM %s NIC %s",
-                   mock_common_name(n->mc), vm_id, nic_name);
+    rc =
+        vmh_fail(n->host, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
+                 mock_common_name(n->mc), vm_id, nic_name);
   } else {
     mock_vec_remove(&n->ports, idx);
     rc = save(n);
@@ -512,14 +512,14 @@ static int net_port_list(void *handle, vmh_port_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(n->host, "port_list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(n->host, "port_list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(n->host, VMH_EINVAL, "port_list: no visitor");
+    return vmh_fail(n->host, VMH_EINVAL, "port_list: no visitor");
   mock_common_lock(n->mc);
   count = n->ports.n;
   if (count > 0 && (views = malloc(count * sizeof *views)) == NULL)
-    rc = mock_fail(n->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   for (i = 0; views && i < count; i++)
     view_port(n->ports.v[i], &views[i]);
   mock_common_unlock(n->mc);
@@ -557,7 +557,7 @@ static int net_open(const struct vmh_host *host,
 
   n = calloc(1, sizeof *n);
   if (n == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   n->host = host;
   n->inst = inst;
   rc = mock_common_open(host, inst, config, "network", op_names, flags, &n->mc);
@@ -575,10 +575,10 @@ static int net_open(const struct vmh_host *host,
     goto fail;
   where = host->config_where(config);
   if (!net_valid_ifname(n->bridge)) {
-    rc = mock_fail(host, VMH_EINVAL,
-                   "%s: bridge '%s' is not an interface name (1..15 "
-                   "printable characters, no '/', ':' or blanks)",
-                   where, n->bridge);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "%s: bridge '%s' is not an interface name (1..15 "
+                  "printable characters, no '/', ':' or blanks)",
+                  where, n->bridge);
     goto fail;
   }
   if ((rc = parse_cidr(n, cidr, where)) < 0)
@@ -590,8 +590,7 @@ static int net_open(const struct vmh_host *host,
   } else if (strcmp(binding, "tap") == 0) {
     n->binding = VMH_BINDING_TAP;
   } else {
-    rc =
-        mock_fail(host, VMH_EINVAL,
+    rc = vmh_fail(host, VMH_EINVAL,
                   "%s: binding '%s' is not bridge, ovs or tap", where, binding);
     goto fail;
   }

@@ -21,6 +21,8 @@
 #define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
 #include <vmhost/vmhost-plugin.h>
 
+#include "spawnproc.h"
+
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -31,8 +33,6 @@
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,8 +46,6 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define XATTR_FORMAT "user.vmhost.format"
 #define XATTR_SHA256 "user.vmhost.sha256"
@@ -81,18 +79,6 @@ struct pool {
 
 /* ---- Helpers ------------------------------------------------------------- */
 
-static int fail(int code, const char *fmt, ...) VMH_PRINTF(2, 3);
-static int fail(int code, const char *fmt, ...) {
-  char buf[ERR_MAX + 512];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  host->error("%s", buf);
-  return code;
-}
-
 /* A VMH_E* code for a failed system call. */
 static int errno_code(int e) {
   switch (e) {
@@ -112,40 +98,6 @@ static int errno_code(int e) {
     default:
       return VMH_EIO;
   }
-}
-
-static int check_flags(const char *op, uint32_t flags, uint32_t known) {
-  if (flags & ~known)
-    return fail(VMH_EINVAL, "%s: unknown flag bits 0x%" PRIx32, op,
-                flags & ~known);
-  return 0;
-}
-
-/* [a-z0-9][a-z0-9._-]{0,62}: no slash, no leading dot, so never "..". */
-static bool valid_name(const char *s) {
-  size_t i;
-
-  if (s == NULL ||
-      !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-    return false;
-  for (i = 1; s[i]; i++) {
-    char c = s[i];
-    if (i > VMH_NAME_MAX - 1)
-      return false;
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
-static int check_name(const char *what, const char *s) {
-  if (!valid_name(s))
-    return fail(VMH_EINVAL,
-                "%s name '%s' is not valid: use 1 to 63 of [a-z0-9._-], "
-                "starting with a letter or digit",
-                what, s ? s : "(null)");
-  return 0;
 }
 
 static const char *format_name(uint32_t f) {
@@ -178,12 +130,13 @@ static int set_xattr(struct pool *p, int fd, const char *key, const char *value,
                      const char *what) {
   if (fsetxattr(fd, key, value, strlen(value), 0) < 0) {
     int e = errno;
-    return fail(e == ENOTSUP ? VMH_ENOTSUP : errno_code(e),
-                "pool %s: cannot record %s of %s (xattr %s): %s%s", p->name,
-                key, what, key, strerror(e),
-                e == ENOTSUP ? "; put the pool on a filesystem with user "
-                               "extended attributes (ext4, xfs, btrfs, tmpfs)"
-                             : "");
+    return vmh_fail(host, e == ENOTSUP ? VMH_ENOTSUP : errno_code(e),
+                    "pool %s: cannot record %s of %s (xattr %s): %s%s", p->name,
+                    key, what, key, strerror(e),
+                    e == ENOTSUP
+                        ? "; put the pool on a filesystem with user "
+                          "extended attributes (ext4, xfs, btrfs, tmpfs)"
+                        : "");
   }
   return 0;
 }
@@ -195,8 +148,8 @@ static int space(struct pool *p, uint64_t *capacity, uint64_t *used,
   uint64_t total, bavail, bfree;
 
   if (fstatvfs(p->dirfd, &sv) < 0)
-    return fail(VMH_EIO, "pool %s: statvfs %s: %s", p->name, p->path,
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "pool %s: statvfs %s: %s", p->name, p->path,
+                    strerror(errno));
   total = (uint64_t)sv.f_blocks * sv.f_frsize;
   bfree = (uint64_t)sv.f_bfree * sv.f_frsize;
   bavail = (uint64_t)sv.f_bavail * sv.f_frsize;
@@ -221,12 +174,12 @@ static int check_space(struct pool *p, const char *vol, uint64_t need) {
   if (rc < 0)
     return rc;
   if (need > avail || avail == 0)
-    return fail(VMH_ENOSPC,
-                "pool %s: volume %s needs %" PRIu64 " bytes, only %" PRIu64
-                " are available (%" PRIu64
-                " reserved); free space in %s, lower `reserved` or ask for "
-                "less",
-                p->name, vol, need, avail, p->reserved, p->path);
+    return vmh_fail(host, VMH_ENOSPC,
+                    "pool %s: volume %s needs %" PRIu64 " bytes, only %" PRIu64
+                    " are available (%" PRIu64
+                    " reserved); free space in %s, lower `reserved` or ask for "
+                    "less",
+                    p->name, vol, need, avail, p->reserved, p->path);
   return 0;
 }
 
@@ -258,43 +211,17 @@ static void tmp_name(char *buf, size_t len, const char *name) {
  * 0, VMH_EIO otherwise (err says why), VMH_ENOSPC when it ran out of
  * space. */
 static int run(char *const argv[], char **out, char *err, size_t errlen) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  sigset_t none, deflt;
   int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, status = 0, rc = VMH_EIO;
   char *obuf = NULL;
   size_t olen = 0, elen = 0;
   pid_t pid;
-  bool fa_ok = false, attr_ok = false;
 
   err[0] = '\0';
   if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
     goto cleanup;
   }
-  if (posix_spawn_file_actions_init(&fa) != 0)
-    goto cleanup;
-  fa_ok = true;
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
-  if (posix_spawnattr_init(&attr) != 0)
-    goto cleanup;
-  attr_ok = true;
-  /* vmhostd's threads may block or ignore signals; the child must not
-   * inherit that. */
-  sigemptyset(&none);
-  sigemptyset(&deflt);
-  sigaddset(&deflt, SIGPIPE);
-  sigaddset(&deflt, SIGCHLD);
-  sigaddset(&deflt, SIGINT);
-  sigaddset(&deflt, SIGTERM);
-  sigaddset(&deflt, SIGHUP);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &deflt);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+  rc = spawn_process(argv, opipe[1], epipe[1], &pid);
   if (rc != 0) {
     snprintf(err, errlen, "cannot run %s: %s (install qemu-utils)", argv[0],
              strerror(rc));
@@ -344,8 +271,7 @@ static int run(char *const argv[], char **out, char *err, size_t errlen) {
       }
     }
   }
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  status = spawn_wait(pid);
   /* One line is enough for a message. */
   while (elen > 0 && (err[elen - 1] == '\n' || err[elen - 1] == ' '))
     err[--elen] = '\0';
@@ -362,10 +288,6 @@ static int run(char *const argv[], char **out, char *err, size_t errlen) {
           WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   }
 cleanup:
-  if (fa_ok)
-    posix_spawn_file_actions_destroy(&fa);
-  if (attr_ok)
-    posix_spawnattr_destroy(&attr);
   for (int i = 0; i < 2; i++) {
     if (opipe[i] >= 0)
       close(opipe[i]);
@@ -394,27 +316,29 @@ static int image_probe(struct pool *p, const char *path, const char *what,
   int rc = run(argv, &out, err, sizeof err);
 
   if (rc < 0)
-    return fail(VMH_EINVAL, "%s: qemu-img info failed: %s", what, err);
+    return vmh_fail(host, VMH_EINVAL, "%s: qemu-img info failed: %s", what,
+                    err);
   j = json_loads(out, 0, &je);
   if (j == NULL ||
       json_unpack(j, "{s:s, s:I}", "format", &fmt, "virtual-size", &vs) < 0) {
-    rc = fail(VMH_EIO, "%s: cannot read the output of qemu-img info", what);
+    rc = vmh_fail(host, VMH_EIO, "%s: cannot read the output of qemu-img info",
+                  what);
     goto cleanup;
   }
   *format = parse_format(fmt);
   if (*format == VMH_FORMAT_DEFAULT) {
-    rc = fail(VMH_EINVAL,
-              "%s: format %s is not raw or qcow2; convert it with "
-              "qemu-img convert -O qcow2",
-              what, fmt);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "%s: format %s is not raw or qcow2; convert it with "
+                  "qemu-img convert -O qcow2",
+                  what, fmt);
     goto cleanup;
   }
   /* A base that names its own backing file could reach any file of the
    * host through the clones. */
   if (json_object_get(j, "backing-filename")) {
-    rc = fail(VMH_EINVAL,
-              "%s has a backing file; flatten it first (qemu-img convert)",
-              what);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "%s has a backing file; flatten it first (qemu-img convert)",
+                  what);
     goto cleanup;
   }
   *vsize = vs < 0 ? 0 : (uint64_t)vs;
@@ -443,20 +367,22 @@ static int open_vol(struct pool *p, const char *name, int flags, int *ret_fd) {
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT)
-      return fail(VMH_ENOENT, "pool %s has no volume %s", p->name, name);
+      return vmh_fail(host, VMH_ENOENT, "pool %s has no volume %s", p->name,
+                      name);
     if (e == ELOOP)
-      return fail(VMH_EINVAL,
-                  "pool %s: %s/%s is a symlink, not a volume; remove it",
-                  p->name, p->path, name);
-    return fail(errno_code(e), "pool %s: open %s/%s: %s", p->name, p->path,
-                name, strerror(e));
+      return vmh_fail(host, VMH_EINVAL,
+                      "pool %s: %s/%s is a symlink, not a volume; remove it",
+                      p->name, p->path, name);
+    return vmh_fail(host, errno_code(e), "pool %s: open %s/%s: %s", p->name,
+                    p->path, name, strerror(e));
   }
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return fail(VMH_EINVAL,
-                "pool %s: %s/%s is not a regular file, not a volume; remove "
-                "it",
-                p->name, p->path, name);
+    return vmh_fail(
+        host, VMH_EINVAL,
+        "pool %s: %s/%s is not a regular file, not a volume; remove "
+        "it",
+        p->name, p->path, name);
   }
   *ret_fd = fd;
   return 0;
@@ -470,7 +396,7 @@ static void backing_image(struct pool *p, const char *bpath, char *out,
 
   out[0] = '\0';
   if (strncmp(bpath, p->images_path, n) == 0 && bpath[n] == '/' &&
-      valid_name(bpath + n + 1))
+      vmh_name_valid(bpath + n + 1))
     snprintf(out, len, "%s", bpath + n + 1);
   else if (bpath[0])
     snprintf(out, len, "?");
@@ -492,10 +418,10 @@ static int read_vol(struct pool *p, int fd, const char *name,
     return 0;
   if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
       memcmp(h, "QFI\xfb", 4) != 0)
-    return fail(VMH_EIO,
-                "pool %s: volume %s is recorded as qcow2 but has no "
-                "qcow2 header; check it with qemu-img check",
-                p->name, name);
+    return vmh_fail(host, VMH_EIO,
+                    "pool %s: volume %s is recorded as qcow2 but has no "
+                    "qcow2 header; check it with qemu-img check",
+                    p->name, name);
   v->capacity = be64(h + 24);
   uint64_t boff = be64(h + 8);
   uint32_t blen = be32(h + 16);
@@ -503,8 +429,9 @@ static int read_vol(struct pool *p, int fd, const char *name,
     char bpath[1024];
     if (blen >= sizeof bpath ||
         pread(fd, bpath, blen, (off_t)boff) != (ssize_t)blen)
-      return fail(VMH_EIO, "pool %s: volume %s: cannot read its backing name",
-                  p->name, name);
+      return vmh_fail(host, VMH_EIO,
+                      "pool %s: volume %s: cannot read its backing name",
+                      p->name, name);
     bpath[blen] = '\0';
     backing_image(p, bpath, v->backing, sizeof v->backing);
   }
@@ -517,8 +444,8 @@ static int read_vol_fd(struct pool *p, int fd, const char *name,
   struct stat st;
 
   if (fstat(fd, &st) < 0)
-    return fail(VMH_EIO, "pool %s: stat %s: %s", p->name, name,
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "pool %s: stat %s: %s", p->name, name,
+                    strerror(errno));
   return read_vol(p, fd, name, &st, fd_format(fd), v);
 }
 
@@ -576,12 +503,12 @@ static int scan(struct pool *p, vol_fn fn, void *opaque, uint32_t *count) {
   int rc = 0;
 
   if (d == NULL)
-    return fail(VMH_EIO, "pool %s: cannot list %s: %s", p->name, p->path,
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "pool %s: cannot list %s: %s", p->name,
+                    p->path, strerror(errno));
   while (rc == 0 && (e = readdir(d)) != NULL) {
     struct volinfo v;
     int fd;
-    if (!valid_name(e->d_name))
+    if (!vmh_name_valid(e->d_name))
       continue;
     if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
       continue;
@@ -682,11 +609,11 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   int rc;
 
   (void)h;
-  if ((rc = check_flags("open", flags, VMH_OPEN_CHECK_ONLY)) < 0)
+  if ((rc = vmh_check_flags(host, "open", flags, VMH_OPEN_CHECK_ONLY)) < 0)
     return rc;
   p = calloc(1, sizeof *p);
   if (p == NULL)
-    return fail(VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   p->inst = inst;
   p->name = host->instance_name(inst);
   p->dirfd = p->imgfd = -1;
@@ -705,24 +632,26 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
     goto fail;
   p->default_format = parse_format(format);
   if (p->default_format == VMH_FORMAT_DEFAULT) {
-    rc = fail(VMH_EINVAL, "pool %s: default_format '%s' is not raw or qcow2",
-              p->name, format);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "pool %s: default_format '%s' is not raw or qcow2", p->name,
+                  format);
     goto fail;
   }
   if (path[0] != '/') {
-    rc = fail(VMH_EINVAL, "pool %s: path '%s' must be absolute", p->name, path);
+    rc = vmh_fail(host, VMH_EINVAL, "pool %s: path '%s' must be absolute",
+                  p->name, path);
     goto fail;
   }
   p->path = strdup(path);
   if (p->path == NULL) {
-    rc = fail(VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
     goto fail;
   }
   for (size_t n = strlen(p->path); n > 1 && p->path[n - 1] == '/'; n--)
     p->path[n - 1] = '\0';
   if (asprintf(&p->images_path, "%s/" IMAGES_DIR, p->path) < 0) {
     p->images_path = NULL;
-    rc = fail(VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
     goto fail;
   }
   if (flags & VMH_OPEN_CHECK_ONLY) {
@@ -732,22 +661,23 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
 
   p->dirfd = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (p->dirfd < 0) {
-    rc = fail(errno_code(errno),
-              "pool %s: cannot open directory %s: %s; create it or fix "
-              "`path`",
-              p->name, p->path, strerror(errno));
+    rc = vmh_fail(host, errno_code(errno),
+                  "pool %s: cannot open directory %s: %s; create it or fix "
+                  "`path`",
+                  p->name, p->path, strerror(errno));
     goto fail;
   }
   if (mkdirat(p->dirfd, IMAGES_DIR, 0755) < 0 && errno != EEXIST) {
-    rc = fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
-              p->images_path, strerror(errno));
+    rc = vmh_fail(host, errno_code(errno), "pool %s: cannot create %s: %s",
+                  p->name, p->images_path, strerror(errno));
     goto fail;
   }
   p->imgfd = openat(p->dirfd, IMAGES_DIR,
                     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (p->imgfd < 0) {
-    rc = fail(VMH_EIO, "pool %s: cannot open %s (is it a directory?): %s",
-              p->name, p->images_path, strerror(errno));
+    rc = vmh_fail(host, VMH_EIO,
+                  "pool %s: cannot open %s (is it a directory?): %s", p->name,
+                  p->images_path, strerror(errno));
     goto fail;
   }
   clean_leftovers(p, p->dirfd, p->path);
@@ -762,13 +692,13 @@ fail:
 static int lc_health(void *handle, uint32_t flags) {
   struct pool *p = handle;
   uint64_t avail = 0;
-  int rc = check_flags("health", flags, 0);
+  int rc = vmh_check_flags(host, "health", flags, 0);
 
   if (rc < 0 || (rc = space(p, NULL, NULL, &avail)) < 0)
     return rc;
   if (faccessat(p->dirfd, ".", W_OK, AT_EACCESS) < 0)
-    return fail(VMH_EIO, "pool %s: %s is not writable: %s", p->name, p->path,
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "pool %s: %s is not writable: %s", p->name,
+                    p->path, strerror(errno));
   return 0;
 }
 
@@ -776,7 +706,7 @@ static int lc_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
                         uint32_t flags) {
   struct pool *p = handle;
   struct vmh_pool_info info = {0};
-  int rc = check_flags("pool_info", flags, 0);
+  int rc = vmh_check_flags(host, "pool_info", flags, 0);
 
   if (rc < 0)
     return rc;
@@ -802,7 +732,7 @@ static int list_one(struct pool *p, const struct volinfo *v, void *opaque) {
 static int lc_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
                        uint32_t flags) {
   struct list_ctx c = {fn, opaque};
-  int rc = check_flags("vol_list", flags, 0);
+  int rc = vmh_check_flags(host, "vol_list", flags, 0);
 
   return rc < 0 ? rc : scan(handle, list_one, &c, NULL);
 }
@@ -813,8 +743,8 @@ static int lc_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
   struct volinfo v;
   int fd = -1, rc;
 
-  if ((rc = check_flags("vol_get", flags, 0)) < 0 ||
-      (rc = check_name("volume", name)) < 0 ||
+  if ((rc = vmh_check_flags(host, "vol_get", flags, 0)) < 0 ||
+      (rc = vmh_check_name(host, "volume", name)) < 0 ||
       (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
     return rc;
   rc = read_vol_fd(p, fd, name, &v);
@@ -831,16 +761,16 @@ static int image_meta(struct pool *p, const char *name, uint32_t *format,
   int rc = 0;
 
   if (fd < 0)
-    return fail(errno == ENOENT ? VMH_ENOENT : VMH_EINVAL,
-                "pool %s has no image %s; import it first (image_import)",
-                p->name, name);
+    return vmh_fail(host, errno == ENOENT ? VMH_ENOENT : VMH_EINVAL,
+                    "pool %s has no image %s; import it first (image_import)",
+                    p->name, name);
   *format = fd_format(fd);
   n = fgetxattr(fd, XATTR_VSIZE, buf, sizeof buf - 1);
   if (n <= 0) {
-    rc = fail(VMH_EIO,
-              "pool %s: image %s has lost its metadata (xattr " XATTR_VSIZE
-              "); delete and import it again",
-              p->name, name);
+    rc = vmh_fail(host, VMH_EIO,
+                  "pool %s: image %s has lost its metadata (xattr " XATTR_VSIZE
+                  "); delete and import it again",
+                  p->name, name);
     goto cleanup;
   }
   buf[n] = '\0';
@@ -865,32 +795,35 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
   bool locked = false, made = false;
   int fd = -1, rc;
 
-  if ((rc = check_flags("vol_create", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "vol_create", flags, 0)) < 0)
     return rc;
   if (spec == NULL)
-    return fail(VMH_EINVAL, "vol_create: no volume spec");
-  if ((rc = check_name("volume", spec->name)) < 0 ||
-      (spec->base_image && (rc = check_name("image", spec->base_image)) < 0))
+    return vmh_fail(host, VMH_EINVAL, "vol_create: no volume spec");
+  if ((rc = vmh_check_name(host, "volume", spec->name)) < 0 ||
+      (spec->base_image &&
+       (rc = vmh_check_name(host, "image", spec->base_image)) < 0))
     return rc;
   format =
       spec->format == VMH_FORMAT_DEFAULT ? p->default_format : spec->format;
   if (format != VMH_FORMAT_RAW && format != VMH_FORMAT_QCOW2)
-    return fail(VMH_EINVAL, "volume %s: format %" PRIu32 " is not raw or qcow2",
-                spec->name, spec->format);
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: format %" PRIu32 " is not raw or qcow2",
+                    spec->name, spec->format);
   if (spec->base_image && spec->format == VMH_FORMAT_RAW)
-    return fail(VMH_EINVAL,
-                "volume %s: a clone of image %s is always qcow2; leave the "
-                "format out or ask for qcow2",
-                spec->name, spec->base_image);
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: a clone of image %s is always qcow2; leave the "
+                    "format out or ask for qcow2",
+                    spec->name, spec->base_image);
   if (spec->base_image)
     format = VMH_FORMAT_QCOW2;
   size = spec->size;
   if (!spec->base_image && size == 0)
-    return fail(VMH_EINVAL, "volume %s: give a size in bytes", spec->name);
+    return vmh_fail(host, VMH_EINVAL, "volume %s: give a size in bytes",
+                    spec->name);
   if (fstatat(p->dirfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-    return fail(VMH_EEXIST,
-                "pool %s already has a volume %s; pick another name", p->name,
-                spec->name);
+    return vmh_fail(host, VMH_EEXIST,
+                    "pool %s already has a volume %s; pick another name",
+                    p->name, spec->name);
 
   if (spec->base_image) {
     pthread_rwlock_rdlock(&p->images_lock);
@@ -900,11 +833,11 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
     if (size == 0)
       size = bsize;
     if (size < bsize) {
-      rc = fail(VMH_EINVAL,
-                "volume %s: size %" PRIu64
-                " is smaller than its base image %s (%" PRIu64
-                " bytes); give at least that, or 0 for the same",
-                spec->name, size, spec->base_image, bsize);
+      rc = vmh_fail(host, VMH_EINVAL,
+                    "volume %s: size %" PRIu64
+                    " is smaller than its base image %s (%" PRIu64
+                    " bytes); give at least that, or 0 for the same",
+                    spec->name, size, spec->base_image, bsize);
       goto cleanup;
     }
   }
@@ -918,16 +851,16 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
   fd = openat(p->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
               0600);
   if (fd < 0) {
-    rc = fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
-              tpath, strerror(errno));
+    rc = vmh_fail(host, errno_code(errno), "pool %s: cannot create %s: %s",
+                  p->name, tpath, strerror(errno));
     goto cleanup;
   }
   made = true;
   if (format == VMH_FORMAT_RAW) {
     if (ftruncate(fd, (off_t)size) < 0) {
-      rc = fail(errno_code(errno),
-                "pool %s: volume %s: truncate to %" PRIu64 ": %s", p->name,
-                spec->name, size, strerror(errno));
+      rc = vmh_fail(host, errno_code(errno),
+                    "pool %s: volume %s: truncate to %" PRIu64 ": %s", p->name,
+                    spec->name, size, strerror(errno));
       goto cleanup;
     }
   } else {
@@ -951,10 +884,10 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
     argv[a] = NULL;
     rc = run(argv, NULL, err, sizeof err);
     if (rc < 0) {
-      rc =
-          fail(rc, "pool %s: volume %s: qemu-img create failed: %s%s", p->name,
-               spec->name, err,
-               rc == VMH_ENOSPC ? "; free space in the pool's filesystem" : "");
+      rc = vmh_fail(
+          host, rc, "pool %s: volume %s: qemu-img create failed: %s%s", p->name,
+          spec->name, err,
+          rc == VMH_ENOSPC ? "; free space in the pool's filesystem" : "");
       goto cleanup;
     }
   }
@@ -962,19 +895,20 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
       0)
     goto cleanup;
   if (fsync(fd) < 0) {
-    rc = fail(errno_code(errno), "pool %s: volume %s: fsync: %s", p->name,
-              spec->name, strerror(errno));
+    rc = vmh_fail(host, errno_code(errno), "pool %s: volume %s: fsync: %s",
+                  p->name, spec->name, strerror(errno));
     goto cleanup;
   }
   /* The volume appears complete or not at all; never over another. */
   if (renameat2(p->dirfd, tmp, p->dirfd, spec->name, RENAME_NOREPLACE) < 0) {
     int e = errno;
-    rc = e == EEXIST ? fail(VMH_EEXIST,
-                            "pool %s already has a volume %s; pick another "
-                            "name",
-                            p->name, spec->name)
-                     : fail(errno_code(e), "pool %s: rename %s to %s: %s",
-                            p->name, tmp, spec->name, strerror(e));
+    rc = e == EEXIST
+             ? vmh_fail(host, VMH_EEXIST,
+                        "pool %s already has a volume %s; pick another "
+                        "name",
+                        p->name, spec->name)
+             : vmh_fail(host, errno_code(e), "pool %s: rename %s to %s: %s",
+                        p->name, tmp, spec->name, strerror(e));
     goto cleanup;
   }
   made = false;
@@ -994,14 +928,14 @@ static int lc_vol_delete(void *handle, const char *name, uint32_t flags) {
   struct pool *p = handle;
   int fd = -1, rc;
 
-  if ((rc = check_flags("vol_delete", flags, 0)) < 0 ||
-      (rc = check_name("volume", name)) < 0 ||
+  if ((rc = vmh_check_flags(host, "vol_delete", flags, 0)) < 0 ||
+      (rc = vmh_check_name(host, "volume", name)) < 0 ||
       (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
     return rc;
   close(fd);
   if (unlinkat(p->dirfd, name, 0) < 0)
-    return fail(errno_code(errno), "pool %s: delete %s/%s: %s", p->name,
-                p->path, name, strerror(errno));
+    return vmh_fail(host, errno_code(errno), "pool %s: delete %s/%s: %s",
+                    p->name, p->path, name, strerror(errno));
   return 0;
 }
 
@@ -1012,8 +946,9 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
   char err[ERR_MAX], path[64], sizearg[32];
   int fd = -1, rc;
 
-  if ((rc = check_flags("vol_resize", flags, VMH_RESIZE_SHRINK)) < 0 ||
-      (rc = check_name("volume", name)) < 0 ||
+  if ((rc = vmh_check_flags(host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
+          0 ||
+      (rc = vmh_check_name(host, "volume", name)) < 0 ||
       (rc = open_vol(p, name, O_RDWR, &fd)) < 0)
     return rc;
   if ((rc = read_vol_fd(p, fd, name, &v)) < 0)
@@ -1023,17 +958,17 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
     goto cleanup;
   }
   if (size < v.capacity && !(flags & VMH_RESIZE_SHRINK)) {
-    rc = fail(VMH_EINVAL,
-              "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
-              "; shrinking loses data, ask for it with the shrink flag",
-              name, size, v.capacity);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
+                  "; shrinking loses data, ask for it with the shrink flag",
+                  name, size, v.capacity);
     goto cleanup;
   }
   if (size < v.capacity && v.format == VMH_FORMAT_QCOW2) {
-    rc = fail(VMH_EINVAL,
-              "volume %s is qcow2, which this pool does not shrink; only "
-              "raw volumes shrink",
-              name);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "volume %s is qcow2, which this pool does not shrink; only "
+                  "raw volumes shrink",
+                  name);
     goto cleanup;
   }
   if (size > v.capacity &&
@@ -1042,8 +977,9 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
     goto cleanup;
   if (v.format == VMH_FORMAT_RAW) {
     if (ftruncate(fd, (off_t)size) < 0)
-      rc = fail(errno_code(errno), "volume %s: resize to %" PRIu64 ": %s", name,
-                size, strerror(errno));
+      rc = vmh_fail(host, errno_code(errno),
+                    "volume %s: resize to %" PRIu64 ": %s", name, size,
+                    strerror(errno));
     goto cleanup;
   }
   /* qemu-img reopens the very file we checked, through our fd: a rename
@@ -1054,7 +990,7 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
       (char *)p->qemu_img, "resize", "-q", "-f", "qcow2", path, sizearg, NULL};
   rc = run(argv, NULL, err, sizeof err);
   if (rc < 0)
-    rc = fail(rc, "volume %s: qemu-img resize failed: %s", name, err);
+    rc = vmh_fail(host, rc, "volume %s: qemu-img resize failed: %s", name, err);
 cleanup:
   close(fd);
   return rc;
@@ -1067,8 +1003,8 @@ static int lc_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
   char path[4096];
   int fd = -1, rc;
 
-  if ((rc = check_flags("vol_source", flags, VMH_SOURCE_LOCAL)) < 0 ||
-      (rc = check_name("volume", name)) < 0 ||
+  if ((rc = vmh_check_flags(host, "vol_source", flags, VMH_SOURCE_LOCAL)) < 0 ||
+      (rc = vmh_check_name(host, "volume", name)) < 0 ||
       (rc = open_vol(p, name, O_RDONLY, &fd)) < 0)
     return rc;
   src.struct_size = sizeof src;
@@ -1084,8 +1020,8 @@ static int lc_vol_unmap(void *handle, const char *name, uint32_t flags) {
   int rc;
   (void)handle;
   /* A file needs no mapping: there is nothing to undo. */
-  if ((rc = check_flags("vol_unmap", flags, 0)) < 0 ||
-      (rc = check_name("volume", name)) < 0)
+  if ((rc = vmh_check_flags(host, "vol_unmap", flags, 0)) < 0 ||
+      (rc = vmh_check_name(host, "volume", name)) < 0)
     return rc;
   return 0;
 }
@@ -1173,10 +1109,10 @@ static int hash_file(int fd, char hex[SHA256_HEX + 1]) {
   ssize_t n;
 
   if (b == NULL)
-    return fail(VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
     free(b);
-    return fail(VMH_EINTERNAL, "gnutls: cannot start a SHA-256 hash");
+    return vmh_fail(host, VMH_EINTERNAL, "gnutls: cannot start a SHA-256 hash");
   }
   while ((n = pread(fd, b, 1 << 20, off)) > 0) {
     gnutls_hash(h, b, (size_t)n);
@@ -1185,8 +1121,8 @@ static int hash_file(int fd, char hex[SHA256_HEX + 1]) {
   gnutls_hash_deinit(h, dig);
   free(b);
   if (n < 0)
-    return fail(VMH_EIO, "reading the download to hash it: %s",
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "reading the download to hash it: %s",
+                    strerror(errno));
   for (int i = 0; i < 32; i++)
     snprintf(hex + 2 * i, 3, "%02x", dig[i]);
   return 0;
@@ -1248,45 +1184,47 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   bool keep_part = false;
   int fd = -1, rc;
 
-  if ((rc = check_flags("image_import", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(host, "image_import", flags, 0)) < 0)
     return rc;
   if (spec == NULL)
-    return fail(VMH_EINVAL, "image_import: no image spec");
-  if ((rc = check_name("image", spec->name)) < 0)
+    return vmh_fail(host, VMH_EINVAL, "image_import: no image spec");
+  if ((rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
   if (spec->url == NULL || (strncmp(spec->url, "file://", 7) != 0 &&
                             strncmp(spec->url, "http://", 7) != 0 &&
                             strncmp(spec->url, "https://", 8) != 0))
-    return fail(VMH_EINVAL,
-                "image %s: url '%s' must start with file://, http:// or "
-                "https://",
-                spec->name, spec->url ? spec->url : "(none)");
+    return vmh_fail(host, VMH_EINVAL,
+                    "image %s: url '%s' must start with file://, http:// or "
+                    "https://",
+                    spec->name, spec->url ? spec->url : "(none)");
   if (spec->sha256 == NULL || !valid_sha256(spec->sha256))
-    return fail(VMH_EINVAL,
-                "image %s: give its sha256 as 64 hex digits (sha256sum FILE)",
-                spec->name);
+    return vmh_fail(
+        host, VMH_EINVAL,
+        "image %s: give its sha256 as 64 hex digits (sha256sum FILE)",
+        spec->name);
   for (int i = 0; i <= SHA256_HEX; i++)
     want[i] = (char)(spec->sha256[i] >= 'A' && spec->sha256[i] <= 'F'
                          ? spec->sha256[i] - 'A' + 'a'
                          : spec->sha256[i]);
   if (fstatat(p->imgfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-    return fail(VMH_EEXIST,
-                "pool %s already has an image %s; delete it first or pick "
-                "another name",
-                p->name, spec->name);
+    return vmh_fail(host, VMH_EEXIST,
+                    "pool %s already has an image %s; delete it first or pick "
+                    "another name",
+                    p->name, spec->name);
 
   snprintf(part, sizeof part, PART_PREFIX "%s", spec->name);
   snprintf(ppath, sizeof ppath, "%s/%s", p->images_path, part);
   snprintf(what, sizeof what, "image %s", spec->name);
   fd = openat(p->imgfd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return fail(errno_code(errno), "pool %s: cannot create %s: %s", p->name,
-                ppath, strerror(errno));
+    return vmh_fail(host, errno_code(errno), "pool %s: cannot create %s: %s",
+                    p->name, ppath, strerror(errno));
   /* Two imports of one name would write the same part file. */
   if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
     close(fd);
-    return fail(VMH_EBUSY, "image %s is being imported already; wait for it",
-                spec->name);
+    return vmh_fail(host, VMH_EBUSY,
+                    "image %s is being imported already; wait for it",
+                    spec->name);
   }
   keep_part = true;
   /* A part left by an import of other content starts over. */
@@ -1296,7 +1234,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
     if (ftruncate(fd, 0) < 0 ||
         (rc = set_xattr(p, fd, XATTR_SHA256, want, ppath)) < 0) {
       if (rc == 0)
-        rc = fail(VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
+        rc = vmh_fail(host, VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
       keep_part = false;
       goto cleanup;
     }
@@ -1307,7 +1245,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   for (int attempt = 0; attempt < DOWNLOAD_TRIES; attempt++) {
     off_t end = lseek(fd, 0, SEEK_END);
     if (end < 0) {
-      rc = fail(VMH_EIO, "%s: %s", ppath, strerror(errno));
+      rc = vmh_fail(host, VMH_EIO, "%s: %s", ppath, strerror(errno));
       goto cleanup;
     }
     d.offset = (uint64_t)end;
@@ -1325,10 +1263,10 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
     if (cc == CURLE_OK)
       break;
     if (d.werr) {
-      rc =
-          fail(errno_code(d.werr), "image %s: writing %s: %s%s", spec->name,
-               ppath, strerror(d.werr),
-               d.werr == ENOSPC ? "; free space in the pool's filesystem" : "");
+      rc = vmh_fail(
+          host, errno_code(d.werr), "image %s: writing %s: %s%s", spec->name,
+          ppath, strerror(d.werr),
+          d.werr == ENOSPC ? "; free space in the pool's filesystem" : "");
       keep_part = false;
       goto cleanup;
     }
@@ -1336,7 +1274,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
      * copy. */
     if (cc == CURLE_RANGE_ERROR || cc == CURLE_BAD_DOWNLOAD_RESUME) {
       if (ftruncate(fd, 0) < 0) {
-        rc = fail(VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
+        rc = vmh_fail(host, VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
         goto cleanup;
       }
     }
@@ -1352,11 +1290,11 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
     /* Only an interrupted transfer is worth resuming; a refusal (404, no
      * such file) or an empty part is dropped. */
     keep_part = retryable(cc) && end > 0;
-    rc = fail(VMH_EIO, "image %s: download of %s failed: %s%s", spec->name,
-              spec->url, cerr,
-              keep_part ? "; the partial file is kept and the next import "
-                          "resumes it"
-                        : "; check the url");
+    rc = vmh_fail(host, VMH_EIO, "image %s: download of %s failed: %s%s",
+                  spec->name, spec->url, cerr,
+                  keep_part ? "; the partial file is kept and the next import "
+                              "resumes it"
+                            : "; check the url");
     goto cleanup;
   }
   if (fstat(fd, &st) == 0)
@@ -1366,10 +1304,10 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
     goto cleanup;
   if (strcmp(have, want) != 0) {
     keep_part = false;
-    rc = fail(VMH_EINVAL,
-              "image %s: the download from %s has sha256 %s, not %s as "
-              "given; it was removed. Check the url and the checksum",
-              spec->name, spec->url, have, want);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "image %s: the download from %s has sha256 %s, not %s as "
+                  "given; it was removed. Check the url and the checksum",
+                  spec->name, spec->url, have, want);
     goto cleanup;
   }
   /* Verified: now it may be looked at. */
@@ -1382,15 +1320,16 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
       (rc = set_xattr(p, fd, XATTR_VSIZE, sizebuf, ppath)) < 0)
     goto cleanup;
   if (fsync(fd) < 0) {
-    rc = fail(errno_code(errno), "fsync %s: %s", ppath, strerror(errno));
+    rc = vmh_fail(host, errno_code(errno), "fsync %s: %s", ppath,
+                  strerror(errno));
     goto cleanup;
   }
   /* Read-only from here: clones only ever read their base. */
   fchmod(fd, 0444);
   if (renameat2(p->imgfd, part, p->imgfd, spec->name, RENAME_NOREPLACE) < 0) {
-    rc = fail(errno == EEXIST ? VMH_EEXIST : errno_code(errno),
-              "pool %s: image %s: rename: %s", p->name, spec->name,
-              strerror(errno));
+    rc = vmh_fail(host, errno == EEXIST ? VMH_EEXIST : errno_code(errno),
+                  "pool %s: image %s: rename: %s", p->name, spec->name,
+                  strerror(errno));
     keep_part = false;
     goto cleanup;
   }
@@ -1426,14 +1365,14 @@ static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
   struct pool *p = handle;
   DIR *d;
   struct dirent *e;
-  int rc = check_flags("image_list", flags, 0);
+  int rc = vmh_check_flags(host, "image_list", flags, 0);
 
   if (rc < 0)
     return rc;
   d = open_dir(p->imgfd);
   if (d == NULL)
-    return fail(VMH_EIO, "pool %s: cannot list %s: %s", p->name, p->images_path,
-                strerror(errno));
+    return vmh_fail(host, VMH_EIO, "pool %s: cannot list %s: %s", p->name,
+                    p->images_path, strerror(errno));
   while (rc == 0 && (e = readdir(d)) != NULL) {
     struct vmh_image_info info = {0};
     struct users_ctx c = {e->d_name, 0};
@@ -1442,7 +1381,7 @@ static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
     uint64_t vsize = 0;
     struct stat st;
 
-    if (!valid_name(e->d_name) ||
+    if (!vmh_name_valid(e->d_name) ||
         fstatat(p->imgfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISREG(st.st_mode) ||
         image_meta(p, e->d_name, &format, &vsize, sha, sizeof sha) < 0)
@@ -1466,26 +1405,26 @@ static int lc_image_delete(void *handle, const char *name, uint32_t flags) {
   struct stat st;
   int rc;
 
-  if ((rc = check_flags("image_delete", flags, 0)) < 0 ||
-      (rc = check_name("image", name)) < 0)
+  if ((rc = vmh_check_flags(host, "image_delete", flags, 0)) < 0 ||
+      (rc = vmh_check_name(host, "image", name)) < 0)
     return rc;
   pthread_rwlock_wrlock(&p->images_lock);
   if (fstatat(p->imgfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-    rc = fail(VMH_ENOENT, "pool %s has no image %s", p->name, name);
+    rc = vmh_fail(host, VMH_ENOENT, "pool %s has no image %s", p->name, name);
     goto cleanup;
   }
   if ((rc = scan(p, count_user, &c, NULL)) < 0)
     goto cleanup;
   if (c.n > 0) {
-    rc =
-        fail(VMH_EBUSY,
-             "pool %s: image %s backs %" PRIu32 " volume(s); delete them first",
-             p->name, name, c.n);
+    rc = vmh_fail(host, VMH_EBUSY,
+                  "pool %s: image %s backs %" PRIu32
+                  " volume(s); delete them first",
+                  p->name, name, c.n);
     goto cleanup;
   }
   if (unlinkat(p->imgfd, name, 0) < 0)
-    rc = fail(errno_code(errno), "pool %s: delete image %s: %s", p->name, name,
-              strerror(errno));
+    rc = vmh_fail(host, errno_code(errno), "pool %s: delete image %s: %s",
+                  p->name, name, strerror(errno));
 cleanup:
   pthread_rwlock_unlock(&p->images_lock);
   return rc;

@@ -138,8 +138,8 @@ static uint32_t image_users(const struct st *s, const struct image *img,
 }
 
 static int no_vol(struct st *s, const char *name) {
-  return mock_fail(s->host, VMH_ENOENT, "pool %s has no volume %s",
-                   mock_common_name(s->mc), name);
+  return vmh_fail(s->host, VMH_ENOENT, "pool %s has no volume %s",
+                  mock_common_name(s->mc), name);
 }
 
 static int valid_sha256(const char *h) {
@@ -153,8 +153,8 @@ static int valid_sha256(const char *h) {
 
 static int check_sha256(struct st *s, const char *what, const char *h) {
   if (h == NULL || !valid_sha256(h))
-    return mock_fail(s->host, VMH_EINVAL,
-                     "%s: sha256 must be 64 lower-case hex digits", what);
+    return vmh_fail(s->host, VMH_EINVAL,
+                    "%s: sha256 must be 64 lower-case hex digits", what);
   return 0;
 }
 
@@ -201,13 +201,13 @@ static int load_record(void *opaque, struct mock_rec *rec) {
         (rc = mock_rec_u64(rec, "size", 1, 1, UINT64_MAX, 0, &u)) < 0 ||
         (rc = mock_rec_str(rec, "sha256", 1, &sha)) < 0)
       return rc;
-    if (mock_check_name(s->host, "image", name) < 0 || !valid_sha256(sha))
+    if (vmh_check_name(s->host, "image", name) < 0 || !valid_sha256(sha))
       return mock_rec_fail(rec, "bad image name or sha256");
     if (find_image(s, name, NULL))
       return mock_rec_fail(rec, "image %s twice", name);
     img = calloc(1, sizeof *img);
     if (img == NULL)
-      return mock_fail(s->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
     img->size = u;
     memcpy(img->sha256, sha, SHA256_HEX + 1);
     if ((rc = mock_dup(s->host, name, &img->name)) < 0 ||
@@ -230,7 +230,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
         (rc = mock_rec_str(rec, "backing", 0, &backing)) < 0 ||
         (rc = mock_rec_u64(rec, "mapped", 1, 0, 1, 0, &mapped)) < 0)
       return rc;
-    if (mock_check_name(s->host, "volume", name) < 0)
+    if (vmh_check_name(s->host, "volume", name) < 0)
       return mock_rec_fail(rec, "bad volume name");
     if (find_vol(s, name, NULL))
       return mock_rec_fail(rec, "volume %s twice", name);
@@ -241,7 +241,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
       return mock_rec_fail(rec, "capacities overflow");
     v = calloc(1, sizeof *v);
     if (v == NULL)
-      return mock_fail(s->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
     v->capacity = cap;
     v->allocation = alloc;
     v->format = (uint32_t)format;
@@ -266,7 +266,7 @@ static int st_health(void *handle, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  return mock_check_flags(s->host, "health", flags, 0);
+  return vmh_check_flags(s->host, "health", flags, 0);
 }
 
 static int st_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
@@ -277,10 +277,10 @@ static int st_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "pool_info", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(s->host, "pool_info", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(s->host, VMH_EINVAL, "pool_info: no visitor");
+    return vmh_fail(s->host, VMH_EINVAL, "pool_info: no visitor");
   info.struct_size = sizeof info;
   mock_common_lock(s->mc);
   info.capacity = s->capacity;
@@ -332,14 +332,14 @@ static int st_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(s->host, "vol_list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(s->host, VMH_EINVAL, "vol_list: no visitor");
+    return vmh_fail(s->host, VMH_EINVAL, "vol_list: no visitor");
   mock_common_lock(s->mc);
   n = s->vols.n;
   if (n > 0 && (views = malloc(n * sizeof *views)) == NULL)
-    rc = mock_fail(s->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(s->host, VMH_ENOMEM, "out of memory");
   for (i = 0; views && i < n; i++)
     view_vol(s->vols.v[i], &views[i]);
   mock_common_unlock(s->mc);
@@ -358,11 +358,11 @@ static int st_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_get", flags, 0)) < 0 ||
-      (rc = mock_check_name(s->host, "volume", name)) < 0)
+  if ((rc = vmh_check_flags(s->host, "vol_get", flags, 0)) < 0 ||
+      (rc = vmh_check_name(s->host, "volume", name)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(s->host, VMH_EINVAL, "vol_get: no visitor");
+    return vmh_fail(s->host, VMH_EINVAL, "vol_get: no visitor");
   mock_common_lock(s->mc);
   v = find_vol(s, name, NULL);
   if (v == NULL)
@@ -387,29 +387,29 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_create", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(s->host, "vol_create", flags, 0)) < 0 ||
       (rc = mock_check_struct(s->host, "volume spec", spec,
                               spec ? spec->struct_size : 0, sizeof *spec)) <
           0 ||
-      (rc = mock_check_name(s->host, "volume", spec->name)) < 0 ||
+      (rc = vmh_check_name(s->host, "volume", spec->name)) < 0 ||
       (spec->base_image != NULL &&
-       (rc = mock_check_name(s->host, "base image", spec->base_image)) < 0))
+       (rc = vmh_check_name(s->host, "base image", spec->base_image)) < 0))
     return rc;
   format =
       spec->format == VMH_FORMAT_DEFAULT ? s->default_format : spec->format;
   if (format != VMH_FORMAT_RAW && format != VMH_FORMAT_QCOW2)
-    return mock_fail(s->host, VMH_EINVAL,
-                     "volume %s: format %" PRIu32
-                     " is not default (0), raw (1) or qcow2 (2)",
-                     spec->name, spec->format);
+    return vmh_fail(s->host, VMH_EINVAL,
+                    "volume %s: format %" PRIu32
+                    " is not default (0), raw (1) or qcow2 (2)",
+                    spec->name, spec->format);
   if (spec->base_image == NULL && spec->size == 0)
-    return mock_fail(s->host, VMH_EINVAL,
-                     "volume %s: size must not be 0 without a base image",
-                     spec->name);
+    return vmh_fail(s->host, VMH_EINVAL,
+                    "volume %s: size must not be 0 without a base image",
+                    spec->name);
 
   v = calloc(1, sizeof *v);
   if (v == NULL)
-    return mock_fail(s->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
   if ((rc = mock_dup(s->host, spec->name, &v->name)) < 0) {
     free_vol(v);
     return rc;
@@ -418,39 +418,39 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
   mock_common_lock(s->mc);
   size = spec->size;
   if (find_vol(s, spec->name, NULL)) {
-    rc = mock_fail(s->host, VMH_EEXIST, "pool %s already has a volume %s", pool,
-                   spec->name);
+    rc = vmh_fail(s->host, VMH_EEXIST, "pool %s already has a volume %s", pool,
+                  spec->name);
     goto out;
   }
   if (spec->base_image != NULL) {
     img = find_image(s, spec->base_image, NULL);
     if (img == NULL) {
-      rc = mock_fail(s->host, VMH_ENOENT,
-                     "pool %s has no image %s; import it first", pool,
-                     spec->base_image);
+      rc = vmh_fail(s->host, VMH_ENOENT,
+                    "pool %s has no image %s; import it first", pool,
+                    spec->base_image);
       goto out;
     }
     if (size == 0)
       size = img->size;
     if (size < img->size) {
-      rc = mock_fail(s->host, VMH_EINVAL,
-                     "volume %s: size %" PRIu64
-                     " is smaller than its base image %s (%" PRIu64 " bytes)",
-                     spec->name, size, img->name, img->size);
+      rc = vmh_fail(s->host, VMH_EINVAL,
+                    "volume %s: size %" PRIu64
+                    " is smaller than its base image %s (%" PRIu64 " bytes)",
+                    spec->name, size, img->name, img->size);
       goto out;
     }
   }
   if (s->vols.n >= (size_t)s->max_volumes) {
-    rc = mock_fail(s->host, VMH_ENOSPC,
-                   "pool %s already holds %zu volumes, its max_volumes", pool,
-                   s->vols.n);
+    rc = vmh_fail(s->host, VMH_ENOSPC,
+                  "pool %s already holds %zu volumes, its max_volumes", pool,
+                  s->vols.n);
     goto out;
   }
   if (size > free_bytes(s)) {
-    rc = mock_fail(s->host, VMH_ENOSPC,
-                   "pool %s has %" PRIu64
-                   " bytes free, volume %s needs %" PRIu64,
-                   pool, free_bytes(s), spec->name, size);
+    rc =
+        vmh_fail(s->host, VMH_ENOSPC,
+                 "pool %s has %" PRIu64 " bytes free, volume %s needs %" PRIu64,
+                 pool, free_bytes(s), spec->name, size);
     goto out;
   }
   v->capacity = size;
@@ -481,8 +481,8 @@ static int st_vol_delete(void *handle, const char *name, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_delete", flags, 0)) < 0 ||
-      (rc = mock_check_name(s->host, "volume", name)) < 0)
+  if ((rc = vmh_check_flags(s->host, "vol_delete", flags, 0)) < 0 ||
+      (rc = vmh_check_name(s->host, "volume", name)) < 0)
     return rc;
   mock_common_lock(s->mc);
   v = find_vol(s, name, &idx);
@@ -491,10 +491,10 @@ static int st_vol_delete(void *handle, const char *name, uint32_t flags) {
   } else if (v->mapped) {
     /* A real pool cannot remove an image a host still has mapped (rbd,
      * iSCSI): the core must call vol_unmap first. */
-    rc = mock_fail(s->host, VMH_EBUSY,
-                   "volume %s is mapped locally (vol_source with "
-                   "VMH_SOURCE_LOCAL); vol_unmap it first",
-                   name);
+    rc = vmh_fail(s->host, VMH_EBUSY,
+                  "volume %s is mapped locally (vol_source with "
+                  "VMH_SOURCE_LOCAL); vol_unmap it first",
+                  name);
   } else {
     mock_vec_remove(&s->vols, idx);
     s->used -= v->capacity;
@@ -519,38 +519,37 @@ static int st_vol_resize(void *handle, const char *name, uint64_t size,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
+  if ((rc = vmh_check_flags(s->host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
           0 ||
-      (rc = mock_check_name(s->host, "volume", name)) < 0)
+      (rc = vmh_check_name(s->host, "volume", name)) < 0)
     return rc;
   if (size == 0)
-    return mock_fail(s->host, VMH_EINVAL, "volume %s: size must not be 0",
-                     name);
+    return vmh_fail(s->host, VMH_EINVAL, "volume %s: size must not be 0", name);
   mock_common_lock(s->mc);
   v = find_vol(s, name, NULL);
   if (v == NULL) {
     rc = no_vol(s, name);
   } else if (size > v->capacity) {
     if (size - v->capacity > free_bytes(s))
-      rc = mock_fail(s->host, VMH_ENOSPC,
-                     "pool %s has %" PRIu64
-                     " bytes free, growing %s to %" PRIu64 " needs %" PRIu64,
-                     pool, free_bytes(s), name, size, size - v->capacity);
+      rc = vmh_fail(s->host, VMH_ENOSPC,
+                    "pool %s has %" PRIu64 " bytes free, growing %s to %" PRIu64
+                    " needs %" PRIu64,
+                    pool, free_bytes(s), name, size, size - v->capacity);
   } else if (size < v->capacity) {
     if (!(flags & VMH_RESIZE_SHRINK))
-      rc = mock_fail(s->host, VMH_EINVAL,
-                     "volume %s is %" PRIu64 " bytes; making it %" PRIu64
-                     " shrinks it, which needs VMH_RESIZE_SHRINK",
-                     name, v->capacity, size);
+      rc = vmh_fail(s->host, VMH_EINVAL,
+                    "volume %s is %" PRIu64 " bytes; making it %" PRIu64
+                    " shrinks it, which needs VMH_RESIZE_SHRINK",
+                    name, v->capacity, size);
     else if (v->format != VMH_FORMAT_RAW)
-      rc = mock_fail(s->host, VMH_ENOTSUP,
-                     "volume %s is %s; only raw volumes can shrink", name,
-                     format_name(v->format));
+      rc = vmh_fail(s->host, VMH_ENOTSUP,
+                    "volume %s is %s; only raw volumes can shrink", name,
+                    format_name(v->format));
     else if (v->backing && size < v->backing->size)
-      rc = mock_fail(s->host, VMH_EINVAL,
-                     "volume %s cannot shrink below its base image %s (%" PRIu64
-                     " bytes)",
-                     name, v->backing->name, v->backing->size);
+      rc = vmh_fail(s->host, VMH_EINVAL,
+                    "volume %s cannot shrink below its base image %s (%" PRIu64
+                    " bytes)",
+                    name, v->backing->name, v->backing->size);
   }
   if (rc == 0 && v->capacity != size) {
     uint64_t old = v->capacity;
@@ -577,15 +576,15 @@ static int st_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_source", flags, VMH_SOURCE_LOCAL)) <
+  if ((rc = vmh_check_flags(s->host, "vol_source", flags, VMH_SOURCE_LOCAL)) <
           0 ||
-      (rc = mock_check_name(s->host, "volume", name)) < 0)
+      (rc = vmh_check_name(s->host, "volume", name)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(s->host, VMH_EINVAL, "vol_source: no visitor");
+    return vmh_fail(s->host, VMH_EINVAL, "vol_source: no visitor");
   path = malloc(strlen(dir) + strlen(name) + 2);
   if (path == NULL)
-    return mock_fail(s->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
   /* Just a name: no file is made, but a hypervisor test can check it. */
   sprintf(path, "%s/%s", dir, name);
   src.struct_size = sizeof src;
@@ -618,8 +617,8 @@ static int st_vol_unmap(void *handle, const char *name, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "vol_unmap", flags, 0)) < 0 ||
-      (rc = mock_check_name(s->host, "volume", name)) < 0)
+  if ((rc = vmh_check_flags(s->host, "vol_unmap", flags, 0)) < 0 ||
+      (rc = vmh_check_name(s->host, "volume", name)) < 0)
     return rc;
   mock_common_lock(s->mc);
   v = find_vol(s, name, NULL);
@@ -647,10 +646,10 @@ static int check_url(struct st *s, const char *name, const char *url) {
     if (strncmp(url, schemes[i], len) == 0 && url[len] != '\0')
       return 0;
   }
-  return mock_fail(s->host, VMH_EINVAL,
-                   "image %s: url '%s' must start with file://, http:// or "
-                   "https:// and name something",
-                   name, url);
+  return vmh_fail(s->host, VMH_EINVAL,
+                  "image %s: url '%s' must start with file://, http:// or "
+                  "https:// and name something",
+                  name, url);
 }
 
 static int st_image_import(void *handle, const struct vmh_image_spec *spec,
@@ -662,17 +661,17 @@ static int st_image_import(void *handle, const struct vmh_image_spec *spec,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "image_import", flags, 0)) < 0 ||
+  if ((rc = vmh_check_flags(s->host, "image_import", flags, 0)) < 0 ||
       (rc = mock_check_struct(s->host, "image spec", spec,
                               spec ? spec->struct_size : 0, sizeof *spec)) <
           0 ||
-      (rc = mock_check_name(s->host, "image", spec->name)) < 0 ||
+      (rc = vmh_check_name(s->host, "image", spec->name)) < 0 ||
       (rc = check_url(s, spec->name, spec->url)) < 0 ||
       (rc = check_sha256(s, spec->name, spec->sha256)) < 0)
     return rc;
   img = calloc(1, sizeof *img);
   if (img == NULL)
-    return mock_fail(s->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
   if ((rc = mock_dup(s->host, spec->name, &img->name)) < 0) {
     free_image(img);
     return rc;
@@ -683,8 +682,8 @@ static int st_image_import(void *handle, const struct vmh_image_spec *spec,
   img->size = s->import_size;
   mock_common_lock(s->mc);
   if (find_image(s, spec->name, NULL)) {
-    rc = mock_fail(s->host, VMH_EEXIST, "pool %s already has an image %s",
-                   mock_common_name(s->mc), spec->name);
+    rc = vmh_fail(s->host, VMH_EEXIST, "pool %s already has an image %s",
+                  mock_common_name(s->mc), spec->name);
   } else if ((rc = mock_vec_push(s->host, &s->images, img)) == 0) {
     rc = save(s);
     if (rc < 0)
@@ -720,14 +719,14 @@ static int st_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "image_list", flags, 0)) < 0)
+  if ((rc = vmh_check_flags(s->host, "image_list", flags, 0)) < 0)
     return rc;
   if (fn == NULL)
-    return mock_fail(s->host, VMH_EINVAL, "image_list: no visitor");
+    return vmh_fail(s->host, VMH_EINVAL, "image_list: no visitor");
   mock_common_lock(s->mc);
   n = s->images.n;
   if (n > 0 && (views = malloc(n * sizeof *views)) == NULL)
-    rc = mock_fail(s->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(s->host, VMH_ENOMEM, "out of memory");
   for (i = 0; views && i < n; i++) {
     const struct image *img = s->images.v[i];
     snprintf(views[i].name, sizeof views[i].name, "%s", img->name);
@@ -759,19 +758,19 @@ static int st_image_delete(void *handle, const char *name, uint32_t flags) {
 
   if (rc < 0)
     return rc;
-  if ((rc = mock_check_flags(s->host, "image_delete", flags, 0)) < 0 ||
-      (rc = mock_check_name(s->host, "image", name)) < 0)
+  if ((rc = vmh_check_flags(s->host, "image_delete", flags, 0)) < 0 ||
+      (rc = vmh_check_name(s->host, "image", name)) < 0)
     return rc;
   mock_common_lock(s->mc);
   img = find_image(s, name, &idx);
   if (img == NULL) {
-    rc = mock_fail(s->host, VMH_ENOENT, "pool %s has no image %s",
-                   mock_common_name(s->mc), name);
+    rc = vmh_fail(s->host, VMH_ENOENT, "pool %s has no image %s",
+                  mock_common_name(s->mc), name);
   } else if ((users = image_users(s, img, &user)) > 0) {
-    rc = mock_fail(s->host, VMH_EBUSY,
-                   "image %s backs %" PRIu32
-                   " volume(s), %s among them; delete those first",
-                   name, users, user);
+    rc = vmh_fail(s->host, VMH_EBUSY,
+                  "image %s backs %" PRIu32
+                  " volume(s), %s among them; delete those first",
+                  name, users, user);
   } else {
     mock_vec_remove(&s->images, idx);
     rc = save(s);
@@ -811,24 +810,24 @@ static int read_images(struct st *s, const struct vmh_config *config,
                                   VMH_CFG_REQUIRED)) < 0)
       return rc;
     where = host->config_where(node);
-    if ((rc = mock_check_name(host, "image", name)) < 0)
-      return mock_fail(host, rc,
-                       "%s: images[%" PRIu32
-                       "]: name '%s' must match [a-z0-9][a-z0-9._-]{0,62}",
-                       where, i, name);
+    if ((rc = vmh_check_name(host, "image", name)) < 0)
+      return vmh_fail(host, rc,
+                      "%s: images[%" PRIu32
+                      "]: name '%s' must match [a-z0-9][a-z0-9._-]{0,62}",
+                      where, i, name);
     if (!valid_sha256(sha))
-      return mock_fail(host, VMH_EINVAL,
-                       "%s: images[%" PRIu32
-                       "]: sha256 must be 64 lower-case hex digits",
-                       where, i);
+      return vmh_fail(host, VMH_EINVAL,
+                      "%s: images[%" PRIu32
+                      "]: sha256 must be 64 lower-case hex digits",
+                      where, i);
     for (j = 0; j < out->n; j++)
       if (strcmp(((struct image *)out->v[j])->name, name) == 0)
-        return mock_fail(host, VMH_EINVAL,
-                         "%s: images[%" PRIu32 "]: image %s is listed twice",
-                         where, i, name);
+        return vmh_fail(host, VMH_EINVAL,
+                        "%s: images[%" PRIu32 "]: image %s is listed twice",
+                        where, i, name);
     img = calloc(1, sizeof *img);
     if (img == NULL)
-      return mock_fail(host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(host, VMH_ENOMEM, "out of memory");
     img->size = size;
     memcpy(img->sha256, sha, SHA256_HEX + 1);
     if ((rc = mock_dup(host, name, &img->name)) < 0 ||
@@ -872,7 +871,7 @@ static int st_open(const struct vmh_host *host, const struct vmh_instance *inst,
 
   s = calloc(1, sizeof *s);
   if (s == NULL)
-    return mock_fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   s->host = host;
   s->inst = inst;
   rc = mock_common_open(host, inst, config, "storage", op_names, flags, &s->mc);
@@ -894,8 +893,8 @@ static int st_open(const struct vmh_host *host, const struct vmh_instance *inst,
   } else if (strcmp(format, "qcow2") == 0) {
     s->default_format = VMH_FORMAT_QCOW2;
   } else {
-    rc = mock_fail(host, VMH_EINVAL, "default_format '%s' is not raw or qcow2",
-                   format);
+    rc = vmh_fail(host, VMH_EINVAL, "default_format '%s' is not raw or qcow2",
+                  format);
     goto fail;
   }
 
