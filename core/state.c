@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
@@ -270,46 +271,19 @@ static struct vm *vm_from_json(json_t *o) {
 
 /* ---- files ------------------------------------------------------------- */
 
-static int fsync_dir(void) {
-  _cleanup_close_ int fd = open(vms_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) < 0)
-    return -1;
-  return 0;
-}
-
 int state_save(const struct vm *vm) {
-  _cleanup_free_ char *path = NULL, *tmp = NULL, *text = NULL;
-  if (asprintf(&path, "%s/%s.json", vms_dir, vm->id) < 0 ||
-      asprintf(&tmp, "%s/.%s.json.tmp", vms_dir, vm->id) < 0)
+  _cleanup_free_ char *path = NULL, *text = NULL;
+  if (asprintf(&path, "%s/%s.json", vms_dir, vm->id) < 0)
     return error_code(VMH_ENOMEM, "out of memory");
   json_t *o = vm_to_json(vm);
   text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(o);
   if (!text)
     return error_code(VMH_ENOMEM, "out of memory");
-
-  _cleanup_close_ int fd =
-      open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    goto fail;
-  size_t len = strlen(text);
-  for (size_t off = 0; off < len;) {
-    ssize_t n = write(fd, text + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      goto fail;
-    off += (size_t)n;
-  }
-  if (fsync(fd) < 0 || rename(tmp, path) < 0 || fsync_dir() < 0)
-    goto fail;
+  if (atomic_write(path, text, strlen(text), 0600) < 0)
+    return error_code(VMH_EIO, "cannot write the record of VM %s to %s: %s",
+                      vm->name, path, strerror(errno));
   return 0;
-
-fail:;
-  int e = errno;
-  unlink(tmp);
-  return error_code(VMH_EIO, "cannot write the record of VM %s to %s: %s",
-                    vm->name, path, strerror(e));
 }
 
 int state_remove(const char *id) {
@@ -318,7 +292,7 @@ int state_remove(const char *id) {
     return error_code(VMH_ENOMEM, "out of memory");
   if (unlink(path) < 0 && errno != ENOENT)
     return error_code(VMH_EIO, "cannot remove %s: %s", path, strerror(errno));
-  fsync_dir();
+  fsync_parent(path);
   return 0;
 }
 

@@ -3,6 +3,9 @@
 
 #include "h2tls.h"
 
+#include "atomicfile.h"
+#include "errname.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,40 +19,30 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((__format__(__printf__, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 int h2tls_load(const char *cert, const char *key, const char *client_ca,
                struct h2tls_creds **ret, char *err, size_t errlen) {
   struct h2tls_creds *c = calloc(1, sizeof *c);
   int r;
   if (!c)
-    return fail(err, errlen, "out of memory");
+    return errbuf_fail(err, errlen, -1, "out of memory");
   atomic_init(&c->refs, 1);
   if ((r = gnutls_certificate_allocate_credentials(&c->x)) < 0) {
     free(c);
-    return fail(err, errlen, "credentials: %s", gnutls_strerror(r));
+    return errbuf_fail(err, errlen, -1, "credentials: %s", gnutls_strerror(r));
   }
   r = gnutls_certificate_set_x509_key_file2(c->x, cert, key,
                                             GNUTLS_X509_FMT_PEM, NULL, 0);
   if (r < 0) {
-    fail(err, errlen, "cannot use certificate %s with key %s: %s", cert, key,
-         gnutls_strerror(r));
+    errbuf_fail(err, errlen, -1, "cannot use certificate %s with key %s: %s",
+                cert, key, gnutls_strerror(r));
     goto fail_creds;
   }
   if (client_ca) {
     r = gnutls_certificate_set_x509_trust_file(c->x, client_ca,
                                                GNUTLS_X509_FMT_PEM);
     if (r <= 0) {
-      fail(err, errlen, "client_ca %s: %s", client_ca,
-           r < 0 ? gnutls_strerror(r) : "no certificate in it");
+      errbuf_fail(err, errlen, -1, "client_ca %s: %s", client_ca,
+                  r < 0 ? gnutls_strerror(r) : "no certificate in it");
       goto fail_creds;
     }
   }
@@ -75,41 +68,14 @@ void h2tls_unref(struct h2tls_creds *c) {
   }
 }
 
-/* Write data to path through a temporary file, fsync and rename: a reader
- * (a reload, a crash) sees the old file or the new one. */
+/* Write data to path crash-safely: a reader (a reload, a crash) sees the
+ * old file or the new one. */
 static int write_atomic(const char *path, const void *data, size_t len,
                         mode_t mode, char *err, size_t errlen) {
-  char tmp[4096];
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-    return fail(err, errlen, "path too long: %s", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0)
-    return fail(err, errlen, "%s: %s", tmp, strerror(errno));
-  const char *p = data;
-  while (len) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      goto fail_fd;
-    p += n;
-    len -= (size_t)n;
-  }
-  if (fsync(fd) < 0)
-    goto fail_fd;
-  close(fd);
-  if (rename(tmp, path) < 0) {
-    fail(err, errlen, "rename %s: %s", path, strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
+  if (atomic_write(path, data, len, mode) < 0)
+    return errbuf_fail(err, errlen, -1, "cannot write %s: %s", path,
+                       strerror(errno));
   return 0;
-
-fail_fd:
-  fail(err, errlen, "%s: %s", tmp, strerror(errno));
-  close(fd);
-  unlink(tmp);
-  return -1;
 }
 
 /* Create the directory of path if missing (one level: the state dir
@@ -146,12 +112,12 @@ int h2tls_generate(const char *cert, const char *key, char *const *names,
   time_t now = time(NULL);
   int r, ret = -1;
 
-#define TRY(what, call)                                        \
-  do {                                                         \
-    if ((r = (call)) < 0) {                                    \
-      fail(err, errlen, "%s: %s", (what), gnutls_strerror(r)); \
-      goto cleanup;                                            \
-    }                                                          \
+#define TRY(what, call)                                                   \
+  do {                                                                    \
+    if ((r = (call)) < 0) {                                               \
+      errbuf_fail(err, errlen, -1, "%s: %s", (what), gnutls_strerror(r)); \
+      goto cleanup;                                                       \
+    }                                                                     \
   } while (0)
   TRY("key", gnutls_x509_privkey_init(&pk));
   TRY("key", gnutls_x509_privkey_generate(
@@ -245,10 +211,10 @@ int h2tls_info(const char *cert, struct h2s_cert_info *ret, char *err,
   gnutls_x509_crt_t crt = NULL;
   int r = gnutls_load_file(cert, &pem);
   if (r < 0)
-    return fail(err, errlen, "%s: %s", cert, gnutls_strerror(r));
+    return errbuf_fail(err, errlen, -1, "%s: %s", cert, gnutls_strerror(r));
   if ((r = gnutls_x509_crt_init(&crt)) < 0 ||
       (r = gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM)) < 0) {
-    fail(err, errlen, "%s: %s", cert, gnutls_strerror(r));
+    errbuf_fail(err, errlen, -1, "%s: %s", cert, gnutls_strerror(r));
     if (crt)
       gnutls_x509_crt_deinit(crt);
     gnutls_free(pem.data);
@@ -270,8 +236,9 @@ static int check_chain(const char *pem, size_t len, char *err, size_t errlen) {
   int r = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_PEM,
                                        GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
   if (r < 0)
-    return fail(err, errlen, "certificate chain: %s", gnutls_strerror(r));
-  int ret = n ? 0 : fail(err, errlen, "certificate chain: empty");
+    return errbuf_fail(err, errlen, -1, "certificate chain: %s",
+                       gnutls_strerror(r));
+  int ret = n ? 0 : errbuf_fail(err, errlen, -1, "certificate chain: empty");
   for (unsigned i = 0; i < n; i++)
     gnutls_x509_crt_deinit(list[i]);
   gnutls_free(list);
@@ -285,18 +252,19 @@ int h2tls_install(const char *cert, const char *key, const char *cert_pem,
   gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)cert_len};
   gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)key_len};
   if (cert_len > UINT32_MAX || key_len > UINT32_MAX)
-    return fail(err, errlen, "too large");
+    return errbuf_fail(err, errlen, -1, "too large");
   if (check_chain(cert_pem, cert_len, err, errlen) < 0)
     return -1;
   /* GnuTLS parses both and refuses a key that is not the leaf's. */
   int r = gnutls_certificate_allocate_credentials(&x);
   if (r < 0)
-    return fail(err, errlen, "credentials: %s", gnutls_strerror(r));
+    return errbuf_fail(err, errlen, -1, "credentials: %s", gnutls_strerror(r));
   r = gnutls_certificate_set_x509_key_mem2(x, &c, &k, GNUTLS_X509_FMT_PEM, NULL,
                                            0);
   gnutls_certificate_free_credentials(x);
   if (r < 0)
-    return fail(err, errlen, "certificate and key: %s", gnutls_strerror(r));
+    return errbuf_fail(err, errlen, -1, "certificate and key: %s",
+                       gnutls_strerror(r));
   make_parent(key);
   make_parent(cert);
   if (write_atomic(key, key_pem, key_len, 0600, err, errlen) < 0 ||

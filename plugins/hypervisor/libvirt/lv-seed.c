@@ -3,6 +3,9 @@
 
 #include "lv-seed.h"
 
+#include "atomicfile.h"
+#include "errname.h"
+
 #include <errno.h>
 #include <fcntl.h>
 /* struct burn_source without libburn: we only read what libisofs makes. */
@@ -24,17 +27,6 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int inited;
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    VMH_PRINTF(4, 5);
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
 int lvs_meta_data(const char *id, const char *name, char *buf, size_t size) {
   int n =
       snprintf(buf, size, "instance-id: %s\nlocal-hostname: %s\n", id, name);
@@ -52,19 +44,19 @@ static int add_file(IsoImage *img, const char *name, const char *text,
   /* The memory stream frees its buffer; an empty file still needs one. */
   buf = malloc(len > 0 ? len : 1);
   if (buf == NULL)
-    return fail(err, errlen, VMH_ENOMEM, "seed: out of memory");
+    return errbuf_fail(err, errlen, VMH_ENOMEM, "seed: out of memory");
   memcpy(buf, text, len);
   r = iso_memory_stream_new(buf, len, &st);
   if (r < 0) {
     free(buf);
-    return fail(err, errlen, VMH_ENOMEM, "seed: %s: %s", name,
-                iso_error_to_msg(r));
+    return errbuf_fail(err, errlen, VMH_ENOMEM, "seed: %s: %s", name,
+                       iso_error_to_msg(r));
   }
   r = iso_image_add_new_file(img, iso_image_get_root(img), name, st, NULL);
   if (r < 0) {
     iso_stream_unref(st);
-    return fail(err, errlen, VMH_EIO, "seed: cannot add %s: %s", name,
-                iso_error_to_msg(r));
+    return errbuf_fail(err, errlen, VMH_EIO, "seed: cannot add %s: %s", name,
+                       iso_error_to_msg(r));
   }
   /* The file node took over our reference. */
   return 0;
@@ -82,12 +74,14 @@ static int copy_out(struct burn_source *src, int fd, char *err, size_t errlen) {
       if (w < 0 && errno == EINTR)
         continue;
       if (w < 0)
-        return fail(err, errlen, VMH_EIO, "seed: write: %s", strerror(errno));
+        return errbuf_fail(err, errlen, VMH_EIO, "seed: write: %s",
+                           strerror(errno));
       off += w;
     }
   }
   if (n < 0)
-    return fail(err, errlen, VMH_EIO, "seed: the image generator failed");
+    return errbuf_fail(err, errlen, VMH_EIO,
+                       "seed: the image generator failed");
   return 0;
 }
 
@@ -102,14 +96,16 @@ static int build(const struct lvs_docs *docs, int fd, char *err,
   if (!inited) {
     /* bit 0: leave the daemon's locale alone; our names are ASCII. */
     if ((r = iso_init_with_flag(1)) < 0)
-      return fail(err, errlen, VMH_EIO, "seed: cannot start libisofs: %s",
-                  iso_error_to_msg(r));
+      return errbuf_fail(err, errlen, VMH_EIO,
+                         "seed: cannot start libisofs: %s",
+                         iso_error_to_msg(r));
     /* Failures come back as codes; nothing is printed on stderr. */
     iso_set_msgs_severities("NEVER", "NEVER", "libisofs");
     inited = 1;
   }
   if ((r = iso_image_new(VOLUME_ID, &img)) < 0)
-    return fail(err, errlen, VMH_ENOMEM, "seed: %s", iso_error_to_msg(r));
+    return errbuf_fail(err, errlen, VMH_ENOMEM, "seed: %s",
+                       iso_error_to_msg(r));
   if ((docs->user_data != NULL &&
        (rc = add_file(img, "user-data", docs->user_data, err, errlen)) < 0) ||
       (docs->meta_data != NULL &&
@@ -123,7 +119,7 @@ static int build(const struct lvs_docs *docs, int fd, char *err,
   if ((r = iso_write_opts_new(&opts, 2)) < 0 ||
       (r = iso_write_opts_set_relaxed_vol_atts(opts, 1)) < 0 ||
       (r = iso_image_create_burn_source(img, opts, &src)) < 0) {
-    rc = fail(err, errlen, VMH_EIO, "seed: %s", iso_error_to_msg(r));
+    rc = errbuf_fail(err, errlen, VMH_EIO, "seed: %s", iso_error_to_msg(r));
     goto out;
   }
   rc = copy_out(src, fd, err, errlen);
@@ -139,26 +135,22 @@ out:
 
 int lvs_write(const char *path, const struct lvs_docs *docs, char *err,
               size_t errlen) {
-  char tmp[4096];
-  int fd, rc;
+  struct atomic_file af;
+  int rc;
 
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return fail(err, errlen, VMH_EINVAL, "seed: path too long: %s", path);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return fail(err, errlen, VMH_EIO, "seed: cannot create %s: %s", tmp,
-                strerror(errno));
+  if (atomic_open(&af, path, 0600) < 0)
+    return errbuf_fail(err, errlen, VMH_EIO,
+                       "seed: cannot create a file for %s: %s", path,
+                       strerror(errno));
   pthread_mutex_lock(&lock);
-  rc = build(docs, fd, err, errlen);
+  rc = build(docs, af.fd, err, errlen);
   pthread_mutex_unlock(&lock);
-  if (rc == 0 && fsync(fd) < 0)
-    rc = fail(err, errlen, VMH_EIO, "seed: fsync %s: %s", tmp, strerror(errno));
-  if (close(fd) < 0 && rc == 0)
-    rc = fail(err, errlen, VMH_EIO, "seed: close %s: %s", tmp, strerror(errno));
-  if (rc == 0 && rename(tmp, path) < 0)
-    rc = fail(err, errlen, VMH_EIO, "seed: rename to %s: %s", path,
-              strerror(errno));
-  if (rc < 0)
-    unlink(tmp);
-  return rc;
+  if (rc < 0) {
+    atomic_abort(&af);
+    return rc;
+  }
+  if (atomic_commit(&af) < 0)
+    return errbuf_fail(err, errlen, VMH_EIO, "seed: cannot write %s: %s", path,
+                       strerror(errno));
+  return 0;
 }
