@@ -26,6 +26,7 @@ PACKAGES=(
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
+  libiscsi-dev        # storage/iscsi: the iSCSI initiator
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
@@ -48,6 +49,8 @@ PACKAGES=(
   iproute2            # network tests: ip netns, veth
   mount               # storage/local tests: tmpfs pools
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
+  tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
+  libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load
