@@ -1189,10 +1189,8 @@ static int rest_load(const struct vmh_host *h) {
 static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
                      const struct vmh_config *cfg, void **ret, uint32_t flags) {
   int64_t drain;
-  if (flags & ~VMH_OPEN_CHECK_ONLY) {
-    h->error("open: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(h, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
     return VMH_EINVAL;
-  }
   struct rest *rest = calloc(1, sizeof *rest);
   if (!rest)
     return VMH_ENOMEM;
