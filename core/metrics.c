@@ -22,23 +22,19 @@
 #include <vmhost/common.h>
 
 #include "error.h"
+#include "histogram.h"
 #include "log.h"
 
 #define TABLE_SIZE 1024 /* a power of two; chains just get longer */
 #define N_RESULTS (-VMH_ERROR_MIN + 1)
-#define N_BUCKETS 12 /* with +Inf */
 #define PLUGIN_NAME_MAX VMH_NAME_MAX
 
-/* Upper bounds in nanoseconds, so that a duration lands in a bucket by
- * integer comparison: 0.001 s is in le="0.001", whatever binary floating
- * point makes of it. */
-static const uint64_t bucket_ns[N_BUCKETS - 1] = {
-    100000,    500000,    1000000,    5000000,    10000000,    50000000,
-    100000000, 500000000, 1000000000, 5000000000, 10000000000,
-};
-static const char *const bucket_le[N_BUCKETS] = {
-    "0.0001", "0.0005", "0.001", "0.005", "0.01", "0.05",
-    "0.1",    "0.5",    "1",     "5",     "10",   "+Inf",
+/* Operation durations, in nanoseconds. */
+static const struct hist_layout op_layout = {
+    .per_second = 1000000000,
+    .n_bounds = 11,
+    .bounds = {100000, 500000, 1000000, 5000000, 10000000, 50000000, 100000000,
+               500000000, 1000000000, 5000000000, 10000000000},
 };
 
 enum series_kind { SERIES_OP, SERIES_COUNTER, SERIES_GAUGE };
@@ -51,8 +47,7 @@ struct series {
   const char *name;                    /* op, or plugin metric name */
   _Atomic uint64_t value;              /* counter; gauge as two's complement */
   _Atomic uint64_t results[N_RESULTS]; /* ops: by -code */
-  _Atomic uint64_t buckets[N_BUCKETS]; /* ops: per bucket, not cumulative */
-  _Atomic uint64_t sum_ns;
+  struct hist duration;                /* ops */
   char strings[];
 };
 
@@ -194,7 +189,6 @@ void metrics_observe(const char *instance, const char *op, int code,
                      double seconds) {
   uint64_t ns = seconds_to_ns(seconds);
   struct series *s;
-  unsigned b = 0;
 
   if (!op)
     return;
@@ -203,11 +197,8 @@ void metrics_observe(const char *instance, const char *op, int code,
     return;
   if (code > 0 || code < VMH_ERROR_MIN)
     code = VMH_EINTERNAL;
-  while (b < N_BUCKETS - 1 && ns > bucket_ns[b])
-    b++;
   atomic_fetch_add_explicit(&s->results[-code], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->sum_ns, ns, memory_order_relaxed);
+  hist_observe(&s->duration, &op_layout, ns);
 }
 
 static bool plugin_name_valid(const char *name) {
@@ -263,21 +254,18 @@ static void put_label(FILE *f, const char *s) {
   }
 }
 
-/* Exact decimal seconds with no trailing zeros; no floating point, so no
- * rounding and no locale decimal comma. */
-static void put_seconds(FILE *f, uint64_t ns) {
-  char frac[16];
-  int n;
-
-  fprintf(f, "%" PRIu64, ns / 1000000000);
-  if (ns % 1000000000 == 0)
-    return;
-  n = snprintf(frac, sizeof frac, "%09" PRIu64, ns % 1000000000);
-  while (n > 0 && frac[n - 1] == '0')
-    frac[--n] = '\0';
-  fprintf(f, ".%s", frac);
+/* instance="…",op="…" of an operation's series. */
+static void put_op_labels(FILE *f, const void *opaque) {
+  const struct series *s = opaque;
+  fputs("instance=\"", f);
+  put_label(f, s->instance);
+  fputs("\",op=\"", f);
+  put_label(f, s->name);
+  fputc('"', f);
 }
 
+/* Exact decimal seconds with no trailing zeros; no floating point, so no
+ * rounding and no locale decimal comma. */
 static void put_family(FILE *f, const char *name, const char *type,
                        const char *help) {
   fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -368,31 +356,9 @@ static void render_ops(FILE *f, struct series **ops, size_t n) {
 
   put_family(f, "vmhost_operation_duration_seconds", "histogram",
              "How long operations took, by instance and operation.");
-  for (size_t i = 0; i < n; i++) {
-    uint64_t cumulative = 0;
-
-    for (int b = 0; b < N_BUCKETS; b++) {
-      cumulative +=
-          atomic_load_explicit(&ops[i]->buckets[b], memory_order_relaxed);
-      fputs("vmhost_operation_duration_seconds_bucket{instance=\"", f);
-      put_label(f, ops[i]->instance);
-      fputs("\",op=\"", f);
-      put_label(f, ops[i]->name);
-      fprintf(f, "\",le=\"%s\"} %" PRIu64 "\n", bucket_le[b], cumulative);
-    }
-    fputs("vmhost_operation_duration_seconds_sum{instance=\"", f);
-    put_label(f, ops[i]->instance);
-    fputs("\",op=\"", f);
-    put_label(f, ops[i]->name);
-    fputs("\"} ", f);
-    put_seconds(f, atomic_load_explicit(&ops[i]->sum_ns, memory_order_relaxed));
-    /* _count is the +Inf bucket as read above, so the two always agree. */
-    fputs("\nvmhost_operation_duration_seconds_count{instance=\"", f);
-    put_label(f, ops[i]->instance);
-    fputs("\",op=\"", f);
-    put_label(f, ops[i]->name);
-    fprintf(f, "\"} %" PRIu64 "\n", cumulative);
-  }
+  for (size_t i = 0; i < n; i++)
+    hist_write(f, "vmhost_operation_duration_seconds", put_op_labels, ops[i],
+               &ops[i]->duration, &op_layout);
 }
 
 static void render_plugin(FILE *f, struct series **ps, size_t n) {

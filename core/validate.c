@@ -3,6 +3,8 @@
 
 #include "validate.h"
 
+#include <vmhost/common.h>
+
 #include <ctype.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,7 +27,7 @@ int valid_vm_name(const char *s) {
 }
 
 int valid_volume_name(const char *s) {
-  return match(s, LOWER DIGIT, LOWER DIGIT "._-", 63);
+  return vmh_name_valid(s);
 }
 
 int valid_device_name(const char *s) {

@@ -6,8 +6,7 @@
 
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
 int valid_vm_name(const char *s);
-/* [a-z0-9][a-z0-9._-]{0,62}: volumes, images, snapshots — safe as a file
- * name (no '/', never "." or ".."). */
+/* The ABI's name rule (vmh_name_valid): volumes, images, snapshots. */
 int valid_volume_name(const char *s);
 /* [a-z][a-z0-9]{0,15}: disk and NIC names inside a VM. */
 int valid_device_name(const char *s);

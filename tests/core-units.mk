@@ -1,4 +1,5 @@
-# Unit tests of the core's error, log, workers and metrics modules.
+# Unit tests of the core's error, log, workers and metrics modules, and
+# of libvmhutil.
 # Included from tests/Makefile.am.
 
 CORE_UNIT_TESTS = test-error test-log test-metrics test-workers
@@ -45,3 +46,12 @@ check-core-units-valgrind: $(CORE_UNIT_TESTS)
 	  $(CORE_UNIT_VALGRIND) --tool=$$tool ./test-workers; \
 	done
 .PHONY: check-core-units-valgrind
+
+# libvmhutil (plugins/common), linked into the core's library.
+TESTS += test-vmhutil
+check_PROGRAMS += test-vmhutil
+test_vmhutil_SOURCES = test-vmhutil.c core-unit.h
+test_vmhutil_CPPFLAGS = $(UNIT_CPP)
+test_vmhutil_CFLAGS = $(UNIT_CC)
+test_vmhutil_LDADD = $(UNIT_LIBS)
+test_vmhutil_LDFLAGS = $(UNIT_LINK)

@@ -7,7 +7,7 @@ tmpdir
 
 run_vmhostd --version
 [ "$rc" = 0 ] || fail "--version: exit $rc"
-grep -Eq '^vmhostd [0-9.]+ \(plugin ABI 1\.1\)$' "$out" || fail "--version: '$out'"
+grep -Eq "^vmhostd [0-9.]+ \\(plugin ABI 1\\.$(abi_minor)\\)\$" "$out" || fail "--version: '$out'"
 run_vmhostd --help
 [ "$rc" = 0 ] && grep -q -- '--check-config' "$out" || fail "--help: $rc '$out'"
 run_vmhostd --no-such-option
@@ -100,7 +100,7 @@ for kind in hypervisor storage network; do
   run_vmhostd --dump-plugin "$so"
   [ "$rc" = 0 ] || fail "dump $kind: exit $rc ($(cat "$err"))"
   grep -qx "name=mock" "$out" && grep -qx "kind=$kind" "$out" \
-    && grep -qx "abi_version=1.1" "$out" && grep -qx "thread_model=parallel" "$out" \
+    && grep -qx "abi_version=1.$(abi_minor)" "$out" && grep -qx "thread_model=parallel" "$out" \
     || fail "dump $kind: $out"
 done
 exit 0

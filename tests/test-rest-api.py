@@ -54,6 +54,15 @@ with RestDaemon() as d:
     call("DELETE", V + "/storage/pools/pool0/volumes/data-1", status=204)
     err("GET", V + "/storage/pools/pool0/volumes/data-1", 404, "NOT_FOUND")
     err("GET", V + "/storage/pools/nope", 404, "NOT_FOUND")
+    # The ABI's one name rule (vmh_name_valid) allows '.' and '_': a volume
+    # so named is read, attached and deleted like any other (below).
+    odd = V + "/storage/pools/pool0/volumes/data_2.img"
+    call("POST", V + "/storage/pools/pool0/volumes",
+         {"name": "data_2.img", "size": 1 << 20, "format": "raw"}, status=201)
+    check([v["name"] for v in
+           call("GET", V + "/storage/pools/pool0/volumes")["volumes"]] ==
+          ["data_2.img"], "volume data_2.img listed")
+    check(call("GET", odd)["name"] == "data_2.img", "volume data_2.img read")
     nets = call("GET", V + "/networks")["networks"]
     check([n["name"] for n in nets] == ["net0"], nets)
     call("GET", V + "/networks/net0")
@@ -112,6 +121,15 @@ with RestDaemon() as d:
     check(any(x["name"] == "vdb" for x in listed()[0]["disks"]), "vdb listed")
     st, _, v = d.request("DELETE", V + "/vms/web-1/disks/vdb")
     check(st in (200, 204), "detach", st, v)
+    st, _, v = d.request("POST", V + "/vms/web-1/disks",
+                         {"name": "vdc", "pool": "pool0",
+                          "volume": "data_2.img"})
+    check(st in (200, 204), "attach data_2.img", st, v)
+    err("DELETE", odd, 409, "BUSY")
+    st, _, v = d.request("DELETE", V + "/vms/web-1/disks/vdc")
+    check(st in (200, 204), "detach data_2.img", st, v)
+    call("DELETE", odd, status=204)
+    err("GET", odd, 404, "NOT_FOUND")
     call("DELETE", V + "/vms/web-1", status=204)
     err("GET", V + "/vms/web-1", 404, "NOT_FOUND")
     check(listed() == [], "none left")

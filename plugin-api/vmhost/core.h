@@ -9,7 +9,11 @@
  * copies what it needs and wakes its own I/O loop.
  *
  * Arguments are copied before the call returns.  The vmh_reply struct and
- * its opaque pointer must stay valid until done() has been called.
+ * its opaque pointer must stay valid until done() has been called.  What a
+ * visitor receives is valid only during the call: copy what you keep.
+ *
+ * Flags: each operation has its own flag namespace (the bits below say
+ * which operations take them); an unknown bit is refused with VMH_EINVAL.
  */
 #ifndef VMHOST_CORE_H
 #define VMHOST_CORE_H
@@ -92,8 +96,9 @@ struct vmh_reply {
   void (*done)(void *opaque, int code, const char *message);
 };
 
-/* Called for each event; must not block (queue it and return).  A
- * subscriber that cannot keep up drops events itself. */
+/* Called for each event; must not block (queue it and return).  The event
+ * is valid only during the call.  A subscriber that cannot keep up drops
+ * events itself. */
 typedef void (*vmh_event_fn)(void *opaque, const struct vmh_event *ev);
 
 /* VM actions. */
@@ -105,13 +110,14 @@ enum vmh_vm_action {
   VMH_ACTION_RESUME = 5,
 };
 
-/* Flags. */
-#define VMH_READ_LIVE                                    \
-  (UINT32_C(1) << 0) /* ask the backend, not the records \
-                      */
-#define VMH_CREATE_NO_START (UINT32_C(1) << 1) /* define, do not start */
-#define VMH_ACTION_FORCE (UINT32_C(1) << 2)    /* stop: power off now */
-/* VMH_RESIZE_SHRINK (storage.h) is accepted by volume_resize. */
+/* Flags, with the operations that take each. */
+/* vm_get, vm_list: ask the backend, not the records. */
+#define VMH_READ_LIVE (UINT32_C(1) << 0)
+/* vm_create: define, do not start. */
+#define VMH_CREATE_NO_START (UINT32_C(1) << 1)
+/* vm_action VMH_ACTION_STOP: power off now. */
+#define VMH_ACTION_FORCE (UINT32_C(1) << 2)
+/* volume_resize: VMH_RESIZE_SHRINK (storage.h). */
 
 typedef const struct vmh_reply vmh_reply_t;
 
@@ -140,7 +146,10 @@ struct vmh_core {
                           vmh_reply_t *r, uint32_t flags);
   void (*snapshot_delete)(const char *vm, const char *snapshot_id,
                           vmh_reply_t *r, uint32_t flags);
-  /* Hot-plug: the disk's volume is created (or looked up) first. */
+  /* Hot-plug: the disk's volume is created (or looked up) first.  Detach
+   * takes the disk out of the VM and undoes a local mapping of its volume;
+   * the volume itself stays in its pool (detaching never destroys data),
+   * to be deleted through volume_delete once no VM uses it. */
   void (*disk_attach)(const char *vm, const struct vmh_disk *disk,
                       vmh_reply_t *r, uint32_t flags);
   void (*disk_detach)(const char *vm, const char *disk_name, vmh_reply_t *r,
@@ -178,7 +187,8 @@ struct vmh_core {
   void (*metrics)(vmh_reply_t *r, uint32_t flags);
 
   /* Events: fn is called from core threads until unsubscribe() returns.
-   * Returns 0 and sets *ret_id, or a VMH_E* code. */
+   * Returns 0 and sets *ret_id, or a VMH_E* code (message: error_message,
+   * ABI 1.2). */
   int (*subscribe)(vmh_event_fn fn, void *opaque, uint64_t *ret_id,
                    uint32_t flags);
   void (*unsubscribe)(uint64_t id);
@@ -186,7 +196,9 @@ struct vmh_core {
   /* The status codes a VMH_E* code maps to (one table, in the core). */
   uint32_t (*http_status)(int code);
   uint32_t (*grpc_status)(int code);
-  /* A stable lower-case name for a code: "not_found", "conflict" … */
+  /* The stable lower-case name of a code, as in the table beside enum
+   * vmh_error: "invalid_argument", "not_found", "busy" …  Unknown codes
+   * name as VMH_EINTERNAL ("internal"). */
   const char *(*error_name)(int code);
   /* 1 once every instance is open and the daemon serves; 0 while starting
    * or draining. */

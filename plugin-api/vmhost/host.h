@@ -80,7 +80,8 @@ struct vmh_host {
   int (*config_at)(const struct vmh_config *list, uint32_t index,
                    const struct vmh_config **ret);
   /* Visit every key of a map in file order (marks them all read).  A
-   * non-zero return from fn stops the walk and is returned. */
+   * non-zero return from fn stops the walk and is returned.  The key and
+   * node passed to fn live as long as the instance. */
   int (*config_keys)(const struct vmh_config *map, vmh_config_key_fn fn,
                      void *opaque);
   /* Where a node stands, for messages: "file:line:column".  Does not mark

@@ -43,9 +43,11 @@ struct vmh_hypervisor_caps {
   uint64_t max_memory;    /* bytes; 0: no limit known */
 };
 
-/* Flags. */
-#define VMH_STOP_FORCE (UINT32_C(1) << 0)   /* power off, no ACPI request */
-#define VMH_DEFINE_START (UINT32_C(1) << 0) /* start once defined */
+/* Flags: each operation has its own namespace (these share bit 0). */
+/* stop: power off, no ACPI request. */
+#define VMH_STOP_FORCE (UINT32_C(1) << 0)
+/* define: start once defined. */
+#define VMH_DEFINE_START (UINT32_C(1) << 0)
 
 struct vmh_hypervisor_ops {
   VMH_INSTANCE_OPS;

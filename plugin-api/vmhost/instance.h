@@ -2,6 +2,11 @@
  *
  * Every ops table of every kind starts with the same four fields, in this
  * order: struct_size, open, close, health (VMH_INSTANCE_OPS below).
+ *
+ * Each instance is opened twice when vmhostd starts: first with
+ * VMH_OPEN_CHECK_ONLY (every instance's config is checked before anything
+ * starts) and closed at once, then for real.  vmhostd --check-config does
+ * only the first.
  */
 #ifndef VMHOST_INSTANCE_H
 #define VMHOST_INSTANCE_H
@@ -19,8 +24,10 @@ extern "C" {
  * passes it back to every operation.  On failure release everything made so
  * far, set the message and return a VMH_E* code; *ret_handle is untouched
  * and close() is not called.  `inst` stays valid until close() returns. */
-/* open flag: only read and check the config (vmhostd --check-config):
- * connect to nothing, create nothing; close() follows at once. */
+/* open flag: only read and check the config (at every start, and for
+ * vmhostd --check-config): connect to nothing, create nothing, write
+ * nothing; host->state_dir() answers NULL (the core has not made it);
+ * close() follows at once. */
 #define VMH_OPEN_CHECK_ONLY (UINT32_C(1) << 0)
 
 typedef int (*vmh_open_fn)(const struct vmh_host *host,

@@ -2,7 +2,12 @@
  *
  * A network instance gives NICs a place to plug in: a bridge, an OVS port, a
  * tap.  The core binds one port per NIC before defining a VM and unbinds it
- * after undefining the VM.
+ * after undefining the VM, in that VM's order (one VM's port calls never
+ * overlap); calls for different VMs may overlap as the thread model allows.
+ *
+ * Visitors (vmh_*_fn): called with a struct or strings valid only during
+ * the call (copy what you keep); a non-zero return stops the operation,
+ * which returns that value.
  */
 #ifndef VMHOST_NETWORK_H
 #define VMHOST_NETWORK_H

@@ -2,9 +2,26 @@
  *
  * A storage instance is a pool of volumes.  Volume names are
  * [a-z0-9][a-z0-9._-]{0,62}; the core validates names before calling, the
- * plugin validates them again where a bad name could escape the pool.  The
- * core knows which VM uses which volume and refuses to delete a volume in use
- * before calling vol_delete.
+ * plugin validates them again where a bad name could escape the pool
+ * (vmh_check_name in <vmhost/host.h>).  The core knows which VM uses which
+ * volume and refuses to delete a volume in use before calling vol_delete.
+ *
+ * Ordering and concurrency, on top of the plugin's thread model: the core
+ * orders the API's volume operations (create, resize, delete, get after
+ * them) per volume, so two of them on one volume never overlap; it runs the
+ * volume steps of a VM's create, delete, disk attach and detach (vol_create,
+ * vol_source, vol_unmap, vol_delete) in that VM's order instead.  A volume
+ * step of a VM may therefore overlap an API operation on the same volume
+ * (the core checks "in use" in both orders, so it is refused, not lost),
+ * and pool_info, vol_list and image_* are not ordered at all.  A plugin with
+ * VMH_THREAD_PARALLEL must make each operation safe against all others.
+ *
+ * Visitors (vmh_*_fn): called with a struct valid only during the call
+ * (copy what you keep); a non-zero return stops the operation, which
+ * returns that value.
+ *
+ * Flags: each operation has its own flag namespace; a bit means something
+ * only to the operations named beside it.
  */
 #ifndef VMHOST_STORAGE_H
 #define VMHOST_STORAGE_H
@@ -23,9 +40,11 @@ typedef int (*vmh_disk_source_fn)(void *opaque,
 typedef int (*vmh_image_info_fn)(void *opaque,
                                  const struct vmh_image_info *img);
 
-/* Flags. */
-#define VMH_RESIZE_SHRINK (UINT32_C(1) << 0) /* allow making it smaller */
-#define VMH_SOURCE_LOCAL (UINT32_C(1) << 0)  /* map to a local path/device */
+/* vol_resize flag: allow making it smaller. */
+#define VMH_RESIZE_SHRINK (UINT32_C(1) << 0)
+/* vol_source flag: map to a local path/device (the same bit as
+ * VMH_RESIZE_SHRINK: another operation's namespace). */
+#define VMH_SOURCE_LOCAL (UINT32_C(1) << 0)
 
 struct vmh_storage_ops {
   VMH_INSTANCE_OPS;
@@ -37,6 +56,8 @@ struct vmh_storage_ops {
   /* Required.  Volumes. */
   int (*vol_list)(void *handle, vmh_volume_info_fn fn, void *opaque,
                   uint32_t flags);
+  /* vol_get: fn once with the volume; unknown → VMH_ENOENT (with a
+   * message naming it) and fn is not called. */
   int (*vol_get)(void *handle, const char *name, vmh_volume_info_fn fn,
                  void *opaque, uint32_t flags);
   /* Create atomically: the volume appears under its name only when

@@ -51,8 +51,13 @@ struct vmh_disk_source {
   const char *image;           /* RBD image */
   const char *const *monitors; /* RBD monitors "host:port" */
   uint32_t n_monitors;
-  const char *auth_user;   /* RBD (cephx) / iSCSI (CHAP) user */
-  const char *auth_secret; /* RBD key / iSCSI CHAP secret */
+  const char *auth_user; /* RBD (cephx) / iSCSI (CHAP) user */
+  /* RBD key / iSCSI CHAP secret.  Only the hypervisor plugin that attaches
+   * the disk may use it (hand it to its backend, e.g. a libvirt secret) and
+   * keep it, as long as the VM is defined.  Nobody logs it or writes it to a
+   * file: the core keeps it in memory only, and front-ends show only
+   * whether there is one. */
+  const char *auth_secret;
   const char *portal;      /* iSCSI "host:port" */
   const char *iqn;         /* iSCSI target IQN */
   uint32_t lun;            /* iSCSI LUN */
@@ -163,7 +168,13 @@ struct vmh_vm_spec {
   uint32_t n_nics;
   uint32_t guest_channel; /* 1: give the VM a guest-agent channel */
   const char *user_data;  /* cloud-init user-data, NULL: none */
-  const char *meta_data;  /* cloud-init meta-data, NULL: none */
+  /* Two different things with near names.  meta_data is cloud-init's
+   * meta-data document, handed to the guest as is (NULL: the hypervisor
+   * writes instance-id and local-hostname itself).  metadata is the VM's
+   * key/value labels: kept by the core, shown by the front-ends and stored
+   * by the hypervisor with the domain where it can; never given to the
+   * guest. */
+  const char *meta_data;
   const struct vmh_keyval *metadata;
   uint32_t n_metadata;
   const char *hypervisor; /* hypervisor instance; NULL: the first */

@@ -571,13 +571,6 @@ static int abij_no_memory(struct abij_in *k) {
   return VMH_ENOMEM;
 }
 
-int abij_is_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > VMH_NAME_MAX || s[0] == '-')
-    return 0;
-  return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 int abij_only_keys(struct abij_in *k, json_t *obj, const char *where,
                    const char *const *keys) {
   const char *key;
@@ -614,10 +607,10 @@ int abij_string(struct abij_in *k, json_t *obj, const char *where,
 int abij_name(struct abij_in *k, json_t *obj, const char *where,
               const char *key, const char **ret) {
   int r = abij_string(k, obj, where, key, ret);
-  if (r == 0 && *ret && (k->flags & ABIJ_STRICT) && !abij_is_name(*ret))
+  if (r == 0 && *ret && (k->flags & ABIJ_STRICT) && !vmh_name_valid(*ret))
     return abij_refuse(k,
-                       "'%s%s' must be a name: 1 to 63 of a-z, 0-9 and '-', "
-                       "not starting with '-'",
+                       "'%s%s' must be a name: 1 to 63 of a-z, 0-9, '.', '_' "
+                       "and '-', starting with a letter or a digit",
                        where, key);
   return r;
 }

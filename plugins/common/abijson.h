@@ -17,9 +17,9 @@
  * copies its arguments).  An absent or null member reads as NULL / 0.
  *
  * With ABIJ_STRICT (an API's edge) decoders also refuse what a lenient
- * test tool lets through to the core: enums given as numbers, names outside
- * [a-z0-9][a-z0-9-]{0,62}, numbers out of their range, a VM spec without a
- * name.
+ * test tool lets through to the core: enums given as numbers, names that
+ * break the name rule (vmh_name_valid), numbers out of their range, a VM
+ * spec without a name.
  */
 #ifndef VMH_ABIJSON_H
 #define VMH_ABIJSON_H
@@ -105,7 +105,7 @@ int abij_only_keys(struct abij_in *in, json_t *obj, const char *where,
                    const char *const *keys);
 int abij_string(struct abij_in *in, json_t *obj, const char *where,
                 const char *key, const char **ret);
-/* A string that must be a name: [a-z0-9][a-z0-9-]{0,62} under ABIJ_STRICT,
+/* A string that must be a name (vmh_name_valid) under ABIJ_STRICT,
  * any string otherwise. */
 int abij_name(struct abij_in *in, json_t *obj, const char *where,
               const char *key, const char **ret);
@@ -135,8 +135,5 @@ int abij_volume_spec_in(struct abij_in *in, json_t *o, const char *where,
                         struct vmh_volume_spec *ret);
 int abij_image_spec_in(struct abij_in *in, json_t *o, const char *where,
                        struct vmh_image_spec *ret);
-
-/* Whether s is a name: [a-z0-9][a-z0-9-]{0,62}. */
-int abij_is_name(const char *s);
 
 #endif /* VMH_ABIJSON_H */

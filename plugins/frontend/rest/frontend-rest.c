@@ -34,6 +34,7 @@
 
 #include "abijson.h"
 #include "h2server.h"
+#include "histogram.h"
 
 static const struct vmh_host *host;
 
@@ -50,14 +51,15 @@ struct route {
 };
 
 /* Latency buckets of the per-route histograms, in microseconds. */
-static const uint64_t buckets_us[] = {500,    1000,   5000,    10000,  50000,
-                                      100000, 500000, 1000000, 5000000};
-#define N_BUCKETS (sizeof buckets_us / sizeof buckets_us[0])
+static const struct hist_layout latency_layout = {
+    .per_second = 1000000,
+    .n_bounds = 9,
+    .bounds = {500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000},
+};
 
 struct route_stats {
   atomic_uint_fast64_t by_class[6]; /* 1xx … 5xx, by status / 100 */
-  atomic_uint_fast64_t bucket[N_BUCKETS + 1];
-  atomic_uint_fast64_t sum_us;
+  struct hist latency;              /* µs */
 };
 
 struct rest;
@@ -143,11 +145,7 @@ static void account(struct call *k, int status) {
   us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000 - us;
   int cls = status / 100;
   atomic_fetch_add(&st->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
-  size_t b = 0;
-  while (b < N_BUCKETS && us > buckets_us[b])
-    b++;
-  atomic_fetch_add(&st->bucket[b], 1);
-  atomic_fetch_add(&st->sum_us, us);
+  hist_observe(&st->latency, &latency_layout, us);
 }
 
 /* The answer when there is no memory for one. */
@@ -337,7 +335,7 @@ static int no_query(struct call *k) {
 /* The path parameters are names, or VM ids (UUIDs). */
 static int check_param(struct call *k, int i, const char *what, bool uuid) {
   const char *p = k->params[i];
-  if (abij_is_name(p))
+  if (vmh_name_valid(p))
     return 0;
   if (uuid && strlen(p) == VMH_ID_LEN &&
       strspn(p, "0123456789abcdefABCDEF-") == VMH_ID_LEN)
@@ -784,6 +782,12 @@ static int plugin_list(struct call *k) {
 static size_t n_routes(void);
 static const struct route *route_at(size_t i);
 
+/* route="METHOD PATTERN" ("- -" for requests no route took). */
+static void put_route_label(FILE *f, const void *opaque) {
+  const struct route *rt = opaque;
+  fprintf(f, "route=\"%s %s\"", rt ? rt->method : "-", rt ? rt->pattern : "-");
+}
+
 /* The core's metrics, then ours: requests and latency per route. */
 static void finish_metrics(struct call *k, int code, const char *message) {
   if (code) {
@@ -821,32 +825,10 @@ static void finish_metrics(struct call *k, int code, const char *message) {
       "# TYPE vmhost_rest_request_seconds histogram\n",
       f);
   for (size_t i = 0; i <= n_routes(); i++) {
-    const struct route *rt = route_at(i);
     struct route_stats *st = &rest->stats[i];
-    uint64_t cum = 0;
-    char lbl[160];
-    snprintf(lbl, sizeof lbl, "route=\"%s %s\"", rt ? rt->method : "-",
-             rt ? rt->pattern : "-");
-    uint64_t total = 0;
-    for (size_t b = 0; b <= N_BUCKETS; b++)
-      total += atomic_load(&st->bucket[b]);
-    if (!total)
-      continue;
-    for (size_t b = 0; b <= N_BUCKETS; b++) {
-      cum += atomic_load(&st->bucket[b]);
-      if (b < N_BUCKETS)
-        fprintf(
-            f, "vmhost_rest_request_seconds_bucket{%s,le=\"%g\"} %" PRIu64 "\n",
-            lbl, (double)buckets_us[b] / 1e6, cum);
-      else
-        fprintf(f,
-                "vmhost_rest_request_seconds_bucket{%s,le=\"+Inf\"} %" PRIu64
-                "\n",
-                lbl, cum);
-    }
-    fprintf(f, "vmhost_rest_request_seconds_sum{%s} %.6f\n", lbl,
-            (double)atomic_load(&st->sum_us) / 1e6);
-    fprintf(f, "vmhost_rest_request_seconds_count{%s} %" PRIu64 "\n", lbl, cum);
+    if (hist_count(&st->latency, &latency_layout))
+      hist_write(f, "vmhost_rest_request_seconds", put_route_label, route_at(i),
+                 &st->latency, &latency_layout);
   }
   fclose(f);
   account(k, 200);
@@ -1207,10 +1189,8 @@ static int rest_load(const struct vmh_host *h) {
 static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
                      const struct vmh_config *cfg, void **ret, uint32_t flags) {
   int64_t drain;
-  if (flags & ~VMH_OPEN_CHECK_ONLY) {
-    h->error("open: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(h, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
     return VMH_EINVAL;
-  }
   struct rest *rest = calloc(1, sizeof *rest);
   if (!rest)
     return VMH_ENOMEM;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "abijson.h" /* abij_is_name: one definition of a name */
+#include "abijson.h"
 #include "abipb.h"
 #include "abistruct.h"
 
@@ -480,16 +480,16 @@ static const char *opt(const char *s) {
 static int name_in(const char *where, const char *field, const char *s,
                    const char **ret, char *err, size_t errlen) {
   *ret = opt(s);
-  if (*ret && !abij_is_name(*ret))
+  if (*ret && !vmh_name_valid(*ret))
     return refuse(err, errlen,
-                  "'%s%s' must be a name ([a-z0-9][a-z0-9-]{0,62})", where,
+                  "'%s%s' must be a name ([a-z0-9][a-z0-9._-]{0,62})", where,
                   field);
   return 0;
 }
 
 int abipb_ref(const char *what, const char *s, int uuid, char *err,
               size_t errlen) {
-  if (s && abij_is_name(s))
+  if (s && vmh_name_valid(s))
     return 0;
   if (uuid && s && strlen(s) == VMH_ID_LEN &&
       strspn(s, "0123456789abcdefABCDEF-") == VMH_ID_LEN)

@@ -52,7 +52,7 @@ Vmhost__V1__Plugin *abipb_plugin(struct abij_arena *a,
 Vmhost__V1__Event *abipb_event(struct abij_arena *a, const struct vmh_event *ev,
                                const char *(*name)(int code));
 
-/* A name ([a-z0-9][a-z0-9-]{0,62}) or, with uuid, a VM id. */
+/* A name (vmh_name_valid) or, with uuid, a VM id. */
 int abipb_ref(const char *what, const char *s, int uuid, char *err,
               size_t errlen);
 int abipb_spec_in(struct abij_arena *a, const Vmhost__V1__VmSpec *m,

@@ -1468,10 +1468,8 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
                     const struct vmh_config *cfg, void **ret, uint32_t flags) {
   int64_t drain, streams;
   uint64_t max;
-  if (flags & ~VMH_OPEN_CHECK_ONLY) {
-    h->error("open: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(h, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
     return VMH_EINVAL;
-  }
   struct rpc *rpc = calloc(1, sizeof *rpc);
   if (!rpc)
     return VMH_ENOMEM;

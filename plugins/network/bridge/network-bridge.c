@@ -25,6 +25,7 @@
 #define VMH_THREAD_MODEL VMH_THREAD_SERIALIZE_INSTANCE
 #include <vmhost/vmhost-plugin.h>
 
+#include "atomicfile.h"
 #include "netcommon.h"
 
 #include <ctype.h>
@@ -81,20 +82,6 @@ struct port {
 
 /* ---- Helpers ------------------------------------------------------------- */
 
-static int fail(const struct vmh_host *host, int code, const char *fmt, ...)
-    VMH_PRINTF(3, 4);
-
-static int fail(const struct vmh_host *host, int code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  host->error("%s", msg);
-  return code;
-}
-
 /* A libnl error as a VMH code: the kernel's "no such device" is ENOENT,
  * "exists" is EEXIST, permission is EPERM, the rest means the backend
  * (netlink) failed. */
@@ -118,8 +105,8 @@ static int nl_code(int nlerr) {
 }
 
 static int nl_fail(struct br *b, int nlerr, const char *what) {
-  return fail(b->host, nl_code(nlerr), "network %s: %s: %s",
-              b->host->instance_name(b->inst), what, nl_geterror(nlerr));
+  return vmh_fail(b->host, nl_code(nlerr), "network %s: %s: %s",
+                  b->host->instance_name(b->inst), what, nl_geterror(nlerr));
 }
 
 /* A VM id is a UUID in its canonical text form: it becomes part of file
@@ -153,20 +140,6 @@ static int valid_nic(const char *s) {
   return 1;
 }
 
-static uint64_t fnv1a(const char *a, const char *b) {
-  uint64_t h = UINT64_C(14695981039346656037);
-  const char *parts[2] = {a, b};
-  int i;
-
-  for (i = 0; i < 2; i++) {
-    const unsigned char *p = (const unsigned char *)parts[i];
-    for (; *p; p++)
-      h = (h ^ *p) * UINT64_C(1099511628211);
-    h = (h ^ '/') * UINT64_C(1099511628211);
-  }
-  return h;
-}
-
 /* "vmh" + the VM id's first 8 hex digits (so that a human can tell whose
  * tap it is) + 4 hex digits of a hash of the full id and the NIC name: 15
  * characters, the most an interface name holds.  A clash of two ports is
@@ -174,18 +147,14 @@ static uint64_t fnv1a(const char *a, const char *b) {
 static void tap_name(const char *vm_id, const char *nic,
                      char out[IFNAME_MAX + 1]) {
   snprintf(out, IFNAME_MAX + 1, TAP_PREFIX "%.8s%04x", vm_id,
-           (unsigned)(fnv1a(vm_id, nic) & 0xffff));
+           (unsigned)(net_hash_port(vm_id, nic) & 0xffff));
 }
 
 /* A MAC derived from the VM id and NIC name: stable for a port across
  * retries, and a hypervisor re-creating the NIC gets the same address. */
 static void derive_mac(const char *vm_id, const char *nic,
                        char out[MAC_LEN + 1]) {
-  uint64_t h = fnv1a(vm_id, nic);
-
-  snprintf(out, MAC_LEN + 1, "52:54:00:%02x:%02x:%02x",
-           (unsigned)(h >> 16 & 0xff), (unsigned)(h >> 8 & 0xff),
-           (unsigned)(h & 0xff));
+  net_format_mac((uint32_t)net_hash_port(vm_id, nic), out);
 }
 
 /* The tap's alias: "vmhost <vm_id> <mac> <vlan> <nic>" (nic last: it is
@@ -314,17 +283,17 @@ static int setup_uplink(struct br *b) {
   up = get_link(b, b->uplink, &err);
   if (up == NULL)
     return err ? nl_fail(b, err, "cannot look up the uplink")
-               : fail(b->host, VMH_ENOENT,
-                      "network %s: uplink %s does not exist; name an "
-                      "existing interface or remove the key",
-                      b->host->instance_name(b->inst), b->uplink);
+               : vmh_fail(b->host, VMH_ENOENT,
+                          "network %s: uplink %s does not exist; name an "
+                          "existing interface or remove the key",
+                          b->host->instance_name(b->inst), b->uplink);
   if (rtnl_link_get_master(up) != b->ifindex) {
     if (rtnl_link_get_master(up) != 0) {
-      rc = fail(b->host, VMH_EBUSY,
-                "network %s: uplink %s is already a port of another master "
-                "(ifindex %d)",
-                b->host->instance_name(b->inst), b->uplink,
-                rtnl_link_get_master(up));
+      rc = vmh_fail(b->host, VMH_EBUSY,
+                    "network %s: uplink %s is already a port of another master "
+                    "(ifindex %d)",
+                    b->host->instance_name(b->inst), b->uplink,
+                    rtnl_link_get_master(up));
       goto cleanup;
     }
     if ((err = rtnl_link_enslave_ifindex(b->sk, b->ifindex,
@@ -349,10 +318,10 @@ static int setup_bridge(struct br *b, struct rtnl_link *link) {
    * whatever its value; such a bridge cannot filter, so "off" is met. */
   err = set_vlan_filtering(b, b->vlan_filtering);
   if (err == -NLE_OPNOTSUPP && b->vlan_filtering)
-    return fail(b->host, VMH_ENOTSUP,
-                "network %s: this kernel has no bridge VLAN filtering "
-                "(CONFIG_BRIDGE_VLAN_FILTERING); set vlan_filtering: false",
-                b->host->instance_name(b->inst));
+    return vmh_fail(b->host, VMH_ENOTSUP,
+                    "network %s: this kernel has no bridge VLAN filtering "
+                    "(CONFIG_BRIDGE_VLAN_FILTERING); set vlan_filtering: false",
+                    b->host->instance_name(b->inst));
   if (err < 0 && err != -NLE_OPNOTSUPP)
     return nl_fail(b, err, "cannot set vlan_filtering on the bridge");
   if (b->uplink != NULL && (err = setup_uplink(b)) < 0)
@@ -375,19 +344,19 @@ static int tap_create(struct br *b, const char *name) {
 
   fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0)
-    return fail(b->host, VMH_EIO, "cannot open /dev/net/tun: %s",
-                strerror(errno));
+    return vmh_fail(b->host, VMH_EIO, "cannot open /dev/net/tun: %s",
+                    strerror(errno));
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    rc = fail(b->host, errno == EBUSY ? VMH_EEXIST : VMH_EIO,
-              "cannot create tap %s: %s", name, strerror(errno));
+    rc = vmh_fail(b->host, errno == EBUSY ? VMH_EEXIST : VMH_EIO,
+                  "cannot create tap %s: %s", name, strerror(errno));
     goto cleanup;
   }
   if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
-    rc = fail(b->host, VMH_EIO, "cannot make tap %s persistent: %s", name,
-              strerror(errno));
+    rc = vmh_fail(b->host, VMH_EIO, "cannot make tap %s persistent: %s", name,
+                  strerror(errno));
     goto cleanup;
   }
 cleanup:
@@ -439,14 +408,14 @@ static int bind_tap(struct br *b, struct port *p) {
   if (link != NULL) {
     if (parse_alias(rtnl_link_get_ifalias(link), &other) == 0 &&
         strcmp(other.vm_id, p->vm_id) == 0 && strcmp(other.nic, p->nic) == 0)
-      rc = fail(b->host, VMH_EEXIST,
-                "network %s already has a port for VM %s NIC %s (tap %s)",
-                b->host->instance_name(b->inst), p->vm_id, p->nic, p->tap);
+      rc = vmh_fail(b->host, VMH_EEXIST,
+                    "network %s already has a port for VM %s NIC %s (tap %s)",
+                    b->host->instance_name(b->inst), p->vm_id, p->nic, p->tap);
     else
-      rc = fail(b->host, VMH_EBUSY,
-                "interface %s exists and is not this port's tap; delete it "
-                "or the VM whose tap it is",
-                p->tap);
+      rc = vmh_fail(b->host, VMH_EBUSY,
+                    "interface %s exists and is not this port's tap; delete it "
+                    "or the VM whose tap it is",
+                    p->tap);
     goto cleanup;
   }
   if ((rc = tap_create(b, p->tap)) < 0)
@@ -459,7 +428,7 @@ static int bind_tap(struct br *b, struct port *p) {
   }
   change = rtnl_link_alloc();
   if (change == NULL) {
-    rc = fail(b->host, VMH_ENOMEM, "out of memory");
+    rc = vmh_fail(b->host, VMH_ENOMEM, "out of memory");
     goto cleanup;
   }
   make_alias(p, alias, sizeof alias);
@@ -503,31 +472,21 @@ cleanup:
 static void rec_path(struct br *b, const char *vm_id, const char *nic,
                      char *out, size_t size) {
   snprintf(out, size, "%s/" REC_PREFIX "%s-%016" PRIx64 REC_SUFFIX,
-           b->host->state_dir(b->inst), vm_id, fnv1a(vm_id, nic));
+           b->host->state_dir(b->inst), vm_id, net_hash_port(vm_id, nic));
 }
 
-/* Write to a temporary file, fsync, rename: a crash leaves the old record
- * or the new one, never half of one. */
+/* Written crash-safely: a crash leaves the old record or the new one, never
+ * half of one. */
 static int rec_write(struct br *b, const struct port *p) {
-  char path[4096], tmp[4200];
-  FILE *f;
-  int ok;
+  char path[4096], line[256];
+  int len;
 
   rec_path(b, p->vm_id, p->nic, path, sizeof path);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  f = fopen(tmp, "we");
-  if (f == NULL)
-    return fail(b->host, VMH_EIO, "cannot write %s: %s", tmp, strerror(errno));
-  ok = fprintf(f, "%s %s %" PRIu32 " %s\n", p->vm_id, p->mac, p->vlan, p->nic) >
-       0;
-  ok = fflush(f) == 0 && ok;
-  ok = fsync(fileno(f)) == 0 && ok;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) < 0) {
-    int e = errno;
-    unlink(tmp);
-    return fail(b->host, VMH_EIO, "cannot write %s: %s", path, strerror(e));
-  }
+  len = snprintf(line, sizeof line, "%s %s %" PRIu32 " %s\n", p->vm_id, p->mac,
+                 p->vlan, p->nic);
+  if (atomic_write(path, line, (size_t)len, 0600) < 0)
+    return vmh_fail(b->host, VMH_EIO, "cannot write %s: %s", path,
+                    strerror(errno));
   return 0;
 }
 
@@ -540,7 +499,8 @@ static int rec_read(struct br *b, const char *path, struct port *p) {
   if (f == NULL) {
     if (errno == ENOENT)
       return 0;
-    return fail(b->host, VMH_EIO, "cannot read %s: %s", path, strerror(errno));
+    return vmh_fail(b->host, VMH_EIO, "cannot read %s: %s", path,
+                    strerror(errno));
   }
   if (fgets(line, sizeof line, f) == NULL)
     line[0] = '\0';
@@ -552,7 +512,8 @@ static int rec_read(struct br *b, const char *path, struct port *p) {
   snprintf(alias, sizeof alias, ALIAS_TAG " %s", line);
   memset(p, 0, sizeof *p);
   if (parse_alias(alias, p) < 0)
-    return fail(b->host, VMH_EIO, "%s is not a port record; remove it", path);
+    return vmh_fail(b->host, VMH_EIO, "%s is not a port record; remove it",
+                    path);
   return 1;
 }
 
@@ -563,22 +524,22 @@ static int br_health(void *handle, uint32_t flags) {
   struct rtnl_link *link;
   int err, rc = 0;
 
-  if (flags != 0)
-    return fail(b->host, VMH_EINVAL, "health: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(b->host, "health", flags, 0) < 0)
+    return VMH_EINVAL;
   if (b->absent)
     return 0; /* nothing to serve, nothing to fail */
   link = get_link(b, b->bridge, &err);
   if (link == NULL)
     return err ? nl_fail(b, err, "cannot look up the bridge")
-               : fail(b->host, VMH_EIO, "bridge %s is gone", b->bridge);
+               : vmh_fail(b->host, VMH_EIO, "bridge %s is gone", b->bridge);
   if (!(rtnl_link_get_flags(link) & IFF_UP))
-    rc = fail(b->host, VMH_EIO, "bridge %s is down", b->bridge);
+    rc = vmh_fail(b->host, VMH_EIO, "bridge %s is down", b->bridge);
   else if (rtnl_link_get_ifindex(link) != b->ifindex)
     /* Deleted and made again by someone: our taps are no longer on it. */
-    rc = fail(b->host, VMH_EIO,
-              "bridge %s was re-created (ifindex %d, was %d); restart "
-              "vmhostd",
-              b->bridge, rtnl_link_get_ifindex(link), b->ifindex);
+    rc = vmh_fail(b->host, VMH_EIO,
+                  "bridge %s was re-created (ifindex %d, was %d); restart "
+                  "vmhostd",
+                  b->bridge, rtnl_link_get_ifindex(link), b->ifindex);
   rtnl_link_put(link);
   return rc;
 }
@@ -604,10 +565,10 @@ static int br_info(void *handle, vmh_network_info_fn fn, void *opaque,
   struct count c = {0};
   int err, rc;
 
-  if (flags != 0)
-    return fail(b->host, VMH_EINVAL, "info: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(b->host, "info", flags, 0) < 0)
+    return VMH_EINVAL;
   if (fn == NULL)
-    return fail(b->host, VMH_EINVAL, "info: no visitor");
+    return vmh_fail(b->host, VMH_EINVAL, "info: no visitor");
   info.struct_size = sizeof info;
   info.bridge = b->bridge;
   if (b->absent) /* removed: down, no port */
@@ -636,28 +597,27 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
   char path[4096];
   int rc, err;
 
-  if (flags != 0)
-    return fail(b->host, VMH_EINVAL, "port_bind: unknown flags 0x%" PRIx32,
-                flags);
+  if (vmh_check_flags(b->host, "port_bind", flags, 0) < 0)
+    return VMH_EINVAL;
   if (req == NULL || fn == NULL || !valid_vm_id(req->vm_id) ||
       !valid_nic(req->nic_name))
-    return fail(b->host, VMH_EINVAL,
-                "port_bind: needs a VM id (UUID) and a NIC name");
+    return vmh_fail(b->host, VMH_EINVAL,
+                    "port_bind: needs a VM id (UUID) and a NIC name");
   if (b->absent)
-    return fail(b->host, VMH_EINVAL,
-                "network %s is configured ensure: absent; it binds no port",
-                b->host->instance_name(b->inst));
+    return vmh_fail(b->host, VMH_EINVAL,
+                    "network %s is configured ensure: absent; it binds no port",
+                    b->host->instance_name(b->inst));
   if (req->vlan > 4094)
-    return fail(b->host, VMH_EINVAL,
-                "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
-                req->nic_name, req->vlan);
+    return vmh_fail(b->host, VMH_EINVAL,
+                    "NIC %s: VLAN %" PRIu32 " is not 0 (untagged) to 4094",
+                    req->nic_name, req->vlan);
   if (req->vlan != 0 && !b->vlan_filtering)
-    return fail(b->host, VMH_EINVAL,
-                "NIC %s: VLAN %" PRIu32
-                " asked for, but network %s has "
-                "vlan_filtering off; set vlan_filtering: true or drop the "
-                "VLAN",
-                req->nic_name, req->vlan, b->host->instance_name(b->inst));
+    return vmh_fail(b->host, VMH_EINVAL,
+                    "NIC %s: VLAN %" PRIu32
+                    " asked for, but network %s has "
+                    "vlan_filtering off; set vlan_filtering: true or drop the "
+                    "VLAN",
+                    req->nic_name, req->vlan, b->host->instance_name(b->inst));
   memset(&p, 0, sizeof p);
   memcpy(p.vm_id, req->vm_id, VMH_ID_LEN);
   snprintf(p.nic, sizeof p.nic, "%s", req->nic_name);
@@ -665,10 +625,10 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
   if (req->mac != NULL) {
     int ok = net_parse_mac(req->mac, p.mac);
     if (ok <= 0)
-      return fail(b->host, VMH_EINVAL,
-                  "NIC %s: MAC '%s' is not a unicast address like "
-                  "52:54:00:12:34:56",
-                  req->nic_name, req->mac);
+      return vmh_fail(b->host, VMH_EINVAL,
+                      "NIC %s: MAC '%s' is not a unicast address like "
+                      "52:54:00:12:34:56",
+                      req->nic_name, req->mac);
   } else {
     derive_mac(p.vm_id, p.nic, p.mac);
   }
@@ -682,9 +642,9 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
     if ((rc = rec_read(b, path, &old)) < 0)
       return rc;
     if (rc > 0)
-      return fail(b->host, VMH_EEXIST,
-                  "network %s already has a port for VM %s NIC %s",
-                  b->host->instance_name(b->inst), p.vm_id, p.nic);
+      return vmh_fail(b->host, VMH_EEXIST,
+                      "network %s already has a port for VM %s NIC %s",
+                      b->host->instance_name(b->inst), p.vm_id, p.nic);
     if ((rc = rec_write(b, &p)) < 0)
       return rc;
   }
@@ -715,41 +675,41 @@ static int br_port_unbind(void *handle, const char *vm_id, const char *nic_name,
   char tap[IFNAME_MAX + 1], path[4096];
   int err;
 
-  if (flags != 0)
-    return fail(b->host, VMH_EINVAL, "port_unbind: unknown flags 0x%" PRIx32,
-                flags);
+  if (vmh_check_flags(b->host, "port_unbind", flags, 0) < 0)
+    return VMH_EINVAL;
   if (!valid_vm_id(vm_id) || !valid_nic(nic_name))
-    return fail(b->host, VMH_EINVAL,
-                "port_unbind: needs a VM id (UUID) and a NIC name");
+    return vmh_fail(b->host, VMH_EINVAL,
+                    "port_unbind: needs a VM id (UUID) and a NIC name");
   if (b->absent) /* open() removed every port */
-    return fail(b->host, VMH_ENOENT,
-                "no port for VM %s NIC %s (network %s is configured ensure: "
-                "absent)",
-                vm_id, nic_name, b->host->instance_name(b->inst));
+    return vmh_fail(
+        b->host, VMH_ENOENT,
+        "no port for VM %s NIC %s (network %s is configured ensure: "
+        "absent)",
+        vm_id, nic_name, b->host->instance_name(b->inst));
   if (b->binding != VMH_BINDING_TAP) {
     rec_path(b, vm_id, nic_name, path, sizeof path);
     if (unlink(path) == 0)
       return 0;
     if (errno == ENOENT)
-      return fail(b->host, VMH_ENOENT, "no port for VM %s NIC %s", vm_id,
-                  nic_name);
-    return fail(b->host, VMH_EIO, "cannot remove %s: %s", path,
-                strerror(errno));
+      return vmh_fail(b->host, VMH_ENOENT, "no port for VM %s NIC %s", vm_id,
+                      nic_name);
+    return vmh_fail(b->host, VMH_EIO, "cannot remove %s: %s", path,
+                    strerror(errno));
   }
   tap_name(vm_id, nic_name, tap);
   link = get_link(b, tap, &err);
   if (link == NULL)
     return err ? nl_fail(b, err, "cannot look up the tap")
-               : fail(b->host, VMH_ENOENT, "no port for VM %s NIC %s", vm_id,
-                      nic_name);
+               : vmh_fail(b->host, VMH_ENOENT, "no port for VM %s NIC %s",
+                          vm_id, nic_name);
   /* Only the tap this port made: an interface of the same name with
    * another alias is someone else's. */
   if (parse_alias(rtnl_link_get_ifalias(link), &p) < 0 ||
       strcmp(p.vm_id, vm_id) != 0 || strcmp(p.nic, nic_name) != 0) {
     rtnl_link_put(link);
-    return fail(b->host, VMH_ENOENT,
-                "no port for VM %s NIC %s (%s is not its tap)", vm_id, nic_name,
-                tap);
+    return vmh_fail(b->host, VMH_ENOENT,
+                    "no port for VM %s NIC %s (%s is not its tap)", vm_id,
+                    nic_name, tap);
   }
   rtnl_link_put(link);
   if ((err = tap_delete(b, tap)) < 0)
@@ -771,7 +731,7 @@ static int list_push(struct list *l, const struct port *p) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     struct port *v = realloc(l->v, cap * sizeof *v);
     if (v == NULL)
-      return fail(l->b->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(l->b->host, VMH_ENOMEM, "out of memory");
     l->v = v;
     l->cap = cap;
   }
@@ -813,7 +773,8 @@ static int list_records(struct list *l) {
   int rc = 0;
 
   if (d == NULL)
-    return fail(b->host, VMH_EIO, "cannot read %s: %s", dir, strerror(errno));
+    return vmh_fail(b->host, VMH_EIO, "cannot read %s: %s", dir,
+                    strerror(errno));
   while (rc >= 0 && (de = readdir(d)) != NULL) {
     size_t len = strlen(de->d_name);
     if (strncmp(de->d_name, REC_PREFIX, sizeof REC_PREFIX - 1) != 0 ||
@@ -836,11 +797,10 @@ static int br_port_list(void *handle, vmh_port_fn fn, void *opaque,
   size_t i;
   int err, rc;
 
-  if (flags != 0)
-    return fail(b->host, VMH_EINVAL, "port_list: unknown flags 0x%" PRIx32,
-                flags);
+  if (vmh_check_flags(b->host, "port_list", flags, 0) < 0)
+    return VMH_EINVAL;
   if (fn == NULL)
-    return fail(b->host, VMH_EINVAL, "port_list: no visitor");
+    return vmh_fail(b->host, VMH_EINVAL, "port_list: no visitor");
   if (b->absent)
     return 0;
   if (b->binding == VMH_BINDING_TAP) {
@@ -879,24 +839,13 @@ static void br_close(void *handle) {
 /* Remember that the bridge is ours (made by this plugin), for whoever
  * deletes the network later; written atomically. */
 static void mark_created(struct br *b) {
-  char path[4096], tmp[4200];
-  FILE *f;
-  int ok;
+  char path[4096], line[IFNAME_MAX + 2];
 
   snprintf(path, sizeof path, "%s/created", b->host->state_dir(b->inst));
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  f = fopen(tmp, "we");
-  if (f == NULL) {
-    b->host->log(b->inst, VMH_LOG_WARN, "cannot write %s: %s", tmp,
+  snprintf(line, sizeof line, "%s\n", b->bridge);
+  if (atomic_write(path, line, strlen(line), 0600) < 0)
+    b->host->log(b->inst, VMH_LOG_WARN, "cannot write %s: %s", path,
                  strerror(errno));
-    return;
-  }
-  ok = fprintf(f, "%s\n", b->bridge) > 0;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) < 0) {
-    b->host->log(b->inst, VMH_LOG_WARN, "cannot write %s", path);
-    unlink(tmp);
-  }
 }
 
 static int connect_nl(struct br *b) {
@@ -904,7 +853,7 @@ static int connect_nl(struct br *b) {
 
   b->sk = nl_socket_alloc();
   if (b->sk == NULL)
-    return fail(b->host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(b->host, VMH_ENOMEM, "out of memory");
   if ((err = nl_connect(b->sk, NETLINK_ROUTE)) < 0)
     return nl_fail(b, err, "cannot open a netlink socket");
   return 0;
@@ -922,13 +871,13 @@ static int open_bridge(struct br *b) {
     return nl_fail(b, err, "cannot look up the bridge");
   if (link == NULL) {
     if (!b->create)
-      return fail(b->host, VMH_ENOENT,
-                  "network %s: bridge %s does not exist and create is "
-                  "false; make the bridge or set create: true",
-                  name, b->bridge);
+      return vmh_fail(b->host, VMH_ENOENT,
+                      "network %s: bridge %s does not exist and create is "
+                      "false; make the bridge or set create: true",
+                      name, b->bridge);
     nb = rtnl_link_bridge_alloc();
     if (nb == NULL)
-      return fail(b->host, VMH_ENOMEM, "out of memory");
+      return vmh_fail(b->host, VMH_ENOMEM, "out of memory");
     rtnl_link_set_name(nb, b->bridge);
     err = rtnl_link_add(b->sk, nb, NLM_F_CREATE | NLM_F_EXCL);
     rtnl_link_put(nb);
@@ -942,10 +891,10 @@ static int open_bridge(struct br *b) {
   } else {
     const char *type = rtnl_link_get_type(link);
     if (type == NULL || strcmp(type, "bridge") != 0) {
-      rc = fail(b->host, VMH_EINVAL,
-                "network %s: %s exists and is not a bridge (%s); name "
-                "another bridge",
-                name, b->bridge, type ? type : "no link kind");
+      rc = vmh_fail(b->host, VMH_EINVAL,
+                    "network %s: %s exists and is not a bridge (%s); name "
+                    "another bridge",
+                    name, b->bridge, type ? type : "no link kind");
       goto cleanup;
     }
   }
@@ -997,7 +946,7 @@ static void sweep_tap(struct nl_object *obj, void *arg) {
     size_t cap = s->cap ? s->cap * 2 : 16;
     char(*v)[IFNAME_MAX + 1] = realloc(s->taps, cap * sizeof *v);
     if (v == NULL) {
-      s->rc = fail(s->b->host, VMH_ENOMEM, "out of memory");
+      s->rc = vmh_fail(s->b->host, VMH_ENOMEM, "out of memory");
       return;
     }
     s->taps = v;
@@ -1024,8 +973,8 @@ static int remove_files(struct br *b, int marker, size_t *count) {
   *count = 0;
   if (d == NULL)
     return errno == ENOENT ? 0
-                           : fail(b->host, VMH_EIO, "cannot read %s: %s", dir,
-                                  strerror(errno));
+                           : vmh_fail(b->host, VMH_EIO, "cannot read %s: %s",
+                                      dir, strerror(errno));
   while (rc == 0 && (de = readdir(d)) != NULL) {
     const char *n = de->d_name;
     /* 1: a record; 2: a record's temporary; 3: the marker or its own. */
@@ -1039,8 +988,8 @@ static int remove_files(struct br *b, int marker, size_t *count) {
       continue;
     snprintf(path, sizeof path, "%s/%s", dir, n);
     if (unlink(path) < 0 && errno != ENOENT)
-      rc =
-          fail(b->host, VMH_EIO, "cannot remove %s: %s", path, strerror(errno));
+      rc = vmh_fail(b->host, VMH_EIO, "cannot remove %s: %s", path,
+                    strerror(errno));
     else if (kind == 1)
       (*count)++;
   }
@@ -1059,8 +1008,8 @@ static int read_marker(struct br *b, char out[IFNAME_MAX + 2]) {
   f = fopen(path, "re");
   if (f == NULL)
     return errno == ENOENT ? 0
-                           : fail(b->host, VMH_EIO, "cannot read %s: %s", path,
-                                  strerror(errno));
+                           : vmh_fail(b->host, VMH_EIO, "cannot read %s: %s",
+                                      path, strerror(errno));
   if (fgets(line, sizeof line, f) == NULL)
     line[0] = '\0';
   fclose(f);
@@ -1161,11 +1110,11 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
   const char *binding, *ensure, *where;
   int rc;
 
-  if (flags & ~VMH_OPEN_CHECK_ONLY)
-    return fail(host, VMH_EINVAL, "open: unknown flags 0x%" PRIx32, flags);
+  if (vmh_check_flags(host, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
+    return VMH_EINVAL;
   b = calloc(1, sizeof *b);
   if (b == NULL)
-    return fail(host, VMH_ENOMEM, "out of memory");
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   b->host = host;
   b->inst = inst;
   /* Every key is read before anything is checked, so that a typo is
@@ -1183,18 +1132,18 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
     goto fail;
   where = host->config_where(config);
   if (!net_valid_ifname(b->bridge)) {
-    rc = fail(host, VMH_EINVAL,
-              "%s: bridge '%s' is not an interface name (1..15 printable "
-              "characters, no '/', ':' or blanks)",
-              where, b->bridge);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "%s: bridge '%s' is not an interface name (1..15 printable "
+                  "characters, no '/', ':' or blanks)",
+                  where, b->bridge);
     goto fail;
   }
   if (b->uplink != NULL &&
       (!net_valid_ifname(b->uplink) || strcmp(b->uplink, b->bridge) == 0)) {
-    rc = fail(host, VMH_EINVAL,
-              "%s: uplink '%s' is not an interface name other than the "
-              "bridge's",
-              where, b->uplink);
+    rc = vmh_fail(host, VMH_EINVAL,
+                  "%s: uplink '%s' is not an interface name other than the "
+                  "bridge's",
+                  where, b->uplink);
     goto fail;
   }
   if (strcmp(binding, "bridge") == 0) {
@@ -1202,8 +1151,8 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
   } else if (strcmp(binding, "tap") == 0) {
     b->binding = VMH_BINDING_TAP;
   } else {
-    rc = fail(host, VMH_EINVAL, "%s: binding '%s' is not bridge or tap", where,
-              binding);
+    rc = vmh_fail(host, VMH_EINVAL, "%s: binding '%s' is not bridge or tap",
+                  where, binding);
     goto fail;
   }
   if (strcmp(ensure, "present") == 0) {
@@ -1211,8 +1160,8 @@ static int br_open(const struct vmh_host *host, const struct vmh_instance *inst,
   } else if (strcmp(ensure, "absent") == 0) {
     b->absent = 1;
   } else {
-    rc = fail(host, VMH_EINVAL, "%s: ensure '%s' is not present or absent",
-              where, ensure);
+    rc = vmh_fail(host, VMH_EINVAL, "%s: ensure '%s' is not present or absent",
+                  where, ensure);
     goto fail;
   }
   if (!(flags & VMH_OPEN_CHECK_ONLY) &&

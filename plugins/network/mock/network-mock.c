@@ -37,11 +37,10 @@ static const char *const op_names[] = {
 #define MAC_LEN NET_MAC_LEN
 
 struct port {
-  char *vm_id, *nic_name;
-  uint64_t n; /* 1, 2, … in bind order: names the OVS port or tap */
+  struct net_port key; /* first: the port table holds &key */
+  uint64_t n;          /* 1, 2, … in bind order: names the OVS port or tap */
   uint32_t type;
   char *bridge, *port, *interface_id, *tap;
-  char mac[MAC_LEN + 1];
   uint32_t vlan, mtu;
 };
 
@@ -53,10 +52,10 @@ struct net {
   char cidr[INET6_ADDRSTRLEN + 16];
   char gateway[INET6_ADDRSTRLEN];
   int64_t mtu, max_ports;
-  uint32_t binding;      /* VMH_BINDING_* for new ports */
-  struct mock_vec ports; /* of struct port *, in bind order */
-  uint64_t port_seq;     /* last port number given */
-  uint64_t mac_seq;      /* MACs generated so far */
+  uint32_t binding;       /* VMH_BINDING_* for new ports */
+  struct net_ports ports; /* of struct port, in bind order */
+  uint64_t port_seq;      /* last port number given */
+  uint64_t mac_seq;       /* MACs generated so far */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -64,8 +63,8 @@ struct net {
 static void free_port(struct port *p) {
   if (p == NULL)
     return;
-  free(p->vm_id);
-  free(p->nic_name);
+  free(p->key.vm_id);
+  free(p->key.nic_name);
   free(p->bridge);
   free(p->port);
   free(p->interface_id);
@@ -73,30 +72,18 @@ static void free_port(struct port *p) {
   free(p);
 }
 
+/* The port whose key k is (NULL: NULL). */
+static struct port *port_of(struct net_port *k) {
+  return (struct port *)k;
+}
+
 static struct port *find_port(struct net *n, const char *vm_id,
                               const char *nic_name, size_t *ret_idx) {
-  size_t i;
-
-  for (i = 0; i < n->ports.n; i++) {
-    struct port *p = n->ports.v[i];
-    if (strcmp(p->vm_id, vm_id) == 0 && strcmp(p->nic_name, nic_name) == 0) {
-      if (ret_idx)
-        *ret_idx = i;
-      return p;
-    }
-  }
-  return NULL;
+  return port_of(net_ports_find(&n->ports, vm_id, nic_name, ret_idx));
 }
 
 static struct port *find_mac(struct net *n, const char *mac) {
-  size_t i;
-
-  for (i = 0; i < n->ports.n; i++) {
-    struct port *p = n->ports.v[i];
-    if (strcmp(p->mac, mac) == 0)
-      return p;
-  }
-  return NULL;
+  return port_of(net_ports_find_mac(&n->ports, mac));
 }
 
 /* "a.b.c.d/len" or "x::/len", host bits zero, room for a gateway; fills
@@ -161,17 +148,17 @@ static int net_dump(void *opaque, struct mock_out *out) {
   mock_out_u64(out, "port_seq", n->port_seq);
   mock_out_u64(out, "mac_seq", n->mac_seq);
   for (i = 0; i < n->ports.n; i++) {
-    const struct port *p = n->ports.v[i];
+    const struct port *p = port_of(n->ports.v[i]);
     mock_out_rec(out, "port");
-    mock_out_str(out, "vm_id", p->vm_id);
-    mock_out_str(out, "nic", p->nic_name);
+    mock_out_str(out, "vm_id", p->key.vm_id);
+    mock_out_str(out, "nic", p->key.nic_name);
     mock_out_u64(out, "n", p->n);
     mock_out_u64(out, "type", p->type);
     mock_out_str(out, "bridge", p->bridge);
     mock_out_str(out, "port", p->port);
     mock_out_str(out, "interface_id", p->interface_id);
     mock_out_str(out, "tap", p->tap);
-    mock_out_str(out, "mac", p->mac);
+    mock_out_str(out, "mac", p->key.mac);
     mock_out_u64(out, "vlan", p->vlan);
     mock_out_u64(out, "mtu", p->mtu);
   }
@@ -214,8 +201,8 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   p = calloc(1, sizeof *p);
   if (p == NULL)
     return vmh_fail(n->host, VMH_ENOMEM, "out of memory");
-  if ((rc = rec_dup(n, rec, "vm_id", 1, &p->vm_id)) < 0 ||
-      (rc = rec_dup(n, rec, "nic", 1, &p->nic_name)) < 0 ||
+  if ((rc = rec_dup(n, rec, "vm_id", 1, &p->key.vm_id)) < 0 ||
+      (rc = rec_dup(n, rec, "nic", 1, &p->key.nic_name)) < 0 ||
       (rc = mock_rec_u64(rec, "n", 1, 1, UINT64_MAX, 0, &p->n)) < 0 ||
       (rc = mock_rec_u64(rec, "type", 1, VMH_BINDING_BRIDGE, VMH_BINDING_TAP, 0,
                          &u)) < 0 ||
@@ -230,7 +217,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   p->type = (uint32_t)u;
   p->vlan = (uint32_t)vlan;
   p->mtu = (uint32_t)mtu;
-  if (net_parse_mac(mac, p->mac) != 1) {
+  if (net_parse_mac(mac, p->key.mac) != 1) {
     rc = mock_rec_fail(rec, "bad MAC %s", mac);
     goto fail;
   }
@@ -238,21 +225,23 @@ static int load_record(void *opaque, struct mock_rec *rec) {
       (p->port && !net_valid_ifname(p->port)) ||
       (p->tap && !net_valid_ifname(p->tap)) ||
       (p->interface_id && strlen(p->interface_id) > MOCK_ID_MAX) ||
-      mock_check_id(n->host, "vm_id", p->vm_id) < 0 ||
-      strlen(p->nic_name) > VMH_NAME_MAX) {
+      mock_check_id(n->host, "vm_id", p->key.vm_id) < 0 ||
+      strlen(p->key.nic_name) > VMH_NAME_MAX) {
     rc = mock_rec_fail(rec, "bad interface name, VM id or NIC name");
     goto fail;
   }
-  if (find_port(n, p->vm_id, p->nic_name, NULL) || find_mac(n, p->mac)) {
-    rc = mock_rec_fail(rec, "port %s/%s or MAC %s twice", p->vm_id, p->nic_name,
-                       p->mac);
+  if (find_port(n, p->key.vm_id, p->key.nic_name, NULL) ||
+      find_mac(n, p->key.mac)) {
+    rc = mock_rec_fail(rec, "port %s/%s or MAC %s twice", p->key.vm_id,
+                       p->key.nic_name, p->key.mac);
     goto fail;
   }
   if (p->n > n->port_seq)
     n->port_seq = p->n;
-  rc = mock_vec_push(n->host, &n->ports, p);
-  if (rc < 0)
+  if (net_ports_insert(&n->ports, n->ports.n, &p->key) < 0) {
+    rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
     goto fail;
+  }
   return 0;
 fail:
   free_port(p);
@@ -312,13 +301,13 @@ static void copy_opt(char *dst, size_t size, const char *src) {
 }
 
 static void view_port(const struct port *p, struct port_view *v) {
-  copy_opt(v->vm_id, sizeof v->vm_id, p->vm_id);
-  copy_opt(v->nic_name, sizeof v->nic_name, p->nic_name);
+  copy_opt(v->vm_id, sizeof v->vm_id, p->key.vm_id);
+  copy_opt(v->nic_name, sizeof v->nic_name, p->key.nic_name);
   copy_opt(v->bridge, sizeof v->bridge, p->bridge);
   copy_opt(v->port, sizeof v->port, p->port);
   copy_opt(v->interface_id, sizeof v->interface_id, p->interface_id);
   copy_opt(v->tap, sizeof v->tap, p->tap);
-  memcpy(v->mac, p->mac, sizeof v->mac);
+  memcpy(v->mac, p->key.mac, sizeof v->mac);
   v->type = p->type;
   v->vlan = p->vlan;
   v->mtu = p->mtu;
@@ -344,14 +333,16 @@ static void binding_of(const struct port_view *v, struct vmh_nic_binding *b) {
 /* A MAC nobody holds: 52:54:00 (QEMU's prefix) and 24 bits that follow a
  * seed-chosen start, so a given seed and bind order always give the same
  * MACs.  Under the lock. */
-static void next_mac(struct net *n, char out[MAC_LEN + 1]) {
-  uint64_t base = mock_mix64(mock_common_seed(n->mc));
+static uint32_t mac_bits(void *opaque) {
+  struct net *n = opaque;
+  return (uint32_t)((mock_mix64(mock_common_seed(n->mc)) + n->mac_seq++) &
+                    0xffffff);
+}
 
-  do {
-    uint32_t v = (uint32_t)((base + n->mac_seq++) & 0xffffff);
-    snprintf(out, MAC_LEN + 1, "52:54:00:%02x:%02x:%02x", v >> 16,
-             (v >> 8) & 0xff, v & 0xff);
-  } while (find_mac(n, out) != NULL);
+static void next_mac(struct net *n, char out[MAC_LEN + 1]) {
+  /* 2^24 tries meet every value once: one is free while fewer ports are
+   * bound (max_ports is far below). */
+  net_ports_new_mac(&n->ports, mac_bits, NULL, n, 1u << 24, out);
 }
 
 static int net_port_bind(void *handle, const struct vmh_port_request *req,
@@ -397,8 +388,8 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
   p = calloc(1, sizeof *p);
   if (p == NULL)
     return vmh_fail(n->host, VMH_ENOMEM, "out of memory");
-  if ((rc = mock_dup(n->host, req->vm_id, &p->vm_id)) < 0 ||
-      (rc = mock_dup(n->host, req->nic_name, &p->nic_name)) < 0) {
+  if ((rc = mock_dup(n->host, req->vm_id, &p->key.vm_id)) < 0 ||
+      (rc = mock_dup(n->host, req->nic_name, &p->key.nic_name)) < 0) {
     free_port(p);
     return rc;
   }
@@ -423,13 +414,13 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
   if (req->mac != NULL) {
     if ((other = find_mac(n, mac)) != NULL) {
       rc = vmh_fail(n->host, VMH_EEXIST,
-                    "MAC %s is already used by VM %s NIC %s", mac, other->vm_id,
-                    other->nic_name);
+                    "MAC %s is already used by VM %s NIC %s", mac,
+                    other->key.vm_id, other->key.nic_name);
       goto out;
     }
-    memcpy(p->mac, mac, sizeof p->mac);
+    memcpy(p->key.mac, mac, sizeof p->key.mac);
   } else {
-    next_mac(n, p->mac);
+    next_mac(n, p->key.mac);
   }
   p->n = n->port_seq + 1;
   if (n->binding != VMH_BINDING_TAP)
@@ -442,14 +433,14 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
     snprintf(buf, sizeof buf, "tap%" PRIu64, p->n);
     rc = mock_dup(n->host, buf, &p->tap);
   }
-  if (rc == 0)
-    rc = mock_vec_push(n->host, &n->ports, p);
+  if (rc == 0 && net_ports_insert(&n->ports, n->ports.n, &p->key) < 0)
+    rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   if (rc < 0)
     goto out;
   n->port_seq++;
   rc = save(n);
   if (rc < 0) {
-    mock_vec_remove(&n->ports, n->ports.n - 1);
+    net_ports_remove(&n->ports, n->ports.n - 1);
     n->port_seq--;
     goto out;
   }
@@ -490,10 +481,11 @@ static int net_port_unbind(void *handle, const char *vm_id,
         vmh_fail(n->host, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
                  mock_common_name(n->mc), vm_id, nic_name);
   } else {
-    mock_vec_remove(&n->ports, idx);
+    net_ports_remove(&n->ports, idx);
     rc = save(n);
     if (rc < 0) {
-      mock_vec_insert(n->host, &n->ports, idx, p);
+      /* No allocation: the array keeps its size. */
+      net_ports_insert(&n->ports, idx, &p->key);
       p = NULL;
     }
   }
@@ -521,7 +513,7 @@ static int net_port_list(void *handle, vmh_port_fn fn, void *opaque,
   if (count > 0 && (views = malloc(count * sizeof *views)) == NULL)
     rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   for (i = 0; views && i < count; i++)
-    view_port(n->ports.v[i], &views[i]);
+    view_port(port_of(n->ports.v[i]), &views[i]);
   mock_common_unlock(n->mc);
   for (i = 0; rc == 0 && i < count; i++) {
     struct vmh_nic_binding b;
@@ -541,8 +533,8 @@ static void net_close(void *handle) {
   if (n == NULL)
     return;
   for (i = 0; i < n->ports.n; i++)
-    free_port(n->ports.v[i]);
-  mock_vec_free(&n->ports);
+    free_port(port_of(n->ports.v[i]));
+  net_ports_free(&n->ports);
   mock_common_close(n->mc);
   free(n);
 }

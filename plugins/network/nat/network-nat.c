@@ -17,7 +17,9 @@
 #define VMH_THREAD_MODEL VMH_THREAD_SERIALIZE_INSTANCE
 #include <vmhost/vmhost-plugin.h>
 
+#include "atomicfile.h"
 #include "netcommon.h"
+#include "spawnproc.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -27,7 +29,6 @@
 #include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,6 @@
 #include <netlink/route/route.h>
 #include <nftables/libnftables.h>
 
-extern char **environ;
-
 #define IFNAME_MAX NET_IFNAME_MAX
 #define MAC_LEN NET_MAC_LEN
 #define DNSMASQ "dnsmasq"
@@ -55,11 +54,6 @@ extern char **environ;
 struct reservation {
   char mac[MAC_LEN + 1];
   uint32_t ip; /* host order */
-};
-
-struct port {
-  char *vm_id, *nic_name;
-  char mac[MAC_LEN + 1];
 };
 
 struct nat {
@@ -74,8 +68,8 @@ struct nat {
   char cidr[INET_ADDRSTRLEN + 4], gateway[INET_ADDRSTRLEN];
   struct reservation *res;
   size_t n_res;
-  struct port **ports;
-  size_t n_ports;
+  struct net_ports ports;
+  int random_errno; /* new_mac's getrandom failure (port_bind) */
   char *dir, *conf_path, *pid_path, *lease_path, *ports_path, *log_path;
   char **argv; /* dnsmasq's command line, NULL-terminated */
   /* The supervisor thread and the operations share dnsmasq's pid. */
@@ -94,16 +88,17 @@ static int fail(struct nat *n, int code, const char *fmt, ...) VMH_PRINTF(3, 4);
 static __thread int on_supervisor;
 
 static int fail(struct nat *n, int code, const char *fmt, ...) {
-  char buf[1024];
   va_list ap;
 
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (on_supervisor)
+  if (on_supervisor) {
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt, ap);
     n->host->log(n->inst, VMH_LOG_ERROR, "%s", buf);
-  else
-    n->host->error("%s", buf);
+  } else {
+    n->host->verror(fmt, ap);
+  }
+  va_end(ap);
   return code;
 }
 
@@ -147,41 +142,12 @@ static int in_subnet(const struct nat *n, uint32_t ip) {
 }
 
 /* Write `data` to `path` so that a crash leaves the old or the new file,
- * never half of one. */
+ * never half of one.  Readable by all: dnsmasq reads it after dropping
+ * privileges. */
 static int write_atomic(struct nat *n, const char *path, const char *data) {
-  char *tmp = xasprintf("%s.tmp", path);
-  size_t len = strlen(data);
-  int fd = -1, rc = VMH_EIO;
-
-  if (tmp == NULL)
-    return fail(n, VMH_ENOMEM, "out of memory");
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    fail(n, VMH_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    goto cleanup;
-  }
-  if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
-    fail(n, VMH_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    goto cleanup;
-  }
-  if (close(fd) < 0) {
-    fd = -1;
-    fail(n, VMH_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    goto cleanup;
-  }
-  fd = -1;
-  if (rename(tmp, path) < 0) {
-    fail(n, VMH_EIO, "cannot rename %s: %s", tmp, strerror(errno));
-    goto cleanup;
-  }
-  rc = 0;
-cleanup:
-  if (fd >= 0)
-    close(fd);
-  if (rc < 0)
-    unlink(tmp);
-  free(tmp);
-  return rc;
+  if (atomic_write(path, data, strlen(data), 0644) < 0)
+    return fail(n, VMH_EIO, "cannot write %s: %s", path, strerror(errno));
+  return 0;
 }
 
 /* The whole of a small file, NUL-terminated; NULL if it cannot be read. */
@@ -569,28 +535,13 @@ static void dnsmasq_kill(struct nat *n, pid_t pid) {
 /* Start dnsmasq (it daemonizes: it outlives vmhostd, which is the point)
  * and wait for its pid file.  Under n->lock. */
 static int dnsmasq_start(struct nat *n) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  sigset_t none, all;
   pid_t child, pid = 0;
   int status = 0, rc, i;
 
   unlink(n->pid_path);
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  /* vmhostd's threads block SIGTERM and friends (it waits for them) and
-   * ignore SIGPIPE; dnsmasq must not inherit either, or SIGTERM would never
-   * stop it. */
-  posix_spawnattr_init(&attr);
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  rc = posix_spawnp(&child, DNSMASQ, &fa, &attr, n->argv, environ);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
+  /* spawn_process resets the signal mask and dispositions: dnsmasq must
+   * not inherit vmhostd's blocked SIGTERM, or SIGTERM would never stop it. */
+  rc = spawn_process(n->argv, -1, -1, &child);
   if (rc != 0)
     return fail(n, VMH_EIO, "cannot run %s: %s (install dnsmasq-base)", DNSMASQ,
                 strerror(rc));
@@ -943,7 +894,7 @@ static int enable_forwarding(struct nat *n) {
 
 /* ---- Ports --------------------------------------------------------------- */
 
-static void free_port(struct port *p) {
+static void free_port(struct net_port *p) {
   if (p == NULL)
     return;
   free(p->vm_id);
@@ -951,55 +902,24 @@ static void free_port(struct port *p) {
   free(p);
 }
 
-static struct port *find_port(struct nat *n, const char *vm_id, const char *nic,
-                              size_t *ret_idx) {
-  for (size_t i = 0; i < n->n_ports; i++)
-    if (strcmp(n->ports[i]->vm_id, vm_id) == 0 &&
-        strcmp(n->ports[i]->nic_name, nic) == 0) {
-      if (ret_idx)
-        *ret_idx = i;
-      return n->ports[i];
-    }
-  return NULL;
-}
-
-static int mac_used(struct nat *n, const char *mac) {
-  size_t i;
-
-  for (i = 0; i < n->n_ports; i++)
-    if (strcmp(n->ports[i]->mac, mac) == 0)
-      return 1;
-  return 0;
-}
-
 static int save_ports(struct nat *n) {
   size_t cap = 64, len = 0, i;
   char *s;
   int rc;
 
-  for (i = 0; i < n->n_ports; i++)
-    cap += strlen(n->ports[i]->vm_id) + strlen(n->ports[i]->nic_name) + 24;
+  for (i = 0; i < n->ports.n; i++)
+    cap += strlen(n->ports.v[i]->vm_id) + strlen(n->ports.v[i]->nic_name) + 24;
   s = malloc(cap);
   if (s == NULL)
     return fail(n, VMH_ENOMEM, "out of memory");
   s[0] = '\0';
-  for (i = 0; i < n->n_ports; i++)
-    len +=
-        (size_t)snprintf(s + len, cap - len, "%s\t%s\t%s\n", n->ports[i]->vm_id,
-                         n->ports[i]->nic_name, n->ports[i]->mac);
+  for (i = 0; i < n->ports.n; i++)
+    len += (size_t)snprintf(s + len, cap - len, "%s\t%s\t%s\n",
+                            n->ports.v[i]->vm_id, n->ports.v[i]->nic_name,
+                            n->ports.v[i]->mac);
   rc = write_atomic(n, n->ports_path, s);
   free(s);
   return rc;
-}
-
-static int push_port(struct nat *n, struct port *p) {
-  struct port **v = realloc(n->ports, (n->n_ports + 1) * sizeof *v);
-
-  if (v == NULL)
-    return fail(n, VMH_ENOMEM, "out of memory");
-  n->ports = v;
-  v[n->n_ports++] = p;
-  return 0;
 }
 
 static int load_ports(struct nat *n) {
@@ -1013,7 +933,7 @@ static int load_ports(struct nat *n) {
   for (line = strtok_r(buf, "\n", &save); line;
        line = strtok_r(NULL, "\n", &save)) {
     char *vm = line, *nic, *mac;
-    struct port *p;
+    struct net_port *p;
     lineno++;
     nic = strchr(vm, '\t');
     mac = nic ? strchr(nic + 1, '\t') : NULL;
@@ -1028,13 +948,14 @@ static int load_ports(struct nat *n) {
     if (p == NULL || net_parse_mac(mac, p->mac) < 0 ||
         (p->vm_id = strdup(vm)) == NULL ||
         (p->nic_name = strdup(nic)) == NULL ||
-        find_port(n, vm, nic, NULL) != NULL) {
+        net_ports_find(&n->ports, vm, nic, NULL) != NULL) {
       free_port(p);
       rc = fail(n, VMH_EIO, "%s:%d: bad or repeated port", n->ports_path,
                 lineno);
       break;
     }
-    if ((rc = push_port(n, p)) < 0) {
+    if (net_ports_insert(&n->ports, n->ports.n, p) < 0) {
+      rc = fail(n, VMH_ENOMEM, "out of memory");
       free_port(p);
       break;
     }
@@ -1096,9 +1017,9 @@ static void nat_free(struct nat *n) {
   }
   pthread_mutex_destroy(&n->lock);
   pthread_cond_destroy(&n->cond);
-  for (i = 0; i < n->n_ports; i++)
-    free_port(n->ports[i]);
-  free(n->ports);
+  for (i = 0; i < n->ports.n; i++)
+    free_port(n->ports.v[i]);
+  net_ports_free(&n->ports);
   free(n->res);
   free_argv(n->argv);
   free(n->dir);
@@ -1244,13 +1165,13 @@ static int nat_info(void *handle, vmh_network_info_fn fn, void *opaque,
   info.bridge = n->bridge;
   info.cidr = n->cidr;
   info.gateway = n->gateway;
-  info.n_ports = (uint32_t)n->n_ports;
+  info.n_ports = (uint32_t)n->ports.n;
   if (!n->absent && link_state(n, &info.mtu, &info.up) < 0)
     info.up = 0;
   return fn(opaque, &info);
 }
 
-static void binding_of(struct nat *n, const struct port *p,
+static void binding_of(struct nat *n, const struct net_port *p,
                        struct vmh_nic_binding *b) {
   memset(b, 0, sizeof *b);
   b->struct_size = sizeof *b;
@@ -1259,28 +1180,41 @@ static void binding_of(struct nat *n, const struct port *p,
   b->mac = p->mac;
 }
 
+/* 24 random bits for a MAC; errno of a failed getrandom kept in *opaque. */
+static uint32_t random_mac_bits(void *opaque) {
+  struct nat *n = opaque;
+  unsigned char r[3] = {0, 0, 0};
+  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+    n->random_errno = errno;
+  return (uint32_t)r[0] << 16 | (uint32_t)r[1] << 8 | r[2];
+}
+
+/* A MAC of a reservation in the config. */
+static int mac_reserved(void *opaque, const char *mac) {
+  struct nat *n = opaque;
+  for (size_t i = 0; i < n->n_res; i++)
+    if (strcmp(n->res[i].mac, mac) == 0)
+      return 1;
+  return 0;
+}
+
 /* 52:54:00 (QEMU's prefix) and 24 random bits nobody here holds. */
 static int new_mac(struct nat *n, char out[MAC_LEN + 1]) {
-  for (int tries = 0; tries < 1000; tries++) {
-    unsigned char r[3];
-    size_t i;
-    int clash = 0;
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-      return fail(n, VMH_EIO, "getrandom: %s", strerror(errno));
-    snprintf(out, MAC_LEN + 1, "52:54:00:%02x:%02x:%02x", r[0], r[1], r[2]);
-    for (i = 0; i < n->n_res; i++)
-      clash |= strcmp(n->res[i].mac, out) == 0;
-    if (!clash && !mac_used(n, out))
-      return 0;
-  }
-  return fail(n, VMH_ENOSPC, "no free MAC found");
+  n->random_errno = 0;
+  int r =
+      net_ports_new_mac(&n->ports, random_mac_bits, mac_reserved, n, 1000, out);
+  if (n->random_errno)
+    return fail(n, VMH_EIO, "getrandom: %s", strerror(n->random_errno));
+  if (r < 0)
+    return fail(n, VMH_ENOSPC, "no free MAC found");
+  return 0;
 }
 
 static int nat_port_bind(void *handle, const struct vmh_port_request *req,
                          vmh_nic_binding_fn fn, void *opaque, uint32_t flags) {
   struct nat *n = handle;
   struct vmh_nic_binding b;
-  struct port *p = NULL;
+  struct net_port *p = NULL;
   int rc;
 
   (void)flags;
@@ -1294,7 +1228,7 @@ static int nat_port_bind(void *handle, const struct vmh_port_request *req,
     return fail(n, VMH_ENOTSUP,
                 "NIC %s: network %s is a NAT network; it has no VLANs",
                 req->nic_name, n->name);
-  if (find_port(n, req->vm_id, req->nic_name, NULL))
+  if (net_ports_find(&n->ports, req->vm_id, req->nic_name, NULL))
     return fail(n, VMH_EEXIST, "network %s already has a port for VM %s NIC %s",
                 n->name, req->vm_id, req->nic_name);
   p = calloc(1, sizeof *p);
@@ -1308,7 +1242,7 @@ static int nat_port_bind(void *handle, const struct vmh_port_request *req,
                 req->nic_name, req->mac);
       goto fail;
     }
-    if (mac_used(n, p->mac)) {
+    if (net_ports_find_mac(&n->ports, p->mac)) {
       rc = fail(n, VMH_EEXIST, "MAC %s is already bound on network %s", p->mac,
                 n->name);
       goto fail;
@@ -1321,16 +1255,18 @@ static int nat_port_bind(void *handle, const struct vmh_port_request *req,
     rc = fail(n, VMH_ENOMEM, "out of memory");
     goto fail;
   }
-  if ((rc = push_port(n, p)) < 0)
+  if (net_ports_insert(&n->ports, n->ports.n, p) < 0) {
+    rc = fail(n, VMH_ENOMEM, "out of memory");
     goto fail;
+  }
   if ((rc = save_ports(n)) < 0) {
-    n->n_ports--;
+    n->ports.n--;
     goto fail;
   }
   binding_of(n, p, &b);
   rc = fn ? fn(opaque, &b) : 0;
   if (rc < 0) { /* the caller refused it: nothing of the port remains */
-    n->n_ports--;
+    n->ports.n--;
     save_ports(n);
     goto fail;
   }
@@ -1343,24 +1279,20 @@ fail:
 static int nat_port_unbind(void *handle, const char *vm_id,
                            const char *nic_name, uint32_t flags) {
   struct nat *n = handle;
-  struct port *p;
+  struct net_port *p;
   size_t i;
   int rc;
 
   (void)flags;
   if (vm_id == NULL || nic_name == NULL ||
-      (p = find_port(n, vm_id, nic_name, &i)) == NULL)
+      (p = net_ports_find(&n->ports, vm_id, nic_name, &i)) == NULL)
     return fail(n, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
                 n->name, vm_id ? vm_id : "?", nic_name ? nic_name : "?");
-  memmove(&n->ports[i], &n->ports[i + 1],
-          (n->n_ports - i - 1) * sizeof *n->ports);
-  n->n_ports--;
+  net_ports_remove(&n->ports, i);
   if ((rc = save_ports(n)) < 0) {
-    /* Put it back where it was: memory and file agree. */
-    memmove(&n->ports[i + 1], &n->ports[i],
-            (n->n_ports - i) * sizeof *n->ports);
-    n->ports[i] = p;
-    n->n_ports++;
+    /* Put it back where it was (no allocation: the array keeps its size):
+     * memory and file agree. */
+    net_ports_insert(&n->ports, i, p);
     return rc;
   }
   free_port(p);
@@ -1374,9 +1306,10 @@ static int nat_port_list(void *handle, vmh_port_fn fn, void *opaque,
   int rc;
 
   (void)flags;
-  for (size_t i = 0; fn && i < n->n_ports; i++) {
-    binding_of(n, n->ports[i], &b);
-    if ((rc = fn(opaque, n->ports[i]->vm_id, n->ports[i]->nic_name, &b)) != 0)
+  for (size_t i = 0; fn && i < n->ports.n; i++) {
+    binding_of(n, n->ports.v[i], &b);
+    if ((rc = fn(opaque, n->ports.v[i]->vm_id, n->ports.v[i]->nic_name, &b)) !=
+        0)
       return rc;
   }
   return 0;
@@ -1387,13 +1320,13 @@ static int nat_port_addresses(void *handle, const char *vm_id,
                               const char *nic_name, vmh_address_fn fn,
                               void *opaque, uint32_t flags) {
   struct nat *n = handle;
-  struct port *p;
+  struct net_port *p;
   char *buf, *line, *save = NULL;
   int rc = 0;
 
   (void)flags;
   if (vm_id == NULL || nic_name == NULL ||
-      (p = find_port(n, vm_id, nic_name, NULL)) == NULL)
+      (p = net_ports_find(&n->ports, vm_id, nic_name, NULL)) == NULL)
     return fail(n, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
                 n->name, vm_id ? vm_id : "?", nic_name ? nic_name : "?");
   if (n->absent || (buf = read_file(n->lease_path, NULL)) == NULL)
