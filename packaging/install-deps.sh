@@ -51,6 +51,7 @@ PACKAGES=(
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
   libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
+  qemu-block-extra    # storage/iscsi guest test: QEMU's libiscsi driver
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load

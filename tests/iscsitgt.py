@@ -117,11 +117,14 @@ class Tgtd:
         self.adm("--mode", "account", "--op", "bind", "--tid", str(tid),
                  "--user", user)
 
-    def lun(self, tid, lun, size, name=None):
-        """A LUN backed by a new sparse file of size bytes; its path."""
-        path = os.path.join(self.root, name or f"t{tid}-lun{lun}.img")
-        with open(path, "wb") as f:
-            f.truncate(size)
+    def lun(self, tid, lun, size, create=True):
+        """A LUN backed by a sparse file of size bytes (made anew unless
+        create is False: then the file of an earlier lun() is used
+        again); its path."""
+        path = os.path.join(self.root, f"t{tid}-lun{lun}.img")
+        if create:
+            with open(path, "wb") as f:
+                f.truncate(size)
         self.adm("--mode", "logicalunit", "--op", "new", "--tid", str(tid),
                  "--lun", str(lun), "--backing-store", path)
         return path
@@ -136,16 +139,18 @@ class Tgtd:
         this one makes them again."""
         if self.proc is None:
             return
-        for tid in self.tids:
-            self.adm("--mode", "target", "--op", "delete", "--force",
-                     "--tid", str(tid), ok=False)
+        out = [self.adm("--mode", "target", "--op", "delete", "--force",
+                        "--tid", str(tid), ok=False) for tid in self.tids]
         self.tids = []
-        subprocess.run(["tgtadm", "--op", "delete", "--mode", "system"],
-                       env=self.env, capture_output=True)
+        out.append(subprocess.run(["tgtadm", "--op", "delete", "--mode",
+                                   "system"], env=self.env,
+                                  capture_output=True, text=True))
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
-            print("tgtd still alive: SIGKILL", file=sys.stderr)
+            print("tgtd still alive: SIGKILL;", [(r.returncode, r.stderr)
+                                                 for r in out],
+                  file=sys.stderr)
             self.proc.kill()
             self.proc.wait()
         self.proc = None

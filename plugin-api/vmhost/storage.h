@@ -78,7 +78,10 @@ struct vmh_storage_ops {
    * calls vol_unmap when the VM no longer needs it. */
   int (*vol_source)(void *handle, const char *name, vmh_disk_source_fn fn,
                     void *opaque, uint32_t flags);
-  /* Optional.  Undo a VMH_SOURCE_LOCAL mapping; not mapped → 0. */
+  /* Optional.  The VM no longer uses the volume (VM deleted, disk
+   * detached, create rolled back): undo a VMH_SOURCE_LOCAL mapping, or
+   * release a volume the pool hands to one VM at a time; called mapped or
+   * not (nothing to undo → 0). */
   int (*vol_unmap)(void *handle, const char *name, uint32_t flags);
 
 #if VMH_ABI_TARGET_MINOR >= 1

@@ -36,8 +36,8 @@ int scan_open(const char *initiator, const char *portal, const char *iqn,
    * out: the caller reconnects on its next refresh. */
   iscsi_set_noautoreconnect(s, 1);
   iscsi_set_header_digest(s, ISCSI_HEADER_DIGEST_NONE_CRC32C);
-  if (iscsi_set_session_type(s, iqn ? ISCSI_SESSION_NORMAL
-                                    : ISCSI_SESSION_DISCOVERY) < 0 ||
+  if (iscsi_set_session_type(
+          s, iqn ? ISCSI_SESSION_NORMAL : ISCSI_SESSION_DISCOVERY) < 0 ||
       (iqn && iscsi_set_targetname(s, iqn) < 0) ||
       (auth && auth->user &&
        iscsi_set_initiator_username_pwd(s, auth->user, auth->secret) < 0)) {
@@ -81,8 +81,8 @@ int scan_targets(struct iscsi_context *s, const char *portal,
   int rc = 0;
 
   if (list == NULL && strlen(iscsi_get_error(s)) > 0)
-    return errbuf_fail(err, errlen, VMH_EIO, "portal %s: discovery: %s",
-                       portal, iscsi_get_error(s));
+    return errbuf_fail(err, errlen, VMH_EIO, "portal %s: discovery: %s", portal,
+                       iscsi_get_error(s));
   for (a = list; a && rc == 0; a = a->next)
     rc = fn(opaque, a->target_name);
   if (list)
@@ -105,6 +105,25 @@ static int task_fail(struct iscsi_context *s, struct scsi_task *t,
 static int task_ok(struct scsi_task *t) {
   return t != NULL && t->status == SCSI_STATUS_GOOD;
 }
+
+static int unit_attention(const struct scsi_task *t) {
+  return t != NULL && t->status == SCSI_STATUS_CHECK_CONDITION &&
+         t->sense.key == SCSI_SENSE_UNIT_ATTENTION;
+}
+
+/* t = call, again while it reports a unit attention: the first command of
+ * a new session to a LUN reports one (power on, reset, LUN inventory
+ * changed), which says nothing about the command. */
+#define UA_TRIES 3
+#define RETRY_UA(t, call)                             \
+  do {                                                \
+    for (int try_ = 0; try_ < UA_TRIES; try_++) {     \
+      (t) = (call);                                   \
+      if (!unit_attention(t) || try_ == UA_TRIES - 1) \
+        break;                                        \
+      scsi_free_scsi_task(t);                         \
+    }                                                 \
+  } while (0)
 
 /* Copies an INQUIRY string without its padding blanks. */
 static void trimmed(char *dst, size_t size, const char *src) {
@@ -154,8 +173,7 @@ static int lun_name(const struct scsi_inquiry_device_identification *id,
   for (k = 0; k < sizeof order / sizeof order[0]; k++)
     for (d = id->designators; d; d = d->next) {
       if (d->association != SCSI_ASSOCIATION_LOGICAL_UNIT ||
-          (int)d->designator_type != order[k].type ||
-          d->designator_length <= 0)
+          (int)d->designator_type != order[k].type || d->designator_length <= 0)
         continue;
       if (order[k].prefix && d->code_set == SCSI_CODESET_BINARY &&
           strlen(order[k].prefix) + 2 * (size_t)d->designator_length < size) {
@@ -215,7 +233,7 @@ static int describe(struct iscsi_context *s, const char *what, uint32_t lun,
           (void **)&id) < 0 ||
       lun_name(id, out->name, sizeof out->name) < 0)
     return -1;
-  t_cap = iscsi_readcapacity16_sync(s, (int)lun);
+  RETRY_UA(t_cap, iscsi_readcapacity16_sync(s, (int)lun));
   if (!task_ok(t_cap) || !(cap = scsi_datain_unmarshall(t_cap)))
     return task_fail(s, t_cap, what, "READ CAPACITY (16)", err, errlen);
   out->block_size = cap->block_length;
@@ -224,8 +242,8 @@ static int describe(struct iscsi_context *s, const char *what, uint32_t lun,
 }
 
 int scan_luns(struct iscsi_context *s, const char *portal, const char *iqn,
-              int (*fn)(void *opaque, const struct scan_lun *lun),
-              void *opaque, uint32_t *n_skipped, char *err, size_t errlen) {
+              int (*fn)(void *opaque, const struct scan_lun *lun), void *opaque,
+              uint32_t *n_skipped, char *err, size_t errlen) {
   _cleanup_task_ struct scsi_task *t = NULL;
   struct scsi_reportluns_list *list;
   char what[600];
@@ -233,7 +251,7 @@ int scan_luns(struct iscsi_context *s, const char *portal, const char *iqn,
   int rc = 0;
 
   snprintf(what, sizeof what, "portal %s, target %s", portal, iqn);
-  t = iscsi_reportluns_sync(s, 0, 16384);
+  RETRY_UA(t, iscsi_reportluns_sync(s, 0, 16384));
   if (!task_ok(t) || !(list = scsi_datain_unmarshall(t)))
     return task_fail(s, t, what, "REPORT LUNS", err, errlen);
   for (i = 0; i < list->num && rc == 0; i++) {
@@ -256,9 +274,10 @@ int scan_luns(struct iscsi_context *s, const char *portal, const char *iqn,
  * refuses the command itself (then the caller writes instead). */
 static int zero_same(struct iscsi_context *s, uint32_t lun, uint64_t lba,
                      uint32_t n, unsigned char *block, uint32_t block_size) {
-  _cleanup_task_ struct scsi_task *t = iscsi_writesame16_sync(
-      s, (int)lun, lba, block, block_size, n, 0, 0, 0, 0);
+  _cleanup_task_ struct scsi_task *t = NULL;
 
+  RETRY_UA(t, iscsi_writesame16_sync(s, (int)lun, lba, block, block_size, n, 0,
+                                     0, 0, 0));
   if (task_ok(t))
     return 0;
   if (t && t->status == SCSI_STATUS_CHECK_CONDITION &&
@@ -277,8 +296,8 @@ int scan_zero(struct iscsi_context *s, const char *what, uint32_t lun,
   int same = 1;
 
   if (block_size == 0 || block_size > ZERO_CHUNK)
-    return errbuf_fail(err, errlen, VMH_EIO, "%s: block size %" PRIu32,
-                       what, block_size);
+    return errbuf_fail(err, errlen, VMH_EIO, "%s: block size %" PRIu32, what,
+                       block_size);
   if (vpd(s, lun, SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, &t_bl, (void **)&bl) ==
           0 &&
       bl->max_ws_len > 0)
@@ -300,16 +319,16 @@ int scan_zero(struct iscsi_context *s, const char *what, uint32_t lun,
       uint64_t chunk = ZERO_CHUNK / block_size;
 
       n = (uint32_t)(left < chunk ? left : chunk);
-      t = iscsi_write16_sync(s, (int)lun, lba, zero, n * block_size,
-                             (int)block_size, 0, 0, 0, 0, 0);
+      RETRY_UA(t, iscsi_write16_sync(s, (int)lun, lba, zero, n * block_size,
+                                     (int)block_size, 0, 0, 0, 0, 0));
       if (!task_ok(t)) {
         free(zero);
         return task_fail(s, t, what, "WRITE (16)", err, errlen);
       }
     } else if (r < 0) {
       free(zero);
-      return errbuf_fail(err, errlen, VMH_EIO, "%s: WRITE SAME (16): %s",
-                         what, iscsi_get_error(s));
+      return errbuf_fail(err, errlen, VMH_EIO, "%s: WRITE SAME (16): %s", what,
+                         iscsi_get_error(s));
     }
     lba += n;
   }

@@ -59,8 +59,8 @@ struct scan_lun {
  * identifier has no stable name: it is skipped, and *n_skipped counts
  * it. */
 int scan_luns(struct iscsi_context *s, const char *portal, const char *iqn,
-              int (*fn)(void *opaque, const struct scan_lun *lun),
-              void *opaque, uint32_t *n_skipped, char *err, size_t errlen);
+              int (*fn)(void *opaque, const struct scan_lun *lun), void *opaque,
+              uint32_t *n_skipped, char *err, size_t errlen);
 
 /* Writes zeroes over all of `lun` (size bytes in blocks of block_size):
  * WRITE SAME (16) where the LUN takes it, else WRITE (16) of zero

@@ -210,17 +210,16 @@ static int claims_load(struct pool *p) {
   if (f == NULL)
     return errno == ENOENT
                ? 0
-               : vmh_fail(host, VMH_EIO, "pool %s: cannot read %s: %s",
-                          p->name, p->claims_path, strerror(errno));
-  while ((n = fscanf(f, "%15s %63s %" SCNu64 " %" SCNu32 " %" SCNu32
-                        " %511s %511s",
-                     use, name, &size, &block, &lun, portal, iqn)) == 7) {
+               : vmh_fail(host, VMH_EIO, "pool %s: cannot read %s: %s", p->name,
+                          p->claims_path, strerror(errno));
+  while ((n = fscanf(
+              f, "%15s %63s %" SCNu64 " %" SCNu32 " %" SCNu32 " %511s %511s",
+              use, name, &size, &block, &lun, portal, iqn)) == 7) {
     struct vol *v;
     if (!vmh_name_valid(name) || find_vol(p, name))
       continue;
     if ((v = vol_add(p, name)) == NULL ||
-        (v->portal = strdup(portal)) == NULL ||
-        (v->iqn = strdup(iqn)) == NULL)
+        (v->portal = strdup(portal)) == NULL || (v->iqn = strdup(iqn)) == NULL)
       return vmh_fail(host, VMH_ENOMEM, "out of memory");
     v->size = size;
     v->block_size = block;
@@ -424,7 +423,8 @@ static void merge(struct pool *p, struct scan *sc) {
     }
     if (v->present) {
       snprintf(msg, sizeof msg,
-               "volume %s (LUN %" PRIu32 " of %s), %s, vanished from the "
+               "volume %s (LUN %" PRIu32
+               " of %s), %s, vanished from the "
                "target",
                v->name, v->lun, v->iqn,
                v->use == USED ? "in use by a VM" : "being wiped");
@@ -490,7 +490,8 @@ static int refresh(struct pool *p) {
   host->counter_add(p->inst, "refreshes", 1);
   if (sc.n_skipped)
     host->log(p->inst, VMH_LOG_WARN,
-              "%" PRIu32 " LUN(s) have no device identifier (VPD 0x83): "
+              "%" PRIu32
+              " LUN(s) have no device identifier (VPD 0x83): "
               "without a stable name they are not offered",
               sc.n_skipped);
   pthread_mutex_lock(&p->lock);
@@ -504,8 +505,7 @@ static int refresh(struct pool *p) {
   if (rc == 0 && sc.oom)
     rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
   else if (rc == 0 && p->all_down)
-    rc = vmh_fail(host, VMH_EIO, "pool %s: unavailable: %s", p->name,
-                  sc.err);
+    rc = vmh_fail(host, VMH_EIO, "pool %s: unavailable: %s", p->name, sc.err);
   pthread_mutex_unlock(&p->lock);
   scan_free(&sc);
   return rc;
@@ -568,8 +568,7 @@ static int wipe_one(struct pool *p, const char *name) {
   struct scan_auth sa = {a->user, a->secret};
   snprintf(what, sizeof what, "volume %s (LUN %" PRIu32 " of %s)", name, lun,
            iqn);
-  host->log(p->inst, VMH_LOG_INFO, "wiping %s, %" PRIu64 " bytes", what,
-            size);
+  host->log(p->inst, VMH_LOG_INFO, "wiping %s, %" PRIu64 " bytes", what, size);
   rc = scan_open(p->initiator, portal, iqn, &sa, (int)p->timeout, &s, err,
                  sizeof err);
   if (rc == 0) {
@@ -579,8 +578,8 @@ static int wipe_one(struct pool *p, const char *name) {
   free(portal);
   free(iqn);
   if (rc < 0) {
-    host->log(p->inst, VMH_LOG_WARN, "wipe of %s failed, will retry: %s",
-              name, err);
+    host->log(p->inst, VMH_LOG_WARN, "wipe of %s failed, will retry: %s", name,
+              err);
     return rc;
   }
   pthread_mutex_lock(&p->lock);
@@ -733,8 +732,7 @@ static int read_secret(struct pool *p, const struct vmh_config *cfg,
                     strerror(errno));
   if (!S_ISREG(st.st_mode))
     return vmh_fail(host, VMH_EINVAL,
-                    "%s: password_file %s is not a regular file", where,
-                    path);
+                    "%s: password_file %s is not a regular file", where, path);
   if (st.st_mode & (S_IRWXG | S_IRWXO))
     return vmh_fail(host, VMH_EPERM,
                     "%s: password_file %s is open to group or others (mode "
@@ -769,10 +767,9 @@ static int read_auth(struct pool *p, const struct vmh_config *cfg,
       (rc = host->config_path(cfg, "password_file", NULL, &file, 0)) < 0)
     return rc;
   if ((a->user == NULL) != (file == NULL))
-    return vmh_fail(host, VMH_EINVAL,
-                    "%s: CHAP needs both `username` and `password_file`",
-                    host->config_key_where(cfg, a->user ? "username"
-                                                        : "password_file"));
+    return vmh_fail(
+        host, VMH_EINVAL, "%s: CHAP needs both `username` and `password_file`",
+        host->config_key_where(cfg, a->user ? "username" : "password_file"));
   return file ? read_secret(p, cfg, file, a->secret, sizeof a->secret) : 0;
 }
 
@@ -791,8 +788,8 @@ static int read_target_auth(struct pool *p, const struct vmh_config *cfg) {
   for (uint32_t i = 0; i < n; i++) {
     struct auth *a = &p->auths[i + 1];
     if ((rc = host->config_at(list, i, &el)) < 0 ||
-        (rc = host->config_string(el, "iqn", NULL, &a->iqn,
-                                  VMH_CFG_REQUIRED)) < 0 ||
+        (rc = host->config_string(el, "iqn", NULL, &a->iqn, VMH_CFG_REQUIRED)) <
+            0 ||
         (rc = read_auth(p, el, a)) < 0)
       return rc;
     if (a->user == NULL)
@@ -926,7 +923,8 @@ static int is_open(const struct vmh_host *h, const struct vmh_instance *inst,
   if ((rc = claims_load(p)) < 0)
     goto fail;
   host->log(inst, VMH_LOG_INFO,
-            "initiator %s, %" PRIu32 " portal(s), first %s, %zu claimed "
+            "initiator %s, %" PRIu32
+            " portal(s), first %s, %zu claimed "
             "volume(s)",
             p->initiator, p->n_portals, p->portals[0], p->n_vols);
   /* A portal down at start is not fatal: the pool answers "unavailable"
@@ -965,8 +963,7 @@ static int is_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
                                .default_format = VMH_FORMAT_RAW};
   int rc;
 
-  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = ensure_fresh(p)) < 0)
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 || (rc = ensure_fresh(p)) < 0)
     return rc;
   pthread_mutex_lock(&p->lock);
   for (size_t i = 0; i < p->n_vols; i++) {
@@ -1009,8 +1006,7 @@ static int is_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
   size_t n;
   int rc;
 
-  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = ensure_fresh(p)) < 0)
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 || (rc = ensure_fresh(p)) < 0)
     return rc;
   pthread_mutex_lock(&p->lock);
   n = p->n_vols;
@@ -1090,9 +1086,8 @@ static int is_vol_delete(void *handle, const char *name, uint32_t flags) {
                   p->wipe ? "; its data is wiped when a VM releases it" : "");
 }
 
-static int is_vol_source(void *handle, const char *name,
-                         vmh_disk_source_fn fn, void *opaque,
-                         uint32_t flags) {
+static int is_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
+                         void *opaque, uint32_t flags) {
   struct pool *p = handle;
   struct vmh_disk_source src = {.struct_size = sizeof src,
                                 .type = VMH_SOURCE_ISCSI,
@@ -1125,7 +1120,8 @@ static int is_vol_source(void *handle, const char *name,
                   p->name, name);
   else if (!v->present)
     rc = vmh_fail(host, VMH_EIO,
-                  "pool %s: volume %s (LUN %" PRIu32 " of %s) vanished from "
+                  "pool %s: volume %s (LUN %" PRIu32
+                  " of %s) vanished from "
                   "its target",
                   p->name, name, v->lun, v->iqn);
   else if ((portal = strdup(v->portal)) == NULL ||
