@@ -296,5 +296,11 @@ try:
             ["IPv6", "brackets"])
         check_config_refused(
             "storage:\n" + pool("s", "    username: vmh"), ["password_file"])
+        example = os.path.join(os.environ.get("top_srcdir", ".."), "etc",
+                               "plugins", "iscsi.yaml")
+        r = subprocess.run([VMHOSTD, "--check-config", "--config", example],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "the documented example:", r.stderr)
+        t.stop()   # before d's directory, which holds tgtd's socket, goes
 finally:
     t.stop()
