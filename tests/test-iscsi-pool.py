@@ -24,7 +24,7 @@ import threading
 import time
 
 from iscsitgt import Tgtd, require_iscsi
-from vmhtest import VMHOSTD, BUILDDIR, Daemon, check, expect
+from vmhtest import BUILDDIR, VMHOSTD, Daemon, check, expect, wait_for
 
 require_iscsi()
 MiB = 1 << 20
@@ -150,16 +150,6 @@ class Events:
         check(False, "no event", reason, obj, "in", self.lines)
 
 
-def wait_for(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = cond()
-        if r:
-            return r
-        time.sleep(0.1)
-    check(False, "gave up waiting for", what)
-
-
 def check_config_refused(body, words):
     path = os.path.join(d.tmp, "refused.yaml")
     with open(path, "w") as f:
@@ -242,7 +232,7 @@ try:
         # Deleted with wipe_on_release: zeroes, then offered again.
         check(lun_bytes(SECURE, 1, 4096) == b"\xa5" * 4096, "pattern there")
         d.ok(op="vm_delete", vm="a")
-        wait_for("the wipe", lambda: "wiped " + names[64] in d.log())
+        wait_for(lambda: "wiped " + names[64] in d.log(), "the wipe")
         check(lun_bytes(SECURE, 1, 64 * MiB) == bytes(64 * MiB),
               "the LUN reads as zeroes")
         p = pool_info("san")
