@@ -49,7 +49,7 @@ if not os.path.exists(SO):
 P = C.c_void_p
 cs = C.c_char_p
 LOG = C.CFUNCTYPE(None, P, C.c_int, cs)  # variadic: the fixed args only
-ERR = C.CFUNCTYPE(None, cs, cs)          # the plugin always calls ("%s", msg)
+ERR = C.CFUNCTYPE(None, cs, cs)  # ("%s", msg) only; messages come by verror
 CSTR = C.CFUNCTYPE(C.c_int, P, cs, cs, C.POINTER(P), C.c_uint32)
 CINT = C.CFUNCTYPE(C.c_int, P, cs, C.c_int64, C.c_int64, C.c_int64,
                    C.POINTER(C.c_int64), C.c_uint32)
@@ -65,6 +65,9 @@ EMIT = C.CFUNCTYPE(None, P, P)
 CNT = C.CFUNCTYPE(None, P, cs, C.c_uint64)
 GAUGE = C.CFUNCTYPE(None, P, cs, C.c_int64)
 SDIR = C.CFUNCTYPE(P, P)
+VERR = C.CFUNCTYPE(None, cs, P)  # a va_list parameter is passed as a pointer
+CPATH = C.CFUNCTYPE(C.c_int, P, cs, cs, C.POINTER(P), C.c_uint32)
+KWHERE = C.CFUNCTYPE(P, P, cs)
 
 
 class Host(C.Structure):
@@ -76,7 +79,9 @@ class Host(C.Structure):
                 ("config_at", CAT), ("config_keys", CKEYS),
                 ("config_where", WHERE), ("emit", EMIT),
                 ("counter_add", CNT), ("gauge_set", GAUGE),
-                ("state_dir", SDIR), ("instance_name", SDIR)]
+                ("state_dir", SDIR), ("instance_name", SDIR),
+                ("verror", VERR), ("config_path", CPATH),
+                ("config_key_where", KWHERE)]
 
 
 class Binding(C.Structure):
@@ -170,15 +175,27 @@ def on_error(fmt, arg):
     state["error"] = arg.decode() if arg else fmt.decode()
 
 
+libc = C.CDLL(None)
+libc.vsnprintf.argtypes = [C.c_char_p, C.c_size_t, C.c_char_p, P]
+
+
+def on_verror(fmt, ap):
+    buf = C.create_string_buffer(1024)
+    libc.vsnprintf(buf, len(buf), fmt, ap)
+    state["error"] = buf.value.decode()
+
+
 STATE_DIR = tempfile.mkdtemp(prefix="vmhb-ports.")
-host = Host(C.sizeof(Host), 1, 1, b"test",
+host = Host(C.sizeof(Host), 1, 2, b"test",
             LOG(lambda i, lvl, fmt: None), ERR(on_error),
             CSTR(c_string), CINT(c_int), CSIZE(lambda *a: EINVAL),
             CBOOL(c_bool), CMAP(lambda *a: EINVAL), CLIST(lambda *a: EINVAL),
             CAT(lambda *a: EINVAL), CKEYS(lambda *a: EINVAL),
             WHERE(lambda n: cstr("test.yaml:1:1")), EMIT(lambda *a: None),
             CNT(lambda *a: None), GAUGE(lambda *a: None),
-            SDIR(lambda i: cstr(STATE_DIR)), SDIR(lambda i: cstr("lan")))
+            SDIR(lambda i: cstr(STATE_DIR)), SDIR(lambda i: cstr("lan")),
+            VERR(on_verror), CPATH(lambda *a: EINVAL),
+            KWHERE(lambda m, k: cstr("test.yaml:1:1")))
 
 lib = C.CDLL(SO)
 lib.vmh_plugin_entry.restype = C.POINTER(Plugin)

@@ -617,6 +617,23 @@ static void test_paths(void) {
   CHECK_OK(config_resolve(root, "x", &s));
   CHECK_STR(s, fmt("%s/x", dir));
   free(s);
+
+  /* The host services (ABI 1.2): config_path's string is the tree's. */
+  const char *k = "untouched";
+  CHECK_OK(config_path_kept(root, "rel", NULL, &k, 0));
+  CHECK_STR(k, fmt("%s/data/x", dir));
+  CHECK_OK(config_path_kept(root, "nope", "state", &k, 0));
+  CHECK_STR(k, fmt("%s/state", dir));
+  CHECK_OK(config_path_kept(NULL, "nope", "/abs", &k, 0));
+  CHECK_STR(k, "/abs");
+  CHECK_OK(config_path_kept(root, "nope", NULL, &k, 0));
+  CHECK(k == NULL);
+  CHECK_STR(config_key_where(root, "dot"), fmt("%s:3:1", path));
+  CHECK_STR(config_key_where(root, "nope"), config_where(root));
+  CHECK_STR(config_key_where(NULL, "dot"), "(no position)");
+  /* config_key_where marks nothing: "empty" (refused above) is unread. */
+  CHECK_STR(config_key_where(root, "empty"), fmt("%s:6:1", path));
+  CHECK_STR(config_key_name(config_unread(root)), "empty");
   config_free(root);
 
   /* A file named without a directory: relative to the current one. */

@@ -163,7 +163,7 @@ static int taken_1(void *opaque, const char *mac) {
 }
 
 static void test_ports(void) {
-  struct net_ports t = {0};
+  struct ptrvec t = {0};
   struct port a = {{"vm-a", "net0", "52:54:00:00:00:00"}, 1};
   struct port b = {{"vm-b", "net0", "52:54:00:00:00:02"}, 2};
   struct port c = {{"vm-a", "net1", "52:54:00:00:00:03"}, 3};
@@ -171,17 +171,17 @@ static void test_ports(void) {
   char mac[NET_MAC_LEN + 1];
   uint32_t next = 0;
 
-  CHECK_INT(net_ports_insert(&t, 0, &a.key), ==, 0);
-  CHECK_INT(net_ports_insert(&t, 1, &b.key), ==, 0);
-  CHECK_INT(net_ports_insert(&t, 1, &c.key), ==, 0); /* a c b */
+  CHECK_INT(ptrvec_insert(&t, 0, &a.key), ==, 0);
+  CHECK_INT(ptrvec_insert(&t, 1, &b.key), ==, 0);
+  CHECK_INT(ptrvec_insert(&t, 1, &c.key), ==, 0); /* a c b */
   CHECK(net_ports_find(&t, "vm-a", "net1", &i) == &c.key);
   CHECK_INT(i, ==, 1);
   CHECK(net_ports_find(&t, "vm-b", "net1", NULL) == NULL);
   CHECK(net_ports_find_mac(&t, "52:54:00:00:00:02") == &b.key);
-  CHECK(net_ports_remove(&t, 0) == &a.key); /* c b */
+  CHECK(ptrvec_remove(&t, 0) == &a.key); /* c b */
   CHECK(net_ports_find(&t, "vm-a", "net0", NULL) == NULL);
   CHECK(t.v[0] == &c.key && t.v[1] == &b.key);
-  CHECK_INT(net_ports_insert(&t, 0, &a.key), ==, 0); /* a c b */
+  CHECK_INT(ptrvec_insert(&t, 0, &a.key), ==, 0); /* a c b */
 
   /* 0 is held by a, 1 refused by `taken`, 2 and 3 held: 4 it is. */
   CHECK_INT(net_ports_new_mac(&t, counter, taken_1, &next, 10, mac), ==, 0);
@@ -191,7 +191,7 @@ static void test_ports(void) {
   net_format_mac(0x12abcdef, mac); /* the low 24 bits */
   CHECK_STR(mac, "52:54:00:ab:cd:ef");
   CHECK(net_hash_port("a", "b") != net_hash_port("ab", ""));
-  net_ports_free(&t);
+  ptrvec_free(&t);
   CHECK(t.v == NULL && t.n == 0);
 }
 

@@ -106,39 +106,15 @@ uint64_t mock_mix64(uint64_t x) {
 /* ---- Vector ---------------------------------------------------------------
  */
 
-int mock_vec_insert(const struct vmh_host *host, struct mock_vec *vec,
-                    size_t at, void *item) {
-  if (vec->n == vec->cap) {
-    size_t cap = vec->cap ? vec->cap * 2 : 8;
-    void **v = realloc(vec->v, cap * sizeof *v);
-    if (v == NULL)
-      return vmh_fail(host, VMH_ENOMEM, "out of memory");
-    vec->v = v;
-    vec->cap = cap;
-  }
-  memmove(vec->v + at + 1, vec->v + at, (vec->n - at) * sizeof *vec->v);
-  vec->v[at] = item;
-  vec->n++;
+int mock_vec_insert(const struct vmh_host *host, struct ptrvec *vec, size_t at,
+                    void *item) {
+  if (ptrvec_insert(vec, at, item) < 0)
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
   return 0;
 }
 
-int mock_vec_push(const struct vmh_host *host, struct mock_vec *vec,
-                  void *item) {
+int mock_vec_push(const struct vmh_host *host, struct ptrvec *vec, void *item) {
   return mock_vec_insert(host, vec, vec->n, item);
-}
-
-void *mock_vec_remove(struct mock_vec *vec, size_t at) {
-  void *item = vec->v[at];
-
-  memmove(vec->v + at, vec->v + at + 1, (vec->n - at - 1) * sizeof *vec->v);
-  vec->n--;
-  return item;
-}
-
-void mock_vec_free(struct mock_vec *vec) {
-  free(vec->v);
-  vec->v = NULL;
-  vec->n = vec->cap = 0;
 }
 
 /* ---- The instance -------------------------------------------------------- */

@@ -28,6 +28,8 @@
 
 #include <vmhost/vmhost-plugin.h>
 
+#include "ptrvec.h"
+
 /* Longest VM id the mocks accept (bytes, without the NUL). */
 #define MOCK_ID_MAX 64
 
@@ -56,22 +58,13 @@ int mock_dup(const struct vmh_host *host, const char *s, char **ret);
 /* splitmix64's finaliser: a cheap, well-mixed 64-bit hash. */
 uint64_t mock_mix64(uint64_t x);
 
-/* ---- A growable array of pointers --------------------------------------- */
+/* ---- A growable array of pointers (struct ptrvec, libvmhutil) ---------- */
 
-struct mock_vec {
-  void **v;
-  size_t n, cap;
-};
-
-/* Insert at `at` (0..n); VMH_ENOMEM (message set) when out of memory. */
-int mock_vec_insert(const struct vmh_host *host, struct mock_vec *vec,
-                    size_t at, void *item);
-int mock_vec_push(const struct vmh_host *host, struct mock_vec *vec,
-                  void *item);
-/* Remove and return the item at `at`; order of the rest is kept. */
-void *mock_vec_remove(struct mock_vec *vec, size_t at);
-/* Free the array (not the items). */
-void mock_vec_free(struct mock_vec *vec);
+/* ptrvec_insert/ptrvec_push that set the message: VMH_ENOMEM when out of
+ * memory. */
+int mock_vec_insert(const struct vmh_host *host, struct ptrvec *vec, size_t at,
+                    void *item);
+int mock_vec_push(const struct vmh_host *host, struct ptrvec *vec, void *item);
 
 /* ---- The instance -------------------------------------------------------- */
 

@@ -72,7 +72,7 @@ uint64_t net_hash_port(const char *vm_id, const char *nic_name) {
   return h;
 }
 
-struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
+struct net_port *net_ports_find(const struct ptrvec *t, const char *vm_id,
                                 const char *nic_name, size_t *ret_index) {
   for (size_t i = 0; i < t->n; i++) {
     struct net_port *p = t->v[i];
@@ -85,43 +85,14 @@ struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
   return NULL;
 }
 
-struct net_port *net_ports_find_mac(const struct net_ports *t,
-                                    const char *mac) {
+struct net_port *net_ports_find_mac(const struct ptrvec *t, const char *mac) {
   for (size_t i = 0; i < t->n; i++)
-    if (strcmp(t->v[i]->mac, mac) == 0)
+    if (strcmp(net_port_at(t, i)->mac, mac) == 0)
       return t->v[i];
   return NULL;
 }
 
-int net_ports_insert(struct net_ports *t, size_t at, struct net_port *p) {
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 8;
-    struct net_port **v = realloc(t->v, cap * sizeof *v);
-    if (!v)
-      return -1;
-    t->v = v;
-    t->cap = cap;
-  }
-  memmove(t->v + at + 1, t->v + at, (t->n - at) * sizeof *t->v);
-  t->v[at] = p;
-  t->n++;
-  return 0;
-}
-
-struct net_port *net_ports_remove(struct net_ports *t, size_t at) {
-  struct net_port *p = t->v[at];
-  memmove(t->v + at, t->v + at + 1, (t->n - at - 1) * sizeof *t->v);
-  t->n--;
-  return p;
-}
-
-void net_ports_free(struct net_ports *t) {
-  free(t->v);
-  t->v = NULL;
-  t->n = t->cap = 0;
-}
-
-int net_ports_new_mac(const struct net_ports *t, uint32_t (*next)(void *opaque),
+int net_ports_new_mac(const struct ptrvec *t, uint32_t (*next)(void *opaque),
                       int (*taken)(void *opaque, const char *mac), void *opaque,
                       unsigned tries, char out[NET_MAC_LEN + 1]) {
   for (unsigned i = 0; i < tries; i++) {

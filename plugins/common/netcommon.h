@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ptrvec.h"
+
 #define NET_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 #define NET_MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
 
@@ -33,29 +35,22 @@ struct net_port {
   char mac[NET_MAC_LEN + 1];
 };
 
-/* The ports of an instance, in an order the plugin chooses (bind order,
- * say); the table holds pointers and owns only its array. */
-struct net_ports {
-  struct net_port **v;
-  size_t n, cap;
-};
+/* The ports of an instance are a struct ptrvec of struct net_port *, in
+ * an order the plugin chooses (bind order, say). */
+static inline struct net_port *net_port_at(const struct ptrvec *t, size_t i) {
+  return t->v[i];
+}
 
 /* The port of vm_id + nic_name (and its index), or NULL. */
-struct net_port *net_ports_find(const struct net_ports *t, const char *vm_id,
+struct net_port *net_ports_find(const struct ptrvec *t, const char *vm_id,
                                 const char *nic_name, size_t *ret_index);
 /* The port holding mac, or NULL. */
-struct net_port *net_ports_find_mac(const struct net_ports *t, const char *mac);
-/* Insert p at index `at` (0..n).  -1 when out of memory. */
-int net_ports_insert(struct net_ports *t, size_t at, struct net_port *p);
-/* Take the port at `at` out of the table (order kept) and return it. */
-struct net_port *net_ports_remove(struct net_ports *t, size_t at);
-/* Free the array (not the ports). */
-void net_ports_free(struct net_ports *t);
+struct net_port *net_ports_find_mac(const struct ptrvec *t, const char *mac);
 
 /* A MAC no port of t holds and `taken` (may be NULL) does not refuse: the
  * low 24 bits come from next(opaque), called until one is free, at most
  * `tries` times.  Returns 0, or -1 when every try was taken. */
-int net_ports_new_mac(const struct net_ports *t, uint32_t (*next)(void *opaque),
+int net_ports_new_mac(const struct ptrvec *t, uint32_t (*next)(void *opaque),
                       int (*taken)(void *opaque, const char *mac), void *opaque,
                       unsigned tries, char out[NET_MAC_LEN + 1]);
 

@@ -127,7 +127,7 @@ struct vm {
   uint64_t snap_seq; /* last snapshot number: ids are "snap-<n>" */
   struct snap *current;
   struct run run;
-  struct mock_vec disks, nics, snaps;
+  struct ptrvec disks, nics, snaps;
 };
 
 struct hv {
@@ -136,8 +136,8 @@ struct hv {
   struct mock_common *mc;
   int64_t max_vcpus, max_vms;
   uint64_t max_memory;
-  struct mock_vec vms; /* of struct vm *, in define order */
-  uint64_t next_seq;   /* last seq given */
+  struct ptrvec vms; /* of struct vm *, in define order */
+  uint64_t next_seq; /* last seq given */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -213,9 +213,9 @@ static void free_vm(struct vm *vm) {
     free_nic(vm->nics.v[i]);
   for (i = 0; i < vm->snaps.n; i++)
     free_snap(vm->snaps.v[i]);
-  mock_vec_free(&vm->disks);
-  mock_vec_free(&vm->nics);
-  mock_vec_free(&vm->snaps);
+  ptrvec_free(&vm->disks);
+  ptrvec_free(&vm->nics);
+  ptrvec_free(&vm->snaps);
   free(vm->id);
   free(vm->name);
   free(vm);
@@ -1119,7 +1119,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     }
     rc = save(h);
     if (rc < 0) {
-      mock_vec_remove(&h->vms, h->vms.n - 1);
+      ptrvec_remove(&h->vms, h->vms.n - 1);
       h->next_seq--;
     }
   }
@@ -1149,7 +1149,7 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else {
-    mock_vec_remove(&h->vms, idx);
+    ptrvec_remove(&h->vms, idx);
     rc = save(h);
     if (rc < 0) {
       /* Cannot fail: the array had room for it a moment ago. */
@@ -1453,7 +1453,7 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
   vm->snap_seq++;
   rc = save(h);
   if (rc < 0) {
-    mock_vec_remove(&vm->snaps, vm->snaps.n - 1);
+    ptrvec_remove(&vm->snaps, vm->snaps.n - 1);
     vm->current = old_current;
     vm->snap_seq--;
     goto out;
@@ -1573,7 +1573,7 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
     struct snap *old_current = vm->current;
     /* Children move up to the deleted snapshot's parent, as with
      * libvirt's default. */
-    mock_vec_remove(&vm->snaps, idx);
+    ptrvec_remove(&vm->snaps, idx);
     for (i = 0; i < vm->snaps.n; i++) {
       struct snap *c = vm->snaps.v[i];
       if (c->parent == s) {
@@ -1628,7 +1628,7 @@ static int hv_attach_disk(void *handle, const char *vm_id,
   } else if ((rc = mock_vec_push(h->host, &vm->disks, d)) == 0) {
     rc = save(h);
     if (rc < 0)
-      mock_vec_remove(&vm->disks, vm->disks.n - 1);
+      ptrvec_remove(&vm->disks, vm->disks.n - 1);
     else
       d = NULL;
   }
@@ -1659,7 +1659,7 @@ static int hv_detach_disk(void *handle, const char *vm_id,
     rc = vmh_fail(h->host, VMH_ENOENT, "VM %s has no disk %s", vm->name,
                   disk_name);
   } else {
-    mock_vec_remove(&vm->disks, idx);
+    ptrvec_remove(&vm->disks, idx);
     rc = save(h);
     if (rc < 0) {
       mock_vec_insert(h->host, &vm->disks, idx, d);
@@ -1787,7 +1787,7 @@ static void hv_close(void *handle) {
     return;
   for (i = 0; i < h->vms.n; i++)
     free_vm(h->vms.v[i]);
-  mock_vec_free(&h->vms);
+  ptrvec_free(&h->vms);
   mock_common_close(h->mc);
   free(h);
 }

@@ -52,10 +52,10 @@ struct net {
   char cidr[INET6_ADDRSTRLEN + 16];
   char gateway[INET6_ADDRSTRLEN];
   int64_t mtu, max_ports;
-  uint32_t binding;       /* VMH_BINDING_* for new ports */
-  struct net_ports ports; /* of struct port, in bind order */
-  uint64_t port_seq;      /* last port number given */
-  uint64_t mac_seq;       /* MACs generated so far */
+  uint32_t binding;    /* VMH_BINDING_* for new ports */
+  struct ptrvec ports; /* of struct port, in bind order */
+  uint64_t port_seq;   /* last port number given */
+  uint64_t mac_seq;    /* MACs generated so far */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -238,7 +238,7 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   }
   if (p->n > n->port_seq)
     n->port_seq = p->n;
-  if (net_ports_insert(&n->ports, n->ports.n, &p->key) < 0) {
+  if (ptrvec_push(&n->ports, &p->key) < 0) {
     rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
     goto fail;
   }
@@ -433,14 +433,14 @@ static int net_port_bind(void *handle, const struct vmh_port_request *req,
     snprintf(buf, sizeof buf, "tap%" PRIu64, p->n);
     rc = mock_dup(n->host, buf, &p->tap);
   }
-  if (rc == 0 && net_ports_insert(&n->ports, n->ports.n, &p->key) < 0)
+  if (rc == 0 && ptrvec_push(&n->ports, &p->key) < 0)
     rc = vmh_fail(n->host, VMH_ENOMEM, "out of memory");
   if (rc < 0)
     goto out;
   n->port_seq++;
   rc = save(n);
   if (rc < 0) {
-    net_ports_remove(&n->ports, n->ports.n - 1);
+    ptrvec_remove(&n->ports, n->ports.n - 1);
     n->port_seq--;
     goto out;
   }
@@ -481,11 +481,11 @@ static int net_port_unbind(void *handle, const char *vm_id,
         vmh_fail(n->host, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
                  mock_common_name(n->mc), vm_id, nic_name);
   } else {
-    net_ports_remove(&n->ports, idx);
+    ptrvec_remove(&n->ports, idx);
     rc = save(n);
     if (rc < 0) {
       /* No allocation: the array keeps its size. */
-      net_ports_insert(&n->ports, idx, &p->key);
+      ptrvec_insert(&n->ports, idx, &p->key);
       p = NULL;
     }
   }
@@ -534,7 +534,7 @@ static void net_close(void *handle) {
     return;
   for (i = 0; i < n->ports.n; i++)
     free_port(port_of(n->ports.v[i]));
-  net_ports_free(&n->ports);
+  ptrvec_free(&n->ports);
   mock_common_close(n->mc);
   free(n);
 }

@@ -68,8 +68,8 @@ struct nat {
   char cidr[INET_ADDRSTRLEN + 4], gateway[INET_ADDRSTRLEN];
   struct reservation *res;
   size_t n_res;
-  struct net_ports ports;
-  int random_errno; /* new_mac's getrandom failure (port_bind) */
+  struct ptrvec ports; /* of struct net_port */
+  int random_errno;    /* new_mac's getrandom failure (port_bind) */
   char *dir, *conf_path, *pid_path, *lease_path, *ports_path, *log_path;
   char **argv; /* dnsmasq's command line, NULL-terminated */
   /* The supervisor thread and the operations share dnsmasq's pid. */
@@ -908,15 +908,16 @@ static int save_ports(struct nat *n) {
   int rc;
 
   for (i = 0; i < n->ports.n; i++)
-    cap += strlen(n->ports.v[i]->vm_id) + strlen(n->ports.v[i]->nic_name) + 24;
+    cap += strlen(net_port_at(&n->ports, i)->vm_id) +
+           strlen(net_port_at(&n->ports, i)->nic_name) + 24;
   s = malloc(cap);
   if (s == NULL)
     return fail(n, VMH_ENOMEM, "out of memory");
   s[0] = '\0';
   for (i = 0; i < n->ports.n; i++)
-    len += (size_t)snprintf(s + len, cap - len, "%s\t%s\t%s\n",
-                            n->ports.v[i]->vm_id, n->ports.v[i]->nic_name,
-                            n->ports.v[i]->mac);
+    len += (size_t)snprintf(
+        s + len, cap - len, "%s\t%s\t%s\n", net_port_at(&n->ports, i)->vm_id,
+        net_port_at(&n->ports, i)->nic_name, net_port_at(&n->ports, i)->mac);
   rc = write_atomic(n, n->ports_path, s);
   free(s);
   return rc;
@@ -954,7 +955,7 @@ static int load_ports(struct nat *n) {
                 lineno);
       break;
     }
-    if (net_ports_insert(&n->ports, n->ports.n, p) < 0) {
+    if (ptrvec_push(&n->ports, p) < 0) {
       rc = fail(n, VMH_ENOMEM, "out of memory");
       free_port(p);
       break;
@@ -1018,8 +1019,8 @@ static void nat_free(struct nat *n) {
   pthread_mutex_destroy(&n->lock);
   pthread_cond_destroy(&n->cond);
   for (i = 0; i < n->ports.n; i++)
-    free_port(n->ports.v[i]);
-  net_ports_free(&n->ports);
+    free_port(net_port_at(&n->ports, i));
+  ptrvec_free(&n->ports);
   free(n->res);
   free_argv(n->argv);
   free(n->dir);
@@ -1255,7 +1256,7 @@ static int nat_port_bind(void *handle, const struct vmh_port_request *req,
     rc = fail(n, VMH_ENOMEM, "out of memory");
     goto fail;
   }
-  if (net_ports_insert(&n->ports, n->ports.n, p) < 0) {
+  if (ptrvec_push(&n->ports, p) < 0) {
     rc = fail(n, VMH_ENOMEM, "out of memory");
     goto fail;
   }
@@ -1288,11 +1289,11 @@ static int nat_port_unbind(void *handle, const char *vm_id,
       (p = net_ports_find(&n->ports, vm_id, nic_name, &i)) == NULL)
     return fail(n, VMH_ENOENT, "network %s has no port for VM %s NIC %s",
                 n->name, vm_id ? vm_id : "?", nic_name ? nic_name : "?");
-  net_ports_remove(&n->ports, i);
+  ptrvec_remove(&n->ports, i);
   if ((rc = save_ports(n)) < 0) {
     /* Put it back where it was (no allocation: the array keeps its size):
      * memory and file agree. */
-    net_ports_insert(&n->ports, i, p);
+    ptrvec_insert(&n->ports, i, p);
     return rc;
   }
   free_port(p);
@@ -1307,9 +1308,9 @@ static int nat_port_list(void *handle, vmh_port_fn fn, void *opaque,
 
   (void)flags;
   for (size_t i = 0; fn && i < n->ports.n; i++) {
-    binding_of(n, n->ports.v[i], &b);
-    if ((rc = fn(opaque, n->ports.v[i]->vm_id, n->ports.v[i]->nic_name, &b)) !=
-        0)
+    binding_of(n, net_port_at(&n->ports, i), &b);
+    if ((rc = fn(opaque, net_port_at(&n->ports, i)->vm_id,
+                 net_port_at(&n->ports, i)->nic_name, &b)) != 0)
       return rc;
   }
   return 0;

@@ -63,9 +63,9 @@ struct st {
   uint64_t capacity, import_size;
   uint32_t default_format;
   int64_t max_volumes;
-  struct mock_vec vols;   /* of struct vol *, in creation order */
-  struct mock_vec images; /* of struct image * */
-  uint64_t used;          /* sum of the volumes' capacities */
+  struct ptrvec vols;   /* of struct vol *, in creation order */
+  struct ptrvec images; /* of struct image * */
+  uint64_t used;        /* sum of the volumes' capacities */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -462,7 +462,7 @@ static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
   s->used += size;
   rc = save(s);
   if (rc < 0) {
-    mock_vec_remove(&s->vols, s->vols.n - 1);
+    ptrvec_remove(&s->vols, s->vols.n - 1);
     s->used -= size;
     goto out;
   }
@@ -496,7 +496,7 @@ static int st_vol_delete(void *handle, const char *name, uint32_t flags) {
                   "VMH_SOURCE_LOCAL); vol_unmap it first",
                   name);
   } else {
-    mock_vec_remove(&s->vols, idx);
+    ptrvec_remove(&s->vols, idx);
     s->used -= v->capacity;
     rc = save(s);
     if (rc < 0) {
@@ -687,7 +687,7 @@ static int st_image_import(void *handle, const struct vmh_image_spec *spec,
   } else if ((rc = mock_vec_push(s->host, &s->images, img)) == 0) {
     rc = save(s);
     if (rc < 0)
-      mock_vec_remove(&s->images, s->images.n - 1);
+      ptrvec_remove(&s->images, s->images.n - 1);
     else
       img = NULL;
   }
@@ -772,7 +772,7 @@ static int st_image_delete(void *handle, const char *name, uint32_t flags) {
                   " volume(s), %s among them; delete those first",
                   name, users, user);
   } else {
-    mock_vec_remove(&s->images, idx);
+    ptrvec_remove(&s->images, idx);
     rc = save(s);
     if (rc < 0)
       mock_vec_insert(s->host, &s->images, idx, img);
@@ -787,7 +787,7 @@ static int st_image_delete(void *handle, const char *name, uint32_t flags) {
 
 /* Read `images:` into `out` (checked, not yet part of the pool). */
 static int read_images(struct st *s, const struct vmh_config *config,
-                       struct mock_vec *out) {
+                       struct ptrvec *out) {
   const struct vmh_host *host = s->host;
   const struct vmh_config *list, *node;
   uint32_t n, i;
@@ -839,12 +839,12 @@ static int read_images(struct st *s, const struct vmh_config *config,
   return 0;
 }
 
-static void free_images(struct mock_vec *vec) {
+static void free_images(struct ptrvec *vec) {
   size_t i;
 
   for (i = 0; i < vec->n; i++)
     free_image(vec->v[i]);
-  mock_vec_free(vec);
+  ptrvec_free(vec);
 }
 
 static void st_close(void *handle) {
@@ -855,7 +855,7 @@ static void st_close(void *handle) {
     return;
   for (i = 0; i < s->vols.n; i++)
     free_vol(s->vols.v[i]);
-  mock_vec_free(&s->vols);
+  ptrvec_free(&s->vols);
   free_images(&s->images);
   mock_common_close(s->mc);
   free(s);
@@ -864,7 +864,7 @@ static void st_close(void *handle) {
 static int st_open(const struct vmh_host *host, const struct vmh_instance *inst,
                    const struct vmh_config *config, void **ret_handle,
                    uint32_t flags) {
-  struct mock_vec seed = {0};
+  struct ptrvec seed = {0};
   struct st *s;
   const char *format;
   int rc, found = 0;
