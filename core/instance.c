@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "conftree.h"
 #include "error.h"
 #include "events.h"
 #include "log.h"
