@@ -281,7 +281,10 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
     r = error_code(VMH_ENOMEM, "out of memory");
     goto fail;
   }
-  uuid_v4(vm->id);
+  char id[VMH_ID_LEN + 1];
+  uuid_v4(id);
+  if ((r = rename_to(&vm->id, id)) < 0)
+    goto fail;
   vm->status = VMH_STATUS_CREATING;
   vm->created = (int64_t)time(NULL);
   for (size_t i = 0; i < vm->n_disks; i++) {

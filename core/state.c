@@ -85,6 +85,12 @@ int state_remove(const char *id) {
   return 0;
 }
 
+/* What the core needs of a record beyond what the codec checks: an id it
+ * made (a UUID) and the hypervisor it is on. */
+static int core_record(const struct vm *vm) {
+  return strlen(vm->id) == VMH_ID_LEN && vm->hypervisor;
+}
+
 static void set_aside(const char *path) {
   _cleanup_free_ char *aside = NULL;
   if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) == 0)
@@ -118,6 +124,10 @@ int state_load(void (*fn)(void *opaque, struct vm *vm), void *opaque) {
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     struct vm *vm = o ? vm_from_json(o) : NULL;
     json_decref(o);
+    if (vm && !core_record(vm)) {
+      vm_free(vm);
+      vm = NULL;
+    }
     if (!vm) {
       log_error("%s: not a valid VM record%s%s", path, o ? "" : ": ",
                 o ? "" : jerr.text);

@@ -340,7 +340,7 @@ void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
   }
   char id[VMH_ID_LEN + 1];
   if (vm)
-    memcpy(id, vm->id, sizeof id);
+    snprintf(id, sizeof id, "%s", vm->id);
   vms_unlock();
   if (!vm) {
     error_set("no VM '%s'", key ? key : "");

@@ -1,5 +1,9 @@
-# Unit tests of the core's error, log, workers and metrics modules.
+# Unit tests of the core's error, log, workers and metrics modules, and the
+# check that the core's units include one another without a cycle.
 # Included from tests/Makefile.am.
+
+TESTS += test-core-includes.py
+EXTRA_DIST += test-core-includes.py
 
 CORE_UNIT_TESTS = test-error test-log test-metrics test-workers
 TESTS += $(CORE_UNIT_TESTS)

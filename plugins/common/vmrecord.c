@@ -220,7 +220,6 @@ json_t *vm_to_json(const struct vm *x) {
   if (!o)
     return NULL;
   vm_json_put_U32(o, "version", STATE_VERSION);
-  vm_json_put_STR(o, "id", x->id);
   VM_SPEC(PUT_FIELD)
   VM_PLACED(PUT_FIELD)
   json_t *a = json_array();
@@ -286,15 +285,9 @@ static void metadata_from_json(json_t *md, struct vm *x, int *bad) {
 static void vm_fill_from_json(json_t *o, struct vm *x, int *bad) {
   if (vm_json_get_U32(o, "version", bad) != STATE_VERSION)
     *bad = 1;
-  char *id = vm_json_get_STR(o, "id", bad);
-  if (!id || strlen(id) != VMH_ID_LEN)
-    *bad = 1;
-  else
-    memcpy(x->id, id, VMH_ID_LEN + 1);
-  free(id);
   VM_SPEC(GET_FIELD)
   VM_PLACED(GET_FIELD)
-  if (!x->name || !x->hypervisor)
+  if (!x->id || !x->name)
     *bad = 1;
   size_t n;
   x->disks = array_of(o, "disks", sizeof *x->disks, &n, bad);
@@ -418,8 +411,6 @@ int vm_copy_spec(struct vm *x, const struct vmh_vm_spec *src, uint32_t flags) {
   struct vmh_vm_spec in;
   COPY_IN(in, src);
   int bad = 0;
-  if (in.id)
-    snprintf(x->id, sizeof x->id, "%s", in.id);
   VM_SPEC(COPY_FIELD)
   if (bad)
     return VMH_ENOMEM;
@@ -540,7 +531,6 @@ int vm_view_init(struct vm_view *v, const struct vm *x) {
   struct vmh_vm_spec *out = &v->spec;
   *out = (struct vmh_vm_spec){.struct_size = sizeof *out};
   VM_SPEC(VIEW_FIELD)
-  out->id = x->id;
   out->disks = v->disks;
   out->n_disks = (uint32_t)x->n_disks;
   out->nics = v->nics;

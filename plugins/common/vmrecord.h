@@ -28,22 +28,24 @@
  * vmh_disk_source, without the monitors and the secret, handled apart). */
 #define VM_SOURCE_FIELDS(X)                                                \
   X(U32, type)                                                             \
-  X(U32, format) X(STR, path) X(STR, pool) X(STR, image) X(STR, auth_user) \
-      X(STR, portal) X(STR, iqn) X(U32, lun) X(STR, server)                \
-          X(STR, export_path)
+  X(U32, format)                                                           \
+  X(STR, path) X(STR, pool) X(STR, image) X(STR, auth_user) X(STR, portal) \
+      X(STR, iqn) X(U32, lun) X(STR, server) X(STR, export_path)
 
 /* A NIC's binding as the network plugin answered port_bind (struct
  * vmh_nic_binding). */
-#define VM_BINDING_FIELDS(X)                                               \
-  X(U32, type)                                                             \
-  X(STR, bridge) X(STR, port) X(STR, interface_id) X(STR, tap) X(STR, mac) \
-      X(U32, vlan) X(U32, mtu)
+#define VM_BINDING_FIELDS(X)                                             \
+  X(U32, type)                                                           \
+  X(STR, bridge)                                                         \
+  X(STR, port) X(STR, interface_id) X(STR, tap) X(STR, mac) X(U32, vlan) \
+      X(U32, mtu)
 
 /* A disk as asked (struct vmh_disk), then where it was placed. */
-#define VM_DISK_SPEC(X)                                               \
-  X(STR, name)                                                        \
-  X(STR, pool) X(STR, volume) X(U64, size) X(U32, format) X(U32, bus) \
-      X(STR, base_image) X(U32, readonly) X(U32, boot_order)
+#define VM_DISK_SPEC(X)                                                     \
+  X(STR, name)                                                              \
+  X(STR, pool)                                                              \
+  X(STR, volume) X(U64, size) X(U32, format) X(U32, bus) X(STR, base_image) \
+      X(U32, readonly) X(U32, boot_order)
 #define VM_DISK_PLACED(X)                                             \
   X(U32, created) /* the core made the volume: it goes with the VM */ \
   X(U32, mapped)  /* mapped locally (VMH_SOURCE_LOCAL): unmap it */
@@ -53,11 +55,11 @@
   X(STR, name) X(STR, network) X(STR, mac) X(U32, vlan) X(U32, model)
 #define VM_NIC_PLACED(X) X(U32, bound) /* the port exists; binding is valid */
 
-/* A VM as asked (struct vmh_vm_spec, without id, arrays and metadata). */
-#define VM_SPEC(X)                                                           \
-  X(STR, name)                                                               \
-  X(U32, vcpus) X(U64, memory) X(STR, kernel) X(STR, initrd) X(STR, cmdline) \
-      X(STR, firmware) X(U32, guest_channel) X(STR, user_data)               \
+/* A VM as asked (struct vmh_vm_spec, without arrays and metadata). */
+#define VM_SPEC(X)                                                             \
+  X(STR, id)                                                                   \
+  X(STR, name) X(U32, vcpus) X(U64, memory) X(STR, kernel) X(STR, initrd)      \
+      X(STR, cmdline) X(STR, firmware) X(U32, guest_channel) X(STR, user_data) \
           X(STR, meta_data) X(STR, network_config) X(STR, hypervisor)
 /* The core's bookkeeping of a VM, saved with it. */
 #define VM_PLACED(X)                                        \
@@ -68,10 +70,11 @@
   X(U32, state)   /* enum vmh_vm_state, last known */
 /* What a hypervisor last said (struct vmh_vm_info, besides state, ips and
  * the fields of the spec); never saved. */
-#define VM_LIVE(X)                                          \
-  X(U64, memory_used)                                       \
-  X(U64, cpu_time_ns) X(U64, uptime_s) X(U32, channel_type) \
-      X(STR, channel_path) X(U32, channel_port)
+#define VM_LIVE(X)                                           \
+  X(U64, memory_used)                                        \
+  X(U64, cpu_time_ns)                                        \
+  X(U64, uptime_s) X(U32, channel_type) X(STR, channel_path) \
+      X(U32, channel_port)
 
 #define VM_CTYPE_STR char *
 #define VM_CTYPE_U32 uint32_t
@@ -110,7 +113,6 @@ struct vm_kv {
 };
 
 struct vm {
-  char id[VMH_ID_LEN + 1];
   VM_SPEC(VM_MEMBER)
   struct vm_disk *disks;
   size_t n_disks;
@@ -142,8 +144,8 @@ void vm_strv_free(char **v, size_t n);
 /* A new object (the caller owns the reference); NULL when out of memory. */
 json_t *vm_to_json(const struct vm *vm);
 /* A new record from o, or NULL when o is not a valid record (a field of
- * the wrong type, a missing id, name, hypervisor, disk or NIC name …) or
- * when out of memory. */
+ * the wrong type, a missing id or name, a disk without name, pool or
+ * volume, a NIC without name or network …) or when out of memory. */
 struct vm *vm_from_json(json_t *o);
 
 /* The JSON of one value of each TYPE, for records that keep more fields
@@ -165,7 +167,7 @@ int64_t vm_json_get_I64(json_t *o, const char *key, int *bad);
  * copy values as they are: checking them is the caller's.  They return 0 or
  * VMH_ENOMEM (nothing else set: the caller words the error). */
 
-/* Copy the spec's fields into vm (the id too, when the spec has one).  With
+/* Copy the spec's fields into vm.  With
  * VM_COPY_RESOLVED also the disks' sources and the NICs' bindings (a NIC
  * with a binding is bound); without, those are left unresolved (what a
  * front-end passes there is not the core's to trust).  On failure vm holds
