@@ -407,42 +407,59 @@ static int nic_copy(struct vm_nic *x, const struct vmh_nic *src,
   return vm_binding_copy(&x->binding, in.binding);
 }
 
+static int disk_copy_v(void *dst, const void *src, uint32_t flags) {
+  return vm_disk_copy(dst, src, flags);
+}
+
+static int nic_copy_v(void *dst, const void *src, uint32_t flags) {
+  return nic_copy(dst, src, flags);
+}
+
+static int kv_copy_v(void *dst, const void *src, uint32_t flags) {
+  struct vm_kv *x = dst;
+  const struct vmh_keyval *in = src;
+  (void)flags;
+  return dup_str(&x->key, in->key) < 0 || dup_str(&x->value, in->value) < 0
+             ? VMH_ENOMEM
+             : 0;
+}
+
+/* A new array of n elements of `size` bytes, each copied by copy() from
+ * the element of src at that index (src's elements are `stride` apart);
+ * *n_done counts those begun, for the free.  *bad set when out of memory. */
+static void *copy_array(const void *src, size_t stride, uint32_t n, size_t size,
+                        size_t *n_done,
+                        int (*copy)(void *, const void *, uint32_t),
+                        uint32_t flags, int *bad) {
+  if (!n || !src)
+    return NULL;
+  char *v = calloc(n, size);
+  if (!v)
+    *bad = 1;
+  for (uint32_t i = 0; v && !*bad && i < n; i++) {
+    ++*n_done;
+    if (copy(v + i * size, (const char *)src + i * stride, flags) < 0)
+      *bad = 1;
+  }
+  return v;
+}
+
 int vm_copy_spec(struct vm *x, const struct vmh_vm_spec *src, uint32_t flags) {
   struct vmh_vm_spec in;
   COPY_IN(in, src);
   int bad = 0;
   VM_SPEC(COPY_FIELD)
-  if (bad)
-    return VMH_ENOMEM;
-  if (in.n_disks && in.disks) {
-    if (!(x->disks = calloc(in.n_disks, sizeof *x->disks)))
-      return VMH_ENOMEM;
-    for (uint32_t i = 0; i < in.n_disks; i++) {
-      x->n_disks++;
-      if (vm_disk_copy(&x->disks[i], ELEM(in.disks, i), flags) < 0)
-        return VMH_ENOMEM;
-    }
-  }
-  if (in.n_nics && in.nics) {
-    if (!(x->nics = calloc(in.n_nics, sizeof *x->nics)))
-      return VMH_ENOMEM;
-    for (uint32_t i = 0; i < in.n_nics; i++) {
-      x->n_nics++;
-      if (nic_copy(&x->nics[i], ELEM(in.nics, i), flags) < 0)
-        return VMH_ENOMEM;
-    }
-  }
-  if (in.n_metadata && in.metadata) {
-    if (!(x->metadata = calloc(in.n_metadata, sizeof *x->metadata)))
-      return VMH_ENOMEM;
-    for (uint32_t i = 0; i < in.n_metadata; i++) {
-      x->n_metadata++;
-      if (dup_str(&x->metadata[i].key, in.metadata[i].key) < 0 ||
-          dup_str(&x->metadata[i].value, in.metadata[i].value) < 0)
-        return VMH_ENOMEM;
-    }
-  }
-  return 0;
+  if (in.n_disks && in.disks)
+    x->disks =
+        copy_array(in.disks, in.disks[0].struct_size, in.n_disks,
+                   sizeof *x->disks, &x->n_disks, disk_copy_v, flags, &bad);
+  if (in.n_nics && in.nics)
+    x->nics = copy_array(in.nics, in.nics[0].struct_size, in.n_nics,
+                         sizeof *x->nics, &x->n_nics, nic_copy_v, flags, &bad);
+  x->metadata =
+      copy_array(in.metadata, sizeof *in.metadata, in.n_metadata,
+                 sizeof *x->metadata, &x->n_metadata, kv_copy_v, flags, &bad);
+  return bad ? VMH_ENOMEM : 0;
 }
 
 /* ---- To the ABI's structs ------------------------------------------------
