@@ -18,6 +18,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "metrics.h"
+#include "orchestrate.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"

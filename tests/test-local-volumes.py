@@ -204,6 +204,16 @@ try:
             ["grep", "-rl", os.path.join(pool, "disk-b"),
              os.path.join(d.tmp, "state")], capture_output=True, text=True)
         check(found.stdout.strip() != "", "the hypervisor got the file path")
+        # The record shows the source, live too, and after a restart.
+        src = vm["vms"][0]["disks"][0]["source"]
+        check(src and src["type"] == "file" and
+              src["path"] == os.path.join(pool, "disk-b"), "source:", vm)
+        live = d.ok(op="vm_get", vm="vm1", live=True)["vms"][0]
+        check(live["disks"][0]["source"] == src, "live source:", live)
+        check(d.stop() == 0, "SIGTERM: exit 0")
+        d.start()
+        again = d.ok(op="vm_get", vm="vm1")["vms"][0]["disks"][0]["source"]
+        check(again == src, "the source survives a restart:", again, src)
         expect(d.call(op="volume_delete", pool="pool0", volume="disk-b"), "busy")
         d.ok(op="vm_delete", vm="vm1")
 

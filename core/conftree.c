@@ -11,7 +11,7 @@
  * to look at. */
 #include <config.h>
 
-#include "config.h"
+#include "conftree.h"
 
 #include <errno.h>
 #include <inttypes.h>
