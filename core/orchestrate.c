@@ -134,12 +134,12 @@ static int check_disk(struct vm_disk *d, const char *vm_name) {
                       d->bus);
   if (d->readonly > 1)
     return error_code(VMH_EINVAL, "disk %s: readonly is 0 or 1", d->name);
-  if (d->volume && !valid_volume_name(d->volume))
-    return error_code(VMH_EINVAL,
-                      "disk %s: volume name '%s' is invalid (expected "
-                      "[a-z0-9][a-z0-9._-]{0,62})",
-                      d->name, d->volume);
-  if (d->base_image && !valid_volume_name(d->base_image))
+  if (d->volume && !vmh_name_valid(d->volume))
+    return error_code(
+        VMH_EINVAL,
+        "disk %s: volume name '%s' is invalid (expected " VMH_NAME_RULE ")",
+        d->name, d->volume);
+  if (d->base_image && !vmh_name_valid(d->base_image))
     return error_code(VMH_EINVAL, "disk %s: image name '%s' is invalid",
                       d->name, d->base_image);
   if (!d->volume && !d->size && !d->base_image)
@@ -161,10 +161,11 @@ static int check_disk(struct vm_disk *d, const char *vm_name) {
     d->volume = NULL;
     return error_code(VMH_ENOMEM, "out of memory");
   }
-  if (!valid_volume_name(d->volume))
+  if (!vmh_name_valid(d->volume))
     return error_code(VMH_EINVAL,
                       "disk %s: the volume name '%s' made from the VM's name "
-                      "is not a valid volume name ([a-z0-9][a-z0-9._-]{0,62}); "
+                      "is not a valid volume name (" VMH_NAME_RULE
+                      "); "
                       "give the disk a volume name",
                       d->name, d->volume);
   return 0;
@@ -230,10 +231,9 @@ static void uuid_v4(char out[VMH_ID_LEN + 1]) {
 static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   struct vmh_vm_spec s;
   NORMALISE(s, in);
-  if (!s.name || !valid_vm_name(s.name))
+  if (!s.name || !vmh_name_valid(s.name))
     return error_code(VMH_EINVAL,
-                      "VM name '%s' is invalid (expected "
-                      "[A-Za-z0-9][A-Za-z0-9._-]{0,62})",
+                      "VM name '%s' is invalid (expected " VMH_NAME_RULE ")",
                       s.name ? s.name : "");
   if (s.vcpus < 1 || s.vcpus > MAX_VCPUS)
     return error_code(VMH_EINVAL, "vcpus %" PRIu32 " is out of range 1..%d",
@@ -947,10 +947,9 @@ static void snapshot_task(void *arg) {
 
 static void snapshot_op(const char *key, int op, const char *arg,
                         vmh_reply_t *r, uint32_t flags) {
-  if (op != SNAP_LIST && (!arg || !valid_volume_name(arg))) {
-    error_set(
-        "snapshot %s '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
-        op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
+  if (op != SNAP_LIST && (!arg || !vmh_name_valid(arg))) {
+    error_set("snapshot %s '%s' is invalid (expected " VMH_NAME_RULE ")",
+              op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;

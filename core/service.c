@@ -114,10 +114,10 @@ static int refuse_flags(uint32_t flags, uint32_t known, vmh_reply_t *r) {
 }
 
 static int refuse_name(const char *what, const char *name, vmh_reply_t *r) {
-  if (valid_volume_name(name))
+  if (vmh_name_valid(name))
     return 0;
-  error_set("%s name '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
-            what, name ? name : "");
+  error_set("%s name '%s' is invalid (expected " VMH_NAME_RULE ")", what,
+            name ? name : "");
   reply_done(r, VMH_EINVAL);
   return -1;
 }
