@@ -109,6 +109,18 @@ static int on_begin(http_parser *p) {
   return current(p->data) ? 0 : -1;
 }
 
+/* Append n bytes to *str, a string of len bytes.  0, or -1 when out of
+ * memory. */
+static int append(char **str, size_t len, const char *at, size_t n) {
+  char *t = realloc(*str, len + n + 1);
+  if (!t)
+    return -1;
+  memcpy(t + len, at, n);
+  t[len + n] = '\0';
+  *str = t;
+  return 0;
+}
+
 static int on_url(http_parser *p, const char *at, size_t n) {
   struct conn *c = p->data;
   struct h2s_req *r = c->h1req;
@@ -118,12 +130,8 @@ static int on_url(http_parser *p, const char *at, size_t n) {
     h2req_refuse(r, 431, "request target too long");
     return 0;
   }
-  char *t = realloc(r->path, old + n + 1);
-  if (!t)
+  if (append(&r->path, old, at, n) < 0)
     return -1;
-  memcpy(t + old, at, n);
-  t[old + n] = '\0';
-  r->path = t;
   r->hdr_bytes += n;
   return 0;
 }
@@ -139,13 +147,9 @@ static int on_field(http_parser *p, const char *at, size_t n) {
                  c->s->conf->max_header_size);
     return 0;
   }
-  char *t = realloc(c->hname, c->hname_len + n + 1);
-  if (!t)
+  if (append(&c->hname, c->hname_len, at, n) < 0)
     return -1;
-  memcpy(t + c->hname_len, at, n);
   c->hname_len += n;
-  t[c->hname_len] = '\0';
-  c->hname = t;
   return 0;
 }
 
@@ -163,13 +167,7 @@ static int on_value(http_parser *p, const char *at, size_t n) {
       h2req_refuse(r, 431, "request headers too large");
       return 0;
     }
-    char *t = realloc(h->value, old + n + 1);
-    if (!t)
-      return -1;
-    memcpy(t + old, at, n);
-    t[old + n] = '\0';
-    h->value = t;
-    return 0;
+    return append(&h->value, old, at, n);
   }
   c->h_in_value = true;
   h2req_header(r, c->hname ? c->hname : "", c->hname_len, at, n);

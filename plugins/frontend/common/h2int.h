@@ -117,8 +117,8 @@ struct h2s_req {
   /* Loop thread. */
   bool submitted, finished;
   uint64_t bytes;
-  /* Body bytes counted in the connection's c->held (h2_on_data,
-   * h2req_detach). */
+  /* Body bytes counted in the connection's c->held (HTTP/2: on_data in
+   * h2http2.c, h2req_detach). */
   size_t held;
   /* Trailer fields (under s->lock until ended, fixed after). */
   struct hdr *tr;
