@@ -12,7 +12,7 @@
  *   h2http2.c   HTTP/2: the nghttp2 session and its callbacks
  *   h2http1.c   HTTP/1.1: the http-parser callbacks, responses, h2c
  *   h2listen.c  listeners: bind, accept
- *   h2tls.c     certificates (with h2tls.h)
+ *   h2tls.c     certificates: the files (h2tls.h) and the server's own
  *   h2conf.c    the config keys
  *   h2server.c  the server's life cycle and its I/O loop
  * Functions shared between them are named after their file (h2conn_close
