@@ -675,10 +675,8 @@ static void create_task(void *arg) {
 }
 
 void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
-  if (flags & ~VMH_CREATE_NO_START) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~VMH_CREATE_NO_START);
-    return fail(r, VMH_EINVAL);
-  }
+  if (reply_check_flags(r, flags, VMH_CREATE_NO_START) < 0)
+    return;
   if (!spec || spec->struct_size < offsetof(struct vmh_vm_spec, hypervisor)) {
     error_set("the VM spec is missing or too small");
     return fail(r, VMH_EINVAL);
@@ -721,10 +719,8 @@ void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
 /* Find the VM, make a task for fn and queue it keyed by the VM's id. */
 static void on_vm(const char *key, work_fn fn, vmh_reply_t *r, uint32_t flags,
                   uint32_t known, struct task **ret_extra) {
-  if (flags & ~known) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~known);
-    return fail(r, VMH_EINVAL);
-  }
+  if (reply_check_flags(r, flags, known) < 0)
+    return;
   vms_rdlock();
   struct vm *vm = vms_lookup(key);
   vms_unlock();

@@ -143,6 +143,14 @@ void reply_done(vmh_reply_t *r, int code) {
   r->done(r->opaque, code, code ? error_get() : NULL);
 }
 
+int reply_check_flags(vmh_reply_t *r, uint32_t flags, uint32_t known) {
+  if (!(flags & ~known))
+    return 0;
+  error_set("unknown flags 0x%" PRIx32, flags & ~known);
+  reply_done(r, VMH_EINVAL);
+  return -1;
+}
+
 /* ---- live state ------------------------------------------------------- */
 
 static void set_str(char **dst, const char *src) {
@@ -249,15 +257,6 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
 
 /* ---- reads -------------------------------------------------------------- */
 
-static int check_flags(uint32_t flags, uint32_t known, vmh_reply_t *r) {
-  if (flags & ~known) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~known);
-    reply_done(r, VMH_EINVAL);
-    return -1;
-  }
-  return 0;
-}
-
 struct read_task {
   char *vm; /* NULL: all */
   vmh_reply_t *r;
@@ -282,7 +281,7 @@ static void live_list(void *arg) {
 }
 
 void vm_list(vmh_reply_t *r, uint32_t flags) {
-  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
     return;
   if (flags & VMH_READ_LIVE) {
     struct read_task *t = calloc(1, sizeof *t);
@@ -328,7 +327,7 @@ static void live_get(void *arg) {
 }
 
 void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
-  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
     return;
   vms_rdlock();
   struct vm *vm = vms_lookup(key);

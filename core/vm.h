@@ -62,5 +62,8 @@ int vm_refresh(struct vm *vm);
 
 /* Reply with code and the thread's error message (or none when 0). */
 void reply_done(vmh_reply_t *r, int code);
+/* Refuse flag bits outside known: reply VMH_EINVAL ("unknown flags 0x…")
+ * and return -1; 0 when there are none. */
+int reply_check_flags(vmh_reply_t *r, uint32_t flags, uint32_t known);
 
 #endif
