@@ -14,8 +14,9 @@ press (a graceful shutdown request) by powering off; without, it has no
 ACPI handler and ignores the request.
 
 Libvirtd runs a private libvirtd (system mode, as root) whose state lives
-under one directory, isolated from any other libvirtd by a mount namespace
-(../shared/notes/network-hypervisor.md, recipe A)."""
+under one directory, isolated from any other libvirtd by a private mount
+namespace (unshare --mount) in which that directory is bind-mounted over
+libvirt's own paths (see LIBVIRTD_DIRS and class Libvirtd)."""
 import glob
 import gzip
 import os

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The ABI of the public headers against the recorded baselines (DESIGN rule
-# 11): tests/abi/vmhost-abi-MAJOR.MINOR.txt, one per minor, written by
+# The ABI of the public headers against the recorded baselines
+# (docs/design.md, rule 11): tests/abi/vmhost-abi-MAJOR.MINOR.txt, one per minor, written by
 # tests/abi/abi-layout.py from the DWARF of a probe built with
 # -DVMH_ABI_TARGET_MINOR=MINOR (see that script for the format and rules).
 #

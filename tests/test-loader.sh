@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The plugin loader (DESIGN "The plugin ABI — rules" 1-3): what
+# The plugin loader (docs/design.md, rules 1-3): what
 # vmhostd --dump-plugin sees in good plugins, the exact refusal of every
 # broken one (tests/plugins/fixture.c), refusals that need the config (wrong
 # kind, duplicate), optional instances, and the one exported symbol of every

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DESIGN rule 11 and "vendors ship their own storage plugins": install the
+# docs/design.md, rule 11, and "vendors ship their own storage plugins": install the
 # tree into a DESTDIR, build a storage plugin from nothing but the installed
 # headers and vmhost-plugin.pc, and load it into the installed vmhostd next to
 # the installed mock plugins.
