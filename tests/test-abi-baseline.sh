@@ -77,8 +77,7 @@ first=$abidir/vmhost-abi-$major.0.txt
 [ -f "$first" ] || fail "no baseline $first: record one with make -C tests abi-baseline"
 base_arch=$(awk '$1 == "#" && $2 == "arch" { print $3; exit }' "$first")
 if [ -n "$base_arch" ] && [ "$base_arch" != "$arch" ]; then
-  echo "SKIP: the baselines were recorded on $base_arch, this is $arch" >&2
-  exit 77
+  skip_unsupported "the baselines were recorded on $base_arch, this is $arch"
 fi
 
 status=0
