@@ -60,6 +60,28 @@ vmhostd=$(find "$dest" -type f -name vmhostd -perm -u+x)
 [ -n "$vmhostd" ] && [ "$(echo "$vmhostd" | grep -c .)" -eq 1 ] ||
   fail "expected one installed vmhostd, found: '$vmhostd'"
 
+# ---- what else a vendor finds installed --------------------------------------
+# The default config at the path vmhostd --help names, with an absolute
+# state_dir; every plugin's config reference; the example and the guide.
+conf=$(find "$dest" -path '*/etc/vmhost/vmhostd.yaml')
+[ -n "$conf" ] || fail "make install created no etc/vmhost/vmhostd.yaml"
+grep -Eq '^  state_dir: /' "$conf" || fail "$conf: state_dir is not absolute"
+"$vmhostd" --help | grep -qF "${conf#"$dest"}" ||
+  fail "vmhostd --help does not name ${conf#"$dest"} as the default config"
+for f in "$top_srcdir"/etc/plugins/*.yaml; do
+  [ -n "$(find "$dest" -path "*/doc/vmhost/plugins/${f##*/}")" ] ||
+    fail "the config reference ${f##*/} is not installed"
+done
+[ -n "$(find "$dest" -path '*/doc/vmhost/plugin-guide.md')" ] ||
+  fail "docs/plugin-guide.md is not installed"
+if [ -f "$plugindir/frontend-rest.so" ] && [ -f "$plugindir/frontend-rpc.so" ]; then
+  VMHOST_PLUGIN_DIR=$plugindir "$vmhostd" --check-config --config "$conf" \
+    >"$tmp/conf.out" 2>&1 || {
+    cat "$tmp/conf.out" >&2
+    fail "the installed default config does not pass --check-config"
+  }
+fi
+
 # ---- the example plugin, built by a vendor ----------------------------------
 # A copy, so that nothing can reach back into this tree; CPATH and friends
 # unset, so that only what pkg-config says is used.  Installed to $plugindir

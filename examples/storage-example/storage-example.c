@@ -50,7 +50,7 @@ struct pool {
 /* ---- Helpers --------------------------------------------------------- */
 
 /* Refuse flag bits this plugin does not know, as every operation must
- * (ABI 1.2 has VMH_CHECK_FLAGS for this). */
+ * (ABI 1.2: vmh_check_flags(host, op, flags, known) does this). */
 static int check_flags(const char *op, uint32_t flags, uint32_t known) {
   if ((flags & ~known) == 0)
     return 0;
@@ -79,8 +79,8 @@ static int errno_code(int err) {
   }
 }
 
-/* Set the message for a failed system call on `name` and return its code.
- * (ABI 1.2's host->verror makes printf-style helpers like this one easy.) */
+/* Set the message for a failed system call on `name` and return its code
+ * (ABI 1.2: vmh_fail(host, code, fmt, ...)). */
 static int sys_fail(const struct pool *p, const char *what, const char *name,
                     int err) {
   host->error("%s %s/%s: %s", what, p->path, name, strerror(err));
@@ -90,7 +90,8 @@ static int sys_fail(const struct pool *p, const char *what, const char *name,
 /* Volume names are [a-z0-9][a-z0-9._-]{0,62} (storage.h).  The core checks
  * them before calling; a plugin checks again wherever a bad name could
  * escape the pool, here every name that becomes a path.  Names of our own
- * temporary files start with '.', so they are never volumes. */
+ * temporary files start with '.', so they are never volumes.  (ABI 1.2:
+ * vmh_name_valid.) */
 static int valid_name(const char *name) {
   size_t n = 0;
   if (name == NULL || !((name[0] >= 'a' && name[0] <= 'z') ||
@@ -250,8 +251,8 @@ static int ex_open(const struct vmh_host *h, const struct vmh_instance *inst,
       (r = h->config_bool(config, "preallocate", 0, &p->preallocate, 0)) < 0)
     goto fail;
   if (p->path[0] != '/') {
-    /* ABI 1.2's config_path resolves a relative path against the config
-     * file's directory. */
+    /* ABI 1.2: host->config_path resolves a relative path against the
+     * config file's directory. */
     h->error("%s: path '%s' must be absolute", h->config_where(config),
              p->path);
     r = VMH_EINVAL;
