@@ -9,17 +9,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
-from vmhtest import Daemon, check, expect
+from vmhtest import Daemon, check, expect, skip
 
 if os.geteuid() != 0:
-    print("SKIP: mounts a tmpfs, needs root")
-    sys.exit(77)
+    skip("mounts a tmpfs, needs root")
 if not shutil.which("qemu-img"):
-    print("SKIP: no qemu-img (install qemu-utils)")
-    sys.exit(77)
+    skip("no qemu-img (install qemu-utils)")
 
 MiB = 1 << 20
 top = tempfile.mkdtemp(prefix="vmhtest-local.")
