@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "error.h"
-#include "vm.h"
 
 struct subscriber {
   uint64_t id;
@@ -34,7 +33,6 @@ void events_emit(const char *source, const struct vmh_event *in) {
     clock_gettime(CLOCK_REALTIME, &ts);
     ev.time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
   }
-  vms_on_event(source, &ev);
   pthread_rwlock_rdlock(&lock);
   for (size_t i = 0; i < n_subs; i++)
     subs[i].fn(subs[i].opaque, &ev);

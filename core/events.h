@@ -6,9 +6,10 @@
 #include <vmhost/core.h>
 
 /* Publish ev from `source` (an instance name or "core").  The event is
- * normalised to the core's struct size, time-stamped if it has no time, fed
- * to the VM records (state events) and handed to every subscriber, on the
- * calling thread.  Thread-safe. */
+ * normalised to the core's struct size, time-stamped if it has no time and
+ * handed to every subscriber in the order they subscribed (the VM records
+ * first: vms_init subscribes before any front-end starts), on the calling
+ * thread.  Thread-safe. */
 void events_emit(const char *source, const struct vmh_event *ev);
 
 /* Subscribe fn; *ret_id identifies it.  fn runs on the emitting thread and

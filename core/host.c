@@ -5,7 +5,7 @@
 
 #include <stdarg.h>
 
-#include "config.h"
+#include "conftree.h"
 #include "error.h"
 #include "events.h"
 #include "instance.h"

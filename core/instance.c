@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "conftree.h"
 #include "error.h"
 #include "log.h"
 #include "metrics.h"

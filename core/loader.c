@@ -5,14 +5,22 @@
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "error.h"
+#include "log.h"
 #include "settings.h"
 
 /* One operation of an ops table: its name, where it lives, and whether the
@@ -218,6 +226,62 @@ static int check_plugin(struct plugin *p, const struct vmh_plugin *d,
   return 0;
 }
 
+/* Count the strong global symbols the dynamic symbol table of the ELF image
+ * (map, size) defines besides vmh_plugin_entry, and list them in buf,
+ * comma-separated and cut to len.  Weak and unique symbols are not counted:
+ * C++ compilers emit them for the standard library's templates whatever the
+ * visibility (docs/design.md, rule 1).  A malformed image has none. */
+static int count_extra_exports(const unsigned char *map, size_t size, char *buf,
+                               size_t len) {
+  const ElfW(Ehdr) *eh = (const void *)map;
+  int n = 0;
+
+  buf[0] = '\0';
+  if (size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff > size ||
+      eh->e_shnum > (size - eh->e_shoff) / sizeof(ElfW(Shdr)))
+    return 0;
+  const ElfW(Shdr) *sh = (const void *)(map + eh->e_shoff);
+  for (size_t i = 0; i < eh->e_shnum; i++) {
+    if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum)
+      continue;
+    const ElfW(Shdr) *str = &sh[sh[i].sh_link];
+    if (sh[i].sh_offset > size || sh[i].sh_size > size - sh[i].sh_offset ||
+        str->sh_offset > size || str->sh_size > size - str->sh_offset ||
+        str->sh_size == 0 || map[str->sh_offset + str->sh_size - 1] != '\0')
+      return 0;
+    const ElfW(Sym) *sym = (const void *)(map + sh[i].sh_offset);
+    const char *names = (const char *)map + str->sh_offset;
+    for (size_t j = 0; j < sh[i].sh_size / sizeof *sym; j++) {
+      const char *name = names + sym[j].st_name;
+      if (sym[j].st_name >= str->sh_size || sym[j].st_shndx == SHN_UNDEF ||
+          ELF64_ST_BIND(sym[j].st_info) != STB_GLOBAL || /* = ELF32_ */
+          strcmp(name, "vmh_plugin_entry") == 0)
+        continue;
+      size_t used = strlen(buf);
+      if (used + 1 < len)
+        snprintf(buf + used, len - used, "%s%s", n ? "," : "", name);
+      n++;
+    }
+  }
+  return n;
+}
+
+/* count_extra_exports of a plugin file; 0 if it cannot be read. */
+static int extra_exports(const char *file, char *buf, size_t len) {
+  _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  buf[0] = '\0';
+  if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0)
+    return 0;
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (map == MAP_FAILED)
+    return 0;
+  int n = count_extra_exports(map, (size_t)st.st_size, buf, len);
+  munmap(map, (size_t)st.st_size);
+  return n;
+}
+
 static void plugin_free(struct plugin *p) {
   if (!p)
     return;
@@ -272,6 +336,16 @@ int loader_load(const char *file, int want_kind, const char *instance,
   }
   if ((r = check_plugin(p, d, want_kind, instance)) < 0)
     goto fail;
+  /* A warning, not a refusal: opened RTLD_LOCAL, the extra symbols harm no
+   * other plugin, but the plugin's own calls to them may bind elsewhere. */
+  char extra[256];
+  int n_extra = extra_exports(path, extra, sizeof extra);
+  if (n_extra > 0)
+    log_warn(
+        "%s: exports %d symbol%s besides vmh_plugin_entry (%s): its "
+        "calls to them may bind to same-named symbols of vmhostd or its "
+        "libraries; build with -fvisibility=hidden or a version script",
+        path, n_extra, n_extra == 1 ? "" : "s", extra);
 
   struct plugin **n = realloc(registry, (n_registry + 1) * sizeof *n);
   if (!n) {
@@ -345,6 +419,9 @@ void loader_dump(const struct plugin *p, FILE *out) {
   fprintf(out, "struct_size=%" PRIu32 "\n", p->desc.struct_size);
   fprintf(out, "thread_model=%s\n", thread_model_name(p->desc.thread_model));
   fprintf(out, "ops_struct_size=%" PRIu32 "\n", p->ops_size);
+  char extra[256];
+  if (extra_exports(p->file, extra, sizeof extra) > 0)
+    fprintf(out, "extra_exports=%s\n", extra);
   const char *names[32];
   size_t n = loader_ops(p, names, sizeof names / sizeof names[0]);
   for (size_t i = 0; i < n; i++)

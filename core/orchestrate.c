@@ -16,6 +16,7 @@
 #include "events.h"
 #include "instance.h"
 #include "log.h"
+#include "orchestrate.h"
 #include "state.h"
 #include "validate.h"
 #include "vm.h"
@@ -39,20 +40,12 @@ struct task {
   struct vm_disk *disk; /* disk to attach (owned until added) */
 };
 
-static void disk_clear(struct vm_disk *d) {
-  free(d->name);
-  free(d->pool);
-  free(d->volume);
-  free(d->base_image);
-  memset(d, 0, sizeof *d);
-}
-
 static void task_free(struct task *t) {
   if (!t)
     return;
   free(t->arg);
   if (t->disk) {
-    disk_clear(t->disk);
+    vm_disk_clear(t->disk);
     free(t->disk);
   }
   free(t);
@@ -104,20 +97,6 @@ static void emit_vm(uint32_t type, const struct vm *vm) {
 
 /* ---- copying the request ---------------------------------------------- */
 
-static int dup_str(char **dst, const char *src) {
-  if (!src) {
-    *dst = NULL;
-    return 0;
-  }
-  *dst = strdup(src);
-  return *dst ? 0 : error_code(VMH_ENOMEM, "out of memory");
-}
-
-/* Element i of an array whose stride is its elements' struct_size. */
-static const void *elem(const void *base, size_t stride, size_t i) {
-  return (const char *)base + stride * i;
-}
-
 /* Normalise a struct a front-end passed to the core's size. */
 #define NORMALISE(dst, src)                                                   \
   do {                                                                        \
@@ -127,99 +106,95 @@ static const void *elem(const void *base, size_t stride, size_t i) {
         (src)->struct_size < sizeof(dst) ? (src)->struct_size : sizeof(dst)); \
   } while (0)
 
-static int copy_disk(struct vm_disk *d, const struct vmh_disk *in,
-                     const char *vm_name) {
-  struct vmh_disk x;
-  NORMALISE(x, in);
-  int r = 0;
-  if (!x.name || !valid_device_name(x.name))
+/* Replace *name by a copy of to. */
+static int rename_to(char **name, const char *to) {
+  char *copy = strdup(to);
+  if (!copy)
+    return error_code(VMH_ENOMEM, "out of memory");
+  free(*name);
+  *name = copy;
+  return 0;
+}
+
+/* Check a disk copied from a request and place it: in the pool named (the
+ * first when none is), on the volume named (one named after the VM when
+ * none is). */
+static int check_disk(struct vm_disk *d, const char *vm_name) {
+  if (!d->name || !valid_device_name(d->name))
     return error_code(
         VMH_EINVAL,
         "disk name '%s' is invalid (expected [a-z][a-z0-9]{0,15}, "
         "e.g. vda)",
-        x.name ? x.name : "");
-  if (x.format > VMH_FORMAT_QCOW2)
-    return error_code(VMH_EINVAL, "disk %s: unknown format %" PRIu32, x.name,
-                      x.format);
-  if (x.bus > VMH_BUS_SATA)
-    return error_code(VMH_EINVAL, "disk %s: unknown bus %" PRIu32, x.name,
-                      x.bus);
-  if (x.readonly > 1)
-    return error_code(VMH_EINVAL, "disk %s: readonly is 0 or 1", x.name);
-  if (x.volume && !valid_volume_name(x.volume))
-    return error_code(VMH_EINVAL,
-                      "disk %s: volume name '%s' is invalid (expected "
-                      "[a-z0-9][a-z0-9._-]{0,62})",
-                      x.name, x.volume);
-  if (x.base_image && !valid_volume_name(x.base_image))
-    return error_code(VMH_EINVAL, "disk %s: image name '%s' is invalid", x.name,
-                      x.base_image);
-  if (!x.volume && !x.size && !x.base_image)
+        d->name ? d->name : "");
+  if (d->format > VMH_FORMAT_QCOW2)
+    return error_code(VMH_EINVAL, "disk %s: unknown format %" PRIu32, d->name,
+                      d->format);
+  if (d->bus > VMH_BUS_SATA)
+    return error_code(VMH_EINVAL, "disk %s: unknown bus %" PRIu32, d->name,
+                      d->bus);
+  if (d->readonly > 1)
+    return error_code(VMH_EINVAL, "disk %s: readonly is 0 or 1", d->name);
+  if (d->volume && !vmh_name_valid(d->volume))
+    return error_code(
+        VMH_EINVAL,
+        "disk %s: volume name '%s' is invalid (expected " VMH_NAME_RULE ")",
+        d->name, d->volume);
+  if (d->base_image && !vmh_name_valid(d->base_image))
+    return error_code(VMH_EINVAL, "disk %s: image name '%s' is invalid",
+                      d->name, d->base_image);
+  if (!d->volume && !d->size && !d->base_image)
     return error_code(VMH_EINVAL,
                       "disk %s: give a size (new volume), a base_image (clone) "
                       "or a volume (existing)",
-                      x.name);
-  struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, x.pool);
+                      d->name);
+  struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
-    return error_code(VMH_EINVAL, "disk %s: %s", x.name, error_get());
-
-  if ((r = dup_str(&d->name, x.name)) < 0 ||
-      (r = dup_str(&d->pool, pool->name)) < 0 ||
-      (r = dup_str(&d->base_image, x.base_image)) < 0)
-    return r;
-  if (x.volume)
-    r = dup_str(&d->volume, x.volume);
-  else if (asprintf(&d->volume, "%s-%s", vm_name, x.name) < 0)
-    r = error_code(VMH_ENOMEM, "out of memory");
+    return error_code(VMH_EINVAL, "disk %s: %s", d->name, error_get());
+  int r = rename_to(&d->pool, pool->name);
   if (r < 0)
     return r;
-  if (!x.volume && !valid_volume_name(d->volume))
+  /* A volume named explicitly without size or image is one that exists. */
+  d->make = !(d->volume && !d->size && !d->base_image);
+  if (d->volume)
+    return 0;
+  if (asprintf(&d->volume, "%s-%s", vm_name, d->name) < 0) {
+    d->volume = NULL;
+    return error_code(VMH_ENOMEM, "out of memory");
+  }
+  if (!vmh_name_valid(d->volume))
     return error_code(VMH_EINVAL,
                       "disk %s: the volume name '%s' made from the VM's name "
-                      "is not a valid volume name ([a-z0-9][a-z0-9._-]{0,62}); "
+                      "is not a valid volume name (" VMH_NAME_RULE
+                      "); "
                       "give the disk a volume name",
-                      x.name, d->volume);
-  /* A volume named explicitly without size or image is one that exists. */
-  d->make = !(x.volume && !x.size && !x.base_image);
-  d->size = x.size;
-  d->format = x.format;
-  d->bus = x.bus;
-  d->readonly = x.readonly;
-  d->boot_order = x.boot_order;
+                      d->name, d->volume);
   return 0;
 }
 
-static int copy_nic(struct vm_nic *n, const struct vmh_nic *in) {
-  struct vmh_nic x;
-  NORMALISE(x, in);
-  int r;
-  if (!x.name || !valid_device_name(x.name))
+/* Check a NIC copied from a request and place it on the network named
+ * (the first when none is). */
+static int check_nic(struct vm_nic *n) {
+  if (!n->name || !valid_device_name(n->name))
     return error_code(VMH_EINVAL,
                       "NIC name '%s' is invalid (expected [a-z][a-z0-9]{0,15}, "
                       "e.g. net0)",
-                      x.name ? x.name : "");
-  if (x.mac && !valid_mac(x.mac))
+                      n->name ? n->name : "");
+  if (n->mac && !valid_mac(n->mac))
     return error_code(VMH_EINVAL,
                       "NIC %s: MAC '%s' is invalid (expected a unicast "
                       "xx:xx:xx:xx:xx:xx)",
-                      x.name, x.mac);
-  if (x.vlan > 4094)
+                      n->name, n->mac);
+  if (n->vlan > 4094)
     return error_code(VMH_EINVAL,
                       "NIC %s: VLAN %" PRIu32 " is out of range 0..4094",
-                      x.name, x.vlan);
-  if (x.model > VMH_NIC_E1000)
-    return error_code(VMH_EINVAL, "NIC %s: unknown model %" PRIu32, x.name,
-                      x.model);
-  struct vmh_instance *net = instance_find(VMH_KIND_NETWORK, x.network);
+                      n->name, n->vlan);
+  if (n->model > VMH_NIC_E1000)
+    return error_code(VMH_EINVAL, "NIC %s: unknown model %" PRIu32, n->name,
+                      n->model);
+  struct vmh_instance *net = instance_find(VMH_KIND_NETWORK, n->network);
   if (!net)
-    return error_code(VMH_EINVAL, "NIC %s: %s", x.name, error_get());
-  if ((r = dup_str(&n->name, x.name)) < 0 ||
-      (r = dup_str(&n->network, net->name)) < 0 ||
-      (r = dup_str(&n->mac, x.mac)) < 0)
-    return r;
-  n->vlan = x.vlan;
-  n->model = x.model;
-  return 0;
+    return error_code(VMH_EINVAL, "NIC %s: %s", n->name, error_get());
+  return rename_to(&n->network, net->name);
 }
 
 static int check_text(const char *what, const char *s) {
@@ -256,10 +231,9 @@ static void uuid_v4(char out[VMH_ID_LEN + 1]) {
 static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   struct vmh_vm_spec s;
   NORMALISE(s, in);
-  if (!s.name || !valid_vm_name(s.name))
+  if (!s.name || !vmh_name_valid(s.name))
     return error_code(VMH_EINVAL,
-                      "VM name '%s' is invalid (expected "
-                      "[A-Za-z0-9][A-Za-z0-9._-]{0,62})",
+                      "VM name '%s' is invalid (expected " VMH_NAME_RULE ")",
                       s.name ? s.name : "");
   if (s.vcpus < 1 || s.vcpus > MAX_VCPUS)
     return error_code(VMH_EINVAL, "vcpus %" PRIu32 " is out of range 1..%d",
@@ -292,96 +266,61 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   if (!hv)
     return error_code(VMH_EINVAL, "%s", error_get());
 
+  if (s.n_disks && s.disks[0].struct_size < offsetof(struct vmh_disk, source))
+    return error_code(VMH_EINVAL, "disks: struct_size %" PRIu32 " is too small",
+                      s.disks[0].struct_size);
+  if (s.n_nics && s.nics[0].struct_size < offsetof(struct vmh_nic, binding))
+    return error_code(VMH_EINVAL, "nics: struct_size %" PRIu32 " is too small",
+                      s.nics[0].struct_size);
+
   struct vm *vm = calloc(1, sizeof *vm);
   if (!vm)
     return error_code(VMH_ENOMEM, "out of memory");
-  uuid_v4(vm->id);
-  vm->vcpus = s.vcpus;
-  vm->memory = s.memory;
-  vm->guest_channel = (int)s.guest_channel;
+  /* Sources and bindings are the core's to resolve, not the request's. */
+  if (vm_copy_spec(vm, &s, 0) < 0 || rename_to(&vm->hypervisor, hv->name) < 0) {
+    r = error_code(VMH_ENOMEM, "out of memory");
+    goto fail;
+  }
+  char id[VMH_ID_LEN + 1];
+  uuid_v4(id);
+  if ((r = rename_to(&vm->id, id)) < 0)
+    goto fail;
   vm->status = VMH_STATUS_CREATING;
   vm->created = (int64_t)time(NULL);
-  if ((r = dup_str(&vm->name, s.name)) < 0 ||
-      (r = dup_str(&vm->kernel, s.kernel)) < 0 ||
-      (r = dup_str(&vm->initrd, s.initrd)) < 0 ||
-      (r = dup_str(&vm->cmdline, s.cmdline)) < 0 ||
-      (r = dup_str(&vm->firmware, s.firmware)) < 0 ||
-      (r = dup_str(&vm->user_data, s.user_data)) < 0 ||
-      (r = dup_str(&vm->meta_data, s.meta_data)) < 0 ||
-      (r = dup_str(&vm->network_config, s.network_config)) < 0 ||
-      (r = dup_str(&vm->hypervisor, hv->name)) < 0)
-    goto fail;
-
-  if (s.n_disks) {
-    size_t stride = s.disks[0].struct_size;
-    if (stride < offsetof(struct vmh_disk, source)) {
-      r = error_code(VMH_EINVAL, "disks: struct_size %zu is too small", stride);
+  for (size_t i = 0; i < vm->n_disks; i++) {
+    if ((r = check_disk(&vm->disks[i], vm->name)) < 0)
       goto fail;
-    }
-    if (!(vm->disks = calloc(s.n_disks, sizeof *vm->disks))) {
-      r = error_code(VMH_ENOMEM, "out of memory");
-      goto fail;
-    }
-    for (uint32_t i = 0; i < s.n_disks; i++) {
-      vm->n_disks++;
-      if ((r = copy_disk(&vm->disks[i], elem(s.disks, stride, i), s.name)) < 0)
+    for (size_t j = 0; j < i; j++) {
+      if (strcmp(vm->disks[j].name, vm->disks[i].name) == 0 ||
+          (strcmp(vm->disks[j].pool, vm->disks[i].pool) == 0 &&
+           strcmp(vm->disks[j].volume, vm->disks[i].volume) == 0)) {
+        r = error_code(VMH_EINVAL, "disk %s is listed twice",
+                       vm->disks[i].name);
         goto fail;
-      for (uint32_t j = 0; j < i; j++) {
-        if (strcmp(vm->disks[j].name, vm->disks[i].name) == 0 ||
-            (strcmp(vm->disks[j].pool, vm->disks[i].pool) == 0 &&
-             strcmp(vm->disks[j].volume, vm->disks[i].volume) == 0)) {
-          r = error_code(VMH_EINVAL, "disk %s is listed twice",
-                         vm->disks[i].name);
-          goto fail;
-        }
       }
     }
   }
-  if (s.n_nics) {
-    size_t stride = s.nics[0].struct_size;
-    if (stride < offsetof(struct vmh_nic, binding)) {
-      r = error_code(VMH_EINVAL, "nics: struct_size %zu is too small", stride);
+  for (size_t i = 0; i < vm->n_nics; i++) {
+    if ((r = check_nic(&vm->nics[i])) < 0)
       goto fail;
-    }
-    if (!(vm->nics = calloc(s.n_nics, sizeof *vm->nics))) {
-      r = error_code(VMH_ENOMEM, "out of memory");
-      goto fail;
-    }
-    for (uint32_t i = 0; i < s.n_nics; i++) {
-      vm->n_nics++;
-      if ((r = copy_nic(&vm->nics[i], elem(s.nics, stride, i))) < 0)
-        goto fail;
-      for (uint32_t j = 0; j < i; j++)
-        if (strcmp(vm->nics[j].name, vm->nics[i].name) == 0) {
-          r = error_code(VMH_EINVAL, "NIC %s is listed twice",
-                         vm->nics[i].name);
-          goto fail;
-        }
-    }
-  }
-  if (s.n_metadata) {
-    if (!(vm->metadata = calloc(s.n_metadata, sizeof *vm->metadata))) {
-      r = error_code(VMH_ENOMEM, "out of memory");
-      goto fail;
-    }
-    for (uint32_t i = 0; i < s.n_metadata; i++) {
-      const struct vmh_keyval *kv = &s.metadata[i];
-      if (!kv->key || !*kv->key || strlen(kv->key) > VMH_NAME_MAX ||
-          !kv->value) {
-        r = error_code(VMH_EINVAL,
-                       "metadata entry %" PRIu32
-                       " needs a key of 1..63 bytes and a value",
-                       i);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(vm->nics[j].name, vm->nics[i].name) == 0) {
+        r = error_code(VMH_EINVAL, "NIC %s is listed twice", vm->nics[i].name);
         goto fail;
       }
-      if ((r = check_text("metadata key", kv->key)) < 0 ||
-          (r = check_text("metadata value", kv->value)) < 0)
-        goto fail;
-      vm->n_metadata++;
-      if ((r = dup_str(&vm->metadata[i].key, kv->key)) < 0 ||
-          (r = dup_str(&vm->metadata[i].value, kv->value)) < 0)
-        goto fail;
+  }
+  for (size_t i = 0; i < vm->n_metadata; i++) {
+    const struct vm_kv *kv = &vm->metadata[i];
+    if (!kv->key || !*kv->key || strlen(kv->key) > VMH_NAME_MAX || !kv->value) {
+      r = error_code(VMH_EINVAL,
+                     "metadata entry %zu needs a key of 1..63 bytes and a "
+                     "value",
+                     i);
+      goto fail;
     }
+    if ((r = check_text("metadata key", kv->key)) < 0 ||
+        (r = check_text("metadata value", kv->value)) < 0)
+      goto fail;
   }
   *ret = vm;
   return 0;
@@ -393,63 +332,16 @@ fail:
 
 /* ---- disk sources ------------------------------------------------------- */
 
-/* A disk source copied out of a storage plugin's callback. */
-struct source {
-  struct vmh_disk_source src;
-  char *strs[12];
-  char **monitors;
-  uint32_t n_monitors;
-};
-
-static void source_clear(struct source *s) {
-  for (size_t i = 0; i < sizeof s->strs / sizeof s->strs[0]; i++)
-    free(s->strs[i]);
-  for (uint32_t i = 0; i < s->n_monitors; i++)
-    free(s->monitors[i]);
-  free(s->monitors);
-  memset(s, 0, sizeof *s);
-}
-
-static const char *keep(struct source *s, size_t slot, const char *str) {
-  s->strs[slot] = str ? strdup(str) : NULL;
-  return s->strs[slot];
-}
-
 static int source_cb(void *opaque, const struct vmh_disk_source *in) {
-  struct source *s = opaque;
-  struct vmh_disk_source x;
-  NORMALISE(x, in);
-  source_clear(s);
-  s->src = (struct vmh_disk_source){
-      .struct_size = sizeof s->src,
-      .type = x.type,
-      .format = x.format,
-      .path = keep(s, 0, x.path),
-      .pool = keep(s, 1, x.pool),
-      .image = keep(s, 2, x.image),
-      .auth_user = keep(s, 3, x.auth_user),
-      .auth_secret = keep(s, 4, x.auth_secret),
-      .portal = keep(s, 5, x.portal),
-      .iqn = keep(s, 6, x.iqn),
-      .lun = x.lun,
-      .server = keep(s, 7, x.server),
-      .export_path = keep(s, 8, x.export_path),
-  };
-  if (x.n_monitors && x.monitors) {
-    s->monitors = calloc(x.n_monitors, sizeof *s->monitors);
-    for (uint32_t i = 0; s->monitors && i < x.n_monitors; i++)
-      if (x.monitors[i] && (s->monitors[s->n_monitors] = strdup(x.monitors[i])))
-        s->n_monitors++;
-    s->src.monitors = (const char *const *)s->monitors;
-    s->src.n_monitors = s->n_monitors;
-  }
-  return 0;
+  return vm_source_copy(opaque, in) < 0
+             ? error_code(VMH_ENOMEM, "out of memory")
+             : 0;
 }
 
 /* The source of d that hv can open: as the pool gives it, or mapped to a
  * local path when hv cannot attach that kind of source. */
-static int disk_source(struct vm_disk *d, uint32_t source_types,
-                       struct source *out) {
+static int resolve_source(struct vm_disk *d, uint32_t source_types,
+                          struct vm_source *out) {
   struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
     return VMH_EIO;
@@ -457,14 +349,14 @@ static int disk_source(struct vm_disk *d, uint32_t source_types,
       INSTANCE_CALL(pool, storage, vol_source, d->volume, source_cb, out, 0);
   if (r < 0)
     return r;
-  if (out->src.type != VMH_SOURCE_NONE &&
-      (source_types & VMH_SOURCE_BIT(out->src.type)))
+  if (out->type != VMH_SOURCE_NONE &&
+      (source_types & VMH_SOURCE_BIT(out->type)))
     return 0;
-  uint32_t type = out->src.type;
+  uint32_t type = out->type;
   r = INSTANCE_CALL(pool, storage, vol_source, d->volume, source_cb, out,
                     VMH_SOURCE_LOCAL);
   if (r == VMH_ENOTSUP ||
-      (r == 0 && !(source_types & VMH_SOURCE_BIT(out->src.type))))
+      (r == 0 && !(source_types & VMH_SOURCE_BIT(out->type))))
     return error_code(VMH_ENOTSUP,
                       "disk %s: pool '%s' gives a source of type %" PRIu32
                       " that the hypervisor cannot attach, and cannot map it "
@@ -473,6 +365,19 @@ static int disk_source(struct vm_disk *d, uint32_t source_types,
   if (r == 0)
     d->mapped = 1;
   return r;
+}
+
+/* Resolve d's source into out (with its secret, for the hypervisor) and
+ * record it in d (without). */
+static int disk_source(struct vm_disk *d, uint32_t source_types,
+                       struct vm_source *out) {
+  int r = resolve_source(d, source_types, out);
+  if (r < 0)
+    return r;
+  vms_wrlock();
+  r = vm_source_record(&d->source, out);
+  vms_unlock();
+  return r < 0 ? error_code(VMH_ENOMEM, "out of memory") : 0;
 }
 
 /* ---- the steps of create and delete ------------------------------------- */
@@ -540,18 +445,9 @@ static int volume_unmake(struct vm_disk *d) {
 }
 
 static int binding_cb(void *opaque, const struct vmh_nic_binding *in) {
-  struct vm_nic *n = opaque;
-  struct vmh_nic_binding b;
-  NORMALISE(b, in);
-  n->b_type = b.type;
-  n->b_bridge = b.bridge ? strdup(b.bridge) : NULL;
-  n->b_port = b.port ? strdup(b.port) : NULL;
-  n->b_interface_id = b.interface_id ? strdup(b.interface_id) : NULL;
-  n->b_tap = b.tap ? strdup(b.tap) : NULL;
-  n->b_mac = b.mac ? strdup(b.mac) : NULL;
-  n->b_vlan = b.vlan;
-  n->b_mtu = b.mtu;
-  return 0;
+  return vm_binding_copy(opaque, in) < 0
+             ? error_code(VMH_ENOMEM, "out of memory")
+             : 0;
 }
 
 static int port_bind(const struct vm *vm, struct vm_nic *n) {
@@ -566,17 +462,10 @@ static int port_bind(const struct vm *vm, struct vm_nic *n) {
       .mac = n->mac,
       .vlan = n->vlan,
   };
-  struct vm_nic tmp = {0};
-  int r = INSTANCE_CALL(net, network, port_bind, &req, binding_cb, &tmp, 0);
+  struct vm_binding b = {0};
+  int r = INSTANCE_CALL(net, network, port_bind, &req, binding_cb, &b, 0);
   vms_wrlock();
-  n->b_type = tmp.b_type;
-  n->b_bridge = tmp.b_bridge;
-  n->b_port = tmp.b_port;
-  n->b_interface_id = tmp.b_interface_id;
-  n->b_tap = tmp.b_tap;
-  n->b_mac = tmp.b_mac;
-  n->b_vlan = tmp.b_vlan;
-  n->b_mtu = tmp.b_mtu;
+  n->binding = b;
   n->bound = r == 0;
   vms_unlock();
   return r;
@@ -622,24 +511,28 @@ static int domain_define(struct vm *vm, uint32_t flags) {
                       vm->memory, hv->name, caps.max_memory);
 
   struct vm_view view;
-  struct source *sources =
+  struct vm_source *sources =
       calloc(vm->n_disks ? vm->n_disks : 1, sizeof *sources);
-  if (!sources || (r = vm_view_init(&view, vm)) < 0) {
+  if (!sources || vm_view_init(&view, vm) < 0) {
     free(sources);
-    return sources ? r : error_code(VMH_ENOMEM, "out of memory");
+    return error_code(VMH_ENOMEM, "out of memory");
   }
+  /* The hypervisor gets the sources as the pools give them now, secrets
+   * included; the record keeps them without. */
   for (size_t i = 0; i < vm->n_disks; i++) {
     if ((r = disk_source(&vm->disks[i], caps.source_types, &sources[i])) < 0)
       goto out;
-    view.disks[i].source = &sources[i].src;
+    vm_source_view(&sources[i], &view.sources[i]);
+    view.disks[i].source = &view.sources[i];
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
     const struct vm_nic *n = &vm->nics[i];
-    if (n->b_type && !(caps.binding_types & (UINT32_C(1) << n->b_type))) {
+    uint32_t type = n->binding.type;
+    if (type && !(caps.binding_types & (UINT32_C(1) << type))) {
       r = error_code(VMH_ENOTSUP,
                      "NIC %s: network '%s' gives a binding of type %" PRIu32
                      " that hypervisor '%s' cannot attach",
-                     n->name, n->network, n->b_type, hv->name);
+                     n->name, n->network, type, hv->name);
       goto out;
     }
   }
@@ -652,7 +545,7 @@ static int domain_define(struct vm *vm, uint32_t flags) {
 
 out:
   for (size_t i = 0; i < vm->n_disks; i++)
-    source_clear(&sources[i]);
+    vm_source_clear(&sources[i]);
   free(sources);
   vm_view_free(&view);
   return r;
@@ -782,10 +675,8 @@ static void create_task(void *arg) {
 }
 
 void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
-  if (flags & ~VMH_CREATE_NO_START) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~VMH_CREATE_NO_START);
-    return fail(r, VMH_EINVAL);
-  }
+  if (reply_check_flags(r, flags, VMH_CREATE_NO_START) < 0)
+    return;
   if (!spec || spec->struct_size < offsetof(struct vmh_vm_spec, hypervisor)) {
     error_set("the VM spec is missing or too small");
     return fail(r, VMH_EINVAL);
@@ -828,10 +719,8 @@ void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags) {
 /* Find the VM, make a task for fn and queue it keyed by the VM's id. */
 static void on_vm(const char *key, work_fn fn, vmh_reply_t *r, uint32_t flags,
                   uint32_t known, struct task **ret_extra) {
-  if (flags & ~known) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~known);
-    return fail(r, VMH_EINVAL);
-  }
+  if (reply_check_flags(r, flags, known) < 0)
+    return;
   vms_rdlock();
   struct vm *vm = vms_lookup(key);
   vms_unlock();
@@ -1054,10 +943,9 @@ static void snapshot_task(void *arg) {
 
 static void snapshot_op(const char *key, int op, const char *arg,
                         vmh_reply_t *r, uint32_t flags) {
-  if (op != SNAP_LIST && (!arg || !valid_volume_name(arg))) {
-    error_set(
-        "snapshot %s '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
-        op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
+  if (op != SNAP_LIST && (!arg || !vmh_name_valid(arg))) {
+    error_set("snapshot %s '%s' is invalid (expected " VMH_NAME_RULE ")",
+              op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;
@@ -1106,7 +994,7 @@ static void attach_task(void *arg) {
   struct vm_disk *d = t->disk;
   struct vmh_instance *hv = vm_hypervisor(vm);
   struct vmh_hypervisor_caps caps = {.struct_size = sizeof caps};
-  struct source src = {0};
+  struct vm_source src = {0};
   _cleanup_free_ char *why = NULL;
   int r;
   if (!hv) {
@@ -1128,17 +1016,11 @@ static void attach_task(void *arg) {
     goto done;
   if ((r = disk_source(d, caps.source_types, &src)) < 0)
     goto undo;
-  struct vmh_disk disk = {.struct_size = sizeof disk,
-                          .name = d->name,
-                          .pool = d->pool,
-                          .volume = d->volume,
-                          .size = d->size,
-                          .format = d->format,
-                          .bus = d->bus,
-                          .base_image = d->base_image,
-                          .readonly = d->readonly,
-                          .boot_order = d->boot_order,
-                          .source = &src.src};
+  struct vmh_disk disk;
+  struct vmh_disk_source source;
+  vm_disk_view(d, &disk, &source);
+  vm_source_view(&src, &source); /* with the secret */
+  disk.source = &source;
   if ((r = INSTANCE_CALL(hv, hypervisor, attach_disk, vm->id, &disk, 0)) < 0)
     goto undo;
 
@@ -1156,7 +1038,7 @@ static void attach_task(void *arg) {
     goto done;
   }
   save(vm);
-  source_clear(&src);
+  vm_source_clear(&src);
   finish_with_record(t, 0);
   return;
 
@@ -1169,7 +1051,7 @@ undo:
         vm->name, d->pool, d->volume, error_get());
   error_set("%s", why ? why : "attach failed");
 done:
-  source_clear(&src);
+  vm_source_clear(&src);
   reply_done(t->r, r);
   task_free(t);
 }
@@ -1191,8 +1073,9 @@ void vm_disk_attach(const char *key, const struct vmh_disk *disk,
     vms_rdlock();
     _cleanup_free_ char *name = strdup(t->vm->name);
     vms_unlock();
-    code = name ? copy_disk(t->disk, disk, name)
-                : error_code(VMH_ENOMEM, "out of memory");
+    code = !name || vm_disk_copy(t->disk, disk, 0) < 0
+               ? error_code(VMH_ENOMEM, "out of memory")
+               : check_disk(t->disk, name);
   }
   if (code == 0 && !t->disk->make &&
       vms_volume_in_use(t->disk->pool, t->disk->volume))
@@ -1224,7 +1107,7 @@ static void detach_task(void *arg) {
     r = volume_unmap(d);
   if (r == 0) {
     vms_wrlock();
-    disk_clear(d);
+    vm_disk_clear(d);
     size_t i = (size_t)(d - vm->disks);
     memmove(d, d + 1, (vm->n_disks - i - 1) * sizeof *d);
     vm->n_disks--;

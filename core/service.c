@@ -18,6 +18,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "metrics.h"
+#include "orchestrate.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"
@@ -104,19 +105,11 @@ static void submit(struct op *op, const char *key) {
   }
 }
 
-static int refuse_flags(uint32_t flags, uint32_t known, vmh_reply_t *r) {
-  if (!(flags & ~known))
-    return 0;
-  error_set("unknown flags 0x%" PRIx32, flags & ~known);
-  reply_done(r, VMH_EINVAL);
-  return -1;
-}
-
 static int refuse_name(const char *what, const char *name, vmh_reply_t *r) {
-  if (valid_volume_name(name))
+  if (vmh_name_valid(name))
     return 0;
-  error_set("%s name '%s' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})",
-            what, name ? name : "");
+  error_set("%s name '%s' is invalid (expected " VMH_NAME_RULE ")", what,
+            name ? name : "");
   reply_done(r, VMH_EINVAL);
   return -1;
 }
@@ -169,12 +162,13 @@ static int do_pool_get(struct op *op) {
 }
 
 static void pool_list(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (reply_check_flags(r, flags, 0) == 0)
     queue(do_pool_list, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void pool_get(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 &&
+      reply_check_flags(r, flags, 0) == 0)
     queue(do_pool_get, NULL, pool, NULL, r, flags, NULL);
 }
 
@@ -251,19 +245,20 @@ static void submit_volume(struct op *op) {
 }
 
 static void volume_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 &&
+      reply_check_flags(r, flags, 0) == 0)
     queue(do_volume_list, NULL, pool, NULL, r, flags, NULL);
 }
 
 static void volume_get(const char *pool, const char *vol, vmh_reply_t *r,
                        uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (reply_check_flags(r, flags, 0) == 0)
     volume_op(do_volume_get, pool, vol, r, flags, NULL);
 }
 
 static void volume_create(const char *pool, const struct vmh_volume_spec *in,
                           vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   if (!in || in->struct_size < offsetof(struct vmh_volume_spec, base_image)) {
     error_set("the volume spec is missing or too small");
@@ -300,7 +295,7 @@ static void volume_create(const char *pool, const struct vmh_volume_spec *in,
 
 static void volume_resize(const char *pool, const char *vol, uint64_t size,
                           vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, VMH_RESIZE_SHRINK, r) < 0)
+  if (reply_check_flags(r, flags, VMH_RESIZE_SHRINK) < 0)
     return;
   if (size == 0) {
     error_set("the new size must be more than 0");
@@ -316,7 +311,7 @@ static void volume_resize(const char *pool, const char *vol, uint64_t size,
 
 static void volume_delete(const char *pool, const char *vol, vmh_reply_t *r,
                           uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   struct op *op = NULL;
   volume_op(do_volume_delete, pool, vol, r, flags, &op);
@@ -353,7 +348,8 @@ static int do_image_delete(struct op *op) {
 }
 
 static void image_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_missing("pool", pool, r) == 0 && refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("pool", pool, r) == 0 &&
+      reply_check_flags(r, flags, 0) == 0)
     queue(do_image_list, NULL, pool, NULL, r, flags, NULL);
 }
 
@@ -363,7 +359,7 @@ static int valid_sha256(const char *s) {
 
 static void image_import(const char *pool, const struct vmh_image_spec *in,
                          vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   if (!in || in->struct_size < sizeof *in) {
     error_set("the image spec is missing or too small");
@@ -399,7 +395,7 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
 
 static void image_delete(const char *pool, const char *image, vmh_reply_t *r,
                          uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   struct op *op = NULL;
   volume_op(do_image_delete, pool, image, r, flags, &op);
@@ -442,12 +438,13 @@ static int do_network_get(struct op *op) {
 }
 
 static void network_list(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (reply_check_flags(r, flags, 0) == 0)
     queue(do_network_list, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void network_get(const char *net, vmh_reply_t *r, uint32_t flags) {
-  if (refuse_missing("network", net, r) == 0 && refuse_flags(flags, 0, r) == 0)
+  if (refuse_missing("network", net, r) == 0 &&
+      reply_check_flags(r, flags, 0) == 0)
     queue(do_network_get, NULL, net, NULL, r, flags, NULL);
 }
 
@@ -460,7 +457,7 @@ static void host_cb(void *opaque, const struct vmh_host_info *h) {
 }
 
 static void host_info(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   hostinfo_read(host_cb, (void *)r);
   reply_done(r, 0);
@@ -508,12 +505,12 @@ static int do_health(struct op *op) {
 }
 
 static void health(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) == 0)
+  if (reply_check_flags(r, flags, 0) == 0)
     queue(do_health, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void plugin_list(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   for (size_t i = 0; i < loader_count(); i++) {
     const struct plugin *p = loader_at(i);
@@ -546,7 +543,7 @@ static void plugin_list(vmh_reply_t *r, uint32_t flags) {
 }
 
 static void metrics(vmh_reply_t *r, uint32_t flags) {
-  if (refuse_flags(flags, 0, r) < 0)
+  if (reply_check_flags(r, flags, 0) < 0)
     return;
   size_t len;
   _cleanup_free_ char *text = metrics_render(&len);

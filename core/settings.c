@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "conftree.h"
 #include "error.h"
 
 #ifndef PLUGINDIR

@@ -16,7 +16,7 @@
  * A source in log.levels must be "core" or the name of an instance.
  *
  * Error messages (VMH_EINVAL), besides those of config_load and the
- * accessors (core/config.h):
+ * accessors (core/conftree.h):
  *   "FILE:L:C: unknown key 'K' at the top level (expected one of: daemon,
  *    hypervisors, storage, networks, frontends); did you mean 'X'?"
  *   "FILE:L:C: unknown key 'K' under daemon (expected one of: ...)"

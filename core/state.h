@@ -4,7 +4,7 @@
 #ifndef VMHOST_CORE_STATE_H
 #define VMHOST_CORE_STATE_H
 
-#include "vm.h"
+#include "vmrecord.h"
 
 /* Create state_dir/vms if needed and remember it.  Returns 0 or VMH_EIO. */
 int state_init(const char *state_dir);

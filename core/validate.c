@@ -19,16 +19,7 @@ static int match(const char *s, const char *first, const char *rest,
 }
 
 #define LOWER "abcdefghijklmnopqrstuvwxyz"
-#define UPPER "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #define DIGIT "0123456789"
-
-int valid_vm_name(const char *s) {
-  return match(s, LOWER UPPER DIGIT, LOWER UPPER DIGIT "._-", 63);
-}
-
-int valid_volume_name(const char *s) {
-  return vmh_name_valid(s);
-}
 
 int valid_device_name(const char *s) {
   return match(s, LOWER, LOWER DIGIT, 16);

@@ -4,10 +4,8 @@
 
 #include <stddef.h>
 
-/* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
-int valid_vm_name(const char *s);
-/* The ABI's name rule (vmh_name_valid): volumes, images, snapshots. */
-int valid_volume_name(const char *s);
+/* Names of VMs, pools, volumes, images, snapshots and networks follow the
+ * ABI's one rule: vmh_name_valid() in <vmhost/common.h>. */
 /* [a-z][a-z0-9]{0,15}: disk and NIC names inside a VM. */
 int valid_device_name(const char *s);
 /* xx:xx:xx:xx:xx:xx, hex, unicast (low bit of the first octet clear). */

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "events.h"
 #include "instance.h"
 #include "log.h"
 #include "state.h"
@@ -22,6 +23,7 @@ static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_uint_fast64_t generation = 1;
 static struct vm **table;
 static size_t n_table, cap_table;
+static uint64_t event_sub; /* our subscription to the event bus, 0: none */
 
 void vms_rdlock(void) {
   pthread_rwlock_rdlock(&lock);
@@ -46,55 +48,6 @@ static int64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void free_strv(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
-void vm_free(struct vm *vm) {
-  if (!vm)
-    return;
-  free(vm->name);
-  free(vm->kernel);
-  free(vm->initrd);
-  free(vm->cmdline);
-  free(vm->firmware);
-  for (size_t i = 0; i < vm->n_disks; i++) {
-    struct vm_disk *d = &vm->disks[i];
-    free(d->name);
-    free(d->pool);
-    free(d->volume);
-    free(d->base_image);
-  }
-  free(vm->disks);
-  for (size_t i = 0; i < vm->n_nics; i++) {
-    struct vm_nic *n = &vm->nics[i];
-    free(n->name);
-    free(n->network);
-    free(n->mac);
-    free(n->b_bridge);
-    free(n->b_port);
-    free(n->b_interface_id);
-    free(n->b_tap);
-    free(n->b_mac);
-  }
-  free(vm->nics);
-  free(vm->user_data);
-  free(vm->meta_data);
-  free(vm->network_config);
-  for (size_t i = 0; i < vm->n_metadata; i++) {
-    free(vm->metadata[i].key);
-    free(vm->metadata[i].value);
-  }
-  free(vm->metadata);
-  free(vm->hypervisor);
-  free(vm->error);
-  free_strv(vm->ips, vm->n_ips);
-  free(vm->channel_path);
-  free(vm);
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -169,115 +122,14 @@ int vms_volume_in_use(const char *pool, const char *volume) {
 
 /* ---- record → ABI structs ---------------------------------------------- */
 
-void vm_view_free(struct vm_view *v) {
-  free(v->disks);
-  free(v->nics);
-  free(v->bindings);
-  free(v->metadata);
-  memset(v, 0, sizeof *v);
-}
-
-int vm_view_init(struct vm_view *v, const struct vm *vm) {
-  memset(v, 0, sizeof *v);
-  v->disks = calloc(vm->n_disks ? vm->n_disks : 1, sizeof *v->disks);
-  v->nics = calloc(vm->n_nics ? vm->n_nics : 1, sizeof *v->nics);
-  v->bindings = calloc(vm->n_nics ? vm->n_nics : 1, sizeof *v->bindings);
-  v->metadata =
-      calloc(vm->n_metadata ? vm->n_metadata : 1, sizeof *v->metadata);
-  if (!v->disks || !v->nics || !v->bindings || !v->metadata) {
-    vm_view_free(v);
-    return error_code(VMH_ENOMEM, "out of memory");
-  }
-  for (size_t i = 0; i < vm->n_disks; i++) {
-    const struct vm_disk *d = &vm->disks[i];
-    v->disks[i] = (struct vmh_disk){
-        .struct_size = sizeof v->disks[i],
-        .name = d->name,
-        .pool = d->pool,
-        .volume = d->volume,
-        .size = d->size,
-        .format = d->format,
-        .bus = d->bus,
-        .base_image = d->base_image,
-        .readonly = d->readonly,
-        .boot_order = d->boot_order,
-    };
-  }
-  for (size_t i = 0; i < vm->n_nics; i++) {
-    const struct vm_nic *n = &vm->nics[i];
-    v->bindings[i] = (struct vmh_nic_binding){
-        .struct_size = sizeof v->bindings[i],
-        .type = n->b_type,
-        .bridge = n->b_bridge,
-        .port = n->b_port,
-        .interface_id = n->b_interface_id,
-        .tap = n->b_tap,
-        .mac = n->b_mac,
-        .vlan = n->b_vlan,
-        .mtu = n->b_mtu,
-    };
-    v->nics[i] = (struct vmh_nic){
-        .struct_size = sizeof v->nics[i],
-        .name = n->name,
-        .network = n->network,
-        .mac = n->bound && n->b_mac ? n->b_mac : n->mac,
-        .vlan = n->vlan,
-        .model = n->model,
-        .binding = n->bound ? &v->bindings[i] : NULL,
-    };
-  }
-  for (size_t i = 0; i < vm->n_metadata; i++)
-    v->metadata[i] =
-        (struct vmh_keyval){vm->metadata[i].key, vm->metadata[i].value};
-  v->spec = (struct vmh_vm_spec){
-      .struct_size = sizeof v->spec,
-      .id = vm->id,
-      .name = vm->name,
-      .vcpus = vm->vcpus,
-      .memory = vm->memory,
-      .kernel = vm->kernel,
-      .initrd = vm->initrd,
-      .cmdline = vm->cmdline,
-      .firmware = vm->firmware,
-      .disks = v->disks,
-      .n_disks = (uint32_t)vm->n_disks,
-      .nics = v->nics,
-      .n_nics = (uint32_t)vm->n_nics,
-      .guest_channel = (uint32_t)vm->guest_channel,
-      .user_data = vm->user_data,
-      .meta_data = vm->meta_data,
-      .network_config = vm->network_config,
-      .metadata = v->metadata,
-      .n_metadata = (uint32_t)vm->n_metadata,
-      .hypervisor = vm->hypervisor,
-  };
-  return 0;
-}
-
 void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
   struct vm_view view;
   if (!r->vm || vm_view_init(&view, vm) < 0)
     return;
-  struct vmh_vm_info info = {
-      .struct_size = sizeof info,
-      .id = vm->id,
-      .name = vm->name,
-      .state = vm->state,
-      .vcpus = vm->vcpus,
-      .memory = vm->memory,
-      .memory_used = vm->memory_used,
-      .cpu_time_ns = vm->cpu_time_ns,
-      .uptime_s = vm->uptime_s,
-      .ips = (const char *const *)vm->ips,
-      .n_ips = (uint32_t)vm->n_ips,
-      .channel_type = vm->channel_type,
-      .channel_path = vm->channel_path,
-      .channel_port = vm->channel_port,
-  };
   struct vmh_vm_record rec = {
       .struct_size = sizeof rec,
       .spec = &view.spec,
-      .info = &info,
+      .info = &view.info,
       .status = vm->status,
       .created = vm->created,
       .updated_us = vm->updated_us,
@@ -291,28 +143,40 @@ void reply_done(vmh_reply_t *r, int code) {
   r->done(r->opaque, code, code ? error_get() : NULL);
 }
 
+int reply_check_flags(vmh_reply_t *r, uint32_t flags, uint32_t known) {
+  if (!(flags & ~known))
+    return 0;
+  error_set("unknown flags 0x%" PRIx32, flags & ~known);
+  reply_done(r, VMH_EINVAL);
+  return -1;
+}
+
 /* ---- live state ------------------------------------------------------- */
+
+static void set_str(char **dst, const char *src) {
+  char *copy = src ? strdup(src) : NULL;
+  free(*dst);
+  *dst = copy;
+}
+#define SET_STR(dst, src) set_str(&(dst), (src))
+#define SET_U32(dst, src) ((dst) = (src))
+#define SET_U64(dst, src) ((dst) = (src))
+#define SET_FIELD(type, name) SET_##type(vm->name, info.name);
 
 void vm_set_info(struct vm *vm, const struct vmh_vm_info *in) {
   struct vmh_vm_info info = {0};
   memcpy(&info, in,
          in->struct_size < sizeof info ? in->struct_size : sizeof info);
+  VM_LIVE(SET_FIELD)
   vm->state = info.state;
-  vm->memory_used = info.memory_used;
-  vm->cpu_time_ns = info.cpu_time_ns;
-  vm->uptime_s = info.uptime_s;
   char **ips = info.n_ips ? calloc(info.n_ips, sizeof *ips) : NULL;
   size_t n = 0;
   for (uint32_t i = 0; ips && i < info.n_ips; i++)
     if (info.ips[i] && (ips[n] = strdup(info.ips[i])))
       n++;
-  free_strv(vm->ips, vm->n_ips);
+  vm_strv_free(vm->ips, vm->n_ips);
   vm->ips = ips;
   vm->n_ips = n;
-  vm->channel_type = info.channel_type;
-  vm->channel_port = info.channel_port;
-  free(vm->channel_path);
-  vm->channel_path = info.channel_path ? strdup(info.channel_path) : NULL;
   vm->updated_us = now_us();
 }
 
@@ -361,7 +225,7 @@ static void network_addresses(struct vm *vm) {
     scratch.n_ips = 0;
   }
   vms_unlock();
-  free_strv(scratch.ips, scratch.n_ips);
+  vm_strv_free(scratch.ips, scratch.n_ips);
 }
 
 int vm_refresh(struct vm *vm) {
@@ -374,13 +238,15 @@ int vm_refresh(struct vm *vm) {
   return r;
 }
 
-void vms_on_event(const char *source, const struct vmh_event *ev) {
-  if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id)
+/* A state event from a hypervisor instance (subscribed by vms_init). */
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  (void)opaque;
+  if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)
     return;
   vms_wrlock();
   struct vm *vm = vms_lookup(ev->vm_id);
   if (vm && strcmp(vm->id, ev->vm_id) == 0 &&
-      strcmp(vm->hypervisor, source) == 0) {
+      strcmp(vm->hypervisor, ev->source) == 0) {
     vm->state = ev->state;
     if (ev->state != VMH_VM_RUNNING && ev->state != VMH_VM_PAUSED)
       vm->uptime_s = 0;
@@ -390,15 +256,6 @@ void vms_on_event(const char *source, const struct vmh_event *ev) {
 }
 
 /* ---- reads -------------------------------------------------------------- */
-
-static int check_flags(uint32_t flags, uint32_t known, vmh_reply_t *r) {
-  if (flags & ~known) {
-    error_set("unknown flags 0x%" PRIx32, flags & ~known);
-    reply_done(r, VMH_EINVAL);
-    return -1;
-  }
-  return 0;
-}
 
 struct read_task {
   char *vm; /* NULL: all */
@@ -424,7 +281,7 @@ static void live_list(void *arg) {
 }
 
 void vm_list(vmh_reply_t *r, uint32_t flags) {
-  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
     return;
   if (flags & VMH_READ_LIVE) {
     struct read_task *t = calloc(1, sizeof *t);
@@ -470,7 +327,7 @@ static void live_get(void *arg) {
 }
 
 void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
-  if (check_flags(flags, VMH_READ_LIVE, r) < 0)
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
     return;
   vms_rdlock();
   struct vm *vm = vms_lookup(key);
@@ -482,7 +339,7 @@ void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
   }
   char id[VMH_ID_LEN + 1];
   if (vm)
-    memcpy(id, vm->id, sizeof id);
+    snprintf(id, sizeof id, "%s", vm->id);
   vms_unlock();
   if (!vm) {
     error_set("no VM '%s'", key ? key : "");
@@ -668,6 +525,8 @@ int vms_init(const char *state_dir) {
   int r = state_init(state_dir);
   if (r < 0)
     return r;
+  if ((r = events_subscribe(on_event, NULL, &event_sub, 0)) < 0)
+    return r;
   r = state_load(load_cb, NULL);
   if (r < 0)
     return r;
@@ -689,6 +548,9 @@ int vms_init(const char *state_dir) {
 }
 
 void vms_free(void) {
+  if (event_sub)
+    events_unsubscribe(event_sub);
+  event_sub = 0;
   for (size_t i = 0; i < n_table; i++)
     vm_free(table[i]);
   free(table);

@@ -1,4 +1,4 @@
-# ABI tests (DESIGN "The plugin ABI — rules" 4 and 11).  Included by
+# ABI tests (docs/design.md, rules 4 and 11).  Included by
 # tests/Makefile.am after its common definitions.
 #
 #   test-headers.sh       every public header alone, C99 and C++11 -pedantic

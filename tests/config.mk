@@ -1,4 +1,4 @@
-# The config tree and the daemon's settings (core/config.c,
+# The config tree and the daemon's settings (core/conftree.c,
 # core/settings.c).  Included from tests/Makefile.am.
 #
 # configs/*.yaml are fixtures: test-config checks the exact message each bad

@@ -1,6 +1,10 @@
-# Unit tests of the core's error, log, workers and metrics modules, and
-# of libvmhutil.
+# Unit tests of the core's error, log, workers and metrics modules and of
+# libvmhutil, and the check that the core's units include one another
+# without a cycle.
 # Included from tests/Makefile.am.
+
+TESTS += test-core-includes.py
+EXTRA_DIST += test-core-includes.py
 
 CORE_UNIT_TESTS = test-error test-log test-metrics test-workers
 TESTS += $(CORE_UNIT_TESTS)

@@ -18,8 +18,7 @@ import subprocess
 import sys
 import time
 
-from lvguest import skip
-from vmhtest import check, free_port
+from vmhtest import check, free_port, skip
 
 
 def require_iscsi():

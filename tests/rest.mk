@@ -9,7 +9,8 @@ REST_TESTS = \
 	test-rest-tls.py \
 	test-rest-events.py \
 	test-rest-abuse.py \
-	test-rest-drain.py
+	test-rest-drain.py \
+	test-rest-openapi.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The ABI of the public headers against the recorded baselines (DESIGN rule
-# 11): tests/abi/vmhost-abi-MAJOR.MINOR.txt, one per minor, written by
+# The ABI of the public headers against the recorded baselines
+# (docs/design.md, rule 11): tests/abi/vmhost-abi-MAJOR.MINOR.txt, one per minor, written by
 # tests/abi/abi-layout.py from the DWARF of a probe built with
 # -DVMH_ABI_TARGET_MINOR=MINOR (see that script for the format and rules).
 #
@@ -77,8 +77,7 @@ first=$abidir/vmhost-abi-$major.0.txt
 [ -f "$first" ] || fail "no baseline $first: record one with make -C tests abi-baseline"
 base_arch=$(awk '$1 == "#" && $2 == "arch" { print $3; exit }' "$first")
 if [ -n "$base_arch" ] && [ "$base_arch" != "$arch" ]; then
-  echo "SKIP: the baselines were recorded on $base_arch, this is $arch" >&2
-  exit 77
+  skip_unsupported "the baselines were recorded on $base_arch, this is $arch"
 fi
 
 status=0

@@ -1,4 +1,4 @@
-/* Unit test of core/config.c (the YAML tree and its accessors) and
+/* Unit test of core/conftree.c (the YAML tree and its accessors) and
  * core/settings.c (the daemon's settings and the instance list).  Error
  * messages are part of the interface: they are compared in full.
  *
@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* core/config.h, not the config.h of configure (same name). */
-#include "../core/config.h"
+/* The config tree (core/conftree.h). */
+#include "../core/conftree.h"
 #include "core-unit.h"
 #include "error.h"
 #include "settings.h"

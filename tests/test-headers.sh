@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DESIGN rule 4: every public header compiles alone (and twice: include
+# docs/design.md, rule 4: every public header compiles alone (and twice: include
 # guards), as C99 -pedantic and as C++11 -pedantic, with every warning an
 # error, at every ABI minor it can target; includes nothing but the
 # freestanding <stdarg.h>, <stddef.h>, <stdint.h> and other vmhost headers;

@@ -15,8 +15,8 @@ import time
 
 from iscsitgt import Tgtd, require_iscsi
 from lvguest import (Libvirtd, build_initrd, first_line, kernel, read_line,
-                     require_qemu, skip)
-from vmhtest import BUILDDIR, Daemon, check
+                     require_qemu)
+from vmhtest import BUILDDIR, Daemon, check, skip
 
 require_qemu()
 require_iscsi()

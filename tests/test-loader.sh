@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The plugin loader (DESIGN "The plugin ABI — rules" 1-3): what
+# The plugin loader (docs/design.md, rules 1-3): what
 # vmhostd --dump-plugin sees in good plugins, the exact refusal of every
 # broken one (tests/plugins/fixture.c), refusals that need the config (wrong
-# kind, duplicate), optional instances, and the one exported symbol of every
-# plugin built in this tree.
+# kind, duplicate), optional instances, the one exported symbol of every
+# plugin built in this tree, and the warning for a plugin that exports more.
 
 . "$srcdir/functions.sh"
 
-requires nm timeout "${CC%% *}"
+requires nm timeout "${CC%% *}" "${CXX%% *}"
 
 P=$builddir/plugins/.libs
 [ -x "$VMHOSTD" ] || fail "$VMHOSTD is not built"
@@ -221,4 +221,44 @@ EOF
 start_vmhostd "$config"
 assert_grep -F "$P/missing-op.so: required operation 'define' is missing" "$vmhostd_log"
 assert_grep -E '[Dd]egraded' "$vmhostd_log"
+stop_vmhostd || fail "vmhostd exited with status $? after SIGTERM (log: $vmhostd_log)"
+
+# ---- 6. plugins that export more than vmh_plugin_entry ----------------------
+# Built here without a version script (docs/design.md, rule 1): a strong
+# extra symbol loads with a warning naming it; the weak symbols a C++
+# compiler emits for the standard library's templates are no warning.
+inc=(-I "$top_srcdir/plugin-api" -I "$top_builddir/plugin-api")
+printf 'int fixture_extra(void);\nint fixture_extra(void) { return 1; }\n' \
+  >"$tmp/extra.c"
+$CC -shared -fPIC "${inc[@]}" -DFIX_KIND=2 -DFIX_NAME=extra \
+  -o "$tmp/extra.so" "$srcdir/plugins/fixture.c" "$tmp/extra.c" ||
+  fail "cannot build the extra-export fixture"
+$CXX -std=c++11 -shared -fPIC -fvisibility=hidden "${inc[@]}" \
+  -o "$tmp/cxx-weak.so" "$srcdir/plugins/cxx-plugin.cpp" ||
+  fail "cannot build the C++ plugin without a version script"
+nm -D --defined-only "$tmp/cxx-weak.so" >"$tmp/cxx-weak.syms"
+assert_grep -F ' W ' "$tmp/cxx-weak.syms" # else this checks nothing
+
+run_vmhostd --dump-plugin "$tmp/extra.so"
+[ "$rc" -eq 0 ] || fail "--dump-plugin extra.so: status $rc"
+assert_grep -E "^extra_exports=fixture_extra$" "$out"
+assert_grep -F "$tmp/extra.so: exports 1 symbol besides vmh_plugin_entry (fixture_extra)" "$err"
+expect_dump "$tmp/cxx-weak.so" name=cxx kind=storage \
+  -- open close pool_info vol_list vol_get vol_create vol_delete vol_source
+assert_not_grep -F extra_exports "$out"
+
+config extra <<EOF
+hypervisors:
+  - { name: hv0, plugin: good, file: "$P/good-hypervisor.so" }
+storage:
+  - { name: pool0, plugin: extra, file: "$tmp/extra.so" }
+  - { name: pool1, plugin: cxx, file: "$tmp/cxx-weak.so" }
+networks:
+$good_network
+frontends:
+$good_frontend
+EOF
+start_vmhostd "$config"
+assert_grep -F "$tmp/extra.so: exports 1 symbol" "$vmhostd_log"
+assert_not_grep -F "cxx-weak.so: exports" "$vmhostd_log"
 stop_vmhostd || fail "vmhostd exited with status $? after SIGTERM (log: $vmhostd_log)"

@@ -20,14 +20,12 @@ import tempfile
 import threading
 import time
 
-from vmhtest import Daemon, check, expect
+from vmhtest import Daemon, check, expect, skip
 
 if os.geteuid() != 0:
-    print("SKIP: mounts a tmpfs, needs root")
-    sys.exit(77)
+    skip("mounts a tmpfs, needs root")
 if not shutil.which("qemu-img"):
-    print("SKIP: no qemu-img (install qemu-utils)")
-    sys.exit(77)
+    skip("no qemu-img (install qemu-utils)")
 
 SERVER = r'''
 import http.server, os, sys

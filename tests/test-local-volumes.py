@@ -9,17 +9,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
-from vmhtest import Daemon, check, expect
+from vmhtest import Daemon, check, expect, skip
 
 if os.geteuid() != 0:
-    print("SKIP: mounts a tmpfs, needs root")
-    sys.exit(77)
+    skip("mounts a tmpfs, needs root")
 if not shutil.which("qemu-img"):
-    print("SKIP: no qemu-img (install qemu-utils)")
-    sys.exit(77)
+    skip("no qemu-img (install qemu-utils)")
 
 MiB = 1 << 20
 top = tempfile.mkdtemp(prefix="vmhtest-local.")
@@ -204,6 +201,16 @@ try:
             ["grep", "-rl", os.path.join(pool, "disk-b"),
              os.path.join(d.tmp, "state")], capture_output=True, text=True)
         check(found.stdout.strip() != "", "the hypervisor got the file path")
+        # The record shows the source, live too, and after a restart.
+        src = vm["vms"][0]["disks"][0]["source"]
+        check(src and src["type"] == "file" and
+              src["path"] == os.path.join(pool, "disk-b"), "source:", vm)
+        live = d.ok(op="vm_get", vm="vm1", live=True)["vms"][0]
+        check(live["disks"][0]["source"] == src, "live source:", live)
+        check(d.stop() == 0, "SIGTERM: exit 0")
+        d.start()
+        again = d.ok(op="vm_get", vm="vm1")["vms"][0]["disks"][0]["source"]
+        check(again == src, "the source survives a restart:", again, src)
         expect(d.call(op="volume_delete", pool="pool0", volume="disk-b"), "busy")
         d.ok(op="vm_delete", vm="vm1")
 

@@ -86,7 +86,12 @@ with RestDaemon() as d:
     check(vm["state"] == "running" and vm["status"] == "ready", vm)
     vid = vm["id"]
     check(call("GET", V + "/vms/" + vid)["name"] == "web-1", "by id")
-    check(call("GET", V + "/vms/web-1?live=true")["id"] == vid, "live by name")
+    # The disk's source as the pool gave it, recorded by the core.
+    src = vm["disks"][0]["source"]
+    check(src and src["type"] == "file" and
+          src["path"].endswith("/web-1-vda"), vm["disks"])
+    live = call("GET", V + "/vms/web-1?live=true")
+    check(live["id"] == vid and live["disks"] == vm["disks"], "live by name")
     check([x["id"] for x in listed()] == [vid], "list")
     err("POST", V + "/vms", 409, "ALREADY_EXISTS", spec)
     err("POST", V + "/vms/web-1/start", 409, "INVALID_STATE")
@@ -119,6 +124,8 @@ with RestDaemon() as d:
     check(any(x["name"] == "vdb" for x in
               call("GET", V + "/vms/web-1")["disks"]), "vdb attached")
     check(any(x["name"] == "vdb" for x in listed()[0]["disks"]), "vdb listed")
+    vdb = call("GET", V + "/vms/web-1?live=true")["disks"][1]
+    check(vdb["source"] and vdb["source"]["path"].endswith("/web-1-vdb"), vdb)
     st, _, v = d.request("DELETE", V + "/vms/web-1/disks/vdb")
     check(st in (200, 204), "detach", st, v)
     st, _, v = d.request("POST", V + "/vms/web-1/disks",

@@ -90,6 +90,11 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
           vm.info.state == N.VM_STATE_STOPPED, vm)
     check(vm.spec.disks[0].volume and vm.spec.nics[0].binding.bridge ==
           "mockbr0", vm.spec)
+    # The disk's source as the pool gave it, recorded by the core.
+    src = vm.spec.disks[0].source
+    check(vm.spec.disks[0].HasField("source") and
+          src.type == N.SOURCE_TYPE_FILE and
+          src.path.endswith("/" + vm.spec.disks[0].volume), vm.spec.disks)
     vid = vm.id
     # The 3 s start: a client with 0.5 s gets DEADLINE_EXCEEDED ...
     t0 = time.time()
@@ -141,6 +146,8 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
     disks = [x.name for x in node.GetVM(N.VmRequest(vm=vid)).spec.disks]
     check(disks == ["vda", "vdb"], disks)
     check([x.name for x in listed()[0].spec.disks] == ["vda", "vdb"])
+    vdb = node.GetVM(N.VmRequest(vm=vid, live=True)).spec.disks[1]
+    check(vdb.source.type == N.SOURCE_TYPE_FILE and vdb.source.path, vdb)
     node.DetachDisk(N.DetachDiskRequest(vm=vid, disk="vdb"))
     disks = [x.name for x in node.GetVM(N.VmRequest(vm=vid)).spec.disks]
     check(disks == ["vda"], disks)

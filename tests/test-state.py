@@ -15,6 +15,7 @@ with Daemon(mocks(hv=PERSIST + ORPHAN, st=PERSIST, net=PERSIST)) as d:
     check(d.ok(op="vm_list")["vms"] == [], "an orphan is not adopted")
 
     vm = d.ok(op="vm_create", spec=vm_spec("db", metadata={"tier": "gold"}))["vms"][0]
+    check(vm["disks"][0]["source"]["type"] == "file", "source recorded:", vm)
     d.ok(op="vm_action", vm="db", action="pause")
     check(d.stop() == 0, "clean exit")
 

@@ -103,6 +103,35 @@ static int sh(const char *script, int out_fd) {
   return spawn_wait(pid);
 }
 
+/* publish_at: a file made under a temporary name appears under its name,
+ * never over an existing one. */
+static void test_publish(void) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  CHECK(dfd >= 0);
+  int fd =
+      openat(dfd, ".tmp-vol", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT(write_all(fd, "vol", 3), ==, 0);
+  CHECK_INT(publish_at(fd, dfd, ".tmp-vol", "vol"), ==, 0);
+  char path[64];
+  snprintf(path, sizeof path, "%s/vol", dir);
+  CHECK_STR(listing(), "state vol");
+  CHECK_STR(slurp(path), "vol");
+  close(fd);
+  /* A second file published under the same name is refused: EEXIST, the
+   * first kept, the temporary left for the caller to remove. */
+  fd = openat(dfd, ".tmp-vol", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  CHECK(fd >= 0);
+  errno = 0;
+  CHECK_INT(publish_at(fd, dfd, ".tmp-vol", "vol"), ==, -1);
+  CHECK_INT(errno, ==, EEXIST);
+  CHECK_STR(listing(), ".tmp-vol state vol");
+  CHECK_STR(slurp(path), "vol");
+  close(fd);
+  CHECK(unlinkat(dfd, ".tmp-vol", 0) == 0 && unlinkat(dfd, "vol", 0) == 0);
+  close(dfd);
+}
+
 static void test_spawn(void) {
   sigset_t block, old;
   char script[128];
@@ -256,6 +285,7 @@ static void test_header_helpers(void) {
 int main(void) {
   CHECK(mkdtemp(dir) != NULL);
   test_atomic_write();
+  test_publish();
   test_spawn();
   test_ports();
   test_histogram();

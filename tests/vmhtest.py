@@ -7,6 +7,13 @@ drive it through the test control front-end (tests/ctl), read its log.
         check(r["code"] == 0, r)
 
 A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason).
+
+The skip policy (HACKING.md, the same in tests/functions.sh): a missing test
+dependency -- anything packaging/install-deps.sh installs, or root -- is
+skip(): a skip on a developer's machine, a failure under CI=true, since CI
+installs everything.  A facility the machine itself lacks, which no package
+provides (network or mount namespaces in a chroot, another architecture),
+is skip_unsupported(): a skip everywhere.
 """
 import json
 import os
@@ -32,14 +39,26 @@ VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
 
 
 def skip(why):
+    """A test dependency is missing: skip (77), or fail under CI=true."""
+    if os.environ.get("CI") == "true":
+        print("FAIL: missing test dependency (CI installs every one, "
+              "packaging/install-deps.sh):", why, file=sys.stderr)
+        sys.exit(1)
     print("SKIP:", why, file=sys.stderr)
+    sys.exit(77)
+
+
+def skip_unsupported(why):
+    """The machine lacks a facility no package provides: skip (77), even
+    under CI."""
+    print("SKIP (unsupported here):", why, file=sys.stderr)
     sys.exit(77)
 
 
 def require_netns():
     """Network tests need `ip netns`; a machine where namespaces cannot be
     made (a chroot whose / is no mount point, say) truly lacks the facility:
-    skip, saying why."""
+    skip, saying why, even under CI."""
     ns = f"vmh-probe-{os.getpid()}"
     r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
     if r.returncode == 0:
@@ -47,7 +66,7 @@ def require_netns():
                            capture_output=True, text=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     if r.returncode != 0:
-        skip("network namespaces cannot be made here: " + (r.stderr or "").strip())
+        skip_unsupported("network namespaces cannot be made here: " + (r.stderr or "").strip())
 
 
 def fail(*msg):

@@ -106,7 +106,9 @@ enum vmh_log_level {
  * and instances: [a-z0-9][a-z0-9._-]{0,62}.  Safe as a file name (no '/',
  * never "." or ".."), in a URL path segment and in a metrics label.  The
  * core checks names against it before calling a plugin, and front-ends
- * before calling the core.  Returns 1 when s (may be NULL) is such a name. */
+ * before calling the core.  Returns 1 when s (may be NULL) is such a name;
+ * VMH_NAME_RULE spells the rule for messages. */
+#define VMH_NAME_RULE "[a-z0-9][a-z0-9._-]{0,62}"
 static inline int vmh_name_valid(const char *s) {
   size_t i;
   if (s == NULL)

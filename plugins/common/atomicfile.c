@@ -5,7 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
+#include <stdio.h> /* renameat2 */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,17 +39,26 @@ static char *dir_of(const char *path) {
   return strndup(path, (size_t)(slash - path));
 }
 
-int fsync_parent(const char *path) {
-  char *dir = dir_of(path);
-  if (!dir)
-    return -1;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  free(dir);
+/* fsync the directory dir (relative to the directory at).  at may be an
+ * O_PATH descriptor, which fsync itself refuses. */
+static int fsync_dir(int at, const char *dir) {
+  int fd = openat(at, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return -1;
   int r = fsync(fd);
   int e = errno;
   close(fd);
+  errno = e;
+  return r;
+}
+
+int fsync_parent(const char *path) {
+  char *dir = dir_of(path);
+  if (!dir)
+    return -1;
+  int r = fsync_dir(AT_FDCWD, dir);
+  int e = errno;
+  free(dir);
   errno = e;
   return r;
 }
@@ -117,6 +126,12 @@ int atomic_commit(struct atomic_file *af) {
   release(af);
   errno = e;
   return r;
+}
+
+int publish_at(int fd, int dirfd, const char *tmp, const char *name) {
+  if (fsync(fd) < 0 || renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
+    return -1;
+  return fsync_dir(dirfd, ".");
 }
 
 int atomic_write(const char *path, const void *data, size_t len, mode_t mode) {

@@ -37,6 +37,14 @@ int atomic_commit(struct atomic_file *af);
  * Does nothing on a released af (fd -1). */
 void atomic_abort(struct atomic_file *af);
 
+/* Publish a file made under a temporary name in the directory dirfd (by
+ * this process or by a program it ran, such as qemu-img): fsync fd (the
+ * file), rename tmp to name without replacing anything (renameat2
+ * RENAME_NOREPLACE: EEXIST when name exists), fsync the directory.  On
+ * failure the caller removes tmp; if only the directory fsync failed, tmp is
+ * already name (complete, but the rename may not survive a crash). */
+int publish_at(int fd, int dirfd, const char *tmp, const char *name);
+
 /* The whole sequence for content already in memory. */
 int atomic_write(const char *path, const void *data, size_t len, mode_t mode);
 

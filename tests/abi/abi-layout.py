@@ -12,8 +12,8 @@
         enum NAME ENUMERATOR = VALUE
         typedef NAME = TYPE
         macro NAME = VALUE            (integer object-like VMH_* macros)
-      and check the header rules that need no baseline (DESIGN "The plugin ABI
-      — rules" 4): every public name carries the vmh_/VMH_ prefix, no struct
+      and check the header rules that need no baseline (docs/design.md,
+      rule 4): every public name carries the vmh_/VMH_ prefix, no struct
       crosses by value, no other library's type appears.
 
   abi-layout.py compare --mode append|frozen BASELINE CURRENT

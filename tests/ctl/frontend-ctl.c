@@ -23,7 +23,8 @@
  * results that arrived: "vms", "snapshots", "pools", "volumes", "images",
  * "networks", "checks", "plugins" (arrays), "console", "host" (objects),
  * "text" (metrics).  {"op":"ready"} answers {"ready": bool} (code
- * try_again when not ready, like /readyz).  {"op":"events"} answers once,
+ * try_again when not ready, like /readyz); {"op":"errors"} answers
+ * {"errors": [...]}, the core's code table.  {"op":"events"} answers once,
  * then streams {"event": {...}} lines, and {"dropped": N} when the
  * subscriber's queue overflowed, until the client closes the connection.
  *
@@ -927,6 +928,18 @@ static bool blank(const char *s) {
 }
 
 /* Handle one line; -1 ends the connection. */
+/* {"errors": [{"code", "name", "http", "grpc"}...]}: every VMH_E* code as
+ * the core's table maps it, for the test that holds openapi.yaml to it. */
+static json_t *error_table(const struct vmh_core *core) {
+  json_t *a = json_array();
+  for (int code = -1; a && code >= VMH_ERROR_MIN; code--)
+    json_array_append_new(a, json_pack("{si,ss,si,si}", "code", code, "name",
+                                       core->error_name(code), "http",
+                                       (int)core->http_status(code), "grpc",
+                                       (int)core->grpc_status(code)));
+  return json_pack("{so*}", "errors", a);
+}
+
 static int handle_line(struct conn *c, const char *line, size_t len) {
   struct ctl *ctl = c->ctl;
   json_error_t jerr;
@@ -975,6 +988,14 @@ static int handle_line(struct conn *c, const char *line, size_t len) {
     /* Like /readyz: a shell test can loop on the exit status. */
     return respond(c, res, ready ? 0 : VMH_EAGAIN,
                    ready ? NULL : "not ready: starting or draining");
+  }
+
+  if (!strcmp(op, "errors")) {
+    size_t n = json_object_size(q);
+    json_decref(q);
+    if (flags || n > (fv ? 2u : 1u))
+      return respond_invalid(c, "'errors' takes no fields and no flags");
+    return respond(c, error_table(ctl->core), 0, NULL);
   }
 
   const struct op_desc *d = NULL;

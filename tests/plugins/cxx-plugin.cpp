@@ -1,5 +1,5 @@
 // A storage plugin written in C++11 against the public headers, registered
-// with the same VMH_PLUGIN_REGISTER a C plugin uses (DESIGN rule 4: the
+// with the same VMH_PLUGIN_REGISTER a C plugin uses (docs/design.md, rule 4: the
 // headers compile as C++).  An in-memory pool: volumes live as long as the
 // instance.  No exception may cross the ABI, so every operation catches.
 #include <cstdint>

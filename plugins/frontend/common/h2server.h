@@ -1,5 +1,5 @@
 /* h2server — the HTTP server under the front-ends that speak HTTP (rest,
- * and rpc later): HTTP/2 (nghttp2) over TLS 1.3/1.2 (GnuTLS, ALPN "h2" and
+ * rpc): HTTP/2 (nghttp2) over TLS 1.3/1.2 (GnuTLS, ALPN "h2" and
  * "http/1.1"), cleartext HTTP/2 (prior knowledge, or "Upgrade: h2c") and
  * HTTP/1.1 (http-parser), on any number of TCP and unix-socket listeners.
  *

@@ -1,7 +1,7 @@
-/* h2tls — see h2tls.h. */
+/* h2tls — see h2tls.h; and the server's certificate (see h2int.h). */
 #include <config.h>
 
-#include "h2tls.h"
+#include "h2int.h"
 
 #include "atomicfile.h"
 #include "errname.h"
@@ -270,5 +270,150 @@ int h2tls_install(const char *cert, const char *key, const char *cert_pem,
   if (write_atomic(key, key_pem, key_len, 0600, err, errlen) < 0 ||
       write_atomic(cert, cert_pem, cert_len, 0644, err, errlen) < 0)
     return -1;
+  return 0;
+}
+
+/* ---- The server's certificate ------------------------------------------- */
+
+static struct timespec mtime_of(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return (struct timespec){0};
+  return st.st_mtim;
+}
+
+/* Load the cert files into new credentials for new connections. */
+static int reload(struct h2s *s, char *err, size_t errlen) {
+  struct h2tls_creds *c;
+  struct timespec m = mtime_of(s->cert);
+  if (h2tls_load(s->cert, s->key, s->conf->client_ca, &c, err, errlen) < 0)
+    return -1;
+  pthread_mutex_lock(&s->lock);
+  struct h2tls_creds *old = s->creds;
+  s->creds = c;
+  s->cert_mtime = m;
+  pthread_mutex_unlock(&s->lock);
+  h2tls_unref(old);
+  return 0;
+}
+
+/* The names of a generated certificate: the configured ones, the host
+ * name, localhost, and the listeners' hosts. */
+static int generate(struct h2s *s, char *err, size_t errlen) {
+  const struct h2s_conf *cf = s->conf;
+  size_t cap = cf->n_hostnames + cf->n_listen + 4, n = 0;
+  char **names = calloc(cap, sizeof *names);
+  char hn[256];
+  if (!names)
+    return snprintf(err, errlen, "out of memory"), -1;
+  for (uint32_t i = 0; i < cf->n_hostnames; i++)
+    names[n++] = strdup(cf->hostnames[i]);
+  if (gethostname(hn, sizeof hn) == 0 && hn[0])
+    names[n++] = strndup(hn, sizeof hn);
+  names[n++] = strdup("localhost");
+  for (uint32_t i = 0; i < cf->n_listen; i++) {
+    const char *a = cf->listen[i].address;
+    if (a[0] == '/' || a[0] == '.')
+      continue;
+    const char *st = a[0] == '[' ? a + 1 : a;
+    const char *e = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
+    if (e && e > st)
+      names[n++] = strndup(st, (size_t)(e - st));
+  }
+  /* Drop failed copies and duplicates. */
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool dup = !names[i];
+    for (size_t j = 0; j < k && !dup; j++)
+      dup = !strcmp(names[j], names[i]);
+    if (dup)
+      free(names[i]);
+    else
+      names[k++] = names[i];
+  }
+  int r = h2tls_generate(s->cert, s->key, names, k, err, errlen);
+  for (size_t i = 0; i < k; i++)
+    free(names[i]);
+  free(names);
+  if (r == 0)
+    LOG(s, VMH_LOG_INFO, "generated a self-signed certificate: %s", s->cert);
+  return r;
+}
+
+int h2tls_setup(struct h2s *s) {
+  char err[512];
+  const char *prio = s->conf->tls12
+                         ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+                         : "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+  if (gnutls_priority_init(&s->prio, prio, NULL) < 0) {
+    s->host->error("TLS priorities '%s' refused", prio);
+    return VMH_EINTERNAL;
+  }
+  if (s->conf->cert) {
+    s->cert = strdup(s->conf->cert);
+    s->key = strdup(s->conf->key);
+  } else {
+    const char *dir = s->host->state_dir(s->inst);
+    if (asprintf(&s->cert, "%s/tls/cert.pem", dir) < 0)
+      s->cert = NULL;
+    if (asprintf(&s->key, "%s/tls/key.pem", dir) < 0)
+      s->key = NULL;
+  }
+  if (!s->cert || !s->key) {
+    s->host->error("out of memory");
+    return VMH_ENOMEM;
+  }
+  if (!s->conf->cert && access(s->cert, F_OK) < 0 &&
+      generate(s, err, sizeof err) < 0) {
+    s->host->error("cannot generate a certificate: %s", err);
+    return VMH_EIO;
+  }
+  if (reload(s, err, sizeof err) < 0) {
+    s->host->error("%s", err);
+    return VMH_EINVAL;
+  }
+  return 0;
+}
+
+void h2tls_check(struct h2s *s) {
+  if (!s->cert)
+    return;
+  struct timespec m = mtime_of(s->cert);
+  if (!m.tv_sec ||
+      (m.tv_sec == s->cert_mtime.tv_sec && m.tv_nsec == s->cert_mtime.tv_nsec))
+    return;
+  char err[512];
+  if (reload(s, err, sizeof err) == 0)
+    LOG(s, VMH_LOG_INFO, "certificate %s changed: reloaded", s->cert);
+  else {
+    s->cert_mtime = m; /* once per change */
+    LOG(s, VMH_LOG_WARN, "certificate changed but not usable: %s", err);
+  }
+}
+
+int h2s_cert_info(struct h2s *s, struct h2s_cert_info *ret) {
+  char err[256];
+  if (!s->any_tls)
+    return VMH_ENOENT;
+  return h2tls_info(s->cert, ret, err, sizeof err) < 0 ? VMH_EIO : 0;
+}
+
+int h2s_cert_generate(struct h2s *s, char *err, size_t errlen) {
+  if (!s->any_tls)
+    return snprintf(err, errlen, "no TLS listener"), VMH_ENOENT;
+  if (generate(s, err, errlen) < 0 || reload(s, err, errlen) < 0)
+    return VMH_EIO;
+  return 0;
+}
+
+int h2s_cert_install(struct h2s *s, const char *cert, size_t clen,
+                     const char *key, size_t klen, char *err, size_t errlen) {
+  if (!s->any_tls)
+    return snprintf(err, errlen, "no TLS listener"), VMH_ENOENT;
+  if (h2tls_install(s->cert, s->key, cert, clen, key, klen, err, errlen) < 0)
+    return VMH_EINVAL;
+  if (reload(s, err, errlen) < 0)
+    return VMH_EIO;
+  LOG(s, VMH_LOG_INFO, "installed a new certificate: %s", s->cert);
   return 0;
 }

@@ -481,9 +481,8 @@ static int name_in(const char *where, const char *field, const char *s,
                    const char **ret, char *err, size_t errlen) {
   *ret = opt(s);
   if (*ret && !vmh_name_valid(*ret))
-    return refuse(err, errlen,
-                  "'%s%s' must be a name ([a-z0-9][a-z0-9._-]{0,62})", where,
-                  field);
+    return refuse(err, errlen, "'%s%s' must be a name (" VMH_NAME_RULE ")",
+                  where, field);
   return 0;
 }
 

@@ -1513,10 +1513,9 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
 static int rpc_start(void *handle, const struct vmh_core *core,
                      uint32_t flags) {
   struct rpc *rpc = handle;
-  if (flags) {
-    host->error("start: unknown flags 0x%" PRIx32, flags);
-    return VMH_EINVAL;
-  }
+  int rc = vmh_check_flags(host, "start", flags, 0);
+  if (rc < 0)
+    return rc;
   if (core->struct_size < sizeof *core) {
     host->error("the core's service table is older than this plugin");
     return VMH_ENOTSUP;

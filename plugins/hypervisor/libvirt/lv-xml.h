@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <vmhost/types.h>
 
-/* The guest channel's virtio-serial port name (DESIGN.md). */
+/* The guest channel's virtio-serial port name (docs/design.md, "Contracts
+ * between plugins"). */
 #define LVX_CHANNEL_NAME "org.vmhost.agent.0"
 /* Our namespace in <metadata>. */
 #define LVX_NS_URI "https://vmhost.org/xmlns/libvirt/1"

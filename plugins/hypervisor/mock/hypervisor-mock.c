@@ -11,12 +11,14 @@
 #include <vmhost/vmhost-plugin.h>
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "mockcommon.h"
+#include "vmrecord.h"
 
 enum {
   OP_OPEN,
@@ -78,29 +80,6 @@ static const char *const state_names[] = {
   ((UINT32_C(1) << VMH_BINDING_BRIDGE) | (UINT32_C(1) << VMH_BINDING_OVS) | \
    (UINT32_C(1) << VMH_BINDING_TAP))
 
-/* A disk source, deep-copied from the spec. */
-struct src {
-  uint32_t type, format;
-  char *path, *pool, *image;
-  char **monitors;
-  uint32_t n_monitors;
-  char *auth_user, *auth_secret, *portal, *iqn;
-  uint32_t lun;
-  char *server, *export_path;
-};
-
-struct disk {
-  char *name;
-  struct src src;
-};
-
-struct nic {
-  char *name;
-  uint32_t type;
-  char *bridge, *port, *interface_id, *tap, *mac;
-  uint32_t vlan, mtu;
-};
-
 struct snap {
   char *id, *name;
   struct snap *parent; /* NULL: none */
@@ -118,16 +97,15 @@ struct run {
   uint64_t run_ns;   /* running time before seg_ns (cpu time) */
 };
 
-struct vm {
-  char *id, *name;
-  uint32_t vcpus;
-  uint64_t memory;
-  int channel;       /* the spec asked for a guest channel */
+/* A VM: as defined (the spec with its disks' sources and NICs' bindings,
+ * kept as the core keeps its records) and the mock's own state. */
+struct dom {
+  struct vm *rec;
   uint64_t seq;      /* 1, 2, … in define order: gives the IP */
   uint64_t snap_seq; /* last snapshot number: ids are "snap-<n>" */
   struct snap *current;
   struct run run;
-  struct ptrvec disks, nics, snaps;
+  struct ptrvec snaps;
 };
 
 struct hv {
@@ -136,7 +114,7 @@ struct hv {
   struct mock_common *mc;
   int64_t max_vcpus, max_vms;
   uint64_t max_memory;
-  struct ptrvec vms; /* of struct vm *, in define order */
+  struct ptrvec vms; /* of struct dom *, in define order */
   uint64_t next_seq; /* last seq given */
 };
 
@@ -157,43 +135,6 @@ static int is_up(uint32_t s) {
   return s == VMH_VM_RUNNING || s == VMH_VM_PAUSED;
 }
 
-static void free_src(struct src *s) {
-  uint32_t i;
-
-  free(s->path);
-  free(s->pool);
-  free(s->image);
-  for (i = 0; i < s->n_monitors; i++)
-    free(s->monitors[i]);
-  free(s->monitors);
-  free(s->auth_user);
-  free(s->auth_secret);
-  free(s->portal);
-  free(s->iqn);
-  free(s->server);
-  free(s->export_path);
-}
-
-static void free_disk(struct disk *d) {
-  if (d == NULL)
-    return;
-  free(d->name);
-  free_src(&d->src);
-  free(d);
-}
-
-static void free_nic(struct nic *n) {
-  if (n == NULL)
-    return;
-  free(n->name);
-  free(n->bridge);
-  free(n->port);
-  free(n->interface_id);
-  free(n->tap);
-  free(n->mac);
-  free(n);
-}
-
 static void free_snap(struct snap *s) {
   if (s == NULL)
     return;
@@ -202,31 +143,24 @@ static void free_snap(struct snap *s) {
   free(s);
 }
 
-static void free_vm(struct vm *vm) {
+static void free_vm(struct dom *vm) {
   size_t i;
 
   if (vm == NULL)
     return;
-  for (i = 0; i < vm->disks.n; i++)
-    free_disk(vm->disks.v[i]);
-  for (i = 0; i < vm->nics.n; i++)
-    free_nic(vm->nics.v[i]);
   for (i = 0; i < vm->snaps.n; i++)
     free_snap(vm->snaps.v[i]);
-  ptrvec_free(&vm->disks);
-  ptrvec_free(&vm->nics);
   ptrvec_free(&vm->snaps);
-  free(vm->id);
-  free(vm->name);
+  vm_free(vm->rec);
   free(vm);
 }
 
-static struct vm *find_vm(struct hv *h, const char *id, size_t *ret_idx) {
+static struct dom *find_vm(struct hv *h, const char *id, size_t *ret_idx) {
   size_t i;
 
   for (i = 0; i < h->vms.n; i++) {
-    struct vm *vm = h->vms.v[i];
-    if (strcmp(vm->id, id) == 0) {
+    struct dom *vm = h->vms.v[i];
+    if (strcmp(vm->rec->id, id) == 0) {
       if (ret_idx)
         *ret_idx = i;
       return vm;
@@ -235,33 +169,27 @@ static struct vm *find_vm(struct hv *h, const char *id, size_t *ret_idx) {
   return NULL;
 }
 
-static struct vm *find_vm_by_name(struct hv *h, const char *name) {
+static struct dom *find_vm_by_name(struct hv *h, const char *name) {
   size_t i;
 
   for (i = 0; i < h->vms.n; i++) {
-    struct vm *vm = h->vms.v[i];
-    if (strcmp(vm->name, name) == 0)
+    struct dom *vm = h->vms.v[i];
+    if (strcmp(vm->rec->name, name) == 0)
       return vm;
   }
   return NULL;
 }
 
-static struct disk *find_disk(struct vm *vm, const char *name,
-                              size_t *ret_idx) {
+static struct vm_disk *find_disk(struct dom *vm, const char *name) {
   size_t i;
 
-  for (i = 0; i < vm->disks.n; i++) {
-    struct disk *d = vm->disks.v[i];
-    if (strcmp(d->name, name) == 0) {
-      if (ret_idx)
-        *ret_idx = i;
-      return d;
-    }
-  }
+  for (i = 0; i < vm->rec->n_disks; i++)
+    if (strcmp(vm->rec->disks[i].name, name) == 0)
+      return &vm->rec->disks[i];
   return NULL;
 }
 
-static struct snap *find_snap(struct vm *vm, const char *id, size_t *ret_idx) {
+static struct snap *find_snap(struct dom *vm, const char *id, size_t *ret_idx) {
   size_t i;
 
   for (i = 0; i < vm->snaps.n; i++) {
@@ -280,13 +208,13 @@ static int no_vm(struct hv *h, const char *id) {
                   mock_common_name(h->mc), id);
 }
 
-static int bad_state(struct hv *h, const struct vm *vm, const char *verb) {
-  return vmh_fail(h->host, VMH_ESTATE, "VM %s is %s: cannot %s", vm->name,
+static int bad_state(struct hv *h, const struct dom *vm, const char *verb) {
+  return vmh_fail(h->host, VMH_ESTATE, "VM %s is %s: cannot %s", vm->rec->name,
                   state_name(vm->run.state), verb);
 }
 
 /* Move to state `to`, keeping uptime and cpu-time bookkeeping right. */
-static void set_state(struct vm *vm, uint32_t to, uint64_t now) {
+static void set_state(struct dom *vm, uint32_t to, uint64_t now) {
   struct run *r = &vm->run;
 
   if (r->state == VMH_VM_RUNNING)
@@ -339,42 +267,11 @@ static void emit_pending(struct hv *h, const struct pending *p) {
   }
 }
 
-/* ---- State file ---------------------------------------------------------- */
-
-static void dump_src(struct mock_out *out, const struct src *s) {
-  mock_out_u64(out, "type", s->type);
-  mock_out_u64(out, "format", s->format);
-  mock_out_str(out, "path", s->path);
-  mock_out_str(out, "pool", s->pool);
-  mock_out_str(out, "image", s->image);
-  if (s->n_monitors > 0) {
-    /* Monitors never hold ',' (refused at define), so a list fits. */
-    size_t len = 0, i;
-    char *joined;
-    for (i = 0; i < s->n_monitors; i++)
-      len += strlen(s->monitors[i]) + 1;
-    joined = malloc(len);
-    if (joined != NULL) {
-      joined[0] = '\0';
-      for (i = 0; i < s->n_monitors; i++) {
-        if (i)
-          strcat(joined, ",");
-        strcat(joined, s->monitors[i]);
-      }
-      mock_out_str(out, "monitors", joined);
-      free(joined);
-    } else {
-      mock_out_str(out, "monitors", NULL);
-    }
-  }
-  mock_out_str(out, "auth_user", s->auth_user);
-  mock_out_str(out, "auth_secret", s->auth_secret);
-  mock_out_str(out, "portal", s->portal);
-  mock_out_str(out, "iqn", s->iqn);
-  mock_out_u64(out, "lun", s->lun);
-  mock_out_str(out, "server", s->server);
-  mock_out_str(out, "export_path", s->export_path);
-}
+/* ---- State file ----------------------------------------------------------
+ *
+ * mockcommon's records: "meta" (next_seq), then per VM one "vm" record
+ * whose "record" is the VM as the core's state files hold it (vmrecord.h's
+ * JSON) beside the mock's own fields, followed by its "snap" records. */
 
 static int hv_dump(void *opaque, struct mock_out *out) {
   struct hv *h = opaque;
@@ -383,38 +280,21 @@ static int hv_dump(void *opaque, struct mock_out *out) {
   mock_out_rec(out, "meta");
   mock_out_u64(out, "next_seq", h->next_seq);
   for (i = 0; i < h->vms.n; i++) {
-    const struct vm *vm = h->vms.v[i];
+    const struct dom *vm = h->vms.v[i];
+    json_t *o = vm_to_json(vm->rec);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (text == NULL)
+      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
     mock_out_rec(out, "vm");
-    mock_out_str(out, "id", vm->id);
-    mock_out_str(out, "name", vm->name);
+    mock_out_str(out, "record", text);
+    free(text);
     mock_out_u64(out, "state", vm->run.state);
-    mock_out_u64(out, "vcpus", vm->vcpus);
-    mock_out_u64(out, "memory", vm->memory);
-    mock_out_u64(out, "channel", (uint64_t)vm->channel);
     mock_out_u64(out, "seq", vm->seq);
     mock_out_u64(out, "snap_seq", vm->snap_seq);
     mock_out_u64(out, "start_ns", vm->run.start_ns);
     mock_out_u64(out, "seg_ns", vm->run.seg_ns);
     mock_out_u64(out, "run_ns", vm->run.run_ns);
-    for (j = 0; j < vm->disks.n; j++) {
-      const struct disk *d = vm->disks.v[j];
-      mock_out_rec(out, "disk");
-      mock_out_str(out, "name", d->name);
-      dump_src(out, &d->src);
-    }
-    for (j = 0; j < vm->nics.n; j++) {
-      const struct nic *n = vm->nics.v[j];
-      mock_out_rec(out, "nic");
-      mock_out_str(out, "name", n->name);
-      mock_out_u64(out, "type", n->type);
-      mock_out_str(out, "bridge", n->bridge);
-      mock_out_str(out, "port", n->port);
-      mock_out_str(out, "interface_id", n->interface_id);
-      mock_out_str(out, "tap", n->tap);
-      mock_out_str(out, "mac", n->mac);
-      mock_out_u64(out, "vlan", n->vlan);
-      mock_out_u64(out, "mtu", n->mtu);
-    }
     /* Snapshots in creation order: a parent is always written before its
      * children, which the loader relies on. */
     for (j = 0; j < vm->snaps.n; j++) {
@@ -456,62 +336,35 @@ static int rec_u32(struct mock_rec *rec, const char *key, uint32_t max,
   return rc;
 }
 
-static int load_src(struct hv *h, struct mock_rec *rec, struct src *s) {
-  const char *mons;
-  int rc;
+/* The VM of a "vm" record's "record" field. */
+static int load_spec(struct hv *h, struct mock_rec *rec, struct dom *vm) {
+  const char *text;
+  json_error_t err;
+  json_t *o;
+  int rc = mock_rec_str(rec, "record", 1, &text);
 
-  if ((rc = rec_u32(rec, "type", VMH_SOURCE_NFS, &s->type)) < 0 ||
-      (rc = rec_u32(rec, "format", VMH_FORMAT_QCOW2, &s->format)) < 0 ||
-      (rc = rec_dup(h, rec, "path", 0, &s->path)) < 0 ||
-      (rc = rec_dup(h, rec, "pool", 0, &s->pool)) < 0 ||
-      (rc = rec_dup(h, rec, "image", 0, &s->image)) < 0 ||
-      (rc = rec_dup(h, rec, "auth_user", 0, &s->auth_user)) < 0 ||
-      (rc = rec_dup(h, rec, "auth_secret", 0, &s->auth_secret)) < 0 ||
-      (rc = rec_dup(h, rec, "portal", 0, &s->portal)) < 0 ||
-      (rc = rec_dup(h, rec, "iqn", 0, &s->iqn)) < 0 ||
-      (rc = rec_u32(rec, "lun", UINT32_MAX, &s->lun)) < 0 ||
-      (rc = rec_dup(h, rec, "server", 0, &s->server)) < 0 ||
-      (rc = rec_dup(h, rec, "export_path", 0, &s->export_path)) < 0 ||
-      (rc = mock_rec_str(rec, "monitors", 0, &mons)) < 0)
+  if (rc < 0)
     return rc;
-  if (s->type == VMH_SOURCE_NONE)
-    return mock_rec_fail(rec, "disk source type 0");
-  if (mons != NULL) {
-    const char *p = mons;
-    uint32_t n = 1, i;
-    for (; *p; p++)
-      n += *p == ',';
-    s->monitors = calloc(n, sizeof *s->monitors);
-    if (s->monitors == NULL)
-      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    for (p = mons, i = 0; i < n; i++) {
-      size_t len = strcspn(p, ",");
-      if (len == 0)
-        return mock_rec_fail(rec, "empty monitor in the list");
-      s->monitors[i] = strndup(p, len);
-      if (s->monitors[i] == NULL)
-        return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-      s->n_monitors++;
-      p += len + (p[len] == ',');
-    }
-  }
+  o = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+  vm->rec = o ? vm_from_json(o) : NULL;
+  json_decref(o);
+  if (vm->rec == NULL)
+    return mock_rec_fail(rec, "not a VM record%s%s", o ? "" : ": ",
+                         o ? "" : err.text);
+  if (mock_check_id(h->host, "id", vm->rec->id) < 0 ||
+      mock_check_text(h->host, "name", vm->rec->name, VMH_NAME_MAX) < 0)
+    return mock_rec_fail(rec, "bad VM id or name");
   return 0;
 }
 
 static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
-  struct vm *vm = calloc(1, sizeof *vm);
-  uint64_t channel;
+  struct dom *vm = calloc(1, sizeof *vm);
   int rc;
 
   if (vm == NULL)
     return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-  if ((rc = rec_dup(h, rec, "id", 1, &vm->id)) < 0 ||
-      (rc = rec_dup(h, rec, "name", 1, &vm->name)) < 0 ||
+  if ((rc = load_spec(h, rec, vm)) < 0 ||
       (rc = rec_u32(rec, "state", STATE_MAX, &vm->run.state)) < 0 ||
-      (rc = rec_u32(rec, "vcpus", UINT32_MAX, &vm->vcpus)) < 0 ||
-      (rc = mock_rec_u64(rec, "memory", 1, 1, UINT64_MAX, 0, &vm->memory)) <
-          0 ||
-      (rc = mock_rec_u64(rec, "channel", 1, 0, 1, 0, &channel)) < 0 ||
       (rc = mock_rec_u64(rec, "seq", 1, 1, UINT64_MAX, 0, &vm->seq)) < 0 ||
       (rc = mock_rec_u64(rec, "snap_seq", 1, 0, UINT64_MAX, 0, &vm->snap_seq)) <
           0 ||
@@ -522,19 +375,13 @@ static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
       (rc = mock_rec_u64(rec, "run_ns", 1, 0, UINT64_MAX, 0, &vm->run.run_ns)) <
           0)
     goto fail;
-  vm->channel = (int)channel;
-  rc = VMH_EIO;
-  if (mock_check_id(h->host, "id", vm->id) < 0 ||
-      mock_check_text(h->host, "name", vm->name, VMH_NAME_MAX) < 0) {
-    rc = mock_rec_fail(rec, "bad VM id or name");
+  if (vm->run.state == VMH_VM_UNKNOWN || vm->rec->vcpus == 0) {
+    rc = mock_rec_fail(rec, "VM %s has state 0 or no vCPUs", vm->rec->id);
     goto fail;
   }
-  if (vm->run.state == VMH_VM_UNKNOWN || vm->vcpus == 0) {
-    rc = mock_rec_fail(rec, "VM %s has state 0 or no vCPUs", vm->id);
-    goto fail;
-  }
-  if (find_vm(h, vm->id, NULL) || find_vm_by_name(h, vm->name)) {
-    rc = mock_rec_fail(rec, "VM %s (%s) appears twice", vm->id, vm->name);
+  if (find_vm(h, vm->rec->id, NULL) || find_vm_by_name(h, vm->rec->name)) {
+    rc = mock_rec_fail(rec, "VM %s (%s) appears twice", vm->rec->id,
+                       vm->rec->name);
     goto fail;
   }
   /* Monotonic times from another boot would be in the future. */
@@ -551,10 +398,51 @@ fail:
   return rc;
 }
 
+static int load_snap(struct hv *h, struct mock_rec *rec, struct dom *vm) {
+  struct snap *s = calloc(1, sizeof *s);
+  const char *parent;
+  uint64_t current;
+  int rc;
+
+  if (s == NULL)
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
+  if ((rc = rec_dup(h, rec, "id", 1, &s->id)) < 0 ||
+      (rc = rec_dup(h, rec, "name", 1, &s->name)) < 0 ||
+      (rc = mock_rec_str(rec, "parent", 0, &parent)) < 0 ||
+      (rc = mock_rec_i64(rec, "created", 1, 0, &s->created)) < 0 ||
+      (rc = rec_u32(rec, "state", STATE_MAX, &s->vm_state)) < 0 ||
+      (rc = mock_rec_u64(rec, "current", 1, 0, 1, 0, &current)) < 0)
+    goto fail;
+  /* The reporting views hold ids of up to 31 bytes. */
+  if (strlen(s->id) > 31 || strncmp(s->id, "snap-", 5) != 0 ||
+      vmh_check_name(h->host, "snapshot", s->name) < 0) {
+    rc = mock_rec_fail(rec, "bad snapshot id or name");
+    goto fail;
+  }
+  if (find_snap(vm, s->id, NULL)) {
+    rc = mock_rec_fail(rec, "snapshot %s twice", s->id);
+    goto fail;
+  }
+  if (parent != NULL && (s->parent = find_snap(vm, parent, NULL)) == NULL) {
+    rc = mock_rec_fail(rec, "snapshot %s: parent %s is not before it", s->id,
+                       parent);
+    goto fail;
+  }
+  rc = mock_vec_push(h->host, &vm->snaps, s);
+  if (rc < 0)
+    goto fail;
+  if (current)
+    vm->current = s;
+  return 0;
+fail:
+  free_snap(s);
+  return rc;
+}
+
 static int load_record(void *opaque, struct mock_rec *rec) {
   struct hv *h = opaque;
   const char *type = mock_rec_type(rec);
-  struct vm *vm = h->vms.n ? h->vms.v[h->vms.n - 1] : NULL;
+  struct dom *vm = h->vms.n ? h->vms.v[h->vms.n - 1] : NULL;
   int rc;
 
   if (strcmp(type, "meta") == 0) {
@@ -566,100 +454,18 @@ static int load_record(void *opaque, struct mock_rec *rec) {
   }
   if (strcmp(type, "vm") == 0)
     return load_vm(h, rec, now_ns());
-  if (strcmp(type, "disk") != 0 && strcmp(type, "nic") != 0 &&
-      strcmp(type, "snap") != 0)
+  if (strcmp(type, "snap") != 0)
     return mock_rec_fail(rec, "unknown record type %s", type);
   if (vm == NULL)
     return mock_rec_fail(rec, "%s record before any vm record", type);
-
-  if (strcmp(type, "disk") == 0) {
-    struct disk *d = calloc(1, sizeof *d);
-    if (d == NULL)
-      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    if ((rc = rec_dup(h, rec, "name", 1, &d->name)) < 0 ||
-        (rc = load_src(h, rec, &d->src)) < 0 ||
-        (rc = (find_disk(vm, d->name, NULL)
-                   ? mock_rec_fail(rec, "disk %s twice", d->name)
-                   : 0)) < 0 ||
-        (rc = mock_vec_push(h->host, &vm->disks, d)) < 0) {
-      free_disk(d);
-      return rc;
-    }
-    return 0;
-  }
-  if (strcmp(type, "nic") == 0) {
-    struct nic *n = calloc(1, sizeof *n);
-    if (n == NULL)
-      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    if ((rc = rec_dup(h, rec, "name", 1, &n->name)) < 0 ||
-        (rc = rec_u32(rec, "type", VMH_BINDING_TAP, &n->type)) < 0 ||
-        (rc = rec_dup(h, rec, "bridge", 0, &n->bridge)) < 0 ||
-        (rc = rec_dup(h, rec, "port", 0, &n->port)) < 0 ||
-        (rc = rec_dup(h, rec, "interface_id", 0, &n->interface_id)) < 0 ||
-        (rc = rec_dup(h, rec, "tap", 0, &n->tap)) < 0 ||
-        (rc = rec_dup(h, rec, "mac", 0, &n->mac)) < 0 ||
-        (rc = rec_u32(rec, "vlan", 4094, &n->vlan)) < 0 ||
-        (rc = rec_u32(rec, "mtu", UINT32_MAX, &n->mtu)) < 0 ||
-        (rc = mock_vec_push(h->host, &vm->nics, n)) < 0) {
-      free_nic(n);
-      return rc;
-    }
-    return 0;
-  }
-
-  /* snap */
-  {
-    struct snap *s = calloc(1, sizeof *s);
-    const char *parent;
-    uint64_t current;
-    if (s == NULL)
-      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    if ((rc = rec_dup(h, rec, "id", 1, &s->id)) < 0 ||
-        (rc = rec_dup(h, rec, "name", 1, &s->name)) < 0 ||
-        (rc = mock_rec_str(rec, "parent", 0, &parent)) < 0 ||
-        (rc = mock_rec_i64(rec, "created", 1, 0, &s->created)) < 0 ||
-        (rc = rec_u32(rec, "state", STATE_MAX, &s->vm_state)) < 0 ||
-        (rc = mock_rec_u64(rec, "current", 1, 0, 1, 0, &current)) < 0)
-      goto snap_fail;
-    /* The reporting views hold ids of up to 31 bytes. */
-    if (strlen(s->id) > 31 || strncmp(s->id, "snap-", 5) != 0 ||
-        vmh_check_name(h->host, "snapshot", s->name) < 0) {
-      rc = mock_rec_fail(rec, "bad snapshot id or name");
-      goto snap_fail;
-    }
-    if (find_snap(vm, s->id, NULL)) {
-      rc = mock_rec_fail(rec, "snapshot %s twice", s->id);
-      goto snap_fail;
-    }
-    if (parent != NULL && (s->parent = find_snap(vm, parent, NULL)) == NULL) {
-      rc = mock_rec_fail(rec, "snapshot %s: parent %s is not before it", s->id,
-                         parent);
-      goto snap_fail;
-    }
-    rc = mock_vec_push(h->host, &vm->snaps, s);
-    if (rc < 0)
-      goto snap_fail;
-    if (current)
-      vm->current = s;
-    return 0;
-  snap_fail:
-    free_snap(s);
-    return rc;
-  }
+  return load_snap(h, rec, vm);
 }
 
 /* ---- Building VMs from specs --------------------------------------------- */
 
-static int dup_opt(struct hv *h, const char *what, const char *s, char **ret) {
-  int rc;
-
-  *ret = NULL;
-  if (s == NULL)
-    return 0;
-  rc = mock_check_text(h->host, what, s, 4096);
-  if (rc < 0)
-    return rc;
-  return mock_dup(h->host, s, ret);
+/* An optional string of a spec: NULL, or 1..4096 bytes of text. */
+static int check_opt(struct hv *h, const char *what, const char *s) {
+  return s == NULL ? 0 : mock_check_text(h->host, what, s, 4096);
 }
 
 static int need(struct hv *h, const char *disk, const char *field,
@@ -670,8 +476,8 @@ static int need(struct hv *h, const char *disk, const char *field,
   return 0;
 }
 
-static int copy_source(struct hv *h, const char *disk,
-                       const struct vmh_disk_source *in, struct src *s) {
+static int check_source(struct hv *h, const char *disk,
+                        const struct vmh_disk_source *in) {
   static const char *const type_names[] = {"none", "file",  "block",
                                            "rbd",  "iscsi", "nfs"};
   char what[96];
@@ -718,54 +524,33 @@ static int copy_source(struct hv *h, const char *disk,
   }
   if (rc < 0)
     return rc;
-
-  s->type = in->type;
-  s->format = in->format;
-  s->lun = in->lun;
   snprintf(what, sizeof what, "disk %s source", disk);
-  if ((rc = dup_opt(h, what, in->path, &s->path)) < 0 ||
-      (rc = dup_opt(h, what, in->pool, &s->pool)) < 0 ||
-      (rc = dup_opt(h, what, in->image, &s->image)) < 0 ||
-      (rc = dup_opt(h, what, in->auth_user, &s->auth_user)) < 0 ||
-      (rc = dup_opt(h, what, in->auth_secret, &s->auth_secret)) < 0 ||
-      (rc = dup_opt(h, what, in->portal, &s->portal)) < 0 ||
-      (rc = dup_opt(h, what, in->iqn, &s->iqn)) < 0 ||
-      (rc = dup_opt(h, what, in->server, &s->server)) < 0 ||
-      (rc = dup_opt(h, what, in->export_path, &s->export_path)) < 0)
+  if ((rc = check_opt(h, what, in->path)) < 0 ||
+      (rc = check_opt(h, what, in->pool)) < 0 ||
+      (rc = check_opt(h, what, in->image)) < 0 ||
+      (rc = check_opt(h, what, in->auth_user)) < 0 ||
+      (rc = check_opt(h, what, in->auth_secret)) < 0 ||
+      (rc = check_opt(h, what, in->portal)) < 0 ||
+      (rc = check_opt(h, what, in->iqn)) < 0 ||
+      (rc = check_opt(h, what, in->server)) < 0 ||
+      (rc = check_opt(h, what, in->export_path)) < 0)
     return rc;
-  if (in->n_monitors > 0) {
-    if (in->monitors == NULL)
-      return vmh_fail(h->host, VMH_EINVAL,
-                      "disk %s: n_monitors is %" PRIu32 " but monitors is NULL",
-                      disk, in->n_monitors);
-    if (in->n_monitors > 64)
-      return vmh_fail(h->host, VMH_EINVAL,
-                      "disk %s: %" PRIu32 " monitors; the limit is 64", disk,
-                      in->n_monitors);
-    s->monitors = calloc(in->n_monitors, sizeof *s->monitors);
-    if (s->monitors == NULL)
-      return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    for (i = 0; i < in->n_monitors; i++) {
-      rc = mock_check_text(h->host, "monitor", in->monitors[i], 255);
-      if (rc == 0 && strchr(in->monitors[i], ',') != NULL)
-        rc = vmh_fail(h->host, VMH_EINVAL,
-                      "disk %s: monitor '%s' holds a ','; give one "
-                      "host:port per entry",
-                      disk, in->monitors[i]);
-      if (rc == 0)
-        rc = mock_dup(h->host, in->monitors[i], &s->monitors[i]);
-      if (rc < 0)
-        return rc;
-      s->n_monitors++;
-    }
-  }
+  if (in->n_monitors > 0 && in->monitors == NULL)
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "disk %s: n_monitors is %" PRIu32 " but monitors is NULL",
+                    disk, in->n_monitors);
+  if (in->n_monitors > 64)
+    return vmh_fail(h->host, VMH_EINVAL,
+                    "disk %s: %" PRIu32 " monitors; the limit is 64", disk,
+                    in->n_monitors);
+  for (i = 0; i < in->n_monitors; i++)
+    if ((rc = mock_check_text(h->host, "monitor", in->monitors[i], 255)) < 0)
+      return rc;
   return 0;
 }
 
-/* Validate and copy one disk of a spec or of attach_disk. */
-static int disk_from(struct hv *h, const struct vmh_disk *in,
-                     struct disk **ret) {
-  struct disk *d;
+/* Validate one disk of a spec or of attach_disk. */
+static int check_disk(struct hv *h, const struct vmh_disk *in) {
   int rc;
 
   rc = mock_check_struct(h->host, "disk", in, in ? in->struct_size : 0,
@@ -781,21 +566,11 @@ static int disk_from(struct hv *h, const struct vmh_disk *in,
                     "disk %s: bus %" PRIu32 ", readonly %" PRIu32
                     " or format %" PRIu32 " out of range",
                     in->name, in->bus, in->readonly, in->format);
-  d = calloc(1, sizeof *d);
-  if (d == NULL)
-    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-  if ((rc = mock_dup(h->host, in->name, &d->name)) < 0 ||
-      (rc = copy_source(h, in->name, in->source, &d->src)) < 0) {
-    free_disk(d);
-    return rc;
-  }
-  *ret = d;
-  return 0;
+  return check_source(h, in->name, in->source);
 }
 
-static int nic_from(struct hv *h, const struct vmh_nic *in, struct nic **ret) {
+static int check_nic(struct hv *h, const struct vmh_nic *in) {
   const struct vmh_nic_binding *b;
-  struct nic *n;
   int rc;
 
   rc = mock_check_struct(h->host, "nic", in, in ? in->struct_size : 0,
@@ -830,23 +605,12 @@ static int nic_from(struct hv *h, const struct vmh_nic *in, struct nic **ret) {
     return vmh_fail(h->host, VMH_EINVAL,
                     "NIC %s: VLAN %" PRIu32 " is not 0..4094", in->name,
                     b->vlan);
-  n = calloc(1, sizeof *n);
-  if (n == NULL)
-    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-  n->type = b->type;
-  n->vlan = b->vlan;
-  n->mtu = b->mtu;
-  if ((rc = mock_dup(h->host, in->name, &n->name)) < 0 ||
-      (rc = dup_opt(h, "NIC bridge", b->bridge, &n->bridge)) < 0 ||
-      (rc = dup_opt(h, "NIC port", b->port, &n->port)) < 0 ||
-      (rc = dup_opt(h, "NIC interface_id", b->interface_id, &n->interface_id)) <
-          0 ||
-      (rc = dup_opt(h, "NIC tap", b->tap, &n->tap)) < 0 ||
-      (rc = dup_opt(h, "NIC mac", b->mac, &n->mac)) < 0) {
-    free_nic(n);
+  if ((rc = check_opt(h, "NIC bridge", b->bridge)) < 0 ||
+      (rc = check_opt(h, "NIC port", b->port)) < 0 ||
+      (rc = check_opt(h, "NIC interface_id", b->interface_id)) < 0 ||
+      (rc = check_opt(h, "NIC tap", b->tap)) < 0 ||
+      (rc = check_opt(h, "NIC mac", b->mac)) < 0)
     return rc;
-  }
-  *ret = n;
   return 0;
 }
 
@@ -879,10 +643,21 @@ static int check_limits(struct hv *h, const char *name, uint64_t vcpus,
   return 0;
 }
 
-static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
-                        struct vm **ret) {
-  struct vm *vm;
-  uint32_t i, stride;
+/* Each element of a spec's array: the same struct_size as the first, and
+ * at least ours. */
+static int check_stride(struct hv *h, const struct vmh_vm_spec *spec,
+                        const char *what, uint32_t i, uint32_t size,
+                        uint32_t stride, size_t need_size) {
+  if (stride >= need_size && size == stride)
+    return 0;
+  return vmh_fail(h->host, VMH_EINVAL,
+                  "VM %s: %s %" PRIu32 " has struct_size %" PRIu32
+                  " (the array's first has %" PRIu32 ", at least %zu)",
+                  spec->name, what, i, size, stride, need_size);
+}
+
+static int check_spec(struct hv *h, const struct vmh_vm_spec *spec) {
+  uint32_t i, j, stride;
   int rc;
 
   rc = mock_check_struct(h->host, "VM spec", spec, spec ? spec->struct_size : 0,
@@ -908,80 +683,58 @@ static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
                     "VM %s: n_disks or n_nics is set but the array is NULL",
                     spec->name);
 
-  vm = calloc(1, sizeof *vm);
-  if (vm == NULL)
-    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-  vm->vcpus = spec->vcpus;
-  vm->memory = spec->memory;
-  vm->channel = spec->guest_channel == 1;
-  vm->run.state = VMH_VM_STOPPED;
-  if ((rc = mock_dup(h->host, spec->id, &vm->id)) < 0 ||
-      (rc = mock_dup(h->host, spec->name, &vm->name)) < 0)
-    goto fail;
-
   stride = spec->n_disks ? spec->disks[0].struct_size : 0;
   for (i = 0; i < spec->n_disks; i++) {
     const struct vmh_disk *in = elem(spec->disks, stride, i);
-    struct disk *d = NULL;
-    if (stride < sizeof *in || in->struct_size != stride) {
-      rc = vmh_fail(h->host, VMH_EINVAL,
-                    "VM %s: disk %" PRIu32 " has struct_size %" PRIu32
-                    " (the array's first has %" PRIu32 ", at least %zu)",
-                    spec->name, i, in->struct_size, stride, sizeof *in);
-      goto fail;
-    }
-    rc = disk_from(h, in, &d);
-    if (rc < 0)
-      goto fail;
-    if (find_disk(vm, d->name, NULL)) {
-      rc = vmh_fail(h->host, VMH_EINVAL, "VM %s has two disks named %s",
-                    spec->name, d->name);
-      free_disk(d);
-      goto fail;
-    }
-    rc = mock_vec_push(h->host, &vm->disks, d);
-    if (rc < 0) {
-      free_disk(d);
-      goto fail;
-    }
+    if ((rc = check_stride(h, spec, "disk", i, in->struct_size, stride,
+                           sizeof *in)) < 0 ||
+        (rc = check_disk(h, in)) < 0)
+      return rc;
+    for (j = 0; j < i; j++)
+      if (strcmp(((const struct vmh_disk *)elem(spec->disks, stride, j))->name,
+                 in->name) == 0)
+        return vmh_fail(h->host, VMH_EINVAL, "VM %s has two disks named %s",
+                        spec->name, in->name);
   }
   stride = spec->n_nics ? spec->nics[0].struct_size : 0;
   for (i = 0; i < spec->n_nics; i++) {
     const struct vmh_nic *in = elem(spec->nics, stride, i);
-    struct nic *n = NULL;
-    size_t j;
-    if (stride < sizeof *in || in->struct_size != stride) {
-      rc = vmh_fail(h->host, VMH_EINVAL,
-                    "VM %s: NIC %" PRIu32 " has struct_size %" PRIu32
-                    " (the array's first has %" PRIu32 ", at least %zu)",
-                    spec->name, i, in->struct_size, stride, sizeof *in);
-      goto fail;
-    }
-    rc = nic_from(h, in, &n);
-    if (rc < 0)
-      goto fail;
-    for (j = 0; j < vm->nics.n; j++)
-      if (strcmp(((struct nic *)vm->nics.v[j])->name, n->name) == 0)
-        rc = vmh_fail(h->host, VMH_EINVAL, "VM %s has two NICs named %s",
-                      spec->name, n->name);
-    if (rc == 0)
-      rc = mock_vec_push(h->host, &vm->nics, n);
-    if (rc < 0) {
-      free_nic(n);
-      goto fail;
-    }
+    if ((rc = check_stride(h, spec, "NIC", i, in->struct_size, stride,
+                           sizeof *in)) < 0 ||
+        (rc = check_nic(h, in)) < 0)
+      return rc;
+    for (j = 0; j < i; j++)
+      if (strcmp(((const struct vmh_nic *)elem(spec->nics, stride, j))->name,
+                 in->name) == 0)
+        return vmh_fail(h->host, VMH_EINVAL, "VM %s has two NICs named %s",
+                        spec->name, in->name);
   }
+  return 0;
+}
+
+/* A new VM, stopped, from a checked spec. */
+static int vm_from_spec(struct hv *h, const struct vmh_vm_spec *spec,
+                        struct dom **ret) {
+  struct dom *vm;
+  int rc = check_spec(h, spec);
+
+  if (rc < 0)
+    return rc;
+  vm = calloc(1, sizeof *vm);
+  if (vm == NULL || (vm->rec = calloc(1, sizeof *vm->rec)) == NULL ||
+      vm_copy_spec(vm->rec, spec, VM_COPY_RESOLVED) < 0) {
+    free_vm(vm);
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
+  }
+  vm->run.state = VMH_VM_STOPPED;
   *ret = vm;
   return 0;
-fail:
-  free_vm(vm);
-  return rc;
 }
 
 /* ---- Reporting ----------------------------------------------------------- */
 
 /* A VM as reported, copied under the lock so that visitors run without it. */
-struct vm_view {
+struct dom_view {
   char id[MOCK_ID_MAX + 1];
   char name[VMH_NAME_MAX + 1];
   char ip[16];
@@ -990,28 +743,28 @@ struct vm_view {
   int channel;
 };
 
-static void view_vm(const struct vm *vm, uint64_t now, struct vm_view *v) {
+static void view_vm(const struct dom *vm, uint64_t now, struct dom_view *v) {
   const struct run *r = &vm->run;
   uint64_t k = vm->seq - 1;
 
-  snprintf(v->id, sizeof v->id, "%s", vm->id);
-  snprintf(v->name, sizeof v->name, "%s", vm->name);
+  snprintf(v->id, sizeof v->id, "%s", vm->rec->id);
+  snprintf(v->name, sizeof v->name, "%s", vm->rec->name);
   v->state = r->state;
-  v->vcpus = vm->vcpus;
-  v->memory = vm->memory;
-  v->channel = vm->channel;
+  v->vcpus = vm->rec->vcpus;
+  v->memory = vm->rec->memory;
+  v->channel = vm->rec->guest_channel;
   v->ip[0] = '\0';
   if (is_up(r->state)) {
     uint64_t ran =
         r->run_ns + (r->state == VMH_VM_RUNNING ? now - r->seg_ns : 0);
     /* A guest that keeps a quarter of its vCPUs busy and uses half of its
      * memory: plausible, and the same on every run. */
-    v->cpu_time_ns = ran / 4 * vm->vcpus;
-    v->memory_used = vm->memory / 2;
+    v->cpu_time_ns = ran / 4 * vm->rec->vcpus;
+    v->memory_used = vm->rec->memory / 2;
     v->uptime_s = (now - r->start_ns) / 1000000000u;
     /* One address per VM with a NIC: 10.0.0.2, 10.0.0.3, … in define
      * order, never the .0, .1 (gateway) or .255 of a /24. */
-    if (vm->nics.n > 0)
+    if (vm->rec->n_nics > 0)
       snprintf(v->ip, sizeof v->ip, "10.0.%u.%u", (unsigned)((k / 253) % 256),
                (unsigned)(k % 253 + 2));
   } else {
@@ -1019,7 +772,7 @@ static void view_vm(const struct vm *vm, uint64_t now, struct vm_view *v) {
   }
 }
 
-static int report_vm(struct hv *h, const struct vm_view *v, char *path,
+static int report_vm(struct hv *h, const struct dom_view *v, char *path,
                      size_t path_size, vmh_vm_info_fn fn, void *opaque) {
   struct vmh_vm_info info = {0};
   const char *ips[1];
@@ -1090,7 +843,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
                      uint32_t flags) {
   struct hv *h = handle;
   struct pending ev = {0};
-  struct vm *vm = NULL, *other;
+  struct dom *vm = NULL, *other;
   int rc = mock_common_enter(h->mc, OP_DEFINE);
 
   if (rc < 0)
@@ -1100,22 +853,23 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     return rc;
 
   mock_common_lock(h->mc);
-  if (find_vm(h, vm->id, NULL)) {
-    rc = vmh_fail(h->host, VMH_EEXIST, "VM id %s is already defined", vm->id);
-  } else if ((other = find_vm_by_name(h, vm->name)) != NULL) {
+  if (find_vm(h, vm->rec->id, NULL)) {
+    rc = vmh_fail(h->host, VMH_EEXIST, "VM id %s is already defined",
+                  vm->rec->id);
+  } else if ((other = find_vm_by_name(h, vm->rec->name)) != NULL) {
     rc = vmh_fail(h->host, VMH_EEXIST,
-                  "a VM named %s is already defined (id %s)", vm->name,
-                  other->id);
+                  "a VM named %s is already defined (id %s)", vm->rec->name,
+                  other->rec->id);
   } else if (h->vms.n >= (size_t)h->max_vms) {
     rc = vmh_fail(h->host, VMH_ENOSPC,
                   "mock hypervisor %s already holds %zu VMs, its max_vms",
                   mock_common_name(h->mc), h->vms.n);
   } else if ((rc = mock_vec_push(h->host, &h->vms, vm)) == 0) {
     vm->seq = ++h->next_seq;
-    queue_event(&ev, vm->id, VMH_VM_STOPPED, "defined");
+    queue_event(&ev, vm->rec->id, VMH_VM_STOPPED, "defined");
     if (flags & VMH_DEFINE_START) {
       set_state(vm, VMH_VM_RUNNING, now_ns());
-      queue_event(&ev, vm->id, VMH_VM_RUNNING, "started");
+      queue_event(&ev, vm->rec->id, VMH_VM_RUNNING, "started");
     }
     rc = save(h);
     if (rc < 0) {
@@ -1135,7 +889,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
 static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
   struct hv *h = handle;
   struct pending ev = {0};
-  struct vm *vm;
+  struct dom *vm;
   size_t idx;
   int rc = mock_common_enter(h->mc, OP_UNDEFINE);
 
@@ -1157,8 +911,8 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
       vm = NULL;
     } else {
       if (is_up(vm->run.state))
-        queue_event(&ev, vm->id, VMH_VM_STOPPED, "destroyed");
-      queue_event(&ev, vm->id, VMH_VM_UNKNOWN, "undefined");
+        queue_event(&ev, vm->rec->id, VMH_VM_STOPPED, "destroyed");
+      queue_event(&ev, vm->rec->id, VMH_VM_UNKNOWN, "undefined");
     }
   }
   mock_common_unlock(h->mc);
@@ -1175,7 +929,7 @@ static int transition(struct hv *h, const char *op, const char *verb,
                       const char *vm_id, uint32_t flags, uint32_t known,
                       uint32_t from, uint32_t to, const char *reason) {
   struct pending ev = {0};
-  struct vm *vm;
+  struct dom *vm;
   int rc;
 
   if ((rc = vmh_check_flags(h->host, op, flags, known)) < 0 ||
@@ -1189,7 +943,7 @@ static int transition(struct hv *h, const char *op, const char *verb,
     rc = bad_state(h, vm, verb);
   } else if (vm->run.state == to) {
     /* reboot: nothing to write, but the guest did restart. */
-    queue_event(&ev, vm->id, to, reason);
+    queue_event(&ev, vm->rec->id, to, reason);
   } else {
     struct run old = vm->run;
     set_state(vm, to, now_ns());
@@ -1197,7 +951,7 @@ static int transition(struct hv *h, const char *op, const char *verb,
     if (rc < 0)
       vm->run = old;
     else
-      queue_event(&ev, vm->id, to, reason);
+      queue_event(&ev, vm->rec->id, to, reason);
   }
   mock_common_unlock(h->mc);
   if (rc == 0)
@@ -1267,8 +1021,8 @@ static int hv_resume(void *handle, const char *vm_id, uint32_t flags) {
 static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
                   void *opaque, uint32_t flags) {
   struct hv *h = handle;
-  struct vm_view v;
-  struct vm *vm;
+  struct dom_view v;
+  struct dom *vm;
   char *path;
   size_t path_size;
   int rc = mock_common_enter(h->mc, OP_GET);
@@ -1300,7 +1054,7 @@ static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
 static int hv_list(void *handle, vmh_vm_info_fn fn, void *opaque,
                    uint32_t flags) {
   struct hv *h = handle;
-  struct vm_view *views = NULL;
+  struct dom_view *views = NULL;
   char *path;
   size_t n, i, path_size;
   uint64_t now;
@@ -1336,7 +1090,7 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
                       void *opaque, uint32_t flags) {
   struct hv *h = handle;
   struct vmh_console_info info = {0};
-  struct vm *vm;
+  struct dom *vm;
   char *path;
   size_t path_size;
   int rc = mock_common_enter(h->mc, OP_CONSOLE);
@@ -1381,7 +1135,7 @@ struct snap_view {
   int current;
 };
 
-static void view_snap(const struct vm *vm, const struct snap *s,
+static void view_snap(const struct dom *vm, const struct snap *s,
                       struct snap_view *v) {
   snprintf(v->id, sizeof v->id, "%s", s->id);
   snprintf(v->name, sizeof v->name, "%s", s->name);
@@ -1411,7 +1165,7 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
   struct hv *h = handle;
   struct snap_view v;
   struct snap *s = NULL, *old_current;
-  struct vm *vm;
+  struct dom *vm;
   size_t i;
   char id[32];
   int rc = mock_common_enter(h->mc, OP_SNAPSHOT_CREATE);
@@ -1431,7 +1185,7 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
   for (i = 0; i < vm->snaps.n; i++)
     if (strcmp(((struct snap *)vm->snaps.v[i])->name, name) == 0) {
       rc = vmh_fail(h->host, VMH_EEXIST,
-                    "VM %s already has a snapshot named %s (%s)", vm->name,
+                    "VM %s already has a snapshot named %s (%s)", vm->rec->name,
                     name, ((struct snap *)vm->snaps.v[i])->id);
       goto out;
     }
@@ -1472,7 +1226,7 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
                             void *opaque, uint32_t flags) {
   struct hv *h = handle;
   struct snap_view *views = NULL;
-  struct vm *vm;
+  struct dom *vm;
   size_t n = 0, i;
   int rc = mock_common_enter(h->mc, OP_SNAPSHOT_LIST);
 
@@ -1502,9 +1256,9 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
   return rc;
 }
 
-static int no_snap(struct hv *h, const struct vm *vm, const char *id) {
-  return vmh_fail(h->host, VMH_ENOENT, "VM %s has no snapshot %s", vm->name,
-                  id);
+static int no_snap(struct hv *h, const struct dom *vm, const char *id) {
+  return vmh_fail(h->host, VMH_ENOENT, "VM %s has no snapshot %s",
+                  vm->rec->name, id);
 }
 
 static int hv_snapshot_revert(void *handle, const char *vm_id,
@@ -1512,7 +1266,7 @@ static int hv_snapshot_revert(void *handle, const char *vm_id,
   struct hv *h = handle;
   struct pending ev = {0};
   struct snap *s;
-  struct vm *vm;
+  struct dom *vm;
   int rc = mock_common_enter(h->mc, OP_SNAPSHOT_REVERT);
 
   if (rc < 0)
@@ -1539,7 +1293,7 @@ static int hv_snapshot_revert(void *handle, const char *vm_id,
       vm->run = old;
       vm->current = old_current;
     } else {
-      queue_event(&ev, vm->id, vm->run.state, "reverted");
+      queue_event(&ev, vm->rec->id, vm->run.state, "reverted");
     }
   }
   mock_common_unlock(h->mc);
@@ -1552,7 +1306,7 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
                               const char *snapshot_id, uint32_t flags) {
   struct hv *h = handle;
   struct snap *s = NULL;
-  struct vm *vm;
+  struct dom *vm;
   size_t idx, i;
   int rc = mock_common_enter(h->mc, OP_SNAPSHOT_DELETE);
 
@@ -1608,41 +1362,53 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
 static int hv_attach_disk(void *handle, const char *vm_id,
                           const struct vmh_disk *disk, uint32_t flags) {
   struct hv *h = handle;
-  struct disk *d = NULL;
-  struct vm *vm;
+  struct vm_disk d = {0};
+  struct dom *vm;
   int rc = mock_common_enter(h->mc, OP_ATTACH_DISK);
 
   if (rc < 0)
     return rc;
   if ((rc = vmh_check_flags(h->host, "attach_disk", flags, 0)) < 0 ||
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0 ||
-      (rc = disk_from(h, disk, &d)) < 0)
+      (rc = check_disk(h, disk)) < 0)
     return rc;
+  if (vm_disk_copy(&d, disk, VM_COPY_RESOLVED) < 0) {
+    vm_disk_clear(&d);
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
+  }
   mock_common_lock(h->mc);
   vm = find_vm(h, vm_id, NULL);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
-  } else if (find_disk(vm, d->name, NULL)) {
-    rc = vmh_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s", vm->name,
-                  d->name);
-  } else if ((rc = mock_vec_push(h->host, &vm->disks, d)) == 0) {
-    rc = save(h);
-    if (rc < 0)
-      ptrvec_remove(&vm->disks, vm->disks.n - 1);
-    else
-      d = NULL;
+  } else if (find_disk(vm, d.name)) {
+    rc = vmh_fail(h->host, VMH_EEXIST, "VM %s already has a disk %s",
+                  vm->rec->name, d.name);
+  } else {
+    struct vm *rec = vm->rec;
+    struct vm_disk *disks =
+        realloc(rec->disks, (rec->n_disks + 1) * sizeof *rec->disks);
+    if (disks == NULL) {
+      rc = vmh_fail(h->host, VMH_ENOMEM, "out of memory");
+    } else {
+      rec->disks = disks;
+      rec->disks[rec->n_disks++] = d;
+      rc = save(h);
+      if (rc < 0)
+        rec->n_disks--;
+      else
+        memset(&d, 0, sizeof d);
+    }
   }
   mock_common_unlock(h->mc);
-  free_disk(d);
+  vm_disk_clear(&d);
   return rc;
 }
 
 static int hv_detach_disk(void *handle, const char *vm_id,
                           const char *disk_name, uint32_t flags) {
   struct hv *h = handle;
-  struct disk *d = NULL;
-  struct vm *vm;
-  size_t idx;
+  struct vm_disk d = {0};
+  struct dom *vm;
   int rc = mock_common_enter(h->mc, OP_DETACH_DISK);
 
   if (rc < 0)
@@ -1655,20 +1421,30 @@ static int hv_detach_disk(void *handle, const char *vm_id,
   vm = find_vm(h, vm_id, NULL);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
-  } else if ((d = find_disk(vm, disk_name, &idx)) == NULL) {
-    rc = vmh_fail(h->host, VMH_ENOENT, "VM %s has no disk %s", vm->name,
-                  disk_name);
   } else {
-    ptrvec_remove(&vm->disks, idx);
-    rc = save(h);
-    if (rc < 0) {
-      mock_vec_insert(h->host, &vm->disks, idx, d);
-      d = NULL;
+    struct vm *rec = vm->rec;
+    struct vm_disk *at = find_disk(vm, disk_name);
+    size_t idx = at ? (size_t)(at - rec->disks) : 0,
+           tail = at ? rec->n_disks - idx - 1 : 0;
+    if (at == NULL) {
+      rc = vmh_fail(h->host, VMH_ENOENT, "VM %s has no disk %s", rec->name,
+                    disk_name);
+    } else {
+      d = *at;
+      memmove(at, at + 1, tail * sizeof *at);
+      rec->n_disks--;
+      rc = save(h);
+      if (rc < 0) {
+        /* The array still has room for it. */
+        memmove(at + 1, at, tail * sizeof *at);
+        *at = d;
+        rec->n_disks++;
+        memset(&d, 0, sizeof d);
+      }
     }
   }
   mock_common_unlock(h->mc);
-  if (rc == 0)
-    free_disk(d);
+  vm_disk_clear(&d);
   return rc;
 }
 
@@ -1761,16 +1537,18 @@ static int add_preexisting(struct hv *h, const struct pre *pre, uint32_t n) {
   int rc;
 
   for (i = 0; i < n; i++) {
-    struct vm *vm = calloc(1, sizeof *vm);
-    if (vm == NULL)
+    struct dom *vm = calloc(1, sizeof *vm);
+    if (vm == NULL || (vm->rec = calloc(1, sizeof *vm->rec)) == NULL) {
+      free(vm);
       return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
-    vm->vcpus = (uint32_t)pre[i].vcpus;
-    vm->memory = pre[i].memory;
+    }
+    vm->rec->vcpus = (uint32_t)pre[i].vcpus;
+    vm->rec->memory = pre[i].memory;
     vm->run.state = VMH_VM_STOPPED;
     set_state(vm, pre[i].state, now);
     vm->seq = ++h->next_seq;
-    if ((rc = mock_dup(h->host, pre[i].id, &vm->id)) < 0 ||
-        (rc = mock_dup(h->host, pre[i].name, &vm->name)) < 0 ||
+    if ((rc = mock_dup(h->host, pre[i].id, &vm->rec->id)) < 0 ||
+        (rc = mock_dup(h->host, pre[i].name, &vm->rec->name)) < 0 ||
         (rc = mock_vec_push(h->host, &h->vms, vm)) < 0) {
       free_vm(vm);
       return rc;

@@ -21,6 +21,7 @@
 #define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
 #include <vmhost/vmhost-plugin.h>
 
+#include "atomicfile.h"
 #include "spawnproc.h"
 
 #include <curl/curl.h>
@@ -894,20 +895,15 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
   if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), spec->name)) <
       0)
     goto cleanup;
-  if (fsync(fd) < 0) {
-    rc = vmh_fail(host, errno_code(errno), "pool %s: volume %s: fsync: %s",
-                  p->name, spec->name, strerror(errno));
-    goto cleanup;
-  }
   /* The volume appears complete or not at all; never over another. */
-  if (renameat2(p->dirfd, tmp, p->dirfd, spec->name, RENAME_NOREPLACE) < 0) {
+  if (publish_at(fd, p->dirfd, tmp, spec->name) < 0) {
     int e = errno;
     rc = e == EEXIST
              ? vmh_fail(host, VMH_EEXIST,
                         "pool %s already has a volume %s; pick another "
                         "name",
                         p->name, spec->name)
-             : vmh_fail(host, errno_code(e), "pool %s: rename %s to %s: %s",
+             : vmh_fail(host, errno_code(e), "pool %s: publish %s as %s: %s",
                         p->name, tmp, spec->name, strerror(e));
     goto cleanup;
   }
@@ -1319,16 +1315,11 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), ppath)) < 0 ||
       (rc = set_xattr(p, fd, XATTR_VSIZE, sizebuf, ppath)) < 0)
     goto cleanup;
-  if (fsync(fd) < 0) {
-    rc = vmh_fail(host, errno_code(errno), "fsync %s: %s", ppath,
-                  strerror(errno));
-    goto cleanup;
-  }
   /* Read-only from here: clones only ever read their base. */
   fchmod(fd, 0444);
-  if (renameat2(p->imgfd, part, p->imgfd, spec->name, RENAME_NOREPLACE) < 0) {
+  if (publish_at(fd, p->imgfd, part, spec->name) < 0) {
     rc = vmh_fail(host, errno == EEXIST ? VMH_EEXIST : errno_code(errno),
-                  "pool %s: image %s: rename: %s", p->name, spec->name,
+                  "pool %s: image %s: publish: %s", p->name, spec->name,
                   strerror(errno));
     keep_part = false;
     goto cleanup;

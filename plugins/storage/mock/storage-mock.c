@@ -813,7 +813,7 @@ static int read_images(struct st *s, const struct vmh_config *config,
     if ((rc = vmh_check_name(host, "image", name)) < 0)
       return vmh_fail(host, rc,
                       "%s: images[%" PRIu32
-                      "]: name '%s' must match [a-z0-9][a-z0-9._-]{0,62}",
+                      "]: name '%s' must match " VMH_NAME_RULE,
                       where, i, name);
     if (!valid_sha256(sha))
       return vmh_fail(host, VMH_EINVAL,

@@ -1,7 +1,7 @@
 /* The config file: YAML parsed with libyaml's event API into a read-only
  * tree.  Every node remembers where it stands in the file and whether
  * anyone read it, so that a key nobody read can be refused by name and
- * position (DESIGN.md, ABI rule 8: typos never pass silently).
+ * position (docs/design.md, rule 8: typos never pass silently).
  *
  * The tree is built from libyaml's events rather than its document API:
  * that API accepts aliases (silently sharing nodes), lets a duplicate key
@@ -11,7 +11,7 @@
  * to look at. */
 #include <config.h>
 
-#include "config.h"
+#include "conftree.h"
 
 #include <errno.h>
 #include <inttypes.h>

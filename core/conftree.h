@@ -26,8 +26,8 @@
  * (a map or list fetched as a whole is marked, its children are not).  The
  * mark is the only thing that changes after config_load: a plain store, no
  * lock, no allocation. */
-#ifndef VMHOST_CORE_CONFIG_H
-#define VMHOST_CORE_CONFIG_H
+#ifndef VMHOST_CORE_CONFTREE_H
+#define VMHOST_CORE_CONFTREE_H
 
 #include <stdint.h>
 #include <vmhost/host.h>
