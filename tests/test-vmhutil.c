@@ -1,5 +1,5 @@
 /* libvmhutil (plugins/common) and the ABI's header helpers: crash-safe
- * writes, spawning, the port table and MACs, histograms. */
+ * writes, spawning, the port table and MACs, histograms, URLs. */
 #include <config.h>
 
 #include <dirent.h>
@@ -16,6 +16,7 @@
 #include "histogram.h"
 #include "netcommon.h"
 #include "spawnproc.h"
+#include "url.h"
 
 static char dir[] = "/tmp/vmhutil.XXXXXX";
 
@@ -282,6 +283,15 @@ static void test_header_helpers(void) {
   CHECK(VMH_HAS_FIELD(&g, appended));
 }
 
+static void test_url(void) {
+  char *u = url_path("file://", "/srv/my pool/100%/ü/a:b~c");
+  CHECK(u && strcmp(u, "file:///srv/my%20pool/100%25/%C3%BC/a:b~c") == 0);
+  free(u);
+  u = url_path("nfs://server", "");
+  CHECK(u && strcmp(u, "nfs://server") == 0);
+  free(u);
+}
+
 int main(void) {
   CHECK(mkdtemp(dir) != NULL);
   test_atomic_write();
@@ -290,6 +300,7 @@ int main(void) {
   test_ports();
   test_histogram();
   test_header_helpers();
+  test_url();
   char path[64];
   snprintf(path, sizeof path, "%s/state", dir);
   CHECK(unlink(path) == 0 && rmdir(dir) == 0);
