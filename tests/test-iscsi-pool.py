@@ -5,8 +5,9 @@ order wanting CHAP and naming our initiator in its ACL, LUNs of different
 sizes; the mock hypervisor and network.
 
 Checked: discovery lists every LUN of both targets, named after its device
-identifier (stable across restarts); a wrong CHAP secret is an error that
-names the target and hides nothing else; a LUN added at run time shows at
+identifier (stable across restarts), located by portal, IQN and LUN; a
+wrong CHAP secret is an error that names the target (health, the pool's
+message) and hides nothing else; a LUN added at run time shows at
 the next refresh (cached pools keep their table); volume create/delete
 answer not_supported; a VM gets a LUN, the claim survives a vmhostd
 restart, a second VM cannot have it, the pool counts it; the LUN's data is
@@ -180,9 +181,13 @@ try:
               "the same names in every pool")
         p = pool_info("san")
         check(p["capacity"] == 168 * MiB and p["allocation"] == 0
-              and p["available"] == 168 * MiB and p["n_volumes"] == 5, p)
+              and p["available"] == 168 * MiB and p["n_volumes"] == 5
+              and p["message"] is None, p)
         v = d.ok(op="volume_get", pool="san", volume=names[64])["volumes"][0]
         check(v["capacity"] == 64 * MiB and v["format"] == "raw", v)
+        # Where it lives: portal, target IQN and LUN.
+        check(v["location"] == f"iscsi://{t.portal}/{SECURE}/1", v)
+        check(san[16]["location"] == f"iscsi://{t.portal}/{OPEN}/1", san)
         expect(d.call(op="volume_get", pool="san", volume="naa.00"),
                "not_found")
 
@@ -192,6 +197,9 @@ try:
         h = health("wrong")
         check(h["status"] != "ok" and SECURE in h["message"]
               and "refused the login" in h["message"], h)
+        p = pool_info("wrong")
+        check(SECURE in p["message"] and "refused the login" in p["message"]
+              and OPEN not in p["message"], "the pool says who refused", p)
         check(SECURE in d.log() and "Authentication failure" in d.log(),
               "the refusal is logged")
         check(health("san")["status"] == "ok", health("san"))

@@ -24,6 +24,7 @@
 #include "atomicfile.h"
 #include "cleanup.h"
 #include "iscsi-scan.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +90,7 @@ struct pool {
   size_t n_vols;
   struct timespec refreshed; /* last refresh that reached a portal */
   bool fresh_once;           /* refreshed at least once */
-  char status[ERRLEN];       /* "" or what is wrong (health) */
+  char status[ERRLEN];       /* "" or what is wrong (health, pool info) */
   bool all_down;             /* no portal answered the last refresh */
   bool stop;
   pthread_t thread;
@@ -249,7 +250,7 @@ struct scan {
   size_t n_failed;
   uint32_t n_skipped;
   uint32_t portals_up;
-  char err[ERRLEN]; /* the first failure, for health */
+  char err[ERRLEN]; /* every failure, "; "-separated (cut when long) */
   int oom;
 };
 
@@ -277,9 +278,10 @@ static int push_str(char ***arr, size_t *n, const char *s) {
 }
 
 static void note_failure(struct scan *sc, const char *what, const char *err) {
+  size_t n = strlen(sc->err);
+
   host->log(sc->p->inst, VMH_LOG_WARN, "%s", err);
-  if (sc->err[0] == '\0')
-    snprintf(sc->err, sizeof sc->err, "%s", err);
+  snprintf(sc->err + n, sizeof sc->err - n, "%s%s", n ? "; " : "", err);
   if (what && push_str(&sc->failed, &sc->n_failed, what) < 0)
     sc->oom = 1;
 }
@@ -465,13 +467,13 @@ static void set_status(struct pool *p, const struct scan *sc) {
 
   for (size_t i = 0; i < p->n_vols; i++)
     gone += !p->vols[i].present;
-  if (sc->err[0])
-    snprintf(p->status, sizeof p->status, "%s", sc->err);
-  else if (gone)
-    snprintf(p->status, sizeof p->status,
-             "%zu volume(s) in use vanished from their targets", gone);
-  else
-    p->status[0] = '\0';
+  snprintf(p->status, sizeof p->status, "%s", sc->err);
+  if (gone) {
+    size_t n = strlen(p->status);
+    snprintf(p->status + n, sizeof p->status - n,
+             "%s%zu volume(s) in use vanished from their targets",
+             n ? "; " : "", gone);
+  }
   host->gauge_set(p->inst, "luns", (int64_t)p->n_vols);
   host->gauge_set(p->inst, "luns_vanished", (int64_t)gone);
   host->gauge_set(p->inst, "targets_failed", (int64_t)sc->n_failed);
@@ -961,6 +963,7 @@ static int is_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
   struct pool *p = handle;
   struct vmh_pool_info info = {.struct_size = sizeof info,
                                .default_format = VMH_FORMAT_RAW};
+  char status[ERRLEN];
   int rc;
 
   if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 || (rc = ensure_fresh(p)) < 0)
@@ -975,6 +978,9 @@ static int is_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
       info.available += v->size;
   }
   info.n_volumes = (uint32_t)p->n_vols;
+  /* What is wrong: the targets that refused us, volumes that vanished. */
+  snprintf(status, sizeof status, "%s", p->status);
+  info.message = status[0] ? status : NULL;
   pthread_mutex_unlock(&p->lock);
   return fn(opaque, &info);
 }
@@ -984,7 +990,28 @@ struct vol_view {
   char name[VMH_NAME_MAX + 1];
   uint64_t size;
   enum use use;
+  char *location; /* owned: iscsi://portal/IQN/LUN */
 };
+
+/* Copies v into *view (p->lock held); -1 when out of memory. */
+static int view_vol(const struct vol *v, struct vol_view *view) {
+  _cleanup_free_ char *base = NULL, *path = NULL;
+
+  snprintf(view->name, sizeof view->name, "%s", v->name);
+  view->size = v->size;
+  view->use = v->use;
+  /* The portal is "host:port" or "[v6]:port" already, as a URL has it. */
+  if (asprintf(&base, "iscsi://%s", v->portal) < 0) {
+    base = NULL;
+    return -1;
+  }
+  if (asprintf(&path, "/%s/%" PRIu32, v->iqn, v->lun) < 0) {
+    path = NULL;
+    return -1;
+  }
+  view->location = url_path(base, path);
+  return view->location ? 0 : -1;
+}
 
 static int report(const struct vol_view *v, vmh_volume_info_fn fn,
                   void *opaque) {
@@ -995,6 +1022,7 @@ static int report(const struct vol_view *v, vmh_volume_info_fn fn,
       /* A LUN is all the array's from our side: in use, all of it. */
       .allocation = v->use == FREE ? 0 : v->size,
       .format = VMH_FORMAT_RAW,
+      .location = v->location,
   };
   return fn(opaque, &info);
 }
@@ -1011,20 +1039,20 @@ static int is_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
   pthread_mutex_lock(&p->lock);
   n = p->n_vols;
   views = calloc(n ? n : 1, sizeof *views);
-  for (size_t i = 0; views && i < n; i++) {
-    snprintf(views[i].name, sizeof views[i].name, "%s", p->vols[i].name);
-    views[i].size = p->vols[i].size;
-    views[i].use = p->vols[i].use;
-  }
+  for (size_t i = 0; views && i < n && rc == 0; i++)
+    rc = view_vol(&p->vols[i], &views[i]);
   pthread_mutex_unlock(&p->lock);
-  if (views == NULL)
-    return vmh_fail(host, VMH_ENOMEM, "out of memory");
+  if (views == NULL || rc < 0)
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = report(&views[i], fn, opaque);
+  for (size_t i = 0; views && i < n; i++)
+    free(views[i].location);
   return rc;
 }
 
-/* Looks `name` up after a refresh if stale; copies it to *view. */
+/* Looks `name` up after a refresh if stale; copies it to *view (whose
+ * location the caller frees). */
 static int lookup(struct pool *p, const char *name, struct vol_view *view) {
   struct vol *v;
   int rc;
@@ -1038,10 +1066,8 @@ static int lookup(struct pool *p, const char *name, struct vol_view *view) {
                   "pool %s has no LUN named %s (LUNs are named after their "
                   "device identifier; list the pool)",
                   p->name, name);
-  } else {
-    snprintf(view->name, sizeof view->name, "%s", v->name);
-    view->size = v->size;
-    view->use = v->use;
+  } else if (view_vol(v, view) < 0) {
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
   }
   pthread_mutex_unlock(&p->lock);
   return rc;
@@ -1049,13 +1075,14 @@ static int lookup(struct pool *p, const char *name, struct vol_view *view) {
 
 static int is_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
                       void *opaque, uint32_t flags) {
-  struct vol_view view;
+  struct vol_view view = {0};
   int rc;
 
-  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = lookup(handle, name, &view)) < 0)
-    return rc;
-  return report(&view, fn, opaque);
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) == 0 &&
+      (rc = lookup(handle, name, &view)) == 0)
+    rc = report(&view, fn, opaque);
+  free(view.location);
+  return rc;
 }
 
 static int is_vol_create(void *handle, const struct vmh_volume_spec *spec,
