@@ -140,15 +140,17 @@ class Events:
                 line, buf = buf.split(b"\n", 1)
                 self.lines.append(json.loads(line))
 
-    def wait(self, reason, obj, timeout=30):
+    def wait(self, reason, timeout=30, **fields):
+        """The first event with `reason` and `fields` (object=…, vm_id=…)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             for e in self.lines:
                 ev = e.get("event") or {}
-                if ev.get("reason") == reason and ev.get("object") == obj:
+                if ev.get("reason") == reason and all(
+                        ev.get(k) == v for k, v in fields.items()):
                     return ev
             time.sleep(0.05)
-        check(False, "no event", reason, obj, "in", self.lines)
+        check(False, "no event", reason, fields, "in", self.lines)
 
 
 def check_config_refused(body, words):
@@ -248,23 +250,34 @@ try:
         d.ok(op="vm_create", spec=vm("b", "san", names[64]))
         d.ok(op="vm_delete", vm="b")
 
-        # A LUN in use vanishes: reported, kept, and back when it returns.
+        # A LUN in use vanishes: reported by the pool and on the VM, kept,
+        # and back when it returns.
         ev = Events()
-        d.ok(op="vm_create", spec=vm("c", "fresh", names[8]))
+        c = d.ok(op="vm_create", spec=vm("c", "fresh", names[8]))["vms"][0]
         t.drop_lun(1, 3)
         check(8 in volumes("fresh"), "a used LUN is never dropped")
         h = health("fresh")
         check(h["status"] != "ok" and "vanished" in h["message"], h)
-        e = ev.wait("volume-vanished", names[8])
+        check("vanished" in pool_info("fresh")["message"], pool_info("fresh"))
+        e = ev.wait("volume-vanished", object=names[8])
         check(OPEN in e["message"] and "in use" in e["message"], e)
+        e = ev.wait("volume-vanished", vm_id=c["id"])
+        check(e["type"] == "vm_state" and e["source"] == "core"
+              and "VM 'c': disk vda" in e["message"], e)
+        r = d.ok(op="vm_get", vm="c")["vms"][0]
+        check(r["status"] == "ready" and r["error"].startswith(
+            f"disk vda: volume fresh/{names[8]} vanished"), r)
         check("vanished from the target" in d.log(), "logged")
         metrics = d.ok(op="metrics")["text"]
         check('vmhost_plugin_luns_vanished{instance="fresh"} 1' in metrics,
               "gauge")
         t.lun(1, 3, 8 * MiB, create=False)
         check(8 in volumes("fresh"), "back")
-        ev.wait("volume-back", names[8])
+        ev.wait("volume-back", object=names[8])
+        ev.wait("volume-back", vm_id=c["id"])
+        check(d.ok(op="vm_get", vm="c")["vms"][0]["error"] is None, "cleared")
         check(health("fresh")["status"] == "ok", health("fresh"))
+        check(pool_info("fresh")["message"] is None, pool_info("fresh"))
         d.ok(op="vm_delete", vm="c")
         ev.s.close()
 

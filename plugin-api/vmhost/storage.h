@@ -40,6 +40,16 @@ typedef int (*vmh_disk_source_fn)(void *opaque,
 typedef int (*vmh_image_info_fn)(void *opaque,
                                  const struct vmh_image_info *img);
 
+/* Event reasons (host->emit, VMH_EVENT_PLUGIN, object: the volume's name,
+ * message: what happened).  A pool that finds a volume gone while a VM uses
+ * it (a LUN dropped by the array, say) keeps it and emits
+ * VMH_REASON_VOLUME_VANISHED, then VMH_REASON_VOLUME_BACK if it returns.
+ * The core reports it on each VM whose disk uses the volume: the VM's error
+ * says so until the volume is back, and a VMH_EVENT_VM_STATE with the same
+ * reason names the VM. */
+#define VMH_REASON_VOLUME_VANISHED "volume-vanished"
+#define VMH_REASON_VOLUME_BACK "volume-back"
+
 /* vol_resize flag: allow making it smaller. */
 #define VMH_RESIZE_SHRINK (UINT32_C(1) << 0)
 /* vol_source flag: map to a local path/device (the same bit as

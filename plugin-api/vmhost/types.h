@@ -338,7 +338,7 @@ enum vmh_event_type {
   VMH_EVENT_VM_DELETED = 3, /* vm_id */
   VMH_EVENT_OPERATION = 4,  /* an operation ended: operation, code, message */
   VMH_EVENT_PROGRESS = 5,   /* object, done, total (e.g. an image download) */
-  VMH_EVENT_PLUGIN = 6,     /* a plugin instance changed health */
+  VMH_EVENT_PLUGIN = 6,     /* health changed, or a reason in storage.h */
 };
 
 struct vmh_event {

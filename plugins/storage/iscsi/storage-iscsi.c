@@ -431,7 +431,7 @@ static void merge(struct pool *p, struct scan *sc) {
                v->name, v->lun, v->iqn,
                v->use == USED ? "in use by a VM" : "being wiped");
       host->log(p->inst, VMH_LOG_ERROR, "%s", msg);
-      plugin_event(p, "volume-vanished", v->name, msg);
+      plugin_event(p, VMH_REASON_VOLUME_VANISHED, v->name, msg);
       v->present = false;
     }
     i++;
@@ -450,7 +450,7 @@ static void merge(struct pool *p, struct scan *sc) {
       snprintf(msg, sizeof msg, "volume %s (LUN %" PRIu32 " of %s) is back",
                f->name, f->lun, f->iqn);
       host->log(p->inst, VMH_LOG_WARN, "%s", msg);
-      plugin_event(p, "volume-back", f->name, msg);
+      plugin_event(p, VMH_REASON_VOLUME_BACK, f->name, msg);
     }
     enum use use = v->use;
     free(v->portal);
