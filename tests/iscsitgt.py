@@ -4,7 +4,12 @@ tgtd on 127.0.0.1 and a free port, with a private management socket
 
 tgtd ignores SIGTERM: it is stopped by deleting its targets and then the
 "system" through tgtadm, with SIGKILL by PID as the fallback (a later
-start copes with the stale socket files).  LUN 0 of every target is tgtd's
+start copes with the stale socket files).  A target whose LU still runs a
+command cannot be deleted ("this logical unit is still active"), and then
+neither can the system: tgtd's WRITE SAME writes one block per pwrite(),
+so a wipe's WRITE SAME of 65535 blocks keeps the LU busy for a while.
+stop() therefore takes the targets offline first (new commands get BUSY)
+and deletes each once its LU is idle.  LUN 0 of every target is tgtd's
 controller; disks are LUN 1 and up.
 
     with Tgtd(tmp) as t:
@@ -132,14 +137,26 @@ class Tgtd:
         self.adm("--mode", "logicalunit", "--op", "delete", "--tid", str(tid),
                  "--lun", str(lun))
 
+    def _delete_target(self, tid, timeout=30):
+        """Deletes target tid once no command runs on its LUs (offline:
+        none starts); the last tgtadm answer."""
+        self.adm("--mode", "target", "--op", "update", "--tid", str(tid),
+                 "--name", "state", "--value", "offline", ok=False)
+        deadline = time.time() + timeout
+        while True:
+            r = self.adm("--mode", "target", "--op", "delete", "--force",
+                         "--tid", str(tid), ok=False)
+            if "still active" not in r.stderr or time.time() > deadline:
+                return r
+            time.sleep(0.05)
+
     def stop(self):
         """Deletes the targets and the system (tgtd then exits); SIGKILL
         by PID if it does not.  The targets are gone: a start() after
         this one makes them again."""
         if self.proc is None:
             return
-        out = [self.adm("--mode", "target", "--op", "delete", "--force",
-                        "--tid", str(tid), ok=False) for tid in self.tids]
+        out = [self._delete_target(tid) for tid in self.tids]
         self.tids = []
         out.append(subprocess.run(["tgtadm", "--op", "delete", "--mode",
                                    "system"], env=self.env,

@@ -132,7 +132,10 @@ class Events:
     def read(self):
         buf = b""
         while True:
-            chunk = self.s.recv(65536)
+            try:
+                chunk = self.s.recv(65536)
+            except OSError:   # closed by the test
+                return
             if not chunk:
                 return
             buf += chunk
