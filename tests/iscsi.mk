@@ -22,7 +22,7 @@ TESTS += test-iscsi-guest.py
 endif
 endif
 EXTRA_DIST += $(ISCSI_TESTS) test-iscsi-guest.py iscsitgt.py \
-	bench/iscsi-list.py
+	bench/iscsi-list.py bench/iscsi-guest-io.py
 
 # The iscsi tests with every vmhostd under valgrind's memcheck.
 check-valgrind-iscsi:
