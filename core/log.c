@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging: one line per message, text or JSON, to stderr or a file. */
 #include <config.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A VM's life on the mock backends through the core: create, read from
 memory and live, actions with illegal transitions refused, snapshots, disk
 hot-plug, console, delete; bad input refused with a message and nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmhutil (plugins/common) and the ABI's header helpers: crash-safe
  * writes, spawning, the port table and MACs, histograms. */
 #include <config.h>

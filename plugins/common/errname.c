@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The table of VMH_E* codes: see errname.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The one table of VMH_E* codes (libvmhutil): the stable name of each, and
  * the HTTP and gRPC statuses it maps to.  The core serves it through
  * vmh_core (error_name, http_status, grpc_status); in-tree plugins that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-ctl — a test-only front-end: newline-delimited JSON over a unix
  * socket, one request object per line, one response object per line.
  *

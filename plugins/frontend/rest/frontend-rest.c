@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-rest — the REST/JSON API over HTTP/2 (and HTTP/1.1), TLS and
  * mTLS, on the shared server of plugins/frontend/common (h2server).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-rpc — the gRPC API (proto/vmhost/v1/node.proto, and the
  * standard grpc.health.v1.Health) on the shared HTTP/2 + TLS server of
  * plugins/frontend/common (h2server).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-local — a directory on a local filesystem as a storage pool.
  *
  * Layout under the pool's `path`:
