@@ -1021,7 +1021,7 @@ static int lc_vol_unmap(void *handle, const char *name, uint32_t flags) {
  */
 
 /* The part file of an import, as imagefetch's sink. */
-struct part {
+struct part_sink {
   struct pool *p;
   const char *name; /* the image */
   const char *path; /* for messages */
@@ -1030,7 +1030,7 @@ struct part {
 
 static int part_write(void *opaque, const void *buf, size_t len,
                       uint64_t offset) {
-  struct part *pt = opaque;
+  struct part_sink *pt = opaque;
   int e;
 
   (void)offset; /* sequential, and the fd stands there */
@@ -1043,7 +1043,7 @@ static int part_write(void *opaque, const void *buf, size_t len,
 }
 
 static ssize_t part_read(void *opaque, void *buf, size_t len, uint64_t offset) {
-  struct part *pt = opaque;
+  struct part_sink *pt = opaque;
   ssize_t n = pread(pt->fd, buf, len, (off_t)offset);
 
   if (n < 0)
@@ -1053,7 +1053,7 @@ static ssize_t part_read(void *opaque, void *buf, size_t len, uint64_t offset) {
 }
 
 static int part_truncate(void *opaque, uint64_t size) {
-  struct part *pt = opaque;
+  struct part_sink *pt = opaque;
 
   if (ftruncate(pt->fd, (off_t)size) < 0 ||
       lseek(pt->fd, (off_t)size, SEEK_SET) < 0)
@@ -1063,7 +1063,7 @@ static int part_truncate(void *opaque, uint64_t size) {
 }
 
 static void part_progress(void *opaque, uint64_t done, uint64_t total) {
-  struct part *pt = opaque;
+  struct part_sink *pt = opaque;
   char object[VMH_NAME_MAX + 16];
   struct vmh_event ev = {0};
 
@@ -1082,7 +1082,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   char part[VMH_NAME_MAX + 16], ppath[4096];
   char sha[FETCH_SHA256_HEX + 1], want[FETCH_SHA256_HEX + 1];
   char sizebuf[32], what[VMH_NAME_MAX + 32];
-  struct part pt = {.p = p, .path = ppath};
+  struct part_sink pt = {.p = p, .path = ppath};
   const struct fetch_sink sink = {part_write, part_read, part_truncate, &pt};
   struct fetch_request req = {0};
   struct fetch_result res;
