@@ -64,8 +64,8 @@ static void scheme_names(const char *list, char *out, size_t len) {
   for (const char *s = list; *s && used < len;) {
     size_t n = strcspn(s, ",");
     const char *sep = used == 0 ? "" : s[n] ? ", " : " or ";
-    used += (size_t)snprintf(out + used, len - used, "%s%.*s://", sep, (int)n,
-                             s);
+    used +=
+        (size_t)snprintf(out + used, len - used, "%s%.*s://", sep, (int)n, s);
     s += n + (s[n] == ',');
   }
 }
@@ -267,8 +267,8 @@ static CURLcode attempts(struct xfer *x, const struct fetch_policy *pol,
 }
 
 int fetch_run(const struct fetch_request *req, struct fetch_result *res) {
-  const struct fetch_policy *pol = req->policy ? req->policy
-                                               : &fetch_policy_default;
+  const struct fetch_policy *pol =
+      req->policy ? req->policy : &fetch_policy_default;
   struct xfer x = {.req = req, .offset = req->have};
   unsigned char dig[SHA256_LEN];
   char cerr[CURL_ERROR_SIZE];
@@ -284,7 +284,6 @@ int fetch_run(const struct fetch_request *req, struct fetch_result *res) {
     res->keep = true; /* a read failed: what is there may be fine */
     goto cleanup;
   }
-  x.offset = req->have;
   cc = attempts(&x, pol, cerr);
   res->size = x.offset + x.done;
   if ((rc = x.sink_rc) < 0)

@@ -44,10 +44,10 @@ struct fetch_policy {
   const char *protocols;       /* curl's list, "file,http,https" */
   const char *redir_protocols; /* where a redirect may lead, "http,https" */
   long max_redirs;
-  long connect_timeout;  /* seconds */
-  long low_speed_limit;  /* bytes/s: slower than this for ... */
-  long low_speed_time;   /* ... this many seconds ends an attempt */
-  unsigned tries;        /* attempts in one fetch_run, each resuming */
+  long connect_timeout; /* seconds */
+  long low_speed_limit; /* bytes/s: slower than this for ... */
+  long low_speed_time;  /* ... this many seconds ends an attempt */
+  unsigned tries;       /* attempts in one fetch_run, each resuming */
 };
 
 /* file, http, https; redirects to http(s) only, at most 5; connect within
@@ -59,8 +59,8 @@ struct fetch_request {
   const struct vmh_instance *inst; /* logs name it */
   const char *what;                /* starts every message: "image base" */
   const char *url;
-  const char *sha256;                 /* expected: from fetch_check() */
-  const struct fetch_policy *policy;  /* NULL: fetch_policy_default */
+  const char *sha256;                /* expected: from fetch_check() */
+  const struct fetch_policy *policy; /* NULL: fetch_policy_default */
   const struct fetch_sink *sink;
   /* Bytes the sink already holds from an earlier fetch of this same url and
    * digest: read back, hashed, and the download resumes after them. */
@@ -74,7 +74,8 @@ struct fetch_request {
 struct fetch_result {
   uint64_t size; /* bytes in the sink at the end */
   /* On failure: the sink holds a prefix of the content worth resuming with
-   * have = size (an interrupted transfer); false: the caller drops them. */
+   * have = size (an interrupted transfer, or kept bytes that could not be
+   * read back); false: the caller drops them. */
   bool keep;
   char sha256[FETCH_SHA256_HEX + 1]; /* on success: the verified digest */
 };
@@ -86,9 +87,8 @@ int fetch_global_init(void);
 /* Check url (its scheme must be one of policy's protocols; policy NULL: the
  * default) and sha256 (64 hex digits, any case); write the digest in lower
  * case into want.  0, or VMH_EINVAL with the message set. */
-int fetch_check(const struct vmh_host *host, const char *what,
-                const char *url, const char *sha256,
-                const struct fetch_policy *policy,
+int fetch_check(const struct vmh_host *host, const char *what, const char *url,
+                const char *sha256, const struct fetch_policy *policy,
                 char want[FETCH_SHA256_HEX + 1]);
 
 /* Download req->url into req->sink after its first req->have bytes,
