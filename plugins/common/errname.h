@@ -20,6 +20,12 @@ uint32_t errname_grpc_status(int code); /* google.rpc.Code */
  * names no code. */
 int errname_code(const char *name);
 
+/* The VMH_E* code for a failed system call's errno: ENOENT and ENOTDIR
+ * → VMH_ENOENT, EEXIST → VMH_EEXIST, ENOSPC and EDQUOT → VMH_ENOSPC,
+ * ENOMEM → VMH_ENOMEM, EACCES, EPERM and EROFS → VMH_EPERM, EBUSY →
+ * VMH_EBUSY; anything else VMH_EIO. */
+int errno_code(int err);
+
 /* For code that reports errors into a caller's buffer instead of
  * host->error (h2tls, the libvirt seed writer): format the message into
  * err[0..errlen) and return code. */

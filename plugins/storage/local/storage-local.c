@@ -23,6 +23,7 @@
 #include <vmhost/vmhost-plugin.h>
 
 #include "atomicfile.h"
+#include "errname.h"
 #include "imagefetch.h"
 #include "spawnproc.h"
 
@@ -77,26 +78,6 @@ struct pool {
 /* ---- Helpers ------------------------------------------------------------- */
 
 /* A VMH_E* code for a failed system call. */
-static int errno_code(int e) {
-  switch (e) {
-    case ENOENT:
-      return VMH_ENOENT;
-    case EEXIST:
-      return VMH_EEXIST;
-    case ENOSPC:
-    case EDQUOT:
-      return VMH_ENOSPC;
-    case ENOMEM:
-      return VMH_ENOMEM;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return VMH_EPERM;
-    default:
-      return VMH_EIO;
-  }
-}
-
 static const char *format_name(uint32_t f) {
   return f == VMH_FORMAT_RAW ? "raw" : f == VMH_FORMAT_QCOW2 ? "qcow2" : "?";
 }
