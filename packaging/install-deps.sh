@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Install every package needed to build vmhost and run its whole test suite
 # on Debian 12 (bookworm).  Idempotent: installs only what is missing and
 # refreshes the package lists only when they are stale or a package has no

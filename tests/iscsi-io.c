@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* iscsi-io — read or write bytes of an iSCSI LUN through libiscsi, for the
  * iscsi plugin's tests (what a guest wrote, what a wipe left):
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The iscsi storage plugin (plugins/storage/iscsi) against a real target:
 # tgtd on 127.0.0.1, started and stopped by each test file (iscsitgt.py).
 # Included by tests/Makefile.am.  The benchmarks (bench/iscsi-*.py) are run

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A throwaway iSCSI target for the iscsi plugin's tests and benchmarks:
 tgtd on 127.0.0.1 and a free port, with a private management socket
 (TGT_IPC_SOCKET), its targets and LUNs made with tgtadm, stopped by PID.

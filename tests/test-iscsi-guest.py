@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """An iSCSI LUN as a real guest's disk: the iscsi pool hands the libvirt
 plugin a network source with CHAP (a libvirt secret), QEMU opens it with
 its own libiscsi driver, the guest (lvguest.py's, TCG, on a private

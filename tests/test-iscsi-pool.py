@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The iscsi storage plugin through vmhostd against a real target: one
 tgtd on 127.0.0.1 (iscsitgt.py) with two targets, the first in discovery
 order wanting CHAP and naming our initiator in its ACL, LUNs of different

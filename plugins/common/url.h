@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* URLs for vmh_volume_info.location (libvmhutil): the path part of a URL,
  * percent-encoded. */
 #ifndef VMHOST_UTIL_URL_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Sequential I/O of one guest on an iSCSI LUN vs on a local raw file: the
 guest of lvguest.py (TCG, a private libvirtd) gets two data disks of the
 same size, vda an iSCSI LUN of the iscsi pool (QEMU's libiscsi to tgtd on

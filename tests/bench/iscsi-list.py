@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Listing 64 LUNs on 4 targets: vmhostd's iscsi pool answering from its
 table (cached), the same pool reading the targets on every list
 (refresh_interval: 0, the cost of one refresh), and a fresh discovery by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The iSCSI protocol side of the iscsi storage plugin (iscsi-scan.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The iSCSI protocol side of the iscsi storage plugin, over libiscsi's
  * synchronous calls: sessions (discovery or normal, with CHAP), the
  * targets of a portal (SendTargets), the LUNs of a target (REPORT LUNS,

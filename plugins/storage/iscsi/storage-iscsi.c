@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-iscsi — the LUNs of iSCSI targets as a storage pool.
  *
  * The storage administrator provisions LUNs on the array; this pool
