@@ -22,7 +22,7 @@ if BUILD_PLUGIN_LIBVIRT
 TESTS += test-iscsi-guest.py
 endif
 endif
-EXTRA_DIST += $(ISCSI_TESTS) test-iscsi-guest.py iscsitgt.py \
+EXTRA_DIST += $(ISCSI_TESTS) test-iscsi-guest.py iscsitgt.py iscsiguest.py \
 	bench/iscsi-list.py bench/iscsi-guest-io.py
 
 # The iscsi tests with every vmhostd under valgrind's memcheck.

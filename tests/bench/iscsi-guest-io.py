@@ -13,8 +13,6 @@ sanitizers, as root, from the build tree:
 
     python3 tests/bench/iscsi-guest-io.py [MIB [ROUNDS]]
 """
-import atexit
-import glob
 import os
 import statistics
 import sys
@@ -22,51 +20,22 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
-from iscsitgt import Tgtd, require_iscsi  # noqa: E402
-from lvguest import (Libvirtd, build_initrd, first_line, kernel,  # noqa: E402
-                     read_line, require_qemu)
-from vmhtest import Daemon, check, skip  # noqa: E402
+from iscsiguest import GuestRig  # noqa: E402
+from lvguest import read_line  # noqa: E402
+from vmhtest import check  # noqa: E402
 
-require_qemu()
-require_iscsi()
-if not glob.glob("/usr/lib/*/qemu/block-iscsi.so"):
-    skip("QEMU has no iSCSI driver (qemu-block-extra)")
 MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 256
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MiB = 1 << 20
-IQN = "iqn.2024-01.org.vmhost.bench:guest"
-INIT = "iqn.2024-01.org.vmhost.bench:host1"
 
-vmlinuz, mods = kernel()
-d = Daemon("", log_level="info")
-lv = Libvirtd(os.path.join(d.tmp, "libvirt"))
-t = Tgtd(os.path.join(d.tmp, "tgt"))
-atexit.register(lv.cleanup)
-atexit.register(t.stop)
-initrd = build_initrd(d.tmp, mods)
+g = GuestRig("iqn.2024-01.org.vmhost.bench:guest",
+             "iqn.2024-01.org.vmhost.bench:host1", MIB * MiB,
+             log_level="info")
+d, t = g.d, g.t
 pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
-
-t.start()
-# QEMU logs in with its own initiator name: the ACL allows the address.
-t.lun(t.target(IQN, allow="127.0.0.1"), 1, MIB * MiB)
-lv.start()
-d.write_config(f"""
-hypervisors:
-  - name: hv0
-    plugin: libvirt
-    uri: "{lv.uri}"
-    domain_type: qemu
-    machine: q35
-storage:
-  - name: san
-    plugin: iscsi
-    portals: ["{t.portal}"]
-    initiator_name: {INIT}
-  - {{ name: local, plugin: local, path: {pool}, default_format: raw }}
-networks:
-  - {{ name: net0, plugin: mock }}
-""")
+g.start(f"  - {{ name: local, plugin: local, path: {pool}, "
+        "default_format: raw }")
 
 
 def timed(s, deadline, cmd):
@@ -80,17 +49,12 @@ def timed(s, deadline, cmd):
 
 with d:
     lun = d.ok(op="volume_list", pool="san")["volumes"][0]["name"]
-    vm = d.ok(op="vm_create", spec={
-        "name": "bench", "vcpus": 1, "memory": 256 * MiB,
-        "kernel": vmlinuz, "initrd": initrd,
-        "cmdline": "console=ttyS0 quiet panic=-1", "guest_channel": True,
-        "disks": [{"name": "vda", "pool": "san", "volume": lun},
-                  {"name": "vdb", "pool": "local", "size": MIB * MiB,
-                   "format": "raw"}],
-        "nics": []})["vms"][0]
+    vm = g.create("bench", [
+        {"name": "vda", "pool": "san", "volume": lun},
+        {"name": "vdb", "pool": "local", "size": MIB * MiB, "format": "raw"}],
+        memory=256 * MiB)
+    s = g.hello(vm)
     deadline = time.time() + 120
-    s, line = first_line(vm["channel"]["path"], deadline)
-    check(line.startswith("hello from guest"), line)
     s.sendall(b"blocks\n")
     line = read_line(s, deadline)
     check({"vda", "vdb"} <= set(line.split()), line)
