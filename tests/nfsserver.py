@@ -187,11 +187,13 @@ class Ganesha:
         self.proc = None
 
     def cleanup(self):
+        """Stops ganesha and rpcbind, unmounts the small export."""
         self.stop()
         if self.rpcbind:
             self.rpcbind.terminate()
             self.rpcbind.wait()
             self.rpcbind = None
+        subprocess.run(["umount", self.small], capture_output=True)
 
 
 def wait_until(cond, timeout, what):

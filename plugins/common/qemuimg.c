@@ -98,7 +98,10 @@ int qemu_img_run(char *const argv[], char **out, char *err, size_t errlen) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     rc = 0;
   } else {
-    rc = strstr(err, "No space left") ? VMH_ENOSPC : VMH_EIO;
+    /* QEMU's NFS driver says NFS3ERR_NOSPC, the file driver ENOSPC's
+     * text. */
+    rc = strstr(err, "No space left") || strstr(err, "ERR_NOSPC") ? VMH_ENOSPC
+                                                                  : VMH_EIO;
     if (elen == 0)
       snprintf(
           err, errlen, "%s exited with status %d", argv[0],
