@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The nfs storage plugin (plugins/storage/nfs) against nfs-ganesha, started
 # by each test file in network and mount namespaces of its own, with a
 # private rpcbind (nfsserver.py).  Included by tests/Makefile.am.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A throwaway NFS server for the nfs plugin's tests and benchmarks:
 nfs-ganesha (FSAL_VFS) exporting a directory, with a private rpcbind.
 

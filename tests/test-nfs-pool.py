@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The nfs storage plugin through vmhostd against nfs-ganesha (FSAL_VFS)
 started here, in the test's own network and mount namespaces (nfsserver.py):
 every volume operation and refusal (exists, not found, shrink without the

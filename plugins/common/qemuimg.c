@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qemu-img for the storage plugins: see qemuimg.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qemu-img for the storage plugins that keep raw and qcow2 files (local,
  * nfs): disk formats by name, qemu-img run from an argv (no shell) with its
  * message kept for the caller's error, and what `qemu-img info` says of an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The nfs plugin's pool of libnfs contexts: see nfsconn.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A small pool of libnfs contexts, each mounted on the export (part of the
  * nfs storage plugin).  A libnfs context is not thread-safe: an operation
  * takes one for itself (conns_get), uses it alone and gives it back

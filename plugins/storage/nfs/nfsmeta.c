@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The nfs plugin's records of volumes and images: see nfsmeta.h. */
 #include <config.h>
 

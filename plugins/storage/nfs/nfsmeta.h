@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the nfs pool records about its volumes and images (NFS has no user
  * xattrs): one small "key=value" text file per volume or image under the
  * pool's .vmhost/ directory, written atomically (temporary file, fsync,

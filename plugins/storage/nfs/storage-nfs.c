@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-nfs — a directory on an NFS server as a storage pool, every byte
  * through libnfs (no kernel mount, no root).
  *
