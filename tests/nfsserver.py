@@ -85,23 +85,12 @@ NFSV4 {{
     RecoveryRoot = {root}/recov;
     Only_Numeric_Owners = true;
 }}
-EXPORT {{
-    Export_Id = 1;
-    Path = {root}/export;
-    Pseudo = /export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    Protocols = 3, 4;
-    Transports = TCP;
-    SecType = sys;
-    FSAL {{ Name = VFS; }}
-}}
 LOG {{ Default_Log_Level = EVENT; }}
 """
-SMALL = """EXPORT {{
-    Export_Id = 2;
-    Path = {root}/small;
-    Pseudo = /small;
+EXPORT = """EXPORT {{
+    Export_Id = {id};
+    Path = {root}/{name};
+    Pseudo = /{name};
     Access_Type = RW;
     Squash = No_Root_Squash;
     Protocols = 3, 4;
@@ -129,8 +118,9 @@ class Ganesha:
                             "tmpfs", self.small], check=True)
         with open(os.path.join(root, "ganesha.conf"), "w") as f:
             f.write(CONF.format(root=root))
+            f.write(EXPORT.format(id=1, root=root, name="export"))
             if small:
-                f.write(SMALL.format(root=root))
+                f.write(EXPORT.format(id=2, root=root, name="small"))
 
     def start(self, timeout=30):
         if self.rpcbind is None:
