@@ -28,6 +28,7 @@ PACKAGES=(
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
   libiscsi-dev        # storage/iscsi: the iSCSI initiator
+  libnfs-dev          # storage/nfs: NFS client
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
@@ -45,10 +46,14 @@ PACKAGES=(
   cpio                # hypervisor/libvirt tests: the guest's initramfs
   # run time of plugins (and their tests)
   qemu-utils          # storage/local: qemu-img
+  qemu-block-extra    # storage/nfs: qemu-img's and QEMU's nfs:// driver
   dnsmasq-base        # network/nat: DHCP and DNS
   nftables            # network/nat tests: nft list ruleset
   iproute2            # network tests: ip netns, veth
   mount               # storage/local tests: tmpfs pools
+  nfs-ganesha         # storage/nfs tests: the NFS server (pulls rpcbind)
+  nfs-ganesha-vfs     # storage/nfs tests: its FSAL_VFS
+  libnfs-utils        # storage/nfs tests: nfs-ls, nfs-cat
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
   libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq

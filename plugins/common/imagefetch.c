@@ -320,3 +320,17 @@ cleanup:
     gnutls_hash_deinit(x.hash, NULL);
   return rc;
 }
+
+void fetch_progress_event(void *opaque, uint64_t done, uint64_t total) {
+  const struct fetch_progress_target *t = opaque;
+  char object[VMH_NAME_MAX + 16];
+  struct vmh_event ev = {0};
+
+  snprintf(object, sizeof object, "image/%s", t->name);
+  ev.struct_size = sizeof ev;
+  ev.type = VMH_EVENT_PROGRESS;
+  ev.object = object;
+  ev.done = done;
+  ev.total = total;
+  t->host->emit(t->inst, &ev);
+}

@@ -72,6 +72,16 @@ struct fetch_request {
   void *progress_opaque;
 };
 
+/* A ready-made progress callback (req->progress, with progress_opaque a
+ * struct fetch_progress_target): emits VMH_EVENT_PROGRESS for the object
+ * "image/NAME" under the instance. */
+struct fetch_progress_target {
+  const struct vmh_host *host;
+  const struct vmh_instance *inst;
+  const char *name; /* the image */
+};
+void fetch_progress_event(void *opaque, uint64_t done, uint64_t total);
+
 struct fetch_result {
   uint64_t size; /* bytes in the sink at the end */
   /* On failure: the sink holds a prefix of the content worth resuming with

@@ -26,15 +26,13 @@
 #include "cleanup.h"
 #include "errname.h"
 #include "imagefetch.h"
-#include "spawnproc.h"
+#include "qemuimg.h"
 #include "url.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -45,7 +43,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,8 +53,6 @@
 #define IMAGES_DIR ".images"
 #define TMP_PREFIX ".tmp-"
 #define PART_PREFIX ".part-"
-/* qemu-img's messages are short; more than this is cut. */
-#define ERR_MAX 2048
 
 static const struct vmh_host *host;
 
@@ -80,19 +75,6 @@ struct pool {
 
 /* ---- Helpers ------------------------------------------------------------- */
 
-/* A VMH_E* code for a failed system call. */
-static const char *format_name(uint32_t f) {
-  return f == VMH_FORMAT_RAW ? "raw" : f == VMH_FORMAT_QCOW2 ? "qcow2" : "?";
-}
-
-static uint32_t parse_format(const char *s) {
-  if (strcmp(s, "raw") == 0)
-    return VMH_FORMAT_RAW;
-  if (strcmp(s, "qcow2") == 0)
-    return VMH_FORMAT_QCOW2;
-  return VMH_FORMAT_DEFAULT;
-}
-
 /* A format recorded in the xattr of fd; none (a file not made here) reads
  * as raw, the one format that gives the data no meaning. */
 static uint32_t fd_format(int fd) {
@@ -103,7 +85,7 @@ static uint32_t fd_format(int fd) {
   if (n <= 0)
     return VMH_FORMAT_RAW;
   buf[n] = '\0';
-  f = parse_format(buf);
+  f = disk_format_parse(buf);
   return f == VMH_FORMAT_DEFAULT ? VMH_FORMAT_RAW : f;
 }
 
@@ -182,152 +164,6 @@ static void tmp_name(char *buf, size_t len, const char *name) {
   clock_gettime(CLOCK_REALTIME, &ts);
   snprintf(buf, len, TMP_PREFIX "%s.%lx%lx", name, (unsigned long)ts.tv_nsec,
            (unsigned long)pthread_self() & 0xffffff);
-}
-
-/* ---- qemu-img -------------------------------------------------------------
- */
-
-/* Run argv (argv[0] looked up in PATH), no shell.  Its stdout goes to *out
- * (may be NULL: dropped), its stderr into err.  Returns 0 when it exited
- * 0, VMH_EIO otherwise (err says why), VMH_ENOSPC when it ran out of
- * space. */
-static int run(char *const argv[], char **out, char *err, size_t errlen) {
-  int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, status = 0, rc = VMH_EIO;
-  char *obuf = NULL;
-  size_t olen = 0, elen = 0;
-  pid_t pid;
-
-  err[0] = '\0';
-  if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
-    snprintf(err, errlen, "pipe: %s", strerror(errno));
-    goto cleanup;
-  }
-  rc = spawn_process(argv, opipe[1], epipe[1], &pid);
-  if (rc != 0) {
-    snprintf(err, errlen, "cannot run %s: %s (install qemu-utils)", argv[0],
-             strerror(rc));
-    rc = VMH_EIO;
-    goto cleanup;
-  }
-  close(opipe[1]);
-  close(epipe[1]);
-  opipe[1] = epipe[1] = -1;
-
-  struct pollfd pf[2] = {{.fd = opipe[0], .events = POLLIN},
-                         {.fd = epipe[0], .events = POLLIN}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    if (poll(pf, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    for (int i = 0; i < 2; i++) {
-      char buf[4096];
-      ssize_t n;
-      if (pf[i].fd < 0 || !pf[i].revents)
-        continue;
-      n = read(pf[i].fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0) {
-        pf[i].fd = -1;
-        open_fds--;
-        continue;
-      }
-      if (i == 0 && out) {
-        char *nb = realloc(obuf, olen + (size_t)n + 1);
-        if (nb == NULL)
-          continue; /* dropped; the parse below fails cleanly */
-        obuf = nb;
-        memcpy(obuf + olen, buf, (size_t)n);
-        olen += (size_t)n;
-        obuf[olen] = '\0';
-      } else if (i == 1 && elen + 1 < errlen) {
-        size_t k =
-            (size_t)n < errlen - 1 - elen ? (size_t)n : errlen - 1 - elen;
-        memcpy(err + elen, buf, k);
-        elen += k;
-        err[elen] = '\0';
-      }
-    }
-  }
-  status = spawn_wait(pid);
-  /* One line is enough for a message. */
-  while (elen > 0 && (err[elen - 1] == '\n' || err[elen - 1] == ' '))
-    err[--elen] = '\0';
-  for (size_t i = 0; i < elen; i++)
-    if (err[i] == '\n')
-      err[i] = ' ';
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    rc = 0;
-  } else {
-    rc = strstr(err, "No space left") ? VMH_ENOSPC : VMH_EIO;
-    if (elen == 0)
-      snprintf(
-          err, errlen, "%s exited with status %d", argv[0],
-          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-  }
-cleanup:
-  for (int i = 0; i < 2; i++) {
-    if (opipe[i] >= 0)
-      close(opipe[i]);
-    if (epipe[i] >= 0)
-      close(epipe[i]);
-  }
-  if (rc == 0 && out) {
-    *out = obuf;
-    obuf = NULL;
-  }
-  free(obuf);
-  return rc;
-}
-
-/* qemu-img info --output=json of path: format and virtual size, and
- * whether it has a backing file. */
-static int image_probe(struct pool *p, const char *path, const char *what,
-                       uint32_t *format, uint64_t *vsize) {
-  char err[ERR_MAX], *out = NULL;
-  char *argv[] = {(char *)p->qemu_img, "info", "--output=json", (char *)path,
-                  NULL};
-  json_t *j = NULL;
-  json_error_t je;
-  const char *fmt;
-  json_int_t vs;
-  int rc = run(argv, &out, err, sizeof err);
-
-  if (rc < 0)
-    return vmh_fail(host, VMH_EINVAL, "%s: qemu-img info failed: %s", what,
-                    err);
-  j = json_loads(out, 0, &je);
-  if (j == NULL ||
-      json_unpack(j, "{s:s, s:I}", "format", &fmt, "virtual-size", &vs) < 0) {
-    rc = vmh_fail(host, VMH_EIO, "%s: cannot read the output of qemu-img info",
-                  what);
-    goto cleanup;
-  }
-  *format = parse_format(fmt);
-  if (*format == VMH_FORMAT_DEFAULT) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "%s: format %s is not raw or qcow2; convert it with "
-                  "qemu-img convert -O qcow2",
-                  what, fmt);
-    goto cleanup;
-  }
-  /* A base that names its own backing file could reach any file of the
-   * host through the clones. */
-  if (json_object_get(j, "backing-filename")) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "%s has a backing file; flatten it first (qemu-img convert)",
-                  what);
-    goto cleanup;
-  }
-  *vsize = vs < 0 ? 0 : (uint64_t)vs;
-  rc = 0;
-cleanup:
-  json_decref(j);
-  free(out);
-  return rc;
 }
 
 /* ---- Volumes as files ---------------------------------------------------- */
@@ -443,7 +279,7 @@ static uint32_t path_format(struct pool *p, const char *name) {
   if (n <= 0)
     return VMH_FORMAT_RAW;
   buf[n] = '\0';
-  f = parse_format(buf);
+  f = disk_format_parse(buf);
   return f == VMH_FORMAT_DEFAULT ? VMH_FORMAT_RAW : f;
 }
 
@@ -619,7 +455,7 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
       (rc = host->config_string(config, "qemu_img", "qemu-img", &p->qemu_img,
                                 0)) < 0)
     goto fail;
-  p->default_format = parse_format(format);
+  p->default_format = disk_format_parse(format);
   if (p->default_format == VMH_FORMAT_DEFAULT) {
     rc = vmh_fail(host, VMH_EINVAL,
                   "pool %s: default_format '%s' is not raw or qcow2", p->name,
@@ -780,7 +616,7 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
                          uint32_t flags) {
   struct pool *p = handle;
   char tmp[VMH_NAME_MAX + 64], tpath[4096], bpath[4096], sizearg[32];
-  char err[ERR_MAX];
+  char err[QEMU_IMG_ERR_MAX];
   uint32_t format, bformat = 0;
   uint64_t size, bsize = 0;
   struct stat st;
@@ -869,12 +705,12 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
       argv[a++] = "-b";
       argv[a++] = bpath;
       argv[a++] = "-F";
-      argv[a++] = (char *)format_name(bformat);
+      argv[a++] = (char *)disk_format_name(bformat);
     }
     argv[a++] = tpath;
     argv[a++] = sizearg;
     argv[a] = NULL;
-    rc = run(argv, NULL, err, sizeof err);
+    rc = qemu_img_run(argv, NULL, err, sizeof err);
     if (rc < 0) {
       rc = vmh_fail(
           host, rc, "pool %s: volume %s: qemu-img create failed: %s%s", p->name,
@@ -883,8 +719,8 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
       goto cleanup;
     }
   }
-  if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), spec->name)) <
-      0)
+  if ((rc = set_xattr(p, fd, XATTR_FORMAT, disk_format_name(format),
+                      spec->name)) < 0)
     goto cleanup;
   /* The volume appears complete or not at all; never over another. */
   if (publish_at(fd, p->dirfd, tmp, spec->name) < 0) {
@@ -930,7 +766,7 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
                          uint32_t flags) {
   struct pool *p = handle;
   struct volinfo v;
-  char err[ERR_MAX], path[64], sizearg[32];
+  char err[QEMU_IMG_ERR_MAX], path[64], sizearg[32];
   int fd = -1, rc;
 
   if ((rc = vmh_check_flags(host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
@@ -975,7 +811,7 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
   snprintf(sizearg, sizeof sizearg, "%" PRIu64, size);
   char *argv[] = {
       (char *)p->qemu_img, "resize", "-q", "-f", "qcow2", path, sizearg, NULL};
-  rc = run(argv, NULL, err, sizeof err);
+  rc = qemu_img_run(argv, NULL, err, sizeof err);
   if (rc < 0)
     rc = vmh_fail(host, rc, "volume %s: qemu-img resize failed: %s", name, err);
 cleanup:
@@ -1058,20 +894,6 @@ static int part_truncate(void *opaque, uint64_t size) {
   return 0;
 }
 
-static void part_progress(void *opaque, uint64_t done, uint64_t total) {
-  struct part_sink *pt = opaque;
-  char object[VMH_NAME_MAX + 16];
-  struct vmh_event ev = {0};
-
-  snprintf(object, sizeof object, "image/%s", pt->name);
-  ev.struct_size = sizeof ev;
-  ev.type = VMH_EVENT_PROGRESS;
-  ev.object = object;
-  ev.done = done;
-  ev.total = total;
-  host->emit(pt->p->inst, &ev);
-}
-
 static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
                            uint32_t flags) {
   struct pool *p = handle;
@@ -1080,6 +902,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   char sizebuf[32], what[VMH_NAME_MAX + 32];
   struct part_sink pt = {.p = p, .path = ppath};
   const struct fetch_sink sink = {part_write, part_read, part_truncate, &pt};
+  struct fetch_progress_target target = {host, p->inst, spec->name};
   struct fetch_request req = {0};
   struct fetch_result res;
   struct stat st;
@@ -1144,19 +967,21 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   req.sha256 = want;
   req.sink = &sink;
   req.have = (uint64_t)end;
-  req.progress = part_progress;
-  req.progress_opaque = &pt;
+  req.progress = fetch_progress_event;
+  req.progress_opaque = &target;
   if ((rc = fetch_run(&req, &res)) < 0) {
     keep_part = res.keep;
     goto cleanup;
   }
   /* Verified: now it may be looked at. */
-  if ((rc = image_probe(p, ppath, what, &format, &vsize)) < 0) {
+  if ((rc = qemu_img_probe(host, p->qemu_img, ppath, what, &format, &vsize)) <
+      0) {
     keep_part = false;
     goto cleanup;
   }
   snprintf(sizebuf, sizeof sizebuf, "%" PRIu64, vsize);
-  if ((rc = set_xattr(p, fd, XATTR_FORMAT, format_name(format), ppath)) < 0 ||
+  if ((rc = set_xattr(p, fd, XATTR_FORMAT, disk_format_name(format), ppath)) <
+          0 ||
       (rc = set_xattr(p, fd, XATTR_VSIZE, sizebuf, ppath)) < 0)
     goto cleanup;
   /* Read-only from here: clones only ever read their base. */
@@ -1171,7 +996,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   keep_part = true; /* renamed: nothing to remove */
   host->log(p->inst, VMH_LOG_INFO,
             "image %s imported from %s: %s, %" PRIu64 " bytes, sha256 %s",
-            spec->name, spec->url, format_name(format), vsize, res.sha256);
+            spec->name, spec->url, disk_format_name(format), vsize, res.sha256);
   rc = 0;
 cleanup:
   if (!keep_part)

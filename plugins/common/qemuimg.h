@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qemu-img for the storage plugins that keep raw and qcow2 files (local,
+ * nfs): disk formats by name, qemu-img run from an argv (no shell) with its
+ * message kept for the caller's error, and what `qemu-img info` says of an
+ * image about to become a base image.  Built always (libqemuimg.la: jansson,
+ * a dependency of the core already). */
+#ifndef VMHOST_QEMUIMG_H
+#define VMHOST_QEMUIMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <vmhost/vmhost-plugin.h>
+
+/* Room for qemu-img's message: it is short; more is cut. */
+#define QEMU_IMG_ERR_MAX 2048
+
+/* "raw", "qcow2"; "?" for anything else. */
+const char *disk_format_name(uint32_t format);
+/* VMH_FORMAT_RAW or VMH_FORMAT_QCOW2; VMH_FORMAT_DEFAULT when s is
+ * neither. */
+uint32_t disk_format_parse(const char *s);
+
+/* Run argv (argv[0] looked up in PATH), no shell.  Its stdout goes to *out
+ * (malloc'd, NUL-terminated, the caller frees it; out NULL: dropped), its
+ * stderr, as one line, into err.  0 when it exited 0; else VMH_ENOSPC when
+ * it ran out of space, VMH_EIO otherwise, and err says why.  Sets no
+ * message: the caller words it. */
+int qemu_img_run(char *const argv[], char **out, char *err, size_t errlen);
+
+/* `qemu_img info --output=json file`: the image's format (raw or qcow2,
+ * else VMH_EINVAL) and virtual size.  An image with a backing file of its
+ * own is refused (VMH_EINVAL): through the clones of a base it could reach
+ * any file the hypervisor can.  file may be a path or a URL qemu-img opens
+ * (nfs://…).  Messages start with `what`. */
+int qemu_img_probe(const struct vmh_host *host, const char *qemu_img,
+                   const char *file, const char *what, uint32_t *format,
+                   uint64_t *vsize);
+
+#endif
