@@ -23,6 +23,7 @@ PACKAGES=(
   libgnutls28-dev     # storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
+  librbd-dev          # storage/rbd: librbd and librados
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
@@ -47,6 +48,11 @@ PACKAGES=(
   nftables            # network/nat tests: nft list ruleset
   iproute2            # network tests: ip netns, veth
   mount               # storage/local tests: tmpfs pools
+  ceph-mon            # storage/rbd tests: a throwaway Ceph monitor
+  ceph-osd            # storage/rbd tests: its OSD (memstore)
+  ceph-common         # storage/rbd tests and bench: ceph, rbd, ceph-authtool
+  uuid-runtime        # storage/rbd tests: uuidgen (ceph-osd's mkfs)
+  qemu-block-extra    # storage/rbd guest test: QEMU's rbd driver
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients

@@ -1,0 +1,17 @@
+# The rbd storage plugin (plugins/storage/rbd) against a real, throwaway
+# Ceph: one monitor and one memstore OSD on 127.0.0.1, started and stopped
+# by each test file (cephcluster.py).  Included by tests/Makefile.am.  The
+# benchmarks (bench/rbd-*.py) are run by hand: see their header comments.
+#
+#   test-rbd-pool.py    config and start refusals, volumes, clones, image
+#                       cache, the cluster down and back
+RBD_TESTS = test-rbd-pool.py
+if BUILD_PLUGIN_RBD
+TESTS += $(RBD_TESTS)
+endif
+EXTRA_DIST += $(RBD_TESTS) cephcluster.py
+
+# The rbd tests with every vmhostd under valgrind's memcheck.
+check-valgrind-rbd:
+	VMHOST_TEST_VALGRIND=1 $(MAKE) $(AM_MAKEFLAGS) check TESTS="$(RBD_TESTS)"
+.PHONY: check-valgrind-rbd
