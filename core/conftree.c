@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The config file: YAML parsed with libyaml's event API into a read-only
  * tree.  Every node remembers where it stands in the file and whether
  * anyone read it, so that a key nobody read can be refused by name and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The config file: YAML parsed (libyaml) into a read-only tree of maps,
  * lists and scalars, each node knowing its file:line:column and whether
  * anyone has read it.  The accessors here are the vmh_host config_*

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Errors: the thread-local message; the code table is libvmhutil's
  * (errname.c). */
 #include <config.h>

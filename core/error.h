@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Errors inside the core: the thread-local message that goes with a VMH_E*
  * code, and the one table that maps codes to HTTP and gRPC statuses. */
 #ifndef VMHOST_CORE_ERROR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The event bus: plugins and the core publish, front-ends subscribe. */
 #ifndef VMHOST_CORE_EVENTS_H
 #define VMHOST_CORE_EVENTS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The host-services table (struct vmh_host): what the core offers every
  * plugin.  Each entry forwards to the core unit that does the work, naming
  * the instance where the service is per instance. */

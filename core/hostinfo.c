@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Host information from the kernel's files. */
 #include <config.h>
 

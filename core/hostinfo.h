@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the host is: CPU, memory, OS, uptime, read from /proc, uname and
  * os-release (what cannot change while vmhostd runs only once). */
 #ifndef VMHOST_CORE_HOSTINFO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Plugin instances and the call gate (the host-services table is in
  * host.c). */
 #include <config.h>

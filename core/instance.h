@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Plugin instances: each config entry that names a plugin, opened through
  * its plugin with the host-services table, and the call gate every
  * operation on an instance goes through (thread model, errors, metrics). */

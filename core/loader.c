@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The plugin loader.  Every refusal is one line naming the file and the
  * reason; the reasons are listed in tests/test-loader.sh and README. */
 #include <config.h>

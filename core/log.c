@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging: one line per message, text or JSON, to stderr or a file. */
 #include <config.h>
 
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errname.h"
 #include "error.h"
 #include "validate.h"
 
@@ -379,25 +381,6 @@ void log_msg(const char *source, int level, const char *fmt, ...) {
 }
 
 /* ---- the sink ---------------------------------------------------------- */
-
-static int errno_code(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return VMH_ENOENT;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return VMH_EPERM;
-    case ENOSPC:
-    case EDQUOT:
-      return VMH_ENOSPC;
-    case ENOMEM:
-      return VMH_ENOMEM;
-    default:
-      return VMH_EIO;
-  }
-}
 
 /* Make (fd, path, format) the sink; close and free the old one.  With
  * conf_lock held.  Takes ownership of path. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging: text or JSON lines, to stderr or a file, level per source
  * ("core" or an instance name).  Thread-safe.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vmhostd: read the config, load and open the plugins, serve, drain.
  *
  * Exit status: 0 after a clean drain; 1 when the daemon cannot start (an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Metrics: series in a hash table that readers walk without a lock.
  *
  * Series are only ever added (until metrics_free): a new one is fully built,

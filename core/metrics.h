@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Metrics: counters and latency histograms per operation and per plugin
  * instance, rendered in the Prometheus text exposition format (0.0.4).
  * All functions but metrics_free are thread-safe; once a series exists,

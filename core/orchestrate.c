@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Orchestration: the operations that change VMs.  Each runs on the worker
  * pool keyed by the VM's id.  Create makes volumes, then NIC bindings, then
  * the domain; a failing step undoes the steps done, in reverse.  Delete runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Orchestration: the front-ends' operations that change VMs (struct
  * vmh_core).  Each validates its request, then runs on the worker pool keyed
  * by the VM's id, so operations on one VM are serialized and different VMs

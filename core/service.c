@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The core's services for front-ends: storage, networks, host, health,
  * plugins, metrics and events (VM operations are in vm.c and
  * orchestrate.c).  Anything that touches a backend runs on the worker pool;

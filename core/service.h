@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The core-service table handed to front-ends (struct vmh_core). */
 #ifndef VMHOST_CORE_SERVICE_H
 #define VMHOST_CORE_SERVICE_H

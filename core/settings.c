@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The daemon's own settings and the instance list, read from the config
  * tree with the same accessors plugins use.  Every key the core owns is
  * checked here; keys inside an instance's map other than name, plugin,

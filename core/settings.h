@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The daemon's settings and the instance list, read from the config tree.
  *
  *   daemon:

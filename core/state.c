@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VM records on disk, as JSON (vmrecord.h). */
 #include <config.h>
 

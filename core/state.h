@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VM records on disk: one JSON file per VM under state_dir/vms, written
  * atomically (temp file, fsync, rename, fsync of the directory), so that a
  * crash at any point leaves either the old or the new record. */

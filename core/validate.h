@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Checks on names and strings that come from outside (front-ends). */
 #ifndef VMHOST_CORE_VALIDATE_H
 #define VMHOST_CORE_VALIDATE_H

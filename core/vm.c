@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VM records: the in-memory table, reads served from it, lifecycle events
  * that keep it current, and reconciliation with the hypervisors. */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The table of VM records, the reads served from it, and the lifecycle
  * events and reconciliation that keep it current.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The worker pool.
  *
  * Runnable tasks wait in one FIFO (`ready`).  A keyless task is runnable at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The worker pool: runs the core's operations off the callers' threads.
  *
  * Work submitted with the same key runs one at a time, in submission order

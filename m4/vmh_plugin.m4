@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # VMH_PLUGIN(NAME, DESCRIPTION, DEPENDENCY-CHECK, DIRECTORIES)
 # -----------------------------------------------------------
 # One switch per plugin: --enable-NAME[=yes|no|auto|force], default auto (or

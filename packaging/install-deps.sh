@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Install every package needed to build vmhost and run its whole test suite
 # on Debian 12 (bookworm).  Idempotent: installs only what is missing and
 # refreshes the package lists only when they are stale or a package has no
@@ -51,7 +52,6 @@ PACKAGES=(
   ceph-mon            # storage/rbd tests: a throwaway Ceph monitor
   ceph-osd            # storage/rbd tests: its OSD (memstore)
   ceph-common         # storage/rbd tests and bench: ceph, rbd, ceph-authtool
-  uuid-runtime        # storage/rbd tests: uuidgen (ceph-osd's mkfs)
   qemu-block-extra    # storage/rbd guest test: QEMU's rbd driver
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   # tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Included by every plugin's Makefile.am: how a plugin is compiled and linked.
 # A plugin is a libtool module exporting only vmh_plugin_entry.
 plugindir = @plugindir@

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # ABI tests (docs/design.md, rules 4 and 11).  Included by
 # tests/Makefile.am after its common definitions.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The bridge network plugin end to end, inside network namespaces the tests
 # make (vmhb-*) and delete; needs root, iproute2 and busybox (ping).
 if BUILD_PLUGIN_BRIDGE

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The config tree and the daemon's settings (core/conftree.c,
 # core/settings.c).  Included from tests/Makefile.am.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A tiny assertion kit for the core's C unit tests: a failed check prints
  * where and why, and exits 1 (from any thread); a test that returns from
  * main passed. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Unit tests of the core's error, log, workers and metrics modules and of
 # libvmhutil, and the check that the core's units include one another
 # without a cycle.

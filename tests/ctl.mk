@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The ctl front-end: a test-only control socket that lets shell tests drive
 # a running vmhostd through the core-service table (tests/ctl/frontend-ctl.c;
 # protocol in its header comment and in tests/ctl/vmhctl.py, the client).

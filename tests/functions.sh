@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Sourced by every shell test:   . "$srcdir/functions.sh"
 #
 # The automake harness provides (tests/Makefile.am, AM_TESTS_ENVIRONMENT):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvirt-xmlgen — writes the XML the libvirt plugin builds for every disk
  * source type and every NIC binding type into DIR, for
  * test-libvirt-xml.sh to validate with virt-xml-validate.  With --define

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The libvirt hypervisor plugin (plugins/hypervisor/libvirt).  Included by
 # tests/Makefile.am.
 #

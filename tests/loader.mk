@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Loader tests (tests/test-loader.sh) and the test-only plugins they load.
 # Included by tests/Makefile.am.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The local storage plugin (plugins/storage/local) end to end: real files,
 # real qemu-img, tmpfs mounts and a local HTTP server made by the tests.
 # Included by tests/Makefile.am.  The benchmarks (bench/local-*.py) are run

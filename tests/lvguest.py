@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A tiny real guest and a private libvirtd, for the libvirt plugin's tests
 and benchmarks (tests/test-libvirt-*.py, tests/bench/libvirt-*.py).
 

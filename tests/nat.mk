@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The nat network plugin end to end, inside network namespaces the tests
 # make (vmhn-*); needs root, iproute2, nftables, dnsmasq-base and busybox.
 if BUILD_PLUGIN_NAT

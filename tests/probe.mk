@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The probe hypervisor, built once per thread model, for the tests of the
 # core's thread-model enforcement and per-VM ordering.
 noinst_LTLIBRARIES += \

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The REST front-end (plugins/frontend/rest) end to end on the mock
 # backends, with real clients: python's http.client, curl (HTTP/2 with
 # prior knowledge, h2c upgrade, HTTPS with ALPN), nghttp, python-h2 for the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the REST front-end's tests: a vmhostd with the mocks and a
 rest instance on free ports of 127.0.0.1, HTTP/1.1 calls with http.client,
 the other protocols through real clients (curl, nghttp, python-h2), and

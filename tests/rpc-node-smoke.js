@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // The rpc front-end with @grpc/grpc-js (and @grpc/proto-loader reading
 // proto/ as it is): unary calls, a NOT_FOUND status, the health service,
 // a server stream.  argv: PROTO_DIR ADDRESS.  Exits 0 when all is well.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The rpc front-end (plugins/frontend/rpc) end to end on the mock
 # backends: the stock gRPC client (python3-grpcio, stubs generated from
 # proto/ at test time with grpc_tools.protoc from python3-grpc-tools) and

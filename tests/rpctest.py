@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the rpc front-end's tests: a vmhostd with the mocks and an
 rpc instance on free ports of 127.0.0.1, the stock gRPC client
 (python3-grpcio) with stubs generated from proto/ at test time

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The ABI of the public headers against the recorded baselines
 # (docs/design.md, rule 11): tests/abi/vmhost-abi-MAJOR.MINOR.txt, one per minor, written by
 # tests/abi/abi-layout.py from the DWARF of a probe built with

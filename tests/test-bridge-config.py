@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The bridge network plugin's config and open(), inside a network namespace
 this test makes (vmhb-*) and deletes:
   - bad configs are refused by --check-config with exit 2 and a message

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The bridge network plugin end to end, inside network namespaces this test
 makes (vmhb-*) and deletes.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The bridge plugin's operations called directly (through ctypes, with a
 stand-in for the core's host table), for what the core does not reach end
 to end: port_list (the core never calls it yet), EEXIST on a second bind,

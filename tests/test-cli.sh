@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vmhostd's command line: --version, --help, bad usage; --check-config on
 # good and bad files (exact messages, exit 2, nothing started: no state
 # directory is made); a plugin key nobody reads is refused after open().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit test of core/conftree.c (the YAML tree and its accessors) and
  * core/settings.c (the daemon's settings and the instance list).  Error
  * messages are part of the interface: they are compared in full.

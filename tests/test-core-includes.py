@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The core has no include cycle: with its units (x.c + x.h, in core/ and
 plugins/common/) as nodes and an edge x -> y when x.c or x.h includes
 "y.h", no unit reaches itself.  Each cycle found is printed."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Crash safety: kill -9 vmhostd in the middle of a create; on restart the
 record says what was made, reconciliation reports it, nothing is deleted by
 itself, and a delete removes everything.  Also: a record is never half

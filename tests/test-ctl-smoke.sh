@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Smoke test of the ctl front-end (tests/ctl): a vmhostd with mock backends
 # serves the control socket; a VM is created, listed, stopped, started and
 # deleted through it, with its volume and NIC binding checked on the way;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit test of plugins/frontend/rpc/grpcwire.c: the message prefix and
  * its limit, grpc-timeout, grpc-message's percent-encoding, gzip with
  * its bound.  Compiled with the file itself (it is static-free, plain C

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # docs/design.md, rule 4: every public header compiles alone (and twice: include
 # guards), as C99 -pedantic and as C++11 -pedantic, with every warning an
 # error, at every ABI minor it can target; includes nothing but the

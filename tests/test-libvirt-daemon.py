@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The libvirt plugin against a real libvirtd: a private one (system mode,
 QEMU driver, state under this test's directory, its own mount namespace)
 that the test restarts under a running vmhostd.  Accelerator: TCG

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The libvirt hypervisor plugin through vmhostd's core, on libvirt's
 in-process test driver (test:///default, no daemon): every operation,
 its error cases, and lifecycle events reaching the core from the plugin's

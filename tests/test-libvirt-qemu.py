@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The libvirt plugin with a real QEMU guest, through vmhostd's core, on the
 embedded QEMU driver (qemu:///embed?root=DIR: libvirt's QEMU driver inside
 vmhostd, no daemon).  Accelerator: TCG (domain_type: qemu) — on the build

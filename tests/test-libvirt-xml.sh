@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The libvirt plugin's XML for every disk source type (file, block, rbd with
 # monitors and a secret, iscsi with CHAP, nfs), every NIC binding type
 # (bridge, OVS with interface-id and VLAN, tap), direct kernel boot, UEFI,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The plugin loader (docs/design.md, rules 1-3): what
 # vmhostd --dump-plugin sees in good plugins, the exact refusal of every
 # broken one (tests/plugins/fixture.c), refusals that need the config (wrong

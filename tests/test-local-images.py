@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The local storage plugin's image cache through vmhostd: import from a
 local HTTP server started here (Range support; it cuts the first transfer
 of /cut/* half-way, so the import must resume; a download that keeps

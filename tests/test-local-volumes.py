@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The local storage plugin through vmhostd, on real files and real
 qemu-img: every volume operation and refusal (exists, not found, shrink
 without the flag, shrink qcow2, traversal names, a planted symlink), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging: both formats parse back, levels filter, messages cannot forge
  * lines, rotation works, and concurrent writers never mix their lines. */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Metrics: the exact exposition lines for known observations. */
 #include <config.h>
 

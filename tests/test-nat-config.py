@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The nat network's config, inside a network namespace this test makes
 (vmhn-*): bad configs are refused at start with a message naming what to
 fix (subnet overlapping an interface's address, gateway or DHCP range

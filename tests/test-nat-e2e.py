@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The nat network end to end, inside network namespaces this test makes
 (vmhn-*): vmhostd (mock hypervisor and storage, nat network) runs in a
 "host" namespace with a veth to an "upstream" namespace that serves TCP and

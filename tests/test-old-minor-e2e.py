@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A storage plugin built against ABI 1.0 (tests/plugins/old-minor.so) serves
 through a 1.1 vmhostd: its 1.0 operations work, and the 1.1 operations it
 was built without (the image cache) answer "not supported" — no crash."""

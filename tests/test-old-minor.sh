@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # docs/design.md, rules 2 and 11: a plugin binary built against an older minor
 # (tests/plugins/old-minor.so: storage, -DVMH_ABI_TARGET_MINOR=0, so its ops
 # table ends before the 1.1 image_* fields) still loads, and the operations

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # docs/design.md, rule 11, and "vendors ship their own storage plugins":
 # install the tree into a DESTDIR, build the example storage plugin
 # (examples/storage-example, copied out of the tree) with its own Makefile

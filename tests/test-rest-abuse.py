@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The REST front-end under abuse: oversized headers and bodies (431, 413)
 over HTTP/1.1 and HTTP/2; 10,000 HTTP/2 streams opened and reset at once
 (rapid reset, CVE-2023-44487: GOAWAY); request bodies held per HTTP/2

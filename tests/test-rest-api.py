@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The REST API on the mock backends, over HTTP/1.1: every route, a VM's
 whole life, each error status, validation at the edge; every JSON answer
 checked against openapi.yaml."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The REST front-end at SIGTERM: a request in flight in a slow backend
 still gets its answer, events streams end cleanly, the I/O thread never
 waited on the backend meanwhile (other requests were answered during the

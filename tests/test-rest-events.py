@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """GET /api/v1/events (text/event-stream): subscribers over HTTP/1.1 and
 HTTP/2 see a VM's create, start, stop and delete in order; many at once;
 one that does not read (an HTTP/2 stream window of 0) is dropped with its

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """openapi.yaml against what the daemon answers, for what the other REST
 tests cannot see one answer at a time:
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The REST front-end's protocols with real clients: curl over cleartext
 HTTP/2 (prior knowledge, and Upgrade: h2c), HTTP/1.1, HTTPS with ALPN h2
 and http/1.1, a unix socket; nghttp; TLS 1.2 refused unless allowed; the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """TLS of the REST front-end: client certificates (mTLS) required and
 verified; the certificate API (read, regenerate, upload with validation);
 new certificates used by new connections without a restart, including a

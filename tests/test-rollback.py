@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Orchestration with rollback: a failure injected at each step of a VM
 create leaves nothing behind; a failure while deleting keeps the record
 (status failed) and a second delete finishes the job; delete tolerates

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The rpc front-end with the stock gRPC client (python3-grpcio): every
 unary method of vmhost.v1.NodeService on the mocks, a VM's whole life,
 the error statuses from the core's table, grpc.health.v1 Check, and

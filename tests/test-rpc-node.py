@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Interoperability with a second stock client: Node's @grpc/grpc-js with
 @grpc/proto-loader (tests/rpc-node-smoke.js).  The npm packages are
 installed by this test into the build tree (tests/node-grpc/), once."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Server reflection (grpc.reflection.v1alpha.ServerReflection) of the rpc
 front-end, a bidirectional stream: the stock client asks several
 questions on one stream and gets the answers in order (services; the

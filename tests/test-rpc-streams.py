@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Server streams of the rpc front-end: StreamMetrics samples at its
 interval; Health.Watch answers now; a client's cancel (RST_STREAM) ends
 each stream on the server; a reader too slow loses its stream (bounded

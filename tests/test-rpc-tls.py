@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """TLS and mTLS of the rpc front-end with the stock gRPC client: ALPN h2
 over TLS against the generated certificate; with tls.client_ca set, a
 client certificate from that CA is accepted, none or another CA's is

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The gRPC wire protocol of the rpc front-end, with a raw HTTP/2 client
 (python3-h2) sending what stock clients never send: wrong method and
 content-type, no te, unknown methods, truncated prefixes, lengths larger

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Signals: SIGTERM drains an operation in flight before exiting 0; a
 drain deadline bounds the wait; SIGHUP reopens the log file (rotation) and
 re-reads the log levels; JSON log lines are valid JSON."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Records survive restarts and are reconciled with the hypervisor: VMs the
 hypervisor lost are marked missing (and come back when it finds them), VMs
 vmhostd did not make are reported and left alone; lifecycle events keep

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The core enforces each plugin's thread model and orders operations per
 VM.  The probe hypervisor (tests/probe) records how many of its calls ran at
 once — in the plugin, per instance and per VM — and can insist (barrier)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A VM's life on the mock backends through the core: create, read from
 memory and live, actions with illegal transitions refused, snapshots, disk
 hot-plug, console, delete; bad input refused with a message and nothing
@@ -99,6 +100,10 @@ with Daemon(mocks()) as d:
     # Unknown flags are refused.
     expect(d.call(op="vm_list", flags=1 << 30), "invalid_argument")
     expect(d.call(op="vm_delete", vm="web-1", flags=1 << 30), "invalid_argument")
+    # ... by subscribe too, whose message a front-end reads back through
+    # vmh_core.error_message (it answers no reply).
+    r = expect(d.call(op="events", flags=1 << 30), "invalid_argument")
+    check("unknown flags 0x40000000" in r["message"], "subscribe's own message:", r)
 
     d.ok(op="vm_delete", vm="web-1")
     check(d.ok(op="vm_list")["vms"] == [], "deleted")

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmhutil (plugins/common) and the ABI's header helpers: crash-safe
  * writes, spawning, the port table and MACs, histograms. */
 #include <config.h>
@@ -13,6 +14,7 @@
 
 #include "atomicfile.h"
 #include "core-unit.h"
+#include "errname.h"
 #include "histogram.h"
 #include "netcommon.h"
 #include "spawnproc.h"
@@ -259,6 +261,18 @@ struct grown {
   uint64_t appended;
 };
 
+/* errno_code: what a failed system call means to a client. */
+static void test_errno_code(void) {
+  CHECK_INT(errno_code(ENOENT), ==, VMH_ENOENT);
+  CHECK_INT(errno_code(ENOTDIR), ==, VMH_ENOENT);
+  CHECK_INT(errno_code(EEXIST), ==, VMH_EEXIST);
+  CHECK_INT(errno_code(EDQUOT), ==, VMH_ENOSPC);
+  CHECK_INT(errno_code(EROFS), ==, VMH_EPERM);
+  CHECK_INT(errno_code(EBUSY), ==, VMH_EBUSY);
+  CHECK_INT(errno_code(EIO), ==, VMH_EIO);
+  CHECK_INT(errno_code(ECONNREFUSED), ==, VMH_EIO);
+}
+
 static void test_header_helpers(void) {
   char long_name[VMH_NAME_MAX + 2];
 
@@ -289,6 +303,7 @@ int main(void) {
   test_spawn();
   test_ports();
   test_histogram();
+  test_errno_code();
   test_header_helpers();
   char path[64];
   snprintf(path, sizeof path, "%s/state", dir);

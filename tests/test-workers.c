@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The worker pool: per-key order, parallelism across keys, drain.
  *
  * Ordering and overlap are proven with synchronization, never with clocks:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """End-to-end test helpers: run a real vmhostd on a config of the test's,
 drive it through the test control front-end (tests/ctl), read its log.
 

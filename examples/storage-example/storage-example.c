@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* storage-example — a complete vmhost storage plugin, built out of tree.
  *
  * A pool is a directory; each volume is a raw file in it, sparse unless the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — common definitions.
  *
  * Versioning: a plugin records the ABI it was built against (major, minor).

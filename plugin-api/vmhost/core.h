@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — the core's services, as front-ends call them.
  *
  * Every operation is asynchronous.  The front-end passes a struct vmh_reply;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — front-end plugins.
  *
  * A front-end serves an API (REST, gRPC, the guest channel) on its own I/O

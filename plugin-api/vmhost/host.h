@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — services the core offers every plugin.
  *
  * The core passes `const struct vmh_host *` to a plugin's load() and to every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — hypervisor plugins.
  *
  * A hypervisor instance runs VMs.  The core owns the VM records and calls

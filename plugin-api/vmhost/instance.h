@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — the operations every kind of plugin shares.
  *
  * Every ops table of every kind starts with the same four fields, in this

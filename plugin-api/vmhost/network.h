@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — network plugins.
  *
  * A network instance gives NICs a place to plug in: a bridge, an OVS port, a

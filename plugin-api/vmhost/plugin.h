@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — the plugin descriptor and its one entry point.
  *
  * A plugin is a shared object exporting exactly one symbol,

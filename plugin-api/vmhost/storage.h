@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — storage plugins.
  *
  * A storage instance is a pool of volumes.  Volume names are

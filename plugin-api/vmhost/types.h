@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI — the data that crosses the boundary.
  *
  * Every struct starts with struct_size, set by whoever fills it in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmhost plugin ABI, version 1 — include this one header to write a plugin.
  * See plugin.h for the descriptor and VMH_PLUGIN_REGISTER, and vmhost-plugin(3)
  * in the README for a walk-through. */

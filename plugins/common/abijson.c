@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* abijson — the ABI's structs as JSON: see abijson.h. */
 #include <config.h>
 

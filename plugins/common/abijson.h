@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* abijson — the ABI's result and request structs as JSON (jansson).
  *
  * In-tree convenience code shared by the front-ends that speak JSON (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* abistruct — reading the ABI's structs as types.h says: only the bytes
  * inside struct_size, arrays with their elements' struct_size as the
  * stride.  Header-only, shared by the front-ends' encoders (abijson,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Crash-safe file writes: see atomicfile.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Crash-safe file writes (libvmhutil): the new content goes to a temporary
  * file in the same directory, is flushed to disk, renamed over the old file,
  * and the directory is flushed too, so that after a crash a reader finds the

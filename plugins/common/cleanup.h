@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Cleanup helpers for the core and the plugins in this tree (part of
  * libvmhutil, never installed): variables that free themselves when they go
  * out of scope, systemd-style.

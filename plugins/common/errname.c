@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The table of VMH_E* codes: see errname.h. */
 #include <config.h>
 
 #include "errname.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +55,29 @@ uint32_t errname_http_status(int code) {
 
 uint32_t errname_grpc_status(int code) {
   return info(code)->grpc;
+}
+
+int errno_code(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return VMH_ENOENT;
+    case EEXIST:
+      return VMH_EEXIST;
+    case ENOSPC:
+    case EDQUOT:
+      return VMH_ENOSPC;
+    case ENOMEM:
+      return VMH_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return VMH_EPERM;
+    case EBUSY:
+      return VMH_EBUSY;
+    default:
+      return VMH_EIO;
+  }
 }
 
 int errname_code(const char *name) {

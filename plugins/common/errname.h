@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The one table of VMH_E* codes (libvmhutil): the stable name of each, and
  * the HTTP and gRPC statuses it maps to.  The core serves it through
  * vmh_core (error_name, http_status, grpc_status); in-tree plugins that
@@ -18,6 +19,12 @@ uint32_t errname_grpc_status(int code); /* google.rpc.Code */
 /* The inverse of errname_name: 0 or a VMH_E* code; 1 when name is NULL or
  * names no code. */
 int errname_code(const char *name);
+
+/* The VMH_E* code for a failed system call's errno: ENOENT and ENOTDIR
+ * → VMH_ENOENT, EEXIST → VMH_EEXIST, ENOSPC and EDQUOT → VMH_ENOSPC,
+ * ENOMEM → VMH_ENOMEM, EACCES, EPERM and EROFS → VMH_EPERM, EBUSY →
+ * VMH_EBUSY; anything else VMH_EIO. */
+int errno_code(int err);
 
 /* For code that reports errors into a caller's buffer instead of
  * host->error (h2tls, the libvirt seed writer): format the message into

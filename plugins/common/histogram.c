@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Latency histograms: see histogram.h. */
 #include <config.h>
 

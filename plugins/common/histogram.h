@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Latency histograms in the Prometheus text format (libvmhutil): lock-free
  * counting, cumulative buckets when written. */
 #ifndef VMHOST_UTIL_HISTOGRAM_H

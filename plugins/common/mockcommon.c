@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* mockcommon — shared part of the mock plugins: common config keys (seed,
  * latency, faults, persist), fault injection, the instance lock, the
  * crash-safe state file and validation helpers.  See mockcommon.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* mockcommon — the code the three mock plugins (hypervisor, storage,
  * network) share: the common config keys (seed, latency, faults, persist),
  * the per-instance lock, fault injection, the crash-safe state file and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers the network plugins share: interface names, MAC addresses and
  * the port table. */
 #include <config.h>

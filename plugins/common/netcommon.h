@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers the network plugins share (libvmhutil: in-tree only, never
  * installed, not part of the ABI): interface names, MAC addresses and the
  * table of bound ports. */

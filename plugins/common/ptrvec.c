@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A growable array of pointers: see ptrvec.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A growable array of pointers (libvmhutil): the lists the plugins keep in
  * memory (VMs, volumes, ports …), in an order they choose. */
 #ifndef VMHOST_UTIL_PTRVEC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Starting helper programs: see spawnproc.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Starting a helper program (libvmhutil) from a daemon whose threads block
  * and ignore signals and whose descriptors must not leak into children. */
 #ifndef VMHOST_UTIL_SPAWNPROC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vmrecord — the VM record, its JSON and its ABI views: see vmrecord.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vmrecord — the one definition of a VM record: its fields, its JSON (the
  * core's state files, the mock hypervisor's state file) and its mapping to
  * and from the ABI's structs (types.h).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The layout of the vmhost plugin ABI, as text, and the rules it may change by.
 
   abi-layout.py dump --cc CC --minor M -I DIR... > layout.txt

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvirt-direct — the reference loop of tests/bench/libvirt-overhead.py:
  * N define/start/destroy/undefine cycles called straight on libvirt, one
  * connection, the same XML shape the plugin writes for a VM without disks

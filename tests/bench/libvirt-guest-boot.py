@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Time from a create request to the guest's first line on its channel:
 through vmhostd (libvirt plugin, private libvirtd, TCG) and, in the same
 run, for the same domain XML started by libvirt directly (virsh create),

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Overhead of vmhostd over direct libvirt on test:///default.
 
 N cycles of define+start / power off / undefine of a VM without disks or

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Local storage benchmark: 1,000 qcow2 clones of one base image, made and
 deleted through vmhostd (the ctl front-end, the core, the local plugin),
 against the same `qemu-img create -b` loop and unlinks run directly in the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmark: vmhostd's REST front-end against h2o serving the same JSON
 bytes as a static file, over cleartext HTTP/2 (h2load's prior knowledge)
 and over TLS (ALPN h2, the same certificate for both), side by side in one

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmark: vmhostd's gRPC front-end against a minimal C++ gRPC server
 (tests/bench/rpc-ref-server.cc: libgrpc++'s callback API answering the
 same message bytes), over cleartext HTTP/2 and over TLS (ALPN h2, the

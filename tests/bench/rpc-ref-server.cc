@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // The reference of tests/bench/rpc-h2load.py: a minimal gRPC C++ server
 // (libgrpc++, callback API, generic service: no generated code) that
 // answers every unary call with the same message bytes, read from a file;

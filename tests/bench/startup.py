@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Startup benchmark: time from exec to "vmhostd ready" and idle RSS.
 
 Runs vmhostd N times on a config with every mock plugin loaded, each time

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-ctl — a test-only front-end: newline-delimited JSON over a unix
  * socket, one request object per line, one response object per line.
  *
@@ -873,14 +874,11 @@ static void serve_events(struct conn *c, uint32_t flags) {
   }
   code = core->subscribe(on_event, s, &id, flags);
   if (code) {
-    /* subscribe() sets its message in the core's thread-local error, which
-     * a front-end cannot read (struct vmh_core has no getter). */
-    char msg[128];
-    snprintf(msg, sizeof msg,
-             "subscribe failed (flags 0x%" PRIx32
-             "); the core's message is not available to front-ends",
-             flags);
-    respond(c, NULL, code, msg);
+    /* subscribe() answers no reply: its message is the core's, read back
+     * through error_message (ABI 1.2). */
+    respond(c, NULL, code,
+            CORE_HAS(core, error_message) ? core->error_message()
+                                          : "subscribe failed");
     goto out;
   }
   host->log(ctl->inst, VMH_LOG_DEBUG, "subscriber %" PRIu64 " on fd %d", id,

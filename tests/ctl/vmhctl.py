@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """vmhctl — client of the test-only ctl front-end (tests/ctl/frontend-ctl.c).
 
 The protocol is newline-delimited JSON on a unix socket: one request object

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // A storage plugin written in C++11 against the public headers, registered
 // with the same VMH_PLUGIN_REGISTER a C plugin uses (docs/design.md, rule 4: the
 // headers compile as C++).  An in-memory pool: volumes live as long as the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Test-only plugins for the loader tests (tests/loader.mk builds one shared
  * object per fixture from this file, each with its own -D flags).
  *

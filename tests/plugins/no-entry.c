@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A shared object that is not a vmhost plugin: it exports a symbol, but not
  * vmh_plugin_entry.  The loader must refuse it by name. */
 #include <vmhost/vmhost-plugin.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A test hypervisor that observes how the core calls it: how many of its
  * operations run at once in the whole plugin, per instance and per VM.  It
  * publishes the maxima as gauges (vmhost_plugin_max_inflight_*), and with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2answer — answers, given on any thread: written into the request under
  * s->lock and queued for the loop; streamed responses; the answer's extra
  * fields and trailers; watches (see h2int.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2buf — byte buffers, the bodies answers share, and the answer cache
  * (see h2int.h and h2server.h). */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2conf — h2server's keys in a front-end's config (see h2server.h and
  * etc/plugins/rest.yaml). */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2conn — connections: the TLS handshake, protocol detection, reading,
  * writing with back-pressure, lingering and closing (see h2int.h). */
 #include <config.h>

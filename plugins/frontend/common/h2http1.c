@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2http1 — HTTP/1.1: the http-parser callbacks of a connection, its
  * responses, and the upgrade to HTTP/2 ("Upgrade: h2c") (see h2int.h). */
 #include <config.h>

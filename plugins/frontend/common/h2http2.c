@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2http2 — HTTP/2: the nghttp2 server session of a connection, its
  * callbacks, and answers handed to it (see h2int.h). */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2int — what the files of h2server share.  Internal to
  * plugins/frontend/common: the front-ends include only h2server.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2listen — listeners: TCP and unix sockets bound, connections accepted
  * up to max_connections (see h2int.h). */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2req — requests: their fields and limits as they arrive, the hand-over
  * to the handler, what the handler reads, and the connection letting go
  * (see h2int.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2server — see h2server.h; the files of the server are listed in
  * h2int.h.  This one holds the server's life cycle and its I/O loop. */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2server — the HTTP server under the front-ends that speak HTTP (rest,
  * rpc): HTTP/2 (nghttp2) over TLS 1.3/1.2 (GnuTLS, ALPN "h2" and
  * "http/1.1"), cleartext HTTP/2 (prior knowledge, or "Upgrade: h2c") and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2tls — see h2tls.h; and the server's certificate (see h2int.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* h2tls — h2server's certificates (GnuTLS): load, generate, inspect,
  * validate and install.  Internal to plugins/frontend/common. */
 #ifndef VMH_H2TLS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-rest — the REST/JSON API over HTTP/2 (and HTTP/1.1), TLS and
  * mTLS, on the shared server of plugins/frontend/common (h2server).
  *
@@ -984,12 +985,17 @@ static int events(struct call *k) {
   h2s_stream_send(s->req, hello, sizeof hello - 1);
   int r = k->rest->core->subscribe(on_event, s, &s->id, 0);
   if (r) {
-    /* The core's message stays in its thread-local error. */
-    char msg[128];
-    int n =
-        snprintf(msg, sizeof msg, "event: error\ndata: {\"code\":\"%s\"}\n\n",
-                 k->rest->core->error_name(r));
-    h2s_stream_send(s->req, msg, (size_t)n);
+    json_t *e = json_pack("{s:s,s:s}", "code", k->rest->core->error_name(r),
+                          "message", k->rest->core->error_message());
+    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (data) {
+      static const char head[] = "event: error\ndata: ";
+      h2s_stream_send(s->req, head, sizeof head - 1);
+      h2s_stream_send(s->req, data, strlen(data));
+      h2s_stream_send(s->req, "\n\n", 2);
+      free(data);
+    }
     atomic_store(&s->closed, true);
   } else {
     s->subscribed = true;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* abipb — see abipb.h. */
 #include <config.h>
 

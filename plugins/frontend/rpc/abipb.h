@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* abipb — the ABI's structs as the protobuf messages of proto/vmhost/v1
  * (protobuf-c), both ways.  The one place where they are converted.
  *

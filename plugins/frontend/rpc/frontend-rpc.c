@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* frontend-rpc — the gRPC API (proto/vmhost/v1/node.proto, and the
  * standard grpc.health.v1.Health) on the shared HTTP/2 + TLS server of
  * plugins/frontend/common (h2server).
@@ -894,7 +895,7 @@ static int watch_events(struct call *k) {
   if (r) {
     /* Ended here, on the I/O thread: stream_closed never comes. */
     atomic_store(&st->closed, true);
-    stream_end(st, (int)CORE(k)->grpc_status(r), "cannot subscribe to events");
+    stream_end(st, (int)CORE(k)->grpc_status(r), CORE(k)->error_message());
     return 0;
   }
   st->subscribed = true;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* grpcwire — the gRPC-over-HTTP/2 framing rules that are not HTTP/2 itself
  * (gRPC's PROTOCOL-HTTP2.md): the 5-byte message prefix, grpc-timeout,
  * grpc-message's percent-encoding, gzip message compression (zlib).

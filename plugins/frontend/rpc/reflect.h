@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* reflect — grpc.reflection.v1alpha.ServerReflection's answers: which
  * services the server has, and the .proto files (as serialized
  * FileDescriptorProtos) that define them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hypervisor-libvirt — VMs as libvirt domains.
  *
  * One connection per instance (libvirt connections are thread-safe, so the

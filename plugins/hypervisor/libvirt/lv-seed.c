@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lv-seed — see lv-seed.h. */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lv-seed — cloud-init NoCloud seed images.
  *
  * A seed is an ISO 9660 image with the volume id "cidata" holding the files

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lv-xml — see lv-xml.h. */
 #include <config.h>
 

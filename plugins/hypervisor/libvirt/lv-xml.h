@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lv-xml — libvirt XML for vmhost specs, written with libxml2's
  * xmlTextWriter so that every name, path and metadata value is escaped by
  * the library.  Kept apart from the plugin so that tests can build the XML

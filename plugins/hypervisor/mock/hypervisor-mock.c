@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hypervisor-mock — an in-memory hypervisor for test harnesses.
  *
  * VMs live in memory (and, with persist: true, in a state file that survives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* network-bridge — NICs on a Linux bridge, over netlink (libnl-route-3).
  *
  * open() creates the bridge (or adopts an existing one), sets it up, applies

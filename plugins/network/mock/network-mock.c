@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* network-mock — an in-memory network for test harnesses.
  *
  * Ports are records only (no bridge, OVS port or tap is made); bindings,

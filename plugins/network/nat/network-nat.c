@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* network-nat — a routed IPv4 network behind NAT: a Linux bridge holding the
  * gateway address, masquerade + forward rules in an nftables table of its
  * own (inet vmhost-<instance>), and dnsmasq for DHCP (and DNS) on that

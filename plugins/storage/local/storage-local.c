@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-local — a directory on a local filesystem as a storage pool.
  *
  * Layout under the pool's `path`:
@@ -22,14 +23,13 @@
 #include <vmhost/vmhost-plugin.h>
 
 #include "atomicfile.h"
+#include "errname.h"
+#include "imagefetch.h"
 #include "spawnproc.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
@@ -54,11 +54,8 @@
 #define IMAGES_DIR ".images"
 #define TMP_PREFIX ".tmp-"
 #define PART_PREFIX ".part-"
-#define SHA256_HEX 64
 /* qemu-img's messages are short; more than this is cut. */
 #define ERR_MAX 2048
-/* Download attempts within one import (each resumes the last). */
-#define DOWNLOAD_TRIES 5
 
 static const struct vmh_host *host;
 
@@ -81,26 +78,6 @@ struct pool {
 /* ---- Helpers ------------------------------------------------------------- */
 
 /* A VMH_E* code for a failed system call. */
-static int errno_code(int e) {
-  switch (e) {
-    case ENOENT:
-      return VMH_ENOENT;
-    case EEXIST:
-      return VMH_EEXIST;
-    case ENOSPC:
-    case EDQUOT:
-      return VMH_ENOSPC;
-    case ENOMEM:
-      return VMH_ENOMEM;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return VMH_EPERM;
-    default:
-      return VMH_EIO;
-  }
-}
-
 static const char *format_name(uint32_t f) {
   return f == VMH_FORMAT_RAW ? "raw" : f == VMH_FORMAT_QCOW2 ? "qcow2" : "?";
 }
@@ -1025,159 +1002,77 @@ static int lc_vol_unmap(void *handle, const char *name, uint32_t flags) {
 /* ---- Image cache ----------------------------------------------------------
  */
 
-struct dl {
+/* The part file of an import, as imagefetch's sink. */
+struct part_sink {
   struct pool *p;
-  const char *name;
-  int fd;
-  uint64_t offset; /* bytes in the part file when this attempt began */
-  uint64_t done;   /* bytes written by this attempt */
-  int werr;        /* errno of a failed write */
-  long http;       /* HTTP status of the last attempt, 0: none */
-  struct timespec last;
+  const char *name; /* the image */
+  const char *path; /* for messages */
+  int fd;           /* stands at the end: writes append */
 };
 
-static size_t dl_write(char *data, size_t size, size_t nmemb, void *opaque) {
-  struct dl *d = opaque;
-  size_t len = size * nmemb, off = 0;
+static int part_write(void *opaque, const void *buf, size_t len,
+                      uint64_t offset) {
+  struct part_sink *pt = opaque;
+  int e;
 
-  while (off < len) {
-    ssize_t n = write(d->fd, data + off, len - off);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      d->werr = errno;
-      return 0; /* curl stops with CURLE_WRITE_ERROR */
-    }
-    off += (size_t)n;
-  }
-  d->done += len;
-  return len;
+  (void)offset; /* sequential, and the fd stands there */
+  if (write_all(pt->fd, buf, len) == 0)
+    return 0;
+  e = errno;
+  return vmh_fail(host, errno_code(e), "image %s: writing %s: %s%s", pt->name,
+                  pt->path, strerror(e),
+                  e == ENOSPC ? "; free space in the pool's filesystem" : "");
 }
 
-static void emit_progress(struct dl *d, uint64_t done, uint64_t total) {
+static ssize_t part_read(void *opaque, void *buf, size_t len, uint64_t offset) {
+  struct part_sink *pt = opaque;
+  ssize_t n = pread(pt->fd, buf, len, (off_t)offset);
+
+  if (n < 0)
+    return vmh_fail(host, VMH_EIO, "reading %s to hash it: %s", pt->path,
+                    strerror(errno));
+  return n;
+}
+
+static int part_truncate(void *opaque, uint64_t size) {
+  struct part_sink *pt = opaque;
+
+  if (ftruncate(pt->fd, (off_t)size) < 0 ||
+      lseek(pt->fd, (off_t)size, SEEK_SET) < 0)
+    return vmh_fail(host, VMH_EIO, "truncate %s: %s", pt->path,
+                    strerror(errno));
+  return 0;
+}
+
+static void part_progress(void *opaque, uint64_t done, uint64_t total) {
+  struct part_sink *pt = opaque;
   char object[VMH_NAME_MAX + 16];
   struct vmh_event ev = {0};
 
-  snprintf(object, sizeof object, "image/%s", d->name);
+  snprintf(object, sizeof object, "image/%s", pt->name);
   ev.struct_size = sizeof ev;
   ev.type = VMH_EVENT_PROGRESS;
   ev.object = object;
   ev.done = done;
   ev.total = total;
-  host->emit(d->p->inst, &ev);
-}
-
-static int dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow) {
-  struct dl *d = opaque;
-  struct timespec now;
-
-  (void)ultotal;
-  (void)ulnow;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  /* At most five events a second: a fast file:// copy must not flood the
-   * event stream. */
-  if ((now.tv_sec - d->last.tv_sec) * 1000000000L + now.tv_nsec -
-          d->last.tv_nsec <
-      200000000L)
-    return 0;
-  d->last = now;
-  emit_progress(d, d->offset + (uint64_t)dlnow,
-                dltotal > 0 ? d->offset + (uint64_t)dltotal : 0);
-  return 0;
-}
-
-static bool valid_sha256(const char *s) {
-  size_t i;
-  for (i = 0; s[i]; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-          (s[i] >= 'A' && s[i] <= 'F')))
-      return false;
-  return i == SHA256_HEX;
-}
-
-/* SHA-256 of the whole file fd, as lower-case hex. */
-static int hash_file(int fd, char hex[SHA256_HEX + 1]) {
-  gnutls_hash_hd_t h;
-  unsigned char dig[32];
-  char *b = malloc(1 << 20);
-  off_t off = 0;
-  ssize_t n;
-
-  if (b == NULL)
-    return vmh_fail(host, VMH_ENOMEM, "out of memory");
-  if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
-    free(b);
-    return vmh_fail(host, VMH_EINTERNAL, "gnutls: cannot start a SHA-256 hash");
-  }
-  while ((n = pread(fd, b, 1 << 20, off)) > 0) {
-    gnutls_hash(h, b, (size_t)n);
-    off += n;
-  }
-  gnutls_hash_deinit(h, dig);
-  free(b);
-  if (n < 0)
-    return vmh_fail(host, VMH_EIO, "reading the download to hash it: %s",
-                    strerror(errno));
-  for (int i = 0; i < 32; i++)
-    snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-  return 0;
-}
-
-/* One transfer of url into d->fd, resuming at d->offset. */
-static CURLcode transfer(struct dl *d, const char *url, char *cerr) {
-  CURL *c = curl_easy_init();
-  CURLcode cc;
-
-  if (c == NULL)
-    return CURLE_OUT_OF_MEMORY;
-  cerr[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-  /* A stalled server: under 1 byte/s for 60 s ends the attempt. */
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, dl_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d->offset);
-  cc = curl_easy_perform(c);
-  d->http = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d->http);
-  curl_easy_cleanup(c);
-  if (cerr[0] == '\0')
-    snprintf(cerr, CURL_ERROR_SIZE, "%s", curl_easy_strerror(cc));
-  return cc;
-}
-
-static bool retryable(CURLcode cc) {
-  return cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
-         cc == CURLE_GOT_NOTHING || cc == CURLE_OPERATION_TIMEDOUT ||
-         cc == CURLE_SEND_ERROR || cc == CURLE_RANGE_ERROR ||
-         cc == CURLE_BAD_DOWNLOAD_RESUME;
+  host->emit(pt->p->inst, &ev);
 }
 
 static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
                            uint32_t flags) {
   struct pool *p = handle;
   char part[VMH_NAME_MAX + 16], ppath[4096];
-  char sha[SHA256_HEX + 1], want[SHA256_HEX + 1], have[SHA256_HEX + 1];
-  char cerr[CURL_ERROR_SIZE], sizebuf[32], what[VMH_NAME_MAX + 32];
-  struct dl d = {0};
+  char sha[FETCH_SHA256_HEX + 1], want[FETCH_SHA256_HEX + 1];
+  char sizebuf[32], what[VMH_NAME_MAX + 32];
+  struct part_sink pt = {.p = p, .path = ppath};
+  const struct fetch_sink sink = {part_write, part_read, part_truncate, &pt};
+  struct fetch_request req = {0};
+  struct fetch_result res;
   struct stat st;
   uint32_t format = 0;
   uint64_t vsize = 0;
-  CURLcode cc = CURLE_OK;
   bool keep_part = false;
+  off_t end;
   int fd = -1, rc;
 
   if ((rc = vmh_check_flags(host, "image_import", flags, 0)) < 0)
@@ -1186,22 +1081,9 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
     return vmh_fail(host, VMH_EINVAL, "image_import: no image spec");
   if ((rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
-  if (spec->url == NULL || (strncmp(spec->url, "file://", 7) != 0 &&
-                            strncmp(spec->url, "http://", 7) != 0 &&
-                            strncmp(spec->url, "https://", 8) != 0))
-    return vmh_fail(host, VMH_EINVAL,
-                    "image %s: url '%s' must start with file://, http:// or "
-                    "https://",
-                    spec->name, spec->url ? spec->url : "(none)");
-  if (spec->sha256 == NULL || !valid_sha256(spec->sha256))
-    return vmh_fail(
-        host, VMH_EINVAL,
-        "image %s: give its sha256 as 64 hex digits (sha256sum FILE)",
-        spec->name);
-  for (int i = 0; i <= SHA256_HEX; i++)
-    want[i] = (char)(spec->sha256[i] >= 'A' && spec->sha256[i] <= 'F'
-                         ? spec->sha256[i] - 'A' + 'a'
-                         : spec->sha256[i]);
+  snprintf(what, sizeof what, "image %s", spec->name);
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0)
+    return rc;
   if (fstatat(p->imgfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     return vmh_fail(host, VMH_EEXIST,
                     "pool %s already has an image %s; delete it first or pick "
@@ -1210,7 +1092,6 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
 
   snprintf(part, sizeof part, PART_PREFIX "%s", spec->name);
   snprintf(ppath, sizeof ppath, "%s/%s", p->images_path, part);
-  snprintf(what, sizeof what, "image %s", spec->name);
   fd = openat(p->imgfd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return vmh_fail(host, errno_code(errno), "pool %s: cannot create %s: %s",
@@ -1235,75 +1116,24 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
       goto cleanup;
     }
   }
-  d.p = p;
-  d.name = spec->name;
-  d.fd = fd;
-  for (int attempt = 0; attempt < DOWNLOAD_TRIES; attempt++) {
-    off_t end = lseek(fd, 0, SEEK_END);
-    if (end < 0) {
-      rc = vmh_fail(host, VMH_EIO, "%s: %s", ppath, strerror(errno));
-      goto cleanup;
-    }
-    d.offset = (uint64_t)end;
-    d.done = 0;
-    d.werr = 0;
-    if (d.offset > 0)
-      host->log(p->inst, VMH_LOG_INFO,
-                "image %s: resuming the download at byte %" PRIu64, spec->name,
-                d.offset);
-    cc = transfer(&d, spec->url, cerr);
-    /* 416 to a range from the end: the part was complete already (a crash
-     * after the download); the checksum decides. */
-    if (cc == CURLE_HTTP_RETURNED_ERROR && d.http == 416 && d.offset > 0)
-      cc = CURLE_OK;
-    if (cc == CURLE_OK)
-      break;
-    if (d.werr) {
-      rc = vmh_fail(
-          host, errno_code(d.werr), "image %s: writing %s: %s%s", spec->name,
-          ppath, strerror(d.werr),
-          d.werr == ENOSPC ? "; free space in the pool's filesystem" : "");
-      keep_part = false;
-      goto cleanup;
-    }
-    /* The server ignored the range: start over rather than append a second
-     * copy. */
-    if (cc == CURLE_RANGE_ERROR || cc == CURLE_BAD_DOWNLOAD_RESUME) {
-      if (ftruncate(fd, 0) < 0) {
-        rc = vmh_fail(host, VMH_EIO, "truncate %s: %s", ppath, strerror(errno));
-        goto cleanup;
-      }
-    }
-    if (!retryable(cc))
-      break;
-    host->log(p->inst, VMH_LOG_WARN,
-              "image %s: download interrupted after %" PRIu64
-              " bytes (%s); resuming",
-              spec->name, d.offset + d.done, cerr);
-  }
-  if (cc != CURLE_OK) {
-    off_t end = lseek(fd, 0, SEEK_END);
-    /* Only an interrupted transfer is worth resuming; a refusal (404, no
-     * such file) or an empty part is dropped. */
-    keep_part = retryable(cc) && end > 0;
-    rc = vmh_fail(host, VMH_EIO, "image %s: download of %s failed: %s%s",
-                  spec->name, spec->url, cerr,
-                  keep_part ? "; the partial file is kept and the next import "
-                              "resumes it"
-                            : "; check the url");
+  /* What the part holds is resumed; writes append from there. */
+  if ((end = lseek(fd, 0, SEEK_END)) < 0) {
+    rc = vmh_fail(host, VMH_EIO, "%s: %s", ppath, strerror(errno));
     goto cleanup;
   }
-  if (fstat(fd, &st) == 0)
-    emit_progress(&d, (uint64_t)st.st_size, (uint64_t)st.st_size);
-
-  if ((rc = hash_file(fd, have)) < 0)
-    goto cleanup;
-  if (strcmp(have, want) != 0) {
-    keep_part = false;
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "image %s: the download from %s has sha256 %s, not %s as "
-                  "given; it was removed. Check the url and the checksum",
-                  spec->name, spec->url, have, want);
+  pt.name = spec->name;
+  pt.fd = fd;
+  req.host = host;
+  req.inst = p->inst;
+  req.what = what;
+  req.url = spec->url;
+  req.sha256 = want;
+  req.sink = &sink;
+  req.have = (uint64_t)end;
+  req.progress = part_progress;
+  req.progress_opaque = &pt;
+  if ((rc = fetch_run(&req, &res)) < 0) {
+    keep_part = res.keep;
     goto cleanup;
   }
   /* Verified: now it may be looked at. */
@@ -1327,7 +1157,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   keep_part = true; /* renamed: nothing to remove */
   host->log(p->inst, VMH_LOG_INFO,
             "image %s imported from %s: %s, %" PRIu64 " bytes, sha256 %s",
-            spec->name, spec->url, format_name(format), vsize, have);
+            spec->name, spec->url, format_name(format), vsize, res.sha256);
   rc = 0;
 cleanup:
   if (!keep_part)
@@ -1367,7 +1197,7 @@ static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
   while (rc == 0 && (e = readdir(d)) != NULL) {
     struct vmh_image_info info = {0};
     struct users_ctx c = {e->d_name, 0};
-    char sha[SHA256_HEX + 1];
+    char sha[FETCH_SHA256_HEX + 1];
     uint32_t format = 0;
     uint64_t vsize = 0;
     struct stat st;
@@ -1426,7 +1256,7 @@ cleanup:
 static int lc_load(const struct vmh_host *h) {
   host = h;
   /* Not thread-safe: once, before any instance runs. */
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+  if (fetch_global_init() < 0) {
     h->error("libcurl failed to initialise");
     return VMH_EINTERNAL;
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-mock — an in-memory storage pool for test harnesses.
  *
  * Volumes and cached base images exist only as records (no file is made);
