@@ -11,7 +11,8 @@ The monitor's port comes from free_port(); the OSD picks its own within a
 range of 100 ports chosen for this cluster.  The paxos settings make a new
 cluster ready in ~4 s instead of ~10 s.  The OSD saves its memstore on a
 clean stop (osd fast shutdown off), so stop_osd()/start_osd() keep the
-data.  Without a mgr, usage statistics read as zero (rados_cluster_stat).
+data.  A client that dies lets go of the images it had open after 5 s
+(osd client watch timeout; 30 s by default).  Without a mgr, usage statistics read as zero (rados_cluster_stat).
 CEPH_ARGS / CEPH_KEYRING are removed from the environment of every
 command here (librados reads them)."""
 import os
@@ -62,6 +63,7 @@ osd data = {d}/osd/$cluster-$id
 osd objectstore = memstore
 memstore device bytes = 1073741824
 osd fast shutdown = false
+osd client watch timeout = 5
 """
 
 

@@ -11,12 +11,16 @@ monitors and the key; the monitor and then the OSD stopped mid-run:
 operations fail with io_error and work again once they are back, without
 restarting vmhostd."""
 import atexit
+import hashlib
+import http.server
 import os
 import subprocess
+import threading
 import time
 
 from cephcluster import Ceph, require_ceph
-from vmhtest import VMHOSTD, Daemon, check, expect, free_port
+from vmhtest import (VMHOSTD, Daemon, check, expect, free_port, quiet_call,
+                     wait_for)
 
 require_ceph()
 MiB = 1 << 20
@@ -35,6 +39,46 @@ keyring = os.path.join(d.tmp, "vmhost.keyring")
 with open(keyring, "w") as f:
     f.write(f"[client.other]\n\tkey = AQBxxx==\n[client.vmhost]\n\tkey = {key}\n")
 os.chmod(keyring, 0o600)
+
+
+base_file = os.path.join(d.tmp, "base.raw")
+with open(base_file, "wb") as f:   # objects (4 MiB): data, zeros, data
+    f.write(os.urandom(MiB) + bytes(7 * MiB) + os.urandom(MiB + 512))
+qcow2_file = os.path.join(d.tmp, "base.qcow2")
+with open(qcow2_file, "wb") as f:
+    f.write(b"QFI\xfb" + bytes(MiB))
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def export(spec):
+    """The content of an RBD image (or snapshot) of pool vmh."""
+    out = os.path.join(d.tmp, "export.raw")
+    c.rbd("export", "--no-progress", "vmh/" + spec, out)
+    with open(out, "rb") as f:
+        data = f.read()
+    os.unlink(out)
+    return data
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Serves base_file's first 5 MiB, then waits for server.stall."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        with open(base_file, "rb") as f:
+            data = f.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:5 * MiB])
+        self.wfile.flush()
+        self.server.stall.wait(120)
 
 
 def config(**keys):
@@ -137,23 +181,37 @@ with d:
     # No mgr: the cluster reports no usage (the plugin says what it gets).
     check(p["n_volumes"] == 1 and p["capacity"] == 0, p)
 
-    # A base image as an import leaves it: _image.<name>, snapshot "base",
-    # its digest in the metadata.  Volumes clone it.
-    c.rbd("create", "--size", "8", "vmh/_image.base")
-    c.rbd("image-meta", "set", "vmh/_image.base", "vmhost.sha256", "ab" * 32)
-    c.rbd("snap", "create", "vmh/_image.base@base")
-    check(images() == {"base": {"name": "base", "size": 8 * MiB,
-                                "sha256": "ab" * 32, "n_users": 0}},
+    # The image cache: an import streams into an RBD image, verified
+    # before it can be used; a wrong digest or a qcow2 file keeps nothing.
+    url = "file://" + base_file
+    for spec, err in (({"sha256": "0" * 64}, "invalid_argument"),
+                      ({"url": "file://" + qcow2_file,
+                        "sha256": sha256(qcow2_file)}, "invalid_argument")):
+        expect(d.call(op="image_import", pool="ceph", image=dict(
+            {"name": "base", "url": url}, **spec)), err)
+        check(rbd_names() == ["a"], "nothing kept:", rbd_names())
+    d.ok(op="image_import", pool="ceph", image={
+        "name": "base", "url": url, "sha256": sha256(base_file)})
+    check(images() == {"base": {"name": "base", "size": 9 * MiB + 512,
+                                "sha256": sha256(base_file), "n_users": 0}},
           images())
+    expect(d.call(op="image_import", pool="ceph", image={
+        "name": "base", "url": url, "sha256": sha256(base_file)}),
+        "already_exists")
+    # Zeros are not written: the base holds two objects of three.
+    du = c.rbd("du", "--format", "json", "vmh/_image.base").stdout
+    check(f'"used_size":{5 * MiB + 512}' in du.replace(" ", ""), du)
+    check(export("_image.base@base") == open(base_file, "rb").read(),
+          "the image holds the file")
     d.ok(op="volume_create", pool="ceph",
          volume={"name": "c1", "base_image": "base"})
     d.ok(op="volume_create", pool="ceph",
          volume={"name": "c2", "base_image": "base", "size": 16 * MiB})
-    check(vol("c1")["backing"] == "base" and vol("c1")["capacity"] == 8 * MiB,
-          vol("c1"))
+    check(vol("c1")["backing"] == "base"
+          and vol("c1")["capacity"] == 9 * MiB + 512, vol("c1"))
     check(vol("c2")["capacity"] == 16 * MiB, vol("c2"))
     r = expect(d.call(op="volume_create", pool="ceph", volume={
-        "name": "c3", "base_image": "base", "size": 4 * MiB}),
+        "name": "c3", "base_image": "base", "size": 8 * MiB}),
         "invalid_argument")
     check("less than its image" in r["message"], r)
     expect(d.call(op="volume_create", pool="ceph", volume={
@@ -201,20 +259,17 @@ with d:
     check("unavailable" in r["message"] and c.monitor in r["message"], r)
     check(time.time() - t0 < 60, "bounded by the timeout")
     c.start_mon()
-    deadline = time.time() + 60
-    while d.call(op="pool_get", pool="ceph")["code"] != 0:
-        check(time.time() < deadline, "no recovery after the monitor came back")
-        time.sleep(0.2)
+    wait_for(lambda: d.call(op="pool_get", pool="ceph")["code"] == 0,
+             "recovery once the monitor is back")
     # The OSD stops: volume operations fail fast, then work again.
     c.stop_osd()
     r = expect(d.call(op="volume_create", pool="ceph",
                       volume={"name": "b", "size": MiB}), "io_error")
     check("unavailable" in r["message"], r)
     c.start_osd()
-    deadline = time.time() + 60
-    while d.call(op="volume_get", pool="ceph", volume="a")["code"] != 0:
-        check(time.time() < deadline, "no recovery after the OSD came back")
-        time.sleep(0.2)
+    wait_for(lambda: d.call(op="volume_get", pool="ceph",
+                            volume="a")["code"] == 0,
+             "recovery once the OSD is back")
     d.call(op="volume_delete", pool="ceph", volume="b")
     d.ok(op="volume_create", pool="ceph", volume={"name": "b", "size": MiB})
 
@@ -223,5 +278,30 @@ with d:
     d.ok(op="image_delete", pool="ceph", image="base")
     expect(d.call(op="image_delete", pool="ceph", image="base"), "not_found")
     check(rbd_names() == [], "all gone:", rbd_names())
+
+    # vmhostd killed mid-import: after a restart the half image is not
+    # seen, and an import of the name starts over (refused as busy while
+    # the OSD still counts the dead client as watching the part).
+    stall = threading.Event()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    srv.stall = stall
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    slow = f"http://127.0.0.1:{srv.server_address[1]}/base.raw"
+    threading.Thread(target=quiet_call, args=(d,), daemon=True, kwargs={
+        "op": "image_import", "pool": "ceph", "image": {
+            "name": "slow", "url": slow, "sha256": sha256(base_file)}}).start()
+    wait_for(lambda: "_part.slow" in rbd_names(), "the import to begin")
+    d.kill9()
+    stall.set()
+    srv.shutdown()
+    d.start()
+    check(images() == {}, "no half image:", images())
+    check("_part.slow" in rbd_names(), "the leftover is hidden")
+    wait_for(lambda: d.call(op="image_import", pool="ceph", image={
+        "name": "slow", "url": url, "sha256": sha256(base_file)})["code"] == 0,
+        "the dead client's watch to expire")
+    check(list(images()) == ["slow"] and rbd_names() == ["_image.slow"],
+          images(), rbd_names())
+    d.ok(op="image_delete", pool="ceph", image="slow")
     check(d.stop() == 0, "SIGTERM: exit 0")
 c.stop()

@@ -80,6 +80,19 @@ def check(cond, *msg):
         fail(*msg)
 
 
+def wait_for(cond, what, timeout=60):
+    """cond()'s first true value, asked every 50 ms; a failure naming what
+    when there is none within timeout seconds (a bound on waiting, not a
+    timed assertion)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    fail("timed out waiting for", what)
+
+
 def expect(resp, code_name, *msg):
     """Check a response's error name ("ok" for success)."""
     if resp.get("error") != code_name:

@@ -23,6 +23,8 @@
 #include <vmhost/vmhost-plugin.h>
 
 #include "cleanup.h"
+#include "errname.h"
+#include "imagefetch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #define IMAGE_PREFIX "_image."
+#define PART_PREFIX "_part."
 #define BASE_SNAP "base"
 /* A cephx key is 40 base64 characters; room for longer ones. */
 #define KEY_MAX 128
@@ -46,6 +49,13 @@
 #define KEYRING_MAX 65536
 /* RBD names of ours: a prefix and a name. */
 #define RBD_NAME_MAX (VMH_NAME_MAX + 16)
+/* Imports write whole 4 MiB objects (RBD's default object size), this
+ * many at a time. */
+#define CHUNK ((size_t)4 << 20)
+#define DEPTH 8
+/* Ceph's release number (rados_get_min_compatible_client) from which a
+ * cluster makes clone v2: clones of a snapshot that is not protected. */
+#define CEPH_RELEASE_MIMIC 13
 
 static const struct vmh_host *host;
 
@@ -75,29 +85,15 @@ struct pool {
 /* The VMH_E* code of a negative errno from librados or librbd. */
 static int ceph_code(int r) {
   switch (-r) {
-    case ENOENT:
-      return VMH_ENOENT;
-    case EEXIST:
-      return VMH_EEXIST;
-    case ENOSPC:
-    case EDQUOT:
-      return VMH_ENOSPC;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return VMH_EPERM;
-    case EBUSY:
-    case ENOTEMPTY:
+    case ENOTEMPTY: /* an image with snapshots */
       return VMH_EBUSY;
-    case ENOMEM:
-      return VMH_ENOMEM;
     case EINVAL:
       return VMH_EINVAL;
     case EOPNOTSUPP:
     case ENOSYS:
       return VMH_ENOTSUP;
     default:
-      return VMH_EIO;
+      return errno_code(-r);
   }
 }
 
@@ -960,6 +956,281 @@ static int rb_vol_source(void *handle, const char *name, vmh_disk_source_fn fn,
 /* ---- Image cache ----------------------------------------------------------
  */
 
+/* Removes RBD image rbd_name of ours with its snapshot "base" (an image,
+ * or a part that got as far as its snapshot).  Gone already: 0.  Open
+ * elsewhere: VMH_EBUSY. */
+static int remove_image(struct pool *p, const char *rbd_name,
+                        const char *what) {
+  int r = rbd_remove_with_progress(p->io, rbd_name, no_progress, NULL);
+
+  if (r == -ENOTEMPTY) {
+    _cleanup_image_ rbd_image_t img = NULL;
+    int rc = open_image(p, rbd_name, what, false, NULL, &img);
+    if (rc < 0)
+      return rc;
+    r = rbd_snap_remove2(img, BASE_SNAP, RBD_SNAP_REMOVE_UNPROTECT, no_progress,
+                         NULL);
+    if (r < 0 && r != -ENOENT)
+      return ceph_fail(p, r, "remove the snapshot of %s", what);
+    close_imagep(&img);
+    img = NULL;
+    r = rbd_remove_with_progress(p->io, rbd_name, no_progress, NULL);
+  }
+  if (r == -EBUSY)
+    return vmh_fail(host, VMH_EBUSY,
+                    "pool %s: %s is open elsewhere (being imported, or used "
+                    "by another host; a host that died lets go within 30 s)",
+                    p->name, what);
+  if (r == -ENOENT)
+    return 0;
+  return r < 0 ? ceph_fail(p, r, "remove %s", what) : 0;
+}
+
+/* An import's sink: the part image, written in CHUNK-sized pieces with up
+ * to DEPTH of them in flight.  The image grows by doubling as bytes come
+ * and gets its exact size at the end.  All-zero pieces are not written: a
+ * new image reads as zeros already (so the base stays thin). */
+struct import {
+  struct pool *p;
+  const char *name;
+  const char *what; /* "image NAME" */
+  rbd_image_t img;
+  uint64_t size; /* the image's size now */
+  uint64_t off;  /* where buf[cur] starts in the image */
+  size_t fill;   /* bytes in buf[cur] */
+  unsigned cur;
+  char *buf[DEPTH];
+  rbd_completion_t comp[DEPTH];
+};
+
+/* Waits for the write from buf[i], if any. */
+static int import_wait(struct import *im, unsigned i) {
+  ssize_t r;
+
+  if (im->comp[i] == NULL)
+    return 0;
+  rbd_aio_wait_for_complete(im->comp[i]);
+  r = rbd_aio_get_return_value(im->comp[i]);
+  rbd_aio_release(im->comp[i]);
+  im->comp[i] = NULL;
+  return r < 0 ? ceph_fail(im->p, (int)r, "write %s", im->what) : 0;
+}
+
+static int import_drain(struct import *im) {
+  int rc = 0;
+
+  for (unsigned i = 0; i < DEPTH; i++) {
+    int r = import_wait(im, i);
+    rc = rc < 0 ? rc : r;
+  }
+  return rc;
+}
+
+static int import_resize(struct import *im, uint64_t size) {
+  int r, rc;
+
+  if ((rc = import_drain(im)) < 0)
+    return rc;
+  if ((r = rbd_resize2(im->img, size, true, no_progress, NULL)) < 0)
+    return ceph_fail(im->p, r, "size %s", im->what);
+  im->size = size;
+  return 0;
+}
+
+static bool all_zero(const char *b, size_t n) {
+  return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+/* Writes buf[cur] (unless it is all zero) and moves on to the next
+ * buffer, once the write from it is done. */
+static int import_flush(struct import *im) {
+  uint64_t end = im->off + im->fill;
+  char *b = im->buf[im->cur];
+  int r, rc;
+
+  if (end > im->size &&
+      (rc = import_resize(im, end > 2 * im->size ? end : 2 * im->size)) < 0)
+    return rc;
+  if (!all_zero(b, im->fill)) {
+    if ((r = rbd_aio_create_completion(NULL, NULL, &im->comp[im->cur])) < 0)
+      return ceph_fail(im->p, r, "write %s", im->what);
+    r = rbd_aio_write2(im->img, im->off, im->fill, b, im->comp[im->cur],
+                       LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL);
+    if (r < 0) {
+      rbd_aio_release(im->comp[im->cur]);
+      im->comp[im->cur] = NULL;
+      return ceph_fail(im->p, r, "write %s", im->what);
+    }
+  }
+  im->cur = (im->cur + 1) % DEPTH;
+  im->off = end;
+  im->fill = 0;
+  return import_wait(im, im->cur);
+}
+
+static int import_write(void *opaque, const void *data, size_t len,
+                        uint64_t offset) {
+  struct import *im = opaque;
+  const char *d = data;
+  int rc;
+
+  /* Sequential: offset is always im->off + im->fill. */
+  if (offset == 0 && len >= 4 && memcmp(d, "QFI\xfb", 4) == 0)
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s is qcow2: RBD images are raw; convert it (qemu-img "
+                    "convert -O raw) and import that",
+                    im->what);
+  while (len > 0) {
+    size_t n = CHUNK - im->fill < len ? CHUNK - im->fill : len;
+    memcpy(im->buf[im->cur] + im->fill, d, n);
+    im->fill += n;
+    d += n;
+    len -= n;
+    if (im->fill == CHUNK && (rc = import_flush(im)) < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Keeps the first size bytes: what is buffered is written first, then the
+ * image is cut (what lay beyond reads as zeros again). */
+static int import_truncate(void *opaque, uint64_t size) {
+  struct import *im = opaque;
+  int rc;
+
+  if ((im->fill > 0 && (rc = import_flush(im)) < 0) ||
+      (rc = import_resize(im, size)) < 0)
+    return rc;
+  im->off = size;
+  return 0;
+}
+
+static void import_progress(void *opaque, uint64_t done, uint64_t total) {
+  struct import *im = opaque;
+  char object[RBD_NAME_MAX];
+  struct vmh_event ev = {0};
+
+  snprintf(object, sizeof object, "image/%s", im->name);
+  ev.struct_size = sizeof ev;
+  ev.type = VMH_EVENT_PROGRESS;
+  ev.object = object;
+  ev.done = done;
+  ev.total = total;
+  host->emit(im->p->inst, &ev);
+}
+
+/* Makes the part image, removing one that an import which died left (an
+ * import running elsewhere has it open: then it is refused). */
+static int import_create(struct pool *p, const char *part, const char *what) {
+  rbd_image_options_t opts;
+  int r = 0, rc;
+
+  for (int tries = 0; tries < 2; tries++) {
+    if ((rc = new_options(p, &opts)) < 0)
+      return rc;
+    r = rbd_create4(p->io, part, 0, opts);
+    rbd_image_options_destroy(opts);
+    if (r != -EEXIST)
+      break;
+    if ((rc = remove_image(p, part, what)) < 0)
+      return rc;
+  }
+  return r < 0 ? ceph_fail(p, r, "create %s", what) : 0;
+}
+
+/* The verified part becomes the image: its digest, its snapshot (protected
+ * where the cluster cannot make clone v2), then its name. */
+static int import_publish(struct import *im, const char *part,
+                          const char *sha) {
+  struct pool *p = im->p;
+  char rbd_name[RBD_NAME_MAX];
+  int8_t min_compat, require_compat;
+  int r;
+
+  if ((r = rbd_metadata_set(im->img, "vmhost.sha256", sha)) < 0 ||
+      (r = rbd_snap_create(im->img, BASE_SNAP)) < 0 ||
+      (r = rados_get_min_compatible_client(p->cluster, &min_compat,
+                                           &require_compat)) < 0 ||
+      (require_compat < CEPH_RELEASE_MIMIC &&
+       (r = rbd_snap_protect(im->img, BASE_SNAP)) < 0))
+    return ceph_fail(p, r, "snapshot %s", im->what);
+  rbd_close(im->img);
+  im->img = NULL;
+  snprintf(rbd_name, sizeof rbd_name, IMAGE_PREFIX "%s", im->name);
+  r = rbd_rename(p->io, part, rbd_name);
+  if (r == -EEXIST)
+    return vmh_fail(host, VMH_EEXIST,
+                    "pool %s already has an image %s (imported meanwhile)",
+                    p->name, im->name);
+  return r < 0 ? ceph_fail(p, r, "publish %s", im->what) : 0;
+}
+
+static int rb_image_import(void *handle, const struct vmh_image_spec *spec,
+                           uint32_t flags) {
+  struct pool *p = handle;
+  _cleanup_image_ rbd_image_t old = NULL;
+  char part[RBD_NAME_MAX], rbd_name[RBD_NAME_MAX], what[RBD_NAME_MAX];
+  char want[FETCH_SHA256_HEX + 1];
+  struct import im = {.p = p, .name = spec->name, .what = what};
+  const struct fetch_sink sink = {import_write, NULL, import_truncate, &im};
+  struct fetch_request req = {0};
+  struct fetch_result res;
+  int rc;
+
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
+      (rc = vmh_check_name(host, "image", spec->name)) < 0)
+    return rc;
+  snprintf(what, sizeof what, "image %s", spec->name);
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0)
+    return rc;
+  snprintf(rbd_name, sizeof rbd_name, IMAGE_PREFIX "%s", spec->name);
+  rc = open_image(p, rbd_name, what, true, NULL, &old);
+  if (rc == 0)
+    return vmh_fail(host, VMH_EEXIST,
+                    "pool %s already has an image %s; delete it first or "
+                    "pick another name",
+                    p->name, spec->name);
+  if (rc != VMH_ENOENT)
+    return rc;
+  snprintf(part, sizeof part, PART_PREFIX "%s", spec->name);
+  if ((rc = import_create(p, part, what)) < 0)
+    return rc;
+  if ((rc = open_image(p, part, what, false, NULL, &im.img)) < 0)
+    goto out;
+  for (unsigned i = 0; i < DEPTH; i++)
+    if ((im.buf[i] = malloc(CHUNK)) == NULL) {
+      rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
+      goto out;
+    }
+  req.host = host;
+  req.inst = p->inst;
+  req.what = what;
+  req.url = spec->url;
+  req.sha256 = want;
+  req.sink = &sink;
+  req.progress = import_progress;
+  req.progress_opaque = &im;
+  /* A broken transfer resumes within this call; a part an earlier call
+   * left is never resumed (nothing says how much of it was written). */
+  if ((rc = fetch_run(&req, &res)) < 0 ||
+      (im.fill > 0 && (rc = import_flush(&im)) < 0) ||
+      (rc = import_resize(&im, res.size)) < 0 ||
+      (rc = import_publish(&im, part, res.sha256)) < 0)
+    goto out;
+  host->log(p->inst, VMH_LOG_INFO,
+            "image %s imported from %s: %" PRIu64 " bytes, sha256 %s",
+            spec->name, spec->url, res.size, res.sha256);
+out:
+  import_drain(&im);
+  for (unsigned i = 0; i < DEPTH; i++)
+    free(im.buf[i]);
+  if (im.img != NULL)
+    rbd_close(im.img);
+  if (rc < 0)
+    remove_image(p, part, what);
+  return rc;
+}
+
 static int rb_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
                          uint32_t flags) {
   struct pool *p = handle;
@@ -1008,7 +1279,7 @@ static int rb_image_delete(void *handle, const char *name, uint32_t flags) {
   _cleanup_image_ rbd_image_t img = NULL;
   char rbd_name[RBD_NAME_MAX], what[RBD_NAME_MAX], names[512];
   uint32_t n;
-  int r, rc;
+  int rc;
 
   if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
       (rc = vmh_check_name(host, "image", name)) < 0)
@@ -1016,26 +1287,17 @@ static int rb_image_delete(void *handle, const char *name, uint32_t flags) {
   snprintf(rbd_name, sizeof rbd_name, IMAGE_PREFIX "%s", name);
   snprintf(what, sizeof what, "image %s", name);
   pthread_rwlock_wrlock(&p->images_lock);
-  if ((rc = open_image(p, rbd_name, what, false, NULL, &img)) < 0 ||
+  if ((rc = open_image(p, rbd_name, what, true, NULL, &img)) < 0 ||
       (rc = children(p, img, what, &n, names, sizeof names)) < 0)
     goto out;
-  if (n > 0) {
+  close_imagep(&img);
+  img = NULL;
+  if (n > 0)
     rc = vmh_fail(host, VMH_EBUSY,
                   "pool %s: %s is the base of volumes: %s; delete them first",
                   p->name, what, names);
-    goto out;
-  }
-  r = rbd_snap_remove2(img, BASE_SNAP, RBD_SNAP_REMOVE_UNPROTECT, no_progress,
-                       NULL);
-  if (r < 0 && r != -ENOENT) {
-    rc = ceph_fail(p, r, "remove the snapshot of %s", what);
-    goto out;
-  }
-  close_imagep(&img);
-  img = NULL;
-  r = rbd_remove(p->io, rbd_name);
-  if (r < 0 && r != -ENOENT)
-    rc = ceph_fail(p, r, "remove %s", what);
+  else
+    rc = remove_image(p, rbd_name, what);
 out:
   pthread_rwlock_unlock(&p->images_lock);
   return rc;
@@ -1045,6 +1307,9 @@ out:
 
 static int rb_load(const struct vmh_host *h) {
   host = h;
+  /* Not thread-safe: once, before any instance runs. */
+  if (fetch_global_init() < 0)
+    return vmh_fail(h, VMH_EINTERNAL, "libcurl failed to initialise");
   return 0;
 }
 
@@ -1059,6 +1324,7 @@ static struct vmh_storage_ops ops = {
     .vol_delete = rb_vol_delete,
     .vol_resize = rb_vol_resize,
     .vol_source = rb_vol_source,
+    .image_import = rb_image_import,
     .image_list = rb_image_list,
     .image_delete = rb_image_delete,
 };
