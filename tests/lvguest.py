@@ -9,6 +9,8 @@ the virtio-serial port org.vmhost.agent.0, then answers on that port:
   blocks    "blocks: NAMES" from /sys/block
   seed      "seed: label=VOLID | FILES | FIRST-LINE-OF-USER-DATA |" from the
             cloud-init seed CD-ROM
+  write DEV TEXT  "wrote DEV: STATUS" after writing TEXT at the start of
+            /dev/DEV
   poweroff  "bye", then powers off
 With "vmh.acpi=1" on its command line it honours an ACPI power-button
 press (a graceful shutdown request) by powering off; without, it has no
@@ -73,6 +75,10 @@ while read -r line <&3; do
           vol=$(dd if=/dev/sr0 bs=1 skip=32808 count=32 2>/dev/null)
           echo "seed: label=$vol | $(ls /mnt | tr '\\n' ' ')|" \\
             "$(head -n 1 /mnt/user-data) | $err" >&3 ;;
+    write\ *) set -- $line   # "write DEV TEXT": TEXT at the start of DEV
+          dev=$2; shift 2
+          echo "$*" | dd of=/dev/$dev conv=fsync 2>/dev/null
+          echo "wrote $dev: $?" >&3 ;;
     poweroff) echo "bye" >&3; poweroff -f ;;
   esac
 done

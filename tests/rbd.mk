@@ -4,12 +4,17 @@
 # benchmarks (bench/rbd-*.py) are run by hand: see their header comments.
 #
 #   test-rbd-pool.py    config and start refusals, volumes, clones, image
-#                       cache, the cluster down and back
+#                       cache, kill -9 mid-import, the cluster down and back
+#   test-rbd-guest.py   a real TCG guest through the libvirt plugin with an
+#                       RBD clone as its disk (QEMU's rbd driver, cephx)
 RBD_TESTS = test-rbd-pool.py
 if BUILD_PLUGIN_RBD
 TESTS += $(RBD_TESTS)
+if BUILD_PLUGIN_LIBVIRT
+TESTS += test-rbd-guest.py
 endif
-EXTRA_DIST += $(RBD_TESTS) cephcluster.py
+endif
+EXTRA_DIST += $(RBD_TESTS) test-rbd-guest.py cephcluster.py
 
 # The rbd tests with every vmhostd under valgrind's memcheck.
 check-valgrind-rbd:
