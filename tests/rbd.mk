@@ -14,7 +14,8 @@ if BUILD_PLUGIN_LIBVIRT
 TESTS += test-rbd-guest.py
 endif
 endif
-EXTRA_DIST += $(RBD_TESTS) test-rbd-guest.py cephcluster.py
+EXTRA_DIST += $(RBD_TESTS) test-rbd-guest.py cephcluster.py bench/rbd.py \
+	bench/rbd-direct.c
 
 # The rbd tests with every vmhostd under valgrind's memcheck.
 check-valgrind-rbd:
