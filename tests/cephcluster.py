@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A throwaway Ceph cluster for the rbd plugin's tests and benchmarks: one
 monitor and one memstore OSD (data in RAM, 1 GiB at most) on 127.0.0.1,
 msgr2 only, cephx on, no mgr, every file under one directory; stopped by
@@ -6,6 +7,7 @@ PID (SIGTERM, then SIGKILL).
     with Ceph(tmp) as c:
         c.pool("vmh")                   # a pool initialised for RBD
         key = c.user("vmhost", "vmh")   # a client with `profile rbd`
+        c.key_file("vmhost", "vmh", path)   # the same, its key in a file
 
 The monitor's port comes from free_port(); the OSD picks its own within a
 range of 100 ports chosen for this cluster.  The paxos settings make a new
@@ -182,6 +184,15 @@ class Ceph:
                  "profile rbd", "osd", f"profile rbd pool={pool}")
         return self.run("ceph", "auth", "get-key",
                         f"client.{name}").stdout.strip()
+
+    def key_file(self, name, pool, path):
+        """user(name, pool), its key written to path (mode 0600, as the
+        plugin wants it); the key."""
+        key = self.user(name, pool)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                          0o600), "w") as f:
+            f.write(key + "\n")
+        return key
 
     def rbd(self, *args, ok=True):
         """The rbd tool as client.admin (output as text; give --no-progress

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The rbd storage plugin (plugins/storage/rbd) against a real, throwaway
 # Ceph: one monitor and one memstore OSD on 127.0.0.1, started and stopped
 # by each test file (cephcluster.py).  Included by tests/Makefile.am.  The

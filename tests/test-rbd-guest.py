@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """An RBD clone as a real guest's disk: the rbd pool imports a base image
 into a throwaway Ceph (cephcluster.py), a VM made from it gets an RBD clone
 that the libvirt plugin hands QEMU as a network disk with a cephx secret
@@ -35,11 +36,8 @@ atexit.register(c.stop)
 initrd = build_initrd(d.tmp, mods)
 c.start()
 c.pool("vmh")
-key = c.user("vmhost", "vmh")
 key_file = os.path.join(d.tmp, "vmhost.key")
-with open(key_file, "w") as f:
-    f.write(key + "\n")
-os.chmod(key_file, 0o600)
+key = c.key_file("vmhost", "vmh", key_file)
 base = os.path.join(d.tmp, "base.raw")
 with open(base, "wb") as f:
     f.write(b"the base image\n" + bytes(16 * MiB - 15))

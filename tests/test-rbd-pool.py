@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The rbd storage plugin against a real, throwaway Ceph (cephcluster.py:
 one monitor, one memstore OSD, cephx, no mgr), started once for this file:
 config refusals (key file readable by others, no key, no monitors), a
@@ -30,11 +31,8 @@ c = Ceph(os.path.join(d.tmp, "ceph"))
 atexit.register(c.stop)
 c.start()
 c.pool("vmh")
-key = c.user("vmhost", "vmh")
 key_file = os.path.join(d.tmp, "vmhost.key")
-with open(key_file, "w") as f:
-    f.write(key + "\n")
-os.chmod(key_file, 0o600)
+key = c.key_file("vmhost", "vmh", key_file)
 keyring = os.path.join(d.tmp, "vmhost.keyring")
 with open(keyring, "w") as f:
     f.write(f"[client.other]\n\tkey = AQBxxx==\n[client.vmhost]\n\tkey = {key}\n")

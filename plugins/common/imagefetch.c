@@ -320,3 +320,18 @@ cleanup:
     gnutls_hash_deinit(x.hash, NULL);
   return rc;
 }
+
+void fetch_emit_progress(const struct vmh_host *host,
+                         const struct vmh_instance *inst, const char *name,
+                         uint64_t done, uint64_t total) {
+  char object[VMH_NAME_MAX + 16];
+  struct vmh_event ev = {0};
+
+  snprintf(object, sizeof object, "image/%s", name);
+  ev.struct_size = sizeof ev;
+  ev.type = VMH_EVENT_PROGRESS;
+  ev.object = object;
+  ev.done = done;
+  ev.total = total;
+  host->emit(inst, &ev);
+}

@@ -101,4 +101,11 @@ int fetch_check(const struct vmh_host *host, const char *what, const char *url,
  * bytes), or a sink's own code.  res is always filled in. */
 int fetch_run(const struct fetch_request *req, struct fetch_result *res);
 
+/* Publishes progress of the import of image `name` as inst's
+ * VMH_EVENT_PROGRESS event on object "image/NAME": what a plugin's
+ * fetch_request.progress does. */
+void fetch_emit_progress(const struct vmh_host *host,
+                         const struct vmh_instance *inst, const char *name,
+                         uint64_t done, uint64_t total);
+
 #endif

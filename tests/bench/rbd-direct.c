@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The reference of bench/rbd.py: N clones of one base image made and then
  * deleted by a plain librbd loop, with the calls vmhostd makes for each
  * over one cluster connection: create is the plugin's vol_create

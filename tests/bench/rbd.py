@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """RBD storage benchmark on a throwaway Ceph (tests/cephcluster.py: one
 monitor, one memstore OSD on 127.0.0.1), in one run:
 
@@ -62,11 +63,8 @@ with tempfile.TemporaryDirectory(prefix="vmh-bench-rbd.") as tmp:
     try:
         c.start()
         c.pool("vmh")
-        key = c.user("vmhost", "vmh")
         key_file = os.path.join(tmp, "vmhost.key")
-        with open(key_file, "w") as f:
-            f.write(key)
-        os.chmod(key_file, 0o600)
+        key = c.key_file("vmhost", "vmh", key_file)
         mon = f"v2:{c.monitor}"
         image = os.path.join(tmp, "image.raw")
         with open(image, "wb") as f:

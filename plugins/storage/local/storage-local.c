@@ -1046,16 +1046,8 @@ static int part_truncate(void *opaque, uint64_t size) {
 
 static void part_progress(void *opaque, uint64_t done, uint64_t total) {
   struct part_sink *pt = opaque;
-  char object[VMH_NAME_MAX + 16];
-  struct vmh_event ev = {0};
 
-  snprintf(object, sizeof object, "image/%s", pt->name);
-  ev.struct_size = sizeof ev;
-  ev.type = VMH_EVENT_PROGRESS;
-  ev.object = object;
-  ev.done = done;
-  ev.total = total;
-  host->emit(pt->p->inst, &ev);
+  fetch_emit_progress(host, pt->p->inst, pt->name, done, total);
 }
 
 static int lc_image_import(void *handle, const struct vmh_image_spec *spec,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* storage-rbd — a Ceph RBD pool (or one namespace of it) as a storage
  * pool, over librados and librbd: no rbd or ceph command ever runs.
  *
@@ -147,36 +148,83 @@ static int open_image(struct pool *p, const char *rbd_name, const char *what,
   return 0;
 }
 
-/* The images of the pool (namespace), all of them.  Free *ret with
- * free_images. */
-static int list_images(struct pool *p, rbd_image_spec_t **ret, size_t *n) {
-  rbd_image_spec_t *v = NULL;
-  size_t max = 64;
+/* One of librbd's list calls on obj: fills up to *max entries of v and
+ * sets *max to how many it filled, or fails with -ERANGE and sets *max to
+ * how many there are. */
+typedef int (*list_call)(void *obj, void *v, size_t *max);
+
+static int call_list2(void *io, void *v, size_t *max) {
+  return rbd_list2(io, v, max);
+}
+
+static int call_children(void *img, void *v, size_t *max) {
+  return rbd_list_children3(img, v, max);
+}
+
+static int call_snaps(void *img, void *v, size_t *max) {
+  int n = (int)*max, r = rbd_snap_list(img, v, &n);
+
+  *max = (size_t)(r < 0 ? n : r);
+  return r < 0 ? r : 0;
+}
+
+/* Calls fn with an array of elem-sized entries grown until they fit:
+ * *ret (the caller frees it) holds *n entries.  what: "the images of …". */
+static int list_all(struct pool *p, list_call fn, void *obj, size_t elem,
+                    const char *what, void **ret, size_t *n) {
+  void *v = NULL;
+  size_t max = 16;
   int r;
 
-  for (;;) {
-    rbd_image_spec_t *nv = realloc(v, (max + 1) * sizeof *v);
+  do {
+    void *nv = realloc(v, (max + 1) * elem);
     if (nv == NULL) {
       free(v);
       return vmh_fail(host, VMH_ENOMEM, "out of memory");
     }
     v = nv;
-    r = rbd_list2(p->io, v, &max);
-    if (r != -ERANGE)
-      break;
-  }
+  } while ((r = fn(obj, v, &max)) == -ERANGE);
   if (r < 0) {
     free(v);
-    return ceph_fail(p, r, "list the images of Ceph pool %s", p->pool);
+    return ceph_fail(p, r, "list %s", what);
   }
   *ret = v;
   *n = max;
   return 0;
 }
 
+/* The images of the pool (namespace), all of them.  Free *ret with
+ * free_images. */
+static int list_images(struct pool *p, rbd_image_spec_t **ret, size_t *n) {
+  char what[128];
+
+  snprintf(what, sizeof what, "the images of Ceph pool %s", p->pool);
+  return list_all(p, call_list2, p->io, sizeof **ret, what, (void **)ret, n);
+}
+
 static void free_images(rbd_image_spec_t *v, size_t n) {
   rbd_image_spec_list_cleanup(v, n);
   free(v);
+}
+
+/* Called by each_image with the RBD name of an image of the pool. */
+typedef int (*image_fn)(struct pool *p, const char *rbd_name, void *opaque);
+
+/* Calls fn for every image of the pool (namespace) until one returns
+ * non-zero, which is returned; VMH_ENOENT (an image deleted since the
+ * listing) does not stop the walk. */
+static int each_image(struct pool *p, image_fn fn, void *opaque) {
+  rbd_image_spec_t *v = NULL;
+  size_t n = 0;
+  int rc;
+
+  if ((rc = list_images(p, &v, &n)) < 0)
+    return rc;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if ((rc = fn(p, v[i].name, opaque)) == VMH_ENOENT)
+      rc = 0;
+  free_images(v, n);
+  return rc;
 }
 
 /* Whether an RBD image name is a volume of ours. */
@@ -217,24 +265,14 @@ static void join_specs(const rbd_linked_image_spec_t *specs, size_t n,
 static int children(struct pool *p, rbd_image_t img, const char *what,
                     uint32_t *count, char *buf, size_t len) {
   rbd_linked_image_spec_t *v = NULL;
-  size_t max = 16, kept = 0;
-  int r;
+  size_t max = 0, kept = 0;
+  char about[2 * RBD_NAME_MAX];
+  int rc;
 
-  for (;;) {
-    rbd_linked_image_spec_t *nv = realloc(v, (max + 1) * sizeof *v);
-    if (nv == NULL) {
-      free(v);
-      return vmh_fail(host, VMH_ENOMEM, "out of memory");
-    }
-    v = nv;
-    r = rbd_list_children3(img, v, &max);
-    if (r != -ERANGE)
-      break;
-  }
-  if (r < 0) {
-    free(v);
-    return ceph_fail(p, r, "list the clones of %s", what);
-  }
+  snprintf(about, sizeof about, "the clones of %s", what);
+  if ((rc = list_all(p, call_children, img, sizeof *v, about, (void **)&v,
+                     &max)) < 0)
+    return rc;
   for (size_t i = 0; i < max; i++)
     kept += !v[i].trash;
   *count = (uint32_t)kept;
@@ -606,21 +644,23 @@ static int rb_health(void *handle, uint32_t flags) {
   return cluster_stat(handle, &st);
 }
 
+static int count_volume(struct pool *p, const char *rbd_name, void *opaque) {
+  (void)p;
+  *(uint32_t *)opaque += is_volume(rbd_name);
+  return 0;
+}
+
 static int rb_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
                         uint32_t flags) {
   struct pool *p = handle;
   struct rados_cluster_stat_t st;
   struct vmh_pool_info info = {0};
-  rbd_image_spec_t *v;
-  size_t n;
   int rc;
 
   if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = cluster_stat(p, &st)) < 0 || (rc = list_images(p, &v, &n)) < 0)
+      (rc = cluster_stat(p, &st)) < 0 ||
+      (rc = each_image(p, count_volume, &info.n_volumes)) < 0)
     return rc;
-  for (size_t i = 0; i < n; i++)
-    info.n_volumes += is_volume(v[i].name);
-  free_images(v, n);
   info.struct_size = sizeof info;
   info.capacity = st.kb << 10;
   info.allocation = st.kb_used << 10;
@@ -690,25 +730,28 @@ static int report_volume(struct pool *p, const char *name,
   return fn(opaque, &info);
 }
 
+/* A visitor and its argument, for the walks of each_image. */
+struct visit {
+  vmh_volume_info_fn vol;
+  vmh_image_info_fn img;
+  void *opaque;
+};
+
+static int list_volume(struct pool *p, const char *rbd_name, void *opaque) {
+  struct visit *v = opaque;
+
+  return is_volume(rbd_name) ? report_volume(p, rbd_name, v->vol, v->opaque)
+                             : 0;
+}
+
 static int rb_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
                        uint32_t flags) {
-  struct pool *p = handle;
-  rbd_image_spec_t *v;
-  size_t n;
+  struct visit v = {.vol = fn, .opaque = opaque};
   int rc;
 
-  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = list_images(p, &v, &n)) < 0)
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0)
     return rc;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (!is_volume(v[i].name))
-      continue;
-    rc = report_volume(p, v[i].name, fn, opaque);
-    if (rc == VMH_ENOENT) /* deleted since the listing */
-      rc = 0;
-  }
-  free_images(v, n);
-  return rc;
+  return each_image(handle, list_volume, &v);
 }
 
 static int rb_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
@@ -814,27 +857,16 @@ static int rb_vol_create(void *handle, const struct vmh_volume_spec *spec,
 /* VMH_EBUSY naming the snapshots of img, if it has any. */
 static int check_no_snaps(struct pool *p, rbd_image_t img, const char *what) {
   rbd_snap_info_t *s = NULL;
-  int max = 16, r;
-  char names[512];
-  size_t off = 0;
+  char names[512], about[2 * RBD_NAME_MAX];
+  size_t n = 0, off = 0;
+  int rc;
 
-  for (;;) {
-    rbd_snap_info_t *ns = realloc(s, (size_t)(max + 1) * sizeof *s);
-    if (ns == NULL) {
-      free(s);
-      return vmh_fail(host, VMH_ENOMEM, "out of memory");
-    }
-    s = ns;
-    r = rbd_snap_list(img, s, &max);
-    if (r != -ERANGE)
-      break;
-  }
-  if (r < 0) {
-    free(s);
-    return ceph_fail(p, r, "list the snapshots of %s", what);
-  }
+  snprintf(about, sizeof about, "the snapshots of %s", what);
+  if ((rc = list_all(p, call_snaps, img, sizeof *s, about, (void **)&s, &n)) <
+      0)
+    return rc;
   names[0] = '\0';
-  for (int i = 0; i < r && off < sizeof names; i++) {
+  for (size_t i = 0; i < n && off < sizeof names; i++) {
     rbd_snap_namespace_type_t type;
     int w;
     /* A snapshot removed while it has clones (clone v2) waits in the
@@ -846,8 +878,7 @@ static int check_no_snaps(struct pool *p, rbd_image_t img, const char *what) {
                  s[i].name);
     off += w > 0 ? (size_t)w : 0;
   }
-  if (r > 0)
-    rbd_snap_list_end(s);
+  rbd_snap_list_end(s); /* it ends at an entry without a name */
   free(s);
   if (off > 0)
     return vmh_fail(host, VMH_EBUSY,
@@ -1107,16 +1138,8 @@ static int import_truncate(void *opaque, uint64_t size) {
 
 static void import_progress(void *opaque, uint64_t done, uint64_t total) {
   struct import *im = opaque;
-  char object[RBD_NAME_MAX];
-  struct vmh_event ev = {0};
 
-  snprintf(object, sizeof object, "image/%s", im->name);
-  ev.struct_size = sizeof ev;
-  ev.type = VMH_EVENT_PROGRESS;
-  ev.object = object;
-  ev.done = done;
-  ev.total = total;
-  host->emit(im->p->inst, &ev);
+  fetch_emit_progress(host, im->p->inst, im->name, done, total);
 }
 
 /* Makes the part image, removing one that an import which died left (an
@@ -1173,7 +1196,14 @@ static int rb_image_import(void *handle, const struct vmh_image_spec *spec,
   char want[FETCH_SHA256_HEX + 1];
   struct import im = {.p = p, .name = spec->name, .what = what};
   const struct fetch_sink sink = {import_write, NULL, import_truncate, &im};
-  struct fetch_request req = {0};
+  const struct fetch_request req = {.host = host,
+                                    .inst = p->inst,
+                                    .what = what,
+                                    .url = spec->url,
+                                    .sha256 = want,
+                                    .sink = &sink,
+                                    .progress = import_progress,
+                                    .progress_opaque = &im};
   struct fetch_result res;
   int rc;
 
@@ -1202,14 +1232,6 @@ static int rb_image_import(void *handle, const struct vmh_image_spec *spec,
       rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
       goto out;
     }
-  req.host = host;
-  req.inst = p->inst;
-  req.what = what;
-  req.url = spec->url;
-  req.sha256 = want;
-  req.sink = &sink;
-  req.progress = import_progress;
-  req.progress_opaque = &im;
   /* A broken transfer resumes within this call; a part an earlier call
    * left is never resumed (nothing says how much of it was written). */
   if ((rc = fetch_run(&req, &res)) < 0 ||
@@ -1231,47 +1253,39 @@ out:
   return rc;
 }
 
+static int list_image(struct pool *p, const char *rbd_name, void *opaque) {
+  struct visit *v = opaque;
+  _cleanup_image_ rbd_image_t img = NULL;
+  struct vmh_image_info info = {0};
+  const char *name = image_of(rbd_name);
+  char what[RBD_NAME_MAX], sha[80];
+  size_t len = sizeof sha;
+  int r, rc;
+
+  if (name == NULL)
+    return 0;
+  snprintf(what, sizeof what, "image %s", name);
+  if ((rc = open_image(p, rbd_name, what, true, BASE_SNAP, &img)) < 0)
+    return rc;
+  info.struct_size = sizeof info;
+  info.name = name;
+  if ((r = rbd_get_size(img, &info.size)) < 0 ||
+      (r = rbd_metadata_get(img, "vmhost.sha256", sha, &len)) < 0)
+    return ceph_fail(p, r, "read %s", what);
+  info.sha256 = sha;
+  if ((rc = children(p, img, what, &info.n_users, NULL, 0)) < 0)
+    return rc;
+  return v->img(v->opaque, &info);
+}
+
 static int rb_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
                          uint32_t flags) {
-  struct pool *p = handle;
-  rbd_image_spec_t *v;
-  size_t n;
+  struct visit v = {.img = fn, .opaque = opaque};
   int rc;
 
-  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0 ||
-      (rc = list_images(p, &v, &n)) < 0)
+  if ((rc = VMH_CHECK_FLAGS(host, flags, 0)) < 0)
     return rc;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    _cleanup_image_ rbd_image_t img = NULL;
-    struct vmh_image_info info = {0};
-    const char *name = image_of(v[i].name);
-    char what[RBD_NAME_MAX], sha[80];
-    size_t len = sizeof sha;
-    int r;
-
-    if (name == NULL)
-      continue;
-    snprintf(what, sizeof what, "image %s", name);
-    rc = open_image(p, v[i].name, what, true, BASE_SNAP, &img);
-    if (rc == VMH_ENOENT) { /* deleted since the listing */
-      rc = 0;
-      continue;
-    }
-    if (rc < 0)
-      break;
-    info.struct_size = sizeof info;
-    info.name = name;
-    if ((r = rbd_get_size(img, &info.size)) < 0 ||
-        (r = rbd_metadata_get(img, "vmhost.sha256", sha, &len)) < 0) {
-      rc = ceph_fail(p, r, "read %s", what);
-      break;
-    }
-    info.sha256 = sha;
-    if ((rc = children(p, img, what, &info.n_users, NULL, 0)) == 0)
-      rc = fn(opaque, &info);
-  }
-  free_images(v, n);
-  return rc;
+  return each_image(handle, list_image, &v);
 }
 
 static int rb_image_delete(void *handle, const char *name, uint32_t flags) {
