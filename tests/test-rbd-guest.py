@@ -19,10 +19,11 @@ import time
 from cephcluster import Ceph, require_ceph
 from lvguest import (Libvirtd, build_initrd, first_line, kernel, read_line,
                      require_qemu)
-from vmhtest import Daemon, check, skip
+from vmhtest import Daemon, check, lsan_without_tls, skip
 
 require_qemu()
 require_ceph()
+lsan_without_tls()
 if not glob.glob("/usr/lib/*/qemu/block-rbd.so"):
     skip("QEMU has no rbd driver (qemu-block-extra)")
 MiB = 1 << 20
