@@ -419,13 +419,13 @@ static int volume_make(struct vm_disk *d) {
   return r;
 }
 
-/* Undo a local mapping of d's volume, if any.  Gone already is fine. */
+/* Tell d's pool that the VM no longer uses the volume: vol_unmap undoes a
+ * local mapping, and a pool that hands volumes to one VM at a time (iscsi)
+ * releases it.  Gone already is fine. */
 static int volume_unmap(struct vm_disk *d) {
-  if (!d->mapped)
-    return 0;
   struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
-    return VMH_EIO;
+    return d->mapped ? VMH_EIO : 0;
   int r = INSTANCE_CALL(pool, storage, vol_unmap, d->volume, 0);
   if (r < 0 && r != VMH_ENOENT && r != VMH_ENOTSUP)
     return r;

@@ -225,14 +225,6 @@ static int do_volume_delete(struct op *op) {
   return INSTANCE_CALL(inst, storage, vol_delete, op->b, 0);
 }
 
-/* Volume work is ordered per volume. */
-static char *volume_key(const char *pool, const char *vol) {
-  char *key;
-  return asprintf(&key, "volume:%s/%s", pool ? pool : "", vol ? vol : "") < 0
-             ? NULL
-             : key;
-}
-
 static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
                       vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
   if (refuse_missing("pool", pool, r) < 0 || refuse_name("volume", vol, r) < 0)
@@ -240,6 +232,7 @@ static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
   queue(fn, NULL, pool, vol, r, flags, ret_op);
 }
 
+/* Volume work is ordered per volume. */
 static void submit_volume(struct op *op) {
   _cleanup_free_ char *key = volume_key(op->a, op->b);
   submit(op, key);

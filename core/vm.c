@@ -8,6 +8,8 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,6 +121,14 @@ int vms_volume_in_use(const char *pool, const char *volume) {
              strcmp(table[i]->disks[j].volume, volume) == 0;
   vms_unlock();
   return used;
+}
+
+char *volume_key(const char *pool, const char *volume) {
+  char *key;
+  return asprintf(&key, "volume:%s/%s", pool ? pool : "",
+                  volume ? volume : "") < 0
+             ? NULL
+             : key;
 }
 
 /* ---- record → ABI structs ---------------------------------------------- */
@@ -239,9 +249,143 @@ int vm_refresh(struct vm *vm) {
   return r;
 }
 
-/* A state event from a hypervisor instance (subscribed by vms_init). */
+/* ---- volumes that vanish under VMs -------------------------------------- */
+
+/* A storage instance said a volume vanished or is back (storage.h). */
+struct volume_news {
+  char *pool, *volume, *message;
+  bool vanished;
+};
+
+static void volume_news_free(struct volume_news *n) {
+  free(n->pool);
+  free(n->volume);
+  free(n->message);
+  free(n);
+}
+
+/* What the core says on one VM that uses the volume. */
+struct vm_notice {
+  char id[VMH_ID_LEN + 1];
+  uint32_t state;
+  char *text;
+};
+
+/* The start of the error a vanished volume sets on a VM whose disk d uses
+ * it; its return clears an error that starts so, and no other. */
+static char *vanished_error(const struct vm_disk *d) {
+  char *s;
+  return asprintf(&s, "disk %s: volume %s/%s vanished", d->name, d->pool,
+                  d->volume) < 0
+             ? NULL
+             : s;
+}
+
+/* Marks vm, whose disk d uses the volume (lock held, exclusive): sets or
+ * clears its error and saves it.  Returns what to tell of it (the caller
+ * frees), NULL when out of memory. */
+static char *mark_vm(struct vm *vm, const struct vm_disk *d,
+                     const struct volume_news *n) {
+  _cleanup_free_ char *prefix = vanished_error(d);
+  char *text;
+  if (!prefix)
+    return NULL;
+  if (n->vanished) {
+    char *error;
+    if (asprintf(&error, "%s: %s", prefix,
+                 n->message ? n->message : "its pool says so") < 0)
+      return NULL;
+    free(vm->error);
+    vm->error = error;
+  } else if (vm->error && strncmp(vm->error, prefix, strlen(prefix)) == 0) {
+    free(vm->error);
+    vm->error = NULL;
+  }
+  if (state_save(vm) < 0)
+    log_warn("VM '%s': %s", vm->name, error_get());
+  if (asprintf(&text, "VM '%s': disk %s: volume %s/%s %s", vm->name, d->name,
+               d->pool, d->volume,
+               n->vanished ? "vanished from its pool" : "is back") < 0)
+    return NULL;
+  return text;
+}
+
+/* Marks every VM that uses the volume, then tells (events are emitted
+ * without the lock: a subscriber may take it). */
+static void volume_news_task(void *arg) {
+  struct volume_news *n = arg;
+  struct vm_notice *notes = NULL;
+  size_t n_notes = 0;
+
+  vms_wrlock();
+  for (size_t i = 0; i < n_table && !workers_cancelled(); i++) {
+    struct vm *vm = table[i];
+    for (size_t j = 0; j < vm->n_disks; j++) {
+      const struct vm_disk *d = &vm->disks[j];
+      if (strcmp(d->pool, n->pool) != 0 || strcmp(d->volume, n->volume) != 0)
+        continue;
+      struct vm_notice *more = realloc(notes, (n_notes + 1) * sizeof *notes);
+      if (!more)
+        break;
+      notes = more;
+      snprintf(notes[n_notes].id, sizeof notes[n_notes].id, "%s", vm->id);
+      notes[n_notes].state = vm->state;
+      if ((notes[n_notes].text = mark_vm(vm, d, n)))
+        n_notes++;
+    }
+  }
+  vms_unlock();
+  for (size_t i = 0; i < n_notes; i++) {
+    struct vmh_event ev = {
+        .struct_size = sizeof ev,
+        .type = VMH_EVENT_VM_STATE,
+        .vm_id = notes[i].id,
+        .state = notes[i].state,
+        .reason =
+            n->vanished ? VMH_REASON_VOLUME_VANISHED : VMH_REASON_VOLUME_BACK,
+        .message = notes[i].text,
+    };
+    log_msg("core", n->vanished ? VMH_LOG_ERROR : VMH_LOG_INFO, "%s",
+            notes[i].text);
+    events_emit("core", &ev);
+    free(notes[i].text);
+  }
+  free(notes);
+  volume_news_free(n);
+}
+
+/* A storage instance's volume event: queued, in the volume's order (the
+ * records are written on a worker, never on the emitting thread). */
+static void on_volume_event(const struct vmh_event *ev) {
+  bool vanished = strcmp(ev->reason, VMH_REASON_VOLUME_VANISHED) == 0;
+  if (!vanished && strcmp(ev->reason, VMH_REASON_VOLUME_BACK) != 0)
+    return;
+  if (!ev->object || !instance_find(VMH_KIND_STORAGE, ev->source))
+    return;
+  struct volume_news *n = calloc(1, sizeof *n);
+  _cleanup_free_ char *key = volume_key(ev->source, ev->object);
+  if (!n || !key || !(n->pool = strdup(ev->source)) ||
+      !(n->volume = strdup(ev->object)) ||
+      (ev->message && !(n->message = strdup(ev->message)))) {
+    log_warn("%s: volume %s: out of memory: its VMs are not marked", ev->source,
+             ev->object);
+  } else {
+    n->vanished = vanished;
+    if (workers_submit(key, volume_news_task, n) == 0)
+      return;
+  }
+  if (n)
+    volume_news_free(n);
+}
+
+/* Events that change records (subscribed by vms_init): a hypervisor
+ * instance's VM states, a storage instance's vanished volumes. */
 static void on_event(void *opaque, const struct vmh_event *ev) {
   (void)opaque;
+  if (ev->type == VMH_EVENT_PLUGIN && ev->reason && ev->source) {
+    on_volume_event(ev);
+    return;
+  }
   if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)
     return;
   vms_wrlock();

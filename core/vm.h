@@ -28,6 +28,9 @@ size_t vms_count(void);
 
 /* 1 when any VM record names pool/volume. */
 int vms_volume_in_use(const char *pool, const char *volume);
+/* The worker key (workers.h) that orders the work on pool/volume (either
+ * may be NULL); the caller frees it.  NULL when out of memory. */
+char *volume_key(const char *pool, const char *volume);
 
 /* The front-ends' VM operations (struct vmh_core). */
 void vm_list(vmh_reply_t *r, uint32_t flags);

@@ -28,6 +28,7 @@ PACKAGES=(
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
+  libiscsi-dev        # storage/iscsi: the iSCSI initiator
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
@@ -52,8 +53,10 @@ PACKAGES=(
   ceph-mon            # storage/rbd tests: a throwaway Ceph monitor
   ceph-osd            # storage/rbd tests: its OSD (memstore)
   ceph-common         # storage/rbd tests and bench: ceph, rbd, ceph-authtool
-  qemu-block-extra    # storage/rbd guest test: QEMU's rbd driver
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
+  tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
+  libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
+  qemu-block-extra    # storage/iscsi, storage/rbd guest tests: QEMU's libiscsi and rbd drivers
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load

@@ -11,6 +11,9 @@ the virtio-serial port org.vmhost.agent.0, then answers on that port:
             cloud-init seed CD-ROM
   write DEV TEXT  "wrote DEV: STATUS" after writing TEXT at the start of
             /dev/DEV
+  wseq DEV MIB / rseq DEV MIB  "wseq DEV: STATUS" / "rseq DEV: STATUS"
+            after writing (zeroes) or reading the first MIB MiB of /dev/DEV
+            sequentially in 1 MiB blocks, with O_DIRECT (the benchmarks)
   poweroff  "bye", then powers off
 With "vmh.acpi=1" on its command line it honours an ACPI power-button
 press (a graceful shutdown request) by powering off; without, it has no
@@ -79,6 +82,13 @@ while read -r line <&3; do
           dev=$2; shift 2
           echo "$*" | dd of=/dev/$dev conv=fsync 2>/dev/null
           echo "wrote $dev: $?" >&3 ;;
+    wseq\ *) set -- $line
+          dd if=/dev/zero of=/dev/$2 bs=1M count=$3 oflag=direct conv=fsync \
+            2>/dev/null
+          echo "wseq $2: $?" >&3 ;;
+    rseq\ *) set -- $line
+          dd if=/dev/$2 of=/dev/null bs=1M count=$3 iflag=direct 2>/dev/null
+          echo "rseq $2: $?" >&3 ;;
     poweroff) echo "bye" >&3; poweroff -f ;;
   esac
 done

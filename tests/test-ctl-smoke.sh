@@ -27,6 +27,7 @@ hypervisors:
 storage:
   - name: pool0
     plugin: mock
+    message: 'shelf 2 offline'
 networks:
   - name: net0
     plugin: mock
@@ -92,6 +93,11 @@ expect(nic["mac"] and b["mac"] == nic["mac"], "MAC", nic)
 r = vmhctl.check(sock, {"op": "volume_list", "pool": "pool0"})
 vols = {v["name"]: v for v in r["volumes"]}
 expect("vm1-vda" in vols and vols["vm1-vda"]["capacity"] == GiB, "volume", r)
+# Where the volume lives: the file its disk source names (the mock's).
+expect(vols["vm1-vda"]["location"] == "file://" + disk["source"]["path"],
+       "location", (vols, disk))
+r = vmhctl.check(sock, {"op": "pool_get", "pool": "pool0"})
+expect(r["pools"][0]["message"] == "shelf 2 offline", "pool message", r)
 
 r = vmhctl.check(sock, {"op": "vm_list"})
 expect([v["id"] for v in r["vms"]] == [vm_id], "vm_list", r)

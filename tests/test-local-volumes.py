@@ -84,6 +84,7 @@ try:
         v = d.ok(op="volume_get", pool="pool0", volume="disk-a")["volumes"][0]
         check(v["format"] == "raw" and v["capacity"] == 32 * MiB
               and v["backing"] is None, v)
+        check(v["location"] == "file://" + pool + "/disk-a", "location", v)
 
         # qcow2, asked for; qemu-img agrees with what the pool reports.
         d.ok(op="volume_create", pool="pool0",

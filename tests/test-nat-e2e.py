@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from vmhtest import Daemon, check, fail, mocks
+from vmhtest import Daemon, check, fail, mocks, wait_for
 
 for tool in ("ip", "nft", "dnsmasq", "busybox"):
     if not shutil.which(tool):
@@ -88,16 +88,6 @@ def dnsmasqs(pidfile):
 def read_pid(pidfile):
     with open(pidfile) as f:
         return int(f.read().split()[0])
-
-
-def wait_for(cond, what, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    fail("timed out waiting for", what)
 
 
 SERVER = f"""

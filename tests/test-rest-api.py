@@ -38,11 +38,14 @@ with RestDaemon() as d:
     # Storage and networks.
     check([p["name"] for p in call("GET", V + "/storage/pools")["pools"]] ==
           ["pool0"], "pools")
-    call("GET", V + "/storage/pools/pool0")
+    check(call("GET", V + "/storage/pools/pool0")["message"] is None,
+          "no pool message")
     vol = call("POST", V + "/storage/pools/pool0/volumes",
                {"name": "data-1", "size": 1 << 30, "format": "raw"},
                status=201)
     check(vol["name"] == "data-1" and vol["capacity"] == 1 << 30, vol)
+    check(vol["location"].startswith("file:///")
+          and vol["location"].endswith("/data-1"), vol)
     check([v["name"] for v in
            call("GET", V + "/storage/pools/pool0/volumes")["volumes"]] ==
           ["data-1"], "volumes")

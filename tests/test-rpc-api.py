@@ -20,7 +20,7 @@ SC = grpc.StatusCode
 HV = (", faults: [ { op: console, mode: nth, n: 2, error: not_supported } ]"
       ", latency: { start: 3s }")
 
-with RpcDaemon(body=mocks(hv=HV)) as d:
+with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
     ch = d.channel()
     node = d.node(ch)
 
@@ -62,10 +62,13 @@ with RpcDaemon(body=mocks(hv=HV)) as d:
     pools = node.ListPools(N.ListPoolsRequest()).pools
     check([p.name for p in pools] == ["pool0"] and pools[0].type == "mock",
           pools)
-    check(node.GetPool(N.PoolRequest(pool="pool0")).capacity > 0)
+    p = node.GetPool(N.PoolRequest(pool="pool0"))
+    check(p.capacity > 0 and p.message == "shelf 2 offline", p)
     vol = node.CreateVolume(N.CreateVolumeRequest(
         pool="pool0", name="data-1", size=1 << 20, format=N.DISK_FORMAT_RAW))
     check(vol.name == "data-1" and vol.capacity == 1 << 20, vol)
+    check(vol.location.startswith("file:///")
+          and vol.location.endswith("/data-1"), vol)
     check(node.GetVolume(N.VolumeRequest(pool="pool0", volume="data-1"))
           .capacity == 1 << 20)
     vol = node.ResizeVolume(N.ResizeVolumeRequest(pool="pool0",

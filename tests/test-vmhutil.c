@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmhutil (plugins/common) and the ABI's header helpers: crash-safe
- * writes, spawning, the port table and MACs, histograms. */
+ * writes, spawning, the port table and MACs, histograms, URLs. */
 #include <config.h>
 
 #include <dirent.h>
@@ -18,6 +18,7 @@
 #include "histogram.h"
 #include "netcommon.h"
 #include "spawnproc.h"
+#include "url.h"
 
 static char dir[] = "/tmp/vmhutil.XXXXXX";
 
@@ -296,6 +297,15 @@ static void test_header_helpers(void) {
   CHECK(VMH_HAS_FIELD(&g, appended));
 }
 
+static void test_url(void) {
+  char *u = url_path("file://", "/srv/my pool/100%/ü/a:b~c");
+  CHECK(u && strcmp(u, "file:///srv/my%20pool/100%25/%C3%BC/a:b~c") == 0);
+  free(u);
+  u = url_path("nfs://server", "");
+  CHECK(u && strcmp(u, "nfs://server") == 0);
+  free(u);
+}
+
 int main(void) {
   CHECK(mkdtemp(dir) != NULL);
   test_atomic_write();
@@ -305,6 +315,7 @@ int main(void) {
   test_histogram();
   test_errno_code();
   test_header_helpers();
+  test_url();
   char path[64];
   snprintf(path, sizeof path, "%s/state", dir);
   CHECK(unlink(path) == 0 && rmdir(dir) == 0);

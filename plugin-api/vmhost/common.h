@@ -19,7 +19,9 @@
  *        cache); hypervisor: attach_disk, detach_disk (hot-plug); network:
  *        port_addresses (guest addresses from DHCP leases); VM spec:
  *        network_config (cloud-init); core: vm_generation.
- *   1.2  host: verror, config_path, config_key_where; core: error_message.
+ *   1.2  host: verror, config_path, config_key_where; core: error_message;
+ *        pool info: message; volume info: location.  Events (no layout
+ *        change): VMH_REASON_VOLUME_VANISHED, VMH_REASON_VOLUME_BACK.
  *        Header helpers (no layout change): vmh_name_valid, VMH_HAS_FIELD
  *        (here), vmh_fail, vmh_check_flags (host.h).
  */

@@ -41,6 +41,16 @@ typedef int (*vmh_disk_source_fn)(void *opaque,
 typedef int (*vmh_image_info_fn)(void *opaque,
                                  const struct vmh_image_info *img);
 
+/* Event reasons (host->emit, VMH_EVENT_PLUGIN, object: the volume's name,
+ * message: what happened).  A pool that finds a volume gone while a VM uses
+ * it (a LUN dropped by the array, say) keeps it and emits
+ * VMH_REASON_VOLUME_VANISHED, then VMH_REASON_VOLUME_BACK if it returns.
+ * The core reports it on each VM whose disk uses the volume: the VM's error
+ * says so until the volume is back, and a VMH_EVENT_VM_STATE with the same
+ * reason names the VM. */
+#define VMH_REASON_VOLUME_VANISHED "volume-vanished"
+#define VMH_REASON_VOLUME_BACK "volume-back"
+
 /* vol_resize flag: allow making it smaller. */
 #define VMH_RESIZE_SHRINK (UINT32_C(1) << 0)
 /* vol_source flag: map to a local path/device (the same bit as
@@ -79,7 +89,10 @@ struct vmh_storage_ops {
    * calls vol_unmap when the VM no longer needs it. */
   int (*vol_source)(void *handle, const char *name, vmh_disk_source_fn fn,
                     void *opaque, uint32_t flags);
-  /* Optional.  Undo a VMH_SOURCE_LOCAL mapping; not mapped → 0. */
+  /* Optional.  The VM no longer uses the volume (VM deleted, disk
+   * detached, create rolled back): undo a VMH_SOURCE_LOCAL mapping, or
+   * release a volume the pool hands to one VM at a time; called mapped or
+   * not (nothing to undo → 0). */
   int (*vol_unmap)(void *handle, const char *name, uint32_t flags);
 
 #if VMH_ABI_TARGET_MINOR >= 1

@@ -240,6 +240,12 @@ struct vmh_pool_info {
   uint64_t available;  /* bytes volumes may still use */
   uint32_t n_volumes;
   uint32_t default_format; /* enum vmh_disk_format */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: one human line on the pool's condition when it is not simply
+   * fine, e.g. "target iqn.2024-01.example:a refused our login (CHAP)";
+   * NULL: nothing to say. */
+  const char *message;
+#endif
 };
 
 struct vmh_volume_spec {
@@ -257,6 +263,14 @@ struct vmh_volume_info {
   uint64_t allocation; /* bytes used on the backend */
   uint32_t format;     /* enum vmh_disk_format */
   const char *backing; /* base image, NULL: none */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: a URL saying where the volume lives, for people and
+   * inventories (never parsed by the core, never a secret: no user, key or
+   * password in it), e.g. file:///var/lib/vmhost/pool0/vol1,
+   * iscsi://192.0.2.1:3260/iqn.2024-01.example:a/1, rbd:pool/image,
+   * nfs://server/export/path.  NULL: the plugin does not say. */
+  const char *location;
+#endif
 };
 
 struct vmh_image_spec {
@@ -325,7 +339,7 @@ enum vmh_event_type {
   VMH_EVENT_VM_DELETED = 3, /* vm_id */
   VMH_EVENT_OPERATION = 4,  /* an operation ended: operation, code, message */
   VMH_EVENT_PROGRESS = 5,   /* object, done, total (e.g. an image download) */
-  VMH_EVENT_PLUGIN = 6,     /* a plugin instance changed health */
+  VMH_EVENT_PLUGIN = 6,     /* health changed, or a reason in storage.h */
 };
 
 struct vmh_event {

@@ -315,6 +315,7 @@ json_t *abij_pool(const struct vmh_pool_info *in) {
   set(o, "available", abij_u64(p.available));
   set(o, "n_volumes", json_integer(p.n_volumes));
   set(o, "default_format", JNAME(formats, p.default_format));
+  set(o, "message", abij_str(p.message));
   return o;
 }
 
@@ -329,6 +330,7 @@ json_t *abij_volume(const struct vmh_volume_info *in) {
   set(o, "allocation", abij_u64(v.allocation));
   set(o, "format", JNAME(formats, v.format));
   set(o, "backing", abij_str(v.backing));
+  set(o, "location", abij_str(v.location));
   return o;
 }
 

@@ -318,6 +318,7 @@ Vmhost__V1__Pool *abipb_pool(struct abij_arena *a,
   m->available = p.available;
   m->n_volumes = p.n_volumes;
   m->default_format = (Vmhost__V1__DiskFormat)p.default_format;
+  STR(a, m->message, p.message, nomem);
   return m;
 nomem:
   return NULL;
@@ -332,6 +333,7 @@ Vmhost__V1__Volume *abipb_volume(struct abij_arena *a,
     return NULL;
   STR(a, m->name, v.name, nomem);
   STR(a, m->backing, v.backing, nomem);
+  STR(a, m->location, v.location, nomem);
   m->capacity = v.capacity;
   m->allocation = v.allocation;
   m->format = (Vmhost__V1__DiskFormat)v.format;

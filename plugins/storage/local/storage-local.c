@@ -23,9 +23,11 @@
 #include <vmhost/vmhost-plugin.h>
 
 #include "atomicfile.h"
+#include "cleanup.h"
 #include "errname.h"
 #include "imagefetch.h"
 #include "spawnproc.h"
+#include "url.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -63,6 +65,7 @@ struct pool {
   const struct vmh_instance *inst;
   const char *name;     /* instance name, for messages */
   char *path;           /* absolute, no trailing slash */
+  char *url;            /* file:// URL of path, for volume locations */
   char *images_path;    /* path + "/.images" */
   const char *qemu_img; /* program, looked up in PATH */
   uint64_t reserved;
@@ -444,11 +447,18 @@ static uint32_t path_format(struct pool *p, const char *name) {
   return f == VMH_FORMAT_DEFAULT ? VMH_FORMAT_RAW : f;
 }
 
-static int report(const struct volinfo *v, vmh_volume_info_fn fn,
-                  void *opaque) {
+static int report(const struct pool *p, const struct volinfo *v,
+                  vmh_volume_info_fn fn, void *opaque) {
   struct vmh_volume_info info = {0};
+  _cleanup_free_ char *location = NULL;
 
+  /* Volume names need no escaping in a URL. */
+  if (asprintf(&location, "%s/%s", p->url, v->name) < 0) {
+    location = NULL;
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
+  }
   info.struct_size = sizeof info;
+  info.location = location;
   info.name = v->name;
   info.capacity = v->capacity;
   info.allocation = v->allocation;
@@ -575,6 +585,7 @@ static void lc_close(void *handle) {
     close(p->imgfd);
   pthread_rwlock_destroy(&p->images_lock);
   free(p->path);
+  free(p->url);
   free(p->images_path);
   free(p);
 }
@@ -627,6 +638,10 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   for (size_t n = strlen(p->path); n > 1 && p->path[n - 1] == '/'; n--)
     p->path[n - 1] = '\0';
+  if ((p->url = url_path("file://", p->path)) == NULL) {
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
+    goto fail;
+  }
   if (asprintf(&p->images_path, "%s/" IMAGES_DIR, p->path) < 0) {
     p->images_path = NULL;
     rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
@@ -703,8 +718,7 @@ struct list_ctx {
 
 static int list_one(struct pool *p, const struct volinfo *v, void *opaque) {
   struct list_ctx *c = opaque;
-  (void)p;
-  return report(v, c->fn, c->opaque);
+  return report(p, v, c->fn, c->opaque);
 }
 
 static int lc_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
@@ -727,7 +741,7 @@ static int lc_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
     return rc;
   rc = read_vol_fd(p, fd, name, &v);
   close(fd);
-  return rc < 0 ? rc : report(&v, fn, opaque);
+  return rc < 0 ? rc : report(p, &v, fn, opaque);
 }
 
 /* An image's recorded format and virtual size. */

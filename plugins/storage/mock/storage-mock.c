@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "mockcommon.h"
+#include "url.h"
 
 enum {
   OP_OPEN,
@@ -67,6 +69,8 @@ struct st {
   struct ptrvec vols;   /* of struct vol *, in creation order */
   struct ptrvec images; /* of struct image * */
   uint64_t used;        /* sum of the volumes' capacities */
+  char *url;            /* file:// URL of the state directory */
+  const char *message;  /* config `message`: the pool's condition */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -289,6 +293,7 @@ static int st_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
   info.available = free_bytes(s);
   info.n_volumes = (uint32_t)s->vols.n;
   info.default_format = s->default_format;
+  info.message = s->message;
   mock_common_unlock(s->mc);
   return fn(opaque, &info);
 }
@@ -311,11 +316,18 @@ static void view_vol(const struct vol *v, struct vol_view *w) {
   w->format = v->format;
 }
 
-static int report_vol(const struct vol_view *w, vmh_volume_info_fn fn,
-                      void *opaque) {
+static int report_vol(const struct st *s, const struct vol_view *w,
+                      vmh_volume_info_fn fn, void *opaque) {
   struct vmh_volume_info info = {0};
+  _cleanup_free_ char *location = NULL;
 
+  /* Where vol_source says it is; volume names need no escaping. */
+  if (asprintf(&location, "%s/%s", s->url, w->name) < 0) {
+    location = NULL;
+    return vmh_fail(s->host, VMH_ENOMEM, "out of memory");
+  }
   info.struct_size = sizeof info;
+  info.location = location;
   info.name = w->name;
   info.capacity = w->capacity;
   info.allocation = w->allocation;
@@ -345,7 +357,7 @@ static int st_vol_list(void *handle, vmh_volume_info_fn fn, void *opaque,
     view_vol(s->vols.v[i], &views[i]);
   mock_common_unlock(s->mc);
   for (i = 0; rc == 0 && i < n; i++)
-    rc = report_vol(&views[i], fn, opaque);
+    rc = report_vol(s, &views[i], fn, opaque);
   free(views);
   return rc;
 }
@@ -373,7 +385,7 @@ static int st_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
   mock_common_unlock(s->mc);
   if (rc < 0)
     return rc;
-  return report_vol(&w, fn, opaque);
+  return report_vol(s, &w, fn, opaque);
 }
 
 static int st_vol_create(void *handle, const struct vmh_volume_spec *spec,
@@ -859,6 +871,7 @@ static void st_close(void *handle) {
   ptrvec_free(&s->vols);
   free_images(&s->images);
   mock_common_close(s->mc);
+  free(s->url);
   free(s);
 }
 
@@ -887,8 +900,13 @@ static int st_open(const struct vmh_host *host, const struct vmh_instance *inst,
       (rc = host->config_int(config, "max_volumes", 1, 1000000, 4096,
                              &s->max_volumes, 0)) < 0 ||
       (rc = host->config_size(config, "import_size", 1, UINT64_MAX,
-                              UINT64_C(1) << 30, &s->import_size, 0)) < 0)
+                              UINT64_C(1) << 30, &s->import_size, 0)) < 0 ||
+      (rc = host->config_string(config, "message", NULL, &s->message, 0)) < 0)
     goto fail;
+  if ((s->url = url_path("file://", mock_common_state_dir(s->mc))) == NULL) {
+    rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
+    goto fail;
+  }
   if (strcmp(format, "raw") == 0) {
     s->default_format = VMH_FORMAT_RAW;
   } else if (strcmp(format, "qcow2") == 0) {
