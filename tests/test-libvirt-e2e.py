@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from vmhtest import VMHOSTD, Daemon, check, expect, lsan_without_tls, vm_spec
+from vmhtest import Daemon, check, expect, lsan_without_tls, vm_spec
 
 lsan_without_tls()
 

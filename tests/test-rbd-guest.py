@@ -17,8 +17,8 @@ import subprocess
 import time
 
 from cephcluster import Ceph, require_ceph
-from lvguest import (Libvirtd, build_initrd, first_line, kernel, read_line,
-                     require_qemu)
+from lvguest import (Libvirtd, build_initrd, first_line, kernel, require_qemu,
+                     write_pattern)
 from vmhtest import Daemon, check, lsan_without_tls, skip
 
 require_qemu()
@@ -94,14 +94,8 @@ with d:
     deadline = time.time() + 120
     s, line = first_line(vm["channel"]["path"], deadline)
     check(line.startswith("hello from guest"), line)
-    s.sendall(b"blocks\n")
-    line = read_line(s, deadline)
-    check("vda" in line.split(), line)
-    pattern = f"vmhost-rbd-{os.getpid()}"
-    s.sendall(f"write vda {pattern}\n".encode())
-    check(read_line(s, deadline) == "wrote vda: 0", "the guest's write")
-    s.close()
-    check(export(vol).startswith(pattern.encode() + b"\n"),
+    pattern = write_pattern(s, "vda", "rbd", deadline)
+    check(export(vol).startswith(pattern),
           "read back through librbd:", export(vol)[:64])
     check(export("_image.base@base").startswith(b"the base image\n"),
           "the base is untouched")

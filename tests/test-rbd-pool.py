@@ -152,7 +152,8 @@ with d:
     d.ok(op="volume_create", pool="ceph", volume={"name": "a", "size": 32 * MiB})
     v = vol("a")
     check(v["capacity"] == 32 * MiB and v["allocation"] == 0
-          and v["format"] == "raw" and v["backing"] is None, v)
+          and v["format"] == "raw" and v["backing"] is None
+          and v["location"] == "rbd:vmh/a", v)
     check(rbd_names() == ["a"], rbd_names())
     # Written data counts as allocated (librbd's own view, whole objects).
     c.rbd("bench", "--io-type", "write", "--io-size", "4096", "--io-total",
@@ -176,8 +177,9 @@ with d:
          shrink=True)
     check(vol("a")["capacity"] == 16 * MiB, "shrunk")
     p = d.ok(op="pool_get", pool="ceph")["pools"][0]
-    # No mgr: the cluster reports no usage (the plugin says what it gets).
-    check(p["n_volumes"] == 1 and p["capacity"] == 0, p)
+    # No mgr: the cluster reports no usage, and the pool says so.
+    check(p["n_volumes"] == 1 and p["capacity"] == 0
+          and "no usage" in p["message"], p)
 
     # The image cache: an import streams into an RBD image, verified
     # before it can be used; a wrong digest or a qcow2 file keeps nothing.

@@ -666,6 +666,11 @@ static int rb_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
   info.allocation = st.kb_used << 10;
   info.available = st.kb_avail << 10;
   info.default_format = VMH_FORMAT_RAW;
+  /* The monitors have usage statistics from a ceph-mgr only. */
+  if (st.kb == 0)
+    info.message =
+        "the Ceph cluster reports no usage (is a ceph-mgr "
+        "running?): capacity, allocation and available read as 0";
   return fn(opaque, &info);
 }
 
@@ -703,7 +708,7 @@ static int report_volume(struct pool *p, const char *name,
   struct vmh_volume_info info = {0};
   rbd_linked_image_spec_t parent;
   rbd_snap_spec_t psnap;
-  char what[RBD_NAME_MAX], backing[512];
+  char what[RBD_NAME_MAX], backing[512], location[512];
   uint64_t size, used = 0;
   int r, rc;
 
@@ -722,11 +727,14 @@ static int report_volume(struct pool *p, const char *name,
     rbd_linked_image_spec_cleanup(&parent);
     rbd_snap_spec_cleanup(&psnap);
   }
+  snprintf(location, sizeof location, "rbd:%s/%s%s%s", p->pool, p->ns,
+           p->ns[0] ? "/" : "", name);
   info.struct_size = sizeof info;
   info.name = name;
   info.capacity = size;
   info.allocation = used;
   info.format = VMH_FORMAT_RAW;
+  info.location = location;
   return fn(opaque, &info);
 }
 
