@@ -23,9 +23,10 @@ import hashlib
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+import benchenv  # tests/bench, beside this script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--builddir", default=os.getcwd())
@@ -36,14 +37,7 @@ ap.add_argument("--size-mib", type=int, default=256)
 a = ap.parse_args()
 
 here = os.path.dirname(os.path.abspath(__file__))
-tests = os.path.join(a.builddir, "tests")
-os.environ.setdefault("builddir", tests)
-os.environ.setdefault("VMHOSTD", os.path.join(a.builddir, "core", "vmhostd"))
-os.environ.setdefault("VMHOST_PLUGIN_DIR", ":".join(sorted({
-    os.path.dirname(os.path.join(r, f))
-    for r, _, fs in os.walk(os.path.join(a.builddir, "plugins"))
-    for f in fs if r.endswith(".libs") and f.endswith(".so")})))
-sys.path.insert(0, os.path.join(here, ".."))
+benchenv.setup(a.builddir)
 from cephcluster import Ceph, require_ceph  # noqa: E402
 from vmhtest import Daemon  # noqa: E402
 
