@@ -24,6 +24,7 @@ PACKAGES=(
   libgnutls28-dev     # storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
+  librbd-dev          # storage/rbd: librbd and librados
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
   libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
@@ -54,10 +55,13 @@ PACKAGES=(
   nfs-ganesha         # storage/nfs tests: the NFS server (pulls rpcbind)
   nfs-ganesha-vfs     # storage/nfs tests: its FSAL_VFS
   libnfs-utils        # storage/nfs tests: nfs-ls, nfs-cat
+  ceph-mon            # storage/rbd tests: a throwaway Ceph monitor
+  ceph-osd            # storage/rbd tests: its OSD (memstore)
+  ceph-common         # storage/rbd tests and bench: ceph, rbd, ceph-authtool
   busybox-static      # network/nat tests: udhcpc; libvirt tests: the guest's /init
   tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
   libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
-  qemu-block-extra    # storage/iscsi guest test: QEMU's libiscsi driver
+  qemu-block-extra    # storage/iscsi, storage/rbd guest tests: QEMU's libiscsi and rbd drivers
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load

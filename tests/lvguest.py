@@ -196,6 +196,20 @@ def read_line(sock, deadline):
     return buf.decode().strip()
 
 
+def write_pattern(s, dev, tag, deadline):
+    """Through the guest's channel s: checks that the guest sees /dev/DEV,
+    has it write "vmhost-TAG-PID" and a newline at its start, and closes
+    s.  The pattern written, as bytes with its newline."""
+    s.sendall(b"blocks\n")
+    line = read_line(s, deadline)
+    check(dev in line.split(), line)
+    pattern = f"vmhost-{tag}-{os.getpid()}"
+    s.sendall(f"write {dev} {pattern}\n".encode())
+    check(read_line(s, deadline) == f"wrote {dev}: 0", "the guest's write")
+    s.close()
+    return pattern.encode() + b"\n"
+
+
 def first_line(path, deadline):
     """Connects to a guest channel socket and reads its first line;
     returns (socket, line)."""

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from iscsiguest import GuestRig
-from lvguest import read_line
+from lvguest import write_pattern
 from vmhtest import BUILDDIR, check
 
 MiB = 1 << 20
@@ -35,16 +35,10 @@ with d:
     check("guestsecret1" not in xml, "the secret is not in the XML")
     s = g.hello(vm)
     deadline = time.time() + 120
-    s.sendall(b"blocks\n")
-    line = read_line(s, deadline)
-    check("vda" in line.split(), line)
-    pattern = f"vmhost-iscsi-{os.getpid()}"
-    s.sendall(f"write vda {pattern}\n".encode())
-    check(read_line(s, deadline) == "wrote vda: 0", "the guest's write")
-    s.close()
+    pattern = write_pattern(s, "vda", "iscsi", deadline)
     r = subprocess.run([IO, INIT, f"iscsi://vmh%guestsecret1@{t.portal}/"
                         f"{IQN}/1", "read", "0", "512"], capture_output=True)
-    check(r.returncode == 0 and r.stdout.startswith(pattern.encode() + b"\n"),
+    check(r.returncode == 0 and r.stdout.startswith(pattern),
           "read back through libiscsi:", r.stdout[:64], r.stderr)
     check(d.ok(op="pool_get", pool="san")["pools"][0]["allocation"]
           == 32 * MiB, "in use")

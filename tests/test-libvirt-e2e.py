@@ -5,7 +5,6 @@ in-process test driver (test:///default, no daemon): every operation,
 its error cases, and lifecycle events reaching the core from the plugin's
 event-loop thread.  Mock storage and network (their FILE sources and
 bridge bindings are fake, which the test driver does not mind)."""
-import atexit
 import json
 import os
 import socket
@@ -14,33 +13,9 @@ import tempfile
 import threading
 import time
 
-from vmhtest import VMHOSTD, Daemon, check, expect, vm_spec
+from vmhtest import Daemon, check, expect, lsan_without_tls, vm_spec
 
-# Under --enable-sanitizers: GCC 12's LeakSanitizer crashes in its tracer
-# ("Tracer caught signal 11") on the bogus dynamic-TLS range it computes
-# for libvirt and glib, loaded with dlopen, on glibc 2.36.  Scanning no
-# TLS avoids that; it then misses two objects that only TLS points to,
-# which these suppressions name (nothing else is suppressed):
-#   - libvirt's per-thread error object of the main thread (a pthread key,
-#     whose destructor never runs for the thread that calls exit());
-#   - glib's slice magazine, made by glib's ELF constructor.
-LSAN_SUPP = """leak:virResetLastError
-leak:virGetLastError
-leak:virGetLastErrorCode
-leak:virGetLastErrorMessage
-leak:call_init
-"""
-if b"libasan" in subprocess.run(["ldd", VMHOSTD], capture_output=True).stdout:
-    supp = tempfile.NamedTemporaryFile("w", suffix=".supp", delete=False)
-    supp.write(LSAN_SUPP)
-    supp.close()
-    atexit.register(os.unlink, supp.name)
-    os.environ["LSAN_OPTIONS"] = "use_tls=0:suppressions=" + supp.name
-    # libvirt and glib have no frame pointers: the slow unwinder is what
-    # gets the suppressed frames into the stacks.
-    os.environ["ASAN_OPTIONS"] = ":".join(
-        x for x in (os.environ.get("ASAN_OPTIONS"),
-                    "fast_unwind_on_malloc=0") if x)
+lsan_without_tls()
 
 CFG = """
 hypervisors:

@@ -321,16 +321,22 @@ cleanup:
   return rc;
 }
 
-void fetch_progress_event(void *opaque, uint64_t done, uint64_t total) {
-  const struct fetch_progress_target *t = opaque;
+void fetch_emit_progress(const struct vmh_host *host,
+                         const struct vmh_instance *inst, const char *name,
+                         uint64_t done, uint64_t total) {
   char object[VMH_NAME_MAX + 16];
   struct vmh_event ev = {0};
 
-  snprintf(object, sizeof object, "image/%s", t->name);
+  snprintf(object, sizeof object, "image/%s", name);
   ev.struct_size = sizeof ev;
   ev.type = VMH_EVENT_PROGRESS;
   ev.object = object;
   ev.done = done;
   ev.total = total;
-  t->host->emit(t->inst, &ev);
+  host->emit(inst, &ev);
+}
+
+void fetch_progress_event(void *opaque, uint64_t done, uint64_t total) {
+  const struct fetch_progress_target *t = opaque;
+  fetch_emit_progress(t->host, t->inst, t->name, done, total);
 }

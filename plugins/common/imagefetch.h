@@ -73,8 +73,7 @@ struct fetch_request {
 };
 
 /* A ready-made progress callback (req->progress, with progress_opaque a
- * struct fetch_progress_target): emits VMH_EVENT_PROGRESS for the object
- * "image/NAME" under the instance. */
+ * struct fetch_progress_target): fetch_emit_progress for that image. */
 struct fetch_progress_target {
   const struct vmh_host *host;
   const struct vmh_instance *inst;
@@ -110,5 +109,13 @@ int fetch_check(const struct vmh_host *host, const char *what, const char *url,
  * VMH_EINVAL (the digest differs: res->keep false, the caller removes the
  * bytes), or a sink's own code.  res is always filled in. */
 int fetch_run(const struct fetch_request *req, struct fetch_result *res);
+
+/* Publishes progress of the import of image `name` as inst's
+ * VMH_EVENT_PROGRESS event on object "image/NAME", for a plugin whose
+ * progress callback has its own opaque (fetch_progress_event is the
+ * ready-made one). */
+void fetch_emit_progress(const struct vmh_host *host,
+                         const struct vmh_instance *inst, const char *name,
+                         uint64_t done, uint64_t total);
 
 #endif

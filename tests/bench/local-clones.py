@@ -18,9 +18,10 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+import benchenv  # tests/bench, beside this script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--builddir", default=os.getcwd())
@@ -30,14 +31,7 @@ ap.add_argument("--lists", type=int, default=20)
 ap.add_argument("--dir", default="/var/tmp")
 a = ap.parse_args()
 
-tests = os.path.join(a.builddir, "tests")
-os.environ.setdefault("builddir", tests)
-os.environ.setdefault("VMHOSTD", os.path.join(a.builddir, "core", "vmhostd"))
-os.environ.setdefault("VMHOST_PLUGIN_DIR", ":".join(sorted({
-    os.path.dirname(os.path.join(r, f))
-    for r, _, fs in os.walk(os.path.join(a.builddir, "plugins"))
-    for f in fs if r.endswith(".libs") and f.endswith(".so")})))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+benchenv.setup(a.builddir)
 from vmhtest import Daemon  # noqa: E402
 
 top = tempfile.mkdtemp(prefix="vmh-bench-local.", dir=a.dir)
