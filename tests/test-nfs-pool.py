@@ -66,7 +66,11 @@ with Daemon(body) as d:
 
     p = d.ok(op="pool_get", pool="nfs0")["pools"][0]
     check(p["n_volumes"] == 0 and p["default_format"] == "raw"
-          and 0 < p["available"] <= p["capacity"], p)
+          and 0 < p["available"] <= p["capacity"]
+          and p["message"] is None, p)
+    p = d.ok(op="pool_get", pool="resv")["pools"][0]
+    check(p["available"] == 0 and "no room for volumes" in p["message"]
+          and "127.0.0.1:/export" in p["message"], p)
 
     # Raw (the default): sparse on the server, recorded as raw.
     d.ok(op="volume_create", pool="nfs0",
@@ -77,7 +81,8 @@ with Daemon(body) as d:
           "record")
     v = d.ok(op="volume_get", pool="nfs0", volume="disk-a")["volumes"][0]
     check(v["format"] == "raw" and v["capacity"] == 32 * MiB
-          and v["backing"] is None, v)
+          and v["backing"] is None
+          and v["location"] == "nfs://127.0.0.1/export/pool/disk-a", v)
     # A guest that writes a qcow2 header into a raw disk changes nothing.
     with open(os.path.join(pool, "disk-a"), "r+b") as f:
         f.write(b"QFI\xfb" + b"\0" * 60)
@@ -92,7 +97,9 @@ with Daemon(body) as d:
     vols = volumes(d)
     check(sorted(vols) == ["disk-a", "disk-b"], vols)
     check(vols["disk-b"]["capacity"] == 1 << 30
-          and 0 < vols["disk-b"]["allocation"] < 4 * MiB, vols)
+          and 0 < vols["disk-b"]["allocation"] < 4 * MiB
+          and vols["disk-b"]["location"]
+          == "nfs://127.0.0.1/export/pool/disk-b", vols)
 
     # Refusals.
     r = expect(d.call(op="volume_create", pool="nfs0",
