@@ -6,7 +6,10 @@
 #   test-nfs-pool.py    every volume and image operation and refusal, the
 #                       reserve, a full export, the server stopped and back,
 #                       leftovers of a crash
-NFS_TESTS = test-nfs-pool.py
+#   test-nfs-guest.py   a real TCG guest through the libvirt plugin with disks
+#                       on the pool (QEMU's libnfs driver): its write read
+#                       back through libnfs, a clone of a cached base image
+NFS_TESTS = test-nfs-pool.py test-nfs-guest.py
 if BUILD_PLUGIN_NFS
 TESTS += $(NFS_TESTS)
 endif
