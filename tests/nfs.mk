@@ -9,11 +9,14 @@
 #   test-nfs-guest.py   a real TCG guest through the libvirt plugin with disks
 #                       on the pool (QEMU's libnfs driver): its write read
 #                       back through libnfs, a clone of a cached base image
-NFS_TESTS = test-nfs-pool.py test-nfs-guest.py
+NFS_TESTS = test-nfs-pool.py
 if BUILD_PLUGIN_NFS
 TESTS += $(NFS_TESTS)
+if BUILD_PLUGIN_LIBVIRT
+TESTS += test-nfs-guest.py
 endif
-EXTRA_DIST += $(NFS_TESTS) nfsserver.py
+endif
+EXTRA_DIST += $(NFS_TESTS) test-nfs-guest.py nfsserver.py
 
 # The nfs tests with every vmhostd under valgrind's memcheck.
 check-valgrind-nfs:
