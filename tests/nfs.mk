@@ -16,7 +16,7 @@ if BUILD_PLUGIN_LIBVIRT
 TESTS += test-nfs-guest.py
 endif
 endif
-EXTRA_DIST += $(NFS_TESTS) test-nfs-guest.py nfsserver.py
+EXTRA_DIST += $(NFS_TESTS) test-nfs-guest.py nfsserver.py bench/nfs.py bench/nfs-direct.c
 
 # The nfs tests with every vmhostd under valgrind's memcheck.
 check-valgrind-nfs:
