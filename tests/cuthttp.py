@@ -9,6 +9,7 @@ test blocks in a call to vmhostd.
 
     srv = CutServer(www_dir, tmp_dir)   # started; srv.url
     srv.clear_requests(); ...; srv.requests()
+    srv.check_resumes(lambda: import_of("/tiny.raw"), "/tiny.raw")
     srv.stop()
 """
 import os
@@ -90,6 +91,15 @@ class CutServer:
         """The requests logged since clear_requests(), one string each."""
         with open(self.reqlog) as f:
             return f.read().split("\n")
+
+    def check_resumes(self, do_import, path):
+        """do_import() must fetch path resuming a part: its first request a
+        Range request from past the start."""
+        self.clear_requests()
+        do_import()
+        reqs = self.requests()
+        check(reqs[0].startswith(f"{path} bytes=")
+              and reqs[0] != f"{path} bytes=0-", reqs)
 
     def stop(self):
         if self.proc:
