@@ -755,43 +755,17 @@ static int check_spec(struct pool *p, const struct vmh_volume_spec *spec,
                       struct meta *m, struct meta *base) {
   int rc;
 
-  if ((rc = vmh_check_name(host, "volume", spec->name)) < 0 ||
-      (spec->base_image &&
-       (rc = vmh_check_name(host, "image", spec->base_image)) < 0))
-    return rc;
   memset(m, 0, sizeof *m);
+  if ((rc = file_vol_spec(host, spec, p->default_format, &m->format,
+                          &m->vsize)) < 0)
+    return rc;
   snprintf(m->name, sizeof m->name, "%s", spec->name);
-  m->format =
-      spec->format == VMH_FORMAT_DEFAULT ? p->default_format : spec->format;
-  if (m->format != VMH_FORMAT_RAW && m->format != VMH_FORMAT_QCOW2)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: format %" PRIu32 " is not raw or qcow2",
-                    spec->name, spec->format);
-  m->vsize = spec->size;
-  if (spec->base_image == NULL) {
-    if (spec->size == 0)
-      return vmh_fail(host, VMH_EINVAL, "volume %s: give a size in bytes",
-                      spec->name);
+  if (spec->base_image == NULL)
     return 0;
-  }
-  if (spec->format == VMH_FORMAT_RAW)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: a clone of image %s is always qcow2; leave the "
-                    "format out or ask for qcow2",
-                    spec->name, spec->base_image);
-  m->format = VMH_FORMAT_QCOW2;
   snprintf(m->backing, sizeof m->backing, "%s", spec->base_image);
   if ((rc = find_copy(p, &p->imgs, spec->base_image, "image", base)) < 0)
     return rc;
-  if (m->vsize == 0)
-    m->vsize = base->vsize;
-  if (m->vsize < base->vsize)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: size %" PRIu64
-                    " is smaller than its base image %s (%" PRIu64
-                    " bytes); give at least that, or 0 for the same",
-                    spec->name, m->vsize, spec->base_image, base->vsize);
-  return 0;
+  return file_vol_clone_size(host, spec, base->vsize, &m->vsize);
 }
 
 /* The volume's data under the temporary name tmp: a sparse raw file, or a
@@ -986,7 +960,7 @@ static int nfs_vol_resize(void *handle, const char *name, uint64_t size,
   struct nfs_stat_64 st;
   struct nfs_context *nfs;
   struct meta m;
-  uint64_t now;
+  uint64_t now, need;
   int rc;
 
   if ((rc = vmh_check_flags(host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
@@ -998,25 +972,9 @@ static int nfs_vol_resize(void *handle, const char *name, uint64_t size,
   if ((rc = stat_vol(p, nfs, name, &st)) < 0)
     goto cleanup;
   now = m.format == VMH_FORMAT_QCOW2 ? m.vsize : st.nfs_size;
-  if (size == now)
-    goto cleanup;
-  if (size < now && !(flags & VMH_RESIZE_SHRINK)) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
-                  "; shrinking loses data, ask for it with the shrink flag",
-                  name, size, now);
-    goto cleanup;
-  }
-  if (size < now && m.format == VMH_FORMAT_QCOW2) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s is qcow2, which this pool does not shrink; only "
-                  "raw volumes shrink",
-                  name);
-    goto cleanup;
-  }
-  if (size > now &&
-      (rc = check_space(p, nfs, name,
-                        m.format == VMH_FORMAT_RAW ? size - now : 0)) < 0)
+  if ((rc = file_vol_resize_check(host, name, m.format, now, size, flags,
+                                  &need)) <= 0 ||
+      (size > now && (rc = check_space(p, nfs, name, need)) < 0))
     goto cleanup;
   rc = resize_data(p, nfs, &m, size);
 cleanup:
