@@ -60,6 +60,8 @@ subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "nfs-direct.c")]
                                 check=True).stdout.split(), check=True)
 mocks = ("hypervisors:\n  - { name: hv0, plugin: mock }\n"
          "networks:\n  - { name: net0, plugin: mock }\nstorage:\n")
+MEM = ("  - { name: mem, plugin: mock, max_volumes: 1000000, "
+       "capacity: 100000T }\n")
 
 
 def timed(fn, *args):
@@ -79,11 +81,18 @@ def raw_volumes(d):
                           str(a.volumes), str(SIZE)], capture_output=True,
                          text=True, check=True).stdout.split()
     dir_c, dir_d = float(out[0]), float(out[1])
+    # The same calls on the in-memory mock pool: what the client, the ctl
+    # front-end and the core cost without any storage.
+    mem = timed(lambda: [d.ok(op="volume_create", pool="mem", volume={
+        "name": f"v{i}", "size": SIZE}) for i in range(a.volumes)])
+    mem += timed(lambda: [d.ok(op="volume_delete", pool="mem",
+                               volume=f"v{i}") for i in range(a.volumes)])
     print(f"{a.volumes} raw volumes: create vmhostd {vmh_c:.2f} s, libnfs "
           f"loop {dir_c:.2f} s (ratio {vmh_c / dir_c:.2f}); delete vmhostd "
           f"{vmh_d:.2f} s, libnfs loop {dir_d:.2f} s (ratio "
           f"{vmh_d / dir_d:.2f}); create+delete ratio "
-          f"{(vmh_c + vmh_d) / (dir_c + dir_d):.2f}")
+          f"{(vmh_c + vmh_d) / (dir_c + dir_d):.2f}; the same on the mock "
+          f"pool (client, ctl and core only) {mem:.2f} s")
 
 
 def clones(d):
@@ -148,9 +157,8 @@ def listing():
     listed over REST; the same number of volumes of the in-memory mock
     pool listed the same way (what the core and the REST front-end cost
     without NFS); one READDIRPLUS of the directory by nfs-ls."""
-    d = RestDaemon(body=mocks + pool_yaml("big", extra=", path: big")
-                   + "  - { name: mem, plugin: mock, max_volumes: 1000000, "
-                   "capacity: 100000T }\n", log_level="info")
+    d = RestDaemon(body=mocks + pool_yaml("big", extra=", path: big") + MEM,
+                   log_level="info")
     t = time.perf_counter()
     with d:
         opened = time.perf_counter() - t
@@ -172,8 +180,8 @@ def listing():
 try:
     make_big()
     g.start()
-    d = Daemon(mocks + pool_yaml(extra=", path: pool, default_format: raw"),
-               log_level="info")
+    d = Daemon(mocks + pool_yaml(extra=", path: pool, default_format: raw")
+               + MEM, log_level="info")
     with d:
         raw_volumes(d)
         clones(d)
