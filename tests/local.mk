@@ -9,7 +9,7 @@ LOCAL_TESTS = \
 if BUILD_PLUGIN_LOCAL
 TESTS += $(LOCAL_TESTS)
 endif
-EXTRA_DIST += $(LOCAL_TESTS) bench/local-clones.py
+EXTRA_DIST += $(LOCAL_TESTS) bench/local-clones.py cuthttp.py
 
 # The local tests with every vmhostd under valgrind's memcheck.
 check-valgrind-local:

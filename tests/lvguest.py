@@ -11,6 +11,8 @@ the virtio-serial port org.vmhost.agent.0, then answers on that port:
             cloud-init seed CD-ROM
   write DEV TEXT  "wrote DEV: STATUS" after writing TEXT at the start of
             /dev/DEV
+  read DEV  "read DEV: LINE", LINE the first line of /dev/DEV (letters,
+            digits, space and ._- only)
   wseq DEV MIB / rseq DEV MIB  "wseq DEV: STATUS" / "rseq DEV: STATUS"
             after writing (zeroes) or reading the first MIB MiB of /dev/DEV
             sequentially in 1 MiB blocks, with O_DIRECT (the benchmarks)
@@ -82,6 +84,10 @@ while read -r line <&3; do
           dev=$2; shift 2
           echo "$*" | dd of=/dev/$dev conv=fsync 2>/dev/null
           echo "wrote $dev: $?" >&3 ;;
+    read\ *) set -- $line
+          # Only what prints plainly: binary stays off the channel.
+          echo "read $2: $(head -c 256 /dev/$2 | head -n 1 |
+                           tr -cd 'A-Za-z0-9._ -')" >&3 ;;
     wseq\ *) set -- $line
           dd if=/dev/zero of=/dev/$2 bs=1M count=$3 oflag=direct conv=fsync \
             2>/dev/null

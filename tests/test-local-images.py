@@ -13,68 +13,19 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
+from cuthttp import CutServer
 from vmhtest import Daemon, check, expect, skip
 
 if os.geteuid() != 0:
     skip("mounts a tmpfs, needs root")
 if not shutil.which("qemu-img"):
     skip("no qemu-img (install qemu-utils)")
-
-SERVER = r'''
-import http.server, os, sys
-root, portfile, logfile = sys.argv[1:4]
-cut_done = set()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-    def do_GET(self):
-        with open(logfile, "a") as f:
-            f.write(f"{self.path} {self.headers.get('Range', '-')}\n")
-        name = os.path.basename(self.path)
-        path = os.path.join(root, name)
-        if not os.path.isfile(path):
-            self.send_error(404)
-            return
-        data = open(path, "rb").read()
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[6:-1])
-            self.send_response(206)
-            self.send_header("Content-Range",
-                             f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        body = data[start:]
-        if self.path.startswith("/always-cut/") or (
-                self.path.startswith("/cut/") and self.path not in cut_done):
-            # The first transfer stops half-way: the client must resume.
-            cut_done.add(self.path)
-            self.wfile.write(body[:len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-class S(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # a client that stops reading (out of space) is expected
-s = S(("127.0.0.1", 0), H)
-with open(portfile + ".tmp", "w") as f:
-    f.write(str(s.server_address[1]))
-os.rename(portfile + ".tmp", portfile)
-s.serve_forever()
-'''
 
 MiB = 1 << 20
 top = tempfile.mkdtemp(prefix="vmhtest-local.")
@@ -142,15 +93,8 @@ try:
         f.write(os.urandom(2 * MiB))
     base_sum, raw_sum = sha256(base), sha256(raw)
 
-    portfile, reqlog = os.path.join(top, "port"), os.path.join(top, "requests")
-    server = subprocess.Popen([sys.executable, "-c", SERVER, www, portfile,
-                               reqlog])
-    for _ in range(500):
-        if os.path.exists(portfile):
-            break
-        time.sleep(0.01)
-    port = int(open(portfile).read())
-    url = f"http://127.0.0.1:{port}"
+    server = CutServer(www, top)
+    url = server.url
 
     cfg = f"""
 hypervisors:
@@ -183,11 +127,11 @@ storage:
 
         # The server cuts the first transfer: the import resumes with a
         # Range request and ends verified.
-        open(reqlog, "w").close()
+        server.clear_requests()
         d.ok(op="image_import", pool="pool0", image={
             "name": "base", "url": f"{url}/cut/base.qcow2",
             "sha256": base_sum})
-        reqs = open(reqlog).read().split("\n")
+        reqs = server.requests()
         check(reqs[0] == "/cut/base.qcow2 -" and
               reqs[1].startswith("/cut/base.qcow2 bytes="), reqs)
         check("resuming" in d.log(), "resume logged")
@@ -207,12 +151,11 @@ storage:
         check("next import resumes" in r["message"], r)
         part = os.path.join(cache, ".part-kept")
         check(0 < os.path.getsize(part) < os.path.getsize(raw), "part kept")
-        open(reqlog, "w").close()
-        d.ok(op="image_import", pool="pool0", image={
-            "name": "kept", "url": f"{url}/tiny.raw", "sha256": raw_sum})
-        reqs = open(reqlog).read().split("\n")
-        check(reqs[0].startswith("/tiny.raw bytes=")
-              and reqs[0] != "/tiny.raw bytes=0-", reqs)
+        server.check_resumes(lambda: d.ok(op="image_import", pool="pool0",
+                                          image={"name": "kept",
+                                                 "url": f"{url}/tiny.raw",
+                                                 "sha256": raw_sum}),
+                             "/tiny.raw")
         check(not os.path.exists(part), "part renamed into place")
         check(sha256(os.path.join(cache, "kept")) == raw_sum, "resumed copy")
         d.ok(op="image_delete", pool="pool0", image="kept")
@@ -290,8 +233,7 @@ storage:
         check(d.stop() == 0, "SIGTERM: exit 0")
 finally:
     if server:
-        server.send_signal(signal.SIGTERM)
-        server.wait()
+        server.stop()
     for m in reversed(mounts):
         subprocess.run(["umount", "-l", m])
     shutil.rmtree(top, ignore_errors=True)

@@ -5,7 +5,8 @@ started here, in the test's own network and mount namespaces (nfsserver.py):
 every volume operation and refusal (exists, not found, shrink without the
 flag, shrink qcow2, traversal names), records in .vmhost/, the reserve, an
 export that fills up (no_space, nothing left), the image cache (file://,
-wrong checksum, two clones share a base, a base in use), VMH_SOURCE_LOCAL
+wrong checksum, http:// imports cut half-way that resume, two clones share
+a base, a base in use), VMH_SOURCE_LOCAL
 refused, the server stopped and restarted under a running vmhostd
 (io_error naming the server, then recovery), leftovers of a crash removed
 at the next start.  Needs root (namespaces, ganesha)."""
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 import time
 
+from cuthttp import CutServer
 from nfsserver import Ganesha, enter_namespace, pool_yaml
 from vmhtest import Daemon, check, expect
 
@@ -66,7 +68,11 @@ with Daemon(body) as d:
 
     p = d.ok(op="pool_get", pool="nfs0")["pools"][0]
     check(p["n_volumes"] == 0 and p["default_format"] == "raw"
-          and 0 < p["available"] <= p["capacity"], p)
+          and 0 < p["available"] <= p["capacity"]
+          and p["message"] is None, p)
+    p = d.ok(op="pool_get", pool="resv")["pools"][0]
+    check(p["available"] == 0 and "no room for volumes" in p["message"]
+          and "127.0.0.1:/export" in p["message"], p)
 
     # Raw (the default): sparse on the server, recorded as raw.
     d.ok(op="volume_create", pool="nfs0",
@@ -77,7 +83,8 @@ with Daemon(body) as d:
           "record")
     v = d.ok(op="volume_get", pool="nfs0", volume="disk-a")["volumes"][0]
     check(v["format"] == "raw" and v["capacity"] == 32 * MiB
-          and v["backing"] is None, v)
+          and v["backing"] is None
+          and v["location"] == "nfs://127.0.0.1/export/pool/disk-a", v)
     # A guest that writes a qcow2 header into a raw disk changes nothing.
     with open(os.path.join(pool, "disk-a"), "r+b") as f:
         f.write(b"QFI\xfb" + b"\0" * 60)
@@ -92,7 +99,9 @@ with Daemon(body) as d:
     vols = volumes(d)
     check(sorted(vols) == ["disk-a", "disk-b"], vols)
     check(vols["disk-b"]["capacity"] == 1 << 30
-          and 0 < vols["disk-b"]["allocation"] < 4 * MiB, vols)
+          and 0 < vols["disk-b"]["allocation"] < 4 * MiB
+          and vols["disk-b"]["location"]
+          == "nfs://127.0.0.1/export/pool/disk-b", vols)
 
     # Refusals.
     r = expect(d.call(op="volume_create", pool="nfs0",
@@ -184,6 +193,39 @@ with Daemon(body) as d:
     expect(d.call(op="volume_create", pool="nfs0", volume={
         "name": "c3", "base_image": "base", "format": "raw"}),
         "invalid_argument")
+
+    # Over HTTP: a transfer cut half-way resumes with a Range request; one
+    # that keeps failing leaves its part, which the next import resumes.
+    www = os.path.join(top, "www")
+    os.mkdir(www)
+    with open(os.path.join(www, "tiny.raw"), "wb") as f:
+        f.write(os.urandom(3 * MiB))
+    tiny_sum = hashlib.sha256(
+        open(os.path.join(www, "tiny.raw"), "rb").read()).hexdigest()
+    http = CutServer(www, top)
+    atexit.register(http.stop)
+    d.ok(op="image_import", pool="nfs0", image={
+        "name": "cut", "url": f"{http.url}/cut/tiny.raw",
+        "sha256": tiny_sum})
+    reqs = http.requests()
+    check(reqs[0] == "/cut/tiny.raw -"
+          and reqs[1].startswith("/cut/tiny.raw bytes="), reqs)
+    check("resuming" in d.log(), "resume logged")
+    r = expect(d.call(op="image_import", pool="nfs0", image={
+        "name": "kept", "url": f"{http.url}/always-cut/tiny.raw",
+        "sha256": tiny_sum}), "io_error")
+    check("next import resumes" in r["message"], r)
+    part = os.path.join(pool, ".images", f".part-kept-{tiny_sum}")
+    check(0 < os.path.getsize(part) < 3 * MiB, "part kept")
+    http.check_resumes(lambda: d.ok(op="image_import", pool="nfs0", image={
+        "name": "kept", "url": f"{http.url}/tiny.raw", "sha256": tiny_sum}),
+        "/tiny.raw")
+    check(not os.path.exists(part), "part linked into place")
+    for name in ("cut", "kept"):
+        check(hashlib.sha256(open(os.path.join(pool, ".images", name),
+                                  "rb").read()).hexdigest() == tiny_sum, name)
+        d.ok(op="image_delete", pool="nfs0", image=name)
+    http.stop()
 
     # A VM's disk: an NFS source; a local path cannot be given.
     vm = d.ok(op="vm_create", spec={

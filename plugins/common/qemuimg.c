@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
@@ -165,4 +166,65 @@ cleanup:
   json_decref(j);
   free(out);
   return rc;
+}
+
+int file_vol_spec(const struct vmh_host *host,
+                  const struct vmh_volume_spec *spec, uint32_t default_format,
+                  uint32_t *format, uint64_t *size) {
+  int rc;
+
+  if ((rc = vmh_check_name(host, "volume", spec->name)) < 0 ||
+      (spec->base_image &&
+       (rc = vmh_check_name(host, "image", spec->base_image)) < 0))
+    return rc;
+  *format = spec->format == VMH_FORMAT_DEFAULT ? default_format : spec->format;
+  *size = spec->size;
+  if (*format != VMH_FORMAT_RAW && *format != VMH_FORMAT_QCOW2)
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: format %" PRIu32 " is not raw or qcow2",
+                    spec->name, spec->format);
+  if (spec->base_image == NULL)
+    return spec->size ? 0
+                      : vmh_fail(host, VMH_EINVAL,
+                                 "volume %s: give a size in bytes", spec->name);
+  if (spec->format == VMH_FORMAT_RAW)
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: a clone of image %s is always qcow2; leave the "
+                    "format out or ask for qcow2",
+                    spec->name, spec->base_image);
+  *format = VMH_FORMAT_QCOW2;
+  return 0;
+}
+
+int file_vol_clone_size(const struct vmh_host *host,
+                        const struct vmh_volume_spec *spec, uint64_t bsize,
+                        uint64_t *size) {
+  if (*size == 0)
+    *size = bsize;
+  if (*size < bsize)
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: size %" PRIu64
+                    " is smaller than its base image %s (%" PRIu64
+                    " bytes); give at least that, or 0 for the same",
+                    spec->name, *size, spec->base_image, bsize);
+  return 0;
+}
+
+int file_vol_resize_check(const struct vmh_host *host, const char *name,
+                          uint32_t format, uint64_t now, uint64_t size,
+                          uint32_t flags, uint64_t *need) {
+  *need = format == VMH_FORMAT_RAW && size > now ? size - now : 0;
+  if (size == now)
+    return 0;
+  if (size < now && !(flags & VMH_RESIZE_SHRINK))
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
+                    "; shrinking loses data, ask for it with the shrink flag",
+                    name, size, now);
+  if (size < now && format == VMH_FORMAT_QCOW2)
+    return vmh_fail(host, VMH_EINVAL,
+                    "volume %s is qcow2, which this pool does not shrink; only "
+                    "raw volumes shrink",
+                    name);
+  return 1;
 }

@@ -2,7 +2,8 @@
 /* qemu-img for the storage plugins that keep raw and qcow2 files (local,
  * nfs): disk formats by name, qemu-img run from an argv (no shell) with its
  * message kept for the caller's error, and what `qemu-img info` says of an
- * image about to become a base image.  Built always (libqemuimg.la: jansson,
+ * image about to become a base image; the checks of a volume spec and of a
+ * resize these pools share.  Built always (libqemuimg.la: jansson,
  * a dependency of the core already). */
 #ifndef VMHOST_QEMUIMG_H
 #define VMHOST_QEMUIMG_H
@@ -35,5 +36,29 @@ int qemu_img_run(char *const argv[], char **out, char *err, size_t errlen);
 int qemu_img_probe(const struct vmh_host *host, const char *qemu_img,
                    const char *file, const char *what, uint32_t *format,
                    uint64_t *vsize);
+
+/* A volume spec for a pool of raw and qcow2 files, checked before anything
+ * is made: its names, *format (the spec's, else default_format; a clone of
+ * a base image is always qcow2 and asking raw for one is refused) and
+ * *size (needed, except for a clone: see file_vol_clone_size).  VMH_EINVAL
+ * with a message naming the volume. */
+int file_vol_spec(const struct vmh_host *host,
+                  const struct vmh_volume_spec *spec, uint32_t default_format,
+                  uint32_t *format, uint64_t *size);
+
+/* A clone's *size against its base image's bsize bytes: 0 takes the
+ * base's; less is refused (VMH_EINVAL). */
+int file_vol_clone_size(const struct vmh_host *host,
+                        const struct vmh_volume_spec *spec, uint64_t bsize,
+                        uint64_t *size);
+
+/* Whether volume name (format, now bytes) may be resized to size, with
+ * vol_resize's flags: 1 to go on, *need then the bytes the pool must still
+ * have for it (a raw volume's growth; 0 for qcow2, which is thin); 0 when
+ * it has that size already; VMH_EINVAL for a shrink without
+ * VMH_RESIZE_SHRINK, or of qcow2. */
+int file_vol_resize_check(const struct vmh_host *host, const char *name,
+                          uint32_t format, uint64_t now, uint64_t size,
+                          uint32_t flags, uint64_t *need);
 
 #endif

@@ -627,27 +627,8 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
     return rc;
   if (spec == NULL)
     return vmh_fail(host, VMH_EINVAL, "vol_create: no volume spec");
-  if ((rc = vmh_check_name(host, "volume", spec->name)) < 0 ||
-      (spec->base_image &&
-       (rc = vmh_check_name(host, "image", spec->base_image)) < 0))
+  if ((rc = file_vol_spec(host, spec, p->default_format, &format, &size)) < 0)
     return rc;
-  format =
-      spec->format == VMH_FORMAT_DEFAULT ? p->default_format : spec->format;
-  if (format != VMH_FORMAT_RAW && format != VMH_FORMAT_QCOW2)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: format %" PRIu32 " is not raw or qcow2",
-                    spec->name, spec->format);
-  if (spec->base_image && spec->format == VMH_FORMAT_RAW)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: a clone of image %s is always qcow2; leave the "
-                    "format out or ask for qcow2",
-                    spec->name, spec->base_image);
-  if (spec->base_image)
-    format = VMH_FORMAT_QCOW2;
-  size = spec->size;
-  if (!spec->base_image && size == 0)
-    return vmh_fail(host, VMH_EINVAL, "volume %s: give a size in bytes",
-                    spec->name);
   if (fstatat(p->dirfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     return vmh_fail(host, VMH_EEXIST,
                     "pool %s already has a volume %s; pick another name",
@@ -656,18 +637,9 @@ static int lc_vol_create(void *handle, const struct vmh_volume_spec *spec,
   if (spec->base_image) {
     pthread_rwlock_rdlock(&p->images_lock);
     locked = true;
-    if ((rc = image_meta(p, spec->base_image, &bformat, &bsize, NULL, 0)) < 0)
+    if ((rc = image_meta(p, spec->base_image, &bformat, &bsize, NULL, 0)) < 0 ||
+        (rc = file_vol_clone_size(host, spec, bsize, &size)) < 0)
       goto cleanup;
-    if (size == 0)
-      size = bsize;
-    if (size < bsize) {
-      rc = vmh_fail(host, VMH_EINVAL,
-                    "volume %s: size %" PRIu64
-                    " is smaller than its base image %s (%" PRIu64
-                    " bytes); give at least that, or 0 for the same",
-                    spec->name, size, spec->base_image, bsize);
-      goto cleanup;
-    }
   }
   if ((rc = check_space(p, spec->name, format == VMH_FORMAT_RAW ? size : 0)) <
       0)
@@ -767,6 +739,7 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
   struct pool *p = handle;
   struct volinfo v;
   char err[QEMU_IMG_ERR_MAX], path[64], sizearg[32];
+  uint64_t need;
   int fd = -1, rc;
 
   if ((rc = vmh_check_flags(host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
@@ -774,35 +747,17 @@ static int lc_vol_resize(void *handle, const char *name, uint64_t size,
       (rc = vmh_check_name(host, "volume", name)) < 0 ||
       (rc = open_vol(p, name, O_RDWR, &fd)) < 0)
     return rc;
-  if ((rc = read_vol_fd(p, fd, name, &v)) < 0)
-    goto cleanup;
-  if (size == v.capacity) {
-    rc = 0;
-    goto cleanup;
-  }
-  if (size < v.capacity && !(flags & VMH_RESIZE_SHRINK)) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
-                  "; shrinking loses data, ask for it with the shrink flag",
-                  name, size, v.capacity);
-    goto cleanup;
-  }
-  if (size < v.capacity && v.format == VMH_FORMAT_QCOW2) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s is qcow2, which this pool does not shrink; only "
-                  "raw volumes shrink",
-                  name);
-    goto cleanup;
-  }
-  if (size > v.capacity &&
-      (rc = check_space(
-           p, name, v.format == VMH_FORMAT_RAW ? size - v.capacity : 0)) < 0)
+  if ((rc = read_vol_fd(p, fd, name, &v)) < 0 ||
+      (rc = file_vol_resize_check(host, name, v.format, v.capacity, size, flags,
+                                  &need)) <= 0 ||
+      (size > v.capacity && (rc = check_space(p, name, need)) < 0))
     goto cleanup;
   if (v.format == VMH_FORMAT_RAW) {
-    if (ftruncate(fd, (off_t)size) < 0)
-      rc = vmh_fail(host, errno_code(errno),
-                    "volume %s: resize to %" PRIu64 ": %s", name, size,
-                    strerror(errno));
+    rc = ftruncate(fd, (off_t)size) < 0
+             ? vmh_fail(host, errno_code(errno),
+                        "volume %s: resize to %" PRIu64 ": %s", name, size,
+                        strerror(errno))
+             : 0;
     goto cleanup;
   }
   /* qemu-img reopens the very file we checked, through our fd: a rename

@@ -39,10 +39,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cleanup.h"
 #include "imagefetch.h"
 #include "nfsconn.h"
 #include "nfsmeta.h"
 #include "qemuimg.h"
+#include "url.h"
 
 #define VMHOST_DIR ".vmhost"
 #define VOLUMES_DIR VMHOST_DIR "/volumes"
@@ -62,9 +64,11 @@ struct pool {
   char *server_buf;     /* owns server when brackets were removed */
   char *dir;            /* the pool in the export: "" or "/sub/dir" */
   char *url;            /* nfs://server/export/sub/dir, for qemu-img */
+  char *location;       /* the same, percent-encoded: volume locations */
   char *query;          /* "" or "?uid=…&gid=…" */
   uint64_t reserved;
   uint32_t default_format;
+  bool v4; /* NFSv4 chosen: pool_info's message warns about it */
   struct conns conns;
   /* The tables (struct meta *, nfsmeta.h) and the names being imported. */
   pthread_rwlock_t table_lock;
@@ -422,6 +426,7 @@ static void nfs_pool_close(void *handle) {
   free(p->server_buf);
   free(p->dir);
   free(p->url);
+  free(p->location);
   free(p->query);
   free(p);
 }
@@ -452,6 +457,7 @@ static int check_subdir(struct pool *p, const char *path) {
 /* server, export and path into the pool's names for paths and URLs. */
 static int set_location(struct pool *p, const char *server, const char *path,
                         int64_t uid, int64_t gid) {
+  _cleanup_free_ char *authority = NULL, *where = NULL;
   size_t n = strlen(server);
   bool v6;
 
@@ -474,8 +480,11 @@ static int set_location(struct pool *p, const char *server, const char *path,
   for (n = strlen(p->export); n > 1 && p->export[n - 1] == '/'; n--)
     ;
   if (asprintf(&p->dir, "%s%s", path[0] ? "/" : "", path) < 0 ||
-      asprintf(&p->url, "nfs://%s%s%s%.*s%s", v6 ? "[" : "", server,
-               v6 ? "]" : "", (int)n, p->export, p->dir) < 0)
+      asprintf(&authority, "nfs://%s%s%s", v6 ? "[" : "", server,
+               v6 ? "]" : "") < 0 ||
+      asprintf(&where, "%.*s%s", (int)n, p->export, p->dir) < 0 ||
+      asprintf(&p->url, "%s%s", authority, where) < 0 ||
+      (p->location = url_path(authority, where)) == NULL)
     return vmh_fail(host, VMH_ENOMEM, "out of memory");
   if (uid >= 0 && gid >= 0)
     n = (size_t)asprintf(&p->query, "?uid=%" PRId64 "&gid=%" PRId64, uid, gid);
@@ -564,7 +573,8 @@ static int nfs_pool_open(const struct vmh_host *h,
     *ret_handle = p;
     return 0;
   }
-  if (version == 4)
+  p->v4 = version == 4;
+  if (p->v4)
     host->log(inst, VMH_LOG_WARN,
               "pool %s: NFSv4 chosen; libnfs 4.0.0 (Debian 12) corrupts "
               "NFSv4 writes over about 3.5 KB: use version 3 with that "
@@ -599,10 +609,29 @@ static int nfs_health(void *handle, uint32_t flags) {
   return rc;
 }
 
+/* What is not simply fine with the pool, for pool_info's message: no room
+ * left for volumes, or the NFSv4 data-corruption risk. */
+static void pool_message(const struct pool *p, struct vmh_pool_info *info,
+                         char *buf, size_t len) {
+  if (info->available == 0)
+    snprintf(buf, len,
+             "no room for volumes: %s:%s is full or within the %" PRIu64
+             " bytes reserved",
+             p->server, p->export, p->reserved);
+  else if (p->v4)
+    snprintf(buf, len,
+             "NFSv4 with libnfs 4.0.0 corrupts writes over about 3.5 KB; "
+             "use version 3");
+  else
+    return;
+  info->message = buf;
+}
+
 static int nfs_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
                          uint32_t flags) {
   struct pool *p = handle;
   struct vmh_pool_info info = {0};
+  char msg[512];
   struct nfs_context *nfs;
   int rc;
 
@@ -618,15 +647,23 @@ static int nfs_pool_info(void *handle, vmh_pool_info_fn fn, void *opaque,
   info.n_volumes = (uint32_t)p->vols.n;
   pthread_rwlock_unlock(&p->table_lock);
   info.default_format = p->default_format;
+  pool_message(p, &info, msg, sizeof msg);
   return fn(opaque, &info);
 }
 
 /* What the core sees of a volume: its record, sizes from the server. */
-static int report(const struct meta *m, uint64_t size, uint64_t used,
-                  vmh_volume_info_fn fn, void *opaque) {
+static int report(const struct pool *p, const struct meta *m, uint64_t size,
+                  uint64_t used, vmh_volume_info_fn fn, void *opaque) {
   struct vmh_volume_info info = {0};
+  _cleanup_free_ char *location = NULL;
 
+  /* Volume names need no escaping in a URL. */
+  if (asprintf(&location, "%s/%s", p->location, m->name) < 0) {
+    location = NULL;
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
+  }
   info.struct_size = sizeof info;
+  info.location = location;
   info.name = m->name;
   info.capacity = m->format == VMH_FORMAT_QCOW2 ? m->vsize : size;
   info.allocation = used;
@@ -653,7 +690,7 @@ static int list_one(struct pool *p, struct nfs_context *nfs, const char *dir,
    * removed meanwhile is listed by its record or not at all. */
   pthread_rwlock_rdlock(&p->table_lock);
   m = table_find(&p->vols, e->name, NULL);
-  int rc = m ? report(m, e->size, e->used, c->fn, c->opaque) : 0;
+  int rc = m ? report(p, m, e->size, e->used, c->fn, c->opaque) : 0;
   pthread_rwlock_unlock(&p->table_lock);
   return rc;
 }
@@ -709,7 +746,7 @@ static int nfs_vol_get(void *handle, const char *name, vmh_volume_info_fn fn,
     return rc;
   rc = stat_vol(p, nfs, name, &st);
   put(p, nfs, rc);
-  return rc < 0 ? rc : report(&m, st.nfs_size, st.nfs_used, fn, opaque);
+  return rc < 0 ? rc : report(p, &m, st.nfs_size, st.nfs_used, fn, opaque);
 }
 
 /* The spec's format, size and base image checked; with a base, its record
@@ -718,43 +755,17 @@ static int check_spec(struct pool *p, const struct vmh_volume_spec *spec,
                       struct meta *m, struct meta *base) {
   int rc;
 
-  if ((rc = vmh_check_name(host, "volume", spec->name)) < 0 ||
-      (spec->base_image &&
-       (rc = vmh_check_name(host, "image", spec->base_image)) < 0))
-    return rc;
   memset(m, 0, sizeof *m);
+  if ((rc = file_vol_spec(host, spec, p->default_format, &m->format,
+                          &m->vsize)) < 0)
+    return rc;
   snprintf(m->name, sizeof m->name, "%s", spec->name);
-  m->format =
-      spec->format == VMH_FORMAT_DEFAULT ? p->default_format : spec->format;
-  if (m->format != VMH_FORMAT_RAW && m->format != VMH_FORMAT_QCOW2)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: format %" PRIu32 " is not raw or qcow2",
-                    spec->name, spec->format);
-  m->vsize = spec->size;
-  if (spec->base_image == NULL) {
-    if (spec->size == 0)
-      return vmh_fail(host, VMH_EINVAL, "volume %s: give a size in bytes",
-                      spec->name);
+  if (spec->base_image == NULL)
     return 0;
-  }
-  if (spec->format == VMH_FORMAT_RAW)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: a clone of image %s is always qcow2; leave the "
-                    "format out or ask for qcow2",
-                    spec->name, spec->base_image);
-  m->format = VMH_FORMAT_QCOW2;
   snprintf(m->backing, sizeof m->backing, "%s", spec->base_image);
   if ((rc = find_copy(p, &p->imgs, spec->base_image, "image", base)) < 0)
     return rc;
-  if (m->vsize == 0)
-    m->vsize = base->vsize;
-  if (m->vsize < base->vsize)
-    return vmh_fail(host, VMH_EINVAL,
-                    "volume %s: size %" PRIu64
-                    " is smaller than its base image %s (%" PRIu64
-                    " bytes); give at least that, or 0 for the same",
-                    spec->name, m->vsize, spec->base_image, base->vsize);
-  return 0;
+  return file_vol_clone_size(host, spec, base->vsize, &m->vsize);
 }
 
 /* The volume's data under the temporary name tmp: a sparse raw file, or a
@@ -949,7 +960,7 @@ static int nfs_vol_resize(void *handle, const char *name, uint64_t size,
   struct nfs_stat_64 st;
   struct nfs_context *nfs;
   struct meta m;
-  uint64_t now;
+  uint64_t now, need;
   int rc;
 
   if ((rc = vmh_check_flags(host, "vol_resize", flags, VMH_RESIZE_SHRINK)) <
@@ -961,25 +972,9 @@ static int nfs_vol_resize(void *handle, const char *name, uint64_t size,
   if ((rc = stat_vol(p, nfs, name, &st)) < 0)
     goto cleanup;
   now = m.format == VMH_FORMAT_QCOW2 ? m.vsize : st.nfs_size;
-  if (size == now)
-    goto cleanup;
-  if (size < now && !(flags & VMH_RESIZE_SHRINK)) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s: %" PRIu64 " bytes is smaller than its %" PRIu64
-                  "; shrinking loses data, ask for it with the shrink flag",
-                  name, size, now);
-    goto cleanup;
-  }
-  if (size < now && m.format == VMH_FORMAT_QCOW2) {
-    rc = vmh_fail(host, VMH_EINVAL,
-                  "volume %s is qcow2, which this pool does not shrink; only "
-                  "raw volumes shrink",
-                  name);
-    goto cleanup;
-  }
-  if (size > now &&
-      (rc = check_space(p, nfs, name,
-                        m.format == VMH_FORMAT_RAW ? size - now : 0)) < 0)
+  if ((rc = file_vol_resize_check(host, name, m.format, now, size, flags,
+                                  &need)) <= 0 ||
+      (size > now && (rc = check_space(p, nfs, name, need)) < 0))
     goto cleanup;
   rc = resize_data(p, nfs, &m, size);
 cleanup:
