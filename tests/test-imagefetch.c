@@ -277,7 +277,7 @@ int main(void) {
   for (int i = 0; i < 32; i++)
     snprintf(digest + 2 * i, 3, "%02x", dig[i]);
   snprintf(url, sizeof url, "file://%s", path);
-  CHECK_INT(fetch_global_init(), ==, 0);
+  CHECK_INT(fetch_global_init(&host), ==, 0);
 
   test_whole();
   test_resume();

@@ -43,8 +43,10 @@ struct xfer {
   struct timespec last;
 };
 
-int fetch_global_init(void) {
-  return curl_global_init(CURL_GLOBAL_DEFAULT) == 0 ? 0 : -1;
+int fetch_global_init(const struct vmh_host *host) {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+    return vmh_fail(host, VMH_EINTERNAL, "libcurl failed to initialise");
+  return 0;
 }
 
 /* Does url start with "<scheme>://" for one scheme of the comma-separated

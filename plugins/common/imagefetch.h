@@ -91,8 +91,8 @@ struct fetch_result {
 };
 
 /* Initialise libcurl.  Not thread-safe: call once from a plugin's load().
- * 0, or -1 (nothing set: the caller reports it). */
-int fetch_global_init(void);
+ * 0, or VMH_EINTERNAL with the message set. */
+int fetch_global_init(const struct vmh_host *host);
 
 /* Check url (its scheme must be one of policy's protocols; policy NULL: the
  * default) and sha256 (64 hex digits, any case); write the digest in lower

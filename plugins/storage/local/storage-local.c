@@ -1049,12 +1049,7 @@ cleanup:
 
 static int lc_load(const struct vmh_host *h) {
   host = h;
-  /* Not thread-safe: once, before any instance runs. */
-  if (fetch_global_init() < 0) {
-    h->error("libcurl failed to initialise");
-    return VMH_EINTERNAL;
-  }
-  return 0;
+  return fetch_global_init(h); /* once, before any instance runs */
 }
 
 static struct vmh_storage_ops ops = {

@@ -1318,11 +1318,7 @@ cleanup:
 
 static int nfs_load(const struct vmh_host *h) {
   host = h;
-  if (fetch_global_init() < 0) {
-    h->error("libcurl failed to initialise");
-    return VMH_EINTERNAL;
-  }
-  return 0;
+  return fetch_global_init(h); /* once, before any instance runs */
 }
 
 static struct vmh_storage_ops ops = {

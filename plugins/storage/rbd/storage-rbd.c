@@ -1329,10 +1329,7 @@ out:
 
 static int rb_load(const struct vmh_host *h) {
   host = h;
-  /* Not thread-safe: once, before any instance runs. */
-  if (fetch_global_init() < 0)
-    return vmh_fail(h, VMH_EINTERNAL, "libcurl failed to initialise");
-  return 0;
+  return fetch_global_init(h); /* once, before any instance runs */
 }
 
 static struct vmh_storage_ops ops = {
