@@ -20,12 +20,11 @@
 #include "instance.h"
 #include "log.h"
 #include "state.h"
+#include "strmap.h"
 #include "workers.h"
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_uint_fast64_t generation = 1;
-static struct vm **table;
-static size_t n_table, cap_table;
 static uint64_t event_sub; /* our subscription to the event bus, 0: none */
 
 void vms_rdlock(void) {
@@ -55,18 +54,23 @@ static int64_t now_us(void) {
 
 /* ---- the table ---------------------------------------------------------- */
 
+/* The records in the order lists show them, and two indexes into them:
+ * every record by id, and by name (ids and names never change while a
+ * record is in the table). */
+static struct vm **table;
+static size_t n_table, cap_table;
+static struct strmap by_id, by_name;
+
 struct vm *vms_lookup(const char *key) {
   if (!key)
     return NULL;
-  for (size_t i = 0; i < n_table; i++)
-    if (strcmp(table[i]->id, key) == 0)
-      return table[i];
-  for (size_t i = 0; i < n_table; i++)
-    if (strcmp(table[i]->name, key) == 0)
-      return table[i];
-  return NULL;
+  struct vm *vm = strmap_get(&by_id, key);
+  return vm ? vm : strmap_get(&by_name, key);
 }
 
+/* Add vm to the table and the indexes: all or nothing.  A second record
+ * with a name already taken (records edited by hand) is reachable by id
+ * only, and said so. */
 static int table_add(struct vm *vm) {
   if (n_table == cap_table) {
     size_t cap = cap_table ? cap_table * 2 : 64;
@@ -76,6 +80,16 @@ static int table_add(struct vm *vm) {
     table = t;
     cap_table = cap;
   }
+  if (strmap_reserve(&by_id, n_table + 1) < 0 ||
+      strmap_reserve(&by_name, n_table + 1) < 0)
+    return error_code(VMH_ENOMEM, "out of memory");
+  const struct vm *o = strmap_get(&by_name, vm->name);
+  if (o)
+    log_warn("VM %s is named '%s' like VM %s: reach it by its id", vm->id,
+             vm->name, o->id);
+  else
+    strmap_put(&by_name, vm->name, vm);
+  strmap_put(&by_id, vm->id, vm);
   table[n_table++] = vm;
   return 0;
 }
@@ -83,8 +97,8 @@ static int table_add(struct vm *vm) {
 int vms_insert(struct vm *vm) {
   int r;
   vms_wrlock();
-  const struct vm *o = vms_lookup(vm->name);
-  if (o && strcmp(o->name, vm->name) == 0)
+  const struct vm *o = strmap_get(&by_name, vm->name);
+  if (o)
     r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
                    vm->name, o->id);
   else
@@ -95,6 +109,11 @@ int vms_insert(struct vm *vm) {
 
 void vms_remove(struct vm *vm) {
   vms_wrlock();
+  strmap_remove(&by_id, vm->id);
+  if (strmap_get(&by_name, vm->name) == vm)
+    strmap_remove(&by_name, vm->name);
+  /* A scan of pointers, not of strings: removals are rare next to
+   * lookups. */
   for (size_t i = 0; i < n_table; i++) {
     if (table[i] == vm) {
       table[i] = table[--n_table];
@@ -701,4 +720,6 @@ void vms_free(void) {
   free(table);
   table = NULL;
   n_table = cap_table = 0;
+  strmap_free(&by_id);
+  strmap_free(&by_name);
 }

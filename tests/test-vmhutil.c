@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmhutil (plugins/common) and the ABI's header helpers: crash-safe
- * writes, spawning, the port table and MACs, histograms, URLs. */
+ * writes, spawning, the port table and MACs, histograms, URLs, the string
+ * map. */
 #include <config.h>
 
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include "histogram.h"
 #include "netcommon.h"
 #include "spawnproc.h"
+#include "strmap.h"
 #include "url.h"
 
 static char dir[] = "/tmp/vmhutil.XXXXXX";
@@ -306,6 +308,37 @@ static void test_url(void) {
   free(u);
 }
 
+/* Against a plain array: every key maps to what was put last, removed keys
+ * are gone, and removal (which shifts entries back) loses no other key. */
+static void test_strmap(void) {
+  enum { N = 5000 };
+  static char keys[N][16];
+  struct strmap m = {0};
+
+  CHECK(strmap_get(&m, "x") == NULL && strmap_remove(&m, "x") == NULL);
+  for (int i = 0; i < N; i++) {
+    snprintf(keys[i], sizeof keys[i], "vm-%d", i);
+    CHECK_INT(strmap_put(&m, keys[i], keys[i]), ==, 0);
+  }
+  CHECK_INT(m.n, ==, N);
+  CHECK_INT(strmap_put(&m, keys[7], keys[8]), ==, 0); /* replaces */
+  CHECK_INT(m.n, ==, N);
+  CHECK(strmap_get(&m, "vm-7") == keys[8]);
+  CHECK_INT(strmap_put(&m, keys[7], keys[7]), ==, 0);
+  for (int i = 0; i < N; i += 3)
+    CHECK(strmap_remove(&m, keys[i]) == keys[i]);
+  CHECK(strmap_remove(&m, keys[0]) == NULL);
+  for (int i = 0; i < N; i++)
+    CHECK(strmap_get(&m, keys[i]) == (i % 3 ? keys[i] : NULL));
+  CHECK(strmap_get(&m, "vm-") == NULL && strmap_get(&m, "") == NULL);
+  for (int i = 0; i < N; i++)
+    strmap_remove(&m, keys[i]);
+  CHECK_INT(m.n, ==, 0);
+  CHECK_INT(strmap_reserve(&m, 100), ==, 0);
+  CHECK(strmap_get(&m, "vm-1") == NULL);
+  strmap_free(&m);
+}
+
 int main(void) {
   CHECK(mkdtemp(dir) != NULL);
   test_atomic_write();
@@ -316,6 +349,7 @@ int main(void) {
   test_errno_code();
   test_header_helpers();
   test_url();
+  test_strmap();
   char path[64];
   snprintf(path, sizeof path, "%s/state", dir);
   CHECK(unlink(path) == 0 && rmdir(dir) == 0);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "mockcommon.h"
+#include "strmap.h"
 #include "vmrecord.h"
 
 enum {
@@ -115,8 +116,9 @@ struct hv {
   struct mock_common *mc;
   int64_t max_vcpus, max_vms;
   uint64_t max_memory;
-  struct ptrvec vms; /* of struct dom *, in define order */
-  uint64_t next_seq; /* last seq given */
+  struct ptrvec vms;            /* of struct dom *, in define order */
+  struct strmap by_id, by_name; /* the same VMs (vms_add, vms_drop) */
+  uint64_t next_seq;            /* last seq given */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -156,29 +158,44 @@ static void free_vm(struct dom *vm) {
   free(vm);
 }
 
-static struct dom *find_vm(struct hv *h, const char *id, size_t *ret_idx) {
-  size_t i;
-
-  for (i = 0; i < h->vms.n; i++) {
-    struct dom *vm = h->vms.v[i];
-    if (strcmp(vm->rec->id, id) == 0) {
-      if (ret_idx)
-        *ret_idx = i;
-      return vm;
-    }
-  }
-  return NULL;
+static struct dom *find_vm(struct hv *h, const char *id) {
+  return strmap_get(&h->by_id, id);
 }
 
 static struct dom *find_vm_by_name(struct hv *h, const char *name) {
-  size_t i;
+  return strmap_get(&h->by_name, name);
+}
 
-  for (i = 0; i < h->vms.n; i++) {
-    struct dom *vm = h->vms.v[i];
-    if (strcmp(vm->rec->name, name) == 0)
-      return vm;
-  }
-  return NULL;
+/* Append vm to the list and its indexes (the caller checked that its id
+ * and name are free): all or nothing. */
+static int vms_add(struct hv *h, struct dom *vm) {
+  int rc;
+
+  if (strmap_reserve(&h->by_id, h->vms.n + 1) < 0 ||
+      strmap_reserve(&h->by_name, h->vms.n + 1) < 0)
+    return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
+  if ((rc = mock_vec_push(h->host, &h->vms, vm)) < 0)
+    return rc;
+  strmap_put(&h->by_id, vm->rec->id, vm);
+  strmap_put(&h->by_name, vm->rec->name, vm);
+  return 0;
+}
+
+/* Take the VM at idx out of the list and its indexes; returns it. */
+static struct dom *vms_drop(struct hv *h, size_t idx) {
+  struct dom *vm = ptrvec_remove(&h->vms, idx);
+
+  strmap_remove(&h->by_id, vm->rec->id);
+  strmap_remove(&h->by_name, vm->rec->name);
+  return vm;
+}
+
+static size_t vm_index(const struct hv *h, const struct dom *vm) {
+  size_t i = 0;
+
+  while (h->vms.v[i] != vm)
+    i++;
+  return i;
 }
 
 static struct vm_disk *find_disk(struct dom *vm, const char *name) {
@@ -380,7 +397,7 @@ static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
     rc = mock_rec_fail(rec, "VM %s has state 0 or no vCPUs", vm->rec->id);
     goto fail;
   }
-  if (find_vm(h, vm->rec->id, NULL) || find_vm_by_name(h, vm->rec->name)) {
+  if (find_vm(h, vm->rec->id) || find_vm_by_name(h, vm->rec->name)) {
     rc = mock_rec_fail(rec, "VM %s (%s) appears twice", vm->rec->id,
                        vm->rec->name);
     goto fail;
@@ -390,7 +407,7 @@ static int load_vm(struct hv *h, struct mock_rec *rec, uint64_t now) {
     vm->run.start_ns = vm->run.seg_ns = now;
   if (vm->seq > h->next_seq)
     h->next_seq = vm->seq;
-  rc = mock_vec_push(h->host, &h->vms, vm);
+  rc = vms_add(h, vm);
   if (rc < 0)
     goto fail;
   return 0;
@@ -854,7 +871,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     return rc;
 
   mock_common_lock(h->mc);
-  if (find_vm(h, vm->rec->id, NULL)) {
+  if (find_vm(h, vm->rec->id)) {
     rc = vmh_fail(h->host, VMH_EEXIST, "VM id %s is already defined",
                   vm->rec->id);
   } else if ((other = find_vm_by_name(h, vm->rec->name)) != NULL) {
@@ -865,7 +882,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     rc = vmh_fail(h->host, VMH_ENOSPC,
                   "mock hypervisor %s already holds %zu VMs, its max_vms",
                   mock_common_name(h->mc), h->vms.n);
-  } else if ((rc = mock_vec_push(h->host, &h->vms, vm)) == 0) {
+  } else if ((rc = vms_add(h, vm)) == 0) {
     vm->seq = ++h->next_seq;
     queue_event(&ev, vm->rec->id, VMH_VM_STOPPED, "defined");
     if (flags & VMH_DEFINE_START) {
@@ -874,7 +891,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     }
     rc = save(h);
     if (rc < 0) {
-      ptrvec_remove(&h->vms, h->vms.n - 1);
+      vms_drop(h, h->vms.n - 1);
       h->next_seq--;
     }
   }
@@ -900,15 +917,19 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, &idx);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else {
-    ptrvec_remove(&h->vms, idx);
+    idx = vm_index(h, vm);
+    vms_drop(h, idx);
     rc = save(h);
     if (rc < 0) {
-      /* Cannot fail: the array had room for it a moment ago. */
+      /* Cannot fail: the array and the indexes had room for it a moment
+       * ago. */
       mock_vec_insert(h->host, &h->vms, idx, vm);
+      strmap_put(&h->by_id, vm->rec->id, vm);
+      strmap_put(&h->by_name, vm->rec->name, vm);
       vm = NULL;
     } else {
       if (is_up(vm->run.state))
@@ -937,7 +958,7 @@ static int transition(struct hv *h, const char *op, const char *verb,
       (rc = mock_check_id(h->host, "VM id", vm_id)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if (!(from & (UINT32_C(1) << vm->run.state))) {
@@ -1036,7 +1057,7 @@ static int hv_get(void *handle, const char *vm_id, vmh_vm_info_fn fn,
   if (fn == NULL)
     return vmh_fail(h->host, VMH_EINVAL, "get: no visitor");
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL)
     rc = no_vm(h, vm_id);
   else
@@ -1104,7 +1125,7 @@ static int hv_console(void *handle, const char *vm_id, vmh_console_fn fn,
   if (fn == NULL)
     return vmh_fail(h->host, VMH_EINVAL, "console: no visitor");
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL)
     rc = no_vm(h, vm_id);
   else if (!is_up(vm->run.state))
@@ -1178,7 +1199,7 @@ static int hv_snapshot_create(void *handle, const char *vm_id, const char *name,
       (rc = vmh_check_name(h->host, "snapshot", name)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
     goto out;
@@ -1239,7 +1260,7 @@ static int hv_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
   if (fn == NULL)
     return vmh_fail(h->host, VMH_EINVAL, "snapshot_list: no visitor");
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if (vm->snaps.n > 0) {
@@ -1278,7 +1299,7 @@ static int hv_snapshot_revert(void *handle, const char *vm_id,
                             VMH_NAME_MAX)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if ((s = find_snap(vm, snapshot_id, NULL)) == NULL) {
@@ -1319,7 +1340,7 @@ static int hv_snapshot_delete(void *handle, const char *vm_id,
                             VMH_NAME_MAX)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if ((s = find_snap(vm, snapshot_id, &idx)) == NULL) {
@@ -1378,7 +1399,7 @@ static int hv_attach_disk(void *handle, const char *vm_id,
     return vmh_fail(h->host, VMH_ENOMEM, "out of memory");
   }
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else if (find_disk(vm, d.name)) {
@@ -1419,7 +1440,7 @@ static int hv_detach_disk(void *handle, const char *vm_id,
       (rc = mock_check_text(h->host, "disk name", disk_name, VMH_NAME_MAX)) < 0)
     return rc;
   mock_common_lock(h->mc);
-  vm = find_vm(h, vm_id, NULL);
+  vm = find_vm(h, vm_id);
   if (vm == NULL) {
     rc = no_vm(h, vm_id);
   } else {
@@ -1550,7 +1571,7 @@ static int add_preexisting(struct hv *h, const struct pre *pre, uint32_t n) {
     vm->seq = ++h->next_seq;
     if ((rc = mock_dup(h->host, pre[i].id, &vm->rec->id)) < 0 ||
         (rc = mock_dup(h->host, pre[i].name, &vm->rec->name)) < 0 ||
-        (rc = mock_vec_push(h->host, &h->vms, vm)) < 0) {
+        (rc = vms_add(h, vm)) < 0) {
       free_vm(vm);
       return rc;
     }
@@ -1567,6 +1588,8 @@ static void hv_close(void *handle) {
   for (i = 0; i < h->vms.n; i++)
     free_vm(h->vms.v[i]);
   ptrvec_free(&h->vms);
+  strmap_free(&h->by_id);
+  strmap_free(&h->by_name);
   mock_common_close(h->mc);
   free(h);
 }
