@@ -147,12 +147,16 @@ static int pool_one(struct op *op, struct vmh_instance *inst) {
   return INSTANCE_CALL(inst, storage, pool_info, pool_cb, op, 0);
 }
 
+/* A pool that cannot answer (its server is down) is still listed, with
+ * why: one pool must not hide the others. */
 static int do_pool_list(struct op *op) {
   for (size_t i = 0; i < instances_count(); i++) {
     struct vmh_instance *inst = instance_at(i);
-    if (inst->kind == VMH_KIND_STORAGE && inst->is_open &&
-        pool_one(op, inst) < 0)
-      return VMH_EIO;
+    if (inst->kind != VMH_KIND_STORAGE || !inst->is_open ||
+        pool_one(op, inst) == 0)
+      continue;
+    struct vmh_pool_info p = {.struct_size = sizeof p, .message = error_get()};
+    pool_cb(op, &p);
   }
   return 0;
 }

@@ -246,6 +246,12 @@ with Daemon(body) as d:
                   volume={"name": "down", "size": MiB}), "io_error")
     check(time.time() - t0 < 30, "failed fast")
     check(len(d.ok(op="vm_list")["vms"]) == 1, "VMs list from memory")
+    # The pool list still answers: the pool that cannot is listed with why,
+    # the others as they are.
+    pools = {p["name"]: p for p in d.ok(op="pool_list")["pools"]}
+    check("unavailable" in (pools["nfs0"]["message"] or "")
+          and "127.0.0.1" in pools["nfs0"]["message"]
+          and pools["nfs0"]["capacity"] == 0, pools)
     g.start()
     for _ in range(100):
         if d.call(op="volume_list", pool="nfs0")["code"] == 0:
@@ -262,14 +268,32 @@ with Daemon(body) as d:
     check(entries(records) == [], entries(records))
     check(d.stop() == 0, "SIGTERM: exit 0")
 
-# Restarted: the records are read again (the volume made above is known).
+# Restarted: the records are read again (the volume made above is known),
+# many at once (more than the reader keeps in flight), a broken one
+# ignored and said so.
 with Daemon(body) as d:
     d.ok(op="volume_create", pool="nfs0",
          volume={"name": "kept", "size": MiB, "format": "qcow2"})
     check(d.stop() == 0, "exit 0")
+for i in range(300):
+    with open(os.path.join(pool, f"many-{i}"), "wb") as f:
+        f.truncate(MiB + i)
+    with open(os.path.join(records, f"many-{i}"), "w") as f:
+        f.write("format=raw\nvsize=0\nbytes=0\nbacking=\nsha256=\n")
+open(os.path.join(pool, "broken"), "wb").close()
+with open(os.path.join(records, "broken"), "w") as f:
+    f.write("format=floppy\n")
 with Daemon(body) as d:
     v = d.ok(op="volume_get", pool="nfs0", volume="kept")["volumes"][0]
     check(v["format"] == "qcow2" and v["capacity"] == MiB, v)
+    vols = volumes(d)
+    check(len(vols) == 302 and all(
+        vols[f"many-{i}"]["format"] == "raw"
+        and vols[f"many-{i}"]["capacity"] == MiB + i for i in range(300)),
+        len(vols))
+    check("/export/pool/.vmhost/volumes/broken is not a record" in d.log()
+          or "volumes/broken is not a record" in d.log(), d.log())
+    check(vols["broken"]["format"] == "raw", vols["broken"])
     check(d.stop() == 0, "exit 0")
 g.cleanup()
 subprocess.run(["rm", "-rf", top])

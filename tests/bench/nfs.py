@@ -16,7 +16,7 @@ namespaces (nfsserver.py), side by side in one run:
 Run by hand as root on a build without sanitizers, from the build tree:
 
     python3 tests/bench/nfs.py [--volumes 1000] [--clones 1000] \
-        [--list 10000] [--lists 20]
+        [--list 10000] [--lists 20] [--only ops|list]
 
 Figures are printed, never asserted.
 """
@@ -47,6 +47,8 @@ ap.add_argument("--volumes", type=int, default=1000)
 ap.add_argument("--clones", type=int, default=1000)
 ap.add_argument("--list", type=int, default=10000)
 ap.add_argument("--lists", type=int, default=20)
+ap.add_argument("--only", choices=("ops", "list"),
+                help="run only parts 1 and 2 (ops) or part 3 (list)")
 a = ap.parse_args()
 
 enter_namespace()
@@ -178,15 +180,18 @@ def listing():
 
 
 try:
-    make_big()
+    if a.only != "ops":
+        make_big()
     g.start()
-    d = Daemon(mocks + pool_yaml(extra=", path: pool, default_format: raw")
-               + MEM, log_level="info")
-    with d:
-        raw_volumes(d)
-        clones(d)
-        d.stop()
-    listing()
+    if a.only != "list":
+        d = Daemon(mocks + pool_yaml(extra=", path: pool, default_format: raw")
+                   + MEM, log_level="info")
+        with d:
+            raw_volumes(d)
+            clones(d)
+            d.stop()
+    if a.only != "ops":
+        listing()
 finally:
     g.cleanup()
     subprocess.run(["rm", "-rf", top])

@@ -156,13 +156,21 @@ int conns_get(struct conns *c, struct nfs_context **ret) {
 }
 
 void conns_put(struct conns *c, struct nfs_context *nfs, int rc) {
-  pthread_mutex_lock(&c->lock);
   if (conns_broken(rc)) {
-    nfs_destroy_context(nfs);
-    c->n_open--;
-  } else {
-    c->idle[c->n_idle++] = nfs;
+    conns_discard(c, nfs);
+    return;
   }
+  pthread_mutex_lock(&c->lock);
+  c->idle[c->n_idle++] = nfs;
+  pthread_cond_signal(&c->freed);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void conns_discard(struct conns *c, struct nfs_context *nfs) {
+  /* Not under the lock: destroying runs callbacks and closes a socket. */
+  nfs_destroy_context(nfs);
+  pthread_mutex_lock(&c->lock);
+  c->n_open--;
   pthread_cond_signal(&c->freed);
   pthread_mutex_unlock(&c->lock);
 }

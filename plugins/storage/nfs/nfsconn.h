@@ -49,6 +49,10 @@ int conns_get(struct conns *c, struct nfs_context **ret);
 /* Give a context back; rc is the last libnfs result on it (0 or -errno): a
  * failure that says the connection is gone destroys the context. */
 void conns_put(struct conns *c, struct nfs_context *nfs, int rc);
+/* Destroy a context taken with conns_get instead of giving it back (its
+ * connection is not to be trusted); callbacks of requests still in flight
+ * on it run now. */
+void conns_discard(struct conns *c, struct nfs_context *nfs);
 
 /* The VMH_E* code of a failed libnfs call (-errno): the errno's code, or
  * VMH_EIO for a connection that is gone. */

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <nfsc/libnfs.h>
+#include <poll.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,24 +168,192 @@ int meta_store(struct conns *c, struct nfs_context *nfs, const char *dir,
   return 0;
 }
 
-int meta_load(struct conns *c, struct nfs_context *nfs, const char *dir,
-              const char *name, struct meta *m) {
-  char text[META_MAX + 1], path[4096];
-  struct nfsfh *fh = NULL;
-  int rc;
+/* ---- Reading many records at once ---------------------------------------
+ *
+ * One record costs a LOOKUP and a READ: thousands read one after the other
+ * wait on thousands of round trips.  meta_load_all keeps META_WINDOW of
+ * them in flight on one context with libnfs's asynchronous calls, and
+ * serves the context itself until every one has answered. */
 
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  if ((rc = nfs_open(nfs, path, O_RDONLY, &fh)) < 0)
-    return rc == -ENOENT ? VMH_ENOENT : conns_fail(c, nfs, rc, "open %s", path);
-  rc = nfs_pread(nfs, fh, 0, META_MAX, text);
-  nfs_close(nfs, fh);
-  if (rc < 0)
-    return conns_fail(c, nfs, rc, "read %s", path);
-  text[rc] = '\0';
-  memset(m, 0, sizeof *m);
-  snprintf(m->name, sizeof m->name, "%s", name);
-  if (rc == META_MAX || meta_parse(text, m) < 0)
-    return vmh_fail(c->host, VMH_EINVAL, "%s is not a record vmhost wrote",
-                    path);
-  return 0;
+#define META_WINDOW 64
+
+struct loader {
+  struct conns *c;
+  struct nfs_context *nfs;
+  const char *dir;
+  char *const *names;
+  size_t n, next;
+  unsigned in_flight;
+  uint64_t answered; /* records done: the loop's sign of progress */
+  int rc;            /* the first failure: stop starting new reads */
+  bool broken;       /* the connection failed: discard it */
+  bool dead;         /* the context is being destroyed: touch nothing */
+  meta_load_fn fn;
+  void *opaque;
+};
+
+struct slot {
+  struct loader *ld;
+  size_t idx;
+  struct nfsfh *fh;
+};
+
+static void slot_start(struct slot *s);
+
+static void fail_nfs(struct loader *ld, int err, const char *what,
+                     const char *name) {
+  if (conns_broken(err))
+    ld->broken = true;
+  if (ld->rc == 0)
+    ld->rc = conns_fail(ld->c, ld->nfs, err, "%s %s/%s", what, ld->dir, name);
+}
+
+/* One record answered: the next one, or one fewer in flight. */
+static void slot_done(struct slot *s) {
+  struct loader *ld = s->ld;
+
+  ld->answered++;
+  if (ld->rc == 0 && ld->next < ld->n) {
+    s->idx = ld->next++;
+    slot_start(s);
+  } else {
+    ld->in_flight--;
+  }
+}
+
+static void deliver(struct loader *ld, size_t idx, int rc,
+                    const struct meta *m) {
+  if (ld->rc == 0) {
+    int r = ld->fn(ld->opaque, ld->names[idx], rc, m);
+    if (r < 0)
+      ld->rc = r;
+  }
+}
+
+static void closed_cb(int err, struct nfs_context *nfs, void *data,
+                      void *private_data) {
+  (void)err, (void)nfs, (void)data, (void)private_data;
+}
+
+static void read_cb(int err, struct nfs_context *nfs, void *data,
+                    void *private_data) {
+  struct slot *s = private_data;
+  struct loader *ld = s->ld;
+  const char *name = ld->names[s->idx];
+  char text[META_MAX + 1];
+  struct meta m = {0};
+
+  if (ld->dead)
+    return;
+  nfs_close_async(nfs, s->fh, closed_cb, NULL);
+  s->fh = NULL;
+  if (err < 0) {
+    fail_nfs(ld, err, "read", name);
+  } else {
+    memcpy(text, data, (size_t)err);
+    text[err] = '\0';
+    snprintf(m.name, sizeof m.name, "%s", name);
+    deliver(ld, s->idx,
+            err == META_MAX || meta_parse(text, &m) < 0 ? VMH_EINVAL : 0, &m);
+  }
+  slot_done(s);
+}
+
+static void open_cb(int err, struct nfs_context *nfs, void *data,
+                    void *private_data) {
+  struct slot *s = private_data;
+  struct loader *ld = s->ld;
+
+  if (ld->dead)
+    return;
+  if (err == -ENOENT) { /* removed since the directory was read */
+    deliver(ld, s->idx, VMH_ENOENT, NULL);
+  } else if (err < 0) {
+    fail_nfs(ld, err, "open", ld->names[s->idx]);
+  } else {
+    s->fh = data;
+    if (ld->rc == 0 &&
+        nfs_pread_async(nfs, s->fh, 0, META_MAX, read_cb, s) == 0)
+      return;
+    if (ld->rc == 0)
+      fail_nfs(ld, -EIO, "read", ld->names[s->idx]);
+    nfs_close_async(nfs, s->fh, closed_cb, NULL);
+    s->fh = NULL;
+  }
+  slot_done(s);
+}
+
+static void slot_start(struct slot *s) {
+  struct loader *ld = s->ld;
+  char path[4096];
+
+  snprintf(path, sizeof path, "%s/%s", ld->dir, ld->names[s->idx]);
+  if (nfs_open_async(ld->nfs, path, O_RDONLY, open_cb, s) < 0) {
+    fail_nfs(ld, -EIO, "open", ld->names[s->idx]);
+    ld->in_flight--;
+  }
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Serve the context until nothing is in flight; false when the connection
+ * failed or stopped answering. */
+static bool serve(struct loader *ld) {
+  uint64_t seen = ld->answered;
+  int64_t last = now_ms();
+
+  while (ld->in_flight > 0) {
+    struct pollfd pf = {.fd = nfs_get_fd(ld->nfs),
+                        .events = (short)nfs_which_events(ld->nfs)};
+    int r = poll(&pf, 1, 100);
+    if (r < 0 && errno != EINTR)
+      return false;
+    /* Called on every pass, even with no event: libnfs times requests out
+     * in here. */
+    if (nfs_service(ld->nfs, r > 0 ? pf.revents : 0) < 0)
+      return false;
+    if (ld->answered != seen) {
+      seen = ld->answered;
+      last = now_ms();
+    } else if (now_ms() - last > 2 * (int64_t)ld->c->timeout_ms + 1000) {
+      return false;
+    }
+  }
+  return !ld->broken;
+}
+
+int meta_load_all(struct conns *c, struct nfs_context **nfs, const char *dir,
+                  char *const *names, size_t n, meta_load_fn fn, void *opaque) {
+  struct loader ld = {.c = c,
+                      .nfs = *nfs,
+                      .dir = dir,
+                      .names = names,
+                      .n = n,
+                      .fn = fn,
+                      .opaque = opaque};
+  struct slot slots[META_WINDOW];
+
+  for (unsigned i = 0; i < META_WINDOW && ld.next < n && ld.rc == 0; i++) {
+    slots[i] = (struct slot){.ld = &ld, .idx = ld.next++};
+    ld.in_flight++;
+    slot_start(&slots[i]);
+  }
+  if (serve(&ld))
+    return ld.rc;
+  if (ld.rc == 0 || !ld.broken)
+    ld.rc = vmh_fail(c->host, VMH_EIO,
+                     "NFS server %s is unavailable: no answer while reading "
+                     "the records in %s%s%s",
+                     c->server, c->export, dir[0] == '/' ? "" : "/", dir);
+  /* Requests may still be in flight, their callbacks pointing at this
+   * frame: destroy the context while the frame lives. */
+  ld.dead = true;
+  conns_discard(c, *nfs);
+  *nfs = NULL;
+  return ld.rc;
 }

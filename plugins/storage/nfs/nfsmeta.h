@@ -47,9 +47,18 @@ void tmp_name(char *buf, size_t len, const char *name);
  * VMH_E* code with the message set. */
 int meta_store(struct conns *c, struct nfs_context *nfs, const char *dir,
                const struct meta *m, int replace);
-/* Read dir/<name> into m.  0, VMH_ENOENT (no message), or another code
- * with the message set (a record that does not parse is VMH_EINVAL). */
-int meta_load(struct conns *c, struct nfs_context *nfs, const char *dir,
-              const char *name, struct meta *m);
+/* What meta_load_all found for one record: rc 0 (m is it), VMH_ENOENT
+ * (removed since the directory was read; m NULL) or VMH_EINVAL (not a
+ * record vmhost wrote).  A negative return stops the load with it. */
+typedef int (*meta_load_fn)(void *opaque, const char *name, int rc,
+                            const struct meta *m);
+
+/* Read the records dir/names[0..n), many at once on nfs, calling fn for
+ * each in no set order.  Returns 0, the first failure of fn, or VMH_E* with
+ * the message set.  When the connection failed or stopped answering, the
+ * context has been discarded (conns_discard) and *nfs is NULL: the caller
+ * must not give it back. */
+int meta_load_all(struct conns *c, struct nfs_context **nfs, const char *dir,
+                  char *const *names, size_t n, meta_load_fn fn, void *opaque);
 
 #endif

@@ -301,33 +301,47 @@ static int walk(struct pool *p, struct nfs_context *nfs, const char *dir,
   return rc;
 }
 
-/* A record in .vmhost/{volumes,images}: into the table (opaque), or
- * removed when it is a temporary one. */
-static int load_record(struct pool *p, struct nfs_context *nfs, const char *dir,
+/* A name in .vmhost/{volumes,images}: kept for reading (opaque, a ptrvec
+ * of names), or removed when it is a temporary file. */
+static int record_name(struct pool *p, struct nfs_context *nfs, const char *dir,
                        const struct nfsdirent *e, void *opaque) {
-  char path[PATH_LEN];
-  struct meta m;
-  int rc;
+  char path[PATH_LEN], *name;
 
-  snprintf(path, sizeof path, "%s/%s", dir, e->name);
   if (strncmp(e->name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+    snprintf(path, sizeof path, "%s/%s", dir, e->name);
     remove_leftover(p, nfs, path, "left by an interrupted write");
     return 0;
   }
   if (!vmh_name_valid(e->name))
     return 0;
-  rc = meta_load(&p->conns, nfs, dir, e->name, &m);
+  if ((name = strdup(e->name)) == NULL || ptrvec_push(opaque, name) < 0) {
+    free(name);
+    return vmh_fail(host, VMH_ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+struct loading {
+  struct pool *p;
+  struct ptrvec *table;
+  const char *dir;
+};
+
+/* A record read: into the table. */
+static int load_record(void *opaque, const char *name, int rc,
+                       const struct meta *m) {
+  struct loading *l = opaque;
+
   if (rc == VMH_ENOENT)
     return 0;
   if (rc == VMH_EINVAL) {
     /* A broken record must not hide the rest of the pool. */
-    host->log(p->inst, VMH_LOG_ERROR,
-              "pool %s: %s is not a record vmhost "
-              "wrote; it is ignored",
-              p->name, path);
+    host->log(l->p->inst, VMH_LOG_ERROR,
+              "pool %s: %s/%s is not a record vmhost wrote; it is ignored",
+              l->p->name, l->dir, name);
     return 0;
   }
-  return rc < 0 ? rc : table_put(p, opaque, &m);
+  return table_put(l->p, l->table, m);
 }
 
 struct present {
@@ -360,24 +374,33 @@ static int check_file(struct pool *p, struct nfs_context *nfs, const char *dir,
               "pool %s: volume %s has no record (not made by vmhost); it is "
               "listed as raw",
               p->name, e->name);
-    return table_put(p, pr->table, &raw);
+    int rc = table_put(p, pr->table, &raw);
+    if (rc < 0)
+      return rc;
+    m = table_find(pr->table, e->name, NULL);
   }
   if (m && ptrvec_push(&pr->seen, m) < 0)
     return vmh_fail(host, VMH_ENOMEM, "out of memory");
   return 0;
 }
 
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a;
+  uintptr_t y = (uintptr_t) * (void *const *)b;
+  return (x > y) - (x < y);
+}
+
 /* Records whose file is not there: a create or import that was
  * interrupted before it published, or a delete after it unlinked. */
 static void drop_orphans(struct pool *p, struct nfs_context *nfs,
                          struct present *pr, const char *records_sub) {
+  if (pr->seen.n)
+    qsort(pr->seen.v, pr->seen.n, sizeof *pr->seen.v, by_address);
   for (size_t i = pr->table->n; i-- > 0;) {
     struct meta *m = pr->table->v[i];
     char path[PATH_LEN];
-    bool seen = false;
-    for (size_t j = 0; j < pr->seen.n && !seen; j++)
-      seen = pr->seen.v[j] == m;
-    if (seen)
+    if (pr->seen.n &&
+        bsearch(&m, pr->seen.v, pr->seen.n, sizeof *pr->seen.v, by_address))
       continue;
     pool_path(p, path, sizeof path, records_sub, m->name);
     remove_leftover(p, nfs, path,
@@ -387,12 +410,15 @@ static void drop_orphans(struct pool *p, struct nfs_context *nfs,
   }
 }
 
-/* Read the records of one kind and reconcile them with the files. */
-static int load_kind(struct pool *p, struct nfs_context *nfs,
+/* Read the records of one kind and reconcile them with the files.  *nfs
+ * is NULL afterwards when its connection failed (meta_load_all). */
+static int load_kind(struct pool *p, struct nfs_context **nfs,
                      struct ptrvec *table, const char *records_sub,
                      const char *files_sub) {
   char records[PATH_LEN], files[PATH_LEN];
   struct present pr = {.table = table};
+  struct ptrvec names = {0};
+  struct loading l = {p, table, records};
   int rc;
 
   snprintf(records, sizeof records, "%s/%s", p->dir, records_sub);
@@ -400,11 +426,16 @@ static int load_kind(struct pool *p, struct nfs_context *nfs,
     snprintf(files, sizeof files, "%s/%s", p->dir, files_sub);
   else
     snprintf(files, sizeof files, "%s", p->dir);
-  if ((rc = walk(p, nfs, records, load_record, table)) < 0 ||
-      (rc = walk(p, nfs, files, check_file, &pr)) < 0)
+  if ((rc = walk(p, *nfs, records, record_name, &names)) < 0 ||
+      (rc = meta_load_all(&p->conns, nfs, records, (char *const *)names.v,
+                          names.n, load_record, &l)) < 0 ||
+      (rc = walk(p, *nfs, files, check_file, &pr)) < 0)
     goto cleanup;
-  drop_orphans(p, nfs, &pr, records_sub);
+  drop_orphans(p, *nfs, &pr, records_sub);
 cleanup:
+  for (size_t i = 0; i < names.n; i++)
+    free(names.v[i]);
+  ptrvec_free(&names);
   ptrvec_free(&pr.seen);
   return rc;
 }
@@ -538,9 +569,10 @@ static int load_pool(struct pool *p) {
   if ((rc = conns_get(&p->conns, &nfs)) < 0)
     return rc;
   if ((rc = make_dirs(p, nfs)) == 0 &&
-      (rc = load_kind(p, nfs, &p->vols, VOLUMES_DIR, NULL)) == 0)
-    rc = load_kind(p, nfs, &p->imgs, RECORDS_DIR, IMAGES_DIR);
-  put(p, nfs, rc);
+      (rc = load_kind(p, &nfs, &p->vols, VOLUMES_DIR, NULL)) == 0)
+    rc = load_kind(p, &nfs, &p->imgs, RECORDS_DIR, IMAGES_DIR);
+  if (nfs)
+    put(p, nfs, rc);
   return rc;
 }
 
