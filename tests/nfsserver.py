@@ -7,7 +7,7 @@ ports through the portmapper on port 111, and ganesha will not start
 unless it can register NFSv3 with one.  So each test FILE runs in a network
 and mount namespace of its own (enter_namespace(): the test re-executes
 itself under `unshare --net --mount`): rpcbind listens on that namespace's
-port 111, ganesha on 127.0.0.1:2049, and vmhostd, qemu-img and the private
+port 111, ganesha on port 2049 of 127.0.0.1 and ::1, and vmhostd, qemu-img and the private
 libvirtd the test starts see them and nothing else; /run is a private
 tmpfs there, so rpcbind's socket and lock stay private too.  Everything is
 stopped by PID.
@@ -46,9 +46,9 @@ def require_nfs():
 
 def enter_namespace():
     """Re-executes this test inside new network and mount namespaces (once),
-    then sets them up: loopback up with a second address (getaddrinfo's
-    AI_ADDRCONFIG ignores 127.0.0.1, and ganesha resolves its bind address
-    with it), a private tmpfs on /run."""
+    then sets them up: loopback up with a second address of each family
+    (getaddrinfo's AI_ADDRCONFIG ignores 127.0.0.1 and ::1, and ganesha
+    resolves its bind address with it), a private tmpfs on /run."""
     require_nfs()
     if os.environ.get(INNER) != str(os.getppid()):
         env = dict(os.environ, **{INNER: str(os.getpid())})
@@ -65,14 +65,31 @@ def enter_namespace():
         sys.exit(proc.wait())
     for cmd in (["ip", "link", "set", "lo", "up"],
                 ["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"],
+                ["ip", "addr", "add", "2001:db8::1/128", "dev", "lo"],
                 ["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "tmpfs",
                  "/run"]):
         r = subprocess.run(cmd, capture_output=True, text=True)
         check(r.returncode == 0, " ".join(cmd), r.stderr)
 
 
+def add_hosts(names):
+    """Host names for this namespace only ({name: address}): /etc/hosts
+    and these lines, bind-mounted over /etc/hosts in the private mount
+    namespace (enter_namespace first)."""
+    if not os.path.exists("/etc/hosts"):  # a bare chroot may have none
+        open("/etc/hosts", "w").close()
+    path = os.path.join("/run", "hosts")
+    with open("/etc/hosts") as f, open(path, "w") as out:
+        out.write(f.read())
+        out.writelines(f"{addr} {name}\n" for name, addr in names.items())
+    r = subprocess.run(["mount", "--bind", path, "/etc/hosts"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "mount --bind", path, "/etc/hosts", r.stderr)
+
+
+# Bind_addr ::, a dual-stack socket: the server answers on IPv4 and IPv6.
 CONF = """NFS_CORE_PARAM {{
-    Bind_addr = 127.0.0.1;
+    Bind_addr = ::;
     Enable_NLM = false;
     Enable_RQUOTA = false;
     Enable_UDP = false;
@@ -196,7 +213,7 @@ def wait_until(cond, timeout, what):
     check(False, what, "not ready in time")
 
 
-def pool_yaml(name="nfs0", export="/export", extra=""):
+def pool_yaml(name="nfs0", export="/export", extra="", server="127.0.0.1"):
     """A storage entry for the nfs plugin on the test server."""
-    return (f"  - {{ name: {name}, plugin: nfs, server: 127.0.0.1, "
+    return (f"  - {{ name: {name}, plugin: nfs, server: '{server}', "
             f"export: {export}{extra} }}\n")

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from cuthttp import CutServer
-from nfsserver import Ganesha, enter_namespace, pool_yaml
+from nfsserver import Ganesha, add_hosts, enter_namespace, pool_yaml
 from vmhtest import Daemon, check, expect
 
 enter_namespace()
@@ -295,5 +295,42 @@ with Daemon(body) as d:
           or "volumes/broken is not a record" in d.log(), d.log())
     check(vols["broken"]["format"] == "raw", vols["broken"])
     check(d.stop() == 0, "exit 0")
+# IPv6.  Named by a host name, everything works, qcow2 through qemu-img
+# too, and the plugin's connections are IPv6 ones.  Named by address, raw
+# volumes work and what needs qemu-img (which cannot reach an IPv6 address
+# literal) is refused, saying what to do.
+add_hosts({"nfs6.test": "::1"})
+v6 = ("hypervisors:\n  - { name: hv0, plugin: mock }\n"
+      "networks:\n  - { name: net0, plugin: mock }\nstorage:\n"
+      + pool_yaml("byname", extra=", path: v6", server="nfs6.test")
+      + pool_yaml("byaddr", extra=", path: v6a, default_format: raw",
+                  server="[::1]"))
+with Daemon(v6) as d:
+    d.ok(op="volume_create", pool="byname",
+         volume={"name": "q", "size": MiB, "format": "qcow2"})
+    v = d.ok(op="volume_get", pool="byname", volume="q")["volumes"][0]
+    check(v["format"] == "qcow2"
+          and v["location"] == "nfs://nfs6.test/export/v6/q", v)
+    check(qinfo(os.path.join(g.export, "v6", "q"))["format"] == "qcow2", v)
+    ss = subprocess.run(["ss", "-Htnp6", "state", "established",
+                         "( dport = :2049 )"], capture_output=True,
+                        text=True).stdout
+    check(f"pid={d.proc.pid}," in ss, "no IPv6 connection of vmhostd", ss)
+
+    p = d.ok(op="pool_get", pool="byaddr")["pools"][0]
+    check("raw volumes only" in (p["message"] or "")
+          and "::1" in p["message"], p)
+    d.ok(op="volume_create", pool="byaddr", volume={"name": "r", "size": MiB})
+    v = d.ok(op="volume_get", pool="byaddr", volume="r")["volumes"][0]
+    check(v["format"] == "raw" and v["location"]
+          == "nfs://[::1]/export/v6a/r", v)
+    check(os.path.getsize(os.path.join(g.export, "v6a", "r")) == MiB, v)
+    r = expect(d.call(op="volume_create", pool="byaddr", volume={
+        "name": "q", "size": MiB, "format": "qcow2"}), "not_supported")
+    check("host name" in r["message"], r)
+    check(not os.path.exists(os.path.join(g.export, "v6a", "q")), "no q")
+    d.ok(op="volume_delete", pool="byaddr", volume="r")
+    check(d.stop() == 0, "exit 0")
+
 g.cleanup()
 subprocess.run(["rm", "-rf", top])

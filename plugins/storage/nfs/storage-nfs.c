@@ -68,7 +68,8 @@ struct pool {
   char *query;          /* "" or "?uid=…&gid=…" */
   uint64_t reserved;
   uint32_t default_format;
-  bool v4; /* NFSv4 chosen: pool_info's message warns about it */
+  bool v4;         /* NFSv4 chosen: pool_info's message warns about it */
+  bool v6_literal; /* server is an IPv6 address: qemu-img cannot reach it */
   struct conns conns;
   /* The tables (struct meta *, nfsmeta.h) and the names being imported. */
   pthread_rwlock_t table_lock;
@@ -98,6 +99,19 @@ static void pool_url(const struct pool *p, char *buf, size_t len,
     snprintf(buf, len, "%s/%s/%s%s", p->url, sub, name, p->query);
   else
     snprintf(buf, len, "%s/%s%s", p->url, name, p->query);
+}
+
+/* Refuse what needs qemu-img on the pool's files when it cannot reach the
+ * server: QEMU 7.2's nfs driver passes an IPv6 address from a URL on with
+ * its brackets, which libnfs cannot parse. */
+static int need_qemu_img(const struct pool *p, const char *what) {
+  if (!p->v6_literal)
+    return 0;
+  return vmh_fail(host, VMH_ENOTSUP,
+                  "pool %s: %s needs qemu-img, whose NFS driver (QEMU 7.2) "
+                  "cannot reach an IPv6 address literal (%s); name the "
+                  "server by a host name that resolves to it",
+                  p->name, what, p->server);
 }
 
 /* Give a context back after an operation that ended with rc (VMH_EIO may
@@ -507,7 +521,7 @@ static int set_location(struct pool *p, const char *server, const char *path,
                     "server exports, e.g. /srv/vm",
                     p->name, p->export);
   p->server = server;
-  v6 = strchr(server, ':') != NULL;
+  v6 = p->v6_literal = strchr(server, ':') != NULL;
   for (n = strlen(p->export); n > 1 && p->export[n - 1] == '/'; n--)
     ;
   if (asprintf(&p->dir, "%s%s", path[0] ? "/" : "", path) < 0 ||
@@ -612,6 +626,13 @@ static int nfs_pool_open(const struct vmh_host *h,
               "NFSv4 writes over about 3.5 KB: use version 3 with that "
               "libnfs (qemu-img and QEMU use NFSv3 whatever this says)",
               p->name);
+  if (p->v6_literal)
+    host->log(
+        inst, VMH_LOG_WARN,
+        "pool %s: server %s is an IPv6 address: raw volumes only (qemu-img, "
+        "which makes qcow2 volumes and reads images, cannot reach it); "
+        "name the server by a host name that resolves to it",
+        p->name, p->server);
   if ((rc = load_pool(p)) < 0)
     goto fail;
   host->log(inst, VMH_LOG_INFO,
@@ -642,7 +663,8 @@ static int nfs_health(void *handle, uint32_t flags) {
 }
 
 /* What is not simply fine with the pool, for pool_info's message: no room
- * left for volumes, or the NFSv4 data-corruption risk. */
+ * left for volumes, the NFSv4 data-corruption risk, or what a server given
+ * as an IPv6 address rules out. */
 static void pool_message(const struct pool *p, struct vmh_pool_info *info,
                          char *buf, size_t len) {
   if (info->available == 0)
@@ -654,6 +676,12 @@ static void pool_message(const struct pool *p, struct vmh_pool_info *info,
     snprintf(buf, len,
              "NFSv4 with libnfs 4.0.0 corrupts writes over about 3.5 KB; "
              "use version 3");
+  else if (p->v6_literal)
+    snprintf(buf, len,
+             "raw volumes only: qcow2 volumes and images need qemu-img, "
+             "which cannot reach the IPv6 address %s; name the server by a "
+             "host name that resolves to it",
+             p->server);
   else
     return;
   info->message = buf;
@@ -823,6 +851,8 @@ static int make_data(struct pool *p, struct nfs_context *nfs,
                                p->name, m->name, m->vsize)
                   : 0;
   }
+  if ((rc = need_qemu_img(p, "a qcow2 volume")) < 0)
+    return rc;
   pool_url(p, url, sizeof url, NULL, tmp);
   snprintf(sizearg, sizeof sizearg, "%" PRIu64, m->vsize);
   argv[a++] = (char *)p->qemu_img;
@@ -972,6 +1002,8 @@ static int resize_data(struct pool *p, struct nfs_context *nfs, struct meta *m,
                         m->name, size);
     return 0;
   }
+  if ((rc = need_qemu_img(p, "resizing a qcow2 volume")) < 0)
+    return rc;
   pool_url(p, url, sizeof url, NULL, m->name);
   snprintf(sizearg, sizeof sizearg, "%" PRIu64, size);
   char *argv[] = {
@@ -1246,7 +1278,8 @@ static int nfs_image_import(void *handle, const struct vmh_image_spec *spec,
   if ((rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
   snprintf(what, sizeof what, "image %s", spec->name);
-  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0)
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0 ||
+      (rc = need_qemu_img(p, "an image import")) < 0)
     return rc;
   if (has(p, &p->imgs, spec->name))
     return vmh_fail(host, VMH_EEXIST,
