@@ -8,8 +8,12 @@ export that fills up (no_space, nothing left), the image cache (file://,
 wrong checksum, http:// imports cut half-way that resume, two clones share
 a base, a base in use), VMH_SOURCE_LOCAL
 refused, the server stopped and restarted under a running vmhostd
-(io_error naming the server, then recovery), leftovers of a crash removed
-at the next start.  Needs root (namespaces, ganesha)."""
+(io_error naming the server, the pool still listed with why, then
+recovery), a server that drops packets (at open and under a running
+vmhostd: the pool's timeout, not TCP's), leftovers of a crash removed at
+the next start, hundreds of records read at once and a broken one
+ignored, IPv6 servers by host name and by address.  Needs root
+(namespaces, ganesha, nft)."""
 import atexit
 import hashlib
 import json
@@ -46,9 +50,21 @@ def qinfo(path):
         capture_output=True, text=True).stdout)
 
 
+def nft(rule):
+    r = subprocess.run(["nft"] + rule.split(), capture_output=True, text=True)
+    check(r.returncode == 0, "nft", rule, r.stderr)
+
+
+# A firewall of the test's own namespace: packets it drops never answer.
+nft("add table inet vmhtest")
+nft("add chain inet vmhtest out { type filter hook output priority 0 ; }")
+subprocess.run(["ip", "route", "add", "198.51.100.0/24", "dev", "lo"],
+               check=True)
+nft("add rule inet vmhtest out ip daddr 198.51.100.1 drop")
+
 body = ("hypervisors:\n  - { name: hv0, plugin: mock, persist: true }\n"
         "networks:\n  - { name: net0, plugin: mock }\nstorage:\n"
-        + pool_yaml(extra=", path: pool, default_format: raw")
+        + pool_yaml(extra=", path: pool, default_format: raw, timeout: 2")
         + pool_yaml("small", "/small", ", reserved: 0")
         + pool_yaml("resv", extra=", path: resv, reserved: 1000T"))
 
@@ -58,6 +74,18 @@ os.makedirs(records)
 open(os.path.join(pool, ".tmp-crashed.1234"), "w").close()
 with open(os.path.join(records, "ghost"), "w") as f:
     f.write("format=qcow2\nvsize=1048576\n")
+
+# A server that never answers: the pool's open gives up after its timeout
+# (the daemon starts without it: optional) and says why.
+far = ("hypervisors:\n  - { name: hv0, plugin: mock }\n"
+       "networks:\n  - { name: net0, plugin: mock }\nstorage:\n"
+       "  - { name: far, plugin: nfs, server: 198.51.100.1, "
+       "export: /export, timeout: 2, optional: true }\n")
+with Daemon(far) as d:
+    r = expect(d.call(op="pool_get", pool="far"), "not_found")
+    check("198.51.100.1 is unavailable: no answer to mounting /export"
+          in r["message"] and "within 2 s" in r["message"], r)
+    check(d.stop() == 0, "exit 0")
 
 with Daemon(body) as d:
     log = d.log()
@@ -253,6 +281,18 @@ with Daemon(body) as d:
           and "127.0.0.1" in pools["nfs0"]["message"]
           and pools["nfs0"]["capacity"] == 0, pools)
     g.start()
+    for _ in range(100):
+        if d.call(op="volume_list", pool="nfs0")["code"] == 0:
+            break
+        time.sleep(0.1)
+    # The server silent (its packets dropped) instead of gone: an operation
+    # gives up after the pool's timeout (2 s) instead of hanging on TCP's
+    # retries, and the pool recovers once packets flow again.
+    nft("add rule inet vmhtest out tcp dport 2049 drop")
+    r = expect(d.call(op="volume_create", pool="nfs0",
+                      volume={"name": "silent", "size": MiB}), "io_error")
+    check("127.0.0.1" in r["message"], r)
+    nft("flush chain inet vmhtest out")
     for _ in range(100):
         if d.call(op="volume_list", pool="nfs0")["code"] == 0:
             break

@@ -71,6 +71,15 @@ def require_netns():
         skip_unsupported("network namespaces cannot be made here: " + (r.stderr or "").strip())
 
 
+# Leaks inside libraries vmhostd loads, not in vmhost, each with why; every
+# test's vmhostd runs with these suppressed (nothing else is):
+#   - libnfs 4.0.0 frees the state of a connection in progress only in the
+#     connect callback, which destroying the context before the connection
+#     is made never calls (the nfs plugin gives up on a server that does
+#     not answer its mount within the pool's timeout).
+LSAN_LIB_SUPP = """leak:rpc_connect_program_async
+"""
+
 # GCC 12's LeakSanitizer crashes in its tracer ("Tracer caught signal 11")
 # on the bogus dynamic-TLS range it computes for libraries loaded with
 # dlopen on glibc 2.36 (libvirt and glib; librados and librbd beside them).
@@ -81,7 +90,7 @@ def require_netns():
 #   - glib's slice magazine, made by glib's ELF constructor;
 #   - the per-thread state glib's main context keeps for the thread of a
 #     libvirt client connection's event loop (virNetClient).
-LSAN_SUPP = """leak:virResetLastError
+LSAN_TLS_SUPP = """leak:virResetLastError
 leak:virGetLastError
 leak:virGetLastErrorCode
 leak:virGetLastErrorMessage
@@ -90,22 +99,34 @@ leak:virNetClientSendWithReply
 """
 
 
-def lsan_without_tls():
-    """Under --enable-sanitizers, the LeakSanitizer settings for a vmhostd
-    that loads libvirt (see LSAN_SUPP); nothing otherwise."""
-    if b"libasan" not in subprocess.run(["ldd", VMHOSTD],
-                                        capture_output=True).stdout:
-        return
+def _sanitized():
+    return b"libasan" in subprocess.run(["ldd", VMHOSTD],
+                                        capture_output=True).stdout
+
+
+def _lsan_options(options, suppressions):
     supp = tempfile.NamedTemporaryFile("w", suffix=".supp", delete=False)
-    supp.write(LSAN_SUPP)
+    supp.write(suppressions)
     supp.close()
     atexit.register(os.unlink, supp.name)
-    os.environ["LSAN_OPTIONS"] = "use_tls=0:suppressions=" + supp.name
+    os.environ["LSAN_OPTIONS"] = options + "suppressions=" + supp.name
+
+
+def lsan_without_tls():
+    """Under --enable-sanitizers, the LeakSanitizer settings for a vmhostd
+    that loads libvirt (see LSAN_TLS_SUPP); nothing otherwise."""
+    if not _sanitized():
+        return
+    _lsan_options("use_tls=0:", LSAN_LIB_SUPP + LSAN_TLS_SUPP)
     # libvirt and glib have no frame pointers: the slow unwinder is what
     # gets the suppressed frames into the stacks.
     os.environ["ASAN_OPTIONS"] = ":".join(
         x for x in (os.environ.get("ASAN_OPTIONS"),
                     "fast_unwind_on_malloc=0") if x)
+
+
+if "LSAN_OPTIONS" not in os.environ and _sanitized():
+    _lsan_options("", LSAN_LIB_SUPP)
 
 
 def fail(*msg):

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "errname.h"
 
@@ -84,6 +85,78 @@ int conns_fail(struct conns *c, struct nfs_context *nfs, int rc,
   return vmh_fail(c->host, conns_code(rc), "%s: %s", what, err);
 }
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int conns_serve(struct nfs_context *nfs, const unsigned *pending,
+                const uint64_t *answered, int idle_ms) {
+  uint64_t seen = *answered;
+  int64_t last = now_ms();
+
+  while (*pending > 0) {
+    struct pollfd pf = {.fd = nfs_get_fd(nfs),
+                        .events = (short)nfs_which_events(nfs)};
+    int r = poll(&pf, 1, 100);
+    if (r < 0 && errno != EINTR)
+      return -errno;
+    /* Called on every pass, even with no event: libnfs times requests out
+     * in here. */
+    if (nfs_service(nfs, r > 0 ? pf.revents : 0) < 0)
+      return -EIO;
+    if (*answered != seen) {
+      seen = *answered;
+      last = now_ms();
+    } else if (now_ms() - last > idle_ms) {
+      return -ETIMEDOUT;
+    }
+  }
+  return 0;
+}
+
+struct mounting {
+  unsigned pending;
+  uint64_t answered; /* never moves: the deadline is the whole mount's */
+  int rc;
+};
+
+static void mounted(int err, struct nfs_context *nfs, void *data,
+                    void *private_data) {
+  struct mounting *m = private_data;
+
+  (void)nfs, (void)data;
+  m->rc = err;
+  m->pending = 0;
+}
+
+/* Mount within the timeout: a server that drops packets must not hold the
+ * caller for TCP's minutes of retries (the synchronous mount has no
+ * deadline of its own).  On failure nfs is destroyed. */
+static int mount_within(struct conns *c, struct nfs_context *nfs) {
+  struct mounting m = {.pending = 1};
+  int rc = nfs_mount_async(nfs, c->server, c->export, mounted, &m);
+
+  if (rc == 0)
+    rc = conns_serve(nfs, &m.pending, &m.answered, c->timeout_ms);
+  if (rc == -ETIMEDOUT)
+    rc = vmh_fail(c->host, VMH_EIO,
+                  "NFS server %s is unavailable: no answer to mounting %s "
+                  "(NFSv%d) within %d s (timeout)",
+                  c->server, c->export, c->version, c->timeout_ms / 1000);
+  else if (rc < 0 || (rc = m.rc) < 0)
+    rc = vmh_fail(c->host, VMH_EIO,
+                  "NFS server %s is unavailable: cannot mount %s (NFSv%d): "
+                  "%s",
+                  c->server, c->export, c->version, nfs_get_error(nfs));
+  /* The callback of a mount still in flight runs here, while m lives. */
+  if (rc < 0)
+    nfs_destroy_context(nfs);
+  return rc;
+}
+
 /* A new context, mounted on the export. */
 static int conn_open(struct conns *c, struct nfs_context **ret) {
   struct nfs_context *nfs = nfs_init_context();
@@ -99,15 +172,14 @@ static int conn_open(struct conns *c, struct nfs_context **ret) {
   nfs_set_autoreconnect(nfs, 0);
   /* Another context may change a directory behind this one's cache. */
   nfs_set_dircache(nfs, 0);
-  if (nfs_set_version(nfs, c->version) < 0 ||
-      (rc = nfs_mount(nfs, c->server, c->export)) < 0) {
-    rc = vmh_fail(c->host, VMH_EIO,
-                  "NFS server %s is unavailable: cannot mount %s (NFSv%d): "
-                  "%s",
-                  c->server, c->export, c->version, nfs_get_error(nfs));
+  if (nfs_set_version(nfs, c->version) < 0) {
+    rc = vmh_fail(c->host, VMH_EINVAL, "libnfs: NFSv%d: %s", c->version,
+                  nfs_get_error(nfs));
     nfs_destroy_context(nfs);
     return rc;
   }
+  if ((rc = mount_within(c, nfs)) < 0)
+    return rc;
   *ret = nfs;
   return 0;
 }

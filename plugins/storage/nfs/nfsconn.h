@@ -54,6 +54,13 @@ void conns_put(struct conns *c, struct nfs_context *nfs, int rc);
  * on it run now. */
 void conns_discard(struct conns *c, struct nfs_context *nfs);
 
+/* Serve nfs's asynchronous requests until *pending is 0 (their callbacks
+ * count it down and *answered up).  0; -ETIMEDOUT when *answered did not
+ * move for idle_ms; another -errno when the connection failed.  After a
+ * failure requests may still be in flight: destroy the context (their
+ * callbacks run then) before what they point to goes away. */
+int conns_serve(struct nfs_context *nfs, const unsigned *pending,
+                const uint64_t *answered, int idle_ms);
 /* The VMH_E* code of a failed libnfs call (-errno): the errno's code, or
  * VMH_EIO for a connection that is gone. */
 int conns_code(int rc);

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <nfsc/libnfs.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -294,39 +293,6 @@ static void slot_start(struct slot *s) {
   }
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Serve the context until nothing is in flight; false when the connection
- * failed or stopped answering. */
-static bool serve(struct loader *ld) {
-  uint64_t seen = ld->answered;
-  int64_t last = now_ms();
-
-  while (ld->in_flight > 0) {
-    struct pollfd pf = {.fd = nfs_get_fd(ld->nfs),
-                        .events = (short)nfs_which_events(ld->nfs)};
-    int r = poll(&pf, 1, 100);
-    if (r < 0 && errno != EINTR)
-      return false;
-    /* Called on every pass, even with no event: libnfs times requests out
-     * in here. */
-    if (nfs_service(ld->nfs, r > 0 ? pf.revents : 0) < 0)
-      return false;
-    if (ld->answered != seen) {
-      seen = ld->answered;
-      last = now_ms();
-    } else if (now_ms() - last > 2 * (int64_t)ld->c->timeout_ms + 1000) {
-      return false;
-    }
-  }
-  return !ld->broken;
-}
-
 int meta_load_all(struct conns *c, struct nfs_context **nfs, const char *dir,
                   char *const *names, size_t n, meta_load_fn fn, void *opaque) {
   struct loader ld = {.c = c,
@@ -343,7 +309,9 @@ int meta_load_all(struct conns *c, struct nfs_context **nfs, const char *dir,
     ld.in_flight++;
     slot_start(&slots[i]);
   }
-  if (serve(&ld))
+  if (conns_serve(ld.nfs, &ld.in_flight, &ld.answered,
+                  2 * c->timeout_ms + 1000) == 0 &&
+      !ld.broken)
     return ld.rc;
   if (ld.rc == 0 || !ld.broken)
     ld.rc = vmh_fail(c->host, VMH_EIO,
