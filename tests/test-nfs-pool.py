@@ -18,13 +18,15 @@ import atexit
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 from cuthttp import CutServer
 from nfsserver import Ganesha, add_hosts, enter_namespace, pool_yaml
-from vmhtest import Daemon, check, expect
+from vmhtest import Daemon, NoAnswer, call, check, expect, wait_for
 
 enter_namespace()
 MiB = 1 << 20
@@ -335,6 +337,38 @@ with Daemon(body) as d:
           or "volumes/broken is not a record" in d.log(), d.log())
     check(vols["broken"]["format"] == "raw", vols["broken"])
     check(d.stop() == 0, "exit 0")
+# vmhostd killed (-9) in the middle of a real create, its qcow2 data made on
+# the server under a temporary name but not yet published: nothing is
+# listed, the next start removes the leftover and says so, and the name can
+# be used again.
+slow = os.path.join(top, "slow-qemu-img")
+mark = os.path.join(top, "slow.pid")
+with open(slow, "w") as f:
+    f.write(f"#!/bin/sh\nqemu-img \"$@\" || exit\necho $$ > {mark}.tmp\n"
+            f"mv {mark}.tmp {mark}\nexec sleep 60\n")
+os.chmod(slow, 0o755)
+with Daemon(body.replace("default_format: raw",
+                         f"default_format: raw, qemu_img: {slow}")) as d:
+    def cut():
+        try:  # never answered: vmhostd is killed first
+            call(d.sock, {"op": "volume_create", "pool": "nfs0", "volume": {
+                "name": "cut", "size": MiB, "format": "qcow2"}})
+        except NoAnswer:
+            pass
+    threading.Thread(target=cut, daemon=True).start()
+    wait_for(lambda: os.path.exists(mark), "qemu-img done, vmhostd waiting")
+    check([e for e in entries(pool) if e.startswith(".tmp-cut.")],
+          "the data under a temporary name", entries(pool))
+    d.kill9()
+    os.kill(int(open(mark).read()), signal.SIGKILL)
+with Daemon(body) as d:
+    check("removed 127.0.0.1:/export/pool/.tmp-cut." in d.log(), d.log())
+    check("cut" not in volumes(d), volumes(d))
+    check(not [e for e in entries(pool) if "cut" in e], entries(pool))
+    d.ok(op="volume_create", pool="nfs0", volume={"name": "cut", "size": MiB})
+    d.ok(op="volume_delete", pool="nfs0", volume="cut")
+    check(d.stop() == 0, "exit 0")
+
 # IPv6.  Named by a host name, everything works, qcow2 through qemu-img
 # too, and the plugin's connections are IPv6 ones.  Named by address, raw
 # volumes work and what needs qemu-img (which cannot reach an IPv6 address
