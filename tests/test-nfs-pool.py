@@ -26,7 +26,7 @@ import time
 
 from cuthttp import CutServer
 from nfsserver import Ganesha, add_hosts, enter_namespace, pool_yaml
-from vmhtest import Daemon, NoAnswer, call, check, expect, wait_for
+from vmhtest import Daemon, check, expect, quiet_call, wait_for
 
 enter_namespace()
 MiB = 1 << 20
@@ -349,13 +349,10 @@ with open(slow, "w") as f:
 os.chmod(slow, 0o755)
 with Daemon(body.replace("default_format: raw",
                          f"default_format: raw, qemu_img: {slow}")) as d:
-    def cut():
-        try:  # never answered: vmhostd is killed first
-            call(d.sock, {"op": "volume_create", "pool": "nfs0", "volume": {
-                "name": "cut", "size": MiB, "format": "qcow2"}})
-        except NoAnswer:
-            pass
-    threading.Thread(target=cut, daemon=True).start()
+    threading.Thread(target=quiet_call, args=(d,), kwargs=dict(
+        op="volume_create", pool="nfs0",
+        volume={"name": "cut", "size": MiB, "format": "qcow2"}),
+        daemon=True).start()
     wait_for(lambda: os.path.exists(mark), "qemu-img done, vmhostd waiting")
     check([e for e in entries(pool) if e.startswith(".tmp-cut.")],
           "the data under a temporary name", entries(pool))

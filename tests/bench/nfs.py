@@ -42,6 +42,9 @@ from nfsserver import Ganesha, enter_namespace, pool_yaml  # noqa: E402
 from resttest import RestDaemon  # noqa: E402
 from vmhtest import Daemon  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "ctl"))
+from vmhctl import Client  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--volumes", type=int, default=1000)
 ap.add_argument("--clones", type=int, default=1000)
@@ -72,23 +75,31 @@ def timed(fn, *args):
     return time.perf_counter() - t
 
 
+def ok(c, **req):
+    r = c.request(req)
+    assert r["code"] == 0, r
+    return r
+
+
 def raw_volumes(d):
-    """Create then delete: (create s, delete s) through vmhostd, and the
-    same from nfs-direct."""
-    vmh_c = timed(lambda: [d.ok(op="volume_create", pool="nfs0", volume={
+    """Create then delete: (create s, delete s) through vmhostd (one kept
+    connection to the ctl front-end), and the same from nfs-direct."""
+    c = Client(d.sock)
+    vmh_c = timed(lambda: [ok(c, op="volume_create", pool="nfs0", volume={
         "name": f"v{i}", "size": SIZE}) for i in range(a.volumes)])
-    vmh_d = timed(lambda: [d.ok(op="volume_delete", pool="nfs0",
-                                volume=f"v{i}") for i in range(a.volumes)])
+    vmh_d = timed(lambda: [ok(c, op="volume_delete", pool="nfs0",
+                              volume=f"v{i}") for i in range(a.volumes)])
     out = subprocess.run([exe, "127.0.0.1", "/export", "/direct",
                           str(a.volumes), str(SIZE)], capture_output=True,
                          text=True, check=True).stdout.split()
     dir_c, dir_d = float(out[0]), float(out[1])
     # The same calls on the in-memory mock pool: what the client, the ctl
     # front-end and the core cost without any storage.
-    mem = timed(lambda: [d.ok(op="volume_create", pool="mem", volume={
+    mem = timed(lambda: [ok(c, op="volume_create", pool="mem", volume={
         "name": f"v{i}", "size": SIZE}) for i in range(a.volumes)])
-    mem += timed(lambda: [d.ok(op="volume_delete", pool="mem",
-                               volume=f"v{i}") for i in range(a.volumes)])
+    mem += timed(lambda: [ok(c, op="volume_delete", pool="mem",
+                             volume=f"v{i}") for i in range(a.volumes)])
+    c.close()
     print(f"{a.volumes} raw volumes: create vmhostd {vmh_c:.2f} s, libnfs "
           f"loop {dir_c:.2f} s (ratio {vmh_c / dir_c:.2f}); delete vmhostd "
           f"{vmh_d:.2f} s, libnfs loop {dir_d:.2f} s (ratio "
