@@ -24,6 +24,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -119,7 +120,15 @@ struct call {
   size_t text_len;
 };
 
+/* Items of an answer past which freeing it gives memory back to the
+ * system (malloc_trim): the tree of a list of thousands of VMs is tens of
+ * MiB of small blocks that glibc would otherwise keep in the arena of the
+ * core's worker thread that made them. */
+#define TRIM_AFTER_ITEMS 1000
+
 static void call_free(struct call *k) {
+  bool big =
+      json_is_array(k->res) && json_array_size(k->res) > TRIM_AFTER_ITEMS;
   abij_arena_free(&k->in.arena);
   free(k->path);
   json_decref(k->body);
@@ -127,6 +136,8 @@ static void call_free(struct call *k) {
   free(k->text);
   pthread_mutex_destroy(&k->lock);
   free(k);
+  if (big)
+    malloc_trim(0);
 }
 
 /* Two hold a call: the dispatcher until the route function has returned
