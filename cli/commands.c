@@ -5,8 +5,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,30 +72,26 @@ bool inv_flag(const struct invocation *inv, const char *name) {
   return inv_opt(inv, name) != NULL;
 }
 
-/* A path from fmt, each "{}" replaced by the next argument,
- * percent-encoded, and each "%s" by the next one as it is (a query string
- * of ours); free it; NULL when out of memory. */
-static char *api_path(const char *fmt, ...) {
+/* A path from fmt, each "{}" replaced by the next of args,
+ * percent-encoded, and "?live=true" after it when live; free it; NULL
+ * when out of memory. */
+static char *fill_path(const char *fmt, const char *const *args, bool live) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   if (!f)
     return NULL;
-  va_list ap;
-  va_start(ap, fmt);
   for (const char *p = fmt; *p; p++) {
     if (p[0] == '{' && p[1] == '}') {
-      _cleanup_free_ char *seg = http_escape(va_arg(ap, const char *));
+      _cleanup_free_ char *seg = http_escape(*args++);
       fputs(seg ? seg : "", f);
-      p++;
-    } else if (p[0] == '%' && p[1] == 's') {
-      fputs(va_arg(ap, const char *), f);
       p++;
     } else {
       fputc(*p, f);
     }
   }
-  va_end(ap);
+  if (live)
+    fputs("?live=true", f);
   fclose(f);
   return out;
 }
@@ -130,8 +124,19 @@ static int call_print(const struct settings *s, const char *method, char *path,
   return ret;
 }
 
-#define GET_LIST(path, key, cols) call_print(s, "GET", path, NULL, key, cols)
-#define GET_ONE(path) call_print(s, "GET", path, NULL, NULL, NULL)
+/* The command's call (its method, path, how to print) with body, which
+ * it takes; the path's {} are the positional arguments in order. */
+static int call_cmd(const struct settings *s, struct invocation *inv,
+                    json_t *body) {
+  const struct command *c = inv->cmd;
+  char *path = fill_path(c->path, inv->pos, inv_flag(inv, "live"));
+  return call_print(s, c->method, path, body, c->list_key, c->cols);
+}
+
+/* A command that is its call and nothing else. */
+static int simple(const struct settings *s, struct invocation *inv) {
+  return call_cmd(s, inv, NULL);
+}
 
 /* A size: bytes, or a number with K, M, G, T, P (powers of 1024; "KiB",
  * "KB" and "k" mean the same). */
@@ -313,17 +318,6 @@ static char *read_text(const char *what, const char *path) {
 
 /* ---- vm --------------------------------------------------------------- */
 
-static int vm_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(
-      api_path(V "/vms%s", inv_flag(inv, "live") ? "?live=true" : ""), "vms",
-      vm_cols);
-}
-
-static int vm_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/vms/{}%s", inv->pos[0],
-                          inv_flag(inv, "live") ? "?live=true" : ""));
-}
-
 /* The options of vm create that are strings of the spec as they are, and
  * those read from a file. */
 static const char *const vm_str_opts[] = {"kernel",   "initrd",     "cmdline",
@@ -427,29 +421,7 @@ static int vm_create(const struct settings *s, struct invocation *inv) {
     json_decref(spec);
     return r;
   }
-  return call_print(s, "POST", api_path(V "/vms"), spec, NULL, vm_cols);
-}
-
-static int vm_action(const struct settings *s, struct invocation *inv,
-                     const char *action, json_t *body) {
-  return call_print(s, "POST", api_path(V "/vms/{}/%s", inv->pos[0], action),
-                    body, NULL, vm_cols);
-}
-
-static int vm_start(const struct settings *s, struct invocation *inv) {
-  return vm_action(s, inv, "start", NULL);
-}
-
-static int vm_reboot(const struct settings *s, struct invocation *inv) {
-  return vm_action(s, inv, "reboot", NULL);
-}
-
-static int vm_pause(const struct settings *s, struct invocation *inv) {
-  return vm_action(s, inv, "pause", NULL);
-}
-
-static int vm_resume(const struct settings *s, struct invocation *inv) {
-  return vm_action(s, inv, "resume", NULL);
+  return call_cmd(s, inv, spec);
 }
 
 static int vm_stop(const struct settings *s, struct invocation *inv) {
@@ -469,75 +441,22 @@ static int vm_stop(const struct settings *s, struct invocation *inv) {
     if (longer.timeout_s && longer.timeout_s < n + 30)
       longer.timeout_s = (long)n + 30;
   }
-  return vm_action(&longer, inv, "stop", body);
-}
-
-static int vm_delete(const struct settings *s, struct invocation *inv) {
-  return call_print(s, "DELETE", api_path(V "/vms/{}", inv->pos[0]), NULL, NULL,
-                    vm_cols);
-}
-
-static int vm_console(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/vms/{}/console", inv->pos[0]));
-}
-
-static int snap_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(api_path(V "/vms/{}/snapshots", inv->pos[0]), "snapshots",
-                  snap_cols);
+  return call_cmd(&longer, inv, body);
 }
 
 static int snap_create(const struct settings *s, struct invocation *inv) {
   json_t *body = json_pack("{s:s}", "name", inv->pos[1]);
-  return call_print(s, "POST", api_path(V "/vms/{}/snapshots", inv->pos[0]),
-                    body, NULL, snap_cols);
-}
-
-static int snap_delete(const struct settings *s, struct invocation *inv) {
-  return call_print(
-      s, "DELETE", api_path(V "/vms/{}/snapshots/{}", inv->pos[0], inv->pos[1]),
-      NULL, NULL, NULL);
-}
-
-static int snap_revert(const struct settings *s, struct invocation *inv) {
-  return call_print(
-      s, "POST",
-      api_path(V "/vms/{}/snapshots/{}/revert", inv->pos[0], inv->pos[1]), NULL,
-      NULL, vm_cols);
+  return call_cmd(s, inv, body);
 }
 
 static int disk_attach(const struct settings *s, struct invocation *inv) {
   json_t *disk = parse_spec("disk", inv->pos[1], disk_fields);
   if (!disk)
     return EXIT_USAGE;
-  return call_print(s, "POST", api_path(V "/vms/{}/disks", inv->pos[0]), disk,
-                    NULL, vm_cols);
-}
-
-static int disk_detach(const struct settings *s, struct invocation *inv) {
-  return call_print(s, "DELETE",
-                    api_path(V "/vms/{}/disks/{}", inv->pos[0], inv->pos[1]),
-                    NULL, NULL, vm_cols);
+  return call_cmd(s, inv, disk);
 }
 
 /* ---- storage, networks, plugins, host --------------------------------- */
-
-static int pool_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(api_path(V "/storage/pools"), "pools", pool_cols);
-}
-
-static int pool_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/storage/pools/{}", inv->pos[0]));
-}
-
-static int vol_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(api_path(V "/storage/pools/{}/volumes", inv->pos[0]),
-                  "volumes", vol_cols);
-}
-
-static int vol_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(
-      api_path(V "/storage/pools/{}/volumes/{}", inv->pos[0], inv->pos[1]));
-}
 
 static int vol_create(const struct settings *s, struct invocation *inv) {
   json_t *body = json_pack("{s:s}", "name", inv->pos[1]);
@@ -554,9 +473,7 @@ static int vol_create(const struct settings *s, struct invocation *inv) {
     json_object_set_new(body, "format", json_string(v));
   if ((v = inv_opt(inv, "base-image")))
     json_object_set_new(body, "base_image", json_string(v));
-  return call_print(s, "POST",
-                    api_path(V "/storage/pools/{}/volumes", inv->pos[0]), body,
-                    NULL, vol_cols);
+  return call_cmd(s, inv, body);
 }
 
 static int vol_resize(const struct settings *s, struct invocation *inv) {
@@ -566,57 +483,10 @@ static int vol_resize(const struct settings *s, struct invocation *inv) {
   json_t *body = json_pack("{s:I}", "size", n);
   if (inv_flag(inv, "shrink"))
     json_object_set_new(body, "shrink", json_true());
-  return call_print(
-      s, "PATCH",
-      api_path(V "/storage/pools/{}/volumes/{}", inv->pos[0], inv->pos[1]),
-      body, NULL, vol_cols);
-}
-
-static int vol_delete(const struct settings *s, struct invocation *inv) {
-  return call_print(
-      s, "DELETE",
-      api_path(V "/storage/pools/{}/volumes/{}", inv->pos[0], inv->pos[1]),
-      NULL, NULL, NULL);
-}
-
-static int net_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(api_path(V "/networks"), "networks", net_cols);
-}
-
-static int net_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/networks/{}", inv->pos[0]));
-}
-
-static int plugin_list(const struct settings *s, struct invocation *inv) {
-  return GET_LIST(api_path(V "/plugins"), "plugins", plugin_cols);
-}
-
-static int host_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/host"));
-}
-
-static int host_health(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/host/health"));
-}
-
-static int host_metrics(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/host/metrics"));
-}
-
-static int host_hardware(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/host/hardware"));
+  return call_cmd(s, inv, body);
 }
 
 /* ---- certificates ------------------------------------------------------ */
-
-static int cert_show(const struct settings *s, struct invocation *inv) {
-  return GET_ONE(api_path(V "/settings/certificates"));
-}
-
-static int cert_generate(const struct settings *s, struct invocation *inv) {
-  return call_print(s, "POST", api_path(V "/settings/certificates/generate"),
-                    NULL, NULL, NULL);
-}
 
 static int cert_upload(const struct settings *s, struct invocation *inv) {
   _cleanup_free_ char *cert = read_text("CERT", inv->pos[0]);
@@ -626,8 +496,7 @@ static int cert_upload(const struct settings *s, struct invocation *inv) {
   json_t *body = json_pack("{s:s,s:s}", "cert", cert, "key", key);
   if (!body)
     return usage_error("CERT and KEY must be PEM text");
-  return call_print(s, "POST", api_path(V "/settings/certificates/upload"),
-                    body, NULL, NULL);
+  return call_cmd(s, inv, body);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -656,7 +525,7 @@ static int on_event(const char *type, const char *data, void *opaque) {
 /* A VM's id from its id or name. */
 static int resolve_vm(const struct settings *s, const char *vm, char **id) {
   struct reply r;
-  _cleanup_free_ char *path = api_path(V "/vms/{}", vm);
+  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, false);
   int ret = path ? http_call(s, "GET", path, NULL, &r) : EXIT_ERROR;
   if (ret == EXIT_OK) {
     const char *v = json_string_value(json_object_get(r.json, "id"));
@@ -696,7 +565,6 @@ static int events(const struct settings *s, struct invocation *inv) {
 
 /* ---- the table ---------------------------------------------------------- */
 
-static const struct option_spec no_opts[] = {{NULL, NULL, NULL}};
 static const struct option_spec live_opts[] = {
     {"live", NULL, "ask the hypervisor now instead of the daemon's record"},
     {NULL, NULL, NULL}};
@@ -741,59 +609,78 @@ static const struct option_spec event_opts[] = {
     {"vm", "VM", "only the events of this VM (id or name)"},
     {NULL, NULL, NULL}};
 
+#define C(w, a, h) .words = w, .args = a, .help = h
+#define GET(p) .method = "GET", .path = V p, .run = simple
+#define POST(p) .method = "POST", .path = V p
+#define DELETE(p) .method = "DELETE", .path = V p, .run = simple
 const struct command commands[] = {
-    {"vm list", "", "list the VMs", live_opts, vm_list, false},
-    {"vm show", "VM", "show a VM (id or name)", live_opts, vm_show, false},
-    {"vm create", "NAME", "create a VM, and start it unless --no-start",
-     create_opts, vm_create, false},
-    {"vm start", "VM", "start a VM", no_opts, vm_start, false},
-    {"vm stop", "VM", "shut a VM down", stop_opts, vm_stop, false},
-    {"vm reboot", "VM", "reboot a VM", no_opts, vm_reboot, false},
-    {"vm pause", "VM", "pause a VM", no_opts, vm_pause, false},
-    {"vm resume", "VM", "resume a paused VM", no_opts, vm_resume, false},
-    {"vm delete", "VM", "power off and delete a VM and the volumes it made",
-     no_opts, vm_delete, false},
-    {"vm console", "VM", "how to reach a VM's console", no_opts, vm_console,
-     false},
-    {"vm snapshot list", "VM", "list a VM's snapshots", no_opts, snap_list,
-     false},
-    {"vm snapshot create", "VM NAME", "snapshot a VM", no_opts, snap_create,
-     false},
-    {"vm snapshot delete", "VM SNAPSHOT", "delete a snapshot", no_opts,
-     snap_delete, false},
-    {"vm snapshot revert", "VM SNAPSHOT", "revert a VM to a snapshot", no_opts,
-     snap_revert, false},
-    {"vm disk attach", "VM NAME,KEY=VALUE...",
-     "hot-plug a disk (keys as vm create --disk)", no_opts, disk_attach, false},
-    {"vm disk detach", "VM DISK", "unplug a disk", no_opts, disk_detach, false},
-    {"pool list", "", "list the storage pools", no_opts, pool_list, false},
-    {"pool show", "POOL", "show a storage pool", no_opts, pool_show, false},
-    {"volume list", "POOL", "list a pool's volumes", no_opts, vol_list, false},
-    {"volume show", "POOL VOLUME", "show a volume", no_opts, vol_show, false},
-    {"volume create", "POOL NAME", "create a volume", volume_opts, vol_create,
-     false},
-    {"volume resize", "POOL VOLUME SIZE", "resize a volume", resize_opts,
-     vol_resize, false},
-    {"volume delete", "POOL VOLUME", "delete a volume", no_opts, vol_delete,
-     false},
-    {"network list", "", "list the networks", no_opts, net_list, false},
-    {"network show", "NETWORK", "show a network", no_opts, net_show, false},
-    {"plugin list", "", "list the loaded plugins and their instances", no_opts,
-     plugin_list, false},
-    {"host show", "", "show the host", no_opts, host_show, false},
-    {"host health", "", "the health checks of the core and each instance",
-     no_opts, host_health, false},
-    {"host metrics", "", "the host's usage", no_opts, host_metrics, false},
-    {"host hardware", "", "the host's hardware", no_opts, host_hardware, false},
-    {"events", "", "print the next event, or N, or all (--follow)", event_opts,
-     events, false},
-    {"cert show", "", "the certificate the TLS listeners present", no_opts,
-     cert_show, false},
-    {"cert generate", "", "make a new self-signed certificate, used at once",
-     no_opts, cert_generate, false},
-    {"cert upload", "CERT KEY",
-     "install a PEM chain (leaf first) and its key, used at once", no_opts,
-     cert_upload, false},
-    {"completion bash", "", "print the bash completion script", no_opts,
-     completion_bash, true},
-    {NULL, NULL, NULL, NULL, NULL, false}};
+    {C("vm list", "", "list the VMs"), GET("/vms"), .options = live_opts,
+     .list_key = "vms", .cols = vm_cols},
+    {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
+     .options = live_opts},
+    {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
+     POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
+    {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,
+     .cols = vm_cols},
+    {C("vm stop", "VM", "shut a VM down"), POST("/vms/{}/stop"),
+     .options = stop_opts, .run = vm_stop, .cols = vm_cols},
+    {C("vm reboot", "VM", "reboot a VM"), POST("/vms/{}/reboot"), .run = simple,
+     .cols = vm_cols},
+    {C("vm pause", "VM", "pause a VM"), POST("/vms/{}/pause"), .run = simple,
+     .cols = vm_cols},
+    {C("vm resume", "VM", "resume a paused VM"), POST("/vms/{}/resume"),
+     .run = simple, .cols = vm_cols},
+    {C("vm delete", "VM", "power off and delete a VM and the volumes it made"),
+     DELETE("/vms/{}"), .cols = vm_cols},
+    {C("vm console", "VM", "how to reach a VM's console"),
+     GET("/vms/{}/console")},
+    {C("vm snapshot list", "VM", "list a VM's snapshots"),
+     GET("/vms/{}/snapshots"), .list_key = "snapshots", .cols = snap_cols},
+    {C("vm snapshot create", "VM NAME", "snapshot a VM"),
+     POST("/vms/{}/snapshots"), .run = snap_create, .cols = snap_cols},
+    {C("vm snapshot delete", "VM SNAPSHOT", "delete a snapshot"),
+     DELETE("/vms/{}/snapshots/{}")},
+    {C("vm snapshot revert", "VM SNAPSHOT", "revert a VM to a snapshot"),
+     POST("/vms/{}/snapshots/{}/revert"), .run = simple, .cols = vm_cols},
+    {C("vm disk attach", "VM NAME,KEY=VALUE...",
+       "hot-plug a disk (keys as vm create --disk)"),
+     POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},
+    {C("vm disk detach", "VM DISK", "unplug a disk"),
+     DELETE("/vms/{}/disks/{}"), .cols = vm_cols},
+    {C("pool list", "", "list the storage pools"), GET("/storage/pools"),
+     .list_key = "pools", .cols = pool_cols},
+    {C("pool show", "POOL", "show a storage pool"), GET("/storage/pools/{}")},
+    {C("volume list", "POOL", "list a pool's volumes"),
+     GET("/storage/pools/{}/volumes"), .list_key = "volumes", .cols = vol_cols},
+    {C("volume show", "POOL VOLUME", "show a volume"),
+     GET("/storage/pools/{}/volumes/{}")},
+    {C("volume create", "POOL NAME", "create a volume"),
+     POST("/storage/pools/{}/volumes"), .options = volume_opts,
+     .run = vol_create, .cols = vol_cols},
+    {C("volume resize", "POOL VOLUME SIZE", "resize a volume"),
+     .method = "PATCH", .path = V "/storage/pools/{}/volumes/{}",
+     .options = resize_opts, .run = vol_resize, .cols = vol_cols},
+    {C("volume delete", "POOL VOLUME", "delete a volume"),
+     DELETE("/storage/pools/{}/volumes/{}")},
+    {C("network list", "", "list the networks"), GET("/networks"),
+     .list_key = "networks", .cols = net_cols},
+    {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},
+    {C("plugin list", "", "list the loaded plugins and their instances"),
+     GET("/plugins"), .list_key = "plugins", .cols = plugin_cols},
+    {C("host show", "", "show the host"), GET("/host")},
+    {C("host health", "", "the health checks of the core and each instance"),
+     GET("/host/health")},
+    {C("host metrics", "", "the host's usage"), GET("/host/metrics")},
+    {C("host hardware", "", "the host's hardware"), GET("/host/hardware")},
+    {C("events", "", "print the next event, or N, or all (--follow)"),
+     .options = event_opts, .run = events},
+    {C("cert show", "", "the certificate the TLS listeners present"),
+     GET("/settings/certificates")},
+    {C("cert generate", "", "make a new self-signed certificate, used at once"),
+     POST("/settings/certificates/generate"), .run = simple},
+    {C("cert upload", "CERT KEY",
+       "install a PEM chain (leaf first) and its key, used at once"),
+     POST("/settings/certificates/upload"), .run = cert_upload},
+    {C("completion bash", "", "print the bash completion script"),
+     .run = completion_bash, .local = true},
+    {.words = NULL}};

@@ -92,8 +92,6 @@ void output_print(const struct settings *s, json_t *v, const char *list_key,
                   const struct column *cols);
 /* One event of the stream: JSON lines, YAML documents, or a line. */
 void output_event(const struct settings *s, const char *type, json_t *data);
-/* One value as text for a table cell (free it). */
-char *output_cell(const char *key, json_t *v);
 
 /* ---- the commands (commands.c) and the command line (main.c) ---- */
 
@@ -105,13 +103,20 @@ struct option_spec {
   const char *help;
 };
 
+/* A command: its words, arguments and options, and the REST call it
+ * makes (method, path with a {} per positional argument, in order) with
+ * how to print the answer (a list under list_key in cols; one object with
+ * cols: a one-row table; without: "key value" lines). */
 struct command {
   const char *words; /* "vm stop" */
   const char *args;  /* positional arguments: "VM [NAME]" */
   const char *help;
-  const struct option_spec *options; /* ends with {NULL} */
+  const struct option_spec *options; /* ends with {NULL}; NULL: none */
   int (*run)(const struct settings *s, struct invocation *inv);
   bool local; /* needs no server (and no settings) */
+  const char *method, *path;
+  const char *list_key;
+  const struct column *cols;
 };
 
 extern const struct command commands[];

@@ -118,7 +118,7 @@ static void help_commands(const char *prefix) {
 static void help_command(const struct command *c) {
   printf("usage: vmhostctl %s%s%s [OPTIONS]\n\n%s\n", c->words,
          *c->args ? " " : "", c->args, c->help);
-  if (c->options[0].name) {
+  if (c->options) {
     printf("\nOptions:\n");
     print_options(c->options);
   }
@@ -202,7 +202,7 @@ int completion_bash(const struct settings *s, struct invocation *inv) {
   printf("\" ;;\n");
   for (const struct command *c = commands; c->words; c++) {
     printf("    \"%s\"|\"%s \"*) cands=\"", c->words, c->words);
-    for (const struct option_spec *o = c->options; o->name; o++)
+    for (const struct option_spec *o = c->options; o && o->name; o++)
       printf("--%s ", o->name);
     printf("\" ;;\n");
   }

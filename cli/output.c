@@ -17,6 +17,8 @@
 
 /* ---- cells ------------------------------------------------------------ */
 
+static char *output_cell(const char *key, json_t *v);
+
 static bool in(const char *key, const char *const *set) {
   for (; *set; set++)
     if (!strcmp(key, *set))
@@ -114,7 +116,8 @@ static char *object_text(json_t *o) {
   return out;
 }
 
-char *output_cell(const char *key, json_t *v) {
+/* One value as text for a table cell (free it). */
+static char *output_cell(const char *key, json_t *v) {
   switch (json_typeof(v)) {
     case JSON_STRING:
       return strdup(json_string_length(v) ? json_string_value(v) : "-");

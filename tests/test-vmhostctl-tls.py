@@ -7,48 +7,18 @@ it, skipped with --insecure; HTTP/2 through ALPN; client certificates
 commands (show, generate, upload) against the API; the bearer token sent
 as "Authorization: Bearer" (to a small HTTP/2 server here that records
 it and answers 401, and to vmhostd); a non-API error answer."""
-import hashlib
 import json
 import os
 import socket
-import ssl
-import subprocess
 import threading
 
 from ctltest import Ctl
-from resttest import RestDaemon, import_h2, require, validate
+from resttest import (RestDaemon, import_h2, make_ca, make_leaf, mtls_daemon,
+                      require, served, validate)
 from vmhtest import check, free_port
 
 require("openssl")
 h2 = import_h2()
-
-
-def sh(*args):
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def make_ca(d, name):
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
-       f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem")
-
-
-def make_leaf(d, name, ca, san=None):
-    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
-       "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")
-    with open(f"{d}/{name}.ext", "w") as f:
-        f.write(f"subjectAltName={san}\n" if san else
-                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
-       f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
-       "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", f"{d}/{name}.ext")
-
-
-def served(port):
-    pem = ssl.get_server_certificate(("127.0.0.1", port))
-    h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
-    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
 
 
 def copy(src, dst):
@@ -112,12 +82,8 @@ with RestDaemon() as d:
     check(not missing, "never ran", missing)
 
 # ---- mTLS --------------------------------------------------------------
-d = RestDaemon(rest="    tls: { client_ca: ca.pem }")
+d = mtls_daemon()
 t = d.tmpdir
-make_ca(t, "ca")
-make_ca(t, "otherca")
-make_leaf(t, "client", "ca")
-make_leaf(t, "intruder", "otherca")
 with open(f"{t}/both.pem", "w") as f:
     f.write(open(f"{t}/client.pem").read() + open(f"{t}/client.key").read())
 with d:
