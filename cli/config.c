@@ -70,17 +70,30 @@ static int set_url(struct settings *s, const char *v, const char *where) {
   return set_str(&s->url, v);
 }
 
+/* A path with a leading "~/" in $HOME (free it). */
+static char *expand_home(const char *v) {
+  const char *home = getenv("HOME");
+  char *p = NULL;
+  if (strncmp(v, "~/", 2) || !home || !*home)
+    return strdup(v);
+  return asprintf(&p, "%s%s", home, v + 1) < 0 ? NULL : p;
+}
+
 static int set_file(char **field, const char *key, const char *v,
                     const char *where) {
-  if (access(v, R_OK) < 0)
+  _cleanup_free_ char *path = expand_home(v);
+  if (!path)
+    return set_str(field, v); /* out of memory: says so */
+  if (access(path, R_OK) < 0)
     return bad(where, key, v, strerror(errno));
-  return set_str(field, v);
+  return set_str(field, path);
 }
 
 /* The token in a file: its first line, without the line end. */
 static int set_token_file(struct settings *s, const char *v,
                           const char *where) {
-  _cleanup_fclose_ FILE *f = fopen(v, "re");
+  _cleanup_free_ char *path = expand_home(v);
+  _cleanup_fclose_ FILE *f = path ? fopen(path, "re") : NULL;
   if (!f)
     return bad(where, "token_file", v, strerror(errno));
   char line[4096];

@@ -10,6 +10,7 @@ test-vmhostctl-tls.py."""
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -271,6 +272,9 @@ with RestDaemon() as d:
         f.write("\n")
     line = byfile.error(2, None, "vm", "list", "--token-file", tokfile)
     check("first line is empty" in line, line)
+    with open(tokfile, "w") as f:
+        f.write("s3cret\n")
+    byfile.ok("vm", "list", "--token-file", "~/token")  # ~/: $HOME
 
     # ---- events -----------------------------------------------------------
     # A subscription is made some time after the process starts: create
@@ -373,3 +377,13 @@ echo "${{COMPREPLY[*]}}"
     missing = [c for c in ctl.not_run() if not c.startswith("cert ")]
     check(not missing, "commands the test never ran:", missing)
     check(ctl.ok("--version").startswith("vmhostctl "), "version")
+
+    # vmhostctl(1) documents every command and option of the table.
+    with open(os.path.join(os.environ.get("top_srcdir", ".."), "docs", "man",
+                           "vmhostctl.1.scd")) as f:
+        page = f.read()
+    for c in cmds:
+        check(f"*{c}*" in page, "vmhostctl(1) lacks the command", c)
+        for opt in re.findall(r"^  (--[a-z-]+)", ctl.ok(*c.split(), "--help"),
+                              re.M):
+            check(f"*{opt}*" in page, "vmhostctl(1) lacks", c, opt)
