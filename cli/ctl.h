@@ -93,6 +93,10 @@ void output_print(const struct settings *s, json_t *v, const char *list_key,
 /* One event of the stream: JSON lines, YAML documents, or a line. */
 void output_event(const struct settings *s, const char *type, json_t *data);
 
+/* Replace in place the control characters of a server's text (terminal
+ * escapes) by '?'; line ends too unless newlines. */
+void text_sanitize(char *s, bool newlines);
+
 /* ---- the commands (commands.c) and the command line (main.c) ---- */
 
 struct invocation;

@@ -127,19 +127,22 @@ static int report_error(long status, json_t *body, const char *raw,
   const char *rid = json_string_value(json_object_get(e, "request_id"));
   if (!rid)
     rid = request_id;
-  if (code && msg) {
-    fprintf(stderr, "vmhostctl: %s: %s", code, msg);
-  } else {
-    /* Not the API's error shape (a proxy's page, say): its first line. */
-    int n = raw ? (int)strcspn(raw, "\r\n") : 0;
-    fprintf(stderr, "vmhostctl: HTTP %ld%s%.*s", status, n ? ": " : "",
-            n > 200 ? 200 : n, raw ? raw : "");
-    code = NULL;
-  }
-  if (rid)
-    fprintf(stderr, " (request %s)", rid);
-  fputc('\n', stderr);
-  return exit_for_code(code, status);
+  /* Not the API's error shape (a proxy's page, say): its first line. */
+  bool api = code && msg;
+  int n = raw ? (int)strcspn(raw, "\r\n") : 0;
+  _cleanup_free_ char *text = NULL;
+  int len = api ? asprintf(&text, "vmhostctl: %s: %s", code, msg)
+                : asprintf(&text, "vmhostctl: HTTP %ld%s%.*s", status,
+                           n ? ": " : "", n > 200 ? 200 : n, raw ? raw : "");
+  if (len < 0)
+    text = NULL;
+  _cleanup_free_ char *tail = NULL;
+  if (rid && asprintf(&tail, " (request %s)", rid) < 0)
+    tail = NULL;
+  text_sanitize(text, false);
+  text_sanitize(tail, false);
+  fprintf(stderr, "%s%s\n", text ? text : "vmhostctl: error", tail ? tail : "");
+  return exit_for_code(api ? code : NULL, status);
 }
 
 char *http_escape(const char *segment) {

@@ -17,6 +17,12 @@
 
 /* ---- cells ------------------------------------------------------------ */
 
+void text_sanitize(char *s, bool newlines) {
+  for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+    if ((*p < 0x20 && !(newlines && *p == '\n')) || *p == 0x7f)
+      *p = *p == '\n' || *p == '\t' ? ' ' : '?';
+}
+
 static char *output_cell(const char *key, json_t *v);
 
 static bool in(const char *key, const char *const *set) {
@@ -118,9 +124,14 @@ static char *object_text(json_t *o) {
 
 /* One value as text for a table cell (free it). */
 static char *output_cell(const char *key, json_t *v) {
+  if (!v) /* a member the answer lacks */
+    return strdup("-");
   switch (json_typeof(v)) {
-    case JSON_STRING:
-      return strdup(json_string_length(v) ? json_string_value(v) : "-");
+    case JSON_STRING: {
+      char *t = strdup(json_string_length(v) ? json_string_value(v) : "-");
+      text_sanitize(t, true);
+      return t;
+    }
     case JSON_INTEGER:
     case JSON_REAL:
       return number_text(key, v);
@@ -150,6 +161,7 @@ static void print_table(json_t *rows, const struct column *cols, size_t ncols) {
     for (size_t r = 0; r < nrows; r++) {
       json_t *v = json_object_get(json_array_get(rows, r), cols[c].key);
       cells[(r + 1) * ncols + c] = output_cell(cols[c].key, v);
+      text_sanitize(cells[(r + 1) * ncols + c], false);
     }
   }
   for (size_t i = 0; i < (nrows + 1) * ncols; i++)

@@ -111,6 +111,12 @@ answers = {
                    "message": "a bearer token is required",
                    "request_id": "feed01"}})),
     "/api/v1/host": (502, "text/html", "<html>bad gateway</html>"),
+    # A hostile server's terminal escapes, in an error and in a table.
+    "/api/v1/networks/x": (404, "application/json", json.dumps(
+        {"error": {"code": "NOT_FOUND", "message": "no \x1b[2J\nnetwork",
+                   "request_id": "feed02\x1b[1m"}})),
+    "/api/v1/storage/pools": (200, "application/json", json.dumps(
+        {"pools": [{"name": "p\x1b]0;owned\x07", "type": "a\nb"}]})),
 }
 
 
@@ -168,6 +174,11 @@ check(seen[-1]["user-agent"].startswith("vmhostctl/"), seen[-1])
 line = ctl.error(1, None, "host", "show")
 check(line == "vmhostctl: HTTP 502: <html>bad gateway</html> "
       "(request feed01)", line)
+m = ctl.error(3, None, "network", "show", "x")
+check(m == "vmhostctl: NOT_FOUND: no ?[2J network (request feed02?[1m)", m)
+out = ctl.ok("pool", "list")
+check("\x1b" not in out and "\x07" not in out, repr(out))
+check(out.splitlines()[1].split()[:2] == ["p?]0;owned?", "a"], repr(out))
 # vmhostd takes a request with a token (whether it checks tokens or not).
 with RestDaemon() as d:
     Ctl(d.base).json("vm", "list", "--token", "s3cret")

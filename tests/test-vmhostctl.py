@@ -296,13 +296,18 @@ with RestDaemon() as d:
                "--no-start")
         ctl.ok("vm", "delete", f"poke{i}")
 
-    follow = ctl.popen("events", "--follow", "-o", "json")
     counter = iter(range(1000))
-    os.set_blocking(follow.stdout.fileno(), False)
-    first = wait_for(lambda: poke(next(counter)) or follow.stdout.readline(),
-                     "the first event")
-    os.set_blocking(follow.stdout.fileno(), True)
-    check("type" in json.loads(first), first)
+
+    def subscribed(proc):
+        """Poke until proc prints its first event (JSON)."""
+        os.set_blocking(proc.stdout.fileno(), False)
+        first = wait_for(lambda: poke(next(counter)) or proc.stdout.readline(),
+                         "the first event")
+        os.set_blocking(proc.stdout.fileno(), True)
+        check("type" in json.loads(first), first)
+
+    follow = ctl.popen("events", "--follow", "-o", "json")
+    subscribed(follow)
     ev1 = ctl.json("vm", "create", "ev1", "--vcpus", "1", "--memory", "64M")
     ctl.ok("vm", "stop", "ev1")
     ctl.ok("vm", "delete", "ev1")
@@ -377,6 +382,15 @@ echo "${{COMPREPLY[*]}}"
     missing = [c for c in ctl.not_run() if not c.startswith("cert ")]
     check(not missing, "commands the test never ran:", missing)
     check(ctl.ok("--version").startswith("vmhostctl "), "version")
+
+    # The daemon stops under --follow: exit 5, naming the server.
+    follow = ctl.popen("events", "--follow", "-o", "json")
+    subscribed(follow)
+    d.stop()
+    out, err = follow.communicate(timeout=60)
+    check(follow.returncode == 5, follow.returncode, err)
+    check(err.startswith("vmhostctl: ") and
+          ("ended the event stream" in err or d.base in err), err)
 
     # vmhostctl(1) documents every command and option of the table.
     with open(os.path.join(os.environ.get("top_srcdir", ".."), "docs", "man",
