@@ -133,8 +133,10 @@ static int set_output(struct settings *s, const char *v, const char *where) {
     s->output = OUT_JSON;
   else if (!strcmp(v, "yaml"))
     s->output = OUT_YAML;
+  else if (!strcmp(v, "name"))
+    s->output = OUT_NAME;
   else
-    return bad(where, "output", v, "expected table, json or yaml");
+    return bad(where, "output", v, "expected table, json, yaml or name");
   return 0;
 }
 

@@ -22,7 +22,7 @@ enum {
   EXIT_RETRY = 7,       /* TRY_AGAIN, UNAVAILABLE, RATE_LIMITED: retry later */
 };
 
-enum output { OUT_TABLE, OUT_JSON, OUT_YAML };
+enum output { OUT_TABLE, OUT_JSON, OUT_YAML, OUT_NAME };
 
 /* Where and how to connect, and how to print.  Every string is owned by
  * the struct (config_free). */

@@ -40,7 +40,8 @@ static const struct {
       "(0: never; default 60)"},
      "timeout",
      0},
-    {{"output", "table|json|yaml", "how to print answers (default table)"},
+    {{"output", "table|json|yaml|name",
+      "how to print answers (default table); name: one name a line"},
      "output",
      'o'},
     {{"config", "FILE",
@@ -171,46 +172,92 @@ static void completion_prefixes(void) {
   }
 }
 
-int completion_bash(const struct settings *s, struct invocation *inv) {
-  printf(
-      "# bash completion for vmhostctl (made by vmhostctl completion "
-      "bash)\n_vmhostctl() {\n"
-      "  local cur=${COMP_WORDS[COMP_CWORD]} "
-      "prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-      "  local words=\"\" cands=\"\" i w\n"
-      "  case $prev in\n    -o|--output) COMPREPLY=($(compgen -W \"table "
-      "json yaml\" -- \"$cur\")); return ;;\n"
-      "    --cacert|--cert|--key|--token-file|--config|--spec|--user-data|"
-      "--meta-data|--network-config)\n"
-      "      COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n  esac\n"
-      "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
-      "    w=${COMP_WORDS[i]}\n    case $w in\n      ");
-  /* Options with a value: skip the value too. */
+/* The options that take a value, as a bash case pattern ("--url|--disk"):
+ * global (when global) or of any command. */
+static void options_with_value(bool global) {
   bool first = true;
-  for (size_t i = 0; i < N_GLOBALS; i++)
+  for (size_t i = 0; global && i < N_GLOBALS; i++)
     if (globals[i].spec.arg) {
       printf("%s--%s", first ? "" : "|", globals[i].spec.name);
       first = false;
     }
+  for (const struct command *c = commands; !global && c->words; c++)
+    for (const struct option_spec *o = c->options; o && o->name; o++)
+      if (o->arg) {
+        printf("%s--%s", first ? "" : "|", o->name);
+        first = false;
+      }
+}
+
+/* The script: the words typed so far (options and their values left
+ * out, global ones kept to ask the same server) select the next words,
+ * or a command's options, or the names of the VMs, pools, volumes or
+ * networks its next argument takes (asked with -o name). */
+int completion_bash(const struct settings *s, struct invocation *inv) {
   printf(
-      "|-o) ((i++)) ;;\n      -*) ;;\n"
-      "      *) words=\"${words:+$words }$w\" ;;\n    esac\n  done\n"
+      "# bash completion for vmhostctl (made by vmhostctl completion "
+      "bash)\n"
+      "_vmhostctl_names() {\n"
+      "  local IFS=$'\\n'\n"
+      "  COMPREPLY+=($(compgen -W \"$(\"${COMP_WORDS[0]}\" "
+      "\"${g[@]}\" \"$@\" -o name 2>/dev/null)\" -- \"$cur\"))\n"
+      "}\n"
+      "_vmhostctl() {\n"
+      "  local cur=${COMP_WORDS[COMP_CWORD]} "
+      "prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+      "  local words=\"\" cands=\"\" opts=\"\" args=\"\" nw=0 i w\n"
+      "  local -a g=()\n"
+      "  case $prev in\n"
+      "    -o|--output) COMPREPLY=($(compgen -W \"table json yaml name\" "
+      "-- \"$cur\")); return ;;\n"
+      "    --cacert|--cert|--key|--token-file|--config|--spec|--user-data|"
+      "--meta-data|--network-config)\n"
+      "      COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
+      "  esac\n"
+      "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+      "    w=${COMP_WORDS[i]}\n"
+      "    case $w in\n      ");
+  options_with_value(true);
+  printf("|-o) g+=(\"$w\" \"${COMP_WORDS[i+1]}\"); ((i++)) ;;\n      ");
+  options_with_value(false);
+  printf(
+      ") ((i++)) ;;\n"
+      "      --insecure) g+=(\"$w\") ;;\n"
+      "      -*) ;;\n"
+      "      *) words=\"${words:+$words }$w\" ;;\n"
+      "    esac\n"
+      "  done\n"
       "  case $words in\n");
   completion_prefixes();
   printf("    \"\") cands=\"");
   next_words("");
   printf("\" ;;\n");
   for (const struct command *c = commands; c->words; c++) {
-    printf("    \"%s\"|\"%s \"*) cands=\"", c->words, c->words);
+    size_t nw = 1;
+    for (const char *p = c->words; *p; p++)
+      nw += *p == ' ';
+    printf("    \"%s\"|\"%s \"*) nw=%zu args=\"%s\" opts=\"", c->words,
+           c->words, nw, c->args);
     for (const struct option_spec *o = c->options; o && o->name; o++)
-      printf("--%s ", o->name);
+      printf("%s--%s", o == c->options ? "" : " ", o->name);
     printf("\" ;;\n");
   }
-  printf("  esac\n  [[ $cur == -* ]] && cands=\"$cands");
+  printf("  esac\n  if [[ $cur == -* ]]; then\n    cands=\"$opts");
   for (size_t i = 0; i < N_GLOBALS; i++)
     printf(" --%s", globals[i].spec.name);
   printf(
-      "\"\n  COMPREPLY=($(compgen -W \"$cands\" -- \"$cur\"))\n}\n"
+      "\"\n  fi\n"
+      "  COMPREPLY=($(compgen -W \"$cands\" -- \"$cur\"))\n"
+      "  [[ $cur == -* || -z $args ]] && return\n"
+      "  local -a typed=($words) want=($args)\n"
+      "  local k=$((${#typed[@]} - nw))\n"
+      "  case ${want[k]} in\n"
+      "    VM) _vmhostctl_names vm list ;;\n"
+      "    POOL) _vmhostctl_names pool list ;;\n"
+      "    NETWORK) _vmhostctl_names network list ;;\n"
+      "    VOLUME) _vmhostctl_names volume list \"${typed[nw+k-1]}\" ;;\n"
+      "  esac\n"
+      "}\n"
       "complete -F _vmhostctl vmhostctl\n");
   return EXIT_OK;
 }

@@ -344,6 +344,21 @@ static void print_yaml(json_t *v) {
   yaml_emitter_delete(&em);
 }
 
+/* ---- names -------------------------------------------------------------- */
+
+/* An object's name, or its id when it has none (a snapshot), a line. */
+static void print_name(json_t *o) {
+  json_t *n = json_object_get(o, "name");
+  if (!json_is_string(n))
+    n = json_object_get(o, "id");
+  if (!json_is_string(n))
+    return;
+  _cleanup_free_ char *t = strdup(json_string_value(n));
+  text_sanitize(t, false);
+  if (t)
+    printf("%s\n", t);
+}
+
 /* ---- entry points ----------------------------------------------------- */
 
 void output_print(const struct settings *s, json_t *v, const char *list_key,
@@ -355,6 +370,13 @@ void output_print(const struct settings *s, json_t *v, const char *list_key,
     putchar('\n');
   } else if (s->output == OUT_YAML) {
     print_yaml(v);
+  } else if (s->output == OUT_NAME) {
+    size_t i;
+    json_t *e;
+    if (!list_key)
+      print_name(v);
+    json_array_foreach(list_key ? json_object_get(v, list_key) : NULL, i, e)
+        print_name(e);
   } else if (list_key) {
     size_t n = 0;
     while (cols[n].heading)

@@ -17,7 +17,7 @@ import tempfile
 
 import yaml
 
-from ctltest import Ctl
+from ctltest import VMHOSTCTL, Ctl
 from resttest import RestDaemon, validate
 from vmhtest import check, fail, free_port, wait_for
 
@@ -356,7 +356,7 @@ with RestDaemon() as d:
 
     def complete(*words):
         cmd = f"""{script}
-COMP_WORDS=(vmhostctl {' '.join(repr(w) if w else '""' for w in words)})
+COMP_WORDS=({VMHOSTCTL} {' '.join(repr(w) if w else '""' for w in words)})
 COMP_CWORD={len(words)}
 _vmhostctl
 echo "${{COMPREPLY[*]}}"
@@ -377,6 +377,21 @@ echo "${{COMPREPLY[*]}}"
     check(complete("vm", "stop", "web1", "--f") == ["--force"])
     check("--insecure" in complete("vm", "list", "--"))
     check(complete("-o", "y") == ["yaml"])
+    check(complete("vm", "create", "x", "--disk", "vda", "--n") ==
+          ["--network-config", "--nic", "--no-start"])
+    # Names from the server the line names (-o name).
+    ctl.ok("vm", "create", "comp1", "--vcpus", "1", "--memory", "64M")
+    ctl.ok("volume", "create", "pool0", "vol-c", "--size", "1M")
+    u = ("--url", d.base)
+    check(complete(*u, "vm", "stop", "") == ["comp1"], complete(*u, "vm", "stop", ""))
+    check(complete(*u, "vm", "snapshot", "list", "c") == ["comp1"])
+    check(complete(*u, "pool", "show", "") == ["pool0"])
+    check(complete(*u, "network", "show", "n") == ["net0"])
+    check("vol-c" in complete(*u, "volume", "resize", "pool0", ""),
+          complete(*u, "volume", "resize", "pool0", ""))
+    check(complete(*u, "vm", "stop", "comp1", "") == [], "one VM argument")
+    check(ctl.ok("vm", "list", "-o", "name") == "comp1\n")
+    check(ctl.ok("volume", "show", "pool0", "vol-c", "-o", "name") == "vol-c\n")
 
     # Every command of the table was run above (cert: in the TLS test).
     missing = [c for c in ctl.not_run() if not c.startswith("cert ")]
