@@ -229,22 +229,24 @@ static int spec_member(json_t *o, const char *what, const struct field *fields,
   json_int_t n;
   bool b;
   json_t *v = NULL;
+  char label[96];
+  snprintf(label, sizeof label, "%s %s", what, key);
   switch (f->kind) {
     case K_STR:
       v = json_string(value);
       break;
     case K_SIZE:
-      if (parse_size(what, value, &n))
+      if (parse_size(label, value, &n))
         return EXIT_USAGE;
       v = json_integer(n);
       break;
     case K_INT:
-      if (parse_int(what, value, 0, f->max, &n))
+      if (parse_int(label, value, 0, f->max, &n))
         return EXIT_USAGE;
       v = json_integer(n);
       break;
     case K_BOOL:
-      if (parse_bool(what, value, &b))
+      if (parse_bool(label, value, &b))
         return EXIT_USAGE;
       v = json_boolean(b);
       break;

@@ -483,6 +483,10 @@ int main(int argc, char **argv) {
     return usage_error("usage: vmhostctl %s %s (%zu argument%s given)",
                        cl.inv.cmd->words, cl.inv.cmd->args, cl.inv.n_pos,
                        cl.inv.n_pos == 1 ? "" : "s");
+  for (size_t i = 0; i < cl.inv.n_pos; i++)
+    if (!*cl.inv.pos[i])
+      return usage_error("%s: argument %zu (of %s) is empty", cl.inv.cmd->words,
+                         i + 1, cl.inv.cmd->args);
   if (cl.inv.cmd->local)
     return cl.inv.cmd->run(NULL, &cl.inv);
   if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
