@@ -149,9 +149,12 @@ char *http_escape(const char *segment) {
   return curl_easy_escape(NULL, segment, 0);
 }
 
-/* A handle for s, path; headers (owned by the caller) set up here. */
+/* A handle for s, path, with the answer's headers and body going to x
+ * (the body through write); headers (owned by the caller) begun here. */
 static CURL *easy_new(const struct settings *s, const char *path,
-                      struct curl_slist **headers, char *errbuf) {
+                      const char *accept, struct curl_slist **headers,
+                      char *errbuf, struct exchange *x,
+                      curl_write_callback write) {
   CURL *c = curl_easy_init();
   if (!c)
     return NULL;
@@ -190,7 +193,12 @@ static CURL *easy_new(const struct settings *s, const char *path,
     curl_easy_setopt(c, CURLOPT_SSLCERT, s->cert);
   if (s->key)
     curl_easy_setopt(c, CURLOPT_SSLKEY, s->key);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
   *headers = curl_slist_append(*headers, "User-Agent: vmhostctl/" VERSION);
+  *headers = curl_slist_append(*headers, accept);
   if (s->token) {
     _cleanup_free_ char *auth = NULL;
     if (asprintf(&auth, "Authorization: Bearer %s", s->token) >= 0)
@@ -199,9 +207,23 @@ static CURL *easy_new(const struct settings *s, const char *path,
   return c;
 }
 
+static void exchange_end(struct exchange *x, struct curl_slist *headers,
+                         CURL *c) {
+  buf_free(&x->body);
+  buf_free(&x->line);
+  buf_free(&x->ev_data);
+  free(x->ev_type);
+  free(x->request_id);
+  curl_slist_free_all(headers);
+  if (c)
+    curl_easy_cleanup(c);
+}
+
 /* Run the transfer; the exit code of a transport failure, or EXIT_OK. */
-static int perform(CURL *c, const struct settings *s, const char *errbuf,
+static int perform(CURL *c, struct curl_slist *headers,
+                   const struct settings *s, const char *errbuf,
                    struct exchange *x) {
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && x->stopped))
     return EXIT_OK;
@@ -224,13 +246,13 @@ int http_call(const struct settings *s, const char *method, const char *path,
   struct curl_slist *headers = NULL;
   struct exchange x = {0};
   _cleanup_free_ char *payload = NULL;
-  CURL *c = easy_new(s, path, &headers, errbuf);
+  CURL *c = easy_new(s, path, "Accept: application/json", &headers, errbuf, &x,
+                     on_body);
   int ret = EXIT_ERROR;
   if (!c) {
     fprintf(stderr, "vmhostctl: out of memory\n");
     goto cleanup;
   }
-  headers = curl_slist_append(headers, "Accept: application/json");
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (body) {
     payload = json_dumps(body, JSON_COMPACT);
@@ -242,13 +264,8 @@ int http_call(const struct settings *s, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, s->timeout_s);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-  ret = perform(c, s, errbuf, &x);
+  ret = perform(c, headers, s, errbuf, &x);
   if (ret != EXIT_OK)
     goto cleanup;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
@@ -268,11 +285,7 @@ int http_call(const struct settings *s, const char *method, const char *path,
     ret = report_error(r->status, r->json, x.body.data, r->request_id);
   }
 cleanup:
-  buf_free(&x.body);
-  free(x.request_id);
-  curl_slist_free_all(headers);
-  if (c)
-    curl_easy_cleanup(c);
+  exchange_end(&x, headers, c);
   return ret;
 }
 
@@ -358,19 +371,14 @@ int http_stream(const struct settings *s, const char *path, event_cb on_event,
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
   struct exchange x = {.on_event = on_event, .opaque = opaque};
-  CURL *c = easy_new(s, path, &headers, errbuf);
+  CURL *c = easy_new(s, path, "Accept: text/event-stream", &headers, errbuf, &x,
+                     on_stream);
   int ret = EXIT_ERROR;
   if (!c) {
     fprintf(stderr, "vmhostctl: out of memory\n");
     goto cleanup;
   }
-  headers = curl_slist_append(headers, "Accept: text/event-stream");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-  ret = perform(c, s, errbuf, &x);
+  ret = perform(c, headers, s, errbuf, &x);
   if (ret != EXIT_OK || x.stopped)
     goto cleanup;
   long status = 0;
@@ -385,13 +393,6 @@ int http_stream(const struct settings *s, const char *path, event_cb on_event,
     ret = EXIT_UNREACHABLE;
   }
 cleanup:
-  buf_free(&x.body);
-  buf_free(&x.line);
-  buf_free(&x.ev_data);
-  free(x.ev_type);
-  free(x.request_id);
-  curl_slist_free_all(headers);
-  if (c)
-    curl_easy_cleanup(c);
+  exchange_end(&x, headers, c);
   return ret;
 }
