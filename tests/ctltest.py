@@ -30,11 +30,18 @@ def require_vmhostctl():
         skip(f"{VMHOSTCTL} is not built (configure --enable-cli)")
 
 
-class Ctl:
-    """vmhostctl with url (None: none given) and extra environment; every
-    command it runs is remembered in self.ran (its words)."""
+def daemon_token(d):
+    """The token a RestDaemon's API wants, when its rest front-end checks
+    tokens (RestDaemon.token()); None while it takes every request."""
+    return d.token() if hasattr(d, "token") else None
 
-    def __init__(self, url=None, env=None, home=None):
+
+class Ctl:
+    """vmhostctl with url (None: none given), token (VMHOST_TOKEN) and
+    extra environment; every command it runs is remembered in self.ran
+    (its words)."""
+
+    def __init__(self, url=None, env=None, home=None, token=None):
         require_vmhostctl()
         self.url = url
         if not home:
@@ -45,6 +52,8 @@ class Ctl:
                     if not k.startswith("VMHOST_") or k == "VMHOST_PLUGIN_DIR"}
         self.env.pop("XDG_CONFIG_HOME", None)
         self.env["HOME"] = self.home
+        if token:
+            self.env["VMHOST_TOKEN"] = token
         self.env.update(env or {})
         self.ran = set()
 

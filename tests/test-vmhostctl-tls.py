@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 
-from ctltest import Ctl
+from ctltest import Ctl, daemon_token
 from resttest import (RestDaemon, import_h2, make_ca, make_leaf, mtls_daemon,
                       require, served, validate)
 from vmhtest import check, free_port
@@ -29,7 +29,7 @@ def copy(src, dst):
 # ---- server verification, the certificate commands ------------------------
 with RestDaemon() as d:
     t = d.tmpdir
-    ctl = Ctl(d.tls_base)
+    ctl = Ctl(d.tls_base, token=daemon_token(d))
     line = ctl.error(5, None, "host", "show")
     check("certificate" in line.lower(), "no CA:", line)
     selfsigned = os.path.join(t, "served.pem")
@@ -87,7 +87,8 @@ t = d.tmpdir
 with open(f"{t}/both.pem", "w") as f:
     f.write(open(f"{t}/client.pem").read() + open(f"{t}/client.key").read())
 with d:
-    ctl = Ctl(d.tls_base, env={"VMHOST_INSECURE": "1"})
+    ctl = Ctl(d.tls_base, env={"VMHOST_INSECURE": "1"},
+              token=daemon_token(d))
     ctl.error(5, None, "host", "show")
     ctl.error(5, None, "host", "show", "--cert", f"{t}/intruder.pem", "--key",
               f"{t}/intruder.key")
@@ -179,6 +180,11 @@ check(m == "vmhostctl: NOT_FOUND: no ?[2J network (request feed02?[1m)", m)
 out = ctl.ok("pool", "list")
 check("\x1b" not in out and "\x07" not in out, repr(out))
 check(out.splitlines()[1].split()[:2] == ["p?]0;owned?", "a"], repr(out))
-# vmhostd takes a request with a token (whether it checks tokens or not).
+# vmhostd with a token: when its rest front-end checks tokens, the right
+# one is taken and a wrong one refused with 401 (exit 6); before, any.
 with RestDaemon() as d:
-    Ctl(d.base).json("vm", "list", "--token", "s3cret")
+    tok = daemon_token(d)
+    Ctl(d.base).json("vm", "list", "--token", tok or "s3cret")
+    if tok:
+        Ctl(d.base).error(6, "UNAUTHENTICATED", "vm", "list", "--token",
+                          "wrong")

@@ -17,7 +17,7 @@ import tempfile
 
 import yaml
 
-from ctltest import VMHOSTCTL, Ctl
+from ctltest import VMHOSTCTL, Ctl, daemon_token
 from resttest import RestDaemon, validate
 from vmhtest import check, fail, free_port, wait_for
 
@@ -46,7 +46,8 @@ def same_as_api(d, ctl, path, *args):
 
 
 with RestDaemon() as d:
-    ctl = Ctl(d.base)
+    tok = daemon_token(d)
+    ctl = Ctl(d.base, token=tok)
 
     # ---- the VM life cycle, each answer against the API's ----------------
     vm = ctl.json("vm", "create", "web1", "--vcpus", "2", "--memory", "1G",
@@ -171,9 +172,10 @@ with RestDaemon() as d:
         check(steady(y) == steady(ctl.json(*args)), args, y)
 
     # The unix socket, and the output setting from the environment.
-    usock = Ctl("unix:" + d.usock, env={"VMHOST_OUTPUT": "json"})
+    usock = Ctl("unix:" + d.usock, env={"VMHOST_OUTPUT": "json"},
+                token=tok)
     check(json.loads(usock.ok("vm", "show", "web1"))["id"] == vm["id"])
-    usock = Ctl("unix://" + d.usock)
+    usock = Ctl("unix://" + d.usock, token=tok)
     check(usock.json("host", "show")["n_vms"] == 3)
 
     # ---- exit codes and error lines -------------------------------------
@@ -242,7 +244,7 @@ with RestDaemon() as d:
     os.makedirs(cfgdir)
     with open(os.path.join(cfgdir, "ctl.yaml"), "w") as f:
         f.write(f"# vmhostctl settings\nurl: {d.base}\noutput: json\n")
-    byfile = Ctl(home=home)
+    byfile = Ctl(home=home, token=tok)
     check(json.loads(byfile.ok("vm", "show", "web1"))["id"] == vm["id"])
     byfile.error(5, None, "vm", "list", env={"VMHOST_URL": dead})
     byfile.ok("vm", "list", "--url", d.base, env={"VMHOST_URL": dead})
@@ -387,7 +389,7 @@ echo "${{COMPREPLY[*]}}"
     # Names from the server the line names (-o name).
     ctl.ok("vm", "create", "comp1", "--vcpus", "1", "--memory", "64M")
     ctl.ok("volume", "create", "pool0", "vol-c", "--size", "1M")
-    u = ("--url", d.base)
+    u = ("--url", d.base) + (("--token", tok) if tok else ())
     check(complete(*u, "vm", "stop", "") == ["comp1"], complete(*u, "vm", "stop", ""))
     check(complete(*u, "vm", "snapshot", "list", "c") == ["comp1"])
     check(complete(*u, "pool", "show", "") == ["pool0"])
