@@ -3,6 +3,7 @@
 # rest front-end: every command, its JSON against the API, exit codes,
 # settings, completion (test-vmhostctl.py); TLS, mTLS, certificates and
 # bearer tokens (test-vmhostctl-tls.py).  Included by tests/Makefile.am.
+# bench/vmhostctl.py (its cost per command beside curl) is run by hand.
 VMHOSTCTL_TESTS = \
 	test-vmhostctl.py \
 	test-vmhostctl-tls.py
@@ -11,4 +12,4 @@ if BUILD_PLUGIN_REST
 TESTS += $(VMHOSTCTL_TESTS)
 endif
 endif
-EXTRA_DIST += $(VMHOSTCTL_TESTS) ctltest.py
+EXTRA_DIST += $(VMHOSTCTL_TESTS) ctltest.py bench/vmhostctl.py
