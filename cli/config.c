@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -89,6 +90,17 @@ static int set_file(char **field, const char *key, const char *v,
   return set_str(field, path);
 }
 
+/* A secret in a file others may read: say so (ssh would refuse; a
+ * warning keeps scripts working while the file is fixed). */
+static void warn_if_shared(FILE *f, const char *path, const char *what) {
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+    fprintf(stderr,
+            "vmhostctl: warning: %s holds %s and others may read it "
+            "(chmod 600 %s)\n",
+            path, what, path);
+}
+
 /* The token in a file: its first line, without the line end. */
 static int set_token_file(struct settings *s, const char *v,
                           const char *where) {
@@ -96,6 +108,7 @@ static int set_token_file(struct settings *s, const char *v,
   _cleanup_fclose_ FILE *f = path ? fopen(path, "re") : NULL;
   if (!f)
     return bad(where, "token_file", v, strerror(errno));
+  warn_if_shared(f, path, "a token");
   char line[4096];
   if (!fgets(line, sizeof line, f))
     return bad(where, "token_file", v, "the file is empty");
@@ -174,8 +187,9 @@ static bool known_key(const char *key) {
   return false;
 }
 
+/* The settings of a parsed file; *secret: it holds a token. */
 static int load_document(struct settings *s, const char *path,
-                         yaml_document_t *doc) {
+                         yaml_document_t *doc, bool *secret) {
   yaml_node_t *root = yaml_document_get_root_node(doc);
   if (!root)
     return 0; /* an empty file */
@@ -190,12 +204,13 @@ static int load_document(struct settings *s, const char *path,
     yaml_node_t *v = yaml_document_get_node(doc, p->value);
     char where[PATH_MAX + 32];
     snprintf(where, sizeof where, "%s:%zu", path, k->start_mark.line + 1);
-    const char *key = (const char *)k->data.scalar.value;
-    if (k->type != YAML_SCALAR_NODE || !known_key(key)) {
+    const char *key =
+        k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
+    if (!known_key(key)) {
       fprintf(stderr,
               "vmhostctl: %s: unknown key '%s' (known: url, token, "
               "token_file, cacert, cert, key, insecure, timeout, output)\n",
-              where, k->type == YAML_SCALAR_NODE ? key : "?");
+              where, key);
       return -1;
     }
     if (v->type != YAML_SCALAR_NODE) {
@@ -205,6 +220,7 @@ static int load_document(struct settings *s, const char *path,
     }
     if (config_set(s, key, (const char *)v->data.scalar.value, where) < 0)
       return -1;
+    *secret |= !strcmp(key, "token");
   }
   return 0;
 }
@@ -231,8 +247,11 @@ static int load_file(struct settings *s, const char *path, bool must_exist) {
             parser.problem_mark.line + 1,
             parser.problem ? parser.problem : "not YAML");
   } else {
-    r = load_document(s, path, &doc);
+    bool secret = false;
+    r = load_document(s, path, &doc, &secret);
     yaml_document_delete(&doc);
+    if (r == 0 && secret)
+      warn_if_shared(f, path, "a token");
   }
   yaml_parser_delete(&parser);
   return r;

@@ -166,6 +166,7 @@ check(seen[-1].get("authorization") == "Bearer t2", seen[-1])
 tok = os.path.join(ctl.home, "token")
 with open(tok, "w") as f:
     f.write("t3\n")
+os.chmod(tok, 0o600)
 ctl.error(6, "UNAUTHENTICATED", "vm", "list", "--token-file", tok)
 check(seen[-1].get("authorization") == "Bearer t3", seen[-1])
 ctl.error(6, "UNAUTHENTICATED", "vm", "list")

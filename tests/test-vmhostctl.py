@@ -277,11 +277,23 @@ with RestDaemon() as d:
     tokfile = os.path.join(home, "token")
     with open(tokfile, "w") as f:
         f.write("\n")
+    os.chmod(tokfile, 0o600)
     line = byfile.error(2, None, "vm", "list", "--token-file", tokfile)
     check("first line is empty" in line, line)
     with open(tokfile, "w") as f:
         f.write("s3cret\n")
-    byfile.ok("vm", "list", "--token-file", "~/token")  # ~/: $HOME
+    os.chmod(tokfile, 0o644)
+    rc, out, err = byfile("vm", "list", "--token-file", "~/token")  # ~/: $HOME
+    check(rc == 0 and f"warning: {tokfile} holds a token and others may "
+          f"read it (chmod 600 {tokfile})" in err, rc, err)
+    os.chmod(tokfile, 0o600)
+    rc, out, err = byfile("vm", "list", "--token-file", tokfile)
+    check(rc == 0 and err == "", rc, err)
+    with open(bad, "w") as f:
+        f.write(f"url: {d.base}\ntoken: {tok or 's3cret'}\n")
+    os.chmod(bad, 0o640)
+    rc, out, err = byfile("vm", "list", "--config", bad)
+    check(rc == 0 and f"warning: {bad} holds a token" in err, rc, err)
 
     # ---- events -----------------------------------------------------------
     # A subscription is made some time after the process starts: create
