@@ -40,8 +40,8 @@ static const struct {
       "(0: never; default 60)"},
      "timeout",
      0},
-    {{"output", "table|json|yaml|name",
-      "how to print answers (default table); name: one name a line"},
+    {{"output", "FORMAT",
+      "table (the default), json, yaml, or name: one name a line"},
      "output",
      'o'},
     {{"config", "FILE",
@@ -71,27 +71,19 @@ static bool has_prefix(const char *words, const char *prefix) {
   return !n || (!strncmp(words, prefix, n) && (!words[n] || words[n] == ' '));
 }
 
-static void print_options(const struct option_spec *o) {
-  for (; o->name; o++) {
-    char left[64];
-    snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
-             o->arg ? o->arg : "");
-    printf("  %-28s %s\n", left, o->help);
-  }
+/* "  -o, --output FORMAT    help" (short_name 0: none). */
+static void print_option(char short_name, const struct option_spec *o) {
+  char left[64];
+  int n = short_name ? snprintf(left, sizeof left, "-%c, ", short_name) : 0;
+  snprintf(left + n, sizeof left - (size_t)n, "--%s%s%s", o->name,
+           o->arg ? " " : "", o->arg ? o->arg : "");
+  printf("  %-28s %s\n", left, o->help);
 }
 
 static void print_globals(void) {
   printf("\nOptions (anywhere on the line):\n");
-  for (size_t i = 0; i < N_GLOBALS; i++) {
-    char left[64];
-    const struct option_spec *o = &globals[i].spec;
-    snprintf(left, sizeof left, "%s%c%s--%s%s%s",
-             globals[i].short_name ? "-" : "",
-             globals[i].short_name ? globals[i].short_name : ' ',
-             globals[i].short_name ? ", " : "", o->name, o->arg ? " " : "",
-             o->arg ? o->arg : "");
-    printf("  %-28s %s\n", left + (globals[i].short_name ? 0 : 1), o->help);
-  }
+  for (size_t i = 0; i < N_GLOBALS; i++)
+    print_option(globals[i].short_name, &globals[i].spec);
 }
 
 static void help_commands(const char *prefix) {
@@ -121,7 +113,8 @@ static void help_command(const struct command *c) {
          *c->args ? " " : "", c->args, c->help);
   if (c->options) {
     printf("\nOptions:\n");
-    print_options(c->options);
+    for (const struct option_spec *o = c->options; o->name; o++)
+      print_option(0, o);
   }
   print_globals();
 }
