@@ -295,6 +295,15 @@ fail:
   return NULL;
 }
 
+/* o[key] = text; a usage error naming what when text is no UTF-8 string
+ * (an argument or a file of another encoding). */
+static int put_str(json_t *o, const char *key, const char *what,
+                   const char *text) {
+  if (json_object_set_new(o, key, json_string(text)) < 0)
+    return usage_error("%s: not UTF-8 text", what);
+  return 0;
+}
+
 /* A file's text (at most 1 MiB, the server's default body limit); "-" is
  * standard input. */
 static char *read_text(const char *what, const char *path) {
@@ -315,6 +324,11 @@ static char *read_text(const char *what, const char *path) {
     return NULL;
   }
   buf[n] = '\0';
+  if (strlen(buf) != n) {
+    usage_error("%s: %s holds a NUL byte: not text", what, path);
+    free(buf);
+    return NULL;
+  }
   return buf;
 }
 
@@ -341,8 +355,8 @@ static int vm_spec_scalars(json_t *spec, struct invocation *inv) {
     json_object_set_new(spec, "memory", json_integer(n));
   }
   for (const char *const *o = vm_str_opts; *o; o++)
-    if ((v = inv_opt(inv, *o)))
-      json_object_set_new(spec, *o, json_string(v));
+    if ((v = inv_opt(inv, *o)) && put_str(spec, *o, *o, v))
+      return EXIT_USAGE;
   for (const char *const *o = vm_file_opts; *o; o++) {
     if (!(v = inv_opt(inv, *o)))
       continue;
@@ -351,11 +365,9 @@ static int vm_spec_scalars(json_t *spec, struct invocation *inv) {
     snprintf(key, sizeof key, "%s", *o);
     for (char *p = key; *p; p++)
       *p = *p == '-' ? '_' : *p;
-    char *text = read_text(what, v);
-    if (!text)
+    _cleanup_free_ char *text = read_text(what, v);
+    if (!text || put_str(spec, key, what, text))
       return EXIT_USAGE;
-    json_object_set_new(spec, key, json_string(text));
-    free(text);
   }
   if (inv_flag(inv, "guest-channel"))
     json_object_set_new(spec, "guest_channel", json_true());
@@ -384,8 +396,9 @@ static int vm_spec_lists(json_t *spec, struct invocation *inv) {
       if (!json_is_object(json_object_get(spec, "metadata")))
         json_object_set_new(spec, "metadata", json_object());
       _cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
-      json_object_set_new(json_object_get(spec, "metadata"), k,
-                          json_string(eq + 1));
+      if (!k ||
+          put_str(json_object_get(spec, "metadata"), k, "--metadata", eq + 1))
+        return EXIT_USAGE;
     }
   }
   return 0;
@@ -415,8 +428,9 @@ static int vm_create(const struct settings *s, struct invocation *inv) {
           "(or --spec FILE)");
     }
   }
-  json_object_set_new(spec, "name", json_string(inv->pos[0]));
-  int r = vm_spec_scalars(spec, inv);
+  int r = put_str(spec, "name", "NAME", inv->pos[0]);
+  if (!r)
+    r = vm_spec_scalars(spec, inv);
   if (!r)
     r = vm_spec_lists(spec, inv);
   if (r) {
@@ -447,7 +461,11 @@ static int vm_stop(const struct settings *s, struct invocation *inv) {
 }
 
 static int snap_create(const struct settings *s, struct invocation *inv) {
-  json_t *body = json_pack("{s:s}", "name", inv->pos[1]);
+  json_t *body = json_object();
+  if (put_str(body, "name", "NAME", inv->pos[1])) {
+    json_decref(body);
+    return EXIT_USAGE;
+  }
   return call_cmd(s, inv, body);
 }
 
@@ -461,20 +479,21 @@ static int disk_attach(const struct settings *s, struct invocation *inv) {
 /* ---- storage, networks, plugins, host --------------------------------- */
 
 static int vol_create(const struct settings *s, struct invocation *inv) {
-  json_t *body = json_pack("{s:s}", "name", inv->pos[1]);
-  const char *v;
+  const char *size = inv_opt(inv, "size"), *format = inv_opt(inv, "format"),
+             *base = inv_opt(inv, "base-image");
+  json_t *body = json_object();
   json_int_t n;
-  if ((v = inv_opt(inv, "size"))) {
-    if (parse_size("--size", v, &n)) {
-      json_decref(body);
-      return EXIT_USAGE;
-    }
+  int r = put_str(body, "name", "NAME", inv->pos[1]);
+  if (!r && size && !(r = parse_size("--size", size, &n)))
     json_object_set_new(body, "size", json_integer(n));
+  if (!r && format)
+    r = put_str(body, "format", "--format", format);
+  if (!r && base)
+    r = put_str(body, "base_image", "--base-image", base);
+  if (r) {
+    json_decref(body);
+    return EXIT_USAGE;
   }
-  if ((v = inv_opt(inv, "format")))
-    json_object_set_new(body, "format", json_string(v));
-  if ((v = inv_opt(inv, "base-image")))
-    json_object_set_new(body, "base_image", json_string(v));
   return call_cmd(s, inv, body);
 }
 

@@ -193,6 +193,9 @@ with RestDaemon() as d:
     m = ctl.error(1, "INVALID_ARGUMENT", "vm", "create", "tiny", "--vcpus",
                   "1", "--memory", "1K")
     check("memory" in m.group(2), m.group(0))
+    nulfile = os.path.join(ctl.home, "nul")
+    with open(nulfile, "wb") as f:
+        f.write(b"#cloud-config\n\0")
     # Refused before any request: exit 2, one message naming what to fix.
     for args, says in (
             (("vm", "frobnicate"), "unknown command 'vm frobnicate'"),
@@ -216,6 +219,12 @@ with RestDaemon() as d:
               "--disk", "size=1G"), "the name is missing"),
             (("vm", "stop", "web1", "--timeout", "9999"), "--timeout '9999'"),
             (("vm", "show", ""), "argument 1 (of VM) is empty"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--kernel", "/k\udcff"), "kernel: not UTF-8 text"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--user-data", nulfile), "holds a NUL byte"),
+            (("volume", "create", "pool0", "v", "--format", "\udcff"),
+             "--format: not UTF-8 text"),
             (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
               "--nic", "net0,vlan=5000"), "--nic vlan '5000'"),
             (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
