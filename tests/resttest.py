@@ -142,6 +142,57 @@ class RestDaemon(Daemon):
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+# -- certificates (openssl) -------------------------------------------------
+
+def _openssl(*args):
+    subprocess.run(args, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    """A self-signed CA: d/name.pem and d/name.key."""
+    _openssl("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+             f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out",
+             f"{d}/{name}.pem")
+
+
+def make_leaf(d, name, ca, san=None):
+    """A certificate d/name.pem (key d/name.key) issued by the CA d/ca.pem:
+    a server's with subjectAltName san, else a client's (clientAuth)."""
+    _openssl("openssl", "req", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+             "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")
+    extfile = f"{d}/{name}.ext"
+    with open(extfile, "w") as f:
+        f.write(f"subjectAltName={san}\n" if san else
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    _openssl("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
+             f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
+             "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", extfile)
+
+
+def mtls_daemon(**kw):
+    """A RestDaemon whose TLS listener requires client certificates issued
+    by its tmpdir/ca.pem; made there too: otherca, client (issued by ca)
+    and intruder (issued by otherca)."""
+    d = RestDaemon(rest="    tls: { client_ca: ca.pem }", **kw)
+    make_ca(d.tmpdir, "ca")
+    make_ca(d.tmpdir, "otherca")
+    make_leaf(d.tmpdir, "client", "ca")
+    make_leaf(d.tmpdir, "intruder", "otherca")
+    return d
+
+
+def served(port):
+    """SHA-256 of the certificate a new connection to port gets, as the API
+    writes it (hex pairs with colons)."""
+    import hashlib
+    import ssl
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
 # -- OpenAPI ---------------------------------------------------------------
 
 _spec = None

@@ -4,13 +4,12 @@
 verified; the certificate API (read, regenerate, upload with validation);
 new certificates used by new connections without a restart, including a
 file replaced on disk.  Certificates are made here with openssl."""
-import hashlib
 import os
-import ssl
 import subprocess
 import time
 
-from resttest import RestDaemon, require
+from resttest import (RestDaemon, make_ca, make_leaf, mtls_daemon, require,
+                      served)
 from vmhtest import check
 
 require("curl", "openssl")
@@ -20,45 +19,14 @@ def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
 
 
-def make_ca(d, name):
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
-       f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem")
-
-
-def make_leaf(d, name, ca, san=None):
-    ext = ["-addext", f"subjectAltName={san}"] if san else []
-    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
-       "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", *ext)
-    extfile = f"{d}/{name}.ext"
-    with open(extfile, "w") as f:
-        f.write(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
-    sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
-       f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
-       "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", extfile)
-
-
-def served(port):
-    """SHA-256 of the certificate a new connection gets, as the API writes
-    it (hex pairs with colons)."""
-    pem = ssl.get_server_certificate(("127.0.0.1", port))
-    h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
-    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
-
-
 def read(path):
     with open(path) as f:
         return f.read()
 
 
 # ---- mTLS -----------------------------------------------------------------
-d = RestDaemon(rest="    tls: { client_ca: ca.pem }")
+d = mtls_daemon()
 t = d.tmpdir
-make_ca(t, "ca")
-make_ca(t, "otherca")
-make_leaf(t, "client", "ca")
-make_leaf(t, "intruder", "otherca")
 with d:
     url = d.tls_base + "/api/v1/host"
     code = ["-o", "/dev/null", "-w", "%{http_code}", "-k"]

@@ -1,0 +1,707 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The commands of vmhostctl: one table (the help, the argument checks and
+ * the bash completion are made from it), each entry one REST call of
+ * plugins/frontend/rest/openapi.yaml. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cleanup.h"
+#include "ctl.h"
+
+#define V "/api/v1"
+
+/* ---- the columns of the lists ---------------------------------------- */
+
+static const struct column vm_cols[] = {{"NAME", "name"},
+                                        {"ID", "id"},
+                                        {"STATE", "state"},
+                                        {"STATUS", "status"},
+                                        {"VCPUS", "vcpus"},
+                                        {"MEMORY", "memory"},
+                                        {"HYPERVISOR", "hypervisor"},
+                                        {"IPS", "ips"},
+                                        {NULL, NULL}};
+static const struct column snap_cols[] = {{"NAME", "name"},
+                                          {"ID", "id"},
+                                          {"CREATED", "created"},
+                                          {"VM_STATE", "vm_state"},
+                                          {"CURRENT", "current"},
+                                          {"PARENT", "parent"},
+                                          {NULL, NULL}};
+static const struct column pool_cols[] = {{"NAME", "name"},
+                                          {"TYPE", "type"},
+                                          {"CAPACITY", "capacity"},
+                                          {"ALLOCATION", "allocation"},
+                                          {"AVAILABLE", "available"},
+                                          {"VOLUMES", "n_volumes"},
+                                          {"FORMAT", "default_format"},
+                                          {"MESSAGE", "message"},
+                                          {NULL, NULL}};
+static const struct column vol_cols[] = {{"NAME", "name"},
+                                         {"CAPACITY", "capacity"},
+                                         {"ALLOCATION", "allocation"},
+                                         {"FORMAT", "format"},
+                                         {"BACKING", "backing"},
+                                         {"LOCATION", "location"},
+                                         {NULL, NULL}};
+static const struct column net_cols[] = {
+    {"NAME", "name"},     {"TYPE", "type"},       {"BRIDGE", "bridge"},
+    {"CIDR", "cidr"},     {"GATEWAY", "gateway"}, {"MTU", "mtu"},
+    {"PORTS", "n_ports"}, {"UP", "up"},           {NULL, NULL}};
+static const struct column plugin_cols[] = {
+    {"NAME", "name"},           {"KIND", "kind"},
+    {"VERSION", "version"},     {"THREAD_MODEL", "thread_model"},
+    {"INSTANCES", "instances"}, {NULL, NULL}};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+const char *inv_opt(const struct invocation *inv, const char *name) {
+  const char *v = NULL;
+  for (size_t i = 0; i < inv->n_opt; i++)
+    if (!strcmp(inv->opt[i].name, name))
+      v = inv->opt[i].value;
+  return v;
+}
+
+bool inv_flag(const struct invocation *inv, const char *name) {
+  return inv_opt(inv, name) != NULL;
+}
+
+/* A path from fmt, each "{}" replaced by the next of args,
+ * percent-encoded, and "?live=true" after it when live; free it; NULL
+ * when out of memory. */
+static char *fill_path(const char *fmt, const char *const *args, bool live) {
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  if (!f)
+    return NULL;
+  for (const char *p = fmt; *p; p++) {
+    if (p[0] == '{' && p[1] == '}') {
+      _cleanup_free_ char *seg = http_escape(*args++);
+      fputs(seg ? seg : "", f);
+      p++;
+    } else {
+      fputc(*p, f);
+    }
+  }
+  if (live)
+    fputs("?live=true", f);
+  fclose(f);
+  return out;
+}
+
+/* One call, its answer printed (a list under list_key with cols, or one
+ * object); 204 prints nothing. */
+static int call_print(const struct settings *s, const char *method, char *path,
+                      json_t *body, const char *list_key,
+                      const struct column *cols) {
+  struct reply r;
+  if (!path) {
+    json_decref(body);
+    fprintf(stderr, "vmhostctl: out of memory\n");
+    return EXIT_ERROR;
+  }
+  int ret = http_call(s, method, path, body, &r);
+  if (ret == EXIT_OK && r.json) {
+    if (cols && !list_key && s->output == OUT_TABLE) {
+      /* One object shown as a one-row table (an action's VM). */
+      json_t *wrap = json_pack("{s:[O]}", "rows", r.json);
+      output_print(s, wrap, "rows", cols);
+      json_decref(wrap);
+    } else {
+      output_print(s, r.json, list_key, cols);
+    }
+  }
+  reply_free(&r);
+  json_decref(body);
+  free(path);
+  return ret;
+}
+
+/* The command's call (its method, path, how to print) with body, which
+ * it takes; the path's {} are the positional arguments in order. */
+static int call_cmd(const struct settings *s, struct invocation *inv,
+                    json_t *body) {
+  const struct command *c = inv->cmd;
+  char *path = fill_path(c->path, inv->pos, inv_flag(inv, "live"));
+  return call_print(s, c->method, path, body, c->list_key, c->cols);
+}
+
+/* A command that is its call and nothing else. */
+static int simple(const struct settings *s, struct invocation *inv) {
+  return call_cmd(s, inv, NULL);
+}
+
+/* A size: bytes, or a number with K, M, G, T, P (powers of 1024; "KiB",
+ * "KB" and "k" mean the same). */
+static int parse_size(const char *what, const char *text, json_int_t *out) {
+  char *end;
+  errno = 0;
+  double n = strtod(text, &end);
+  if (errno || end == text || n < 0 || *text == '-' || *text == '+')
+    goto bad;
+  static const char units[] = "KMGTP";
+  const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
+  double mult = 1;
+  if (u) {
+    for (const char *p = units; p <= u; p++)
+      mult *= 1024;
+    end++;
+    if (*end == 'i')
+      end++;
+    if (*end == 'B')
+      end++;
+  } else if (*end == 'B') {
+    end++;
+  }
+  if (*end || n * mult > 9.0e18 || n * mult != (double)(json_int_t)(n * mult))
+    goto bad;
+  *out = (json_int_t)(n * mult);
+  return 0;
+bad:
+  return usage_error(
+      "%s '%s': expected a size in bytes, or with K, M, G, "
+      "T or P (1024-based): 512M, 10G",
+      what, text);
+}
+
+static int parse_int(const char *what, const char *text, long min, long max,
+                     json_int_t *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(text, &end, 10);
+  if (errno || end == text || *end || n < min || n > max)
+    return usage_error("%s '%s': expected a whole number from %ld to %ld", what,
+                       text, min, max);
+  *out = n;
+  return 0;
+}
+
+static int parse_bool(const char *what, const char *text, bool *out) {
+  if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "1"))
+    *out = true;
+  else if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "0"))
+    *out = false;
+  else
+    return usage_error("%s '%s': expected true or false", what, text);
+  return 0;
+}
+
+/* The keys of a disk or NIC spec and how each is read. */
+enum kind { K_STR, K_SIZE, K_INT, K_BOOL };
+struct field {
+  const char *key;
+  enum kind kind;
+  long max; /* K_INT */
+};
+static const struct field disk_fields[] = {
+    {"name", K_STR, 0},         {"pool", K_STR, 0},
+    {"volume", K_STR, 0},       {"size", K_SIZE, 0},
+    {"format", K_STR, 0},       {"bus", K_STR, 0},
+    {"base_image", K_STR, 0},   {"readonly", K_BOOL, 0},
+    {"boot_order", K_INT, 255}, {NULL, K_STR, 0}};
+static const struct field nic_fields[] = {
+    {"name", K_STR, 0},    {"network", K_STR, 0}, {"mac", K_STR, 0},
+    {"vlan", K_INT, 4094}, {"model", K_STR, 0},   {NULL, K_STR, 0}};
+
+static int spec_member(json_t *o, const char *what, const struct field *fields,
+                       const char *key, const char *value) {
+  const struct field *f = fields;
+  while (f->key && strcmp(f->key, key))
+    f++;
+  if (!f->key) {
+    _cleanup_free_ char *known = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&known, &len);
+    for (const struct field *g = fields; m && g->key; g++)
+      fprintf(m, "%s%s", g == fields ? "" : ", ", g->key);
+    if (m)
+      fclose(m);
+    return usage_error("%s: unknown key '%s' (known: %s)", what, key,
+                       known ? known : "?");
+  }
+  json_int_t n;
+  bool b;
+  json_t *v = NULL;
+  char label[96];
+  snprintf(label, sizeof label, "%s %s", what, key);
+  switch (f->kind) {
+    case K_STR:
+      v = json_string(value);
+      break;
+    case K_SIZE:
+      if (parse_size(label, value, &n))
+        return EXIT_USAGE;
+      v = json_integer(n);
+      break;
+    case K_INT:
+      if (parse_int(label, value, 0, f->max, &n))
+        return EXIT_USAGE;
+      v = json_integer(n);
+      break;
+    case K_BOOL:
+      if (parse_bool(label, value, &b))
+        return EXIT_USAGE;
+      v = json_boolean(b);
+      break;
+  }
+  if (!v)
+    return usage_error("%s: %s: not valid UTF-8", what, key);
+  json_object_set_new(o, key, v);
+  return 0;
+}
+
+/* "vda,size=10G,pool=pool0": a bare first item is the name. */
+static json_t *parse_spec(const char *opt, const char *text,
+                          const struct field *fields) {
+  _cleanup_free_ char *copy = strdup(text);
+  json_t *o = json_object();
+  char what[64];
+  snprintf(what, sizeof what, "--%s", opt);
+  if (!copy || !o)
+    goto fail;
+  char *save = NULL;
+  bool first = true;
+  for (char *item = strtok_r(copy, ",", &save); item;
+       item = strtok_r(NULL, ",", &save), first = false) {
+    char *eq = strchr(item, '=');
+    if (!eq && first) {
+      if (spec_member(o, what, fields, "name", item))
+        goto fail;
+      continue;
+    }
+    if (!eq) {
+      usage_error("%s '%s': expected KEY=VALUE, got '%s'", what, text, item);
+      goto fail;
+    }
+    *eq = '\0';
+    if (spec_member(o, what, fields, item, eq + 1))
+      goto fail;
+  }
+  if (!json_object_get(o, "name")) {
+    usage_error("%s '%s': the name is missing (NAME,KEY=VALUE... or name=...)",
+                what, text);
+    goto fail;
+  }
+  return o;
+fail:
+  json_decref(o);
+  return NULL;
+}
+
+/* o[key] = text; a usage error naming what when text is no UTF-8 string
+ * (an argument or a file of another encoding). */
+static int put_str(json_t *o, const char *key, const char *what,
+                   const char *text) {
+  if (json_object_set_new(o, key, json_string(text)) < 0)
+    return usage_error("%s: not UTF-8 text", what);
+  return 0;
+}
+
+/* A file's text (at most 1 MiB, the server's default body limit); "-" is
+ * standard input. */
+static char *read_text(const char *what, const char *path) {
+  _cleanup_fclose_ FILE *f = strcmp(path, "-") ? fopen(path, "re") : NULL;
+  FILE *in = strcmp(path, "-") ? f : stdin;
+  if (!in) {
+    usage_error("%s: cannot read %s: %s", what, path, strerror(errno));
+    return NULL;
+  }
+  char *buf = malloc((1u << 20) + 1);
+  if (!buf)
+    return NULL;
+  size_t n = fread(buf, 1, 1u << 20, in);
+  if (ferror(in) || (n == 1u << 20 && fgetc(in) != EOF)) {
+    usage_error("%s: %s: %s", what, path,
+                ferror(in) ? strerror(errno) : "over 1 MiB");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  if (strlen(buf) != n) {
+    usage_error("%s: %s holds a NUL byte: not text", what, path);
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+/* ---- vm --------------------------------------------------------------- */
+
+/* The options of vm create that are strings of the spec as they are, and
+ * those read from a file. */
+static const char *const vm_str_opts[] = {"kernel",   "initrd",     "cmdline",
+                                          "firmware", "hypervisor", NULL};
+static const char *const vm_file_opts[] = {"user-data", "meta-data",
+                                           "network-config", NULL};
+
+static int vm_spec_scalars(json_t *spec, struct invocation *inv) {
+  const char *v;
+  json_int_t n;
+  if ((v = inv_opt(inv, "vcpus"))) {
+    if (parse_int("--vcpus", v, 1, 4096, &n))
+      return EXIT_USAGE;
+    json_object_set_new(spec, "vcpus", json_integer(n));
+  }
+  if ((v = inv_opt(inv, "memory"))) {
+    if (parse_size("--memory", v, &n))
+      return EXIT_USAGE;
+    json_object_set_new(spec, "memory", json_integer(n));
+  }
+  for (const char *const *o = vm_str_opts; *o; o++)
+    if ((v = inv_opt(inv, *o)) && put_str(spec, *o, *o, v))
+      return EXIT_USAGE;
+  for (const char *const *o = vm_file_opts; *o; o++) {
+    if (!(v = inv_opt(inv, *o)))
+      continue;
+    char what[32], key[32];
+    snprintf(what, sizeof what, "--%s", *o);
+    snprintf(key, sizeof key, "%s", *o);
+    for (char *p = key; *p; p++)
+      *p = *p == '-' ? '_' : *p;
+    _cleanup_free_ char *text = read_text(what, v);
+    if (!text || put_str(spec, key, what, text))
+      return EXIT_USAGE;
+  }
+  if (inv_flag(inv, "guest-channel"))
+    json_object_set_new(spec, "guest_channel", json_true());
+  if (inv_flag(inv, "no-start"))
+    json_object_set_new(spec, "start", json_false());
+  return 0;
+}
+
+/* The repeated options: --disk, --nic, --metadata. */
+static int vm_spec_lists(json_t *spec, struct invocation *inv) {
+  for (size_t i = 0; i < inv->n_opt; i++) {
+    const char *name = inv->opt[i].name, *v = inv->opt[i].value;
+    bool disk = !strcmp(name, "disk"), nic = !strcmp(name, "nic");
+    if (disk || nic) {
+      json_t *item = parse_spec(name, v, disk ? disk_fields : nic_fields);
+      if (!item)
+        return EXIT_USAGE;
+      const char *key = disk ? "disks" : "nics";
+      if (!json_is_array(json_object_get(spec, key)))
+        json_object_set_new(spec, key, json_array());
+      json_array_append_new(json_object_get(spec, key), item);
+    } else if (!strcmp(name, "metadata")) {
+      const char *eq = strchr(v, '=');
+      if (!eq || eq == v)
+        return usage_error("--metadata '%s': expected KEY=VALUE", v);
+      if (!json_is_object(json_object_get(spec, "metadata")))
+        json_object_set_new(spec, "metadata", json_object());
+      _cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
+      if (!k ||
+          put_str(json_object_get(spec, "metadata"), k, "--metadata", eq + 1))
+        return EXIT_USAGE;
+    }
+  }
+  return 0;
+}
+
+static int vm_create(const struct settings *s, struct invocation *inv) {
+  json_t *spec = NULL;
+  const char *file = inv_opt(inv, "spec");
+  if (file) {
+    _cleanup_free_ char *text = read_text("--spec", file);
+    json_error_t jerr;
+    if (!text)
+      return EXIT_USAGE;
+    spec = json_loads(text, 0, &jerr);
+    if (!json_is_object(spec)) {
+      json_decref(spec);
+      return usage_error(
+          "--spec %s:%d: %s", file, jerr.line,
+          spec ? "expected a JSON object (a VmSpec)" : jerr.text);
+    }
+  } else {
+    spec = json_object();
+    if (!inv_flag(inv, "vcpus") || !inv_flag(inv, "memory")) {
+      json_decref(spec);
+      return usage_error(
+          "vm create: --vcpus and --memory are required "
+          "(or --spec FILE)");
+    }
+  }
+  int r = put_str(spec, "name", "NAME", inv->pos[0]);
+  if (!r)
+    r = vm_spec_scalars(spec, inv);
+  if (!r)
+    r = vm_spec_lists(spec, inv);
+  if (r) {
+    json_decref(spec);
+    return r;
+  }
+  return call_cmd(s, inv, spec);
+}
+
+static int vm_stop(const struct settings *s, struct invocation *inv) {
+  json_t *body = json_object();
+  struct settings longer = *s;
+  const char *t = inv_opt(inv, "timeout");
+  if (inv_flag(inv, "force"))
+    json_object_set_new(body, "force", json_true());
+  if (t) {
+    json_int_t n;
+    if (parse_int("--timeout", t, 0, 3600, &n)) {
+      json_decref(body);
+      return EXIT_USAGE;
+    }
+    json_object_set_new(body, "timeout_s", json_integer(n));
+    /* The request must outlast the guest's grace period. */
+    if (longer.timeout_s && longer.timeout_s < n + 30)
+      longer.timeout_s = (long)n + 30;
+  }
+  return call_cmd(&longer, inv, body);
+}
+
+static int snap_create(const struct settings *s, struct invocation *inv) {
+  json_t *body = json_object();
+  if (put_str(body, "name", "NAME", inv->pos[1])) {
+    json_decref(body);
+    return EXIT_USAGE;
+  }
+  return call_cmd(s, inv, body);
+}
+
+static int disk_attach(const struct settings *s, struct invocation *inv) {
+  json_t *disk = parse_spec("disk", inv->pos[1], disk_fields);
+  if (!disk)
+    return EXIT_USAGE;
+  return call_cmd(s, inv, disk);
+}
+
+/* ---- storage, networks, plugins, host --------------------------------- */
+
+static int vol_create(const struct settings *s, struct invocation *inv) {
+  const char *size = inv_opt(inv, "size"), *format = inv_opt(inv, "format"),
+             *base = inv_opt(inv, "base-image");
+  json_t *body = json_object();
+  json_int_t n;
+  int r = put_str(body, "name", "NAME", inv->pos[1]);
+  if (!r && size && !(r = parse_size("--size", size, &n)))
+    json_object_set_new(body, "size", json_integer(n));
+  if (!r && format)
+    r = put_str(body, "format", "--format", format);
+  if (!r && base)
+    r = put_str(body, "base_image", "--base-image", base);
+  if (r) {
+    json_decref(body);
+    return EXIT_USAGE;
+  }
+  return call_cmd(s, inv, body);
+}
+
+static int vol_resize(const struct settings *s, struct invocation *inv) {
+  json_int_t n;
+  if (parse_size("SIZE", inv->pos[2], &n))
+    return EXIT_USAGE;
+  json_t *body = json_pack("{s:I}", "size", n);
+  if (inv_flag(inv, "shrink"))
+    json_object_set_new(body, "shrink", json_true());
+  return call_cmd(s, inv, body);
+}
+
+/* ---- certificates ------------------------------------------------------ */
+
+static int cert_upload(const struct settings *s, struct invocation *inv) {
+  _cleanup_free_ char *cert = read_text("CERT", inv->pos[0]);
+  _cleanup_free_ char *key = cert ? read_text("KEY", inv->pos[1]) : NULL;
+  if (!cert || !key)
+    return EXIT_USAGE;
+  json_t *body = json_pack("{s:s,s:s}", "cert", cert, "key", key);
+  if (!body)
+    return usage_error("CERT and KEY must be PEM text");
+  return call_cmd(s, inv, body);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+struct follow {
+  const struct settings *s;
+  long left; /* events still to print; -1: all */
+  char *vm_id;
+};
+
+static int on_event(const char *type, const char *data, void *opaque) {
+  struct follow *f = opaque;
+  json_t *ev = json_loads(data, 0, NULL);
+  if (!ev)
+    return 0; /* not JSON: not one of ours */
+  const char *vm = json_string_value(json_object_get(ev, "vm_id"));
+  if (!f->vm_id || (vm && !strcmp(vm, f->vm_id))) {
+    output_event(f->s, type, ev);
+    if (f->left > 0)
+      f->left--;
+  }
+  json_decref(ev);
+  return f->left == 0;
+}
+
+/* A VM's id from its id or name. */
+static int resolve_vm(const struct settings *s, const char *vm, char **id) {
+  struct reply r;
+  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, false);
+  int ret = path ? http_call(s, "GET", path, NULL, &r) : EXIT_ERROR;
+  if (ret == EXIT_OK) {
+    const char *v = json_string_value(json_object_get(r.json, "id"));
+    *id = v ? strdup(v) : NULL;
+    ret = *id ? EXIT_OK : EXIT_ERROR;
+  }
+  reply_free(&r);
+  return ret;
+}
+
+static int events(const struct settings *s, struct invocation *inv) {
+  struct settings forever = *s;
+  struct follow f = {.s = &forever, .left = 1};
+  const char *count = inv_opt(inv, "count");
+  const char *vm = inv_opt(inv, "vm");
+  if (count && inv_flag(inv, "follow"))
+    return usage_error("events: --count and --follow exclude each other");
+  if (count) {
+    json_int_t n;
+    if (parse_int("--count", count, 1, 1000000000, &n))
+      return EXIT_USAGE;
+    f.left = (long)n;
+  }
+  if (inv_flag(inv, "follow"))
+    f.left = -1;
+  if (vm) {
+    int r = resolve_vm(s, vm, &f.vm_id);
+    if (r)
+      return r;
+  }
+  /* A stream has no end to wait for: no whole-request timeout. */
+  forever.timeout_s = 0;
+  int r = http_stream(&forever, V "/events", on_event, &f);
+  free(f.vm_id);
+  return r;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const struct option_spec live_opts[] = {
+    {"live", NULL, "ask the hypervisor now instead of the daemon's record"},
+    {NULL, NULL, NULL}};
+static const struct option_spec create_opts[] = {
+    {"vcpus", "N", "virtual CPUs (required without --spec)"},
+    {"memory", "SIZE", "memory: 512M, 2G ... (required without --spec)"},
+    {"disk", "NAME,KEY=VALUE...",
+     "a disk (repeat): size, pool, volume, format, bus, base_image, "
+     "readonly, boot_order"},
+    {"nic", "NAME,KEY=VALUE...",
+     "a network interface (repeat): network, mac, vlan, model"},
+    {"kernel", "PATH", "direct kernel boot: the kernel on the node"},
+    {"initrd", "PATH", "its initrd"},
+    {"cmdline", "TEXT", "its command line"},
+    {"firmware", "bios|uefi", "the firmware"},
+    {"hypervisor", "NAME", "the hypervisor instance (default: the first)"},
+    {"user-data", "FILE", "cloud-init user-data (- : standard input)"},
+    {"meta-data", "FILE", "cloud-init meta-data"},
+    {"network-config", "FILE", "cloud-init network-config"},
+    {"metadata", "KEY=VALUE", "a metadata entry (repeat)"},
+    {"guest-channel", NULL, "give the guest an agent channel"},
+    {"no-start", NULL, "define it, do not start it"},
+    {"spec", "FILE",
+     "the whole VmSpec as JSON (- : standard input); "
+     "options override its members"},
+    {NULL, NULL, NULL}};
+static const struct option_spec stop_opts[] = {
+    {"force", NULL, "power off now instead of a clean shutdown"},
+    {"timeout", "SECONDS", "grace period of a clean shutdown (0 to 3600)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec volume_opts[] = {
+    {"size", "SIZE", "its size: 10G ..."},
+    {"format", "default|raw|qcow2", "its format"},
+    {"base-image", "IMAGE", "a copy-on-write clone of this image"},
+    {NULL, NULL, NULL}};
+static const struct option_spec resize_opts[] = {
+    {"shrink", NULL, "allow a smaller size (data past it is lost)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec event_opts[] = {
+    {"follow", NULL, "print events until interrupted"},
+    {"count", "N", "print the next N events (default 1)"},
+    {"vm", "VM", "only the events of this VM (id or name)"},
+    {NULL, NULL, NULL}};
+
+#define C(w, a, h) .words = w, .args = a, .help = h
+#define GET(p) .method = "GET", .path = V p, .run = simple
+#define POST(p) .method = "POST", .path = V p
+#define DELETE(p) .method = "DELETE", .path = V p, .run = simple
+const struct command commands[] = {
+    {C("vm list", "", "list the VMs"), GET("/vms"), .options = live_opts,
+     .list_key = "vms", .cols = vm_cols},
+    {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
+     .options = live_opts},
+    {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
+     POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
+    {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,
+     .cols = vm_cols},
+    {C("vm stop", "VM", "shut a VM down"), POST("/vms/{}/stop"),
+     .options = stop_opts, .run = vm_stop, .cols = vm_cols},
+    {C("vm reboot", "VM", "reboot a VM"), POST("/vms/{}/reboot"), .run = simple,
+     .cols = vm_cols},
+    {C("vm pause", "VM", "pause a VM"), POST("/vms/{}/pause"), .run = simple,
+     .cols = vm_cols},
+    {C("vm resume", "VM", "resume a paused VM"), POST("/vms/{}/resume"),
+     .run = simple, .cols = vm_cols},
+    {C("vm delete", "VM", "power off and delete a VM and the volumes it made"),
+     DELETE("/vms/{}"), .cols = vm_cols},
+    {C("vm console", "VM", "how to reach a VM's console"),
+     GET("/vms/{}/console")},
+    {C("vm snapshot list", "VM", "list a VM's snapshots"),
+     GET("/vms/{}/snapshots"), .list_key = "snapshots", .cols = snap_cols},
+    {C("vm snapshot create", "VM NAME", "snapshot a VM"),
+     POST("/vms/{}/snapshots"), .run = snap_create, .cols = snap_cols},
+    {C("vm snapshot delete", "VM SNAPSHOT", "delete a snapshot"),
+     DELETE("/vms/{}/snapshots/{}")},
+    {C("vm snapshot revert", "VM SNAPSHOT", "revert a VM to a snapshot"),
+     POST("/vms/{}/snapshots/{}/revert"), .run = simple, .cols = vm_cols},
+    {C("vm disk attach", "VM NAME,KEY=VALUE...",
+       "hot-plug a disk (keys as vm create --disk)"),
+     POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},
+    {C("vm disk detach", "VM DISK", "unplug a disk"),
+     DELETE("/vms/{}/disks/{}"), .cols = vm_cols},
+    {C("pool list", "", "list the storage pools"), GET("/storage/pools"),
+     .list_key = "pools", .cols = pool_cols},
+    {C("pool show", "POOL", "show a storage pool"), GET("/storage/pools/{}")},
+    {C("volume list", "POOL", "list a pool's volumes"),
+     GET("/storage/pools/{}/volumes"), .list_key = "volumes", .cols = vol_cols},
+    {C("volume show", "POOL VOLUME", "show a volume"),
+     GET("/storage/pools/{}/volumes/{}")},
+    {C("volume create", "POOL NAME", "create a volume"),
+     POST("/storage/pools/{}/volumes"), .options = volume_opts,
+     .run = vol_create, .cols = vol_cols},
+    {C("volume resize", "POOL VOLUME SIZE", "resize a volume"),
+     .method = "PATCH", .path = V "/storage/pools/{}/volumes/{}",
+     .options = resize_opts, .run = vol_resize, .cols = vol_cols},
+    {C("volume delete", "POOL VOLUME", "delete a volume"),
+     DELETE("/storage/pools/{}/volumes/{}")},
+    {C("network list", "", "list the networks"), GET("/networks"),
+     .list_key = "networks", .cols = net_cols},
+    {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},
+    {C("plugin list", "", "list the loaded plugins and their instances"),
+     GET("/plugins"), .list_key = "plugins", .cols = plugin_cols},
+    {C("host show", "", "show the host"), GET("/host")},
+    {C("host health", "", "the health checks of the core and each instance"),
+     GET("/host/health")},
+    {C("host metrics", "", "the host's usage"), GET("/host/metrics")},
+    {C("host hardware", "", "the host's hardware"), GET("/host/hardware")},
+    {C("events", "", "print the next event, or N, or all (--follow)"),
+     .options = event_opts, .run = events},
+    {C("cert show", "", "the certificate the TLS listeners present"),
+     GET("/settings/certificates")},
+    {C("cert generate", "", "make a new self-signed certificate, used at once"),
+     POST("/settings/certificates/generate"), .run = simple},
+    {C("cert upload", "CERT KEY",
+       "install a PEM chain (leaf first) and its key, used at once"),
+     POST("/settings/certificates/upload"), .run = cert_upload},
+    {C("completion bash", "", "print the bash completion script"),
+     .run = completion_bash, .local = true},
+    {.words = NULL}};

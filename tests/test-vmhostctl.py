@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vmhostctl (cli/) against a real vmhostd on the mock plugins, over h2c
+and a unix socket: every command of its table; --output json equal to the
+API's own answer (and valid against openapi.yaml), --output yaml the same
+data; the documented exit codes and error lines; settings from the config
+file, the environment and the flags, in that order of strength; the bash
+completion made from the command table.  TLS and mTLS:
+test-vmhostctl-tls.py."""
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import yaml
+
+from ctltest import VMHOSTCTL, Ctl, daemon_token
+from resttest import RestDaemon, validate
+from vmhtest import check, fail, free_port, wait_for
+
+V = "/api/v1"
+# Members that move on their own between two reads.
+VOLATILE = {"uptime_s", "memory_available", "memory_used", "cpu_time_ns",
+            "updated_us"}
+
+
+def steady(v):
+    if isinstance(v, dict):
+        return {k: steady(x) for k, x in v.items() if k not in VOLATILE}
+    if isinstance(v, list):
+        return [steady(x) for x in v]
+    return v
+
+
+def same_as_api(d, ctl, path, *args):
+    """vmhostctl ARGS -o json equals GET path, and is valid for it."""
+    mine = ctl.json(*args)
+    st, _, api = d.get(path)
+    check(st == 200, path, st, api)
+    check(steady(mine) == steady(api), args, "differs from", path, mine, api)
+    validate("GET", path, 200, mine)
+    return mine
+
+
+with RestDaemon() as d:
+    tok = daemon_token(d)
+    ctl = Ctl(d.base, token=tok)
+
+    # ---- the VM life cycle, each answer against the API's ----------------
+    vm = ctl.json("vm", "create", "web1", "--vcpus", "2", "--memory", "1G",
+                  "--disk", "vda,size=2G,bus=virtio", "--nic",
+                  "net0,network=net0,model=virtio", "--metadata", "role=web",
+                  "--metadata", "tier=1")
+    validate("POST", V + "/vms", 201, vm)
+    check(vm["name"] == "web1" and vm["vcpus"] == 2 and
+          vm["memory"] == 1 << 30 and vm["state"] == "running", vm)
+    check(vm["disks"][0]["size"] == 2 << 30 and vm["disks"][0]["name"] == "vda",
+          vm)
+    check(vm["metadata"] == {"role": "web", "tier": "1"}, vm["metadata"])
+    same_as_api(d, ctl, V + "/vms", "vm", "list")
+    same_as_api(d, ctl, V + "/vms/web1", "vm", "show", "web1")
+    same_as_api(d, ctl, V + "/vms/" + vm["id"], "vm", "show", vm["id"])
+    live = ctl.json("vm", "list", "--live")
+    check([v["name"] for v in live["vms"]] == ["web1"], live)
+    check(ctl.json("vm", "show", "web1", "--live")["id"] == vm["id"])
+
+    # A table by default: a heading, one row per VM.
+    out = ctl.ok("vm", "list")
+    lines = out.splitlines()
+    check(lines[0].split()[:4] == ["NAME", "ID", "STATE", "STATUS"], out)
+    check(lines[1].split()[:3] == ["web1", vm["id"], "running"], out)
+    check("1 GiB" in lines[1], out)
+    out = ctl.ok("vm", "show", "web1")
+    check(f"id              {vm['id']}" in out and "\ndisks:\n" in out, out)
+
+    # --spec: the whole VmSpec from standard input; flags override it.
+    spec = {"name": "ignored", "vcpus": 1, "memory": 64 << 20,
+            "disks": [{"name": "vda", "size": 1 << 20}], "start": False}
+    db = ctl.json("vm", "create", "db1", "--spec", "-", "--vcpus", "3",
+                  stdin=json.dumps(spec))
+    check(db["name"] == "db1" and db["vcpus"] == 3 and
+          db["state"] == "stopped", db)
+    udata = os.path.join(ctl.home, "user-data")
+    with open(udata, "w") as f:
+        f.write("#cloud-config\nhostname: ci\n")
+    ci = ctl.json("vm", "create", "ci1", "--vcpus", "1", "--memory", "64M",
+                  "--user-data", udata, "--no-start", "--kernel", "/k",
+                  "--cmdline", "console=ttyS0")
+    check(ci["user_data"] == "#cloud-config\nhostname: ci\n" and
+          ci["kernel"] == "/k" and ci["cmdline"] == "console=ttyS0" and
+          ci["state"] == "stopped", ci)
+
+    for action, state in (("stop", "stopped"), ("start", "running"),
+                          ("pause", "paused"), ("resume", "running"),
+                          ("reboot", "running")):
+        v = ctl.json("vm", action, "web1")
+        validate("POST", f"{V}/vms/web1/{action}", 200, v)
+        check(v["state"] == state, action, v["state"])
+    v = ctl.json("vm", "stop", "web1", "--force")
+    check(v["state"] == "stopped", v)
+    ctl.ok("vm", "start", "web1")
+    v = ctl.json("vm", "stop", "web1", "--timeout", "5")
+    check(v["state"] == "stopped", v)
+    ctl.ok("vm", "start", "web1")
+
+    con = same_as_api(d, ctl, V + "/vms/web1/console", "vm", "console", "web1")
+    check(con["type"] in ("none", "vnc", "spice", "serial"), con)
+
+    # Snapshots.
+    s1 = ctl.json("vm", "snapshot", "create", "web1", "s1")
+    validate("POST", V + "/vms/web1/snapshots", 201, s1)
+    check(s1["name"] == "s1", s1)
+    ctl.json("vm", "snapshot", "create", "web1", "s2")
+    snaps = same_as_api(d, ctl, V + "/vms/web1/snapshots",
+                        "vm", "snapshot", "list", "web1")
+    check(len(snaps["snapshots"]) == 2, snaps)
+    # The mock answers 204 (nothing to print) or the VM.
+    out = ctl.ok("vm", "snapshot", "revert", "web1", s1["id"], "-o", "json")
+    check(out == "" or json.loads(out)["name"] == "web1", out)
+    rc, out, err = ctl("vm", "snapshot", "delete", "web1", s1["id"])
+    check(rc == 0 and out == "", rc, out, err)
+    snaps = ctl.json("vm", "snapshot", "list", "web1")["snapshots"]
+    check(s1["id"] not in [s["id"] for s in snaps], snaps)
+
+    # Disks.
+    v = ctl.json("vm", "disk", "attach", "web1", "vdb,size=1G,readonly=true")
+    vdb = [x for x in v["disks"] if x["name"] == "vdb"]
+    check(vdb and vdb[0]["size"] == 1 << 30 and vdb[0]["readonly"], v)
+    v = ctl.json("vm", "disk", "detach", "web1", "vdb")
+    check("vdb" not in [x["name"] for x in v["disks"]], v)
+
+    # ---- storage, networks, plugins, host --------------------------------
+    same_as_api(d, ctl, V + "/storage/pools", "pool", "list")
+    pool = same_as_api(d, ctl, V + "/storage/pools/pool0", "pool", "show",
+                       "pool0")
+    check(pool["name"] == "pool0", pool)
+    vol = ctl.json("volume", "create", "pool0", "data1", "--size", "512M",
+                   "--format", "raw")
+    validate("POST", V + "/storage/pools/pool0/volumes", 201, vol)
+    check(vol["name"] == "data1" and vol["capacity"] == 512 << 20 and
+          vol["format"] == "raw", vol)
+    same_as_api(d, ctl, V + "/storage/pools/pool0/volumes", "volume", "list",
+                "pool0")
+    same_as_api(d, ctl, V + "/storage/pools/pool0/volumes/data1", "volume",
+                "show", "pool0", "data1")
+    vol = ctl.json("volume", "resize", "pool0", "data1", "1G")
+    check(vol["capacity"] == 1 << 30, vol)
+    vol = ctl.json("volume", "resize", "pool0", "data1", "768MiB", "--shrink")
+    check(vol["capacity"] == 768 << 20, vol)
+    rc, out, err = ctl("volume", "delete", "pool0", "data1")
+    check(rc == 0 and out == "", rc, err)
+    ctl.error(3, "NOT_FOUND", "volume", "show", "pool0", "data1")
+
+    same_as_api(d, ctl, V + "/networks", "network", "list")
+    same_as_api(d, ctl, V + "/networks/net0", "network", "show", "net0")
+    same_as_api(d, ctl, V + "/plugins", "plugin", "list")
+    same_as_api(d, ctl, V + "/host", "host", "show")
+    same_as_api(d, ctl, V + "/host/health", "host", "health")
+    same_as_api(d, ctl, V + "/host/metrics", "host", "metrics")
+    same_as_api(d, ctl, V + "/host/hardware", "host", "hardware")
+    out = ctl.ok("plugin", "list")
+    check(any(ln.split()[:2] == ["mock", "hypervisor"]
+              for ln in out.splitlines()), out)
+
+    # --output yaml: the same data as json.
+    for args in (("vm", "list"), ("vm", "show", "web1"), ("pool", "list"),
+                 ("host", "show"), ("plugin", "list")):
+        y = yaml.safe_load(ctl.ok(*args, "--output", "yaml"))
+        check(steady(y) == steady(ctl.json(*args)), args, y)
+
+    # The unix socket, and the output setting from the environment.
+    usock = Ctl("unix:" + d.usock, env={"VMHOST_OUTPUT": "json"},
+                token=tok)
+    check(json.loads(usock.ok("vm", "show", "web1"))["id"] == vm["id"])
+    usock = Ctl("unix://" + d.usock, token=tok)
+    check(usock.json("host", "show")["n_vms"] == 3)
+
+    # ---- exit codes and error lines -------------------------------------
+    m = ctl.error(3, "NOT_FOUND", "vm", "show", "nope")
+    check("nope" in m.group(2), m.group(0))
+    check(f"access id={m.group(3)} " in d.log(), "request id", m.group(3))
+    ctl.error(3, "NOT_FOUND", "vm", "stop", "nope")
+    ctl.error(3, "NOT_FOUND", "pool", "show", "nope")
+    ctl.error(3, "NOT_FOUND", "network", "show", "nope")
+    ctl.error(3, "NOT_FOUND", "vm", "snapshot", "delete", "web1", "nope")
+    ctl.error(4, "ALREADY_EXISTS", "vm", "create", "web1", "--vcpus", "1",
+              "--memory", "64M")
+    ctl.error(4, "INVALID_STATE", "vm", "start", "web1")
+    ctl.error(4, "INVALID_STATE", "vm", "resume", "web1")
+    m = ctl.error(1, "INVALID_ARGUMENT", "vm", "create", "tiny", "--vcpus",
+                  "1", "--memory", "1K")
+    check("memory" in m.group(2), m.group(0))
+    nulfile = os.path.join(ctl.home, "nul")
+    with open(nulfile, "wb") as f:
+        f.write(b"#cloud-config\n\0")
+    # Refused before any request: exit 2, one message naming what to fix.
+    for args, says in (
+            (("vm", "frobnicate"), "unknown command 'vm frobnicate'"),
+            (("vm",), "'vm' needs a command"),
+            (("vm", "show"), "usage: vmhostctl vm show VM"),
+            (("vm", "show", "a", "b"), "2 arguments given"),
+            (("vm", "list", "--force"), "unknown option '--force'"),
+            (("--force", "vm", "list"), "unknown option '--force'"),
+            (("vm", "list", "-o", "xml"), "output 'xml': expected table"),
+            (("vm", "list", "--output"), "--output needs a value"),
+            (("vm", "create", "x", "--vcpus", "1"), "--vcpus and --memory"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "lots"),
+             "--memory 'lots': expected a size"),
+            (("vm", "create", "x", "--vcpus", "0", "--memory", "1G"),
+             "--vcpus '0'"),
+            (("vm", "create", "x", "--spec", "/nonexistent"),
+             "cannot read /nonexistent"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--disk", "vda,colour=red"), "unknown key 'colour'"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--disk", "size=1G"), "the name is missing"),
+            (("vm", "stop", "web1", "--timeout", "9999"), "--timeout '9999'"),
+            (("vm", "show", ""), "argument 1 (of VM) is empty"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--kernel", "/k\udcff"), "kernel: not UTF-8 text"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--user-data", nulfile), "holds a NUL byte"),
+            (("volume", "create", "pool0", "v", "--format", "\udcff"),
+             "--format: not UTF-8 text"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--nic", "net0,vlan=5000"), "--nic vlan '5000'"),
+            (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
+              "--disk", "vda,readonly=maybe"), "--disk readonly 'maybe'"),
+            (("volume", "resize", "pool0", "v", "--", "-5G"), "SIZE '-5G'"),
+            (("volume", "resize", "pool0", "v", "-5G"), "unknown option '-5G'"),
+            (("events", "--count", "2", "--follow"), "exclude each other"),
+            (("--url", "ftp://x", "vm", "list"), "expected http://"),
+            (("--url", "unix:rel.sock", "vm", "list"), "unix:/absolute"),
+            (("--cacert", "/nonexistent", "vm", "list"), "No such file"),
+            (("--request-timeout", "-1", "vm", "list"), "timeout '-1'")):
+        line = ctl.error(2, None, *args)
+        check(says in line, args, "said", line, "expected", says)
+    n = len(ctl.json("vm", "list")["vms"])
+    check(n == 3, "a refused command changed something", n)
+
+    # No server: exit 5, naming the URL.
+    dead = f"http://127.0.0.1:{free_port()}"
+    line = Ctl(dead).error(5, None, "vm", "list")
+    check(dead in line, line)
+
+    # ---- settings: file < environment < flags -----------------------------
+    home = tempfile.mkdtemp(prefix="vmhctl.")
+    atexit.register(shutil.rmtree, home, True)
+    cfgdir = os.path.join(home, ".config", "vmhost")
+    os.makedirs(cfgdir)
+    with open(os.path.join(cfgdir, "ctl.yaml"), "w") as f:
+        f.write(f"# vmhostctl settings\nurl: {d.base}\noutput: json\n")
+    byfile = Ctl(home=home, token=tok)
+    check(json.loads(byfile.ok("vm", "show", "web1"))["id"] == vm["id"])
+    byfile.error(5, None, "vm", "list", env={"VMHOST_URL": dead})
+    byfile.ok("vm", "list", "--url", d.base, env={"VMHOST_URL": dead})
+    out = byfile.ok("vm", "list", "-o", "table", env={"VMHOST_OUTPUT": "yaml"})
+    check(out.startswith("NAME "), out)
+    out = byfile.ok("vm", "list", env={"VMHOST_OUTPUT": "yaml"})
+    check(out.startswith("---\nvms:"), out)
+    # XDG_CONFIG_HOME, VMHOST_CONFIG and --config, and bad files.
+    xdg = os.path.join(home, "xdg")
+    os.makedirs(os.path.join(xdg, "vmhost"))
+    with open(os.path.join(xdg, "vmhost", "ctl.yaml"), "w") as f:
+        f.write(f"url: {dead}\n")
+    byfile.error(5, None, "vm", "list", env={"XDG_CONFIG_HOME": xdg})
+    bad = os.path.join(home, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write(f"url: {d.base}\ncolour: red\n")
+    line = byfile.error(2, None, "vm", "list", "--config", bad)
+    check(f"{bad}:2: unknown key 'colour'" in line, line)
+    line = byfile.error(2, None, "vm", "list", env={"VMHOST_CONFIG": bad})
+    check(f"{bad}:2: unknown key 'colour'" in line, line)
+    with open(bad, "w") as f:
+        f.write("url: [a, b]\n")
+    line = byfile.error(2, None, "vm", "list", "--config", bad)
+    check(f"{bad}:1: url: expected a single value" in line, line)
+    with open(bad, "w") as f:
+        f.write("url: \"unterminated\n")
+    byfile.error(2, None, "vm", "list", "--config", bad)
+    line = byfile.error(2, None, "vm", "list", "--config", "/nonexistent.yaml")
+    check("cannot read config /nonexistent.yaml" in line, line)
+    tokfile = os.path.join(home, "token")
+    with open(tokfile, "w") as f:
+        f.write("\n")
+    os.chmod(tokfile, 0o600)
+    line = byfile.error(2, None, "vm", "list", "--token-file", tokfile)
+    check("first line is empty" in line, line)
+    with open(tokfile, "w") as f:
+        f.write("s3cret\n")
+    os.chmod(tokfile, 0o644)
+    rc, out, err = byfile("vm", "list", "--token-file", "~/token")  # ~/: $HOME
+    check(rc == 0 and f"warning: {tokfile} holds a token and others may "
+          f"read it (chmod 600 {tokfile})" in err, rc, err)
+    os.chmod(tokfile, 0o600)
+    rc, out, err = byfile("vm", "list", "--token-file", tokfile)
+    check(rc == 0 and err == "", rc, err)
+    with open(bad, "w") as f:
+        f.write(f"url: {d.base}\ntoken: {tok or 's3cret'}\n")
+    os.chmod(bad, 0o640)
+    rc, out, err = byfile("vm", "list", "--config", bad)
+    check(rc == 0 and f"warning: {bad} holds a token" in err, rc, err)
+
+    # ---- events -----------------------------------------------------------
+    # A subscription is made some time after the process starts: create
+    # VMs until the first event shows, then check a known sequence.
+    def events_until(proc, pred, what):
+        """Lines of proc's stdout until pred(event) (JSON lines)."""
+        seen = []
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                fail("events ended before", what, proc.stderr.read(), seen)
+            ev = json.loads(line)
+            seen.append(ev)
+            if pred(ev):
+                return seen
+
+    def poke(i):
+        ctl.ok("vm", "create", f"poke{i}", "--vcpus", "1", "--memory", "64M",
+               "--no-start")
+        ctl.ok("vm", "delete", f"poke{i}")
+
+    counter = iter(range(1000))
+
+    def subscribed(proc):
+        """Poke until proc prints its first event (JSON)."""
+        os.set_blocking(proc.stdout.fileno(), False)
+        first = wait_for(lambda: poke(next(counter)) or proc.stdout.readline(),
+                         "the first event")
+        os.set_blocking(proc.stdout.fileno(), True)
+        check("type" in json.loads(first), first)
+
+    follow = ctl.popen("events", "--follow", "-o", "json")
+    subscribed(follow)
+    ev1 = ctl.json("vm", "create", "ev1", "--vcpus", "1", "--memory", "64M")
+    ctl.ok("vm", "stop", "ev1")
+    ctl.ok("vm", "delete", "ev1")
+    seen = events_until(follow, lambda e: e.get("type") == "vm_deleted" and
+                        e.get("vm_id") == ev1["id"], "ev1's deletion")
+    mine = [e for e in seen if e.get("vm_id") == ev1["id"]]
+    types = [e["type"] for e in mine]
+    check("vm_created" in types and types[-1] == "vm_deleted", types)
+    states = [e["state"] for e in mine if e["type"] == "vm_state"]
+    check("running" in states and "stopped" in states, states)
+    check(follow.poll() is None, "--follow ended")
+    follow.terminate()
+    follow.wait()
+
+    # --count N ends after N; --vm keeps one VM's events.
+    counted = ctl.popen("events", "--count", "2", "--vm", "web1", "-o",
+                        "json")
+    wait_for(lambda: ctl.ok("vm", "pause", "web1") is None or
+             ctl.ok("vm", "resume", "web1") is None or
+             counted.poll() is not None, "two events of web1")
+    out, err = counted.communicate()
+    check(counted.returncode == 0, counted.returncode, err)
+    lines = out.splitlines()
+    check(len(lines) == 2, out)
+    check(all(json.loads(ln)["vm_id"] == vm["id"] for ln in lines), out)
+    ctl.error(3, "NOT_FOUND", "events", "--vm", "nope")
+    # Without options: the next event, in a table line.
+    one = ctl.popen("events")
+    wait_for(lambda: ctl.ok("vm", "pause", "web1") is None or
+             ctl.ok("vm", "resume", "web1") is None or one.poll() is not None,
+             "one event")
+    out, err = one.communicate()
+    check(one.returncode == 0 and len(out.splitlines()) == 1, out, err)
+    check(" vm_state " in out and f"vm_id={vm['id']}" in out, out)
+
+    # ---- delete -----------------------------------------------------------
+    for name in ("db1", "ci1"):
+        ctl.ok("vm", "delete", name)
+    rc, out, err = ctl("vm", "delete", "web1")
+    check(rc == 0, rc, err)
+    ctl.error(3, "NOT_FOUND", "vm", "delete", "web1")
+    check(ctl.json("vm", "list") == {"vms": []}, "left behind")
+
+    # ---- bash completion from the table ---------------------------------
+    script = ctl.ok("completion", "bash")
+
+    def complete(*words):
+        cmd = f"""{script}
+COMP_WORDS=({VMHOSTCTL} {' '.join(repr(w) if w else '""' for w in words)})
+COMP_CWORD={len(words)}
+_vmhostctl
+echo "${{COMPREPLY[*]}}"
+"""
+        r = subprocess.run(["bash", "--norc", "-c", cmd], capture_output=True,
+                           text=True)
+        check(r.returncode == 0, r.stderr)
+        return sorted(r.stdout.split())
+
+    cmds = ctl.commands()
+    check(complete("") == sorted({c.split()[0] for c in cmds}),
+          complete(""))
+    check(complete("vm", "") == sorted({c.split()[1] for c in cmds
+                                        if c.startswith("vm ")}),
+          complete("vm", ""))
+    check(complete("vm", "snapshot", "re") == ["revert"])
+    check(complete("--url", "http://x", "vm", "st") == ["start", "stop"])
+    check(complete("vm", "stop", "web1", "--f") == ["--force"])
+    check("--insecure" in complete("vm", "list", "--"))
+    check(complete("-o", "y") == ["yaml"])
+    check(complete("vm", "create", "x", "--disk", "vda", "--n") ==
+          ["--network-config", "--nic", "--no-start"])
+    # Names from the server the line names (-o name).
+    ctl.ok("vm", "create", "comp1", "--vcpus", "1", "--memory", "64M")
+    ctl.ok("volume", "create", "pool0", "vol-c", "--size", "1M")
+    u = ("--url", d.base) + (("--token", tok) if tok else ())
+    check(complete(*u, "vm", "stop", "") == ["comp1"], complete(*u, "vm", "stop", ""))
+    check(complete(*u, "vm", "snapshot", "list", "c") == ["comp1"])
+    check(complete(*u, "pool", "show", "") == ["pool0"])
+    check(complete(*u, "network", "show", "n") == ["net0"])
+    check("vol-c" in complete(*u, "volume", "resize", "pool0", ""),
+          complete(*u, "volume", "resize", "pool0", ""))
+    check(complete(*u, "vm", "stop", "comp1", "") == [], "one VM argument")
+    check(ctl.ok("vm", "list", "-o", "name") == "comp1\n")
+    check(ctl.ok("volume", "show", "pool0", "vol-c", "-o", "name") == "vol-c\n")
+
+    # Every command of the table was run above (cert: in the TLS test).
+    missing = [c for c in ctl.not_run() if not c.startswith("cert ")]
+    check(not missing, "commands the test never ran:", missing)
+    check(ctl.ok("--version").startswith("vmhostctl "), "version")
+
+    # The daemon stops under --follow: exit 5, naming the server.
+    follow = ctl.popen("events", "--follow", "-o", "json")
+    subscribed(follow)
+    d.stop()
+    out, err = follow.communicate(timeout=60)
+    check(follow.returncode == 5, follow.returncode, err)
+    check(err.startswith("vmhostctl: ") and
+          ("ended the event stream" in err or d.base in err), err)
+
+    # vmhostctl(1) documents every command and option of the table.
+    with open(os.path.join(os.environ.get("top_srcdir", ".."), "docs", "man",
+                           "vmhostctl.1.scd")) as f:
+        page = f.read()
+    for c in cmds:
+        check(f"*{c}*" in page, "vmhostctl(1) lacks the command", c)
+        for opt in re.findall(r"^  (--[a-z-]+)", ctl.ok(*c.split(), "--help"),
+                              re.M):
+            check(f"*{opt}*" in page, "vmhostctl(1) lacks", c, opt)

@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vmhostctl (cli/) against a real vmhostd on the mock plugins through the
+# rest front-end: every command, its JSON against the API, exit codes,
+# settings, completion (test-vmhostctl.py); TLS, mTLS, certificates and
+# bearer tokens (test-vmhostctl-tls.py).  Included by tests/Makefile.am.
+# bench/vmhostctl.py (its cost per command beside curl) is run by hand.
+VMHOSTCTL_TESTS = \
+	test-vmhostctl.py \
+	test-vmhostctl-tls.py
+if BUILD_CLI
+if BUILD_PLUGIN_REST
+TESTS += $(VMHOSTCTL_TESTS)
+endif
+endif
+EXTRA_DIST += $(VMHOSTCTL_TESTS) ctltest.py bench/vmhostctl.py
