@@ -25,6 +25,24 @@ struct stream {
   size_t cap;
 };
 
+/* Killed programs not reaped yet (see do_exec). */
+#define MAX_STRAGGLERS 64
+static pid_t stragglers[MAX_STRAGGLERS];
+static size_t n_stragglers;
+
+static void reap_stragglers(void) {
+  for (size_t i = n_stragglers; i-- > 0;)
+    if (waitpid(stragglers[i], NULL, WNOHANG) != 0)
+      stragglers[i] = stragglers[--n_stragglers];
+}
+
+static void keep_straggler(pid_t pid) {
+  reap_stragglers();
+  if (n_stragglers < MAX_STRAGGLERS)
+    stragglers[n_stragglers++] = pid;
+  /* else: a zombie until the agent exits; never more than that. */
+}
+
 static int allowed(const struct agent_config *c, const char *prog) {
   for (size_t i = 0; i < c->n_exec_allow; i++)
     if (!strcmp(c->exec_allow[i], prog))
@@ -86,6 +104,7 @@ static void close_pair(int p[2]) {
 
 int do_exec(const struct agent_config *c,
             const Vmhost__Agent__V1__ExecRequest *req, AgentResponse *resp) {
+  reap_stragglers();
   if (req->n_argv == 0 || req->argv[0][0] != '/')
     return agent_error(resp, E(INVALID_ARGUMENT),
                        "argv[0] must be the absolute path of a program");
@@ -168,18 +187,28 @@ int do_exec(const struct agent_config *c,
       close(s[i].fd);
   out[0] = err[0] = -1;
   /* The program may outlive its pipes (closed them, or forked): it gets
-   * what is left of the timeout, then is killed. */
+   * what is left of the timeout, then is killed.  A killed program may
+   * still not die at once (stuck on a frozen filesystem, say): it is left
+   * to reap_stragglers() rather than block the agent, whose next request
+   * may well be the thaw. */
   int st = 0;
-  while (waitpid(pid, &st, WNOHANG) == 0) {
-    if (now_ms() >= deadline) {
+  pid_t w;
+  int64_t grace = now_ms() + 200; /* after a kill in the loop above */
+  while ((w = waitpid(pid, &st, WNOHANG)) == 0) {
+    int64_t now = now_ms();
+    if (now >= deadline && !x->timed_out) {
       x->timed_out = 1;
       kill(-pid, SIGKILL);
-      waitpid(pid, &st, 0);
+      grace = now + 200;
+    } else if (x->timed_out && now >= grace) {
+      keep_straggler(pid);
       break;
     }
     struct timespec ts = {0, 10 * 1000000L};
     nanosleep(&ts, NULL);
   }
+  if (w != pid)
+    st = 0;
   if (WIFEXITED(st)) {
     x->exit_status = WEXITSTATUS(st);
   } else if (WIFSIGNALED(st)) {
