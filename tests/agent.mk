@@ -2,11 +2,12 @@
 # The guest channel (agent/ and plugins/frontend/guest), built with the
 # guest plugin.  Included by tests/Makefile.am.
 if BUILD_PLUGIN_GUEST
-TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py
+TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py \
+	test-guest-tcg.py
 check_PROGRAMS += test-agentframe
 endif
 EXTRA_DIST += test-agentframe.sh test-agent.py agenttest.py \
-	test-guest-hostile.py
+	test-guest-hostile.py test-guest-tcg.py
 
 # The codec's unit test; it also runs the fuzz seed corpus
 # (agent/fuzz-corpus) through the fuzz target's code.

@@ -67,17 +67,25 @@ def agent_binary(dev=True):
 
 class HostEnd:
     """A listening unix socket; accept() takes the agent's connection (or a
-    test's own peer)."""
+    test's own peer).  HostEnd(connect=PATH) connects to PATH instead (a
+    QEMU channel socket, the guest's agent behind it)."""
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, connect=None):
+        self.conn = None
+        self.buf = b""
+        self.next_id = 1
+        self.dir = None
+        self.srv = None
+        if connect:
+            self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.conn.settimeout(60)
+            self.conn.connect(connect)
+            return
         self.dir = tempfile.mkdtemp(prefix="vmhagent.")
         self.path = path or os.path.join(self.dir, "chan.sock")
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(self.path)
         self.srv.listen(4)
-        self.conn = None
-        self.buf = b""
-        self.next_id = 1
 
     def __enter__(self):
         return self
@@ -88,8 +96,9 @@ class HostEnd:
     def close(self):
         if self.conn:
             self.conn.close()
-        self.srv.close()
-        shutil.rmtree(self.dir, True)
+        if self.srv:
+            self.srv.close()
+            shutil.rmtree(self.dir, True)
 
     def accept(self, timeout=60):
         self.srv.settimeout(timeout)

@@ -142,23 +142,26 @@ def require_qemu():
         vmhtest.skip("QEMU under libvirt's system driver runs as root here")
 
 
-def kernel():
-    """The newest /boot/vmlinuz-* that has every module of MODS."""
+def kernel(extra=()):
+    """The newest /boot/vmlinuz-* that has every module of MODS (and of
+    extra, which an init of the test's own loads)."""
     for k in sorted(glob.glob("/boot/vmlinuz-*"), reverse=True):
         kver = k[len("/boot/vmlinuz-"):]
         mods = {}
-        for m in MODS:
+        for m in MODS + list(extra):
             found = glob.glob(f"/lib/modules/{kver}/kernel/**/{m}.ko",
                               recursive=True)
             if found:
                 mods[m] = found[0]
-        if len(mods) == len(MODS):
+        if len(mods) == len(MODS) + len(extra):
             return k, mods
     vmhtest.skip("no /boot/vmlinuz-* with the guest's modules (linux-image-amd64)")
 
 
-def build_initrd(tmp, mods):
-    """The guest's initramfs (gzip'ed newc cpio) under tmp; its path."""
+def build_initrd(tmp, mods, init=INIT, files=()):
+    """The guest's initramfs (gzip'ed newc cpio) under tmp; its path.
+    init: the /init script (INIT by default); files: (source, path in the
+    guest) pairs copied in as well."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         vmhtest.skip("no busybox (busybox or busybox-static)")
@@ -175,8 +178,12 @@ def build_initrd(tmp, mods):
         shutil.copy(lib, dst)
     for m, path in mods.items():
         shutil.copy(path, os.path.join(root, "lib", "modules", m + ".ko"))
+    for src, dst in files:
+        dst = os.path.join(root, dst.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(src, dst)
     with open(os.path.join(root, "init"), "w") as f:
-        f.write(INIT)
+        f.write(init)
     os.chmod(os.path.join(root, "init"), 0o755)
     files = subprocess.run(["find", "."], cwd=root, capture_output=True,
                            check=True).stdout
