@@ -18,9 +18,10 @@ import sys
 import tempfile
 import shutil
 import atexit
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmhtest import fail, skip  # noqa: E402
+from vmhtest import check, fail, skip  # noqa: E402
 
 TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -140,3 +141,68 @@ class HostEnd:
         if resp.id != req.id:
             fail("answer id", resp.id, "to request", req.id)
         return resp
+
+
+class Peer(threading.Thread):
+    """The guest side of one channel: listens on the VM's socket path,
+    takes vmhostd's connections one after another, runs `script` on each."""
+
+    def __init__(self, path, script):
+        super().__init__(daemon=True)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.script = script
+        self.requests = []
+        self.connections = 0
+        self.closed = threading.Event()
+        self.conn = None
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                self.conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.buf = b""
+            try:
+                self.script(self)
+            except OSError:
+                pass
+            self.closed.set()
+
+    def read_request(self):
+        """The next request, or None at EOF."""
+        while True:
+            if len(self.buf) >= 8:
+                check(self.buf[:4] == MAGIC, "vmhostd sent no magic")
+                n = struct.unpack(">I", self.buf[4:8])[0]
+                if len(self.buf) >= 8 + n:
+                    req = pb.Request()
+                    req.ParseFromString(self.buf[8:8 + n])
+                    self.buf = self.buf[8 + n:]
+                    self.requests.append(req.WhichOneof("body"))
+                    return req
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def answer(self, req, **body):
+        self.conn.sendall(frame(pb.Response(id=req.id, **body)
+                                .SerializeToString()))
+
+
+def answer_properly(p, req):
+    kind = req.WhichOneof("body")
+    if kind == "sync":
+        p.answer(req, sync=pb.SyncRequest())
+    elif kind == "hello":
+        p.answer(req, hello=pb.HelloResponse(
+            version=1, agent_version="test\x1b[31m", capabilities=["ping"]))
+    elif kind == "ping":
+        p.answer(req, ping=pb.PingResponse())
+    elif kind == "telemetry":
+        p.answer(req, telemetry=pb.TelemetryResponse(hostname="good"))

@@ -13,10 +13,9 @@ import os
 import socket
 import struct
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import MAGIC, frame, pb  # noqa: E402
+from agenttest import MAGIC, Peer, answer_properly, frame, pb  # noqa: E402
 from vmhtest import Daemon, check, mocks, vm_spec, wait_for  # noqa: E402
 
 GUEST = """  - name: guest
@@ -32,71 +31,6 @@ GUEST = """  - name: guest
     burst: 50
     max_stray: 4
 """
-
-
-class Peer(threading.Thread):
-    """The guest side of one channel: listens on the VM's socket path,
-    takes vmhostd's connections one after another, runs `script` on each."""
-
-    def __init__(self, path, script):
-        super().__init__(daemon=True)
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        self.script = script
-        self.requests = []
-        self.connections = 0
-        self.closed = threading.Event()
-        self.conn = None
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                self.conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.buf = b""
-            try:
-                self.script(self)
-            except OSError:
-                pass
-            self.closed.set()
-
-    def read_request(self):
-        """The next request, or None at EOF."""
-        while True:
-            if len(self.buf) >= 8:
-                check(self.buf[:4] == MAGIC, "vmhostd sent no magic")
-                n = struct.unpack(">I", self.buf[4:8])[0]
-                if len(self.buf) >= 8 + n:
-                    req = pb.Request()
-                    req.ParseFromString(self.buf[8:8 + n])
-                    self.buf = self.buf[8 + n:]
-                    self.requests.append(req.WhichOneof("body"))
-                    return req
-            chunk = self.conn.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-
-    def answer(self, req, **body):
-        self.conn.sendall(frame(pb.Response(id=req.id, **body)
-                                .SerializeToString()))
-
-
-def answer_properly(p, req):
-    kind = req.WhichOneof("body")
-    if kind == "sync":
-        p.answer(req, sync=pb.SyncRequest())
-    elif kind == "hello":
-        p.answer(req, hello=pb.HelloResponse(
-            version=1, agent_version="test\x1b[31m", capabilities=["ping"]))
-    elif kind == "ping":
-        p.answer(req, ping=pb.PingResponse())
-    elif kind == "telemetry":
-        p.answer(req, telemetry=pb.TelemetryResponse(hostname="good"))
 
 
 def good(p):

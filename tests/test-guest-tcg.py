@@ -20,7 +20,8 @@ import os
 import time
 
 from agenttest import HostEnd, agent_binary, pb
-from lvguest import Libvirtd, build_initrd, guest_config, kernel, require_qemu
+from lvguest import (MODS, Libvirtd, build_initrd, guest_config, kernel,
+                     require_qemu)
 from vmhtest import Daemon, check, vm_spec, wait_for
 
 EXT4 = ["crc16", "mbcache", "jbd2", "crc32c_generic", "ext4"]
@@ -73,7 +74,6 @@ atexit.register(lv.cleanup)
 conf = os.path.join(d.tmp, "agent.yaml")
 with open(conf, "w") as f:
     f.write(CONF)
-from lvguest import MODS  # noqa: E402
 initrd = build_initrd(
     d.tmp, mods, init=INIT % " ".join(MODS + EXT4),
     files=[(agent_binary(dev=False), "/sbin/vmhost-agent"),
