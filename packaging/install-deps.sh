@@ -72,6 +72,7 @@ PACKAGES=(
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
   clang               # agent: make -C agent fuzz (the libFuzzer target)
+  qemu-guest-agent    # tests/bench/guest-agent.py: qemu-ga, the reference
   h2o                 # tests/bench/rest-h2load.py: the reference server
   libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
