@@ -135,7 +135,6 @@ def rss_per_agent(max_frame):
     max_frame: {max_frame}
 """
     with Daemon(mocks(), frontends=fe, log_level="info") as d:
-        d.start()
         peers = []
         vms = []
         for i in range(args.vms):
