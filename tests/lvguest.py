@@ -45,6 +45,18 @@ MODS = ["virtio_ring", "virtio", "virtio_pci_modern_dev",
         "scsi_common", "scsi_mod", "libata", "libahci", "ahci", "cdrom",
         "sr_mod", "isofs", "button", "evdev"]
 
+# Shell: waits for the virtio-serial port org.vmhost.agent.0 and sets PORT
+# to its device (empty when it never shows).
+FIND_PORT = """PORT=""
+for i in $(seq 1 500); do
+  for p in /sys/class/virtio-ports/*; do
+    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
+      PORT=/dev/$(basename $p)
+  done
+  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
+done
+"""
+
 INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -58,15 +70,7 @@ if grep -q vmh.acpi=1 /proc/cmdline; then
     fi
   done
 fi
-PORT=""
-for i in $(seq 1 500); do
-  for p in /sys/class/virtio-ports/*; do
-    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
-      PORT=/dev/$(basename $p)
-  done
-  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
-done
-echo "GUEST: port ${PORT:-NOT FOUND}"
+%secho "GUEST: port ${PORT:-NOT FOUND}"
 exec 3<>$PORT
 echo "hello from guest, uptime $(cut -d' ' -f1 /proc/uptime)" >&3
 while read -r line <&3; do
@@ -99,7 +103,7 @@ while read -r line <&3; do
   esac
 done
 sleep 100000
-""" % " ".join(MODS)
+""" % (" ".join(MODS), FIND_PORT)
 
 
 def guest_config(uri, pool):

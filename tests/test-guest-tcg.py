@@ -20,8 +20,8 @@ import os
 import time
 
 from agenttest import HostEnd, agent_binary, pb
-from lvguest import (MODS, Libvirtd, build_initrd, guest_config, kernel,
-                     require_qemu)
+from lvguest import (FIND_PORT, MODS, Libvirtd, build_initrd, guest_config,
+                     kernel, require_qemu)
 from vmhtest import Daemon, check, vm_spec, wait_for
 
 EXT4 = ["crc16", "mbcache", "jbd2", "crc32c_generic", "ext4"]
@@ -43,15 +43,7 @@ for m in %s; do insmod /lib/modules/$m.ko; done
 hostname vmh-guest
 for i in $(seq 1 500); do [ -e /dev/vda ] && break; usleep 20000; done
 mke2fs -q /dev/vda && mount -t ext4 /dev/vda /data
-PORT=""
-for i in $(seq 1 500); do
-  for p in /sys/class/virtio-ports/*; do
-    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
-      PORT=/dev/$(basename $p)
-  done
-  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
-done
-mkdir -p /dev/virtio-ports
+%smkdir -p /dev/virtio-ports
 ln -s $PORT /dev/virtio-ports/org.vmhost.agent.0
 echo "GUEST: agent on ${PORT:-NOT FOUND}"
 # As systemd's Restart=always would: the agent runs again if it dies.
@@ -75,7 +67,7 @@ conf = os.path.join(d.tmp, "agent.yaml")
 with open(conf, "w") as f:
     f.write(CONF)
 initrd = build_initrd(
-    d.tmp, mods, init=INIT % " ".join(MODS + EXT4),
+    d.tmp, mods, init=INIT % (" ".join(MODS + EXT4), FIND_PORT),
     files=[(agent_binary(dev=False), "/sbin/vmhost-agent"),
            (conf, "/etc/vmhost/agent.yaml")])
 pool = os.path.join(d.tmp, "pool")

@@ -31,15 +31,11 @@ ap.add_argument("--n", type=int, default=2000)
 ap.add_argument("--vms", type=int, default=50)
 args = ap.parse_args()
 B = os.path.abspath(args.builddir)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402  (tests/bench, beside this script)
+benchenv.setup(B)
 os.environ.setdefault("top_builddir", B)
-os.environ["VMHOSTD"] = os.path.join(B, "core", "vmhostd")
-os.environ["builddir"] = os.path.join(B, "tests")
-os.environ["VMHOST_PLUGIN_DIR"] = ":".join(sorted({
-    os.path.dirname(p) for p in subprocess.run(
-        ["find", os.path.join(B, "plugins"), "-path", "*/.libs/*-*.so"],
-        capture_output=True, text=True).stdout.split()}))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
+from startup import rss_kib  # noqa: E402
 from agenttest import HostEnd, Peer, answer_properly, pb  # noqa: E402
 from vmhtest import Daemon, mocks, vm_spec, wait_for  # noqa: E402
 
@@ -110,14 +106,6 @@ def qga_rtt(tmp):
         p.terminate()
         p.wait()
     return ping, info
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def metric(d, name):
