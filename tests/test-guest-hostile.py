@@ -9,10 +9,12 @@ stays connected and answered, the API answers, vmhostd stays up, and the
 metrics count each attack.  Also: the handshake (sync with a random id,
 stale frames discarded, hello), reconnection when the agent restarts,
 disconnection when the VM stops."""
+import json
 import os
 import socket
 import struct
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agenttest import MAGIC, Peer, answer_properly, frame, pb  # noqa: E402
@@ -105,10 +107,39 @@ def metric(d, name):
     return 0
 
 
+class Events(threading.Thread):
+    """The API's event stream (the ctl front-end's "events" op): the
+    guest front-end's events, as (vm_id, reason, message)."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(d.sock)
+        self.s.sendall(b'{"op":"events"}\n')
+        self.f = self.s.makefile("rb")
+        check(json.loads(self.f.readline()).get("code") == 0, "events")
+        self.seen = []
+        self.start()
+
+    def run(self):
+        for line in self.f:
+            ev = json.loads(line).get("event", {})
+            if ev.get("source") == "guest":
+                self.seen.append((ev.get("vm_id"), ev.get("reason"),
+                                  ev.get("message")))
+
+    def has(self, vm_id, reason):
+        return [e for e in self.seen if e[:2] == (vm_id, reason)]
+
+
 with Daemon(mocks(), frontends=GUEST) as d:
+    events = Events(d)
+    ids = {}
+
     def new_vm(name, script):
         vm = d.ok(op="vm_create", spec=vm_spec(name, guest_channel=True))
         path = vm["vms"][0]["channel"]["path"]
+        ids[name] = vm["vms"][0]["id"]
         return vm["vms"][0]["id"], Peer(path, script)
 
     gid, g = new_vm("good", good)
@@ -117,6 +148,8 @@ with Daemon(mocks(), frontends=GUEST) as d:
     check(g.requests[:2] == ["sync", "hello"], g.requests[:4])
     check(metric(d, "discarded_total") >= 1, "stale answer not discarded")
     check("agent test?[31m connected" in d.log(), "version not sanitised")
+    wait_for(lambda: events.has(gid, "agent-connected"), "connected event")
+    check(events.has(gid, "agent-connected")[0][2] == "test?[31m", events.seen)
 
     hostile = {n: new_vm(n, s)[1] for n, s in
                [("garbage", garbage), ("huge", huge), ("flood", flood),
@@ -130,6 +163,7 @@ with Daemon(mocks(), frontends=GUEST) as d:
     check(metric(d, "stray_answers_total") >= 4, "wrong ids not counted")
     check(metric(d, "cutoffs_total") >= 3, "cut-offs")
     for n in ("flood", "stall", "liar"):
+        wait_for(lambda: events.has(ids[n], "agent-cut-off"), f"{n} event")
         wait_for(hostile[n].closed.is_set, f"{n} disconnected")
         check(hostile[n].connections == 1, n, "reconnected while cut off")
 
@@ -148,5 +182,8 @@ with Daemon(mocks(), frontends=GUEST) as d:
     g.closed.clear()
     d.ok(op="vm_action", vm=gid, action="stop", force=True)
     wait_for(g.closed.is_set, "disconnect when the VM stops")
+    wait_for(lambda: len(events.has(gid, "agent-disconnected")) == 2,
+             "disconnected events (agent restart, VM stop)")
+    check(len(events.has(gid, "agent-connected")) == 2, events.seen)
     wait_for(lambda: metric(d, "agents_connected") == 0, "gauge back to 0")
     check(d.proc.poll() is None, "vmhostd died")

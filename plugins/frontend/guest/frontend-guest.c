@@ -148,6 +148,17 @@ static void count(struct guest *g, const char *name, uint64_t n) {
   host->counter_add(g->inst, name, n);
 }
 
+/* Tells the API's event subscribers what became of a VM's agent. */
+static void emit(struct guest *g, const char *vm_id, const char *reason,
+                 const char *message) {
+  struct vmh_event ev = {.struct_size = sizeof ev,
+                         .type = VMH_EVENT_PLUGIN,
+                         .vm_id = vm_id,
+                         .reason = reason,
+                         .message = message};
+  host->emit(g->inst, &ev);
+}
+
 /* ---- the VM list (core threads) --------------------------------------- */
 
 static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
@@ -242,6 +253,7 @@ static void drop(struct guest *g, struct conn *c, int64_t after_ms) {
   c->next_at = now_ms() + after_ms;
   if (was_ready) {
     host->log(g->inst, VMH_LOG_INFO, "vm %s: agent disconnected", c->vm_id);
+    emit(g, c->vm_id, VMH_REASON_AGENT_DISCONNECTED, NULL);
     update_gauge(g);
   }
 }
@@ -254,15 +266,18 @@ static void cut_off(struct guest *g, struct conn *c, const char *counter,
             g->c.cutoff_ms, why);
   count(g, "cutoffs_total", 1);
   count(g, counter, 1);
+  emit(g, c->vm_id, VMH_REASON_AGENT_CUT_OFF, why);
   drop(g, c, g->c.cutoff_ms);
 }
 
 static void conn_free(struct guest *g, struct conn *c) {
   bool was_ready = c->state == C_READY;
   conn_close_fd(g, c);
-  if (was_ready)
+  if (was_ready) {
     host->log(g->inst, VMH_LOG_INFO, "vm %s: agent disconnected (VM gone)",
               c->vm_id);
+    emit(g, c->vm_id, VMH_REASON_AGENT_DISCONNECTED, "the VM stopped");
+  }
   af_reader_free(&c->rd);
   free(c->out);
   free(c->vm_id);
@@ -455,6 +470,7 @@ static void on_hello(struct guest *g, struct conn *c, const Response *r) {
   c->next_telemetry = now_ms();
   c->ever_ready = true;
   host->log(g->inst, VMH_LOG_INFO, "vm %s: agent %s connected", c->vm_id, v);
+  emit(g, c->vm_id, VMH_REASON_AGENT_CONNECTED, v);
   update_gauge(g);
 }
 
@@ -573,6 +589,7 @@ static void tick(struct guest *g, struct conn *c, int64_t now) {
       if (was_ready && c->fd >= 0) {
         host->log(g->inst, VMH_LOG_INFO,
                   "vm %s: agent stopped answering; re-synchronising", c->vm_id);
+        emit(g, c->vm_id, VMH_REASON_AGENT_DISCONNECTED, "stopped answering");
         update_gauge(g);
       }
       return;
