@@ -3,11 +3,12 @@
 # guest plugin.  Included by tests/Makefile.am.
 if BUILD_PLUGIN_GUEST
 TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py \
-	test-guest-tcg.py
+	test-guest-tcg.py test-guest-vsock.py
 check_PROGRAMS += test-agentframe
 endif
 EXTRA_DIST += test-agentframe.sh test-agent.py agenttest.py \
-	test-guest-hostile.py test-guest-tcg.py bench/guest-agent.py
+	test-guest-hostile.py test-guest-tcg.py test-guest-vsock.py \
+	bench/guest-agent.py
 
 # The codec's unit test; it also runs the fuzz seed corpus
 # (agent/fuzz-corpus) through the fuzz target's code.

@@ -3,8 +3,9 @@
  * (proto/vmhost/agent/v1/agent.proto, agent/frame.h).
  *
  * One connection per running VM that has a channel (the unix socket its
- * hypervisor plugin reports in the VM's info), made and dropped as the
- * core's VM events say, retried while nobody answers.  After every connect
+ * hypervisor plugin reports in the VM's info; for a vsock channel that
+ * socket is a bridge, asked "CONNECT <port>" first), made and dropped as
+ * the core's VM events say, retried while nobody answers.  After every connect
  * and after an answer timeout the connection re-synchronises: a Sync with
  * a random id, every frame before its answer discarded; then a Hello
  * (version, capabilities), then pings and telemetry at the configured
@@ -70,6 +71,7 @@ struct gconf {
 
 enum cstate {
   C_IDLE = 0, /* not connected: next try at next_at */
+  C_VSOCK,    /* vsock bridge: waiting for "OK <port>" until next_at */
   C_SYNC,     /* waiting for the answer to sync_id */
   C_HELLO,    /* waiting for the Hello answer */
   C_READY,    /* connected */
@@ -87,6 +89,9 @@ struct pending {
 struct conn {
   char *vm_id;
   char *path;
+  uint32_t vsock_port; /* 0: a plain unix socket */
+  char line[32];       /* the vsock bridge's answer, so far */
+  size_t line_len;
   int fd;
   int state;
   bool listed;            /* seen in the last VM list */
@@ -109,6 +114,7 @@ struct conn {
 struct listed {
   char *vm_id;
   char *path;
+  uint32_t vsock_port; /* 0: a plain unix socket */
 };
 
 struct guest {
@@ -165,10 +171,14 @@ static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
   struct guest *g = opaque;
   const struct vmh_vm_info *i = vm->info;
   if (i == NULL || vm->status != VMH_STATUS_READY ||
-      i->state != VMH_VM_RUNNING || i->channel_type != VMH_CHANNEL_UNIX ||
-      i->channel_path == NULL || i->id == NULL)
+      i->state != VMH_VM_RUNNING || i->channel_path == NULL || i->id == NULL)
+    return;
+  if (i->channel_type != VMH_CHANNEL_UNIX &&
+      (i->channel_type != VMH_CHANNEL_VSOCK || i->channel_port == 0))
     return;
   struct listed *l = calloc(1, sizeof *l);
+  if (l)
+    l->vsock_port = i->channel_type == VMH_CHANNEL_VSOCK ? i->channel_port : 0;
   if (l == NULL || (l->vm_id = strdup(i->id)) == NULL ||
       (l->path = strdup(i->channel_path)) == NULL ||
       ptrvec_push(&g->list, l) < 0) {
@@ -230,6 +240,7 @@ static void conn_close_fd(struct guest *g, struct conn *c) {
   if (c->state == C_READY)
     host->gauge_set(g->inst, "agents_connected", 0);
   c->state = C_IDLE;
+  c->line_len = 0;
   c->n_pend = 0;
   c->out_len = c->out_off = 0;
   af_reader_reset(&c->rd);
@@ -293,6 +304,7 @@ static struct conn *conn_new(struct guest *g, const struct listed *l) {
   c->fd = -1;
   c->vm_id = strdup(l->vm_id);
   c->path = strdup(l->path);
+  c->vsock_port = l->vsock_port;
   if (c->vm_id == NULL || c->path == NULL ||
       af_reader_init(&c->rd, (uint32_t)g->c.max_frame) < 0 ||
       (c->out = malloc(2 * (g->c.max_frame + AF_HEADER))) == NULL) {
@@ -428,6 +440,50 @@ static void try_connect(struct guest *g, struct conn *c) {
   c->timeouts = c->stray = 0;
   af_reader_reset(&c->rd);
   count(g, "connects_total", 1);
+  if (c->vsock_port == 0) {
+    resync(g, c);
+    return;
+  }
+  /* A vsock bridge (Cloud Hypervisor's): ask for the agent's port; the
+   * frames start after its "OK <port>" line. */
+  int n = snprintf((char *)c->out, 32, "CONNECT %" PRIu32 "\n", c->vsock_port);
+  c->out_len = (size_t)n;
+  c->out_off = 0;
+  c->state = C_VSOCK;
+  c->next_at = now_ms() + g->c.timeout_ms;
+  flush(g, c);
+}
+
+/* The vsock bridge's answer: "OK <port>\n", then the stream.  Anything
+ * else (the bridge closes when nothing listens on the port in the guest)
+ * means: try again later. */
+static void on_vsock_line(struct guest *g, struct conn *c) {
+  ssize_t n = recv(c->fd, c->line + c->line_len, sizeof c->line - c->line_len,
+                   MSG_DONTWAIT | MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0) {
+    drop(g, c, g->c.retry_ms);
+    return;
+  }
+  char *nl = memchr(c->line + c->line_len, '\n', (size_t)n);
+  /* Take the line only: what follows it is the agent's, for the reader. */
+  size_t take = nl ? (size_t)(nl - (c->line + c->line_len)) + 1 : (size_t)n;
+  if (recv(c->fd, c->line + c->line_len, take, MSG_DONTWAIT) != (ssize_t)take) {
+    drop(g, c, g->c.retry_ms);
+    return;
+  }
+  c->line_len += take;
+  if (nl == NULL) {
+    if (c->line_len == sizeof c->line)
+      cut_off(g, c, "protocol_errors_total", "a vsock answer without end");
+    return;
+  }
+  if (c->line_len < 3 || memcmp(c->line, "OK ", 3)) {
+    drop(g, c, g->c.retry_ms);
+    return;
+  }
+  c->line_len = 0;
   resync(g, c);
 }
 
@@ -529,6 +585,10 @@ static bool take_token(struct guest *g, struct conn *c) {
 }
 
 static void on_readable(struct guest *g, struct conn *c) {
+  if (c->state == C_VSOCK) {
+    on_vsock_line(g, c);
+    return;
+  }
   uint64_t before_garbage = c->rd.garbage_bytes,
            before_oversize = c->rd.oversize;
   /* One read per wake-up: a flooding guest gets its turn like the others
@@ -573,6 +633,13 @@ static void tick(struct guest *g, struct conn *c, int64_t now) {
       try_connect(g, c);
     return;
   }
+  if (c->state == C_VSOCK) {
+    if (now >= c->next_at) {
+      count(g, "timeouts_total", 1);
+      drop(g, c, g->c.retry_ms);
+    }
+    return;
+  }
   for (size_t i = 0; i < c->n_pend; i++)
     if (now >= c->pend[i].deadline) {
       count(g, "timeouts_total", 1);
@@ -610,7 +677,7 @@ static int64_t next_deadline(struct guest *g) {
   int64_t t = g->next_rescan;
   for (size_t i = 0; i < g->conns.n; i++) {
     struct conn *c = g->conns.v[i];
-    if (c->fd < 0) {
+    if (c->fd < 0 || c->state == C_VSOCK) {
       if (c->next_at < t)
         t = c->next_at;
       continue;
@@ -653,7 +720,7 @@ static void apply_list(struct guest *g) {
     struct listed *l = list.v[i];
     size_t at = find_conn(g, l->vm_id);
     struct conn *c = at < g->conns.n ? g->conns.v[at] : NULL;
-    if (c && strcmp(c->path, l->path)) {
+    if (c && (strcmp(c->path, l->path) || c->vsock_port != l->vsock_port)) {
       /* The channel moved (redefined): start over. */
       conn_free(g, ptrvec_remove(&g->conns, at));
       c = NULL;
