@@ -18,7 +18,7 @@ PACKAGES=(
   automake
   libtool
   pkg-config
-  libyaml-dev         # core: config file
+  libyaml-dev         # core: config file; its .a: the static vmhost-agent
   libjansson-dev      # core: state files, JSON logs
   libcurl4-gnutls-dev # storage/local: image downloads
   libgnutls28-dev     # storage/local: SHA-256 of images; frontend/rest: TLS
@@ -33,8 +33,8 @@ PACKAGES=(
   xorriso             # hypervisor/libvirt tests: read the seed images back
   libnghttp2-dev      # frontend/rest: HTTP/2
   libhttp-parser-dev  # frontend/rest: HTTP/1.1 (bookworm has no llhttp)
-  protobuf-c-compiler # frontend/rpc: protoc-c generates the C of proto/
-  libprotobuf-c-dev   # frontend/rpc: protobuf-c
+  protobuf-c-compiler # frontend/rpc, guest: protoc-c generates the C of proto/
+  libprotobuf-c-dev   # frontend/rpc, guest: protobuf-c (its .a: the static vmhost-agent)
   zlib1g-dev          # frontend/rpc: gzip message compression
   libvirt-clients     # hypervisor/libvirt tests: virsh, virt-xml-validate
   libvirt-daemon-driver-qemu  # hypervisor/libvirt tests: qemu:///embed
@@ -70,7 +70,9 @@ PACKAGES=(
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
-  python3-grpc-tools  # frontend/rpc tests: stubs generated from proto/
+  python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
+  clang               # agent: make -C agent fuzz (the libFuzzer target)
+  qemu-guest-agent    # tests/bench/guest-agent.py: qemu-ga, the reference
   h2o                 # tests/bench/rest-h2load.py: the reference server
   libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh

@@ -45,6 +45,18 @@ MODS = ["virtio_ring", "virtio", "virtio_pci_modern_dev",
         "scsi_common", "scsi_mod", "libata", "libahci", "ahci", "cdrom",
         "sr_mod", "isofs", "button", "evdev"]
 
+# Shell: waits for the virtio-serial port org.vmhost.agent.0 and sets PORT
+# to its device (empty when it never shows).
+FIND_PORT = """PORT=""
+for i in $(seq 1 500); do
+  for p in /sys/class/virtio-ports/*; do
+    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
+      PORT=/dev/$(basename $p)
+  done
+  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
+done
+"""
+
 INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -58,15 +70,7 @@ if grep -q vmh.acpi=1 /proc/cmdline; then
     fi
   done
 fi
-PORT=""
-for i in $(seq 1 500); do
-  for p in /sys/class/virtio-ports/*; do
-    [ -f "$p/name" ] && [ "$(cat $p/name)" = "org.vmhost.agent.0" ] &&
-      PORT=/dev/$(basename $p)
-  done
-  [ -n "$PORT" ] && [ -e "$PORT" ] && break; PORT=""; usleep 20000
-done
-echo "GUEST: port ${PORT:-NOT FOUND}"
+%secho "GUEST: port ${PORT:-NOT FOUND}"
 exec 3<>$PORT
 echo "hello from guest, uptime $(cut -d' ' -f1 /proc/uptime)" >&3
 while read -r line <&3; do
@@ -99,7 +103,7 @@ while read -r line <&3; do
   esac
 done
 sleep 100000
-""" % " ".join(MODS)
+""" % (" ".join(MODS), FIND_PORT)
 
 
 def guest_config(uri, pool):
@@ -142,23 +146,26 @@ def require_qemu():
         vmhtest.skip("QEMU under libvirt's system driver runs as root here")
 
 
-def kernel():
-    """The newest /boot/vmlinuz-* that has every module of MODS."""
+def kernel(extra=()):
+    """The newest /boot/vmlinuz-* that has every module of MODS (and of
+    extra, which an init of the test's own loads)."""
     for k in sorted(glob.glob("/boot/vmlinuz-*"), reverse=True):
         kver = k[len("/boot/vmlinuz-"):]
         mods = {}
-        for m in MODS:
+        for m in MODS + list(extra):
             found = glob.glob(f"/lib/modules/{kver}/kernel/**/{m}.ko",
                               recursive=True)
             if found:
                 mods[m] = found[0]
-        if len(mods) == len(MODS):
+        if len(mods) == len(MODS) + len(extra):
             return k, mods
     vmhtest.skip("no /boot/vmlinuz-* with the guest's modules (linux-image-amd64)")
 
 
-def build_initrd(tmp, mods):
-    """The guest's initramfs (gzip'ed newc cpio) under tmp; its path."""
+def build_initrd(tmp, mods, init=INIT, files=()):
+    """The guest's initramfs (gzip'ed newc cpio) under tmp; its path.
+    init: the /init script (INIT by default); files: (source, path in the
+    guest) pairs copied in as well."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         vmhtest.skip("no busybox (busybox or busybox-static)")
@@ -175,8 +182,12 @@ def build_initrd(tmp, mods):
         shutil.copy(lib, dst)
     for m, path in mods.items():
         shutil.copy(path, os.path.join(root, "lib", "modules", m + ".ko"))
+    for src, dst in files:
+        dst = os.path.join(root, dst.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(src, dst)
     with open(os.path.join(root, "init"), "w") as f:
-        f.write(INIT)
+        f.write(init)
     os.chmod(os.path.join(root, "init"), 0o755)
     files = subprocess.run(["find", "."], cwd=root, capture_output=True,
                            check=True).stdout

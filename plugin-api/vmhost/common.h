@@ -21,7 +21,8 @@
  *        network_config (cloud-init); core: vm_generation.
  *   1.2  host: verror, config_path, config_key_where; core: error_message;
  *        pool info: message; volume info: location.  Events (no layout
- *        change): VMH_REASON_VOLUME_VANISHED, VMH_REASON_VOLUME_BACK.
+ *        change): VMH_REASON_VOLUME_VANISHED, VMH_REASON_VOLUME_BACK,
+ *        VMH_REASON_AGENT_CONNECTED, _DISCONNECTED, _CUT_OFF.
  *        Header helpers (no layout change): vmh_name_valid, VMH_HAS_FIELD
  *        (here), vmh_fail, vmh_check_flags (host.h).
  */

@@ -15,6 +15,16 @@
 extern "C" {
 #endif
 
+#if VMH_ABI_TARGET_MINOR >= 2
+/* Event reasons of the guest front-end (ABI 1.2, no layout change):
+ * host->emit() of VMH_EVENT_PLUGIN with vm_id the VM whose guest agent
+ * connected (message: the agent's version), disconnected, or was cut off
+ * for going over a bound (message: which). */
+#define VMH_REASON_AGENT_CONNECTED "agent-connected"
+#define VMH_REASON_AGENT_DISCONNECTED "agent-disconnected"
+#define VMH_REASON_AGENT_CUT_OFF "agent-cut-off"
+#endif
+
 struct vmh_frontend_ops {
   VMH_INSTANCE_OPS;
 

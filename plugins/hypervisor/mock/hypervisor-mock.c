@@ -115,6 +115,7 @@ struct hv {
   const struct vmh_instance *inst;
   struct mock_common *mc;
   int64_t max_vcpus, max_vms;
+  int64_t vsock_port; /* 0: channels are unix sockets; else vsock, this port */
   uint64_t max_memory;
   struct ptrvec vms;            /* of struct dom *, in define order */
   struct strmap by_id, by_name; /* the same VMs (vms_add, vms_drop) */
@@ -811,10 +812,11 @@ static int report_vm(struct hv *h, const struct dom_view *v, char *path,
   }
   if (v->channel) {
     /* Just a name: nothing listens there, but a guest front-end test can
-     * check that it was passed on. */
+     * check that it was passed on, or listen there itself. */
     snprintf(path, path_size, "%s/%s.agent", mock_common_state_dir(h->mc),
              v->id);
-    info.channel_type = VMH_CHANNEL_UNIX;
+    info.channel_type = h->vsock_port ? VMH_CHANNEL_VSOCK : VMH_CHANNEL_UNIX;
+    info.channel_port = (uint32_t)h->vsock_port;
     info.channel_path = path;
   }
   return fn(opaque, &info);
@@ -849,7 +851,7 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
     return rc;
   ret->source_types = ALL_SOURCES;
   ret->binding_types = ALL_BINDINGS;
-  ret->channel_type = VMH_CHANNEL_UNIX;
+  ret->channel_type = h->vsock_port ? VMH_CHANNEL_VSOCK : VMH_CHANNEL_UNIX;
   ret->features =
       VMH_HV_SNAPSHOTS | VMH_HV_HOTPLUG_DISK | VMH_HV_PAUSE | VMH_HV_CONSOLE;
   ret->max_vcpus = (uint32_t)h->max_vcpus;
@@ -1620,6 +1622,8 @@ static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
                               0)) < 0 ||
       (rc = host->config_int(config, "max_vms", 1, 1000000, 1024, &h->max_vms,
                              0)) < 0 ||
+      (rc = host->config_int(config, "vsock_port", 0, UINT32_MAX, 0,
+                             &h->vsock_port, 0)) < 0 ||
       (rc = read_preexisting(h, config, &pre, &n_pre)) < 0)
     goto fail;
 

@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The guest channel (agent/ and plugins/frontend/guest), built with the
+# guest plugin.  Included by tests/Makefile.am.
+if BUILD_PLUGIN_GUEST
+TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py \
+	test-guest-tcg.py test-guest-vsock.py
+check_PROGRAMS += test-agentframe
+endif
+EXTRA_DIST += test-agentframe.sh test-agent.py agenttest.py \
+	test-guest-hostile.py test-guest-tcg.py test-guest-vsock.py \
+	bench/guest-agent.py
+
+# The codec's unit test; it also runs the fuzz seed corpus
+# (agent/fuzz-corpus) through the fuzz target's code.
+test_agentframe_SOURCES = test-agentframe.c core-unit.h
+test_agentframe_CPPFLAGS = $(UNIT_CPP) -I$(top_srcdir)/agent \
+	-I$(top_builddir)/agent
+test_agentframe_CFLAGS = $(UNIT_CC) $(PROTOBUF_C_CFLAGS)
+test_agentframe_LDADD = $(top_builddir)/agent/libagentproto.la \
+	$(PROTOBUF_C_LIBS)
+test_agentframe_LDFLAGS = $(UNIT_LINK)
+EXTRA_test_agentframe_DEPENDENCIES = $(top_srcdir)/agent/fuzz-frame.c
