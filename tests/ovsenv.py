@@ -75,7 +75,14 @@ class Ovs:
             self.pids[name] = int(f.read())
 
     def start_db(self):
+        """ovsdb-server on the database (made, with its Open_vSwitch row,
+        the first time)."""
+        new = not os.path.exists(self.db)
+        if new:
+            subprocess.run(["ovsdb-tool", "create", self.db, SCHEMA], check=True)
         self._daemon("ovsdb-server", [self.db, "--remote=punix:" + self.sock])
+        if new:
+            self.vsctl("--no-wait", "init")
 
     def stop(self, name):
         pid = self.pids.pop(name, None)
@@ -88,10 +95,7 @@ class Ovs:
         self.start_db()
 
     def start(self):
-        if not os.path.exists(self.db):
-            subprocess.run(["ovsdb-tool", "create", self.db, SCHEMA], check=True)
         self.start_db()
-        self.vsctl("--no-wait", "init")
         self._daemon("ovs-vswitchd", [self.remote], ["ip", "netns", "exec", self.ns])
         # Ready when it has applied the database once (what ovs-vsctl
         # waits for after every change).
