@@ -10,4 +10,5 @@ if BUILD_PLUGIN_LIBVIRT
 TESTS += test-ovs-libvirt.py
 endif
 endif
-EXTRA_DIST += $(OVS_TESTS) test-ovs-libvirt.py ovsenv.py
+EXTRA_DIST += $(OVS_TESTS) test-ovs-libvirt.py ovsenv.py bench/ovs.py \
+	bench/ovs-direct.c
