@@ -23,6 +23,19 @@ SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl")
 
 
+def config(networks):
+    """A vmhostd config body: the mock hypervisor and storage, and the
+    networks given (YAML list items)."""
+    return f"""
+hypervisors:
+  - {{ name: hv0, plugin: mock, max_vms: 100000 }}
+storage:
+  - {{ name: pool0, plugin: mock }}
+networks:
+{networks}
+"""
+
+
 def require():
     """Skip (a failure under CI) without the OVS tools or the library."""
     for t in TOOLS:

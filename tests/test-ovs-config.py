@@ -22,41 +22,23 @@ vmhtest.require_netns()
 import ovsenv  # noqa: E402
 
 ovsenv.require()
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
-from vmhtest import VMHOSTD, Daemon, check, expect, fail, vm_spec  # noqa: E402
+from vmhtest import VMHOSTD, Daemon, check, expect, fail, ip_link, sh, vm_spec  # noqa: E402
 
 TAG = "vmho-" + uuid.uuid4().hex[:6]
 NS = TAG + "-h"
 WRAP = ["ip", "netns", "exec", NS]
 
 
-def sh(*cmd, ok=True):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if ok and r.returncode != 0:
-        fail(" ".join(cmd), "->", r.returncode, r.stdout, r.stderr)
-    return r
-
-
 def link(name):
-    r = sh("ip", "-n", NS, "-j", "link", "show", "dev", name, ok=False)
-    return json.loads(r.stdout)[0] if r.returncode == 0 else None
+    return ip_link(NS, name)
 
 
 def body(net):
-    return f"""
-hypervisors:
-  - {{ name: hv0, plugin: mock }}
-storage:
-  - {{ name: pool0, plugin: mock }}
-networks:
-  - name: lan
-    plugin: ovs
-{net}
-"""
+    return ovsenv.config("  - name: lan\n    plugin: ovs\n" + net)
 
 
 class Env:

@@ -66,7 +66,6 @@ vmhtest.require_netns()
 import ovsenv  # noqa: E402
 
 ovsenv.require()
-import json  # noqa: E402
 import os  # noqa: E402
 import select  # noqa: E402
 import subprocess  # noqa: E402
@@ -74,7 +73,7 @@ import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
 import tappump  # noqa: E402
-from vmhtest import Daemon, check, expect, fail, vm_spec, wait_for  # noqa: E402
+from vmhtest import Daemon, check, expect, ip_link, sh, vm_spec, wait_for  # noqa: E402
 
 TAG = "vmho-" + uuid.uuid4().hex[:6]
 HOST = TAG + "-h"
@@ -88,16 +87,8 @@ IP_WAN = "10.77.0.9"
 pumps = {}
 
 
-def sh(*cmd, ok=True):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if ok and r.returncode != 0:
-        fail(" ".join(cmd), "->", r.returncode, r.stdout, r.stderr)
-    return r
-
-
 def link(name):
-    r = sh("ip", "-n", HOST, "-j", "-d", "link", "show", "dev", name, ok=False)
-    return json.loads(r.stdout)[0] if r.returncode == 0 else None
+    return ip_link(HOST, name)
 
 
 def ping(src_ns, dst_ip, tries):
@@ -157,13 +148,7 @@ def cleanup():
 
 
 def config(ovs):
-    return f"""
-hypervisors:
-  - {{ name: hv0, plugin: mock }}
-storage:
-  - {{ name: pool0, plugin: mock }}
-networks:
-  - name: lan
+    return ovsenv.config(f"""  - name: lan
     plugin: ovs
     ovsdb: {ovs.remote}
     bridge: {BR}
@@ -171,8 +156,7 @@ networks:
     uplink: upl0
     vlans: [10, 20]
     binding: tap
-    timeout: 20
-"""
+    timeout: 20""")
 
 
 def create(d, v):

@@ -25,20 +25,13 @@ def main(tmp):
     ovs = ovsenv.Ovs(tmp, None)  # no ovs-vswitchd: no namespace
     try:
         ovs.start_db()
-        with Daemon(f"""
-hypervisors:
-  - {{ name: hv0, plugin: mock }}
-storage:
-  - {{ name: pool0, plugin: mock }}
-networks:
-  - name: lan
+        with Daemon(ovsenv.config(f"""  - name: lan
     plugin: ovs
     ovsdb: {ovs.remote}
     bridge: vmhlv0
     wait_vswitchd: false
     vlan: 42
-    mtu: 9000
-""") as d:
+    mtu: 9000""")) as d:
             spec = vm_spec("vm-a")
             spec["nics"][0]["mac"] = "52:54:00:12:34:56"
             b = d.ok(op="vm_create", spec=spec)["vms"][0]["nics"][0]["binding"]

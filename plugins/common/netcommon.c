@@ -62,6 +62,23 @@ void net_port_ifname(const char *prefix, const char *vm_id, const char *nic,
            (unsigned)(net_hash_port(vm_id, nic) & 0xffff));
 }
 
+int net_parse_port_fields(const char *s, char vm_id[VMH_ID_LEN + 1],
+                          char mac[NET_MAC_LEN + 1], uint32_t *vlan,
+                          char nic[VMH_NAME_MAX + 1]) {
+  char id[VMH_ID_LEN + 2], m[NET_MAC_LEN + 2], n[VMH_NAME_MAX + 2];
+  unsigned v;
+  int end = 0;
+
+  if (s == NULL || sscanf(s, "%37s %18s %u %64s%n", id, m, &v, n, &end) != 4 ||
+      s[end] != '\0' || !net_valid_vm_id(id) || net_parse_mac(m, mac) != 1 ||
+      v > 4094 || !net_valid_nic(n))
+    return -1;
+  memcpy(vm_id, id, VMH_ID_LEN + 1);
+  memcpy(nic, n, strlen(n) + 1); /* net_valid_nic: it fits */
+  *vlan = v;
+  return 0;
+}
+
 /* Attach to tap `name` (made if missing) and set its persistence. */
 static int tap_persist(const char *name, int persist, const char **what) {
   struct ifreq ifr;

@@ -5,8 +5,10 @@
 #ifndef VMHOST_PLUGINS_NETCOMMON_H
 #define VMHOST_PLUGINS_NETCOMMON_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <vmhost/common.h>
 
 #include "ptrvec.h"
 
@@ -30,6 +32,15 @@ int net_valid_nic(const char *s);
  * net_hash_port(vm_id, nic): 15 characters, the most a name holds. */
 void net_port_ifname(const char *prefix, const char *vm_id, const char *nic,
                      char out[NET_IFNAME_MAX + 1]);
+
+/* A port's identity as one line of text, "VM-ID MAC VLAN NIC" (a tap's
+ * alias, a port record): written with NET_PORT_FIELDS_FMT, parsed (and
+ * every field checked, the MAC lower-cased) by net_parse_port_fields.
+ * Returns 0, or -1 when s is not such a line. */
+#define NET_PORT_FIELDS_FMT "%s %s %" PRIu32 " %s"
+int net_parse_port_fields(const char *s, char vm_id[VMH_ID_LEN + 1],
+                          char mac[NET_MAC_LEN + 1], uint32_t *vlan,
+                          char nic[VMH_NAME_MAX + 1]);
 
 /* Make a persistent tap `name` (it outlives this call, so that a
  * hypervisor can open it by name later).  Returns 0, or -errno with *what

@@ -49,17 +49,6 @@ BR = "vmhbench"
 N = a.ports
 
 
-def body(network):
-    return f"""
-hypervisors:
-  - {{ name: hv0, plugin: mock, max_vms: 100000 }}
-storage:
-  - {{ name: pool0, plugin: mock, max_volumes: 100000, capacity: 100000T }}
-networks:
-{network}
-"""
-
-
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -70,7 +59,7 @@ def rss_kib(pid):
 
 def through_vmhostd(network):
     """(idle RSS KiB, bind s, unbind s) for N one-NIC VMs."""
-    with Daemon(body(network), wrapper=WRAP, log_level="info") as d:
+    with Daemon(ovsenv.config(network), wrapper=WRAP, log_level="info") as d:
         time.sleep(1)  # idle: after the start, before any request
         rss = rss_kib(d.proc.pid)
         spec = vm_spec("x", disks=0)

@@ -123,25 +123,15 @@ static void derive_mac(const char *vm_id, const char *nic,
 /* The tap's alias: "vmhost <vm_id> <mac> <vlan> <nic>" (nic last: it is
  * the only field of variable length). */
 static void make_alias(const struct port *p, char *out, size_t size) {
-  snprintf(out, size, ALIAS_TAG " %s %s %" PRIu32 " %s", p->vm_id, p->mac,
+  snprintf(out, size, ALIAS_TAG " " NET_PORT_FIELDS_FMT, p->vm_id, p->mac,
            p->vlan, p->nic);
 }
 
 static int parse_alias(const char *alias, struct port *p) {
-  char vm_id[VMH_ID_LEN + 2], mac[MAC_LEN + 2], nic[VMH_NAME_MAX + 2];
-  unsigned vlan;
-  int n = 0;
-
-  if (alias == NULL || strncmp(alias, ALIAS_TAG " ", sizeof ALIAS_TAG) != 0 ||
-      sscanf(alias + sizeof ALIAS_TAG, "%37s %18s %u %64s%n", vm_id, mac, &vlan,
-             nic, &n) != 4 ||
-      alias[sizeof ALIAS_TAG + (size_t)n] != '\0' || !net_valid_vm_id(vm_id) ||
-      net_parse_mac(mac, p->mac) != 1 || vlan > 4094 || !net_valid_nic(nic))
+  if (alias == NULL || strncmp(alias, ALIAS_TAG " ", sizeof ALIAS_TAG) != 0)
     return -1;
-  memcpy(p->vm_id, vm_id, sizeof p->vm_id);
-  memcpy(p->nic, nic, strlen(nic) + 1); /* valid_nic: it fits */
-  p->vlan = vlan;
-  return 0;
+  return net_parse_port_fields(alias + sizeof ALIAS_TAG, p->vm_id, p->mac,
+                               &p->vlan, p->nic);
 }
 
 static void binding_of(const struct br *b, const struct port *p,

@@ -221,22 +221,6 @@ static void record_key(const struct rows_net *net, const char *ifname,
   snprintf(out, size, KEY_RECORD "%s:%s", net->name, ifname);
 }
 
-/* Parse a record's value "VM-ID MAC VLAN NIC" into p; 0 or -1. */
-static int parse_record(const char *value, struct rows_port *p) {
-  char vm_id[VMH_ID_LEN + 2], mac[NET_MAC_LEN + 2], nic[VMH_NAME_MAX + 2];
-  unsigned vlan;
-  int n = 0;
-
-  if (sscanf(value, "%37s %18s %u %64s%n", vm_id, mac, &vlan, nic, &n) != 4 ||
-      value[n] != '\0' || !net_valid_vm_id(vm_id) ||
-      net_parse_mac(mac, p->mac) != 1 || vlan > 4094 || !net_valid_nic(nic))
-    return -1;
-  memcpy(p->vm_id, vm_id, sizeof p->vm_id);
-  memcpy(p->nic, nic, strlen(nic) + 1); /* net_valid_nic: it fits */
-  p->vlan = vlan;
-  return 0;
-}
-
 /* The port p describes, if iface is one of this network's tap ports: its
  * identities valid and its name the one they give. */
 static int parse_iface(const struct rows_net *net,
@@ -323,8 +307,8 @@ int rows_bind(void *arg, struct ovsdb_idl *idl, struct ovsdb_idl_txn *txn,
     return ODB_DONE;
   if (p->tap)
     return bind_tap(net, idl, txn, br, p);
-  snprintf(value, sizeof value, "%s %s %" PRIu32 " %s", p->vm_id, p->mac,
-           p->vlan, p->nic);
+  snprintf(value, sizeof value, NET_PORT_FIELDS_FMT, p->vm_id, p->mac, p->vlan,
+           p->nic);
   ovsrec_bridge_update_external_ids_setkey(br, key, value);
   return 0;
 }
@@ -397,7 +381,7 @@ static int list_records(struct rows_list *l, const struct ovsrec_bridge *br,
     struct rows_port p;
     memset(&p, 0, sizeof p);
     if (strncmp(node->key, prefix, plen) != 0 ||
-        parse_record(node->value, &p) < 0)
+        net_parse_port_fields(node->value, p.vm_id, p.mac, &p.vlan, p.nic) < 0)
       continue;
     net_port_ifname(ROWS_PREFIX, p.vm_id, p.nic, p.ifname);
     if (strcmp(p.ifname, node->key + plen) != 0)
