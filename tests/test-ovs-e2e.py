@@ -21,7 +21,9 @@ and a veth to the VM's guest namespace.  Then:
     tap and no row;
   - deleting c removes its port and tap, and nothing else: the other
     ports, a port someone else added to the bridge, another bridge;
-  - restarting vmhostd keeps the ports (same rows) and connectivity;
+  - restarting vmhostd keeps the ports (same rows) and connectivity; a
+    port whose VM record is gone is listed (the core's reconcile reports
+    it);
   - ovsdb-server stopped: a bind fails at once with io_error (unavailable)
     and leaves nothing; started again: the IDL reconnects, the ports are
     still there, a new bind succeeds.
@@ -81,7 +83,7 @@ WAN = TAG + "-w"
 VMS = "abcde"
 GUESTS = {v: f"{TAG}-{v}" for v in VMS}
 BR = "vmhovs0"
-VLAN = {"a": 10, "b": 10, "c": 20, "d": 0, "e": 20}
+VLAN = {"a": 10, "b": 10, "c": 20, "d": 0, "e": 20, "f": 20}
 IP = {v: f"10.77.0.{i + 1}" for i, v in enumerate(VMS)}
 IP_WAN = "10.77.0.9"
 pumps = {}
@@ -269,12 +271,22 @@ def main(tmp):
             check(name in rows, name, "still there", rows)
         del vms["c"]
 
-        # Restart: the same rows, the same connectivity.
+        # Restart: the same rows, the same connectivity.  A port whose VM
+        # record is gone (f's, its record removed while vmhostd is down)
+        # is reported by the core's reconcile and left alone.
+        f_id, f = create(d, "f")
         uuids = {n: r["_uuid"] for n, r in ports(ovs).items()}
         check(d.stop() == 0, "SIGTERM: exit 0")
+        os.unlink(os.path.join(d.tmp, "state", "vms", f_id + ".json"))
         d.start()
         check({n: r["_uuid"] for n, r in ports(ovs).items()} == uuids,
               "same ports after the restart")
+        check(d.log().count("that vmhostd did not make") == 1 and
+              f"network 'lan' has a port for VM {f_id} NIC net0 that vmhostd "
+              "did not make" in d.log(), "the stale port reported:", d.log())
+        ovs.vsctl("del-port", f["port"])
+        sh("ip", "-n", HOST, "link", "del", f["tap"])
+        del uuids[f["port"]]
         check(reaches("a", IP["b"]), "a still reaches b after the restart")
         vm = d.ok(op="vm_get", vm="vm-a")["vms"][0]
         check(vm["nics"][0]["binding"]["tap"] == vms["a"][1]["tap"], vm)
