@@ -12,6 +12,7 @@ in a namespace this test makes (vmho-*):
     name, interface-id and VLAN; the record lives in the bridge's
     external_ids (no port is made: the hypervisor adds it), survives a
     restart, goes with the VM; a VLAN outside the allowed set is refused;
+    with ovs-vswitchd stopped a bind times out and leaves nothing;
   - ensure: absent removes this network's ports, taps and records, the
     uplink port it added and the bridge it made, and nothing else (another
     bridge, a port someone added, an adopted bridge, its records only).
@@ -22,6 +23,8 @@ vmhtest.require_netns()
 import ovsenv  # noqa: E402
 
 ovsenv.require()
+import os  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
@@ -35,6 +38,10 @@ WRAP = ["ip", "netns", "exec", NS]
 
 def link(name):
     return ip_link(NS, name)
+
+
+def names():
+    return sorted(x.split()[0] for x in sh("ip", "-n", NS, "-br", "link").stdout.splitlines())
 
 
 def body(net):
@@ -154,6 +161,17 @@ def absent(e, adopted_net):
     with Daemon(body(net), wrapper=WRAP) as d:
         tap = d.ok(op="vm_create", spec=vm_spec("vm-t"))["vms"][0]["nics"][0]["binding"]["tap"]
         check(link(tap) is not None, "tap made")
+        # ovs-vswitchd stopped: a bind times out (timeout: 5); its port
+        # and tap are removed again.
+        before, links = e.rows(), names()
+        os.kill(ovs.pids["ovs-vswitchd"], signal.SIGSTOP)
+        try:
+            r = expect(d.call(op="vm_create", spec=vm_spec("vm-u")), "timeout")
+        finally:
+            os.kill(ovs.pids["ovs-vswitchd"], signal.SIGCONT)
+        check("ovs-vswitchd did not apply the change within 5000 ms" in r["message"], r)
+        check(e.rows() == before, "no row left by the timed-out bind", e.rows())
+        check(names() == links, "no tap left", links, names())
         check(d.stop() == 0, "SIGTERM: exit 0")
     ovs.vsctl("add-port", "vmhadopt", "someone0", "--", "set", "interface",
               "someone0", "type=internal")
