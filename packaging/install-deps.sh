@@ -42,6 +42,7 @@ PACKAGES=(
   libvirt-daemon-system-sysv  # (its init scripts: no systemd upgrade)
   libxml2-utils       # xmllint, used by virt-xml-validate
   libtirpc-dev        # --enable-sanitizers: vmhostd links libtirpc (configure.ac)
+  openvswitch-source  # network/ovs: libopenvswitch, built by build-libopenvswitch.sh
   qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
   linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
   cpio                # hypervisor/libvirt tests: the guest's initramfs
@@ -50,6 +51,7 @@ PACKAGES=(
   qemu-block-extra    # storage/nfs: qemu-img's and QEMU's nfs:// driver
   dnsmasq-base        # network/nat: DHCP and DNS
   nftables            # network/nat tests: nft list ruleset
+  openvswitch-switch  # network/ovs tests: ovsdb-server, ovs-vswitchd, ovs-vsctl
   iproute2            # network tests: ip netns, veth
   mount               # storage/local tests: tmpfs pools
   nfs-ganesha         # storage/nfs tests: the NFS server (pulls rpcbind)
@@ -129,8 +131,16 @@ for e in "${BY_COMMAND[@]}"; do
   done
 done
 
+# Built from source once the packages are there (no -dev package in Debian
+# 12); quick when already built.
+from_source ()
+{
+  "${SUDO[@]}" "$(dirname "$0")/build-libopenvswitch.sh"
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+  from_source
   exit 0
 fi
 
@@ -160,4 +170,5 @@ echo "install-deps: installing ${missing[*]}"
 for p in "${missing[@]}"; do
   installed "$p" || { echo "install-deps: $p did not install" >&2; exit 1; }
 done
+from_source
 echo "install-deps: done"

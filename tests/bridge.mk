@@ -6,5 +6,5 @@ BRIDGE_TESTS = test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py \
 	test-bridge-absent.py
 TESTS += $(BRIDGE_TESTS)
 endif
-EXTRA_DIST += test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py \
+EXTRA_DIST += tappump.py test-bridge-e2e.py test-bridge-config.py test-bridge-ports.py \
 	test-bridge-absent.py

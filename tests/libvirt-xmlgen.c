@@ -5,7 +5,10 @@
  * it also defines each domain on libvirt's test driver and undefines it
  * again: the schema is one judge, libvirt's own parser the other.
  *
- * usage: libvirt-xmlgen DIR [--define] */
+ * usage: libvirt-xmlgen DIR [--define]
+ *        libvirt-xmlgen DIR --define --ovs BRIDGE PORT IFACE-ID MAC VLAN
+ * The second form writes (and defines) only ovs.xml: one NIC with the OVS
+ * binding given, as a network plugin handed it out (test-ovs-libvirt.py). */
 #include <config.h>
 
 #include <libvirt/libvirt.h>
@@ -127,6 +130,29 @@ static void disk_domain(const char *name, const struct vmh_disk_source *src) {
   }
 }
 
+/* One VM whose NIC has the OVS binding of argv[0..4]. */
+static int ovs_domain(char **argv) {
+  struct vmh_nic_binding b = {.struct_size = sizeof b,
+                              .type = VMH_BINDING_OVS,
+                              .bridge = argv[0],
+                              .port = argv[1],
+                              .interface_id = argv[2],
+                              .mac = argv[3],
+                              .vlan = (uint32_t)strtoul(argv[4], NULL, 10)};
+  struct vmh_nic nic = {.struct_size = sizeof nic, .name = "net0"};
+  struct vmh_vm_spec spec = {.struct_size = sizeof spec,
+                             .id = ID,
+                             .name = "ovs",
+                             .vcpus = 1,
+                             .memory = 256 << 20,
+                             .nics = &nic,
+                             .n_nics = 1};
+
+  nic.binding = &b;
+  domain("ovs", &spec);
+  return failed;
+}
+
 int main(int argc, char **argv) {
   static const char *const mons[] = {"10.0.0.1:6789", "[fd00::2]:6789",
                                      "mon3.example.org"};
@@ -146,6 +172,9 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+
+  if (argc == 9 && strcmp(argv[3], "--ovs") == 0)
+    return ovs_domain(argv + 4);
 
   memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;

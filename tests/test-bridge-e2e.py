@@ -15,55 +15,22 @@ machines this was written on lacks it), all three are untagged and a NIC
 asking for a VLAN must be refused with invalid_argument, leaving no tap.  The mock hypervisor opens no tap, so the test plays
 the hypervisor: for each VM it opens the plugin's tap (as QEMU or Cloud
 Hypervisor would) and pumps frames between it and a veth pair whose other
-end sits in a "guest" namespace.  Then:
+end sits in a "guest" namespace (tests/tappump.py).  Then:
   - the structure is checked (bridge up, MTU, vlan_filtering, uplink, taps
     enslaved with their VLAN, alias);
   - a pings b (same VLAN, through the plugin's taps and bridge);
   - with VLANs: a cannot ping c (VLAN 20); without: a pings c too;
   - deleting c removes its tap; restarting vmhostd leaves the bridge and the
     other taps as they were (same ifindex) and a still pings b.
-
-Also run as "test-bridge-e2e.py --pump TAP IFACE": the frame pump.
 """
 import vmhtest
 
 vmhtest.require_netns()
-import fcntl
 import json
-import os
-import select
-import socket
-import struct
 import subprocess
-import sys
 import uuid
 
-PACKET_OUTGOING = 4
-
-
-def pump(tap, iface):
-    """Copy frames between a tap (opened by name, as a hypervisor does) and
-    an interface (through a packet socket) until killed."""
-    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap.encode(), IFF_TAP | IFF_NO_PI))
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    s.bind((iface, 0))
-    print("pumping", flush=True)
-    while True:
-        r, _, _ = select.select([fd, s], [], [])
-        if fd in r:
-            s.send(os.read(fd, 65536))
-        if s in r:
-            data, addr = s.recvfrom(65536)
-            if addr[2] != PACKET_OUTGOING:  # our own sends, seen again
-                os.write(fd, data)
-
-
-if len(sys.argv) == 4 and sys.argv[1] == "--pump":
-    pump(sys.argv[2], sys.argv[3])
-    sys.exit(0)
-
+import tappump
 from vmhtest import Daemon, check, expect, fail, vm_spec  # noqa: E402
 
 TAG = "vmhb-" + uuid.uuid4().hex[:6]
@@ -196,11 +163,7 @@ networks:
             sh("ip", "-n", HOST, "link", "set", "w" + v, "up")
             sh("ip", "-n", GUESTS[v], "addr", "add", IP[v] + "/24", "dev", "eth0")
             sh("ip", "-n", GUESTS[v], "link", "set", "eth0", "mtu", "1400", "up")
-            p = subprocess.Popen(["ip", "netns", "exec", HOST, sys.executable,
-                                  os.path.abspath(__file__), "--pump", tap, "w" + v],
-                                 stdout=subprocess.PIPE, text=True)
-            pumps.append(p)
-            check(p.stdout.readline().strip() == "pumping", "pump for", tap)
+            pumps.append(tappump.start(HOST, tap, "w" + v))
 
         check(reaches("a", IP["b"]), "a reaches b (same VLAN, or untagged)")
         check(reaches("b", IP["a"]), "b reaches a")

@@ -152,6 +152,21 @@ def wait_for(cond, what, timeout=60):
     fail("timed out waiting for", what)
 
 
+def sh(*cmd, ok=True):
+    """Run a command; with ok, a failure of the test when it fails."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if ok and r.returncode != 0:
+        fail(" ".join(cmd), "->", r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def ip_link(ns, name):
+    """`ip -d link show` of one interface in namespace ns, parsed, or None
+    when there is no such interface."""
+    r = sh("ip", "-n", ns, "-j", "-d", "link", "show", "dev", name, ok=False)
+    return json.loads(r.stdout)[0] if r.returncode == 0 else None
+
+
 def expect(resp, code_name, *msg):
     """Check a response's error name ("ok" for success)."""
     if resp.get("error") != code_name:

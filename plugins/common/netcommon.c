@@ -5,9 +5,17 @@
 
 #include "netcommon.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <vmhost/common.h>
 
 int net_valid_ifname(const char *s) {
   size_t len = strlen(s);
@@ -19,6 +27,90 @@ int net_valid_ifname(const char *s) {
     if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == ':')
       return 0;
   return 1;
+}
+
+int net_valid_vm_id(const char *s) {
+  int i;
+
+  if (s == NULL || strlen(s) != VMH_ID_LEN)
+    return 0;
+  for (i = 0; i < VMH_ID_LEN; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-')
+        return 0;
+    } else if (!isxdigit((unsigned char)s[i])) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int net_valid_nic(const char *s) {
+  size_t len;
+
+  if (s == NULL || (len = strlen(s)) == 0 || len > VMH_NAME_MAX)
+    return 0;
+  for (; *s; s++)
+    if (*s <= ' ' || *s >= 0x7f || *s == '/')
+      return 0;
+  return 1;
+}
+
+void net_port_ifname(const char *prefix, const char *vm_id, const char *nic,
+                     char out[NET_IFNAME_MAX + 1]) {
+  snprintf(out, NET_IFNAME_MAX + 1, "%.3s%.8s%04x", prefix, vm_id,
+           (unsigned)(net_hash_port(vm_id, nic) & 0xffff));
+}
+
+int net_parse_port_fields(const char *s, char vm_id[VMH_ID_LEN + 1],
+                          char mac[NET_MAC_LEN + 1], uint32_t *vlan,
+                          char nic[VMH_NAME_MAX + 1]) {
+  char id[VMH_ID_LEN + 2], m[NET_MAC_LEN + 2], n[VMH_NAME_MAX + 2];
+  unsigned v;
+  int end = 0;
+
+  if (s == NULL || sscanf(s, "%37s %18s %u %64s%n", id, m, &v, n, &end) != 4 ||
+      s[end] != '\0' || !net_valid_vm_id(id) || net_parse_mac(m, mac) != 1 ||
+      v > 4094 || !net_valid_nic(n))
+    return -1;
+  memcpy(vm_id, id, VMH_ID_LEN + 1);
+  memcpy(nic, n, strlen(n) + 1); /* net_valid_nic: it fits */
+  *vlan = v;
+  return 0;
+}
+
+/* Attach to tap `name` (made if missing) and set its persistence. */
+static int tap_persist(const char *name, int persist, const char **what) {
+  struct ifreq ifr;
+  int fd, rc = 0;
+
+  *what = "open /dev/net/tun";
+  fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  *what = "create";
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+    rc = -errno;
+  else if ((*what = "make persistent", ioctl(fd, TUNSETPERSIST, persist)) < 0)
+    rc = -errno;
+  close(fd);
+  return rc;
+}
+
+int net_tap_create(const char *name, const char **what) {
+  return tap_persist(name, 1, what);
+}
+
+int net_tap_delete(const char *name) {
+  const char *what;
+
+  /* TUNSETIFF would make a missing tap: look first. */
+  if (if_nametoindex(name) == 0)
+    return -ENODEV;
+  return tap_persist(name, 0, &what);
 }
 
 static int hexval(char c) {

@@ -5,8 +5,10 @@
 #ifndef VMHOST_PLUGINS_NETCOMMON_H
 #define VMHOST_PLUGINS_NETCOMMON_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <vmhost/common.h>
 
 #include "ptrvec.h"
 
@@ -15,6 +17,40 @@
 
 /* Linux's dev_valid_name(), plus printable ASCII only. */
 int net_valid_ifname(const char *s);
+
+/* A VM id is a UUID in its canonical text form (it becomes part of file
+ * names, interface aliases and OVSDB records): 1 if s is one. */
+int net_valid_vm_id(const char *s);
+
+/* A NIC name: the core's are [a-z][a-z0-9]{0,15}; this accepts a little
+ * more, but nothing that could break a file name, an alias field or a log
+ * line (1..VMH_NAME_MAX printable characters, no blank, no '/'). */
+int net_valid_nic(const char *s);
+
+/* The interface name of a port: prefix (3 characters) + the VM id's first
+ * 8 hex digits (so that a human can tell whose it is) + 4 hex digits of
+ * net_hash_port(vm_id, nic): 15 characters, the most a name holds. */
+void net_port_ifname(const char *prefix, const char *vm_id, const char *nic,
+                     char out[NET_IFNAME_MAX + 1]);
+
+/* A port's identity as one line of text, "VM-ID MAC VLAN NIC" (a tap's
+ * alias, a port record): written with NET_PORT_FIELDS_FMT, parsed (and
+ * every field checked, the MAC lower-cased) by net_parse_port_fields.
+ * Returns 0, or -1 when s is not such a line. */
+#define NET_PORT_FIELDS_FMT "%s %s %" PRIu32 " %s"
+int net_parse_port_fields(const char *s, char vm_id[VMH_ID_LEN + 1],
+                          char mac[NET_MAC_LEN + 1], uint32_t *vlan,
+                          char nic[VMH_NAME_MAX + 1]);
+
+/* Make a persistent tap `name` (it outlives this call, so that a
+ * hypervisor can open it by name later).  Returns 0, or -errno with *what
+ * naming the step that failed ("open /dev/net/tun", "create",
+ * "make persistent"); EBUSY from "create": the name is taken. */
+int net_tap_create(const char *name, const char **what);
+
+/* Delete the persistent tap `name` (it must not be attached: EBUSY while
+ * a hypervisor holds it).  Returns 0 or -errno (ENODEV: no such tap). */
+int net_tap_delete(const char *name);
 
 /* Parse "xx:xx:xx:xx:xx:xx" in any case into out, in lower case.  Returns
  * 1 for a unicast address, -1 for a multicast or all-zero one, 0 when s is

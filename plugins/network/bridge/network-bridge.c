@@ -29,14 +29,11 @@
 #include "atomicfile.h"
 #include "netcommon.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
-#include <linux/if_tun.h>
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/netlink.h>
@@ -46,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,45 +106,11 @@ static int nl_fail(struct br *b, int nlerr, const char *what) {
                   b->host->instance_name(b->inst), what, nl_geterror(nlerr));
 }
 
-/* A VM id is a UUID in its canonical text form: it becomes part of file
- * names and of the tap's alias, so nothing else is let through. */
-static int valid_vm_id(const char *s) {
-  int i;
-
-  if (s == NULL || strlen(s) != VMH_ID_LEN)
-    return 0;
-  for (i = 0; i < VMH_ID_LEN; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-')
-        return 0;
-    } else if (!isxdigit((unsigned char)s[i])) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* The core's NIC names are [a-z][a-z0-9]{0,15}; accept a little more, but
- * nothing that could break a file name, an alias field or a log line. */
-static int valid_nic(const char *s) {
-  size_t len;
-
-  if (s == NULL || (len = strlen(s)) == 0 || len > VMH_NAME_MAX)
-    return 0;
-  for (; *s; s++)
-    if (*s <= ' ' || *s >= 0x7f || *s == '/')
-      return 0;
-  return 1;
-}
-
-/* "vmh" + the VM id's first 8 hex digits (so that a human can tell whose
- * tap it is) + 4 hex digits of a hash of the full id and the NIC name: 15
- * characters, the most an interface name holds.  A clash of two ports is
- * caught by the alias check in port_bind. */
+/* "vmh" + 8 hex digits of the VM id + 4 of a hash (net_port_ifname).  A
+ * clash of two ports is caught by the alias check in port_bind. */
 static void tap_name(const char *vm_id, const char *nic,
                      char out[IFNAME_MAX + 1]) {
-  snprintf(out, IFNAME_MAX + 1, TAP_PREFIX "%.8s%04x", vm_id,
-           (unsigned)(net_hash_port(vm_id, nic) & 0xffff));
+  net_port_ifname(TAP_PREFIX, vm_id, nic, out);
 }
 
 /* A MAC derived from the VM id and NIC name: stable for a port across
@@ -161,25 +123,15 @@ static void derive_mac(const char *vm_id, const char *nic,
 /* The tap's alias: "vmhost <vm_id> <mac> <vlan> <nic>" (nic last: it is
  * the only field of variable length). */
 static void make_alias(const struct port *p, char *out, size_t size) {
-  snprintf(out, size, ALIAS_TAG " %s %s %" PRIu32 " %s", p->vm_id, p->mac,
+  snprintf(out, size, ALIAS_TAG " " NET_PORT_FIELDS_FMT, p->vm_id, p->mac,
            p->vlan, p->nic);
 }
 
 static int parse_alias(const char *alias, struct port *p) {
-  char vm_id[VMH_ID_LEN + 2], mac[MAC_LEN + 2], nic[VMH_NAME_MAX + 2];
-  unsigned vlan;
-  int n = 0;
-
-  if (alias == NULL || strncmp(alias, ALIAS_TAG " ", sizeof ALIAS_TAG) != 0 ||
-      sscanf(alias + sizeof ALIAS_TAG, "%37s %18s %u %64s%n", vm_id, mac, &vlan,
-             nic, &n) != 4 ||
-      alias[sizeof ALIAS_TAG + (size_t)n] != '\0' || !valid_vm_id(vm_id) ||
-      net_parse_mac(mac, p->mac) != 1 || vlan > 4094 || !valid_nic(nic))
+  if (alias == NULL || strncmp(alias, ALIAS_TAG " ", sizeof ALIAS_TAG) != 0)
     return -1;
-  memcpy(p->vm_id, vm_id, sizeof p->vm_id);
-  memcpy(p->nic, nic, strlen(nic) + 1); /* valid_nic: it fits */
-  p->vlan = vlan;
-  return 0;
+  return net_parse_port_fields(alias + sizeof ALIAS_TAG, p->vm_id, p->mac,
+                               &p->vlan, p->nic);
 }
 
 static void binding_of(const struct br *b, const struct port *p,
@@ -337,32 +289,15 @@ static int setup_bridge(struct br *b, struct rtnl_link *link) {
 
 /* ---- Tap devices --------------------------------------------------------- */
 
-/* Make a persistent tap: it outlives our fd, so that the hypervisor can
- * open it by name later. */
+/* A persistent tap, for the hypervisor to open by name later. */
 static int tap_create(struct br *b, const char *name) {
-  struct ifreq ifr;
-  int fd, rc = 0;
+  const char *what;
+  int err = net_tap_create(name, &what);
 
-  fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return vmh_fail(b->host, VMH_EIO, "cannot open /dev/net/tun: %s",
-                    strerror(errno));
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    rc = vmh_fail(b->host, errno == EBUSY ? VMH_EEXIST : VMH_EIO,
-                  "cannot create tap %s: %s", name, strerror(errno));
-    goto cleanup;
-  }
-  if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
-    rc = vmh_fail(b->host, VMH_EIO, "cannot make tap %s persistent: %s", name,
-                  strerror(errno));
-    goto cleanup;
-  }
-cleanup:
-  close(fd);
-  return rc;
+  if (err == 0)
+    return 0;
+  return vmh_fail(b->host, err == -EBUSY ? VMH_EEXIST : VMH_EIO,
+                  "cannot %s for tap %s: %s", what, name, strerror(-err));
 }
 
 static int tap_delete(struct br *b, const char *name) {
@@ -600,8 +535,8 @@ static int br_port_bind(void *handle, const struct vmh_port_request *req,
 
   if (vmh_check_flags(b->host, "port_bind", flags, 0) < 0)
     return VMH_EINVAL;
-  if (req == NULL || fn == NULL || !valid_vm_id(req->vm_id) ||
-      !valid_nic(req->nic_name))
+  if (req == NULL || fn == NULL || !net_valid_vm_id(req->vm_id) ||
+      !net_valid_nic(req->nic_name))
     return vmh_fail(b->host, VMH_EINVAL,
                     "port_bind: needs a VM id (UUID) and a NIC name");
   if (b->absent)
@@ -678,7 +613,7 @@ static int br_port_unbind(void *handle, const char *vm_id, const char *nic_name,
 
   if (vmh_check_flags(b->host, "port_unbind", flags, 0) < 0)
     return VMH_EINVAL;
-  if (!valid_vm_id(vm_id) || !valid_nic(nic_name))
+  if (!net_valid_vm_id(vm_id) || !net_valid_nic(nic_name))
     return vmh_fail(b->host, VMH_EINVAL,
                     "port_unbind: needs a VM id (UUID) and a NIC name");
   if (b->absent) /* open() removed every port */
