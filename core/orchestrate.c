@@ -582,8 +582,16 @@ static int teardown(struct vm *vm) {
     }                                     \
   } while (0)
   /* No save between the steps: a teardown interrupted by a crash is run
-   * again by the next delete, which treats parts already gone as done. */
-  NOTE(domain_undefine(vm));
+   * again by the next delete, which treats parts already gone as done.
+   * While the domain exists its disks and NICs are in use: a hypervisor
+   * that cannot undefine it stops the teardown, the VM left whole. */
+  if ((r = domain_undefine(vm)) < 0) {
+    msg = strdup(error_get());
+    return error_code(r,
+                      "%s; the VM's disks and NICs were left untouched "
+                      "(the domain still exists)",
+                      msg ? msg : "undefine failed");
+  }
   for (size_t i = vm->n_nics; i-- > 0;)
     NOTE(port_unbind(vm, &vm->nics[i]));
   for (size_t i = vm->n_disks; i-- > 0;) {
@@ -797,10 +805,17 @@ static void delete_task(void *arg) {
   if (!still_there(t))
     return;
   struct vm *vm = t->vm;
+  vms_rdlock();
+  uint32_t was = vm->status;
+  vms_unlock();
   set_status(vm, VMH_STATUS_DELETING, NULL);
   save(vm);
   int r = teardown(vm);
-  if (r == 0) {
+  if (r < 0 && vm->defined) {
+    /* Nothing was touched: the VM is as it was. */
+    set_status(vm, was, NULL);
+    save(vm);
+  } else if (r == 0) {
     if ((r = state_remove(vm->id)) == 0) {
       log_info("VM '%s' (%s) deleted", vm->name, vm->id);
       emit_vm(VMH_EVENT_VM_DELETED, vm);
