@@ -87,15 +87,43 @@ class RestDaemon(Daemon):
     def tls_base(self):
         return f"https://127.0.0.1:{self.tls_port}"
 
+    def token(self):
+        """The admin token the first start wrote (STATE_DIR/auth)."""
+        with open(os.path.join(self.tmpdir, "state", "auth",
+                               "admin.token")) as f:
+            return f.read().strip()
+
+    def auth(self):
+        """The header that carries it."""
+        return {"authorization": f"Bearer {self.token()}"}
+
+    def auth_line(self):
+        """It as a header line for curl -H and nghttp -H."""
+        return f"authorization: Bearer {self.token()}"
+
+    def auth_h2(self):
+        """It as an HTTP/2 header field (python-h2)."""
+        return ("authorization", f"Bearer {self.token()}")
+
+    def auth_h1(self):
+        """It as the bytes of an HTTP/1.1 header line."""
+        return f"Authorization: Bearer {self.token()}\r\n".encode()
+
     def cert_path(self):
         return os.path.join(self.tmpdir, "state", "plugins", "rest", "tls",
                             "cert.pem")
 
     # -- HTTP/1.1 ---------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, raw=None):
-        """(status, headers dict (lower-case names), parsed JSON or text)."""
+    def request(self, method, path, body=None, headers=None, raw=None,
+                token=True):
+        """(status, headers dict (lower-case names), parsed JSON or text).
+        With the admin token, unless token is False or another string."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         h = dict(headers or {})
+        if token is True:
+            h.setdefault("authorization", f"Bearer {self.token()}")
+        elif token:
+            h.setdefault("authorization", f"Bearer {token}")
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
@@ -130,9 +158,11 @@ class RestDaemon(Daemon):
         return v
 
     # -- other clients ----------------------------------------------------
-    def curl(self, *args, check_rc=True):
-        r = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
-                           capture_output=True, text=True)
+    def curl(self, *args, check_rc=True, token=True):
+        """curl, with the admin token unless token is False."""
+        auth = ["-H", f"authorization: Bearer {self.token()}"] if token else []
+        r = subprocess.run(["curl", "-sS", "--max-time", "20"] + auth +
+                           list(args), capture_output=True, text=True)
         if check_rc and r.returncode != 0:
             fail("curl", *args, "exited", r.returncode, r.stderr)
         return r

@@ -62,7 +62,7 @@ with RestDaemon(rest=LIMITS) as d:
         check(r.stdout == "431", proto, "headers", r.stdout, r.stderr)
     big = '{"name":"x","user_data":"' + "y" * 100000 + '"}'
     for proto in ("--http1.1", "--http2-prior-knowledge"):
-        r = subprocess.run(["curl", "-sS", proto, "-o", "/dev/null", "-w",
+        r = subprocess.run(["curl", "-sS", "-H", d.auth_line(), proto, "-o", "/dev/null", "-w",
                             "%{http_code}", "-H",
                             "content-type: application/json",
                             "--data-binary", "@-", d.base + "/api/v1/vms"],
@@ -72,7 +72,7 @@ with RestDaemon(rest=LIMITS) as d:
     check(serving(d), "not serving after oversized requests")
 
     # More than requests_per_second (50) on one connection: 429.
-    r = subprocess.run(["nghttp", "-n", "-v", "-m", "200",
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-n", "-v", "-m", "200",
                         d.base + "/api/v1/host"], capture_output=True,
                        text=True, timeout=30)
     n429 = r.stdout.count(":status: 429")
@@ -108,7 +108,7 @@ with RestDaemon(rest=LIMITS) as d:
 
     pump(0.3)
     post = [(":method", "POST"), (":scheme", "http"),
-            (":authority", "127.0.0.1"), (":path", "/api/v1/vms"),
+            (":authority", "127.0.0.1"), (":path", "/api/v1/vms"), d.auth_h2(),
             ("content-type", "application/json")]
     sids = []
     for _ in range(20):
@@ -135,7 +135,7 @@ with RestDaemon(rest=LIMITS) as d:
     conn.send_headers(conn.get_next_available_stream_id(),
                       [(":method", "GET"), (":scheme", "http"),
                        (":authority", "127.0.0.1"),
-                       (":path", "/api/v1/host")], end_stream=True)
+                       (":path", "/api/v1/host"), d.auth_h2()], end_stream=True)
     s.sendall(conn.data_to_send())
     pump(1)
     check(b"200" in answers.values(), "the connection stopped serving")
@@ -146,7 +146,7 @@ with RestDaemon(rest=LIMITS) as d:
     # a few at a time: nothing refused, nothing stalls.
     with open(d.tmpdir + "/body.json", "w") as f:
         f.write('{"name": "' + "z" * 60000 + '"}')
-    r = subprocess.run(["nghttp", "-n", "-m", "4", "-v", "-H",
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-n", "-m", "4", "-v", "-H",
                         "content-type: application/json", "-d",
                         d.tmpdir + "/body.json", d.base + "/api/v1/vms"],
                        capture_output=True, text=True, timeout=30)
@@ -160,7 +160,8 @@ with RestDaemon(rest=LIMITS) as d:
     conn.initiate_connection()
     s.sendall(conn.data_to_send())
     hdrs = [(":method", "GET"), (":scheme", "http"),
-            (":authority", "127.0.0.1"), (":path", "/api/v1/host")]
+            (":authority", "127.0.0.1"), (":path", "/api/v1/host"),
+            d.auth_h2()]
     sent, goaway = 0, None
     s.settimeout(0.001)
     try:
@@ -210,10 +211,11 @@ with RestDaemon(rest=LIMITS) as d:
     slow = []
     for i in range(20):
         c = socket.create_connection(("127.0.0.1", d.port))
-        c.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\nX-a: ")
+        c.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
+                  b"X-a: ")
         slow.append(c)
     c = socket.create_connection(("127.0.0.1", d.port))
-    c.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\n"
+    c.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
               b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
     slow.append(c)
     slow.append(socket.create_connection(("127.0.0.1", d.tls_port)))
@@ -248,7 +250,7 @@ with RestDaemon(rest=LIMITS) as d:
     ctx.verify_mode = ssl.CERT_NONE
     with socket.create_connection(("127.0.0.1", d.tls_port)) as raw:
         with ctx.wrap_socket(raw) as t:
-            t.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n"
+            t.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
                       b"Connection: close\r\n\r\n")
             check(t.recv(100).startswith(b"HTTP/1.1 200"), "TLS after abuse")
 

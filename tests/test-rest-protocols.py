@@ -103,7 +103,7 @@ with RestDaemon() as d:
               "HEAD's content-length", len(get), r.stdout)
         check("hostname" not in r.stdout, args, "HEAD sent a body:",
               r.stdout)
-    r = subprocess.run(["nghttp", "-nv", "-H", ":method: HEAD", d.base + path,
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-nv", "-H", ":method: HEAD", d.base + path,
                         d.base + "/readyz"], capture_output=True, text=True,
                        timeout=20)
     check(r.returncode == 0 and r.stdout.count(":status: 200") == 2 and
@@ -119,11 +119,12 @@ with RestDaemon() as d:
 
     # nghttp (nghttp2's own client) over TLS and cleartext.
     for url in (d.tls_base + path, d.base + "/api/v1/vms"):
-        r = subprocess.run(["nghttp", "-v", url], capture_output=True,
+        r = subprocess.run(["nghttp", "-H", d.auth_line(), "-v", url], capture_output=True,
                            text=True, timeout=20)
         check(r.returncode == 0 and ":status: 200" in r.stdout, url,
               r.stdout[-2000:], r.stderr)
-    r = subprocess.run(["nghttp", "-nv", "-m", "20", d.base + path],
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-nv", "-m", "20",
+                        d.base + path],
                        capture_output=True, text=True, timeout=20)
     check(r.returncode == 0 and r.stdout.count(":status: 200") == 20,
           "20 requests on one connection", r.stdout[-1500:])

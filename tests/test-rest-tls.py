@@ -26,7 +26,7 @@ def make_ca(d, name):
        f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.pem")
 
 
-def make_leaf(d, name, ca, san=None):
+def make_leaf(d, name, ca, san=None, eku=None):
     ext = ["-addext", f"subjectAltName={san}"] if san else []
     sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
        "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
@@ -34,6 +34,8 @@ def make_leaf(d, name, ca, san=None):
     extfile = f"{d}/{name}.ext"
     with open(extfile, "w") as f:
         f.write(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
+        if eku:
+            f.write(f"extendedKeyUsage={eku}\n")
     sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
        f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
        "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", extfile)
@@ -53,35 +55,63 @@ def read(path):
 
 
 # ---- mTLS -----------------------------------------------------------------
-d = RestDaemon(rest="    tls: { client_ca: ca.pem }")
+# Certificates map to roles by subject or fingerprint (auth.clients); one
+# without the clientAuth key purpose (a server's, from the same CA) is
+# refused at the handshake.
+d = RestDaemon(rest="""    tls: { client_ca: ca.pem }
+    auth:
+      clients:
+        - { subject: "CN=client", role: reader }
+        - { subject: "CN=server-only", role: admin }""")
 t = d.tmpdir
 make_ca(t, "ca")
 make_ca(t, "otherca")
-make_leaf(t, "client", "ca")
-make_leaf(t, "intruder", "otherca")
+make_leaf(t, "client", "ca", eku="clientAuth")
+make_leaf(t, "unmapped", "ca", eku="clientAuth")
+make_leaf(t, "server-only", "ca", eku="serverAuth")
+make_leaf(t, "intruder", "otherca", eku="clientAuth")
 with d:
     url = d.tls_base + "/api/v1/host"
     code = ["-o", "/dev/null", "-w", "%{http_code}", "-k"]
-    r = d.curl(*code, url, check_rc=False)
+    r = d.curl(*code, url, check_rc=False, token=False)
     check(r.returncode != 0 or r.stdout != "200", "no cert served", r.stdout)
     r = d.curl(*code, "--cert", f"{t}/intruder.pem", "--key",
-               f"{t}/intruder.key", url, check_rc=False)
+               f"{t}/intruder.key", url, check_rc=False, token=False)
     check(r.returncode != 0 or r.stdout != "200", "other CA served", r.stdout)
+    r = d.curl(*code, "--cert", f"{t}/server-only.pem", "--key",
+               f"{t}/server-only.key", url, check_rc=False, token=False)
+    check(r.returncode != 0 or r.stdout not in ("200", "403"),
+          "a certificate without clientAuth served", r.stdout)
+    check("lacks the clientAuth extended key usage" in d.log(), d.log()[-2000:])
     r = d.curl(*code, "--cert", f"{t}/client.pem", "--key",
-               f"{t}/client.key", url)
+               f"{t}/client.key", url, token=False)
     check(r.stdout == "200", "good client cert refused", r.stdout, r.stderr)
     r = d.curl(*code, "--http1.1", "--cert", f"{t}/client.pem", "--key",
-               f"{t}/client.key", url)
+               f"{t}/client.key", url, token=False)
     check(r.stdout == "200", "good client cert over http/1.1", r.stdout)
+    # Its role is reader: no VM create; a verified but unmapped one is 403.
+    r = d.curl(*code, "-X", "POST", "-H", "content-type: application/json",
+               "-d", '{"name":"x","vcpus":1,"memory":1048576}', "--cert",
+               f"{t}/client.pem", "--key", f"{t}/client.key",
+               d.tls_base + "/api/v1/vms", token=False)
+    check(r.stdout == "403", "a reader certificate created a VM", r.stdout)
+    check("cert:CN=client has role reader; this call needs operator"
+          in d.log(), d.log()[-2000:])
+    r = d.curl(*code, "--cert", f"{t}/unmapped.pem", "--key",
+               f"{t}/unmapped.key", url, token=False)
+    check(r.stdout == "403", "an unmapped certificate", r.stdout)
     log = d.log()
     check(log.count("TLS handshake with 127.0.0.1") >= 2, log[-3000:])
     # Each refusal says why.
     check("refused: Certificate is required" in log, log[-3000:])
     check("verification. (The certificate is NOT trusted. The certificate "
           "issuer is unknown.)" in log, log[-3000:])
-    # Cleartext stays open (loopback), and says nothing of TLS.
+    # Cleartext (loopback) says nothing of TLS, and grants nothing alone.
     r = d.curl("-o", "/dev/null", "-w", "%{http_code}", d.base + "/api/v1/host")
     check(r.stdout == "200", r.stdout)
+    r = d.curl("-o", "/dev/null", "-w", "%{http_code}",
+               d.base + "/api/v1/host", token=False)
+    check(r.stdout == "401", r.stdout)
 
 # ---- the certificate API ----------------------------------------------------
 with RestDaemon() as d:

@@ -95,7 +95,7 @@ with RpcDaemon(rpc="    limits: { stream_buffer: 64K }\n") as d:
         (":method", "POST"), (":scheme", "http"),
         (":path", "/vmhost.v1.NodeService/StreamMetrics"),
         (":authority", "x"), ("content-type", "application/grpc"),
-        ("te", "trailers")])
+        ("te", "trailers"), ("authorization", f"Bearer {d.token()}")])
     conn.send_data(sid, frame(N.StreamMetricsRequest(interval_ms=100)
                               .SerializeToString()), end_stream=True)
     s.sendall(conn.data_to_send())

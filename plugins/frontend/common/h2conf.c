@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h2server.h"
+#include "h2int.h"
 
 /* A path as written, or resolved against the directory of the config file
  * it was read from (relative paths in the config are relative to it). */
@@ -52,19 +52,23 @@ static int read_listen(const struct vmh_host *host,
     return VMH_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     const char *addr;
-    int tls;
+    int tls, insecure;
     if ((r = host->config_at(list, i, &el)) < 0 ||
         (r = host->config_string(el, "address", NULL, &addr,
                                  VMH_CFG_REQUIRED)) < 0 ||
-        (r = host->config_bool(el, "tls", 0, &tls, 0)) < 0)
+        (r = host->config_bool(el, "tls", 0, &tls, 0)) < 0 ||
+        (r = host->config_bool(el, "insecure", 0, &insecure, 0)) < 0)
       return r;
     c->listen[i].address = addr[0] == '/' || addr[0] == '.'
                                ? resolve(host, el, addr)
                                : strdup(addr);
     c->listen[i].tls = tls;
+    c->listen[i].insecure = insecure;
     c->n_listen = i + 1;
     if (!c->listen[i].address)
       return VMH_ENOMEM;
+    if ((r = h2auth_check_listener(host, el, &c->listen[i])) < 0)
+      return r;
   }
   return 0;
 }
@@ -170,6 +174,7 @@ int h2s_conf_read(const struct vmh_host *host, const struct vmh_config *cfg,
   if ((r = read_listen(host, cfg, ret)) < 0 ||
       (r = read_tls(host, cfg, ret)) < 0 ||
       (r = read_limits(host, cfg, ret)) < 0 ||
+      (r = h2auth_conf_read(host, cfg, ret)) < 0 ||
       (r = host->config_bool(cfg, "access_log", 1, &ret->access_log, 0)) < 0)
     return r;
   return 0;
@@ -185,5 +190,6 @@ void h2s_conf_free(struct h2s_conf *c) {
   free(c->cert);
   free(c->key);
   free(c->client_ca);
+  h2auth_conf_free(c);
   memset(c, 0, sizeof *c);
 }

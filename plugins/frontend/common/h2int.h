@@ -101,6 +101,9 @@ struct h2s_req {
   struct buf body;
   char id[65];
   char route[64];
+  int role;      /* enum auth_role, of the connection, then of a token */
+  char who[200]; /* the identity, for logs (h2s_who) */
+  char peer[INET6_ADDRSTRLEN + 8];
   const char *proto;
   int err_status;
   char err_msg[192];
@@ -144,6 +147,8 @@ struct conn {
   bool lingering;  /* answered and shut for writing: reading to discard */
   uint32_t events; /* registered with epoll */
   char peer[INET6_ADDRSTRLEN + 8];
+  int role;      /* what the connection itself grants (h2auth.c) */
+  char who[200]; /* its identity */
   gnutls_session_t tls;
   struct h2tls_creds *creds;
   size_t tls_pending; /* bytes handed to a send that said EAGAIN */
@@ -205,6 +210,7 @@ struct h2s {
   bool stopped; /* the loop has ended: answers are dropped, not queued */
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
   h2s_early_fn early;   /* requests handed over before their body */
+  struct auth_store *tokens; /* the daemon's bearer tokens (h2auth.c) */
 };
 
 static inline uint64_t now_us(void) {
@@ -332,6 +338,28 @@ void h2listen_close(struct h2s *s);
 int h2tls_setup(struct h2s *s);
 /* Reload the certificate if its file changed since it was loaded. */
 void h2tls_check(struct h2s *s);
+
+/* ---- h2auth.c: identities ----------------------------------------------- */
+
+/* The auth keys of an instance's config into c; 0 or a VMH_E* code with
+ * the host's error set.  h2auth_conf_free frees what it read. */
+int h2auth_conf_read(const struct vmh_host *host, const struct vmh_config *cfg,
+                     struct h2s_conf *c);
+void h2auth_conf_free(struct h2s_conf *c);
+/* Refuse (VMH_EINVAL, error set naming el) a cleartext TCP listener on a
+ * non-loopback address without insecure. */
+int h2auth_check_listener(const struct vmh_host *host,
+                          const struct vmh_config *el,
+                          const struct h2s_listen *l);
+/* The token store; 0 or VMH_ENOMEM with the host's error set. */
+int h2auth_start(struct h2s *s);
+/* The identity of a new connection: a unix-socket peer's credentials; a
+ * TCP connection's (anonymous, until TLS says more). */
+void h2auth_conn_unix(struct conn *c);
+void h2auth_conn_anonymous(struct conn *c);
+/* After the TLS handshake: the client certificate's identity; -1 with why
+ * set when the connection must be refused (no clientAuth purpose). */
+int h2auth_conn_tls(struct conn *c, char *why, size_t len);
 
 /* ---- h2server.c: the server --------------------------------------------- */
 

@@ -132,6 +132,12 @@ int h2listen_bind(struct h2s *s, const struct h2s_listen *spec) {
   epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
   l->next = s->listeners;
   s->listeners = l;
+  if (spec->insecure)
+    LOG(s, VMH_LOG_WARN,
+        "INSECURE: listener %s is cleartext on a network address "
+        "('insecure: true'): bearer tokens and all data cross the network "
+        "readable and alterable by anyone on the path",
+        a);
   LOG(s, VMH_LOG_INFO, "listening on %s (%s)", a,
       l->tls
           ? (s->conf->client_ca ? "TLS, client certificates required" : "TLS")

@@ -34,12 +34,23 @@
 #include <stdint.h>
 #include <vmhost/vmhost-plugin.h>
 
+#include "authtoken.h"
+
 struct h2s;
 struct h2s_req;
 
 struct h2s_listen {
   char *address; /* "host:port", "[v6]:port", or a unix socket path */
   int tls;       /* 1: TLS; 0: cleartext HTTP/2 and HTTP/1.1 */
+  int insecure;  /* cleartext on a non-loopback address, accepted */
+};
+
+/* An identity the config maps to a role (auth.clients, auth.unix_peers). */
+struct h2s_auth_map {
+  char *name;       /* clients: the subject DN, or the SHA-256 fingerprint */
+  int by_sha256;    /* clients: name is a fingerprint (upper-case hex, ':') */
+  int64_t uid, gid; /* unix_peers: one of them, the other -1 */
+  int role;         /* enum auth_role */
 };
 
 struct h2s_conf {
@@ -64,6 +75,11 @@ struct h2s_conf {
   uint32_t handshake_timeout_s; /* TLS handshake or protocol detection */
   uint32_t stream_buffer;       /* bytes queued per streamed response */
   int access_log;
+  /* Who may do what (h2auth.c): roles of client certificates and of
+   * unix-socket peers; /metrics without credentials. */
+  struct h2s_auth_map *clients, *unix_peers;
+  uint32_t n_clients, n_unix_peers;
+  int open_metrics;
 };
 
 /* Read the server's keys of an instance's config (listen, tls, limits,
@@ -158,6 +174,34 @@ void h2s_stream_begin(struct h2s_req *req, int status, const char *content_type,
                       h2s_close_fn on_close, void *opaque);
 int h2s_stream_send(struct h2s_req *req, const char *data, size_t len);
 void h2s_stream_end(struct h2s_req *req);
+
+/* ---- Who is calling (h2auth.c) -------------------------------------------
+ *
+ * A caller is one of: the holder of a bearer token ("Authorization: Bearer
+ * <token>", the token store of authtoken.h, STATE_DIR/auth), the holder of
+ * a client certificate verified against tls.client_ca that carries the
+ * clientAuth key purpose (its role from auth.clients, by subject or
+ * SHA-256), or a unix-socket peer (root and the daemon's own user are
+ * admin; others from auth.unix_peers, by uid or group).  A bearer token,
+ * when sent, decides.  A cleartext TCP connection by itself is anonymous:
+ * it grants nothing. */
+
+#define H2S_OPEN (-1)    /* anyone, no credentials (healthz, readyz) */
+#define H2S_METRICS (-2) /* reader, or anyone with auth.open_metrics */
+
+/* Whether req may act as role `need` (enum auth_role, H2S_OPEN or
+ * H2S_METRICS): 0; or 401 (no credentials, or a token not valid) or 403
+ * (a role too low), msg (len bytes) saying why, the refusal logged with
+ * the identity, and on 401 a www-authenticate field added to the answer.
+ * On the I/O thread, in the handler. */
+int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len);
+/* After h2s_authorize: who called ("token:NAME", "cert:DN", "uid:N",
+ * "anonymous"), and their role (enum auth_role). */
+const char *h2s_who(const struct h2s_req *req);
+int h2s_role(const struct h2s_req *req);
+/* The daemon's token store, for the API that creates and revokes tokens;
+ * owned by the server, valid between h2s_start and h2s_free. */
+struct auth_store *h2s_tokens(struct h2s *s);
 
 /* ---- Certificates ------------------------------------------------------- */
 

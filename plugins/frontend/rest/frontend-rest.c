@@ -49,6 +49,7 @@ struct route {
   const char *method;
   const char *pattern; /* "{}" is a path parameter */
   route_fn fn;
+  int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
 };
 
 /* Latency buckets of the per-route histograms, in microseconds. */
@@ -920,6 +921,85 @@ static int cert_upload(struct call *k) {
   return 0;
 }
 
+/* ---- Routes: bearer tokens (admin) -----------------------------------------
+ * The store is a small file (authtoken.h); its writes are rare and
+ * admin-only, done here like the certificate's. */
+
+static json_t *token_json(const struct auth_token *t) {
+  return json_pack("{s:s,s:s,s:I}", "name", t->name, "role",
+                   auth_role_name(t->role), "created", (json_int_t)t->created);
+}
+
+static int token_list(struct call *k) {
+  struct auth_token *t = NULL;
+  size_t n = 0;
+  char err[512];
+  if (no_query(k) < 0)
+    return -1;
+  int r = auth_token_list(h2s_tokens(k->rest->srv), &t, &n, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    json_array_append_new(a, token_json(&t[i]));
+  free(t);
+  answer_json(k, 200, a ? json_pack("{s:o}", "tokens", a) : NULL);
+  return 0;
+}
+
+static int token_create(struct call *k) {
+  static const char *const keys[] = {"name", "role", NULL};
+  const char *name, *role_name;
+  char err[512], secret[AUTH_SECRET_LEN];
+  int r;
+  if (no_query(k) < 0 || need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "name", &name)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "role", &role_name)) < 0)
+    return refused(k, r);
+  if (!name || !role_name)
+    return bad(k, "'name' and 'role' (reader, operator, admin) are required");
+  int role = auth_role_parse(role_name);
+  if (role < 0)
+    return bad(k, "role: reader, operator or admin, not '%s'", role_name);
+  r = auth_token_create(h2s_tokens(k->rest->srv), name, role, secret, err,
+                        sizeof err);
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  struct auth_token t = {.role = role, .created = (int64_t)time(NULL)};
+  snprintf(t.name, sizeof t.name, "%s", name);
+  json_t *o = token_json(&t);
+  if (o)
+    json_object_set_new(o, "token", json_string(secret));
+  host->log(k->rest->inst, VMH_LOG_INFO, "token '%s' (%s) created by %s", name,
+            role_name, h2s_who(k->req));
+  answer_json(k, 201, o);
+  return 0;
+}
+
+static int token_revoke(struct call *k) {
+  char err[512];
+  if (no_query(k) < 0)
+    return -1;
+  int r = auth_token_revoke(h2s_tokens(k->rest->srv), k->params[0], err,
+                            sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  host->log(k->rest->inst, VMH_LOG_INFO, "token '%s' revoked by %s",
+            k->params[0], h2s_who(k->req));
+  answer_json(k, 204, NULL);
+  return 0;
+}
+
 /* ---- Routes: events ------------------------------------------------------
  */
 
@@ -1015,43 +1095,48 @@ static int events(struct call *k) {
  */
 
 static const struct route routes[] = {
-    {"GET", "/api/v1/host", host_get},
-    {"GET", "/api/v1/host/health", health},
-    {"GET", "/api/v1/host/metrics", host_metrics},
-    {"GET", "/api/v1/host/hardware", host_hardware},
-    {"GET", "/api/v1/plugins", plugin_list},
-    {"GET", "/api/v1/vms", vm_list},
-    {"POST", "/api/v1/vms", vm_create},
-    {"GET", "/api/v1/vms/{}", vm_get},
-    {"DELETE", "/api/v1/vms/{}", vm_delete},
-    {"POST", "/api/v1/vms/{}/start", vm_start},
-    {"POST", "/api/v1/vms/{}/stop", vm_stop},
-    {"POST", "/api/v1/vms/{}/reboot", vm_reboot},
-    {"POST", "/api/v1/vms/{}/pause", vm_pause},
-    {"POST", "/api/v1/vms/{}/resume", vm_resume},
-    {"GET", "/api/v1/vms/{}/console", vm_console},
-    {"GET", "/api/v1/vms/{}/snapshots", snap_list},
-    {"POST", "/api/v1/vms/{}/snapshots", snap_create},
-    {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert},
-    {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete},
-    {"POST", "/api/v1/vms/{}/disks", disk_attach},
-    {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach},
-    {"GET", "/api/v1/storage/pools", pool_list},
-    {"GET", "/api/v1/storage/pools/{}", pool_get},
-    {"GET", "/api/v1/storage/pools/{}/volumes", vol_list},
-    {"POST", "/api/v1/storage/pools/{}/volumes", vol_create},
-    {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get},
-    {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize},
-    {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete},
-    {"GET", "/api/v1/networks", net_list},
-    {"GET", "/api/v1/networks/{}", net_get},
-    {"GET", "/api/v1/events", events},
-    {"GET", "/api/v1/settings/certificates", cert_get},
-    {"POST", "/api/v1/settings/certificates/generate", cert_generate},
-    {"POST", "/api/v1/settings/certificates/upload", cert_upload},
-    {"GET", "/metrics", metrics},
-    {"GET", "/healthz", healthz},
-    {"GET", "/readyz", readyz},
+    {"GET", "/api/v1/host", host_get, AUTH_READER},
+    {"GET", "/api/v1/host/health", health, AUTH_READER},
+    {"GET", "/api/v1/host/metrics", host_metrics, AUTH_READER},
+    {"GET", "/api/v1/host/hardware", host_hardware, AUTH_READER},
+    {"GET", "/api/v1/plugins", plugin_list, AUTH_READER},
+    {"GET", "/api/v1/vms", vm_list, AUTH_READER},
+    {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}", vm_get, AUTH_READER},
+    {"DELETE", "/api/v1/vms/{}", vm_delete, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/start", vm_start, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/stop", vm_stop, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/reboot", vm_reboot, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/pause", vm_pause, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/resume", vm_resume, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/console", vm_console, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/snapshots", snap_list, AUTH_READER},
+    {"POST", "/api/v1/vms/{}/snapshots", snap_create, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/disks", disk_attach, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach, AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools", pool_list, AUTH_READER},
+    {"GET", "/api/v1/storage/pools/{}", pool_get, AUTH_READER},
+    {"GET", "/api/v1/storage/pools/{}/volumes", vol_list, AUTH_READER},
+    {"POST", "/api/v1/storage/pools/{}/volumes", vol_create, AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get, AUTH_READER},
+    {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/networks", net_list, AUTH_READER},
+    {"GET", "/api/v1/networks/{}", net_get, AUTH_READER},
+    {"GET", "/api/v1/events", events, AUTH_READER},
+    {"GET", "/api/v1/settings/certificates", cert_get, AUTH_READER},
+    {"POST", "/api/v1/settings/certificates/generate", cert_generate,
+     AUTH_ADMIN},
+    {"POST", "/api/v1/settings/certificates/upload", cert_upload, AUTH_ADMIN},
+    {"GET", "/api/v1/settings/tokens", token_list, AUTH_ADMIN},
+    {"POST", "/api/v1/settings/tokens", token_create, AUTH_ADMIN},
+    {"DELETE", "/api/v1/settings/tokens/{}", token_revoke, AUTH_ADMIN},
+    {"GET", "/metrics", metrics, H2S_METRICS},
+    {"GET", "/healthz", healthz, H2S_OPEN},
+    {"GET", "/readyz", readyz, H2S_OPEN},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -1161,6 +1246,13 @@ static void route(struct call *k) {
   cut(k->path, strlen(k->path));
   h2s_set_route(req, routes[found].pattern);
   k->route = found;
+  char why[512];
+  int denied = h2s_authorize(req, routes[found].role, why, sizeof why);
+  if (denied) {
+    answer_error(k, denied, denied == 401 ? "unauthenticated" : "forbidden",
+                 why);
+    return;
+  }
   /* A body must be JSON. */
   size_t blen;
   h2s_body(req, &blen);

@@ -66,6 +66,7 @@ struct method {
   /* Start the work; the request message is k->in.  Returns 0, or -1
    * after answering a refusal. */
   int (*start)(struct call *k);
+  int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
 };
 
 struct route {
@@ -1204,42 +1205,42 @@ static int reflect_info(struct call *k) {
 
 #define NODE "vmhost.v1.NodeService"
 static const struct method methods[] = {
-    {NODE, "HealthCheck", LIST, health},
-    {NODE, "GetNodeInfo", ONE, node_info},
-    {NODE, "ListPlugins", LIST, plugin_list},
-    {NODE, "CreateVM", ONE, vm_create},
-    {NODE, "GetVM", ONE, vm_get},
-    {NODE, "GetVMStatus", ONE, vm_status},
-    {NODE, "ListVMs", LIST, vm_list},
-    {NODE, "StartVM", ONE, vm_start},
-    {NODE, "StopVM", ONE, vm_stop},
-    {NODE, "ForceStopVM", ONE, vm_force_stop},
-    {NODE, "RebootVM", ONE, vm_reboot},
-    {NODE, "PauseVM", ONE, vm_pause},
-    {NODE, "ResumeVM", ONE, vm_resume},
-    {NODE, "DeleteVM", ONE, vm_delete},
-    {NODE, "GetConsole", ONE, vm_console},
-    {NODE, "CreateSnapshot", ONE, snap_create},
-    {NODE, "ListSnapshots", LIST, snap_list},
-    {NODE, "RevertSnapshot", ONE, snap_revert},
-    {NODE, "DeleteSnapshot", ONE, snap_delete},
-    {NODE, "AttachDisk", ONE, disk_attach},
-    {NODE, "DetachDisk", ONE, disk_detach},
-    {NODE, "ListPools", LIST, pool_list},
-    {NODE, "GetPool", ONE, pool_get},
-    {NODE, "ListVolumes", LIST, vol_list},
-    {NODE, "GetVolume", ONE, vol_get},
-    {NODE, "CreateVolume", ONE, vol_create},
-    {NODE, "ResizeVolume", ONE, vol_resize},
-    {NODE, "DeleteVolume", ONE, vol_delete},
-    {NODE, "ListNetworks", LIST, net_list},
-    {NODE, "GetNetwork", ONE, net_get},
-    {NODE, "StreamMetrics", STREAM, stream_metrics},
-    {NODE, "WatchEvents", STREAM, watch_events},
-    {"grpc.health.v1.Health", "Check", ONE, std_health_check},
-    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch},
+    {NODE, "HealthCheck", LIST, health, AUTH_READER},
+    {NODE, "GetNodeInfo", ONE, node_info, AUTH_READER},
+    {NODE, "ListPlugins", LIST, plugin_list, AUTH_READER},
+    {NODE, "CreateVM", ONE, vm_create, AUTH_OPERATOR},
+    {NODE, "GetVM", ONE, vm_get, AUTH_READER},
+    {NODE, "GetVMStatus", ONE, vm_status, AUTH_READER},
+    {NODE, "ListVMs", LIST, vm_list, AUTH_READER},
+    {NODE, "StartVM", ONE, vm_start, AUTH_OPERATOR},
+    {NODE, "StopVM", ONE, vm_stop, AUTH_OPERATOR},
+    {NODE, "ForceStopVM", ONE, vm_force_stop, AUTH_OPERATOR},
+    {NODE, "RebootVM", ONE, vm_reboot, AUTH_OPERATOR},
+    {NODE, "PauseVM", ONE, vm_pause, AUTH_OPERATOR},
+    {NODE, "ResumeVM", ONE, vm_resume, AUTH_OPERATOR},
+    {NODE, "DeleteVM", ONE, vm_delete, AUTH_OPERATOR},
+    {NODE, "GetConsole", ONE, vm_console, AUTH_OPERATOR},
+    {NODE, "CreateSnapshot", ONE, snap_create, AUTH_OPERATOR},
+    {NODE, "ListSnapshots", LIST, snap_list, AUTH_READER},
+    {NODE, "RevertSnapshot", ONE, snap_revert, AUTH_OPERATOR},
+    {NODE, "DeleteSnapshot", ONE, snap_delete, AUTH_OPERATOR},
+    {NODE, "AttachDisk", ONE, disk_attach, AUTH_OPERATOR},
+    {NODE, "DetachDisk", ONE, disk_detach, AUTH_OPERATOR},
+    {NODE, "ListPools", LIST, pool_list, AUTH_READER},
+    {NODE, "GetPool", ONE, pool_get, AUTH_READER},
+    {NODE, "ListVolumes", LIST, vol_list, AUTH_READER},
+    {NODE, "GetVolume", ONE, vol_get, AUTH_READER},
+    {NODE, "CreateVolume", ONE, vol_create, AUTH_OPERATOR},
+    {NODE, "ResizeVolume", ONE, vol_resize, AUTH_OPERATOR},
+    {NODE, "DeleteVolume", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ListNetworks", LIST, net_list, AUTH_READER},
+    {NODE, "GetNetwork", ONE, net_get, AUTH_READER},
+    {NODE, "StreamMetrics", STREAM, stream_metrics, H2S_METRICS},
+    {NODE, "WatchEvents", STREAM, watch_events, AUTH_READER},
+    {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
+    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
-     reflect_info},
+     reflect_info, AUTH_READER},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
@@ -1422,6 +1423,13 @@ static void route(struct call *k) {
   }
   k->rt = rt;
   h2s_set_route(k->req, rt->path);
+  char why[512];
+  int denied = h2s_authorize(k->req, rt->m->role, why, sizeof why);
+  if (denied) {
+    answer_status(
+        k, denied == 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED, why);
+    return;
+  }
   if (rt->m->shape != BIDI && unpack(k) < 0)
     return;
   if (rt->m->shape == ONE || rt->m->shape == LIST) {
