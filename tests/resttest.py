@@ -135,7 +135,7 @@ class RestDaemon(Daemon):
         c.close()
         ctype = hdrs.get("content-type", "")
         val = json.loads(text) if ctype.startswith("application/json") \
-            else text.decode(errors="replace")
+            and method != "HEAD" else text.decode(errors="replace")
         check("x-request-id" in hdrs, method, path, "no x-request-id", hdrs)
         return r.status, hdrs, val
 
