@@ -13,7 +13,7 @@ import socket
 import stat
 import subprocess
 
-from resttest import TOP_SRCDIR, RestDaemon, import_h2, require
+from resttest import TOP_SRCDIR, RestDaemon, import_h2, openapi, require
 from rpctest import RpcDaemon, frame
 from vmhtest import VMHOSTD, check, fail, free_port
 
@@ -134,6 +134,17 @@ def expect_allowed(need, who):
 
 rest_routes = rest_table()
 same_policy(rest_routes, REST_POLICY, "REST route")
+# openapi.yaml says the same (x-role on every operation).
+for pattern, item in openapi()["paths"].items():
+    for method, op in item.items():
+        if method not in ("get", "post", "put", "patch", "delete"):
+            continue  # parameters shared by the path's operations
+        key = f"{method.upper()} {re.sub(r'[{][^}]+[}]', '{}', pattern)}"
+        want = {"open": "none", "metrics": "reader (none with "
+                "auth.open_metrics)"}.get(rest_routes.get(key),
+                                          rest_routes.get(key))
+        check(op.get("x-role") == want, "openapi.yaml", key, "x-role",
+              op.get("x-role"), "the table says", rest_routes.get(key))
 rpc_methods = rpc_table()
 same_policy(rpc_methods, RPC_POLICY, "gRPC method")
 
@@ -172,7 +183,7 @@ with d:
                 if method != "HEAD":
                     code = v["error"]["code"]
                     check(code == ("UNAUTHENTICATED" if want == 401
-                                   else "FORBIDDEN"), key, v)
+                                   else "PERMISSION_DENIED"), key, v)
                 if want == 401:
                     check("www-authenticate" in hdrs, key, hdrs)
     log = d.log()

@@ -1248,9 +1248,12 @@ static void route(struct call *k) {
   k->route = found;
   char why[512];
   int denied = h2s_authorize(req, routes[found].role, why, sizeof why);
+  if (denied == 401) {
+    answer_error(k, 401, "unauthenticated", why);
+    return;
+  }
   if (denied) {
-    answer_error(k, denied, denied == 401 ? "unauthenticated" : "forbidden",
-                 why);
+    answer_error(k, 403, "permission_denied", why);
     return;
   }
   /* A body must be JSON. */
