@@ -170,6 +170,21 @@ with RestDaemon(rest='    tls: { min_version: "1.2" }') as d:
     r = d.curl("-k", "--tlsv1.2", "--tls-max", "1.2", "-w", "%{http_code}",
                "-o", "/dev/null", d.tls_base + "/api/v1/host")
     check(r.stdout == "200", r.stdout, r.stderr)
+    # AEAD suites only: no CBC (with SHA-1 or SHA-256 MACs), whichever the
+    # client asks for.
+    for cbc in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                "ECDHE-ECDSA-AES128-SHA256"):
+        r = subprocess.run(["openssl", "s_client", "-connect",
+                            f"127.0.0.1:{d.tls_port}", "-tls1_2", "-cipher",
+                            cbc], input="", capture_output=True, text=True,
+                           timeout=20)
+        check("Cipher is (NONE)" in r.stdout, cbc, "accepted:",
+              r.stdout[-800:])
+    r = subprocess.run(["openssl", "s_client", "-connect",
+                        f"127.0.0.1:{d.tls_port}", "-tls1_2", "-cipher",
+                        "ECDHE-ECDSA-AES128-GCM-SHA256"], input="",
+                       capture_output=True, text=True, timeout=20)
+    check("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256" in r.stdout, r.stdout)
 
 # An idle keep-alive connection is closed after idle_timeout; one with a
 # request in flight or answered just now is not.

@@ -343,8 +343,12 @@ static int generate(struct h2s *s, char *err, size_t errlen) {
 
 int h2tls_setup(struct h2s *s) {
   char err[512];
+  /* AEAD ciphers only: TLS 1.2's CBC suites (with SHA-1 or SHA-2 MACs)
+   * are the ones with the padding-oracle and Lucky13 history. */
   const char *prio = s->conf->tls12
-                         ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+                         ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+                           "-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:"
+                           "+AES-128-GCM:-MAC-ALL:+AEAD"
                          : "NORMAL:-VERS-ALL:+VERS-TLS1.3";
   if (gnutls_priority_init(&s->prio, prio, NULL) < 0) {
     s->host->error("TLS priorities '%s' refused", prio);
