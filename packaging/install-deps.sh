@@ -69,6 +69,7 @@ PACKAGES=(
   python3-yaml        # frontend/rest tests: reading openapi.yaml
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
+  python3-cryptography  # frontend/rest tests: certificates dated in the past or future
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc tests: stubs generated from proto/
   h2o                 # tests/bench/rest-h2load.py: the reference server

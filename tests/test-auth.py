@@ -55,6 +55,7 @@ REST_POLICY = {
     "GET /api/v1/settings/certificates": "reader",
     "POST /api/v1/settings/certificates/generate": "admin",
     "POST /api/v1/settings/certificates/upload": "admin",
+    "POST /api/v1/settings/certificates/restore": "admin",
     "GET /api/v1/settings/tokens": "admin",
     "POST /api/v1/settings/tokens": "admin",
     "DELETE /api/v1/settings/tokens/{}": "admin",

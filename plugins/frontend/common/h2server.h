@@ -222,11 +222,19 @@ int h2s_cert_info(struct h2s *s, struct h2s_cert_info *ret);
  * the message. */
 int h2s_cert_generate(struct h2s *s, char *err, size_t errlen);
 /* Validate a PEM chain (leaf first) and key (they must parse, the key must
- * match the leaf, each certificate be issued by the next), install them at
- * the cert and key paths and use them for new connections. */
+ * match the leaf, each certificate be issued by the next; the leaf's key
+ * RSA >= 2048 bits, ECDSA >= P-256 or EdDSA, signed with SHA-256 or
+ * better, valid now, naming every tls.hostnames entry), keep the pair in
+ * use as the previous one, install them at the cert and key paths and use
+ * them for new connections.  VMH_EINVAL with err saying which check. */
 int h2s_cert_install(struct h2s *s, const char *cert_pem, size_t cert_len,
                      const char *key_pem, size_t key_len, char *err,
                      size_t errlen);
+
+/* Put the previous pair (the one the last install replaced) back, checked
+ * again; the pair in use becomes the previous one.  VMH_ENOENT when there
+ * is none. */
+int h2s_cert_restore(struct h2s *s, char *err, size_t errlen);
 
 /* ---- Extra fields, trailers, watching (gRPC) ---------------------------- */
 

@@ -921,6 +921,24 @@ static int cert_upload(struct call *k) {
   return 0;
 }
 
+static int cert_restore(struct call *k) {
+  char err[512];
+  if (no_query(k) < 0 || need_body(k, true) < 0)
+    return -1;
+  if (json_object_size(k->body))
+    return bad(k, "this request takes no fields");
+  int r = h2s_cert_restore(k->rest->srv, err, sizeof err);
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  if (r == VMH_ENOENT)
+    answer_error(k, 404, "not_found", err);
+  else if (r)
+    answer_code(k, r, err);
+  else
+    answer_cert(k);
+  return 0;
+}
+
 /* ---- Routes: bearer tokens (admin) -----------------------------------------
  * The store is a small file (authtoken.h); its writes are rare and
  * admin-only, done here like the certificate's. */
@@ -1131,6 +1149,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/settings/certificates/generate", cert_generate,
      AUTH_ADMIN},
     {"POST", "/api/v1/settings/certificates/upload", cert_upload, AUTH_ADMIN},
+    {"POST", "/api/v1/settings/certificates/restore", cert_restore, AUTH_ADMIN},
     {"GET", "/api/v1/settings/tokens", token_list, AUTH_ADMIN},
     {"POST", "/api/v1/settings/tokens", token_create, AUTH_ADMIN},
     {"DELETE", "/api/v1/settings/tokens/{}", token_revoke, AUTH_ADMIN},
