@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "orchestrate.h"
 #include "service.h"
 #include "settings.h"
 #include "vm.h"
@@ -323,6 +324,7 @@ static int run(const char *config_file, int check_only) {
     status = r == VMH_EINVAL ? EXIT_CONFIG : EXIT_START;
     goto out;
   }
+  orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;

@@ -4,6 +4,8 @@
 memory and live, actions with illegal transitions refused, snapshots, disk
 hot-plug, console, delete; bad input refused with a message and nothing
 made."""
+import os
+
 from vmhtest import Daemon, check, expect, mocks, vm_spec
 
 with Daemon(mocks()) as d:
@@ -110,3 +112,30 @@ with Daemon(mocks()) as d:
     check(d.ok(op="volume_list", pool="pool0")["volumes"] == [], "volumes deleted")
     expect(d.call(op="vm_get", vm="web-1"), "not_found")
     check(d.stop() == 0, "SIGTERM: exit 0")
+
+# Host files as kernel and initrd (issue 12, finding 4): only from the
+# config's daemon.boot_dirs (here /boot and the test's directory), links
+# resolved; every refusal says the same, whether the file exists or not.
+with Daemon(mocks()) as d:
+    kern = os.path.join(d.tmp, "vmlinuz")
+    with open(kern, "w") as f:
+        f.write("not really a kernel")
+    os.symlink("/etc/shadow", os.path.join(d.tmp, "shadow-link"))
+    for bad in ("/etc/shadow", "/proc/self/environ", "etc/shadow",
+                os.path.join(d.tmp, "shadow-link"),
+                os.path.join(d.tmp, "..", "..", "etc", "shadow"),
+                os.path.join(d.tmp, "state", "auth", "..", "..", "..",
+                             "etc", "passwd"),
+                "/etc/no-such-file"):
+        for what in ("kernel", "initrd"):
+            r = expect(d.call(op="vm_create",
+                              spec=vm_spec("boot", disks=0, nics=0,
+                                           **{what: bad})),
+                       "permission_denied")
+            check("is not a file under a directory of daemon.boot_dirs"
+                  in r["message"], what, bad, r)
+    check(d.ok(op="vm_list")["vms"] == [], "a refused VM was recorded")
+    vm = d.ok(op="vm_create", spec=vm_spec("boot", disks=0, nics=0,
+                                           kernel=kern))["vms"][0]
+    check(vm["spec"]["kernel"] == kern if "spec" in vm else True, vm)
+    d.ok(op="vm_delete", vm="boot")

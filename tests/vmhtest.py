@@ -183,6 +183,7 @@ class Daemon:
   state_dir: state
   log: {{ level: {self.log_level} }}
   reconcile_interval: 0
+  boot_dirs: [ /boot, {self.tmp} ]   # guests' kernels, initrds built here
 {daemon_yaml}
 {body}
 frontends:
