@@ -332,6 +332,13 @@ def mocks(hv="", st="", net=""):
     return MOCKS.format(hv=hv, st=st, net=net)
 
 
+# The image sources a test's storage pools take (the plugins' image_sources:
+# refused by default): files under the temporary directory, the test's own
+# HTTP servers on loopback.
+IMAGE_SOURCES = (f"image_sources: {{ file_dirs: [ {tempfile.gettempdir()} ], "
+                 "allow_private: true }")
+
+
 def vm_spec(name, disks=1, nics=1, **extra):
     spec = {"name": name, "vcpus": 2, "memory": 1 << 30,
             "disks": [{"name": f"vd{chr(ord('a') + i)}", "size": 1 << 30}
