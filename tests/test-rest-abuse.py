@@ -258,3 +258,38 @@ with RestDaemon(rest=LIMITS) as d:
     print(f"RSS: {rss0} kB before, {rss1} kB after", flush=True)
     check(rss1 - rss0 < 64 * 1024, "RSS grew by", rss1 - rss0, "kB")
     check(d.stop() == 0, "exit")
+
+# Connection slots (issue 12, finding 6): idle connections that never start
+# TLS, from one address, take at most max_connections_per_peer; from many
+# addresses, the oldest silent ones give their slots back to new clients;
+# the unix socket has a reserve of its own.
+with RestDaemon(rest="    limits: { max_connections: 32, "
+                "max_connections_per_peer: 8 }") as d:
+    def idle(src, n):
+        socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", d.tls_port))
+            socks.append(s)
+        return socks
+
+    def served_from(src):
+        r = d.curl("--interface", src, "-o", "/dev/null", "-w",
+                   "%{http_code}", d.base + "/api/v1/host", check_rc=False)
+        return r.stdout == "200"
+
+    one = idle("127.0.0.1", 40)
+    kept = [s for s in one if not closed_within(s, 0.3)]
+    check(len(kept) == 8, "one address holds", len(kept), "slots, not 8")
+    check("max_connections_per_peer" in d.log(), "refusal not logged")
+    check(served_from("127.0.0.2"), "another address starved")
+    many = [s for i in range(3, 7) for s in idle(f"127.0.0.{i}", 8)]
+    time.sleep(1.2)  # silent for a second: first to give their slots
+    check(served_from("127.0.0.50"), "a new address starved by silent ones")
+    r = d.curl("--unix-socket", d.usock, "-o", "/dev/null", "-w",
+               "%{http_code}", "http://x/api/v1/host", check_rc=False)
+    check(r.stdout == "200", "the unix socket starved", r.stdout)
+    check("slot taken back" in d.log(), "no silent connection was evicted")
+    for s in one + many:
+        s.close()

@@ -120,7 +120,7 @@ static int read_tls(const struct vmh_host *host, const struct vmh_config *cfg,
 static int read_limits(const struct vmh_host *host,
                        const struct vmh_config *cfg, struct h2s_conf *c) {
   const struct vmh_config *l;
-  int64_t conns, streams, rps, resets, idle, req, hs;
+  int64_t conns, per_peer, streams, rps, resets, idle, req, hs;
   uint64_t hdr, body, sbuf, cbuf;
   int r = host->config_map(cfg, "limits", &l, 0);
   if (r < 0)
@@ -128,6 +128,8 @@ static int read_limits(const struct vmh_host *host,
   /* A missing map reads every key as its default. */
   if ((r = host->config_int(l, "max_connections", 1, 1000000, 1024, &conns,
                             0)) < 0 ||
+      (r = host->config_int(l, "max_connections_per_peer", 1, 1000000, 64,
+                            &per_peer, 0)) < 0 ||
       (r = host->config_int(l, "max_streams", 1, 10000, 100, &streams, 0)) <
           0 ||
       (r = host->config_size(l, "max_header_size", 1024, 1 << 20, 16384, &hdr,
@@ -154,6 +156,7 @@ static int read_limits(const struct vmh_host *host,
     return VMH_EINVAL;
   }
   c->max_connections = (uint32_t)conns;
+  c->max_connections_per_peer = (uint32_t)per_peer;
   c->max_streams = (uint32_t)streams;
   c->max_header_size = (uint32_t)hdr;
   c->max_body_size = body;

@@ -50,6 +50,8 @@ void h2conn_open(struct h2s *s, int fd, const struct sockaddr_storage *ss,
   c->t_tokens = now_us();
   c->tokens = s->conf->requests_per_s;
   peer_name(ss, c->peer, sizeof c->peer);
+  h2listen_addr_key(ss, c->addr);
+  c->unix_peer = ss->ss_family == AF_UNIX;
   if (ss->ss_family != AF_UNIX) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     h2auth_conn_anonymous(c);

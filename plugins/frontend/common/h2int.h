@@ -147,6 +147,9 @@ struct conn {
   bool lingering;  /* answered and shut for writing: reading to discard */
   uint32_t events; /* registered with epoll */
   char peer[INET6_ADDRSTRLEN + 8];
+  unsigned char addr[17]; /* family and address, without the port: the
+                           * per-peer connection count (h2listen.c) */
+  bool unix_peer;
   int role;      /* what the connection itself grants (h2auth.c) */
   char who[200]; /* its identity */
   gnutls_session_t tls;
@@ -322,6 +325,8 @@ void h2http1_deliver(struct h2s_req *r);
 
 /* ---- h2listen.c: listeners ---------------------------------------------- */
 
+/* The peer's address of ss, without its port, as a key (17 bytes). */
+void h2listen_addr_key(const struct sockaddr_storage *ss, unsigned char *key);
 /* Bind and register a listener for spec.  0, or a VMH_E* code with the
  * host's error set. */
 int h2listen_bind(struct h2s *s, const struct h2s_listen *spec);

@@ -64,7 +64,8 @@ struct h2s_conf {
   char **hostnames; /* extra names for the generated certificate */
   uint32_t n_hostnames;
   uint32_t max_connections;
-  uint32_t max_streams;     /* concurrent, per connection */
+  uint32_t max_connections_per_peer; /* TCP, by the peer's address */
+  uint32_t max_streams;              /* concurrent, per connection */
   uint32_t max_header_size; /* bytes of all header fields of a request */
   uint64_t max_body_size;
   uint64_t max_conn_buffer; /* request bodies held per HTTP/2 connection */

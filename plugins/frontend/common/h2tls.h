@@ -39,7 +39,6 @@ int h2tls_info(const char *cert, struct h2s_cert_info *ret, char *err,
  * write them. */
 int h2tls_install(const char *cert, const char *key, const char *cert_pem,
                   size_t cert_len, const char *key_pem, size_t key_len,
-                  char *const *names, size_t n_names, char *err,
-                  size_t errlen);
+                  char *const *names, size_t n_names, char *err, size_t errlen);
 
 #endif /* VMH_H2TLS_H */
