@@ -121,7 +121,8 @@ static int read_limits(const struct vmh_host *host,
                        const struct vmh_config *cfg, struct h2s_conf *c) {
   const struct vmh_config *l;
   int64_t conns, per_peer, streams, rps, resets, idle, req, hs;
-  uint64_t hdr, body, sbuf, cbuf;
+  uint64_t hdr, body, sbuf, cbuf, smem;
+  int64_t speer;
   int r = host->config_map(cfg, "limits", &l, 0);
   if (r < 0)
     return r;
@@ -145,6 +146,10 @@ static int read_limits(const struct vmh_host *host,
       (r = host->config_int(l, "handshake_timeout", 1, 3600, 10, &hs, 0)) < 0 ||
       (r = host->config_size(l, "stream_buffer", 4096, 64 << 20, 256 << 10,
                              &sbuf, 0)) < 0 ||
+      (r = host->config_size(l, "stream_memory", 64 << 10, UINT64_C(1) << 40,
+                             64 << 20, &smem, 0)) < 0 ||
+      (r = host->config_int(l, "max_streams_per_peer", 1, 1000000, 256, &speer,
+                            0)) < 0 ||
       (r = host->config_size(l, "max_connection_buffer", 64 << 10,
                              (UINT64_C(1) << 31) - 1, 4 << 20, &cbuf, 0)) < 0)
     return r;
@@ -167,6 +172,8 @@ static int read_limits(const struct vmh_host *host,
   c->request_timeout_s = (uint32_t)req;
   c->handshake_timeout_s = (uint32_t)hs;
   c->stream_buffer = (uint32_t)sbuf;
+  c->stream_memory = smem;
+  c->max_streams_per_peer = (uint32_t)speer;
   return 0;
 }
 

@@ -117,6 +117,14 @@ struct h2s_req {
   struct buf out;
   h2s_close_fn on_close;
   void *close_opaque;
+  /* Streamed responses (h2answer.c): on s->streams while streaming;
+   * acct = bytes of out counted in s->stream_bytes. */
+  struct h2s_req *snext, *sprev;
+  bool on_streams;
+  size_t acct;
+  char cut_why[128];      /* why the stream was cut (overflow) */
+  unsigned char addr[17]; /* the peer's address key (h2listen.c) */
+  bool unix_peer;
   struct h2s_req *qnext;
   /* Loop thread. */
   bool submitted, finished;
@@ -214,6 +222,10 @@ struct h2s {
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
   h2s_early_fn early;   /* requests handed over before their body */
   struct auth_store *tokens; /* the daemon's bearer tokens (h2auth.c) */
+  /* Under lock: streamed responses, and the bytes their buffers hold
+   * (limits.stream_memory). */
+  struct h2s_req *streams;
+  uint64_t stream_bytes;
 };
 
 static inline uint64_t now_us(void) {
@@ -271,6 +283,10 @@ void h2req_detach(struct h2s_req *r);
 
 /* ---- h2answer.c: answers ------------------------------------------------ */
 
+/* len bytes of r's answer left r->out for the connection; under s->lock. */
+void h2answer_consumed(struct h2s_req *r, size_t len);
+/* r is freed: its stream's bytes leave the budget (takes s->lock). */
+void h2answer_forget(struct h2s_req *r);
 /* Whether r's answer goes without its body: a HEAD request (the handler
  * answers it as a GET) not streamed. */
 bool h2answer_head_only(const struct h2s_req *r);

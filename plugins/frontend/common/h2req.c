@@ -25,6 +25,8 @@ struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   r->role = c->role;
   memcpy(r->who, c->who, sizeof r->who);
   memcpy(r->peer, c->peer, sizeof r->peer);
+  memcpy(r->addr, c->addr, sizeof r->addr);
+  r->unix_peer = c->unix_peer;
   atomic_init(&r->refs, 1); /* the connection's */
   atomic_fetch_add(&s->refs, 1);
   snprintf(r->id, sizeof r->id, "%08" PRIx32 "%08" PRIx64, s->id_prefix,
@@ -52,6 +54,7 @@ void h2req_unref(struct h2s_req *r) {
   hdrs_free(r->h, r->nh);
   hdrs_free(r->rh, r->nrh);
   hdrs_free(r->tr, r->ntr);
+  h2answer_forget(r);
   h2buf_free(&r->body);
   h2buf_free(&r->out);
   struct h2s *s = r->s;

@@ -72,9 +72,11 @@ struct h2s_conf {
   uint32_t requests_per_s;  /* per connection; also the burst */
   uint32_t resets_per_s;    /* client RST_STREAM frames, per connection */
   uint32_t idle_timeout_s;
-  uint32_t request_timeout_s;   /* a whole request, from its first byte */
-  uint32_t handshake_timeout_s; /* TLS handshake or protocol detection */
-  uint32_t stream_buffer;       /* bytes queued per streamed response */
+  uint32_t request_timeout_s;    /* a whole request, from its first byte */
+  uint32_t handshake_timeout_s;  /* TLS handshake or protocol detection */
+  uint32_t stream_buffer;        /* bytes queued per streamed response */
+  uint64_t stream_memory;        /* bytes queued over all of them */
+  uint32_t max_streams_per_peer; /* streamed responses per address */
   int access_log;
   /* Who may do what (h2auth.c): roles of client certificates and of
    * unix-socket peers; /metrics without credentials. */
