@@ -14,7 +14,7 @@ import stat
 import subprocess
 
 from resttest import TOP_SRCDIR, RestDaemon, import_h2, openapi, require
-from rpctest import RpcDaemon, frame
+from rpctest import RpcDaemon, frame, pb
 from vmhtest import VMHOSTD, check, fail, free_port
 
 require("curl")
@@ -195,6 +195,23 @@ with d:
     check(re.search(r"access id=\S+ peer=\S+ who=token:t-operator ", log),
           "the access log names the identity")
 
+    # Secrets in a VM's spec (user_data) are not shown to readers; the
+    # list from memory is cached apart for them.
+    secret = "#cloud-config\npassword: hunter2\n"
+    d.ok("POST", "/api/v1/vms", {"name": "sec", "vcpus": 1,
+                                 "memory": 1 << 30, "user_data": secret},
+         status=201)
+    for _ in range(2):  # the second answer comes from the cache
+        for who, want in (("reader", False), ("operator", True),
+                          ("reader", False)):
+            for path in ("/api/v1/vms/sec", "/api/v1/vms"):
+                st, _, v = d.request("GET", path, token=tokens[who])
+                check(st == 200, path, who, st, v)
+                text = str(v)
+                check(("hunter2" in text) == want, path, who, text)
+                if not want:
+                    check("hidden" in text, path, who, text)
+
     # Finding 1: anyone could replace the TLS certificate.  Now admin only.
     C = "/api/v1/settings/certificates"
     before = d.ok("GET", C)["sha256"]
@@ -358,4 +375,13 @@ with RpcDaemon() as d:
                 check(a.get("grpc-message"), path, "no message", a)
     check("token:g-reader has role reader; this call needs operator"
           in d.log(), "PERMISSION_DENIED logged with the identity")
+    # user_data is hidden from readers here too.
+    d.ok(op="vm_create", spec={"name": "sec", "vcpus": 1, "memory": 1 << 30,
+                               "user_data": "password: hunter2\n"})
+    for who, want in (("reader", False), ("operator", True)):
+        node = d.node(d.channel(token=tokens[who]))
+        vm = node.GetVM(pb.node.VmRequest(vm="sec"))
+        check(("hunter2" in vm.spec.user_data) == want, who, vm.spec)
+        vms = node.ListVMs(pb.node.ListVMsRequest()).vms
+        check(("hunter2" in vms[0].spec.user_data) == want, who, vms)
 print("ok")

@@ -87,6 +87,7 @@ struct rest {
    * generation it was begun at: served again while the generation stays
    * (a list of many VMs costs its JSON encoding otherwise). */
   struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -111,6 +112,7 @@ struct call {
   const char *key; /* LIST */
   int ok_status;   /* 200, 201 */
   uint64_t gen;    /* vm_list from memory: the generation it began at */
+  bool hide;       /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -216,7 +218,28 @@ static void finish_default(struct call *k, int code, const char *message) {
   answer_json(k, v ? k->ok_status : 204, v);
 }
 
+/* What a reader is not shown: a VM's user_data (cloud-init often carries
+ * passwords and keys), wherever it sits in a result. */
+#define HIDDEN "(hidden: the operator role is needed)"
+static void hide_secrets(json_t *v) {
+  const char *key;
+  json_t *x;
+  size_t i;
+  if (json_is_object(v)) {
+    json_object_foreach(v, key, x) {
+      if (!strcmp(key, "user_data") && json_is_string(x))
+        json_object_set_new(v, key, json_string(HIDDEN));
+      else
+        hide_secrets(x);
+    }
+  } else if (json_is_array(v)) {
+    json_array_foreach(v, i, x) hide_secrets(x);
+  }
+}
+
 static void add(struct call *k, json_t *v) {
+  if (k->hide)
+    hide_secrets(v);
   pthread_mutex_lock(&k->lock);
   if (json_array_append_new(k->res, v) < 0)
     host->log(k->rest->inst, VMH_LOG_WARN, "a result lost (no memory)");
@@ -350,8 +373,12 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
  */
 
 /* The cached list when it is of generation gen: answered, true. */
+static struct h2s_cache *list_cache_of(struct call *k) {
+  return k->hide ? k->rest->list_cache_hidden : k->rest->list_cache;
+}
+
 static bool list_cached(struct call *k, uint64_t gen) {
-  struct h2s_body *b = h2s_cache_get(k->rest->list_cache, gen);
+  struct h2s_body *b = h2s_cache_get(list_cache_of(k), gen);
   if (!b)
     return false;
   account(k, 200);
@@ -381,7 +408,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
   }
   account(k, 200);
   h2s_respond_body(k->req, 200, "application/json", b);
-  h2s_cache_put(k->rest->list_cache, k->gen, b);
+  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
   call_unref(k);
 }
@@ -1275,6 +1302,7 @@ static void route(struct call *k) {
     answer_error(k, 403, "permission_denied", why);
     return;
   }
+  k->hide = h2s_role(req) < AUTH_OPERATOR;
   /* A body must be JSON. */
   size_t blen;
   h2s_body(req, &blen);
@@ -1337,7 +1365,10 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     return VMH_ENOMEM;
   }
   rest->list_cache = h2s_cache_new();
-  if (!rest->list_cache) {
+  rest->list_cache_hidden = h2s_cache_new();
+  if (!rest->list_cache || !rest->list_cache_hidden) {
+    h2s_cache_free(rest->list_cache);
+    h2s_cache_free(rest->list_cache_hidden);
     free(rest->stats);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1387,6 +1418,7 @@ static void rest_close(void *handle) {
   h2s_conf_free(&rest->conf);
   free(rest->stats);
   h2s_cache_free(rest->list_cache);
+  h2s_cache_free(rest->list_cache_hidden);
   free(rest);
 }
 

@@ -90,6 +90,7 @@ struct rpc {
   /* ListVMs from memory, framed, by the VM generation it was begun at
    * (see frontend-rest.c: the same cache). */
   struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
 };
 
 /* ---- Calls ----------------------------------------------------------------
@@ -104,6 +105,7 @@ struct call {
   struct vmh_reply reply;
   bool vm_status; /* the vm visitor makes a VmStatusResponse */
   uint64_t gen;   /* ListVMs from memory: the generation it began at */
+  bool hide;      /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -296,12 +298,26 @@ VISITOR(on_check, vmh_health_check, abipb_check)
 VISITOR(on_plugin, vmh_plugin_info, abipb_plugin)
 #undef VISITOR
 
+/* What a reader is not shown: a VM's user_data (cloud-init often carries
+ * passwords and keys). */
+static char hidden[] = "(hidden: the operator role is needed)";
+
 static void on_vm(void *o, const struct vmh_vm_record *v) {
   struct call *k = o;
   pthread_mutex_lock(&k->lock);
-  add(k, k->vm_status ? (void *)abipb_vm_status(&k->arena, v)
-                      : (void *)abipb_vm(&k->arena, v));
+  if (k->vm_status) {
+    add(k, abipb_vm_status(&k->arena, v));
+  } else {
+    Vmhost__V1__Vm *m = abipb_vm(&k->arena, v);
+    if (m && k->hide && m->spec && m->spec->user_data && m->spec->user_data[0])
+      m->spec->user_data = hidden;
+    add(k, m);
+  }
   pthread_mutex_unlock(&k->lock);
+}
+
+static struct h2s_cache *list_cache_of(struct call *k) {
+  return k->hide ? k->rpc->list_cache_hidden : k->rpc->list_cache;
 }
 
 /* Append to a NUL-terminated text (a piece is lost when out of memory). */
@@ -458,7 +474,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
     return;
   }
   answer_body(k, b);
-  h2s_cache_put(k->rpc->list_cache, k->gen, b);
+  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
 }
 
@@ -466,7 +482,7 @@ static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   if (!m->live) {
     k->gen = CORE(k)->vm_generation();
-    struct h2s_body *b = h2s_cache_get(k->rpc->list_cache, k->gen);
+    struct h2s_body *b = h2s_cache_get(list_cache_of(k), k->gen);
     if (b) {
       answer_body(k, b);
       h2s_body_unref(b);
@@ -1494,6 +1510,7 @@ static void route(struct call *k) {
         k, denied == 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED, why);
     return;
   }
+  k->hide = h2s_role(k->req) < AUTH_OPERATOR;
   if (rt->m->shape != BIDI && unpack(k) < 0)
     return;
   if (rt->m->shape == ONE || rt->m->shape == LIST) {
@@ -1534,6 +1551,7 @@ static void rpc_free(struct rpc *rpc) {
   h2s_conf_free(&rpc->conf);
   routes_free(rpc);
   h2s_cache_free(rpc->list_cache);
+  h2s_cache_free(rpc->list_cache_hidden);
   free(rpc);
 }
 
@@ -1570,7 +1588,8 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   rpc->max_message = max;
   rpc->max_streams = (uint32_t)streams;
   rpc->list_cache = h2s_cache_new();
-  if (!rpc->list_cache) {
+  rpc->list_cache_hidden = h2s_cache_new();
+  if (!rpc->list_cache || !rpc->list_cache_hidden) {
     rpc_free(rpc);
     return VMH_ENOMEM;
   }
