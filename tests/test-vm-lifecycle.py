@@ -139,3 +139,19 @@ with Daemon(mocks()) as d:
                                            kernel=kern))["vms"][0]
     check(vm["spec"]["kernel"] == kern if "spec" in vm else True, vm)
     d.ok(op="vm_delete", vm="boot")
+
+# A volume a VM uses is not resized behind its back (issue 12, finding 8:
+# the record kept the old size); once detached it is.
+with Daemon(mocks()) as d:
+    vm = d.ok(op="vm_create", spec=vm_spec("rs", disks=1, nics=0))["vms"][0]
+    vol = vm["disks"][0]["volume"]
+    r = expect(d.call(op="volume_resize", pool="pool0", volume=vol,
+                      size=2 << 30), "busy")
+    check("is used by a VM" in r["message"], r)
+    size = [v for v in d.ok(op="volume_list", pool="pool0")["volumes"]
+            if v["name"] == vol][0]["capacity"]
+    check(size == 1 << 30, "resized anyway:", size)
+    d.ok(op="vm_delete", vm="rs")
+    d.ok(op="volume_create", pool="pool0", volume={"name": "free",
+                                                   "size": 1 << 20})
+    d.ok(op="volume_resize", pool="pool0", volume="free", size=2 << 20)
