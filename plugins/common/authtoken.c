@@ -195,6 +195,15 @@ static int lock_store(struct auth_store *st, char *err, size_t errlen) {
   return fd;
 }
 
+/* The writers' lock taken (*lk), then the tokens read (*ret, *n). */
+static int lock_and_load(struct auth_store *st, int *lk, struct entry **ret,
+                         size_t *n, char *err, size_t errlen) {
+  struct stat sb;
+  if ((*lk = lock_store(st, err, errlen)) < 0)
+    return VMH_EIO;
+  return load(st->file, ret, n, &sb, err, errlen);
+}
+
 static int random_secret(char *secret, char *err, size_t errlen) {
   static const char b64u[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -218,13 +227,10 @@ int auth_token_create(struct auth_store *st, const char *name, int role,
   if (role < AUTH_READER || role > AUTH_ADMIN)
     return fail(err, errlen, VMH_EINVAL,
                 "role must be reader, operator or admin");
-  _cleanup_close_ int lk = lock_store(st, err, errlen);
-  if (lk < 0)
-    return VMH_EIO;
+  _cleanup_close_ int lk = -1;
   _cleanup_free_ struct entry *e = NULL;
   size_t n;
-  struct stat sb;
-  int r = load(st->file, &e, &n, &sb, err, errlen);
+  int r = lock_and_load(st, &lk, &e, &n, err, errlen);
   if (r < 0)
     return r;
   for (size_t i = 0; i < n; i++)
@@ -247,13 +253,10 @@ int auth_token_create(struct auth_store *st, const char *name, int role,
 
 int auth_token_revoke(struct auth_store *st, const char *name, char *err,
                       size_t errlen) {
-  _cleanup_close_ int lk = lock_store(st, err, errlen);
-  if (lk < 0)
-    return VMH_EIO;
+  _cleanup_close_ int lk = -1;
   _cleanup_free_ struct entry *e = NULL;
   size_t n;
-  struct stat sb;
-  int r = load(st->file, &e, &n, &sb, err, errlen);
+  int r = lock_and_load(st, &lk, &e, &n, err, errlen);
   if (r < 0)
     return r;
   for (size_t i = 0; i < n; i++) {
