@@ -15,7 +15,7 @@ import subprocess
 
 from resttest import TOP_SRCDIR, RestDaemon, import_h2, openapi, require
 from rpctest import RpcDaemon, frame, pb
-from vmhtest import VMHOSTD, check, fail, free_port
+from vmhtest import VMHOSTD, check, fail, free_port, mocks
 
 require("curl")
 
@@ -297,6 +297,21 @@ if os.geteuid() == 0:
         check(as_uid(65533, "GET", "/api/v1/vms") == "403", "unmapped uid")
 else:
     print("not root: the unix-socket peer mapping is not tested")
+
+# ---- error messages: no host paths to readers --------------------------------
+fault = (', faults: [ { op: vol_list, mode: always, error: io_error, '
+         'message: "cannot read /var/lib/secret/vols: I/O error" } ]')
+with RestDaemon(body=mocks(st=fault)) as d:
+    v = d.ok("POST", "/api/v1/settings/tokens", {"name": "r", "role": "reader"},
+             status=201)
+    P = "/api/v1/storage/pools/pool0/volumes"
+    st, _, e = d.request("GET", P, token=v["token"])
+    msg = e["error"]["message"]
+    check(st == 502 and "/var/lib/secret" not in msg and
+          "cannot read (a host path): I/O error" in msg, "reader:", st, e)
+    st, _, e = d.request("GET", P)
+    check("cannot read /var/lib/secret/vols" in e["error"]["message"],
+          "admin:", e)
 
 # ---- listeners: cleartext on a network address -----------------------------
 port = free_port()

@@ -386,6 +386,27 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   return status;
 }
 
+const char *h2s_caller_message(const struct h2s_req *req, const char *msg,
+                               char *buf, size_t len) {
+  static const char mark[] = "(a host path)";
+  if (!msg || req->role >= AUTH_OPERATOR || !len)
+    return msg;
+  size_t o = 0;
+  for (const char *p = msg; *p && o + 1 < len;) {
+    bool word_start = p == msg || strchr(" '\"(=,[", p[-1]);
+    if (*p == '/' && word_start && p[1] && !strchr(" '\":,)]", p[1])) {
+      p += strcspn(p, " '\":,)]");
+      size_t n = sizeof mark - 1 < len - 1 - o ? sizeof mark - 1 : len - 1 - o;
+      memcpy(buf + o, mark, n);
+      o += n;
+      continue;
+    }
+    buf[o++] = *p++;
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
 const char *h2s_who(const struct h2s_req *req) {
   return req->who;
 }

@@ -202,6 +202,12 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len);
  * "anonymous"), and their role (enum auth_role). */
 const char *h2s_who(const struct h2s_req *req);
 int h2s_role(const struct h2s_req *req);
+/* msg as req's caller may see it: for a caller below operator (and one not
+ * authenticated), every absolute host path in it ("/var/lib/…", at the
+ * start of a word) written "(a host path)", into buf (len bytes); others
+ * get msg itself. */
+const char *h2s_caller_message(const struct h2s_req *req, const char *msg,
+                               char *buf, size_t len);
 /* The daemon's token store, for the API that creates and revokes tokens;
  * owned by the server, valid between h2s_start and h2s_free. */
 struct auth_store *h2s_tokens(struct h2s *s);

@@ -182,8 +182,9 @@ static void upper(char *dst, size_t len, const char *src) {
 
 static void answer_error(struct call *k, int status, const char *code,
                          const char *message) {
-  char name[64];
+  char name[64], shown[1024];
   upper(name, sizeof name, code);
+  message = h2s_caller_message(k->req, message, shown, sizeof shown);
   json_t *e = json_pack("{s:{s:s,s:o,s:s}}", "error", "code", name, "message",
                         abij_str(message ? message : ""), "request_id",
                         h2s_request_id(k->req));

@@ -152,8 +152,10 @@ static void status_only(struct h2s_req *req, int code, const char *message) {
 }
 
 static void answer_status(struct call *k, int code, const char *message) {
+  char shown[1024];
   if (!take_answer(k))
     return;
+  message = h2s_caller_message(k->req, message, shown, sizeof shown);
   host->counter_add(k->rpc->inst, "errors", 1);
   status_only(k->req, code, message);
 }
