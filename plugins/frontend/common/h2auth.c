@@ -386,16 +386,28 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   return status;
 }
 
+/* Whether the word at p (in msg) is an absolute path other than the
+ * request's own; its length into *ret_len. */
+static bool host_path_at(const struct h2s_req *req, const char *msg,
+                         const char *p, size_t *ret_len) {
+  if (*p != '/' || (p != msg && !strchr(" '\"(=,[", p[-1])))
+    return false;
+  size_t wl = strcspn(p, " '\":,)]");
+  *ret_len = wl;
+  /* The request's own path is the caller's, not the host's. */
+  return wl > 1 &&
+         !(req->path && wl == strlen(req->path) && !strncmp(p, req->path, wl));
+}
+
 const char *h2s_caller_message(const struct h2s_req *req, const char *msg,
                                char *buf, size_t len) {
   static const char mark[] = "(a host path)";
   if (!msg || req->role >= AUTH_OPERATOR || !len)
     return msg;
-  size_t o = 0;
+  size_t o = 0, wl;
   for (const char *p = msg; *p && o + 1 < len;) {
-    bool word_start = p == msg || strchr(" '\"(=,[", p[-1]);
-    if (*p == '/' && word_start && p[1] && !strchr(" '\":,)]", p[1])) {
-      p += strcspn(p, " '\":,)]");
+    if (host_path_at(req, msg, p, &wl)) {
+      p += wl;
       size_t n = sizeof mark - 1 < len - 1 - o ? sizeof mark - 1 : len - 1 - o;
       memcpy(buf + o, mark, n);
       o += n;
