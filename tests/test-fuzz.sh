@@ -34,8 +34,11 @@ build grpcwire "$top_srcdir/plugins/frontend/rpc/grpcwire.c" -lz
 build tokens "$top_srcdir/plugins/common/authtoken.c" \
   "$top_srcdir/plugins/common/atomicfile.c" $gnutls -lpthread
 
+build config "$top_srcdir/core/conftree.c" "$top_srcdir/core/error.c" \
+  "$top_srcdir/core/validate.c" "$top_srcdir/plugins/common/errname.c" -lyaml
+
 failed=0
-for name in validators grpcwire tokens; do
+for name in validators grpcwire tokens config; do
   corpus=$tmp/$name
   mkdir -p "$corpus"
   cp "$srcdir/fuzz/$name"/* "$corpus/"
@@ -49,5 +52,5 @@ for name in validators grpcwire tokens; do
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$tmp/$name.log" |
     sed "s/^/fuzz-$name: /"
 done
-rm -rf /tmp/fuzz-tokens.*
+rm -rf /tmp/fuzz-tokens.* /tmp/fuzz-config.*
 [ "$failed" -eq 0 ] || fail "$failed harness(es) crashed"
