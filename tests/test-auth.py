@@ -271,17 +271,18 @@ with d:
     check(r.stdout == "200", "root on the unix socket", r.stdout, r.stderr)
     d.stop()
 
-# nobody is mapped to reader; uid 65533 to nothing.
+# nobody is mapped to reader, group 65533 to operator, uid 65532 to nothing.
 if os.geteuid() == 0:
     d2 = RestDaemon(rest="""    auth:
-      unix_peers: [ { uid: 65534, role: reader } ]""")
+      unix_peers: [ { uid: 65534, role: reader },
+                    { gid: 65533, role: operator } ]""")
     with d2:
         os.chmod(d2.tmpdir, 0o755)
         os.chmod(d2.usock, 0o666)
 
-        def as_uid(uid, method, path):
+        def as_uid(uid, method, path, gid=None):
             r = subprocess.run(
-                ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                ["setpriv", f"--reuid={uid}", f"--regid={gid or uid}",
                  "--clear-groups", "curl", "-sS", "-o", "/dev/null", "-w",
                  "%{http_code}", "-X", method, "--unix-socket", d2.usock,
                  "-H", "content-type: application/json", "-d", "{}"
@@ -294,7 +295,10 @@ if os.geteuid() == 0:
               "nobody (reader) creates")
         check("uid:65534 has role reader; this call needs operator"
               in d2.log(), d2.log()[-2000:])
-        check(as_uid(65533, "GET", "/api/v1/vms") == "403", "unmapped uid")
+        check(as_uid(65532, "GET", "/api/v1/vms") == "403", "unmapped uid")
+        # A group maps too: its members are operators.
+        check(as_uid(65532, "POST", "/api/v1/vms", gid=65533) == "400",
+              "a member of the operators' group refused")
 else:
     print("not root: the unix-socket peer mapping is not tested")
 

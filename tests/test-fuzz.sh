@@ -10,8 +10,8 @@
 
 requires clang
 : "${FUZZ_SECONDS:=5}"
-out=$builddir/fuzz-build
-mkdir -p "$out"
+mkdir -p "$builddir/fuzz-build"
+out=$(cd "$builddir/fuzz-build" && pwd)
 tmpdir
 
 inc=(-I "$top_builddir" -I "$top_srcdir/plugin-api" -I "$top_builddir/plugin-api"

@@ -99,18 +99,24 @@ def read(path):
 # Certificates map to roles by subject or fingerprint (auth.clients); one
 # without the clientAuth key purpose (a server's, from the same CA) is
 # refused at the handshake.
-d = RestDaemon(rest="""    tls: { client_ca: ca.pem }
-    auth:
-      clients:
-        - { subject: "CN=client", role: reader }
-        - { subject: "CN=server-only", role: admin }""")
-t = d.tmpdir
+import tempfile  # noqa: E402
+t = tempfile.mkdtemp(prefix="vmhrest.")
 make_ca(t, "ca")
 make_ca(t, "otherca")
 make_leaf(t, "client", "ca", eku="clientAuth")
 make_leaf(t, "unmapped", "ca", eku="clientAuth")
 make_leaf(t, "server-only", "ca", eku="serverAuth")
 make_leaf(t, "intruder", "otherca", eku="clientAuth")
+make_leaf(t, "byfp", "ca", eku="clientAuth")
+h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(read(f"{t}/byfp.pem")))
+fp = ":".join(f"{b:02x}" for b in h.digest())  # any case: lower here
+d = RestDaemon(rest=f"""    tls: {{ client_ca: ca.pem }}
+    auth:
+      clients:
+        - {{ subject: "CN=client", role: reader }}
+        - {{ subject: "CN=server-only", role: admin }}
+        - {{ sha256: "{fp}", role: operator }}""", tmp=t)
+d._own_tmp = True  # removed when the test passes
 with d:
     url = d.tls_base + "/api/v1/host"
     code = ["-o", "/dev/null", "-w", "%{http_code}", "-k"]
@@ -141,6 +147,12 @@ with d:
     r = d.curl(*code, "--cert", f"{t}/unmapped.pem", "--key",
                f"{t}/unmapped.key", url, token=False)
     check(r.stdout == "403", "an unmapped certificate", r.stdout)
+    # Mapped by fingerprint: operator, so it may create a VM.
+    r = d.curl(*code, "-X", "POST", "-H", "content-type: application/json",
+               "-d", '{"name":"fp","vcpus":1,"memory":1073741824}', "--cert",
+               f"{t}/byfp.pem", "--key", f"{t}/byfp.key",
+               d.tls_base + "/api/v1/vms", token=False)
+    check(r.stdout == "201", "the fingerprint's role", r.stdout)
     log = d.log()
     check(log.count("TLS handshake with 127.0.0.1") >= 2, log[-3000:])
     # Each refusal says why.
