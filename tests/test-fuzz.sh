@@ -36,9 +36,12 @@ build tokens "$top_srcdir/plugins/common/authtoken.c" \
 
 build config "$top_srcdir/core/conftree.c" "$top_srcdir/core/error.c" \
   "$top_srcdir/core/validate.c" "$top_srcdir/plugins/common/errname.c" -lyaml
+# shellcheck disable=SC2046
+build restjson "$top_srcdir/plugins/common/abijson.c" \
+  $(pkg-config --cflags --libs jansson)
 
 failed=0
-for name in validators grpcwire tokens config; do
+for name in validators grpcwire tokens config restjson; do
   corpus=$tmp/$name
   mkdir -p "$corpus"
   cp "$srcdir/fuzz/$name"/* "$corpus/"
