@@ -14,7 +14,7 @@ import stat
 import subprocess
 
 from resttest import TOP_SRCDIR, RestDaemon, import_h2, openapi, require
-from rpctest import RpcDaemon, frame, pb
+from rpctest import RpcDaemon, frame, grpc, pb
 from vmhtest import VMHOSTD, check, fail, free_port, mocks
 
 require("curl")
@@ -75,7 +75,8 @@ RPC_POLICY = {
         "ListPools": R, "GetPool": R, "ListVolumes": R, "GetVolume": R,
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
-        "WatchEvents": R}.items()}
+        "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
+        "RevokeToken": "admin"}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",
@@ -394,6 +395,27 @@ with RpcDaemon() as d:
                 check(a.get("grpc-message"), path, "no message", a)
     check("token:g-reader has role reader; this call needs operator"
           in d.log(), "PERMISSION_DENIED logged with the identity")
+    # Tokens through gRPC: made, listed, used, revoked.
+    admin_node = d.node()
+    t = admin_node.CreateToken(pb.node.CreateTokenRequest(name="g-new",
+                                                          role="operator"))
+    check(t.token.startswith("vmh_") and t.role == "operator", t)
+    names = [x.name for x in
+             admin_node.ListTokens(pb.node.ListTokensRequest()).tokens]
+    check("g-new" in names and all(not x.token for x in admin_node.ListTokens(
+        pb.node.ListTokensRequest()).tokens), names)
+    check(first_answer(d, "/vmhost.v1.NodeService/ListVMs", t.token)
+          .get("grpc-status") is None, "the new token refused")
+    admin_node.RevokeToken(pb.node.TokenRequest(name="g-new"))
+    check(first_answer(d, "/vmhost.v1.NodeService/ListVMs", t.token)
+          .get("grpc-status") == "16", "a revoked token accepted")
+    try:
+        admin_node.CreateToken(pb.node.CreateTokenRequest(name="x",
+                                                          role="root"))
+        fail("a bad role accepted")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, e)
+
     # user_data is hidden from readers here too.
     d.ok(op="vm_create", spec={"name": "sec", "vcpus": 1, "memory": 1 << 30,
                                "user_data": "password: hunter2\n"})

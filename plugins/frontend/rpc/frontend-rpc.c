@@ -697,6 +697,87 @@ static int net_get(struct call *k) {
   return 0;
 }
 
+/* ---- Methods: bearer tokens (admin) ----------------------------------------
+ * As the REST front-end's: the store is a small file (authtoken.h). */
+
+static int token_list(struct call *k) {
+  struct auth_token *t = NULL;
+  size_t n = 0;
+  char err[512];
+  int r = auth_token_list(h2s_tokens(k->rpc->srv), &t, &n, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  Vmhost__V1__ListTokensResponse m = VMHOST__V1__LIST_TOKENS_RESPONSE__INIT;
+  Vmhost__V1__Token *items = calloc(n ? n : 1, sizeof *items);
+  Vmhost__V1__Token **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+  if (!items || !ptrs) {
+    free(items);
+    free(ptrs);
+    free(t);
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    vmhost__v1__token__init(&items[i]);
+    items[i].name = t[i].name;
+    items[i].role = (char *)auth_role_name(t[i].role);
+    items[i].created = t[i].created;
+    ptrs[i] = &items[i];
+  }
+  m.n_tokens = n;
+  m.tokens = ptrs;
+  answer_message(k, &m.base);
+  free(items);
+  free(ptrs);
+  free(t);
+  return 0;
+}
+
+static int token_create(struct call *k) {
+  const Vmhost__V1__CreateTokenRequest *m =
+      IN(k, Vmhost__V1__CreateTokenRequest);
+  char err[512], secret[AUTH_SECRET_LEN];
+  int role = auth_role_parse(m->role);
+  if (role < 0) {
+    snprintf(err, sizeof err, "role: reader, operator or admin, not '%.64s'",
+             m->role);
+    answer_status(k, GRPC_INVALID_ARGUMENT, err);
+    return -1;
+  }
+  int r = auth_token_create(h2s_tokens(k->rpc->srv), m->name, role, secret, err,
+                            sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  host->log(k->rpc->inst, VMH_LOG_INFO, "token '%s' (%s) created by %s",
+            m->name, m->role, h2s_who(k->req));
+  Vmhost__V1__Token t = VMHOST__V1__TOKEN__INIT;
+  t.name = m->name;
+  t.role = m->role;
+  t.created = (int64_t)time(NULL);
+  t.token = secret;
+  answer_message(k, &t.base);
+  return 0;
+}
+
+static int token_revoke(struct call *k) {
+  const Vmhost__V1__TokenRequest *m = IN(k, Vmhost__V1__TokenRequest);
+  char err[512];
+  int r = auth_token_revoke(h2s_tokens(k->rpc->srv), m->name, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  host->log(k->rpc->inst, VMH_LOG_INFO, "token '%s' revoked by %s", m->name,
+            h2s_who(k->req));
+  Vmhost__V1__RevokeTokenResponse out = VMHOST__V1__REVOKE_TOKEN_RESPONSE__INIT;
+  answer_message(k, &out.base);
+  return 0;
+}
+
 /* ---- Methods: node, plugins, health ---------------------------------------
  */
 
@@ -1255,6 +1336,9 @@ static const struct method methods[] = {
     {NODE, "GetNetwork", ONE, net_get, AUTH_READER},
     {NODE, "StreamMetrics", STREAM, stream_metrics, H2S_METRICS},
     {NODE, "WatchEvents", STREAM, watch_events, AUTH_READER},
+    {NODE, "ListTokens", ONE, token_list, AUTH_ADMIN},
+    {NODE, "CreateToken", ONE, token_create, AUTH_ADMIN},
+    {NODE, "RevokeToken", ONE, token_revoke, AUTH_ADMIN},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
