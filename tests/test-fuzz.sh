@@ -39,9 +39,18 @@ build config "$top_srcdir/core/conftree.c" "$top_srcdir/core/error.c" \
 # shellcheck disable=SC2046
 build restjson "$top_srcdir/plugins/common/abijson.c" \
   $(pkg-config --cflags --libs jansson)
+F=$top_srcdir/plugins/frontend/common
+# shellcheck disable=SC2046
+build h2server -I "$F" "$F"/h2server.c "$F"/h2buf.c "$F"/h2req.c \
+  "$F"/h2answer.c "$F"/h2conn.c "$F"/h2http2.c "$F"/h2http1.c \
+  "$F"/h2listen.c "$F"/h2tls.c "$F"/h2conf.c "$F"/h2auth.c \
+  "$top_srcdir/plugins/common/authtoken.c" \
+  "$top_srcdir/plugins/common/atomicfile.c" \
+  "$top_srcdir/plugins/common/errname.c" \
+  $(pkg-config --cflags --libs libnghttp2 gnutls) -lhttp_parser -lpthread
 
 failed=0
-for name in validators grpcwire tokens config restjson; do
+for name in validators grpcwire tokens config restjson h2server; do
   corpus=$tmp/$name
   mkdir -p "$corpus"
   cp "$srcdir/fuzz/$name"/* "$corpus/"
@@ -55,5 +64,5 @@ for name in validators grpcwire tokens config restjson; do
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$tmp/$name.log" |
     sed "s/^/fuzz-$name: /"
 done
-rm -rf /tmp/fuzz-tokens.* /tmp/fuzz-config.*
+rm -rf /tmp/fuzz-tokens.* /tmp/fuzz-config.* /tmp/fuzz-h2.*
 [ "$failed" -eq 0 ] || fail "$failed harness(es) crashed"
