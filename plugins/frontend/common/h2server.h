@@ -204,8 +204,8 @@ const char *h2s_who(const struct h2s_req *req);
 int h2s_role(const struct h2s_req *req);
 /* msg as req's caller may see it: for a caller below operator (and one not
  * authenticated), every absolute host path in it ("/var/lib/…", at the
- * start of a word; the request's own path aside) written "(a host path)", into buf (len bytes); others
- * get msg itself. */
+ * start of a word; the request's own path aside) written "(a host path)", into
+ * buf (len bytes); others get msg itself. */
 const char *h2s_caller_message(const struct h2s_req *req, const char *msg,
                                char *buf, size_t len);
 /* The daemon's token store, for the API that creates and revokes tokens;
