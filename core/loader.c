@@ -283,6 +283,60 @@ static int extra_exports(const char *file, char *buf, size_t len) {
   return n;
 }
 
+/* Whether st is owned by root or by the daemon's own user. */
+static int trusted_owner(const struct stat *st) {
+  return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* Like sshd's StrictModes: a plugin runs as the daemon (its constructors
+ * even before the loader sees its descriptor), so whoever may replace the
+ * file, or rename another into its place, owns the daemon.  path is
+ * absolute and resolved.  The file and its directory must be owned by root
+ * or the daemon's user and writable by no one else; a directory further up
+ * may be writable by others only when sticky (/tmp), where no one can
+ * rename what another user owns. */
+static int check_trusted(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return error_code(VMH_EINVAL, "%s: cannot load: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return error_code(VMH_EINVAL, "%s: cannot load: not a regular file", path);
+  if (!trusted_owner(&st))
+    return error_code(VMH_EPERM,
+                      "%s: refused: owned by uid %u, not by root or the "
+                      "daemon's user (uid %u)",
+                      path, (unsigned)st.st_uid, (unsigned)geteuid());
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return error_code(VMH_EPERM,
+                      "%s: refused: the file is group- or world-writable "
+                      "(mode %04o; chmod go-w it)",
+                      path, (unsigned)(st.st_mode & 07777));
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  for (int first = 1;; first = 0) {
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+      return 0;
+    slash[slash == dir] = '\0'; /* keep "/" itself */
+    if (stat(dir, &st) < 0)
+      return error_code(VMH_EINVAL, "%s: cannot check %s: %s", path, dir,
+                        strerror(errno));
+    if (!trusted_owner(&st))
+      return error_code(VMH_EPERM,
+                        "%s: refused: directory %s is owned by uid %u, not by "
+                        "root or the daemon's user (uid %u)",
+                        path, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+        (first || !(st.st_mode & S_ISVTX)))
+      return error_code(VMH_EPERM,
+                        "%s: refused: directory %s is group- or "
+                        "world-writable (mode %04o; chmod go-w it)",
+                        path, dir, (unsigned)(st.st_mode & 07777));
+    if (!strcmp(dir, "/"))
+      return 0;
+  }
+}
+
 static void plugin_free(struct plugin *p) {
   if (!p)
     return;
@@ -316,6 +370,9 @@ int loader_load(const char *file, int want_kind, const char *instance,
     return error_code(VMH_ENOMEM, "%s: out of memory", path);
   }
   int r = VMH_EINVAL;
+  if ((r = check_trusted(path)) < 0)
+    goto fail;
+  r = VMH_EINVAL;
   /* Never unloaded: a plugin's threads or atexit handlers may outlive
    * close(), and a stable address keeps backtraces readable. */
   p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);

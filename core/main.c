@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authtoken.h"
 #include "cleanup.h"
 #include "error.h"
 #include "events.h"
@@ -25,6 +26,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "orchestrate.h"
 #include "service.h"
 #include "settings.h"
 #include "vm.h"
@@ -39,6 +41,7 @@ static void usage(FILE *out) {
           "Usage: vmhostd [--config FILE]          run the daemon\n"
           "       vmhostd --check-config [--config FILE]\n"
           "       vmhostd --dump-plugin FILE\n"
+          "       vmhostd --token-create NAME [--role ROLE] [--config FILE]\n"
           "       vmhostd --version | --help\n"
           "\n"
           "  -c, --config FILE     config file (default " DEFAULT_CONFIG
@@ -46,6 +49,9 @@ static void usage(FILE *out) {
           "      --check-config    check the config and every plugin's keys,\n"
           "                        start nothing, exit 0 (good) or 2 (bad)\n"
           "      --dump-plugin FILE  print what the loader sees in a plugin\n"
+          "      --token-create NAME  make a bearer token for the API (role\n"
+          "                        --role: reader, operator or admin; default\n"
+          "                        reader) and print it, once\n"
           "  -V, --version         print the version and the plugin ABI\n"
           "  -h, --help            print this help\n"
           "\n"
@@ -112,6 +118,74 @@ static int lock_state_dir(const char *dir, int *ret_fd) {
   }
   *ret_fd = fd;
   return 0;
+}
+
+/* STATE_DIR/auth, for the token store. */
+static struct auth_store *open_store(const char *state_dir) {
+  _cleanup_free_ char *dir = NULL;
+  struct auth_store *st = NULL;
+  if (asprintf(&dir, "%s/auth", state_dir) < 0 || !(st = auth_store_new(dir))) {
+    error_code(VMH_ENOMEM, "out of memory");
+    return NULL;
+  }
+  return st;
+}
+
+/* First start: an admin token in a file only root can read, so that the
+ * API (which grants nothing without credentials) is usable at once. */
+static int bootstrap_tokens(const char *state_dir) {
+  struct auth_store *st = open_store(state_dir);
+  if (!st)
+    return VMH_ENOMEM;
+  char err[512];
+  _cleanup_free_ char *path = NULL;
+  int r = auth_store_bootstrap(st, &path, err, sizeof err);
+  auth_store_free(st);
+  if (r < 0)
+    return error_code(r, "token store: %s", err);
+  if (path)
+    log_info(
+        "first start: wrote an admin API token to %s (send it as "
+        "'Authorization: Bearer <token>')",
+        path);
+  return 0;
+}
+
+/* vmhostd --token-create: the token's secret on stdout, once. */
+static int token_create(const char *config_file, const char *name,
+                        const char *role_name) {
+  struct settings s;
+  if (settings_load(config_file, &s) < 0) {
+    fprintf(stderr, "vmhostd: error: %s\n", error_get());
+    return EXIT_CONFIG;
+  }
+  int role = auth_role_parse(role_name), status = EXIT_START;
+  struct auth_store *st = NULL;
+  char err[512], secret[AUTH_SECRET_LEN];
+  if (role < 0) {
+    fprintf(stderr,
+            "vmhostd: error: --role is reader, operator or admin, not '%s'\n",
+            role_name);
+    status = EXIT_CONFIG;
+  } else if (mkdir(s.state_dir, 0700) < 0 && errno != EEXIST) {
+    fprintf(stderr, "vmhostd: error: cannot create state_dir %s: %s\n",
+            s.state_dir, strerror(errno));
+  } else if (!(st = open_store(s.state_dir))) {
+    fprintf(stderr, "vmhostd: error: %s\n", error_get());
+  } else if (auth_store_init(st, err, sizeof err) < 0 ||
+             auth_token_create(st, name, role, secret, err, sizeof err) < 0) {
+    fprintf(stderr, "vmhostd: error: %s\n", err);
+  } else {
+    printf("%s\n", secret);
+    fprintf(stderr,
+            "vmhostd: token '%s' (%s) created; it is shown only now: send it "
+            "as 'Authorization: Bearer <token>'\n",
+            name, auth_role_name(role));
+    status = 0;
+  }
+  auth_store_free(st);
+  settings_free(&s);
+  return status;
 }
 
 static void reconcile_task(void *arg) {
@@ -225,6 +299,10 @@ static int run(const char *config_file, int check_only) {
     free(s.state_dir);
     s.state_dir = real;
   }
+  if (bootstrap_tokens(s.state_dir) < 0) {
+    fatal(&s, 0);
+    goto out;
+  }
   /* Signals are taken synchronously by this thread; block them before any
    * other thread exists so every thread inherits the mask. */
   sigset_t sigs;
@@ -246,6 +324,7 @@ static int run(const char *config_file, int check_only) {
     status = r == VMH_EINVAL ? EXIT_CONFIG : EXIT_START;
     goto out;
   }
+  orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;
@@ -306,16 +385,19 @@ out:
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_CHECK = 256, OPT_DUMP };
+  enum { OPT_CHECK = 256, OPT_DUMP, OPT_TOKEN, OPT_ROLE };
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"check-config", no_argument, NULL, OPT_CHECK},
       {"dump-plugin", required_argument, NULL, OPT_DUMP},
+      {"token-create", required_argument, NULL, OPT_TOKEN},
+      {"role", required_argument, NULL, OPT_ROLE},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  const char *config_file = DEFAULT_CONFIG, *dump = NULL;
+  const char *config_file = DEFAULT_CONFIG, *dump = NULL, *token = NULL,
+             *role = NULL;
   int check_only = 0, c;
   while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
     switch (c) {
@@ -327,6 +409,12 @@ int main(int argc, char **argv) {
         break;
       case OPT_DUMP:
         dump = optarg;
+        break;
+      case OPT_TOKEN:
+        token = optarg;
+        break;
+      case OPT_ROLE:
+        role = optarg;
         break;
       case 'V':
         printf("vmhostd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION,
@@ -345,7 +433,13 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_CONFIG;
   }
+  if (role && !token) {
+    fprintf(stderr, "vmhostd: --role goes with --token-create\n");
+    return EXIT_CONFIG;
+  }
   if (dump)
     return dump_plugin(dump);
+  if (token)
+    return token_create(config_file, token, role ? role : "reader");
   return run(config_file, check_only);
 }

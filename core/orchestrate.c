@@ -6,10 +6,14 @@
  * after every step, so a crash leaves a record that says what exists. */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -210,6 +214,69 @@ static int check_text(const char *what, const char *s) {
   return 0;
 }
 
+static char *const *boot_dirs;
+static size_t n_boot_dirs;
+
+void orchestrate_set_boot_dirs(char *const *dirs, size_t n) {
+  boot_dirs = dirs;
+  n_boot_dirs = n;
+}
+
+/* Whether the resolved path lies under dir (itself resolved). */
+static bool under_dir(const char *path, const char *dir) {
+  char real[PATH_MAX];
+  if (!realpath(dir, real))
+    return false;
+  size_t n = strlen(real);
+  return !strncmp(path, real, n) && (path[n] == '/' || real[n - 1] == '/');
+}
+
+/* path with its links resolved into real: a regular file, or a file not
+ * there yet in a directory that is (the hypervisor then says it is
+ * missing). */
+static bool resolve_file(const char *path, char real[PATH_MAX]) {
+  struct stat st;
+  if (realpath(path, real))
+    return stat(real, &st) == 0 && S_ISREG(st.st_mode);
+  if (errno != ENOENT)
+    return false;
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  size_t n = (size_t)(slash - path);
+  if (n >= sizeof dir || !slash[1] || !strcmp(slash + 1, "..") ||
+      !strcmp(slash + 1, "."))
+    return false;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  char rdir[PATH_MAX];
+  if (!realpath(n ? dir : "/", rdir) ||
+      strlen(rdir) + strlen(slash) >= PATH_MAX)
+    return false;
+  size_t rl = strcmp(rdir, "/") ? strlen(rdir) : 0;
+  memcpy(real, rdir, rl);
+  memcpy(real + rl, slash, strlen(slash) + 1);
+  return true;
+}
+
+/* A host file a spec names (kernel, initrd): a regular file under one of
+ * daemon.boot_dirs, symbolic links resolved first.  One message for every
+ * refusal, so that a caller learns nothing of files elsewhere. */
+static int check_boot_file(const char *what, const char *path) {
+  if (!path || !path[0])
+    return 0;
+  char real[PATH_MAX];
+  if (path[0] == '/' && resolve_file(path, real))
+    for (size_t i = 0; i < n_boot_dirs; i++)
+      if (under_dir(real, boot_dirs[i]))
+        return 0;
+  return error_code(VMH_EPERM,
+                    n_boot_dirs ? "%s '%s' is not a file under a directory of "
+                                  "daemon.boot_dirs"
+                                : "%s '%s': no host file may be named (the "
+                                  "config sets no daemon.boot_dirs)",
+                    what, path);
+}
+
 static void uuid_v4(char out[VMH_ID_LEN + 1]) {
   uint8_t b[16];
   size_t got = 0;
@@ -257,7 +324,9 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
       (r = check_text("network_config", s.network_config)) < 0 ||
       (r = check_text("cmdline", s.cmdline)) < 0 ||
       (r = check_text("kernel", s.kernel)) < 0 ||
-      (r = check_text("initrd", s.initrd)) < 0)
+      (r = check_text("initrd", s.initrd)) < 0 ||
+      (r = check_boot_file("kernel", s.kernel)) < 0 ||
+      (r = check_boot_file("initrd", s.initrd)) < 0)
     return r;
   if (s.firmware && strcmp(s.firmware, "bios") != 0 &&
       strcmp(s.firmware, "uefi") != 0)
@@ -582,8 +651,16 @@ static int teardown(struct vm *vm) {
     }                                     \
   } while (0)
   /* No save between the steps: a teardown interrupted by a crash is run
-   * again by the next delete, which treats parts already gone as done. */
-  NOTE(domain_undefine(vm));
+   * again by the next delete, which treats parts already gone as done.
+   * While the domain exists its disks and NICs are in use: a hypervisor
+   * that cannot undefine it stops the teardown, the VM left whole. */
+  if ((r = domain_undefine(vm)) < 0) {
+    msg = strdup(error_get());
+    return error_code(r,
+                      "%s; the VM's disks and NICs were left untouched "
+                      "(the domain still exists)",
+                      msg ? msg : "undefine failed");
+  }
   for (size_t i = vm->n_nics; i-- > 0;)
     NOTE(port_unbind(vm, &vm->nics[i]));
   for (size_t i = vm->n_disks; i-- > 0;) {
@@ -797,10 +874,17 @@ static void delete_task(void *arg) {
   if (!still_there(t))
     return;
   struct vm *vm = t->vm;
+  vms_rdlock();
+  uint32_t was = vm->status;
+  vms_unlock();
   set_status(vm, VMH_STATUS_DELETING, NULL);
   save(vm);
   int r = teardown(vm);
-  if (r == 0) {
+  if (r < 0 && vm->defined) {
+    /* Nothing was touched: the VM is as it was. */
+    set_status(vm, was, NULL);
+    save(vm);
+  } else if (r == 0) {
     if ((r = state_remove(vm->id)) == 0) {
       log_info("VM '%s' (%s) deleted", vm->name, vm->id);
       emit_vm(VMH_EVENT_VM_DELETED, vm);

@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <vmhost/core.h>
 
+/* The directories a VM's kernel and initrd may be named in (daemon.
+ * boot_dirs; borrowed until the daemon stops).  Before any create. */
+void orchestrate_set_boot_dirs(char *const *dirs, size_t n);
+
 /* Volumes, then NIC bindings, then define (and start); a failing step undoes
  * the steps done, in reverse. */
 void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags);

@@ -211,6 +211,14 @@ static int do_volume_resize(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
   if (!inst)
     return VMH_ENOENT;
+  /* A VM's record keeps its disks' sizes, and its guest sees the old one
+   * until the hypervisor is told: a volume in use is not resized behind
+   * it. */
+  if (vms_volume_in_use(inst->name, op->b))
+    return error_code(VMH_EBUSY,
+                      "volume %s/%s is used by a VM; detach it (or delete "
+                      "the VM) before resizing it",
+                      inst->name, op->b);
   int r = INSTANCE_CALL(inst, storage, vol_resize, op->b, op->size, op->flags);
   return r ? r : INSTANCE_CALL(inst, storage, vol_get, op->b, volume_cb, op, 0);
 }

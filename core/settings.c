@@ -38,8 +38,8 @@ static const struct {
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   NULL};
 static const char *const daemon_keys[] = {
-    "state_dir",     "plugin_dir",         "log", "workers",
-    "drain_timeout", "reconcile_interval", NULL};
+    "state_dir",     "plugin_dir",         "log",       "workers",
+    "drain_timeout", "reconcile_interval", "boot_dirs", NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -289,6 +289,18 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
                         &s->reconcile_interval_s)) < 0)
     return r;
+  const struct vmh_config *bd, *el;
+  uint32_t n;
+  if ((r = config_list(d, "boot_dirs", &bd, &n, 0)) < 0)
+    return r;
+  if (n && !(s->boot_dirs = calloc(n, sizeof *s->boot_dirs)))
+    return error_code(VMH_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < n; i++) {
+    if ((r = config_at(bd, i, &el)) < 0 ||
+        (r = config_path(el, NULL, NULL, &s->boot_dirs[i], 0)) < 0)
+      return r;
+    s->n_boot_dirs = i + 1;
+  }
   /* Every key of log: was checked by read_log, so what is left is a key of
    * daemon: itself. */
   return refuse_unread(d, "under daemon", daemon_keys);
@@ -492,6 +504,9 @@ void settings_free(struct settings *s) {
   free(s->plugin_dir);
   free(s->log_file);
   free(s->levels);
+  for (size_t i = 0; i < s->n_boot_dirs; i++)
+    free(s->boot_dirs[i]);
+  free(s->boot_dirs);
   for (size_t i = 0; i < s->n_instances; i++)
     free(s->instances[i].file);
   free(s->instances);

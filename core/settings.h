@@ -76,6 +76,10 @@ struct settings {
   unsigned workers;
   unsigned drain_timeout_s;
   unsigned reconcile_interval_s;
+  /* Directories a VM's kernel and initrd may come from (absolute, as
+   * written; none: no host file may be named). */
+  char **boot_dirs;
+  size_t n_boot_dirs;
   struct instance_conf *instances; /* in kind order: storage, network,
                                       hypervisor, frontend; file order
                                       within a kind */

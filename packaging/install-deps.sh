@@ -14,6 +14,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential     # gcc, g++, make, libc headers
+  clang               # tests/test-fuzz.sh: libFuzzer harnesses (ASan, UBSan)
   autoconf
   automake
   libtool
@@ -21,7 +22,7 @@ PACKAGES=(
   libyaml-dev         # core: config file; its .a: the static vmhost-agent
   libjansson-dev      # core: state files, JSON logs
   libcurl4-gnutls-dev # storage/local: image downloads
-  libgnutls28-dev     # storage/local: SHA-256 of images; frontend/rest: TLS
+  libgnutls28-dev     # core: token hashes; storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
   librbd-dev          # storage/rbd: librbd and librados
@@ -71,6 +72,7 @@ PACKAGES=(
   python3-yaml        # frontend/rest tests: reading openapi.yaml
   python3-jsonschema  # frontend/rest tests: answers against openapi.yaml
   python3-h2          # frontend/rest tests: rapid reset, slow readers
+  python3-cryptography  # frontend/rest tests: certificates dated in the past or future
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
   clang               # agent: make -C agent fuzz (the libFuzzer target)

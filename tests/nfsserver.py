@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from vmhtest import check, skip, skip_unsupported
+from vmhtest import IMAGE_SOURCES, check, skip, skip_unsupported
 
 INNER = "VMHOST_NFS_NAMESPACE"
 
@@ -216,4 +216,4 @@ def wait_until(cond, timeout, what):
 def pool_yaml(name="nfs0", export="/export", extra="", server="127.0.0.1"):
     """A storage entry for the nfs plugin on the test server."""
     return (f"  - {{ name: {name}, plugin: nfs, server: '{server}', "
-            f"export: {export}{extra} }}\n")
+            f"export: {export}{extra}, {IMAGE_SOURCES} }}\n")

@@ -87,15 +87,43 @@ class RestDaemon(Daemon):
     def tls_base(self):
         return f"https://127.0.0.1:{self.tls_port}"
 
+    def token(self):
+        """The admin token the first start wrote (STATE_DIR/auth)."""
+        with open(os.path.join(self.tmpdir, "state", "auth",
+                               "admin.token")) as f:
+            return f.read().strip()
+
+    def auth(self):
+        """The header that carries it."""
+        return {"authorization": f"Bearer {self.token()}"}
+
+    def auth_line(self):
+        """It as a header line for curl -H and nghttp -H."""
+        return f"authorization: Bearer {self.token()}"
+
+    def auth_h2(self):
+        """It as an HTTP/2 header field (python-h2)."""
+        return ("authorization", f"Bearer {self.token()}")
+
+    def auth_h1(self):
+        """It as the bytes of an HTTP/1.1 header line."""
+        return f"Authorization: Bearer {self.token()}\r\n".encode()
+
     def cert_path(self):
         return os.path.join(self.tmpdir, "state", "plugins", "rest", "tls",
                             "cert.pem")
 
     # -- HTTP/1.1 ---------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, raw=None):
-        """(status, headers dict (lower-case names), parsed JSON or text)."""
+    def request(self, method, path, body=None, headers=None, raw=None,
+                token=True):
+        """(status, headers dict (lower-case names), parsed JSON or text).
+        With the admin token, unless token is False or another string."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         h = dict(headers or {})
+        if token is True:
+            h.setdefault("authorization", f"Bearer {self.token()}")
+        elif token:
+            h.setdefault("authorization", f"Bearer {token}")
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
@@ -107,7 +135,7 @@ class RestDaemon(Daemon):
         c.close()
         ctype = hdrs.get("content-type", "")
         val = json.loads(text) if ctype.startswith("application/json") \
-            else text.decode(errors="replace")
+            and method != "HEAD" else text.decode(errors="replace")
         check("x-request-id" in hdrs, method, path, "no x-request-id", hdrs)
         return r.status, hdrs, val
 
@@ -130,9 +158,11 @@ class RestDaemon(Daemon):
         return v
 
     # -- other clients ----------------------------------------------------
-    def curl(self, *args, check_rc=True):
-        r = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
-                           capture_output=True, text=True)
+    def curl(self, *args, check_rc=True, token=True):
+        """curl, with the admin token unless token is False."""
+        auth = ["-H", f"authorization: Bearer {self.token()}"] if token else []
+        r = subprocess.run(["curl", "-sS", "--max-time", "20"] + auth +
+                           list(args), capture_output=True, text=True)
         if check_rc and r.returncode != 0:
             fail("curl", *args, "exited", r.returncode, r.stderr)
         return r
@@ -156,16 +186,19 @@ def make_ca(d, name):
              f"{d}/{name}.pem")
 
 
-def make_leaf(d, name, ca, san=None):
+def make_leaf(d, name, ca, san=None, eku=None):
     """A certificate d/name.pem (key d/name.key) issued by the CA d/ca.pem:
-    a server's with subjectAltName san, else a client's (clientAuth)."""
+    a server's with subjectAltName san, else a client's (clientAuth); eku
+    names its extended key usage instead (e.g. serverAuth)."""
     _openssl("openssl", "req", "-newkey", "ec", "-pkeyopt",
              "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
              "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")
     extfile = f"{d}/{name}.ext"
     with open(extfile, "w") as f:
         f.write(f"subjectAltName={san}\n" if san else
-                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+                "basicConstraints=CA:FALSE\n")
+        if eku or not san:
+            f.write(f"extendedKeyUsage={eku or 'clientAuth'}\n")
     _openssl("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA",
              f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key", "-CAcreateserial",
              "-days", "2", "-out", f"{d}/{name}.pem", "-extfile", extfile)

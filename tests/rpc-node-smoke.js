@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The rpc front-end with @grpc/grpc-js (and @grpc/proto-loader reading
 // proto/ as it is): unary calls, a NOT_FOUND status, the health service,
-// a server stream.  argv: PROTO_DIR ADDRESS.  Exits 0 when all is well.
+// a server stream.  argv: PROTO_DIR ADDRESS TOKEN (a bearer token).
+// Exits 0 when all is well.
 'use strict';
 const grpc = require('@grpc/grpc-js');
 const loader = require('@grpc/proto-loader');
 
-const [protoDir, address] = process.argv.slice(2);
+const [protoDir, address, token] = process.argv.slice(2);
 const opts = {includeDirs: [protoDir], keepCase: true, longs: String,
               enums: String, defaults: true};
 const node = grpc.loadPackageDefinition(
@@ -14,9 +15,17 @@ const node = grpc.loadPackageDefinition(
 const health = grpc.loadPackageDefinition(
     loader.loadSync('grpc/health/v1/health.proto', opts)).grpc.health.v1;
 
+// Every call carries "authorization: Bearer <token>" (metadata).
 const creds = grpc.credentials.createInsecure();
-const client = new node.NodeService(address, creds);
-const hc = new health.Health(address, creds);
+const interceptors = [(options, nextCall) =>
+  new grpc.InterceptingCall(nextCall(options), {
+    start: (metadata, listener, next) => {
+      metadata.set('authorization', 'Bearer ' + token);
+      next(metadata, listener);
+    },
+  })];
+const client = new node.NodeService(address, creds, {interceptors});
+const hc = new health.Health(address, creds, {interceptors});
 
 function call(c, method, req) {
   return new Promise((resolve, reject) =>

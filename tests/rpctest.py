@@ -10,6 +10,7 @@ rpc instance on free ports of 127.0.0.1, the stock gRPC client
         node = d.node()
         r = node.GetNodeInfo(pb.node.GetNodeInfoRequest())
 """
+import collections
 import os
 import shutil
 import socket
@@ -104,6 +105,41 @@ def expect_status(code, fn, *args, **kw):
     fail(f"expected {code}, got an answer:", r)
 
 
+class _Details(collections.namedtuple(
+        "_Details", ("method", "timeout", "metadata", "credentials",
+                     "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor,
+              grpc.UnaryStreamClientInterceptor,
+              grpc.StreamUnaryClientInterceptor,
+              grpc.StreamStreamClientInterceptor):
+    """Adds "authorization: Bearer <token>" to every call of a channel."""
+
+    def __init__(self, token):
+        self.md = ("authorization", f"Bearer {token}")
+
+    def _with(self, d):
+        md = list(d.metadata or []) + [self.md]
+        return _Details(d.method, d.timeout, md, d.credentials,
+                        getattr(d, "wait_for_ready", None),
+                        getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, cont, details, req):
+        return cont(self._with(details), req)
+
+    def intercept_unary_stream(self, cont, details, req):
+        return cont(self._with(details), req)
+
+    def intercept_stream_unary(self, cont, details, it):
+        return cont(self._with(details), it)
+
+    def intercept_stream_stream(self, cont, details, it):
+        return cont(self._with(details), it)
+
+
 class RpcDaemon(Daemon):
     """vmhostd with an rpc instance: h2c on self.port, TLS on
     self.tls_port.  `rpc` adds keys to the instance (YAML lines indented
@@ -124,9 +160,20 @@ class RpcDaemon(Daemon):
                          frontends=fe, **kw)
         self.channels = []
 
-    def channel(self):
+    def token(self):
+        """The admin token the first start wrote (STATE_DIR/auth)."""
+        with open(os.path.join(self.tmp, "state", "auth",
+                               "admin.token")) as f:
+            return f.read().strip()
+
+    def channel(self, token=True):
+        """An h2c channel whose calls carry the admin token (or token, a
+        string; none when False)."""
         ch = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.channels.append(ch)
+        if token:
+            tok = self.token() if token is True else token
+            ch = grpc.intercept_channel(ch, _Bearer(tok))
         return ch
 
     def node(self, ch=None):
@@ -146,7 +193,7 @@ class RpcDaemon(Daemon):
 
     # -- raw HTTP/2 ---------------------------------------------------------
     def raw(self, path, body=b"", headers=None, method="POST",
-            ctype="application/grpc", timeout=10, te=True):
+            ctype="application/grpc", timeout=10, te=True, token=True):
         """One request on a fresh h2c connection: (headers, data, trailers)
         as dicts and bytes; trailers is None for a Trailers-Only answer or
         a reset stream."""
@@ -160,6 +207,8 @@ class RpcDaemon(Daemon):
         if ctype:
             hdrs.append(("content-type", ctype))
         hdrs += list((headers or {}).items())
+        if token:
+            hdrs.append(("authorization", f"Bearer {self.token()}"))
         if te:
             hdrs.append(("te", "trailers"))
         sid = conn.get_next_available_stream_id()
@@ -222,7 +271,8 @@ def openssl_cert(d, name, ca=None):
             "-out", f"{d}/{name}.pem"]
     if ca:
         args += ["-CA", f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key",
-                 "-addext", "basicConstraints=CA:FALSE"]
+                 "-addext", "basicConstraints=CA:FALSE",
+                 "-addext", "extendedKeyUsage=clientAuth"]
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
         fail("openssl:", r.stderr)

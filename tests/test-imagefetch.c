@@ -166,8 +166,8 @@ static void test_resume(void) {
   CHECK(!res.keep);
   CHECK_STR(res.sha256, "");
   CHECK_HAS(message, "image test: the download from ");
-  CHECK_HAS(message, digest); /* what it got, */
-  CHECK_HAS(message, other);  /* and what it was told */
+  CHECK_LACKS(message, digest); /* not what it got (a file the caller */
+  CHECK_HAS(message, other);    /* may not read), what it was told */
   free(m.buf);
 
   /* A kept prefix that is not the content's: the digest sees it. */
@@ -207,9 +207,39 @@ static void test_sink_error(void) {
 
 static void test_refused(void) {
   struct fetch_policy web = fetch_policy_default;
+  struct fetch_policy files = fetch_policy_default;
+  char *const tmp_dirs[] = {(char *)"/tmp"};
   char want[FETCH_SHA256_HEX + 1], upper[FETCH_SHA256_HEX + 1];
   struct fetch_result res;
   struct mem m;
+
+  /* file:// only under the policy's directories, whatever the file. */
+  files.file_dirs = tmp_dirs;
+  files.n_file_dirs = 1;
+  CHECK_INT(fetch_check(&host, "image t", url, digest, NULL, want), ==,
+            VMH_EPERM);
+  CHECK_HAS(message,
+            "is not a file under a directory of "
+            "image_sources.file_dirs (the config names none)");
+  CHECK_INT(fetch_check(&host, "image t", url, digest, &files, want), ==, 0);
+  static const char *const outside[] = {
+      "file:///etc/shadow",        "file:///proc/self/environ",
+      "file:///tmp/../etc/passwd", "file:///tmp/%2e%2e/etc/passwd",
+      "file://localhost/tmp/x",    "file:///tmp"};
+  for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+    CHECK_INT(fetch_check(&host, "image t", outside[i], digest, &files, want),
+              ==, VMH_EPERM);
+    CHECK_HAS(message,
+              "is not a file under a directory of "
+              "image_sources.file_dirs");
+  }
+  char link[] = "/tmp/imagefetch-link.XXXXXX", lurl[64];
+  CHECK(mkdtemp(link) != NULL);
+  CHECK(rmdir(link) == 0 && symlink("/etc/passwd", link) == 0);
+  snprintf(lurl, sizeof lurl, "file://%s", link);
+  CHECK_INT(fetch_check(&host, "image t", lurl, digest, &files, want), ==,
+            VMH_EPERM);
+  unlink(link);
 
   web.protocols = "http,https";
   CHECK_INT(fetch_check(&host, "image t", "ftp://x/y", digest, NULL, want), ==,
@@ -231,18 +261,31 @@ static void test_refused(void) {
   /* Digests: 64 hex digits, any case, given back in lower case. */
   for (int i = 0; i <= FETCH_SHA256_HEX; i++)
     upper[i] = (char)(digest[i] >= 'a' ? digest[i] - 'a' + 'A' : digest[i]);
-  CHECK_INT(fetch_check(&host, "image t", url, upper, NULL, want), ==, 0);
+  CHECK_INT(fetch_check(&host, "image t", url, upper, &files, want), ==, 0);
   CHECK_STR(want, digest);
-  CHECK_INT(fetch_check(&host, "image t", url, "xyz", NULL, want), ==,
+  CHECK_INT(fetch_check(&host, "image t", url, "xyz", &files, want), ==,
             VMH_EINVAL);
   CHECK_STR(message,
             "image t: give its sha256 as 64 hex digits (sha256sum "
             "FILE)");
   upper[FETCH_SHA256_HEX - 1] = 'g';
-  CHECK_INT(fetch_check(&host, "image t", url, upper, NULL, want), ==,
+  CHECK_INT(fetch_check(&host, "image t", url, upper, &files, want), ==,
             VMH_EINVAL);
-  CHECK_INT(fetch_check(&host, "image t", url, NULL, NULL, want), ==,
+  CHECK_INT(fetch_check(&host, "image t", url, NULL, &files, want), ==,
             VMH_EINVAL);
+
+  /* Loopback, private and link-local addresses: refused at connect, with
+   * the address named (nothing listens there: the refusal comes first). */
+  mem_fill(&m, data, 0);
+  static const char *const priv[] = {
+      "http://127.0.0.1:9/x",   "http://[::1]:9/x",
+      "http://10.0.0.1:9/x",    "http://169.254.169.254/latest",
+      "http://192.168.1.1:9/x", "http://[::ffff:127.0.0.1]:9/x"};
+  for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++) {
+    CHECK_INT(run(&m, priv[i], digest, NULL, &res), ==, VMH_EPERM);
+    CHECK_HAS(message, "a loopback, link-local or private address");
+  }
+  free(m.buf);
 
   /* The policy holds in the transfer too, and nothing is kept. */
   mem_fill(&m, data, 0);

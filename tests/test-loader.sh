@@ -263,3 +263,57 @@ start_vmhostd "$config"
 assert_grep -F "$tmp/extra.so: exports 1 symbol" "$vmhostd_log"
 assert_not_grep -F "cxx-weak.so: exports" "$vmhostd_log"
 stop_vmhostd || fail "vmhostd exited with status $? after SIGTERM (log: $vmhostd_log)"
+
+# ---- 7. plugin files and directories others could replace -------------------
+# Refused before dlopen (sshd's StrictModes): a constructor in such a file
+# never runs, not even under --check-config or --dump-plugin.
+printf '#include <stdio.h>\n#include <stdlib.h>\n__attribute__((constructor)) static void fixture_ctor(void) { const char *f = getenv("VMH_FIXTURE_CTOR"); FILE *o = f ? fopen(f, "w") : NULL; if (o) fclose(o); }\n' \
+  >"$tmp/ctor.c"
+mkdir -m 0755 "$tmp/safe" "$tmp/open"
+chmod 0777 "$tmp/open"
+$CC -shared -fPIC "${inc[@]}" -DFIX_KIND=1 -DFIX_NAME=ctor \
+  -o "$tmp/safe/ctor.so" "$srcdir/plugins/fixture.c" "$tmp/ctor.c" ||
+  fail "cannot build the constructor fixture"
+cp "$tmp/safe/ctor.so" "$tmp/open/ctor.so"
+chmod 0755 "$tmp/safe/ctor.so" "$tmp/open/ctor.so"
+export VMH_FIXTURE_CTOR="$tmp/ctor-ran"
+
+# A trusted file loads (its constructor runs, which proves the fixture).
+run_vmhostd --dump-plugin "$tmp/safe/ctor.so"
+[ "$rc" -eq 0 ] || fail "--dump-plugin safe/ctor.so: status $rc: $(cat "$err")"
+[ -e "$tmp/ctor-ran" ] || fail "the constructor fixture did not run"
+rm -f "$tmp/ctor-ran"
+
+# A 0777 directory, through --dump-plugin and --check-config.
+expect_refusal "$tmp/open/ctor.so" \
+  "refused: directory $tmp/open is group- or world-writable (mode 0777; chmod go-w it)" \
+  -- --dump-plugin "$tmp/open/ctor.so"
+config open-dir <<EOF2
+hypervisors:
+  - { name: hv0, plugin: ctor, file: "$tmp/open/ctor.so" }
+storage:
+$good_storage
+networks:
+$good_network
+EOF2
+expect_refusal "$tmp/open/ctor.so" "refused: directory $tmp/open is group- or world-writable" \
+  -- --check-config --config "$config"
+[ -e "$tmp/ctor-ran" ] && fail "a refused plugin's constructor ran"
+
+# A 0666 file.
+chmod 0666 "$tmp/safe/ctor.so"
+expect_refusal "$tmp/safe/ctor.so" \
+  "refused: the file is group- or world-writable (mode 0666; chmod go-w it)" \
+  -- --dump-plugin "$tmp/safe/ctor.so"
+chmod 0755 "$tmp/safe/ctor.so"
+
+# A file owned by someone else (needs root to give it away).
+if [ "$(id -u)" -eq 0 ]; then
+  chown nobody "$tmp/safe/ctor.so"
+  expect_refusal -E "$tmp/safe/ctor.so" \
+    "refused: owned by uid $(id -u nobody), not by root or the daemon's user \(uid 0\)" \
+    -- --dump-plugin "$tmp/safe/ctor.so"
+  chown root "$tmp/safe/ctor.so"
+fi
+[ -e "$tmp/ctor-ran" ] && fail "a refused plugin's constructor ran"
+exit 0

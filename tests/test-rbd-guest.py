@@ -19,7 +19,7 @@ import time
 from cephcluster import Ceph, require_ceph
 from lvguest import (Libvirtd, build_initrd, first_line, kernel, require_qemu,
                      write_pattern)
-from vmhtest import Daemon, check, lsan_without_tls, skip
+from vmhtest import IMAGE_SOURCES, Daemon, check, lsan_without_tls, skip
 
 require_qemu()
 require_ceph()
@@ -71,6 +71,7 @@ storage:
     monitors: ["v2:{c.monitor}"]
     pool: vmh
     key_file: {key_file}
+    {IMAGE_SOURCES}
 networks:
   - {{ name: net0, plugin: mock }}
 """)

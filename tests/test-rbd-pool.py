@@ -20,7 +20,7 @@ import threading
 import time
 
 from cephcluster import Ceph, require_ceph
-from vmhtest import (VMHOSTD, Daemon, check, expect, free_port, quiet_call,
+from vmhtest import (IMAGE_SOURCES, VMHOSTD, Daemon, check, expect, free_port, quiet_call,
                      wait_for)
 
 require_ceph()
@@ -83,7 +83,9 @@ def config(**keys):
     """The daemon's config: mock hypervisor and network, an rbd pool with
     keys (YAML flow values) over the defaults."""
     keys = dict({"monitors": f'["v2:{c.monitor}"]', "pool": "vmh",
-                 "key_file": key_file, "timeout": 3}, **keys)
+                 "key_file": key_file, "timeout": 3,
+                 "image_sources": "{ " + IMAGE_SOURCES.split("{ ", 1)[1]},
+                **keys)
     body = ", ".join(f"{k}: {v}" for k, v in keys.items() if v is not None)
     return f"""
 hypervisors:

@@ -62,7 +62,7 @@ with RestDaemon(rest=LIMITS) as d:
         check(r.stdout == "431", proto, "headers", r.stdout, r.stderr)
     big = '{"name":"x","user_data":"' + "y" * 100000 + '"}'
     for proto in ("--http1.1", "--http2-prior-knowledge"):
-        r = subprocess.run(["curl", "-sS", proto, "-o", "/dev/null", "-w",
+        r = subprocess.run(["curl", "-sS", "-H", d.auth_line(), proto, "-o", "/dev/null", "-w",
                             "%{http_code}", "-H",
                             "content-type: application/json",
                             "--data-binary", "@-", d.base + "/api/v1/vms"],
@@ -72,7 +72,7 @@ with RestDaemon(rest=LIMITS) as d:
     check(serving(d), "not serving after oversized requests")
 
     # More than requests_per_second (50) on one connection: 429.
-    r = subprocess.run(["nghttp", "-n", "-v", "-m", "200",
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-n", "-v", "-m", "200",
                         d.base + "/api/v1/host"], capture_output=True,
                        text=True, timeout=30)
     n429 = r.stdout.count(":status: 429")
@@ -108,7 +108,7 @@ with RestDaemon(rest=LIMITS) as d:
 
     pump(0.3)
     post = [(":method", "POST"), (":scheme", "http"),
-            (":authority", "127.0.0.1"), (":path", "/api/v1/vms"),
+            (":authority", "127.0.0.1"), (":path", "/api/v1/vms"), d.auth_h2(),
             ("content-type", "application/json")]
     sids = []
     for _ in range(20):
@@ -135,7 +135,7 @@ with RestDaemon(rest=LIMITS) as d:
     conn.send_headers(conn.get_next_available_stream_id(),
                       [(":method", "GET"), (":scheme", "http"),
                        (":authority", "127.0.0.1"),
-                       (":path", "/api/v1/host")], end_stream=True)
+                       (":path", "/api/v1/host"), d.auth_h2()], end_stream=True)
     s.sendall(conn.data_to_send())
     pump(1)
     check(b"200" in answers.values(), "the connection stopped serving")
@@ -146,7 +146,7 @@ with RestDaemon(rest=LIMITS) as d:
     # a few at a time: nothing refused, nothing stalls.
     with open(d.tmpdir + "/body.json", "w") as f:
         f.write('{"name": "' + "z" * 60000 + '"}')
-    r = subprocess.run(["nghttp", "-n", "-m", "4", "-v", "-H",
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-n", "-m", "4", "-v", "-H",
                         "content-type: application/json", "-d",
                         d.tmpdir + "/body.json", d.base + "/api/v1/vms"],
                        capture_output=True, text=True, timeout=30)
@@ -160,7 +160,8 @@ with RestDaemon(rest=LIMITS) as d:
     conn.initiate_connection()
     s.sendall(conn.data_to_send())
     hdrs = [(":method", "GET"), (":scheme", "http"),
-            (":authority", "127.0.0.1"), (":path", "/api/v1/host")]
+            (":authority", "127.0.0.1"), (":path", "/api/v1/host"),
+            d.auth_h2()]
     sent, goaway = 0, None
     s.settimeout(0.001)
     try:
@@ -210,10 +211,11 @@ with RestDaemon(rest=LIMITS) as d:
     slow = []
     for i in range(20):
         c = socket.create_connection(("127.0.0.1", d.port))
-        c.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\nX-a: ")
+        c.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
+                  b"X-a: ")
         slow.append(c)
     c = socket.create_connection(("127.0.0.1", d.port))
-    c.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\n"
+    c.sendall(b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
               b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
     slow.append(c)
     slow.append(socket.create_connection(("127.0.0.1", d.tls_port)))
@@ -248,7 +250,7 @@ with RestDaemon(rest=LIMITS) as d:
     ctx.verify_mode = ssl.CERT_NONE
     with socket.create_connection(("127.0.0.1", d.tls_port)) as raw:
         with ctx.wrap_socket(raw) as t:
-            t.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n"
+            t.sendall(b"GET /api/v1/host HTTP/1.1\r\nHost: x\r\n" + d.auth_h1() +
                       b"Connection: close\r\n\r\n")
             check(t.recv(100).startswith(b"HTTP/1.1 200"), "TLS after abuse")
 
@@ -256,3 +258,38 @@ with RestDaemon(rest=LIMITS) as d:
     print(f"RSS: {rss0} kB before, {rss1} kB after", flush=True)
     check(rss1 - rss0 < 64 * 1024, "RSS grew by", rss1 - rss0, "kB")
     check(d.stop() == 0, "exit")
+
+# Connection slots (issue 12, finding 6): idle connections that never start
+# TLS, from one address, take at most max_connections_per_peer; from many
+# addresses, the oldest silent ones give their slots back to new clients;
+# the unix socket has a reserve of its own.
+with RestDaemon(rest="    limits: { max_connections: 32, "
+                "max_connections_per_peer: 8 }") as d:
+    def idle(src, n):
+        socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", d.tls_port))
+            socks.append(s)
+        return socks
+
+    def served_from(src):
+        r = d.curl("--interface", src, "-o", "/dev/null", "-w",
+                   "%{http_code}", d.base + "/api/v1/host", check_rc=False)
+        return r.stdout == "200"
+
+    one = idle("127.0.0.1", 40)
+    kept = [s for s in one if not closed_within(s, 0.3)]
+    check(len(kept) == 8, "one address holds", len(kept), "slots, not 8")
+    check("max_connections_per_peer" in d.log(), "refusal not logged")
+    check(served_from("127.0.0.2"), "another address starved")
+    many = [s for i in range(3, 7) for s in idle(f"127.0.0.{i}", 8)]
+    time.sleep(1.2)  # silent for a second: first to give their slots
+    check(served_from("127.0.0.50"), "a new address starved by silent ones")
+    r = d.curl("--unix-socket", d.usock, "-o", "/dev/null", "-w",
+               "%{http_code}", "http://x/api/v1/host", check_rc=False)
+    check(r.stdout == "200", "the unix socket starved", r.stdout)
+    check("slot taken back" in d.log(), "no silent connection was evicted")
+    for s in one + many:
+        s.close()

@@ -16,7 +16,8 @@ from vmhtest import check, mocks
 require("curl")
 
 with RestDaemon(body=mocks(hv=", latency: { define: 1500ms }")) as d:
-    events = subprocess.Popen(["curl", "-sN", "--http2-prior-knowledge",
+    events = subprocess.Popen(["curl", "-sN", "-H", d.auth_line(),
+                               "--http2-prior-knowledge",
                                d.base + "/api/v1/events"],
                               stdout=subprocess.PIPE, text=True)
     check(events.stdout.readline().startswith(": vmhostd events"), "events")
@@ -27,7 +28,7 @@ with RestDaemon(body=mocks(hv=", latency: { define: 1500ms }")) as d:
         c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
         c.request("POST", "/api/v1/vms", json.dumps(
             {"name": "slow-1", "vcpus": 1, "memory": 1 << 30}),
-            {"content-type": "application/json"})
+            {"content-type": "application/json", **d.auth()})
         r = c.getresponse()
         result["status"] = r.status
         result["body"] = json.loads(r.read())

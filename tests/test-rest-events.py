@@ -33,7 +33,8 @@ def sse(proc_out):
 
 
 def subscribe(d, *args):
-    return subprocess.Popen(["curl", "-sN", "--max-time", "30", *args,
+    return subprocess.Popen(["curl", "-sN", "--max-time", "30", "-H",
+                             d.auth_line(), *args,
                              d.base + V + "/events"],
                             stdout=subprocess.PIPE, text=True)
 
@@ -89,7 +90,8 @@ with RestDaemon(rest="    limits: { stream_buffer: 4096 }") as d:
     sid = conn.get_next_available_stream_id()
     conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
                             (":authority", "127.0.0.1"),
-                            (":path", V + "/events")], end_stream=True)
+                            (":path", V + "/events"), d.auth_h2()],
+                      end_stream=True)
     s.sendall(conn.data_to_send())
     time.sleep(0.5)
     rss0 = d.rss_kb()

@@ -103,7 +103,7 @@ with RestDaemon() as d:
               "HEAD's content-length", len(get), r.stdout)
         check("hostname" not in r.stdout, args, "HEAD sent a body:",
               r.stdout)
-    r = subprocess.run(["nghttp", "-nv", "-H", ":method: HEAD", d.base + path,
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-nv", "-H", ":method: HEAD", d.base + path,
                         d.base + "/readyz"], capture_output=True, text=True,
                        timeout=20)
     check(r.returncode == 0 and r.stdout.count(":status: 200") == 2 and
@@ -119,11 +119,12 @@ with RestDaemon() as d:
 
     # nghttp (nghttp2's own client) over TLS and cleartext.
     for url in (d.tls_base + path, d.base + "/api/v1/vms"):
-        r = subprocess.run(["nghttp", "-v", url], capture_output=True,
+        r = subprocess.run(["nghttp", "-H", d.auth_line(), "-v", url], capture_output=True,
                            text=True, timeout=20)
         check(r.returncode == 0 and ":status: 200" in r.stdout, url,
               r.stdout[-2000:], r.stderr)
-    r = subprocess.run(["nghttp", "-nv", "-m", "20", d.base + path],
+    r = subprocess.run(["nghttp", "-H", d.auth_line(), "-nv", "-m", "20",
+                        d.base + path],
                        capture_output=True, text=True, timeout=20)
     check(r.returncode == 0 and r.stdout.count(":status: 200") == 20,
           "20 requests on one connection", r.stdout[-1500:])
@@ -169,6 +170,21 @@ with RestDaemon(rest='    tls: { min_version: "1.2" }') as d:
     r = d.curl("-k", "--tlsv1.2", "--tls-max", "1.2", "-w", "%{http_code}",
                "-o", "/dev/null", d.tls_base + "/api/v1/host")
     check(r.stdout == "200", r.stdout, r.stderr)
+    # AEAD suites only: no CBC (with SHA-1 or SHA-256 MACs), whichever the
+    # client asks for.
+    for cbc in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                "ECDHE-ECDSA-AES128-SHA256"):
+        r = subprocess.run(["openssl", "s_client", "-connect",
+                            f"127.0.0.1:{d.tls_port}", "-tls1_2", "-cipher",
+                            cbc], input="", capture_output=True, text=True,
+                           timeout=20)
+        check("Cipher is (NONE)" in r.stdout, cbc, "accepted:",
+              r.stdout[-800:])
+    r = subprocess.run(["openssl", "s_client", "-connect",
+                        f"127.0.0.1:{d.tls_port}", "-tls1_2", "-cipher",
+                        "ECDHE-ECDSA-AES128-GCM-SHA256"], input="",
+                       capture_output=True, text=True, timeout=20)
+    check("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256" in r.stdout, r.stdout)
 
 # An idle keep-alive connection is closed after idle_timeout; one with a
 # request in flight or answered just now is not.

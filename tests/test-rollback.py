@@ -92,3 +92,22 @@ with Daemon(mocks(st=fault)) as d:
     expect(d.call(op="vm_create", spec=vm_spec("vm1", disks=2)), "io_error")
     vols = [v["name"] for v in d.ok(op="volume_list", pool="pool0")["volumes"]]
     check(vols == ["vm1-vdb"], "the user's volume survives a rollback:", vols)
+
+# A delete whose hypervisor undefine fails touches nothing else: the disks
+# and NICs stay (the domain still uses them), the VM keeps its status, the
+# message says so; a delete once the fault has passed removes everything.
+fault_hv = ", faults: [ { op: undefine, mode: nth, n: 1, error: io_error } ]"
+with Daemon(mocks(hv=fault_hv)) as d:
+    d.ok(op="vm_create", spec=vm_spec("vm1", disks=2, nics=2))
+    before = leftovers(d)
+    status = d.ok(op="vm_get", vm="vm1")["vms"][0]["status"]
+    r = d.call(op="vm_delete", vm="vm1")
+    expect(r, "io_error")
+    check("left untouched" in (r.get("message") or ""), r)
+    after = leftovers(d)
+    check(len(after[1]) == 2 and after[2] == 2 and len(after[0]) == 1,
+          "undefine failed: disks and NICs kept:", before, after)
+    vm = d.ok(op="vm_get", vm="vm1")["vms"][0]
+    check(vm["status"] == status, "status kept:", status, vm)
+    d.ok(op="vm_delete", vm="vm1")
+    assert_clean(d, "delete after a failed undefine")

@@ -28,7 +28,7 @@ if not os.path.isdir(os.path.join(mods, "node_modules", "@grpc", "grpc-js")):
 with RpcDaemon() as d:
     env = dict(os.environ, NODE_PATH=os.path.join(mods, "node_modules"))
     r = subprocess.run(["node", os.path.join(SRCDIR, "rpc-node-smoke.js"),
-                        PROTO_DIR, f"127.0.0.1:{d.port}"],
+                        PROTO_DIR, f"127.0.0.1:{d.port}", d.token()],
                        capture_output=True, text=True, timeout=60, env=env)
     check(r.returncode == 0 and "ok" in r.stdout, "node client:", r.stdout,
           r.stderr)

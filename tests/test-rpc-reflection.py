@@ -72,7 +72,8 @@ with RpcDaemon() as d:
     conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
                             (":path", PATH), (":authority", "x"),
                             ("content-type", "application/grpc"),
-                            ("te", "trailers")])
+                            ("te", "trailers"),
+                            ("authorization", f"Bearer {d.token()}")])
     msg = frame(R.ServerReflectionRequest(list_services="").SerializeToString())
     for part in (msg[:2], msg[2:7], msg[7:]):
         conn.send_data(sid, part)

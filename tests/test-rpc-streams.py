@@ -30,6 +30,32 @@ def wait_for(cond, what, timeout=10):
     fail("timed out waiting for", what)
 
 
+h2 = import_h2()
+
+
+def unread_metrics(d, n):
+    """n StreamMetrics streams (every 100 ms) on one connection whose
+    window is 0: nothing is ever read.  (socket, its h2 connection)."""
+    s = socket.create_connection(("127.0.0.1", d.port))
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True))
+    conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.initiate_connection()
+    for _ in range(n):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [
+            (":method", "POST"), (":scheme", "http"),
+            (":path", "/vmhost.v1.NodeService/StreamMetrics"),
+            (":authority", "x"), ("content-type", "application/grpc"),
+            ("te", "trailers"), ("authorization", f"Bearer {d.token()}")])
+        conn.send_data(sid, frame(N.StreamMetricsRequest(interval_ms=100)
+                                  .SerializeToString()), end_stream=True)
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+
 with RpcDaemon(rpc="    limits: { stream_buffer: 64K }\n") as d:
     node = d.node()
 
@@ -82,23 +108,7 @@ with RpcDaemon(rpc="    limits: { stream_buffer: 64K }\n") as d:
 
     # A reader that never reads: its window is 0, samples (18K each) pile
     # up past the 64K buffer, and the server resets the stream.
-    h2 = import_h2()
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
-    conn = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=True))
-    conn.local_settings = h2.settings.Settings(
-        client=True, initial_values={
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
-    conn.initiate_connection()
-    sid = conn.get_next_available_stream_id()
-    conn.send_headers(sid, [
-        (":method", "POST"), (":scheme", "http"),
-        (":path", "/vmhost.v1.NodeService/StreamMetrics"),
-        (":authority", "x"), ("content-type", "application/grpc"),
-        ("te", "trailers")])
-    conn.send_data(sid, frame(N.StreamMetricsRequest(interval_ms=100)
-                              .SerializeToString()), end_stream=True)
-    s.sendall(conn.data_to_send())
+    s, conn = unread_metrics(d, 1)
     wait_for(lambda: "reads too slowly" in d.log(), "the slow reader's drop")
     reset = False
     s.settimeout(5)
@@ -143,4 +153,29 @@ with RpcDaemon(rpc="    limits: { stream_buffer: 64K }\n") as d:
     for name in streams:
         r = results.get(name)
         check(r and r[0] == SC.UNAVAILABLE and "stopping" in r[1], name, r)
+
+# Streams that are never read (issue 12, finding 7): one memory budget for
+# all of the front-end's stream buffers (limits.stream_memory) cuts the
+# slowest readers first, long before each reaches its own stream_buffer; a
+# reader keeps its stream; one address opens at most max_streams_per_peer.
+
+with RpcDaemon(rpc="    limits: { stream_buffer: 16M, stream_memory: 1M, "
+               "max_streams_per_peer: 12 }\n") as d:
+    node = d.node()
+    reader = node.StreamMetrics(N.StreamMetricsRequest(interval_ms=100))
+    next(reader)
+    slow, _ = unread_metrics(d, 10)
+    wait_for(lambda: "limits.stream_memory" in d.log(),
+             "the budget to cut a slow reader", timeout=60)
+    check("(limits.stream_buffer)" not in d.log(), "cut by its own buffer")
+    got = [next(reader) for _ in range(5)]
+    check(len(got) == 5, "the reader lost its stream")
+    # One more connection from the same address: past the per-address
+    # limit (the reader, 10 unread, now 3 more), streams are cut at once.
+    more, _ = unread_metrics(d, 3)
+    wait_for(lambda: "limits.max_streams_per_peer" in d.log(),
+             "the per-address stream limit")
+    reader.cancel()
+    slow.close()
+    more.close()
 print("ok")

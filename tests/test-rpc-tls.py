@@ -23,9 +23,11 @@ openssl_cert(tmp, "client", ca="ca")
 openssl_cert(tmp, "intruder", ca="otherca")
 
 
-def tls_call(d, cert=None):
-    """GetNodeInfo over TLS, trusting the daemon's generated certificate:
-    the answer, or the grpc.StatusCode of the failure."""
+def tls_call(d, cert=None, token=True):
+    """GetNodeInfo over TLS, trusting the daemon's generated certificate
+    (with the admin token unless token is False): the answer, or the
+    grpc.StatusCode of the failure."""
+    md = [("authorization", f"Bearer {d.token()}")] if token else []
     kw = {"root_certificates": read_bytes(d.cert_path())}
     if cert:
         kw["private_key"] = read_bytes(f"{tmp}/{cert}.key")
@@ -36,7 +38,7 @@ def tls_call(d, cert=None):
                                        "localhost")]) as ch:
         try:
             return pb.node_grpc.NodeServiceStub(ch).GetNodeInfo(
-                N.GetNodeInfoRequest(), timeout=10)
+                N.GetNodeInfoRequest(), timeout=10, metadata=md)
         except grpc.RpcError as e:
             return e.code()
 
@@ -50,9 +52,14 @@ with RpcDaemon() as d:
     check(d.stop() == 0)
 
 # mTLS.
-with RpcDaemon(rpc=f"    tls: {{ client_ca: {tmp}/ca.pem }}\n") as d:
-    r = tls_call(d, cert="client")
+# The certificate's subject maps to a role (auth.clients).
+with RpcDaemon(rpc=f"""    tls: {{ client_ca: {tmp}/ca.pem }}
+    auth: {{ clients: [ {{ subject: "CN=client", role: reader }} ] }}
+""") as d:
+    r = tls_call(d, cert="client", token=False)
     check(isinstance(r, N.NodeInfo) and r.hostname, "good client refused:", r)
+    r = tls_call(d, cert="client")
+    check(isinstance(r, N.NodeInfo) and r.hostname, "client + token:", r)
     r = tls_call(d)
     check(r == grpc.StatusCode.UNAVAILABLE, "no client cert served:", r)
     r = tls_call(d, cert="intruder")

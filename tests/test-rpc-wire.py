@@ -70,6 +70,25 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 2s }"),
     req = N.VmRequest(vm="nope").SerializeToString()
     st, msg = d.raw_status(GET, frame(req))
     check(st == 5, st, msg)
+    # A string with a NUL byte is refused, not cut at it ("web-1\0junk"
+    # would be web-1), in a nested message too.
+    import vmhtest
+    d.ok(op="vm_create", spec=vmhtest.vm_spec("web-1"))
+    st, msg = d.raw_status(GET, frame(N.VmRequest(vm="web-1")
+                                      .SerializeToString()))
+    check(st == 0, "GetVM web-1", st, msg)
+    st, msg = d.raw_status(GET, frame(N.VmRequest(vm="web-1\0junk")
+                                      .SerializeToString()))
+    check(st == 3 and "NUL" in msg, "GetVM with a NUL:", st, msg)
+    spec = N.CreateVMRequest()
+    spec.spec.name = "web-2"
+    spec.spec.vcpus = 1
+    spec.spec.memory = 1 << 20
+    disk = spec.spec.disks.add()
+    disk.name = "vda\0x"
+    st, msg = d.raw_status("/vmhost.v1.NodeService/CreateVM",
+                           frame(spec.SerializeToString()))
+    check(st == 3 and "NUL" in msg, "a NUL in a nested string:", st, msg)
     # A name with bytes outside ASCII comes back percent-encoded.
     req = N.VmRequest(vm="caf\u00e9").SerializeToString()
     resp, _, _ = d.raw(GET, frame(req))

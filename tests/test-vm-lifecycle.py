@@ -4,6 +4,8 @@
 memory and live, actions with illegal transitions refused, snapshots, disk
 hot-plug, console, delete; bad input refused with a message and nothing
 made."""
+import os
+
 from vmhtest import Daemon, check, expect, mocks, vm_spec
 
 with Daemon(mocks()) as d:
@@ -110,3 +112,46 @@ with Daemon(mocks()) as d:
     check(d.ok(op="volume_list", pool="pool0")["volumes"] == [], "volumes deleted")
     expect(d.call(op="vm_get", vm="web-1"), "not_found")
     check(d.stop() == 0, "SIGTERM: exit 0")
+
+# Host files as kernel and initrd (issue 12, finding 4): only from the
+# config's daemon.boot_dirs (here /boot and the test's directory), links
+# resolved; every refusal says the same, whether the file exists or not.
+with Daemon(mocks()) as d:
+    kern = os.path.join(d.tmp, "vmlinuz")
+    with open(kern, "w") as f:
+        f.write("not really a kernel")
+    os.symlink("/etc/shadow", os.path.join(d.tmp, "shadow-link"))
+    for bad in ("/etc/shadow", "/proc/self/environ", "etc/shadow",
+                os.path.join(d.tmp, "shadow-link"),
+                os.path.join(d.tmp, "..", "..", "etc", "shadow"),
+                os.path.join(d.tmp, "state", "auth", "..", "..", "..",
+                             "etc", "passwd"),
+                "/etc/no-such-file"):
+        for what in ("kernel", "initrd"):
+            r = expect(d.call(op="vm_create",
+                              spec=vm_spec("boot", disks=0, nics=0,
+                                           **{what: bad})),
+                       "permission_denied")
+            check("is not a file under a directory of daemon.boot_dirs"
+                  in r["message"], what, bad, r)
+    check(d.ok(op="vm_list")["vms"] == [], "a refused VM was recorded")
+    vm = d.ok(op="vm_create", spec=vm_spec("boot", disks=0, nics=0,
+                                           kernel=kern))["vms"][0]
+    check(vm["spec"]["kernel"] == kern if "spec" in vm else True, vm)
+    d.ok(op="vm_delete", vm="boot")
+
+# A volume a VM uses is not resized behind its back (issue 12, finding 8:
+# the record kept the old size); once detached it is.
+with Daemon(mocks()) as d:
+    vm = d.ok(op="vm_create", spec=vm_spec("rs", disks=1, nics=0))["vms"][0]
+    vol = vm["disks"][0]["volume"]
+    r = expect(d.call(op="volume_resize", pool="pool0", volume=vol,
+                      size=2 << 30), "busy")
+    check("is used by a VM" in r["message"], r)
+    size = [v for v in d.ok(op="volume_list", pool="pool0")["volumes"]
+            if v["name"] == vol][0]["capacity"]
+    check(size == 1 << 30, "resized anyway:", size)
+    d.ok(op="vm_delete", vm="rs")
+    d.ok(op="volume_create", pool="pool0", volume={"name": "free",
+                                                   "size": 1 << 20})
+    d.ok(op="volume_resize", pool="pool0", volume="free", size=2 << 20)

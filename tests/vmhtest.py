@@ -219,6 +219,7 @@ class Daemon:
   state_dir: state
   log: {{ level: {self.log_level} }}
   reconcile_interval: 0
+  boot_dirs: [ /boot, {self.tmp} ]   # guests' kernels, initrds built here
 {daemon_yaml}
 {body}
 frontends:
@@ -365,6 +366,13 @@ networks:
 def mocks(hv="", st="", net=""):
     """The three mocks, each with extra flow-style keys (", key: value")."""
     return MOCKS.format(hv=hv, st=st, net=net)
+
+
+# The image sources a test's storage pools take (the plugins' image_sources:
+# refused by default): files under the temporary directory, the test's own
+# HTTP servers on loopback.
+IMAGE_SOURCES = (f"image_sources: {{ file_dirs: [ {tempfile.gettempdir()} ], "
+                 "allow_private: true }")
 
 
 def vm_spec(name, disks=1, nics=1, **extra):

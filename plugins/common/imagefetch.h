@@ -49,10 +49,19 @@ struct fetch_policy {
   long low_speed_limit; /* bytes/s: slower than this for ... */
   long low_speed_time;  /* ... this many seconds ends an attempt */
   unsigned tries;       /* attempts in one fetch_run, each resuming */
+  /* file:// only for a file under one of these directories (absolute);
+   * none: file:// is refused whatever protocols says. */
+  char *const *file_dirs;
+  size_t n_file_dirs;
+  /* Connections to loopback, link-local, private (RFC 1918, ULA), CGNAT,
+   * unspecified or multicast addresses, by name or after a redirect:
+   * refused unless set. */
+  bool allow_private;
 };
 
 /* file, http, https; redirects to http(s) only, at most 5; connect within
- * 30 s; under 1 byte/s for 60 s ends an attempt; 5 attempts. */
+ * 30 s; under 1 byte/s for 60 s ends an attempt; 5 attempts; no file://
+ * (no directories), no private addresses. */
 extern const struct fetch_policy fetch_policy_default;
 
 struct fetch_request {
@@ -90,13 +99,23 @@ struct fetch_result {
   char sha256[FETCH_SHA256_HEX + 1]; /* on success: the verified digest */
 };
 
+/* A policy from the map `image_sources` of a plugin's config (absent: the
+ * default): file_dirs (a list of directories), allow_private (bool).
+ * *ret starts from the default; free its directories with
+ * fetch_policy_free.  0, or a VMH_E* code with the message set. */
+int fetch_policy_read(const struct vmh_host *host, const struct vmh_config *cfg,
+                      struct fetch_policy *ret);
+void fetch_policy_free(struct fetch_policy *p);
+
 /* Initialise libcurl.  Not thread-safe: call once from a plugin's load().
  * 0, or VMH_EINTERNAL with the message set. */
 int fetch_global_init(const struct vmh_host *host);
 
 /* Check url (its scheme must be one of policy's protocols; policy NULL: the
- * default) and sha256 (64 hex digits, any case); write the digest in lower
- * case into want.  0, or VMH_EINVAL with the message set. */
+ * default; a file:// url must name a regular file under one of the
+ * policy's file_dirs, links resolved) and sha256 (64 hex digits, any
+ * case); write the digest in lower case into want.  0, or VMH_EINVAL /
+ * VMH_EPERM with the message set. */
 int fetch_check(const struct vmh_host *host, const char *what, const char *url,
                 const char *sha256, const struct fetch_policy *policy,
                 char want[FETCH_SHA256_HEX + 1]);

@@ -45,8 +45,9 @@ vmlinuz, mods = kernel()
 tmp = tempfile.mkdtemp(prefix="vmhbench.")
 lv = Libvirtd(os.path.join(tmp, "libvirt"))
 try:
-    initrd = build_initrd(tmp, mods)
     os.makedirs(os.path.join(tmp, "vmhostd"))
+    # In the daemon's directory: the test config's daemon.boot_dirs.
+    initrd = build_initrd(os.path.join(tmp, "vmhostd"), mods)
     lv.start()
     d = Daemon(f"""
 hypervisors:

@@ -108,7 +108,8 @@ def through_rest(tmp_parent):
             def call(method, path, body=None):
                 c.request(method, path,
                           body=None if body is None else json.dumps(body),
-                          headers={"content-type": "application/json"})
+                          headers={"content-type": "application/json",
+                                   **d.auth()})
                 r = c.getresponse()
                 data = r.read()
                 if r.status >= 300:

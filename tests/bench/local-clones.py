@@ -32,7 +32,7 @@ ap.add_argument("--dir", default="/var/tmp")
 a = ap.parse_args()
 
 benchenv.setup(a.builddir)
-from vmhtest import Daemon  # noqa: E402
+from vmhtest import IMAGE_SOURCES, Daemon  # noqa: E402
 
 top = tempfile.mkdtemp(prefix="vmh-bench-local.", dir=a.dir)
 pool = os.path.join(top, "pool")
@@ -49,7 +49,7 @@ hypervisors:
 networks:
   - {{ name: net0, plugin: mock }}
 storage:
-  - {{ name: pool0, plugin: local, path: {pool} }}
+  - {{ name: pool0, plugin: local, path: {pool}, {IMAGE_SOURCES} }}
   - {{ name: mem, plugin: mock, max_volumes: 1000000, capacity: 100000T }}
 """
 try:

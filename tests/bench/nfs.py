@@ -144,13 +144,13 @@ def make_big():
             f.write("format=raw\nvsize=0\nbytes=0\nbacking=\nsha256=\n")
 
 
-def get_times(port, path):
+def get_times(d, path):
     """(seconds of each of --lists GETs of path after a first one, size)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
     times, size = [], 0
     for _ in range(a.lists + 1):
         t = time.perf_counter()
-        c.request("GET", path)
+        c.request("GET", path, headers=d.auth())
         r = c.getresponse()
         size = len(r.read())
         times.append(time.perf_counter() - t)
@@ -175,11 +175,11 @@ def listing():
     t = time.perf_counter()
     with d:
         opened = time.perf_counter() - t
-        nfs, size = get_times(d.port, "/api/v1/storage/pools/big/volumes")
+        nfs, size = get_times(d, "/api/v1/storage/pools/big/volumes")
         for i in range(a.list):
             Daemon.ok(d, op="volume_create", pool="mem",
                       volume={"name": f"v{i:05d}", "size": SIZE})
-        mem, _ = get_times(d.port, "/api/v1/storage/pools/mem/volumes")
+        mem, _ = get_times(d, "/api/v1/storage/pools/mem/volumes")
         ls = [timed(lambda: subprocess.run(
             ["nfs-ls", "nfs://127.0.0.1/export/big"], check=True,
             capture_output=True)) for _ in range(a.lists)]

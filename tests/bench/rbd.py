@@ -39,7 +39,7 @@ a = ap.parse_args()
 here = os.path.dirname(os.path.abspath(__file__))
 benchenv.setup(a.builddir)
 from cephcluster import Ceph, require_ceph  # noqa: E402
-from vmhtest import Daemon  # noqa: E402
+from vmhtest import IMAGE_SOURCES, Daemon  # noqa: E402
 
 require_ceph()
 MiB = 1 << 20
@@ -73,7 +73,7 @@ networks:
   - {{ name: net0, plugin: mock }}
 storage:
   - {{ name: ceph, plugin: rbd, monitors: ["{mon}"], pool: vmh,
-       key_file: {key_file} }}
+       key_file: {key_file}, {IMAGE_SOURCES} }}
 """
         os.mkdir(os.path.join(tmp, "d"))
         with Daemon(cfg, tmp=os.path.join(tmp, "d"), log_level="info") as d:

@@ -126,10 +126,20 @@ frontends:
 
 SHAPES = [(10, 10), (100, 1), (1, 1)]
 
+# h2load's -H arguments: the admin token vmhostd wrote at its first start
+# (the reference servers ignore it).
+AUTH = []
+
+
+def use_token(tmp):
+    """Send vmhostd's admin token (in tmp's state dir) from now on."""
+    with open(f"{tmp}/state/auth/admin.token") as f:
+        AUTH[:] = ["-H", "authorization: Bearer " + f.read().strip()]
+
 
 def h2load(urls, n, c, m, cpus, log=None):
     """req/s of one h2load run; per-request latencies (us) into log."""
-    cmd = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m)]
+    cmd = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), *AUTH]
     if log:
         cmd += ["--log-file", log]
     cmd += urls
@@ -193,6 +203,7 @@ def main():
     make_cert(tmp)  # one certificate for both servers' TLS
     vm = start_vmhostd(tmp, "rest", vport, vtls, cpus)
     wait_port(vport)
+    use_token(tmp)
     base = f"http://127.0.0.1:{vport}"
     for i in range(100):
         req = urllib.request.Request(

@@ -48,7 +48,8 @@ METHODS = ["GetNodeInfo", "ListVMs"]
 def h2load(url, reqfile, args, cpus, n):
     cmd = ["h2load", "-n", str(n), "-c", str(args.clients), "-m",
            str(args.streams), "-d", reqfile,
-           "-H", "content-type: application/grpc", "-H", "te: trailers", url]
+           "-H", "content-type: application/grpc", "-H", "te: trailers",
+           *rb.AUTH, url]
     if cpus:
         cmd = ["taskset", "-c", cpus[1]] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
@@ -95,6 +96,7 @@ def main():
     refs = {}
     try:
         rb.wait_port(vport)
+        rb.use_token(tmp)
         ch = grpc.insecure_channel(f"127.0.0.1:{vport}")
         node = pb.node_grpc.NodeServiceStub(ch)
         for i in range(100):

@@ -66,6 +66,62 @@ void h2s_respond_body(struct h2s_req *r, int status, const char *ctype,
   h2req_unref(r); /* the handler's */
 }
 
+/* Streams open from r's address; under s->lock. */
+static uint32_t peer_streams(struct h2s *s, const struct h2s_req *r) {
+  uint32_t n = 0;
+  for (struct h2s_req *x = s->streams; x; x = x->snext)
+    n += !x->overflow && !memcmp(x->addr, r->addr, sizeof r->addr);
+  return n;
+}
+
+/* Cut r's stream: marked overflowing (the loop resets it and tells its
+ * owner), its bytes out of the budget at once; under s->lock. */
+static void cut(struct h2s_req *r, const char *why) {
+  r->overflow = true;
+  snprintf(r->cut_why, sizeof r->cut_why, "%s", why);
+  r->s->stream_bytes -= r->acct;
+  r->acct = 0;
+  enqueue(r);
+}
+
+/* Make room for len more bytes within limits.stream_memory: cut the
+ * streams that hold most (the slowest readers) first; under s->lock. */
+static void make_room(struct h2s *s, size_t len) {
+  while (s->stream_bytes + len > s->conf->stream_memory) {
+    struct h2s_req *worst = NULL;
+    for (struct h2s_req *x = s->streams; x; x = x->snext)
+      if (!x->overflow && x->acct && (!worst || x->acct > worst->acct))
+        worst = x;
+    if (!worst)
+      return;
+    cut(worst,
+        "the front-end's stream memory (limits.stream_memory) is "
+        "full and it reads slowest");
+  }
+}
+
+void h2answer_consumed(struct h2s_req *r, size_t len) {
+  size_t n = len < r->acct ? len : r->acct;
+  r->acct -= n;
+  r->s->stream_bytes -= n;
+}
+
+void h2answer_forget(struct h2s_req *r) {
+  struct h2s *s = r->s;
+  if (!r->on_streams)
+    return;
+  pthread_mutex_lock(&s->lock);
+  s->stream_bytes -= r->acct;
+  r->acct = 0;
+  if (r->sprev)
+    r->sprev->snext = r->snext;
+  else
+    s->streams = r->snext;
+  if (r->snext)
+    r->snext->sprev = r->sprev;
+  pthread_mutex_unlock(&s->lock);
+}
+
 void h2s_stream_begin(struct h2s_req *r, int status, const char *ctype,
                       h2s_close_fn on_close, void *opaque) {
   struct h2s *s = r->s;
@@ -75,6 +131,18 @@ void h2s_stream_begin(struct h2s_req *r, int status, const char *ctype,
     r->streaming = true;
     r->on_close = on_close;
     r->close_opaque = opaque;
+    bool many =
+        !r->unix_peer && peer_streams(s, r) >= s->conf->max_streams_per_peer;
+    r->on_streams = true;
+    r->snext = s->streams;
+    r->sprev = NULL;
+    if (s->streams)
+      s->streams->sprev = r;
+    s->streams = r;
+    if (many)
+      cut(r,
+          "too many streams from this address "
+          "(limits.max_streams_per_peer)");
     enqueue(r);
   }
   pthread_mutex_unlock(&s->lock);
@@ -86,11 +154,20 @@ int h2s_stream_send(struct h2s_req *r, const char *data, size_t len) {
   int ret = -1;
   pthread_mutex_lock(&s->lock);
   if (r->streaming && !r->ended && !r->gone && !r->overflow) {
-    if (h2buf_size(&r->out) + len > s->conf->stream_buffer ||
-        h2buf_add(&r->out, data, len) < 0)
-      r->overflow = true;
-    else
-      ret = 0;
+    if (h2buf_size(&r->out) + len > s->conf->stream_buffer) {
+      cut(r, "the client reads too slowly (limits.stream_buffer)");
+    } else {
+      make_room(s, len);
+      if (r->overflow) {
+        /* it was the slowest itself */
+      } else if (h2buf_add(&r->out, data, len) < 0) {
+        cut(r, "out of memory");
+      } else {
+        r->acct += len;
+        s->stream_bytes += len;
+        ret = 0;
+      }
+    }
     enqueue(r);
   }
   pthread_mutex_unlock(&s->lock);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h2server.h"
+#include "h2int.h"
 
 /* A path as written, or resolved against the directory of the config file
  * it was read from (relative paths in the config are relative to it). */
@@ -52,19 +52,23 @@ static int read_listen(const struct vmh_host *host,
     return VMH_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     const char *addr;
-    int tls;
+    int tls, insecure;
     if ((r = host->config_at(list, i, &el)) < 0 ||
         (r = host->config_string(el, "address", NULL, &addr,
                                  VMH_CFG_REQUIRED)) < 0 ||
-        (r = host->config_bool(el, "tls", 0, &tls, 0)) < 0)
+        (r = host->config_bool(el, "tls", 0, &tls, 0)) < 0 ||
+        (r = host->config_bool(el, "insecure", 0, &insecure, 0)) < 0)
       return r;
     c->listen[i].address = addr[0] == '/' || addr[0] == '.'
                                ? resolve(host, el, addr)
                                : strdup(addr);
     c->listen[i].tls = tls;
+    c->listen[i].insecure = insecure;
     c->n_listen = i + 1;
     if (!c->listen[i].address)
       return VMH_ENOMEM;
+    if ((r = h2auth_check_listener(host, el, &c->listen[i])) < 0)
+      return r;
   }
   return 0;
 }
@@ -116,14 +120,17 @@ static int read_tls(const struct vmh_host *host, const struct vmh_config *cfg,
 static int read_limits(const struct vmh_host *host,
                        const struct vmh_config *cfg, struct h2s_conf *c) {
   const struct vmh_config *l;
-  int64_t conns, streams, rps, resets, idle, req, hs;
-  uint64_t hdr, body, sbuf, cbuf;
+  int64_t conns, per_peer, streams, rps, resets, idle, req, hs;
+  uint64_t hdr, body, sbuf, cbuf, smem;
+  int64_t speer;
   int r = host->config_map(cfg, "limits", &l, 0);
   if (r < 0)
     return r;
   /* A missing map reads every key as its default. */
   if ((r = host->config_int(l, "max_connections", 1, 1000000, 1024, &conns,
                             0)) < 0 ||
+      (r = host->config_int(l, "max_connections_per_peer", 1, 1000000, 64,
+                            &per_peer, 0)) < 0 ||
       (r = host->config_int(l, "max_streams", 1, 10000, 100, &streams, 0)) <
           0 ||
       (r = host->config_size(l, "max_header_size", 1024, 1 << 20, 16384, &hdr,
@@ -139,6 +146,10 @@ static int read_limits(const struct vmh_host *host,
       (r = host->config_int(l, "handshake_timeout", 1, 3600, 10, &hs, 0)) < 0 ||
       (r = host->config_size(l, "stream_buffer", 4096, 64 << 20, 256 << 10,
                              &sbuf, 0)) < 0 ||
+      (r = host->config_size(l, "stream_memory", 64 << 10, UINT64_C(1) << 40,
+                             64 << 20, &smem, 0)) < 0 ||
+      (r = host->config_int(l, "max_streams_per_peer", 1, 1000000, 256, &speer,
+                            0)) < 0 ||
       (r = host->config_size(l, "max_connection_buffer", 64 << 10,
                              (UINT64_C(1) << 31) - 1, 4 << 20, &cbuf, 0)) < 0)
     return r;
@@ -150,6 +161,7 @@ static int read_limits(const struct vmh_host *host,
     return VMH_EINVAL;
   }
   c->max_connections = (uint32_t)conns;
+  c->max_connections_per_peer = (uint32_t)per_peer;
   c->max_streams = (uint32_t)streams;
   c->max_header_size = (uint32_t)hdr;
   c->max_body_size = body;
@@ -160,6 +172,8 @@ static int read_limits(const struct vmh_host *host,
   c->request_timeout_s = (uint32_t)req;
   c->handshake_timeout_s = (uint32_t)hs;
   c->stream_buffer = (uint32_t)sbuf;
+  c->stream_memory = smem;
+  c->max_streams_per_peer = (uint32_t)speer;
   return 0;
 }
 
@@ -170,6 +184,7 @@ int h2s_conf_read(const struct vmh_host *host, const struct vmh_config *cfg,
   if ((r = read_listen(host, cfg, ret)) < 0 ||
       (r = read_tls(host, cfg, ret)) < 0 ||
       (r = read_limits(host, cfg, ret)) < 0 ||
+      (r = h2auth_conf_read(host, cfg, ret)) < 0 ||
       (r = host->config_bool(cfg, "access_log", 1, &ret->access_log, 0)) < 0)
     return r;
   return 0;
@@ -185,5 +200,6 @@ void h2s_conf_free(struct h2s_conf *c) {
   free(c->cert);
   free(c->key);
   free(c->client_ca);
+  h2auth_conf_free(c);
   memset(c, 0, sizeof *c);
 }

@@ -50,8 +50,14 @@ void h2conn_open(struct h2s *s, int fd, const struct sockaddr_storage *ss,
   c->t_tokens = now_us();
   c->tokens = s->conf->requests_per_s;
   peer_name(ss, c->peer, sizeof c->peer);
-  if (ss->ss_family != AF_UNIX)
+  h2listen_addr_key(ss, c->addr);
+  c->unix_peer = ss->ss_family == AF_UNIX;
+  if (ss->ss_family != AF_UNIX) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    h2auth_conn_anonymous(c);
+  } else {
+    h2auth_conn_unix(c);
+  }
   c->state = C_DETECT;
   if (tls) {
     pthread_mutex_lock(&s->lock);
@@ -285,6 +291,12 @@ static void handshake(struct conn *c) {
     }
     LOG(s, VMH_LOG_WARN, "TLS handshake with %s refused: %s%s", c->peer,
         gnutls_strerror(r), why);
+    h2conn_close(c, NULL);
+    return;
+  }
+  char why[300];
+  if (h2auth_conn_tls(c, why, sizeof why) < 0) {
+    LOG(s, VMH_LOG_WARN, "TLS handshake with %s refused: %s", c->peer, why);
     h2conn_close(c, NULL);
     return;
   }

@@ -30,14 +30,15 @@ void h2http1_deliver(struct h2s_req *r) {
   char head[512];
   pthread_mutex_lock(&s->lock);
   bool overflow = r->overflow, streaming = r->streaming, ended = r->ended;
+  char why[sizeof r->cut_why];
+  memcpy(why, r->cut_why, sizeof why);
   struct buf body = r->out;
   r->out = (struct buf){0};
+  h2answer_consumed(r, h2buf_size(&body));
   pthread_mutex_unlock(&s->lock);
   if (overflow) {
     h2buf_free(&body);
-    LOG(s, VMH_LOG_WARN,
-        "%s: stream to %s dropped: the client reads too slowly", r->id,
-        c->peer);
+    LOG(s, VMH_LOG_WARN, "%s: stream to %s dropped: %s", r->id, c->peer, why);
     h2conn_close(c, "slow reader");
     return;
   }

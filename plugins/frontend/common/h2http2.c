@@ -71,8 +71,10 @@ static int send_data(nghttp2_session *h2, nghttp2_frame *f,
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   pthread_mutex_lock(&s->lock);
   int e = len ? h2buf_add(&c->out, r->out.p + r->out.off, len) : 0;
-  if (e == 0)
+  if (e == 0) {
     r->out.off += len;
+    h2answer_consumed(r, len);
+  }
   pthread_mutex_unlock(&s->lock);
   if (e < 0 || (pad > 1 && h2buf_add(&c->out, zeros, pad - 1) < 0))
     return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -90,14 +92,15 @@ void h2http2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
   bool overflow = r->overflow, streaming = r->streaming;
+  char why[sizeof r->cut_why];
+  memcpy(why, r->cut_why, sizeof why);
   bool trailers = r->ntr > 0;
   int status = r->status;
   size_t len = h2buf_size(&r->out);
   pthread_mutex_unlock(&r->s->lock);
   if (overflow) {
-    LOG(r->s, VMH_LOG_WARN,
-        "%s: stream %" PRId32 " of %s dropped: the client reads too slowly",
-        r->id, r->sid, c->peer);
+    LOG(r->s, VMH_LOG_WARN, "%s: stream %" PRId32 " of %s dropped: %s", r->id,
+        r->sid, c->peer, why);
     nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->sid, NGHTTP2_CANCEL);
     return;
   }

@@ -101,6 +101,9 @@ struct h2s_req {
   struct buf body;
   char id[65];
   char route[64];
+  int role;      /* enum auth_role, of the connection, then of a token */
+  char who[200]; /* the identity, for logs (h2s_who) */
+  char peer[INET6_ADDRSTRLEN + 8];
   const char *proto;
   int err_status;
   char err_msg[192];
@@ -114,6 +117,14 @@ struct h2s_req {
   struct buf out;
   h2s_close_fn on_close;
   void *close_opaque;
+  /* Streamed responses (h2answer.c): on s->streams while streaming;
+   * acct = bytes of out counted in s->stream_bytes. */
+  struct h2s_req *snext, *sprev;
+  bool on_streams;
+  size_t acct;
+  char cut_why[128];      /* why the stream was cut (overflow) */
+  unsigned char addr[17]; /* the peer's address key (h2listen.c) */
+  bool unix_peer;
   struct h2s_req *qnext;
   /* Loop thread. */
   bool submitted, finished;
@@ -144,6 +155,11 @@ struct conn {
   bool lingering;  /* answered and shut for writing: reading to discard */
   uint32_t events; /* registered with epoll */
   char peer[INET6_ADDRSTRLEN + 8];
+  unsigned char addr[17]; /* family and address, without the port: the
+                           * per-peer connection count (h2listen.c) */
+  bool unix_peer;
+  int role;      /* what the connection itself grants (h2auth.c) */
+  char who[200]; /* its identity */
   gnutls_session_t tls;
   struct h2tls_creds *creds;
   size_t tls_pending; /* bytes handed to a send that said EAGAIN */
@@ -205,6 +221,11 @@ struct h2s {
   bool stopped; /* the loop has ended: answers are dropped, not queued */
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
   h2s_early_fn early;   /* requests handed over before their body */
+  struct auth_store *tokens; /* the daemon's bearer tokens (h2auth.c) */
+  /* Under lock: streamed responses, and the bytes their buffers hold
+   * (limits.stream_memory). */
+  struct h2s_req *streams;
+  uint64_t stream_bytes;
 };
 
 static inline uint64_t now_us(void) {
@@ -262,6 +283,10 @@ void h2req_detach(struct h2s_req *r);
 
 /* ---- h2answer.c: answers ------------------------------------------------ */
 
+/* len bytes of r's answer left r->out for the connection; under s->lock. */
+void h2answer_consumed(struct h2s_req *r, size_t len);
+/* r is freed: its stream's bytes leave the budget (takes s->lock). */
+void h2answer_forget(struct h2s_req *r);
 /* Whether r's answer goes without its body: a HEAD request (the handler
  * answers it as a GET) not streamed. */
 bool h2answer_head_only(const struct h2s_req *r);
@@ -316,6 +341,8 @@ void h2http1_deliver(struct h2s_req *r);
 
 /* ---- h2listen.c: listeners ---------------------------------------------- */
 
+/* The peer's address of ss, without its port, as a key (17 bytes). */
+void h2listen_addr_key(const struct sockaddr_storage *ss, unsigned char *key);
 /* Bind and register a listener for spec.  0, or a VMH_E* code with the
  * host's error set. */
 int h2listen_bind(struct h2s *s, const struct h2s_listen *spec);
@@ -332,6 +359,28 @@ void h2listen_close(struct h2s *s);
 int h2tls_setup(struct h2s *s);
 /* Reload the certificate if its file changed since it was loaded. */
 void h2tls_check(struct h2s *s);
+
+/* ---- h2auth.c: identities ----------------------------------------------- */
+
+/* The auth keys of an instance's config into c; 0 or a VMH_E* code with
+ * the host's error set.  h2auth_conf_free frees what it read. */
+int h2auth_conf_read(const struct vmh_host *host, const struct vmh_config *cfg,
+                     struct h2s_conf *c);
+void h2auth_conf_free(struct h2s_conf *c);
+/* Refuse (VMH_EINVAL, error set naming el) a cleartext TCP listener on a
+ * non-loopback address without insecure. */
+int h2auth_check_listener(const struct vmh_host *host,
+                          const struct vmh_config *el,
+                          const struct h2s_listen *l);
+/* The token store; 0 or VMH_ENOMEM with the host's error set. */
+int h2auth_start(struct h2s *s);
+/* The identity of a new connection: a unix-socket peer's credentials; a
+ * TCP connection's (anonymous, until TLS says more). */
+void h2auth_conn_unix(struct conn *c);
+void h2auth_conn_anonymous(struct conn *c);
+/* After the TLS handshake: the client certificate's identity; -1 with why
+ * set when the connection must be refused (no clientAuth purpose). */
+int h2auth_conn_tls(struct conn *c, char *why, size_t len);
 
 /* ---- h2server.c: the server --------------------------------------------- */
 

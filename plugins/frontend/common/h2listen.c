@@ -25,6 +25,85 @@ struct listener {
   struct listener *next;
 };
 
+void h2listen_addr_key(const struct sockaddr_storage *ss, unsigned char *key) {
+  memset(key, 0, 17);
+  key[0] = (unsigned char)ss->ss_family;
+  if (ss->ss_family == AF_INET)
+    memcpy(key + 1, &((const struct sockaddr_in *)(const void *)ss)->sin_addr,
+           4);
+  else if (ss->ss_family == AF_INET6)
+    memcpy(key + 1, &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr,
+           16);
+}
+
+/* Connections open from the address of key. */
+static uint32_t peer_count(struct h2s *s, const unsigned char *key) {
+  uint32_t n = 0;
+  for (struct conn *c = s->conns; c; c = c->next)
+    n += !c->unix_peer && !memcmp(c->addr, key, 17);
+  return n;
+}
+
+/* The oldest TCP connection that has not finished its TLS handshake (or
+ * said which protocol) for a second: the first to go when slots run out,
+ * since it costs an attacker nothing to hold one. */
+static struct conn *oldest_silent(struct h2s *s) {
+  struct conn *best = NULL;
+  uint64_t t = now_ms();
+  for (struct conn *c = s->conns; c; c = c->next)
+    if (!c->unix_peer && !c->closing &&
+        (c->state == C_HANDSHAKE || c->state == C_DETECT) &&
+        t - c->t_open >= 1000 && (!best || c->t_open < best->t_open))
+      best = c;
+  return best;
+}
+
+static void refuse(struct h2s *s, int fd, const char *why, const char *peer) {
+  close(fd);
+  s->refused++;
+  uint64_t t = now_ms();
+  if (t - s->t_refused_log >= 10000) {
+    s->t_refused_log = t;
+    LOG(s, VMH_LOG_WARN,
+        "connection from %s refused: %s (%" PRIu32 " open, %" PRIu64
+        " refused so far)",
+        peer, why, s->n_conns, s->refused);
+  }
+}
+
+/* Whether a new connection from ss may have a slot.  Unix-socket peers may
+ * use them all; TCP peers leave a reserve of max_connections / 16 (the
+ * local administrator gets in during a flood), and each address holds at
+ * most max_connections_per_peer.  When TCP slots run out, the oldest
+ * connection still silent gives its slot. */
+static bool admit(struct h2s *s, int fd, const struct sockaddr_storage *ss) {
+  const struct h2s_conf *cf = s->conf;
+  char peer[INET6_ADDRSTRLEN] = "unix";
+  if (ss->ss_family == AF_UNIX) {
+    if (s->n_conns < cf->max_connections)
+      return true;
+    refuse(s, fd, "max_connections", peer);
+    return false;
+  }
+  unsigned char key[17];
+  h2listen_addr_key(ss, key);
+  inet_ntop(ss->ss_family, key + 1, peer, sizeof peer);
+  if (peer_count(s, key) >= cf->max_connections_per_peer) {
+    refuse(s, fd, "max_connections_per_peer", peer);
+    return false;
+  }
+  uint32_t reserve = cf->max_connections / 16;
+  if (s->n_conns + reserve < cf->max_connections)
+    return true;
+  struct conn *victim = oldest_silent(s);
+  if (victim) {
+    h2conn_close(victim, "slot taken back (no handshake yet)");
+    return true;
+  }
+  refuse(s, fd, "max_connections (the rest kept for unix-socket peers)", peer);
+  return false;
+}
+
 void h2listen_event(struct h2s *s, struct listener *l) {
   for (int i = 0; i < 64; i++) {
     struct sockaddr_storage ss;
@@ -33,20 +112,8 @@ void h2listen_event(struct h2s *s, struct listener *l) {
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
       return;
-    if (s->n_conns >= s->conf->max_connections) {
-      close(fd);
-      s->refused++;
-      uint64_t t = now_ms();
-      if (t - s->t_refused_log >= 10000) {
-        s->t_refused_log = t;
-        LOG(s, VMH_LOG_WARN,
-            "%" PRIu32 " connections open (max_connections): refused %" PRIu64
-            " so far",
-            s->n_conns, s->refused);
-      }
-      continue;
-    }
-    h2conn_open(s, fd, &ss, l->tls);
+    if (admit(s, fd, &ss))
+      h2conn_open(s, fd, &ss, l->tls);
   }
 }
 
@@ -132,6 +199,12 @@ int h2listen_bind(struct h2s *s, const struct h2s_listen *spec) {
   epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
   l->next = s->listeners;
   s->listeners = l;
+  if (spec->insecure)
+    LOG(s, VMH_LOG_WARN,
+        "INSECURE: listener %s is cleartext on a network address "
+        "('insecure: true'): bearer tokens and all data cross the network "
+        "readable and alterable by anyone on the path",
+        a);
   LOG(s, VMH_LOG_INFO, "listening on %s (%s)", a,
       l->tls
           ? (s->conf->client_ca ? "TLS, client certificates required" : "TLS")

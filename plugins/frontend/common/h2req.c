@@ -22,6 +22,11 @@ struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   r->sid = sid;
   r->proto = proto;
   r->t0_us = now_us();
+  r->role = c->role;
+  memcpy(r->who, c->who, sizeof r->who);
+  memcpy(r->peer, c->peer, sizeof r->peer);
+  memcpy(r->addr, c->addr, sizeof r->addr);
+  r->unix_peer = c->unix_peer;
   atomic_init(&r->refs, 1); /* the connection's */
   atomic_fetch_add(&s->refs, 1);
   snprintf(r->id, sizeof r->id, "%08" PRIx32 "%08" PRIx64, s->id_prefix,
@@ -49,6 +54,7 @@ void h2req_unref(struct h2s_req *r) {
   hdrs_free(r->h, r->nh);
   hdrs_free(r->rh, r->nrh);
   hdrs_free(r->tr, r->ntr);
+  h2answer_forget(r);
   h2buf_free(&r->body);
   h2buf_free(&r->out);
   struct h2s *s = r->s;
@@ -236,9 +242,9 @@ void h2req_log(struct h2s_req *r, int status) {
     return;
   r->finished = true;
   LOG(s, VMH_LOG_INFO,
-      "access id=%s peer=%s proto=%s method=%s path=%s route=%s status=%d "
-      "bytes=%" PRIu64 " us=%" PRIu64 "%s%s",
-      r->id, r->c ? r->c->peer : "-", r->proto, h2s_method(r), h2s_path(r),
+      "access id=%s peer=%s who=%s proto=%s method=%s path=%s route=%s "
+      "status=%d bytes=%" PRIu64 " us=%" PRIu64 "%s%s",
+      r->id, r->peer, r->who, r->proto, h2s_method(r), h2s_path(r),
       r->route[0] ? r->route : "-", status, r->bytes, now_us() - r->t0_us,
       r->err_status ? " refused=" : "", r->err_status ? r->err_msg : "");
 }

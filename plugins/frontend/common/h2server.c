@@ -210,6 +210,8 @@ int h2s_start(struct h2s *s) {
   s->wake_ev = EV_WAKE;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_ev};
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake_fd, &ev);
+  if ((r = h2auth_start(s)) < 0)
+    return r;
   if (s->any_tls && (r = h2tls_setup(s)) < 0)
     return r;
   for (uint32_t i = 0; i < s->conf->n_listen; i++)
@@ -252,6 +254,7 @@ void h2server_unref(struct h2s *s) {
     close(s->wake_fd);
   free(s->cert);
   free(s->key);
+  auth_store_free(s->tokens);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }

@@ -34,12 +34,23 @@
 #include <stdint.h>
 #include <vmhost/vmhost-plugin.h>
 
+#include "authtoken.h"
+
 struct h2s;
 struct h2s_req;
 
 struct h2s_listen {
   char *address; /* "host:port", "[v6]:port", or a unix socket path */
   int tls;       /* 1: TLS; 0: cleartext HTTP/2 and HTTP/1.1 */
+  int insecure;  /* cleartext on a non-loopback address, accepted */
+};
+
+/* An identity the config maps to a role (auth.clients, auth.unix_peers). */
+struct h2s_auth_map {
+  char *name;       /* clients: the subject DN, or the SHA-256 fingerprint */
+  int by_sha256;    /* clients: name is a fingerprint (upper-case hex, ':') */
+  int64_t uid, gid; /* unix_peers: one of them, the other -1 */
+  int role;         /* enum auth_role */
 };
 
 struct h2s_conf {
@@ -53,17 +64,25 @@ struct h2s_conf {
   char **hostnames; /* extra names for the generated certificate */
   uint32_t n_hostnames;
   uint32_t max_connections;
-  uint32_t max_streams;     /* concurrent, per connection */
+  uint32_t max_connections_per_peer; /* TCP, by the peer's address */
+  uint32_t max_streams;              /* concurrent, per connection */
   uint32_t max_header_size; /* bytes of all header fields of a request */
   uint64_t max_body_size;
   uint64_t max_conn_buffer; /* request bodies held per HTTP/2 connection */
   uint32_t requests_per_s;  /* per connection; also the burst */
   uint32_t resets_per_s;    /* client RST_STREAM frames, per connection */
   uint32_t idle_timeout_s;
-  uint32_t request_timeout_s;   /* a whole request, from its first byte */
-  uint32_t handshake_timeout_s; /* TLS handshake or protocol detection */
-  uint32_t stream_buffer;       /* bytes queued per streamed response */
+  uint32_t request_timeout_s;    /* a whole request, from its first byte */
+  uint32_t handshake_timeout_s;  /* TLS handshake or protocol detection */
+  uint32_t stream_buffer;        /* bytes queued per streamed response */
+  uint64_t stream_memory;        /* bytes queued over all of them */
+  uint32_t max_streams_per_peer; /* streamed responses per address */
   int access_log;
+  /* Who may do what (h2auth.c): roles of client certificates and of
+   * unix-socket peers; /metrics without credentials. */
+  struct h2s_auth_map *clients, *unix_peers;
+  uint32_t n_clients, n_unix_peers;
+  int open_metrics;
 };
 
 /* Read the server's keys of an instance's config (listen, tls, limits,
@@ -159,6 +178,40 @@ void h2s_stream_begin(struct h2s_req *req, int status, const char *content_type,
 int h2s_stream_send(struct h2s_req *req, const char *data, size_t len);
 void h2s_stream_end(struct h2s_req *req);
 
+/* ---- Who is calling (h2auth.c) -------------------------------------------
+ *
+ * A caller is one of: the holder of a bearer token ("Authorization: Bearer
+ * <token>", the token store of authtoken.h, STATE_DIR/auth), the holder of
+ * a client certificate verified against tls.client_ca that carries the
+ * clientAuth key purpose (its role from auth.clients, by subject or
+ * SHA-256), or a unix-socket peer (root and the daemon's own user are
+ * admin; others from auth.unix_peers, by uid or group).  A bearer token,
+ * when sent, decides.  A cleartext TCP connection by itself is anonymous:
+ * it grants nothing. */
+
+#define H2S_OPEN (-1)    /* anyone, no credentials (healthz, readyz) */
+#define H2S_METRICS (-2) /* reader, or anyone with auth.open_metrics */
+
+/* Whether req may act as role `need` (enum auth_role, H2S_OPEN or
+ * H2S_METRICS): 0; or 401 (no credentials, or a token not valid) or 403
+ * (a role too low), msg (len bytes) saying why, the refusal logged with
+ * the identity, and on 401 a www-authenticate field added to the answer.
+ * On the I/O thread, in the handler. */
+int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len);
+/* After h2s_authorize: who called ("token:NAME", "cert:DN", "uid:N",
+ * "anonymous"), and their role (enum auth_role). */
+const char *h2s_who(const struct h2s_req *req);
+int h2s_role(const struct h2s_req *req);
+/* msg as req's caller may see it: for a caller below operator (and one not
+ * authenticated), every absolute host path in it ("/var/lib/…", at the
+ * start of a word; the request's own path aside) written "(a host path)", into
+ * buf (len bytes); others get msg itself. */
+const char *h2s_caller_message(const struct h2s_req *req, const char *msg,
+                               char *buf, size_t len);
+/* The daemon's token store, for the API that creates and revokes tokens;
+ * owned by the server, valid between h2s_start and h2s_free. */
+struct auth_store *h2s_tokens(struct h2s *s);
+
 /* ---- Certificates ------------------------------------------------------- */
 
 struct h2s_cert_info {
@@ -178,11 +231,19 @@ int h2s_cert_info(struct h2s *s, struct h2s_cert_info *ret);
  * the message. */
 int h2s_cert_generate(struct h2s *s, char *err, size_t errlen);
 /* Validate a PEM chain (leaf first) and key (they must parse, the key must
- * match the leaf, each certificate be issued by the next), install them at
- * the cert and key paths and use them for new connections. */
+ * match the leaf, each certificate be issued by the next; the leaf's key
+ * RSA >= 2048 bits, ECDSA >= P-256 or EdDSA, signed with SHA-256 or
+ * better, valid now, naming every tls.hostnames entry), keep the pair in
+ * use as the previous one, install them at the cert and key paths and use
+ * them for new connections.  VMH_EINVAL with err saying which check. */
 int h2s_cert_install(struct h2s *s, const char *cert_pem, size_t cert_len,
                      const char *key_pem, size_t key_len, char *err,
                      size_t errlen);
+
+/* Put the previous pair (the one the last install replaced) back, checked
+ * again; the pair in use becomes the previous one.  VMH_ENOENT when there
+ * is none. */
+int h2s_cert_restore(struct h2s *s, char *err, size_t errlen);
 
 /* ---- Extra fields, trailers, watching (gRPC) ---------------------------- */
 

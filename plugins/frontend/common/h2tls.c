@@ -246,15 +246,115 @@ static int check_chain(const char *pem, size_t len, char *err, size_t errlen) {
   return ret;
 }
 
+/* The leaf's key: RSA of 2048 bits or more, ECDSA on P-256 or larger, or
+ * EdDSA. */
+static int check_key(gnutls_x509_crt_t crt, char *err, size_t errlen) {
+  unsigned bits = 0;
+  int pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
+  switch (pk) {
+    case GNUTLS_PK_RSA:
+    case GNUTLS_PK_RSA_PSS:
+      if (bits < 2048)
+        return errbuf_fail(err, errlen, -1,
+                           "the certificate's RSA key has %u bits (2048 at "
+                           "least)",
+                           bits);
+      return 0;
+    case GNUTLS_PK_ECDSA: {
+      gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+      gnutls_datum_t x = {0}, y = {0};
+      if (gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, &x, &y) == 0) {
+        gnutls_free(x.data);
+        gnutls_free(y.data);
+      }
+      if (curve != GNUTLS_ECC_CURVE_SECP256R1 &&
+          curve != GNUTLS_ECC_CURVE_SECP384R1 &&
+          curve != GNUTLS_ECC_CURVE_SECP521R1)
+        return errbuf_fail(err, errlen, -1,
+                           "the certificate's EC key is on %s (P-256, P-384 "
+                           "or P-521 needed)",
+                           gnutls_ecc_curve_get_name(curve)
+                               ? gnutls_ecc_curve_get_name(curve)
+                               : "an unknown curve");
+      return 0;
+    }
+    case GNUTLS_PK_EDDSA_ED25519:
+    case GNUTLS_PK_EDDSA_ED448:
+      return 0;
+    default:
+      return errbuf_fail(err, errlen, -1,
+                         "the certificate's key type %s is not accepted (RSA, "
+                         "ECDSA or EdDSA)",
+                         gnutls_pk_get_name((gnutls_pk_algorithm_t)pk)
+                             ? gnutls_pk_get_name((gnutls_pk_algorithm_t)pk)
+                             : "?");
+  }
+}
+
+/* The leaf: a key strong enough, signed with SHA-256 or better (or
+ * EdDSA), valid now, naming every configured host name. */
+static int check_leaf(const char *pem, size_t len, char *const *names,
+                      size_t n_names, char *err, size_t errlen) {
+  gnutls_datum_t d = {(unsigned char *)pem, (unsigned)len};
+  gnutls_x509_crt_t crt;
+  if (gnutls_x509_crt_init(&crt) < 0)
+    return errbuf_fail(err, errlen, -1, "out of memory");
+  int r = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
+  if (r < 0) {
+    gnutls_x509_crt_deinit(crt);
+    return errbuf_fail(err, errlen, -1, "certificate: %s", gnutls_strerror(r));
+  }
+  r = check_key(crt, err, errlen);
+  int sig = gnutls_x509_crt_get_signature_algorithm(crt);
+  gnutls_digest_algorithm_t h =
+      gnutls_sign_get_hash_algorithm((gnutls_sign_algorithm_t)sig);
+  bool eddsa =
+      sig == GNUTLS_SIGN_EDDSA_ED25519 || sig == GNUTLS_SIGN_EDDSA_ED448;
+  time_t now = time(NULL);
+  if (r == 0 && !eddsa && h != GNUTLS_DIG_SHA256 && h != GNUTLS_DIG_SHA384 &&
+      h != GNUTLS_DIG_SHA512)
+    r = errbuf_fail(err, errlen, -1,
+                    "the certificate is signed with %s (SHA-256 or better "
+                    "needed)",
+                    gnutls_sign_get_name((gnutls_sign_algorithm_t)sig)
+                        ? gnutls_sign_get_name((gnutls_sign_algorithm_t)sig)
+                        : "an unknown algorithm");
+  if (r == 0 && gnutls_x509_crt_get_activation_time(crt) > now)
+    r = errbuf_fail(err, errlen, -1, "the certificate is not valid yet");
+  if (r == 0 && gnutls_x509_crt_get_expiration_time(crt) <= now)
+    r = errbuf_fail(err, errlen, -1, "the certificate has expired");
+  for (size_t i = 0; r == 0 && i < n_names; i++)
+    if (!gnutls_x509_crt_check_hostname2(crt, names[i], 0))
+      r = errbuf_fail(err, errlen, -1,
+                      "the certificate does not name '%s' (tls.hostnames)",
+                      names[i]);
+  gnutls_x509_crt_deinit(crt);
+  return r;
+}
+
+/* Keep the pair in use as PATH.prev, for h2s_cert_restore. */
+static int keep_previous(const char *path, char *err, size_t errlen) {
+  gnutls_datum_t d = {0};
+  char prev[4096];
+  snprintf(prev, sizeof prev, "%s.prev", path);
+  if (gnutls_load_file(path, &d) < 0)
+    return 0; /* nothing to keep */
+  int r = write_atomic(prev, d.data, d.size, 0600, err, errlen);
+  gnutls_free(d.data);
+  return r;
+}
+
 int h2tls_install(const char *cert, const char *key, const char *cert_pem,
                   size_t cert_len, const char *key_pem, size_t key_len,
-                  char *err, size_t errlen) {
+                  char *const *names, size_t n_names, char *err,
+                  size_t errlen) {
   gnutls_certificate_credentials_t x;
   gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)cert_len};
   gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)key_len};
   if (cert_len > UINT32_MAX || key_len > UINT32_MAX)
     return errbuf_fail(err, errlen, -1, "too large");
-  if (check_chain(cert_pem, cert_len, err, errlen) < 0)
+  if (check_chain(cert_pem, cert_len, err, errlen) < 0 ||
+      check_leaf(cert_pem, cert_len, names, n_names, err, errlen) < 0)
     return -1;
   /* GnuTLS parses both and refuses a key that is not the leaf's. */
   int r = gnutls_certificate_allocate_credentials(&x);
@@ -268,7 +368,9 @@ int h2tls_install(const char *cert, const char *key, const char *cert_pem,
                        gnutls_strerror(r));
   make_parent(key);
   make_parent(cert);
-  if (write_atomic(key, key_pem, key_len, 0600, err, errlen) < 0 ||
+  if (keep_previous(key, err, errlen) < 0 ||
+      keep_previous(cert, err, errlen) < 0 ||
+      write_atomic(key, key_pem, key_len, 0600, err, errlen) < 0 ||
       write_atomic(cert, cert_pem, cert_len, 0644, err, errlen) < 0)
     return -1;
   return 0;
@@ -343,8 +445,12 @@ static int generate(struct h2s *s, char *err, size_t errlen) {
 
 int h2tls_setup(struct h2s *s) {
   char err[512];
+  /* AEAD ciphers only: TLS 1.2's CBC suites (with SHA-1 or SHA-2 MACs)
+   * are the ones with the padding-oracle and Lucky13 history. */
   const char *prio = s->conf->tls12
-                         ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+                         ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+                           "-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:"
+                           "+AES-128-GCM:-MAC-ALL:+AEAD"
                          : "NORMAL:-VERS-ALL:+VERS-TLS1.3";
   if (gnutls_priority_init(&s->prio, prio, NULL) < 0) {
     s->host->error("TLS priorities '%s' refused", prio);
@@ -411,10 +517,42 @@ int h2s_cert_install(struct h2s *s, const char *cert, size_t clen,
                      const char *key, size_t klen, char *err, size_t errlen) {
   if (!s->any_tls)
     return snprintf(err, errlen, "no TLS listener"), VMH_ENOENT;
-  if (h2tls_install(s->cert, s->key, cert, clen, key, klen, err, errlen) < 0)
+  if (h2tls_install(s->cert, s->key, cert, clen, key, klen, s->conf->hostnames,
+                    s->conf->n_hostnames, err, errlen) < 0)
     return VMH_EINVAL;
   if (reload(s, err, errlen) < 0)
     return VMH_EIO;
   LOG(s, VMH_LOG_INFO, "installed a new certificate: %s", s->cert);
+  return 0;
+}
+
+int h2s_cert_restore(struct h2s *s, char *err, size_t errlen) {
+  if (!s->any_tls)
+    return snprintf(err, errlen, "no TLS listener"), VMH_ENOENT;
+  char pc[4096], pk[4096];
+  snprintf(pc, sizeof pc, "%s.prev", s->cert);
+  snprintf(pk, sizeof pk, "%s.prev", s->key);
+  gnutls_datum_t c = {0}, k = {0};
+  if (gnutls_load_file(pc, &c) < 0 || gnutls_load_file(pk, &k) < 0) {
+    gnutls_free(c.data);
+    return snprintf(err, errlen,
+                    "no previous certificate to restore (none was replaced "
+                    "by an upload)"),
+           VMH_ENOENT;
+  }
+  /* The previous pair passed the checks when it was installed; it goes
+   * back through them (it may have expired since), and the pair in use
+   * becomes the previous one. */
+  int r = h2tls_install(s->cert, s->key, (const char *)c.data, c.size,
+                        (const char *)k.data, k.size, s->conf->hostnames,
+                        s->conf->n_hostnames, err, errlen);
+  gnutls_memset(k.data, 0, k.size);
+  gnutls_free(c.data);
+  gnutls_free(k.data);
+  if (r < 0)
+    return VMH_EINVAL;
+  if (reload(s, err, errlen) < 0)
+    return VMH_EIO;
+  LOG(s, VMH_LOG_INFO, "restored the previous certificate: %s", s->cert);
   return 0;
 }

@@ -34,9 +34,11 @@ int h2tls_generate(const char *cert, const char *key, char *const *names,
 int h2tls_info(const char *cert, struct h2s_cert_info *ret, char *err,
                size_t errlen);
 
-/* Check a PEM chain and key (see h2s_cert_install), then write them. */
+/* Check a PEM chain and key (see h2s_cert_install; the leaf must name
+ * each of names), keep the files in use as cert.prev and key.prev, then
+ * write them. */
 int h2tls_install(const char *cert, const char *key, const char *cert_pem,
                   size_t cert_len, const char *key_pem, size_t key_len,
-                  char *err, size_t errlen);
+                  char *const *names, size_t n_names, char *err, size_t errlen);
 
 #endif /* VMH_H2TLS_H */

@@ -50,6 +50,7 @@ struct route {
   const char *method;
   const char *pattern; /* "{}" is a path parameter */
   route_fn fn;
+  int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
 };
 
 /* Latency buckets of the per-route histograms, in microseconds. */
@@ -87,6 +88,7 @@ struct rest {
    * generation it was begun at: served again while the generation stays
    * (a list of many VMs costs its JSON encoding otherwise). */
   struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -111,6 +113,7 @@ struct call {
   const char *key; /* LIST */
   int ok_status;   /* 200, 201 */
   uint64_t gen;    /* vm_list from memory: the generation it began at */
+  bool hide;       /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -190,8 +193,9 @@ static void upper(char *dst, size_t len, const char *src) {
 
 static void answer_error(struct call *k, int status, const char *code,
                          const char *message) {
-  char name[64];
+  char name[64], shown[1024];
   upper(name, sizeof name, code);
+  message = h2s_caller_message(k->req, message, shown, sizeof shown);
   json_t *e = json_pack("{s:{s:s,s:o,s:s}}", "error", "code", name, "message",
                         abij_str(message ? message : ""), "request_id",
                         h2s_request_id(k->req));
@@ -226,7 +230,28 @@ static void finish_default(struct call *k, int code, const char *message) {
   answer_json(k, v ? k->ok_status : 204, v);
 }
 
+/* What a reader is not shown: a VM's user_data (cloud-init often carries
+ * passwords and keys), wherever it sits in a result. */
+#define HIDDEN "(hidden: the operator role is needed)"
+static void hide_secrets(json_t *v) {
+  const char *key;
+  json_t *x;
+  size_t i;
+  if (json_is_object(v)) {
+    json_object_foreach(v, key, x) {
+      if (!strcmp(key, "user_data") && json_is_string(x))
+        json_object_set_new(v, key, json_string(HIDDEN));
+      else
+        hide_secrets(x);
+    }
+  } else if (json_is_array(v)) {
+    json_array_foreach(v, i, x) hide_secrets(x);
+  }
+}
+
 static void add(struct call *k, json_t *v) {
+  if (k->hide)
+    hide_secrets(v);
   pthread_mutex_lock(&k->lock);
   if (json_array_append_new(k->res, v) < 0)
     host->log(k->rest->inst, VMH_LOG_WARN, "a result lost (no memory)");
@@ -360,8 +385,12 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
  */
 
 /* The cached list when it is of generation gen: answered, true. */
+static struct h2s_cache *list_cache_of(struct call *k) {
+  return k->hide ? k->rest->list_cache_hidden : k->rest->list_cache;
+}
+
 static bool list_cached(struct call *k, uint64_t gen) {
-  struct h2s_body *b = h2s_cache_get(k->rest->list_cache, gen);
+  struct h2s_body *b = h2s_cache_get(list_cache_of(k), gen);
   if (!b)
     return false;
   account(k, 200);
@@ -391,7 +420,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
   }
   account(k, 200);
   h2s_respond_body(k->req, 200, "application/json", b);
-  h2s_cache_put(k->rest->list_cache, k->gen, b);
+  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
   call_unref(k);
 }
@@ -931,6 +960,103 @@ static int cert_upload(struct call *k) {
   return 0;
 }
 
+static int cert_restore(struct call *k) {
+  char err[512];
+  if (no_query(k) < 0 || need_body(k, true) < 0)
+    return -1;
+  if (json_object_size(k->body))
+    return bad(k, "this request takes no fields");
+  int r = h2s_cert_restore(k->rest->srv, err, sizeof err);
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  if (r == VMH_ENOENT)
+    answer_error(k, 404, "not_found", err);
+  else if (r)
+    answer_code(k, r, err);
+  else
+    answer_cert(k);
+  return 0;
+}
+
+/* ---- Routes: bearer tokens (admin) -----------------------------------------
+ * The store is a small file (authtoken.h); its writes are rare and
+ * admin-only, done here like the certificate's. */
+
+static json_t *token_json(const struct auth_token *t) {
+  return json_pack("{s:s,s:s,s:I}", "name", t->name, "role",
+                   auth_role_name(t->role), "created", (json_int_t)t->created);
+}
+
+static int token_list(struct call *k) {
+  struct auth_token *t = NULL;
+  size_t n = 0;
+  char err[512];
+  if (no_query(k) < 0)
+    return -1;
+  int r = auth_token_list(h2s_tokens(k->rest->srv), &t, &n, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    json_array_append_new(a, token_json(&t[i]));
+  free(t);
+  answer_json(k, 200, a ? json_pack("{s:o}", "tokens", a) : NULL);
+  return 0;
+}
+
+static int token_create(struct call *k) {
+  static const char *const keys[] = {"name", "role", NULL};
+  const char *name, *role_name;
+  char err[512], secret[AUTH_SECRET_LEN];
+  int r;
+  if (no_query(k) < 0 || need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "name", &name)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "role", &role_name)) < 0)
+    return refused(k, r);
+  if (!name || !role_name)
+    return bad(k, "'name' and 'role' (reader, operator, admin) are required");
+  int role = auth_role_parse(role_name);
+  if (role < 0)
+    return bad(k, "role: reader, operator or admin, not '%s'", role_name);
+  r = auth_token_create(h2s_tokens(k->rest->srv), name, role, secret, err,
+                        sizeof err);
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  struct auth_token t = {.role = role, .created = (int64_t)time(NULL)};
+  snprintf(t.name, sizeof t.name, "%s", name);
+  json_t *o = token_json(&t);
+  if (o)
+    json_object_set_new(o, "token", json_string(secret));
+  host->log(k->rest->inst, VMH_LOG_INFO, "token '%s' (%s) created by %s", name,
+            role_name, h2s_who(k->req));
+  answer_json(k, 201, o);
+  return 0;
+}
+
+static int token_revoke(struct call *k) {
+  char err[512];
+  if (no_query(k) < 0)
+    return -1;
+  int r = auth_token_revoke(h2s_tokens(k->rest->srv), k->params[0], err,
+                            sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return 0;
+  }
+  host->log(k->rest->inst, VMH_LOG_INFO, "token '%s' revoked by %s",
+            k->params[0], h2s_who(k->req));
+  answer_json(k, 204, NULL);
+  return 0;
+}
+
 /* ---- Routes: events ------------------------------------------------------
  */
 
@@ -1026,43 +1152,49 @@ static int events(struct call *k) {
  */
 
 static const struct route routes[] = {
-    {"GET", "/api/v1/host", host_get},
-    {"GET", "/api/v1/host/health", health},
-    {"GET", "/api/v1/host/metrics", host_metrics},
-    {"GET", "/api/v1/host/hardware", host_hardware},
-    {"GET", "/api/v1/plugins", plugin_list},
-    {"GET", "/api/v1/vms", vm_list},
-    {"POST", "/api/v1/vms", vm_create},
-    {"GET", "/api/v1/vms/{}", vm_get},
-    {"DELETE", "/api/v1/vms/{}", vm_delete},
-    {"POST", "/api/v1/vms/{}/start", vm_start},
-    {"POST", "/api/v1/vms/{}/stop", vm_stop},
-    {"POST", "/api/v1/vms/{}/reboot", vm_reboot},
-    {"POST", "/api/v1/vms/{}/pause", vm_pause},
-    {"POST", "/api/v1/vms/{}/resume", vm_resume},
-    {"GET", "/api/v1/vms/{}/console", vm_console},
-    {"GET", "/api/v1/vms/{}/snapshots", snap_list},
-    {"POST", "/api/v1/vms/{}/snapshots", snap_create},
-    {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert},
-    {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete},
-    {"POST", "/api/v1/vms/{}/disks", disk_attach},
-    {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach},
-    {"GET", "/api/v1/storage/pools", pool_list},
-    {"GET", "/api/v1/storage/pools/{}", pool_get},
-    {"GET", "/api/v1/storage/pools/{}/volumes", vol_list},
-    {"POST", "/api/v1/storage/pools/{}/volumes", vol_create},
-    {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get},
-    {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize},
-    {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete},
-    {"GET", "/api/v1/networks", net_list},
-    {"GET", "/api/v1/networks/{}", net_get},
-    {"GET", "/api/v1/events", events},
-    {"GET", "/api/v1/settings/certificates", cert_get},
-    {"POST", "/api/v1/settings/certificates/generate", cert_generate},
-    {"POST", "/api/v1/settings/certificates/upload", cert_upload},
-    {"GET", "/metrics", metrics},
-    {"GET", "/healthz", healthz},
-    {"GET", "/readyz", readyz},
+    {"GET", "/api/v1/host", host_get, AUTH_READER},
+    {"GET", "/api/v1/host/health", health, AUTH_READER},
+    {"GET", "/api/v1/host/metrics", host_metrics, AUTH_READER},
+    {"GET", "/api/v1/host/hardware", host_hardware, AUTH_READER},
+    {"GET", "/api/v1/plugins", plugin_list, AUTH_READER},
+    {"GET", "/api/v1/vms", vm_list, AUTH_READER},
+    {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}", vm_get, AUTH_READER},
+    {"DELETE", "/api/v1/vms/{}", vm_delete, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/start", vm_start, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/stop", vm_stop, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/reboot", vm_reboot, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/pause", vm_pause, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/resume", vm_resume, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/console", vm_console, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/snapshots", snap_list, AUTH_READER},
+    {"POST", "/api/v1/vms/{}/snapshots", snap_create, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete, AUTH_OPERATOR},
+    {"POST", "/api/v1/vms/{}/disks", disk_attach, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach, AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools", pool_list, AUTH_READER},
+    {"GET", "/api/v1/storage/pools/{}", pool_get, AUTH_READER},
+    {"GET", "/api/v1/storage/pools/{}/volumes", vol_list, AUTH_READER},
+    {"POST", "/api/v1/storage/pools/{}/volumes", vol_create, AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get, AUTH_READER},
+    {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
+    {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/networks", net_list, AUTH_READER},
+    {"GET", "/api/v1/networks/{}", net_get, AUTH_READER},
+    {"GET", "/api/v1/events", events, AUTH_READER},
+    {"GET", "/api/v1/settings/certificates", cert_get, AUTH_READER},
+    {"POST", "/api/v1/settings/certificates/generate", cert_generate,
+     AUTH_ADMIN},
+    {"POST", "/api/v1/settings/certificates/upload", cert_upload, AUTH_ADMIN},
+    {"POST", "/api/v1/settings/certificates/restore", cert_restore, AUTH_ADMIN},
+    {"GET", "/api/v1/settings/tokens", token_list, AUTH_ADMIN},
+    {"POST", "/api/v1/settings/tokens", token_create, AUTH_ADMIN},
+    {"DELETE", "/api/v1/settings/tokens/{}", token_revoke, AUTH_ADMIN},
+    {"GET", "/metrics", metrics, H2S_METRICS},
+    {"GET", "/healthz", healthz, H2S_OPEN},
+    {"GET", "/readyz", readyz, H2S_OPEN},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -1172,6 +1304,17 @@ static void route(struct call *k) {
   cut(k->path, strlen(k->path));
   h2s_set_route(req, routes[found].pattern);
   k->route = found;
+  char why[512];
+  int denied = h2s_authorize(req, routes[found].role, why, sizeof why);
+  if (denied == 401) {
+    answer_error(k, 401, "unauthenticated", why);
+    return;
+  }
+  if (denied) {
+    answer_error(k, 403, "permission_denied", why);
+    return;
+  }
+  k->hide = h2s_role(req) < AUTH_OPERATOR;
   /* A body must be JSON. */
   size_t blen;
   h2s_body(req, &blen);
@@ -1234,7 +1377,10 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     return VMH_ENOMEM;
   }
   rest->list_cache = h2s_cache_new();
-  if (!rest->list_cache) {
+  rest->list_cache_hidden = h2s_cache_new();
+  if (!rest->list_cache || !rest->list_cache_hidden) {
+    h2s_cache_free(rest->list_cache);
+    h2s_cache_free(rest->list_cache_hidden);
     free(rest->stats);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1284,6 +1430,7 @@ static void rest_close(void *handle) {
   h2s_conf_free(&rest->conf);
   free(rest->stats);
   h2s_cache_free(rest->list_cache);
+  h2s_cache_free(rest->list_cache_hidden);
   free(rest);
 }
 

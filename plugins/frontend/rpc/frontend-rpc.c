@@ -66,6 +66,7 @@ struct method {
   /* Start the work; the request message is k->in.  Returns 0, or -1
    * after answering a refusal. */
   int (*start)(struct call *k);
+  int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
 };
 
 struct route {
@@ -89,6 +90,7 @@ struct rpc {
   /* ListVMs from memory, framed, by the VM generation it was begun at
    * (see frontend-rest.c: the same cache). */
   struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
 };
 
 /* ---- Calls ----------------------------------------------------------------
@@ -103,6 +105,7 @@ struct call {
   struct vmh_reply reply;
   bool vm_status; /* the vm visitor makes a VmStatusResponse */
   uint64_t gen;   /* ListVMs from memory: the generation it began at */
+  bool hide;      /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -149,8 +152,10 @@ static void status_only(struct h2s_req *req, int code, const char *message) {
 }
 
 static void answer_status(struct call *k, int code, const char *message) {
+  char shown[1024];
   if (!take_answer(k))
     return;
+  message = h2s_caller_message(k->req, message, shown, sizeof shown);
   host->counter_add(k->rpc->inst, "errors", 1);
   status_only(k->req, code, message);
 }
@@ -295,12 +300,26 @@ VISITOR(on_check, vmh_health_check, abipb_check)
 VISITOR(on_plugin, vmh_plugin_info, abipb_plugin)
 #undef VISITOR
 
+/* What a reader is not shown: a VM's user_data (cloud-init often carries
+ * passwords and keys). */
+static char hidden[] = "(hidden: the operator role is needed)";
+
 static void on_vm(void *o, const struct vmh_vm_record *v) {
   struct call *k = o;
   pthread_mutex_lock(&k->lock);
-  add(k, k->vm_status ? (void *)abipb_vm_status(&k->arena, v)
-                      : (void *)abipb_vm(&k->arena, v));
+  if (k->vm_status) {
+    add(k, abipb_vm_status(&k->arena, v));
+  } else {
+    Vmhost__V1__Vm *m = abipb_vm(&k->arena, v);
+    if (m && k->hide && m->spec && m->spec->user_data && m->spec->user_data[0])
+      m->spec->user_data = hidden;
+    add(k, m);
+  }
   pthread_mutex_unlock(&k->lock);
+}
+
+static struct h2s_cache *list_cache_of(struct call *k) {
+  return k->hide ? k->rpc->list_cache_hidden : k->rpc->list_cache;
 }
 
 /* Append to a NUL-terminated text (a piece is lost when out of memory). */
@@ -457,7 +476,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
     return;
   }
   answer_body(k, b);
-  h2s_cache_put(k->rpc->list_cache, k->gen, b);
+  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
 }
 
@@ -465,7 +484,7 @@ static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   if (!m->live) {
     k->gen = CORE(k)->vm_generation();
-    struct h2s_body *b = h2s_cache_get(k->rpc->list_cache, k->gen);
+    struct h2s_body *b = h2s_cache_get(list_cache_of(k), k->gen);
     if (b) {
       answer_body(k, b);
       h2s_body_unref(b);
@@ -675,6 +694,87 @@ static int net_get(struct call *k) {
   if (ref(k, "network", m->network, false) < 0)
     return -1;
   CORE(k)->network_get(m->network, reply(k), 0);
+  return 0;
+}
+
+/* ---- Methods: bearer tokens (admin) ----------------------------------------
+ * As the REST front-end's: the store is a small file (authtoken.h). */
+
+static int token_list(struct call *k) {
+  struct auth_token *t = NULL;
+  size_t n = 0;
+  char err[512];
+  int r = auth_token_list(h2s_tokens(k->rpc->srv), &t, &n, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  Vmhost__V1__ListTokensResponse m = VMHOST__V1__LIST_TOKENS_RESPONSE__INIT;
+  Vmhost__V1__Token *items = calloc(n ? n : 1, sizeof *items);
+  Vmhost__V1__Token **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+  if (!items || !ptrs) {
+    free(items);
+    free(ptrs);
+    free(t);
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    vmhost__v1__token__init(&items[i]);
+    items[i].name = t[i].name;
+    items[i].role = (char *)auth_role_name(t[i].role);
+    items[i].created = t[i].created;
+    ptrs[i] = &items[i];
+  }
+  m.n_tokens = n;
+  m.tokens = ptrs;
+  answer_message(k, &m.base);
+  free(items);
+  free(ptrs);
+  free(t);
+  return 0;
+}
+
+static int token_create(struct call *k) {
+  const Vmhost__V1__CreateTokenRequest *m =
+      IN(k, Vmhost__V1__CreateTokenRequest);
+  char err[512], secret[AUTH_SECRET_LEN];
+  int role = auth_role_parse(m->role);
+  if (role < 0) {
+    snprintf(err, sizeof err, "role: reader, operator or admin, not '%.64s'",
+             m->role);
+    answer_status(k, GRPC_INVALID_ARGUMENT, err);
+    return -1;
+  }
+  int r = auth_token_create(h2s_tokens(k->rpc->srv), m->name, role, secret, err,
+                            sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  host->log(k->rpc->inst, VMH_LOG_INFO, "token '%s' (%s) created by %s",
+            m->name, m->role, h2s_who(k->req));
+  Vmhost__V1__Token t = VMHOST__V1__TOKEN__INIT;
+  t.name = m->name;
+  t.role = m->role;
+  t.created = (int64_t)time(NULL);
+  t.token = secret;
+  answer_message(k, &t.base);
+  return 0;
+}
+
+static int token_revoke(struct call *k) {
+  const Vmhost__V1__TokenRequest *m = IN(k, Vmhost__V1__TokenRequest);
+  char err[512];
+  int r = auth_token_revoke(h2s_tokens(k->rpc->srv), m->name, err, sizeof err);
+  if (r < 0) {
+    answer_code(k, r, err);
+    return -1;
+  }
+  host->log(k->rpc->inst, VMH_LOG_INFO, "token '%s' revoked by %s", m->name,
+            h2s_who(k->req));
+  Vmhost__V1__RevokeTokenResponse out = VMHOST__V1__REVOKE_TOKEN_RESPONSE__INIT;
+  answer_message(k, &out.base);
   return 0;
 }
 
@@ -1204,42 +1304,45 @@ static int reflect_info(struct call *k) {
 
 #define NODE "vmhost.v1.NodeService"
 static const struct method methods[] = {
-    {NODE, "HealthCheck", LIST, health},
-    {NODE, "GetNodeInfo", ONE, node_info},
-    {NODE, "ListPlugins", LIST, plugin_list},
-    {NODE, "CreateVM", ONE, vm_create},
-    {NODE, "GetVM", ONE, vm_get},
-    {NODE, "GetVMStatus", ONE, vm_status},
-    {NODE, "ListVMs", LIST, vm_list},
-    {NODE, "StartVM", ONE, vm_start},
-    {NODE, "StopVM", ONE, vm_stop},
-    {NODE, "ForceStopVM", ONE, vm_force_stop},
-    {NODE, "RebootVM", ONE, vm_reboot},
-    {NODE, "PauseVM", ONE, vm_pause},
-    {NODE, "ResumeVM", ONE, vm_resume},
-    {NODE, "DeleteVM", ONE, vm_delete},
-    {NODE, "GetConsole", ONE, vm_console},
-    {NODE, "CreateSnapshot", ONE, snap_create},
-    {NODE, "ListSnapshots", LIST, snap_list},
-    {NODE, "RevertSnapshot", ONE, snap_revert},
-    {NODE, "DeleteSnapshot", ONE, snap_delete},
-    {NODE, "AttachDisk", ONE, disk_attach},
-    {NODE, "DetachDisk", ONE, disk_detach},
-    {NODE, "ListPools", LIST, pool_list},
-    {NODE, "GetPool", ONE, pool_get},
-    {NODE, "ListVolumes", LIST, vol_list},
-    {NODE, "GetVolume", ONE, vol_get},
-    {NODE, "CreateVolume", ONE, vol_create},
-    {NODE, "ResizeVolume", ONE, vol_resize},
-    {NODE, "DeleteVolume", ONE, vol_delete},
-    {NODE, "ListNetworks", LIST, net_list},
-    {NODE, "GetNetwork", ONE, net_get},
-    {NODE, "StreamMetrics", STREAM, stream_metrics},
-    {NODE, "WatchEvents", STREAM, watch_events},
-    {"grpc.health.v1.Health", "Check", ONE, std_health_check},
-    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch},
+    {NODE, "HealthCheck", LIST, health, AUTH_READER},
+    {NODE, "GetNodeInfo", ONE, node_info, AUTH_READER},
+    {NODE, "ListPlugins", LIST, plugin_list, AUTH_READER},
+    {NODE, "CreateVM", ONE, vm_create, AUTH_OPERATOR},
+    {NODE, "GetVM", ONE, vm_get, AUTH_READER},
+    {NODE, "GetVMStatus", ONE, vm_status, AUTH_READER},
+    {NODE, "ListVMs", LIST, vm_list, AUTH_READER},
+    {NODE, "StartVM", ONE, vm_start, AUTH_OPERATOR},
+    {NODE, "StopVM", ONE, vm_stop, AUTH_OPERATOR},
+    {NODE, "ForceStopVM", ONE, vm_force_stop, AUTH_OPERATOR},
+    {NODE, "RebootVM", ONE, vm_reboot, AUTH_OPERATOR},
+    {NODE, "PauseVM", ONE, vm_pause, AUTH_OPERATOR},
+    {NODE, "ResumeVM", ONE, vm_resume, AUTH_OPERATOR},
+    {NODE, "DeleteVM", ONE, vm_delete, AUTH_OPERATOR},
+    {NODE, "GetConsole", ONE, vm_console, AUTH_OPERATOR},
+    {NODE, "CreateSnapshot", ONE, snap_create, AUTH_OPERATOR},
+    {NODE, "ListSnapshots", LIST, snap_list, AUTH_READER},
+    {NODE, "RevertSnapshot", ONE, snap_revert, AUTH_OPERATOR},
+    {NODE, "DeleteSnapshot", ONE, snap_delete, AUTH_OPERATOR},
+    {NODE, "AttachDisk", ONE, disk_attach, AUTH_OPERATOR},
+    {NODE, "DetachDisk", ONE, disk_detach, AUTH_OPERATOR},
+    {NODE, "ListPools", LIST, pool_list, AUTH_READER},
+    {NODE, "GetPool", ONE, pool_get, AUTH_READER},
+    {NODE, "ListVolumes", LIST, vol_list, AUTH_READER},
+    {NODE, "GetVolume", ONE, vol_get, AUTH_READER},
+    {NODE, "CreateVolume", ONE, vol_create, AUTH_OPERATOR},
+    {NODE, "ResizeVolume", ONE, vol_resize, AUTH_OPERATOR},
+    {NODE, "DeleteVolume", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ListNetworks", LIST, net_list, AUTH_READER},
+    {NODE, "GetNetwork", ONE, net_get, AUTH_READER},
+    {NODE, "StreamMetrics", STREAM, stream_metrics, H2S_METRICS},
+    {NODE, "WatchEvents", STREAM, watch_events, AUTH_READER},
+    {NODE, "ListTokens", ONE, token_list, AUTH_ADMIN},
+    {NODE, "CreateToken", ONE, token_create, AUTH_ADMIN},
+    {NODE, "RevokeToken", ONE, token_revoke, AUTH_ADMIN},
+    {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
+    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
-     reflect_info},
+     reflect_info, AUTH_READER},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
@@ -1316,6 +1419,63 @@ static bool grpc_ctype(const char *ct) {
           ct[sizeof g - 1] == ';');
 }
 
+/* A varint at *p (before end): its value, *p moved past it; -1 when it
+ * does not end before end or is longer than 10 bytes. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+  uint64_t v = 0;
+  for (int shift = 0; *p < end && shift < 70; shift += 7) {
+    uint8_t b = *(*p)++;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *ret = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* Whether a string field of the message in buf (described by d, and of
+ * its sub-messages) holds a NUL byte: protobuf-c hands strings over
+ * NUL-terminated, so "web-1\0junk" would silently become "web-1".  The
+ * message has unpacked already: the wire is well-formed. */
+static bool wire_has_nul(const ProtobufCMessageDescriptor *d,
+                         const uint8_t *buf, size_t len, int depth) {
+  const uint8_t *p = buf, *end = buf + len;
+  uint64_t key, n;
+  while (p < end && depth < 32) {
+    if (wire_varint(&p, end, &key) < 0)
+      return false;
+    switch (key & 7) {
+      case 0:
+        if (wire_varint(&p, end, &n) < 0)
+          return false;
+        break;
+      case 1:
+        p += 8;
+        break;
+      case 5:
+        p += 4;
+        break;
+      case 2: {
+        if (wire_varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
+          return false;
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+        if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
+          return true;
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+            wire_has_nul(f->descriptor, p, n, depth + 1))
+          return true;
+        p += n;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
 /* The one request message, decompressed when it must be, unpacked. */
 static int unpack(struct call *k) {
   struct rpc *rpc = k->rpc;
@@ -1332,9 +1492,16 @@ static int unpack(struct call *k) {
     return -1;
   }
   k->in = protobuf_c_message_unpack(k->rt->md->input, NULL, msg.len, msg.data);
+  bool nul = k->in && wire_has_nul(k->rt->md->input, msg.data, msg.len, 0);
   free(plain);
   if (!k->in) {
     answer_status(k, GRPC_INTERNAL, "the request message does not parse");
+    return -1;
+  }
+  if (nul) {
+    answer_status(k, GRPC_INVALID_ARGUMENT,
+                  "a string field holds a NUL byte (not allowed in names, "
+                  "paths or any other string)");
     return -1;
   }
   return 0;
@@ -1422,6 +1589,14 @@ static void route(struct call *k) {
   }
   k->rt = rt;
   h2s_set_route(k->req, rt->path);
+  char why[512];
+  int denied = h2s_authorize(k->req, rt->m->role, why, sizeof why);
+  if (denied) {
+    answer_status(
+        k, denied == 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED, why);
+    return;
+  }
+  k->hide = h2s_role(k->req) < AUTH_OPERATOR;
   if (rt->m->shape != BIDI && unpack(k) < 0)
     return;
   if (rt->m->shape == ONE || rt->m->shape == LIST) {
@@ -1462,6 +1637,7 @@ static void rpc_free(struct rpc *rpc) {
   h2s_conf_free(&rpc->conf);
   routes_free(rpc);
   h2s_cache_free(rpc->list_cache);
+  h2s_cache_free(rpc->list_cache_hidden);
   free(rpc);
 }
 
@@ -1498,7 +1674,8 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   rpc->max_message = max;
   rpc->max_streams = (uint32_t)streams;
   rpc->list_cache = h2s_cache_new();
-  if (!rpc->list_cache) {
+  rpc->list_cache_hidden = h2s_cache_new();
+  if (!rpc->list_cache || !rpc->list_cache_hidden) {
     rpc_free(rpc);
     return VMH_ENOMEM;
   }

@@ -71,6 +71,7 @@ struct pool {
    * volume; image_delete takes it exclusive while it counts users and
    * unlinks, so that no clone of a deleted image can appear. */
   pthread_rwlock_t images_lock;
+  struct fetch_policy policy; /* image_sources (imagefetch.h) */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -423,6 +424,7 @@ static void lc_close(void *handle) {
   free(p->path);
   free(p->url);
   free(p->images_path);
+  fetch_policy_free(&p->policy);
   free(p);
 }
 
@@ -453,7 +455,8 @@ static int lc_open(const struct vmh_host *h, const struct vmh_instance *inst,
       (rc = host->config_string(config, "default_format", "qcow2", &format,
                                 0)) < 0 ||
       (rc = host->config_string(config, "qemu_img", "qemu-img", &p->qemu_img,
-                                0)) < 0)
+                                0)) < 0 ||
+      (rc = fetch_policy_read(host, config, &p->policy)) < 0)
     goto fail;
   p->default_format = disk_format_parse(format);
   if (p->default_format == VMH_FORMAT_DEFAULT) {
@@ -874,7 +877,8 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   if ((rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
   snprintf(what, sizeof what, "image %s", spec->name);
-  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0)
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, &p->policy,
+                        want)) < 0)
     return rc;
   if (fstatat(p->imgfd, spec->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     return vmh_fail(host, VMH_EEXIST,
@@ -920,6 +924,7 @@ static int lc_image_import(void *handle, const struct vmh_image_spec *spec,
   req.what = what;
   req.url = spec->url;
   req.sha256 = want;
+  req.policy = &p->policy;
   req.sink = &sink;
   req.have = (uint64_t)end;
   req.progress = fetch_progress_event;

@@ -78,6 +78,7 @@ struct pool {
    * volume; image_delete takes it exclusive while it counts users and
    * removes the image, so that no clone of a deleted image can appear. */
   pthread_rwlock_t images_lock;
+  struct fetch_policy policy; /* image_sources (imagefetch.h) */
 };
 
 /* ---- Paths ----------------------------------------------------------------
@@ -473,6 +474,7 @@ static void nfs_pool_close(void *handle) {
   free(p->url);
   free(p->location);
   free(p->query);
+  fetch_policy_free(&p->policy);
   free(p);
 }
 
@@ -565,7 +567,8 @@ static int read_config(struct pool *p, const struct vmh_config *config,
       (rc = host->config_string(config, "default_format", "qcow2", &format,
                                 0)) < 0 ||
       (rc = host->config_string(config, "qemu_img", "qemu-img", &p->qemu_img,
-                                0)) < 0)
+                                0)) < 0 ||
+      (rc = fetch_policy_read(host, config, &p->policy)) < 0)
     return rc;
   p->default_format = disk_format_parse(format);
   if (p->default_format == VMH_FORMAT_DEFAULT)
@@ -1278,7 +1281,8 @@ static int nfs_image_import(void *handle, const struct vmh_image_spec *spec,
   if ((rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
   snprintf(what, sizeof what, "image %s", spec->name);
-  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0 ||
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, &p->policy,
+                         want)) < 0 ||
       (rc = need_qemu_img(p, "an image import")) < 0)
     return rc;
   if (has(p, &p->imgs, spec->name))
@@ -1302,6 +1306,7 @@ static int nfs_image_import(void *handle, const struct vmh_image_spec *spec,
   req.what = what;
   req.url = spec->url;
   req.sha256 = want;
+  req.policy = &p->policy;
   req.sink = &sink;
   req.progress = fetch_progress_event;
   req.progress_opaque = &target;

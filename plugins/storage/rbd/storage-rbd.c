@@ -79,6 +79,7 @@ struct pool {
    * exclusive while it counts a base's clones and removes it, so that no
    * clone of a deleted image can appear (within this host). */
   pthread_rwlock_t images_lock;
+  struct fetch_policy policy; /* image_sources (imagefetch.h) */
 };
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -490,6 +491,7 @@ static void rb_close(void *handle) {
   free(p->mon_host);
   explicit_bzero(p->key, sizeof p->key);
   pthread_rwlock_destroy(&p->images_lock);
+  fetch_policy_free(&p->policy);
   free(p);
 }
 
@@ -592,7 +594,8 @@ static int rb_open(const struct vmh_host *h, const struct vmh_instance *inst,
           0 ||
       (rc = host->config_string(config, "default_features", NULL, &features,
                                 0)) < 0 ||
-      (rc = read_monitors(p, config)) < 0 || (rc = read_key(p, config)) < 0)
+      (rc = read_monitors(p, config)) < 0 || (rc = read_key(p, config)) < 0 ||
+      (rc = fetch_policy_read(host, config, &p->policy)) < 0)
     goto fail;
   if (p->n_monitors == 0 && conf == NULL) {
     rc = vmh_fail(host, VMH_EINVAL,
@@ -1205,6 +1208,7 @@ static int rb_image_import(void *handle, const struct vmh_image_spec *spec,
   struct import im = {.p = p, .name = spec->name, .what = what};
   const struct fetch_sink sink = {import_write, NULL, import_truncate, &im};
   const struct fetch_request req = {.host = host,
+                                    .policy = &p->policy,
                                     .inst = p->inst,
                                     .what = what,
                                     .url = spec->url,
@@ -1219,7 +1223,8 @@ static int rb_image_import(void *handle, const struct vmh_image_spec *spec,
       (rc = vmh_check_name(host, "image", spec->name)) < 0)
     return rc;
   snprintf(what, sizeof what, "image %s", spec->name);
-  if ((rc = fetch_check(host, what, spec->url, spec->sha256, NULL, want)) < 0)
+  if ((rc = fetch_check(host, what, spec->url, spec->sha256, &p->policy,
+                        want)) < 0)
     return rc;
   snprintf(rbd_name, sizeof rbd_name, IMAGE_PREFIX "%s", spec->name);
   rc = open_image(p, rbd_name, what, true, NULL, &old);
