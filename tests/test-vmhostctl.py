@@ -86,11 +86,15 @@ with RestDaemon() as d:
     udata = os.path.join(ctl.home, "user-data")
     with open(udata, "w") as f:
         f.write("#cloud-config\nhostname: ci\n")
+    # A kernel must be a file under daemon.boot_dirs (the test's directory
+    # is one).
+    kernel = os.path.join(d.tmpdir, "vmlinuz")
+    open(kernel, "w").close()
     ci = ctl.json("vm", "create", "ci1", "--vcpus", "1", "--memory", "64M",
-                  "--user-data", udata, "--no-start", "--kernel", "/k",
+                  "--user-data", udata, "--no-start", "--kernel", kernel,
                   "--cmdline", "console=ttyS0")
     check(ci["user_data"] == "#cloud-config\nhostname: ci\n" and
-          ci["kernel"] == "/k" and ci["cmdline"] == "console=ttyS0" and
+          ci["kernel"] == kernel and ci["cmdline"] == "console=ttyS0" and
           ci["state"] == "stopped", ci)
 
     for action, state in (("stop", "stopped"), ("start", "running"),
@@ -290,7 +294,7 @@ with RestDaemon() as d:
     line = byfile.error(2, None, "vm", "list", "--token-file", tokfile)
     check("first line is empty" in line, line)
     with open(tokfile, "w") as f:
-        f.write("s3cret\n")
+        f.write(f"{tok or 's3cret'}\n")
     os.chmod(tokfile, 0o644)
     rc, out, err = byfile("vm", "list", "--token-file", "~/token")  # ~/: $HOME
     check(rc == 0 and f"warning: {tokfile} holds a token and others may "
