@@ -39,17 +39,19 @@ int chc_disk_config(const struct vmh_disk *d, json_t **ret, char *err,
                        "disk %s: Cloud Hypervisor has only virtio disks; give "
                        "bus virtio",
                        name);
-  if (s == NULL || s->path == NULL || s->path[0] != '/')
+  if (s == NULL)
     return errbuf_fail(err, errlen, VMH_EINVAL,
-                       "disk %s: no local path to open (the storage pool gave "
-                       "no source)",
-                       name);
+                       "disk %s: the storage pool gave no source", name);
   if (s->type != VMH_SOURCE_FILE && s->type != VMH_SOURCE_BLOCK)
     return errbuf_fail(err, errlen, VMH_EINVAL,
                        "disk %s: Cloud Hypervisor opens only local files and "
                        "block devices, not source type %u; use a pool that "
                        "maps its volumes locally",
                        name, s->type);
+  if (s->path == NULL || s->path[0] != '/')
+    return errbuf_fail(err, errlen, VMH_EINVAL,
+                       "disk %s: source path '%s' is not absolute", name,
+                       s->path ? s->path : "");
   fmt = s->format != VMH_FORMAT_DEFAULT ? s->format : d->format;
   o = json_object();
   if (o == NULL || put(o, "id", json_string(name)) < 0 ||

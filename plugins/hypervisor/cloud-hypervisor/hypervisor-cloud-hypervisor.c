@@ -1365,6 +1365,7 @@ static int take_snapshot(struct ch *h, struct chvm *vm, uint32_t st,
   char meta[PATH_MAX * 2];
   _cleanup_free_ char *url = NULL, *text = NULL;
   const char *cur = rec_str(vm->record, "snapshot");
+  struct timespec ts;
   json_t *body;
   int rc, rc2 = 0;
 
@@ -1380,8 +1381,12 @@ static int take_snapshot(struct ch *h, struct chvm *vm, uint32_t st,
     rc2 = api(vm, "PUT", "vm.resume", NULL, NULL);
   if (rc < 0 || (rc = rc2) < 0)
     return rc;
-  body = json_pack("{s:I, s:i, s:s?}", "created", (json_int_t)now_s(),
-                   "vm_state", (json_int_t)st, "parent", cur);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  /* created_ns orders snapshots taken within one second. */
+  body =
+      json_pack("{s:I, s:I, s:i, s:s?}", "created", (json_int_t)ts.tv_sec,
+                "created_ns", (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+                "vm_state", (json_int_t)st, "parent", cur);
   text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   snprintf(meta, sizeof meta, "%s/%s", tmp, SNAP_META);
@@ -1497,7 +1502,7 @@ static int ch_snapshot_list(void *handle, const char *vm_id, vmh_snapshot_fn fn,
       snprintf(ents[n].name, sizeof ents[n].name, "%.63s", e->d_name);
       snprintf(meta, sizeof meta, "%s/%s/%s", dir, e->d_name, SNAP_META);
       m = json_load_file(meta, 0, NULL);
-      ents[n++].created = json_integer_value(json_object_get(m, "created"));
+      ents[n++].created = json_integer_value(json_object_get(m, "created_ns"));
       json_decref(m);
     }
     closedir(d);
