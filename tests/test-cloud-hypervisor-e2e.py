@@ -329,5 +329,6 @@ finally:
     if d.proc:
         d.proc.kill()
         d.proc.wait()
-    os.unlink(ctl.path) if ctl else None
+    if ctl:
+        os.unlink(ctl.path)
 print("ok")
