@@ -65,11 +65,26 @@ def fake_guest(path, reply):
 d = Daemon(chtest.config(body_extra="""
   - { name: net-br, plugin: mock, binding: bridge, bridge: mockbr1,
       cidr: 10.1.0.0/24 }"""))
-# Check-only mode spawns nothing and writes nothing.
-r = subprocess.run([VMHOSTD, "--check-config", "--config", d.config],
-                   capture_output=True, text=True)
-check(r.returncode == 0, "check-config:", r.stdout, r.stderr)
+# The documented example is valid; check-only mode spawns nothing and
+# writes nothing.
+for cfg in (os.path.join(os.environ.get("top_srcdir", ".."), "etc",
+                         "plugins", "cloud-hypervisor.yaml"), d.config):
+    r = subprocess.run([VMHOSTD, "--check-config", "--config", cfg],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "check-config", cfg, r.stdout, r.stderr)
 check(not os.path.exists(os.path.join(d.tmp, "state")), "nothing written")
+# Bad keys are refused with what to fix.
+for extra, words in ((", binary: bin/ch", "give an absolute path"),
+                     (", agent_port: 0", "agent_port"),
+                     (", api_timout: 5", "api_timout")):
+    bad = os.path.join(d.tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("daemon: { state_dir: state }\n" +
+                chtest.config(hv_extra=extra))
+    r = subprocess.run([VMHOSTD, "--check-config", "--config", bad],
+                       capture_output=True, text=True)
+    check(r.returncode != 0 and words in r.stderr + r.stdout, extra,
+          r.stderr)
 check(vmms(d.tmp) == [], "no VMM started by --check-config")
 
 try:
