@@ -403,8 +403,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         status, obj = self.vmm.handle(method, ep, body)
         if obj == "exit":
-            self.answer(status, None)
-            self.vmm.exit(0)
+            try:
+                self.answer(status, None)
+            finally:
+                self.vmm.exit(0)
         self.answer(status, obj)
 
     def do_GET(self):

@@ -714,11 +714,32 @@ static int open_events(const char *path, int make) {
   return open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 }
 
+/* Writes the pid file: a new name renamed into place, so that a reader
+ * (adopt) sees a whole pid or none.  Not flushed to disk: after a host
+ * crash the pid names no VMM anyway, and adopt checks the process. */
+static int write_pid(const char *path, pid_t pid) {
+  char tmp[PATH_MAX + 8], text[32];
+  int n = snprintf(text, sizeof text, "%d\n", (int)pid), fd, rc;
+
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+    return -1;
+  rc = write_all(fd, text, (size_t)n);
+  if (close(fd) < 0)
+    rc = -1;
+  if (rc == 0 && rename(tmp, path) == 0)
+    return 0;
+  n = errno;
+  unlink(tmp);
+  errno = n;
+  return -1;
+}
+
 /* Spawns the VMM of vm and waits for its API; on failure nothing of it
  * remains. */
 static int vmm_spawn(struct ch *h, struct chvm *vm) {
   char sock[PATH_MAX], pidf[PATH_MAX], evp[PATH_MAX], logp[PATH_MAX];
-  char sockarg[PATH_MAX + 8], evarg[PATH_MAX + 8], pidtext[32];
+  char sockarg[PATH_MAX + 8], evarg[PATH_MAX + 8];
   char *argv[6];
   int rc, evfd = -1, pidfd, logfd, argc = 0;
   pid_t pid;
@@ -773,8 +794,7 @@ static int vmm_spawn(struct ch *h, struct chvm *vm) {
   vm->state = VMH_VM_STOPPED;
   pthread_mutex_unlock(&vm->lock);
   wake(h);
-  snprintf(pidtext, sizeof pidtext, "%d\n", (int)pid);
-  if (atomic_write(pidf, pidtext, strlen(pidtext), 0600) < 0) {
+  if (write_pid(pidf, pid) < 0) {
     rc = vmh_fail(host, errno_code(errno), "cannot write %s: %s", pidf,
                   strerror(errno));
     vmm_kill(h, vm, "rollback");
