@@ -5,15 +5,17 @@ control file, the daemon config, the VMMs a test's daemon started, and a
 client for a VMM's API socket.
 
     ctl = chtest.setup()          # before the daemon starts
-    with Daemon(chtest.config()) as d:
-        ...
-        chtest.kill_vmms(d.tmp)   # VMMs outlive vmhostd: stop them by pid
+    d = Daemon(chtest.config())
+    with chtest.running(d, ctl):
+        ...                       # VMMs outlive vmhostd: stopped on the way out
 """
+import contextlib
 import http.client
 import json
 import os
 import signal
 import socket
+import sys
 import tempfile
 
 from vmhtest import skip, skip_unsupported
@@ -66,7 +68,7 @@ def config(hv_extra="", body_extra=""):
     return f"""
 hypervisors:
   - {{ name: hv0, plugin: cloud-hypervisor, firmware: "{fw}",
-      api_timeout: 5, shutdown_timeout: 10{hv_extra} }}
+      api_timeout: 10, shutdown_timeout: 10{hv_extra} }}
 storage:
   - {storage}
 networks:
@@ -110,6 +112,27 @@ def kill_vmms(tmp):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def running(d, ctl):
+    """d started; on the way out the VMMs its daemon started are stopped by
+    pid (they outlive vmhostd), the daemon killed if it still runs, and the
+    control file removed."""
+    try:
+        d.start()
+        yield d
+    except BaseException:
+        if os.path.exists(d.logfile):
+            print(d.log(), file=sys.stderr)
+        raise
+    finally:
+        kill_vmms(d.tmp)
+        if d.proc:
+            d.proc.kill()
+            d.proc.wait()
+        if ctl:
+            os.unlink(ctl.path)
 
 
 class _UnixConn(http.client.HTTPConnection):

@@ -27,8 +27,7 @@ def live_state(d, vm):
 
 
 d = Daemon(chtest.config())
-try:
-    d.start()
+with chtest.running(d, ctl):
     ids, pids = {}, {}
     for name in ("keep", "die-later", "gone"):
         vm = d.ok(op="vm_create", spec=vm_spec(name, nics=NICS))["vms"][0]
@@ -86,11 +85,4 @@ try:
         d.ok(op="vm_delete", vm=name)
     check(vmms(d.tmp) == [], "no VMM left")
     check(d.stop() == 0, "clean exit")
-finally:
-    chtest.kill_vmms(d.tmp)
-    if d.proc:
-        d.proc.kill()
-        d.proc.wait()
-    if ctl:
-        os.unlink(ctl.path)
 print("ok")

@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 import time
 
-from vmhtest import Daemon, Events, check, expect, lsan_without_tls, vm_spec
+from vmhtest import (Daemon, Events, check, expect, lsan_without_tls,
+                     snapshot_pair, vm_spec)
 
 lsan_without_tls()
 
@@ -117,16 +118,7 @@ with Daemon(CFG) as d:
     # Snapshots.  A revert to a running snapshot of a stopped VM starts
     # it: only the plugin's event tells the core, so the core's record
     # (read from memory, not live) shows it.
-    s = d.ok(op="snapshot_create", vm="web-1", name="before")["snapshots"][0]
-    check(s["name"] == "before" and s["id"] == "before", s)
-    check(s["vm_state"] == "running" and s["created"] > 0, s)
-    expect(d.call(op="snapshot_create", vm="web-1", name="before"),
-           "already_exists")
-    s2 = d.ok(op="snapshot_create", vm="web-1", name="after")["snapshots"][0]
-    check(s2["parent"] == "before", s2)
-    snaps = d.ok(op="snapshot_list", vm="web-1")["snapshots"]
-    check([x["name"] for x in snaps] == ["before", "after"], snaps)
-    check([x["current"] for x in snaps] == [False, True], snaps)
+    snapshot_pair(d, "web-1")
     d.ok(op="vm_action", vm="web-1", action="stop", force=True)
     check(state_of(d, "web-1") == "stopped", "stopped before revert")
     d.ok(op="snapshot_revert", vm="web-1", id="before")

@@ -349,6 +349,24 @@ class Events:
         check(False, "no event", what, "in", json.dumps(self.events))
 
 
+def snapshot_pair(d, vm):
+    """Snapshots "before" and "after" of the running VM vm, with what
+    every hypervisor plugin promises of them: the name is the id, a
+    second "before" is refused, "after" has "before" as parent, the list
+    is in creation order with "after" current.  Returns the two."""
+    s = d.ok(op="snapshot_create", vm=vm, name="before")["snapshots"][0]
+    check(s["name"] == "before" and s["id"] == "before", s)
+    check(s["vm_state"] == "running" and s["created"] > 0, s)
+    expect(d.call(op="snapshot_create", vm=vm, name="before"),
+           "already_exists")
+    s2 = d.ok(op="snapshot_create", vm=vm, name="after")["snapshots"][0]
+    check(s2["parent"] == "before", s2)
+    snaps = d.ok(op="snapshot_list", vm=vm)["snapshots"]
+    check([x["name"] for x in snaps] == ["before", "after"], snaps)
+    check([x["current"] for x in snaps] == [False, True], snaps)
+    return s, s2
+
+
 MOCKS = """
 hypervisors:
   - {{ name: hv0, plugin: mock{hv} }}

@@ -76,11 +76,16 @@ struct chvm {
 
   pthread_mutex_t lock; /* all below */
   pthread_cond_t cond;  /* pid went 0 */
-  json_t *record;       /* as saved: name, cid, channel, config */
-  pid_t pid;            /* the VMM; 0: none */
-  int pidfd, evfd;      /* -1: none */
-  int child;            /* pid is our child: reap it */
-  int expect_exit;      /* we told the VMM to go */
+  /* As saved: name, cid, channel, snapshot (the current one, or null),
+   * config (its "disks" always there).  Only operations on this VM (which
+   * the core serializes) change it, and only by replacing values and
+   * changing the disks array: the keys other threads read (name, cid,
+   * channel, config's cpus and memory) never move. */
+  json_t *record;
+  pid_t pid;       /* the VMM; 0: none */
+  int pidfd, evfd; /* -1: none */
+  int child;       /* pid is our child: reap it */
+  int expect_exit; /* we told the VMM to go */
   const char *exit_reason;
   int saw_vmm_shutdown; /* the event monitor said the VMM shut down */
   uint32_t state;       /* last reported */
@@ -908,9 +913,9 @@ static int make_record(struct ch *h, const struct vmh_vm_spec *spec,
   o.seed_path = seed;
   if ((rc = chc_vm_config(spec, &o, &cfg, err, sizeof err)) < 0)
     return vmh_fail(host, rc, "%s", err);
-  rec = json_pack("{s:s, s:i, s:b, s:o}", "name", spec->name, "cid",
+  rec = json_pack("{s:s, s:i, s:b, s:n, s:o}", "name", spec->name, "cid",
                   (json_int_t)cid, "channel", spec->guest_channel != 0,
-                  "config", cfg);
+                  "snapshot", "config", cfg);
   if (rec == NULL)
     return vmh_fail(host, VMH_ENOMEM, "out of memory");
   *ret = rec;
@@ -1014,6 +1019,15 @@ static int ch_undefine(void *handle, const char *vm_id, uint32_t flags) {
 out:
   vm_put(h, vm);
   return rc;
+}
+
+/* Whether vm has a VMM now. */
+static int vmm_running(struct chvm *vm) {
+  int r;
+  pthread_mutex_lock(&vm->lock);
+  r = vm->pid != 0;
+  pthread_mutex_unlock(&vm->lock);
+  return r;
 }
 
 /* ---- Lifecycle ----------------------------------------------------------- */
@@ -1126,7 +1140,10 @@ static int act(struct ch *h, const char *vm_id, enum action a,
   }
   switch (a) {
     case A_START:
-      rc = vmm_boot(h, vm);
+      /* A VMM whose VM was shut down through its API (not by us) boots it
+       * again: never a second VMM. */
+      rc = vmm_running(vm) ? api(vm, "PUT", "vm.boot", NULL, NULL)
+                           : vmm_boot(h, vm);
       break;
     case A_STOP:
       rc = stop_vm(h, vm, st, timeout_s, flags & VMH_STOP_FORCE);
@@ -1372,9 +1389,8 @@ static int report_snap(struct ch *h, struct chvm *vm, const char *name,
 
 /* Sets the record's current snapshot (NULL: none) and saves it. */
 static int set_current(struct ch *h, struct chvm *vm, const char *name) {
-  if ((name ? json_object_set_new(vm->record, "snapshot", json_string(name))
-            : json_object_del(vm->record, "snapshot")) < 0 &&
-      name != NULL)
+  if (json_object_set_new(vm->record, "snapshot",
+                          name ? json_string(name) : json_null()) < 0)
     return vmh_fail(host, VMH_ENOMEM, "out of memory");
   return save_record(h, vm);
 }
@@ -1659,14 +1675,6 @@ static int remove_device(struct chvm *vm, const char *id, char *err,
   return api_raw(vm, "PUT", "vm.remove-device", text, NULL, err, errlen);
 }
 
-static int vmm_running(struct chvm *vm) {
-  int r;
-  pthread_mutex_lock(&vm->lock);
-  r = vm->pid != 0;
-  pthread_mutex_unlock(&vm->lock);
-  return r;
-}
-
 static int ch_attach_disk(void *handle, const char *vm_id,
                           const struct vmh_disk *disk, uint32_t flags) {
   struct ch *h = handle;
@@ -1694,10 +1702,6 @@ static int ch_attach_disk(void *handle, const char *vm_id,
   if (live && (rc = api_json(vm, "vm.add-disk", dc)) < 0)
     goto out;
   disks = json_object_get(rec_config(vm), "disks");
-  if (disks == NULL) {
-    disks = json_array();
-    json_object_set_new(rec_config(vm), "disks", disks);
-  }
   if (json_array_append(disks, dc) < 0 || (rc = save_record(h, vm)) < 0) {
     if (rc == 0)
       rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
@@ -1910,12 +1914,17 @@ static int load_vms(struct ch *h) {
     snprintf(p, sizeof p, "%s/%s", h->state_dir, e->d_name);
     rec = json_load_file(p, 0, &je);
     if (rec == NULL || rec_str(rec, "name") == NULL ||
-        !json_is_object(json_object_get(rec, "config"))) {
+        !json_is_object(json_object_get(rec, "config")) ||
+        !json_is_array(
+            json_object_get(json_object_get(rec, "config"), "disks"))) {
       rc = vmh_fail(host, VMH_EIO, "%s is not a VM record: %s", p,
-                    rec ? "no name or config" : je.text);
+                    rec ? "no name, config or disks" : je.text);
       json_decref(rec);
       break;
     }
+    /* Every key other threads read is there before they can. */
+    if (json_object_get(rec, "snapshot") == NULL)
+      json_object_set_new(rec, "snapshot", json_null());
     if ((vm = vm_make(h, id, rec)) == NULL) {
       json_decref(rec);
       rc = vmh_fail(host, VMH_ENOMEM, "out of memory");
