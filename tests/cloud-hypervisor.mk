@@ -39,6 +39,6 @@ check-cloud-hypervisor-real:
 	@echo "check-cloud-hypervisor-real: the plugin is not built" >&2; exit 1
 endif
 .PHONY: check-cloud-hypervisor-real
-EXTRA_DIST += test-cloud-hypervisor-config.py $(CH_TESTS) fakech.py \
+EXTRA_DIST += test-cloud-hypervisor-config.py $(CH_TESTS) fakech.py chtest.py \
 	chschema.py fake-ch/cloud-hypervisor ch-configgen.c \
 	bench/cloud-hypervisor.py

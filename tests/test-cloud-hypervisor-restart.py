@@ -6,11 +6,13 @@ adopts them from their pid files and API sockets -- never starting a VM
 twice -- with their lifecycle events (the event monitor's FIFO, reopened)
 and their exits (a pidfd on a process that is no longer our child).  A
 VMM that died while vmhostd was down reads as crashed and its stale
-socket and pid file are removed; a VM that was stopped stays stopped.
+socket and pid file are removed, as are the files of a VM without a
+record; a VM that was stopped stays stopped.
 
 With VMHOST_CH_REAL=1 the same runs on a real cloud-hypervisor."""
 import os
 import signal
+import uuid
 
 import chtest
 from chtest import hv_dir, vmm_pid, vmms
@@ -46,8 +48,17 @@ with chtest.running(d, ctl):
     gone_sock = os.path.join(hv_dir(d), ids["gone"] + ".sock")
     check(os.path.exists(gone_sock), "a stale socket")
 
+    # The files of a VM nobody has a record of, its VMM gone.
+    orphan = os.path.join(hv_dir(d), str(uuid.uuid4()))
+    for suffix, text in ((".sock", ""), (".pid", f"{pids['gone']}\n")):
+        with open(orphan + suffix, "w") as f:
+            f.write(text)
+
     d.start()
     ev = Events(d.sock)
+    check(not os.path.exists(orphan + ".sock") and
+          not os.path.exists(orphan + ".pid"), "orphan files removed")
+    check(f"removing the stale socket {orphan}.sock" in d.log(), "logged")
     log = d.log()
     check(f"VM {ids['keep']}: adopted its running VMM (pid {pids['keep']}, "
           "paused)" in log, "keep adopted")

@@ -1938,6 +1938,45 @@ static int load_vms(struct ch *h) {
   return rc;
 }
 
+/* Run files of VMs without a record (a record removed by hand, a crash
+ * between the two): a VMM still running is reported and left alone (its
+ * disks may hold data); the files of one that is gone are removed. */
+static void sweep_orphans(struct ch *h) {
+  char sock[PATH_MAX], id[VMH_ID_LEN + 1];
+  struct dirent *e;
+  DIR *d = opendir(h->run_dir);
+
+  if (d == NULL)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name), i;
+    int known = 0;
+    pid_t pid;
+
+    if (len <= 5 || len - 5 > VMH_ID_LEN ||
+        strcmp(e->d_name + len - 5, ".sock") != 0)
+      continue;
+    snprintf(id, sizeof id, "%.*s", (int)(len - 5), e->d_name);
+    if (strspn(id, "0123456789abcdef-") != strlen(id))
+      continue;
+    for (i = 0; i < h->n_vms && !known; i++)
+      known = strcmp(h->vms[i]->id, id) == 0;
+    if (known || vm_path(h->run_dir, id, ".sock", sock, sizeof sock) < 0)
+      continue;
+    pid = read_pid(h, id, NULL);
+    if (pid > 0 && is_our_vmm(pid, sock)) {
+      host->log(h->inst, VMH_LOG_WARN,
+                "VMM %d (%s) runs a VM this instance has no record of; "
+                "left alone",
+                (int)pid, sock);
+      continue;
+    }
+    host->log(h->inst, VMH_LOG_INFO, "removing the stale socket %s", sock);
+    unlink_run_files(h, id);
+  }
+  closedir(d);
+}
+
 static void ch_close(void *handle) {
   struct ch *h = handle;
   size_t i;
@@ -2024,6 +2063,7 @@ static int ch_open(const struct vmh_host *host_,
   }
   if ((rc = load_vms(h)) < 0)
     goto fail;
+  sweep_orphans(h);
   if (pthread_create(&h->thread, NULL, supervise, h) != 0) {
     rc = vmh_fail(host, VMH_EINTERNAL, "cannot start the supervisor thread");
     goto fail;
