@@ -28,7 +28,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int inited;
 
-static int seed_meta_data(const char *id, const char *name, char *buf, size_t size) {
+static int seed_meta_data(const char *id, const char *name, char *buf,
+                          size_t size) {
   int n =
       snprintf(buf, size, "instance-id: %s\nlocal-hostname: %s\n", id, name);
   return n < 0 || (size_t)n >= size ? -1 : 0;
@@ -135,7 +136,7 @@ out:
 }
 
 int seed_write(const char *path, const struct seed_docs *docs, char *err,
-              size_t errlen) {
+               size_t errlen) {
   struct atomic_file af;
   int rc;
 
@@ -164,10 +165,9 @@ int seed_wanted(const struct vmh_vm_spec *spec) {
 int seed_for_spec(const struct vmh_vm_spec *spec, const char *path, char *err,
                   size_t errlen) {
   char meta[1024];
-  struct seed_docs docs = {spec->user_data, spec->meta_data,
-                           VMH_HAS_FIELD(spec, network_config)
-                               ? spec->network_config
-                               : NULL};
+  struct seed_docs docs = {
+      spec->user_data, spec->meta_data,
+      VMH_HAS_FIELD(spec, network_config) ? spec->network_config : NULL};
 
   /* cloud-init needs an instance-id; the VM's id is the natural one. */
   if (docs.meta_data == NULL) {

@@ -25,7 +25,7 @@ struct seed_docs {
  * fsync, rename): a reader never sees half an image, and a failure leaves
  * nothing at path.  Returns 0, or a VMH_E* code with a message in err. */
 int seed_write(const char *path, const struct seed_docs *docs, char *err,
-              size_t errlen);
+               size_t errlen);
 
 /* 1 when the spec carries any cloud-init document (user-data, meta-data,
  * network-config): such a VM gets a seed. */
