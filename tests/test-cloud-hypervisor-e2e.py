@@ -329,4 +329,29 @@ with chtest.running(d, ctl):
           "snapshots removed")
     check(vmms(d.tmp) == [], "no VMM left")
     check(d.stop() == 0, "clean exit")
+
+# Without the event monitor: states from vm.info and the operations, exits
+# from the process (our child's wait status).
+if not REAL:
+    ctl = chtest.setup()
+    d = Daemon(chtest.config(hv_extra=", event_monitor: false"))
+    with chtest.running(d, ctl):
+        ev = Events(d.sock)
+        vid = d.ok(op="vm_create", spec=spec("quiet-1"))["vms"][0]["id"]
+        args = [a for p in vmms(d.tmp)
+                for a in open(f"/proc/{p}/cmdline").read().split("\0")]
+        check("--event-monitor" not in args, "no event monitor:", args)
+        check(d.ok(op="vm_action", vm="quiet-1", action="pause")["vms"][0]
+              ["state"] == "paused", "paused, from vm.info")
+        d.ok(op="vm_action", vm="quiet-1", action="resume")
+        os.kill(vmm_pid(d, vid), signal.SIGKILL)
+        ev.wait(lambda e: e.get("vm_id") == vid and
+                e.get("state") == "crashed", "crashed without the monitor")
+        d.ok(op="vm_action", vm="quiet-1", action="start")
+        d.ok(op="vm_action", vm="quiet-1", action="stop")
+        ev.wait(lambda e: e.get("vm_id") == vid and
+                e.get("state") == "stopped" and e.get("reason") == "shutdown",
+                "a guest power-off (exit 0) is a stop")
+        d.ok(op="vm_delete", vm="quiet-1")
+        check(d.stop() == 0, "clean exit")
 print("ok")
