@@ -623,6 +623,7 @@ static int api_json(struct chvm *vm, const char *endpoint, json_t *body) {
 static int vmm_shutdown(struct ch *h, struct chvm *vm, const char *reason,
                         int delete_vm) {
   char err[ERRLEN];
+  int rc;
 
   pthread_mutex_lock(&vm->lock);
   if (vm->pid == 0) {
@@ -633,9 +634,13 @@ static int vmm_shutdown(struct ch *h, struct chvm *vm, const char *reason,
   vm->exit_reason = reason;
   pthread_mutex_unlock(&vm->lock);
   /* Each may fail (a VM not booted, a VMM that hangs): the kill below
-   * stops it anyway. */
-  if (api_raw(vm, "PUT", delete_vm ? "vm.delete" : "vm.shutdown", NULL, NULL,
-              err, sizeof err) < 0 ||
+   * stops it anyway.  A VM that is not running still lets its VMM go; a
+   * VMM that did not answer is not asked again. */
+  rc = api_raw(vm, "PUT", delete_vm ? "vm.delete" : "vm.shutdown", NULL, NULL,
+               err, sizeof err);
+  if (rc < 0)
+    host->log(h->inst, VMH_LOG_INFO, "VM %s: %s", vm->id, err);
+  if (rc != VMH_ETIMEDOUT &&
       api_raw(vm, "PUT", "vmm.shutdown", NULL, NULL, err, sizeof err) < 0)
     host->log(h->inst, VMH_LOG_INFO, "VM %s: %s", vm->id, err);
   if (wait_gone(vm, (uint64_t)h->api_timeout * 1000u))
