@@ -38,18 +38,13 @@ ap.add_argument("--builddir", required=True)
 ap.add_argument("--vms", type=int, default=200)
 ap.add_argument("--runs", type=int, default=3)
 args = ap.parse_args()
-here = os.path.dirname(os.path.abspath(__file__))
-tests_src = os.path.join(here, "..")
-tests = os.path.join(os.path.abspath(args.builddir), "tests")
-os.environ["builddir"] = tests
-os.environ["srcdir"] = tests_src
-os.environ.setdefault("VMHOSTD", os.path.join(args.builddir, "core",
-                                              "vmhostd"))
-os.environ["VMHOST_PLUGIN_DIR"] = subprocess.run(
-    f"find {os.path.abspath(args.builddir)}/plugins -path '*/.libs/*-*.so' "
-    "-exec dirname {} + | sort -u | paste -sd: -", shell=True,
-    capture_output=True, text=True).stdout.strip()
-sys.path.insert(0, tests_src)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402
+
+benchenv.setup(os.path.abspath(args.builddir))
+# chtest finds the fake VMM beside it in the source tree.
+os.environ.setdefault("srcdir", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), ".."))
 import chtest  # noqa: E402
 from vmhtest import Daemon  # noqa: E402
 
