@@ -21,14 +21,14 @@ PACKAGES=(
   pkg-config
   libyaml-dev         # core: config file; its .a: the static vmhost-agent
   libjansson-dev      # core: state files, JSON logs
-  libcurl4-gnutls-dev # storage/local: image downloads
+  libcurl4-gnutls-dev # storage/local: image downloads; hypervisor/cloud-hypervisor: its REST API
   libgnutls28-dev     # core: token hashes; storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
   librbd-dev          # storage/rbd: librbd and librados
   libvirt-dev         # hypervisor/libvirt
   libxml2-dev         # hypervisor/libvirt: domain XML writer
-  libisofs-dev        # hypervisor/libvirt: cloud-init seed images (ISO 9660)
+  libisofs-dev        # hypervisor/libvirt, cloud-hypervisor: cloud-init seed images (ISO 9660)
   libiscsi-dev        # storage/iscsi: the iSCSI initiator
   libnfs-dev          # storage/nfs: NFS client
   xorriso             # hypervisor/libvirt tests: read the seed images back
@@ -66,7 +66,7 @@ PACKAGES=(
   libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
   qemu-block-extra    # storage/iscsi, storage/rbd guest tests: QEMU's libiscsi and rbd drivers
   # tests
-  curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients
+  curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients; cloud-hypervisor bench
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load
   openssl             # frontend/rest tests: CAs and client certificates
   python3-yaml        # frontend/rest tests: reading openapi.yaml

@@ -5,15 +5,13 @@ in-process test driver (test:///default, no daemon): every operation,
 its error cases, and lifecycle events reaching the core from the plugin's
 event-loop thread.  Mock storage and network (their FILE sources and
 bridge bindings are fake, which the test driver does not mind)."""
-import json
 import os
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
-from vmhtest import Daemon, check, expect, lsan_without_tls, vm_spec
+from vmhtest import (Daemon, Events, check, expect, lsan_without_tls,
+                     snapshot_pair, vm_spec)
 
 lsan_without_tls()
 
@@ -25,37 +23,6 @@ storage:
 networks:
   - { name: net0, plugin: mock }
 """
-
-
-class Events:
-    """The daemon's event stream, collected by a thread."""
-
-    def __init__(self, sock):
-        self.events = []
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(sock)
-        self.s.sendall(b'{"op":"events"}\n')
-        self.f = self.s.makefile("r")
-        first = json.loads(self.f.readline())
-        check(first.get("code") == 0, "events:", first)
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        try:
-            for line in self.f:
-                ev = json.loads(line).get("event")
-                if ev:
-                    self.events.append(ev)
-        except (OSError, ValueError):
-            pass
-
-    def wait(self, pred, what, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(pred(e) for e in list(self.events)):
-                return
-            time.sleep(0.02)
-        check(False, "no event", what, "in", json.dumps(self.events))
 
 
 def state_of(d, vm, live=False):
@@ -151,16 +118,7 @@ with Daemon(CFG) as d:
     # Snapshots.  A revert to a running snapshot of a stopped VM starts
     # it: only the plugin's event tells the core, so the core's record
     # (read from memory, not live) shows it.
-    s = d.ok(op="snapshot_create", vm="web-1", name="before")["snapshots"][0]
-    check(s["name"] == "before" and s["id"] == "before", s)
-    check(s["vm_state"] == "running" and s["created"] > 0, s)
-    expect(d.call(op="snapshot_create", vm="web-1", name="before"),
-           "already_exists")
-    s2 = d.ok(op="snapshot_create", vm="web-1", name="after")["snapshots"][0]
-    check(s2["parent"] == "before", s2)
-    snaps = d.ok(op="snapshot_list", vm="web-1")["snapshots"]
-    check([x["name"] for x in snaps] == ["before", "after"], snaps)
-    check([x["current"] for x in snaps] == [False, True], snaps)
+    snapshot_pair(d, "web-1")
     d.ok(op="vm_action", vm="web-1", action="stop", force=True)
     check(state_of(d, "web-1") == "stopped", "stopped before revert")
     d.ok(op="snapshot_revert", vm="web-1", id="before")

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -182,6 +183,31 @@ static void test_spawn(void) {
   CHECK_INT(spawn_process(missing, -1, -1, &pid), ==, ENOENT);
 }
 
+/* spawn_process_group: the child leads a group of its own; spawn_pidfd
+ * turns readable when it exits, and the status is still there to reap. */
+static void test_spawn_group(void) {
+  char *argv[] = {"sh", "-c", "exit 7", NULL};
+  struct pollfd pfd;
+  int fd, status;
+  pid_t pid;
+
+  CHECK_INT(spawn_process_group(argv, -1, -1, &pid), ==, 0);
+  /* Not reaped yet: even exited, the child still has its group. */
+  CHECK(getpgid(pid) == pid);
+  fd = spawn_pidfd(pid);
+  CHECK(fd >= 0);
+  CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  pfd = (struct pollfd){fd, POLLIN, 0};
+  CHECK_INT(poll(&pfd, 1, 60000), ==, 1);
+  status = spawn_wait(pid);
+  CHECK(WIFEXITED(status));
+  CHECK_INT(WEXITSTATUS(status), ==, 7);
+  close(fd);
+  errno = 0;
+  CHECK_INT(spawn_pidfd(pid), ==, -1);
+  CHECK_INT(errno, ==, ESRCH);
+}
+
 struct port {
   struct net_port key;
   int n;
@@ -344,6 +370,7 @@ int main(void) {
   test_atomic_write();
   test_publish();
   test_spawn();
+  test_spawn_group();
   test_ports();
   test_histogram();
   test_errno_code();

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILDDIR = os.environ.get("builddir", os.path.dirname(os.path.abspath(__file__)))
@@ -351,6 +352,56 @@ def call(sock_path, req, timeout=60):
     if not buf:
         raise NoAnswer()
     return json.loads(buf)
+
+
+class Events:
+    """The daemon's event stream (the ctl "events" op on socket `sock`),
+    collected by a thread."""
+
+    def __init__(self, sock):
+        self.events = []
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(sock)
+        self.s.sendall(b'{"op":"events"}\n')
+        self.f = self.s.makefile("r")
+        first = json.loads(self.f.readline())
+        check(first.get("code") == 0, "events:", first)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            for line in self.f:
+                ev = json.loads(line).get("event")
+                if ev:
+                    self.events.append(ev)
+        except (OSError, ValueError):
+            pass
+
+    def wait(self, pred, what, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(pred(e) for e in list(self.events)):
+                return
+            time.sleep(0.02)
+        check(False, "no event", what, "in", json.dumps(self.events))
+
+
+def snapshot_pair(d, vm):
+    """Snapshots "before" and "after" of the running VM vm, with what
+    every hypervisor plugin promises of them: the name is the id, a
+    second "before" is refused, "after" has "before" as parent, the list
+    is in creation order with "after" current.  Returns the two."""
+    s = d.ok(op="snapshot_create", vm=vm, name="before")["snapshots"][0]
+    check(s["name"] == "before" and s["id"] == "before", s)
+    check(s["vm_state"] == "running" and s["created"] > 0, s)
+    expect(d.call(op="snapshot_create", vm=vm, name="before"),
+           "already_exists")
+    s2 = d.ok(op="snapshot_create", vm=vm, name="after")["snapshots"][0]
+    check(s2["parent"] == "before", s2)
+    snaps = d.ok(op="snapshot_list", vm=vm)["snapshots"]
+    check([x["name"] for x in snaps] == ["before", "after"], snaps)
+    check([x["current"] for x in snaps] == [False, True], snaps)
+    return s, s2
 
 
 MOCKS = """

@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lv-seed.h"
 #include "lv-xml.h"
+#include "seediso.h"
 
 #define ERRLEN 1024
 /* Reconnect backoff, milliseconds. */
@@ -618,28 +618,12 @@ static int vm_path(struct hv *h, const char *vm_id, const char *suffix,
   return 0;
 }
 
-/* A spec with any cloud-init document gets a seed. */
-static int wants_seed(const struct vmh_vm_spec *spec) {
-  return spec->user_data != NULL || spec->meta_data != NULL ||
-         spec->network_config != NULL;
-}
-
 /* Writes the cloud-init seed of a spec to path. */
 static int make_seed(const struct vmh_vm_spec *spec, const char *path) {
-  char meta[1024], err[ERRLEN];
-  struct lvs_docs docs = {spec->user_data, spec->meta_data,
-                          spec->network_config};
-  int rc;
+  char err[ERRLEN];
+  int rc = seed_for_spec(spec, path, err, sizeof err);
 
-  /* cloud-init needs an instance-id; the VM's id is the natural one. */
-  if (docs.meta_data == NULL) {
-    if (lvs_meta_data(spec->id, spec->name, meta, sizeof meta) < 0)
-      return vmh_fail(host, VMH_EINVAL, "VM name too long for meta-data");
-    docs.meta_data = meta;
-  }
-  if ((rc = lvs_write(path, &docs, err, sizeof err)) < 0)
-    return vmh_fail(host, rc, "%s", err);
-  return 0;
+  return rc < 0 ? vmh_fail(host, rc, "%s", err) : 0;
 }
 
 /* ---- Operations ---------------------------------------------------------- */
@@ -839,7 +823,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
   o.emulator = h->emulator;
   o.channel_path = chan;
   o.console_path = cons;
-  o.seed_path = wants_seed(spec) ? seed : NULL;
+  o.seed_path = seed_wanted(spec) ? seed : NULL;
   if ((rc = lvx_domain(spec, &o, &xml, err, sizeof err)) < 0)
     return vmh_fail(host, rc, "%s", err);
   if (mkdir(h->channel_dir, 0700) < 0 && errno != EEXIST) {
@@ -861,7 +845,7 @@ static int hv_define(void *handle, const struct vmh_vm_spec *spec,
     goto out;
   }
   virResetLastError();
-  if (wants_seed(spec)) {
+  if (seed_wanted(spec)) {
     if ((rc = make_seed(spec, seed)) < 0)
       goto out;
     seeded = 1;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* lv-seed — see lv-seed.h. */
+/* NoCloud seed images: see seediso.h. */
 #include <config.h>
 
-#include "lv-seed.h"
+#include "seediso.h"
 
 #include "atomicfile.h"
 #include "errname.h"
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <vmhost/common.h>
+#include <vmhost/types.h>
 
 #define SECTOR 2048
 #define VOLUME_ID "cidata"
@@ -28,7 +28,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int inited;
 
-int lvs_meta_data(const char *id, const char *name, char *buf, size_t size) {
+static int seed_meta_data(const char *id, const char *name, char *buf,
+                          size_t size) {
   int n =
       snprintf(buf, size, "instance-id: %s\nlocal-hostname: %s\n", id, name);
   return n < 0 || (size_t)n >= size ? -1 : 0;
@@ -87,7 +88,7 @@ static int copy_out(struct burn_source *src, int fd, char *err, size_t errlen) {
 }
 
 /* Builds the image into fd.  Called with the lock held. */
-static int build(const struct lvs_docs *docs, int fd, char *err,
+static int build(const struct seed_docs *docs, int fd, char *err,
                  size_t errlen) {
   IsoImage *img = NULL;
   IsoWriteOpts *opts = NULL;
@@ -134,8 +135,8 @@ out:
   return rc;
 }
 
-int lvs_write(const char *path, const struct lvs_docs *docs, char *err,
-              size_t errlen) {
+int seed_write(const char *path, const struct seed_docs *docs, char *err,
+               size_t errlen) {
   struct atomic_file af;
   int rc;
 
@@ -154,4 +155,26 @@ int lvs_write(const char *path, const struct lvs_docs *docs, char *err,
     return errbuf_fail(err, errlen, VMH_EIO, "seed: cannot write %s: %s", path,
                        strerror(errno));
   return 0;
+}
+
+int seed_wanted(const struct vmh_vm_spec *spec) {
+  return spec->user_data != NULL || spec->meta_data != NULL ||
+         (VMH_HAS_FIELD(spec, network_config) && spec->network_config != NULL);
+}
+
+int seed_for_spec(const struct vmh_vm_spec *spec, const char *path, char *err,
+                  size_t errlen) {
+  char meta[1024];
+  struct seed_docs docs = {
+      spec->user_data, spec->meta_data,
+      VMH_HAS_FIELD(spec, network_config) ? spec->network_config : NULL};
+
+  /* cloud-init needs an instance-id; the VM's id is the natural one. */
+  if (docs.meta_data == NULL) {
+    if (seed_meta_data(spec->id, spec->name, meta, sizeof meta) < 0)
+      return errbuf_fail(err, errlen, VMH_EINVAL,
+                         "seed: VM name too long for meta-data");
+    docs.meta_data = meta;
+  }
+  return seed_write(path, &docs, err, errlen);
 }
