@@ -68,7 +68,8 @@ def create(base, names):
             base + "/api/v1/vms", method="POST",
             data=json.dumps({"name": name, "vcpus": 1,
                              "memory": 1 << 28}).encode(),
-            headers={"content-type": "application/json"})
+            headers={"content-type": "application/json",
+                     "authorization": h2.AUTH[1].split(": ", 1)[1]})
         return json.load(urllib.request.urlopen(req))["id"]
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         return list(ex.map(one, names))
@@ -92,6 +93,7 @@ def bench(builddir, counts, args, cpus):
     by_name = {}
     try:
         h2.wait_port(port)
+        h2.use_token(tmp)
         print(f"{builddir}:")
         made = []
         for n in counts:
