@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Packaging: the man pages, the systemd unit, the Debian packages.
-# Included by tests/Makefile.am.
-TESTS += test-man.sh test-systemd-unit.sh
-EXTRA_DIST += test-man.sh test-systemd-unit.sh
+# Packaging: the man pages, the systemd unit, the Debian packages (built
+# and installed into a fresh root: about two minutes).  Included by
+# tests/Makefile.am.
+PACKAGING_TESTS = test-man.sh test-systemd-unit.sh test-rpm-spec.sh \
+	test-deb-install.sh
+TESTS += $(PACKAGING_TESTS)
+EXTRA_DIST += $(PACKAGING_TESTS)
