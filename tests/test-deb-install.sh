@@ -7,11 +7,13 @@
 #  3. each plugin package depends only on the libraries its plugin links:
 #     vmhost-plugin-rest pulls no libvirt, Ceph, libnfs nor libiscsi;
 #  4. a fresh Debian 12 root (mmdebstrap) gets vmhostd and two plugin
-#     packages (rest, local) with apt, as "apt install ./x.deb" does;
+#     packages (rest, local), and vmhost-cli once cli/ is in the tree,
+#     with apt, as "apt install ./x.deb" does;
 #  5. vmhostd starts there from the installed /etc/vmhost/vmhostd.yaml (its
 #     ports moved to free ones) and answers /healthz and /api/v1/plugins;
 #     exactly the installed plugins are in the plugin directory and load,
-#     and a config naming another plugin is refused by name.
+#     and a config naming another plugin is refused by name; the installed
+#     vmhostctl creates and lists a VM there.
 # It takes about two minutes (mostly the build and apt); it prints the
 # time of each step.
 . "$srcdir/functions.sh"
@@ -93,13 +95,24 @@ step "mmdebstrap with vmhostd, vmhost-plugin-rest, vmhost-plugin-local"
 root=$tmp/root
 mkdir "$tmp/install"
 cp "$(deb vmhostd)" "$(deb vmhost-plugin-rest)" "$(deb vmhost-plugin-local)" "$tmp/install/"
-sources=
-[ -f /etc/apt/sources.list.d/debian.sources ] && sources=/etc/apt/sources.list.d/debian.sources
+# With the client once the tree has it: the operator's three packages.
+cli=
+if [ -f "$tmp/src/cli/Makefile.am" ]; then
+  cli=yes
+  cp "$(deb vmhost-cli)" "$tmp/install/"
+fi
+# This machine's sources (the files themselves: mmdebstrap reads them);
+# none found, mmdebstrap's default mirror.
+sources=()
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+  /etc/apt/sources.list.d/*.list; do
+  [ -s "$f" ] && sources+=("$f")
+done
 mmdebstrap --variant=apt --include=ca-certificates \
   --setup-hook='mkdir -p "$1/etc/apt/apt.conf.d" && cp -n /etc/apt/apt.conf.d/* "$1/etc/apt/apt.conf.d/"' \
   --customize-hook="mkdir \"\$1/tmp/debs\" && cp $tmp/install/*.deb \"\$1/tmp/debs/\"" \
   --customize-hook='chroot "$1" sh -c "apt-get install -y -q --no-install-recommends /tmp/debs/*.deb && rm -r /tmp/debs"' \
-  bookworm "$root" $sources >"$tmp/mmdebstrap.log" 2>&1 ||
+  bookworm "$root" "${sources[@]}" >"$tmp/mmdebstrap.log" 2>&1 ||
   fail "mmdebstrap failed: $(tail -40 "$tmp/mmdebstrap.log")"
 step "root made"
 # As on the new machine: nothing of this build's environment
@@ -108,11 +121,11 @@ in_root ()
 {
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$root" "$@"
 }
-in_root dpkg-query -W vmhostd vmhost-plugin-rest vmhost-plugin-local ||
+in_root dpkg-query -W vmhostd vmhost-plugin-rest vmhost-plugin-local ${cli:+vmhost-cli} ||
   fail "the packages are not installed in the new root"
 if in_root dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 'libvirt*' 'librbd*' \
   'libnfs*' 'libiscsi*' 2>/dev/null | grep 'ii'; then
-  fail "installing vmhostd, rest and local pulled a library of another plugin"
+  fail "installing vmhostd, rest, local (and the client) pulled a library of another plugin"
 fi
 
 # 5. The installed daemon, from the installed config.
@@ -128,6 +141,10 @@ done
 
 conf=/etc/vmhost/vmhostd.yaml
 assert_grep -F 'state_dir: /var/lib/vmhost' "$root$conf"
+for page in man8/vmhostd.8 man5/vmhostd.yaml.5; do
+  [ -f "$root/usr/share/man/$page.gz" ] || fail "no $page installed"
+done
+[ -f "$root/lib/systemd/system/vmhostd.service" ] || fail "no vmhostd.service installed"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 tls_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -i -e "s/127\.0\.0\.1:8080/127.0.0.1:$port/" -e "s/127\.0\.0\.1:8443/127.0.0.1:$tls_port/" "$root$conf"
@@ -162,6 +179,20 @@ want = [("frontend", "rest"), ("hypervisor", "mock"), ("network", "mock"),
 if got != want:
     sys.exit(f"loaded plugins {got}, expected {want}")
 EOP
+# The installed client against the installed daemon: a VM on the mocks.
+if [ -n "$cli" ]; then
+  ctl ()
+  {
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin VMHOST_URL="http://127.0.0.1:$port" \
+      chroot "$root" vmhostctl "$@"
+  }
+  ctl vm create web1 --vcpus 1 --memory 256M --disk vda,size=1G,pool=pool0 \
+    --nic net0,network=net0 >"$tmp/ctl.out" 2>&1 ||
+    fail "vmhostctl vm create: $(cat "$tmp/ctl.out")"
+  ctl vm list >"$tmp/ctl.out" 2>&1 || fail "vmhostctl vm list: $(cat "$tmp/ctl.out")"
+  assert_grep -F web1 "$tmp/ctl.out"
+  [ -f "$root/usr/share/man/man1/vmhostctl.1.gz" ] || fail "no vmhostctl(1) installed"
+fi
 stop_vmhostd || fail "vmhostd exited $? after SIGTERM"
 
 # The local plugin, installed, takes a pool; libvirt, not installed, is
