@@ -82,6 +82,7 @@ PACKAGES=(
   dpkg-dev            # tests/test-deb-install.sh: dpkg-buildpackage
   lintian             # tests/test-deb-install.sh: the packages' checks
   mmdebstrap          # tests/test-deb-install.sh: a fresh Debian 12 root
+  rpm                 # tests/test-rpm-spec.sh: rpmspec, rpmbuild of packaging/vmhost.spec
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py
   binutils            # nm, readelf: tests/test-loader.sh

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The host-services table (struct vmh_host): what the core offers every
+ * plugin.  Each entry forwards to the core unit that does the work, naming
+ * the instance where the service is per instance. */
+#include <config.h>
+
+#include <stdarg.h>
+
+#include "conftree.h"
+#include "error.h"
+#include "events.h"
+#include "instance.h"
+#include "log.h"
+#include "metrics.h"
+
+static const char *source_name(const struct vmh_instance *inst) {
+  return inst ? inst->name : "core";
+}
+
+static void host_log(const struct vmh_instance *inst, int level,
+                     const char *fmt, ...) VMH_PRINTF(3, 4);
+static void host_log(const struct vmh_instance *inst, int level,
+                     const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_vmsg(source_name(inst), level, fmt, ap);
+  va_end(ap);
+}
+
+static void host_emit(const struct vmh_instance *inst,
+                      const struct vmh_event *ev) {
+  if (ev)
+    events_emit(source_name(inst), ev);
+}
+
+static void host_counter_add(const struct vmh_instance *inst, const char *name,
+                             uint64_t delta) {
+  metrics_counter_add(source_name(inst), name, delta);
+}
+
+static void host_gauge_set(const struct vmh_instance *inst, const char *name,
+                           int64_t value) {
+  metrics_gauge_set(source_name(inst), name, value);
+}
+
+static const char *host_state_dir(const struct vmh_instance *inst) {
+  return inst ? inst->state_dir : NULL;
+}
+
+static const char *host_instance_name(const struct vmh_instance *inst) {
+  return source_name(inst);
+}
+
+const struct vmh_host host_services = {
+    .struct_size = sizeof(struct vmh_host),
+    .abi_major = VMH_ABI_MAJOR,
+    .abi_minor = VMH_ABI_MINOR,
+    .version = PACKAGE_VERSION,
+    .log = host_log,
+    .error = error_set,
+    .config_string = config_string,
+    .config_int = config_int,
+    .config_size = config_size,
+    .config_bool = config_bool,
+    .config_map = config_map,
+    .config_list = config_list,
+    .config_at = config_at,
+    .config_keys = config_keys,
+    .config_where = config_where,
+    .emit = host_emit,
+    .counter_add = host_counter_add,
+    .gauge_set = host_gauge_set,
+    .state_dir = host_state_dir,
+    .instance_name = host_instance_name,
+    .verror = error_vset,
+    .config_path = config_path_kept,
+    .config_key_where = config_key_where,
+};

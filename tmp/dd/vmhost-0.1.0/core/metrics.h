@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Metrics: counters and latency histograms per operation and per plugin
+ * instance, rendered in the Prometheus text exposition format (0.0.4).
+ * All functions but metrics_free are thread-safe; once a series exists,
+ * recording into it takes no lock (atomics only). */
+#ifndef VMHOST_CORE_METRICS_H
+#define VMHOST_CORE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Record one call of `op` on instance `instance` (NULL: "core") that took
+ * `seconds` and returned `code` (0 or VMH_E*; others count as "internal").
+ * Feeds
+ *   vmhost_operations_total{instance,op,result}   result = error_name(code)
+ *   vmhost_operation_duration_seconds{instance,op} (histogram; buckets
+ *     0.0001 … 10 seconds, durations kept to the nanosecond) */
+void metrics_observe(const char *instance, const char *op, int code,
+                     double seconds);
+
+/* Plugin-defined metrics (host->counter_add / gauge_set):
+ *   vmhost_plugin_<name>{instance="…"}
+ * A name that is not [a-z0-9_]{1,63}, or that is already used with the
+ * other type, is ignored (the first such call logs a warning). */
+void metrics_counter_add(const char *instance, const char *name,
+                         uint64_t delta);
+void metrics_gauge_set(const char *instance, const char *name, int64_t value);
+
+/* Render everything, plus the process metrics (vmhost_up, start time,
+ * resident memory, open fds), into a new NUL-terminated buffer (caller
+ * frees); *ret_len (if not NULL) gets its length.  Families and series come
+ * in a fixed, sorted order.  Returns NULL on allocation failure. */
+char *metrics_render(size_t *ret_len);
+
+/* Free every series (at exit, to keep valgrind quiet, or between tests).
+ * Nothing else may use metrics while it runs. */
+void metrics_free(void);
+
+#endif

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Checks on names and strings that come from outside (front-ends). */
+#ifndef VMHOST_CORE_VALIDATE_H
+#define VMHOST_CORE_VALIDATE_H
+
+#include <stddef.h>
+
+/* Names of VMs, pools, volumes, images, snapshots and networks follow the
+ * ABI's one rule: vmh_name_valid() in <vmhost/common.h>. */
+/* [a-z][a-z0-9]{0,15}: disk and NIC names inside a VM. */
+int valid_device_name(const char *s);
+/* xx:xx:xx:xx:xx:xx, hex, unicast (low bit of the first octet clear). */
+int valid_mac(const char *s);
+/* Well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF)
+ * with no NUL inside len. */
+int valid_utf8(const char *s, size_t len);
+/* Length of s[0..len) without a trailing incomplete UTF-8 sequence, so a
+ * string cut to fit a buffer never ends in half a character. */
+size_t utf8_trim(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,704 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* VM records: the in-memory table, reads served from it, lifecycle events
+ * that keep it current, and reconciliation with the hypervisors. */
+#include <config.h>
+
+#include "vm.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "events.h"
+#include "instance.h"
+#include "log.h"
+#include "state.h"
+#include "workers.h"
+
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_uint_fast64_t generation = 1;
+static struct vm **table;
+static size_t n_table, cap_table;
+static uint64_t event_sub; /* our subscription to the event bus, 0: none */
+
+void vms_rdlock(void) {
+  pthread_rwlock_rdlock(&lock);
+}
+void vms_wrlock(void) {
+  pthread_rwlock_wrlock(&lock);
+  /* Counted once the lock is held: a reader that sees the new number and
+   * then takes the lock sees this writer's change too; one that saw the
+   * old number sees a newer one next time.  Every writer counts, changed
+   * or not: a cached answer is at worst encoded once more. */
+  atomic_fetch_add(&generation, 1);
+}
+
+uint64_t vms_generation(void) {
+  return atomic_load(&generation);
+}
+void vms_unlock(void) {
+  pthread_rwlock_unlock(&lock);
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+struct vm *vms_lookup(const char *key) {
+  if (!key)
+    return NULL;
+  for (size_t i = 0; i < n_table; i++)
+    if (strcmp(table[i]->id, key) == 0)
+      return table[i];
+  for (size_t i = 0; i < n_table; i++)
+    if (strcmp(table[i]->name, key) == 0)
+      return table[i];
+  return NULL;
+}
+
+static int table_add(struct vm *vm) {
+  if (n_table == cap_table) {
+    size_t cap = cap_table ? cap_table * 2 : 64;
+    struct vm **t = realloc(table, cap * sizeof *t);
+    if (!t)
+      return error_code(VMH_ENOMEM, "out of memory");
+    table = t;
+    cap_table = cap;
+  }
+  table[n_table++] = vm;
+  return 0;
+}
+
+int vms_insert(struct vm *vm) {
+  int r;
+  vms_wrlock();
+  const struct vm *o = vms_lookup(vm->name);
+  if (o && strcmp(o->name, vm->name) == 0)
+    r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
+                   vm->name, o->id);
+  else
+    r = table_add(vm);
+  vms_unlock();
+  return r;
+}
+
+void vms_remove(struct vm *vm) {
+  vms_wrlock();
+  for (size_t i = 0; i < n_table; i++) {
+    if (table[i] == vm) {
+      table[i] = table[--n_table];
+      break;
+    }
+  }
+  vms_unlock();
+  vm_free(vm);
+}
+
+size_t vms_count(void) {
+  vms_rdlock();
+  size_t n = n_table;
+  vms_unlock();
+  return n;
+}
+
+int vms_volume_in_use(const char *pool, const char *volume) {
+  int used = 0;
+  vms_rdlock();
+  for (size_t i = 0; i < n_table && !used; i++)
+    for (size_t j = 0; j < table[i]->n_disks && !used; j++)
+      used = strcmp(table[i]->disks[j].pool, pool) == 0 &&
+             strcmp(table[i]->disks[j].volume, volume) == 0;
+  vms_unlock();
+  return used;
+}
+
+char *volume_key(const char *pool, const char *volume) {
+  char *key;
+  return asprintf(&key, "volume:%s/%s", pool ? pool : "",
+                  volume ? volume : "") < 0
+             ? NULL
+             : key;
+}
+
+/* ---- record → ABI structs ---------------------------------------------- */
+
+void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
+  struct vm_view view;
+  if (!r->vm || vm_view_init(&view, vm) < 0)
+    return;
+  struct vmh_vm_record rec = {
+      .struct_size = sizeof rec,
+      .spec = &view.spec,
+      .info = &view.info,
+      .status = vm->status,
+      .created = vm->created,
+      .updated_us = vm->updated_us,
+      .error = vm->error,
+  };
+  r->vm(r->opaque, &rec);
+  vm_view_free(&view);
+}
+
+void reply_done(vmh_reply_t *r, int code) {
+  r->done(r->opaque, code, code ? error_get() : NULL);
+}
+
+int reply_check_flags(vmh_reply_t *r, uint32_t flags, uint32_t known) {
+  if (!(flags & ~known))
+    return 0;
+  error_set("unknown flags 0x%" PRIx32, flags & ~known);
+  reply_done(r, VMH_EINVAL);
+  return -1;
+}
+
+/* ---- live state ------------------------------------------------------- */
+
+static void set_str(char **dst, const char *src) {
+  char *copy = src ? strdup(src) : NULL;
+  free(*dst);
+  *dst = copy;
+}
+#define SET_STR(dst, src) set_str(&(dst), (src))
+#define SET_U32(dst, src) ((dst) = (src))
+#define SET_U64(dst, src) ((dst) = (src))
+#define SET_FIELD(type, name) SET_##type(vm->name, info.name);
+
+void vm_set_info(struct vm *vm, const struct vmh_vm_info *in) {
+  struct vmh_vm_info info = {0};
+  memcpy(&info, in,
+         in->struct_size < sizeof info ? in->struct_size : sizeof info);
+  VM_LIVE(SET_FIELD)
+  vm->state = info.state;
+  char **ips = info.n_ips ? calloc(info.n_ips, sizeof *ips) : NULL;
+  size_t n = 0;
+  for (uint32_t i = 0; ips && i < info.n_ips; i++)
+    if (info.ips[i] && (ips[n] = strdup(info.ips[i])))
+      n++;
+  vm_strv_free(vm->ips, vm->n_ips);
+  vm->ips = ips;
+  vm->n_ips = n;
+  vm->updated_us = now_us();
+}
+
+static int refresh_cb(void *opaque, const struct vmh_vm_info *info) {
+  struct vm *vm = opaque;
+  vms_wrlock();
+  vm_set_info(vm, info);
+  vms_unlock();
+  return 0;
+}
+
+static int address_cb(void *opaque, const char *address) {
+  struct vm *vm = opaque;
+  if (!address || !*address)
+    return 0;
+  for (size_t i = 0; i < vm->n_ips; i++)
+    if (strcmp(vm->ips[i], address) == 0)
+      return 0;
+  char **ips = realloc(vm->ips, (vm->n_ips + 1) * sizeof *ips);
+  if (!ips)
+    return 0;
+  vm->ips = ips;
+  if ((ips[vm->n_ips] = strdup(address)))
+    vm->n_ips++;
+  return 0;
+}
+
+/* Addresses the networks know for vm's NICs (DHCP leases), for a VM whose
+ * hypervisor reports none.  Collected outside the lock into a scratch
+ * record, then moved in. */
+static void network_addresses(struct vm *vm) {
+  struct vm scratch = {0};
+  for (size_t i = 0; i < vm->n_nics; i++) {
+    struct vm_nic *n = &vm->nics[i];
+    struct vmh_instance *net =
+        n->bound ? instance_find(VMH_KIND_NETWORK, n->network) : NULL;
+    if (net && net->plugin->ops.network.port_addresses)
+      INSTANCE_CALL(net, network, port_addresses, vm->id, n->name, address_cb,
+                    &scratch, 0);
+  }
+  vms_wrlock();
+  if (!vm->n_ips) {
+    vm->ips = scratch.ips;
+    vm->n_ips = scratch.n_ips;
+    scratch.ips = NULL;
+    scratch.n_ips = 0;
+  }
+  vms_unlock();
+  vm_strv_free(scratch.ips, scratch.n_ips);
+}
+
+int vm_refresh(struct vm *vm) {
+  struct vmh_instance *hv = instance_find(VMH_KIND_HYPERVISOR, vm->hypervisor);
+  if (!hv)
+    return VMH_EIO;
+  int r = INSTANCE_CALL(hv, hypervisor, get, vm->id, refresh_cb, vm, 0);
+  if (r == 0 && !vm->n_ips)
+    network_addresses(vm);
+  return r;
+}
+
+/* ---- volumes that vanish under VMs -------------------------------------- */
+
+/* A storage instance said a volume vanished or is back (storage.h). */
+struct volume_news {
+  char *pool, *volume, *message;
+  bool vanished;
+};
+
+static void volume_news_free(struct volume_news *n) {
+  free(n->pool);
+  free(n->volume);
+  free(n->message);
+  free(n);
+}
+
+/* What the core says on one VM that uses the volume. */
+struct vm_notice {
+  char id[VMH_ID_LEN + 1];
+  uint32_t state;
+  char *text;
+};
+
+/* The start of the error a vanished volume sets on a VM whose disk d uses
+ * it; its return clears an error that starts so, and no other. */
+static char *vanished_error(const struct vm_disk *d) {
+  char *s;
+  return asprintf(&s, "disk %s: volume %s/%s vanished", d->name, d->pool,
+                  d->volume) < 0
+             ? NULL
+             : s;
+}
+
+/* Marks vm, whose disk d uses the volume (lock held, exclusive): sets or
+ * clears its error and saves it.  Returns what to tell of it (the caller
+ * frees), NULL when out of memory. */
+static char *mark_vm(struct vm *vm, const struct vm_disk *d,
+                     const struct volume_news *n) {
+  _cleanup_free_ char *prefix = vanished_error(d);
+  char *text;
+  if (!prefix)
+    return NULL;
+  if (n->vanished) {
+    char *error;
+    if (asprintf(&error, "%s: %s", prefix,
+                 n->message ? n->message : "its pool says so") < 0)
+      return NULL;
+    free(vm->error);
+    vm->error = error;
+  } else if (vm->error && strncmp(vm->error, prefix, strlen(prefix)) == 0) {
+    free(vm->error);
+    vm->error = NULL;
+  }
+  if (state_save(vm) < 0)
+    log_warn("VM '%s': %s", vm->name, error_get());
+  if (asprintf(&text, "VM '%s': disk %s: volume %s/%s %s", vm->name, d->name,
+               d->pool, d->volume,
+               n->vanished ? "vanished from its pool" : "is back") < 0)
+    return NULL;
+  return text;
+}
+
+/* Marks every VM that uses the volume, then tells (events are emitted
+ * without the lock: a subscriber may take it). */
+static void volume_news_task(void *arg) {
+  struct volume_news *n = arg;
+  struct vm_notice *notes = NULL;
+  size_t n_notes = 0;
+
+  vms_wrlock();
+  for (size_t i = 0; i < n_table && !workers_cancelled(); i++) {
+    struct vm *vm = table[i];
+    for (size_t j = 0; j < vm->n_disks; j++) {
+      const struct vm_disk *d = &vm->disks[j];
+      if (strcmp(d->pool, n->pool) != 0 || strcmp(d->volume, n->volume) != 0)
+        continue;
+      struct vm_notice *more = realloc(notes, (n_notes + 1) * sizeof *notes);
+      if (!more)
+        break;
+      notes = more;
+      snprintf(notes[n_notes].id, sizeof notes[n_notes].id, "%s", vm->id);
+      notes[n_notes].state = vm->state;
+      if ((notes[n_notes].text = mark_vm(vm, d, n)))
+        n_notes++;
+    }
+  }
+  vms_unlock();
+  for (size_t i = 0; i < n_notes; i++) {
+    struct vmh_event ev = {
+        .struct_size = sizeof ev,
+        .type = VMH_EVENT_VM_STATE,
+        .vm_id = notes[i].id,
+        .state = notes[i].state,
+        .reason =
+            n->vanished ? VMH_REASON_VOLUME_VANISHED : VMH_REASON_VOLUME_BACK,
+        .message = notes[i].text,
+    };
+    log_msg("core", n->vanished ? VMH_LOG_ERROR : VMH_LOG_INFO, "%s",
+            notes[i].text);
+    events_emit("core", &ev);
+    free(notes[i].text);
+  }
+  free(notes);
+  volume_news_free(n);
+}
+
+/* A storage instance's volume event: queued, in the volume's order (the
+ * records are written on a worker, never on the emitting thread). */
+static void on_volume_event(const struct vmh_event *ev) {
+  bool vanished = strcmp(ev->reason, VMH_REASON_VOLUME_VANISHED) == 0;
+  if (!vanished && strcmp(ev->reason, VMH_REASON_VOLUME_BACK) != 0)
+    return;
+  if (!ev->object || !instance_find(VMH_KIND_STORAGE, ev->source))
+    return;
+  struct volume_news *n = calloc(1, sizeof *n);
+  _cleanup_free_ char *key = volume_key(ev->source, ev->object);
+  if (!n || !key || !(n->pool = strdup(ev->source)) ||
+      !(n->volume = strdup(ev->object)) ||
+      (ev->message && !(n->message = strdup(ev->message)))) {
+    log_warn("%s: volume %s: out of memory: its VMs are not marked", ev->source,
+             ev->object);
+  } else {
+    n->vanished = vanished;
+    if (workers_submit(key, volume_news_task, n) == 0)
+      return;
+  }
+  if (n)
+    volume_news_free(n);
+}
+
+/* Events that change records (subscribed by vms_init): a hypervisor
+ * instance's VM states, a storage instance's vanished volumes. */
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  (void)opaque;
+  if (ev->type == VMH_EVENT_PLUGIN && ev->reason && ev->source) {
+    on_volume_event(ev);
+    return;
+  }
+  if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)
+    return;
+  vms_wrlock();
+  struct vm *vm = vms_lookup(ev->vm_id);
+  if (vm && strcmp(vm->id, ev->vm_id) == 0 &&
+      strcmp(vm->hypervisor, ev->source) == 0) {
+    vm->state = ev->state;
+    if (ev->state != VMH_VM_RUNNING && ev->state != VMH_VM_PAUSED)
+      vm->uptime_s = 0;
+    vm->updated_us = now_us();
+  }
+  vms_unlock();
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+struct read_task {
+  char *vm; /* NULL: all */
+  vmh_reply_t *r;
+};
+
+/* A live read: ask every hypervisor, then answer from the records. */
+static void live_list(void *arg) {
+  struct read_task *t = arg;
+  if (workers_cancelled()) {
+    error_set("vmhostd stopped before the read could run");
+    reply_done(t->r, VMH_ECANCELED);
+    free(t);
+    return;
+  }
+  vms_reconcile();
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    vm_reply_record(table[i], t->r);
+  vms_unlock();
+  reply_done(t->r, 0);
+  free(t);
+}
+
+void vm_list(vmh_reply_t *r, uint32_t flags) {
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
+    return;
+  if (flags & VMH_READ_LIVE) {
+    struct read_task *t = calloc(1, sizeof *t);
+    if (!t) {
+      error_set("out of memory");
+      reply_done(r, VMH_ENOMEM);
+      return;
+    }
+    t->r = r;
+    if (workers_submit(NULL, live_list, t) < 0) {
+      free(t);
+      error_set("vmhostd is shutting down");
+      reply_done(r, VMH_EAGAIN);
+    }
+    return;
+  }
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    vm_reply_record(table[i], r);
+  vms_unlock();
+  reply_done(r, 0);
+}
+
+static void live_get(void *arg) {
+  struct read_task *t = arg;
+  int code = 0;
+  vms_rdlock();
+  struct vm *vm = workers_cancelled() ? NULL : vms_lookup(t->vm);
+  vms_unlock();
+  /* Only this task's key touches the record's life, so vm stays valid. */
+  if (workers_cancelled())
+    code = error_code(VMH_ECANCELED, "vmhostd stopped before the read ran");
+  else if (!vm)
+    code = error_code(VMH_ENOENT, "no VM '%s'", t->vm);
+  else if ((code = vm_refresh(vm)) == 0) {
+    vms_rdlock();
+    vm_reply_record(vm, t->r);
+    vms_unlock();
+  }
+  reply_done(t->r, code);
+  free(t->vm);
+  free(t);
+}
+
+void vm_get(const char *key, vmh_reply_t *r, uint32_t flags) {
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
+    return;
+  vms_rdlock();
+  struct vm *vm = vms_lookup(key);
+  if (vm && !(flags & VMH_READ_LIVE)) {
+    vm_reply_record(vm, r);
+    vms_unlock();
+    reply_done(r, 0);
+    return;
+  }
+  char id[VMH_ID_LEN + 1];
+  if (vm)
+    snprintf(id, sizeof id, "%s", vm->id);
+  vms_unlock();
+  if (!vm) {
+    error_set("no VM '%s'", key ? key : "");
+    reply_done(r, VMH_ENOENT);
+    return;
+  }
+  struct read_task *t = calloc(1, sizeof *t);
+  if (!t || !(t->vm = strdup(id))) {
+    free(t);
+    error_set("out of memory");
+    reply_done(r, VMH_ENOMEM);
+    return;
+  }
+  t->r = r;
+  if (workers_submit(id, live_get, t) < 0) {
+    free(t->vm);
+    free(t);
+    error_set("vmhostd is shutting down");
+    reply_done(r, VMH_EAGAIN);
+  }
+}
+
+/* ---- reconciliation ----------------------------------------------------- */
+
+struct seen {
+  char (*ids)[VMH_ID_LEN + 1];
+  size_t n;
+  const struct vmh_instance *hv;
+  int startup;
+};
+
+static int reconcile_cb(void *opaque, const struct vmh_vm_info *in) {
+  struct seen *s = opaque;
+  if (!in->id)
+    return 0;
+  vms_wrlock();
+  struct vm *vm = vms_lookup(in->id);
+  if (vm && strcmp(vm->id, in->id) == 0) {
+    vm_set_info(vm, in);
+    if (vm->status == VMH_STATUS_MISSING) {
+      log_warn("VM '%s' (%s) is back on hypervisor '%s'", vm->name, vm->id,
+               s->hv->name);
+      vm->status = VMH_STATUS_READY;
+    }
+    void *ids = realloc(s->ids, (s->n + 1) * sizeof *s->ids);
+    if (ids) {
+      s->ids = ids;
+      snprintf(s->ids[s->n++], VMH_ID_LEN + 1, "%s", in->id);
+    }
+  } else {
+    log_msg("core", s->startup ? VMH_LOG_WARN : VMH_LOG_DEBUG,
+            "hypervisor '%s' has a VM vmhostd did not make: '%s' (%s); "
+            "left alone",
+            s->hv->name, in->name ? in->name : "?", in->id);
+  }
+  vms_unlock();
+  return 0;
+}
+
+static int was_seen(const struct seen *s, const char *id) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->ids[i], id) == 0)
+      return 1;
+  return 0;
+}
+
+static void reconcile_hypervisor(struct vmh_instance *hv, int startup) {
+  struct seen s = {.hv = hv, .startup = startup};
+  if (INSTANCE_CALL(hv, hypervisor, list, reconcile_cb, &s, 0) < 0) {
+    log_warn("reconcile: cannot list the VMs of hypervisor '%s': %s", hv->name,
+             error_get());
+    free(s.ids);
+    return;
+  }
+  vms_wrlock();
+  for (size_t i = 0; i < n_table; i++) {
+    struct vm *vm = table[i];
+    if (strcmp(vm->hypervisor, hv->name) != 0 || !vm->defined ||
+        vm->status != VMH_STATUS_READY || was_seen(&s, vm->id))
+      continue;
+    log_warn("VM '%s' (%s) is recorded but hypervisor '%s' does not know it",
+             vm->name, vm->id, hv->name);
+    vm->status = VMH_STATUS_MISSING;
+    vm->state = VMH_VM_UNKNOWN;
+  }
+  vms_unlock();
+  free(s.ids);
+}
+
+void vms_reconcile(void) {
+  for (size_t i = 0; i < instances_count(); i++) {
+    struct vmh_instance *inst = instance_at(i);
+    if (inst->kind == VMH_KIND_HYPERVISOR && inst->is_open)
+      reconcile_hypervisor(inst, 0);
+  }
+}
+
+/* Ports a network has: each should belong to a recorded NIC. */
+struct port_seen {
+  const struct vmh_instance *net;
+  size_t matched;
+};
+
+static int port_cb(void *opaque, const char *vm_id, const char *nic_name,
+                   const struct vmh_nic_binding *b) {
+  struct port_seen *s = opaque;
+  (void)b;
+  int known = 0;
+  vms_rdlock();
+  struct vm *vm = vm_id ? vms_lookup(vm_id) : NULL;
+  for (size_t i = 0; vm && nic_name && i < vm->n_nics && !known; i++)
+    known = strcmp(vm->nics[i].name, nic_name) == 0 &&
+            strcmp(vm->nics[i].network, s->net->name) == 0;
+  vms_unlock();
+  if (known)
+    s->matched++;
+  else
+    log_warn(
+        "network '%s' has a port for VM %s NIC %s that vmhostd did not "
+        "make; left alone",
+        s->net->name, vm_id ? vm_id : "?", nic_name ? nic_name : "?");
+  return 0;
+}
+
+/* At start: report ports no record knows and bound NICs whose port is
+ * gone.  Nothing is removed. */
+static void reconcile_network(struct vmh_instance *net) {
+  struct port_seen s = {.net = net};
+  if (INSTANCE_CALL(net, network, port_list, port_cb, &s, 0) < 0) {
+    log_warn("reconcile: cannot list the ports of network '%s': %s", net->name,
+             error_get());
+    return;
+  }
+  size_t bound = 0;
+  vms_rdlock();
+  for (size_t i = 0; i < n_table; i++)
+    for (size_t j = 0; j < table[i]->n_nics; j++)
+      bound += table[i]->nics[j].bound &&
+               strcmp(table[i]->nics[j].network, net->name) == 0;
+  vms_unlock();
+  if (bound > s.matched)
+    log_warn(
+        "network '%s' lacks %zu port%s that VM records say are bound "
+        "(list them with a live VM read; delete and re-create to repair)",
+        net->name, bound - s.matched, bound - s.matched == 1 ? "" : "s");
+}
+
+/* A record found in CREATING or DELETING at start: the daemon died in the
+ * middle.  Say what exists; the user finishes with a delete. */
+static void report_interrupted(struct vm *vm) {
+  const char *what = vm->status == VMH_STATUS_CREATING ? "create" : "delete";
+  log_warn("VM '%s' (%s): the %s was interrupted by a restart", vm->name,
+           vm->id, what);
+  for (size_t i = 0; i < vm->n_disks; i++)
+    if (vm->disks[i].created)
+      log_warn("VM '%s': volume %s/%s was created", vm->name, vm->disks[i].pool,
+               vm->disks[i].volume);
+  for (size_t i = 0; i < vm->n_nics; i++)
+    if (vm->nics[i].bound)
+      log_warn("VM '%s': NIC %s is bound on network %s", vm->name,
+               vm->nics[i].name, vm->nics[i].network);
+  if (vm->defined)
+    log_warn("VM '%s': defined on hypervisor %s", vm->name, vm->hypervisor);
+  free(vm->error);
+  if (asprintf(&vm->error,
+               "the %s was interrupted by a restart of vmhostd; delete the VM "
+               "to remove what was made",
+               what) < 0)
+    vm->error = NULL;
+  vm->status = VMH_STATUS_FAILED;
+  state_save(vm);
+}
+
+static void load_cb(void *opaque, struct vm *vm) {
+  (void)opaque;
+  if (vm->status == VMH_STATUS_CREATING || vm->status == VMH_STATUS_DELETING)
+    report_interrupted(vm);
+  if (table_add(vm) < 0)
+    vm_free(vm);
+}
+
+int vms_init(const char *state_dir) {
+  int r = state_init(state_dir);
+  if (r < 0)
+    return r;
+  if ((r = events_subscribe(on_event, NULL, &event_sub, 0)) < 0)
+    return r;
+  r = state_load(load_cb, NULL);
+  if (r < 0)
+    return r;
+  log_info("loaded %d VM record%s from %s/vms", r, r == 1 ? "" : "s",
+           state_dir);
+  for (size_t i = 0; i < n_table; i++)
+    if (!instance_find(VMH_KIND_HYPERVISOR, table[i]->hypervisor))
+      log_warn("VM '%s' (%s) is on hypervisor '%s', which is not configured",
+               table[i]->name, table[i]->id, table[i]->hypervisor);
+  for (size_t i = 0; i < instances_count(); i++) {
+    struct vmh_instance *inst = instance_at(i);
+    if (inst->kind == VMH_KIND_HYPERVISOR && inst->is_open)
+      reconcile_hypervisor(inst, 1);
+    if (inst->kind == VMH_KIND_NETWORK && inst->is_open &&
+        inst->plugin->ops.network.port_list)
+      reconcile_network(inst);
+  }
+  return 0;
+}
+
+void vms_free(void) {
+  if (event_sub)
+    events_unsubscribe(event_sub);
+  event_sub = 0;
+  for (size_t i = 0; i < n_table; i++)
+    vm_free(table[i]);
+  free(table);
+  table = NULL;
+  n_table = cap_table = 0;
+}

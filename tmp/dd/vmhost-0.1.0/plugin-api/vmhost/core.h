@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/* vmhost plugin ABI — the core's services, as front-ends call them.
+ *
+ * Every operation is asynchronous.  The front-end passes a struct vmh_reply;
+ * the core runs the operation on its worker pool (which enforces the plugins'
+ * thread models and the per-VM ordering), calls the reply's visitors with the
+ * results, then calls done() exactly once.  That happens on a worker thread,
+ * or inline before the call returns (answers served from memory, and
+ * refusals such as unknown flags).  Callbacks must not block: a front-end
+ * copies what it needs and wakes its own I/O loop.
+ *
+ * Arguments are copied before the call returns.  The vmh_reply struct and
+ * its opaque pointer must stay valid until done() has been called.  What a
+ * visitor receives is valid only during the call: copy what you keep.
+ *
+ * Flags: each operation has its own flag namespace (the bits below say
+ * which operations take them); an unknown bit is refused with VMH_EINVAL.
+ */
+#ifndef VMHOST_CORE_H
+#define VMHOST_CORE_H
+
+#include <vmhost/common.h>
+#include <vmhost/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum vmh_vm_status {
+  VMH_STATUS_CREATING = 1, /* orchestration in progress */
+  VMH_STATUS_READY = 2,    /* exists; see info.state */
+  VMH_STATUS_FAILED = 3,   /* a step failed and could not be undone */
+  VMH_STATUS_DELETING = 4,
+  VMH_STATUS_MISSING = 5, /* the hypervisor no longer knows it */
+};
+
+/* A VM as the core records it. */
+struct vmh_vm_record {
+  uint32_t struct_size;
+  const struct vmh_vm_spec *spec; /* with disks' and NICs' placements */
+  const struct vmh_vm_info *info; /* last known state */
+  uint32_t status;                /* enum vmh_vm_status */
+  int64_t created;                /* seconds since the epoch */
+  int64_t updated_us;             /* when info was last refreshed */
+  const char *error;              /* last failure, NULL: none */
+};
+
+enum vmh_check_status {
+  VMH_CHECK_OK = 0,
+  VMH_CHECK_DEGRADED = 1,
+  VMH_CHECK_FAILED = 2,
+};
+
+/* One health check: an instance (or "core"). */
+struct vmh_health_check {
+  uint32_t struct_size;
+  const char *name;
+  const char *kind; /* "hypervisor", "storage", "network", "frontend" */
+  uint32_t status;  /* enum vmh_check_status */
+  const char *message;
+};
+
+struct vmh_plugin_info {
+  uint32_t struct_size;
+  const char *name;
+  const char *kind;
+  const char *version;
+  const char *description;
+  const char *file;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t thread_model; /* enum vmh_thread_model */
+  const char *const *instances;
+  uint32_t n_instances;
+  const char *const *ops; /* names of the operations it has */
+  uint32_t n_ops;
+};
+
+struct vmh_reply {
+  uint32_t struct_size;
+  void *opaque;
+  /* Result visitors: each may be NULL when the front-end does not expect
+   * that kind of result.  Their return value is ignored. */
+  void (*vm)(void *opaque, const struct vmh_vm_record *vm);
+  void (*snapshot)(void *opaque, const struct vmh_snapshot_info *snap);
+  void (*console)(void *opaque, const struct vmh_console_info *console);
+  void (*pool)(void *opaque, const struct vmh_pool_info *pool);
+  void (*volume)(void *opaque, const struct vmh_volume_info *vol);
+  void (*image)(void *opaque, const struct vmh_image_info *img);
+  void (*network)(void *opaque, const struct vmh_network_info *net);
+  void (*host)(void *opaque, const struct vmh_host_info *host);
+  void (*check)(void *opaque, const struct vmh_health_check *check);
+  void (*plugin)(void *opaque, const struct vmh_plugin_info *plugin);
+  void (*text)(void *opaque, const char *text, size_t len);
+  /* Exactly once, last.  code is 0 or a VMH_E* code; message is NULL on
+   * success and says what went wrong otherwise. */
+  void (*done)(void *opaque, int code, const char *message);
+};
+
+/* Called for each event; must not block (queue it and return).  The event
+ * is valid only during the call.  A subscriber that cannot keep up drops
+ * events itself. */
+typedef void (*vmh_event_fn)(void *opaque, const struct vmh_event *ev);
+
+/* VM actions. */
+enum vmh_vm_action {
+  VMH_ACTION_START = 1,
+  VMH_ACTION_STOP = 2,
+  VMH_ACTION_REBOOT = 3,
+  VMH_ACTION_PAUSE = 4,
+  VMH_ACTION_RESUME = 5,
+};
+
+/* Flags, with the operations that take each. */
+/* vm_get, vm_list: ask the backend, not the records. */
+#define VMH_READ_LIVE (UINT32_C(1) << 0)
+/* vm_create: define, do not start. */
+#define VMH_CREATE_NO_START (UINT32_C(1) << 1)
+/* vm_action VMH_ACTION_STOP: power off now. */
+#define VMH_ACTION_FORCE (UINT32_C(1) << 2)
+/* volume_resize: VMH_RESIZE_SHRINK (storage.h). */
+
+typedef const struct vmh_reply vmh_reply_t;
+
+/* A VM is addressed by its id or its name; a pool, volume, image or network
+ * by its name. */
+struct vmh_core {
+  uint32_t struct_size;
+
+  /* VMs: get/list answer from memory unless VMH_READ_LIVE. */
+  void (*vm_list)(vmh_reply_t *r, uint32_t flags);
+  void (*vm_get)(const char *vm, vmh_reply_t *r, uint32_t flags);
+  /* Create: volumes → NIC bindings → define (+ start); a failing step undoes
+   * the steps done, in reverse.  Replies with the new record. */
+  void (*vm_create)(const struct vmh_vm_spec *spec, vmh_reply_t *r,
+                    uint32_t flags);
+  /* Delete: power off, undefine, unbind NICs, delete the volumes it created;
+   * parts already gone are not an error. */
+  void (*vm_delete)(const char *vm, vmh_reply_t *r, uint32_t flags);
+  void (*vm_action)(const char *vm, uint32_t action, uint32_t timeout_s,
+                    vmh_reply_t *r, uint32_t flags);
+  void (*vm_console)(const char *vm, vmh_reply_t *r, uint32_t flags);
+  void (*snapshot_list)(const char *vm, vmh_reply_t *r, uint32_t flags);
+  void (*snapshot_create)(const char *vm, const char *name, vmh_reply_t *r,
+                          uint32_t flags);
+  void (*snapshot_revert)(const char *vm, const char *snapshot_id,
+                          vmh_reply_t *r, uint32_t flags);
+  void (*snapshot_delete)(const char *vm, const char *snapshot_id,
+                          vmh_reply_t *r, uint32_t flags);
+  /* Hot-plug: the disk's volume is created (or looked up) first.  Detach
+   * takes the disk out of the VM and undoes a local mapping of its volume;
+   * the volume itself stays in its pool (detaching never destroys data),
+   * to be deleted through volume_delete once no VM uses it. */
+  void (*disk_attach)(const char *vm, const struct vmh_disk *disk,
+                      vmh_reply_t *r, uint32_t flags);
+  void (*disk_detach)(const char *vm, const char *disk_name, vmh_reply_t *r,
+                      uint32_t flags);
+
+  /* Storage. */
+  void (*pool_list)(vmh_reply_t *r, uint32_t flags);
+  void (*pool_get)(const char *pool, vmh_reply_t *r, uint32_t flags);
+  void (*volume_list)(const char *pool, vmh_reply_t *r, uint32_t flags);
+  void (*volume_get)(const char *pool, const char *vol, vmh_reply_t *r,
+                     uint32_t flags);
+  void (*volume_create)(const char *pool, const struct vmh_volume_spec *spec,
+                        vmh_reply_t *r, uint32_t flags);
+  void (*volume_resize)(const char *pool, const char *vol, uint64_t size,
+                        vmh_reply_t *r, uint32_t flags);
+  /* Refused with VMH_EBUSY while a VM uses the volume. */
+  void (*volume_delete)(const char *pool, const char *vol, vmh_reply_t *r,
+                        uint32_t flags);
+  void (*image_list)(const char *pool, vmh_reply_t *r, uint32_t flags);
+  void (*image_import)(const char *pool, const struct vmh_image_spec *spec,
+                       vmh_reply_t *r, uint32_t flags);
+  void (*image_delete)(const char *pool, const char *image, vmh_reply_t *r,
+                       uint32_t flags);
+
+  /* Networks. */
+  void (*network_list)(vmh_reply_t *r, uint32_t flags);
+  void (*network_get)(const char *net, vmh_reply_t *r, uint32_t flags);
+
+  /* Host and daemon. */
+  void (*host_info)(vmh_reply_t *r, uint32_t flags);
+  /* One check per instance plus "core"; done's code is 0 when all are OK. */
+  void (*health)(vmh_reply_t *r, uint32_t flags);
+  void (*plugin_list)(vmh_reply_t *r, uint32_t flags);
+  /* The Prometheus text exposition, through reply->text. */
+  void (*metrics)(vmh_reply_t *r, uint32_t flags);
+
+  /* Events: fn is called from core threads until unsubscribe() returns.
+   * Returns 0 and sets *ret_id, or a VMH_E* code (message: error_message,
+   * ABI 1.2). */
+  int (*subscribe)(vmh_event_fn fn, void *opaque, uint64_t *ret_id,
+                   uint32_t flags);
+  void (*unsubscribe)(uint64_t id);
+
+  /* The status codes a VMH_E* code maps to (one table, in the core). */
+  uint32_t (*http_status)(int code);
+  uint32_t (*grpc_status)(int code);
+  /* The stable lower-case name of a code, as in the table beside enum
+   * vmh_error: "invalid_argument", "not_found", "busy" …  Unknown codes
+   * name as VMH_EINTERNAL ("internal"). */
+  const char *(*error_name)(int code);
+  /* 1 once every instance is open and the daemon serves; 0 while starting
+   * or draining. */
+  int (*ready)(void);
+
+#if VMH_ABI_TARGET_MINOR >= 1
+  /* ABI 1.1.  A number that changes whenever any VM record may have
+   * changed.  Two vm_list answers (without VMH_READ_LIVE) begun at the same
+   * number hold the same records, so a front-end may keep an answer it
+   * encoded and serve it again while the number stays.  Cheap, any
+   * thread. */
+  uint64_t (*vm_generation)(void);
+#endif
+
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2.  The message of the last core call on this thread that failed
+   * without a reply (subscribe), "" when there is none.  Thread-local; valid
+   * until the next core call on this thread. */
+  const char *(*error_message)(void);
+#endif
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMHOST_CORE_H */

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* h2buf — byte buffers, the bodies answers share, and the answer cache
+ * (see h2int.h and h2server.h). */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "h2int.h"
+
+struct h2s_body *h2s_body_take(char *data, size_t len) {
+  struct h2s_body *b = malloc(sizeof *b);
+  if (!b) {
+    free(data);
+    return NULL;
+  }
+  atomic_init(&b->refs, 1);
+  b->data = data;
+  b->len = len;
+  return b;
+}
+
+void h2s_body_unref(struct h2s_body *b) {
+  if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+    free(b->data);
+    free(b);
+  }
+}
+
+struct h2s_cache {
+  pthread_mutex_t lock;
+  struct h2s_body *body;
+  uint64_t gen;
+};
+
+struct h2s_cache *h2s_cache_new(void) {
+  struct h2s_cache *c = calloc(1, sizeof *c);
+  if (c)
+    pthread_mutex_init(&c->lock, NULL);
+  return c;
+}
+
+void h2s_cache_free(struct h2s_cache *c) {
+  if (!c)
+    return;
+  h2s_body_unref(c->body);
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+struct h2s_body *h2s_cache_get(struct h2s_cache *c, uint64_t gen) {
+  struct h2s_body *b = NULL;
+  pthread_mutex_lock(&c->lock);
+  if (c->body && c->gen == gen) {
+    b = c->body;
+    atomic_fetch_add(&b->refs, 1);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return b;
+}
+
+void h2s_cache_put(struct h2s_cache *c, uint64_t gen, struct h2s_body *b) {
+  struct h2s_body *old = NULL;
+  pthread_mutex_lock(&c->lock);
+  if (!c->body || gen > c->gen) {
+    old = c->body;
+    atomic_fetch_add(&b->refs, 1);
+    c->body = b;
+    c->gen = gen;
+  }
+  pthread_mutex_unlock(&c->lock);
+  h2s_body_unref(old);
+}
+
+/* A shared body's bytes copied into memory of the buf's own. */
+static int buf_own(struct buf *b) {
+  size_t n = b->len - b->off;
+  char *p = malloc(n ? n : 1);
+  if (!p)
+    return -1;
+  memcpy(p, b->p + b->off, n);
+  h2s_body_unref(b->shared);
+  *b = (struct buf){.p = p, .len = n, .cap = n ? n : 1};
+  return 0;
+}
+
+int h2buf_add(struct buf *b, const void *d, size_t n) {
+  if (b->shared && buf_own(b) < 0)
+    return -1;
+  if (b->off && b->off == b->len)
+    b->off = b->len = 0;
+  if (b->len + n > b->cap) {
+    if (b->off) {
+      memmove(b->p, b->p + b->off, b->len - b->off);
+      b->len -= b->off;
+      b->off = 0;
+    }
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n)
+      cap *= 2;
+    if (cap != b->cap) {
+      char *p = realloc(b->p, cap);
+      if (!p)
+        return -1;
+      b->p = p;
+      b->cap = cap;
+    }
+  }
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+  return 0;
+}
+
+void h2buf_free(struct buf *b) {
+  if (b->shared)
+    h2s_body_unref(b->shared);
+  else
+    free(b->p);
+  *b = (struct buf){0};
+}

@@ -1,0 +1,1295 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* frontend-rest — the REST/JSON API over HTTP/2 (and HTTP/1.1), TLS and
+ * mTLS, on the shared server of plugins/frontend/common (h2server).
+ *
+ * Routes are the table `routes` below (and openapi.yaml beside this file).
+ * Each request is matched on the I/O thread, its body and query checked
+ * (strictly: unknown fields, wrong types, out of range, bad names, bad
+ * JSON are 400 naming the field), then the core's asynchronous operation
+ * is started with a struct call as its reply.  The reply's visitors run on
+ * core workers and collect JSON under the call's lock; done() formats the
+ * answer and hands it to h2s_respond(), which wakes the I/O thread.
+ *
+ * Errors: {"error":{"code":"NOT_FOUND","message":"…","request_id":"…"}},
+ * with the status from the core's table.  Every answer carries
+ * x-request-id (h2server adds it) and ends in one access-log line.
+ *
+ * Events: GET /api/v1/events is a text/event-stream; every subscriber has
+ * a bounded buffer in h2server, and one that cannot keep up is dropped.
+ */
+#include <config.h>
+
+#define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
+#include <vmhost/vmhost-plugin.h>
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "abijson.h"
+#include "h2server.h"
+#include "histogram.h"
+
+static const struct vmh_host *host;
+
+/* ---- Routes and their metrics --------------------------------------------
+ */
+
+struct call;
+typedef int (*route_fn)(struct call *k);
+
+struct route {
+  const char *method;
+  const char *pattern; /* "{}" is a path parameter */
+  route_fn fn;
+};
+
+/* Latency buckets of the per-route histograms, in microseconds. */
+static const struct hist_layout latency_layout = {
+    .per_second = 1000000,
+    .n_bounds = 9,
+    .bounds = {500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000},
+};
+
+struct route_stats {
+  atomic_uint_fast64_t by_class[6]; /* 1xx … 5xx, by status / 100 */
+  struct hist latency;              /* µs */
+};
+
+struct rest;
+
+/* A subscriber to the events stream. */
+struct sub {
+  struct rest *rest;
+  struct h2s_req *req;
+  uint64_t id;
+  bool subscribed;
+  atomic_bool closed; /* the stream took no more: deliver nothing */
+  atomic_uint_fast64_t seq;
+};
+
+struct rest {
+  const struct vmh_instance *inst;
+  struct h2s_conf conf;
+  struct h2s *srv;
+  const struct vmh_core *core;
+  uint32_t drain_ms;
+  struct route_stats *stats; /* one per route, and one for "no route" */
+  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
+   * generation it was begun at: served again while the generation stays
+   * (a list of many VMs costs its JSON encoding otherwise). */
+  struct h2s_cache *list_cache;
+};
+
+/* ---- Calls ---------------------------------------------------------------
+ */
+
+enum shape {
+  ONE,  /* the first result object, or 204 when none came */
+  LIST, /* {"<key>": [results]} */
+  TEXT, /* text/plain from the text visitor */
+};
+
+struct call {
+  struct rest *rest;
+  struct h2s_req *req;
+  size_t route; /* index in routes, or N_ROUTES */
+  char *path;   /* the request's path, cut at its slashes: params point in */
+  const char *params[3];
+  json_t *body; /* the request's JSON, when it has one */
+  struct abij_in in;
+  struct abij_reply reply;
+  enum shape shape;
+  const char *key; /* LIST */
+  int ok_status;   /* 200, 201 */
+  uint64_t gen;    /* vm_list from memory: the generation it began at */
+  /* How done() answers: the default, or a route's own (health, host). */
+  void (*finish)(struct call *k, int code, const char *message);
+  atomic_uint refs;
+  pthread_mutex_t lock;
+  json_t *res; /* results so far */
+  char *text;
+  size_t text_len;
+};
+
+static void call_free(struct call *k) {
+  abij_arena_free(&k->in.arena);
+  free(k->path);
+  json_decref(k->body);
+  json_decref(k->res);
+  free(k->text);
+  pthread_mutex_destroy(&k->lock);
+  free(k);
+}
+
+/* Two hold a call: the dispatcher until the route function has returned
+ * (the core may answer inline, before its operation returns, and still
+ * read the arguments), and the answer. */
+static void call_unref(struct call *k) {
+  if (atomic_fetch_sub(&k->refs, 1) == 1)
+    call_free(k);
+}
+
+/* Count the answer in the route's metrics. */
+static void account(struct call *k, int status) {
+  struct route_stats *st = &k->rest->stats[k->route];
+  uint64_t us = h2s_start_us(k->req);
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000 - us;
+  int cls = status / 100;
+  atomic_fetch_add(&st->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+  hist_observe(&st->latency, &latency_layout, us);
+}
+
+/* The answer when there is no memory for one. */
+static const char oom_body[] =
+    "{\"error\":{\"code\":\"NO_MEMORY\",\"message\":\"out of memory\"}}";
+
+/* Answer with a JSON value (taking the reference) and free the call. */
+static void answer_json(struct call *k, int status, json_t *v) {
+  char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  json_decref(v);
+  account(k, status);
+  if (s) {
+    h2s_respond(k->req, status, "application/json", s, strlen(s));
+  } else if (v == NULL && status == 204) {
+    h2s_respond(k->req, 204, NULL, NULL, 0);
+  } else {
+    h2s_respond(k->req, 503, "application/json", oom_body, sizeof oom_body - 1);
+  }
+  free(s);
+  call_unref(k);
+}
+
+/* "not_found" → "NOT_FOUND". */
+static void upper(char *dst, size_t len, const char *src) {
+  size_t i = 0;
+  for (; src && src[i] && i + 1 < len; i++)
+    dst[i] = src[i] >= 'a' && src[i] <= 'z' ? (char)(src[i] - 32) : src[i];
+  dst[i] = '\0';
+}
+
+static void answer_error(struct call *k, int status, const char *code,
+                         const char *message) {
+  char name[64];
+  upper(name, sizeof name, code);
+  json_t *e = json_pack("{s:{s:s,s:o,s:s}}", "error", "code", name, "message",
+                        abij_str(message ? message : ""), "request_id",
+                        h2s_request_id(k->req));
+  answer_json(k, status, e);
+}
+
+/* A core error code as HTTP. */
+static void answer_code(struct call *k, int code, const char *message) {
+  const struct vmh_core *core = k->rest->core;
+  answer_error(k, (int)core->http_status(code), core->error_name(code),
+               message);
+}
+
+static void finish_default(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  json_t *v = NULL;
+  if (k->shape == LIST) {
+    v = json_object();
+    json_object_set(v, k->key, k->res);
+  } else if (k->shape == ONE) {
+    v = json_incref(json_array_get(k->res, 0));
+  } else {
+    account(k, 200);
+    h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                k->text ? k->text : "", k->text_len);
+    call_unref(k);
+    return;
+  }
+  answer_json(k, v ? k->ok_status : 204, v);
+}
+
+static void add(struct call *k, json_t *v) {
+  pthread_mutex_lock(&k->lock);
+  if (json_array_append_new(k->res, v) < 0)
+    host->log(k->rest->inst, VMH_LOG_WARN, "a result lost (no memory)");
+  pthread_mutex_unlock(&k->lock);
+}
+
+static void on_result(void *o, const char *key, json_t *v) {
+  (void)key; /* a route knows what it asked for */
+  add(o, v);
+}
+
+static void on_text(void *o, const char *text, size_t len) {
+  struct call *k = o;
+  pthread_mutex_lock(&k->lock);
+  char *t = realloc(k->text, k->text_len + len + 1);
+  if (t) {
+    memcpy(t + k->text_len, text, len);
+    k->text_len += len;
+    t[k->text_len] = '\0';
+    k->text = t;
+  }
+  pthread_mutex_unlock(&k->lock);
+}
+
+static void on_done(void *o, int code, const char *message) {
+  struct call *k = o;
+  /* The visitors have all returned (they come before done()). */
+  k->finish(k, code, message);
+}
+
+static struct call *call_new(struct rest *rest, struct h2s_req *req) {
+  struct call *k = calloc(1, sizeof *k);
+  if (!k)
+    return NULL;
+  k->rest = rest;
+  k->req = req;
+  k->in.flags = ABIJ_STRICT;
+  k->ok_status = 200;
+  k->finish = finish_default;
+  k->res = json_array();
+  atomic_init(&k->refs, 2);
+  pthread_mutex_init(&k->lock, NULL);
+  if (!k->res) {
+    call_free(k);
+    return NULL;
+  }
+  abij_reply_init(&k->reply, k, on_result, on_text, on_done);
+  return k;
+}
+
+/* ---- Request checks ------------------------------------------------------
+ */
+
+/* A refusal before the core: the route answers it and returns -1. */
+static int bad(struct call *k, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 2, 3)));
+static int bad(struct call *k, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  answer_error(k, 400, "invalid_argument", msg);
+  return -1;
+}
+
+/* After a failed abij_* decoder. */
+static int refused(struct call *k, int r) {
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", k->in.err);
+  answer_code(k, r, k->in.err);
+  return -1;
+}
+
+/* The body as a JSON object (an empty body reads as {} when allowed). */
+static int need_body(struct call *k, bool optional) {
+  size_t len;
+  const char *b = h2s_body(k->req, &len);
+  if (!len) {
+    if (optional) {
+      k->body = json_object();
+      return k->body ? 0 : refused(k, VMH_ENOMEM);
+    }
+    return bad(k, "a JSON body is required");
+  }
+  json_error_t e;
+  k->body = json_loadb(b, len, JSON_REJECT_DUPLICATES, &e);
+  if (!k->body)
+    return bad(k, "malformed JSON at line %d, column %d: %s", e.line, e.column,
+               e.text);
+  if (!json_is_object(k->body))
+    return bad(k, "the body must be a JSON object");
+  return 0;
+}
+
+/* Query parameters: only `allowed` ones; "live" is a boolean. */
+static int query_live(struct call *k, uint32_t *flags) {
+  const char *q = h2s_query(k->req);
+  *flags = 0;
+  if (!q || !*q)
+    return 0;
+  if (!strcmp(q, "live=true") || !strcmp(q, "live=1")) {
+    *flags = VMH_READ_LIVE;
+    return 0;
+  }
+  if (!strcmp(q, "live=false") || !strcmp(q, "live=0"))
+    return 0;
+  return bad(k, "unknown query '%.100s' (only live=true|false)", q);
+}
+
+static int no_query(struct call *k) {
+  const char *q = h2s_query(k->req);
+  if (q && *q)
+    return bad(k, "this resource takes no query parameters");
+  return 0;
+}
+
+/* The path parameters are names, or VM ids (UUIDs). */
+static int check_param(struct call *k, int i, const char *what, bool uuid) {
+  const char *p = k->params[i];
+  if (vmh_name_valid(p))
+    return 0;
+  if (uuid && strlen(p) == VMH_ID_LEN &&
+      strspn(p, "0123456789abcdefABCDEF-") == VMH_ID_LEN)
+    return 0;
+  return bad(k, "'%s' in the path must be a name%s", what,
+             uuid ? " or an id" : "");
+}
+
+/* ---- Routes: VMs ---------------------------------------------------------
+ */
+
+/* The cached list when it is of generation gen: answered, true. */
+static bool list_cached(struct call *k, uint64_t gen) {
+  struct h2s_body *b = h2s_cache_get(k->rest->list_cache, gen);
+  if (!b)
+    return false;
+  account(k, 200);
+  h2s_respond_body(k->req, 200, "application/json", b);
+  h2s_body_unref(b);
+  call_unref(k);
+  return true;
+}
+
+/* Answers a list from memory and keeps it, unless a newer one is kept. */
+static void finish_vm_list(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  json_t *v = json_pack("{s:O}", "vms", k->res);
+  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (!s) {
+    answer_json(k, 200, NULL); /* the out-of-memory answer */
+    return;
+  }
+  struct h2s_body *b = h2s_body_take(s, strlen(s));
+  if (!b) {
+    answer_json(k, 200, NULL);
+    return;
+  }
+  account(k, 200);
+  h2s_respond_body(k->req, 200, "application/json", b);
+  h2s_cache_put(k->rest->list_cache, k->gen, b);
+  h2s_body_unref(b);
+  call_unref(k);
+}
+
+static int vm_list(struct call *k) {
+  const struct vmh_core *core = k->rest->core;
+  uint32_t f;
+  if (query_live(k, &f) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "vms";
+  if (!(f & VMH_READ_LIVE)) {
+    k->gen = core->vm_generation();
+    if (list_cached(k, k->gen))
+      return 0;
+    k->finish = finish_vm_list;
+  }
+  core->vm_list(&k->reply.reply, f);
+  return 0;
+}
+
+static int vm_create(struct call *k) {
+  struct vmh_vm_spec spec;
+  int r;
+  if (no_query(k) < 0 || need_body(k, false) < 0)
+    return -1;
+  /* "start" (default true) is ours, not the spec's. */
+  json_t *st = json_object_get(k->body, "start");
+  if (st && !json_is_boolean(st))
+    return bad(k, "'start' must be true or false");
+  bool start = !st || json_is_true(st);
+  json_t *spec_obj = json_deep_copy(k->body);
+  if (!spec_obj)
+    return refused(k, VMH_ENOMEM);
+  json_object_del(spec_obj, "start");
+  if ((r = abij_spec_in(&k->in, spec_obj, "", &spec)) < 0) {
+    json_decref(spec_obj);
+    return refused(k, r);
+  }
+  k->shape = ONE;
+  k->ok_status = 201;
+  k->rest->core->vm_create(&spec, &k->reply.reply,
+                           start ? 0 : VMH_CREATE_NO_START);
+  json_decref(spec_obj);
+  return 0;
+}
+
+static int vm_get(struct call *k) {
+  uint32_t f;
+  if (check_param(k, 0, "vm", true) < 0 || query_live(k, &f) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->vm_get(k->params[0], &k->reply.reply, f);
+  return 0;
+}
+
+static int vm_delete(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->vm_delete(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int vm_action(struct call *k, uint32_t action) {
+  static const char *const stop_keys[] = {"force", "timeout_s", NULL};
+  static const char *const none[] = {NULL};
+  uint32_t force = 0, timeout = 0;
+  int r;
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+      need_body(k, true) < 0)
+    return -1;
+  bool stop = action == VMH_ACTION_STOP;
+  if ((r = abij_only_keys(&k->in, k->body, "", stop ? stop_keys : none)) < 0 ||
+      (r = abij_bool(&k->in, k->body, "", "force", &force)) < 0 ||
+      (r = abij_u32(&k->in, k->body, "", "timeout_s", &timeout)) < 0)
+    return refused(k, r);
+  if (timeout > 3600)
+    return bad(k, "'timeout_s' must be an integer from 0 to 3600");
+  k->shape = ONE;
+  k->rest->core->vm_action(k->params[0], action, timeout, &k->reply.reply,
+                           force ? VMH_ACTION_FORCE : 0);
+  return 0;
+}
+
+static int vm_start(struct call *k) {
+  return vm_action(k, VMH_ACTION_START);
+}
+static int vm_stop(struct call *k) {
+  return vm_action(k, VMH_ACTION_STOP);
+}
+static int vm_reboot(struct call *k) {
+  return vm_action(k, VMH_ACTION_REBOOT);
+}
+static int vm_pause(struct call *k) {
+  return vm_action(k, VMH_ACTION_PAUSE);
+}
+static int vm_resume(struct call *k) {
+  return vm_action(k, VMH_ACTION_RESUME);
+}
+
+static int vm_console(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->vm_console(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int snap_list(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "snapshots";
+  k->rest->core->snapshot_list(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int snap_create(struct call *k) {
+  static const char *const keys[] = {"name", NULL};
+  const char *name;
+  int r;
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+      need_body(k, true) < 0)
+    return -1;
+  if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
+      (r = abij_name(&k->in, k->body, "", "name", &name)) < 0)
+    return refused(k, r);
+  k->shape = ONE;
+  k->ok_status = 201;
+  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply, 0);
+  return 0;
+}
+
+static int snap_id(struct call *k) {
+  const char *p = k->params[1];
+  if (!*p || strlen(p) > 128 ||
+      strspn(p,
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+             "-_.") != strlen(p))
+    return bad(k, "'snapshot' in the path is not a snapshot id");
+  return 0;
+}
+
+static int snap_revert(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 || no_query(k) < 0 ||
+      need_body(k, true) < 0)
+    return -1;
+  if (json_object_size(k->body))
+    return bad(k, "unknown field '%s'",
+               json_object_iter_key(json_object_iter(k->body)));
+  k->shape = ONE;
+  k->rest->core->snapshot_revert(k->params[0], k->params[1], &k->reply.reply,
+                                 0);
+  return 0;
+}
+
+static int snap_delete(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->snapshot_delete(k->params[0], k->params[1], &k->reply.reply,
+                                 0);
+  return 0;
+}
+
+static int disk_attach(struct call *k) {
+  struct vmh_disk d;
+  int r;
+  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+      need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_disk_in(&k->in, k->body, "", &d)) < 0)
+    return refused(k, r);
+  k->shape = ONE;
+  k->rest->core->disk_attach(k->params[0], &d, &k->reply.reply, 0);
+  return 0;
+}
+
+static int disk_detach(struct call *k) {
+  if (check_param(k, 0, "vm", true) < 0 ||
+      check_param(k, 1, "disk", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->disk_detach(k->params[0], k->params[1], &k->reply.reply, 0);
+  return 0;
+}
+
+/* ---- Routes: storage and networks ----------------------------------------
+ */
+
+static int pool_list(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "pools";
+  k->rest->core->pool_list(&k->reply.reply, 0);
+  return 0;
+}
+
+static int pool_get(struct call *k) {
+  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->pool_get(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int vol_list(struct call *k) {
+  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "volumes";
+  k->rest->core->volume_list(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int vol_create(struct call *k) {
+  struct vmh_volume_spec spec;
+  int r;
+  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0 ||
+      need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_volume_spec_in(&k->in, k->body, "", &spec)) < 0)
+    return refused(k, r);
+  k->shape = ONE;
+  k->ok_status = 201;
+  k->rest->core->volume_create(k->params[0], &spec, &k->reply.reply, 0);
+  return 0;
+}
+
+static int vol_get(struct call *k) {
+  if (check_param(k, 0, "pool", false) < 0 ||
+      check_param(k, 1, "volume", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->volume_get(k->params[0], k->params[1], &k->reply.reply, 0);
+  return 0;
+}
+
+static int vol_resize(struct call *k) {
+  static const char *const keys[] = {"size", "shrink", NULL};
+  uint64_t size;
+  uint32_t shrink;
+  int r;
+  if (check_param(k, 0, "pool", false) < 0 ||
+      check_param(k, 1, "volume", false) < 0 || no_query(k) < 0 ||
+      need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
+      (r = abij_uint(&k->in, k->body, "", "size", INT64_MAX, &size)) < 0 ||
+      (r = abij_bool(&k->in, k->body, "", "shrink", &shrink)) < 0)
+    return refused(k, r);
+  if (!json_object_get(k->body, "size") || size == 0)
+    return bad(k, "'size' is required: the new size in bytes, above 0");
+  k->shape = ONE;
+  k->rest->core->volume_resize(k->params[0], k->params[1], size,
+                               &k->reply.reply, shrink ? VMH_RESIZE_SHRINK : 0);
+  return 0;
+}
+
+static int vol_delete(struct call *k) {
+  if (check_param(k, 0, "pool", false) < 0 ||
+      check_param(k, 1, "volume", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->volume_delete(k->params[0], k->params[1], &k->reply.reply, 0);
+  return 0;
+}
+
+static int net_list(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "networks";
+  k->rest->core->network_list(&k->reply.reply, 0);
+  return 0;
+}
+
+static int net_get(struct call *k) {
+  if (check_param(k, 0, "network", false) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->network_get(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+/* ---- Routes: host, daemon ------------------------------------------------
+ */
+
+static int host_get(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->host_info(&k->reply.reply, 0);
+  return 0;
+}
+
+/* /host/hardware and /host/metrics: parts of the host record. */
+static void finish_host_part(struct call *k, int code, const char *message,
+                             const char *const *keys) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  json_t *h = json_array_get(k->res, 0), *o = json_object();
+  for (size_t i = 0; o && h && keys[i]; i++)
+    json_object_set(o, keys[i], json_object_get(h, keys[i]));
+  answer_json(k, 200, o);
+}
+
+static void finish_hardware(struct call *k, int code, const char *message) {
+  static const char *const keys[] = {"arch",      "cpu_model",   "cpu_sockets",
+                                     "cpu_cores", "cpu_threads", "memory_total",
+                                     NULL};
+  finish_host_part(k, code, message, keys);
+}
+
+static void finish_host_metrics(struct call *k, int code, const char *message) {
+  static const char *const keys[] = {"memory_total", "memory_available",
+                                     "uptime_s",     "n_vms",
+                                     "cpu_threads",  NULL};
+  finish_host_part(k, code, message, keys);
+}
+
+/* (finish is set before the core call: the answer may come inline.) */
+static int host_hardware(struct call *k) {
+  k->finish = finish_hardware;
+  return host_get(k);
+}
+
+static int host_metrics(struct call *k) {
+  k->finish = finish_host_metrics;
+  return host_get(k);
+}
+
+/* The worst check's status names the whole. */
+static json_t *health_json(struct call *k) {
+  static const char *const order[] = {"ok", "degraded", "failed"};
+  size_t worst = 0, i;
+  json_t *c;
+  json_array_foreach(k->res, i, c) {
+    const char *st = json_string_value(json_object_get(c, "status"));
+    for (size_t j = worst + 1; st && j < 3; j++)
+      if (!strcmp(st, order[j]))
+        worst = j;
+  }
+  return json_pack("{s:s,s:O}", "status", order[worst], "checks", k->res);
+}
+
+static void finish_health(struct call *k, int code, const char *message) {
+  /* A failing check is an answer, not an error of the request. */
+  if (!json_array_size(k->res)) {
+    answer_code(k, code ? code : VMH_EINTERNAL, message);
+    return;
+  }
+  answer_json(k, 200, health_json(k));
+}
+
+static void finish_healthz(struct call *k, int code, const char *message) {
+  (void)message;
+  answer_json(k, code ? 503 : 200, health_json(k));
+}
+
+static int start_health(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->rest->core->health(&k->reply.reply, 0);
+  return 0;
+}
+
+static int health(struct call *k) {
+  k->finish = finish_health;
+  return start_health(k);
+}
+
+static int healthz(struct call *k) {
+  k->finish = finish_healthz;
+  return start_health(k);
+}
+
+static int readyz(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  int ready = k->rest->core->ready();
+  answer_json(k, ready ? 200 : 503,
+              json_pack("{s:s}", "status", ready ? "ready" : "not_ready"));
+  return 0;
+}
+
+static int plugin_list(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->shape = LIST;
+  k->key = "plugins";
+  k->rest->core->plugin_list(&k->reply.reply, 0);
+  return 0;
+}
+
+static size_t n_routes(void);
+static const struct route *route_at(size_t i);
+
+/* route="METHOD PATTERN" ("- -" for requests no route took). */
+static void put_route_label(FILE *f, const void *opaque) {
+  const struct route *rt = opaque;
+  fprintf(f, "route=\"%s %s\"", rt ? rt->method : "-", rt ? rt->pattern : "-");
+}
+
+/* The core's metrics, then ours: requests and latency per route. */
+static void finish_metrics(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  struct rest *rest = k->rest;
+  FILE *f;
+  char *out = NULL;
+  size_t len = 0;
+  if (!(f = open_memstream(&out, &len))) {
+    answer_code(k, VMH_ENOMEM, "out of memory");
+    return;
+  }
+  if (k->text)
+    fwrite(k->text, 1, k->text_len, f);
+  fputs(
+      "# HELP vmhost_rest_requests_total REST requests answered, by route "
+      "and status class.\n# TYPE vmhost_rest_requests_total counter\n",
+      f);
+  for (size_t i = 0; i <= n_routes(); i++) {
+    const struct route *rt = route_at(i);
+    for (int c = 1; c <= 5; c++) {
+      uint64_t v = atomic_load(&rest->stats[i].by_class[c]);
+      if (v)
+        fprintf(f,
+                "vmhost_rest_requests_total{route=\"%s %s\",code=\"%dxx\"} "
+                "%" PRIu64 "\n",
+                rt ? rt->method : "-", rt ? rt->pattern : "-", c, v);
+    }
+  }
+  fputs(
+      "# HELP vmhost_rest_request_seconds REST request latency, until the "
+      "answer is handed to the connection.\n"
+      "# TYPE vmhost_rest_request_seconds histogram\n",
+      f);
+  for (size_t i = 0; i <= n_routes(); i++) {
+    struct route_stats *st = &rest->stats[i];
+    if (hist_count(&st->latency, &latency_layout))
+      hist_write(f, "vmhost_rest_request_seconds", put_route_label, route_at(i),
+                 &st->latency, &latency_layout);
+  }
+  fclose(f);
+  account(k, 200);
+  h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8", out,
+              len);
+  free(out);
+  call_unref(k);
+}
+
+static int metrics(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  k->shape = TEXT;
+  k->finish = finish_metrics;
+  k->rest->core->metrics(&k->reply.reply, 0);
+  return 0;
+}
+
+/* ---- Routes: certificates ------------------------------------------------
+ */
+
+static json_t *cert_json(const struct h2s_cert_info *ci) {
+  return json_pack("{s:o,s:o,s:o,s:s,s:I,s:I,s:b,s:o}", "subject",
+                   abij_str(ci->subject), "issuer", abij_str(ci->issuer),
+                   "names", abij_str(ci->names), "sha256", ci->sha256,
+                   "not_before", (json_int_t)ci->not_before, "not_after",
+                   (json_int_t)ci->not_after, "self_signed", ci->self_signed,
+                   "path", abij_str(ci->cert_path));
+}
+
+static int answer_cert(struct call *k) {
+  struct h2s_cert_info ci;
+  int r = h2s_cert_info(k->rest->srv, &ci);
+  if (r == VMH_ENOENT)
+    answer_error(k, 404, "not_found", "no TLS listener: no certificate");
+  else if (r)
+    answer_code(k, r, "cannot read the certificate");
+  else
+    answer_json(k, 200, cert_json(&ci));
+  return 0;
+}
+
+static int cert_get(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  return answer_cert(k);
+}
+
+static int cert_generate(struct call *k) {
+  char err[512];
+  if (no_query(k) < 0 || need_body(k, true) < 0)
+    return -1;
+  if (json_object_size(k->body))
+    return bad(k, "this request takes no fields");
+  int r = h2s_cert_generate(k->rest->srv, err, sizeof err);
+  if (r == VMH_ENOENT)
+    answer_error(k, 404, "not_found", err);
+  else if (r)
+    answer_code(k, r, err);
+  else
+    answer_cert(k);
+  return 0;
+}
+
+static int cert_upload(struct call *k) {
+  static const char *const keys[] = {"cert", "key", NULL};
+  const char *cert, *key;
+  char err[512];
+  int r;
+  if (no_query(k) < 0 || need_body(k, false) < 0)
+    return -1;
+  if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "cert", &cert)) < 0 ||
+      (r = abij_string(&k->in, k->body, "", "key", &key)) < 0)
+    return refused(k, r);
+  if (!cert || !key)
+    return bad(k, "'cert' and 'key' (PEM text) are required");
+  r = h2s_cert_install(k->rest->srv, cert, strlen(cert), key, strlen(key), err,
+                       sizeof err);
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  if (r == VMH_ENOENT)
+    answer_error(k, 404, "not_found", err);
+  else if (r)
+    answer_code(k, r, err);
+  else
+    answer_cert(k);
+  return 0;
+}
+
+/* ---- Routes: events ------------------------------------------------------
+ */
+
+/* On a core thread: must not block.  A stream that refuses an event (its
+ * buffer is full) is closed by h2server, which then calls sub_close. */
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  struct sub *s = opaque;
+  if (atomic_load(&s->closed))
+    return;
+  json_t *o = abij_event(ev);
+  char *data = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  const char *type = json_string_value(json_object_get(o, "type"));
+  char tname[32];
+  snprintf(tname, sizeof tname, "%s", type ? type : "event");
+  json_decref(o);
+  if (!data)
+    return;
+  char *line = NULL;
+  int n = asprintf(&line, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n",
+                   (uint64_t)atomic_fetch_add(&s->seq, 1) + 1, tname, data);
+  free(data);
+  if (n < 0)
+    return;
+  if (h2s_stream_send(s->req, line, (size_t)n) < 0)
+    atomic_store(&s->closed, true);
+  free(line);
+}
+
+/* On the I/O thread: the client went, the stream overflowed, or stop. */
+static void sub_close(void *opaque) {
+  struct sub *s = opaque;
+  atomic_store(&s->closed, true);
+  /* After unsubscribe() no delivery is in flight (core.h). */
+  if (s->subscribed)
+    s->rest->core->unsubscribe(s->id);
+  host->log(s->rest->inst, VMH_LOG_DEBUG, "events subscriber %" PRIu64 " gone",
+            s->id);
+  h2s_stream_end(s->req);
+  free(s);
+}
+
+static int events(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  /* HEAD: the stream's headers, no subscription. */
+  if (!strcmp(h2s_method(k->req), "HEAD")) {
+    account(k, 200);
+    h2s_respond(k->req, 200, "text/event-stream", NULL, 0);
+    call_unref(k);
+    return 0;
+  }
+  struct sub *s = calloc(1, sizeof *s);
+  if (!s)
+    return refused(k, VMH_ENOMEM);
+  s->rest = k->rest;
+  s->req = k->req;
+  atomic_init(&s->closed, false);
+  account(k, 200);
+  /* The stream takes over the request: the call is done with it. */
+  k->req = NULL;
+  h2s_stream_begin(s->req, 200, "text/event-stream", sub_close, s);
+  static const char hello[] = ": vmhostd events\n\n";
+  h2s_stream_send(s->req, hello, sizeof hello - 1);
+  int r = k->rest->core->subscribe(on_event, s, &s->id, 0);
+  if (r) {
+    json_t *e = json_pack("{s:s,s:s}", "code", k->rest->core->error_name(r),
+                          "message", k->rest->core->error_message());
+    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (data) {
+      static const char head[] = "event: error\ndata: ";
+      h2s_stream_send(s->req, head, sizeof head - 1);
+      h2s_stream_send(s->req, data, strlen(data));
+      h2s_stream_send(s->req, "\n\n", 2);
+      free(data);
+    }
+    atomic_store(&s->closed, true);
+  } else {
+    s->subscribed = true;
+  }
+  call_unref(k);
+  /* sub_close (on this thread, later) ends the stream and frees s. */
+  if (r) {
+    /* Nothing more will come: end it now; sub_close never runs. */
+    struct h2s_req *req = s->req;
+    free(s);
+    h2s_stream_end(req);
+  }
+  return 0;
+}
+
+/* ---- Dispatch ------------------------------------------------------------
+ */
+
+static const struct route routes[] = {
+    {"GET", "/api/v1/host", host_get},
+    {"GET", "/api/v1/host/health", health},
+    {"GET", "/api/v1/host/metrics", host_metrics},
+    {"GET", "/api/v1/host/hardware", host_hardware},
+    {"GET", "/api/v1/plugins", plugin_list},
+    {"GET", "/api/v1/vms", vm_list},
+    {"POST", "/api/v1/vms", vm_create},
+    {"GET", "/api/v1/vms/{}", vm_get},
+    {"DELETE", "/api/v1/vms/{}", vm_delete},
+    {"POST", "/api/v1/vms/{}/start", vm_start},
+    {"POST", "/api/v1/vms/{}/stop", vm_stop},
+    {"POST", "/api/v1/vms/{}/reboot", vm_reboot},
+    {"POST", "/api/v1/vms/{}/pause", vm_pause},
+    {"POST", "/api/v1/vms/{}/resume", vm_resume},
+    {"GET", "/api/v1/vms/{}/console", vm_console},
+    {"GET", "/api/v1/vms/{}/snapshots", snap_list},
+    {"POST", "/api/v1/vms/{}/snapshots", snap_create},
+    {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert},
+    {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete},
+    {"POST", "/api/v1/vms/{}/disks", disk_attach},
+    {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach},
+    {"GET", "/api/v1/storage/pools", pool_list},
+    {"GET", "/api/v1/storage/pools/{}", pool_get},
+    {"GET", "/api/v1/storage/pools/{}/volumes", vol_list},
+    {"POST", "/api/v1/storage/pools/{}/volumes", vol_create},
+    {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get},
+    {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize},
+    {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete},
+    {"GET", "/api/v1/networks", net_list},
+    {"GET", "/api/v1/networks/{}", net_get},
+    {"GET", "/api/v1/events", events},
+    {"GET", "/api/v1/settings/certificates", cert_get},
+    {"POST", "/api/v1/settings/certificates/generate", cert_generate},
+    {"POST", "/api/v1/settings/certificates/upload", cert_upload},
+    {"GET", "/metrics", metrics},
+    {"GET", "/healthz", healthz},
+    {"GET", "/readyz", readyz},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+static size_t n_routes(void) {
+  return N_ROUTES;
+}
+
+static const struct route *route_at(size_t i) {
+  return i < N_ROUTES ? &routes[i] : NULL;
+}
+
+/* Whether path matches pattern; the {} segments go to params (pointing
+ * into buf, a copy of path split at its slashes). */
+static bool match(const char *pattern, char *buf, const char **params) {
+  const char *p = pattern;
+  char *s = buf;
+  int np = 0;
+  while (*p && *s) {
+    if (*p != '/' || *s != '/')
+      return false;
+    p++, s++;
+    char *end = strchr(s, '/');
+    size_t slen = end ? (size_t)(end - s) : strlen(s);
+    if (!strncmp(p, "{}", 2) && (p[2] == '/' || !p[2])) {
+      if (!slen || np == 3)
+        return false;
+      params[np++] = s;
+      p += 2;
+    } else {
+      const char *pe = strchr(p, '/');
+      size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+      if (plen != slen || strncmp(p, s, slen))
+        return false;
+      p += plen;
+    }
+    s += slen;
+  }
+  return !*p && !*s;
+}
+
+/* End each param at its slash. */
+static void cut(char *buf, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] == '/')
+      buf[i] = '\0';
+}
+
+/* Match the request to a route and run it; every path answers. */
+static void route(struct call *k) {
+  struct h2s_req *req = k->req;
+  k->route = N_ROUTES;
+  int refusal = h2s_error_status(req);
+  if (refusal) {
+    static const struct {
+      int status;
+      const char *code;
+    } names[] = {{400, "invalid_argument"},
+                 {413, "payload_too_large"},
+                 {429, "rate_limited"},
+                 {431, "headers_too_large"},
+                 {503, "unavailable"}};
+    const char *code = "error";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+      if (names[i].status == refusal)
+        code = names[i].code;
+    if (refusal == 429 || refusal == 503)
+      h2s_add_header(req, "retry-after", "1");
+    {
+      answer_error(k, refusal, code, h2s_error_message(req));
+      return;
+    }
+  }
+  /* HEAD is GET without the body, which h2server leaves out. */
+  const char *method = h2s_method(req);
+  if (!strcmp(method, "HEAD"))
+    method = "GET";
+  if (!(k->path = strdup(h2s_path(req)))) {
+    answer_code(k, VMH_ENOMEM, "out of memory");
+    return;
+  }
+  char allow[64] = ""; /* the methods of the path, for a 405 */
+  size_t found = N_ROUTES, o = 0;
+  for (size_t i = 0; i < N_ROUTES && found == N_ROUTES; i++) {
+    const char *params[3] = {0};
+    if (!match(routes[i].pattern, k->path, params))
+      continue;
+    if (strcmp(routes[i].method, method)) {
+      if (o < sizeof allow)
+        o += (size_t)snprintf(allow + o, sizeof allow - o, "%s%s%s",
+                              o ? ", " : "", routes[i].method,
+                              strcmp(routes[i].method, "GET") ? "" : ", HEAD");
+      continue;
+    }
+    found = i;
+    memcpy(k->params, params, sizeof params);
+  }
+  if (found == N_ROUTES) {
+    if (allow[0]) {
+      h2s_add_header(req, "allow", allow);
+      answer_error(k, 405, "method_not_allowed",
+                   "method not allowed on this resource");
+    } else {
+      answer_error(k, 404, "not_found", "no such resource");
+    }
+    return;
+  }
+  cut(k->path, strlen(k->path));
+  h2s_set_route(req, routes[found].pattern);
+  k->route = found;
+  /* A body must be JSON. */
+  size_t blen;
+  h2s_body(req, &blen);
+  const char *ct = h2s_header(req, "content-type");
+  if (blen && (!ct || strncmp(ct, "application/json", 16) ||
+               (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
+    answer_error(k, 415, "unsupported_media_type",
+                 "the body must be application/json");
+    return;
+  }
+  routes[found].fn(k);
+}
+
+static void on_request(void *opaque, struct h2s_req *req) {
+  struct call *k = call_new(opaque, req);
+  if (!k) {
+    h2s_respond(req, 503, "application/json", oom_body, sizeof oom_body - 1);
+    return;
+  }
+  route(k);
+  call_unref(k);
+}
+
+/* ---- Plugin --------------------------------------------------------------
+ */
+
+static int rest_load(const struct vmh_host *h) {
+  host = h;
+  return 0;
+}
+
+static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
+                     const struct vmh_config *cfg, void **ret, uint32_t flags) {
+  int64_t drain;
+  if (vmh_check_flags(h, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
+    return VMH_EINVAL;
+  struct rest *rest = calloc(1, sizeof *rest);
+  if (!rest)
+    return VMH_ENOMEM;
+  rest->inst = inst;
+  int r = h2s_conf_read(h, cfg, &rest->conf);
+  if (r == 0)
+    r = h->config_int(cfg, "drain_timeout", 0, 3600, 5, &drain, 0);
+  if (r < 0) {
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    return r;
+  }
+  rest->drain_ms = (uint32_t)drain * 1000;
+  if (flags & VMH_OPEN_CHECK_ONLY) {
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    *ret = NULL;
+    return 0;
+  }
+  rest->stats = calloc(N_ROUTES + 1, sizeof *rest->stats);
+  if (!rest->stats) {
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    return VMH_ENOMEM;
+  }
+  rest->list_cache = h2s_cache_new();
+  if (!rest->list_cache) {
+    free(rest->stats);
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    return VMH_ENOMEM;
+  }
+  *ret = rest;
+  return 0;
+}
+
+static int rest_start(void *handle, const struct vmh_core *core,
+                      uint32_t flags) {
+  struct rest *rest = handle;
+  int rc = vmh_check_flags(host, "start", flags, 0);
+  if (rc < 0)
+    return rc;
+  /* Every operation is called directly: the core must have them all. */
+  if (core->struct_size < sizeof *core) {
+    host->error("the core's service table is older than this plugin");
+    return VMH_ENOTSUP;
+  }
+  rest->core = core;
+  rest->srv = h2s_new(host, rest->inst, &rest->conf, on_request, rest);
+  if (!rest->srv) {
+    host->error("out of memory");
+    return VMH_ENOMEM;
+  }
+  int r = h2s_start(rest->srv);
+  if (r < 0) {
+    h2s_free(rest->srv);
+    rest->srv = NULL;
+  }
+  return r;
+}
+
+static void rest_stop(void *handle, uint32_t flags) {
+  (void)flags;
+  struct rest *rest = handle;
+  if (rest->srv)
+    h2s_stop(rest->srv, rest->drain_ms);
+}
+
+static void rest_close(void *handle) {
+  struct rest *rest = handle;
+  if (!rest)
+    return;
+  h2s_free(rest->srv);
+  h2s_conf_free(&rest->conf);
+  free(rest->stats);
+  h2s_cache_free(rest->list_cache);
+  free(rest);
+}
+
+static struct vmh_frontend_ops ops = {
+    .open = rest_open,
+    .close = rest_close,
+    .start = rest_start,
+    .stop = rest_stop,
+};
+
+static struct vmh_plugin plugin = {
+    .kind = VMH_KIND_FRONTEND,
+    .name = "rest",
+    .version = PACKAGE_VERSION,
+    .description = "REST/JSON API over HTTP/2 and HTTP/1.1, TLS and mTLS",
+    .load = rest_load,
+    .frontend = &ops,
+};
+
+VMH_PLUGIN_REGISTER(plugin)

@@ -1,0 +1,1578 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* frontend-rpc — the gRPC API (proto/vmhost/v1/node.proto, and the
+ * standard grpc.health.v1.Health) on the shared HTTP/2 + TLS server of
+ * plugins/frontend/common (h2server).
+ *
+ * Routes are built at start from protobuf-c's service descriptors: every
+ * method of every service gets "/<package.Service>/<Method>"; the table
+ * `methods` says how each is served, and a method it lacks answers
+ * UNIMPLEMENTED.  So the routes cannot drift from the .proto.
+ *
+ * A unary request is checked on the I/O thread (POST, content-type,
+ * te: trailers, grpc-timeout, grpc-encoding, the one length-prefixed
+ * message and its limit, the protobuf), then the core's asynchronous
+ * operation is started with a struct call as its reply.  The visitors
+ * convert each result to its message (abipb) under the call's lock; done()
+ * packs the answer: HEADERS, one DATA message, trailers with grpc-status
+ * 0.  Errors before any message are one Trailers-Only HEADERS frame.  A
+ * grpc-timeout that passes first answers DEADLINE_EXCEEDED (h2s_watch);
+ * whichever comes first answers, once.
+ *
+ * Streams (WatchEvents, StreamMetrics, Health.Watch) are h2server
+ * streamed responses with a bounded buffer: a client that reads too
+ * slowly loses its stream; one the server drops at stop ends with
+ * UNAVAILABLE in its trailers.
+ */
+#include <config.h>
+
+#define VMH_THREAD_MODEL VMH_THREAD_PARALLEL
+#include <vmhost/vmhost-plugin.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "abipb.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "grpcwire.h"
+#include "h2server.h"
+#include "reflect.h"
+
+static const struct vmh_host *host;
+
+struct call;
+struct rpc;
+
+/* How a method answers. */
+enum shape {
+  ONE,    /* the output message is the first result (or empty) */
+  LIST,   /* the output's first field is the repeated results */
+  STREAM, /* a server stream, handled by the method itself */
+  BIDI,   /* a bidirectional stream: the request's messages as they come */
+};
+
+struct method {
+  const char *service; /* full name, as in the descriptor */
+  const char *name;
+  enum shape shape;
+  /* Start the work; the request message is k->in.  Returns 0, or -1
+   * after answering a refusal. */
+  int (*start)(struct call *k);
+};
+
+struct route {
+  char *path;
+  const ProtobufCMethodDescriptor *md;
+  const struct method *m; /* NULL: UNIMPLEMENTED */
+};
+
+struct rpc {
+  const struct vmh_instance *inst;
+  struct h2s_conf conf;
+  struct h2s *srv;
+  const struct vmh_core *core;
+  uint32_t drain_ms;
+  uint64_t max_message;
+  uint32_t max_streams; /* StreamMetrics threads at once */
+  atomic_uint n_metric_streams;
+  atomic_bool stopping;
+  struct route *routes;
+  size_t n_routes;
+  /* ListVMs from memory, framed, by the VM generation it was begun at
+   * (see frontend-rest.c: the same cache). */
+  struct h2s_cache *list_cache;
+};
+
+/* ---- Calls ----------------------------------------------------------------
+ */
+
+struct call {
+  struct rpc *rpc;
+  struct h2s_req *req;
+  const struct route *rt;
+  ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
+  struct abij_arena arena; /* the answer's messages, the core's arguments */
+  struct vmh_reply reply;
+  bool vm_status; /* the vm visitor makes a VmStatusResponse */
+  uint64_t gen;   /* ListVMs from memory: the generation it began at */
+  /* How done() answers: the default, or a method's own. */
+  void (*finish)(struct call *k, int code, const char *message);
+  atomic_uint refs;
+  atomic_bool answered;
+  pthread_mutex_t lock; /* the results, from the core's workers */
+  ProtobufCMessage **res;
+  size_t n_res, cap_res;
+};
+
+static void call_free(struct call *k) {
+  if (k->in)
+    protobuf_c_message_free_unpacked(k->in, NULL);
+  abij_arena_free(&k->arena);
+  free(k->res);
+  pthread_mutex_destroy(&k->lock);
+  free(k);
+}
+
+/* Held by the dispatcher until the method's start has returned, by the
+ * core's reply until done(), by the watch until its last word. */
+static void call_unref(struct call *k) {
+  if (atomic_fetch_sub(&k->refs, 1) == 1)
+    call_free(k);
+}
+
+/* Whoever answers first answers; false for the others. */
+static bool take_answer(struct call *k) {
+  return !atomic_exchange(&k->answered, true);
+}
+
+/* An error as Trailers-Only: one HEADERS frame that ends the stream. */
+static void status_only(struct h2s_req *req, int code, const char *message) {
+  char st[12];
+  snprintf(st, sizeof st, "%d", code);
+  h2s_add_header(req, "grpc-status", st);
+  if (message && *message) {
+    char *enc = grpc_percent_encode(message);
+    if (enc)
+      h2s_add_header(req, "grpc-message", enc);
+    free(enc);
+  }
+  h2s_add_header(req, "grpc-accept-encoding", "identity,gzip");
+  h2s_respond_headers(req, 200, "application/grpc");
+}
+
+static void answer_status(struct call *k, int code, const char *message) {
+  if (!take_answer(k))
+    return;
+  host->counter_add(k->rpc->inst, "errors", 1);
+  status_only(k->req, code, message);
+}
+
+/* A core error code as a gRPC status (the core's table). */
+static void answer_code(struct call *k, int code, const char *message) {
+  answer_status(k, (int)k->rpc->core->grpc_status(code),
+                message ? message : k->rpc->core->error_name(code));
+}
+
+/* A message as one length-prefixed DATA payload: 0, or -1 (no memory). */
+static int frame(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *b = malloc(GRPC_PREFIX + n);
+  if (!b)
+    return -1;
+  grpc_prefix(b, n);
+  protobuf_c_message_pack(m, b + GRPC_PREFIX);
+  *ret = b;
+  *ret_len = GRPC_PREFIX + n;
+  return 0;
+}
+
+/* A framed message as the answer (a new reference of its own to b). */
+static void answer_body(struct call *k, struct h2s_body *b) {
+  if (!take_answer(k))
+    return;
+  h2s_add_header(k->req, "grpc-accept-encoding", "identity,gzip");
+  h2s_add_trailer(k->req, "grpc-status", "0");
+  h2s_respond_body(k->req, 200, "application/grpc", b);
+}
+
+/* The message framed as a shared body, or NULL (out of memory). */
+static struct h2s_body *framed(const ProtobufCMessage *m) {
+  uint8_t *b;
+  size_t len;
+  if (frame(m, &b, &len) < 0)
+    return NULL;
+  return h2s_body_take((char *)b, len);
+}
+
+static void answer_message(struct call *k, const ProtobufCMessage *m) {
+  struct h2s_body *b = framed(m);
+  if (!b) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  answer_body(k, b);
+  h2s_body_unref(b);
+}
+
+/* A new, empty message of the type desc (in the arena). */
+static ProtobufCMessage *empty(struct call *k,
+                               const ProtobufCMessageDescriptor *desc) {
+  ProtobufCMessage *m = abij_arena_alloc(&k->arena, desc->sizeof_message);
+  if (m)
+    desc->message_init(m);
+  return m;
+}
+
+/* The output's repeated message field (the first) points at the results
+ * of its type. */
+static ProtobufCMessage *list_of(struct call *k,
+                                 const ProtobufCMessageDescriptor *out) {
+  const ProtobufCFieldDescriptor *f = NULL;
+  for (unsigned i = 0; i < out->n_fields && !f; i++)
+    if (out->fields[i].label == PROTOBUF_C_LABEL_REPEATED &&
+        out->fields[i].type == PROTOBUF_C_TYPE_MESSAGE)
+      f = &out->fields[i];
+  ProtobufCMessage *m = empty(k, out);
+  if (!m || !f)
+    return m;
+  size_t n = 0;
+  ProtobufCMessage **v =
+      abij_arena_alloc(&k->arena, (k->n_res + 1) * sizeof *v);
+  if (!v)
+    return NULL;
+  for (size_t i = 0; i < k->n_res; i++)
+    if (k->res[i]->descriptor == f->descriptor)
+      v[n++] = k->res[i];
+  *(size_t *)((char *)m + f->quantifier_offset) = n;
+  *(ProtobufCMessage ***)((char *)m + f->offset) = v;
+  return m;
+}
+
+static void finish_default(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  const ProtobufCMessageDescriptor *out = k->rt->md->output;
+  ProtobufCMessage *m = NULL;
+  if (k->rt->m->shape == LIST) {
+    m = list_of(k, out);
+  } else {
+    for (size_t i = 0; i < k->n_res && !m; i++)
+      if (k->res[i]->descriptor == out)
+        m = k->res[i];
+    if (!m)
+      m = empty(k, out);
+  }
+  if (!m) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  answer_message(k, m);
+}
+
+static void add(struct call *k, void *m) {
+  if (!m) {
+    host->log(k->rpc->inst, VMH_LOG_WARN, "a result lost (no memory)");
+    return;
+  }
+  if (k->n_res == k->cap_res) {
+    size_t cap = k->cap_res ? 2 * k->cap_res : 8;
+    ProtobufCMessage **v = realloc(k->res, cap * sizeof *v);
+    if (!v) {
+      host->log(k->rpc->inst, VMH_LOG_WARN, "a result lost (no memory)");
+      return;
+    }
+    k->res = v;
+    k->cap_res = cap;
+  }
+  k->res[k->n_res++] = m;
+}
+
+/* The visitors: each converts its result under the call's lock. */
+#define VISITOR(fn, type, enc)                    \
+  static void fn(void *o, const struct type *v) { \
+    struct call *k = o;                           \
+    pthread_mutex_lock(&k->lock);                 \
+    add(k, enc(&k->arena, v));                    \
+    pthread_mutex_unlock(&k->lock);               \
+  }
+VISITOR(on_snapshot, vmh_snapshot_info, abipb_snapshot)
+VISITOR(on_console, vmh_console_info, abipb_console)
+VISITOR(on_pool, vmh_pool_info, abipb_pool)
+VISITOR(on_volume, vmh_volume_info, abipb_volume)
+VISITOR(on_network, vmh_network_info, abipb_network)
+VISITOR(on_host, vmh_host_info, abipb_host)
+VISITOR(on_check, vmh_health_check, abipb_check)
+VISITOR(on_plugin, vmh_plugin_info, abipb_plugin)
+#undef VISITOR
+
+static void on_vm(void *o, const struct vmh_vm_record *v) {
+  struct call *k = o;
+  pthread_mutex_lock(&k->lock);
+  add(k, k->vm_status ? (void *)abipb_vm_status(&k->arena, v)
+                      : (void *)abipb_vm(&k->arena, v));
+  pthread_mutex_unlock(&k->lock);
+}
+
+/* Append to a NUL-terminated text (a piece is lost when out of memory). */
+static void append(char **text, size_t *text_len, const char *d, size_t n) {
+  char *t = realloc(*text, *text_len + n + 1);
+  if (!t)
+    return;
+  memcpy(t + *text_len, d, n);
+  *text_len += n;
+  t[*text_len] = '\0';
+  *text = t;
+}
+
+static void on_done(void *o, int code, const char *message) {
+  struct call *k = o;
+  k->finish(k, code, message);
+  call_unref(k); /* the reply's */
+}
+
+static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
+  struct call *k = calloc(1, sizeof *k);
+  if (!k)
+    return NULL;
+  k->rpc = rpc;
+  k->req = req;
+  k->finish = finish_default;
+  atomic_init(&k->refs, 1);
+  atomic_init(&k->answered, false);
+  pthread_mutex_init(&k->lock, NULL);
+  k->reply = (struct vmh_reply){
+      .struct_size = sizeof k->reply,
+      .opaque = k,
+      .vm = on_vm,
+      .snapshot = on_snapshot,
+      .console = on_console,
+      .pool = on_pool,
+      .volume = on_volume,
+      .network = on_network,
+      .host = on_host,
+      .check = on_check,
+      .plugin = on_plugin,
+      .done = on_done,
+  };
+  return k;
+}
+
+/* The reply for a core call: it holds the call until done(). */
+static const struct vmh_reply *reply(struct call *k) {
+  atomic_fetch_add(&k->refs, 1);
+  return &k->reply;
+}
+
+/* ---- Request checks -------------------------------------------------------
+ */
+
+/* A refusal before the core: INVALID_ARGUMENT, and -1. */
+static int bad(struct call *k, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 2, 3)));
+static int bad(struct call *k, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  answer_status(k, GRPC_INVALID_ARGUMENT, msg);
+  return -1;
+}
+
+/* After a failed abipb decoder. */
+static int refused(struct call *k, int r, const char *err) {
+  if (r == VMH_EINVAL)
+    return bad(k, "%s", err);
+  answer_code(k, r, err);
+  return -1;
+}
+
+static int ref(struct call *k, const char *what, const char *s, bool uuid) {
+  char err[256];
+  int r = abipb_ref(what, s, uuid, err, sizeof err);
+  return r ? refused(k, r, err) : 0;
+}
+
+#define IN(k, type) ((const type *)(k)->in)
+#define CORE(k) ((k)->rpc->core)
+
+/* A compressed message inflated (gzip, the only encoding we take; the
+ * request's grpc-encoding was checked): GRPC_OK with msg pointing at
+ * *plain (the caller frees it; NULL when msg was not compressed), or a
+ * status and *why. */
+static int inflate_msg(struct rpc *rpc, struct h2s_req *req,
+                       struct grpc_msg *msg, uint8_t **plain,
+                       const char **why) {
+  const char *enc = h2s_header(req, "grpc-encoding");
+  *plain = NULL;
+  if (!msg->compressed)
+    return GRPC_OK;
+  if (!enc || !strcmp(enc, "identity")) {
+    *why = "a compressed message without grpc-encoding";
+    return GRPC_INTERNAL;
+  }
+  int code =
+      grpc_gunzip(msg->data, msg->len, rpc->max_message, plain, &msg->len);
+  if (code) {
+    *why = code == GRPC_RESOURCE_EXHAUSTED
+               ? "the message inflates past the server's limit"
+               : "the message is not valid gzip";
+    return code;
+  }
+  msg->data = *plain;
+  return GRPC_OK;
+}
+
+/* ---- Methods: VMs ---------------------------------------------------------
+ */
+
+static int vm_create(struct call *k) {
+  const Vmhost__V1__CreateVMRequest *m = IN(k, Vmhost__V1__CreateVMRequest);
+  struct vmh_vm_spec spec;
+  char err[512];
+  int r = abipb_spec_in(&k->arena, m->spec, &spec, err, sizeof err);
+  if (r)
+    return refused(k, r, err);
+  CORE(k)->vm_create(&spec, reply(k), m->no_start ? VMH_CREATE_NO_START : 0);
+  return 0;
+}
+
+static int vm_get(struct call *k) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  CORE(k)->vm_get(m->vm, reply(k), m->live ? VMH_READ_LIVE : 0);
+  return 0;
+}
+
+static int vm_status(struct call *k) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  k->vm_status = true;
+  CORE(k)->vm_get(m->vm, reply(k), VMH_READ_LIVE);
+  return 0;
+}
+
+/* Answers ListVMs from memory and keeps it, unless a newer one is kept. */
+static void finish_vm_list(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  ProtobufCMessage *m = list_of(k, k->rt->md->output);
+  struct h2s_body *b = m ? framed(m) : NULL;
+  if (!b) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  answer_body(k, b);
+  h2s_cache_put(k->rpc->list_cache, k->gen, b);
+  h2s_body_unref(b);
+}
+
+static int vm_list(struct call *k) {
+  const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
+  if (!m->live) {
+    k->gen = CORE(k)->vm_generation();
+    struct h2s_body *b = h2s_cache_get(k->rpc->list_cache, k->gen);
+    if (b) {
+      answer_body(k, b);
+      h2s_body_unref(b);
+      return 0;
+    }
+    k->finish = finish_vm_list;
+  }
+  CORE(k)->vm_list(reply(k), m->live ? VMH_READ_LIVE : 0);
+  return 0;
+}
+
+static int vm_delete(struct call *k) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  CORE(k)->vm_delete(m->vm, reply(k), 0);
+  return 0;
+}
+
+static int action(struct call *k, uint32_t act, uint32_t timeout,
+                  uint32_t flags) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  CORE(k)->vm_action(m->vm, act, timeout, reply(k), flags);
+  return 0;
+}
+static int vm_start(struct call *k) {
+  return action(k, VMH_ACTION_START, 0, 0);
+}
+static int vm_force_stop(struct call *k) {
+  return action(k, VMH_ACTION_STOP, 0, VMH_ACTION_FORCE);
+}
+static int vm_reboot(struct call *k) {
+  return action(k, VMH_ACTION_REBOOT, 0, 0);
+}
+static int vm_pause(struct call *k) {
+  return action(k, VMH_ACTION_PAUSE, 0, 0);
+}
+static int vm_resume(struct call *k) {
+  return action(k, VMH_ACTION_RESUME, 0, 0);
+}
+
+static int vm_stop(struct call *k) {
+  const Vmhost__V1__StopVMRequest *m = IN(k, Vmhost__V1__StopVMRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  if (m->timeout_s > 3600)
+    return bad(k, "'timeout_s' must be 0 to 3600");
+  CORE(k)->vm_action(m->vm, VMH_ACTION_STOP, m->timeout_s, reply(k),
+                     m->force ? VMH_ACTION_FORCE : 0);
+  return 0;
+}
+
+static int vm_console(struct call *k) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  CORE(k)->vm_console(m->vm, reply(k), 0);
+  return 0;
+}
+
+/* ---- Methods: snapshots, disks -------------------------------------------
+ */
+
+static int snap_create(struct call *k) {
+  const Vmhost__V1__CreateSnapshotRequest *m =
+      IN(k, Vmhost__V1__CreateSnapshotRequest);
+  if (ref(k, "vm", m->vm, true) < 0 ||
+      (*m->name && ref(k, "name", m->name, false) < 0))
+    return -1;
+  CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k), 0);
+  return 0;
+}
+
+static int snap_list(struct call *k) {
+  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  CORE(k)->snapshot_list(m->vm, reply(k), 0);
+  return 0;
+}
+
+static int snap_id(struct call *k, const char *id) {
+  size_t n = strlen(id);
+  if (!n || n > 128 ||
+      strspn(id,
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+             "-_.") != n)
+    return bad(k, "'snapshot_id' is not a snapshot id");
+  return 0;
+}
+
+static int snap_revert(struct call *k) {
+  const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
+  if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
+    return -1;
+  CORE(k)->snapshot_revert(m->vm, m->snapshot_id, reply(k), 0);
+  return 0;
+}
+
+static int snap_delete(struct call *k) {
+  const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
+  if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
+    return -1;
+  CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), 0);
+  return 0;
+}
+
+static int disk_attach(struct call *k) {
+  const Vmhost__V1__AttachDiskRequest *m = IN(k, Vmhost__V1__AttachDiskRequest);
+  struct vmh_disk d;
+  char err[512];
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  int r = abipb_disk_in(&k->arena, m->disk, "disk.", &d, err, sizeof err);
+  if (r)
+    return refused(k, r, err);
+  CORE(k)->disk_attach(m->vm, &d, reply(k), 0);
+  return 0;
+}
+
+static int disk_detach(struct call *k) {
+  const Vmhost__V1__DetachDiskRequest *m = IN(k, Vmhost__V1__DetachDiskRequest);
+  if (ref(k, "vm", m->vm, true) < 0 || ref(k, "disk", m->disk, false) < 0)
+    return -1;
+  CORE(k)->disk_detach(m->vm, m->disk, reply(k), 0);
+  return 0;
+}
+
+/* ---- Methods: storage, networks -------------------------------------------
+ */
+
+static int pool_list(struct call *k) {
+  CORE(k)->pool_list(reply(k), 0);
+  return 0;
+}
+
+static int pool_get(struct call *k) {
+  const Vmhost__V1__PoolRequest *m = IN(k, Vmhost__V1__PoolRequest);
+  if (ref(k, "pool", m->pool, false) < 0)
+    return -1;
+  CORE(k)->pool_get(m->pool, reply(k), 0);
+  return 0;
+}
+
+static int vol_list(struct call *k) {
+  const Vmhost__V1__PoolRequest *m = IN(k, Vmhost__V1__PoolRequest);
+  if (ref(k, "pool", m->pool, false) < 0)
+    return -1;
+  CORE(k)->volume_list(m->pool, reply(k), 0);
+  return 0;
+}
+
+static int vol_get(struct call *k) {
+  const Vmhost__V1__VolumeRequest *m = IN(k, Vmhost__V1__VolumeRequest);
+  if (ref(k, "pool", m->pool, false) < 0 ||
+      ref(k, "volume", m->volume, false) < 0)
+    return -1;
+  CORE(k)->volume_get(m->pool, m->volume, reply(k), 0);
+  return 0;
+}
+
+static int vol_create(struct call *k) {
+  const Vmhost__V1__CreateVolumeRequest *m =
+      IN(k, Vmhost__V1__CreateVolumeRequest);
+  struct vmh_volume_spec spec;
+  char err[512];
+  if (ref(k, "pool", m->pool, false) < 0)
+    return -1;
+  int r = abipb_volume_spec_in(&k->arena, m, &spec, err, sizeof err);
+  if (r)
+    return refused(k, r, err);
+  CORE(k)->volume_create(m->pool, &spec, reply(k), 0);
+  return 0;
+}
+
+static int vol_resize(struct call *k) {
+  const Vmhost__V1__ResizeVolumeRequest *m =
+      IN(k, Vmhost__V1__ResizeVolumeRequest);
+  if (ref(k, "pool", m->pool, false) < 0 ||
+      ref(k, "volume", m->volume, false) < 0)
+    return -1;
+  if (m->size == 0 || m->size > INT64_MAX)
+    return bad(k, "'size' is required: the new size in bytes, above 0");
+  CORE(k)->volume_resize(m->pool, m->volume, m->size, reply(k),
+                         m->shrink ? VMH_RESIZE_SHRINK : 0);
+  return 0;
+}
+
+static int vol_delete(struct call *k) {
+  const Vmhost__V1__VolumeRequest *m = IN(k, Vmhost__V1__VolumeRequest);
+  if (ref(k, "pool", m->pool, false) < 0 ||
+      ref(k, "volume", m->volume, false) < 0)
+    return -1;
+  CORE(k)->volume_delete(m->pool, m->volume, reply(k), 0);
+  return 0;
+}
+
+static int net_list(struct call *k) {
+  CORE(k)->network_list(reply(k), 0);
+  return 0;
+}
+
+static int net_get(struct call *k) {
+  const Vmhost__V1__NetworkRequest *m = IN(k, Vmhost__V1__NetworkRequest);
+  if (ref(k, "network", m->network, false) < 0)
+    return -1;
+  CORE(k)->network_get(m->network, reply(k), 0);
+  return 0;
+}
+
+/* ---- Methods: node, plugins, health ---------------------------------------
+ */
+
+static int node_info(struct call *k) {
+  CORE(k)->host_info(reply(k), 0);
+  return 0;
+}
+
+static int plugin_list(struct call *k) {
+  CORE(k)->plugin_list(reply(k), 0);
+  return 0;
+}
+
+/* vmhost.v1 HealthCheck: every check, and the worst as the whole.  A
+ * failing check is an answer, not an error of the request. */
+static void finish_health(struct call *k, int code, const char *message) {
+  if (!k->n_res) {
+    answer_code(k, code ? code : VMH_EINTERNAL, message);
+    return;
+  }
+  Vmhost__V1__HealthCheckResponse *m =
+      (Vmhost__V1__HealthCheckResponse *)list_of(k, k->rt->md->output);
+  if (!m) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  for (size_t i = 0; i < m->n_checks; i++)
+    if (m->checks[i]->status > m->status)
+      m->status = m->checks[i]->status;
+  answer_message(k, &m->base);
+}
+
+static int health(struct call *k) {
+  k->finish = finish_health;
+  CORE(k)->health(reply(k), 0);
+  return 0;
+}
+
+/* grpc.health.v1: "" and our service name are the node; others unknown. */
+static bool health_service_known(const char *name) {
+  return !*name || !strcmp(name, vmhost__v1__node_service__descriptor.name) ||
+         !strcmp(name, grpc__health__v1__health__descriptor.name);
+}
+
+static void finish_std_health(struct call *k, int code, const char *message) {
+  (void)message;
+  Grpc__Health__V1__HealthCheckResponse m =
+      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  m.status =
+      code
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+          : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  if (!CORE(k)->ready())
+    m.status =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+  answer_message(k, &m.base);
+}
+
+static int std_health_check(struct call *k) {
+  const Grpc__Health__V1__HealthCheckRequest *m =
+      IN(k, Grpc__Health__V1__HealthCheckRequest);
+  if (!health_service_known(m->service)) {
+    answer_status(k, GRPC_NOT_FOUND, "unknown service");
+    return -1;
+  }
+  k->finish = finish_std_health;
+  CORE(k)->health(reply(k), 0);
+  return 0;
+}
+
+/* ---- Streams --------------------------------------------------------------
+ */
+
+/* A server stream: the request, what ends it, how many messages went. */
+struct stream {
+  struct rpc *rpc;
+  struct h2s_req *req;
+  atomic_bool closed; /* deliver nothing more */
+  atomic_uint_fast64_t seq;
+  uint64_t sub_id;
+  bool subscribed;
+  /* StreamMetrics: its thread, woken early by close. */
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  uint32_t interval_ms;
+  /* Health.Watch: the service watched, the status last sent. */
+  bool known_service;
+  int last_status;
+  void (*on_close)(struct stream *st);
+  /* The h2 stream's, and one per core call in flight (Health.Watch). */
+  atomic_uint refs;
+  /* BIDI: the request's bytes not yet a whole message (I/O thread). */
+  uint8_t *in;
+  size_t in_len;
+};
+
+static void stream_unref(struct stream *st) {
+  if (atomic_fetch_sub(&st->refs, 1) != 1)
+    return;
+  pthread_mutex_destroy(&st->lock);
+  pthread_cond_destroy(&st->cond);
+  free(st->in);
+  free(st);
+}
+
+/* Send one message on the stream: 0, or -1 when it is closed (a reader
+ * too slow overflows its buffer: h2server then closes it). */
+static int stream_push(struct stream *st, uint8_t *b, size_t len);
+
+static int stream_send(struct stream *st, const ProtobufCMessage *m) {
+  uint8_t *b;
+  size_t len;
+  if (atomic_load(&st->closed) || frame(m, &b, &len) < 0)
+    return -1;
+  return stream_push(st, b, len);
+}
+
+/* Send a framed message (taking b): 0 or -1 as stream_send. */
+static int stream_push(struct stream *st, uint8_t *b, size_t len) {
+  /* Under the lock: once closed is set there, the request may go. */
+  int r = -1;
+  pthread_mutex_lock(&st->lock);
+  if (!atomic_load(&st->closed))
+    r = h2s_stream_send(st->req, (const char *)b, len);
+  if (r < 0)
+    atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
+  free(b);
+  return r;
+}
+
+/* End the stream with its status in the trailers, and free it. */
+static void stream_end(struct stream *st, int code, const char *message) {
+  char s[12];
+  snprintf(s, sizeof s, "%d", code);
+  h2s_add_trailer(st->req, "grpc-status", s);
+  if (message) {
+    char *enc = grpc_percent_encode(message);
+    if (enc)
+      h2s_add_trailer(st->req, "grpc-message", enc);
+    free(enc);
+  }
+  host->log(st->rpc->inst, VMH_LOG_DEBUG, "%s: stream ended with status %d",
+            h2s_request_id(st->req), code);
+  h2s_stream_end(st->req);
+  stream_unref(st);
+}
+
+/* h2server's close (I/O thread): the client went, the reader was too
+ * slow, or the server stops.  The method's own teardown, then the end. */
+static void stream_closed(void *opaque) {
+  struct stream *st = opaque;
+  pthread_mutex_lock(&st->lock);
+  atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
+  st->on_close(st);
+  bool stopping = atomic_load(&st->rpc->stopping);
+  stream_end(st, stopping ? GRPC_UNAVAILABLE : GRPC_CANCELLED,
+             stopping ? "the server is stopping" : NULL);
+}
+
+/* Take the request over from the call as a stream. */
+static struct stream *stream_begin(struct call *k,
+                                   void (*on_close)(struct stream *)) {
+  struct stream *st = calloc(1, sizeof *st);
+  if (!st) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return NULL;
+  }
+  if (!take_answer(k)) {
+    free(st);
+    return NULL;
+  }
+  st->rpc = k->rpc;
+  st->req = k->req;
+  st->on_close = on_close;
+  atomic_init(&st->closed, false);
+  atomic_init(&st->refs, 1);
+  st->last_status = -1;
+  pthread_mutex_init(&st->lock, NULL);
+  pthread_cond_init(&st->cond, NULL);
+  host->counter_add(k->rpc->inst, "streams", 1);
+  h2s_add_header(st->req, "grpc-accept-encoding", "identity,gzip");
+  h2s_stream_begin(st->req, 200, "application/grpc", stream_closed, st);
+  return st;
+}
+
+/* WatchEvents.  On a core thread: must not block. */
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  struct stream *st = opaque;
+  if (atomic_load(&st->closed))
+    return;
+  struct abij_arena a = {0};
+  Vmhost__V1__Event *m = abipb_event(&a, ev, st->rpc->core->error_name);
+  if (m) {
+    m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
+    stream_send(st, &m->base);
+  }
+  abij_arena_free(&a);
+}
+
+static void events_closed(struct stream *st) {
+  /* After unsubscribe() no delivery is in flight (core.h). */
+  if (st->subscribed)
+    st->rpc->core->unsubscribe(st->sub_id);
+}
+
+static int watch_events(struct call *k) {
+  struct stream *st = stream_begin(k, events_closed);
+  if (!st)
+    return -1;
+  /* Subscribed on the I/O thread: stream_closed cannot run meanwhile. */
+  int r = CORE(k)->subscribe(on_event, st, &st->sub_id, 0);
+  if (r) {
+    /* Ended here, on the I/O thread: stream_closed never comes. */
+    atomic_store(&st->closed, true);
+    stream_end(st, (int)CORE(k)->grpc_status(r), CORE(k)->error_message());
+    return 0;
+  }
+  st->subscribed = true;
+  return 0;
+}
+
+/* StreamMetrics: a thread per stream samples the host and the counters
+ * (the core's calls answer on its workers; the thread waits for them). */
+struct sample {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  struct vmh_host_info host;
+  bool have_host;
+  char *text;
+  size_t text_len;
+};
+
+static void sample_host(void *o, const struct vmh_host_info *h) {
+  struct sample *s = o;
+  pthread_mutex_lock(&s->lock);
+  memset(&s->host, 0, sizeof s->host);
+  memcpy(&s->host, h,
+         h->struct_size < sizeof s->host ? h->struct_size : sizeof s->host);
+  s->host.hostname = s->host.os_name = s->host.os_version = NULL;
+  s->host.kernel = s->host.arch = s->host.cpu_model = NULL;
+  s->have_host = true;
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void sample_text(void *o, const char *text, size_t len) {
+  struct sample *s = o;
+  pthread_mutex_lock(&s->lock);
+  append(&s->text, &s->text_len, text, len);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void sample_done(void *o, int code, const char *message) {
+  (void)code, (void)message;
+  struct sample *s = o;
+  pthread_mutex_lock(&s->lock);
+  s->done = true;
+  pthread_cond_signal(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait for the core to answer r (on this, a plain thread, waiting is
+ * fine). */
+static void sample_wait(struct sample *s) {
+  pthread_mutex_lock(&s->lock);
+  while (!s->done)
+    pthread_cond_wait(&s->cond, &s->lock);
+  s->done = false;
+  pthread_mutex_unlock(&s->lock);
+}
+
+static int send_sample(struct stream *st) {
+  const struct vmh_core *core = st->rpc->core;
+  struct sample s = {.done = false};
+  pthread_mutex_init(&s.lock, NULL);
+  pthread_cond_init(&s.cond, NULL);
+  struct vmh_reply r = {.struct_size = sizeof r,
+                        .opaque = &s,
+                        .host = sample_host,
+                        .text = sample_text,
+                        .done = sample_done};
+  core->host_info(&r, 0);
+  sample_wait(&s);
+  core->metrics(&r, 0);
+  sample_wait(&s);
+  Vmhost__V1__MetricsSample m = VMHOST__V1__METRICS_SAMPLE__INIT;
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  m.time_us = (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+  m.memory_total = s.host.memory_total;
+  m.memory_available = s.host.memory_available;
+  m.uptime_s = s.host.uptime_s;
+  m.n_vms = s.host.n_vms;
+  m.cpu_threads = s.host.cpu_threads;
+  m.prometheus = s.text ? s.text : (char *)protobuf_c_empty_string;
+  int ret = stream_send(st, &m.base);
+  free(s.text);
+  pthread_mutex_destroy(&s.lock);
+  pthread_cond_destroy(&s.cond);
+  return ret;
+}
+
+static void *metrics_loop(void *arg) {
+  struct stream *st = arg;
+  while (send_sample(st) == 0) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    uint64_t ns = (uint64_t)t.tv_nsec + (uint64_t)st->interval_ms * 1000000;
+    t.tv_sec += (time_t)(ns / 1000000000);
+    t.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&st->lock);
+    while (!atomic_load(&st->closed) &&
+           pthread_cond_timedwait(&st->cond, &st->lock, &t) != ETIMEDOUT)
+      ;
+    pthread_mutex_unlock(&st->lock);
+    if (atomic_load(&st->closed))
+      break;
+  }
+  return NULL;
+}
+
+/* I/O thread: stop the sampler before the stream ends. */
+static void metrics_closed(struct stream *st) {
+  pthread_mutex_lock(&st->lock);
+  pthread_cond_signal(&st->cond);
+  pthread_mutex_unlock(&st->lock);
+  pthread_join(st->thread, NULL);
+  atomic_fetch_sub(&st->rpc->n_metric_streams, 1);
+}
+
+static int stream_metrics(struct call *k) {
+  const Vmhost__V1__StreamMetricsRequest *m =
+      IN(k, Vmhost__V1__StreamMetricsRequest);
+  uint32_t iv = m->interval_ms ? m->interval_ms : 1000;
+  if (iv < 100 || iv > 3600000)
+    return bad(k, "'interval_ms' must be 100 to 3600000");
+  if (atomic_fetch_add(&k->rpc->n_metric_streams, 1) >= k->rpc->max_streams) {
+    atomic_fetch_sub(&k->rpc->n_metric_streams, 1);
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "too many metrics streams");
+    return -1;
+  }
+  struct stream *st = stream_begin(k, metrics_closed);
+  if (!st) {
+    atomic_fetch_sub(&k->rpc->n_metric_streams, 1);
+    return -1;
+  }
+  st->interval_ms = iv;
+  int r = pthread_create(&st->thread, NULL, metrics_loop, st);
+  if (r) {
+    /* Ended here, on the I/O thread: stream_closed never comes. */
+    atomic_store(&st->closed, true);
+    atomic_fetch_sub(&k->rpc->n_metric_streams, 1);
+    host->log(k->rpc->inst, VMH_LOG_WARN, "cannot start a metrics stream: %s",
+              strerror(r));
+    stream_end(st, GRPC_RESOURCE_EXHAUSTED, "cannot start a sampler thread");
+    return 0;
+  }
+  return 0;
+}
+
+/* Health.Watch: the status now, then again on every change.  A change
+ * shows as a plugin event, after which the core's health is asked again;
+ * each such call holds a reference on the stream. */
+struct health_ask {
+  struct vmh_reply reply;
+  struct stream *st;
+};
+
+static void watch_done(void *o, int code, const char *message) {
+  (void)message;
+  struct health_ask *h = o;
+  struct stream *st = h->st;
+  int status =
+      !st->known_service
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+      : code || !st->rpc->core->ready()
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+          : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  pthread_mutex_lock(&st->lock);
+  bool changed = status != st->last_status;
+  st->last_status = status;
+  pthread_mutex_unlock(&st->lock);
+  if (changed) {
+    Grpc__Health__V1__HealthCheckResponse m =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    m.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    stream_send(st, &m.base);
+  }
+  free(h);
+  stream_unref(st);
+}
+
+static void watch_ask(struct stream *st) {
+  struct health_ask *h = calloc(1, sizeof *h);
+  if (!h)
+    return;
+  h->st = st;
+  h->reply = (struct vmh_reply){
+      .struct_size = sizeof h->reply, .opaque = h, .done = watch_done};
+  atomic_fetch_add(&st->refs, 1);
+  st->rpc->core->health(&h->reply, 0);
+}
+
+static void on_health_event(void *opaque, const struct vmh_event *ev) {
+  struct stream *st = opaque;
+  if (ev->type == VMH_EVENT_PLUGIN && !atomic_load(&st->closed))
+    watch_ask(st);
+}
+
+static int std_health_watch(struct call *k) {
+  const Grpc__Health__V1__HealthCheckRequest *m =
+      IN(k, Grpc__Health__V1__HealthCheckRequest);
+  struct stream *st = stream_begin(k, events_closed);
+  if (!st)
+    return -1;
+  st->known_service = health_service_known(m->service);
+  int r = CORE(k)->subscribe(on_health_event, st, &st->sub_id, 0);
+  st->subscribed = r == 0;
+  watch_ask(st);
+  return 0;
+}
+
+/* ServerReflectionInfo: each request message as it arrives (on the I/O
+ * thread, from h2server), answered at once and in order; the client's end
+ * of the stream ends ours. */
+/* The services served (the route table is built from them). */
+static const ProtobufCServiceDescriptor *const services[] = {
+    &vmhost__v1__node_service__descriptor,
+    &grpc__health__v1__health__descriptor,
+    &grpc__reflection__v1alpha__server_reflection__descriptor,
+};
+#define N_SERVICES (sizeof services / sizeof services[0])
+
+/* End the stream now (I/O thread): no more data, no close to come. */
+static void reflect_end(struct stream *st, int code, const char *why) {
+  h2s_on_data(st->req, NULL, NULL);
+  pthread_mutex_lock(&st->lock);
+  atomic_store(&st->closed, true);
+  pthread_mutex_unlock(&st->lock);
+  stream_end(st, code, why);
+}
+
+/* Answer one request message: GRPC_OK or a status with *why. */
+static int reflect_one(struct stream *st, struct grpc_msg *msg,
+                       const char **why) {
+  uint8_t *plain, *out;
+  size_t len;
+  int code = inflate_msg(st->rpc, st->req, msg, &plain, why);
+  if (code)
+    return code;
+  int r = reflect_answer(services, N_SERVICES, msg->data, msg->len, &out, &len);
+  free(plain);
+  if (r < 0) {
+    *why = "the request message does not parse";
+    return GRPC_INTERNAL;
+  }
+  uint8_t *b = malloc(GRPC_PREFIX + len);
+  if (b) {
+    grpc_prefix(b, len);
+    memcpy(b + GRPC_PREFIX, out, len);
+    stream_push(st, b, GRPC_PREFIX + len);
+  }
+  free(out);
+  return GRPC_OK;
+}
+
+static void reflect_data(void *opaque, const char *d, size_t n, int end) {
+  struct stream *st = opaque;
+  const char *why = NULL;
+  int code = GRPC_OK;
+  if (n) {
+    uint8_t *in = realloc(st->in, st->in_len + n);
+    if (!in) {
+      reflect_end(st, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    memcpy(in + st->in_len, d, n);
+    st->in = in;
+    st->in_len += n;
+  }
+  size_t off = 0, used;
+  struct grpc_msg msg;
+  while (!code) {
+    code = grpc_msg_next(st->in + off, st->in_len - off, st->rpc->max_message,
+                         &msg, &used, &why);
+    if (code || !used)
+      break;
+    code = reflect_one(st, &msg, &why);
+    off += used;
+  }
+  if (code) {
+    reflect_end(st, code, why);
+    return;
+  }
+  memmove(st->in, st->in + off, st->in_len - off);
+  st->in_len -= off;
+  if (end)
+    reflect_end(st, st->in_len ? GRPC_INTERNAL : GRPC_OK,
+                st->in_len ? "the stream ends inside a message" : NULL);
+}
+
+static void reflect_closed(struct stream *st) {
+  h2s_on_data(st->req, NULL, NULL);
+}
+
+static int reflect_info(struct call *k) {
+  struct stream *st = stream_begin(k, reflect_closed);
+  if (!st)
+    return -1;
+  if (h2s_body_done(k->req)) {
+    /* It came whole, so empty (HEADERS with END_STREAM): no questions. */
+    reflect_end(st, GRPC_OK, NULL);
+    return 0;
+  }
+  h2s_on_data(k->req, reflect_data, st);
+  return 0;
+}
+
+/* ---- Dispatch -------------------------------------------------------------
+ */
+
+#define NODE "vmhost.v1.NodeService"
+static const struct method methods[] = {
+    {NODE, "HealthCheck", LIST, health},
+    {NODE, "GetNodeInfo", ONE, node_info},
+    {NODE, "ListPlugins", LIST, plugin_list},
+    {NODE, "CreateVM", ONE, vm_create},
+    {NODE, "GetVM", ONE, vm_get},
+    {NODE, "GetVMStatus", ONE, vm_status},
+    {NODE, "ListVMs", LIST, vm_list},
+    {NODE, "StartVM", ONE, vm_start},
+    {NODE, "StopVM", ONE, vm_stop},
+    {NODE, "ForceStopVM", ONE, vm_force_stop},
+    {NODE, "RebootVM", ONE, vm_reboot},
+    {NODE, "PauseVM", ONE, vm_pause},
+    {NODE, "ResumeVM", ONE, vm_resume},
+    {NODE, "DeleteVM", ONE, vm_delete},
+    {NODE, "GetConsole", ONE, vm_console},
+    {NODE, "CreateSnapshot", ONE, snap_create},
+    {NODE, "ListSnapshots", LIST, snap_list},
+    {NODE, "RevertSnapshot", ONE, snap_revert},
+    {NODE, "DeleteSnapshot", ONE, snap_delete},
+    {NODE, "AttachDisk", ONE, disk_attach},
+    {NODE, "DetachDisk", ONE, disk_detach},
+    {NODE, "ListPools", LIST, pool_list},
+    {NODE, "GetPool", ONE, pool_get},
+    {NODE, "ListVolumes", LIST, vol_list},
+    {NODE, "GetVolume", ONE, vol_get},
+    {NODE, "CreateVolume", ONE, vol_create},
+    {NODE, "ResizeVolume", ONE, vol_resize},
+    {NODE, "DeleteVolume", ONE, vol_delete},
+    {NODE, "ListNetworks", LIST, net_list},
+    {NODE, "GetNetwork", ONE, net_get},
+    {NODE, "StreamMetrics", STREAM, stream_metrics},
+    {NODE, "WatchEvents", STREAM, watch_events},
+    {"grpc.health.v1.Health", "Check", ONE, std_health_check},
+    {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch},
+    {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
+     reflect_info},
+};
+#define N_METHODS (sizeof methods / sizeof methods[0])
+
+static const struct method *method_for(const char *service, const char *name) {
+  for (size_t i = 0; i < N_METHODS; i++)
+    if (!strcmp(methods[i].service, service) && !strcmp(methods[i].name, name))
+      return &methods[i];
+  return NULL;
+}
+
+static void routes_free(struct rpc *rpc) {
+  for (size_t i = 0; i < rpc->n_routes; i++)
+    free(rpc->routes[i].path);
+  free(rpc->routes);
+  rpc->routes = NULL;
+  rpc->n_routes = 0;
+}
+
+/* One route per method of every service; a method of our table that no
+ * service has is a bug (the .proto and this file disagree). */
+static int routes_build(struct rpc *rpc) {
+  size_t n = 0, found = 0;
+  for (size_t s = 0; s < N_SERVICES; s++)
+    n += services[s]->n_methods;
+  if (!(rpc->routes = calloc(n, sizeof *rpc->routes)))
+    return VMH_ENOMEM;
+  for (size_t s = 0; s < N_SERVICES; s++)
+    for (unsigned i = 0; i < services[s]->n_methods; i++) {
+      const ProtobufCMethodDescriptor *md = &services[s]->methods[i];
+      struct route *rt = &rpc->routes[rpc->n_routes++];
+      rt->md = md;
+      rt->m = method_for(services[s]->name, md->name);
+      found += rt->m != NULL;
+      if (asprintf(&rt->path, "/%s/%s", services[s]->name, md->name) < 0) {
+        rt->path = NULL;
+        return VMH_ENOMEM;
+      }
+      if (!rt->m)
+        host->log(rpc->inst, VMH_LOG_DEBUG, "%s: not implemented", rt->path);
+    }
+  if (found != N_METHODS) {
+    host->error("the method table names a method the .proto lacks");
+    return VMH_EINTERNAL;
+  }
+  return 0;
+}
+
+static const struct route *route_find(struct rpc *rpc, const char *path) {
+  for (size_t i = 0; i < rpc->n_routes; i++)
+    if (!strcmp(rpc->routes[i].path, path))
+      return &rpc->routes[i];
+  return NULL;
+}
+
+/* h2server's refusals, in gRPC's terms (its HTTP-to-gRPC mapping). */
+static int refusal_code(int status) {
+  switch (status) {
+    case 413:
+    case 431:
+      return GRPC_RESOURCE_EXHAUSTED;
+    case 429:
+    case 503:
+      return GRPC_UNAVAILABLE;
+    default:
+      return GRPC_INTERNAL;
+  }
+}
+
+/* Whether ct is application/grpc, alone or +proto / ;params. */
+static bool grpc_ctype(const char *ct) {
+  static const char g[] = "application/grpc";
+  return ct && !strncmp(ct, g, sizeof g - 1) &&
+         (!ct[sizeof g - 1] || ct[sizeof g - 1] == '+' ||
+          ct[sizeof g - 1] == ';');
+}
+
+/* The one request message, decompressed when it must be, unpacked. */
+static int unpack(struct call *k) {
+  struct rpc *rpc = k->rpc;
+  size_t len;
+  const uint8_t *body = (const uint8_t *)h2s_body(k->req, &len);
+  struct grpc_msg msg;
+  const char *why;
+  uint8_t *plain;
+  int code = grpc_msg_one(body, len, rpc->max_message, &msg, &why);
+  if (!code)
+    code = inflate_msg(rpc, k->req, &msg, &plain, &why);
+  if (code) {
+    answer_status(k, code, why);
+    return -1;
+  }
+  k->in = protobuf_c_message_unpack(k->rt->md->input, NULL, msg.len, msg.data);
+  free(plain);
+  if (!k->in) {
+    answer_status(k, GRPC_INTERNAL, "the request message does not parse");
+    return -1;
+  }
+  return 0;
+}
+
+/* h2server's watch (I/O thread): the deadline, then the request's end. */
+static void on_watch(void *opaque, enum h2s_watch_event ev) {
+  struct call *k = opaque;
+  if (ev == H2S_WATCH_DEADLINE) {
+    answer_status(k, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    return;
+  }
+  if (ev == H2S_WATCH_GONE)
+    host->counter_add(k->rpc->inst, "cancelled", 1);
+  call_unref(k); /* the watch's */
+}
+
+/* The checks of the gRPC protocol before a method runs: -1 once answered
+ * (an HTTP status for what is not gRPC at all, else a gRPC status). */
+static int protocol_checks(struct call *k, uint64_t *deadline_us) {
+  struct h2s_req *req = k->req;
+  const char *proto = h2s_proto(req);
+  *deadline_us = 0;
+  if (strcmp(proto, "h2") && strcmp(proto, "h2c")) {
+    static const char msg[] = "gRPC needs HTTP/2\n";
+    take_answer(k);
+    h2s_respond(req, 505, "text/plain", msg, sizeof msg - 1);
+    return -1;
+  }
+  if (h2s_error_status(req)) {
+    answer_status(k, refusal_code(h2s_error_status(req)),
+                  h2s_error_message(req));
+    return -1;
+  }
+  if (strcmp(h2s_method(req), "POST")) {
+    static const char msg[] = "gRPC requests are POST\n";
+    take_answer(k);
+    h2s_add_header(req, "allow", "POST");
+    h2s_respond(req, 405, "text/plain", msg, sizeof msg - 1);
+    return -1;
+  }
+  if (!grpc_ctype(h2s_header(req, "content-type"))) {
+    static const char msg[] = "content-type must be application/grpc\n";
+    take_answer(k);
+    h2s_respond(req, 415, "text/plain", msg, sizeof msg - 1);
+    return -1;
+  }
+  const char *te = h2s_header(req, "te");
+  if (!te || !strstr(te, "trailers")) {
+    answer_status(k, GRPC_INTERNAL, "'te: trailers' is required");
+    return -1;
+  }
+  const char *enc = h2s_header(req, "grpc-encoding");
+  if (enc && strcmp(enc, "identity") && strcmp(enc, "gzip")) {
+    answer_status(k, GRPC_UNIMPLEMENTED,
+                  "grpc-encoding: only identity and gzip");
+    return -1;
+  }
+  const char *to = h2s_header(req, "grpc-timeout");
+  uint64_t us;
+  if (to && grpc_timeout_us(to, &us) < 0) {
+    answer_status(k, GRPC_INTERNAL, "malformed grpc-timeout");
+    return -1;
+  }
+  if (to) {
+    if (us == 0) {
+      answer_status(k, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+      return -1;
+    }
+    *deadline_us = h2s_start_us(req) + us;
+  }
+  return 0;
+}
+
+static void route(struct call *k) {
+  uint64_t deadline;
+  if (protocol_checks(k, &deadline) < 0)
+    return;
+  const struct route *rt = route_find(k->rpc, h2s_path(k->req));
+  if (!rt || !rt->m) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "unknown method %.256s", h2s_path(k->req));
+    answer_status(k, GRPC_UNIMPLEMENTED, msg);
+    return;
+  }
+  k->rt = rt;
+  h2s_set_route(k->req, rt->path);
+  if (rt->m->shape != BIDI && unpack(k) < 0)
+    return;
+  if (rt->m->shape == ONE || rt->m->shape == LIST) {
+    atomic_fetch_add(&k->refs, 1); /* the watch's */
+    h2s_watch(k->req, deadline, on_watch, k);
+  }
+  rt->m->start(k);
+}
+
+/* h2server asks (I/O thread): bidirectional streams take their request's
+ * messages as they come. */
+static int early(void *opaque, const char *path) {
+  const struct route *rt = route_find(opaque, path);
+  return rt && rt->m && rt->m->shape == BIDI;
+}
+
+static void on_request(void *opaque, struct h2s_req *req) {
+  struct rpc *rpc = opaque;
+  host->counter_add(rpc->inst, "requests", 1);
+  struct call *k = call_new(rpc, req);
+  if (!k) {
+    status_only(req, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  route(k);
+  call_unref(k); /* the dispatcher's */
+}
+
+/* ---- Plugin ---------------------------------------------------------------
+ */
+
+static int rpc_load(const struct vmh_host *h) {
+  host = h;
+  return 0;
+}
+
+static void rpc_free(struct rpc *rpc) {
+  h2s_conf_free(&rpc->conf);
+  routes_free(rpc);
+  h2s_cache_free(rpc->list_cache);
+  free(rpc);
+}
+
+static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
+                    const struct vmh_config *cfg, void **ret, uint32_t flags) {
+  int64_t drain, streams;
+  uint64_t max;
+  if (vmh_check_flags(h, "open", flags, VMH_OPEN_CHECK_ONLY) < 0)
+    return VMH_EINVAL;
+  struct rpc *rpc = calloc(1, sizeof *rpc);
+  if (!rpc)
+    return VMH_ENOMEM;
+  rpc->inst = inst;
+  atomic_init(&rpc->n_metric_streams, 0);
+  atomic_init(&rpc->stopping, false);
+  int r = h2s_conf_read(h, cfg, &rpc->conf);
+  if (r == 0)
+    r = h->config_int(cfg, "drain_timeout", 0, 3600, 5, &drain, 0);
+  if (r == 0)
+    r = h->config_size(cfg, "max_message_size", 1024, 1u << 30, 4u << 20, &max,
+                       0);
+  if (r == 0)
+    r = h->config_int(cfg, "max_metrics_streams", 1, 1024, 16, &streams, 0);
+  if (r < 0) {
+    rpc_free(rpc);
+    return r;
+  }
+  if (flags & VMH_OPEN_CHECK_ONLY) {
+    rpc_free(rpc);
+    *ret = NULL;
+    return 0;
+  }
+  rpc->drain_ms = (uint32_t)drain * 1000;
+  rpc->max_message = max;
+  rpc->max_streams = (uint32_t)streams;
+  rpc->list_cache = h2s_cache_new();
+  if (!rpc->list_cache) {
+    rpc_free(rpc);
+    return VMH_ENOMEM;
+  }
+  /* A request is one message: the body limit is the message's, and one
+   * such body must fit in what a connection may hold. */
+  rpc->conf.max_body_size = max + GRPC_PREFIX;
+  if (rpc->conf.max_conn_buffer < rpc->conf.max_body_size)
+    rpc->conf.max_conn_buffer = rpc->conf.max_body_size;
+  *ret = rpc;
+  return 0;
+}
+
+static int rpc_start(void *handle, const struct vmh_core *core,
+                     uint32_t flags) {
+  struct rpc *rpc = handle;
+  int rc = vmh_check_flags(host, "start", flags, 0);
+  if (rc < 0)
+    return rc;
+  if (core->struct_size < sizeof *core) {
+    host->error("the core's service table is older than this plugin");
+    return VMH_ENOTSUP;
+  }
+  rpc->core = core;
+  int r = routes_build(rpc);
+  if (r < 0) {
+    routes_free(rpc);
+    return r;
+  }
+  rpc->srv = h2s_new(host, rpc->inst, &rpc->conf, on_request, rpc);
+  if (!rpc->srv) {
+    routes_free(rpc);
+    host->error("out of memory");
+    return VMH_ENOMEM;
+  }
+  h2s_set_early(rpc->srv, early);
+  r = h2s_start(rpc->srv);
+  if (r < 0) {
+    h2s_free(rpc->srv);
+    rpc->srv = NULL;
+    routes_free(rpc);
+  }
+  return r;
+}
+
+static void rpc_stop(void *handle, uint32_t flags) {
+  (void)flags;
+  struct rpc *rpc = handle;
+  atomic_store(&rpc->stopping, true);
+  if (rpc->srv)
+    h2s_stop(rpc->srv, rpc->drain_ms);
+}
+
+static void rpc_close(void *handle) {
+  struct rpc *rpc = handle;
+  if (!rpc)
+    return;
+  h2s_free(rpc->srv);
+  rpc_free(rpc);
+}
+
+static struct vmh_frontend_ops ops = {
+    .open = rpc_open,
+    .close = rpc_close,
+    .start = rpc_start,
+    .stop = rpc_stop,
+};
+
+static struct vmh_plugin plugin = {
+    .kind = VMH_KIND_FRONTEND,
+    .name = "rpc",
+    .version = PACKAGE_VERSION,
+    .description = "gRPC API over HTTP/2, TLS and mTLS (protobuf-c)",
+    .load = rpc_load,
+    .frontend = &ops,
+};
+
+VMH_PLUGIN_REGISTER(plugin)
