@@ -78,6 +78,7 @@ PACKAGES=(
   man-db              # tests/test-man.sh: man --warnings
   groff-base          # tests/test-man.sh: groff (man's formatter)
   systemd             # tests/test-systemd-unit.sh: systemd-analyze (not as PID 1)
+  procps              # tests/test-systemd-unit.sh: /bin/kill, the unit's ExecReload
   debhelper           # tests/test-deb-install.sh: dpkg-buildpackage of packaging/debian
   dpkg-dev            # tests/test-deb-install.sh: dpkg-buildpackage
   lintian             # tests/test-deb-install.sh: the packages' checks
