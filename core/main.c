@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "orchestrate.h"
+#include "sdnotify.h"
 #include "service.h"
 #include "settings.h"
 #include "vm.h"
@@ -235,7 +236,13 @@ static int serve(const struct settings *s, const char *config_file,
       continue;
     }
     if (sig == SIGHUP) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      sdnotify("RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)now.tv_sec * 1000000ULL +
+                   (unsigned long long)now.tv_nsec / 1000);
       reload(config_file);
+      sdnotify("READY=1");
       continue;
     }
     return sig;
@@ -249,6 +256,8 @@ static void fatal(const struct settings *s, int check_only) {
     fprintf(stderr, "vmhostd: error: %s\n", error_get());
   else
     log_error("%s", error_get());
+  if (!check_only)
+    sdnotify("STATUS=cannot start: %s", error_get());
   if (!check_only && s->log_file)
     fprintf(stderr, "vmhostd: error: %s\n", error_get());
 }
@@ -268,6 +277,9 @@ static int run(const char *config_file, int check_only) {
       fprintf(stderr, "vmhostd: error: %s\n", error_get());
       goto out;
     }
+    sdnotify_init();
+    sdnotify("STATUS=opening %zu instance%s", s.n_instances,
+             s.n_instances == 1 ? "" : "s");
   }
   apply_log_levels(&s);
 
@@ -335,14 +347,21 @@ static int run(const char *config_file, int check_only) {
     goto out_close;
   }
   service_set_ready(1);
-  log_info("vmhostd ready: %zu instance%s, %zu VM%s%s, in %.1f ms",
-           s.n_instances, s.n_instances == 1 ? "" : "s", vms_count(),
+  char summary[128];
+  snprintf(summary, sizeof summary, "%zu instance%s, %zu VM%s%s", s.n_instances,
+           s.n_instances == 1 ? "" : "s", vms_count(),
            vms_count() == 1 ? "" : "s",
-           instances_degraded() ? " (degraded)" : "", ms_since(&t0));
+           instances_degraded() ? " (degraded)" : "");
+  sdnotify("READY=1\nSTATUS=serving: %s", summary);
+  log_info("vmhostd ready: %s, in %.1f ms", summary, ms_since(&t0));
 
   int sig = serve(&s, config_file, &sigs);
   log_info("%s: draining (up to %u s)", strsignal(sig), s.drain_timeout_s);
   service_set_ready(0);
+  /* The manager waits the drain and a margin before it kills. */
+  sdnotify("STOPPING=1\nSTATUS=draining (up to %u s)\nEXTEND_TIMEOUT_USEC=%llu",
+           s.drain_timeout_s,
+           ((unsigned long long)s.drain_timeout_s + 15) * 1000000ULL);
   /* Front-ends keep serving while operations finish, so the answers reach
    * their clients; new work is refused ("shutting down") and work still
    * queued at the deadline is answered as cancelled. */
@@ -380,6 +399,7 @@ out:
   settings_free(&s);
   if (lock_fd >= 0)
     close(lock_fd);
+  sdnotify_close();
   log_close();
   return status;
 }

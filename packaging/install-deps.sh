@@ -80,6 +80,16 @@ PACKAGES=(
   h2o                 # tests/bench/rest-h2load.py: the reference server
   libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
+  scdoc               # docs/man: the man pages' converter
+  man-db              # tests/test-man.sh: man --warnings
+  groff-base          # tests/test-man.sh: groff (man's formatter)
+  systemd             # tests/test-systemd-unit.sh: systemd-analyze (not as PID 1)
+  procps              # tests/test-systemd-unit.sh: /bin/kill, the unit's ExecReload
+  debhelper           # tests/test-deb-install.sh: dpkg-buildpackage of packaging/debian
+  dpkg-dev            # tests/test-deb-install.sh: dpkg-buildpackage
+  lintian             # tests/test-deb-install.sh: the packages' checks
+  mmdebstrap          # tests/test-deb-install.sh: a fresh Debian 12 root
+  rpm                 # tests/test-rpm-spec.sh: rpmspec, rpmbuild of packaging/vmhost.spec
   valgrind            # make check-valgrind
   python3             # tests/abi/abi-layout.py
   binutils            # nm, readelf: tests/test-loader.sh

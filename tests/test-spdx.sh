@@ -37,7 +37,7 @@ licence_of ()
   esac
 }
 
-# The comment syntax of a file: c, cxx, hash, or "-" (no line: prose,
+# The comment syntax of a file: c, cxx, hash, scd (scdoc's "; "), or "-" (no line: prose,
 # licence texts, generated or line-sensitive data, tool settings).
 style_of ()
 {
@@ -48,6 +48,7 @@ style_of ()
     *.cpp | *.cc | *.js | *.proto) echo cxx ;;
     *.py | *.sh | *.am | *.mk | *.ac | *.m4 | *.yaml | *.yml | *.in | \
       *.supp | */Makefile | .ci/*) echo hash ;;
+    *.scd) echo scd ;;
     *) if head -c 2 -- "$1" | grep -q '^#!'; then echo hash; else echo -; fi ;;
   esac
 }
@@ -68,9 +69,11 @@ while IFS= read -r -d '' f; do
     c) line="/* SPDX-License-Identifier: $id */" ;;
     cxx) line="// SPDX-License-Identifier: $id" ;;
     hash) line="# SPDX-License-Identifier: $id" ;;
+    scd) line="; SPDX-License-Identifier: $id" ;;
   esac
   tmp=$(mktemp "$f.spdx.XXXXXX")
-  if head -n 1 -- "$f" | grep -q '^#!'; then
+  # After a shebang, or after an scdoc page's first line (its title).
+  if head -n 1 -- "$f" | grep -q '^#!' || [ "$style" = scd ]; then
     { head -n 1 -- "$f"; printf '%s\n' "$line"; tail -n +2 -- "$f"; } >"$tmp"
   else
     { printf '%s\n' "$line"; cat -- "$f"; } >"$tmp"
