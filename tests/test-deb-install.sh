@@ -169,7 +169,11 @@ assert_grep -F "no frontend-rpc.so in the plugin directory $plugindir" "$vmhostd
 curl -sS --max-time 30 "http://127.0.0.1:$port/healthz" >"$tmp/health" ||
   fail "no answer from the installed vmhostd on port $port"
 assert_grep -F '"name":"rest"' "$tmp/health"
-curl -sS --max-time 30 "http://127.0.0.1:$port/api/v1/plugins" >"$tmp/plugins.json" ||
+# The API wants credentials: the admin token the first start wrote.
+token=$(cat "$root/var/lib/vmhost/auth/admin.token") ||
+  fail "the installed vmhostd wrote no admin token"
+curl -sS --max-time 30 -H "Authorization: Bearer $token" \
+  "http://127.0.0.1:$port/api/v1/plugins" >"$tmp/plugins.json" ||
   fail "GET /api/v1/plugins failed"
 python3 - "$tmp/plugins.json" <<'EOP' || fail "GET /api/v1/plugins: $(cat "$tmp/plugins.json")"
 import json, sys
@@ -184,7 +188,7 @@ if [ -n "$cli" ]; then
   ctl ()
   {
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin VMHOST_URL="http://127.0.0.1:$port" \
-      chroot "$root" vmhostctl "$@"
+      VMHOST_TOKEN="$token" chroot "$root" vmhostctl "$@"
   }
   ctl vm create web1 --vcpus 1 --memory 256M --disk vda,size=1G,pool=pool0 \
     --nic net0,network=net0 >"$tmp/ctl.out" 2>&1 ||
