@@ -212,6 +212,8 @@ with d:
                 check(("hunter2" in text) == want, path, who, text)
                 if not want:
                     check("hidden" in text, path, who, text)
+    # ... and never logged (the daemon logs at debug here, access log on).
+    check("hunter2" not in d.log(), "user_data in the log")
 
     # Finding 1: anyone could replace the TLS certificate.  Now admin only.
     C = "/api/v1/settings/certificates"
@@ -425,4 +427,5 @@ with RpcDaemon() as d:
         check(("hunter2" in vm.spec.user_data) == want, who, vm.spec)
         vms = node.ListVMs(pb.node.ListVMsRequest()).vms
         check(("hunter2" in vms[0].spec.user_data) == want, who, vms)
+    check("hunter2" not in d.log(), "user_data in the log")
 print("ok")

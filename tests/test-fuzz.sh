@@ -39,6 +39,12 @@ build config "$top_srcdir/core/conftree.c" "$top_srcdir/core/error.c" \
 # shellcheck disable=SC2046
 build restjson "$top_srcdir/plugins/common/abijson.c" \
   $(pkg-config --cflags --libs jansson)
+R=$top_srcdir/plugins/frontend/rpc
+# shellcheck disable=SC2046
+build rpcdecode -I "$top_builddir/plugins/frontend/rpc" "$R"/pbcheck.c \
+  "$R"/abipb.c "$top_builddir/plugins/frontend/rpc/vmhost/v1/node.pb-c.c" \
+  "$top_srcdir/plugins/common/abijson.c" \
+  $(pkg-config --cflags --libs libprotobuf-c jansson)
 F=$top_srcdir/plugins/frontend/common
 # shellcheck disable=SC2046
 build h2server -I "$F" "$F"/h2server.c "$F"/h2buf.c "$F"/h2req.c \
@@ -50,7 +56,7 @@ build h2server -I "$F" "$F"/h2server.c "$F"/h2buf.c "$F"/h2req.c \
   $(pkg-config --cflags --libs libnghttp2 gnutls) -lhttp_parser -lpthread
 
 failed=0
-for name in validators grpcwire tokens config restjson h2server; do
+for name in validators grpcwire rpcdecode tokens config restjson h2server; do
   corpus=$tmp/$name
   mkdir -p "$corpus"
   cp "$srcdir/fuzz/$name"/* "$corpus/"

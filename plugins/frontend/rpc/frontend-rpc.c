@@ -44,6 +44,7 @@
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
 #include "h2server.h"
+#include "pbcheck.h"
 #include "reflect.h"
 
 static const struct vmh_host *host;
@@ -1419,63 +1420,6 @@ static bool grpc_ctype(const char *ct) {
           ct[sizeof g - 1] == ';');
 }
 
-/* A varint at *p (before end): its value, *p moved past it; -1 when it
- * does not end before end or is longer than 10 bytes. */
-static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
-  uint64_t v = 0;
-  for (int shift = 0; *p < end && shift < 70; shift += 7) {
-    uint8_t b = *(*p)++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *ret = v;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-/* Whether a string field of the message in buf (described by d, and of
- * its sub-messages) holds a NUL byte: protobuf-c hands strings over
- * NUL-terminated, so "web-1\0junk" would silently become "web-1".  The
- * message has unpacked already: the wire is well-formed. */
-static bool wire_has_nul(const ProtobufCMessageDescriptor *d,
-                         const uint8_t *buf, size_t len, int depth) {
-  const uint8_t *p = buf, *end = buf + len;
-  uint64_t key, n;
-  while (p < end && depth < 32) {
-    if (wire_varint(&p, end, &key) < 0)
-      return false;
-    switch (key & 7) {
-      case 0:
-        if (wire_varint(&p, end, &n) < 0)
-          return false;
-        break;
-      case 1:
-        p += 8;
-        break;
-      case 5:
-        p += 4;
-        break;
-      case 2: {
-        if (wire_varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
-          return false;
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
-        if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
-          return true;
-        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-            wire_has_nul(f->descriptor, p, n, depth + 1))
-          return true;
-        p += n;
-        break;
-      }
-      default:
-        return false;
-    }
-  }
-  return false;
-}
-
 /* The one request message, decompressed when it must be, unpacked. */
 static int unpack(struct call *k) {
   struct rpc *rpc = k->rpc;
@@ -1492,7 +1436,7 @@ static int unpack(struct call *k) {
     return -1;
   }
   k->in = protobuf_c_message_unpack(k->rt->md->input, NULL, msg.len, msg.data);
-  bool nul = k->in && wire_has_nul(k->rt->md->input, msg.data, msg.len, 0);
+  bool nul = k->in && pb_string_has_nul(k->rt->md->input, msg.data, msg.len);
   free(plain);
   if (!k->in) {
     answer_status(k, GRPC_INTERNAL, "the request message does not parse");
