@@ -14,7 +14,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential     # gcc, g++, make, libc headers
-  clang               # tests/test-fuzz.sh: libFuzzer harnesses (ASan, UBSan)
+  clang               # tests/test-fuzz.sh, make -C agent fuzz: libFuzzer harnesses
+  libclang-rt-14-dev  # clang's libFuzzer, ASan and UBSan runtimes for them
   autoconf
   automake
   libtool
@@ -75,7 +76,6 @@ PACKAGES=(
   python3-cryptography  # frontend/rest tests: certificates dated in the past or future
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
-  clang               # agent: make -C agent fuzz (the libFuzzer target)
   qemu-guest-agent    # tests/bench/guest-agent.py: qemu-ga, the reference
   h2o                 # tests/bench/rest-h2load.py: the reference server
   libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
