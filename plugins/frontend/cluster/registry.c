@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The node record and the VM inventory in etcd.
+ *
+ * <prefix>nodes/<name> holds the node record, <prefix>nodes/<name>/vms/<id>
+ * one VM each, all under one lease: when vmhostd dies without revoking it,
+ * etcd drops them when the lease expires.  Every write after registration
+ * compares the record's lease with ours in the same transaction, so a
+ * record that another vmhostd took over is never overwritten. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abijson.h"
+#include "atomicfile.h"
+#include "cleanup.h"
+#include "cluster.h"
+
+/* Operations per transaction: etcd refuses more than --max-txn-ops (128
+ * by default). */
+#define TXN_OPS 100
+
+/* ---- the core's answers, waited for on this thread --------------------- */
+
+struct wait {
+  struct abij_reply r;
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  bool done;
+  int code;
+  json_t *results; /* array */
+};
+
+static void w_result(void *opaque, const char *key, json_t *v) {
+  struct wait *w = opaque;
+  (void)key;
+  if (v)
+    json_array_append_new(w->results, v);
+}
+
+static void w_done(void *opaque, int code, const char *message) {
+  struct wait *w = opaque;
+  (void)message;
+  pthread_mutex_lock(&w->m);
+  w->code = code;
+  w->done = true;
+  pthread_cond_signal(&w->c);
+  pthread_mutex_unlock(&w->m);
+}
+
+/* Call one of the core's argument-less listings (vm_list, host_info,
+ * plugin_list) and wait for its answer: an array of the results (new
+ * reference), NULL when it failed.  Served from memory, they answer at
+ * once. */
+static json_t *core_wait(void (*call)(vmh_reply_t *, uint32_t)) {
+  struct wait w = {.results = json_array()};
+  if (w.results == NULL)
+    return NULL;
+  pthread_mutex_init(&w.m, NULL);
+  pthread_cond_init(&w.c, NULL);
+  abij_reply_init(&w.r, &w, w_result, NULL, w_done);
+  call(&w.r.reply, 0);
+  pthread_mutex_lock(&w.m);
+  while (!w.done)
+    pthread_cond_wait(&w.c, &w.m);
+  pthread_mutex_unlock(&w.m);
+  pthread_mutex_destroy(&w.m);
+  pthread_cond_destroy(&w.c);
+  if (w.code) {
+    json_decref(w.results);
+    return NULL;
+  }
+  return w.results;
+}
+
+/* ---- what the records say ---------------------------------------------- */
+
+static json_t *str_array(const char *const *v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+/* A VM as the inventory shows it: the record's fields a control plane
+ * places and finds VMs by, never cloud-init data (it may hold secrets). */
+static json_t *vm_entry(json_t *vm) {
+  static const char *const keep[] = {
+      "id",     "name",    "status", "state",      "vcpus",
+      "memory", "created", "error",  "hypervisor", "ips",
+  };
+  json_t *o = json_object();
+  for (size_t i = 0; o && i < sizeof keep / sizeof *keep; i++) {
+    json_t *v = json_object_get(vm, keep[i]);
+    if (v)
+      json_object_set(o, keep[i], v);
+  }
+  return o;
+}
+
+/* The capacity part of the node record, from the core's host info. */
+static json_t *capacity(json_t *h) {
+  json_t *o = json_object();
+  if (o == NULL || h == NULL)
+    return o;
+  static const char *const from[][2] = {
+      {"cpus", "cpu_threads"},
+      {"memory", "memory_total"},
+      {"memory_available", "memory_available"},
+      {"arch", "arch"},
+      {"cpu_model", "cpu_model"},
+  };
+  for (size_t i = 0; i < sizeof from / sizeof *from; i++) {
+    json_t *v = json_object_get(h, from[i][1]);
+    if (v)
+      json_object_set(o, from[i][0], v);
+  }
+  return o;
+}
+
+/* The front-end instances and every plugin, from plugin_list. */
+static void plugins(json_t *rec, json_t *list) {
+  json_t *all = json_array(), *fes = json_array();
+  size_t i;
+  json_t *p;
+  json_array_foreach(list, i, p) {
+    json_array_append_new(
+        all, json_pack("{s:O?,s:O?,s:O?}", "name", json_object_get(p, "name"),
+                       "kind", json_object_get(p, "kind"), "version",
+                       json_object_get(p, "version")));
+    const char *kind = json_string_value(json_object_get(p, "kind"));
+    if (kind == NULL || strcmp(kind, "frontend"))
+      continue;
+    size_t j;
+    json_t *inst;
+    json_array_foreach(json_object_get(p, "instances"), j, inst)
+        json_array_append_new(fes,
+                              json_pack("{s:O,s:O?}", "name", inst, "plugin",
+                                        json_object_get(p, "name")));
+  }
+  json_object_set_new(rec, "plugins", all);
+  json_object_set_new(rec, "frontends", fes);
+}
+
+static json_t *vm_counts(json_t *vms) {
+  size_t i, running = 0;
+  json_t *vm;
+  json_array_foreach(vms, i, vm) {
+    const char *s = json_string_value(json_object_get(vm, "state"));
+    if (s && !strcmp(s, "running"))
+      running++;
+  }
+  return json_pack("{s:I,s:I}", "total", (json_int_t)json_array_size(vms),
+                   "running", (json_int_t)running);
+}
+
+/* The node record as JSON text (caller frees), NULL when out of memory or
+ * when the core did not answer. */
+static char *node_record(struct cluster *cl) {
+  const char *status = cl->draining ? "draining" : "up";
+  json_t *vms = core_wait(cl->core->vm_list);
+  json_t *hosts = core_wait(cl->core->host_info);
+  json_t *plist = core_wait(cl->core->plugin_list);
+  json_t *h = json_array_get(hosts, 0);
+  char lease[24];
+  snprintf(lease, sizeof lease, "%" PRIx64, (uint64_t)cl->lease);
+  json_t *rec =
+      json_pack("{s:s,s:s,s:s,s:O?,s:o,s:o,s:o,s:o,s:s,s:I,s:I}", "name",
+                cl->c.node_name, "status", status, "version", cl_host->version,
+                "hostname", json_object_get(h, "hostname"), "addresses",
+                str_array(cl->c.addresses, cl->c.n_addresses), "api_endpoints",
+                str_array(cl->c.api_endpoints, cl->c.n_api_endpoints),
+                "capacity", capacity(h), "vms", vm_counts(vms), "lease", lease,
+                "started", (json_int_t)cl->started, "heartbeat",
+                (json_int_t)(cl_wall_us() / 1000000));
+  char *text = NULL;
+  if (rec && vms && hosts && plist) {
+    plugins(rec, plist);
+    /* HOST_RESOURCES: what the core reserves for the host and what VMs may
+     * still take (vmh_core.host_resources, being added beside this plugin)
+     * go here, as "reserved" and "available" objects of the same shape as
+     * "capacity".  null until the core reports them. */
+    json_object_set_new(rec, "reserved", json_null());
+    json_object_set_new(rec, "available", json_null());
+    text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+  }
+  json_decref(rec);
+  json_decref(vms);
+  json_decref(hosts);
+  json_decref(plist);
+  return text;
+}
+
+/* ---- etcd -------------------------------------------------------------- */
+
+/* A failed call as a result, its message in cl->error. */
+static int failed(struct cluster *cl, int r, const char *what) {
+  char msg[sizeof cl->etcd.err + 128];
+  snprintf(msg, sizeof msg, "%s: %s", what,
+           r == ETCD_ENOMEM ? "out of memory" : cl->etcd.err);
+  cl_host->counter_add(cl->inst, "errors_total", 1);
+  cl_set_status(cl, -1, msg);
+  return REG_NET;
+}
+
+/* Run a txn whose success branch is `ops`, guarded by our lease on the
+ * node record. */
+static int guarded_txn(struct cluster *cl, json_t *ops, const char *what) {
+  bool ok;
+  int r = etcd_txn(&cl->etcd,
+                   json_pack("[o]", etcd_cmp_lease(cl->node_key, cl->lease)),
+                   ops, json_array(), &ok, NULL);
+  if (r < 0)
+    return failed(cl, r, what);
+  pthread_mutex_lock(&cl->lock);
+  cl->txns++;
+  pthread_mutex_unlock(&cl->lock);
+  cl_host->counter_add(cl->inst, "txns_total", 1);
+  if (!ok) {
+    cl_set_status(cl, -1, "the node record is gone or no longer ours");
+    return REG_LOST;
+  }
+  return REG_OK;
+}
+
+static void save_lease(struct cluster *cl) {
+  char text[24];
+  int n = snprintf(text, sizeof text, "%" PRId64 "\n", cl->lease);
+  if (cl->lease_file && atomic_write(cl->lease_file, text, (size_t)n, 0600) < 0)
+    cl_host->log(cl->inst, VMH_LOG_WARN,
+                 "cannot write %s: %s (a restart within lease_ttl will find "
+                 "its node name taken until the lease expires)",
+                 cl->lease_file, strerror(errno));
+}
+
+/* The lease our previous run wrote, 0: none. */
+static int64_t old_lease(struct cluster *cl) {
+  _cleanup_fclose_ FILE *f =
+      cl->lease_file ? fopen(cl->lease_file, "re") : NULL;
+  long long v = 0;
+  if (f == NULL || fscanf(f, "%lld", &v) != 1)
+    return 0;
+  return v;
+}
+
+/* The kv of the record from a failed create-if-absent txn's range. */
+static json_t *taken_kv(json_t *ans) {
+  json_t *resp = json_array_get(json_object_get(ans, "responses"), 0);
+  json_t *range = json_object_get(resp, "response_range");
+  return json_array_get(json_object_get(range, "kvs"), 0);
+}
+
+/* A clear message naming who holds the node name. */
+static void conflict(struct cluster *cl, json_t *kv) {
+  _cleanup_free_ char *value = etcd_bytes(kv, "value");
+  json_t *rec = value ? json_loads(value, 0, NULL) : NULL;
+  _cleanup_free_ char *addrs =
+      rec ? json_dumps(json_object_get(rec, "addresses"), JSON_COMPACT) : NULL;
+  char msg[sizeof cl->error];
+  snprintf(msg, sizeof msg,
+           "node name '%s' is taken: %s in etcd belongs to another vmhostd "
+           "(hostname %s, addresses %s, lease %" PRIx64
+           "); give this host its own node_name, or stop the other one",
+           cl->c.node_name, cl->node_key,
+           json_string_value(json_object_get(rec, "hostname"))
+               ? json_string_value(json_object_get(rec, "hostname"))
+               : "?",
+           addrs ? addrs : "?", (uint64_t)etcd_int(kv, "lease", 0));
+  json_decref(rec);
+  cl_set_status(cl, CS_CONFLICT, msg);
+}
+
+/* Put the record under `lease` if `cmp` holds.  1: done, 0: cmp failed
+ * (*ret_kv: the record there, a new reference), or REG_NET. */
+static int put_record(struct cluster *cl, json_t *cmp, const char *rec,
+                      json_t **ret_kv) {
+  json_t *ans = NULL;
+  bool ok;
+  int r = etcd_txn(&cl->etcd, json_pack("[o]", cmp),
+                   json_pack("[o]", etcd_put(cl->node_key, rec, cl->lease)),
+                   json_pack("[{s:o}]", "request_range",
+                             etcd_range(cl->node_key, NULL, false)),
+                   &ok, &ans);
+  if (r < 0)
+    return failed(cl, r, "registering the node");
+  if (!ok && ret_kv)
+    *ret_kv = json_incref(taken_kv(ans));
+  json_decref(ans);
+  return ok;
+}
+
+int reg_register(struct cluster *cl) {
+  int r;
+  cl->registered = false;
+  if ((r = etcd_lease_grant(&cl->etcd, cl->c.lease_ttl_s, &cl->lease)) < 0) {
+    cl->lease = 0;
+    return failed(cl, r, "granting a lease");
+  }
+  _cleanup_free_ char *rec = node_record(cl);
+  if (rec == NULL) {
+    reg_revoke(cl);
+    return failed(cl, ETCD_ENOMEM, "the node record");
+  }
+  json_t *kv = NULL;
+  r = put_record(cl, etcd_cmp_absent(cl->node_key), rec, &kv);
+  int64_t prev = old_lease(cl);
+  if (r == 0 && prev && etcd_int(kv, "lease", 0) == prev) {
+    /* Our previous run's record (killed before it could revoke): take it
+     * over, then end that lease and the inventory under it. */
+    json_decref(kv);
+    kv = NULL;
+    r = put_record(cl, etcd_cmp_lease(cl->node_key, prev), rec, &kv);
+    if (r == 1) {
+      int64_t mine = cl->lease;
+      cl->lease = prev;
+      reg_revoke(cl);
+      cl->lease = mine;
+      cl_host->log(cl->inst, VMH_LOG_INFO,
+                   "took over the record of this node's previous run (lease "
+                   "%" PRIx64 ")",
+                   (uint64_t)prev);
+    }
+  }
+  if (r != 1) {
+    if (r == 0)
+      conflict(cl, kv);
+    json_decref(kv);
+    reg_revoke(cl);
+    return r == 0 ? REG_CONFLICT : REG_NET;
+  }
+  json_decref(kv);
+  cl->registered = true;
+  save_lease(cl);
+  pthread_mutex_lock(&cl->lock);
+  cl->registrations++;
+  cl->lease_ttl = cl->c.lease_ttl_s;
+  cl->last_heartbeat_us = cl_wall_us();
+  pthread_mutex_unlock(&cl->lock);
+  cl_host->counter_add(cl->inst, "registrations_total", 1);
+  cl_host->gauge_set(cl->inst, "lease_ttl_seconds", cl->c.lease_ttl_s);
+  cl_host->log(cl->inst, VMH_LOG_INFO,
+               "registered as %s in etcd at %s (lease %" PRIx64 ", ttl %" PRId64
+               " s)",
+               cl->node_key, etcd_endpoint(&cl->etcd), (uint64_t)cl->lease,
+               cl->c.lease_ttl_s);
+  return reg_flush(cl, true);
+}
+
+int reg_keepalive(struct cluster *cl) {
+  int64_t ttl;
+  int r = etcd_lease_keepalive(&cl->etcd, cl->lease, &ttl);
+  if (r < 0)
+    return failed(cl, r, "keeping the lease alive");
+  pthread_mutex_lock(&cl->lock);
+  cl->lease_ttl = ttl;
+  pthread_mutex_unlock(&cl->lock);
+  cl_host->counter_add(cl->inst, "keepalives_total", 1);
+  if (ttl <= 0) {
+    cl_set_status(cl, -1, "the lease expired");
+    return REG_LOST;
+  }
+  return REG_OK;
+}
+
+int reg_heartbeat(struct cluster *cl) {
+  int64_t t0 = cl_mono_us();
+  _cleanup_free_ char *rec = node_record(cl);
+  if (rec == NULL)
+    return failed(cl, ETCD_ENOMEM, "the node record");
+  int r =
+      guarded_txn(cl, json_pack("[o]", etcd_put(cl->node_key, rec, cl->lease)),
+                  "the heartbeat");
+  if (r < 0)
+    return r;
+  int64_t dt = cl_mono_us() - t0;
+  pthread_mutex_lock(&cl->lock);
+  cl->heartbeats++;
+  cl->last_heartbeat_us = cl_wall_us();
+  cl->heartbeat_latency_us = dt;
+  pthread_mutex_unlock(&cl->lock);
+  cl_host->counter_add(cl->inst, "heartbeats_total", 1);
+  cl_host->gauge_set(cl->inst, "heartbeat_latency_us", dt);
+  return REG_OK;
+}
+
+/* ---- the inventory ----------------------------------------------------- */
+
+/* The VM keys etcd holds under our prefix now (a map of owned keys). */
+static int etcd_vm_keys(struct cluster *cl, struct strmap *keys) {
+  _cleanup_free_ char *end = etcd_prefix_end(cl->vms_prefix);
+  json_t *ans = NULL;
+  int r = end ? etcd_call(&cl->etcd, "/v3/kv/range",
+                          etcd_range(cl->vms_prefix, end, true), &ans)
+              : ETCD_ENOMEM;
+  if (r < 0)
+    return failed(cl, r, "listing the inventory");
+  size_t i;
+  json_t *kv;
+  json_array_foreach(json_object_get(ans, "kvs"), i, kv) {
+    char *k = etcd_bytes(kv, "key");
+    if (k == NULL || strmap_put(keys, k, k) < 0)
+      free(k);
+  }
+  json_decref(ans);
+  return REG_OK;
+}
+
+void reg_keys_free(struct strmap *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    free((char *)m->slots[i].key);
+  strmap_free(m);
+}
+
+/* Send ops in transactions of TXN_OPS. */
+static int send_ops(struct cluster *cl, json_t *ops) {
+  size_t n = json_array_size(ops);
+  for (size_t at = 0; at < n; at += TXN_OPS) {
+    json_t *batch = json_array();
+    for (size_t i = at; batch && i < n && i < at + TXN_OPS; i++)
+      json_array_append(batch, json_array_get(ops, i));
+    int r = guarded_txn(cl, batch, "writing the inventory");
+    if (r < 0)
+      return r;
+    cl_host->counter_add(cl->inst, "inventory_txns_total", 1);
+    cl_host->counter_add(cl->inst, "inventory_ops_total",
+                         (n - at < TXN_OPS ? n - at : TXN_OPS));
+  }
+  return REG_OK;
+}
+
+/* The ops that bring etcd in line with the VM list: a put for each VM in
+ * `changed` (every VM when NULL) and a delete for each id of `changed` no
+ * longer listed, or of `stale` (keys etcd holds) when resyncing. */
+static json_t *inventory_ops(struct cluster *cl, json_t *vms,
+                             struct strmap *changed, struct strmap *stale) {
+  json_t *ops = json_array();
+  size_t i;
+  json_t *vm;
+  json_array_foreach(vms, i, vm) {
+    const char *id = json_string_value(json_object_get(vm, "id"));
+    if (id == NULL || (changed && !strmap_get(changed, id)))
+      continue;
+    _cleanup_free_ char *key = NULL;
+    json_t *e = vm_entry(vm);
+    char *text = e ? json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(e);
+    if (text && asprintf(&key, "%s%s", cl->vms_prefix, id) >= 0) {
+      json_array_append_new(ops, etcd_put(key, text, cl->lease));
+      if (changed)
+        free(strmap_remove(changed, id));
+      if (stale)
+        free(strmap_remove(stale, key));
+    }
+    free(text);
+  }
+  /* What is left went away. */
+  struct strmap *gone = changed ? changed : stale;
+  for (size_t j = 0; gone && j < gone->cap; j++) {
+    const char *k = gone->slots[j].key;
+    _cleanup_free_ char *key = NULL;
+    if (k == NULL)
+      continue;
+    if (changed && asprintf(&key, "%s%s", cl->vms_prefix, k) < 0)
+      continue;
+    json_array_append_new(ops, etcd_delete(changed ? key : k));
+  }
+  return ops;
+}
+
+int reg_flush(struct cluster *cl, bool resync) {
+  struct strmap changed = {0}, stale = {0};
+  pthread_mutex_lock(&cl->lock);
+  resync |= cl->resync;
+  cl->resync = false;
+  if (!resync)
+    changed = cl->pending;
+  else
+    reg_keys_free(&cl->pending);
+  memset(&cl->pending, 0, sizeof cl->pending);
+  pthread_mutex_unlock(&cl->lock);
+  if (!resync && changed.n == 0)
+    return REG_OK;
+
+  int r = resync ? etcd_vm_keys(cl, &stale) : REG_OK;
+  json_t *vms = r == REG_OK ? core_wait(cl->core->vm_list) : NULL;
+  json_t *ops = vms ? inventory_ops(cl, vms, resync ? NULL : &changed,
+                                    resync ? &stale : NULL)
+                    : NULL;
+  if (r == REG_OK)
+    r = ops ? send_ops(cl, ops) : failed(cl, ETCD_ENOMEM, "the inventory");
+  if (r < 0) {
+    /* Start over from the whole list once etcd is back. */
+    pthread_mutex_lock(&cl->lock);
+    cl->resync = true;
+    pthread_mutex_unlock(&cl->lock);
+  }
+  json_decref(ops);
+  json_decref(vms);
+  reg_keys_free(&changed);
+  reg_keys_free(&stale);
+  return r;
+}
+
+void reg_revoke(struct cluster *cl) {
+  if (cl->lease == 0)
+    return;
+  int r = etcd_lease_revoke(&cl->etcd, cl->lease);
+  if (r < 0)
+    cl_host->log(cl->inst, VMH_LOG_WARN,
+                 "cannot revoke lease %" PRIx64 " (it expires in %" PRId64
+                 " s): %s",
+                 (uint64_t)cl->lease, cl->c.lease_ttl_s, cl->etcd.err);
+  cl->lease = 0;
+  cl->registered = false;
+}

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The cluster front-end (plugins/frontend/cluster) against a real etcd
+# (etcd-server), started by the test on 127.0.0.1 (etcdserver.py).
+# Included by tests/Makefile.am.
+#
+#   test-cluster.py   node record and VM inventory, heartbeats, a duplicate
+#                     node name, SIGTERM and kill -9, etcd stopped and back,
+#                     a lost lease, TLS with client certificates
+CLUSTER_TESTS = test-cluster.py
+if BUILD_PLUGIN_CLUSTER
+TESTS += $(CLUSTER_TESTS)
+endif
+EXTRA_DIST += $(CLUSTER_TESTS) etcdserver.py bench/cluster.py
