@@ -22,7 +22,7 @@ PACKAGES=(
   pkg-config
   libyaml-dev         # core: config file; its .a: the static vmhost-agent
   libjansson-dev      # core: state files, JSON logs
-  libcurl4-gnutls-dev # storage/local: image downloads; hypervisor/cloud-hypervisor: its REST API
+  libcurl4-gnutls-dev # storage/local: image downloads; hypervisor/cloud-hypervisor: its REST API; frontend/cluster: etcd
   libgnutls28-dev     # core: token hashes; storage/local: SHA-256 of images; frontend/rest: TLS
   libnl-route-3-dev   # network/bridge, network/nat: netlink
   libnftables-dev     # network/nat: nftables rules
@@ -66,6 +66,7 @@ PACKAGES=(
   tgt                 # storage/iscsi tests: the iSCSI target (tgtd, tgtadm)
   libiscsi-bin        # storage/iscsi tests and bench: iscsi-ls, iscsi-inq
   qemu-block-extra    # storage/iscsi, storage/rbd guest tests: QEMU's libiscsi and rbd drivers
+  etcd-server         # frontend/cluster tests and bench: a throwaway etcd (3.4)
   # tests
   curl                # frontend/rest tests: HTTP/2, h2c, HTTPS clients; cloud-hypervisor bench
   nghttp2-client      # frontend/rest tests: nghttp; bench: h2load

@@ -10,12 +10,14 @@ fresh one, no duplicate record), and TLS with client certificates."""
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from etcdserver import Etcd, check_node, node_cluster_yaml  # noqa: E402
-from vmhtest import Daemon, check, mocks, vm_spec, wait_for  # noqa: E402
+from vmhtest import (VMHOSTD, Daemon, check, mocks, vm_spec,  # noqa: E402
+                     wait_for)
 
 PREFIX = "/vmhost/nodes/"
 FAST = (", heartbeat_interval: 1, lease_ttl: 5, timeout_ms: 1000"
@@ -180,7 +182,59 @@ def tls():
             check(d.stop() == 0, "clean stop")
 
 
+def check_config(keys):
+    """vmhostd --check-config on a config whose cluster entry has keys:
+    (exit status, output)."""
+    d = Daemon(mocks(), frontends="  - { name: cluster, plugin: cluster"
+               f"{keys} }}\n")
+    r = subprocess.run([VMHOSTD, "--check-config", "--config", d.config],
+                       capture_output=True, text=True)
+    subprocess.run(["rm", "-rf", d.tmp])
+    return r.returncode, r.stdout + r.stderr
+
+
+def config():
+    """Every key checked at start, with a message naming what to fix; the
+    documented example passes."""
+    tmp = tempfile.mkdtemp(prefix="vmhtest.")
+    open(f"{tmp}/c.pem", "w").close()
+    ep = ', endpoints: [ "http://127.0.0.1:1" ]'
+    rc, out = check_config(ep)
+    check(rc == 0, out)
+    for keys, want in (
+            ("", "endpoints"),
+            (", endpoints: []", "give 1 to 16 etcd client URLs"),
+            (', endpoints: [ "etcd:2379" ]', "is not an etcd client URL"),
+            (', endpoints: [ "http://h:1/v3" ]', "no path"),
+            (', endpoints: [ "https://h:1" ], cert: ' + tmp + '/c.pem',
+             "cert and key go together"),
+            (ep + ", ca: " + tmp + "/c.pem", "no endpoint is https://"),
+            (', endpoints: [ "https://h:1" ], ca: /nonexistent/ca.pem',
+             "cannot read /nonexistent/ca.pem"),
+            (ep + ", prefix: vmhost", "prefix 'vmhost' must start and end"),
+            (ep + ", prefix: /a//b/", "must start and end with '/'"),
+            (ep + ", node_name: Node_1", "node_name 'Node_1'"),
+            (ep + ", heartbeat_interval: 0", "heartbeat_interval"),
+            (ep + ", lease_ttl: 5, timeout_ms: 2000",
+             "shorter than three request timeouts"),
+            (ep + ", addresses: [ 10.0.0.300 ]",
+             "'10.0.0.300' is not an IP address"),
+            (ep + ", api_endpoints: [ ftp://x ]", "is not a URL"),
+            (ep + ", heartbeat: 5", "heartbeat")):
+        rc, out = check_config(keys)
+        check(rc != 0 and want in out, keys, "->", rc, out)
+    example = os.path.join(os.environ.get("top_srcdir", ".."), "etc",
+                           "plugins", "cluster.yaml")
+    d = Daemon(mocks())
+    with open(example) as f, open(d.config, "a") as out:
+        out.write("".join(f.readlines()[1:]).replace("frontends:\n", ""))
+    r = subprocess.run([VMHOSTD, "--check-config", "--config", d.config],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "the documented example:", r.stdout, r.stderr)
+
+
 def main():
+    config()
     tmp = tempfile.mkdtemp(prefix="vmhtest.")
     with Etcd(tmp) as e:
         lifecycle(e)
