@@ -4,7 +4,11 @@
  * the instance where the service is per instance. */
 #include <config.h>
 
+#include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "conftree.h"
 #include "error.h"
@@ -51,6 +55,33 @@ static const char *host_instance_name(const struct vmh_instance *inst) {
   return source_name(inst);
 }
 
+pthread_mutex_t instance_status_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void host_status_set(const struct vmh_instance *inst, const char *json) {
+  if (inst == NULL)
+    return;
+  char *copy = NULL;
+  if (json) {
+    /* Front-ends copy it into their answers as it is: it must parse. */
+    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    bool ok = json_is_object(o);
+    json_decref(o);
+    if (!ok) {
+      log_warn("%s: status_set: not a JSON object, dropped", inst->name);
+      return;
+    }
+    if ((copy = strdup(json)) == NULL)
+      return;
+  }
+  /* The table's entries are the core's own (inst is borrowed as const). */
+  struct vmh_instance *w = (struct vmh_instance *)inst;
+  pthread_mutex_lock(&instance_status_lock);
+  char *old = w->status;
+  w->status = copy;
+  pthread_mutex_unlock(&instance_status_lock);
+  free(old);
+}
+
 const struct vmh_host host_services = {
     .struct_size = sizeof(struct vmh_host),
     .abi_major = VMH_ABI_MAJOR,
@@ -75,4 +106,5 @@ const struct vmh_host host_services = {
     .verror = error_vset,
     .config_path = config_path_kept,
     .config_key_where = config_key_where,
+    .status_set = host_status_set,
 };

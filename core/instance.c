@@ -255,6 +255,7 @@ void instances_free(void) {
     pthread_mutex_destroy(&instances[i].lock);
     free(instances[i].state_dir);
     free(instances[i].failure);
+    free(instances[i].status);
   }
   free(instances);
   instances = NULL;

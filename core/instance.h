@@ -22,7 +22,11 @@ struct vmh_instance {
   pthread_mutex_t lock; /* held around calls for SERIALIZE_INSTANCE */
   int is_open;
   char *failure; /* why an optional instance is not serving */
+  char *status;  /* host->status_set's document, under instance_status_lock */
 };
+
+/* Guards every instance's status (host.c sets, service.c reads). */
+extern pthread_mutex_t instance_status_lock;
 
 extern const struct vmh_host host_services;
 

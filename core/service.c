@@ -562,6 +562,37 @@ static void metrics(vmh_reply_t *r, uint32_t flags) {
   reply_done(r, 0);
 }
 
+static void plugin_status(const char *plugin, vmh_reply_t *r, uint32_t flags) {
+  if (reply_check_flags(r, flags, 0) < 0)
+    return;
+  if (plugin == NULL) {
+    error_set("plugin_status: no plugin named");
+    return reply_done(r, VMH_EINVAL);
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < instances_count(); i++) {
+    struct vmh_instance *inst = instance_at(i);
+    if (!inst->plugin || strcmp(inst->plugin->desc.name, plugin))
+      continue;
+    pthread_mutex_lock(&instance_status_lock);
+    _cleanup_free_ char *doc = inst->status ? strdup(inst->status) : NULL;
+    pthread_mutex_unlock(&instance_status_lock);
+    if (doc == NULL)
+      continue;
+    n++;
+    if (r->text)
+      r->text(r->opaque, doc, strlen(doc));
+  }
+  if (n == 0) {
+    error_set(
+        "no instance of plugin '%s' publishes a status (is one "
+        "configured and started?)",
+        plugin);
+    return reply_done(r, VMH_ENOENT);
+  }
+  reply_done(r, 0);
+}
+
 const struct vmh_core core_services = {
     .struct_size = sizeof(struct vmh_core),
     .vm_list = vm_list,
@@ -600,4 +631,5 @@ const struct vmh_core core_services = {
     .ready = service_ready,
     .vm_generation = vms_generation,
     .error_message = error_get,
+    .plugin_status = plugin_status,
 };

@@ -26,6 +26,7 @@ REST_POLICY = {
     "GET /api/v1/host/metrics": "reader",
     "GET /api/v1/host/hardware": "reader",
     "GET /api/v1/plugins": "reader",
+    "GET /api/v1/cluster": "reader",
     "GET /api/v1/vms": "reader",
     "POST /api/v1/vms": "operator",
     "GET /api/v1/vms/{}": "reader",
@@ -76,7 +77,7 @@ RPC_POLICY = {
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
-        "RevokeToken": "admin"}.items()}
+        "RevokeToken": "admin", "GetClusterStatus": R}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",

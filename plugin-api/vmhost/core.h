@@ -219,6 +219,12 @@ struct vmh_core {
    * without a reply (subscribe), "" when there is none.  Thread-local; valid
    * until the next core call on this thread. */
   const char *(*error_message)(void);
+  /* ABI 1.2.  The status documents the instances of plugin `plugin`
+   * published (host->status_set): one reply->text per instance that has
+   * one (a JSON object), in config order.  VMH_ENOENT when none has.
+   * From memory: completes inline.  So a front-end serves another
+   * plugin's state without knowing that plugin. */
+  void (*plugin_status)(const char *plugin, vmh_reply_t *r, uint32_t flags);
 #endif
 };
 

@@ -126,6 +126,13 @@ struct vmh_host {
    * the position of `map` itself. */
   const char *(*config_key_where)(const struct vmh_config *map,
                                   const char *key);
+  /* ABI 1.2.  Publish the instance's status document: a JSON object (as
+   * text, copied) that the API's front-ends serve as they are told to,
+   * e.g. the cluster plugin's at GET /api/v1/cluster
+   * (vmh_core.plugin_status).  Replaces the previous one; NULL withdraws
+   * it.  Text that is not a JSON object is dropped with a warning.  Any
+   * thread; cheap enough for every change of state. */
+  void (*status_set)(const struct vmh_instance *inst, const char *json);
 #endif
 };
 

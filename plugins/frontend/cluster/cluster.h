@@ -72,7 +72,9 @@ struct cluster {
   char error[1024];          /* the last failure, "" when none */
   int64_t last_heartbeat_us; /* wall clock, 0: none yet */
   int64_t heartbeat_latency_us;
-  int64_t lease_ttl; /* remaining, as the last keepalive said */
+  int64_t lease_ttl;          /* remaining, as the last keepalive said */
+  int64_t lease_shown;        /* the lease registered last */
+  const char *endpoint_shown; /* the endpoint that answered last */
   uint64_t txns, heartbeats, registrations;
 };
 
@@ -87,6 +89,10 @@ int64_t cl_wall_us(void);
  * lock, with the metrics that mirror it (status -1: keep it).  Returns the
  * status before. */
 int cl_set_status(struct cluster *cl, int status, const char *error);
+
+/* Publish the status document (host->status_set) from the fields above:
+ * after any of them changed. */
+void cl_publish(struct cluster *cl);
 
 /* ---- registry.c: what is written to etcd (the worker thread) ---------- */
 

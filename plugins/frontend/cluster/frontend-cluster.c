@@ -59,6 +59,41 @@ static const char *const status_names[] = {
     [CS_DRAINING] = "draining", [CS_STOPPED] = "stopped",
 };
 
+/* The status document (GET /api/v1/cluster), built under the lock. */
+static json_t *status_doc(struct cluster *cl) {
+  char lease[24] = "";
+  if (cl->status == CS_UP || cl->status == CS_DRAINING ||
+      cl->status == CS_DEGRADED)
+    snprintf(lease, sizeof lease, "%" PRIx64, (uint64_t)cl->lease_shown);
+  json_t *eps = json_array();
+  for (size_t i = 0; eps && i < cl->c.n_endpoints; i++)
+    json_array_append_new(eps, json_string(cl->c.endpoints[i]));
+  return json_pack(
+      "{s:s,s:s,s:s,s:o,s:s?,s:s,s:I,s:I,s:I,s:f,s:s?,s:I,s:I,s:I}", "status",
+      status_names[cl->status], "node_name", cl->c.node_name, "key",
+      cl->node_key, "endpoints", eps, "endpoint", cl->endpoint_shown,
+      "lease_id", lease, "lease_ttl", (json_int_t)cl->lease_ttl,
+      "heartbeat_interval", (json_int_t)cl->c.heartbeat_s, "last_heartbeat",
+      (json_int_t)(cl->last_heartbeat_us / 1000000), "heartbeat_latency_ms",
+      (double)cl->heartbeat_latency_us / 1000.0, "error",
+      *cl->error ? cl->error : NULL, "registrations",
+      (json_int_t)cl->registrations, "heartbeats", (json_int_t)cl->heartbeats,
+      "txns", (json_int_t)cl->txns);
+}
+
+void cl_publish(struct cluster *cl) {
+  if (!VMH_HAS_FIELD(cl_host, status_set))
+    return; /* an older vmhostd: metrics and logs only */
+  pthread_mutex_lock(&cl->lock);
+  json_t *doc = status_doc(cl);
+  pthread_mutex_unlock(&cl->lock);
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (text)
+    cl_host->status_set(cl->inst, text);
+  free(text);
+}
+
 int cl_set_status(struct cluster *cl, int status, const char *error) {
   pthread_mutex_lock(&cl->lock);
   int old = cl->status;
@@ -68,6 +103,7 @@ int cl_set_status(struct cluster *cl, int status, const char *error) {
     snprintf(cl->error, sizeof cl->error, "%s", error);
   status = cl->status;
   pthread_mutex_unlock(&cl->lock);
+  cl_publish(cl);
   cl_host->gauge_set(cl->inst, "registered", status == CS_UP);
   cl_host->gauge_set(cl->inst, "degraded",
                      status == CS_DEGRADED || status == CS_CONFLICT);

@@ -337,8 +337,11 @@ int reg_register(struct cluster *cl) {
   pthread_mutex_lock(&cl->lock);
   cl->registrations++;
   cl->lease_ttl = cl->c.lease_ttl_s;
+  cl->lease_shown = cl->lease;
+  cl->endpoint_shown = etcd_endpoint(&cl->etcd);
   cl->last_heartbeat_us = cl_wall_us();
   pthread_mutex_unlock(&cl->lock);
+  cl_publish(cl);
   cl_host->counter_add(cl->inst, "registrations_total", 1);
   cl_host->gauge_set(cl->inst, "lease_ttl_seconds", cl->c.lease_ttl_s);
   cl_host->log(cl->inst, VMH_LOG_INFO,
@@ -357,6 +360,7 @@ int reg_keepalive(struct cluster *cl) {
   pthread_mutex_lock(&cl->lock);
   cl->lease_ttl = ttl;
   pthread_mutex_unlock(&cl->lock);
+  cl_publish(cl);
   cl_host->counter_add(cl->inst, "keepalives_total", 1);
   if (ttl <= 0) {
     cl_set_status(cl, -1, "the lease expired");
@@ -380,7 +384,9 @@ int reg_heartbeat(struct cluster *cl) {
   cl->heartbeats++;
   cl->last_heartbeat_us = cl_wall_us();
   cl->heartbeat_latency_us = dt;
+  cl->endpoint_shown = etcd_endpoint(&cl->etcd);
   pthread_mutex_unlock(&cl->lock);
+  cl_publish(cl);
   cl_host->counter_add(cl->inst, "heartbeats_total", 1);
   cl_host->gauge_set(cl->inst, "heartbeat_latency_us", dt);
   return REG_OK;

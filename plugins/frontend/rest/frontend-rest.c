@@ -757,6 +757,38 @@ static int host_metrics(struct call *k) {
   return host_get(k);
 }
 
+/* GET /api/v1/cluster: the cluster plugin's status document, through the
+ * core (vmh_core.plugin_status), so that this front-end knows nothing of
+ * that plugin but its name. */
+static void finish_cluster(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  /* One document per cluster instance: the first is the node's. */
+  json_t *v = json_loadb(k->text ? k->text : "", k->text_len,
+                         JSON_DISABLE_EOF_CHECK, NULL);
+  if (!json_is_object(v)) {
+    json_decref(v);
+    answer_code(k, VMH_EINTERNAL, "the cluster status is not a JSON object");
+    return;
+  }
+  answer_json(k, 200, v);
+}
+
+static int cluster_get(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  if (!VMH_HAS_FIELD(k->rest->core, plugin_status)) {
+    answer_code(k, VMH_ENOTSUP, "this vmhostd cannot report a cluster status");
+    return -1;
+  }
+  k->shape = TEXT;
+  k->finish = finish_cluster;
+  k->rest->core->plugin_status("cluster", &k->reply.reply, 0);
+  return 0;
+}
+
 /* The worst check's status names the whole. */
 static json_t *health_json(struct call *k) {
   static const char *const order[] = {"ok", "degraded", "failed"};
@@ -1157,6 +1189,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/host/metrics", host_metrics, AUTH_READER},
     {"GET", "/api/v1/host/hardware", host_hardware, AUTH_READER},
     {"GET", "/api/v1/plugins", plugin_list, AUTH_READER},
+    {"GET", "/api/v1/cluster", cluster_get, AUTH_READER},
     {"GET", "/api/v1/vms", vm_list, AUTH_READER},
     {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},
     {"GET", "/api/v1/vms/{}", vm_get, AUTH_READER},

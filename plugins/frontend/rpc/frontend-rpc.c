@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "abipb.h"
+#include "clusterpb.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
@@ -792,6 +793,51 @@ static int plugin_list(struct call *k) {
   return 0;
 }
 
+/* GetClusterStatus: the cluster plugin's document, through the core (it
+ * answers from memory, before plugin_status returns). */
+struct status_text {
+  char *text;
+  size_t len;
+  int code;
+  char message[512];
+};
+
+static void status_on_text(void *o, const char *text, size_t len) {
+  struct status_text *t = o;
+  if (t->text == NULL) /* the first instance's: the node's */
+    append(&t->text, &t->len, text, len);
+}
+
+static void status_on_done(void *o, int code, const char *message) {
+  struct status_text *t = o;
+  t->code = code;
+  snprintf(t->message, sizeof t->message, "%s", message ? message : "");
+}
+
+static int cluster_status(struct call *k) {
+  if (!VMH_HAS_FIELD(CORE(k), plugin_status)) {
+    answer_code(k, VMH_ENOTSUP, "this vmhostd cannot report a cluster status");
+    return -1;
+  }
+  struct status_text t = {.code = VMH_EINTERNAL};
+  struct vmh_reply r = {.struct_size = sizeof r,
+                        .opaque = &t,
+                        .text = status_on_text,
+                        .done = status_on_done};
+  CORE(k)->plugin_status("cluster", &r, 0);
+  json_t *o = t.code ? NULL : json_loadb(t.text ? t.text : "", t.len, 0, NULL);
+  free(t.text);
+  Vmhost__V1__ClusterStatus m;
+  if (t.code)
+    answer_code(k, t.code, t.message);
+  else if (clusterpb_from_json(o, &k->arena, &m) < 0)
+    answer_code(k, VMH_EINTERNAL, "the cluster status is not a document");
+  else
+    answer_message(k, &m.base);
+  json_decref(o);
+  return t.code ? -1 : 0;
+}
+
 /* vmhost.v1 HealthCheck: every check, and the worst as the whole.  A
  * failing check is an answer, not an error of the request. */
 static void finish_health(struct call *k, int code, const char *message) {
@@ -1340,6 +1386,7 @@ static const struct method methods[] = {
     {NODE, "ListTokens", ONE, token_list, AUTH_ADMIN},
     {NODE, "CreateToken", ONE, token_create, AUTH_ADMIN},
     {NODE, "RevokeToken", ONE, token_revoke, AUTH_ADMIN},
+    {NODE, "GetClusterStatus", ONE, cluster_status, AUTH_READER},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
