@@ -136,6 +136,13 @@ class Etcd:
         kvs = r.get("kvs", [])
         return json.loads(unb64(kvs[0]["value"])) if kvs else None
 
+    def get_at(self, key, revision):
+        """The JSON value key had at revision (etcd keeps the history)."""
+        r = self.post("/v3/kv/range", {"key": b64(key),
+                                       "revision": str(revision)})
+        kvs = r.get("kvs", [])
+        return json.loads(unb64(kvs[0]["value"])) if kvs else None
+
     def lease_of(self, key):
         r = self.post("/v3/kv/range", {"key": b64(key)})
         kvs = r.get("kvs", [])

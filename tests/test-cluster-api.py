@@ -16,7 +16,7 @@ from resttest import RestDaemon, validate  # noqa: E402
 from rpctest import RpcDaemon, expect_status, grpc, pb  # noqa: E402
 from vmhtest import check, wait_for  # noqa: E402
 
-FAST = (", heartbeat_interval: 1, lease_ttl: 5, timeout_ms: 1000"
+FAST = (", heartbeat_interval: 1, lease_ttl: 5, timeout_ms: 1500"
         ", retry_max_ms: 500")
 
 

@@ -417,7 +417,7 @@ static int recover(struct cluster *cl) {
       r = reg_flush(cl, true);
   }
   if (r == REG_LOST) {
-    cl->lease = 0; /* expired: nothing to revoke */
+    reg_revoke(cl); /* gone already, most likely: then a no-op */
     r = reg_register(cl);
   }
   return r;
@@ -459,7 +459,7 @@ static void *cluster_main(void *arg) {
            : retry_at;
     /* While serving, look at the core's readiness every second: it drops
      * when SIGTERM starts the drain. */
-    if (!cl->draining && seen_ready && next > cl_mono_us() + 1000000)
+    if (!cl->draining && next > cl_mono_us() + 1000000)
       next = cl_mono_us() + 1000000;
     if (wait_until(cl, next, up))
       break;
@@ -497,8 +497,7 @@ static void *cluster_main(void *arg) {
     if (r == REG_LOST) {
       /* The lease or record went (expired while etcd was away, or
        * deleted): register again at once. */
-      cl->lease = 0;
-      cl->registered = false;
+      reg_revoke(cl); /* what may remain under it goes with it */
       r = reg_register(cl);
       if (r == REG_OK) {
         keepalive_at = now + cl->c.lease_ttl_s * 1000000 / 3;
