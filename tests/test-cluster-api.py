@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from etcdserver import Etcd, node_cluster_yaml  # noqa: E402
 from resttest import RestDaemon, validate  # noqa: E402
 from rpctest import RpcDaemon, expect_status, grpc, pb  # noqa: E402
-from vmhtest import check, wait_for  # noqa: E402
+from vmhtest import check, free_port, wait_for  # noqa: E402
 
 FAST = (", heartbeat_interval: 1, lease_ttl: 5, timeout_ms: 1500"
         ", retry_max_ms: 500")
@@ -27,13 +27,17 @@ def rest_status(d):
 
 
 def rest(e):
-    with RestDaemon(rest=node_cluster_yaml(e, "a1", FAST)) as d:
+    # The first endpoint answers nothing: the second serves (failover).
+    dead = f"http://127.0.0.1:{free_port()}"
+    fe = node_cluster_yaml(e, "a1", FAST).replace(
+        f'endpoints: [ "{e.url}" ]', f'endpoints: [ "{dead}", "{e.url}" ]')
+    with RestDaemon(rest=fe) as d:
         st, v = rest_status(d)
         check(st == 200 and v["status"] == "up", st, v)
         lease = e.lease_of("/vmhost/nodes/a1")
         check(v["lease_id"] == "%x" % lease, v, lease)
         check(v["node_name"] == "a1" and v["key"] == "/vmhost/nodes/a1", v)
-        check(v["endpoints"] == [e.url] and v["endpoint"] == e.url, v)
+        check(v["endpoints"] == [dead, e.url] and v["endpoint"] == e.url, v)
         check(v["error"] is None and v["registrations"] == 1, v)
         wait_for(lambda: rest_status(d)[1]["heartbeats"] >= 1,
                  "a heartbeat")

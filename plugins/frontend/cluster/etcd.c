@@ -140,11 +140,19 @@ int etcd_call(struct etcd *e, const char *path, json_t *body, json_t **ret) {
     return ETCD_ENOMEM;
   }
   int r = ETCD_ENET;
+  char all[sizeof e->err] = "";
+  size_t len = 0;
   for (size_t i = 0; i < e->n_endpoints && r == ETCD_ENET; i++) {
     size_t at = (e->cur + i) % e->n_endpoints;
     if ((r = post(e, at, path, text, ret)) != ETCD_ENET)
       e->cur = at;
+    else if (len < sizeof all)
+      /* Every endpoint's reason, so that the message names them all. */
+      len += (size_t)snprintf(all + len, sizeof all - len, "%s%s",
+                              len ? "; " : "", e->err);
   }
+  if (r == ETCD_ENET && e->n_endpoints > 1)
+    snprintf(e->err, sizeof e->err, "%s", all);
   return r;
 }
 
