@@ -173,6 +173,8 @@ def tls():
     with Etcd(tmp, tls=True) as e:
         with node(e, "t1") as d:
             check_node(registered(e, "t1"), "t1")
+            # etcd offers h2 in its TLS handshake (ALPN): libcurl takes it.
+            check("over HTTP/2 (lease" in d.log(), d.log())
             d.ok(op="vm_create", spec=vm_spec("t0"))
             wait_for(lambda: len(inventory(e, "t1")) == 1, "the VM in etcd")
             check(d.stop() == 0, "clean stop")

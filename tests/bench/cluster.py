@@ -14,8 +14,8 @@
 
 2. Inventory: --vms VMs created through the core (ctl, 8 clients at
    once); how many etcd transactions the plugin made for them (batching:
-   changes that come while a txn is out are coalesced per VM and go in the
-   next, up to 100 operations per txn) against the VMs, and the lag from
+   changes that come while a txn is out are coalesced into the next, up to
+   100 operations per txn) against the VMs, and the lag from
    the last create's answer to the last VM key in etcd; then the lease is
    revoked under the node and the full resync timed (re-registration and
    every VM again, 100 per txn).  Reference, same run: one txn per VM sent

@@ -56,6 +56,8 @@ struct cluster {
   int64_t started;   /* seconds since the epoch */
   unsigned failures; /* in a row, for the backoff */
   uint64_t rng;
+  struct strmap written; /* VM key -> struct written: what etcd holds */
+  uint64_t flushed_gen;  /* the core's VM generation the last flush saw */
 
   pthread_t thread;
   bool running;
@@ -66,7 +68,7 @@ struct cluster {
   pthread_mutex_t lock;
   pthread_cond_t cond; /* CLOCK_MONOTONIC */
   bool stopping;
-  struct strmap pending;     /* VM id -> the same id (owned): changed VMs */
+  bool dirty;                /* a VM event came since the last flush */
   bool resync;               /* every VM, and drop keys of VMs gone */
   int status;                /* enum cstatus */
   char error[1024];          /* the last failure, "" when none */
@@ -111,8 +113,15 @@ int reg_register(struct cluster *cl);
 int reg_keepalive(struct cluster *cl);
 /* Rewrite the node record (status "up", or "draining"). */
 int reg_heartbeat(struct cluster *cl);
-/* Write the VMs that changed since the last flush (all with resync). */
+/* Bring the inventory in line with the core's VM list: what differs from
+ * what was written (with resync: everything, and etcd's keys of VMs gone
+ * are deleted). */
 int reg_flush(struct cluster *cl, bool resync);
+/* Whether a VM record may have changed since the last flush (the core's
+ * VM generation): an event can come before the record it tells of. */
+bool reg_vms_changed(struct cluster *cl);
+/* Free the cache of what was written. */
+void reg_written_free(struct strmap *m);
 /* Free a map of owned ids or keys (the key is the value). */
 void reg_keys_free(struct strmap *m);
 /* Revoke the lease: the record and inventory go at once. */

@@ -84,6 +84,19 @@ const char *etcd_endpoint(const struct etcd *e) {
   return e->endpoints[e->cur];
 }
 
+const char *etcd_protocol(const struct etcd *e) {
+  switch (e->http_version) {
+    case CURL_HTTP_VERSION_1_0:
+      return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1:
+      return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0:
+      return "HTTP/2";
+    default:
+      return "HTTP";
+  }
+}
+
 /* One POST to one endpoint: ETCD_OK with the parsed answer, ETCD_EAPI when
  * etcd answered an error, ETCD_ENET when it did not answer at all. */
 static int post(struct etcd *e, size_t at, const char *path, const char *body,
@@ -99,6 +112,7 @@ static int post(struct etcd *e, size_t at, const char *path, const char *body,
   CURLcode cc = curl_easy_perform(e->curl);
   long status = 0;
   curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(e->curl, CURLINFO_HTTP_VERSION, &e->http_version);
   if (cc != CURLE_OK) {
     snprintf(e->err, sizeof e->err, "%s: %s", e->endpoints[at],
              b.too_big    ? "answer over 64 MiB"

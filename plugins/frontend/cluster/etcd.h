@@ -29,8 +29,9 @@ struct etcd {
   size_t cur; /* the endpoint that answered last */
   long timeout_ms;
   char errbuf[CURL_ERROR_SIZE];
-  char err[512]; /* the last failure, for people */
-  long code;     /* ETCD_EAPI: the gRPC code etcd answered */
+  char err[512];     /* the last failure, for people */
+  long code;         /* ETCD_EAPI: the gRPC code etcd answered */
+  long http_version; /* CURL_HTTP_VERSION_* of the last answer */
 };
 
 /* Set up e (TLS files may be NULL: the system's CAs, no client
@@ -43,6 +44,8 @@ void etcd_free(struct etcd *e);
 
 /* The endpoint that answered last (or is tried first next). */
 const char *etcd_endpoint(const struct etcd *e);
+/* The HTTP version of the last answer: "HTTP/2", "HTTP/1.1" … */
+const char *etcd_protocol(const struct etcd *e);
 
 /* POST body (stolen) to path ("/v3/kv/txn"), trying each endpoint from
  * the current one on a transport failure; the answer in *ret (a new

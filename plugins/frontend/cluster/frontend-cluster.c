@@ -7,8 +7,10 @@
  * start() registers once (a name another vmhostd holds refuses the start;
  * etcd unreachable does not: the node serves, degraded, and registers when
  * etcd answers).  Then the thread keeps the lease alive (every third of
- * its TTL), rewrites the record every heartbeat_interval, writes the VMs
- * the core's events name (coalesced per VM while a transaction is out),
+ * its TTL), rewrites the record every heartbeat_interval, writes what the
+ * VM list says differently from what it wrote before, after each VM event
+ * or change of the core's VM generation (so changes that come while a
+ * transaction is out are coalesced into the next),
  * and on a failure marks the node degraded and retries with an
  * exponential backoff and jitter: the same lease when it still lives, a
  * fresh registration and a full inventory resync when it does not.
@@ -33,9 +35,6 @@
 #include "cleanup.h"
 #include "cluster.h"
 
-/* A VM storm larger than this is written as one full resync rather than
- * kept as a set of ids. */
-#define MAX_PENDING 100000
 /* The first pause after a failure; doubled up to retry_max. */
 #define RETRY_MIN_MS 250
 
@@ -364,14 +363,10 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
        ev->type != VMH_EVENT_VM_DELETED) ||
       ev->vm_id == NULL)
     return;
+  /* The flush lists the VMs and writes what differs: a storm of events
+   * while a txn is out becomes one listing. */
   pthread_mutex_lock(&cl->lock);
-  if (!cl->resync && !strmap_get(&cl->pending, ev->vm_id)) {
-    char *id = cl->pending.n < MAX_PENDING ? strdup(ev->vm_id) : NULL;
-    if (id == NULL || strmap_put(&cl->pending, id, id) < 0) {
-      free(id);
-      cl->resync = true; /* too many, or out of memory: all at once */
-    }
-  }
+  cl->dirty = true;
   pthread_cond_signal(&cl->cond);
   pthread_mutex_unlock(&cl->lock);
 }
@@ -396,7 +391,7 @@ static int64_t backoff_us(struct cluster *cl) {
  * stopping. */
 static bool wait_until(struct cluster *cl, int64_t deadline, bool for_vms) {
   pthread_mutex_lock(&cl->lock);
-  while (!cl->stopping && !(for_vms && (cl->pending.n || cl->resync)) &&
+  while (!cl->stopping && !(for_vms && (cl->dirty || cl->resync)) &&
          cl_mono_us() < deadline) {
     struct timespec ts = {.tv_sec = deadline / 1000000,
                           .tv_nsec = deadline % 1000000 * 1000};
@@ -405,6 +400,14 @@ static bool wait_until(struct cluster *cl, int64_t deadline, bool for_vms) {
   bool stop = cl->stopping;
   pthread_mutex_unlock(&cl->lock);
   return stop;
+}
+
+/* A VM event came, or a record changed without one after it. */
+static bool flush_wanted(struct cluster *cl) {
+  pthread_mutex_lock(&cl->lock);
+  bool want = cl->dirty || cl->resync;
+  pthread_mutex_unlock(&cl->lock);
+  return want || reg_vms_changed(cl);
 }
 
 /* One attempt to get back to "up" after a failure: the same lease when
@@ -491,7 +494,7 @@ static void *cluster_main(void *arg) {
         r = reg_heartbeat(cl);
         heartbeat_at = now + cl->c.heartbeat_s * 1000000;
       }
-      if (r == REG_OK)
+      if (r == REG_OK && flush_wanted(cl))
         r = reg_flush(cl, false);
     }
     if (r == REG_LOST) {
@@ -525,7 +528,7 @@ static int cluster_load(const struct vmh_host *h) {
 }
 
 static void cluster_free(struct cluster *cl) {
-  reg_keys_free(&cl->pending);
+  reg_written_free(&cl->written);
   etcd_free(&cl->etcd);
   conf_free(&cl->c);
   free(cl->node_key);

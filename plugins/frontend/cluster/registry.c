@@ -18,6 +18,7 @@
 #include "atomicfile.h"
 #include "cleanup.h"
 #include "cluster.h"
+#include "ptrvec.h"
 
 /* Operations per transaction: etcd refuses more than --max-txn-ops (128
  * by default). */
@@ -345,10 +346,10 @@ int reg_register(struct cluster *cl) {
   cl_host->counter_add(cl->inst, "registrations_total", 1);
   cl_host->gauge_set(cl->inst, "lease_ttl_seconds", cl->c.lease_ttl_s);
   cl_host->log(cl->inst, VMH_LOG_INFO,
-               "registered as %s in etcd at %s (lease %" PRIx64 ", ttl %" PRId64
-               " s)",
-               cl->node_key, etcd_endpoint(&cl->etcd), (uint64_t)cl->lease,
-               cl->c.lease_ttl_s);
+               "registered as %s in etcd at %s over %s (lease %" PRIx64
+               ", ttl %" PRId64 " s)",
+               cl->node_key, etcd_endpoint(&cl->etcd), etcd_protocol(&cl->etcd),
+               (uint64_t)cl->lease, cl->c.lease_ttl_s);
   return reg_flush(cl, true);
 }
 
@@ -437,77 +438,166 @@ static int send_ops(struct cluster *cl, json_t *ops) {
   return REG_OK;
 }
 
-/* The ops that bring etcd in line with the VM list: a put for each VM in
- * `changed` (every VM when NULL) and a delete for each id of `changed` no
- * longer listed, or of `stale` (keys etcd holds) when resyncing. */
-static json_t *inventory_ops(struct cluster *cl, json_t *vms,
-                             struct strmap *changed, struct strmap *stale) {
-  json_t *ops = json_array();
+/* What the inventory wrote for one VM (the cache a flush diffs against):
+ * its key (the map's key too) and value. */
+struct written {
+  char *key;
+  char *text; /* NULL in a change: the key is to be deleted */
+};
+
+static void written_free(struct written *w) {
+  if (w) {
+    free(w->key);
+    free(w->text);
+    free(w);
+  }
+}
+
+void reg_written_free(struct strmap *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    written_free(m->slots[i].value);
+  strmap_free(m);
+}
+
+/* Record a put (text) or delete (NULL) of key in ops and changes. */
+static int change(json_t *ops, struct ptrvec *changes, char *key, char *text,
+                  int64_t lease) {
+  struct written *w = calloc(1, sizeof *w);
+  json_t *op = text ? etcd_put(key, text, lease) : etcd_delete(key);
+  if (w == NULL || op == NULL || json_array_append_new(ops, op) < 0 ||
+      ptrvec_push(changes, w) < 0) {
+    free(w);
+    free(key);
+    free(text);
+    return -1;
+  }
+  w->key = key;
+  w->text = text;
+  return 0;
+}
+
+/* The changes that bring etcd in line with the VM list `vms`: a put for
+ * each VM whose entry differs from what was written, a delete for each
+ * written key no longer listed and each key of `stale` (what etcd holds,
+ * when resyncing) not listed. */
+static int inventory_ops(struct cluster *cl, json_t *vms, struct strmap *stale,
+                         json_t *ops, struct ptrvec *changes) {
+  struct strmap listed = {0}; /* keys of this listing, owned by `keys` */
+  struct ptrvec keys = {0};
+  int r = 0;
   size_t i;
   json_t *vm;
   json_array_foreach(vms, i, vm) {
     const char *id = json_string_value(json_object_get(vm, "id"));
-    if (id == NULL || (changed && !strmap_get(changed, id)))
+    char *key = NULL, *text = NULL;
+    json_t *e = id ? vm_entry(vm) : NULL;
+    if (id == NULL)
       continue;
-    _cleanup_free_ char *key = NULL;
-    json_t *e = vm_entry(vm);
-    char *text = e ? json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(e);
-    if (text && asprintf(&key, "%s%s", cl->vms_prefix, id) >= 0) {
-      json_array_append_new(ops, etcd_put(key, text, cl->lease));
-      if (changed)
-        free(strmap_remove(changed, id));
-      if (stale)
-        free(strmap_remove(stale, key));
+    if (e == NULL ||
+        (text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+        asprintf(&key, "%s%s", cl->vms_prefix, id) < 0 ||
+        ptrvec_push(&keys, key) < 0 || strmap_put(&listed, key, key) < 0) {
+      json_decref(e);
+      free(text);
+      if (keys.n == 0 || keys.v[keys.n - 1] != key)
+        free(key);
+      r = -1;
+      break;
     }
-    free(text);
-  }
-  /* What is left went away. */
-  struct strmap *gone = changed ? changed : stale;
-  for (size_t j = 0; gone && j < gone->cap; j++) {
-    const char *k = gone->slots[j].key;
-    _cleanup_free_ char *key = NULL;
-    if (k == NULL)
+    json_decref(e);
+    if (stale)
+      free(strmap_remove(stale, key));
+    struct written *w = strmap_get(&cl->written, key);
+    char *k2 = NULL;
+    if (w && !strcmp(w->text, text)) {
+      free(text);
       continue;
-    if (changed && asprintf(&key, "%s%s", cl->vms_prefix, k) < 0)
-      continue;
-    json_array_append_new(ops, etcd_delete(changed ? key : k));
+    }
+    if ((k2 = strdup(key)) == NULL ||
+        change(ops, changes, k2, text, cl->lease) < 0) {
+      if (k2 == NULL)
+        free(text);
+      r = -1;
+      break;
+    }
   }
-  return ops;
+  for (size_t j = 0; r == 0 && j < cl->written.cap; j++) {
+    const char *k = cl->written.slots[j].key;
+    char *k2;
+    if (k && !strmap_get(&listed, k) &&
+        ((k2 = strdup(k)) == NULL || change(ops, changes, k2, NULL, 0) < 0))
+      r = -1;
+  }
+  for (size_t j = 0; r == 0 && stale && j < stale->cap; j++) {
+    const char *k = stale->slots[j].key;
+    char *k2;
+    if (k && !strmap_get(&listed, k) &&
+        ((k2 = strdup(k)) == NULL || change(ops, changes, k2, NULL, 0) < 0))
+      r = -1;
+  }
+  strmap_free(&listed);
+  for (size_t j = 0; j < keys.n; j++)
+    free(keys.v[j]);
+  ptrvec_free(&keys);
+  return r;
+}
+
+/* After the txns went through: the cache says what etcd holds. */
+static void apply(struct cluster *cl, struct ptrvec *changes) {
+  for (size_t i = 0; i < changes->n; i++) {
+    struct written *w = changes->v[i];
+    written_free(strmap_remove(&cl->written, w->key));
+    if (w->text == NULL || strmap_put(&cl->written, w->key, w) < 0) {
+      /* Deleted (or no memory to remember it: written again next time). */
+      written_free(w);
+    }
+    changes->v[i] = NULL;
+  }
 }
 
 int reg_flush(struct cluster *cl, bool resync) {
-  struct strmap changed = {0}, stale = {0};
+  struct strmap stale = {0};
+  struct ptrvec changes = {0};
   pthread_mutex_lock(&cl->lock);
   resync |= cl->resync;
   cl->resync = false;
-  if (!resync)
-    changed = cl->pending;
-  else
-    reg_keys_free(&cl->pending);
-  memset(&cl->pending, 0, sizeof cl->pending);
+  cl->dirty = false;
   pthread_mutex_unlock(&cl->lock);
-  if (!resync && changed.n == 0)
-    return REG_OK;
-
+  /* Read before the listing: a change after it bumps it again. */
+  uint64_t gen =
+      VMH_HAS_FIELD(cl->core, vm_generation) ? cl->core->vm_generation() : 0;
+  if (resync)
+    reg_written_free(&cl->written);
   int r = resync ? etcd_vm_keys(cl, &stale) : REG_OK;
   json_t *vms = r == REG_OK ? core_wait(cl->core->vm_list) : NULL;
-  json_t *ops = vms ? inventory_ops(cl, vms, resync ? NULL : &changed,
-                                    resync ? &stale : NULL)
-                    : NULL;
+  json_t *ops = json_array();
+  if (r == REG_OK &&
+      (vms == NULL || ops == NULL ||
+       inventory_ops(cl, vms, resync ? &stale : NULL, ops, &changes) < 0))
+    r = failed(cl, ETCD_ENOMEM, "the inventory");
   if (r == REG_OK)
-    r = ops ? send_ops(cl, ops) : failed(cl, ETCD_ENOMEM, "the inventory");
-  if (r < 0) {
+    r = send_ops(cl, ops);
+  if (r == REG_OK) {
+    apply(cl, &changes);
+    cl->flushed_gen = gen;
+  } else {
     /* Start over from the whole list once etcd is back. */
     pthread_mutex_lock(&cl->lock);
     cl->resync = true;
     pthread_mutex_unlock(&cl->lock);
   }
+  for (size_t i = 0; i < changes.n; i++)
+    written_free(changes.v[i]);
+  ptrvec_free(&changes);
   json_decref(ops);
   json_decref(vms);
-  reg_keys_free(&changed);
   reg_keys_free(&stale);
   return r;
+}
+
+bool reg_vms_changed(struct cluster *cl) {
+  return VMH_HAS_FIELD(cl->core, vm_generation) &&
+         cl->core->vm_generation() != cl->flushed_gen;
 }
 
 void reg_revoke(struct cluster *cl) {
