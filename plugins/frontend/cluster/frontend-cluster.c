@@ -445,7 +445,7 @@ static void on_success(struct cluster *cl) {
                  "etcd answers again: up (lease %" PRIx64 ")",
                  (uint64_t)cl->lease);
   cl->failures = 0;
-  cl_set_status(cl, CS_UP, "");
+  cl_set_status(cl, cl->draining ? CS_DRAINING : CS_UP, "");
 }
 
 static void *cluster_main(void *arg) {
