@@ -88,17 +88,21 @@ class Etcd:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 with open(os.path.join(self.tmp, "etcd.log")) as f:
+                    self.cleanup()
                     fail("etcd exited:", f.read()[-3000:])
             try:
                 self.post("/v3/maintenance/status", {})
                 return self
             except (OSError, urllib.error.URLError):
                 time.sleep(0.05)
+        # __exit__ does not run when __enter__ fails: stop it here.
+        self.cleanup()
         fail("etcd not ready in 30 s")
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc:
-            self.proc.send_signal(sig)
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
             self.proc.wait(30)
             self.proc = None
             self.log.close()
