@@ -27,7 +27,7 @@ import socket
 import subprocess
 import tempfile
 
-from resttest import RestDaemon
+from resttest import RestDaemon, validate
 from vmhtest import VMHOSTD, check, free_port, skip, wait_for
 
 for cmd in ("shellcheck", "curl", "sha256sum"):
@@ -62,6 +62,7 @@ def error(d, path, status, code):
     check(st == status, path, "answered", st, body)
     v = json.loads(body)
     check(v["error"]["code"] == code, path, v)
+    validate("GET", path, st, v)
     return v["error"]["message"], h
 
 
@@ -198,6 +199,7 @@ try:
         st, h, body = get(d, "/api/v1/agent/version")
         check(st == 200 and h["content-type"] == "application/json", st, h)
         v = json.loads(body)
+        validate("GET", "/api/v1/agent/version", 200, v)
         arts = {(a["arch"], a["format"]): a for a in v["artifacts"]}
         check(v["version"] and len(arts) == 4, v)
         check(arts["amd64", "binary"]["sha256"] == sha(AMD64) and
