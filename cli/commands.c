@@ -53,10 +53,8 @@ static const struct column net_cols[] = {
     {"NAME", "name"},     {"TYPE", "type"},       {"BRIDGE", "bridge"},
     {"CIDR", "cidr"},     {"GATEWAY", "gateway"}, {"MTU", "mtu"},
     {"PORTS", "n_ports"}, {"UP", "up"},           {NULL, NULL}};
-static const struct column token_cols[] = {{"NAME", "name"},
-                                           {"ROLE", "role"},
-                                           {"CREATED", "created"},
-                                           {NULL, NULL}};
+static const struct column token_cols[] = {
+    {"NAME", "name"}, {"ROLE", "role"}, {"CREATED", "created"}, {NULL, NULL}};
 static const struct column plugin_cols[] = {
     {"NAME", "name"},           {"KIND", "kind"},
     {"VERSION", "version"},     {"THREAD_MODEL", "thread_model"},
@@ -516,8 +514,9 @@ static int vol_resize(const struct settings *s, struct invocation *inv) {
 static int token_create(const struct settings *s, struct invocation *inv) {
   const char *role = inv_opt(inv, "role");
   if (!role)
-    return usage_error("token create: --role reader|operator|admin is "
-                       "required");
+    return usage_error(
+        "token create: --role reader|operator|admin is "
+        "required");
   json_t *body = json_pack("{s:s,s:s}", "name", inv->pos[0], "role", role);
   return call_cmd(s, inv, body);
 }
@@ -742,7 +741,8 @@ const struct command commands[] = {
      POST("/settings/tokens"), .options = token_opts, .run = token_create},
     {C("token revoke", "NAME", "revoke a bearer token, at once"),
      DELETE("/settings/tokens/{}")},
-    {C("agent version", "", "the guest agent this node gives out, and its sums"),
+    {C("agent version", "",
+       "the guest agent this node gives out, and its sums"),
      GET("/agent/version")},
     {C("agent install-script", "",
        "print the guest agent's installer (for cloud-init)"),

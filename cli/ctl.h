@@ -69,8 +69,7 @@ int http_call(const struct settings *s, const char *method, const char *path,
               json_t *body, struct reply *r);
 /* A GET whose answer may be any text (a script): r->text, unless it is
  * JSON (r->json).  As http_call otherwise. */
-int http_get_text(const struct settings *s, const char *path,
-                  struct reply *r);
+int http_get_text(const struct settings *s, const char *path, struct reply *r);
 void reply_free(struct reply *r);
 
 /* GET a text/event-stream: on_event(type, data, opaque) for each event

@@ -252,8 +252,7 @@ static int perform(CURL *c, struct curl_slist *headers,
 /* http_call, and with text set the answer's body may be other than JSON
  * (r->text). */
 static int request(const struct settings *s, const char *method,
-                   const char *path, json_t *body, bool text,
-                   struct reply *r) {
+                   const char *path, json_t *body, bool text, struct reply *r) {
   memset(r, 0, sizeof *r);
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
@@ -310,8 +309,7 @@ int http_call(const struct settings *s, const char *method, const char *path,
   return request(s, method, path, body, false, r);
 }
 
-int http_get_text(const struct settings *s, const char *path,
-                  struct reply *r) {
+int http_get_text(const struct settings *s, const char *path, struct reply *r) {
   return request(s, "GET", path, NULL, true, r);
 }
 

@@ -227,6 +227,10 @@ static int read_conf(struct agentdist *a, const struct vmh_config *cfg) {
   return 0;
 }
 
+int agentdist_load(const struct vmh_host *host) {
+  return fetch_global_init(host);
+}
+
 int agentdist_open(const struct vmh_host *host, const struct vmh_instance *inst,
                    const struct vmh_config *cfg, bool check_only,
                    struct agentdist **ret) {

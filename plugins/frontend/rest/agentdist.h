@@ -18,6 +18,10 @@
 struct agentdist;
 struct call;
 
+/* Once, from the plugin's load(): libcurl's global init.  0 or a VMH_E*
+ * code with the host's error set. */
+int agentdist_load(const struct vmh_host *host);
+
 /* Read the instance's `agent` map (absent: the defaults).  0 and *ret (NULL
  * in check-only mode), or a VMH_E* code with the host's error set. */
 int agentdist_open(const struct vmh_host *host, const struct vmh_instance *inst,

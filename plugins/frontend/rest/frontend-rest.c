@@ -1392,7 +1392,7 @@ static void on_request(void *opaque, struct h2s_req *req) {
 
 static int rest_load(const struct vmh_host *h) {
   host = h;
-  return 0;
+  return agentdist_load(h);
 }
 
 static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
