@@ -9,8 +9,8 @@ test starts on 127.0.0.1 (its log tells which files it was asked for).
   winning, a replaced file noticed;
 - missing locally: fetched from the upstream, verified against
   agent.sha256, cached in agent.cache_dir (the next request, and the next
-  daemon, do not ask the upstream again); a mismatch is 502 and leaves
-  nothing in the cache;
+  daemon, do not ask the upstream again); a mismatch, or an upstream that
+  does not answer, is 502 and leaves nothing in the cache;
 - arch and package names outside the fixed set refused; a link out of a
   directory of agent.paths never followed;
 - the per-peer rate limit (429 + retry-after), unix-socket peers exempt;
@@ -330,6 +330,20 @@ cp "$f" "$VMHOST_ROOT/dpkg-got.deb"
                                 "http://localhost/api/v1/agent/version"],
                                capture_output=True, text=True)
             check(r.stdout == "200", "unix socket", r.stdout, r.stderr)
+        check(d.stop() == 0)
+
+    # ---- an upstream that does not answer: 502, nothing cached --------------
+    dead = free_port()
+    with RestDaemon(rest=f"""    agent:
+      paths: [ {local2} ]
+      upstream: "http://127.0.0.1:{dead}"
+      cache_dir: {tmp}/cache2
+      image_sources: {{ allow_private: true }}
+      sha256: {{ linux/arm64: {sha(ARM64)} }}
+""") as d:
+        msg, _ = error(d, "/api/v1/agent/linux/arm64", 502, "IO_ERROR")
+        check(str(dead) in msg, msg)
+        check(not os.path.exists(f"{tmp}/cache2/linux/arm64"), "cached")
         check(d.stop() == 0)
 
     # ---- config errors name the key ----------------------------------------

@@ -211,6 +211,11 @@ static int read_conf(struct agentdist *a, const struct vmh_config *cfg) {
   struct pin_ctx p = {a, pins};
   if (pins && (rc = a->host->config_keys(pins, read_pin, &p)) < 0)
     return rc;
+  /* The worker waits for a download (other agent requests queue behind
+   * it): shorter bounds than an image import's. */
+  a->policy.connect_timeout = 10;
+  a->policy.low_speed_time = 20;
+  a->policy.tries = 3;
   a->per_us = (double)per_minute / 60e6;
   a->burst = (double)burst;
   if (cache) {
