@@ -53,6 +53,8 @@ static const struct column net_cols[] = {
     {"NAME", "name"},     {"TYPE", "type"},       {"BRIDGE", "bridge"},
     {"CIDR", "cidr"},     {"GATEWAY", "gateway"}, {"MTU", "mtu"},
     {"PORTS", "n_ports"}, {"UP", "up"},           {NULL, NULL}};
+static const struct column token_cols[] = {
+    {"NAME", "name"}, {"ROLE", "role"}, {"CREATED", "created"}, {NULL, NULL}};
 static const struct column plugin_cols[] = {
     {"NAME", "name"},           {"KIND", "kind"},
     {"VERSION", "version"},     {"THREAD_MODEL", "thread_model"},
@@ -507,6 +509,34 @@ static int vol_resize(const struct settings *s, struct invocation *inv) {
   return call_cmd(s, inv, body);
 }
 
+/* ---- tokens and the agent ---------------------------------------------- */
+
+static int token_create(const struct settings *s, struct invocation *inv) {
+  const char *role = inv_opt(inv, "role");
+  if (!role)
+    return usage_error(
+        "token create: --role reader|operator|admin is "
+        "required");
+  json_t *body = json_pack("{s:s,s:s}", "name", inv->pos[0], "role", role);
+  return call_cmd(s, inv, body);
+}
+
+/* The script as it is, on standard output. */
+static int agent_script(const struct settings *s, struct invocation *inv) {
+  struct reply r;
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, false);
+  if (!path) {
+    fprintf(stderr, "vmhostctl: out of memory\n");
+    return EXIT_ERROR;
+  }
+  int ret = http_get_text(s, path, &r);
+  if (ret == EXIT_OK && r.text &&
+      fwrite(r.text, 1, r.text_len, stdout) != r.text_len)
+    ret = EXIT_ERROR;
+  reply_free(&r);
+  return ret;
+}
+
 /* ---- certificates ------------------------------------------------------ */
 
 static int cert_upload(const struct settings *s, struct invocation *inv) {
@@ -624,6 +654,9 @@ static const struct option_spec volume_opts[] = {
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
     {NULL, NULL, NULL}};
+static const struct option_spec token_opts[] = {
+    {"role", "reader|operator|admin", "what the token may do (required)"},
+    {NULL, NULL, NULL}};
 static const struct option_spec event_opts[] = {
     {"follow", NULL, "print events until interrupted"},
     {"count", "N", "print the next N events (default 1)"},
@@ -702,6 +735,18 @@ const struct command commands[] = {
     {C("cert upload", "CERT KEY",
        "install a PEM chain (leaf first) and its key, used at once"),
      POST("/settings/certificates/upload"), .run = cert_upload},
+    {C("token list", "", "list the API's bearer tokens (never their secrets)"),
+     GET("/settings/tokens"), .list_key = "tokens", .cols = token_cols},
+    {C("token create", "NAME", "make a bearer token; its secret is shown once"),
+     POST("/settings/tokens"), .options = token_opts, .run = token_create},
+    {C("token revoke", "NAME", "revoke a bearer token, at once"),
+     DELETE("/settings/tokens/{}")},
+    {C("agent version", "",
+       "the guest agent this node gives out, and its sums"),
+     GET("/agent/version")},
+    {C("agent install-script", "",
+       "print the guest agent's installer (for cloud-init)"),
+     .method = "GET", .path = V "/agent/install.sh", .run = agent_script},
     {C("completion bash", "", "print the bash completion script"),
      .run = completion_bash, .local = true},
     {.words = NULL}};

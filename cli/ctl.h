@@ -57,6 +57,8 @@ struct reply {
   long status;      /* HTTP status; 0: no answer (see exit) */
   json_t *json;     /* parsed body, or NULL (204, not JSON) */
   char *request_id; /* x-request-id, or NULL */
+  char *text;       /* http_get_text: a body that is not JSON, or NULL */
+  size_t text_len;
 };
 
 /* One request; body may be NULL (not sent).  Returns the exit code the
@@ -65,6 +67,9 @@ struct reply {
  * the caller frees it with reply_free. */
 int http_call(const struct settings *s, const char *method, const char *path,
               json_t *body, struct reply *r);
+/* A GET whose answer may be any text (a script): r->text, unless it is
+ * JSON (r->json).  As http_call otherwise. */
+int http_get_text(const struct settings *s, const char *path, struct reply *r);
 void reply_free(struct reply *r);
 
 /* GET a text/event-stream: on_event(type, data, opaque) for each event

@@ -249,15 +249,17 @@ static int perform(CURL *c, struct curl_slist *headers,
   return rc == CURLE_OUT_OF_MEMORY ? EXIT_ERROR : EXIT_UNREACHABLE;
 }
 
-int http_call(const struct settings *s, const char *method, const char *path,
-              json_t *body, struct reply *r) {
+/* http_call, and with text set the answer's body may be other than JSON
+ * (r->text). */
+static int request(const struct settings *s, const char *method,
+                   const char *path, json_t *body, bool text, struct reply *r) {
   memset(r, 0, sizeof *r);
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
   struct exchange x = {0};
   _cleanup_free_ char *payload = NULL;
-  CURL *c = easy_new(s, path, "Accept: application/json", &headers, errbuf, &x,
-                     on_body);
+  CURL *c = easy_new(s, path, text ? "Accept: */*" : "Accept: application/json",
+                     &headers, errbuf, &x, on_body);
   int ret = EXIT_ERROR;
   if (!c) {
     fprintf(stderr, "vmhostctl: out of memory\n");
@@ -285,7 +287,10 @@ int http_call(const struct settings *s, const char *method, const char *path,
     r->json = json_loadb(x.body.data, x.body.len, 0, &jerr);
   }
   if (r->status >= 200 && r->status < 300) {
-    if (x.body.len && !r->json) {
+    if (text && !r->json) {
+      r->text = steal_ptr(&x.body.data);
+      r->text_len = x.body.len;
+    } else if (x.body.len && !r->json) {
       fprintf(stderr, "vmhostctl: the answer of %s %s is not JSON%s%s%s\n",
               method, path, r->request_id ? " (request " : "",
               r->request_id ? r->request_id : "", r->request_id ? ")" : "");
@@ -299,7 +304,17 @@ cleanup:
   return ret;
 }
 
+int http_call(const struct settings *s, const char *method, const char *path,
+              json_t *body, struct reply *r) {
+  return request(s, method, path, body, false, r);
+}
+
+int http_get_text(const struct settings *s, const char *path, struct reply *r) {
+  return request(s, "GET", path, NULL, true, r);
+}
+
 void reply_free(struct reply *r) {
+  free(r->text);
   json_decref(r->json);
   free(r->request_id);
   memset(r, 0, sizeof *r);

@@ -82,6 +82,7 @@ PACKAGES=(
   libgrpc++-dev       # tests/bench/rpc-h2load.py: the reference gRPC server
   abigail-tools       # abidw: tests/test-abi-baseline.sh
   scdoc               # docs/man: the man pages' converter
+  shellcheck          # tests/test-agent-dist.py: the agent's install.sh
   man-db              # tests/test-man.sh: man --warnings
   groff-base          # tests/test-man.sh: groff (man's formatter)
   systemd             # tests/test-systemd-unit.sh: systemd-analyze (not as PID 1)

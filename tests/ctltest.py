@@ -112,7 +112,7 @@ class Ctl:
             left = re.split(r"\s{2,}", line.strip())[0]
             words = []
             for w in left.split():
-                if not re.match(r"^[a-z]+$", w):
+                if not re.match(r"^[a-z][a-z-]*$", w):
                     break
                 words.append(w)
             cmds.append(" ".join(words))

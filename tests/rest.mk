@@ -11,8 +11,9 @@ REST_TESTS = \
 	test-rest-events.py \
 	test-rest-abuse.py \
 	test-rest-drain.py \
-	test-rest-openapi.py
+	test-rest-openapi.py \
+	test-agent-dist.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
-EXTRA_DIST += $(REST_TESTS) resttest.py
+EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py

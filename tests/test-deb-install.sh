@@ -7,13 +7,15 @@
 #  3. each plugin package depends only on the libraries its plugin links:
 #     vmhost-plugin-rest pulls no libvirt, Ceph, libnfs nor libiscsi;
 #  4. a fresh Debian 12 root (mmdebstrap) gets vmhostd and two plugin
-#     packages (rest, local), and vmhost-cli once cli/ is in the tree,
+#     packages (rest, local), vmhost-agent-dist, and vmhost-cli once cli/
+#     is in the tree,
 #     with apt, as "apt install ./x.deb" does;
 #  5. vmhostd starts there from the installed /etc/vmhost/vmhostd.yaml (its
 #     ports moved to free ones) and answers /healthz and /api/v1/plugins;
 #     exactly the installed plugins are in the plugin directory and load,
 #     and a config naming another plugin is refused by name; the installed
-#     vmhostctl creates and lists a VM there.
+#     vmhostctl creates and lists a VM there; vmhost-agent-dist's agent
+#     (binary and .deb) is served at /api/v1/agent/* from the default config.
 # It takes about two minutes (mostly the build and apt); it prints the
 # time of each step.
 . "$srcdir/functions.sh"
@@ -91,10 +93,11 @@ depends vmhost-plugin-libvirt | grep -q libvirt0 || fail "vmhost-plugin-libvirt 
 # 4. A fresh Debian 12 root with the three packages, installed by apt from
 # the .deb files (their dependencies from the mirror).  The machine's apt
 # configuration (a proxy, say) and sources go along.
-step "mmdebstrap with vmhostd, vmhost-plugin-rest, vmhost-plugin-local"
+step "mmdebstrap with vmhostd, vmhost-plugin-rest, vmhost-plugin-local, vmhost-agent-dist"
 root=$tmp/root
 mkdir "$tmp/install"
-cp "$(deb vmhostd)" "$(deb vmhost-plugin-rest)" "$(deb vmhost-plugin-local)" "$tmp/install/"
+cp "$(deb vmhostd)" "$(deb vmhost-plugin-rest)" "$(deb vmhost-plugin-local)" \
+  "$(deb vmhost-agent-dist)" "$tmp/install/"
 # With the client once the tree has it: the operator's three packages.
 cli=
 if [ -f "$tmp/src/cli/Makefile.am" ]; then
@@ -121,7 +124,8 @@ in_root ()
 {
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$root" "$@"
 }
-in_root dpkg-query -W vmhostd vmhost-plugin-rest vmhost-plugin-local ${cli:+vmhost-cli} ||
+in_root dpkg-query -W vmhostd vmhost-plugin-rest vmhost-plugin-local vmhost-agent-dist \
+  ${cli:+vmhost-cli} ||
   fail "the packages are not installed in the new root"
 if in_root dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 'libvirt*' 'librbd*' \
   'libnfs*' 'libiscsi*' 2>/dev/null | grep 'ii'; then
@@ -183,6 +187,24 @@ want = [("frontend", "rest"), ("hypervisor", "mock"), ("network", "mock"),
 if got != want:
     sys.exit(f"loaded plugins {got}, expected {want}")
 EOP
+# The agent of vmhost-agent-dist, served by the installed rest front-end
+# from its default agent.paths without credentials: the binary, and the
+# vmhost-agent package of this build.
+arch=$(dpkg --print-architecture)
+agent=http://127.0.0.1:$port/api/v1/agent
+curl -sSf --max-time 30 -o "$tmp/agent.bin" "$agent/linux/$arch" ||
+  fail "GET /api/v1/agent/linux/$arch from the installed vmhostd failed"
+cmp "$tmp/agent.bin" "$root/usr/lib/vmhost/agent/linux/$arch" ||
+  fail "/api/v1/agent/linux/$arch is not vmhost-agent-dist's binary"
+curl -sSf --max-time 30 -o "$tmp/agent.deb" "$agent/linux/$arch.deb" ||
+  fail "GET /api/v1/agent/linux/$arch.deb from the installed vmhostd failed"
+cmp "$tmp/agent.deb" "$(deb vmhost-agent)" ||
+  fail "/api/v1/agent/linux/$arch.deb is not the vmhost-agent package"
+curl -sSf --max-time 30 -o "$tmp/install.sh" "$agent/install.sh" ||
+  fail "GET /api/v1/agent/install.sh failed"
+sh -n "$tmp/install.sh" || fail "the installed node's install.sh does not parse"
+assert_grep -F "$(sha256sum "$tmp/agent.deb" | cut -d ' ' -f 1)" "$tmp/install.sh"
+
 # The installed client against the installed daemon: a VM on the mocks.
 if [ -n "$cli" ]; then
   ctl ()

@@ -9,7 +9,7 @@
 requires man groff scdoc
 
 mandir=$top_builddir/docs/man
-pages="vmhostd.8 vmhostd.yaml.5 vmhost-plugin.3"
+pages="vmhostd.8 vmhostd.yaml.5 vmhost-plugin.3 vmhost-agent.8 agent.yaml.5"
 [ -f "$top_srcdir/docs/man/vmhostctl.1.scd" ] && pages="$pages vmhostctl.1"
 tmpdir
 
@@ -57,5 +57,27 @@ for f in "$top_srcdir"/etc/vmhostd.yaml "$top_srcdir"/etc/plugins/*.yaml; do
 $(head "$tmp/lost")"
   name=${f##*/}
   [ "$name" = vmhostd.yaml ] || assert_grep -F "## ${name%.yaml}" "$src"
+done
+# agent.yaml(5) carries agent/agent.yaml whole, and names each of its keys
+# (nested ones as exec.allow).
+src=$mandir/agent.yaml.5.scd
+grep -v '^# SPDX-License-Identifier:' "$top_srcdir/agent/agent.yaml" >"$tmp/want"
+grep -F -x -f "$tmp/want" "$src" | sort -u >"$tmp/have"
+sort -u "$tmp/want" | comm -23 - "$tmp/have" >"$tmp/lost"
+[ ! -s "$tmp/lost" ] || fail "agent.yaml(5) lacks lines of agent/agent.yaml:
+$(head "$tmp/lost")"
+parent=
+while IFS= read -r line; do
+  case $line in
+    [a-z]*:) parent=${line%:}; continue ;;
+    [a-z]*:*) key=${line%%:*} ;;
+    "  "[a-z]*:*) key=${line#  }; key=$parent.${key%%:*} ;;
+    *) continue ;;
+  esac
+  grep -q -F -- "*$key*" "$src" || fail "agent.yaml(5) does not describe the key $key"
+done <"$top_srcdir/agent/agent.yaml"
+# The agent's options are in vmhost-agent(8).
+for o in $(grep -o '{"[a-z-]*", [a-z_]*_argument' "$top_srcdir/agent/agent.c" | cut -d'"' -f2); do
+  assert_grep -F "*--$o*" "$top_srcdir/docs/man/vmhost-agent.8.scd"
 done
 echo "ok: $pages"

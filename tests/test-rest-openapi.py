@@ -14,8 +14,9 @@ import re
 from resttest import RestDaemon, openapi
 from vmhtest import check
 
-SRC = os.path.join(os.environ.get("top_srcdir", ".."), "plugins", "frontend",
-                   "rest", "frontend-rest.c")
+SRCS = [os.path.join(os.environ.get("top_srcdir", ".."), "plugins",
+                     "frontend", "rest", name)
+        for name in ("frontend-rest.c", "agentdist.c")]
 
 spec = openapi()
 codes = spec["components"]["schemas"]["ErrorCode"]
@@ -25,12 +26,15 @@ check(sorted(codes["enum"]) == sorted(documented),
 
 # The front-end's own codes: answer_error(k, STATUS, "name", …) and the
 # {STATUS, "name"} table of refusals.
-with open(SRC) as f:
-    text = f.read()
+text = ""
+for src in SRCS:
+    with open(src) as f:
+        text += f.read()
 own = {name.upper(): int(status) for status, name in
        re.findall(r'answer_error\(k, (\d+), "([a-z_]+)"', text) +
        re.findall(r'\{(\d+), "([a-z_]+)"\}', text)}
-check(len(own) >= 5, "the front-end's own codes were not found in", SRC, own)
+check(len(own) >= 5, "the front-end's own codes were not found in", SRCS,
+      own)
 
 with RestDaemon() as d:
     r = d.call(op="errors")

@@ -383,6 +383,39 @@ with RestDaemon() as d:
     ctl.error(3, "NOT_FOUND", "vm", "delete", "web1")
     check(ctl.json("vm", "list") == {"vms": []}, "left behind")
 
+    # ---- tokens (admin) ----------------------------------------------------
+    made = ctl.json("token", "create", "ci-reader", "--role", "reader")
+    validate("POST", V + "/settings/tokens", 201, made)
+    check(made["name"] == "ci-reader" and made["role"] == "reader" and
+          made["token"].startswith("vmh_"), made)
+    listed = same_as_api(d, ctl, V + "/settings/tokens", "token", "list")
+    check("ci-reader" in [t["name"] for t in listed["tokens"]], listed)
+    check("token" not in str(listed["tokens"]).replace("'name'", ""),
+          "a secret listed", listed)
+    table = ctl.ok("token", "list")
+    check(table.splitlines()[0].split() == ["NAME", "ROLE", "CREATED"] and
+          "ci-reader" in table, table)
+    # The new token works, as a reader: a write is refused (exit 6).
+    reader = Ctl(d.base, token=made["token"])
+    reader.ok("vm", "list")
+    reader.error(6, "PERMISSION_DENIED", "token", "list")
+    ctl.error(4, "ALREADY_EXISTS", "token", "create", "ci-reader", "--role",
+              "reader")
+    ctl.error(2, None, "token", "create", "x")  # no --role
+    ctl.error(1, "INVALID_ARGUMENT", "token", "create", "x", "--role", "root")
+    check(ctl.ok("token", "revoke", "ci-reader") == "", "revoke prints")
+    reader.error(6, "UNAUTHENTICATED", "vm", "list")
+    ctl.error(3, "NOT_FOUND", "token", "revoke", "ci-reader")
+
+    # ---- the agent downloads (open) -----------------------------------------
+    same_as_api(d, ctl, V + "/agent/version", "agent", "version")
+    anon = Ctl(d.base)
+    script = anon.ok("agent", "install-script")
+    st, _, want = d.get(V + "/agent/install.sh", token=False)
+    check(st == 200 and script == want and script.startswith("#!/bin/sh"),
+          script[:200])
+    ctl.ran |= anon.ran | reader.ran
+
     # ---- bash completion from the table ---------------------------------
     script = ctl.ok("completion", "bash")
 

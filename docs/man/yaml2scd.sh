@@ -6,10 +6,11 @@
 # that the man page and the shipped config references are one source.
 #
 #   yaml2scd.sh TEMPLATE DEFAULT-CONFIG PLUGIN.yaml... > vmhostd.yaml.5.scd
+#   yaml2scd.sh agent.yaml.5.scd.in agent/agent.yaml > agent.yaml.5.scd
 set -eu
 
-if [ $# -lt 3 ]; then
-  echo "usage: $0 TEMPLATE DEFAULT-CONFIG PLUGIN.yaml..." >&2
+if [ $# -lt 2 ]; then
+  echo "usage: $0 TEMPLATE DEFAULT-CONFIG [PLUGIN.yaml...]" >&2
   exit 2
 fi
 template=$1 default=$2

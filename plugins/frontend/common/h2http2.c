@@ -166,6 +166,9 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f,
     r->method = strndup(v, vlen);
   } else if (nlen == 5 && !memcmp(n, ":path", 5)) {
     h2req_target(r, v, vlen);
+  } else if (nlen == 10 && !memcmp(n, ":authority", 10)) {
+    /* HTTP/2's Host (RFC 9113, 8.3.1): read as "host" by handlers. */
+    h2req_header(r, "host", 4, v, vlen);
   } else if (n[0] != ':') {
     h2req_header(r, n, nlen, v, vlen);
   } else {

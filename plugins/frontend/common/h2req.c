@@ -227,6 +227,12 @@ int h2s_error_status(const struct h2s_req *r) {
 const char *h2s_error_message(const struct h2s_req *r) {
   return r->err_msg;
 }
+int h2s_peer_key(const struct h2s_req *r, unsigned char key[17]) {
+  if (r->unix_peer)
+    return -1;
+  memcpy(key, r->addr, sizeof r->addr);
+  return 0;
+}
 uint64_t h2s_start_us(const struct h2s_req *r) {
   return r->t0_us;
 }

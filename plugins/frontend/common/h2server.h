@@ -134,6 +134,9 @@ int h2s_error_status(const struct h2s_req *req);
 const char *h2s_error_message(const struct h2s_req *req);
 /* When the request arrived, in microseconds of CLOCK_MONOTONIC. */
 uint64_t h2s_start_us(const struct h2s_req *req);
+/* The peer's address without its port, as a 17-byte key (family, then
+ * the address): 0; or -1 for a unix-socket peer (no address). */
+int h2s_peer_key(const struct h2s_req *req, unsigned char key[17]);
 /* A label for the access log and metrics (the route), copied. */
 void h2s_set_route(struct h2s_req *req, const char *route);
 

@@ -35,8 +35,10 @@
 #include <time.h>
 
 #include "abijson.h"
+#include "agentdist.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "rest.h"
 
 static const struct vmh_host *host;
 
@@ -89,6 +91,7 @@ struct rest {
    * (a list of many VMs costs its JSON encoding otherwise). */
   struct h2s_cache *list_cache;
   struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
+  struct agentdist *agent;             /* the agent downloads (agentdist.h) */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -1225,6 +1228,10 @@ static const struct route routes[] = {
     {"GET", "/api/v1/settings/tokens", token_list, AUTH_ADMIN},
     {"POST", "/api/v1/settings/tokens", token_create, AUTH_ADMIN},
     {"DELETE", "/api/v1/settings/tokens/{}", token_revoke, AUTH_ADMIN},
+    {"GET", "/api/v1/agent/version", agent_version, H2S_OPEN},
+    {"GET", "/api/v1/agent/install.sh", agent_script, H2S_OPEN},
+    {"GET", "/api/v1/agent/linux/{}.deb", agent_deb, H2S_OPEN},
+    {"GET", "/api/v1/agent/linux/{}", agent_binary, H2S_OPEN},
     {"GET", "/metrics", metrics, H2S_METRICS},
     {"GET", "/healthz", healthz, H2S_OPEN},
     {"GET", "/readyz", readyz, H2S_OPEN},
@@ -1240,7 +1247,9 @@ static const struct route *route_at(size_t i) {
 }
 
 /* Whether path matches pattern; the {} segments go to params (pointing
- * into buf, a copy of path split at its slashes). */
+ * into buf, a copy of path split at its slashes).  "{}SUFFIX" takes a
+ * segment that ends in SUFFIX after at least one character; the param
+ * keeps the suffix. */
 static bool match(const char *pattern, char *buf, const char **params) {
   const char *p = pattern;
   char *s = buf;
@@ -1251,11 +1260,13 @@ static bool match(const char *pattern, char *buf, const char **params) {
     p++, s++;
     char *end = strchr(s, '/');
     size_t slen = end ? (size_t)(end - s) : strlen(s);
-    if (!strncmp(p, "{}", 2) && (p[2] == '/' || !p[2])) {
-      if (!slen || np == 3)
+    if (!strncmp(p, "{}", 2)) {
+      const char *pe = strchr(p + 2, '/');
+      size_t sufl = pe ? (size_t)(pe - p - 2) : strlen(p + 2);
+      if (slen <= sufl || np == 3 || strncmp(s + slen - sufl, p + 2, sufl))
         return false;
       params[np++] = s;
-      p += 2;
+      p += 2 + sufl;
     } else {
       const char *pe = strchr(p, '/');
       size_t plen = pe ? (size_t)(pe - p) : strlen(p);
@@ -1361,6 +1372,44 @@ static void route(struct call *k) {
   routes[found].fn(k);
 }
 
+/* ---- For the handlers of other files (rest.h) ------------------------------
+ */
+
+struct h2s_req *rest_req(const struct call *k) {
+  return k->req;
+}
+
+const char *rest_param(const struct call *k, int i) {
+  return k->params[i];
+}
+
+struct agentdist *rest_agentdist(const struct call *k) {
+  return k->rest->agent;
+}
+
+const char *rest_error_message(const struct call *k) {
+  return k->rest->core->error_message();
+}
+
+void rest_answer_error(struct call *k, int status, const char *code,
+                       const char *message) {
+  answer_error(k, status, code, message);
+}
+
+void rest_answer_code(struct call *k, int code, const char *message) {
+  answer_code(k, code, message);
+}
+
+void rest_answer_body(struct call *k, int status, const char *content_type,
+                      struct h2s_body *b) {
+  account(k, status);
+  if (b)
+    h2s_respond_body(k->req, status, content_type, b);
+  else
+    h2s_respond(k->req, status, content_type, NULL, 0);
+  call_unref(k);
+}
+
 static void on_request(void *opaque, struct h2s_req *req) {
   struct call *k = call_new(opaque, req);
   if (!k) {
@@ -1376,7 +1425,7 @@ static void on_request(void *opaque, struct h2s_req *req) {
 
 static int rest_load(const struct vmh_host *h) {
   host = h;
-  return 0;
+  return agentdist_load(h);
 }
 
 static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
@@ -1397,6 +1446,12 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     return r;
   }
   rest->drain_ms = (uint32_t)drain * 1000;
+  r = agentdist_open(h, inst, cfg, flags & VMH_OPEN_CHECK_ONLY, &rest->agent);
+  if (r < 0) {
+    h2s_conf_free(&rest->conf);
+    free(rest);
+    return r;
+  }
   if (flags & VMH_OPEN_CHECK_ONLY) {
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1405,6 +1460,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->stats = calloc(N_ROUTES + 1, sizeof *rest->stats);
   if (!rest->stats) {
+    agentdist_free(rest->agent);
     h2s_conf_free(&rest->conf);
     free(rest);
     return VMH_ENOMEM;
@@ -1414,6 +1470,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   if (!rest->list_cache || !rest->list_cache_hidden) {
     h2s_cache_free(rest->list_cache);
     h2s_cache_free(rest->list_cache_hidden);
+    agentdist_free(rest->agent);
     free(rest->stats);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1440,7 +1497,9 @@ static int rest_start(void *handle, const struct vmh_core *core,
     host->error("out of memory");
     return VMH_ENOMEM;
   }
-  int r = h2s_start(rest->srv);
+  int r = agentdist_start(rest->agent);
+  if (r == 0 && (r = h2s_start(rest->srv)) < 0)
+    agentdist_stop(rest->agent);
   if (r < 0) {
     h2s_free(rest->srv);
     rest->srv = NULL;
@@ -1453,13 +1512,17 @@ static void rest_stop(void *handle, uint32_t flags) {
   struct rest *rest = handle;
   if (rest->srv)
     h2s_stop(rest->srv, rest->drain_ms);
+  /* After the server: downloads in flight had the drain to finish. */
+  agentdist_stop(rest->agent);
 }
 
 static void rest_close(void *handle) {
   struct rest *rest = handle;
   if (!rest)
     return;
+  agentdist_stop(rest->agent);
   h2s_free(rest->srv);
+  agentdist_free(rest->agent);
   h2s_conf_free(&rest->conf);
   free(rest->stats);
   h2s_cache_free(rest->list_cache);
