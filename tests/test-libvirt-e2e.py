@@ -221,7 +221,11 @@ with Daemon(CFG) as d:
     # restart the core's record has no domain: the core marks it missing
     # (from the plugin's list), and the plugin's not_found on undefine is
     # what lets the core's delete finish.
-    d.ok(op="vm_create", spec=vm_spec("ghost", nics=0))
+    gid = d.ok(op="vm_create", spec=vm_spec("ghost", nics=0,
+                                            user_data="#cloud-config\n"))[
+        "vms"][0]["id"]
+    check(os.path.exists(os.path.join(hv_dir, gid + ".seed.iso")),
+          "no seed for ghost")
     check(d.stop() == 0, "SIGTERM: exit 0")
     d.start()
     r = d.call(op="vm_get", vm="ghost", live=True)
@@ -232,6 +236,8 @@ with Daemon(CFG) as d:
     check("missing" in r["message"], r)
     d.ok(op="vm_delete", vm="ghost")
     check(d.ok(op="vm_list")["vms"] == [], "ghost deleted")
+    left = [f for f in os.listdir(hv_dir) if gid in f]
+    check(left == [], "files of the missing VM left:", left)
 
     # Unknown flags are refused.
     expect(d.call(op="vm_list", flags=1 << 30), "invalid_argument")
