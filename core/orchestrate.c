@@ -996,6 +996,53 @@ static int snapshot_cb(void *opaque, const struct vmh_snapshot_info *s) {
 
 enum { SNAP_LIST, SNAP_CREATE, SNAP_REVERT, SNAP_DELETE };
 
+/* A VM's snapshot as a caller names it: by id, or else by name (names
+ * are unique per VM), whatever the backend's own lookup does. */
+struct snap_find {
+  const char *key;
+  char *by_id, *by_name; /* the ids found (owned) */
+  bool oom;
+};
+
+static int snap_find_cb(void *opaque, const struct vmh_snapshot_info *s) {
+  struct snap_find *f = opaque;
+  char **slot = !s->id                                ? NULL
+                : !strcmp(s->id, f->key)              ? &f->by_id
+                : s->name && !strcmp(s->name, f->key) ? &f->by_name
+                                                      : NULL;
+  if (slot && !*slot && !(*slot = strdup(s->id)))
+    f->oom = true;
+  return 0;
+}
+
+/* Resolve t->arg against the VM's snapshots: for a create, refuse a name
+ * another snapshot has as its name or id; otherwise replace a name by the
+ * id of its snapshot.  A backend that cannot list is passed the key as
+ * is. */
+static int snap_resolve(struct task *t, struct vmh_instance *hv) {
+  if (!hv->plugin->ops.hypervisor.snapshot_list)
+    return 0;
+  struct snap_find f = {.key = t->arg};
+  int r = INSTANCE_CALL(hv, hypervisor, snapshot_list, t->vm->id, snap_find_cb,
+                        &f, 0);
+  if (r == 0 && f.oom)
+    r = error_code(VMH_ENOMEM, "out of memory");
+  else if (r == 0 && t->action == SNAP_CREATE && (f.by_id || f.by_name))
+    r = error_code(VMH_EEXIST, "VM '%s' already has a snapshot %s '%s'",
+                   t->vm->name, f.by_name ? "named" : "with the id", t->arg);
+  else if (r == 0 && t->action != SNAP_CREATE && !f.by_id && !f.by_name)
+    r = error_code(VMH_ENOENT, "VM '%s' has no snapshot '%s' (by id or name)",
+                   t->vm->name, t->arg);
+  else if (r == 0 && t->action != SNAP_CREATE && !f.by_id) {
+    free(t->arg);
+    t->arg = f.by_name;
+    f.by_name = NULL;
+  }
+  free(f.by_id);
+  free(f.by_name);
+  return r;
+}
+
 static void snapshot_task(void *arg) {
   struct task *t = arg;
   if (!still_there(t) || !need_ready(t))
@@ -1003,6 +1050,8 @@ static void snapshot_task(void *arg) {
   struct vmh_instance *hv = vm_hypervisor(t->vm);
   const char *id = t->vm->id;
   int r = VMH_EIO;
+  if (hv && t->action != SNAP_LIST && (r = snap_resolve(t, hv)) < 0)
+    hv = NULL;
   if (hv) {
     switch (t->action) {
       case SNAP_LIST:
@@ -1030,7 +1079,7 @@ static void snapshot_op(const char *key, int op, const char *arg,
                         vmh_reply_t *r, uint32_t flags) {
   if (op != SNAP_LIST && (!arg || !vmh_name_valid(arg))) {
     error_set("snapshot %s '%s' is invalid (expected " VMH_NAME_RULE ")",
-              op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
+              op == SNAP_CREATE ? "name" : "id or name", arg ? arg : "");
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;

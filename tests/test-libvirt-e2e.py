@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from vmhtest import (Daemon, Events, check, expect, lsan_without_tls,
-                     snapshot_pair, vm_spec)
+                     snapshot_names, snapshot_pair, vm_spec)
 
 lsan_without_tls()
 
@@ -132,6 +132,7 @@ with Daemon(CFG) as d:
     expect(d.call(op="snapshot_delete", vm="web-1", id="after"), "not_found")
     check([x["name"] for x in d.ok(op="snapshot_list", vm="web-1")
            ["snapshots"]] == ["before"], "one left")
+    snapshot_names(d, "web-1")
 
     # Hot-plug: the test driver has no device attach, so the plugin's
     # "unsupported" reaches the caller and the core undoes the new volume.
