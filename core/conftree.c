@@ -28,6 +28,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "sizes.h"
 
 /* A config file is written by a person; anything larger is a mistake (or
  * an attack on the parser), and the limit bounds the tree's memory. */
@@ -796,30 +797,6 @@ int config_string(const struct vmh_config *map, const char *key,
   return 0;
 }
 
-enum num { NUM_BAD, NUM_OK, NUM_OVERFLOW };
-
-/* Decimal digits to uint64; NUM_BAD on anything else (so "0x10", "1_000",
- * " 8" and "" are refused).  Leading zeros are refused: YAML 1.1 readers
- * take 010 as octal 8, and the same file must not mean two things. */
-static enum num parse_u64(const char *s, const char **end, uint64_t *ret) {
-  if (*s < '0' || *s > '9')
-    return NUM_BAD;
-  if (s[0] == '0' && s[1] >= '0' && s[1] <= '9')
-    return NUM_BAD;
-  uint64_t v = 0;
-  enum num r = NUM_OK;
-  for (; *s >= '0' && *s <= '9'; s++) {
-    unsigned d = (unsigned)(*s - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      r = NUM_OVERFLOW;
-    else
-      v = v * 10 + d;
-  }
-  *end = s;
-  *ret = v;
-  return r;
-}
-
 int config_int(const struct vmh_config *map, const char *key, int64_t min,
                int64_t max, int64_t def, int64_t *ret, uint32_t flags) {
   const struct vmh_config *v;
@@ -837,7 +814,7 @@ int config_int(const struct vmh_config *map, const char *key, int64_t min,
   if (*s == '-' || *s == '+')
     s++;
   uint64_t u;
-  enum num k = parse_u64(s, &end, &u);
+  enum num k = num_parse(s, &end, &u);
   if (k == NUM_BAD || *end)
     return type_error(v, "an integer");
   bool in_range = k == NUM_OK && u <= (uint64_t)INT64_MAX + neg;
@@ -857,49 +834,6 @@ int config_int(const struct vmh_config *map, const char *key, int64_t min,
   return 0;
 }
 
-static const struct {
-  const char *name;
-  uint64_t mult;
-} size_units[] = {
-    {"B", 1},
-    {"K", UINT64_C(1) << 10},
-    {"KiB", UINT64_C(1) << 10},
-    {"KB", UINT64_C(1000)},
-    {"M", UINT64_C(1) << 20},
-    {"MiB", UINT64_C(1) << 20},
-    {"MB", UINT64_C(1000000)},
-    {"G", UINT64_C(1) << 30},
-    {"GiB", UINT64_C(1) << 30},
-    {"GB", UINT64_C(1000000000)},
-    {"T", UINT64_C(1) << 40},
-    {"TiB", UINT64_C(1) << 40},
-    {"TB", UINT64_C(1000000000000)},
-};
-
-/* A size for messages, in whichever unit (binary or decimal) that
- * divides it gives the smallest number: "4GiB", "1TB", "1000MiB", "1000". */
-static const char *format_size(uint64_t v, char *buf, size_t size) {
-  static const char *names[2][4] = {{"KiB", "MiB", "GiB", "TiB"},
-                                    {"KB", "MB", "GB", "TB"}};
-  uint64_t best = v;
-  const char *unit = "";
-  uint64_t bin = 1, dec = 1;
-  for (int i = 0; i < 4 && v; i++) {
-    bin <<= 10;
-    dec *= 1000;
-    if (v % bin == 0 && v / bin < best) {
-      best = v / bin;
-      unit = names[0][i];
-    }
-    if (v % dec == 0 && v / dec < best) {
-      best = v / dec;
-      unit = names[1][i];
-    }
-  }
-  snprintf(buf, size, "%" PRIu64 "%s", best, unit);
-  return buf;
-}
-
 int config_size(const struct vmh_config *map, const char *key, uint64_t min,
                 uint64_t max, uint64_t def, uint64_t *ret, uint32_t flags) {
   const struct vmh_config *v;
@@ -910,38 +844,18 @@ int config_size(const struct vmh_config *map, const char *key, uint64_t min,
     *ret = def;
     return 0;
   }
-  static const char expected[] =
-      "a size (bytes, or a number with a unit: "
-      "K/KiB, M/MiB, G/GiB, T/TiB, KB, MB, GB, TB)";
   if (v->type != CONFIG_SCALAR || v->is_null)
-    return type_error(v, expected);
-  const char *s = v->value, *end;
-  uint64_t n;
-  enum num k = parse_u64(s, &end, &n);
+    return type_error(v, SIZE_SYNTAX);
+  uint64_t x = 0;
+  enum num k = size_parse(v->value, &x);
   if (k == NUM_BAD)
-    return type_error(v, expected);
-  while (*end == ' ')
-    end++;
-  uint64_t mult = 1;
-  if (*end) {
-    size_t i = 0;
-    /* Units are matched without regard to case: "10gb" and "10GB" cannot
-     * mean different things here (these are always bytes, never bits). */
-    for (; i < sizeof size_units / sizeof size_units[0]; i++)
-      if (strcasecmp(end, size_units[i].name) == 0)
-        break;
-    if (i == sizeof size_units / sizeof size_units[0])
-      return type_error(v, expected);
-    mult = size_units[i].mult;
-  }
-  bool overflow = k == NUM_OVERFLOW || n > UINT64_MAX / mult;
-  uint64_t x = overflow ? UINT64_MAX : n * mult;
-  if (overflow || x < min || x > max) {
+    return type_error(v, SIZE_SYNTAX);
+  if (k == NUM_OVERFLOW || x < min || x > max) {
     char l[256], a[32], b[32];
     return error_code(VMH_EINVAL, "%s: %s%s is out of range %s..%s", v->where,
                       label(v, l, sizeof l), v->value,
-                      format_size(min, a, sizeof a),
-                      format_size(max, b, sizeof b));
+                      size_format(min, a, sizeof a),
+                      size_format(max, b, sizeof b));
   }
   *ret = x;
   mark(v);

@@ -135,13 +135,6 @@ const char *thread_model_name(uint32_t model) {
   return NULL;
 }
 
-static int valid_plugin_name(const char *name) {
-  size_t len = name ? strlen(name) : 0;
-  if (len == 0 || len > VMH_NAME_MAX)
-    return 0;
-  return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
-}
-
 /* The smallest ops table that holds every required operation. */
 static size_t ops_min_size(const struct kind_desc *k) {
   size_t min = sizeof(uint32_t);
@@ -187,9 +180,10 @@ static int check_plugin(struct plugin *p, const struct vmh_plugin *d,
   if (!thread_model_name(p->desc.thread_model))
     return error_code(VMH_EINVAL, "%s: unknown thread model %" PRIu32, file,
                       p->desc.thread_model);
-  if (!valid_plugin_name(p->desc.name))
+  if (!vmh_name_valid(p->desc.name))
     return error_code(VMH_EINVAL,
-                      "%s: plugin name '%s' is invalid (expected [a-z0-9-]+)",
+                      "%s: plugin name '%s' is invalid (expected " VMH_NAME_RULE
+                      ")",
                       file, p->desc.name ? p->desc.name : "");
   if (want_kind && (int)p->desc.kind != want_kind)
     return error_code(

@@ -306,30 +306,19 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   return refuse_unread(d, "under daemon", daemon_keys);
 }
 
-/* [a-z0-9][a-z0-9-]{0,62}: safe in file names, metric labels, URLs. */
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > VMH_NAME_MAX || s[0] == '-')
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-          s[i] == '-'))
-      return false;
-  return true;
-}
-
 static int read_name(const struct vmh_config *m, const char *key,
                      const char *what, const char **ret) {
   const char *name;
   int r = config_string(m, key, NULL, &name, VMH_CFG_REQUIRED);
   if (r < 0)
     return r;
-  if (!valid_name(name))
-    return error_code(VMH_EINVAL,
-                      "%s: key '%s': '%s' is not a valid %s name (1 to %d of "
-                      "a-z, 0-9 and '-', not starting with '-')",
-                      config_where(config_lookup(m, key)), key, name, what,
-                      VMH_NAME_MAX);
+  if (!vmh_name_valid(name))
+    return error_code(
+        VMH_EINVAL,
+        "%s: key '%s': '%s' is not a valid %s name (" VMH_NAME_RULE
+        ": 1 to %d of a-z, 0-9, '.', '_' and '-', starting with "
+        "a letter or a digit)",
+        config_where(config_lookup(m, key)), key, name, what, VMH_NAME_MAX);
   *ret = name;
   return 0;
 }

@@ -4,7 +4,8 @@
 # rule, the VM spec's limits (the core's table against openapi.yaml and
 # node.proto).  Included by tests/Makefile.am.
 API_TESTS = \
-	test-health.py
+	test-health.py \
+	test-names.py
 if BUILD_PLUGIN_REST
 if BUILD_PLUGIN_RPC
 TESTS += $(API_TESTS)

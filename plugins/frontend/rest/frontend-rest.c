@@ -671,7 +671,7 @@ static int vol_resize(struct call *k) {
       need_body(k, false) < 0)
     return -1;
   if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
-      (r = abij_uint(&k->in, k->body, "", "size", INT64_MAX, &size)) < 0 ||
+      (r = abij_size(&k->in, k->body, "", "size", 0, INT64_MAX, &size)) < 0 ||
       (r = abij_bool(&k->in, k->body, "", "shrink", &shrink)) < 0)
     return refused(k, r);
   if (!json_object_get(k->body, "size") || size == 0)
