@@ -5,7 +5,8 @@
 # node.proto).  Included by tests/Makefile.am.
 API_TESTS = \
 	test-health.py \
-	test-names.py
+	test-names.py \
+	test-limits.py
 if BUILD_PLUGIN_REST
 if BUILD_PLUGIN_RPC
 TESTS += $(API_TESTS)
