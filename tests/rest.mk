@@ -11,7 +11,8 @@ REST_TESTS = \
 	test-rest-events.py \
 	test-rest-abuse.py \
 	test-rest-drain.py \
-	test-rest-openapi.py
+	test-rest-openapi.py \
+	test-openapi-valid.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
