@@ -750,6 +750,108 @@ static int type_error(const struct vmh_config *n, const char *expected) {
  * NULL when missing (and not required).  Checks flags and the map's type.
  * A NULL map reads as an empty one, so that a plugin can read the keys of
  * an optional section it got as NULL without testing for it. */
+/* ---- the keys asked (config_asked_begin) ----------------------------- */
+
+struct asked {
+  const struct vmh_config *map;
+  char *key;
+};
+static _Thread_local struct asked *asked;
+static _Thread_local size_t n_asked, cap_asked;
+static _Thread_local bool recording;
+
+void config_asked_begin(void) {
+  config_asked_end();
+  recording = true;
+}
+
+void config_asked_end(void) {
+  for (size_t i = 0; i < n_asked; i++)
+    free(asked[i].key);
+  free(asked);
+  asked = NULL;
+  n_asked = cap_asked = 0;
+  recording = false;
+}
+
+/* Best effort: out of memory only loses a suggestion. */
+static void record_asked(const struct vmh_config *map, const char *key) {
+  for (size_t i = 0; i < n_asked; i++)
+    if (asked[i].map == map && !strcmp(asked[i].key, key))
+      return;
+  if (n_asked == cap_asked) {
+    size_t cap = cap_asked ? cap_asked * 2 : 32;
+    struct asked *v = realloc(asked, cap * sizeof *v);
+    if (!v)
+      return;
+    asked = v;
+    cap_asked = cap;
+  }
+  char *copy = strdup(key);
+  if (copy)
+    asked[n_asked++] = (struct asked){map, copy};
+}
+
+const char *config_asked_suggest(const struct vmh_config *entry) {
+  const struct vmh_config *map = entry ? entry->parent : NULL;
+  const char *key = config_key_name(entry);
+  size_t n = 0;
+  if (!map || !key || !n_asked)
+    return NULL;
+  _cleanup_free_ const char **keys = malloc(n_asked * sizeof *keys);
+  if (!keys)
+    return NULL;
+  for (size_t i = 0; i < n_asked; i++)
+    if (asked[i].map == map)
+      keys[n++] = asked[i].key;
+  return config_suggest(key, keys, n);
+}
+
+/* Edit distance with adjacent transpositions ("wokrers" is one edit from
+ * "workers"), for strings up to SUGGEST_MAX_LEN bytes. */
+#define SUGGEST_MAX_LEN 64
+static unsigned edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  unsigned d[SUGGEST_MAX_LEN + 1][SUGGEST_MAX_LEN + 1];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = (unsigned)i;
+  for (size_t j = 0; j <= lb; j++)
+    d[0][j] = (unsigned)j;
+  for (size_t i = 1; i <= la; i++) {
+    for (size_t j = 1; j <= lb; j++) {
+      unsigned cost = a[i - 1] != b[j - 1];
+      unsigned best = d[i - 1][j - 1] + cost;
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[la][lb];
+}
+
+const char *config_suggest(const char *word, const char *const *candidates,
+                           size_t n) {
+  if (strlen(word) > SUGGEST_MAX_LEN)
+    return NULL;
+  const char *best = NULL;
+  unsigned best_d = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (strlen(candidates[i]) > SUGGEST_MAX_LEN)
+      continue;
+    unsigned d = edit_distance(word, candidates[i]);
+    if (d < best_d && d < strlen(candidates[i])) {
+      best = candidates[i];
+      best_d = d;
+    }
+  }
+  return best;
+}
+
 static int get(const struct vmh_config *map, const char *key, uint32_t flags,
                const struct vmh_config **ret) {
   if (flags & ~VMH_CFG_REQUIRED)
@@ -769,6 +871,8 @@ static int get(const struct vmh_config *map, const char *key, uint32_t flags,
   }
   if (map->type != CONFIG_MAP)
     return type_error(map, "a map");
+  if (recording)
+    record_asked(map, key);
   const struct vmh_config *v = config_lookup(map, key);
   if (!v && (flags & VMH_CFG_REQUIRED))
     return error_code(VMH_EINVAL, "%s: missing required key '%s'", map->where,
@@ -1069,6 +1173,26 @@ int config_path_kept(const struct vmh_config *map, const char *key,
 const char *config_key_where(const struct vmh_config *map, const char *key) {
   const struct vmh_config *v = config_lookup(map, key);
   return config_where(v ? v : map);
+}
+
+int config_unread_each(const struct vmh_config *node,
+                       int (*fn)(void *opaque, const struct vmh_config *entry),
+                       void *opaque) {
+  if (!node)
+    return 0;
+  for (uint32_t i = 0; i < node->n_items; i++) {
+    const struct vmh_config *c = node->items[i];
+    int r = node->type == CONFIG_MAP && !is_read(c)
+                ? fn(opaque, c)
+                : config_unread_each(c, fn, opaque);
+    if (r)
+      return r;
+  }
+  return 0;
+}
+
+const struct vmh_config *config_parent(const struct vmh_config *node) {
+  return node ? node->parent : NULL;
 }
 
 const struct vmh_config *config_unread(const struct vmh_config *node) {

@@ -93,6 +93,12 @@ struct settings {
  * config_load: a missing file is VMH_ENOENT); *ret is then all zero and
  * owns nothing.  Reads the environment (VMHOST_PLUGIN_DIR). */
 int settings_load(const char *path, struct settings *ret);
+/* settings_load that goes on past mistakes of the file: every one is in
+ * the problem list (error.h), the first is the message, and when all are
+ * mistakes of the config (VMH_EINVAL with problems_count() > 0) *ret holds
+ * what could be read, for the instances to be checked as well; free it
+ * with settings_free.  Any other failure leaves *ret zeroed. */
+int settings_load_all(const char *path, struct settings *ret);
 /* Free everything s owns and zero it; safe on a zeroed struct. */
 void settings_free(struct settings *s);
 

@@ -6,7 +6,8 @@
 API_TESTS = \
 	test-health.py \
 	test-names.py \
-	test-limits.py
+	test-limits.py \
+	test-check-config.py
 if BUILD_PLUGIN_REST
 if BUILD_PLUGIN_RPC
 TESTS += $(API_TESTS)

@@ -54,6 +54,7 @@ build h2server -I "$F" "$F"/h2server.c "$F"/h2buf.c "$F"/h2req.c \
   "$top_srcdir/plugins/common/authtoken.c" \
   "$top_srcdir/plugins/common/atomicfile.c" \
   "$top_srcdir/plugins/common/errname.c" \
+  "$top_srcdir/plugins/common/netcommon.c" "$top_srcdir/plugins/common/ptrvec.c" \
   $(pkg-config --cflags --libs libnghttp2 gnutls) -lhttp_parser -lpthread
 
 failed=0
