@@ -117,6 +117,31 @@ for bad, why in (("127.0.0.1:80800", "0 (any free port) to 65535"),
 r, _ = vmhostd(rest("127.0.0.1:8080"), "--check-config")
 check(r.returncode == 0, r.stderr)
 
+
+# Other addresses with ports, in the plugins this build has.
+def built(kind, name):
+    dirs = os.environ.get("VMHOST_PLUGIN_DIR", "").split(":")
+    return any(os.path.exists(os.path.join(d, f"{kind}-{name}.so"))
+               for d in dirs if d)
+
+
+if built("network", "ovs"):
+    r, _ = vmhostd(f"""daemon:
+  state_dir: {tmp}/state
+networks:
+  - {{ name: o, plugin: ovs, bridge: br-x, ovsdb: "tcp:127.0.0.1:99999" }}
+""", "--check-config")
+    check(r.returncode == 2 and "1 to 65535" in r.stderr, r.stderr)
+if built("storage", "rbd"):
+    r, _ = vmhostd(f"""daemon:
+  state_dir: {tmp}/state
+storage:
+  - {{ name: c, plugin: rbd, pool: vms, key_file: /etc/hostname,
+      monitors: ["v2:10.0.0.1:99999"] }}
+""", "--check-config")
+    check(r.returncode == 2 and "monitor '10.0.0.1:99999'" in r.stderr and
+          "1 to 65535" in r.stderr, r.stderr)
+
 # Port 0: the log names the port the kernel chose, which answers.
 with RestDaemon(rest='      - { address: "127.0.0.1:0" }',
                 listen_extra=True) as d:
