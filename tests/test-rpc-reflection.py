@@ -23,32 +23,25 @@ PATH = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
 with RpcDaemon() as d:
     stub = pb.refl_grpc.ServerReflectionStub(d.channel())
-    reqs = [R.ServerReflectionRequest(list_services=""),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.NodeService"),
-            R.ServerReflectionRequest(
-                file_by_filename="grpc/health/v1/health.proto"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VmSpec"),
-            R.ServerReflectionRequest(file_containing_symbol="no.such.Thing"),
-            R.ServerReflectionRequest(file_by_filename="nope.proto"),
-            R.ServerReflectionRequest(
-                all_extension_numbers_of_type="vmhost.v1.Vm"),
-            # A symbol of our package that no file declares is not found
-            # either; members, methods and enum values are found.
-            R.ServerReflectionRequest(file_containing_symbol="vmhost.v1.Nope"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VmSpec.nope"),
-            R.ServerReflectionRequest(
-                all_extension_numbers_of_type="vmhost.v1.Nope"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VmSpec.vcpus"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.NodeService.CreateVM"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VM_STATE_RUNNING"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VmState")]
+    SYM, FILE, EXT = ("file_containing_symbol", "file_by_filename",
+                      "all_extension_numbers_of_type")
+    asked = [("list_services", ""),
+             (SYM, "vmhost.v1.NodeService"),
+             (FILE, "grpc/health/v1/health.proto"),
+             (SYM, "vmhost.v1.VmSpec"),
+             (SYM, "no.such.Thing"),
+             (FILE, "nope.proto"),
+             (EXT, "vmhost.v1.Vm"),
+             # A symbol of our package that no file declares is not found
+             # either; members, methods and enum values are found.
+             (SYM, "vmhost.v1.Nope"),
+             (SYM, "vmhost.v1.VmSpec.nope"),
+             (EXT, "vmhost.v1.Nope"),
+             (SYM, "vmhost.v1.VmSpec.vcpus"),
+             (SYM, "vmhost.v1.NodeService.CreateVM"),
+             (SYM, "vmhost.v1.VM_STATE_RUNNING"),
+             (SYM, "vmhost.v1.VmState")]
+    reqs = [R.ServerReflectionRequest(**{k: v}) for k, v in asked]
     answers = list(stub.ServerReflectionInfo(iter(reqs), timeout=20))
     check(len(answers) == len(reqs), answers)
     for q, a in zip(reqs, answers):
