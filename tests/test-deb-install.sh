@@ -224,5 +224,5 @@ hypervisors:
 EOS
 run_vmhostd --check-config --config /etc/vmhost/libvirt.yaml
 [ "$rc" = 2 ] || fail "a libvirt hypervisor without its package: exit $rc, expected 2"
-assert_grep -F "no hypervisor-libvirt.so in the plugin directory $plugindir" "$err"
+assert_grep -F "hypervisor 'hv0': no plugin 'libvirt' (kind hypervisor); available: mock" "$err"
 step "done"
