@@ -28,6 +28,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "sizes.h"
 
 /* A config file is written by a person; anything larger is a mistake (or
  * an attack on the parser), and the limit bounds the tree's memory. */
@@ -749,6 +750,108 @@ static int type_error(const struct vmh_config *n, const char *expected) {
  * NULL when missing (and not required).  Checks flags and the map's type.
  * A NULL map reads as an empty one, so that a plugin can read the keys of
  * an optional section it got as NULL without testing for it. */
+/* ---- the keys asked (config_asked_begin) ----------------------------- */
+
+struct asked {
+  const struct vmh_config *map;
+  char *key;
+};
+static _Thread_local struct asked *asked;
+static _Thread_local size_t n_asked, cap_asked;
+static _Thread_local bool recording;
+
+void config_asked_begin(void) {
+  config_asked_end();
+  recording = true;
+}
+
+void config_asked_end(void) {
+  for (size_t i = 0; i < n_asked; i++)
+    free(asked[i].key);
+  free(asked);
+  asked = NULL;
+  n_asked = cap_asked = 0;
+  recording = false;
+}
+
+/* Best effort: out of memory only loses a suggestion. */
+static void record_asked(const struct vmh_config *map, const char *key) {
+  for (size_t i = 0; i < n_asked; i++)
+    if (asked[i].map == map && !strcmp(asked[i].key, key))
+      return;
+  if (n_asked == cap_asked) {
+    size_t cap = cap_asked ? cap_asked * 2 : 32;
+    struct asked *v = realloc(asked, cap * sizeof *v);
+    if (!v)
+      return;
+    asked = v;
+    cap_asked = cap;
+  }
+  char *copy = strdup(key);
+  if (copy)
+    asked[n_asked++] = (struct asked){map, copy};
+}
+
+const char *config_asked_suggest(const struct vmh_config *entry) {
+  const struct vmh_config *map = entry ? entry->parent : NULL;
+  const char *key = config_key_name(entry);
+  size_t n = 0;
+  if (!map || !key || !n_asked)
+    return NULL;
+  _cleanup_free_ const char **keys = malloc(n_asked * sizeof *keys);
+  if (!keys)
+    return NULL;
+  for (size_t i = 0; i < n_asked; i++)
+    if (asked[i].map == map)
+      keys[n++] = asked[i].key;
+  return config_suggest(key, keys, n);
+}
+
+/* Edit distance with adjacent transpositions ("wokrers" is one edit from
+ * "workers"), for strings up to SUGGEST_MAX_LEN bytes. */
+#define SUGGEST_MAX_LEN 64
+static unsigned edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  unsigned d[SUGGEST_MAX_LEN + 1][SUGGEST_MAX_LEN + 1];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = (unsigned)i;
+  for (size_t j = 0; j <= lb; j++)
+    d[0][j] = (unsigned)j;
+  for (size_t i = 1; i <= la; i++) {
+    for (size_t j = 1; j <= lb; j++) {
+      unsigned cost = a[i - 1] != b[j - 1];
+      unsigned best = d[i - 1][j - 1] + cost;
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[la][lb];
+}
+
+const char *config_suggest(const char *word, const char *const *candidates,
+                           size_t n) {
+  if (strlen(word) > SUGGEST_MAX_LEN)
+    return NULL;
+  const char *best = NULL;
+  unsigned best_d = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (strlen(candidates[i]) > SUGGEST_MAX_LEN)
+      continue;
+    unsigned d = edit_distance(word, candidates[i]);
+    if (d < best_d && d < strlen(candidates[i])) {
+      best = candidates[i];
+      best_d = d;
+    }
+  }
+  return best;
+}
+
 static int get(const struct vmh_config *map, const char *key, uint32_t flags,
                const struct vmh_config **ret) {
   if (flags & ~VMH_CFG_REQUIRED)
@@ -768,6 +871,8 @@ static int get(const struct vmh_config *map, const char *key, uint32_t flags,
   }
   if (map->type != CONFIG_MAP)
     return type_error(map, "a map");
+  if (recording)
+    record_asked(map, key);
   const struct vmh_config *v = config_lookup(map, key);
   if (!v && (flags & VMH_CFG_REQUIRED))
     return error_code(VMH_EINVAL, "%s: missing required key '%s'", map->where,
@@ -796,30 +901,6 @@ int config_string(const struct vmh_config *map, const char *key,
   return 0;
 }
 
-enum num { NUM_BAD, NUM_OK, NUM_OVERFLOW };
-
-/* Decimal digits to uint64; NUM_BAD on anything else (so "0x10", "1_000",
- * " 8" and "" are refused).  Leading zeros are refused: YAML 1.1 readers
- * take 010 as octal 8, and the same file must not mean two things. */
-static enum num parse_u64(const char *s, const char **end, uint64_t *ret) {
-  if (*s < '0' || *s > '9')
-    return NUM_BAD;
-  if (s[0] == '0' && s[1] >= '0' && s[1] <= '9')
-    return NUM_BAD;
-  uint64_t v = 0;
-  enum num r = NUM_OK;
-  for (; *s >= '0' && *s <= '9'; s++) {
-    unsigned d = (unsigned)(*s - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      r = NUM_OVERFLOW;
-    else
-      v = v * 10 + d;
-  }
-  *end = s;
-  *ret = v;
-  return r;
-}
-
 int config_int(const struct vmh_config *map, const char *key, int64_t min,
                int64_t max, int64_t def, int64_t *ret, uint32_t flags) {
   const struct vmh_config *v;
@@ -837,7 +918,7 @@ int config_int(const struct vmh_config *map, const char *key, int64_t min,
   if (*s == '-' || *s == '+')
     s++;
   uint64_t u;
-  enum num k = parse_u64(s, &end, &u);
+  enum num k = num_parse(s, &end, &u);
   if (k == NUM_BAD || *end)
     return type_error(v, "an integer");
   bool in_range = k == NUM_OK && u <= (uint64_t)INT64_MAX + neg;
@@ -857,49 +938,6 @@ int config_int(const struct vmh_config *map, const char *key, int64_t min,
   return 0;
 }
 
-static const struct {
-  const char *name;
-  uint64_t mult;
-} size_units[] = {
-    {"B", 1},
-    {"K", UINT64_C(1) << 10},
-    {"KiB", UINT64_C(1) << 10},
-    {"KB", UINT64_C(1000)},
-    {"M", UINT64_C(1) << 20},
-    {"MiB", UINT64_C(1) << 20},
-    {"MB", UINT64_C(1000000)},
-    {"G", UINT64_C(1) << 30},
-    {"GiB", UINT64_C(1) << 30},
-    {"GB", UINT64_C(1000000000)},
-    {"T", UINT64_C(1) << 40},
-    {"TiB", UINT64_C(1) << 40},
-    {"TB", UINT64_C(1000000000000)},
-};
-
-/* A size for messages, in whichever unit (binary or decimal) that
- * divides it gives the smallest number: "4GiB", "1TB", "1000MiB", "1000". */
-static const char *format_size(uint64_t v, char *buf, size_t size) {
-  static const char *names[2][4] = {{"KiB", "MiB", "GiB", "TiB"},
-                                    {"KB", "MB", "GB", "TB"}};
-  uint64_t best = v;
-  const char *unit = "";
-  uint64_t bin = 1, dec = 1;
-  for (int i = 0; i < 4 && v; i++) {
-    bin <<= 10;
-    dec *= 1000;
-    if (v % bin == 0 && v / bin < best) {
-      best = v / bin;
-      unit = names[0][i];
-    }
-    if (v % dec == 0 && v / dec < best) {
-      best = v / dec;
-      unit = names[1][i];
-    }
-  }
-  snprintf(buf, size, "%" PRIu64 "%s", best, unit);
-  return buf;
-}
-
 int config_size(const struct vmh_config *map, const char *key, uint64_t min,
                 uint64_t max, uint64_t def, uint64_t *ret, uint32_t flags) {
   const struct vmh_config *v;
@@ -910,38 +948,18 @@ int config_size(const struct vmh_config *map, const char *key, uint64_t min,
     *ret = def;
     return 0;
   }
-  static const char expected[] =
-      "a size (bytes, or a number with a unit: "
-      "K/KiB, M/MiB, G/GiB, T/TiB, KB, MB, GB, TB)";
   if (v->type != CONFIG_SCALAR || v->is_null)
-    return type_error(v, expected);
-  const char *s = v->value, *end;
-  uint64_t n;
-  enum num k = parse_u64(s, &end, &n);
+    return type_error(v, SIZE_SYNTAX);
+  uint64_t x = 0;
+  enum num k = size_parse(v->value, &x);
   if (k == NUM_BAD)
-    return type_error(v, expected);
-  while (*end == ' ')
-    end++;
-  uint64_t mult = 1;
-  if (*end) {
-    size_t i = 0;
-    /* Units are matched without regard to case: "10gb" and "10GB" cannot
-     * mean different things here (these are always bytes, never bits). */
-    for (; i < sizeof size_units / sizeof size_units[0]; i++)
-      if (strcasecmp(end, size_units[i].name) == 0)
-        break;
-    if (i == sizeof size_units / sizeof size_units[0])
-      return type_error(v, expected);
-    mult = size_units[i].mult;
-  }
-  bool overflow = k == NUM_OVERFLOW || n > UINT64_MAX / mult;
-  uint64_t x = overflow ? UINT64_MAX : n * mult;
-  if (overflow || x < min || x > max) {
+    return type_error(v, SIZE_SYNTAX);
+  if (k == NUM_OVERFLOW || x < min || x > max) {
     char l[256], a[32], b[32];
     return error_code(VMH_EINVAL, "%s: %s%s is out of range %s..%s", v->where,
                       label(v, l, sizeof l), v->value,
-                      format_size(min, a, sizeof a),
-                      format_size(max, b, sizeof b));
+                      size_format(min, a, sizeof a),
+                      size_format(max, b, sizeof b));
   }
   *ret = x;
   mark(v);
@@ -1155,6 +1173,26 @@ int config_path_kept(const struct vmh_config *map, const char *key,
 const char *config_key_where(const struct vmh_config *map, const char *key) {
   const struct vmh_config *v = config_lookup(map, key);
   return config_where(v ? v : map);
+}
+
+int config_unread_each(const struct vmh_config *node,
+                       int (*fn)(void *opaque, const struct vmh_config *entry),
+                       void *opaque) {
+  if (!node)
+    return 0;
+  for (uint32_t i = 0; i < node->n_items; i++) {
+    const struct vmh_config *c = node->items[i];
+    int r = node->type == CONFIG_MAP && !is_read(c)
+                ? fn(opaque, c)
+                : config_unread_each(c, fn, opaque);
+    if (r)
+      return r;
+  }
+  return 0;
+}
+
+const struct vmh_config *config_parent(const struct vmh_config *node) {
+  return node ? node->parent : NULL;
 }
 
 const struct vmh_config *config_unread(const struct vmh_config *node) {

@@ -140,4 +140,29 @@ const struct vmh_config *config_unread(const struct vmh_config *node);
  * NULL for other nodes. */
 const char *config_key_name(const struct vmh_config *node);
 
+/* Every entry config_unread would find, one after the other: fn(opaque,
+ * entry) for each (not below it); the first non-zero return ends the walk
+ * and is returned. */
+int config_unread_each(const struct vmh_config *node,
+                       int (*fn)(void *opaque, const struct vmh_config *entry),
+                       void *opaque);
+/* The map or list node holds; NULL for the root. */
+const struct vmh_config *config_parent(const struct vmh_config *node);
+
+/* "Did you mean": the candidate closest to word, if it is at most two edits
+ * away (adjacent transpositions count one) and not so short that two edits
+ * could turn anything into it; NULL otherwise. */
+const char *config_suggest(const char *word, const char *const *candidates,
+                           size_t n);
+
+/* The keys a reader asked of each map, so that a key nobody read can be
+ * matched with the one it misspells even when that one is absent (a
+ * plugin's keys are known only by what it asks).  This thread records from
+ * config_asked_begin() to config_asked_end(), which forgets them. */
+void config_asked_begin(void);
+void config_asked_end(void);
+/* The key asked of entry's map nearest to entry's key (config_suggest), or
+ * NULL. */
+const char *config_asked_suggest(const struct vmh_config *entry);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char error_msg[ERROR_MSG_MAX];
@@ -53,6 +54,42 @@ const char *error_get(void) {
 
 void error_clear(void) {
   error_msg[0] = '\0';
+}
+
+static char **problems;
+static size_t n_problems, cap_problems;
+
+int problem_keep(int r) {
+  if (r != VMH_EINVAL)
+    return r;
+  if (n_problems == cap_problems) {
+    size_t cap = cap_problems ? cap_problems * 2 : 8;
+    char **v = realloc(problems, cap * sizeof *v);
+    if (!v)
+      return error_code(VMH_ENOMEM, "out of memory");
+    problems = v;
+    cap_problems = cap;
+  }
+  if (!(problems[n_problems] = strdup(error_msg)))
+    return error_code(VMH_ENOMEM, "out of memory");
+  n_problems++;
+  return 0;
+}
+
+size_t problems_count(void) {
+  return n_problems;
+}
+
+const char *problem_at(size_t i) {
+  return i < n_problems ? problems[i] : NULL;
+}
+
+void problems_clear(void) {
+  for (size_t i = 0; i < n_problems; i++)
+    free(problems[i]);
+  free(problems);
+  problems = NULL;
+  n_problems = cap_problems = 0;
 }
 
 uint32_t error_http_status(int code) {

@@ -31,6 +31,19 @@ const char *error_get(void);
 /* Forget this thread's message (before calling into a plugin). */
 void error_clear(void);
 
+/* The problems of a config found in one run: every mistake of the file
+ * and of each instance's keys is kept and reported together
+ * (--check-config and a start that cannot go on), so that seven mistakes
+ * take one run, not eight.  Startup is one thread; not thread-safe.
+ * problem_keep(r): a VMH_EINVAL result is a problem of the config: its
+ * message (this thread's) is kept and 0 returned so the caller goes on;
+ * any other result is returned as is. */
+int problem_keep(int r);
+size_t problems_count(void);
+/* The i-th problem, in the order found; NULL past the end. */
+const char *problem_at(size_t i);
+void problems_clear(void);
+
 /* The mapping table.  Unknown codes (positive, or below VMH_ERROR_MIN) map
  * like VMH_EINTERNAL.  Names are stable identifiers ("ok", "not_found", …):
  * the REST error code, the metrics result label. */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -141,7 +142,9 @@ int instances_load(const struct settings *s) {
     inst->kind = inst->conf->kind;
     inst->name = inst->conf->name;
     pthread_mutex_init(&inst->lock, NULL);
-    int r = instance_load(inst, s->plugin_dir);
+    /* A plugin that cannot be loaded is a problem of the config; the
+     * other instances are still checked. */
+    int r = problem_keep(instance_load(inst, s->plugin_dir));
     if (r < 0)
       return r;
   }
@@ -163,15 +166,28 @@ static int make_state_dir(struct vmh_instance *inst, const char *state_dir) {
   return 0;
 }
 
-/* The instance's config must have no key its plugin did not read. */
-static int check_unread(struct vmh_instance *inst) {
-  const struct vmh_config *node = config_unread(inst->conf->config);
-  if (!node)
-    return 0;
-  return error_code(VMH_EINVAL,
-                    "%s: unknown key '%s' for plugin '%s' (%s '%s')",
-                    config_where(node), config_key_name(node),
-                    inst->plugin->desc.name, kind_name(inst->kind), inst->name);
+/* The instance's config must have no key its plugin did not read.  Each
+ * such key is named with the key the plugin asked for that it misspells,
+ * if one is near; checking (keep), every one is a problem of its own. */
+struct unread {
+  struct vmh_instance *inst;
+  bool keep;
+};
+
+static int unread_key(void *opaque, const struct vmh_config *node) {
+  const struct unread *x = opaque;
+  const char *hint = config_asked_suggest(node);
+  int r = error_code(
+      VMH_EINVAL, "%s: unknown key '%s' for plugin '%s' (%s '%s')%s%s%s",
+      config_where(node), config_key_name(node), x->inst->plugin->desc.name,
+      kind_name(x->inst->kind), x->inst->name, hint ? "; did you mean '" : "",
+      hint ? hint : "", hint ? "'?" : "");
+  return x->keep ? problem_keep(r) : r;
+}
+
+static int check_unread(struct vmh_instance *inst, bool keep) {
+  struct unread x = {inst, keep};
+  return config_unread_each(inst->conf->config, unread_key, &x);
 }
 
 static void instance_close(struct vmh_instance *inst) {
@@ -192,16 +208,21 @@ static int instance_open(struct vmh_instance *inst, const char *state_dir,
   /* Every kind's ops table starts with the same open/close/health. */
   vmh_open_fn open_fn = inst->plugin->ops.hypervisor.open;
   struct call c;
+  if (check_only)
+    config_asked_begin();
   call_begin(&c, inst, "open");
   int r = call_end(
       &c, open_fn(&host_services, inst, inst->conf->config, &inst->handle,
                   check_only ? VMH_OPEN_CHECK_ONLY : 0));
   if (r < 0) {
+    config_asked_end();
     prefix_error("%s '%s': ", kind_name(inst->kind), inst->name);
     return r;
   }
   inst->is_open = 1;
-  if ((r = check_unread(inst)) < 0) {
+  r = check_unread(inst, check_only);
+  config_asked_end();
+  if (r < 0) {
     _cleanup_free_ char *msg = strdup(error_get());
     instance_close(inst);
     error_set("%s", msg ? msg : "unknown key");
@@ -216,6 +237,13 @@ int instances_open(const struct settings *s, int check_only) {
     if (!inst->plugin)
       continue;
     int r = instance_open(inst, s->state_dir, check_only);
+    /* Checking, each instance's mistakes are problems of the config and
+     * the next instance is checked too. */
+    if (check_only && r == VMH_EINVAL) {
+      if ((r = problem_keep(r)) < 0)
+        return r;
+      continue;
+    }
     if (r == VMH_EINVAL || (r < 0 && !inst->conf->optional)) {
       /* Closing the others runs plugin calls, which clear the message. */
       _cleanup_free_ char *msg = strdup(error_get());

@@ -5,6 +5,7 @@
 
 #include "loader.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <link.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +22,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conftree.h"
 #include "error.h"
 #include "log.h"
+#include "ptrvec.h"
 #include "settings.h"
 
 /* One operation of an ops table: its name, where it lives, and whether the
@@ -135,13 +139,6 @@ const char *thread_model_name(uint32_t model) {
   return NULL;
 }
 
-static int valid_plugin_name(const char *name) {
-  size_t len = name ? strlen(name) : 0;
-  if (len == 0 || len > VMH_NAME_MAX)
-    return 0;
-  return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
-}
-
 /* The smallest ops table that holds every required operation. */
 static size_t ops_min_size(const struct kind_desc *k) {
   size_t min = sizeof(uint32_t);
@@ -187,9 +184,10 @@ static int check_plugin(struct plugin *p, const struct vmh_plugin *d,
   if (!thread_model_name(p->desc.thread_model))
     return error_code(VMH_EINVAL, "%s: unknown thread model %" PRIu32, file,
                       p->desc.thread_model);
-  if (!valid_plugin_name(p->desc.name))
+  if (!vmh_name_valid(p->desc.name))
     return error_code(VMH_EINVAL,
-                      "%s: plugin name '%s' is invalid (expected [a-z0-9-]+)",
+                      "%s: plugin name '%s' is invalid (expected " VMH_NAME_RULE
+                      ")",
                       file, p->desc.name ? p->desc.name : "");
   if (want_kind && (int)p->desc.kind != want_kind)
     return error_code(
@@ -421,6 +419,67 @@ fail:
   return r;
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(struct ptrvec *v) {
+  for (size_t i = 0; i < v->n; i++)
+    free(v->v[i]);
+  ptrvec_free(v);
+}
+
+/* Adds the name of each plugin of a kind in dir (files <kind>-<name>.so)
+ * to v, each once; -1 when memory runs out. */
+static int add_available(struct ptrvec *v, const char *dir, int kind) {
+  char prefix[32];
+  size_t np = (size_t)snprintf(prefix, sizeof prefix, "%s-", kind_name(kind));
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int r = 0;
+  while (d && r == 0 && (e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len <= np + 3 || strncmp(e->d_name, prefix, np) ||
+        strcmp(e->d_name + len - 3, ".so"))
+      continue;
+    bool dup = false;
+    for (size_t i = 0; i < v->n && !dup; i++)
+      dup = strlen(v->v[i]) == len - np - 3 &&
+            !strncmp(v->v[i], e->d_name + np, len - np - 3);
+    char *n = dup ? NULL : strndup(e->d_name + np, len - np - 3);
+    if (!dup && (!n || ptrvec_push(v, n) < 0)) {
+      free(n);
+      r = -1;
+    }
+  }
+  if (d)
+    closedir(d);
+  return r;
+}
+
+/* "no plugin 'mokc' (kind network); available: bridge, mock, nat; did you
+ * mean 'mock'?": what exists, not where it was looked for. */
+static void refuse_missing(const char *dirs, int kind, const char *name) {
+  struct ptrvec v = {0};
+  _cleanup_free_ char *copy = strdup(dirs ? dirs : "");
+  char *save = NULL;
+  for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
+       dir = strtok_r(NULL, ":", &save))
+    if (add_available(&v, dir, kind) < 0)
+      break;
+  qsort(v.v, v.n, sizeof *v.v, cmp_str);
+  char list[512] = "";
+  size_t o = 0;
+  for (size_t i = 0; i < v.n && o < sizeof list; i++)
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
+                          (char *)v.v[i]);
+  const char *hint = config_suggest(name, (const char *const *)v.v, v.n);
+  error_set("no plugin '%s' (kind %s); %s%s%s%s%s", name, kind_name(kind),
+            v.n ? "available: " : "none of that kind is installed", list,
+            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+  free_names(&v);
+}
+
 char *loader_find(const char *dirs, int kind, const char *name) {
   _cleanup_free_ char *copy = strdup(dirs ? dirs : "");
   if (!copy) {
@@ -439,8 +498,7 @@ char *loader_find(const char *dirs, int kind, const char *name) {
       return path;
     free(path);
   }
-  error_set("plugin '%s': no %s-%s.so in the plugin directory %s", name,
-            kind_name(kind), name, dirs ? dirs : "(none)");
+  refuse_missing(dirs, kind, name);
   return NULL;
 }
 

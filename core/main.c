@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,17 +263,85 @@ static void fatal(const struct settings *s, int check_only) {
     fprintf(stderr, "vmhostd: error: %s\n", error_get());
 }
 
+/* A problem's place, from its "FILE:LINE:COLUMN: " prefix (none: after
+ * every placed one), and its rank among those found. */
+struct placed {
+  const char *msg;
+  size_t file_len;
+  unsigned long line, col;
+  size_t rank;
+};
+
+static void place(struct placed *p, const char *msg, size_t rank) {
+  *p = (struct placed){.msg = msg, .line = ULONG_MAX, .rank = rank};
+  const char *c = strchr(msg, ':');
+  char *end;
+  if (!c || c[1] < '0' || c[1] > '9')
+    return;
+  unsigned long line = strtoul(c + 1, &end, 10);
+  if (*end != ':' || end[1] < '0' || end[1] > '9')
+    return;
+  unsigned long col = strtoul(end + 1, &end, 10);
+  if (*end != ':')
+    return;
+  p->file_len = (size_t)(c - msg);
+  p->line = line;
+  p->col = col;
+}
+
+static int by_place(const void *a, const void *b) {
+  const struct placed *x = a, *y = b;
+  int f = x->file_len == y->file_len
+              ? strncmp(x->msg, y->msg, x->file_len)
+              : (x->file_len > y->file_len) - (x->file_len < y->file_len);
+  if (f)
+    return f;
+  if (x->line != y->line)
+    return x->line < y->line ? -1 : 1;
+  if (x->col != y->col)
+    return x->col < y->col ? -1 : 1;
+  return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+/* Every mistake of the config found (the file's, each instance's), one
+ * line each in the order of the file: to the log when it is open, and to
+ * stderr when the log is not there (as fatal() does). */
+static void report_problems(const struct settings *s, const char *config_file,
+                            int logged) {
+  size_t n = problems_count();
+  _cleanup_free_ struct placed *v = calloc(n ? n : 1, sizeof *v);
+  for (size_t i = 0; v && i < n; i++)
+    place(&v[i], problem_at(i), i);
+  if (v)
+    qsort(v, n, sizeof *v, by_place);
+  for (size_t i = 0; i < n; i++) {
+    const char *msg = v ? v[i].msg : problem_at(i);
+    if (!logged || s->log_file)
+      fprintf(stderr, "vmhostd: error: %s\n", msg);
+    if (logged)
+      log_error("%s", msg);
+  }
+  if (n > 1)
+    fprintf(stderr, "vmhostd: %zu errors in %s\n", n, config_file);
+  if (logged)
+    sdnotify("STATUS=cannot start: %zu error%s in %s", n, n == 1 ? "" : "s",
+             config_file);
+}
+
 static int run(const char *config_file, int check_only) {
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   struct settings s;
-  if (settings_load(config_file, &s) < 0) {
+  /* Mistakes of the file do not stop the check: the instances' keys are
+   * checked too, and everything is reported in one run. */
+  if (settings_load_all(config_file, &s) < 0 && !problems_count()) {
     fprintf(stderr, "vmhostd: error: %s\n", error_get());
     return EXIT_CONFIG;
   }
   int status = EXIT_START, lock_fd = -1, workers = 0;
+  int logged = !check_only && !problems_count();
 
-  if (!check_only) {
+  if (logged) {
     if (log_open(s.log_file, s.log_format) < 0) {
       fprintf(stderr, "vmhostd: error: %s\n", error_get());
       goto out;
@@ -283,14 +352,18 @@ static int run(const char *config_file, int check_only) {
   }
   apply_log_levels(&s);
 
-  if (instances_load(&s) < 0) {
+  /* Every plugin checks its keys before anything is made, in both modes;
+   * what fails here is memory, or an optional instance's own refusal. */
+  if (instances_load(&s) < 0 || instances_open(&s, 1) < 0) {
+    _cleanup_free_ char *msg = strdup(error_get());
+    report_problems(&s, config_file, logged);
+    error_set("%s", msg ? msg : "out of memory");
     fatal(&s, check_only);
     status = EXIT_CONFIG;
     goto out;
   }
-  /* Every plugin checks its keys before anything is made, in both modes. */
-  if (instances_open(&s, 1) < 0) {
-    fatal(&s, check_only);
+  if (problems_count()) {
+    report_problems(&s, config_file, logged);
     status = EXIT_CONFIG;
     goto out;
   }
@@ -390,6 +463,7 @@ out_close:
   if (status == 0)
     log_info("vmhostd stopped");
 out:
+  problems_clear();
   if (workers)
     workers_drain(0);
   instances_free();

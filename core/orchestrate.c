@@ -22,17 +22,14 @@
 #include "instance.h"
 #include "log.h"
 #include "orchestrate.h"
+#include "sizes.h"
+#include "speclimits.h"
 #include "state.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"
 
-#define MAX_DISKS 64
-#define MAX_NICS 32
-#define MAX_METADATA 128
-#define MAX_TEXT (64 * 1024) /* cloud-init documents, metadata values */
-#define MAX_VCPUS 4096
-#define MIN_MEMORY (UINT64_C(16) << 20)
+/* The spec's limits: speclimits.h, shared with the front-ends. */
 
 /* ---- tasks -------------------------------------------------------------- */
 
@@ -189,10 +186,10 @@ static int check_nic(struct vm_nic *n) {
                       "NIC %s: MAC '%s' is invalid (expected a unicast "
                       "xx:xx:xx:xx:xx:xx)",
                       n->name, n->mac);
-  if (n->vlan > 4094)
+  if (n->vlan > SPEC_VLAN_MAX)
     return error_code(VMH_EINVAL,
-                      "NIC %s: VLAN %" PRIu32 " is out of range 0..4094",
-                      n->name, n->vlan);
+                      "NIC %s: VLAN %" PRIu32 " is out of range 0..%d", n->name,
+                      n->vlan, SPEC_VLAN_MAX);
   if (n->model > VMH_NIC_E1000)
     return error_code(VMH_EINVAL, "NIC %s: unknown model %" PRIu32, n->name,
                       n->model);
@@ -206,9 +203,9 @@ static int check_text(const char *what, const char *s) {
   if (!s)
     return 0;
   size_t len = strlen(s);
-  if (len > MAX_TEXT)
+  if (len > SPEC_TEXT_MAX)
     return error_code(VMH_EINVAL, "%s is %zu bytes; the limit is %d", what, len,
-                      MAX_TEXT);
+                      SPEC_TEXT_MAX);
   if (!valid_utf8(s, len))
     return error_code(VMH_EINVAL, "%s is not valid UTF-8", what);
   return 0;
@@ -303,19 +300,33 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
     return error_code(VMH_EINVAL,
                       "VM name '%s' is invalid (expected " VMH_NAME_RULE ")",
                       s.name ? s.name : "");
-  if (s.vcpus < 1 || s.vcpus > MAX_VCPUS)
-    return error_code(VMH_EINVAL, "vcpus %" PRIu32 " is out of range 1..%d",
-                      s.vcpus, MAX_VCPUS);
-  if (s.memory < MIN_MEMORY)
+  if (valid_uuid(s.name))
     return error_code(VMH_EINVAL,
-                      "memory %" PRIu64 " bytes is too small (at least 16 MiB)",
-                      s.memory);
-  if (s.n_disks > MAX_DISKS || s.n_nics > MAX_NICS ||
-      s.n_metadata > MAX_METADATA)
+                      "VM name '%s' has the form of a VM id (a UUID), which "
+                      "a lookup would take for one; choose another name",
+                      s.name);
+  char lo[32], hi[32];
+  /* 0 is what a caller that left the field out sends. */
+  if (!s.vcpus)
+    return error_code(VMH_EINVAL, "vcpus is required (%d..%d)", SPEC_VCPUS_MIN,
+                      SPEC_VCPUS_MAX);
+  if (s.vcpus < SPEC_VCPUS_MIN || s.vcpus > SPEC_VCPUS_MAX)
+    return error_code(VMH_EINVAL, "vcpus %" PRIu32 " is out of range %d..%d",
+                      s.vcpus, SPEC_VCPUS_MIN, SPEC_VCPUS_MAX);
+  size_format(SPEC_MEMORY_MIN, lo, sizeof lo);
+  size_format(SPEC_MEMORY_MAX, hi, sizeof hi);
+  if (!s.memory)
+    return error_code(VMH_EINVAL, "memory is required (%s..%s)", lo, hi);
+  if (s.memory < SPEC_MEMORY_MIN || s.memory > SPEC_MEMORY_MAX)
+    return error_code(VMH_EINVAL,
+                      "memory %" PRIu64 " bytes is out of range %s..%s",
+                      s.memory, lo, hi);
+  if (s.n_disks > SPEC_DISKS_MAX || s.n_nics > SPEC_NICS_MAX ||
+      s.n_metadata > SPEC_METADATA_MAX)
     return error_code(VMH_EINVAL,
                       "too many disks, NICs or metadata entries (limits %d, "
                       "%d, %d)",
-                      MAX_DISKS, MAX_NICS, MAX_METADATA);
+                      SPEC_DISKS_MAX, SPEC_NICS_MAX, SPEC_METADATA_MAX);
   if (s.guest_channel > 1)
     return error_code(VMH_EINVAL, "guest_channel is 0 or 1");
   int r;
@@ -996,6 +1007,53 @@ static int snapshot_cb(void *opaque, const struct vmh_snapshot_info *s) {
 
 enum { SNAP_LIST, SNAP_CREATE, SNAP_REVERT, SNAP_DELETE };
 
+/* A VM's snapshot as a caller names it: by id, or else by name (names
+ * are unique per VM), whatever the backend's own lookup does. */
+struct snap_find {
+  const char *key;
+  char *by_id, *by_name; /* the ids found (owned) */
+  bool oom;
+};
+
+static int snap_find_cb(void *opaque, const struct vmh_snapshot_info *s) {
+  struct snap_find *f = opaque;
+  char **slot = !s->id                                ? NULL
+                : !strcmp(s->id, f->key)              ? &f->by_id
+                : s->name && !strcmp(s->name, f->key) ? &f->by_name
+                                                      : NULL;
+  if (slot && !*slot && !(*slot = strdup(s->id)))
+    f->oom = true;
+  return 0;
+}
+
+/* Resolve t->arg against the VM's snapshots: for a create, refuse a name
+ * another snapshot has as its name or id; otherwise replace a name by the
+ * id of its snapshot.  A backend that cannot list is passed the key as
+ * is. */
+static int snap_resolve(struct task *t, struct vmh_instance *hv) {
+  if (!hv->plugin->ops.hypervisor.snapshot_list)
+    return 0;
+  struct snap_find f = {.key = t->arg};
+  int r = INSTANCE_CALL(hv, hypervisor, snapshot_list, t->vm->id, snap_find_cb,
+                        &f, 0);
+  if (r == 0 && f.oom)
+    r = error_code(VMH_ENOMEM, "out of memory");
+  else if (r == 0 && t->action == SNAP_CREATE && (f.by_id || f.by_name))
+    r = error_code(VMH_EEXIST, "VM '%s' already has a snapshot %s '%s'",
+                   t->vm->name, f.by_name ? "named" : "with the id", t->arg);
+  else if (r == 0 && t->action != SNAP_CREATE && !f.by_id && !f.by_name)
+    r = error_code(VMH_ENOENT, "VM '%s' has no snapshot '%s' (by id or name)",
+                   t->vm->name, t->arg);
+  else if (r == 0 && t->action != SNAP_CREATE && !f.by_id) {
+    free(t->arg);
+    t->arg = f.by_name;
+    f.by_name = NULL;
+  }
+  free(f.by_id);
+  free(f.by_name);
+  return r;
+}
+
 static void snapshot_task(void *arg) {
   struct task *t = arg;
   if (!still_there(t) || !need_ready(t))
@@ -1003,6 +1061,8 @@ static void snapshot_task(void *arg) {
   struct vmh_instance *hv = vm_hypervisor(t->vm);
   const char *id = t->vm->id;
   int r = VMH_EIO;
+  if (hv && t->action != SNAP_LIST && (r = snap_resolve(t, hv)) < 0)
+    hv = NULL;
   if (hv) {
     switch (t->action) {
       case SNAP_LIST:
@@ -1030,7 +1090,7 @@ static void snapshot_op(const char *key, int op, const char *arg,
                         vmh_reply_t *r, uint32_t flags) {
   if (op != SNAP_LIST && (!arg || !vmh_name_valid(arg))) {
     error_set("snapshot %s '%s' is invalid (expected " VMH_NAME_RULE ")",
-              op == SNAP_CREATE ? "name" : "id", arg ? arg : "");
+              op == SNAP_CREATE ? "name" : "id or name", arg ? arg : "");
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;

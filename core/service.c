@@ -501,13 +501,15 @@ static int do_health(struct op *op) {
   check(op->r, "core", "core",
         service_ready() ? VMH_CHECK_OK : VMH_CHECK_DEGRADED,
         service_ready() ? NULL : "starting or draining");
-  if (worst == VMH_CHECK_OK)
-    return 0;
-  return error_code(VMH_EIO, "%s",
-                    worst == VMH_CHECK_FAILED
-                        ? "unhealthy: an instance failed"
-                        : "degraded: an optional instance is "
-                          "not serving");
+  /* The answer's code is readiness (/readyz, grpc.health.v1): the node
+   * cannot serve while it starts or drains, or when an instance it needs
+   * has failed.  An optional instance that is not serving leaves it
+   * degraded, not unready. */
+  if (!service_ready())
+    return error_code(VMH_EAGAIN, "not ready: starting or draining");
+  if (worst == VMH_CHECK_FAILED)
+    return error_code(VMH_EIO, "not ready: an instance failed");
+  return 0;
 }
 
 static void health(vmh_reply_t *r, uint32_t flags) {

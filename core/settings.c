@@ -60,54 +60,6 @@ const char *kind_name(int kind) {
 
 /* ---- "did you mean" ---------------------------------------------------- */
 
-#define SUGGEST_MAX_LEN 64
-
-/* Edit distance with adjacent transpositions ("wokrers" is one edit from
- * "workers"), for strings up to SUGGEST_MAX_LEN bytes. */
-static unsigned edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  unsigned d[SUGGEST_MAX_LEN + 1][SUGGEST_MAX_LEN + 1];
-  for (size_t i = 0; i <= la; i++)
-    d[i][0] = (unsigned)i;
-  for (size_t j = 0; j <= lb; j++)
-    d[0][j] = (unsigned)j;
-  for (size_t i = 1; i <= la; i++) {
-    for (size_t j = 1; j <= lb; j++) {
-      unsigned cost = a[i - 1] != b[j - 1];
-      unsigned best = d[i - 1][j - 1] + cost;
-      if (d[i - 1][j] + 1 < best)
-        best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best)
-        best = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < best)
-        best = d[i - 2][j - 2] + 1;
-      d[i][j] = best;
-    }
-  }
-  return d[la][lb];
-}
-
-/* The candidate closest to word, if it is at most two edits away (and not
- * so short that two edits could turn anything into it). */
-static const char *suggest(const char *word, const char *const *candidates,
-                           size_t n) {
-  if (strlen(word) > SUGGEST_MAX_LEN)
-    return NULL;
-  const char *best = NULL;
-  unsigned best_d = 3;
-  for (size_t i = 0; i < n; i++) {
-    if (strlen(candidates[i]) > SUGGEST_MAX_LEN)
-      continue;
-    unsigned d = edit_distance(word, candidates[i]);
-    if (d < best_d && d < strlen(candidates[i])) {
-      best = candidates[i];
-      best_d = d;
-    }
-  }
-  return best;
-}
-
 static size_t count(const char *const *list) {
   size_t n = 0;
   while (list[n])
@@ -124,7 +76,7 @@ static int unknown_key(const struct vmh_config *node, const char *key,
   for (size_t i = 0; known[i] && o < sizeof expected; i++)
     o += (size_t)snprintf(expected + o, sizeof expected - o, "%s%s",
                           i ? ", " : "", known[i]);
-  const char *hint = suggest(key, known, count(known));
+  const char *hint = config_suggest(key, known, count(known));
   if (hint)
     return error_code(VMH_EINVAL,
                       "%s: unknown key '%s' %s (expected one of: %s); did you "
@@ -159,15 +111,31 @@ static void ctx_free(struct ctx *c) {
   memset(c->kinds, 0, sizeof c->kinds);
 }
 
-/* After the core read every key it knows from map: a key left unread is
- * not one of `known` (or the code forgot to read it, which the tests
- * catch). */
+/* After the core read every key it knows from map: every key of map left
+ * unread is not one of `known` (or the code forgot to read it, which the
+ * tests catch), and is a problem of its own.  A known key left unread was
+ * refused by its reader already. */
+struct unread {
+  const struct vmh_config *map;
+  const char *where;
+  const char *const *known;
+};
+
+static int unread_key(void *opaque, const struct vmh_config *u) {
+  const struct unread *x = opaque;
+  const char *key = config_key_name(u);
+  if (config_parent(u) != x->map)
+    return 0; /* inside a known key: its reader's */
+  for (size_t i = 0; x->known[i]; i++)
+    if (!strcmp(key, x->known[i]))
+      return 0;
+  return problem_keep(unknown_key(u, key, x->where, x->known));
+}
+
 static int refuse_unread(const struct vmh_config *map, const char *where,
                          const char *const *known) {
-  const struct vmh_config *u = config_unread(map);
-  if (!u)
-    return 0;
-  return unknown_key(u, config_key_name(u), where, known);
+  struct unread x = {map, where, known};
+  return config_unread_each(map, unread_key, &x);
 }
 
 static int parse_level(const struct vmh_config *node, const char *key,
@@ -188,8 +156,8 @@ static int parse_level(const struct vmh_config *node, const char *key,
   return 0;
 }
 
-static int level_entry(void *opaque, const char *key,
-                       const struct vmh_config *value) {
+static int level_entry_read(void *opaque, const char *key,
+                            const struct vmh_config *value) {
   struct settings *s = opaque;
   const char *str;
   int level;
@@ -207,36 +175,72 @@ static int level_entry(void *opaque, const char *key,
   return 0;
 }
 
-static int read_log(struct ctx *c, const struct vmh_config *log) {
-  struct settings *s = c->s;
-  int r;
+/* One key (or a few that go together) of a map; each reader returns at its
+ * first mistake, and read_each goes on with the next reader so that every
+ * mistake of the file is found in one run (problem_keep). */
+typedef int (*reader_fn)(struct ctx *c, const struct vmh_config *m);
+
+static int read_each(struct ctx *c, const struct vmh_config *m,
+                     const reader_fn *fns, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int r = problem_keep(fns[i](c, m));
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+static int level_entry(void *opaque, const char *key,
+                       const struct vmh_config *value) {
+  return problem_keep(level_entry_read(opaque, key, value));
+}
+
+static int read_log_format(struct ctx *c, const struct vmh_config *log) {
   const char *format;
-  if ((r = config_string(log, "format", "text", &format, 0)) < 0)
+  int r = config_string(log, "format", "text", &format, 0);
+  if (r < 0)
     return r;
   if (strcmp(format, "text") == 0)
-    s->log_format = LOG_TEXT;
+    c->s->log_format = LOG_TEXT;
   else if (strcmp(format, "json") == 0)
-    s->log_format = LOG_JSON;
+    c->s->log_format = LOG_JSON;
   else
     return error_code(VMH_EINVAL,
                       "%s: key 'format': expected text or json, found '%s'",
                       config_where(config_lookup(log, "format")), format);
+  return 0;
+}
 
+static int read_log_level(struct ctx *c, const struct vmh_config *log) {
   const char *level;
-  if ((r = config_string(log, "level", "info", &level, 0)) < 0)
+  int r = config_string(log, "level", "info", &level, 0);
+  if (r < 0)
     return r;
-  if ((r = parse_level(config_lookup(log, "level"), "level", level,
-                       &s->log_level)) < 0)
-    return r;
+  return parse_level(config_lookup(log, "level"), "level", level,
+                     &c->s->log_level);
+}
 
-  if ((r = config_path(log, "file", NULL, &s->log_file, 0)) < 0)
-    return r;
+static int read_log_file(struct ctx *c, const struct vmh_config *log) {
+  return config_path(log, "file", NULL, &c->s->log_file, 0);
+}
 
-  if ((r = config_map(log, "levels", &c->levels, 0)) < 0)
+static int read_log_levels(struct ctx *c, const struct vmh_config *log) {
+  int r = config_map(log, "levels", &c->levels, 0);
+  if (r < 0)
     return r;
-  if ((r = config_keys(c->levels, level_entry, s)) < 0)
-    return r;
+  return config_keys(c->levels, level_entry, c->s);
+}
+
+static int read_log_rest(struct ctx *c, const struct vmh_config *log) {
+  (void)c;
   return refuse_unread(log, "under daemon.log", log_keys);
+}
+
+static int read_log(struct ctx *c, const struct vmh_config *log) {
+  static const reader_fn fns[] = {read_log_format, read_log_level,
+                                  read_log_file, read_log_levels,
+                                  read_log_rest};
+  return read_each(c, log, fns, sizeof fns / sizeof fns[0]);
 }
 
 static int read_seconds(const struct vmh_config *d, const char *key,
@@ -248,18 +252,18 @@ static int read_seconds(const struct vmh_config *d, const char *key,
   return r;
 }
 
-/* d: the daemon map, or NULL when there is none (then all defaults).  The
- * root stands in for d where a default path must be resolved. */
-static int read_daemon(struct ctx *c, const struct vmh_config *d) {
+static int read_state_dir(struct ctx *c, const struct vmh_config *d) {
   struct settings *s = c->s;
-  int r;
-  if ((r = config_path(d, "state_dir", NULL, &s->state_dir, 0)) < 0)
+  int r = config_path(d, "state_dir", NULL, &s->state_dir, 0);
+  if (r < 0)
     return r;
-  if (!s->state_dir &&
-      (r = config_resolve(s->root, "state", &s->state_dir)) < 0)
-    return r;
+  return s->state_dir ? 0 : config_resolve(s->root, "state", &s->state_dir);
+}
 
-  if ((r = config_path(d, "plugin_dir", PLUGINDIR, &s->plugin_dir, 0)) < 0)
+static int read_plugin_dir(struct ctx *c, const struct vmh_config *d) {
+  struct settings *s = c->s;
+  int r = config_path(d, "plugin_dir", PLUGINDIR, &s->plugin_dir, 0);
+  if (r < 0)
     return r;
   /* A test harness (or a developer running from the build tree) points the
    * daemon at other plugins without editing the config; it may list
@@ -273,25 +277,38 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
     free(s->plugin_dir);
     s->plugin_dir = copy;
   }
+  return 0;
+}
 
+static int read_daemon_log(struct ctx *c, const struct vmh_config *d) {
   const struct vmh_config *log;
-  if ((r = config_map(d, "log", &log, 0)) < 0)
-    return r;
-  if ((r = read_log(c, log)) < 0)
-    return r;
+  int r = config_map(d, "log", &log, 0);
+  return r < 0 ? r : read_log(c, log);
+}
 
+static int read_workers(struct ctx *c, const struct vmh_config *d) {
   int64_t workers;
-  if ((r = config_int(d, "workers", 1, 256, 8, &workers, 0)) < 0)
-    return r;
-  s->workers = (unsigned)workers;
-  if ((r = read_seconds(d, "drain_timeout", 3600, 30, &s->drain_timeout_s)) < 0)
-    return r;
-  if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
-                        &s->reconcile_interval_s)) < 0)
-    return r;
+  int r = config_int(d, "workers", 1, 256, 8, &workers, 0);
+  if (r == 0)
+    c->s->workers = (unsigned)workers;
+  return r;
+}
+
+static int read_drain(struct ctx *c, const struct vmh_config *d) {
+  return read_seconds(d, "drain_timeout", 3600, 30, &c->s->drain_timeout_s);
+}
+
+static int read_reconcile(struct ctx *c, const struct vmh_config *d) {
+  return read_seconds(d, "reconcile_interval", 86400, 30,
+                      &c->s->reconcile_interval_s);
+}
+
+static int read_boot_dirs(struct ctx *c, const struct vmh_config *d) {
+  struct settings *s = c->s;
   const struct vmh_config *bd, *el;
   uint32_t n;
-  if ((r = config_list(d, "boot_dirs", &bd, &n, 0)) < 0)
+  int r = config_list(d, "boot_dirs", &bd, &n, 0);
+  if (r < 0)
     return r;
   if (n && !(s->boot_dirs = calloc(n, sizeof *s->boot_dirs)))
     return error_code(VMH_ENOMEM, "out of memory");
@@ -301,21 +318,23 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
       return r;
     s->n_boot_dirs = i + 1;
   }
-  /* Every key of log: was checked by read_log, so what is left is a key of
-   * daemon: itself. */
+  return 0;
+}
+
+/* Every key of log: was checked by read_log, so what is left is a key of
+ * daemon: itself. */
+static int read_daemon_rest(struct ctx *c, const struct vmh_config *d) {
+  (void)c;
   return refuse_unread(d, "under daemon", daemon_keys);
 }
 
-/* [a-z0-9][a-z0-9-]{0,62}: safe in file names, metric labels, URLs. */
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > VMH_NAME_MAX || s[0] == '-')
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-          s[i] == '-'))
-      return false;
-  return true;
+/* d: the daemon map, or NULL when there is none (then all defaults).  The
+ * root stands in for d where a default path must be resolved. */
+static int read_daemon(struct ctx *c, const struct vmh_config *d) {
+  static const reader_fn fns[] = {
+      read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
+      read_drain,     read_reconcile,  read_boot_dirs,  read_daemon_rest};
+  return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 
 static int read_name(const struct vmh_config *m, const char *key,
@@ -324,12 +343,13 @@ static int read_name(const struct vmh_config *m, const char *key,
   int r = config_string(m, key, NULL, &name, VMH_CFG_REQUIRED);
   if (r < 0)
     return r;
-  if (!valid_name(name))
-    return error_code(VMH_EINVAL,
-                      "%s: key '%s': '%s' is not a valid %s name (1 to %d of "
-                      "a-z, 0-9 and '-', not starting with '-')",
-                      config_where(config_lookup(m, key)), key, name, what,
-                      VMH_NAME_MAX);
+  if (!vmh_name_valid(name))
+    return error_code(
+        VMH_EINVAL,
+        "%s: key '%s': '%s' is not a valid %s name (" VMH_NAME_RULE
+        ": 1 to %d of a-z, 0-9, '.', '_' and '-', starting with "
+        "a letter or a digit)",
+        config_where(config_lookup(m, key)), key, name, what, VMH_NAME_MAX);
   *ret = name;
   return 0;
 }
@@ -394,13 +414,16 @@ static int read_section(struct ctx *c, size_t section,
   if (r < 0)
     return r;
   for (uint32_t i = 0; i < n; i++) {
-    const struct vmh_config *e, *m;
-    if ((r = config_at(list, i, &e)) < 0)
-      return r;
-    /* Required: an empty element ("- " alone) is not an instance. */
-    if ((r = config_map(e, NULL, &m, VMH_CFG_REQUIRED)) < 0)
-      return r;
-    if ((r = read_instance(c, section, m)) < 0)
+    const struct vmh_config *e, *m = NULL;
+    /* Required: an empty element ("- " alone) is not an instance.  Each
+     * element is an instance of its own: a mistake in one leaves the
+     * others to be checked. */
+    r = config_at(list, i, &e);
+    if (r == 0)
+      r = config_map(e, NULL, &m, VMH_CFG_REQUIRED);
+    if (r == 0)
+      r = read_instance(c, section, m);
+    if ((r = problem_keep(r)) < 0)
       return r;
   }
   return 0;
@@ -408,8 +431,8 @@ static int read_section(struct ctx *c, size_t section,
 
 /* Sections are read in file order, whatever their load order, so that a
  * duplicate name is reported at its second appearance in the file. */
-static int top_key(void *opaque, const char *key,
-                   const struct vmh_config *value) {
+static int top_key_read(void *opaque, const char *key,
+                        const struct vmh_config *value) {
   struct ctx *c = opaque;
   if (strcmp(key, "daemon") == 0) {
     const struct vmh_config *d;
@@ -426,8 +449,13 @@ static int top_key(void *opaque, const char *key,
 }
 
 /* Each source in daemon.log.levels must be "core" or an instance. */
-static int level_source(void *opaque, const char *key,
-                        const struct vmh_config *value) {
+static int top_key(void *opaque, const char *key,
+                   const struct vmh_config *value) {
+  return problem_keep(top_key_read(opaque, key, value));
+}
+
+static int level_source_read(void *opaque, const char *key,
+                             const struct vmh_config *value) {
   struct ctx *c = opaque;
   if (strcmp(key, "core") == 0 || find_name(c, key))
     return 0;
@@ -442,7 +470,7 @@ static int level_source(void *opaque, const char *key,
   for (size_t k = 0; k < N_SECTIONS; k++)
     for (size_t i = 0; i < c->kinds[k].n; i++)
       names[n++] = c->kinds[k].v[i].name;
-  const char *hint = suggest(key, names, n);
+  const char *hint = config_suggest(key, names, n);
   if (hint)
     return error_code(VMH_EINVAL,
                       "%s: unknown log source '%s' under daemon.log.levels "
@@ -455,15 +483,20 @@ static int level_source(void *opaque, const char *key,
                     config_where(value), key);
 }
 
+static int level_source(void *opaque, const char *key,
+                        const struct vmh_config *value) {
+  return problem_keep(level_source_read(opaque, key, value));
+}
+
 static int load(const char *path, struct settings *s, struct ctx *c) {
   int r = config_load(path, &s->root);
   if (r < 0)
     return r;
-  if ((r = config_keys(s->root, top_key, c)) < 0)
+  if ((r = problem_keep(config_keys(s->root, top_key, c))) < 0)
     return r;
   if (!c->daemon_seen && (r = read_daemon(c, NULL)) < 0)
     return r;
-  if ((r = config_keys(c->levels, level_source, c)) < 0)
+  if ((r = problem_keep(config_keys(c->levels, level_source, c))) < 0)
     return r;
 
   size_t n = 0;
@@ -485,18 +518,38 @@ static int load(const char *path, struct settings *s, struct ctx *c) {
   return 0;
 }
 
-int settings_load(const char *path, struct settings *ret) {
+/* keep: settings with mistakes are still handed back (and the mistakes
+ * kept in the problem list) so that the instances can be checked too. */
+static int load_settings(const char *path, struct settings *ret, bool keep) {
   struct settings s = {0};
   struct ctx c = {.s = &s};
   memset(ret, 0, sizeof *ret);
+  problems_clear();
   int r = load(path, &s, &c);
   ctx_free(&c);
+  bool problems = r == 0 && problems_count();
+  if (problems)
+    r = error_code(VMH_EINVAL, "%s", problem_at(0));
+  if (problems && keep) {
+    *ret = s;
+    return r;
+  }
+  /* What the caller gets back has no problems, or is the failure. */
+  problems_clear();
   if (r < 0) {
     settings_free(&s);
     return r;
   }
   *ret = s;
   return 0;
+}
+
+int settings_load(const char *path, struct settings *ret) {
+  return load_settings(path, ret, false);
+}
+
+int settings_load_all(const char *path, struct settings *ret) {
+  return load_settings(path, ret, true);
 }
 
 void settings_free(struct settings *s) {

@@ -12,7 +12,7 @@
  * ... ]
  *
  * Every section may be absent, empty (`daemon:`) or an empty list.  An
- * instance name is [a-z0-9][a-z0-9-]{0,62}, unique over all kinds, and not
+ * instance name follows the name rule (vmh_name_valid), unique over all kinds, and not
  * "core" (the daemon's own log source); a plugin name has the same form.
  * A source in log.levels must be "core" or the name of an instance.
  *
@@ -47,8 +47,8 @@
 struct instance_conf {
   int kind; /* enum vmh_kind */
   /* name and plugin are borrowed from the tree (struct settings.root). */
-  const char *name;   /* [a-z0-9][a-z0-9-]{0,62}, unique over all kinds */
-  const char *plugin; /* [a-z0-9][a-z0-9-]{0,62} */
+  const char *name;   /* the name rule (vmh_name_valid), unique over all kinds */
+  const char *plugin; /* the name rule (vmh_name_valid) */
   char *file;         /* the .so to load: `file:` resolved, else NULL */
   int optional;
   /* The instance's map, name/plugin/file/optional marked read; the core
@@ -93,6 +93,12 @@ struct settings {
  * config_load: a missing file is VMH_ENOENT); *ret is then all zero and
  * owns nothing.  Reads the environment (VMHOST_PLUGIN_DIR). */
 int settings_load(const char *path, struct settings *ret);
+/* settings_load that goes on past mistakes of the file: every one is in
+ * the problem list (error.h), the first is the message, and when all are
+ * mistakes of the config (VMH_EINVAL with problems_count() > 0) *ret holds
+ * what could be read, for the instances to be checked as well; free it
+ * with settings_free.  Any other failure leaves *ret zeroed. */
+int settings_load_all(const char *path, struct settings *ret);
 /* Free everything s owns and zero it; safe on a zeroed struct. */
 void settings_free(struct settings *s);
 

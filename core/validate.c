@@ -26,6 +26,17 @@ int valid_device_name(const char *s) {
   return match(s, LOWER, LOWER DIGIT, 16);
 }
 
+int valid_uuid(const char *s) {
+  if (!s || strlen(s) != VMH_ID_LEN)
+    return 0;
+  for (int i = 0; i < VMH_ID_LEN; i++)
+    if (i == 8 || i == 13 || i == 18 || i == 23
+            ? s[i] != '-'
+            : !isxdigit((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
 int valid_mac(const char *s) {
   if (!s || strlen(s) != 17)
     return 0;

@@ -9,6 +9,9 @@
  * ABI's one rule: vmh_name_valid() in <vmhost/common.h>. */
 /* [a-z][a-z0-9]{0,15}: disk and NIC names inside a VM. */
 int valid_device_name(const char *s);
+/* The text form of a UUID (8-4-4-4-12 hex digits, either case): a VM's
+ * id.  A VM name of that form is refused, since a lookup takes either. */
+int valid_uuid(const char *s);
 /* xx:xx:xx:xx:xx:xx, hex, unicast (low bit of the first octet clear). */
 int valid_mac(const char *s);
 /* Well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF)

@@ -15,7 +15,7 @@ ctl_frontend_ctl_la_CPPFLAGS = $(TEST_PLUGIN_CPP) -I$(top_srcdir)/plugins/common
 ctl_frontend_ctl_la_CFLAGS = $(TEST_PLUGIN_CC) $(JANSSON_CFLAGS)
 ctl_frontend_ctl_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 ctl_frontend_ctl_la_LIBADD = $(top_builddir)/plugins/common/libabijson.la \
-	$(JANSSON_LIBS) -lpthread
+	$(top_builddir)/plugins/common/libvmhutil.la $(JANSSON_LIBS) -lpthread
 
 AM_TESTS_ENVIRONMENT += \
 	VMHOST_CTL_PLUGIN=$(abs_builddir)/ctl/.libs/frontend-ctl.so \

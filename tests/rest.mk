@@ -12,7 +12,8 @@ REST_TESTS = \
 	test-rest-abuse.py \
 	test-rest-drain.py \
 	test-rest-openapi.py \
-	test-agent-dist.py
+	test-agent-dist.py \
+	test-openapi-valid.py
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif

@@ -51,8 +51,10 @@ storage:
 YAML
 run_vmhostd --check-config --config "$tmp/no-plugin.yaml"
 [ "$rc" = 2 ] || fail "missing plugin: exit $rc"
-grep -qF "storage 'pool0': plugin 'nosuch': no storage-nosuch.so in the plugin directory" "$err" \
+grep -qF "storage 'pool0': no plugin 'nosuch' (kind storage); available: " "$err" \
   || fail "missing plugin message: $(cat "$err")"
+grep -qE "available: ([a-z0-9._-]+, )*mock(, |$)" "$err" \
+  || fail "missing plugin message lists no plugins: $(cat "$err")"
 
 # A plugin's own config errors (here a mock fault naming an unknown op).
 cat > "$tmp/bad-fault.yaml" <<'YAML'

@@ -20,7 +20,8 @@ import threading
 import chtest
 from chtest import REAL, api, hv_dir, vmm_pid, vmms
 from vmhtest import (VMHOSTD, Daemon, Events, check, expect,
-                     lsan_without_tls, snapshot_pair, vm_spec, wait_for)
+                     lsan_without_tls, snapshot_names, snapshot_pair, vm_spec,
+                     wait_for)
 
 lsan_without_tls()
 ctl = chtest.setup()
@@ -237,6 +238,7 @@ with chtest.running(d, ctl):
     expect(d.call(op="snapshot_delete", vm="web-1", id="after"), "not_found")
     check([x["name"] for x in d.ok(op="snapshot_list", vm="web-1")
            ["snapshots"]] == ["before"], "one left")
+    snapshot_names(d, "web-1")
 
     # Disk hot-plug.
     sock = os.path.join(hv_dir(d), vid + ".sock")

@@ -11,7 +11,8 @@
 #     is in the tree,
 #     with apt, as "apt install ./x.deb" does;
 #  5. vmhostd starts there from the installed /etc/vmhost/vmhostd.yaml (its
-#     ports moved to free ones) and answers /healthz and /api/v1/plugins;
+#     ports moved to free ones) and answers /healthz, /readyz,
+#     /api/v1/host/health and /api/v1/plugins;
 #     exactly the installed plugins are in the plugin directory and load,
 #     and a config naming another plugin is refused by name; the installed
 #     vmhostctl creates and lists a VM there; vmhost-agent-dist's agent
@@ -169,13 +170,21 @@ run_vmhostd --check-config --config "$conf"
 step "starting the installed vmhostd"
 start_vmhostd "$conf"
 assert_grep -F "optional frontend 'rpc' is not used" "$vmhostd_log"
-assert_grep -F "no frontend-rpc.so in the plugin directory $plugindir" "$vmhostd_log"
+assert_grep -F "no plugin 'rpc' (kind frontend); available: rest" "$vmhostd_log"
 curl -sS --max-time 30 "http://127.0.0.1:$port/healthz" >"$tmp/health" ||
   fail "no answer from the installed vmhostd on port $port"
-assert_grep -F '"name":"rest"' "$tmp/health"
+assert_grep -F '"status":"alive"' "$tmp/health"
+# Degraded (rpc is missing) but ready: it is optional.
+curl -sS --max-time 30 "http://127.0.0.1:$port/readyz" >"$tmp/ready" ||
+  fail "no readiness from the installed vmhostd"
+assert_grep -F '"status":"ready"' "$tmp/ready"
 # The API wants credentials: the admin token the first start wrote.
 token=$(cat "$root/var/lib/vmhost/auth/admin.token") ||
   fail "the installed vmhostd wrote no admin token"
+curl -sS --max-time 30 -H "Authorization: Bearer $token" \
+  "http://127.0.0.1:$port/api/v1/host/health" >"$tmp/health" ||
+  fail "GET /api/v1/host/health failed"
+assert_grep -F '"name":"rest"' "$tmp/health"
 curl -sS --max-time 30 -H "Authorization: Bearer $token" \
   "http://127.0.0.1:$port/api/v1/plugins" >"$tmp/plugins.json" ||
   fail "GET /api/v1/plugins failed"
@@ -237,5 +246,5 @@ hypervisors:
 EOS
 run_vmhostd --check-config --config /etc/vmhost/libvirt.yaml
 [ "$rc" = 2 ] || fail "a libvirt hypervisor without its package: exit $rc, expected 2"
-assert_grep -F "no hypervisor-libvirt.so in the plugin directory $plugindir" "$err"
+assert_grep -F "hypervisor 'hv0': no plugin 'libvirt' (kind hypervisor); available: mock" "$err"
 step "done"

@@ -35,15 +35,16 @@ build tokens "$top_srcdir/plugins/common/authtoken.c" \
   "$top_srcdir/plugins/common/atomicfile.c" $gnutls -lpthread
 
 build config "$top_srcdir/core/conftree.c" "$top_srcdir/core/error.c" \
-  "$top_srcdir/core/validate.c" "$top_srcdir/plugins/common/errname.c" -lyaml
+  "$top_srcdir/core/validate.c" "$top_srcdir/plugins/common/errname.c" \
+  "$top_srcdir/plugins/common/sizes.c" -lyaml
 # shellcheck disable=SC2046
 build restjson "$top_srcdir/plugins/common/abijson.c" \
-  $(pkg-config --cflags --libs jansson)
+  "$top_srcdir/plugins/common/sizes.c" $(pkg-config --cflags --libs jansson)
 R=$top_srcdir/plugins/frontend/rpc
 # shellcheck disable=SC2046
 build rpcdecode -I "$top_builddir/plugins/frontend/rpc" "$R"/pbcheck.c \
   "$R"/abipb.c "$top_builddir/plugins/frontend/rpc/vmhost/v1/node.pb-c.c" \
-  "$top_srcdir/plugins/common/abijson.c" \
+  "$top_srcdir/plugins/common/abijson.c" "$top_srcdir/plugins/common/sizes.c" \
   $(pkg-config --cflags --libs libprotobuf-c jansson)
 F=$top_srcdir/plugins/frontend/common
 # shellcheck disable=SC2046
@@ -53,6 +54,7 @@ build h2server -I "$F" "$F"/h2server.c "$F"/h2buf.c "$F"/h2req.c \
   "$top_srcdir/plugins/common/authtoken.c" \
   "$top_srcdir/plugins/common/atomicfile.c" \
   "$top_srcdir/plugins/common/errname.c" \
+  "$top_srcdir/plugins/common/netcommon.c" "$top_srcdir/plugins/common/ptrvec.c" \
   $(pkg-config --cflags --libs libnghttp2 gnutls) -lhttp_parser -lpthread
 
 failed=0

@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from vmhtest import (Daemon, Events, check, expect, lsan_without_tls,
-                     snapshot_pair, vm_spec)
+                     snapshot_names, snapshot_pair, vm_spec)
 
 lsan_without_tls()
 
@@ -132,6 +132,7 @@ with Daemon(CFG) as d:
     expect(d.call(op="snapshot_delete", vm="web-1", id="after"), "not_found")
     check([x["name"] for x in d.ok(op="snapshot_list", vm="web-1")
            ["snapshots"]] == ["before"], "one left")
+    snapshot_names(d, "web-1")
 
     # Hot-plug: the test driver has no device attach, so the plugin's
     # "unsupported" reaches the caller and the core undoes the new volume.
@@ -221,7 +222,11 @@ with Daemon(CFG) as d:
     # restart the core's record has no domain: the core marks it missing
     # (from the plugin's list), and the plugin's not_found on undefine is
     # what lets the core's delete finish.
-    d.ok(op="vm_create", spec=vm_spec("ghost", nics=0))
+    gid = d.ok(op="vm_create", spec=vm_spec("ghost", nics=0,
+                                            user_data="#cloud-config\n"))[
+        "vms"][0]["id"]
+    check(os.path.exists(os.path.join(hv_dir, gid + ".seed.iso")),
+          "no seed for ghost")
     check(d.stop() == 0, "SIGTERM: exit 0")
     d.start()
     r = d.call(op="vm_get", vm="ghost", live=True)
@@ -232,6 +237,8 @@ with Daemon(CFG) as d:
     check("missing" in r["message"], r)
     d.ok(op="vm_delete", vm="ghost")
     check(d.ok(op="vm_list")["vms"] == [], "ghost deleted")
+    left = [f for f in os.listdir(hv_dir) if gid in f]
+    check(left == [], "files of the missing VM left:", left)
 
     # Unknown flags are refused.
     expect(d.call(op="vm_list", flags=1 << 30), "invalid_argument")

@@ -101,7 +101,7 @@ check dump_refusal_of newer-minor "ABI minor 1.9 is newer than this vmhostd (ABI
 check dump_refusal_of -E small-struct 'descriptor struct_size 12 is too small \(at least [0-9]+\)$'
 check dump_refusal_of -E small-ops 'ops struct_size 8 is too small \(at least [0-9]+\)$'
 check dump_refusal_of no-ops-table 'ops table of kind hypervisor is missing'
-check dump_refusal_of bad-name "plugin name 'Bad_Name' is invalid (expected [a-z0-9-]+)"
+check dump_refusal_of bad-name "plugin name 'Bad_Name' is invalid (expected [a-z0-9][a-z0-9._-]{0,62})"
 check dump_refusal_of bad-kind 'unknown plugin kind 9'
 check dump_refusal_of bad-thread-model 'unknown thread model 7'
 check dump_refusal_of missing-op "required operation 'define' is missing"

@@ -4,9 +4,10 @@
 front-end, a bidirectional stream: the stock client asks several
 questions on one stream and gets the answers in order (services; the
 file of a symbol, a FileDescriptorProto that describes every method; a
-file by name; an unknown symbol as an error_response).  A raw HTTP/2
-client splits a request message across DATA frames (reassembled) and
-sends garbage (INTERNAL); the daemon goes on."""
+file by name; an unknown symbol, even in our package, as an
+error_response).  A raw HTTP/2 client splits a request message across
+DATA frames (reassembled) and sends garbage (INTERNAL); the daemon goes
+on."""
 import os
 import struct
 import sys
@@ -22,17 +23,25 @@ PATH = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
 with RpcDaemon() as d:
     stub = pb.refl_grpc.ServerReflectionStub(d.channel())
-    reqs = [R.ServerReflectionRequest(list_services=""),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.NodeService"),
-            R.ServerReflectionRequest(
-                file_by_filename="grpc/health/v1/health.proto"),
-            R.ServerReflectionRequest(
-                file_containing_symbol="vmhost.v1.VmSpec"),
-            R.ServerReflectionRequest(file_containing_symbol="no.such.Thing"),
-            R.ServerReflectionRequest(file_by_filename="nope.proto"),
-            R.ServerReflectionRequest(
-                all_extension_numbers_of_type="vmhost.v1.Vm")]
+    SYM, FILE, EXT = ("file_containing_symbol", "file_by_filename",
+                      "all_extension_numbers_of_type")
+    asked = [("list_services", ""),
+             (SYM, "vmhost.v1.NodeService"),
+             (FILE, "grpc/health/v1/health.proto"),
+             (SYM, "vmhost.v1.VmSpec"),
+             (SYM, "no.such.Thing"),
+             (FILE, "nope.proto"),
+             (EXT, "vmhost.v1.Vm"),
+             # A symbol of our package that no file declares is not found
+             # either; members, methods and enum values are found.
+             (SYM, "vmhost.v1.Nope"),
+             (SYM, "vmhost.v1.VmSpec.nope"),
+             (EXT, "vmhost.v1.Nope"),
+             (SYM, "vmhost.v1.VmSpec.vcpus"),
+             (SYM, "vmhost.v1.NodeService.CreateVM"),
+             (SYM, "vmhost.v1.VM_STATE_RUNNING"),
+             (SYM, "vmhost.v1.VmState")]
+    reqs = [R.ServerReflectionRequest(**{k: v}) for k, v in asked]
     answers = list(stub.ServerReflectionInfo(iter(reqs), timeout=20))
     check(len(answers) == len(reqs), answers)
     for q, a in zip(reqs, answers):
@@ -60,6 +69,13 @@ with RpcDaemon() as d:
     check(answers[5].error_response.error_code == 5, answers[5])
     check(answers[6].all_extension_numbers_response.base_type_name ==
           "vmhost.v1.Vm", answers[6])
+    for a in answers[7:10]:
+        check(a.error_response.error_code == 5, "not NOT_FOUND:",
+              a.original_request, a.WhichOneof("message_response"))
+    for a in answers[10:]:
+        check(a.file_descriptor_response.file_descriptor_proto[0] ==
+              answers[1].file_descriptor_response.file_descriptor_proto[0],
+              "not node.proto:", a)
 
     # Raw HTTP/2: one request split over three DATA frames, then the end.
     h2 = import_h2()

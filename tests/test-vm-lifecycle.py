@@ -6,7 +6,7 @@ hot-plug, console, delete; bad input refused with a message and nothing
 made."""
 import os
 
-from vmhtest import Daemon, check, expect, mocks, vm_spec
+from vmhtest import Daemon, check, expect, mocks, snapshot_names, vm_spec
 
 with Daemon(mocks()) as d:
     r = d.ok(op="vm_create", spec=vm_spec("web-1", disks=2, nics=1,
@@ -53,6 +53,8 @@ with Daemon(mocks()) as d:
     d.ok(op="snapshot_delete", vm="web-1", id=s["id"])
     expect(d.call(op="snapshot_delete", vm="web-1", id=s["id"]), "not_found")
     expect(d.call(op="snapshot_create", vm="web-1", name="../x"), "invalid_argument")
+    # By name as well as id (the mock's ids are "snap-N").
+    snapshot_names(d, "web-1")
 
     # Disk hot-plug: the new volume is made, attached, recorded; detaching
     # keeps the volume (data is never destroyed by a detach).

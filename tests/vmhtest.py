@@ -404,6 +404,34 @@ def snapshot_pair(d, vm):
     return s, s2
 
 
+def snapshot_names(d, vm):
+    """What the core promises of snapshot names on every backend, for the
+    running VM vm: a snapshot answers to its name as well as its id
+    (revert, delete), names are unique per VM, a name may not be another
+    snapshot's id, and a key that is neither is not found.  Leaves the VM's
+    snapshots as they were."""
+    s = d.ok(op="snapshot_create", vm=vm,
+             name="before-upgrade")["snapshots"][0]
+    check(s["name"] == "before-upgrade", s)
+    r = expect(d.call(op="snapshot_create", vm=vm, name="before-upgrade"),
+               "already_exists")
+    check("before-upgrade" in r["message"], r)
+    if s["id"] != s["name"]:
+        expect(d.call(op="snapshot_create", vm=vm, name=s["id"]),
+               "already_exists")
+    d.ok(op="snapshot_revert", vm=vm, id="before-upgrade")
+    d.ok(op="snapshot_revert", vm=vm, id=s["id"])
+    r = expect(d.call(op="snapshot_revert", vm=vm, id="no-such-snap"),
+               "not_found")
+    check("no-such-snap" in r["message"], r)
+    d.ok(op="snapshot_delete", vm=vm, id="before-upgrade")
+    expect(d.call(op="snapshot_delete", vm=vm, id="before-upgrade"),
+           "not_found")
+    check("before-upgrade" not in
+          [x["name"] for x in d.ok(op="snapshot_list", vm=vm)["snapshots"]],
+          "deleted by name, still listed")
+
+
 MOCKS = """
 hypervisors:
   - {{ name: hv0, plugin: mock{hv} }}

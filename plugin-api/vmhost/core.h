@@ -181,7 +181,9 @@ struct vmh_core {
 
   /* Host and daemon. */
   void (*host_info)(vmh_reply_t *r, uint32_t flags);
-  /* One check per instance plus "core"; done's code is 0 when all are OK. */
+  /* One check per instance plus "core"; done's code is readiness: 0 when
+   * the node can serve (not starting or draining, no instance failed; an
+   * optional instance not serving only degrades it). */
   void (*health)(vmh_reply_t *r, uint32_t flags);
   void (*plugin_list)(vmh_reply_t *r, uint32_t flags);
   /* The Prometheus text exposition, through reply->text. */

@@ -35,7 +35,7 @@ struct vmh_plugin {
   uint32_t abi_minor;    /* filled by VMH_PLUGIN_REGISTER */
   uint32_t thread_model; /* filled by VMH_PLUGIN_REGISTER */
   uint32_t kind;         /* enum vmh_kind */
-  const char *name;      /* [a-z0-9-]+, unique among loaded plugins */
+  const char *name;      /* vmh_name_valid, unique among loaded plugins */
   const char *version;
   const char *description;
   /* Optional: once, before any open().  Global initialisation; a non-zero

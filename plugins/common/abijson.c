@@ -4,6 +4,8 @@
 
 #include "abijson.h"
 #include "abistruct.h"
+#include "sizes.h"
+#include "speclimits.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -644,6 +646,33 @@ int abij_uint(struct abij_in *k, json_t *obj, const char *where,
   return 0;
 }
 
+int abij_size(struct abij_in *k, json_t *obj, const char *where,
+              const char *key, uint64_t lo, uint64_t hi, uint64_t *ret) {
+  json_t *v = json_object_get(obj, key);
+  uint64_t x = 0;
+  *ret = 0;
+  if (!v || json_is_null(v))
+    return 0;
+  bool ok = json_is_integer(v)  ? json_integer_value(v) >= 0
+            : json_is_string(v) ? size_parse(json_string_value(v), &x) == NUM_OK
+                                : false;
+  if (json_is_integer(v))
+    x = (uint64_t)json_integer_value(v);
+  if (!(k->flags & ABIJ_STRICT))
+    lo = 0;
+  if (!ok || x < lo || x > hi) {
+    char a[32], b[32];
+    return abij_refuse(k,
+                       "'%s%s' must be a size from %s to %s: bytes, or a "
+                       "string with a unit (\"2GiB\"; K/KiB, M/MiB, G/GiB, "
+                       "T/TiB, KB, MB, GB, TB)",
+                       where, key, size_format(lo, a, sizeof a),
+                       size_format(hi, b, sizeof b));
+  }
+  *ret = x;
+  return 0;
+}
+
 int abij_u32(struct abij_in *k, json_t *obj, const char *where, const char *key,
              uint32_t *ret) {
   uint64_t v;
@@ -718,12 +747,13 @@ int abij_disk_in(struct abij_in *k, json_t *o, const char *where,
       (r = abij_name(k, o, where, "name", &d->name)) < 0 ||
       (r = abij_name(k, o, where, "pool", &d->pool)) < 0 ||
       (r = abij_name(k, o, where, "volume", &d->volume)) < 0 ||
-      (r = abij_uint(k, o, where, "size", INT64_MAX, &d->size)) < 0 ||
+      (r = abij_size(k, o, where, "size", 0, INT64_MAX, &d->size)) < 0 ||
       (r = abij_enum(k, o, where, "format", &abij_formats, &d->format)) < 0 ||
       (r = abij_enum(k, o, where, "bus", &abij_buses, &d->bus)) < 0 ||
       (r = abij_name(k, o, where, "base_image", &d->base_image)) < 0 ||
       (r = abij_bool(k, o, where, "readonly", &d->readonly)) < 0 ||
-      (r = ranged(k, o, where, "boot_order", UINT32_MAX, 0, 255, &boot)) < 0)
+      (r = ranged(k, o, where, "boot_order", UINT32_MAX, 0, SPEC_BOOT_ORDER_MAX,
+                  &boot)) < 0)
     return r;
   d->boot_order = (uint32_t)boot;
   if ((k->flags & ABIJ_STRICT) && !d->name)
@@ -742,7 +772,8 @@ int abij_nic_in(struct abij_in *k, json_t *o, const char *where,
       (r = abij_name(k, o, where, "name", &n->name)) < 0 ||
       (r = abij_name(k, o, where, "network", &n->network)) < 0 ||
       (r = abij_string(k, o, where, "mac", &n->mac)) < 0 ||
-      (r = ranged(k, o, where, "vlan", UINT32_MAX, 0, 4094, &vlan)) < 0 ||
+      (r = ranged(k, o, where, "vlan", UINT32_MAX, 0, SPEC_VLAN_MAX, &vlan)) <
+          0 ||
       (r = abij_enum(k, o, where, "model", &abij_nic_models, &n->model)) < 0)
     return r;
   n->vlan = (uint32_t)vlan;
@@ -807,9 +838,10 @@ int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
   uint64_t vcpus;
   if ((r = abij_only_keys(k, o, w, keys)) < 0 ||
       (r = abij_name(k, o, w, "name", &s->name)) < 0 ||
-      (r = ranged(k, o, w, "vcpus", UINT32_MAX, 1, 4096, &vcpus)) < 0 ||
-      (r = ranged(k, o, w, "memory", INT64_MAX, 1 << 20, UINT64_C(1) << 46,
-                  &s->memory)) < 0 ||
+      (r = ranged(k, o, w, "vcpus", UINT32_MAX, SPEC_VCPUS_MIN, SPEC_VCPUS_MAX,
+                  &vcpus)) < 0 ||
+      (r = abij_size(k, o, w, "memory", SPEC_MEMORY_MIN, SPEC_MEMORY_MAX,
+                     &s->memory)) < 0 ||
       (r = abij_string(k, o, w, "kernel", &s->kernel)) < 0 ||
       (r = abij_string(k, o, w, "initrd", &s->initrd)) < 0 ||
       (r = abij_string(k, o, w, "cmdline", &s->cmdline)) < 0 ||
@@ -824,8 +856,6 @@ int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
       (r = abij_array(k, o, w, "nics", &nics)) < 0)
     return r;
   s->vcpus = (uint32_t)vcpus;
-  if ((k->flags & ABIJ_STRICT) && !s->name)
-    return abij_refuse(k, "'%sname' is required", w);
   if ((r = parse_list(k, disks, w, "disks", sizeof(struct vmh_disk), &dv,
                       &s->n_disks, parse_disk_v)) < 0 ||
       (r = parse_list(k, nics, w, "nics", sizeof(struct vmh_nic), &nv,
@@ -853,6 +883,14 @@ int abij_spec_in(struct abij_in *k, json_t *o, const char *w,
     s->metadata = kv;
     s->n_metadata = (uint32_t)i;
   }
+  /* What a caller left out is said so (not as a 0 out of range), once
+   * what it gave is known to be well-formed. */
+  static const char *const required[] = {"name", "vcpus", "memory"};
+  for (size_t i = 0; (k->flags & ABIJ_STRICT) && i < 3; i++) {
+    json_t *v = json_object_get(o, required[i]);
+    if (!v || json_is_null(v))
+      return abij_refuse(k, "'%s%s' is required", w, required[i]);
+  }
   return 0;
 }
 
@@ -864,7 +902,7 @@ int abij_volume_spec_in(struct abij_in *k, json_t *o, const char *w,
   *s = (struct vmh_volume_spec){.struct_size = sizeof *s};
   if ((r = abij_only_keys(k, o, w, keys)) < 0 ||
       (r = abij_name(k, o, w, "name", &s->name)) < 0 ||
-      (r = abij_uint(k, o, w, "size", INT64_MAX, &s->size)) < 0 ||
+      (r = abij_size(k, o, w, "size", 0, INT64_MAX, &s->size)) < 0 ||
       (r = abij_enum(k, o, w, "format", &abij_formats, &s->format)) < 0 ||
       (r = abij_name(k, o, w, "base_image", &s->base_image)) < 0)
     return r;

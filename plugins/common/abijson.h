@@ -20,7 +20,7 @@
  * With ABIJ_STRICT (an API's edge) decoders also refuse what a lenient
  * test tool lets through to the core: enums given as numbers, names that
  * break the name rule (vmh_name_valid), numbers out of their range, a VM
- * spec without a name.
+ * spec without a name, vcpus or memory.
  */
 #ifndef VMH_ABIJSON_H
 #define VMH_ABIJSON_H
@@ -115,6 +115,10 @@ int abij_bool(struct abij_in *in, json_t *obj, const char *where,
 /* An integer in [0, max]. */
 int abij_uint(struct abij_in *in, json_t *obj, const char *where,
               const char *key, uint64_t max, uint64_t *ret);
+/* A size in bytes: an integer, or a string with a unit as the config takes
+ * it ("2GiB", sizes.h); in [lo, hi] under ABIJ_STRICT, [0, hi] otherwise. */
+int abij_size(struct abij_in *in, json_t *obj, const char *where,
+              const char *key, uint64_t lo, uint64_t hi, uint64_t *ret);
 int abij_u32(struct abij_in *in, json_t *obj, const char *where,
              const char *key, uint32_t *ret);
 /* One of e's names; any number too unless ABIJ_STRICT. */

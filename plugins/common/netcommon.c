@@ -17,6 +17,48 @@
 #include <unistd.h>
 #include <vmhost/common.h>
 
+int net_split_hostport(const char *a, char *host, size_t size, int allow_any,
+                       unsigned *port, const char **why) {
+  const char *h = a, *colon;
+  size_t n;
+  if (a[0] == '[') {
+    const char *close = strchr(a, ']');
+    if (!close || close[1] != ':') {
+      *why = "expected [v6 address]:port";
+      return -1;
+    }
+    h = a + 1;
+    n = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = strrchr(a, ':');
+    if (!colon || strchr(a, ':') != colon) {
+      *why = colon ? "write an IPv6 address in brackets, [addr]:port"
+                   : "expected host:port";
+      return -1;
+    }
+    n = (size_t)(colon - a);
+  }
+  if (n >= size) {
+    *why = "the host is too long";
+    return -1;
+  }
+  const char *p = colon + 1;
+  size_t digits = strspn(p, "0123456789");
+  unsigned long v = digits && digits <= 5 ? strtoul(p, NULL, 10) : 0;
+  if (!digits || p[digits] || digits > 5 || v > 65535 ||
+      (v == 0 && !allow_any)) {
+    *why = allow_any ? "the port is not a number from 0 (any free port) to "
+                       "65535"
+                     : "the port is not a number from 1 to 65535";
+    return -1;
+  }
+  memcpy(host, h, n);
+  host[n] = '\0';
+  *port = (unsigned)v;
+  return 0;
+}
+
 int net_valid_ifname(const char *s) {
   size_t len = strlen(s);
 

@@ -15,6 +15,14 @@
 #define NET_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 #define NET_MAC_LEN 17    /* "52:54:00:xx:xx:xx" */
 
+/* "host:port" or "[v6 address]:port" (every address a config names):
+ * host copied without brackets into host[size], the port to *port.  The
+ * port is decimal, 1..65535, or 0 when allow_any (a listener: the kernel
+ * picks a free one).  Returns 0, or -1 with *why saying what is wrong (a
+ * static string for messages). */
+int net_split_hostport(const char *a, char *host, size_t size, int allow_any,
+                       unsigned *port, const char **why);
+
 /* Linux's dev_valid_name(), plus printable ASCII only. */
 int net_valid_ifname(const char *s);
 

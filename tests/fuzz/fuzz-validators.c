@@ -25,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = strlen(s);
   (void)valid_device_name(s);
   (void)valid_mac(s);
+  /* A UUID is a name too (which is why VM names of that form are
+   * refused), and has exactly its length. */
+  if (valid_uuid(s) && (len != VMH_ID_LEN || !strchr(s, '-')))
+    abort();
   int utf8 = valid_utf8(s, len);
   size_t t = utf8_trim(s, len);
   if (t > len)

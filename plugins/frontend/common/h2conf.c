@@ -4,10 +4,12 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "h2int.h"
+#include "netcommon.h"
 
 /* A path as written, or resolved against the directory of the config file
  * it was read from (relative paths in the config are relative to it). */
@@ -59,9 +61,16 @@ static int read_listen(const struct vmh_host *host,
         (r = host->config_bool(el, "tls", 0, &tls, 0)) < 0 ||
         (r = host->config_bool(el, "insecure", 0, &insecure, 0)) < 0)
       return r;
-    c->listen[i].address = addr[0] == '/' || addr[0] == '.'
-                               ? resolve(host, el, addr)
-                               : strdup(addr);
+    bool path = addr[0] == '/' || addr[0] == '.';
+    char h[256];
+    unsigned port;
+    const char *why;
+    if (!path && net_split_hostport(addr, h, sizeof h, 1, &port, &why) < 0) {
+      host->error("%s: listener '%s': %s",
+                  host->config_key_where(el, "address"), addr, why);
+      return VMH_EINVAL;
+    }
+    c->listen[i].address = path ? resolve(host, el, addr) : strdup(addr);
     c->listen[i].tls = tls;
     c->listen[i].insecure = insecure;
     c->n_listen = i + 1;

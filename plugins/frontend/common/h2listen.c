@@ -3,6 +3,7 @@
  * up to max_connections (see h2int.h). */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "h2int.h"
+#include "netcommon.h"
 
 struct listener {
   enum ev_kind kind; /* first: epoll data points here */
@@ -117,6 +119,28 @@ void h2listen_event(struct h2s *s, struct listener *l) {
   }
 }
 
+/* The address fd is bound to, as "ip:port" or "[ip6]:port" (a port 0 in
+ * the config becomes the one the kernel chose); a unix socket's is its
+ * path, given as configured. */
+static void bound_address(int fd, const char *configured, char *buf,
+                          size_t size) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN];
+  snprintf(buf, size, "%s", configured);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    return;
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+    if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip))
+      snprintf(buf, size, "%s:%u", ip, ntohs(in->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip))
+      snprintf(buf, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+  }
+}
+
 /* A listener for "host:port", "[v6]:port" or a unix socket path. */
 int h2listen_bind(struct h2s *s, const struct h2s_listen *spec) {
   struct listener *l = calloc(1, sizeof *l);
@@ -151,23 +175,14 @@ int h2listen_bind(struct h2s *s, const struct h2s_listen *spec) {
     if (!(l->unix_path = strdup(a)))
       goto fail_nomem;
   } else {
-    char host[256];
-    const char *port;
-    if (a[0] == '[') {
-      const char *e = strchr(a, ']');
-      if (!e || e[1] != ':' || (size_t)(e - a) >= sizeof host)
-        goto fail_syntax;
-      memcpy(host, a + 1, (size_t)(e - a - 1));
-      host[e - a - 1] = '\0';
-      port = e + 2;
-    } else {
-      const char *e = strrchr(a, ':');
-      if (!e || (size_t)(e - a) >= sizeof host || strchr(a, ':') != e)
-        goto fail_syntax;
-      memcpy(host, a, (size_t)(e - a));
-      host[e - a] = '\0';
-      port = e + 1;
+    char host[256], port[8];
+    unsigned n;
+    const char *why;
+    if (net_split_hostport(a, host, sizeof host, 1, &n, &why) < 0) {
+      s->host->error("listener '%s': %s", a, why);
+      goto fail;
     }
+    snprintf(port, sizeof port, "%u", n);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
@@ -205,15 +220,16 @@ int h2listen_bind(struct h2s *s, const struct h2s_listen *spec) {
         "('insecure: true'): bearer tokens and all data cross the network "
         "readable and alterable by anyone on the path",
         a);
-  LOG(s, VMH_LOG_INFO, "listening on %s (%s)", a,
+  char bound[INET6_ADDRSTRLEN + 16];
+  bound_address(fd, a, bound, sizeof bound);
+  LOG(s, VMH_LOG_INFO, "listening on %s%s%s%s (%s)", bound,
+      strcmp(bound, a) ? " (configured as " : "", strcmp(bound, a) ? a : "",
+      strcmp(bound, a) ? ")" : "",
       l->tls
           ? (s->conf->client_ca ? "TLS, client certificates required" : "TLS")
           : "cleartext HTTP/2 and HTTP/1.1");
   return 0;
 
-fail_syntax:
-  s->host->error("listener '%s': expected host:port, [v6]:port or a path", a);
-  goto fail;
 fail_nomem:
   s->host->error("out of memory");
 fail:

@@ -674,7 +674,7 @@ static int vol_resize(struct call *k) {
       need_body(k, false) < 0)
     return -1;
   if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
-      (r = abij_uint(&k->in, k->body, "", "size", INT64_MAX, &size)) < 0 ||
+      (r = abij_size(&k->in, k->body, "", "size", 0, INT64_MAX, &size)) < 0 ||
       (r = abij_bool(&k->in, k->body, "", "shrink", &shrink)) < 0)
     return refused(k, r);
   if (!json_object_get(k->body, "size") || size == 0)
@@ -815,9 +815,15 @@ static void finish_health(struct call *k, int code, const char *message) {
   answer_json(k, 200, health_json(k));
 }
 
-static void finish_healthz(struct call *k, int code, const char *message) {
+/* Readiness: the core serves (not starting or draining) and no instance it
+ * needs has failed.  The core's health answers an error exactly then; a
+ * degraded optional instance leaves the node ready.  The detail is behind
+ * the reader role (GET /api/v1/host/health). */
+static void finish_readyz(struct call *k, int code, const char *message) {
   (void)message;
-  answer_json(k, code ? 503 : 200, health_json(k));
+  bool ready = code == 0 && k->rest->core->ready();
+  answer_json(k, ready ? 200 : 503,
+              json_pack("{s:s}", "status", ready ? "ready" : "not_ready"));
 }
 
 static int start_health(struct call *k) {
@@ -832,18 +838,18 @@ static int health(struct call *k) {
   return start_health(k);
 }
 
+/* Liveness: this front-end's loop answers, whatever the backends do (a
+ * probe that restarts vmhostd cannot bring libvirtd back). */
 static int healthz(struct call *k) {
-  k->finish = finish_healthz;
-  return start_health(k);
+  if (no_query(k) < 0)
+    return -1;
+  answer_json(k, 200, json_pack("{s:s}", "status", "alive"));
+  return 0;
 }
 
 static int readyz(struct call *k) {
-  if (no_query(k) < 0)
-    return -1;
-  int ready = k->rest->core->ready();
-  answer_json(k, ready ? 200 : 503,
-              json_pack("{s:s}", "status", ready ? "ready" : "not_ready"));
-  return 0;
+  k->finish = finish_readyz;
+  return start_health(k);
 }
 
 static int plugin_list(struct call *k) {

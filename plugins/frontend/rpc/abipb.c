@@ -11,6 +11,8 @@
 #include "abijson.h"
 #include "abipb.h"
 #include "abistruct.h"
+#include "sizes.h"
+#include "speclimits.h"
 
 /* ---- Strings ------------------------------------------------------------ */
 
@@ -521,8 +523,9 @@ int abipb_disk_in(struct abij_arena *a, const Vmhost__V1__Disk *m,
     return refuse(err, errlen, "'%sformat' is not a DiskFormat", w);
   if ((uint32_t)m->bus > VMH_BUS_SATA)
     return refuse(err, errlen, "'%sbus' is not a DiskBus", w);
-  if (m->boot_order > 255)
-    return refuse(err, errlen, "'%sboot_order' must be 0 to 255", w);
+  if (m->boot_order > SPEC_BOOT_ORDER_MAX)
+    return refuse(err, errlen, "'%sboot_order' must be 0 to %d", w,
+                  SPEC_BOOT_ORDER_MAX);
   d->size = m->size;
   d->format = (uint32_t)m->format;
   d->bus = (uint32_t)m->bus;
@@ -540,8 +543,8 @@ static int nic_in(const Vmhost__V1__Nic *m, const char *w, struct vmh_nic *n,
     return r;
   if (!n->name)
     return refuse(err, errlen, "'%sname' is required", w);
-  if (m->vlan > 4094)
-    return refuse(err, errlen, "'%svlan' must be 0 to 4094", w);
+  if (m->vlan > SPEC_VLAN_MAX)
+    return refuse(err, errlen, "'%svlan' must be 0 to %d", w, SPEC_VLAN_MAX);
   if ((uint32_t)m->model > VMH_NIC_E1000)
     return refuse(err, errlen, "'%smodel' is not a NicModel", w);
   n->mac = opt(m->mac);
@@ -562,10 +565,19 @@ int abipb_spec_in(struct abij_arena *a, const Vmhost__V1__VmSpec *m,
     return r;
   if (!s->name)
     return refuse(err, errlen, "'spec.name' is required");
-  if (m->vcpus < 1 || m->vcpus > 4096)
-    return refuse(err, errlen, "'spec.vcpus' must be 1 to 4096");
-  if (m->memory < (1u << 20) || m->memory > (UINT64_C(1) << 46))
-    return refuse(err, errlen, "'spec.memory' must be 1 MiB to 64 TiB");
+  /* proto3 cannot tell a field left out from 0: 0 is "left out". */
+  if (!m->vcpus || !m->memory)
+    return refuse(err, errlen, "'spec.%s' is required",
+                  !m->vcpus ? "vcpus" : "memory");
+  if (m->vcpus < SPEC_VCPUS_MIN || m->vcpus > SPEC_VCPUS_MAX)
+    return refuse(err, errlen, "'spec.vcpus' must be %d to %d", SPEC_VCPUS_MIN,
+                  SPEC_VCPUS_MAX);
+  if (m->memory < SPEC_MEMORY_MIN || m->memory > SPEC_MEMORY_MAX) {
+    char lo[32], hi[32];
+    return refuse(err, errlen, "'spec.memory' must be %s to %s (bytes)",
+                  size_format(SPEC_MEMORY_MIN, lo, sizeof lo),
+                  size_format(SPEC_MEMORY_MAX, hi, sizeof hi));
+  }
   if (m->n_disks > UINT32_MAX || m->n_nics > UINT32_MAX ||
       m->n_labels > UINT32_MAX)
     return refuse(err, errlen, "'spec' has too many elements");

@@ -32,26 +32,114 @@ static int file_proto(const struct rpc_proto_file *f,
   return -1;
 }
 
-/* The file whose package holds symbol ("pkg.Name" or "pkg.Name.field"). */
-static const struct rpc_proto_file *file_of_symbol(
+/* Whether s is prefix "." name. */
+static bool is_member(const char *s, const char *prefix, size_t n,
+                      const char *name) {
+  return !strncmp(s, prefix, n) && s[n] == '.' && !strcmp(s + n + 1, name);
+}
+
+/* The messages and enums reachable from the services, each once: a
+ * bounded walk (our files hold far fewer). */
+#define MAX_TYPES 512
+struct types {
+  const void *seen[MAX_TYPES];
+  size_t n;
+};
+
+static bool first_visit(struct types *t, const void *d) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->seen[i] == d)
+      return false;
+  if (t->n == MAX_TYPES)
+    return false;
+  t->seen[t->n++] = d;
+  return true;
+}
+
+/* The package of the enum that declares symbol (the enum itself, or one
+ * of its values, which live in the enum's enclosing scope). */
+static const char *enum_symbol(const ProtobufCEnumDescriptor *e,
+                               const char *symbol) {
+  if (!strcmp(symbol, e->name))
+    return e->package_name;
+  const char *dot = strrchr(e->name, '.');
+  size_t scope = dot ? (size_t)(dot - e->name) : 0;
+  for (unsigned i = 0; i < e->n_values; i++)
+    if (is_member(symbol, e->name, scope, e->values[i].name))
+      return e->package_name;
+  return NULL;
+}
+
+/* The package of the message (or of a type it reaches) that declares
+ * symbol: the message, one of its fields, or a type nested in it. */
+static const char *message_symbol(struct types *t,
+                                  const ProtobufCMessageDescriptor *m,
+                                  const char *symbol) {
+  if (!m || !first_visit(t, m))
+    return NULL;
+  size_t n = strlen(m->name);
+  if (!strcmp(symbol, m->name))
+    return m->package_name;
+  for (unsigned i = 0; i < m->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &m->fields[i];
+    const char *pkg = NULL;
+    if (is_member(symbol, m->name, n, f->name))
+      return m->package_name;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+      pkg = message_symbol(t, f->descriptor, symbol);
+    else if (f->type == PROTOBUF_C_TYPE_ENUM && first_visit(t, f->descriptor))
+      pkg = enum_symbol(f->descriptor, symbol);
+    if (pkg)
+      return pkg;
+  }
+  return NULL;
+}
+
+/* The package that declares symbol ("pkg.Service", "pkg.Service.Method",
+ * "pkg.Message", "pkg.Message.field", "pkg.Enum", "pkg.VALUE"), or NULL
+ * when no service of ours reaches such a symbol. */
+static const char *package_of_symbol(
     const ProtobufCServiceDescriptor *const *services, size_t n_services,
     const char *symbol) {
+  struct types t = {.n = 0};
   for (size_t i = 0; i < n_services; i++) {
-    const char *pkg = services[i]->package;
-    size_t n = strlen(pkg);
-    if (strncmp(symbol, pkg, n) || symbol[n] != '.' || !symbol[n + 1])
-      continue;
-    /* The file is named after the package's path: a.b.v1 → a/b/v1/… */
-    for (size_t f = 0; f < rpc_n_proto_files; f++) {
-      const char *name = rpc_proto_files[f].name;
-      bool same = strlen(name) > n && name[n] == '/';
-      for (size_t c = 0; same && c < n; c++)
-        same = name[c] == (pkg[c] == '.' ? '/' : pkg[c]);
-      if (same)
-        return &rpc_proto_files[f];
+    const ProtobufCServiceDescriptor *s = services[i];
+    size_t n = strlen(s->name);
+    if (!strcmp(symbol, s->name))
+      return s->package;
+    for (unsigned m = 0; m < s->n_methods; m++) {
+      const char *pkg;
+      if (is_member(symbol, s->name, n, s->methods[m].name))
+        return s->package;
+      if ((pkg = message_symbol(&t, s->methods[m].input, symbol)) ||
+          (pkg = message_symbol(&t, s->methods[m].output, symbol)))
+        return pkg;
     }
   }
   return NULL;
+}
+
+/* The file of a package: named after its path (a.b.v1 → a/b/v1/…). */
+static const struct rpc_proto_file *file_of_package(const char *pkg) {
+  size_t n = strlen(pkg);
+  for (size_t f = 0; f < rpc_n_proto_files; f++) {
+    const char *name = rpc_proto_files[f].name;
+    bool same = strlen(name) > n && name[n] == '/';
+    for (size_t c = 0; same && c < n; c++)
+      same = name[c] == (pkg[c] == '.' ? '/' : pkg[c]);
+    if (same)
+      return &rpc_proto_files[f];
+  }
+  return NULL;
+}
+
+/* The file that declares symbol; NULL (NOT_FOUND) for a symbol no file
+ * of ours declares, even inside one of our packages. */
+static const struct rpc_proto_file *file_of_symbol(
+    const ProtobufCServiceDescriptor *const *services, size_t n_services,
+    const char *symbol) {
+  const char *pkg = package_of_symbol(services, n_services, symbol);
+  return pkg ? file_of_package(pkg) : NULL;
 }
 
 static const struct rpc_proto_file *file_named(const char *name) {
@@ -108,7 +196,10 @@ int reflect_answer(const ProtobufCServiceDescriptor *const *services,
       f = file_of_symbol(services, n_services, req->file_containing_symbol);
       break;
     case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
-      /* Our files declare no extensions. */
+      /* Our files declare no extensions; a type they lack is not found. */
+      if (!file_of_symbol(services, n_services,
+                          req->all_extension_numbers_of_type))
+        break;
       ext.base_type_name = req->all_extension_numbers_of_type;
       resp.message_response_case =
           GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;

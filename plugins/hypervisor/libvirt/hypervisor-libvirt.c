@@ -928,9 +928,16 @@ static int hv_undefine(void *handle, const char *vm_id, uint32_t flags) {
   virDomainPtr dom = NULL;
   int rc;
 
-  if ((rc = vmh_check_flags(host, "undefine", flags, 0)) < 0 ||
-      (rc = get_dom(h, vm_id, &c, &dom)) < 0)
+  if ((rc = vmh_check_flags(host, "undefine", flags, 0)) < 0)
     return rc;
+  if ((rc = get_dom(h, vm_id, &c, &dom)) < 0) {
+    /* A domain already gone (a VM the core shows as missing) leaves its
+     * files behind unless they go now; the id names files under our
+     * directory only when it is a name. */
+    if (rc == VMH_ENOENT && vmh_name_valid(vm_id))
+      unlink_files(h, vm_id);
+    return rc;
+  }
   if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
     rc = lv_fail(h, "power off before undefining");
     goto out;

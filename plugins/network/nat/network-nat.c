@@ -23,7 +23,6 @@
 #include "spawnproc.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -297,7 +296,6 @@ static int parse_config(struct nat *n, const struct vmh_config *cfg) {
   const struct vmh_host *h = n->host;
   const char *subnet, *gateway, *range, *ensure;
   char lo[INET_ADDRSTRLEN], hi[INET_ADDRSTRLEN], buf[64];
-  const char *p;
   int rc;
 
   /* Every key is read before anything is judged, so that a typo is reported
@@ -318,12 +316,6 @@ static int parse_config(struct nat *n, const struct vmh_config *cfg) {
     n->absent = 1;
   else
     return fail(n, VMH_EINVAL, "ensure: '%s' is not present or absent", ensure);
-  for (p = n->name; *p; p++)
-    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-      return fail(n, VMH_EINVAL,
-                  "instance name '%s': a nat network's name goes into an "
-                  "nftables table name; use letters, digits, - and _",
-                  n->name);
   if (!net_valid_ifname(n->bridge))
     return fail(n, VMH_EINVAL,
                 "bridge '%s' is not an interface name (1 to 15 characters, "

@@ -491,10 +491,17 @@ static int read_config(struct ovsp *o, const struct vmh_config *config) {
     return rc;
   where = host->config_where(config);
   o->default_vlan = (uint32_t)vlan;
-  if (strncmp(o->remote, "unix:", 5) != 0 && strncmp(o->remote, "tcp:", 4) != 0)
+  char h[256];
+  unsigned port;
+  const char *why = NULL;
+  if ((strncmp(o->remote, "unix:", 5) != 0 &&
+       strncmp(o->remote, "tcp:", 4) != 0) ||
+      (strncmp(o->remote, "tcp:", 4) == 0 &&
+       net_split_hostport(o->remote + 4, h, sizeof h, 0, &port, &why) < 0))
     return vmh_fail(host, VMH_EINVAL,
-                    "%s: ovsdb '%s' is not unix:PATH or tcp:HOST:PORT",
-                    host->config_key_where(config, "ovsdb"), o->remote);
+                    "%s: ovsdb '%s' is not unix:PATH or tcp:HOST:PORT%s%s",
+                    host->config_key_where(config, "ovsdb"), o->remote,
+                    why ? ": " : "", why ? why : "");
   if (!net_valid_ifname(o->net.bridge))
     return vmh_fail(host, VMH_EINVAL,
                     "%s: bridge '%s' is not an interface name (1..15 "

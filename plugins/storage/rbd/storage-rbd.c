@@ -26,6 +26,7 @@
 #include "cleanup.h"
 #include "errname.h"
 #include "imagefetch.h"
+#include "netcommon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -290,7 +291,26 @@ static int children(struct pool *p, rbd_image_t img, const char *what,
  * "a:1,b:2", "v2:a:3300", "[v2:a:3300,v1:a:6789] [v2:b:3300]" (the first
  * address of each bracketed group), "a:1/0" (a nonce); separators are ',',
  * ';' and blanks. */
+/* A monitor with a port ("host:port", "[v6]:port") has one of 1..65535; a
+ * bare host takes Ceph's default ports. */
+static int check_monitor(struct pool *p, const char *s, size_t n) {
+  char m[300], h[256];
+  unsigned port;
+  const char *why;
+  if (n >= sizeof m)
+    return vmh_fail(host, VMH_EINVAL, "pool %s: monitor '%.*s…' is too long",
+                    p->name, 40, s);
+  memcpy(m, s, n);
+  m[n] = '\0';
+  if ((strchr(m, ':') || m[0] == '[') &&
+      net_split_hostport(m, h, sizeof h, 0, &port, &why) < 0)
+    return vmh_fail(host, VMH_EINVAL, "pool %s: monitor '%s': %s", p->name, m,
+                    why);
+  return 0;
+}
+
 static int add_monitors(struct pool *p, const char *s) {
+  int rc;
   while (*s != '\0') {
     size_t n;
     bool group = false;
@@ -311,6 +331,8 @@ static int add_monitors(struct pool *p, const char *s) {
     if (n == 0)
       return vmh_fail(host, VMH_EINVAL, "pool %s: monitor list '%s' is empty",
                       p->name, s);
+    if ((rc = check_monitor(p, s, n)) < 0)
+      return rc;
     v = realloc(p->monitors, (p->n_monitors + 1) * sizeof *v);
     if (v == NULL || (v[p->n_monitors] = strndup(s, n)) == NULL) {
       p->monitors = v ? v : p->monitors;
