@@ -38,8 +38,10 @@ static const struct {
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   NULL};
 static const char *const daemon_keys[] = {
-    "state_dir",     "plugin_dir",         "log",       "workers",
-    "drain_timeout", "reconcile_interval", "boot_dirs", NULL};
+    "state_dir", "plugin_dir",           "log",
+    "workers",   "drain_timeout",        "reconcile_interval",
+    "boot_dirs", "operations_retention", "operations_max",
+    NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -289,6 +291,13 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
                         &s->reconcile_interval_s)) < 0)
     return r;
+  int64_t ops_keep, ops_max;
+  if ((r = config_int(d, "operations_retention", 1, 7 * 86400, 3600, &ops_keep,
+                      0)) < 0 ||
+      (r = config_int(d, "operations_max", 1, 100000, 1000, &ops_max, 0)) < 0)
+    return r;
+  s->operations_retention_s = (unsigned)ops_keep;
+  s->operations_max = (unsigned)ops_max;
   const struct vmh_config *bd, *el;
   uint32_t n;
   if ((r = config_list(d, "boot_dirs", &bd, &n, 0)) < 0)
