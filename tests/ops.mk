@@ -2,8 +2,10 @@
 # Long operations (core/operations.c) through the REST and gRPC front-ends
 # on the mock backends: 202 + Location, wait, list, cancel, a client gone,
 # the bounds, transitional VM states.  Included by tests/Makefile.am.
-OPS_TESTS = test-operations.py
 if BUILD_PLUGIN_REST
-TESTS += $(OPS_TESTS)
+TESTS += test-operations.py
 endif
-EXTRA_DIST += $(OPS_TESTS)
+if BUILD_PLUGIN_RPC
+TESTS += test-operations-rpc.py
+endif
+EXTRA_DIST += test-operations.py test-operations-rpc.py

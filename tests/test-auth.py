@@ -80,7 +80,12 @@ RPC_POLICY = {
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
-        "RevokeToken": "admin"}.items()}
+        "RevokeToken": "admin",
+        "ListOperations": R, "GetOperation": R, "WaitOperation": R,
+        "CancelOperation": O, "CreateVMAsync": O, "DeleteVMAsync": O,
+        "StartVMAsync": O, "StopVMAsync": O, "RebootVMAsync": O,
+        "CreateSnapshotAsync": O, "RevertSnapshotAsync": O,
+        "CreateVolumeAsync": O, "ResizeVolumeAsync": O}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",
