@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,8 +23,7 @@
 #include "error.h"
 #include "events.h"
 #include "log.h"
-#include "orchestrate.h"
-#include "vm.h"
+#include "validate.h"
 
 struct operation {
   struct operation *next, *prev;   /* all, newest first */
@@ -43,6 +43,7 @@ struct operation {
   bool in_call; /* the call that opened it has not returned */
   bool refused; /* the work refused inline: never an operation */
   bool async;   /* the caller was answered with the operation */
+  bool began;   /* its work passed ops_begin */
   bool linked;  /* in the registry */
   pthread_t opener;
   vmh_reply_t *caller; /* waiting for the work's answer; NULL: none */
@@ -68,6 +69,11 @@ static unsigned retention_s = 3600, max_ops = 1000;
 static atomic_uint_fast64_t generation;
 
 /* ---- time, small helpers ------------------------------------------------ */
+
+/* Answer r with code and this thread's error message. */
+static void answer(vmh_reply_t *r, int code) {
+  r->done(r->opaque, code, code ? error_get() : NULL);
+}
 
 static int64_t now_us(clockid_t clk) {
   struct timespec t;
@@ -137,14 +143,16 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
 }
 
 /* An operation event (under lock, once visible). */
-static void emit(const struct operation *op, uint32_t type) {
+/* An operation event saying status (under lock, once visible). */
+static void emit_as(const struct operation *op, uint32_t type,
+                    uint32_t status) {
   if (!op->visible)
     return;
   struct vmh_event ev = {
       .struct_size = sizeof ev,
       .type = type,
       .vm_id = op->vm_id,
-      .reason = status_names[op->status],
+      .reason = status_names[status],
       .operation = op->id,
       .object = op->kind,
       .code = op->code,
@@ -153,6 +161,10 @@ static void emit(const struct operation *op, uint32_t type) {
       .total = op->total,
   };
   events_emit("core", &ev);
+}
+
+static void emit(const struct operation *op, uint32_t type) {
+  emit_as(op, type, op->status);
 }
 
 /* The VM's transitional state, as an event (under lock). */
@@ -169,9 +181,11 @@ static void emit_vm_state(const struct operation *op) {
   events_emit("core", &ev);
 }
 
+/* Any change of an operation on a VM may change the state the VM shows
+ * (ops_vm_state). */
 static void touch(struct operation *op) {
   op->updated_us = now_us(CLOCK_REALTIME);
-  if (op->vm_state)
+  if (op->vm_id)
     atomic_fetch_add(&generation, 1);
 }
 
@@ -380,33 +394,17 @@ static uint32_t transitional(const char *kind) {
   return 0;
 }
 
-/* The VM's id and name, if it exists (the VM table's lock, not ours). */
-static int target_vm(struct operation *op, const char *vm) {
-  if (!vm)
-    return 0;
-  vms_rdlock();
-  const struct vm *rec = vms_lookup(vm);
-  if (rec) {
-    op->vm_id = strdup(rec->id);
-    op->vm_name = strdup(rec->name);
-  }
-  vms_unlock();
-  if (rec && (!op->vm_id || !op->vm_name))
-    return -1;
-  if (!rec && !(op->vm_name = strdup(vm)))
-    return -1;
-  return 0;
-}
-
-vmh_reply_t *ops_open(const char *kind, const char *vm, const char *pool,
-                      const char *object, vmh_reply_t *r, uint32_t flags) {
+vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
+                      vmh_reply_t *r, uint32_t flags) {
   struct operation *op = calloc(1, sizeof *op);
-  if (!op || target_vm(op, vm) < 0 || (pool && !(op->pool = strdup(pool))) ||
-      (object && !(op->object = strdup(object)))) {
+  if (!op || (t->vm_id[0] && !(op->vm_id = strdup(t->vm_id))) ||
+      (t->vm_name[0] && !(op->vm_name = strdup(t->vm_name))) ||
+      (t->pool && !(op->pool = strdup(t->pool))) ||
+      (t->object && !(op->object = strdup(t->object)))) {
     if (op)
       op_free(op);
     error_set("out of memory");
-    reply_done(r, VMH_ENOMEM);
+    answer(r, VMH_ENOMEM);
     return NULL;
   }
   core_uuid_v4(op->id);
@@ -441,7 +439,7 @@ vmh_reply_t *ops_open(const char *kind, const char *vm, const char *pool,
         "%zu operations are in progress, the most daemon."
         "operations_max allows; try again when some have ended",
         (size_t)max_ops);
-    reply_done(r, VMH_EAGAIN);
+    answer(r, VMH_EAGAIN);
     return NULL;
   }
   link_op(op);
@@ -449,18 +447,11 @@ vmh_reply_t *ops_open(const char *kind, const char *vm, const char *pool,
   return &op->w;
 }
 
-void ops_close(vmh_reply_t *w) {
+void ops_close(vmh_reply_t *w, const char *vm_id) {
   struct operation *op = of(w);
   if (!op)
     return;
-  /* A create's VM exists (by its name) once the call returned. */
-  char *id = NULL;
-  if (!op->vm_id && op->vm_name && !op->refused) {
-    vms_rdlock();
-    const struct vm *rec = vms_lookup(op->vm_name);
-    id = rec ? strdup(rec->id) : NULL;
-    vms_unlock();
-  }
+  char *id = vm_id && *vm_id ? strdup(vm_id) : NULL;
   pthread_mutex_lock(&lock);
   op->in_call = false;
   if (op->refused) {
@@ -474,9 +465,14 @@ void ops_close(vmh_reply_t *w) {
       free(id);
     op->visible = true;
     atomic_fetch_add(&generation, 1);
-    emit(op, VMH_EVENT_OPERATION_CREATED);
-    if (op->status == VMH_OP_RUNNING)
-      emit(op, VMH_EVENT_OPERATION_UPDATED);
+    /* What happened before it was visible, in the order it happened:
+     * every operation's events read created, running, …, ended. */
+    emit_as(op, VMH_EVENT_OPERATION_CREATED, VMH_OP_QUEUED);
+    if (op->began) {
+      emit_as(op, VMH_EVENT_OPERATION_UPDATED, VMH_OP_RUNNING);
+      if (!ended(op))
+        emit_vm_state(op);
+    }
     if (ended(op))
       emit(op, VMH_EVENT_OPERATION);
     if (op->async && op->caller) {
@@ -500,6 +496,7 @@ int ops_begin(vmh_reply_t *w) {
     r = error_code(VMH_ECANCELED, "%s", op->error ? op->error : "cancelled");
   } else if (op->status == VMH_OP_QUEUED) {
     op->status = VMH_OP_RUNNING;
+    op->began = true;
     touch(op);
     emit(op, VMH_EVENT_OPERATION_UPDATED);
     emit_vm_state(op);
@@ -528,19 +525,47 @@ void ops_progress(vmh_reply_t *w, uint64_t done, uint64_t total,
   free(m);
 }
 
-uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r) {
-  uint32_t state = 0;
+static bool same_object(const char *event_object, const char *op_object) {
+  if (!strncmp(event_object, "image/", 6))
+    event_object += 6;
+  return !strcmp(event_object, op_object);
+}
+
+void ops_backend_progress(const char *instance, const char *object,
+                          uint64_t done, uint64_t total) {
+  if (!instance || !object)
+    return;
   pthread_mutex_lock(&lock);
-  /* The active list is newest first: the running one wins, else the
-   * oldest queued (the one that runs next). */
+  for (struct operation *op = active; op; op = op->anext) {
+    if (op->status != VMH_OP_RUNNING || !op->pool || !op->object ||
+        strcmp(op->pool, instance) || !same_object(object, op->object))
+      continue;
+    op->done = done;
+    op->total = total;
+    free(op->message);
+    op->message = strdup("bytes");
+    touch(op);
+    emit(op, VMH_EVENT_OPERATION_UPDATED);
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r) {
+  struct operation *head = NULL;
+  pthread_mutex_lock(&lock);
+  /* The VM's first operation decides: the one running, else the oldest
+   * queued (the active list is newest first). */
   for (struct operation *op = n_transitional ? active : NULL; op;
        op = op->anext) {
-    if (!op->vm_state || !op->vm_id || &op->w == r || strcmp(op->vm_id, vm_id))
+    if (!op->vm_id || strcmp(op->vm_id, vm_id))
       continue;
-    state = op->vm_state;
+    head = op;
     if (op->status == VMH_OP_RUNNING)
       break;
   }
+  /* An operation's own answer shows what it made. */
+  uint32_t state = head && &head->w != r ? head->vm_state : 0;
   pthread_mutex_unlock(&lock);
   return state;
 }
@@ -551,12 +576,20 @@ uint64_t ops_generation(void) {
 
 /* ---- the front-ends' calls ---------------------------------------------- */
 
+static int check_flags(vmh_reply_t *r, uint32_t flags) {
+  if (!flags)
+    return 0;
+  error_set("unknown flags 0x%" PRIx32, flags);
+  answer(r, VMH_EINVAL);
+  return -1;
+}
+
 static int check_id(const char *id, vmh_reply_t *r) {
   if (id && strlen(id) == VMH_ID_LEN &&
       strspn(id, "0123456789abcdef-") == VMH_ID_LEN)
     return 0;
   error_set("'%.64s' is not an operation id (a lower-case UUID)", id ? id : "");
-  reply_done(r, VMH_EINVAL);
+  answer(r, VMH_EINVAL);
   return -1;
 }
 
@@ -565,16 +598,16 @@ static void not_found(const char *id, vmh_reply_t *r) {
       "no operation %s (it may have ended more than daemon."
       "operations_retention ago)",
       id);
-  reply_done(r, VMH_ENOENT);
+  answer(r, VMH_ENOENT);
 }
 
 void ops_list(const char *vm, uint32_t status, uint32_t limit, vmh_reply_t *r,
               uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) < 0)
+  if (check_flags(r, flags) < 0)
     return;
   if (status > VMH_OP_CANCELLED) {
     error_set("unknown operation status %" PRIu32, status);
-    return reply_done(r, VMH_EINVAL);
+    return answer(r, VMH_EINVAL);
   }
   uint32_t n = 0;
   pthread_mutex_lock(&lock);
@@ -588,11 +621,11 @@ void ops_list(const char *vm, uint32_t status, uint32_t limit, vmh_reply_t *r,
     n++;
   }
   pthread_mutex_unlock(&lock);
-  reply_done(r, 0);
+  answer(r, 0);
 }
 
 void ops_get(const char *id, vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) < 0 || check_id(id, r) < 0)
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
     return;
   pthread_mutex_lock(&lock);
   struct operation *op = find(id);
@@ -601,24 +634,24 @@ void ops_get(const char *id, vmh_reply_t *r, uint32_t flags) {
   pthread_mutex_unlock(&lock);
   if (!op)
     return not_found(id, r);
-  reply_done(r, 0);
+  answer(r, 0);
 }
 
 #define MAX_WAIT_MS (3600u * 1000)
 
 void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
               uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) < 0 || check_id(id, r) < 0)
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
     return;
   if (timeout_ms > MAX_WAIT_MS) {
     error_set("timeout %" PRIu32 " ms is out of range 0..%u", timeout_ms,
               MAX_WAIT_MS);
-    return reply_done(r, VMH_EINVAL);
+    return answer(r, VMH_EINVAL);
   }
   struct waiter *w = calloc(1, sizeof *w);
   if (!w) {
     error_set("out of memory");
-    return reply_done(r, VMH_ENOMEM);
+    return answer(r, VMH_ENOMEM);
   }
   pthread_mutex_lock(&lock);
   struct operation *op = find(id);
@@ -631,7 +664,7 @@ void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
     reply_op(r, op);
     pthread_mutex_unlock(&lock);
     free(w);
-    return reply_done(r, 0);
+    return answer(r, 0);
   }
   w->op = op;
   w->r = r;
@@ -643,7 +676,7 @@ void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
 }
 
 void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) < 0 || check_id(id, r) < 0)
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
     return;
   pthread_mutex_lock(&lock);
   struct operation *op = find(id);
@@ -665,7 +698,7 @@ void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
                       op->kind, status_names[op->status]);
   }
   pthread_mutex_unlock(&lock);
-  reply_done(r, code);
+  answer(r, code);
 }
 
 void ops_caller_gone(vmh_reply_t *r) {

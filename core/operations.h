@@ -7,8 +7,8 @@
  *
  * How a call becomes one: service.c wraps each changing call —
  *
- *     vmh_reply_t *w = ops_open("vm.start", vm, NULL, NULL, r, flags);
- *     if (w) { vm_action(vm, …, w, flags & ~VMH_ASYNC); ops_close(w); }
+ *     vmh_reply_t *w = ops_open("vm.start", &target, r, flags);
+ *     if (w) { vm_action(vm, …, w, flags & ~VMH_ASYNC); ops_close(w, NULL); }
  *
  * The work answers w (the operation's own reply, which forwards results to
  * the caller while the caller waits); a refusal answered inline, on the
@@ -17,8 +17,9 @@
  * The work calls ops_begin(w) on its worker before touching a backend: a
  * cancelled operation stops there.
  *
- * Locks: the registry's own mutex, never held while taking the VM table's
- * lock (vm.h); the VM table's lock may be held when calling ops_vm_state.
+ * Locks: the registry's own mutex; it never calls into the VM table (the
+ * caller resolves the target), so the VM table's lock (vm.h) may be held
+ * when calling in (vm_reply_record does, for ops_vm_state).
  * Callbacks into front-ends (their reply visitors, the events) run under
  * the registry's mutex: they must not call the core (core.h says so). */
 #ifndef VMHOST_CORE_OPERATIONS_H
@@ -36,16 +37,22 @@ void ops_release_waiters(void);
 /* Stop the thread, free every operation.  After the workers are drained. */
 void ops_free(void);
 
-/* Begin an operation of kind (a static string) for the caller r: the VM
- * vm (id or name; looked up now, if it exists), or pool and object.
- * Returns the reply to give the work, or NULL when r was answered (out of
- * memory, too many operations in progress). */
-vmh_reply_t *ops_open(const char *kind, const char *vm, const char *pool,
-                      const char *object, vmh_reply_t *r, uint32_t flags);
+/* What an operation works on ("" / NULL where it does not apply). */
+struct ops_target {
+  char vm_id[VMH_ID_LEN + 1];
+  char vm_name[VMH_NAME_MAX + 1];
+  const char *pool, *object;
+};
+
+/* Begin an operation of kind (a static string) for the caller r on t
+ * (copied).  Returns the reply to give the work, or NULL when r was
+ * answered (out of memory, too many operations in progress). */
+vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
+                      vmh_reply_t *r, uint32_t flags);
 /* After the work's call returned: the operation becomes visible (or is
  * dropped when the work refused inline); a VMH_ASYNC caller is answered
- * with it now. */
-void ops_close(vmh_reply_t *w);
+ * with it now.  vm_id: the VM a create made (NULL: as opened). */
+void ops_close(vmh_reply_t *w, const char *vm_id);
 
 /* On the worker, before any backend is touched: 0 (the operation, if w is
  * one, is running now) or VMH_ECANCELED with the message set (it was
@@ -56,9 +63,16 @@ int ops_begin(vmh_reply_t *w);
 void ops_progress(vmh_reply_t *w, uint64_t done, uint64_t total,
                   const char *message);
 
-/* The state a VM shows while an operation on it is queued or running
- * (VMH_VM_CREATING …), or 0.  The operation answering through r (its own
- * result) is left out. */
+/* A backend's VMH_EVENT_PROGRESS (instance, object "NAME" or "image/NAME",
+ * bytes done of total) becomes the progress of the running operation on
+ * that pool and object, if there is one (an image import, say). */
+void ops_backend_progress(const char *instance, const char *object,
+                          uint64_t done, uint64_t total);
+
+/* The state a VM shows while its first operation (the running one, else
+ * the oldest queued) is a create, start, stop or delete (VMH_VM_CREATING
+ * …), or 0.  0 too when that operation is the one answering through r: its
+ * own result shows what it made. */
 uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r);
 /* Changes whenever such a state may have changed (vm_generation adds it). */
 uint64_t ops_generation(void);

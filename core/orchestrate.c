@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -276,23 +275,6 @@ static int check_boot_file(const char *what, const char *path) {
                                 : "%s '%s': no host file may be named (the "
                                   "config sets no daemon.boot_dirs)",
                     what, path);
-}
-
-void core_uuid_v4(char out[VMH_ID_LEN + 1]) {
-  uint8_t b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n > 0)
-      got += (size_t)n;
-  }
-  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(
-      out, VMH_ID_LEN + 1,
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-      b[12], b[13], b[14], b[15]);
 }
 
 /* Build a record from a create request, checking everything that can be

@@ -13,9 +13,6 @@
  * boot_dirs; borrowed until the daemon stops).  Before any create. */
 void orchestrate_set_boot_dirs(char *const *dirs, size_t n);
 
-/* A random (version 4) UUID, lower case. */
-void core_uuid_v4(char out[VMH_ID_LEN + 1]);
-
 /* Volumes, then NIC bindings, then define (and start); a failing step undoes
  * the steps done, in reverse. */
 void vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r, uint32_t flags);

@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -565,15 +566,42 @@ static void metrics(vmh_reply_t *r, uint32_t flags) {
 
 /* ---- calls that change something run as operations (operations.h) ---- */
 
-/* Run CALL (which answers w) as an operation of kind on its target. */
-#define AS_OPERATION(kind, vm, pool, object, CALL)                       \
-  do {                                                                   \
-    vmh_reply_t *w = ops_open((kind), (vm), (pool), (object), r, flags); \
-    if (w) {                                                             \
-      flags &= ~VMH_ASYNC;                                               \
-      CALL;                                                              \
-      ops_close(w);                                                      \
-    }                                                                    \
+/* The VM vm (id or name) as an operation's target: its id and name when
+ * it exists, else the name as given (the call will refuse it). */
+static void vm_target(const char *vm, struct ops_target *t) {
+  if (!vm)
+    return;
+  vms_rdlock();
+  const struct vm *rec = vms_lookup(vm);
+  if (rec) {
+    snprintf(t->vm_id, sizeof t->vm_id, "%s", rec->id);
+    snprintf(t->vm_name, sizeof t->vm_name, "%s", rec->name);
+  }
+  vms_unlock();
+  if (!rec)
+    snprintf(t->vm_name, sizeof t->vm_name, "%s", vm);
+}
+
+/* The id of the VM a create made (the name is unique), into t. */
+static const char *created_id(struct ops_target *t) {
+  if (t->vm_id[0] || !t->vm_name[0])
+    return NULL;
+  vm_target(t->vm_name, t);
+  return t->vm_id[0] ? t->vm_id : NULL;
+}
+
+/* Run CALL (which answers w) as an operation of kind on the VM vm (id or
+ * name, NULL: none) or pool/object. */
+#define AS_OPERATION(kind, vm, pool_, object_, CALL)              \
+  do {                                                            \
+    struct ops_target t = {.pool = (pool_), .object = (object_)}; \
+    vm_target((vm), &t);                                          \
+    vmh_reply_t *w = ops_open((kind), &t, r, flags);              \
+    if (w) {                                                      \
+      flags &= ~VMH_ASYNC;                                        \
+      CALL;                                                       \
+      ops_close(w, created_id(&t));                               \
+    }                                                             \
   } while (0)
 
 static void op_vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r,

@@ -14,7 +14,7 @@ import subprocess
 import threading
 
 from resttest import RestDaemon, require, validate
-from vmhtest import VMHOSTD, check, fail, mocks, wait_for
+from vmhtest import VMHOSTD, Daemon, check, fail, mocks, wait_for
 
 require("curl")
 
@@ -258,6 +258,23 @@ with RestDaemon(body=SLOW) as d:
     end = req(d, "GET", f"/api/v1/operations/{dup['id']}/wait",
               status=200)[2]
     check(end["status"] == "failed" and end["error"]["message"], end)
+    # An image import (through the test front-end: images have no REST
+    # route yet): the pool's byte progress is the operation's progress.
+    r = Daemon.ok(d, op="image_import", pool="pool0", flags=1 << 31,
+                  image={"name": "base",
+                         "url": "http://127.0.0.1:1/base.img",
+                         "sha256": "0" * 64})
+    imp = r["operations"][0]
+    check(imp["kind"] == "image.import" and
+          imp["target"]["pool"] == "pool0" and
+          imp["target"]["object"] == "base", imp)
+    end = req(d, "GET", f"/api/v1/operations/{imp['id']}/wait",
+              status=200)[2]
+    check(end["status"] == "succeeded" and
+          end["progress"]["total"] == 1 << 30, end)
+    sse.wait(lambda e: e["type"] == "operation_updated" and
+             e["operation"] == imp["id"] and e["total"] == 1 << 30,
+             "import progress")
     sse.close()
 
 # ---- bounds: count and retention ---------------------------------------
