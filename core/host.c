@@ -16,6 +16,7 @@
 #include "instance.h"
 #include "log.h"
 #include "metrics.h"
+#include "operations.h"
 
 static const char *source_name(const struct vmh_instance *inst) {
   return inst ? inst->name : "core";
@@ -33,8 +34,12 @@ static void host_log(const struct vmh_instance *inst, int level,
 
 static void host_emit(const struct vmh_instance *inst,
                       const struct vmh_event *ev) {
-  if (ev)
-    events_emit(source_name(inst), ev);
+  if (!ev)
+    return;
+  events_emit(source_name(inst), ev);
+  /* An import's bytes are its operation's progress too. */
+  if (inst && ev->type == VMH_EVENT_PROGRESS && VMH_HAS_FIELD(ev, total))
+    ops_backend_progress(source_name(inst), ev->object, ev->done, ev->total);
 }
 
 static void host_counter_add(const struct vmh_instance *inst, const char *name,

@@ -27,6 +27,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "operations.h"
 #include "orchestrate.h"
 #include "sdnotify.h"
 #include "service.h"
@@ -403,6 +404,10 @@ static int run(const char *config_file, int check_only) {
     goto out;
   }
   workers = 1;
+  if (ops_init(s.operations_retention_s, s.operations_max) < 0) {
+    log_error("%s", error_get());
+    goto out;
+  }
   int r = instances_open(&s, 0);
   if (r < 0) {
     fatal(&s, 0);
@@ -440,6 +445,8 @@ static int run(const char *config_file, int check_only) {
    * queued at the deadline is answered as cancelled. */
   workers_drain(s.drain_timeout_s * 1000);
   workers = 0;
+  /* Long-polls on operations answer now, not at the front-ends' drain. */
+  ops_release_waiters();
   stop_frontends();
   status = 0;
   if (workers_abandoned()) {
@@ -467,6 +474,7 @@ out:
   if (workers)
     workers_drain(0);
   instances_free();
+  ops_free();
   vms_free();
   events_free();
   metrics_free();

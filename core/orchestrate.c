@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -21,6 +20,7 @@
 #include "events.h"
 #include "instance.h"
 #include "log.h"
+#include "operations.h"
 #include "orchestrate.h"
 #include "sizes.h"
 #include "speclimits.h"
@@ -274,23 +274,6 @@ static int check_boot_file(const char *what, const char *path) {
                     what, path);
 }
 
-static void uuid_v4(char out[VMH_ID_LEN + 1]) {
-  uint8_t b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n > 0)
-      got += (size_t)n;
-  }
-  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(
-      out, VMH_ID_LEN + 1,
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-      b[12], b[13], b[14], b[15]);
-}
-
 /* Build a record from a create request, checking everything that can be
  * checked before touching a backend. */
 static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
@@ -363,7 +346,7 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
     goto fail;
   }
   char id[VMH_ID_LEN + 1];
-  uuid_v4(id);
+  core_uuid_v4(id);
   if ((r = rename_to(&vm->id, id)) < 0)
     goto fail;
   vm->status = VMH_STATUS_CREATING;
@@ -702,17 +685,25 @@ static int create_steps(struct task *t) {
   vms_unlock();
   if (r < 0)
     return r;
+  /* Progress in steps: each disk, each NIC, the domain. */
+  uint64_t steps = vm->n_disks + vm->n_nics + 1, step = 0;
+  char what[128];
   for (size_t i = 0; i < vm->n_disks; i++) {
     struct vm_disk *d = &vm->disks[i];
+    snprintf(what, sizeof what, "disk %s", d->name);
+    ops_progress(t->r, step++, steps, what);
     if ((r = volume_make(d)) < 0)
       return r;
     save(vm);
   }
   for (size_t i = 0; i < vm->n_nics; i++) {
+    snprintf(what, sizeof what, "NIC %s", vm->nics[i].name);
+    ops_progress(t->r, step++, steps, what);
     if ((r = port_bind(vm, &vm->nics[i])) < 0)
       return r;
     save(vm);
   }
+  ops_progress(t->r, step, steps, "defining the domain");
   uint32_t define_flags =
       (t->flags & VMH_CREATE_NO_START) ? 0 : VMH_DEFINE_START;
   /* Saved by the caller with the status it reaches: one synced write. */
@@ -725,7 +716,9 @@ static void create_task(void *arg) {
   int r = workers_cancelled()
               ? error_code(VMH_ECANCELED,
                            "vmhostd stopped before the create could run")
-              : create_steps(t);
+              : ops_begin(t->r);
+  if (r == 0)
+    r = create_steps(t);
   if (r == 0) {
     vm_refresh(vm);
     set_status(vm, VMH_STATUS_READY, NULL);
@@ -835,9 +828,12 @@ static void on_vm(const char *key, work_fn fn, vmh_reply_t *r, uint32_t flags,
 /* The record may have been deleted between lookup and the task running
  * (a delete queued before it): check it is still in the table. */
 static int still_there(struct task *t) {
-  if (workers_cancelled()) {
-    error_set("vmhostd stopped before the operation could run");
-    reply_done(t->r, VMH_ECANCELED);
+  int code = workers_cancelled()
+                 ? error_code(VMH_ECANCELED,
+                              "vmhostd stopped before the operation could run")
+                 : ops_begin(t->r);
+  if (code) {
+    reply_done(t->r, code);
     task_free(t);
     return 0;
   }

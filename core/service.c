@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "metrics.h"
+#include "operations.h"
 #include "orchestrate.h"
 #include "validate.h"
 #include "vm.h"
@@ -58,11 +60,11 @@ static void op_free(struct op *op) {
 
 static void op_run(void *arg) {
   struct op *op = arg;
-  reply_done(op->r, workers_cancelled()
-                        ? error_code(VMH_ECANCELED,
-                                     "vmhostd stopped before the operation "
-                                     "could run")
-                        : op->fn(op));
+  int code = workers_cancelled()
+                 ? error_code(VMH_ECANCELED,
+                              "vmhostd stopped before the operation could run")
+                 : ops_begin(op->r);
+  reply_done(op->r, code ? code : op->fn(op));
   op_free(op);
 }
 
@@ -595,30 +597,169 @@ static void plugin_status(const char *plugin, vmh_reply_t *r, uint32_t flags) {
   reply_done(r, 0);
 }
 
+/* ---- calls that change something run as operations (operations.h) ---- */
+
+/* The VM vm (id or name) as an operation's target: its id and name when
+ * it exists, else the name as given (the call will refuse it). */
+static void vm_target(const char *vm, struct ops_target *t) {
+  if (!vm)
+    return;
+  vms_rdlock();
+  const struct vm *rec = vms_lookup(vm);
+  if (rec) {
+    snprintf(t->vm_id, sizeof t->vm_id, "%s", rec->id);
+    snprintf(t->vm_name, sizeof t->vm_name, "%s", rec->name);
+  }
+  vms_unlock();
+  if (!rec)
+    snprintf(t->vm_name, sizeof t->vm_name, "%s", vm);
+}
+
+/* The id of the VM a create made (the name is unique), into t. */
+static const char *created_id(struct ops_target *t) {
+  if (t->vm_id[0] || !t->vm_name[0])
+    return NULL;
+  vm_target(t->vm_name, t);
+  return t->vm_id[0] ? t->vm_id : NULL;
+}
+
+/* Run CALL (which answers w) as an operation of kind on the VM vm (id or
+ * name, NULL: none) or pool/object. */
+#define AS_OPERATION(kind, vm, pool_, object_, CALL)              \
+  do {                                                            \
+    struct ops_target t = {.pool = (pool_), .object = (object_)}; \
+    vm_target((vm), &t);                                          \
+    vmh_reply_t *w = ops_open((kind), &t, r, flags);              \
+    if (w) {                                                      \
+      flags &= ~VMH_ASYNC;                                        \
+      CALL;                                                       \
+      ops_close(w, created_id(&t));                               \
+    }                                                             \
+  } while (0)
+
+static void op_vm_create(const struct vmh_vm_spec *spec, vmh_reply_t *r,
+                         uint32_t flags) {
+  const char *name =
+      spec && VMH_HAS_FIELD(spec, name) && vmh_name_valid(spec->name)
+          ? spec->name
+          : NULL;
+  AS_OPERATION("vm.create", name, NULL, NULL, vm_create(spec, w, flags));
+}
+
+static void op_vm_delete(const char *vm, vmh_reply_t *r, uint32_t flags) {
+  AS_OPERATION("vm.delete", vm, NULL, NULL, vm_delete(vm, w, flags));
+}
+
+static void op_vm_action(const char *vm, uint32_t action, uint32_t timeout_s,
+                         vmh_reply_t *r, uint32_t flags) {
+  static const char *const kinds[] = {[VMH_ACTION_START] = "vm.start",
+                                      [VMH_ACTION_STOP] = "vm.stop",
+                                      [VMH_ACTION_REBOOT] = "vm.reboot",
+                                      [VMH_ACTION_PAUSE] = "vm.pause",
+                                      [VMH_ACTION_RESUME] = "vm.resume"};
+  const char *kind = action >= VMH_ACTION_START && action <= VMH_ACTION_RESUME
+                         ? kinds[action]
+                         : "vm.action";
+  AS_OPERATION(kind, vm, NULL, NULL,
+               vm_action(vm, action, timeout_s, w, flags));
+}
+
+static void op_snapshot_create(const char *vm, const char *name, vmh_reply_t *r,
+                               uint32_t flags) {
+  AS_OPERATION("snapshot.create", vm, NULL, name,
+               vm_snapshot_create(vm, name, w, flags));
+}
+
+static void op_snapshot_revert(const char *vm, const char *sid, vmh_reply_t *r,
+                               uint32_t flags) {
+  AS_OPERATION("snapshot.revert", vm, NULL, sid,
+               vm_snapshot_revert(vm, sid, w, flags));
+}
+
+static void op_snapshot_delete(const char *vm, const char *sid, vmh_reply_t *r,
+                               uint32_t flags) {
+  AS_OPERATION("snapshot.delete", vm, NULL, sid,
+               vm_snapshot_delete(vm, sid, w, flags));
+}
+
+static void op_disk_attach(const char *vm, const struct vmh_disk *disk,
+                           vmh_reply_t *r, uint32_t flags) {
+  const char *name =
+      disk && VMH_HAS_FIELD(disk, name) && vmh_name_valid(disk->name)
+          ? disk->name
+          : NULL;
+  AS_OPERATION("disk.attach", vm, NULL, name,
+               vm_disk_attach(vm, disk, w, flags));
+}
+
+static void op_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
+                           uint32_t flags) {
+  AS_OPERATION("disk.detach", vm, NULL, disk,
+               vm_disk_detach(vm, disk, w, flags));
+}
+
+static void op_volume_create(const char *pool,
+                             const struct vmh_volume_spec *spec, vmh_reply_t *r,
+                             uint32_t flags) {
+  const char *name =
+      spec && VMH_HAS_FIELD(spec, name) && vmh_name_valid(spec->name)
+          ? spec->name
+          : NULL;
+  AS_OPERATION("volume.create", NULL, pool, name,
+               volume_create(pool, spec, w, flags));
+}
+
+static void op_volume_resize(const char *pool, const char *vol, uint64_t size,
+                             vmh_reply_t *r, uint32_t flags) {
+  AS_OPERATION("volume.resize", NULL, pool, vol,
+               volume_resize(pool, vol, size, w, flags));
+}
+
+static void op_volume_delete(const char *pool, const char *vol, vmh_reply_t *r,
+                             uint32_t flags) {
+  AS_OPERATION("volume.delete", NULL, pool, vol,
+               volume_delete(pool, vol, w, flags));
+}
+
+static void op_image_import(const char *pool, const struct vmh_image_spec *in,
+                            vmh_reply_t *r, uint32_t flags) {
+  const char *name = in && VMH_HAS_FIELD(in, name) && vmh_name_valid(in->name)
+                         ? in->name
+                         : NULL;
+  AS_OPERATION("image.import", NULL, pool, name,
+               image_import(pool, in, w, flags));
+}
+
+static void op_image_delete(const char *pool, const char *image, vmh_reply_t *r,
+                            uint32_t flags) {
+  AS_OPERATION("image.delete", NULL, pool, image,
+               image_delete(pool, image, w, flags));
+}
+
 const struct vmh_core core_services = {
     .struct_size = sizeof(struct vmh_core),
     .vm_list = vm_list,
     .vm_get = vm_get,
-    .vm_create = vm_create,
-    .vm_delete = vm_delete,
-    .vm_action = vm_action,
+    .vm_create = op_vm_create,
+    .vm_delete = op_vm_delete,
+    .vm_action = op_vm_action,
     .vm_console = vm_console,
     .snapshot_list = vm_snapshot_list,
-    .snapshot_create = vm_snapshot_create,
-    .snapshot_revert = vm_snapshot_revert,
-    .snapshot_delete = vm_snapshot_delete,
-    .disk_attach = vm_disk_attach,
-    .disk_detach = vm_disk_detach,
+    .snapshot_create = op_snapshot_create,
+    .snapshot_revert = op_snapshot_revert,
+    .snapshot_delete = op_snapshot_delete,
+    .disk_attach = op_disk_attach,
+    .disk_detach = op_disk_detach,
     .pool_list = pool_list,
     .pool_get = pool_get,
     .volume_list = volume_list,
     .volume_get = volume_get,
-    .volume_create = volume_create,
-    .volume_resize = volume_resize,
-    .volume_delete = volume_delete,
+    .volume_create = op_volume_create,
+    .volume_resize = op_volume_resize,
+    .volume_delete = op_volume_delete,
     .image_list = image_list,
-    .image_import = image_import,
-    .image_delete = image_delete,
+    .image_import = op_image_import,
+    .image_delete = op_image_delete,
     .network_list = network_list,
     .network_get = network_get,
     .host_info = host_info,
@@ -634,4 +775,9 @@ const struct vmh_core core_services = {
     .vm_generation = vms_generation,
     .error_message = error_get,
     .plugin_status = plugin_status,
+    .operation_list = ops_list,
+    .operation_get = ops_get,
+    .operation_wait = ops_wait,
+    .operation_cancel = ops_cancel,
+    .caller_gone = ops_caller_gone,
 };

@@ -38,8 +38,10 @@ static const struct {
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   NULL};
 static const char *const daemon_keys[] = {
-    "state_dir",     "plugin_dir",         "log",       "workers",
-    "drain_timeout", "reconcile_interval", "boot_dirs", NULL};
+    "state_dir", "plugin_dir",           "log",
+    "workers",   "drain_timeout",        "reconcile_interval",
+    "boot_dirs", "operations_retention", "operations_max",
+    NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -303,6 +305,18 @@ static int read_reconcile(struct ctx *c, const struct vmh_config *d) {
                       &c->s->reconcile_interval_s);
 }
 
+static int read_operations(struct ctx *c, const struct vmh_config *d) {
+  int64_t keep, max;
+  int r;
+  if ((r = config_int(d, "operations_retention", 1, 7 * 86400, 3600, &keep,
+                      0)) < 0 ||
+      (r = config_int(d, "operations_max", 1, 100000, 1000, &max, 0)) < 0)
+    return r;
+  c->s->operations_retention_s = (unsigned)keep;
+  c->s->operations_max = (unsigned)max;
+  return 0;
+}
+
 static int read_boot_dirs(struct ctx *c, const struct vmh_config *d) {
   struct settings *s = c->s;
   const struct vmh_config *bd, *el;
@@ -333,7 +347,8 @@ static int read_daemon_rest(struct ctx *c, const struct vmh_config *d) {
 static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   static const reader_fn fns[] = {
       read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
-      read_drain,     read_reconcile,  read_boot_dirs,  read_daemon_rest};
+      read_drain,     read_reconcile,  read_operations, read_boot_dirs,
+      read_daemon_rest};
   return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 

@@ -76,6 +76,10 @@ struct settings {
   unsigned workers;
   unsigned drain_timeout_s;
   unsigned reconcile_interval_s;
+  /* Operations (operations.h): kept this long after their end, and no
+   * more than this many (in progress and ended). */
+  unsigned operations_retention_s;
+  unsigned operations_max;
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;

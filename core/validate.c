@@ -8,7 +8,9 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* s matches [first][rest]{0,max-1} where first and rest are byte sets. */
 static int match(const char *s, const char *first, const char *rest,
@@ -103,4 +105,21 @@ size_t utf8_trim(const char *s, size_t len) {
     return len; /* ASCII, or stray continuation bytes: nothing to trim */
   need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
   return len - (lead - 1) < need ? lead - 1 : len;
+}
+
+void core_uuid_v4(char *out) {
+  uint8_t b[16];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = getrandom(b + got, sizeof b - got, 0);
+    if (n > 0)
+      got += (size_t)n;
+  }
+  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+  snprintf(
+      out, VMH_ID_LEN + 1,
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+      b[12], b[13], b[14], b[15]);
 }

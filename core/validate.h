@@ -20,5 +20,8 @@ int valid_utf8(const char *s, size_t len);
 /* Length of s[0..len) without a trailing incomplete UTF-8 sequence, so a
  * string cut to fit a buffer never ends in half a character. */
 size_t utf8_trim(const char *s, size_t len);
+/* A random (version 4) UUID, lower case, into out (VMH_ID_LEN + 1 bytes:
+ * <vmhost/common.h>). */
+void core_uuid_v4(char *out);
 
 #endif

@@ -3,6 +3,7 @@
  * that keep it current, and reconciliation with the hypervisors. */
 #include <config.h>
 
+#include "operations.h"
 #include "vm.h"
 
 #include <inttypes.h>
@@ -40,7 +41,8 @@ void vms_wrlock(void) {
 }
 
 uint64_t vms_generation(void) {
-  return atomic_load(&generation);
+  /* A VM's transitional state (operations.h) is part of its record. */
+  return atomic_load(&generation) + ops_generation();
 }
 void vms_unlock(void) {
   pthread_rwlock_unlock(&lock);
@@ -156,6 +158,9 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
   struct vm_view view;
   if (!r->vm || vm_view_init(&view, vm) < 0)
     return;
+  uint32_t shown = ops_vm_state(vm->id, r);
+  if (shown)
+    view.info.state = shown;
   struct vmh_vm_record rec = {
       .struct_size = sizeof rec,
       .spec = &view.spec,

@@ -50,6 +50,10 @@ REST_POLICY = {
     "GET /api/v1/storage/pools/{}/volumes/{}": "reader",
     "PATCH /api/v1/storage/pools/{}/volumes/{}": "operator",
     "DELETE /api/v1/storage/pools/{}/volumes/{}": "operator",
+    "GET /api/v1/operations": "reader",
+    "GET /api/v1/operations/{}": "reader",
+    "GET /api/v1/operations/{}/wait": "reader",
+    "DELETE /api/v1/operations/{}": "operator",
     "GET /api/v1/networks": "reader",
     "GET /api/v1/networks/{}": "reader",
     "GET /api/v1/events": "reader",
@@ -81,7 +85,12 @@ RPC_POLICY = {
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
-        "RevokeToken": "admin", "GetClusterStatus": R}.items()}
+        "RevokeToken": "admin", "GetClusterStatus": R,
+        "ListOperations": R, "GetOperation": R, "WaitOperation": R,
+        "CancelOperation": O, "CreateVMAsync": O, "DeleteVMAsync": O,
+        "StartVMAsync": O, "StopVMAsync": O, "RebootVMAsync": O,
+        "CreateSnapshotAsync": O, "RevertSnapshotAsync": O,
+        "CreateVolumeAsync": O, "ResizeVolumeAsync": O}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",

@@ -146,9 +146,11 @@ with vmhctl.Client(sock) as c:
 EOF
 
 # The command line's event stream: subscribed once the ready file is
-# there; a VM defined but not started gives its vm_created event.
+# there; a VM defined but not started gives its vm_created event (and its
+# create operation's, which --type leaves out).
 rm -f "$tmp/subscribed"
 python3 "$VMHCTL" --events "$sock" --count 2 --timeout 30 \
+  --type vm_created --type operation_ended \
   --ready-file "$tmp/subscribed" >"$tmp/events" &
 events_pid=$!
 for i in $(seq 300); do

@@ -373,7 +373,9 @@ with RestDaemon() as d:
              "one event")
     out, err = one.communicate()
     check(one.returncode == 0 and len(out.splitlines()) == 1, out, err)
-    check(" vm_state " in out and f"vm_id={vm['id']}" in out, out)
+    # (The pause's own operation comes first: operation_created.)
+    check((" vm_state " in out or " operation_created " in out) and
+          f"vm_id={vm['id']}" in out, out)
 
     # ---- delete -----------------------------------------------------------
     for name in ("db1", "ci1"):

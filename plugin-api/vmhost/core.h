@@ -76,6 +76,38 @@ struct vmh_plugin_info {
   uint32_t n_ops;
 };
 
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ABI 1.2.  A long operation: every call that changes something (VM
+ * create, delete, actions, snapshots, disks, volumes, images) runs as one,
+ * kept in memory for a bounded time after it ends (daemon.
+ * operations_retention, daemon.operations_max). */
+enum vmh_op_status {
+  VMH_OP_QUEUED = 1,  /* waiting for a worker (or for the VM's previous
+                       * operation): cancel stops it */
+  VMH_OP_RUNNING = 2, /* a backend works on it: it runs to its end */
+  VMH_OP_SUCCEEDED = 3,
+  VMH_OP_FAILED = 4,
+  VMH_OP_CANCELLED = 5, /* never reached a backend */
+};
+
+struct vmh_operation {
+  uint32_t struct_size;
+  const char *id;   /* a UUID */
+  const char *kind; /* "vm.create", "vm.start", "snapshot.revert",
+                     * "volume.resize", "image.import" … */
+  uint32_t status;  /* enum vmh_op_status */
+  /* What it works on; NULL where it does not apply. */
+  const char *vm_id, *vm_name;
+  const char *pool, *object; /* a volume or image of pool, a snapshot */
+  int32_t progress;          /* percent 0..100; -1: unknown */
+  uint64_t done, total;      /* steps or bytes of progress; total 0: unknown */
+  const char *message;       /* what it does now (NULL: nothing said) */
+  int32_t code;              /* its end: 0 or a VMH_E* code */
+  const char *error;         /* why it failed or was cancelled, else NULL */
+  int64_t created_us, updated_us; /* microseconds since the epoch */
+};
+#endif
+
 struct vmh_reply {
   uint32_t struct_size;
   void *opaque;
@@ -95,6 +127,11 @@ struct vmh_reply {
   /* Exactly once, last.  code is 0 or a VMH_E* code; message is NULL on
    * success and says what went wrong otherwise. */
   void (*done)(void *opaque, int code, const char *message);
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2.  An operation: the answer to a call made with VMH_ASYNC, and
+   * to the operation_* calls. */
+  void (*operation)(void *opaque, const struct vmh_operation *op);
+#endif
 };
 
 /* Called for each event; must not block (queue it and return).  The event
@@ -119,6 +156,12 @@ enum vmh_vm_action {
 /* vm_action VMH_ACTION_STOP: power off now. */
 #define VMH_ACTION_FORCE (UINT32_C(1) << 2)
 /* volume_resize: VMH_RESIZE_SHRINK (storage.h). */
+/* ABI 1.2.  Every call that changes something: answer as soon as the work
+ * is queued, with the operation (reply->operation, then done(0)); the work
+ * goes on, followed through operation_get/_wait and the events.  A call
+ * refused before any work (bad arguments, no such VM) still answers with
+ * its error. */
+#define VMH_ASYNC (UINT32_C(1) << 31)
 
 typedef const struct vmh_reply vmh_reply_t;
 
@@ -227,6 +270,29 @@ struct vmh_core {
    * From memory: completes inline.  So a front-end serves another
    * plugin's state without knowing that plugin. */
   void (*plugin_status)(const char *plugin, vmh_reply_t *r, uint32_t flags);
+
+  /* ABI 1.2.  Operations (struct vmh_operation), through reply->operation.
+   * list: newest first, at most limit (0: all kept); vm (id or name) and
+   * status (enum vmh_op_status) filter when not NULL / 0. */
+  void (*operation_list)(const char *vm, uint32_t status, uint32_t limit,
+                         vmh_reply_t *r, uint32_t flags);
+  void (*operation_get)(const char *id, vmh_reply_t *r, uint32_t flags);
+  /* Answers once the operation has ended, or when timeout_ms has passed
+   * (with the operation as it is then); never blocks the caller. */
+  void (*operation_wait)(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
+                         uint32_t flags);
+  /* A queued operation is cancelled (it never reaches a backend) and
+   * answered with; a running or ended one is refused with VMH_ESTATE. */
+  void (*operation_cancel)(const char *id, vmh_reply_t *r, uint32_t flags);
+  /* The caller behind r has gone (the client reset its stream, closed its
+   * connection, or its deadline passed).  A call r waits on that is still
+   * queued is cancelled before it reaches a backend; a running one goes on
+   * to its end as a visible operation; an operation_wait stops waiting.
+   * Either way r's done() has been called when this returns (with
+   * VMH_ECANCELED, unless it had answered already).  For an r the core does
+   * not track (a read), nothing changes: its done() comes as usual.  Any
+   * thread. */
+  void (*caller_gone)(vmh_reply_t *r);
 #endif
 };
 

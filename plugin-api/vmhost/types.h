@@ -137,6 +137,12 @@ enum vmh_vm_state {
   VMH_VM_PAUSED = 3,    /* vCPUs stopped, memory resident */
   VMH_VM_SUSPENDED = 4, /* memory saved (S3/S4 or managed save) */
   VMH_VM_CRASHED = 5,
+  /* ABI 1.2: reported by the core only (never by a hypervisor), while an
+   * operation on the VM is queued or running (core.h, operations). */
+  VMH_VM_CREATING = 6,
+  VMH_VM_STARTING = 7,
+  VMH_VM_STOPPING = 8,
+  VMH_VM_DELETING = 9,
 };
 
 enum vmh_channel_type {
@@ -340,6 +346,12 @@ enum vmh_event_type {
   VMH_EVENT_OPERATION = 4,  /* an operation ended: operation, code, message */
   VMH_EVENT_PROGRESS = 5,   /* object, done, total (e.g. an image download) */
   VMH_EVENT_PLUGIN = 6,     /* health changed, or a reason in storage.h */
+  /* ABI 1.2: operations (core.h).  operation: its id; object: its kind;
+   * reason: its status; vm_id: its VM; done/total: its progress (total 0:
+   * unknown); message: what it does now, or why it failed; code: 0 or
+   * the VMH_E* it ended with.  VMH_EVENT_OPERATION above is its end. */
+  VMH_EVENT_OPERATION_CREATED = 7,
+  VMH_EVENT_OPERATION_UPDATED = 8, /* running, or progress */
 };
 
 struct vmh_event {

@@ -107,8 +107,9 @@ static const char *const buses[] = {"virtio", "scsi", "sata"};
 static const char *const nic_models[] = {"virtio", "e1000"};
 static const char *const actions[] = {"",       "start", "stop",
                                       "reboot", "pause", "resume"};
-static const char *const vm_states[] = {"unknown", "stopped",   "running",
-                                        "paused",  "suspended", "crashed"};
+static const char *const vm_states[] = {
+    "unknown", "stopped",  "running",  "paused",   "suspended",
+    "crashed", "creating", "starting", "stopping", "deleting"};
 static const char *const vm_statuses[] = {"",       "creating", "ready",
                                           "failed", "deleting", "missing"};
 static const char *const channels[] = {"none", "unix", "vsock"};
@@ -120,8 +121,11 @@ static const char *const check_statuses[] = {"ok", "degraded", "failed"};
 static const char *const thread_models[] = {"serialize_all",
                                             "serialize_instance", "parallel"};
 static const char *const event_types[] = {
-    "",          "vm_state", "vm_created", "vm_deleted",
-    "operation", "progress", "plugin"};
+    "",           "vm_state",          "vm_created",
+    "vm_deleted", "operation_ended",   "progress",
+    "plugin",     "operation_created", "operation_updated"};
+static const char *const op_statuses[] = {"",          "queued", "running",
+                                          "succeeded", "failed", "cancelled"};
 
 #define ENUM(tab) \
   { (tab), sizeof(tab) / sizeof(tab)[0] }
@@ -441,6 +445,42 @@ json_t *abij_event(const struct vmh_event *in) {
   return o;
 }
 
+json_t *abij_operation(const struct vmh_operation *in) {
+  struct vmh_operation op;
+  COPY_IN(op, in);
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  set(o, "id", abij_str(op.id));
+  set(o, "kind", abij_str(op.kind));
+  set(o, "status", JNAME(op_statuses, op.status));
+  json_t *t = json_object();
+  set(t, "vm_id", abij_str(op.vm_id));
+  set(t, "vm_name", abij_str(op.vm_name));
+  set(t, "pool", abij_str(op.pool));
+  set(t, "object", abij_str(op.object));
+  set(o, "target", t);
+  json_t *p = json_object();
+  set(p, "percent", op.progress >= 0 ? json_integer(op.progress) : json_null());
+  set(p, "done", abij_u64(op.done));
+  set(p, "total", abij_u64(op.total));
+  set(p, "message", abij_str(op.message));
+  set(o, "progress", p);
+  set(o, "error",
+      op.code ? json_pack("{s:i,s:o}", "code", op.code, "message",
+                          abij_str(op.error))
+              : json_null());
+  set(o, "created_us", json_integer(op.created_us));
+  set(o, "updated_us", json_integer(op.updated_us));
+  return o;
+}
+
+const char *abij_operation_status(uint32_t status) {
+  return status < sizeof op_statuses / sizeof op_statuses[0]
+             ? op_statuses[status]
+             : "";
+}
+
 static void *arena_alloc(struct abij_arena *a, size_t size) {
   if (a->n == a->cap) {
     size_t cap = a->cap ? a->cap * 2 : 16;
@@ -492,6 +532,7 @@ VISITOR(on_network, vmh_network_info, "networks", abij_network)
 VISITOR(on_host, vmh_host_info, "host", abij_host)
 VISITOR(on_check, vmh_health_check, "checks", abij_check)
 VISITOR(on_plugin, vmh_plugin_info, "plugins", abij_plugin)
+VISITOR(on_operation, vmh_operation, "operations", abij_operation)
 #undef VISITOR
 
 static void on_text(void *o, const char *text, size_t len) {
@@ -525,6 +566,7 @@ void abij_reply_init(struct abij_reply *r, void *opaque,
               .plugin = on_plugin,
               .text = on_text,
               .done = on_done,
+              .operation = on_operation,
           },
       .opaque = opaque,
       .result = result,

@@ -49,12 +49,18 @@ json_t *abij_host(const struct vmh_host_info *host);
 json_t *abij_check(const struct vmh_health_check *check);
 json_t *abij_plugin(const struct vmh_plugin_info *plugin);
 json_t *abij_event(const struct vmh_event *ev);
+/* {"id","kind","status","target":{vm_id,vm_name,pool,object},
+ *  "progress":{percent (null: unknown),done,total,message},
+ *  "error":null|{code,message},"created_us","updated_us"}. */
+json_t *abij_operation(const struct vmh_operation *op);
+/* "queued" … "cancelled" for enum vmh_op_status; "" for others. */
+const char *abij_operation_status(uint32_t status);
 
 /* A core reply whose visitors encode each result: result() gets the
  * kind's key ("vms", "snapshots", "console", "pools", "volumes", "images",
- * "networks", "host", "checks", "plugins") and a new reference (NULL when
- * out of memory); text() and done() are the reply's own.  They run where
- * the core calls the visitors (core.h).  Give &r->reply to the core; r
+ * "networks", "host", "checks", "plugins", "operations") and a new reference
+ * (NULL when out of memory); text() and done() are the reply's own.  They run
+ * where the core calls the visitors (core.h).  Give &r->reply to the core; r
  * must live until done(). */
 struct abij_reply {
   struct vmh_reply reply;

@@ -16,15 +16,16 @@ Command line:
       it); valid JSON is sent on one line, however it was written.
 
   vmhctl.py --events SOCKET [--count N] [--timeout S] [--flags N]
-                             [--ready-file PATH]
+                             [--ready-file PATH] [--type TYPE]...
       Subscribe and print the events, one JSON line each, as they come.
       {"dropped": N} lines (events the daemon dropped because the client
       was slow) are printed too but not counted.  With --count, exit 0
       after N events; without it, exit 0 when the daemon closes the
       stream.  --ready-file is created once the subscription is active, so
       that a shell test can start the stream in the background and wait
-      for it before acting.  Exit 1 if the subscription is refused, 2 on
-      timeout (default 30 s, for the whole stream).
+      for it before acting.  With --type (repeatable), only events of
+      those types are printed and counted.  Exit 1 if the subscription is
+      refused, 2 on timeout (default 30 s, for the whole stream).
 
 As a module (sys.path.insert(0, os.path.join(os.environ["srcdir"], "ctl"))):
 
@@ -207,11 +208,12 @@ def events(path, flags=None, timeout=DEFAULT_TIMEOUT):
 def _usage(out):
     out.write("usage: vmhctl.py [--timeout S] SOCKET 'JSON-REQUEST'\n"
               "       vmhctl.py --events SOCKET [--count N] [--timeout S] "
-              "[--flags N] [--ready-file PATH]\n")
+              "[--flags N] [--ready-file PATH] [--type TYPE]...\n")
 
 
 def _main_events(args):
     path = count = flags = ready = None
+    types = set()
     timeout = DEFAULT_TIMEOUT
     it = iter(args)
     try:
@@ -224,6 +226,8 @@ def _main_events(args):
                 flags = int(next(it), 0)
             elif a == "--ready-file":
                 ready = next(it)
+            elif a == "--type":
+                types.add(next(it))
             elif path is None and not a.startswith("--"):
                 path = a
             else:
@@ -267,13 +271,17 @@ def _main_events(args):
                                  % (e, timeout, got, "" if got == 1 else "s",
                                     want))
                 return 2
+            try:
+                e = json.loads(line)
+            except ValueError:
+                e = None
+            is_event = isinstance(e, dict) and "event" in e
+            if types and is_event and e["event"].get("type") not in types:
+                continue
             sys.stdout.write(line.decode("utf-8", "replace") + "\n")
             sys.stdout.flush()
-            try:
-                if "event" in json.loads(line):
-                    got += 1
-            except ValueError:
-                pass
+            if is_event:
+                got += 1
     return 0
 
 

@@ -170,8 +170,11 @@ static void emit(struct guest *g, const char *vm_id, const char *reason,
 static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
   struct guest *g = opaque;
   const struct vmh_vm_info *i = vm->info;
-  if (i == NULL || vm->status != VMH_STATUS_READY ||
-      i->state != VMH_VM_RUNNING || i->channel_path == NULL || i->id == NULL)
+  /* A VM being stopped still runs (its agent may see the shutdown
+   * through); the core shows it `stopping` meanwhile (core.h). */
+  bool runs = i && (i->state == VMH_VM_RUNNING || i->state == VMH_VM_STOPPING);
+  if (i == NULL || vm->status != VMH_STATUS_READY || !runs ||
+      i->channel_path == NULL || i->id == NULL)
     return;
   if (i->channel_type != VMH_CHANNEL_UNIX &&
       (i->channel_type != VMH_CHANNEL_VSOCK || i->channel_port == 0))

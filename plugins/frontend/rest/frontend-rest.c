@@ -39,6 +39,7 @@
 #include "h2server.h"
 #include "histogram.h"
 #include "rest.h"
+#include "restops.h"
 
 static const struct vmh_host *host;
 
@@ -372,6 +373,32 @@ static int no_query(struct call *k) {
   return 0;
 }
 
+/* An operation's answer to ?wait=false: 202, its Location, itself. */
+static void finish_accepted(struct call *k, int code, const char *message) {
+  if (code) {
+    answer_code(k, code, message);
+    return;
+  }
+  json_t *op = json_incref(json_array_get(k->res, 0));
+  char loc[128];
+  restops_location(loc, sizeof loc,
+                   json_string_value(json_object_get(op, "id")));
+  h2s_add_header(k->req, "location", loc);
+  answer_json(k, 202, op);
+}
+
+/* ?wait=true|false of a call that changes something: *flags gets
+ * VMH_ASYNC for false, and the call answers 202 with its operation. */
+static int wait_query(struct call *k, uint32_t *flags) {
+  char err[256];
+  *flags = 0;
+  if (restops_wait_query(h2s_query(k->req), flags, err, sizeof err) < 0)
+    return bad(k, "%s", err);
+  if (*flags & VMH_ASYNC)
+    k->finish = finish_accepted;
+  return 0;
+}
+
 /* The path parameters are names, or VM ids (UUIDs). */
 static int check_param(struct call *k, int i, const char *what, bool uuid) {
   const char *p = k->params[i];
@@ -447,8 +474,9 @@ static int vm_list(struct call *k) {
 
 static int vm_create(struct call *k) {
   struct vmh_vm_spec spec;
+  uint32_t f;
   int r;
-  if (no_query(k) < 0 || need_body(k, false) < 0)
+  if (wait_query(k, &f) < 0 || need_body(k, false) < 0)
     return -1;
   /* "start" (default true) is ours, not the spec's. */
   json_t *st = json_object_get(k->body, "start");
@@ -466,7 +494,7 @@ static int vm_create(struct call *k) {
   k->shape = ONE;
   k->ok_status = 201;
   k->rest->core->vm_create(&spec, &k->reply.reply,
-                           start ? 0 : VMH_CREATE_NO_START);
+                           f | (start ? 0 : VMH_CREATE_NO_START));
   json_decref(spec_obj);
   return 0;
 }
@@ -481,19 +509,20 @@ static int vm_get(struct call *k) {
 }
 
 static int vm_delete(struct call *k) {
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+  uint32_t f;
+  if (check_param(k, 0, "vm", true) < 0 || wait_query(k, &f) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->vm_delete(k->params[0], &k->reply.reply, 0);
+  k->rest->core->vm_delete(k->params[0], &k->reply.reply, f);
   return 0;
 }
 
 static int vm_action(struct call *k, uint32_t action) {
   static const char *const stop_keys[] = {"force", "timeout_s", NULL};
   static const char *const none[] = {NULL};
-  uint32_t force = 0, timeout = 0;
+  uint32_t force = 0, timeout = 0, f;
   int r;
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+  if (check_param(k, 0, "vm", true) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, true) < 0)
     return -1;
   bool stop = action == VMH_ACTION_STOP;
@@ -505,7 +534,7 @@ static int vm_action(struct call *k, uint32_t action) {
     return bad(k, "'timeout_s' must be an integer from 0 to 3600");
   k->shape = ONE;
   k->rest->core->vm_action(k->params[0], action, timeout, &k->reply.reply,
-                           force ? VMH_ACTION_FORCE : 0);
+                           f | (force ? VMH_ACTION_FORCE : 0));
   return 0;
 }
 
@@ -545,8 +574,9 @@ static int snap_list(struct call *k) {
 static int snap_create(struct call *k) {
   static const char *const keys[] = {"name", NULL};
   const char *name;
+  uint32_t f;
   int r;
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+  if (check_param(k, 0, "vm", true) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, true) < 0)
     return -1;
   if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
@@ -554,7 +584,7 @@ static int snap_create(struct call *k) {
     return refused(k, r);
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply, 0);
+  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply, f);
   return 0;
 }
 
@@ -569,46 +599,51 @@ static int snap_id(struct call *k) {
 }
 
 static int snap_revert(struct call *k) {
-  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 || no_query(k) < 0 ||
-      need_body(k, true) < 0)
+  uint32_t f;
+  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 ||
+      wait_query(k, &f) < 0 || need_body(k, true) < 0)
     return -1;
   if (json_object_size(k->body))
     return bad(k, "unknown field '%s'",
                json_object_iter_key(json_object_iter(k->body)));
   k->shape = ONE;
   k->rest->core->snapshot_revert(k->params[0], k->params[1], &k->reply.reply,
-                                 0);
+                                 f);
   return 0;
 }
 
 static int snap_delete(struct call *k) {
-  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 || no_query(k) < 0)
+  uint32_t f;
+  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 ||
+      wait_query(k, &f) < 0)
     return -1;
   k->shape = ONE;
   k->rest->core->snapshot_delete(k->params[0], k->params[1], &k->reply.reply,
-                                 0);
+                                 f);
   return 0;
 }
 
 static int disk_attach(struct call *k) {
   struct vmh_disk d;
+  uint32_t f;
   int r;
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0 ||
+  if (check_param(k, 0, "vm", true) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, false) < 0)
     return -1;
   if ((r = abij_disk_in(&k->in, k->body, "", &d)) < 0)
     return refused(k, r);
   k->shape = ONE;
-  k->rest->core->disk_attach(k->params[0], &d, &k->reply.reply, 0);
+  k->rest->core->disk_attach(k->params[0], &d, &k->reply.reply, f);
   return 0;
 }
 
 static int disk_detach(struct call *k) {
+  uint32_t f;
   if (check_param(k, 0, "vm", true) < 0 ||
-      check_param(k, 1, "disk", false) < 0 || no_query(k) < 0)
+      check_param(k, 1, "disk", false) < 0 || wait_query(k, &f) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->disk_detach(k->params[0], k->params[1], &k->reply.reply, 0);
+  k->rest->core->disk_detach(k->params[0], k->params[1], &k->reply.reply, f);
   return 0;
 }
 
@@ -643,15 +678,16 @@ static int vol_list(struct call *k) {
 
 static int vol_create(struct call *k) {
   struct vmh_volume_spec spec;
+  uint32_t f;
   int r;
-  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0 ||
+  if (check_param(k, 0, "pool", false) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, false) < 0)
     return -1;
   if ((r = abij_volume_spec_in(&k->in, k->body, "", &spec)) < 0)
     return refused(k, r);
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->volume_create(k->params[0], &spec, &k->reply.reply, 0);
+  k->rest->core->volume_create(k->params[0], &spec, &k->reply.reply, f);
   return 0;
 }
 
@@ -667,10 +703,10 @@ static int vol_get(struct call *k) {
 static int vol_resize(struct call *k) {
   static const char *const keys[] = {"size", "shrink", NULL};
   uint64_t size;
-  uint32_t shrink;
+  uint32_t shrink, f;
   int r;
   if (check_param(k, 0, "pool", false) < 0 ||
-      check_param(k, 1, "volume", false) < 0 || no_query(k) < 0 ||
+      check_param(k, 1, "volume", false) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, false) < 0)
     return -1;
   if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
@@ -681,16 +717,70 @@ static int vol_resize(struct call *k) {
     return bad(k, "'size' is required: the new size in bytes, above 0");
   k->shape = ONE;
   k->rest->core->volume_resize(k->params[0], k->params[1], size,
-                               &k->reply.reply, shrink ? VMH_RESIZE_SHRINK : 0);
+                               &k->reply.reply,
+                               f | (shrink ? VMH_RESIZE_SHRINK : 0));
   return 0;
 }
 
 static int vol_delete(struct call *k) {
+  uint32_t f;
   if (check_param(k, 0, "pool", false) < 0 ||
-      check_param(k, 1, "volume", false) < 0 || no_query(k) < 0)
+      check_param(k, 1, "volume", false) < 0 || wait_query(k, &f) < 0)
     return -1;
   k->shape = ONE;
-  k->rest->core->volume_delete(k->params[0], k->params[1], &k->reply.reply, 0);
+  k->rest->core->volume_delete(k->params[0], k->params[1], &k->reply.reply, f);
+  return 0;
+}
+
+/* ---- Routes: operations (restops.h) ---------------------------------------
+ */
+
+static int check_op_id(struct call *k) {
+  const char *p = k->params[0];
+  if (strlen(p) == VMH_ID_LEN && strspn(p, "0123456789abcdef-") == VMH_ID_LEN)
+    return 0;
+  return bad(k,
+             "'operation' in the path must be an operation id (a "
+             "lower-case UUID)");
+}
+
+static int op_list(struct call *k) {
+  struct restops_filter f;
+  char err[256];
+  if (restops_list_query(h2s_query(k->req), &f, err, sizeof err) < 0)
+    return bad(k, "%s", err);
+  k->shape = LIST;
+  k->key = "operations";
+  k->rest->core->operation_list(f.vm[0] ? f.vm : NULL, f.status, f.limit,
+                                &k->reply.reply, 0);
+  return 0;
+}
+
+static int op_get(struct call *k) {
+  if (check_op_id(k) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->operation_get(k->params[0], &k->reply.reply, 0);
+  return 0;
+}
+
+static int op_wait(struct call *k) {
+  uint32_t ms;
+  char err[256];
+  if (check_op_id(k) < 0)
+    return -1;
+  if (restops_wait_timeout(h2s_query(k->req), &ms, err, sizeof err) < 0)
+    return bad(k, "%s", err);
+  k->shape = ONE;
+  k->rest->core->operation_wait(k->params[0], ms, &k->reply.reply, 0);
+  return 0;
+}
+
+static int op_cancel(struct call *k) {
+  if (check_op_id(k) < 0 || no_query(k) < 0)
+    return -1;
+  k->shape = ONE;
+  k->rest->core->operation_cancel(k->params[0], &k->reply.reply, 0);
   return 0;
 }
 
@@ -1223,6 +1313,10 @@ static const struct route routes[] = {
     {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
     {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
      AUTH_OPERATOR},
+    {"GET", "/api/v1/operations", op_list, AUTH_READER},
+    {"GET", "/api/v1/operations/{}", op_get, AUTH_READER},
+    {"GET", "/api/v1/operations/{}/wait", op_wait, AUTH_READER},
+    {"DELETE", "/api/v1/operations/{}", op_cancel, AUTH_OPERATOR},
     {"GET", "/api/v1/networks", net_list, AUTH_READER},
     {"GET", "/api/v1/networks/{}", net_get, AUTH_READER},
     {"GET", "/api/v1/events", events, AUTH_READER},
@@ -1290,6 +1384,15 @@ static void cut(char *buf, size_t len) {
   for (size_t i = 0; i < len; i++)
     if (buf[i] == '/')
       buf[i] = '\0';
+}
+
+/* h2server's watch (I/O thread): the request's end. */
+static void on_watch(void *opaque, enum h2s_watch_event ev) {
+  struct call *k = opaque;
+  if (ev == H2S_WATCH_GONE)
+    k->rest->core->caller_gone(&k->reply.reply);
+  if (ev != H2S_WATCH_DEADLINE)
+    call_unref(k); /* the watch's */
 }
 
 /* Match the request to a route and run it; every path answers. */
@@ -1374,6 +1477,12 @@ static void route(struct call *k) {
     answer_error(k, 415, "unsupported_media_type",
                  "the body must be application/json");
     return;
+  }
+  /* A client that goes before its answer: the core cancels its work if
+   * still queued (core.h, caller_gone).  Streams watch for themselves. */
+  if (routes[found].fn != events) {
+    atomic_fetch_add(&k->refs, 1); /* the watch's */
+    h2s_watch(req, 0, on_watch, k);
   }
   routes[found].fn(k);
 }

@@ -459,6 +459,35 @@ nomem:
   return NULL;
 }
 
+Vmhost__V1__Operation *abipb_operation(struct abij_arena *a,
+                                       const struct vmh_operation *src,
+                                       const char *(*name)(int code)) {
+  struct vmh_operation o;
+  COPY_IN(o, src);
+  Vmhost__V1__Operation *m =
+      NEW(a, Vmhost__V1__Operation, vmhost__v1__operation__init);
+  if (!m)
+    return NULL;
+  m->status = (Vmhost__V1__OperationStatus)o.status;
+  m->progress = o.progress;
+  m->done = o.done;
+  m->total = o.total;
+  m->created_us = o.created_us;
+  m->updated_us = o.updated_us;
+  STR(a, m->id, o.id, nomem);
+  STR(a, m->kind, o.kind, nomem);
+  STR(a, m->vm_id, o.vm_id, nomem);
+  STR(a, m->vm_name, o.vm_name, nomem);
+  STR(a, m->pool, o.pool, nomem);
+  STR(a, m->object, o.object, nomem);
+  STR(a, m->message, o.message, nomem);
+  STR(a, m->error_code, o.code ? name(o.code) : NULL, nomem);
+  STR(a, m->error_message, o.error, nomem);
+  return m;
+nomem:
+  return NULL;
+}
+
 /* ---- Decoders ------------------------------------------------------------ */
 
 static int refuse(char *err, size_t errlen, const char *fmt, ...)

@@ -52,6 +52,10 @@ Vmhost__V1__Plugin *abipb_plugin(struct abij_arena *a,
 /* The error name of an OPERATION event's code comes from name(code). */
 Vmhost__V1__Event *abipb_event(struct abij_arena *a, const struct vmh_event *ev,
                                const char *(*name)(int code));
+/* name: the core's error_name, for error_code. */
+Vmhost__V1__Operation *abipb_operation(struct abij_arena *a,
+                                       const struct vmh_operation *op,
+                                       const char *(*name)(int code));
 
 /* A name (vmh_name_valid) or, with uuid, a VM id. */
 int abipb_ref(const char *what, const char *s, int uuid, char *err,

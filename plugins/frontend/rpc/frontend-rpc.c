@@ -108,6 +108,7 @@ struct call {
   bool vm_status; /* the vm visitor makes a VmStatusResponse */
   uint64_t gen;   /* ListVMs from memory: the generation it began at */
   bool hide;      /* the caller is a reader: secrets left out */
+  uint32_t async; /* VMH_ASYNC for the *Async methods, else 0 */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -320,6 +321,13 @@ static void on_vm(void *o, const struct vmh_vm_record *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
+static void on_operation(void *o, const struct vmh_operation *v) {
+  struct call *k = o;
+  pthread_mutex_lock(&k->lock);
+  add(k, abipb_operation(&k->arena, v, k->rpc->core->error_name));
+  pthread_mutex_unlock(&k->lock);
+}
+
 static struct h2s_cache *list_cache_of(struct call *k) {
   return k->hide ? k->rpc->list_cache_hidden : k->rpc->list_cache;
 }
@@ -364,6 +372,7 @@ static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
       .check = on_check,
       .plugin = on_plugin,
       .done = on_done,
+      .operation = on_operation,
   };
   return k;
 }
@@ -444,7 +453,8 @@ static int vm_create(struct call *k) {
   int r = abipb_spec_in(&k->arena, m->spec, &spec, err, sizeof err);
   if (r)
     return refused(k, r, err);
-  CORE(k)->vm_create(&spec, reply(k), m->no_start ? VMH_CREATE_NO_START : 0);
+  CORE(k)->vm_create(&spec, reply(k),
+                     k->async | (m->no_start ? VMH_CREATE_NO_START : 0));
   return 0;
 }
 
@@ -502,7 +512,7 @@ static int vm_delete(struct call *k) {
   const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
   if (ref(k, "vm", m->vm, true) < 0)
     return -1;
-  CORE(k)->vm_delete(m->vm, reply(k), 0);
+  CORE(k)->vm_delete(m->vm, reply(k), k->async);
   return 0;
 }
 
@@ -511,7 +521,7 @@ static int action(struct call *k, uint32_t act, uint32_t timeout,
   const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
   if (ref(k, "vm", m->vm, true) < 0)
     return -1;
-  CORE(k)->vm_action(m->vm, act, timeout, reply(k), flags);
+  CORE(k)->vm_action(m->vm, act, timeout, reply(k), k->async | flags);
   return 0;
 }
 static int vm_start(struct call *k) {
@@ -537,7 +547,7 @@ static int vm_stop(struct call *k) {
   if (m->timeout_s > 3600)
     return bad(k, "'timeout_s' must be 0 to 3600");
   CORE(k)->vm_action(m->vm, VMH_ACTION_STOP, m->timeout_s, reply(k),
-                     m->force ? VMH_ACTION_FORCE : 0);
+                     k->async | (m->force ? VMH_ACTION_FORCE : 0));
   return 0;
 }
 
@@ -558,7 +568,8 @@ static int snap_create(struct call *k) {
   if (ref(k, "vm", m->vm, true) < 0 ||
       (*m->name && ref(k, "name", m->name, false) < 0))
     return -1;
-  CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k), 0);
+  CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k),
+                           k->async);
   return 0;
 }
 
@@ -584,7 +595,7 @@ static int snap_revert(struct call *k) {
   const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
   if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
     return -1;
-  CORE(k)->snapshot_revert(m->vm, m->snapshot_id, reply(k), 0);
+  CORE(k)->snapshot_revert(m->vm, m->snapshot_id, reply(k), k->async);
   return 0;
 }
 
@@ -660,7 +671,7 @@ static int vol_create(struct call *k) {
   int r = abipb_volume_spec_in(&k->arena, m, &spec, err, sizeof err);
   if (r)
     return refused(k, r, err);
-  CORE(k)->volume_create(m->pool, &spec, reply(k), 0);
+  CORE(k)->volume_create(m->pool, &spec, reply(k), k->async);
   return 0;
 }
 
@@ -673,7 +684,7 @@ static int vol_resize(struct call *k) {
   if (m->size == 0 || m->size > INT64_MAX)
     return bad(k, "'size' is required: the new size in bytes, above 0");
   CORE(k)->volume_resize(m->pool, m->volume, m->size, reply(k),
-                         m->shrink ? VMH_RESIZE_SHRINK : 0);
+                         k->async | (m->shrink ? VMH_RESIZE_SHRINK : 0));
   return 0;
 }
 
@@ -683,6 +694,57 @@ static int vol_delete(struct call *k) {
       ref(k, "volume", m->volume, false) < 0)
     return -1;
   CORE(k)->volume_delete(m->pool, m->volume, reply(k), 0);
+  return 0;
+}
+
+/* ---- Methods: operations ---------------------------------------------------
+ */
+
+static int op_id(struct call *k, const char *id) {
+  if (strlen(id) == VMH_ID_LEN && strspn(id, "0123456789abcdef-") == VMH_ID_LEN)
+    return 0;
+  return bad(k, "'id' must be an operation id (a lower-case UUID)");
+}
+
+static int op_list(struct call *k) {
+  const Vmhost__V1__ListOperationsRequest *m =
+      IN(k, Vmhost__V1__ListOperationsRequest);
+  if (*m->vm && ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  if (m->status > VMHOST__V1__OPERATION_STATUS__OPERATION_STATUS_CANCELLED)
+    return bad(k, "'status' %d is not an OperationStatus", (int)m->status);
+  if (m->limit > 100000)
+    return bad(k, "'limit' must be 0 to 100000");
+  CORE(k)->operation_list(*m->vm ? m->vm : NULL, (uint32_t)m->status, m->limit,
+                          reply(k), 0);
+  return 0;
+}
+
+static int op_get(struct call *k) {
+  const Vmhost__V1__OperationRequest *m = IN(k, Vmhost__V1__OperationRequest);
+  if (op_id(k, m->id) < 0)
+    return -1;
+  CORE(k)->operation_get(m->id, reply(k), 0);
+  return 0;
+}
+
+static int op_wait(struct call *k) {
+  const Vmhost__V1__WaitOperationRequest *m =
+      IN(k, Vmhost__V1__WaitOperationRequest);
+  if (op_id(k, m->id) < 0)
+    return -1;
+  if (m->timeout_s > 3600)
+    return bad(k, "'timeout_s' must be 0 to 3600");
+  CORE(k)->operation_wait(m->id, (m->timeout_s ? m->timeout_s : 30) * 1000,
+                          reply(k), 0);
+  return 0;
+}
+
+static int op_cancel(struct call *k) {
+  const Vmhost__V1__OperationRequest *m = IN(k, Vmhost__V1__OperationRequest);
+  if (op_id(k, m->id) < 0)
+    return -1;
+  CORE(k)->operation_cancel(m->id, reply(k), 0);
   return 0;
 }
 
@@ -1387,6 +1449,19 @@ static const struct method methods[] = {
     {NODE, "CreateToken", ONE, token_create, AUTH_ADMIN},
     {NODE, "RevokeToken", ONE, token_revoke, AUTH_ADMIN},
     {NODE, "GetClusterStatus", ONE, cluster_status, AUTH_READER},
+    {NODE, "ListOperations", LIST, op_list, AUTH_READER},
+    {NODE, "GetOperation", ONE, op_get, AUTH_READER},
+    {NODE, "WaitOperation", ONE, op_wait, AUTH_READER},
+    {NODE, "CancelOperation", ONE, op_cancel, AUTH_OPERATOR},
+    {NODE, "CreateVMAsync", ONE, vm_create, AUTH_OPERATOR},
+    {NODE, "DeleteVMAsync", ONE, vm_delete, AUTH_OPERATOR},
+    {NODE, "StartVMAsync", ONE, vm_start, AUTH_OPERATOR},
+    {NODE, "StopVMAsync", ONE, vm_stop, AUTH_OPERATOR},
+    {NODE, "RebootVMAsync", ONE, vm_reboot, AUTH_OPERATOR},
+    {NODE, "CreateSnapshotAsync", ONE, snap_create, AUTH_OPERATOR},
+    {NODE, "RevertSnapshotAsync", ONE, snap_revert, AUTH_OPERATOR},
+    {NODE, "CreateVolumeAsync", ONE, vol_create, AUTH_OPERATOR},
+    {NODE, "ResizeVolumeAsync", ONE, vol_resize, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
@@ -1503,10 +1578,14 @@ static void on_watch(void *opaque, enum h2s_watch_event ev) {
   struct call *k = opaque;
   if (ev == H2S_WATCH_DEADLINE) {
     answer_status(k, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    /* Its work, if still queued, is cancelled (core.h, caller_gone). */
+    k->rpc->core->caller_gone(&k->reply);
     return;
   }
-  if (ev == H2S_WATCH_GONE)
+  if (ev == H2S_WATCH_GONE) {
     host->counter_add(k->rpc->inst, "cancelled", 1);
+    k->rpc->core->caller_gone(&k->reply);
+  }
   call_unref(k); /* the watch's */
 }
 
@@ -1588,6 +1667,9 @@ static void route(struct call *k) {
     return;
   }
   k->hide = h2s_role(k->req) < AUTH_OPERATOR;
+  /* StartVMAsync is StartVM answering with its operation. */
+  size_t nl = strlen(rt->m->name);
+  k->async = nl > 5 && !strcmp(rt->m->name + nl - 5, "Async") ? VMH_ASYNC : 0;
   if (rt->m->shape != BIDI && unpack(k) < 0)
     return;
   if (rt->m->shape == ONE || rt->m->shape == LIST) {

@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The registry of operations (operations.h).  One mutex guards it all:
+ * operations are few (bounded by daemon.operations_max) and every change
+ * is a handful of field writes, so a lock per operation would buy nothing
+ * but lock-ordering rules.  A timer thread answers waits whose timeout
+ * passed and forgets operations past their retention. */
+#include <config.h>
+
+#include "operations.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "events.h"
+#include "log.h"
+#include "validate.h"
+
+struct operation {
+  struct operation *next, *prev;   /* all, newest first */
+  struct operation *anext, *aprev; /* active (not ended), newest first */
+  char id[VMH_ID_LEN + 1];
+  const char *kind;
+  uint32_t status;   /* enum vmh_op_status */
+  uint32_t vm_state; /* what its VM shows meanwhile, 0: nothing */
+  char *vm_id, *vm_name, *pool, *object;
+  uint64_t done, total;
+  char *message;
+  int32_t code;
+  char *error;
+  int64_t created_us, updated_us;
+  int64_t ended_mono_us;
+  bool visible; /* ops_close has run: listed, and its events sent */
+  bool in_call; /* the call that opened it has not returned */
+  bool refused; /* the work refused inline: never an operation */
+  bool async;   /* the caller was answered with the operation */
+  bool began;   /* its work passed ops_begin */
+  bool linked;  /* in the registry */
+  pthread_t opener;
+  vmh_reply_t *caller; /* waiting for the work's answer; NULL: none */
+  struct vmh_reply w;  /* the work's reply */
+  unsigned refs;       /* registry, work, opener */
+};
+
+struct waiter {
+  struct waiter *next;
+  struct operation *op;
+  vmh_reply_t *r;
+  int64_t deadline_mono_us;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tick;
+static pthread_t timer;
+static bool inited, timer_running, stopping;
+static struct operation *all, *all_tail, *active;
+static size_t n_all, n_active, n_transitional;
+static struct waiter *waiters;
+static unsigned retention_s = 3600, max_ops = 1000;
+static atomic_uint_fast64_t generation;
+
+/* ---- time, small helpers ------------------------------------------------ */
+
+/* Answer r with code and this thread's error message. */
+static void answer(vmh_reply_t *r, int code) {
+  r->done(r->opaque, code, code ? error_get() : NULL);
+}
+
+static int64_t now_us(clockid_t clk) {
+  struct timespec t;
+  clock_gettime(clk, &t);
+  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+static const char *const status_names[] = {[VMH_OP_QUEUED] = "queued",
+                                           [VMH_OP_RUNNING] = "running",
+                                           [VMH_OP_SUCCEEDED] = "succeeded",
+                                           [VMH_OP_FAILED] = "failed",
+                                           [VMH_OP_CANCELLED] = "cancelled"};
+
+static bool ended(const struct operation *op) {
+  return op->status >= VMH_OP_SUCCEEDED;
+}
+
+static void op_free(struct operation *op) {
+  free(op->vm_id);
+  free(op->vm_name);
+  free(op->pool);
+  free(op->object);
+  free(op->message);
+  free(op->error);
+  free(op);
+}
+
+/* Under lock. */
+static void unref(struct operation *op) {
+  if (--op->refs == 0)
+    op_free(op);
+}
+
+static void view(const struct operation *op, struct vmh_operation *v) {
+  *v = (struct vmh_operation){
+      .struct_size = sizeof *v,
+      .id = op->id,
+      .kind = op->kind,
+      .status = op->status,
+      .vm_id = op->vm_id,
+      .vm_name = op->vm_name,
+      .pool = op->pool,
+      .object = op->object,
+      .progress = op->status == VMH_OP_SUCCEEDED ? 100
+                  : op->total ? (int32_t)(op->done * 100 / op->total)
+                              : -1,
+      .done = op->done,
+      .total = op->total,
+      .message = op->message,
+      .code = op->code,
+      .error = op->error,
+      .created_us = op->created_us,
+      .updated_us = op->updated_us,
+  };
+}
+
+/* Give op to r (under lock). */
+static void reply_op(vmh_reply_t *r, const struct operation *op) {
+  struct vmh_operation v;
+  view(op, &v);
+  if (VMH_HAS_FIELD(r, operation) && r->operation)
+    r->operation(r->opaque, &v);
+}
+
+/* An operation event (under lock, once visible). */
+/* An operation event saying status (under lock, once visible). */
+static void emit_as(const struct operation *op, uint32_t type,
+                    uint32_t status) {
+  if (!op->visible)
+    return;
+  struct vmh_event ev = {
+      .struct_size = sizeof ev,
+      .type = type,
+      .vm_id = op->vm_id,
+      .reason = status_names[status],
+      .operation = op->id,
+      .object = op->kind,
+      .code = op->code,
+      .message = op->error ? op->error : op->message,
+      .done = op->done,
+      .total = op->total,
+  };
+  events_emit("core", &ev);
+}
+
+static void emit(const struct operation *op, uint32_t type) {
+  emit_as(op, type, op->status);
+}
+
+/* The VM's transitional state, as an event (under lock). */
+static void emit_vm_state(const struct operation *op) {
+  if (!op->visible || !op->vm_state || !op->vm_id)
+    return;
+  struct vmh_event ev = {.struct_size = sizeof ev,
+                         .type = VMH_EVENT_VM_STATE,
+                         .vm_id = op->vm_id,
+                         .state = op->vm_state,
+                         .reason = op->kind,
+                         .operation = op->id,
+                         .message = op->vm_name};
+  events_emit("core", &ev);
+}
+
+/* Any change of an operation on a VM may change the state the VM shows
+ * (ops_vm_state). */
+static void touch(struct operation *op) {
+  op->updated_us = now_us(CLOCK_REALTIME);
+  if (op->vm_id)
+    atomic_fetch_add(&generation, 1);
+}
+
+/* ---- the registry (under lock) ----------------------------------------- */
+
+static void link_op(struct operation *op) {
+  op->next = all;
+  op->prev = NULL;
+  if (all)
+    all->prev = op;
+  else
+    all_tail = op;
+  all = op;
+  n_all++;
+  op->anext = active;
+  op->aprev = NULL;
+  if (active)
+    active->aprev = op;
+  active = op;
+  n_active++;
+  if (op->vm_state)
+    n_transitional++;
+  op->linked = true;
+}
+
+static void unlink_active(struct operation *op) {
+  if (op->aprev)
+    op->aprev->anext = op->anext;
+  else if (active == op)
+    active = op->anext;
+  if (op->anext)
+    op->anext->aprev = op->aprev;
+  op->anext = op->aprev = NULL;
+  n_active--;
+  if (op->vm_state)
+    n_transitional--;
+}
+
+/* Only ended operations leave the registry: none is in the active list. */
+static void unlink_op(struct operation *op) {
+  if (op->prev)
+    op->prev->next = op->next;
+  else
+    all = op->next;
+  if (op->next)
+    op->next->prev = op->prev;
+  else
+    all_tail = op->prev;
+  n_all--;
+  op->linked = false;
+  unref(op);
+}
+
+/* Forget the oldest ended operations past the count, and those past their
+ * retention; returns the monotonic time the next one expires (0: none). */
+static int64_t prune(int64_t now) {
+  int64_t keep_us = (int64_t)retention_s * 1000000, next = 0;
+  size_t over = n_all > max_ops ? n_all - max_ops : 0;
+  for (struct operation *op = all_tail, *prev; op; op = prev) {
+    prev = op->prev;
+    if (!ended(op))
+      continue;
+    if (over || now - op->ended_mono_us >= keep_us) {
+      if (over)
+        over--;
+      unlink_op(op);
+    } else if (!next || op->ended_mono_us + keep_us < next) {
+      next = op->ended_mono_us + keep_us;
+    }
+  }
+  return next;
+}
+
+static struct operation *find(const char *id) {
+  for (struct operation *op = all; op && id; op = op->next)
+    if (op->visible && !strcmp(op->id, id))
+      return op;
+  return NULL;
+}
+
+/* Answer and drop every wait on op (it ended). */
+static void release_waiters_of(const struct operation *op) {
+  for (struct waiter **p = &waiters, *w; (w = *p);) {
+    if (op && w->op != op) {
+      p = &w->next;
+      continue;
+    }
+    *p = w->next;
+    reply_op(w->r, w->op);
+    w->r->done(w->r->opaque, 0, NULL);
+    free(w);
+  }
+}
+
+/* op ends with code (its status from the code, unless cancelled already). */
+static void end(struct operation *op, int code, const char *message) {
+  if (ended(op))
+    return;
+  op->status = code == 0               ? VMH_OP_SUCCEEDED
+               : code == VMH_ECANCELED ? VMH_OP_CANCELLED
+                                       : VMH_OP_FAILED;
+  op->code = code;
+  free(op->error);
+  op->error = code ? strdup(message && *message ? message : "failed") : NULL;
+  if (code == 0 && op->total)
+    op->done = op->total;
+  op->ended_mono_us = now_us(CLOCK_MONOTONIC);
+  touch(op);
+  unlink_active(op);
+  release_waiters_of(op);
+  emit(op, VMH_EVENT_OPERATION);
+  prune(op->ended_mono_us);
+  pthread_cond_signal(&tick);
+}
+
+/* Cancel a queued op: it ends now; its work, when it comes to run, finds
+ * it cancelled (ops_begin) and touches nothing.  A caller still waiting
+ * gets the cancellation. */
+static void cancel_queued(struct operation *op, const char *why) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "operation %s (%s) was cancelled before it ran: %s",
+           op->id, op->kind, why);
+  end(op, VMH_ECANCELED, msg);
+  if (op->caller) {
+    vmh_reply_t *c = op->caller;
+    op->caller = NULL;
+    c->done(c->opaque, VMH_ECANCELED, msg);
+  }
+  log_info("%s", msg);
+}
+
+/* ---- the work's reply: forwarded to a waiting caller -------------------- */
+
+static struct operation *of(vmh_reply_t *w);
+
+#define FORWARD(field, type)                           \
+  static void fwd_##field(void *o, const type *v) {    \
+    struct operation *op = o;                          \
+    pthread_mutex_lock(&lock);                         \
+    if (op->caller && !op->async && op->caller->field) \
+      op->caller->field(op->caller->opaque, v);        \
+    pthread_mutex_unlock(&lock);                       \
+  }
+FORWARD(vm, struct vmh_vm_record)
+FORWARD(snapshot, struct vmh_snapshot_info)
+FORWARD(console, struct vmh_console_info)
+FORWARD(pool, struct vmh_pool_info)
+FORWARD(volume, struct vmh_volume_info)
+FORWARD(image, struct vmh_image_info)
+FORWARD(network, struct vmh_network_info)
+FORWARD(host, struct vmh_host_info)
+FORWARD(check, struct vmh_health_check)
+FORWARD(plugin, struct vmh_plugin_info)
+#undef FORWARD
+
+static void fwd_text(void *o, const char *text, size_t len) {
+  struct operation *op = o;
+  pthread_mutex_lock(&lock);
+  if (op->caller && !op->async && op->caller->text)
+    op->caller->text(op->caller->opaque, text, len);
+  pthread_mutex_unlock(&lock);
+}
+
+static void fwd_done(void *o, int code, const char *message) {
+  struct operation *op = o;
+  pthread_mutex_lock(&lock);
+  if (op->in_call && pthread_equal(op->opener, pthread_self()) && !ended(op)) {
+    /* Refused before any work was queued: the caller's answer, not an
+     * operation (ops_close drops it). */
+    op->refused = true;
+    vmh_reply_t *c = op->caller;
+    op->caller = NULL;
+    if (c)
+      c->done(c->opaque, code, message);
+  } else {
+    end(op, code, message);
+    if (op->caller && !op->async) {
+      vmh_reply_t *c = op->caller;
+      op->caller = NULL;
+      c->done(c->opaque, code, message);
+    }
+  }
+  unref(op); /* the work's */
+  pthread_mutex_unlock(&lock);
+}
+
+static struct operation *of(vmh_reply_t *w) {
+  if (!w || w->done != fwd_done)
+    return NULL;
+  return (struct operation *)((char *)w - offsetof(struct operation, w));
+}
+
+/* ---- opening and closing ------------------------------------------------ */
+
+static uint32_t transitional(const char *kind) {
+  static const struct {
+    const char *kind;
+    uint32_t state;
+  } t[] = {{"vm.create", VMH_VM_CREATING},
+           {"vm.start", VMH_VM_STARTING},
+           {"vm.stop", VMH_VM_STOPPING},
+           {"vm.delete", VMH_VM_DELETING}};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (!strcmp(kind, t[i].kind))
+      return t[i].state;
+  return 0;
+}
+
+vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
+                      vmh_reply_t *r, uint32_t flags) {
+  struct operation *op = calloc(1, sizeof *op);
+  if (!op || (t->vm_id[0] && !(op->vm_id = strdup(t->vm_id))) ||
+      (t->vm_name[0] && !(op->vm_name = strdup(t->vm_name))) ||
+      (t->pool && !(op->pool = strdup(t->pool))) ||
+      (t->object && !(op->object = strdup(t->object)))) {
+    if (op)
+      op_free(op);
+    error_set("out of memory");
+    answer(r, VMH_ENOMEM);
+    return NULL;
+  }
+  core_uuid_v4(op->id);
+  op->kind = kind;
+  op->status = VMH_OP_QUEUED;
+  op->vm_state = transitional(kind);
+  op->created_us = op->updated_us = now_us(CLOCK_REALTIME);
+  op->in_call = true;
+  op->async = (flags & VMH_ASYNC) != 0;
+  op->opener = pthread_self();
+  op->caller = r;
+  op->refs = 3;
+  op->w = (struct vmh_reply){.struct_size = sizeof op->w,
+                             .opaque = op,
+                             .vm = fwd_vm,
+                             .snapshot = fwd_snapshot,
+                             .console = fwd_console,
+                             .pool = fwd_pool,
+                             .volume = fwd_volume,
+                             .image = fwd_image,
+                             .network = fwd_network,
+                             .host = fwd_host,
+                             .check = fwd_check,
+                             .plugin = fwd_plugin,
+                             .text = fwd_text,
+                             .done = fwd_done};
+  pthread_mutex_lock(&lock);
+  if (n_active >= max_ops) {
+    pthread_mutex_unlock(&lock);
+    op_free(op);
+    error_set(
+        "%zu operations are in progress, the most daemon."
+        "operations_max allows; try again when some have ended",
+        (size_t)max_ops);
+    answer(r, VMH_EAGAIN);
+    return NULL;
+  }
+  link_op(op);
+  pthread_mutex_unlock(&lock);
+  return &op->w;
+}
+
+void ops_close(vmh_reply_t *w, const char *vm_id) {
+  struct operation *op = of(w);
+  if (!op)
+    return;
+  char *id = vm_id && *vm_id ? strdup(vm_id) : NULL;
+  pthread_mutex_lock(&lock);
+  op->in_call = false;
+  if (op->refused) {
+    unlink_active(op);
+    unlink_op(op);
+    free(id);
+  } else {
+    if (!op->vm_id)
+      op->vm_id = id;
+    else
+      free(id);
+    op->visible = true;
+    atomic_fetch_add(&generation, 1);
+    /* What happened before it was visible, in the order it happened:
+     * every operation's events read created, running, …, ended. */
+    emit_as(op, VMH_EVENT_OPERATION_CREATED, VMH_OP_QUEUED);
+    if (op->began) {
+      emit_as(op, VMH_EVENT_OPERATION_UPDATED, VMH_OP_RUNNING);
+      if (!ended(op))
+        emit_vm_state(op);
+    }
+    if (ended(op))
+      emit(op, VMH_EVENT_OPERATION);
+    if (op->async && op->caller) {
+      vmh_reply_t *c = op->caller;
+      op->caller = NULL;
+      reply_op(c, op);
+      c->done(c->opaque, 0, NULL);
+    }
+  }
+  unref(op); /* the opener's */
+  pthread_mutex_unlock(&lock);
+}
+
+int ops_begin(vmh_reply_t *w) {
+  struct operation *op = of(w);
+  if (!op)
+    return 0;
+  int r = 0;
+  pthread_mutex_lock(&lock);
+  if (op->status == VMH_OP_CANCELLED) {
+    r = error_code(VMH_ECANCELED, "%s", op->error ? op->error : "cancelled");
+  } else if (op->status == VMH_OP_QUEUED) {
+    op->status = VMH_OP_RUNNING;
+    op->began = true;
+    touch(op);
+    emit(op, VMH_EVENT_OPERATION_UPDATED);
+    emit_vm_state(op);
+  }
+  pthread_mutex_unlock(&lock);
+  return r;
+}
+
+void ops_progress(vmh_reply_t *w, uint64_t done, uint64_t total,
+                  const char *message) {
+  struct operation *op = of(w);
+  if (!op)
+    return;
+  char *m = dup_or_null(message);
+  pthread_mutex_lock(&lock);
+  if (!ended(op)) {
+    op->done = done;
+    op->total = total;
+    free(op->message);
+    op->message = m;
+    m = NULL;
+    touch(op);
+    emit(op, VMH_EVENT_OPERATION_UPDATED);
+  }
+  pthread_mutex_unlock(&lock);
+  free(m);
+}
+
+static bool same_object(const char *event_object, const char *op_object) {
+  if (!strncmp(event_object, "image/", 6))
+    event_object += 6;
+  return !strcmp(event_object, op_object);
+}
+
+void ops_backend_progress(const char *instance, const char *object,
+                          uint64_t done, uint64_t total) {
+  if (!instance || !object)
+    return;
+  pthread_mutex_lock(&lock);
+  for (struct operation *op = active; op; op = op->anext) {
+    if (op->status != VMH_OP_RUNNING || !op->pool || !op->object ||
+        strcmp(op->pool, instance) || !same_object(object, op->object))
+      continue;
+    op->done = done;
+    op->total = total;
+    free(op->message);
+    op->message = strdup("bytes");
+    touch(op);
+    emit(op, VMH_EVENT_OPERATION_UPDATED);
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r) {
+  struct operation *head = NULL;
+  pthread_mutex_lock(&lock);
+  /* The VM's first operation decides: the one running, else the oldest
+   * queued (the active list is newest first). */
+  for (struct operation *op = n_transitional ? active : NULL; op;
+       op = op->anext) {
+    if (!op->vm_id || strcmp(op->vm_id, vm_id))
+      continue;
+    head = op;
+    if (op->status == VMH_OP_RUNNING)
+      break;
+  }
+  /* An operation's own answer shows what it made. */
+  uint32_t state = head && &head->w != r ? head->vm_state : 0;
+  pthread_mutex_unlock(&lock);
+  return state;
+}
+
+uint64_t ops_generation(void) {
+  return atomic_load(&generation);
+}
+
+/* ---- the front-ends' calls ---------------------------------------------- */
+
+static int check_flags(vmh_reply_t *r, uint32_t flags) {
+  if (!flags)
+    return 0;
+  error_set("unknown flags 0x%" PRIx32, flags);
+  answer(r, VMH_EINVAL);
+  return -1;
+}
+
+static int check_id(const char *id, vmh_reply_t *r) {
+  if (id && strlen(id) == VMH_ID_LEN &&
+      strspn(id, "0123456789abcdef-") == VMH_ID_LEN)
+    return 0;
+  error_set("'%.64s' is not an operation id (a lower-case UUID)", id ? id : "");
+  answer(r, VMH_EINVAL);
+  return -1;
+}
+
+static void not_found(const char *id, vmh_reply_t *r) {
+  error_set(
+      "no operation %s (it may have ended more than daemon."
+      "operations_retention ago)",
+      id);
+  answer(r, VMH_ENOENT);
+}
+
+void ops_list(const char *vm, uint32_t status, uint32_t limit, vmh_reply_t *r,
+              uint32_t flags) {
+  if (check_flags(r, flags) < 0)
+    return;
+  if (status > VMH_OP_CANCELLED) {
+    error_set("unknown operation status %" PRIu32, status);
+    return answer(r, VMH_EINVAL);
+  }
+  uint32_t n = 0;
+  pthread_mutex_lock(&lock);
+  for (struct operation *op = all; op && (!limit || n < limit); op = op->next) {
+    if (!op->visible || (status && op->status != status))
+      continue;
+    if (vm && !(op->vm_id && !strcmp(op->vm_id, vm)) &&
+        !(op->vm_name && !strcmp(op->vm_name, vm)))
+      continue;
+    reply_op(r, op);
+    n++;
+  }
+  pthread_mutex_unlock(&lock);
+  answer(r, 0);
+}
+
+void ops_get(const char *id, vmh_reply_t *r, uint32_t flags) {
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
+    return;
+  pthread_mutex_lock(&lock);
+  struct operation *op = find(id);
+  if (op)
+    reply_op(r, op);
+  pthread_mutex_unlock(&lock);
+  if (!op)
+    return not_found(id, r);
+  answer(r, 0);
+}
+
+#define MAX_WAIT_MS (3600u * 1000)
+
+void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
+              uint32_t flags) {
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
+    return;
+  if (timeout_ms > MAX_WAIT_MS) {
+    error_set("timeout %" PRIu32 " ms is out of range 0..%u", timeout_ms,
+              MAX_WAIT_MS);
+    return answer(r, VMH_EINVAL);
+  }
+  struct waiter *w = calloc(1, sizeof *w);
+  if (!w) {
+    error_set("out of memory");
+    return answer(r, VMH_ENOMEM);
+  }
+  pthread_mutex_lock(&lock);
+  struct operation *op = find(id);
+  if (!op) {
+    pthread_mutex_unlock(&lock);
+    free(w);
+    return not_found(id, r);
+  }
+  if (ended(op) || timeout_ms == 0 || stopping) {
+    reply_op(r, op);
+    pthread_mutex_unlock(&lock);
+    free(w);
+    return answer(r, 0);
+  }
+  w->op = op;
+  w->r = r;
+  w->deadline_mono_us = now_us(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000;
+  w->next = waiters;
+  waiters = w;
+  pthread_cond_signal(&tick);
+  pthread_mutex_unlock(&lock);
+}
+
+void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
+  if (check_flags(r, flags) < 0 || check_id(id, r) < 0)
+    return;
+  pthread_mutex_lock(&lock);
+  struct operation *op = find(id);
+  int code = 0;
+  if (!op) {
+    pthread_mutex_unlock(&lock);
+    return not_found(id, r);
+  }
+  if (op->status == VMH_OP_QUEUED) {
+    cancel_queued(op, "cancelled by a client");
+    reply_op(r, op);
+  } else if (op->status == VMH_OP_RUNNING) {
+    code = error_code(VMH_ESTATE,
+                      "operation %s (%s) is running: its backend cannot "
+                      "stop it now; wait for its end",
+                      op->id, op->kind);
+  } else {
+    code = error_code(VMH_ESTATE, "operation %s (%s) has already %s", op->id,
+                      op->kind, status_names[op->status]);
+  }
+  pthread_mutex_unlock(&lock);
+  answer(r, code);
+}
+
+void ops_caller_gone(vmh_reply_t *r) {
+  pthread_mutex_lock(&lock);
+  for (struct operation *op = active; op; op = op->anext) {
+    if (op->caller != r)
+      continue;
+    if (op->status == VMH_OP_QUEUED) {
+      cancel_queued(op, "its caller went away");
+    } else {
+      char msg[160];
+      snprintf(msg, sizeof msg,
+               "the caller went away; operation %s goes on to its end", op->id);
+      op->caller = NULL;
+      r->done(r->opaque, VMH_ECANCELED, msg);
+      log_info("operation %s (%s): %s", op->id, op->kind,
+               "its caller went away while it ran; it goes on");
+    }
+    break;
+  }
+  for (struct waiter **p = &waiters, *w; (w = *p); p = &w->next) {
+    if (w->r != r)
+      continue;
+    *p = w->next;
+    r->done(r->opaque, VMH_ECANCELED, "the caller went away");
+    free(w);
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+/* ---- the timer ---------------------------------------------------------- */
+
+static void *timer_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&lock);
+  while (!stopping) {
+    int64_t now = now_us(CLOCK_MONOTONIC);
+    int64_t next = prune(now);
+    for (struct waiter **p = &waiters, *w; (w = *p);) {
+      if (w->deadline_mono_us <= now) {
+        *p = w->next;
+        reply_op(w->r, w->op);
+        w->r->done(w->r->opaque, 0, NULL);
+        free(w);
+        continue;
+      }
+      if (!next || w->deadline_mono_us < next)
+        next = w->deadline_mono_us;
+      p = &w->next;
+    }
+    if (!next) {
+      pthread_cond_wait(&tick, &lock);
+    } else {
+      struct timespec ts = {.tv_sec = next / 1000000,
+                            .tv_nsec = (next % 1000000) * 1000};
+      pthread_cond_timedwait(&tick, &lock, &ts);
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return NULL;
+}
+
+int ops_init(unsigned retention, unsigned max) {
+  retention_s = retention ? retention : 1;
+  max_ops = max ? max : 1;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&tick, &ca);
+  pthread_condattr_destroy(&ca);
+  inited = true;
+  stopping = false;
+  /* The timer needs none of the signals the main thread takes. */
+  sigset_t all_sigs, old;
+  sigfillset(&all_sigs);
+  pthread_sigmask(SIG_BLOCK, &all_sigs, &old);
+  int e = pthread_create(&timer, NULL, timer_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e)
+    return error_code(VMH_EAGAIN, "cannot start the operations' timer: %s",
+                      strerror(e));
+  timer_running = true;
+  return 0;
+}
+
+void ops_release_waiters(void) {
+  pthread_mutex_lock(&lock);
+  stopping = true; /* waits from now on answer at once */
+  release_waiters_of(NULL);
+  pthread_mutex_unlock(&lock);
+}
+
+void ops_free(void) {
+  if (!inited)
+    return;
+  pthread_mutex_lock(&lock);
+  stopping = true;
+  release_waiters_of(NULL);
+  pthread_cond_signal(&tick);
+  pthread_mutex_unlock(&lock);
+  if (timer_running) {
+    pthread_join(timer, NULL);
+    timer_running = false;
+  }
+  pthread_mutex_lock(&lock);
+  /* Work still holding an operation (abandoned by a drain) keeps it. */
+  while (all) {
+    struct operation *op = all;
+    if (!ended(op))
+      unlink_active(op);
+    unlink_op(op);
+  }
+  pthread_mutex_unlock(&lock);
+  pthread_cond_destroy(&tick);
+  inited = false;
+}
