@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "agent.h"
 #include "error.h"
 #include "events.h"
 #include "hostinfo.h"
@@ -600,4 +601,6 @@ const struct vmh_core core_services = {
     .ready = service_ready,
     .vm_generation = vms_generation,
     .error_message = error_get,
+    .vm_agent = agent_vm_call,
+    .agent_status = agent_status_set,
 };

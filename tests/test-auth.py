@@ -42,6 +42,11 @@ REST_POLICY = {
     "DELETE /api/v1/vms/{}/snapshots/{}": "operator",
     "POST /api/v1/vms/{}/disks": "operator",
     "DELETE /api/v1/vms/{}/disks/{}": "operator",
+    "GET /api/v1/vms/{}/agent": "reader",
+    "POST /api/v1/vms/{}/agent/exec": "admin",
+    "GET /api/v1/vms/{}/agent/files": "admin",
+    "PUT /api/v1/vms/{}/agent/files": "admin",
+    "POST /api/v1/vms/{}/agent/time-sync": "operator",
     "GET /api/v1/storage/pools": "reader",
     "GET /api/v1/storage/pools/{}": "reader",
     "GET /api/v1/storage/pools/{}/volumes": "reader",
@@ -76,7 +81,9 @@ RPC_POLICY = {
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
-        "RevokeToken": "admin"}.items()}
+        "RevokeToken": "admin", "GetAgent": R, "AgentExec": "admin",
+        "AgentReadFile": "admin", "AgentWriteFile": "admin",
+        "AgentTimeSync": O}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",

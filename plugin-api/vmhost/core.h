@@ -43,6 +43,12 @@ struct vmh_vm_record {
   int64_t created;                /* seconds since the epoch */
   int64_t updated_us;             /* when info was last refreshed */
   const char *error;              /* last failure, NULL: none */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: the VM's guest agent as the guest front-end last told the
+   * core (enum vmh_agent_state; the agent's version, NULL: unknown). */
+  uint32_t agent_state;
+  const char *agent_version;
+#endif
 };
 
 enum vmh_check_status {
@@ -95,6 +101,10 @@ struct vmh_reply {
   /* Exactly once, last.  code is 0 or a VMH_E* code; message is NULL on
    * success and says what went wrong otherwise. */
   void (*done)(void *opaque, int code, const char *message);
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: the answer of vm_agent (before done). */
+  void (*agent)(void *opaque, const struct vmh_agent_result *res);
+#endif
 };
 
 /* Called for each event; must not block (queue it and return).  The event
@@ -119,6 +129,15 @@ enum vmh_vm_action {
 /* vm_action VMH_ACTION_STOP: power off now. */
 #define VMH_ACTION_FORCE (UINT32_C(1) << 2)
 /* volume_resize: VMH_RESIZE_SHRINK (storage.h). */
+#if VMH_ABI_TARGET_MINOR >= 2
+/* snapshot_create (ABI 1.2): freeze the guest's filesystems through its
+ * agent, take the snapshot, thaw (always, also when the snapshot fails).
+ * Without a connected agent it is refused (VMH_ESTATE) unless
+ * VMH_SNAPSHOT_QUIESCE_TRY is set too: then the snapshot is taken
+ * unfrozen.  The snapshot's `quiesced` says which happened. */
+#define VMH_SNAPSHOT_QUIESCE (UINT32_C(1) << 3)
+#define VMH_SNAPSHOT_QUIESCE_TRY (UINT32_C(1) << 4)
+#endif
 
 typedef const struct vmh_reply vmh_reply_t;
 
@@ -219,6 +238,20 @@ struct vmh_core {
    * without a reply (subscribe), "" when there is none.  Thread-local; valid
    * until the next core call on this thread. */
   const char *(*error_message)(void);
+
+  /* ABI 1.2.  Ask the agent in a VM (addressed by id or name): answers
+   * through r->agent then r->done, from the guest front-end's thread.
+   * VMH_ENOENT: no such VM; VMH_ESTATE: no agent connected (or no guest
+   * front-end); VMH_EPERM: the agent's config refused it (its message);
+   * VMH_ETIMEDOUT: no answer in time; VMH_EINVAL: a bad request or over
+   * a cap of the agent.  req is copied before the call returns. */
+  void (*vm_agent)(const char *vm, const struct vmh_agent_request *req,
+                   vmh_reply_t *r, uint32_t flags);
+  /* ABI 1.2, for the guest front-end: what became of a VM's agent (by VM
+   * id), kept with the VM record (not saved) and shown in VM info.
+   * Returns 0, VMH_ENOENT (no such VM) or VMH_ENOMEM.  Any thread. */
+  int (*agent_status)(const char *vm_id, const struct vmh_agent_status *st,
+                      uint32_t flags);
 #endif
 };
 

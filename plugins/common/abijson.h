@@ -49,6 +49,14 @@ json_t *abij_host(const struct vmh_host_info *host);
 json_t *abij_check(const struct vmh_health_check *check);
 json_t *abij_plugin(const struct vmh_plugin_info *plugin);
 json_t *abij_event(const struct vmh_event *ev);
+/* A guest agent's answer (its op's fields; bytes as UTF-8 text or
+ * base64, with "<key>_encoding"). */
+json_t *abij_agent(const struct vmh_agent_result *res);
+/* len bytes as a base64 string. */
+json_t *abij_base64(const uint8_t *p, size_t len);
+/* Decodes base64 in into out (size bytes); the length, or -1 when in is
+ * not base64 or does not fit. */
+long abij_unbase64(const char *in, uint8_t *out, size_t size);
 
 /* A core reply whose visitors encode each result: result() gets the
  * kind's key ("vms", "snapshots", "console", "pools", "volumes", "images",

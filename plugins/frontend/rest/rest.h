@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The REST front-end's insides shared by its source files
+ * (frontend-rest.c: server, dispatch, most routes; agent.c: the guest
+ * agent's routes).  Not part of any ABI. */
+#ifndef VMH_REST_H
+#define VMH_REST_H
+
+#include <vmhost/vmhost-plugin.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "abijson.h"
+#include "h2server.h"
+#include "histogram.h"
+
+extern const struct vmh_host *rest_host;
+
+struct route_stats;
+
+struct rest;
+
+/* A subscriber to the events stream. */
+struct sub {
+  struct rest *rest;
+  struct h2s_req *req;
+  uint64_t id;
+  bool subscribed;
+  atomic_bool closed; /* the stream took no more: deliver nothing */
+  atomic_uint_fast64_t seq;
+};
+
+struct rest {
+  const struct vmh_instance *inst;
+  struct h2s_conf conf;
+  struct h2s *srv;
+  const struct vmh_core *core;
+  uint32_t drain_ms;
+  struct route_stats *stats; /* one per route, and one for "no route" */
+  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
+   * generation it was begun at: served again while the generation stays
+   * (a list of many VMs costs its JSON encoding otherwise). */
+  struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
+};
+
+/* ---- Calls ---------------------------------------------------------------
+ */
+
+enum shape {
+  ONE,  /* the first result object, or 204 when none came */
+  LIST, /* {"<key>": [results]} */
+  TEXT, /* text/plain from the text visitor */
+};
+
+struct call {
+  struct rest *rest;
+  struct h2s_req *req;
+  size_t route; /* index in routes, or N_ROUTES */
+  char *path;   /* the request's path, cut at its slashes: params point in */
+  const char *params[3];
+  json_t *body; /* the request's JSON, when it has one */
+  struct abij_in in;
+  struct abij_reply reply;
+  enum shape shape;
+  const char *key; /* LIST */
+  int ok_status;   /* 200, 201 */
+  uint64_t gen;    /* vm_list from memory: the generation it began at */
+  bool hide;       /* the caller is a reader: secrets left out */
+  /* How done() answers: the default, or a route's own (health, host). */
+  void (*finish)(struct call *k, int code, const char *message);
+  atomic_uint refs;
+  pthread_mutex_t lock;
+  json_t *res; /* results so far */
+  char *text;
+  size_t text_len;
+};
+
+/* A route's handler: answers (or starts the core call that will) and
+ * returns 0, or answers a refusal and returns -1. */
+int rest_bad(struct call *k, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 2, 3)));
+int rest_refused(struct call *k, int r);
+int rest_need_body(struct call *k, bool optional);
+int rest_no_query(struct call *k);
+int rest_check_param(struct call *k, int i, const char *what, bool uuid);
+void rest_answer_error(struct call *k, int status, const char *code,
+                       const char *message);
+void rest_answer_code(struct call *k, int code, const char *message);
+void rest_answer_json(struct call *k, int status, json_t *v);
+/* Answers a body of another type (e.g. application/octet-stream). */
+void rest_answer_bytes(struct call *k, int status, const char *type,
+                       const void *data, size_t len);
+void rest_add(struct call *k, json_t *v);
+
+/* agent.c's routes. */
+int rest_agent_show(struct call *k);
+int rest_agent_exec(struct call *k);
+int rest_agent_file_get(struct call *k);
+int rest_agent_file_put(struct call *k);
+int rest_agent_time_sync(struct call *k);
+/* Snapshot create's "quiesce" field: the core's flags, or -1 (answered). */
+int rest_quiesce_flags(struct call *k, uint32_t *flags);
+
+#endif
