@@ -43,6 +43,7 @@ REST_POLICY = {
     "POST /api/v1/vms/{}/disks": "operator",
     "DELETE /api/v1/vms/{}/disks/{}": "operator",
     "GET /api/v1/vms/{}/agent": "reader",
+    "POST /api/v1/vms/{}/agent/ping": "reader",
     "POST /api/v1/vms/{}/agent/exec": "admin",
     "GET /api/v1/vms/{}/agent/files": "admin",
     "PUT /api/v1/vms/{}/agent/files": "admin",
@@ -81,7 +82,7 @@ RPC_POLICY = {
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
-        "RevokeToken": "admin", "GetAgent": R, "AgentExec": "admin",
+        "RevokeToken": "admin", "GetAgent": R, "AgentPing": R, "AgentExec": "admin",
         "AgentReadFile": "admin", "AgentWriteFile": "admin",
         "AgentTimeSync": O}.items()}
 RPC_POLICY.update({

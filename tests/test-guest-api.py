@@ -169,6 +169,18 @@ with d:
     check(b == {"state": "absent", "version": None, "capabilities": [],
                 "message": None, "telemetry": None}, b)
     d.error("GET", "/api/v1/vms/nope/agent", 404, "NOT_FOUND")
+    # live: fresh telemetry (a round trip); ping.
+    asked = agent.peer.requests.count("telemetry")
+    a = d.ok("GET", "/api/v1/vms/a1/agent?live=true")
+    validate("GET", "/api/v1/vms/a1/agent", 200, a)
+    check(a["state"] == "connected" and a["telemetry"]["hostname"] == "fake"
+          and agent.peer.requests.count("telemetry") > asked, a)
+    d.error("GET", "/api/v1/vms/b1/agent?live=true", 409, "INVALID_STATE")
+    d.error("GET", "/api/v1/vms/a1/agent?live=maybe", 400, "INVALID_ARGUMENT")
+    pings = agent.peer.requests.count("ping")
+    check(d.ok("POST", "/api/v1/vms/a1/agent/ping", {}) == {}, "ping")
+    check(agent.peer.requests.count("ping") > pings, "no ping sent")
+    d.error("POST", "/api/v1/vms/b1/agent/ping", 409, "INVALID_STATE", {})
 
     # ---- exec ---------------------------------------------------------------
     x = d.ok("POST", "/api/v1/vms/a1/agent/exec",
@@ -324,6 +336,12 @@ with d:
     check(g.state == N.AGENT_STATE_CONNECTED and g.version == "9.8.7" and
           list(g.capabilities) == ["ping", "exec", "freeze"] and
           g.telemetry.hostname == "fake", g)
+    g = node.GetAgent(N.VmRequest(vm="a1", live=True))
+    check(g.state == N.AGENT_STATE_CONNECTED and g.telemetry.hostname ==
+          "fake", g)
+    node.AgentPing(N.VmRequest(vm="a1"))
+    expect_status(grpc.StatusCode.FAILED_PRECONDITION, node.AgentPing,
+                  N.VmRequest(vm="b1"))
     vm = node.GetVM(N.VmRequest(vm="a1"))
     check(vm.agent.state == N.AGENT_STATE_CONNECTED and
           vm.agent.version == "9.8.7" and

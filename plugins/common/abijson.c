@@ -425,6 +425,7 @@ json_t *abij_agent(const struct vmh_agent_result *in) {
     return NULL;
   switch (a.op) {
     case VMH_AGENT_SHOW:
+    case VMH_AGENT_TELEMETRY: /* the same, with fresh telemetry */
       set(o, "state", JNAME(agent_states, a.state));
       set(o, "version", abij_str(a.version));
       set(o, "capabilities", jstrv(a.capabilities, a.n_capabilities));
@@ -432,9 +433,6 @@ json_t *abij_agent(const struct vmh_agent_result *in) {
       set(o, "telemetry",
           a.telemetry ? agent_telemetry(a.telemetry) : json_null());
       break;
-    case VMH_AGENT_TELEMETRY:
-      json_decref(o);
-      return a.telemetry ? agent_telemetry(a.telemetry) : json_object();
     case VMH_AGENT_EXEC:
       set(o, "exit_status", json_integer(a.exit_status));
       set(o, "signal", json_integer(a.signal));

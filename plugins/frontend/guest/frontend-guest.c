@@ -710,7 +710,6 @@ static int answer_case(uint32_t op) {
 /* The agent answered job j with r: to the API, then j is freed. */
 static void job_answer(struct guest *g, struct conn *c, struct job *j,
                        const Response *r) {
-  (void)c;
   if (r->error) {
     job_agent_error(j, r->error);
     return;
@@ -725,6 +724,12 @@ static void job_answer(struct guest *g, struct conn *c, struct job *j,
       .struct_size = sizeof res, .op = j->op, .state = VMH_AGENT_CONNECTED};
   switch (j->op) {
     case VMH_AGENT_TELEMETRY:
+      /* What SHOW says, with this telemetry (kept as the last one). */
+      res.version = c->version;
+      if (c->hello && c->hello->hello) {
+        res.capabilities = (const char *const *)c->hello->hello->capabilities;
+        res.n_capabilities = (uint32_t)c->hello->hello->n_capabilities;
+      }
       with_telemetry(r->telemetry, wall_us(), &res, j->r);
       j->r->done(j->r->opaque, 0, NULL);
       job_free(j);
@@ -1079,6 +1084,12 @@ static void on_frame(struct guest *g, struct conn *c, const uint8_t *data,
         push_status(g, c);
       } else if (kind == K_JOB) {
         job_answer(g, c, job, r);
+        if (!r->error &&
+            r->body_case == VMHOST__AGENT__V1__RESPONSE__BODY_TELEMETRY) {
+          r = keep(&c->telemetry, r);
+          c->telemetry_us = wall_us();
+          push_status(g, c);
+        }
       }
     }
   }

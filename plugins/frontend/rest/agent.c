@@ -2,8 +2,9 @@
 /* The REST routes of a VM's guest agent (vmh_core.vm_agent, answered by
  * the guest front-end through the core):
  *
- *   GET  /api/v1/vms/{vm}/agent             state, version, capabilities,
- *                                           last telemetry (reader)
+ *   GET  /api/v1/vms/{vm}/agent[?live=true] state, version, capabilities,
+ *                                           last (live: fresh) telemetry
+ *   POST /api/v1/vms/{vm}/agent/ping        a round trip (reader)
  *   POST /api/v1/vms/{vm}/agent/exec        argv, no shell (admin)
  *   GET  /api/v1/vms/{vm}/agent/files?path= the file's bytes (admin)
  *   PUT  /api/v1/vms/{vm}/agent/files?path= bytes in (admin)
@@ -45,11 +46,26 @@ static int start(struct call *k, const struct vmh_agent_request *req) {
 }
 
 int rest_agent_show(struct call *k) {
-  if (rest_check_param(k, 0, "vm", true) < 0 || rest_no_query(k) < 0 ||
+  uint32_t live;
+  if (rest_check_param(k, 0, "vm", true) < 0 || rest_query_live(k, &live) < 0 ||
       !have_agent_api(k))
     return -1;
+  /* live: fresh telemetry, a round trip to the agent. */
+  struct vmh_agent_request req = {
+      .struct_size = sizeof req,
+      .op = live ? VMH_AGENT_TELEMETRY : VMH_AGENT_SHOW};
+  return start(k, &req);
+}
+
+int rest_agent_ping(struct call *k) {
+  if (rest_check_param(k, 0, "vm", true) < 0 || rest_no_query(k) < 0 ||
+      rest_need_body(k, true) < 0 || !have_agent_api(k))
+    return -1;
+  if (json_object_size(k->body))
+    return rest_bad(k, "unknown field '%s'",
+                    json_object_iter_key(json_object_iter(k->body)));
   struct vmh_agent_request req = {.struct_size = sizeof req,
-                                  .op = VMH_AGENT_SHOW};
+                                  .op = VMH_AGENT_PING};
   return start(k, &req);
 }
 

@@ -1115,6 +1115,9 @@ int rest_need_body(struct call *k, bool optional) {
 int rest_no_query(struct call *k) {
   return no_query(k);
 }
+int rest_query_live(struct call *k, uint32_t *flags) {
+  return query_live(k, flags);
+}
 int rest_check_param(struct call *k, int i, const char *what, bool uuid) {
   return check_param(k, i, what, uuid);
 }
@@ -1164,6 +1167,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/vms/{}/disks", disk_attach, AUTH_OPERATOR},
     {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach, AUTH_OPERATOR},
     {"GET", "/api/v1/vms/{}/agent", rest_agent_show, AUTH_READER},
+    {"POST", "/api/v1/vms/{}/agent/ping", rest_agent_ping, AUTH_READER},
     {"POST", "/api/v1/vms/{}/agent/exec", rest_agent_exec, AUTH_ADMIN},
     {"GET", "/api/v1/vms/{}/agent/files", rest_agent_file_get, AUTH_ADMIN},
     {"PUT", "/api/v1/vms/{}/agent/files", rest_agent_file_put, AUTH_ADMIN},

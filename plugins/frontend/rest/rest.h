@@ -85,6 +85,8 @@ int rest_bad(struct call *k, const char *fmt, ...)
 int rest_refused(struct call *k, int r);
 int rest_need_body(struct call *k, bool optional);
 int rest_no_query(struct call *k);
+/* ?live=true|false as VMH_READ_LIVE (or 0). */
+int rest_query_live(struct call *k, uint32_t *flags);
 int rest_check_param(struct call *k, int i, const char *what, bool uuid);
 void rest_answer_error(struct call *k, int status, const char *code,
                        const char *message);
@@ -97,6 +99,7 @@ void rest_add(struct call *k, json_t *v);
 
 /* agent.c's routes. */
 int rest_agent_show(struct call *k);
+int rest_agent_ping(struct call *k);
 int rest_agent_exec(struct call *k);
 int rest_agent_file_get(struct call *k);
 int rest_agent_file_put(struct call *k);

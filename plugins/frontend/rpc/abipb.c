@@ -400,7 +400,14 @@ ProtobufCMessage *abipb_agent(struct abij_arena *a,
   COPY_IN(r, src);
   switch (r.op) {
     case VMH_AGENT_SHOW:
+    case VMH_AGENT_TELEMETRY: /* the same, with fresh telemetry */
       return agent_show_pb(a, &r);
+    case VMH_AGENT_PING: {
+      Vmhost__V1__AgentPingResponse *m =
+          NEW(a, Vmhost__V1__AgentPingResponse,
+              vmhost__v1__agent_ping_response__init);
+      return m ? &m->base : NULL;
+    }
     case VMH_AGENT_EXEC: {
       Vmhost__V1__AgentExecResponse *m =
           NEW(a, Vmhost__V1__AgentExecResponse,

@@ -29,8 +29,19 @@ int rpc_agent_get(struct call *k) {
   const Vmhost__V1__VmRequest *m = (const void *)rpc_in(k);
   if (rpc_ref(k, "vm", m->vm, true) < 0)
     return -1;
+  /* live: fresh telemetry, a round trip to the agent. */
+  struct vmh_agent_request req = {
+      .struct_size = sizeof req,
+      .op = m->live ? VMH_AGENT_TELEMETRY : VMH_AGENT_SHOW};
+  return start(k, m->vm, &req);
+}
+
+int rpc_agent_ping(struct call *k) {
+  const Vmhost__V1__VmRequest *m = (const void *)rpc_in(k);
+  if (rpc_ref(k, "vm", m->vm, true) < 0)
+    return -1;
   struct vmh_agent_request req = {.struct_size = sizeof req,
-                                  .op = VMH_AGENT_SHOW};
+                                  .op = VMH_AGENT_PING};
   return start(k, m->vm, &req);
 }
 

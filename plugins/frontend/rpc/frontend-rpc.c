@@ -1358,6 +1358,7 @@ static const struct method methods[] = {
     {NODE, "RevertSnapshot", ONE, snap_revert, AUTH_OPERATOR},
     {NODE, "DeleteSnapshot", ONE, snap_delete, AUTH_OPERATOR},
     {NODE, "GetAgent", ONE, rpc_agent_get, AUTH_READER},
+    {NODE, "AgentPing", ONE, rpc_agent_ping, AUTH_READER},
     {NODE, "AgentExec", ONE, rpc_agent_exec, AUTH_ADMIN},
     {NODE, "AgentReadFile", ONE, rpc_agent_read_file, AUTH_ADMIN},
     {NODE, "AgentWriteFile", ONE, rpc_agent_write_file, AUTH_ADMIN},

@@ -25,6 +25,7 @@ int rpc_ref(struct call *k, const char *what, const char *s, bool uuid);
 
 /* agent.c: the guest agent's methods. */
 int rpc_agent_get(struct call *k);
+int rpc_agent_ping(struct call *k);
 int rpc_agent_exec(struct call *k);
 int rpc_agent_read_file(struct call *k);
 int rpc_agent_write_file(struct call *k);
