@@ -300,22 +300,90 @@ int rest_agent_file_get(struct call *k) {
   return start(k, &req);
 }
 
+static int too_large(struct call *k) {
+  rest_answer_error(k, 413, "payload_too_large",
+                    "a file written through the agent is at most 1040384 "
+                    "bytes");
+  return -1;
+}
+
+static int file_put_start(struct call *k, const uint8_t *data, size_t len) {
+  struct vmh_agent_request req = {.struct_size = sizeof req,
+                                  .op = VMH_AGENT_FILE_WRITE,
+                                  .path = k->upload_path,
+                                  .mode = k->upload_mode,
+                                  .data = data,
+                                  .len = len};
+  return start(k, &req);
+}
+
+/* The body of an early PUT as it comes (I/O thread): kept up to the cap,
+ * refused past it at once, handed to the agent when whole. */
+static void upload_data(void *o, const char *d, size_t n, int end) {
+  struct call *k = o;
+  if (k->upload_started || k->upload_answered)
+    return;
+  if (n > AGENT_DATA_MAX - k->upload_len) {
+    k->upload_answered = true;
+    h2s_on_data(k->req, NULL, NULL);
+    too_large(k);
+    return;
+  }
+  if (n) {
+    uint8_t *b = realloc(k->upload, k->upload_len + n);
+    if (!b) {
+      k->upload_answered = true;
+      h2s_on_data(k->req, NULL, NULL);
+      rest_answer_code(k, VMH_ENOMEM, "out of memory");
+      return;
+    }
+    memcpy(b + k->upload_len, d, n);
+    k->upload = b;
+    k->upload_len += n;
+  }
+  if (!end)
+    return;
+  k->upload_started = true;
+  h2s_on_data(k->req, NULL, NULL);
+  file_put_start(k, k->upload, k->upload_len);
+}
+
+/* The stream's end (I/O thread): a client gone mid-body leaves nobody to
+ * answer, so the call is answered (into the void) and released here. */
+static void upload_watch(void *o, enum h2s_watch_event ev) {
+  struct call *k = o;
+  if (ev == H2S_WATCH_DEADLINE)
+    return;
+  if (!k->upload_started && !k->upload_answered) {
+    k->upload_answered = true;
+    h2s_on_data(k->req, NULL, NULL);
+    rest_answer_error(k, 400, "invalid_argument",
+                      "the body ended before it was whole");
+  }
+  rest_call_unref(k);
+}
+
+int rest_early(void *opaque, const char *path) {
+  (void)opaque;
+  static const char prefix[] = "/api/v1/vms/", suffix[] = "/agent/files";
+  size_t n = strlen(path);
+  return n > sizeof prefix + sizeof suffix - 2 &&
+         !strncmp(path, prefix, sizeof prefix - 1) &&
+         !strcmp(path + n - (sizeof suffix - 1), suffix);
+}
+
 int rest_agent_file_put(struct call *k) {
   struct file_query q;
-  size_t len;
   if (rest_check_param(k, 0, "vm", true) < 0 || !have_agent_api(k))
     return -1;
   /* The cap by the announced length first: nothing of a body over it is
-   * looked at. */
+   * kept (over HTTP/2 the body is not read yet; over HTTP/1.1 the server
+   * holds at most its max_body_size). */
   const char *cl = h2s_header(k->req, "content-length");
   uint64_t announced;
   if (cl && (parse_u64(cl, UINT64_MAX, &announced, 10) < 0 ||
-             announced > AGENT_DATA_MAX)) {
-    rest_answer_error(k, 413, "payload_too_large",
-                      "a file written through the agent is at most 1040384 "
-                      "bytes");
-    return -1;
-  }
+             announced > AGENT_DATA_MAX))
+    return too_large(k);
   const char *ct = h2s_header(k->req, "content-type");
   if (ct && strncmp(ct, "application/octet-stream", 24)) {
     rest_answer_error(k, 415, "unsupported_media_type",
@@ -325,20 +393,21 @@ int rest_agent_file_put(struct call *k) {
   }
   if (file_query(k, true, &q) < 0)
     return -1;
-  const char *body = h2s_body(k->req, &len);
-  if (len > AGENT_DATA_MAX) {
-    rest_answer_error(k, 413, "payload_too_large",
-                      "a file written through the agent is at most 1040384 "
-                      "bytes");
-    return -1;
+  k->upload_path = q.path;
+  k->upload_mode = q.mode;
+  if (!h2s_body_done(k->req)) {
+    /* HTTP/2, handed over before the body (rest_early): taken as it
+     * comes, bounded here. */
+    rest_call_ref(k); /* the watch's */
+    h2s_watch(k->req, 0, upload_watch, k);
+    h2s_on_data(k->req, upload_data, k);
+    return 0;
   }
-  struct vmh_agent_request req = {.struct_size = sizeof req,
-                                  .op = VMH_AGENT_FILE_WRITE,
-                                  .path = q.path,
-                                  .mode = q.mode,
-                                  .data = (const uint8_t *)body,
-                                  .len = len};
-  return start(k, &req);
+  size_t len;
+  const char *body = h2s_body(k->req, &len);
+  if (len > AGENT_DATA_MAX)
+    return too_large(k);
+  return file_put_start(k, (const uint8_t *)body, len);
 }
 
 /* ---- snapshots --------------------------------------------------------- */

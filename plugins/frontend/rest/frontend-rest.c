@@ -82,6 +82,7 @@ static void call_free(struct call *k) {
   json_decref(k->body);
   json_decref(k->res);
   free(k->text);
+  free(k->upload);
   pthread_mutex_destroy(&k->lock);
   free(k);
   if (big)
@@ -1140,6 +1141,12 @@ void rest_answer_bytes(struct call *k, int status, const char *type,
 void rest_add(struct call *k, json_t *v) {
   add(k, v);
 }
+void rest_call_ref(struct call *k) {
+  atomic_fetch_add(&k->refs, 1);
+}
+void rest_call_unref(struct call *k) {
+  call_unref(k);
+}
 
 /* ---- Dispatch ------------------------------------------------------------
  */
@@ -1405,6 +1412,8 @@ static int rest_start(void *handle, const struct vmh_core *core,
   }
   rest->core = core;
   rest->srv = h2s_new(host, rest->inst, &rest->conf, on_request, rest);
+  if (rest->srv)
+    h2s_set_early(rest->srv, rest_early);
   if (!rest->srv) {
     host->error("out of memory");
     return VMH_ENOMEM;

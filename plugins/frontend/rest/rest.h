@@ -76,6 +76,13 @@ struct call {
   json_t *res; /* results so far */
   char *text;
   size_t text_len;
+  /* PUT …/agent/files taken as it comes (HTTP/2, agent.c): the body so
+   * far, where it goes, and how far it got (I/O thread only). */
+  uint8_t *upload;
+  size_t upload_len;
+  const char *upload_path; /* in the call's arena */
+  uint32_t upload_mode;
+  bool upload_started, upload_answered;
 };
 
 /* A route's handler: answers (or starts the core call that will) and
@@ -96,6 +103,12 @@ void rest_answer_json(struct call *k, int status, json_t *v);
 void rest_answer_bytes(struct call *k, int status, const char *type,
                        const void *data, size_t len);
 void rest_add(struct call *k, json_t *v);
+/* Another holder of the call (a watch), and its release. */
+void rest_call_ref(struct call *k);
+void rest_call_unref(struct call *k);
+/* Whether h2server hands a request to this path over before its body
+ * (h2s_set_early): PUT …/agent/files, which bounds the body itself. */
+int rest_early(void *opaque, const char *path);
 
 /* agent.c's routes. */
 int rest_agent_show(struct call *k);
