@@ -120,6 +120,12 @@ class FakeAgent:
         elif argv[0] == "/bin/binary":
             p.answer(req, exec=apb.ExecResponse(
                 exit_status=3, stdout=b"\x00\xff\xfe", stdout_truncated=True))
+        elif argv[0] == "/bin/liar":  # the answer of another request
+            p.answer(req, ping=apb.PingResponse())
+        elif argv[0] == "/bin/ctrl":  # a message with escapes and newlines
+            p.answer(req, error=apb.Error(
+                code=apb.ErrorCode.ERROR_IO,
+                message="\x1b[31mred\nsecond line\x00"))
         elif argv[0] == "/bin/slow":
             # 1 s: after the deadline of a 100 ms exec (its timeout plus
             # the front-end's timeout_ms, 600), well before a 2 s one's.
@@ -203,6 +209,14 @@ with d:
                 {"argv": ["/bin/sh", "-c", "id"]})
     check("/bin/sh is not on the allowlist" in e["error"]["message"] and
           "vm 'a1'" in e["error"]["message"], e)
+    # A lying agent: an answer of the wrong kind, a message with escapes.
+    e = d.error("POST", "/api/v1/vms/a1/agent/exec", 502, "IO_ERROR",
+                {"argv": ["/bin/liar"]})
+    check("answered with something else" in e["error"]["message"], e)
+    e = d.error("POST", "/api/v1/vms/a1/agent/exec", 502, "IO_ERROR",
+                {"argv": ["/bin/ctrl"]})
+    check("?[31mred?second line" in e["error"]["message"] and
+          "\x1b" not in e["error"]["message"], e)
     e = d.error("POST", "/api/v1/vms/b1/agent/exec", 409, "INVALID_STATE",
                 {"argv": ["/bin/echo"]})
     check("agent not connected on vm 'b1'" in e["error"]["message"], e)

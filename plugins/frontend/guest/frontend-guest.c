@@ -131,7 +131,8 @@ struct conn {
   Response *hello;     /* the last Hello answer (capabilities) */
   Response *telemetry; /* the last telemetry answer, and when it came */
   int64_t telemetry_us;
-  char *cut_off; /* why it was cut off last; NULL once connected again */
+  char *cut_off;   /* why it was cut off last; NULL once connected again */
+  uint64_t pushed; /* a hash of what the core was told last */
 };
 
 /* What the VM list answered: id + channel of each running VM with one. */
@@ -286,7 +287,15 @@ static uint32_t telemetry_ips(const struct conn *c,
 }
 
 /* Tells the core what became of c's agent (shown in the VM's info). */
-static void push_status(struct guest *g, const struct conn *c) {
+/* FNV-1a over a string and its NUL. */
+static uint64_t fnv(uint64_t h, const char *s) {
+  do {
+    h = (h ^ (uint8_t)*s) * UINT64_C(0x100000001b3);
+  } while (*s++);
+  return h;
+}
+
+static void push_status(struct guest *g, struct conn *c) {
   if (!VMH_HAS_FIELD(g->core, agent_status) || !g->core->agent_status)
     return;
   char buf[MAX_IPS][INET6_ADDRSTRLEN];
@@ -299,6 +308,17 @@ static void push_status(struct guest *g, const struct conn *c) {
       .ips = ips,
       .n_ips = st == VMH_AGENT_CONNECTED ? telemetry_ips(c, buf, ips) : 0,
   };
+  /* Each change of the core's records invalidates the API's cached VM
+   * list: tell only what changed (telemetry mostly repeats itself). */
+  char n[16];
+  snprintf(n, sizeof n, "%" PRIu32, st);
+  uint64_t h = fnv(UINT64_C(0xcbf29ce484222325), n);
+  h = fnv(h, status.version ? status.version : "");
+  for (uint32_t i = 0; i < status.n_ips; i++)
+    h = fnv(h, ips[i]);
+  if (h == c->pushed)
+    return;
+  c->pushed = h;
   /* VMH_ENOENT: the VM went meanwhile; nothing to keep. */
   g->core->agent_status(c->vm_id, &status, 0);
 }
@@ -1184,6 +1204,7 @@ static void tick(struct guest *g, struct conn *c, int64_t now) {
                   "vm %s: agent stopped answering; re-synchronising", c->vm_id);
         emit(g, c->vm_id, VMH_REASON_AGENT_DISCONNECTED, "stopped answering");
         update_gauge(g);
+        push_status(g, c);
       }
       return;
     }
