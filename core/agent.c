@@ -46,6 +46,18 @@ static int lookup(const char *key, char *id, size_t id_len, char *name,
 static void call_provider(const char *id, const char *name,
                           const struct vmh_agent_request *req, vmh_reply_t *r) {
   struct vmh_instance *fe = provider();
+  if (!fe && req->op == VMH_AGENT_SHOW) {
+    /* Not an error to ask: there is just no agent to show. */
+    struct vmh_agent_result res = {
+        .struct_size = sizeof res,
+        .op = VMH_AGENT_SHOW,
+        .state = VMH_AGENT_ABSENT,
+        .message = "no guest front-end is configured"};
+    if (VMH_HAS_FIELD(r, agent) && r->agent)
+      r->agent(r->opaque, &res);
+    reply_done(r, 0);
+    return;
+  }
   if (!fe) {
     error_set(
         "agent not connected on vm '%s' (no guest front-end is "
