@@ -357,6 +357,18 @@ with d:
     d.error("POST", "/api/v1/vms/a1/agent/time-sync", 400, "INVALID_ARGUMENT",
             {"when": 1})
 
+    # A paused VM keeps its channel (a snapshot pauses the VM a moment):
+    # the agent stays connected, on the same connection.
+    conns = agent.peer.connections
+    d.ok("POST", "/api/v1/vms/a1/pause", {})
+    check(d.ok("GET", "/api/v1/vms/a1")["state"] == "paused", "not paused")
+    pings = agent.peer.requests.count("ping")
+    wait_for(lambda: agent.peer.requests.count("ping") >= pings + 3,
+             "pings while paused")
+    check(d.ok("GET", "/api/v1/vms/a1/agent")["state"] == "connected" and
+          agent.peer.connections == conns, "dropped while paused")
+    d.ok("POST", "/api/v1/vms/a1/resume", {})
+
     # ---- quiesced snapshots -------------------------------------------------
     agent.log.clear()
     s = d.ok("POST", "/api/v1/vms/a1/snapshots", {"name": "s1",

@@ -286,7 +286,6 @@ static uint32_t telemetry_ips(const struct conn *c,
   return n;
 }
 
-/* Tells the core what became of c's agent (shown in the VM's info). */
 /* FNV-1a over a string and its NUL. */
 static uint64_t fnv(uint64_t h, const char *s) {
   do {
@@ -295,6 +294,7 @@ static uint64_t fnv(uint64_t h, const char *s) {
   return h;
 }
 
+/* Tells the core what became of c's agent (shown in the VM's info). */
 static void push_status(struct guest *g, struct conn *c) {
   if (!VMH_HAS_FIELD(g->core, agent_status) || !g->core->agent_status)
     return;
@@ -328,8 +328,11 @@ static void push_status(struct guest *g, struct conn *c) {
 static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
   struct guest *g = opaque;
   const struct vmh_vm_info *i = vm->info;
+  /* A paused VM keeps its channel (QEMU runs on; a snapshot pauses the
+   * VM for a moment, with the guest frozen for it): stay connected. */
   if (i == NULL || vm->status != VMH_STATUS_READY ||
-      i->state != VMH_VM_RUNNING || i->channel_path == NULL || i->id == NULL)
+      (i->state != VMH_VM_RUNNING && i->state != VMH_VM_PAUSED) ||
+      i->channel_path == NULL || i->id == NULL)
     return;
   if (i->channel_type != VMH_CHANNEL_UNIX &&
       (i->channel_type != VMH_CHANNEL_VSOCK || i->channel_port == 0))
@@ -1505,7 +1508,8 @@ static void guest_close(void *handle) {
 /* What a request's answer or body may hold at most: a frame, less room
  * for the rest of the message. */
 static uint64_t data_cap(const struct guest *g) {
-  return g->c.max_frame - 8192;
+  /* max_frame is at least 4096 (read_config). */
+  return g->c.max_frame > 16384 ? g->c.max_frame - 8192 : g->c.max_frame / 2;
 }
 
 /* Checks req and copies it into j; 0 or a message in why. */
@@ -1538,7 +1542,9 @@ static int job_copy(const struct guest *g, struct job *j,
       return snprintf(why, why_len, "exec: max_output must be at most %" PRIu64,
                       data_cap(g) / 2);
     j->timeout_ms = q.timeout_ms;
-    j->max_output = q.max_output;
+    /* 0: as much as the answer's frame carries (stdout and stderr both);
+     * the agent lowers it to its own cap. */
+    j->max_output = q.max_output ? q.max_output : (uint32_t)(data_cap(g) / 2);
   }
   if (q.op == VMH_AGENT_FILE_READ || q.op == VMH_AGENT_FILE_WRITE) {
     if (!q.path || q.path[0] != '/' || strlen(q.path) > MAX_PATH)
