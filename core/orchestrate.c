@@ -1006,6 +1006,16 @@ static int snapshot_cb(void *opaque, const struct vmh_snapshot_info *s) {
 static int quiesce(struct task *t, bool *sent) {
   struct vmh_agent_request req = {.struct_size = sizeof req,
                                   .op = VMH_AGENT_FREEZE};
+  vms_rdlock();
+  uint32_t state = t->vm->state;
+  vms_unlock();
+  if (state != VMH_VM_RUNNING) {
+    /* A paused guest cannot answer: no waiting for a timeout. */
+    *sent = false;
+    return error_code(VMH_ESTATE,
+                      "vm '%s' is not running: its agent cannot freeze it",
+                      t->vm->name);
+  }
   int r = agent_call_sync(t->vm->id, t->vm->name, &req, NULL, NULL);
   /* Not connected (or no guest front-end): nothing was sent. */
   *sent = r != VMH_ESTATE;

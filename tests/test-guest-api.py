@@ -367,6 +367,9 @@ with d:
              "pings while paused")
     check(d.ok("GET", "/api/v1/vms/a1/agent")["state"] == "connected" and
           agent.peer.connections == conns, "dropped while paused")
+    e = d.error("POST", "/api/v1/vms/a1/snapshots", 409, "INVALID_STATE",
+                {"name": "paused", "quiesce": True})
+    check("is not running" in e["error"]["message"], e)
     d.ok("POST", "/api/v1/vms/a1/resume", {})
 
     # ---- quiesced snapshots -------------------------------------------------

@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from agenttest import HostEnd, agent_binary, pb
+from agenttest import HostEnd, agent_binary, frame, pb
 from lvguest import (FIND_PORT, MODS, Libvirtd, build_initrd, guest_config,
                      kernel, require_qemu)
 from vmhtest import Daemon, check, vm_spec, wait_for
@@ -243,7 +243,17 @@ with d:
                                            **kw))
 
     h = HostEnd(connect=chan)
-    call(h, sync=pb.SyncRequest())
+    # As vmhostd does: a sync, and every frame before its answer dropped
+    # (answers to what vmhostd asked before it stopped may still come).
+    h.next_id = 1 << 40
+    sync = pb.Request(id=h.next_id, sync=pb.SyncRequest())
+    h.send(frame(sync.SerializeToString()))
+    while True:
+        r = pb.Response()
+        r.ParseFromString(h.read_frame())
+        if r.id == sync.id:
+            break
+    h.next_id += 1
     hello = call(h, hello=pb.HelloRequest(version=1))
     check(hello.version == 1 and "freeze" in hello.capabilities, hello)
     call(h, ping=pb.PingRequest())
