@@ -464,11 +464,27 @@ static int vm_stop(const struct settings *s, struct invocation *inv) {
 
 static int snap_create(const struct settings *s, struct invocation *inv) {
   json_t *body = json_object();
+  bool quiesce = inv_flag(inv, "quiesce"), try = inv_flag(inv, "quiesce-try");
+  if (quiesce && try) {
+    json_decref(body);
+    return usage_error(
+        "vm snapshot create: --quiesce and --quiesce-try "
+        "exclude each other");
+  }
   if (put_str(body, "name", "NAME", inv->pos[1])) {
     json_decref(body);
     return EXIT_USAGE;
   }
+  if (quiesce)
+    json_object_set_new(body, "quiesce", json_true());
+  if (try)
+    json_object_set_new(body, "quiesce", json_string("try"));
   return call_cmd(s, inv, body);
+}
+
+/* A POST whose body is an empty object. */
+static int post_empty(const struct settings *s, struct invocation *inv) {
+  return call_cmd(s, inv, json_object());
 }
 
 static int disk_attach(const struct settings *s, struct invocation *inv) {
@@ -657,6 +673,16 @@ static const struct option_spec resize_opts[] = {
 static const struct option_spec token_opts[] = {
     {"role", "reader|operator|admin", "what the token may do (required)"},
     {NULL, NULL, NULL}};
+static const struct option_spec snap_opts[] = {
+    {"quiesce", NULL,
+     "freeze the guest's filesystems through its agent while the snapshot "
+     "is taken (refused without a connected agent)"},
+    {"quiesce-try", NULL,
+     "the same, but without an agent the snapshot is taken unfrozen"},
+    {NULL, NULL, NULL}};
+static const struct option_spec agent_live_opts[] = {
+    {"live", NULL, "fresh telemetry, asked of the agent now"},
+    {NULL, NULL, NULL}};
 static const struct option_spec event_opts[] = {
     {"follow", NULL, "print events until interrupted"},
     {"count", "N", "print the next N events (default 1)"},
@@ -691,11 +717,19 @@ const struct command commands[] = {
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
      GET("/vms/{}/snapshots"), .list_key = "snapshots", .cols = snap_cols},
     {C("vm snapshot create", "VM NAME", "snapshot a VM"),
-     POST("/vms/{}/snapshots"), .run = snap_create, .cols = snap_cols},
+     POST("/vms/{}/snapshots"), .options = snap_opts, .run = snap_create,
+     .cols = snap_cols},
     {C("vm snapshot delete", "VM SNAPSHOT", "delete a snapshot"),
      DELETE("/vms/{}/snapshots/{}")},
     {C("vm snapshot revert", "VM SNAPSHOT", "revert a VM to a snapshot"),
      POST("/vms/{}/snapshots/{}/revert"), .run = simple, .cols = vm_cols},
+    {C("vm agent show", "VM",
+       "the VM's guest agent: state, version, capabilities, telemetry"),
+     GET("/vms/{}/agent"), .options = agent_live_opts},
+    {C("vm agent ping", "VM", "a round trip to the VM's guest agent"),
+     POST("/vms/{}/agent/ping"), .run = post_empty},
+    {C("vm agent timesync", "VM", "set the guest's clock to the host's"),
+     POST("/vms/{}/agent/time-sync"), .run = post_empty},
     {C("vm disk attach", "VM NAME,KEY=VALUE...",
        "hot-plug a disk (keys as vm create --disk)"),
      POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},

@@ -82,7 +82,7 @@ static const struct op_desc network_ops[] = {
 static const struct op_desc frontend_ops[] = {
     OP(vmh_frontend_ops, open, 1),   OP(vmh_frontend_ops, close, 1),
     OP(vmh_frontend_ops, health, 0), OP(vmh_frontend_ops, start, 1),
-    OP(vmh_frontend_ops, stop, 1),
+    OP(vmh_frontend_ops, stop, 1),   OP(vmh_frontend_ops, agent_call, 0),
 };
 
 struct kind_desc {

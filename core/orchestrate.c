@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "agent.h"
 #include "cleanup.h"
 #include "error.h"
 #include "events.h"
@@ -40,6 +41,7 @@ struct task {
   uint32_t action, timeout_s;
   char *arg;            /* snapshot name or id, disk name */
   struct vm_disk *disk; /* disk to attach (owned until added) */
+  uint32_t quiesced;    /* snapshot create: the guest was frozen */
 };
 
 static void task_free(struct task *t) {
@@ -996,9 +998,80 @@ void vm_console(const char *key, vmh_reply_t *r, uint32_t flags) {
 
 static int snapshot_cb(void *opaque, const struct vmh_snapshot_info *s) {
   struct task *t = opaque;
+  struct vmh_snapshot_info info;
+  NORMALISE(info, s);
+  info.struct_size = sizeof info;
+  info.quiesced = t->quiesced;
   if (t->r->snapshot)
-    t->r->snapshot(t->r->opaque, s);
+    t->r->snapshot(t->r->opaque, &info);
   return 0;
+}
+
+/* Quiesce: freeze the guest's filesystems through its agent.  0 when they
+ * are frozen; otherwise the code, and *sent says whether a freeze reached
+ * the agent (and so needs a thaw whatever it answered). */
+static int quiesce(struct task *t, bool *sent) {
+  struct vmh_agent_request req = {.struct_size = sizeof req,
+                                  .op = VMH_AGENT_FREEZE};
+  vms_rdlock();
+  uint32_t state = t->vm->state;
+  vms_unlock();
+  if (state != VMH_VM_RUNNING) {
+    /* A paused guest cannot answer: no waiting for a timeout. */
+    *sent = false;
+    return error_code(VMH_ESTATE,
+                      "vm '%s' is not running: its agent cannot freeze it",
+                      t->vm->name);
+  }
+  int r = agent_call_sync(t->vm->id, t->vm->name, &req, NULL, NULL);
+  /* Not connected (or no guest front-end): nothing was sent. */
+  *sent = r != VMH_ESTATE;
+  return r;
+}
+
+static void thaw(struct task *t) {
+  struct vmh_agent_request req = {.struct_size = sizeof req,
+                                  .op = VMH_AGENT_THAW};
+  if (agent_call_sync(t->vm->id, t->vm->name, &req, NULL, NULL) < 0)
+    log_warn(
+        "vm %s: thawing its filesystems failed (its agent thaws by "
+        "itself after its freeze timeout): %s",
+        t->vm->name, error_get());
+}
+
+/* Snapshot create, quiesced when asked: freeze, snapshot, thaw (the thaw
+ * always, also when the snapshot fails). */
+static int snapshot_make(struct task *t, struct vmh_instance *hv) {
+  bool sent = false;
+  if (t->flags & VMH_SNAPSHOT_QUIESCE) {
+    int q = quiesce(t, &sent);
+    if (q == 0) {
+      t->quiesced = 1;
+    } else if (!(t->flags & VMH_SNAPSHOT_QUIESCE_TRY)) {
+      char why[ERROR_MSG_MAX];
+      snprintf(why, sizeof why, "%s", error_get());
+      if (sent)
+        thaw(t);
+      return error_code(q, "quiesced snapshot of vm '%s' refused: %s",
+                        t->vm->name, why);
+    } else {
+      log_info("vm %s: snapshot taken without quiesce: %s", t->vm->name,
+               error_get());
+      if (sent)
+        thaw(t);
+      sent = false;
+    }
+  }
+  int r = INSTANCE_CALL(hv, hypervisor, snapshot_create, t->vm->id, t->arg,
+                        snapshot_cb, t, 0);
+  if (t->quiesced) {
+    char why[ERROR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", error_get());
+    thaw(t);
+    if (r < 0)
+      error_set("%s", why);
+  }
+  return r;
 }
 
 enum { SNAP_LIST, SNAP_CREATE, SNAP_REVERT, SNAP_DELETE };
@@ -1065,8 +1138,7 @@ static void snapshot_task(void *arg) {
         r = INSTANCE_CALL(hv, hypervisor, snapshot_list, id, snapshot_cb, t, 0);
         break;
       case SNAP_CREATE:
-        r = INSTANCE_CALL(hv, hypervisor, snapshot_create, id, t->arg,
-                          snapshot_cb, t, 0);
+        r = snapshot_make(t, hv);
         break;
       case SNAP_REVERT:
         r = INSTANCE_CALL(hv, hypervisor, snapshot_revert, id, t->arg, 0);
@@ -1090,7 +1162,13 @@ static void snapshot_op(const char *key, int op, const char *arg,
     return fail(r, VMH_EINVAL);
   }
   struct task *t = NULL;
-  on_vm(key, snapshot_task, r, flags, 0, &t);
+  if ((flags & VMH_SNAPSHOT_QUIESCE_TRY) && !(flags & VMH_SNAPSHOT_QUIESCE)) {
+    error_set("VMH_SNAPSHOT_QUIESCE_TRY without VMH_SNAPSHOT_QUIESCE");
+    return fail(r, VMH_EINVAL);
+  }
+  on_vm(key, snapshot_task, r, flags,
+        op == SNAP_CREATE ? VMH_SNAPSHOT_QUIESCE | VMH_SNAPSHOT_QUIESCE_TRY : 0,
+        &t);
   if (!t)
     return;
   t->action = (uint32_t)op;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "agent.h"
 #include "error.h"
 #include "events.h"
 #include "hostinfo.h"
@@ -780,4 +781,6 @@ const struct vmh_core core_services = {
     .operation_wait = ops_wait,
     .operation_cancel = ops_cancel,
     .caller_gone = ops_caller_gone,
+    .vm_agent = agent_vm_call,
+    .agent_status = agent_status_set,
 };

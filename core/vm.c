@@ -169,7 +169,15 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
       .created = vm->created,
       .updated_us = vm->updated_us,
       .error = vm->error,
+      .agent_state = vm->agent_state,
+      .agent_version = vm->agent_version,
   };
+  /* The agent's addresses when the hypervisor (and the networks) know
+   * none. */
+  if (!view.info.n_ips && vm->n_agent_ips) {
+    view.info.ips = (const char *const *)vm->agent_ips;
+    view.info.n_ips = (uint32_t)vm->n_agent_ips;
+  }
   r->vm(r->opaque, &rec);
   vm_view_free(&view);
 }

@@ -3,12 +3,20 @@
 # guest plugin.  Included by tests/Makefile.am.
 if BUILD_PLUGIN_GUEST
 TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py \
-	test-guest-tcg.py test-guest-vsock.py
+	test-guest-vsock.py
 check_PROGRAMS += test-agentframe
+# The agent's API through both front-ends, against fake agents.
+# The TCG guest also drives the real agent through the REST API.
+if BUILD_PLUGIN_REST
+TESTS += test-guest-tcg.py
+if BUILD_PLUGIN_RPC
+TESTS += test-guest-api.py
+endif
+endif
 endif
 EXTRA_DIST += test-agentframe.sh test-agent.py agenttest.py \
 	test-guest-hostile.py test-guest-tcg.py test-guest-vsock.py \
-	bench/guest-agent.py
+	test-guest-api.py bench/guest-agent.py bench/agent.py
 
 # The codec's unit test; it also runs the fuzz seed corpus
 # (agent/fuzz-corpus) through the fuzz target's code.

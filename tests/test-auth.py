@@ -43,6 +43,12 @@ REST_POLICY = {
     "DELETE /api/v1/vms/{}/snapshots/{}": "operator",
     "POST /api/v1/vms/{}/disks": "operator",
     "DELETE /api/v1/vms/{}/disks/{}": "operator",
+    "GET /api/v1/vms/{}/agent": "reader",
+    "POST /api/v1/vms/{}/agent/ping": "reader",
+    "POST /api/v1/vms/{}/agent/exec": "admin",
+    "GET /api/v1/vms/{}/agent/files": "admin",
+    "PUT /api/v1/vms/{}/agent/files": "admin",
+    "POST /api/v1/vms/{}/agent/time-sync": "operator",
     "GET /api/v1/storage/pools": "reader",
     "GET /api/v1/storage/pools/{}": "reader",
     "GET /api/v1/storage/pools/{}/volumes": "reader",
@@ -90,7 +96,10 @@ RPC_POLICY = {
         "CancelOperation": O, "CreateVMAsync": O, "DeleteVMAsync": O,
         "StartVMAsync": O, "StopVMAsync": O, "RebootVMAsync": O,
         "CreateSnapshotAsync": O, "RevertSnapshotAsync": O,
-        "CreateVolumeAsync": O, "ResizeVolumeAsync": O}.items()}
+        "CreateVolumeAsync": O, "ResizeVolumeAsync": O,
+        "GetAgent": R, "AgentPing": R, "AgentExec": "admin",
+        "AgentReadFile": "admin", "AgentWriteFile": "admin",
+        "AgentTimeSync": O}.items()}
 RPC_POLICY.update({
     "/grpc.health.v1.Health/Check": "open",
     "/grpc.health.v1.Health/Watch": "open",

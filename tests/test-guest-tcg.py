@@ -6,7 +6,15 @@ formats and mounts the VM's disk at /data and runs the static agent on
 the virtio-serial port org.vmhost.agent.0.
 
 First vmhostd with the guest front-end: it connects to the VM's channel
-when the VM runs, shakes hands and gets telemetry.  Then, vmhostd stopped
+when the VM runs, shakes hands and gets telemetry.  Through the REST API
+(curl on the rest instance's unix socket): the agent in VM info and GET
+…/agent (telemetry matching the guest), exec allowed / refused by the
+allowlist (403 with the agent's message) / timed out / output capped,
+a file written and read back, one refused by the agent's policy, time
+sync, and quiesced snapshots: the agent logs the freeze and the thaw
+around the snapshot and /data takes writes after it, also when the
+snapshot fails (a second snapshot of the same name, refused by libvirt).
+Then, vmhostd stopped
 (the guest runs on under libvirtd), the test speaks to the agent on the
 channel socket itself: ping; telemetry matches the guest (hostname, kernel,
 /data, its NIC-less network); exec allowed, refused by the allowlist, timed
@@ -16,10 +24,13 @@ write to /data blocks while frozen and completes after the thaw, the
 agent's log says so, and a freeze without a thaw is thawed by the agent's
 own timeout; shutdown through the agent powers the guest off."""
 import atexit
+import base64
+import json
 import os
+import subprocess
 import time
 
-from agenttest import HostEnd, agent_binary, pb
+from agenttest import HostEnd, agent_binary, frame, pb
 from lvguest import (FIND_PORT, MODS, Libvirtd, build_initrd, guest_config,
                      kernel, require_qemu)
 from vmhtest import Daemon, check, vm_spec, wait_for
@@ -56,11 +67,18 @@ GUEST = """  - name: guest
     timeout_ms: 10000
     ping_ms: 1000
     telemetry_ms: 2000
+  - name: rest
+    plugin: rest
+    listen:
+      - {{ address: "{sock}" }}
 """
 
 require_qemu()
 vmlinuz, mods = kernel(extra=EXT4)
-d = Daemon("", frontends=GUEST)
+tmp = __import__("tempfile").mkdtemp(prefix="vmhtest.")
+REST_SOCK = os.path.join(tmp, "rest.sock")
+d = Daemon("", tmp=tmp, frontends=GUEST.format(sock=REST_SOCK))
+d._own_tmp = True
 lv = Libvirtd(os.path.join(d.tmp, "libvirt"))
 atexit.register(lv.cleanup)
 conf = os.path.join(d.tmp, "agent.yaml")
@@ -74,6 +92,38 @@ pool = os.path.join(d.tmp, "pool")
 os.makedirs(pool)
 lv.start()
 d.write_config(guest_config(lv.uri, pool))
+
+
+def rest(method, path, body=None, data=None, headers=()):
+    """curl on the rest socket (root: admin): (status, JSON or bytes,
+    the response's header text)."""
+    args = ["curl", "-sS", "--max-time", "120", "--unix-socket", REST_SOCK,
+            "-X", method, "-D", "-", "-o", os.path.join(tmp, "out")]
+    if body is not None:
+        args += ["-H", "content-type: application/json", "--data-binary",
+                 json.dumps(body)]
+    if data is not None:
+        with open(os.path.join(tmp, "in"), "wb") as f:
+            f.write(data)
+        args += ["-H", "content-type: application/octet-stream",
+                 "--data-binary", "@" + os.path.join(tmp, "in")]
+    for h in headers:
+        args += ["-H", h]
+    r = subprocess.run(args + ["http://vmhost" + path], capture_output=True,
+                       text=True)
+    check(r.returncode == 0, "curl", path, r.stderr)
+    status = int(r.stdout.split("\r\n")[0].split()[1])
+    with open(os.path.join(tmp, "out"), "rb") as f:
+        out = f.read()
+    if "application/json" in r.stdout.lower():
+        out = json.loads(out)
+    return status, out, r.stdout.lower()
+
+
+def rest_ok(method, path, body=None, status=200, **kw):
+    st, out, _ = rest(method, path, body, **kw)
+    check(st == status, method, path, st, out)
+    return out
 
 
 def metric(name):
@@ -95,6 +145,92 @@ with d:
     print(f"agent connected {time.time() - t0:.1f} s after create")
     wait_for(lambda: metric("telemetry_total") >= 1, "telemetry", 120)
     check(metric("agents_connected") == 1, "gauge")
+
+    # ---- the same agent through the REST API ------------------------------
+    vmj = rest_ok("GET", "/api/v1/vms/agent1")
+    check(vmj["agent"]["state"] == "connected" and
+          vmj["agent"]["version"], vmj["agent"])
+    check(vmj["ips"] == [], "the guest has only lo:", vmj["ips"])
+    a = rest_ok("GET", "/api/v1/vms/agent1/agent")
+    check("freeze" in a["capabilities"] and a["telemetry"], a)
+    check(a["telemetry"]["hostname"] == "vmh-guest" and
+          a["telemetry"]["kernel"] == os.path.basename(vmlinuz)[
+              len("vmlinuz-"):], a["telemetry"])
+    check([fs for fs in a["telemetry"]["filesystems"]
+           if fs["mountpoint"] == "/data" and fs["type"] == "ext4"],
+          a["telemetry"]["filesystems"])
+
+    def api_sh(*argv, **kw):
+        return rest_ok("POST", "/api/v1/vms/agent1/agent/exec",
+                       {"argv": ["/bin/busybox", *argv], **kw})
+
+    x = api_sh("uname", "-n")
+    check(x["exit_status"] == 0 and x["stdout"] == "vmh-guest\n" and
+          x["stdout_encoding"] == "utf-8", x)
+    st, e, _ = rest("POST", "/api/v1/vms/agent1/agent/exec",
+                    {"argv": ["/bin/sh", "-c", "id"]})
+    check(st == 403 and e["error"]["code"] == "PERMISSION_DENIED" and
+          "/bin/sh" in e["error"]["message"], st, e)
+    x = api_sh("sleep", "30", timeout_ms=500)
+    check(x["timed_out"] and x["exit_status"] == -1, x)
+    x = api_sh("head", "-c", "100000", "/dev/zero")
+    check(x["stdout_truncated"] and x["stdout_encoding"] == "base64" and
+          base64.b64decode(x["stdout"]) == b"\0" * 4096, x["stdout_truncated"])
+    blob = bytes(range(256)) * 8
+    w = rest_ok("PUT", "/api/v1/vms/agent1/agent/files?path=/data/api",
+                data=blob)
+    check(w == {"size": len(blob)}, w)
+    st, back, hdrs = rest("GET", "/api/v1/vms/agent1/agent/files?path=/data/api")
+    check(st == 200 and back == blob and f"x-file-size: {len(blob)}" in hdrs,
+          st, hdrs)
+    check(api_sh("md5sum", "/data/api")["stdout"].split()[0] ==
+          __import__("hashlib").md5(blob).hexdigest(), "the guest's copy")
+    st, e, _ = rest("PUT", "/api/v1/vms/agent1/agent/files?path=/etc/passwd",
+                    data=b"x")
+    check(st == 403 and e["error"]["code"] == "PERMISSION_DENIED", st, e)
+    ts = rest_ok("POST", "/api/v1/vms/agent1/agent/time-sync", {})
+    check(abs(ts["offset_ns"]) < 120 * 10**9, ts)
+
+    # Quiesced snapshots: the agent freezes /data before the snapshot and
+    # thaws it after (its log says so, in that order, and /data takes a
+    # write again); a failing snapshot (the same name again: libvirt
+    # refuses it) is thawed too.
+    def agent_log_text():
+        st, out, _ = rest("GET",
+                          "/api/v1/vms/agent1/agent/files?path=/tmp/agent.log")
+        check(st == 200, st, out)
+        return out
+
+    def froze_thawed(log):
+        return log.count(b"froze 1 filesystems"), log.count(
+            b"thawed 1 filesystems")
+
+    before = froze_thawed(agent_log_text())
+    t0 = time.time()
+    snap = rest_ok("POST", "/api/v1/vms/agent1/snapshots",
+                   {"name": "q1", "quiesce": True}, status=201)
+    print(f"quiesced snapshot took {time.time() - t0:.1f} s")
+    check(snap["quiesced"] is True and snap["name"] == "q1", snap)
+    log = agent_log_text()
+    check(froze_thawed(log) == (before[0] + 1, before[1] + 1),
+          "no freeze and thaw around the snapshot:", log.decode())
+    check(log.rindex(b"froze 1 filesystems") <
+          log.rindex(b"thawed 1 filesystems"), log.decode())
+    check(api_sh("touch", "/data/after-q1", timeout_ms=3000)["exit_status"]
+          == 0, "/data still frozen after the snapshot")
+    st, e, _ = rest("POST", "/api/v1/vms/agent1/snapshots",
+                    {"name": "q1", "quiesce": True})
+    check(st >= 400, "a second snapshot q1 was taken", st, e)
+    print("the failing snapshot:", st, e["error"]["message"])
+    check(froze_thawed(agent_log_text()) == (before[0] + 2, before[1] + 2),
+          "a failed snapshot left the guest frozen")
+    check(api_sh("touch", "/data/after-q1b", timeout_ms=3000)["exit_status"]
+          == 0, "/data frozen after the failed snapshot")
+    snaps = rest_ok("GET", "/api/v1/vms/agent1/snapshots")["snapshots"]
+    check([s["name"] for s in snaps] == ["q1"], snaps)
+    rest_ok("DELETE", f"/api/v1/vms/agent1/snapshots/{snaps[0]['id']}",
+            status=204)
+    froze_api = froze_thawed(agent_log_text())[0]
     d.stop()
 
     def call(h, **body):
@@ -107,7 +243,17 @@ with d:
                                            **kw))
 
     h = HostEnd(connect=chan)
-    call(h, sync=pb.SyncRequest())
+    # As vmhostd does: a sync, and every frame before its answer dropped
+    # (answers to what vmhostd asked before it stopped may still come).
+    h.next_id = 1 << 40
+    sync = pb.Request(id=h.next_id, sync=pb.SyncRequest())
+    h.send(frame(sync.SerializeToString()))
+    while True:
+        r = pb.Response()
+        r.ParseFromString(h.read_frame())
+        if r.id == sync.id:
+            break
+    h.next_id += 1
     hello = call(h, hello=pb.HelloRequest(version=1))
     check(hello.version == 1 and "freeze" in hello.capabilities, hello)
     call(h, ping=pb.PingRequest())
@@ -171,7 +317,7 @@ with d:
     wait_for(lambda: b"no thaw came within 2s" in agent_log(),
              "the watchdog's log line")
     log = agent_log()
-    check(log.count(b"froze 1 filesystems") == 2 and
+    check(log.count(b"froze 1 filesystems") == froze_api + 2 and
           b"thawed 1 filesystems" in log, log.decode())
 
     # Shutdown through the agent: QEMU ends, libvirt sees the domain off.

@@ -128,6 +128,20 @@ with RestDaemon() as d:
     check(rc == 0 and out == "", rc, out, err)
     snaps = ctl.json("vm", "snapshot", "list", "web1")["snapshots"]
     check(s1["id"] not in [s["id"] for s in snaps], snaps)
+    # The guest agent (no guest front-end here): absent, and the requests
+    # that need one refused (exit 4).
+    ag = same_as_api(d, ctl, V + "/vms/web1/agent", "vm", "agent", "show",
+                     "web1")
+    check(ag["state"] == "absent" and ag["telemetry"] is None, ag)
+    ctl.error(4, "INVALID_STATE", "vm", "agent", "show", "web1", "--live")
+    ctl.error(4, "INVALID_STATE", "vm", "agent", "ping", "web1")
+    ctl.error(4, "INVALID_STATE", "vm", "agent", "timesync", "web1")
+    ctl.error(4, "INVALID_STATE", "vm", "snapshot", "create", "web1", "sq",
+              "--quiesce")
+    ctl.error(2, None, "vm", "snapshot", "create", "web1", "sq",
+              "--quiesce", "--quiesce-try")
+    sq = ctl.json("vm", "snapshot", "create", "web1", "sq", "--quiesce-try")
+    check(sq["quiesced"] is False and sq["name"] == "sq", sq)
 
     # Disks.
     v = ctl.json("vm", "disk", "attach", "web1", "vdb,size=1G,readonly=true")

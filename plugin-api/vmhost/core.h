@@ -43,6 +43,12 @@ struct vmh_vm_record {
   int64_t created;                /* seconds since the epoch */
   int64_t updated_us;             /* when info was last refreshed */
   const char *error;              /* last failure, NULL: none */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: the VM's guest agent as the guest front-end last told the
+   * core (enum vmh_agent_state; the agent's version, NULL: unknown). */
+  uint32_t agent_state;
+  const char *agent_version;
+#endif
 };
 
 enum vmh_check_status {
@@ -131,6 +137,8 @@ struct vmh_reply {
   /* ABI 1.2.  An operation: the answer to a call made with VMH_ASYNC, and
    * to the operation_* calls. */
   void (*operation)(void *opaque, const struct vmh_operation *op);
+  /* ABI 1.2: the answer of vm_agent (before done). */
+  void (*agent)(void *opaque, const struct vmh_agent_result *res);
 #endif
 };
 
@@ -162,6 +170,15 @@ enum vmh_vm_action {
  * refused before any work (bad arguments, no such VM) still answers with
  * its error. */
 #define VMH_ASYNC (UINT32_C(1) << 31)
+#if VMH_ABI_TARGET_MINOR >= 2
+/* snapshot_create (ABI 1.2): freeze the guest's filesystems through its
+ * agent, take the snapshot, thaw (always, also when the snapshot fails).
+ * Without a connected agent it is refused (VMH_ESTATE) unless
+ * VMH_SNAPSHOT_QUIESCE_TRY is set too: then the snapshot is taken
+ * unfrozen.  The snapshot's `quiesced` says which happened. */
+#define VMH_SNAPSHOT_QUIESCE (UINT32_C(1) << 3)
+#define VMH_SNAPSHOT_QUIESCE_TRY (UINT32_C(1) << 4)
+#endif
 
 typedef const struct vmh_reply vmh_reply_t;
 
@@ -293,6 +310,20 @@ struct vmh_core {
    * not track (a read), nothing changes: its done() comes as usual.  Any
    * thread. */
   void (*caller_gone)(vmh_reply_t *r);
+
+  /* ABI 1.2.  Ask the agent in a VM (addressed by id or name): answers
+   * through r->agent then r->done, from the guest front-end's thread.
+   * VMH_ENOENT: no such VM; VMH_ESTATE: no agent connected (or no guest
+   * front-end); VMH_EPERM: the agent's config refused it (its message);
+   * VMH_ETIMEDOUT: no answer in time; VMH_EINVAL: a bad request or over
+   * a cap of the agent.  req is copied before the call returns. */
+  void (*vm_agent)(const char *vm, const struct vmh_agent_request *req,
+                   vmh_reply_t *r, uint32_t flags);
+  /* ABI 1.2, for the guest front-end: what became of a VM's agent (by VM
+   * id), kept with the VM record (not saved) and shown in VM info.
+   * Returns 0, VMH_ENOENT (no such VM) or VMH_ENOMEM.  Any thread. */
+  int (*agent_status)(const char *vm_id, const struct vmh_agent_status *st,
+                      uint32_t flags);
 #endif
 };
 

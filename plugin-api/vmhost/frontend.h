@@ -37,6 +37,18 @@ struct vmh_frontend_ops {
    * the core's drain deadline, join threads, return.  After it returns the
    * front-end makes no more core calls. */
   void (*stop)(void *handle, uint32_t flags);
+
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2, optional: a front-end that reaches guest agents (the guest
+   * front-end) serves vmh_core.vm_agent through it; the core hands each
+   * request to the first open front-end that has it.  vm_id is the
+   * VM's id; req is borrowed for the call (copy it).  Must not block:
+   * answer through r (r->agent, then r->done exactly once) from any
+   * thread, also when stopping (VMH_ECANCELED). */
+  void (*agent_call)(void *handle, const char *vm_id, const char *vm_name,
+                     const struct vmh_agent_request *req, vmh_reply_t *r,
+                     uint32_t flags);
+#endif
 };
 
 #ifdef __cplusplus

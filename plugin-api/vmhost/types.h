@@ -217,6 +217,11 @@ struct vmh_snapshot_info {
   int64_t created;    /* seconds since the epoch */
   uint32_t vm_state;  /* enum vmh_vm_state at snapshot time */
   uint32_t current;   /* 1: the VM runs from this snapshot */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2, set by the core on snapshot_create: 1 when the guest's
+   * filesystems were frozen by its agent while the snapshot was taken. */
+  uint32_t quiesced;
+#endif
 };
 
 enum vmh_console_type {
@@ -234,6 +239,130 @@ struct vmh_console_info {
   const char *path;
   const char *password;
 };
+
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ---- The guest agent (ABI 1.2) ------------------------------------------
+ *
+ * What vmh_core.vm_agent asks of a VM's guest agent (vmhost-agent, reached
+ * by the guest front-end over the VM's channel) and what it answers. */
+
+enum vmh_agent_state {
+  VMH_AGENT_ABSENT = 0,    /* no agent has answered on the channel */
+  VMH_AGENT_CONNECTED = 1, /* handshake done, answering */
+  VMH_AGENT_CUT_OFF = 2,   /* went over a bound; left alone for a while */
+};
+
+enum vmh_agent_op {
+  VMH_AGENT_SHOW = 1,       /* state, version, capabilities, last telemetry
+                               (from the front-end's memory) */
+  VMH_AGENT_PING = 2,       /* a round trip to the agent */
+  VMH_AGENT_TELEMETRY = 3,  /* fresh telemetry */
+  VMH_AGENT_EXEC = 4,       /* argv, timeout_ms, max_output, data = stdin */
+  VMH_AGENT_FILE_READ = 5,  /* path, offset, max_bytes */
+  VMH_AGENT_FILE_WRITE = 6, /* path, data, mode */
+  VMH_AGENT_TIME_SYNC = 7,  /* the guest clock set from the host's */
+  VMH_AGENT_FREEZE = 8,     /* timeout_ms: the agent thaws by itself after */
+  VMH_AGENT_THAW = 9,
+};
+
+struct vmh_agent_request {
+  uint32_t struct_size;
+  uint32_t op;             /* enum vmh_agent_op */
+  const char *const *argv; /* EXEC: argv[0] an absolute path */
+  uint32_t argc;
+  uint32_t timeout_ms; /* EXEC, FREEZE; 0: the agent's default */
+  uint32_t max_output; /* EXEC: bytes of stdout and of stderr; 0: cap */
+  const char *path;    /* FILE_READ, FILE_WRITE */
+  uint64_t offset;     /* FILE_READ */
+  uint32_t max_bytes;  /* FILE_READ; 0: the agent's cap */
+  uint32_t mode;       /* FILE_WRITE permission bits; 0: 0644 */
+  const uint8_t *data; /* EXEC stdin, FILE_WRITE content */
+  size_t len;
+};
+
+struct vmh_agent_fs {
+  uint32_t struct_size;
+  const char *mountpoint;
+  const char *device;
+  const char *type;
+  uint64_t size; /* bytes */
+  uint64_t used; /* bytes */
+  uint32_t read_only;
+};
+
+struct vmh_agent_nic {
+  uint32_t struct_size;
+  const char *name;
+  const char *mac;
+  const char *const *addresses; /* "192.0.2.10/24" */
+  uint32_t n_addresses;
+};
+
+/* What the guest said of itself (proto/vmhost/agent/v1: Telemetry). */
+struct vmh_agent_telemetry {
+  uint32_t struct_size;
+  int64_t time_us; /* when it came, microseconds since the epoch */
+  const char *os_name;
+  const char *os_version;
+  const char *kernel;
+  const char *hostname;
+  const char *arch;
+  uint64_t uptime_s;
+  uint32_t cpus;
+  double cpu_use; /* 0..1 */
+  uint64_t memory_total;
+  uint64_t memory_available;
+  const struct vmh_agent_fs *filesystems;
+  uint32_t n_filesystems;
+  const struct vmh_agent_nic *nics;
+  uint32_t n_nics;
+};
+
+/* The answer to one vmh_agent_request; the fields of its op are set. */
+struct vmh_agent_result {
+  uint32_t struct_size;
+  uint32_t op; /* enum vmh_agent_op */
+  /* SHOW */
+  uint32_t state;      /* enum vmh_agent_state */
+  const char *version; /* the agent's; NULL before a handshake */
+  const char *const *capabilities;
+  uint32_t n_capabilities;
+  const char *message; /* SHOW: why cut off, NULL: nothing to say */
+  /* SHOW (the last one, NULL: none yet), TELEMETRY */
+  const struct vmh_agent_telemetry *telemetry;
+  /* EXEC */
+  int32_t exit_status; /* -1 when signalled or timed out */
+  int32_t signal;
+  uint32_t timed_out;
+  const uint8_t *out; /* stdout */
+  size_t out_len;
+  const uint8_t *err; /* stderr */
+  size_t err_len;
+  uint32_t out_truncated;
+  uint32_t err_truncated;
+  /* FILE_READ: data, len = data's length; size the file's; eof */
+  const uint8_t *data;
+  size_t len;
+  uint64_t size; /* FILE_READ, FILE_WRITE: the file's size */
+  uint32_t eof;
+  /* TIME_SYNC: host time minus the guest's before setting */
+  int64_t offset_ns;
+  /* FREEZE: the mount points frozen; THAW: n_frozen = how many thawed */
+  const char *const *frozen;
+  uint32_t n_frozen;
+};
+
+/* What the core keeps of a VM's agent (vmh_core.agent_status). */
+struct vmh_agent_status {
+  uint32_t struct_size;
+  uint32_t state;      /* enum vmh_agent_state */
+  const char *version; /* NULL: unknown */
+  /* The addresses of the last telemetry (without prefix length): they
+   * fill the VM's info.ips when its hypervisor reports none. */
+  const char *const *ips;
+  uint32_t n_ips;
+};
+#endif
 
 /* ---- Storage ----------------------------------------------------------- */
 

@@ -113,6 +113,7 @@ static const char *const vm_states[] = {
 static const char *const vm_statuses[] = {"",       "creating", "ready",
                                           "failed", "deleting", "missing"};
 static const char *const channels[] = {"none", "unix", "vsock"};
+static const char *const agent_states[] = {"absent", "connected", "cut-off"};
 static const char *const bindings[] = {"none", "bridge", "ovs", "tap"};
 static const char *const consoles[] = {"none", "vnc", "spice", "serial"};
 static const char *const sources[] = {"none", "file",  "block",
@@ -250,6 +251,12 @@ json_t *abij_vm(const struct vmh_vm_record *in) {
     set(ch, "port", json_integer(info.channel_port));
   }
   set(o, "channel", ch);
+  json_t *ag = json_object();
+  if (ag) {
+    set(ag, "state", JNAME(agent_states, rec.agent_state));
+    set(ag, "version", abij_str(rec.agent_version));
+  }
+  set(o, "agent", ag);
   set(o, "created", json_integer(rec.created));
   set(o, "updated_us", json_integer(rec.updated_us));
   set(o, "error", abij_str(rec.error));
@@ -279,6 +286,191 @@ json_t *abij_vm(const struct vmh_vm_record *in) {
   return o;
 }
 
+/* ---- The guest agent (ABI 1.2) ------------------------------------------ */
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Whether len bytes at p are UTF-8 text a JSON string carries as is (no
+ * NUL: many clients end strings there). */
+static bool utf8_text(const uint8_t *p, size_t len) {
+  for (size_t i = 0; i < len;) {
+    if (!p[i])
+      return false;
+    size_t n;
+    if (p[i] < 0x80) {
+      n = 1;
+    } else {
+      unsigned char tmp[5] = {0};
+      memcpy(tmp, p + i, len - i < 4 ? len - i : 4);
+      if (!(n = utf8_len(tmp)))
+        return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+json_t *abij_base64(const uint8_t *p, size_t len) {
+  char *out = malloc((len + 2) / 3 * 4 + 1);
+  if (!out)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < len)
+      v |= (uint32_t)p[i + 1] << 8;
+    if (i + 2 < len)
+      v |= p[i + 2];
+    out[o++] = b64[v >> 18 & 63];
+    out[o++] = b64[v >> 12 & 63];
+    out[o++] = i + 1 < len ? b64[v >> 6 & 63] : '=';
+    out[o++] = i + 2 < len ? b64[v & 63] : '=';
+  }
+  out[o] = 0;
+  json_t *v = json_stringn(out, o);
+  free(out);
+  return v;
+}
+
+long abij_unbase64(const char *in, uint8_t *out, size_t size) {
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t o = 0, i = 0, len = strlen(in);
+  if (len % 4)
+    return -1;
+  for (; i < len && in[i] != '='; i++) {
+    const char *c = memchr(b64, in[i], 64);
+    if (!c || !in[i])
+      return -1;
+    acc = acc << 6 | (uint32_t)(c - b64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (o == size)
+        return -1;
+      out[o++] = (uint8_t)(acc >> bits);
+    }
+  }
+  if (len - i > 2 || strspn(in + i, "=") != len - i)
+    return -1;
+  return (long)o;
+}
+
+/* Bytes under key: UTF-8 text as is, anything else in base64, and
+ * <key>_encoding saying which. */
+static void put_bytes(json_t *o, const char *key, const uint8_t *p,
+                      size_t len) {
+  char enc[64];
+  snprintf(enc, sizeof enc, "%s_encoding", key);
+  if (utf8_text(p, len)) {
+    set(o, key, json_stringn((const char *)p, len));
+    set(o, enc, json_string("utf-8"));
+  } else {
+    set(o, key, abij_base64(p, len));
+    set(o, enc, json_string("base64"));
+  }
+}
+
+static json_t *agent_telemetry(const struct vmh_agent_telemetry *in) {
+  struct vmh_agent_telemetry t;
+  COPY_IN(t, in);
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  set(o, "time_us", json_integer(t.time_us));
+  set(o, "os_name", abij_str(t.os_name));
+  set(o, "os_version", abij_str(t.os_version));
+  set(o, "kernel", abij_str(t.kernel));
+  set(o, "hostname", abij_str(t.hostname));
+  set(o, "arch", abij_str(t.arch));
+  set(o, "uptime_s", abij_u64(t.uptime_s));
+  set(o, "cpus", json_integer(t.cpus));
+  set(o, "cpu_use", json_real(t.cpu_use));
+  set(o, "memory_total", abij_u64(t.memory_total));
+  set(o, "memory_available", abij_u64(t.memory_available));
+  json_t *fss = json_array();
+  for (uint32_t i = 0; fss && t.filesystems && i < t.n_filesystems; i++) {
+    struct vmh_agent_fs f;
+    const struct vmh_agent_fs *fp = ELEM(t.filesystems, i);
+    COPY_IN(f, fp);
+    json_t *x = json_object();
+    if (!x)
+      continue;
+    set(x, "mountpoint", abij_str(f.mountpoint));
+    set(x, "device", abij_str(f.device));
+    set(x, "type", abij_str(f.type));
+    set(x, "size", abij_u64(f.size));
+    set(x, "used", abij_u64(f.used));
+    set(x, "read_only", json_boolean(f.read_only));
+    append(fss, x);
+  }
+  set(o, "filesystems", fss);
+  json_t *nics = json_array();
+  for (uint32_t i = 0; nics && t.nics && i < t.n_nics; i++) {
+    struct vmh_agent_nic n;
+    const struct vmh_agent_nic *np = ELEM(t.nics, i);
+    COPY_IN(n, np);
+    json_t *x = json_object();
+    if (!x)
+      continue;
+    set(x, "name", abij_str(n.name));
+    set(x, "mac", abij_str(n.mac));
+    set(x, "addresses", jstrv(n.addresses, n.n_addresses));
+    append(nics, x);
+  }
+  set(o, "nics", nics);
+  return o;
+}
+
+json_t *abij_agent(const struct vmh_agent_result *in) {
+  struct vmh_agent_result a;
+  COPY_IN(a, in);
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  switch (a.op) {
+    case VMH_AGENT_SHOW:
+    case VMH_AGENT_TELEMETRY: /* the same, with fresh telemetry */
+      set(o, "state", JNAME(agent_states, a.state));
+      set(o, "version", abij_str(a.version));
+      set(o, "capabilities", jstrv(a.capabilities, a.n_capabilities));
+      set(o, "message", abij_str(a.message));
+      set(o, "telemetry",
+          a.telemetry ? agent_telemetry(a.telemetry) : json_null());
+      break;
+    case VMH_AGENT_EXEC:
+      set(o, "exit_status", json_integer(a.exit_status));
+      set(o, "signal", json_integer(a.signal));
+      set(o, "timed_out", json_boolean(a.timed_out));
+      put_bytes(o, "stdout", a.out, a.out_len);
+      put_bytes(o, "stderr", a.err, a.err_len);
+      set(o, "stdout_truncated", json_boolean(a.out_truncated));
+      set(o, "stderr_truncated", json_boolean(a.err_truncated));
+      break;
+    case VMH_AGENT_FILE_READ:
+      put_bytes(o, "data", a.data, a.len);
+      set(o, "size", abij_u64(a.size));
+      set(o, "eof", json_boolean(a.eof));
+      break;
+    case VMH_AGENT_FILE_WRITE:
+      set(o, "size", abij_u64(a.size));
+      break;
+    case VMH_AGENT_TIME_SYNC:
+      set(o, "offset_ns", json_integer(a.offset_ns));
+      break;
+    case VMH_AGENT_FREEZE:
+      set(o, "frozen", jstrv(a.frozen, a.n_frozen));
+      break;
+    case VMH_AGENT_THAW:
+      set(o, "thawed", json_integer(a.n_frozen));
+      break;
+    default:
+      break;
+  }
+  return o;
+}
+
 json_t *abij_snapshot(const struct vmh_snapshot_info *in) {
   struct vmh_snapshot_info s;
   COPY_IN(s, in);
@@ -291,6 +483,7 @@ json_t *abij_snapshot(const struct vmh_snapshot_info *in) {
   set(o, "created", json_integer(s.created));
   set(o, "vm_state", JNAME(vm_states, s.vm_state));
   set(o, "current", json_boolean(s.current));
+  set(o, "quiesced", json_boolean(s.quiesced));
   return o;
 }
 
@@ -533,6 +726,7 @@ VISITOR(on_host, vmh_host_info, "host", abij_host)
 VISITOR(on_check, vmh_health_check, "checks", abij_check)
 VISITOR(on_plugin, vmh_plugin_info, "plugins", abij_plugin)
 VISITOR(on_operation, vmh_operation, "operations", abij_operation)
+VISITOR(on_agent, vmh_agent_result, "agent", abij_agent)
 #undef VISITOR
 
 static void on_text(void *o, const char *text, size_t len) {
@@ -567,6 +761,7 @@ void abij_reply_init(struct abij_reply *r, void *opaque,
               .text = on_text,
               .done = on_done,
               .operation = on_operation,
+              .agent = on_agent,
           },
       .opaque = opaque,
       .result = result,

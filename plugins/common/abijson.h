@@ -55,6 +55,14 @@ json_t *abij_event(const struct vmh_event *ev);
 json_t *abij_operation(const struct vmh_operation *op);
 /* "queued" … "cancelled" for enum vmh_op_status; "" for others. */
 const char *abij_operation_status(uint32_t status);
+/* A guest agent's answer (its op's fields; bytes as UTF-8 text or
+ * base64, with "<key>_encoding"). */
+json_t *abij_agent(const struct vmh_agent_result *res);
+/* len bytes as a base64 string. */
+json_t *abij_base64(const uint8_t *p, size_t len);
+/* Decodes base64 in into out (size bytes); the length, or -1 when in is
+ * not base64 or does not fit. */
+long abij_unbase64(const char *in, uint8_t *out, size_t size);
 
 /* A core reply whose visitors encode each result: result() gets the
  * kind's key ("vms", "snapshots", "console", "pools", "volumes", "images",

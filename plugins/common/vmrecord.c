@@ -68,6 +68,8 @@ void vm_free(struct vm *x) {
   }
   free(x->metadata);
   vm_strv_free(x->ips, x->n_ips);
+  free(x->agent_version);
+  vm_strv_free(x->agent_ips, x->n_agent_ips);
   free(x);
 }
 

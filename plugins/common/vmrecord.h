@@ -126,6 +126,13 @@ struct vm {
   char **ips;
   size_t n_ips;
   int64_t updated_us; /* when the live fields were set, 0: never */
+  /* The guest agent as the guest front-end last said (never saved):
+   * enum vmh_agent_state, its version, the addresses of its telemetry
+   * (shown as the VM's when the hypervisor reports none). */
+  uint32_t agent_state;
+  char *agent_version;
+  char **agent_ips;
+  size_t n_agent_ips;
 };
 
 /* Free vm, everything it owns; NULL is fine. */

@@ -42,6 +42,7 @@
 #include "restops.h"
 
 static const struct vmh_host *host;
+const struct vmh_host *rest_host;
 
 /* ---- Routes and their metrics --------------------------------------------
  */
@@ -68,64 +69,7 @@ struct route_stats {
   struct hist latency;              /* µs */
 };
 
-struct rest;
-
-/* A subscriber to the events stream. */
-struct sub {
-  struct rest *rest;
-  struct h2s_req *req;
-  uint64_t id;
-  bool subscribed;
-  atomic_bool closed; /* the stream took no more: deliver nothing */
-  atomic_uint_fast64_t seq;
-};
-
-struct rest {
-  const struct vmh_instance *inst;
-  struct h2s_conf conf;
-  struct h2s *srv;
-  const struct vmh_core *core;
-  uint32_t drain_ms;
-  struct route_stats *stats; /* one per route, and one for "no route" */
-  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
-   * generation it was begun at: served again while the generation stays
-   * (a list of many VMs costs its JSON encoding otherwise). */
-  struct h2s_cache *list_cache;
-  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
-  struct agentdist *agent;             /* the agent downloads (agentdist.h) */
-};
-
-/* ---- Calls ---------------------------------------------------------------
- */
-
-enum shape {
-  ONE,  /* the first result object, or 204 when none came */
-  LIST, /* {"<key>": [results]} */
-  TEXT, /* text/plain from the text visitor */
-};
-
-struct call {
-  struct rest *rest;
-  struct h2s_req *req;
-  size_t route; /* index in routes, or N_ROUTES */
-  char *path;   /* the request's path, cut at its slashes: params point in */
-  const char *params[3];
-  json_t *body; /* the request's JSON, when it has one */
-  struct abij_in in;
-  struct abij_reply reply;
-  enum shape shape;
-  const char *key; /* LIST */
-  int ok_status;   /* 200, 201 */
-  uint64_t gen;    /* vm_list from memory: the generation it began at */
-  bool hide;       /* the caller is a reader: secrets left out */
-  /* How done() answers: the default, or a route's own (health, host). */
-  void (*finish)(struct call *k, int code, const char *message);
-  atomic_uint refs;
-  pthread_mutex_t lock;
-  json_t *res; /* results so far */
-  char *text;
-  size_t text_len;
-};
+#include "rest.h"
 
 /* Items of an answer past which freeing it gives memory back to the
  * system (malloc_trim): the tree of a list of thousands of VMs is tens of
@@ -141,6 +85,7 @@ static void call_free(struct call *k) {
   json_decref(k->body);
   json_decref(k->res);
   free(k->text);
+  free(k->upload);
   pthread_mutex_destroy(&k->lock);
   free(k);
   if (big)
@@ -572,9 +517,9 @@ static int snap_list(struct call *k) {
 }
 
 static int snap_create(struct call *k) {
-  static const char *const keys[] = {"name", NULL};
+  static const char *const keys[] = {"name", "quiesce", NULL};
   const char *name;
-  uint32_t f;
+  uint32_t f, quiesce;
   int r;
   if (check_param(k, 0, "vm", true) < 0 || wait_query(k, &f) < 0 ||
       need_body(k, true) < 0)
@@ -582,9 +527,12 @@ static int snap_create(struct call *k) {
   if ((r = abij_only_keys(&k->in, k->body, "", keys)) < 0 ||
       (r = abij_name(&k->in, k->body, "", "name", &name)) < 0)
     return refused(k, r);
+  if (rest_quiesce_flags(k, &quiesce) < 0)
+    return -1;
   k->shape = ONE;
   k->ok_status = 201;
-  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply, f);
+  k->rest->core->snapshot_create(k->params[0], name, &k->reply.reply,
+                                 f | quiesce);
   return 0;
 }
 
@@ -1279,6 +1227,57 @@ static int events(struct call *k) {
   return 0;
 }
 
+/* ---- For the routes in other files (rest.h) ----------------------------- */
+
+int rest_bad(struct call *k, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return bad(k, "%s", msg);
+}
+int rest_refused(struct call *k, int r) {
+  return refused(k, r);
+}
+int rest_need_body(struct call *k, bool optional) {
+  return need_body(k, optional);
+}
+int rest_no_query(struct call *k) {
+  return no_query(k);
+}
+int rest_query_live(struct call *k, uint32_t *flags) {
+  return query_live(k, flags);
+}
+int rest_check_param(struct call *k, int i, const char *what, bool uuid) {
+  return check_param(k, i, what, uuid);
+}
+void rest_answer_error(struct call *k, int status, const char *code,
+                       const char *message) {
+  answer_error(k, status, code, message);
+}
+void rest_answer_code(struct call *k, int code, const char *message) {
+  answer_code(k, code, message);
+}
+void rest_answer_json(struct call *k, int status, json_t *v) {
+  answer_json(k, status, v);
+}
+void rest_answer_bytes(struct call *k, int status, const char *type,
+                       const void *data, size_t len) {
+  account(k, status);
+  h2s_respond(k->req, status, type, data, len);
+  call_unref(k);
+}
+void rest_add(struct call *k, json_t *v) {
+  add(k, v);
+}
+void rest_call_ref(struct call *k) {
+  atomic_fetch_add(&k->refs, 1);
+}
+void rest_call_unref(struct call *k) {
+  call_unref(k);
+}
+
 /* ---- Dispatch ------------------------------------------------------------
  */
 
@@ -1305,6 +1304,13 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/disks", disk_attach, AUTH_OPERATOR},
     {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/agent", rest_agent_show, AUTH_READER},
+    {"POST", "/api/v1/vms/{}/agent/ping", rest_agent_ping, AUTH_READER},
+    {"POST", "/api/v1/vms/{}/agent/exec", rest_agent_exec, AUTH_ADMIN},
+    {"GET", "/api/v1/vms/{}/agent/files", rest_agent_file_get, AUTH_ADMIN},
+    {"PUT", "/api/v1/vms/{}/agent/files", rest_agent_file_put, AUTH_ADMIN},
+    {"POST", "/api/v1/vms/{}/agent/time-sync", rest_agent_time_sync,
+     AUTH_OPERATOR},
     {"GET", "/api/v1/storage/pools", pool_list, AUTH_READER},
     {"GET", "/api/v1/storage/pools/{}", pool_get, AUTH_READER},
     {"GET", "/api/v1/storage/pools/{}/volumes", vol_list, AUTH_READER},
@@ -1468,12 +1474,13 @@ static void route(struct call *k) {
     return;
   }
   k->hide = h2s_role(req) < AUTH_OPERATOR;
-  /* A body must be JSON. */
+  /* A body must be JSON (but a file's bytes, which that route checks). */
   size_t blen;
   h2s_body(req, &blen);
   const char *ct = h2s_header(req, "content-type");
-  if (blen && (!ct || strncmp(ct, "application/json", 16) ||
-               (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
+  if (blen && routes[found].fn != rest_agent_file_put &&
+      (!ct || strncmp(ct, "application/json", 16) ||
+       (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     answer_error(k, 415, "unsupported_media_type",
                  "the body must be application/json");
     return;
@@ -1506,15 +1513,6 @@ const char *rest_error_message(const struct call *k) {
   return k->rest->core->error_message();
 }
 
-void rest_answer_error(struct call *k, int status, const char *code,
-                       const char *message) {
-  answer_error(k, status, code, message);
-}
-
-void rest_answer_code(struct call *k, int code, const char *message) {
-  answer_code(k, code, message);
-}
-
 void rest_answer_body(struct call *k, int status, const char *content_type,
                       struct h2s_body *b) {
   account(k, status);
@@ -1540,6 +1538,7 @@ static void on_request(void *opaque, struct h2s_req *req) {
 
 static int rest_load(const struct vmh_host *h) {
   host = h;
+  rest_host = h;
   return agentdist_load(h);
 }
 
@@ -1608,6 +1607,8 @@ static int rest_start(void *handle, const struct vmh_core *core,
   }
   rest->core = core;
   rest->srv = h2s_new(host, rest->inst, &rest->conf, on_request, rest);
+  if (rest->srv)
+    h2s_set_early(rest->srv, rest_early);
   if (!rest->srv) {
     host->error("out of memory");
     return VMH_ENOMEM;

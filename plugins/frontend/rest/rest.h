@@ -1,37 +1,138 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What frontend-rest.c gives the route handlers kept in other files of the
- * plugin (agentdist.c): the request of a call and ways to answer it.
- *
- * A route function gets a call on the I/O thread and answers it exactly
- * once, at once or later from any thread, with one of rest_answer_*();
- * the answer counts it in the route's metrics and releases the call. */
+/* The REST front-end's insides shared by its source files
+ * (frontend-rest.c: server, dispatch, most routes; agent.c: the guest
+ * agent's routes; agentdist.c: the agent's downloads; restops.c:
+ * operations).  Not part of any ABI. */
 #ifndef VMH_REST_H
 #define VMH_REST_H
 
-#include <stddef.h>
+#include <vmhost/vmhost-plugin.h>
 
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "abijson.h"
 #include "h2server.h"
+#include "histogram.h"
 
-struct call;
+extern const struct vmh_host *rest_host;
 
+struct route_stats;
+
+struct rest;
+
+/* A subscriber to the events stream. */
+struct sub {
+  struct rest *rest;
+  struct h2s_req *req;
+  uint64_t id;
+  bool subscribed;
+  atomic_bool closed; /* the stream took no more: deliver nothing */
+  atomic_uint_fast64_t seq;
+};
+
+struct rest {
+  const struct vmh_instance *inst;
+  struct h2s_conf conf;
+  struct h2s *srv;
+  const struct vmh_core *core;
+  uint32_t drain_ms;
+  struct route_stats *stats; /* one per route, and one for "no route" */
+  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
+   * generation it was begun at: served again while the generation stays
+   * (a list of many VMs costs its JSON encoding otherwise). */
+  struct h2s_cache *list_cache;
+  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
+  struct agentdist *agent;             /* the agent downloads (agentdist.h) */
+};
+
+/* ---- Calls ---------------------------------------------------------------
+ */
+
+enum shape {
+  ONE,  /* the first result object, or 204 when none came */
+  LIST, /* {"<key>": [results]} */
+  TEXT, /* text/plain from the text visitor */
+};
+
+struct call {
+  struct rest *rest;
+  struct h2s_req *req;
+  size_t route; /* index in routes, or N_ROUTES */
+  char *path;   /* the request's path, cut at its slashes: params point in */
+  const char *params[3];
+  json_t *body; /* the request's JSON, when it has one */
+  struct abij_in in;
+  struct abij_reply reply;
+  enum shape shape;
+  const char *key; /* LIST */
+  int ok_status;   /* 200, 201 */
+  uint64_t gen;    /* vm_list from memory: the generation it began at */
+  bool hide;       /* the caller is a reader: secrets left out */
+  /* How done() answers: the default, or a route's own (health, host). */
+  void (*finish)(struct call *k, int code, const char *message);
+  atomic_uint refs;
+  pthread_mutex_t lock;
+  json_t *res; /* results so far */
+  char *text;
+  size_t text_len;
+  /* PUT …/agent/files taken as it comes (HTTP/2, agent.c): the body so
+   * far, where it goes, and how far it got (I/O thread only). */
+  uint8_t *upload;
+  size_t upload_len;
+  const char *upload_path; /* in the call's arena */
+  uint32_t upload_mode;
+  bool upload_started, upload_answered;
+};
+
+/* A route's handler: answers (or starts the core call that will) and
+ * returns 0, or answers a refusal and returns -1. */
+int rest_bad(struct call *k, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 2, 3)));
+int rest_refused(struct call *k, int r);
+int rest_need_body(struct call *k, bool optional);
+int rest_no_query(struct call *k);
+/* ?live=true|false as VMH_READ_LIVE (or 0). */
+int rest_query_live(struct call *k, uint32_t *flags);
+int rest_check_param(struct call *k, int i, const char *what, bool uuid);
+void rest_answer_error(struct call *k, int status, const char *code,
+                       const char *message);
+void rest_answer_code(struct call *k, int code, const char *message);
+void rest_answer_json(struct call *k, int status, json_t *v);
+/* Answers a body of another type (e.g. application/octet-stream). */
+void rest_answer_bytes(struct call *k, int status, const char *type,
+                       const void *data, size_t len);
+void rest_add(struct call *k, json_t *v);
+/* Another holder of the call (a watch), and its release. */
+void rest_call_ref(struct call *k);
+void rest_call_unref(struct call *k);
+/* Whether h2server hands a request to this path over before its body
+ * (h2s_set_early): PUT …/agent/files, which bounds the body itself. */
+int rest_early(void *opaque, const char *path);
+
+/* For handlers on their own threads (agentdist.c). */
 struct h2s_req *rest_req(const struct call *k);
 /* The route's path parameter i (0…2), cut at its slash. */
 const char *rest_param(const struct call *k, int i);
 /* The instance's agent distribution (agentdist.h). */
 struct agentdist *rest_agentdist(const struct call *k);
-
 /* The message of the last failure on this thread (the host's error set
  * by vmh_fail and the toolkit), for a handler on its own thread. */
 const char *rest_error_message(const struct call *k);
-
-/* {"error":{"code":CODE,…}} with that status (code in lower case, as the
- * core's names). */
-void rest_answer_error(struct call *k, int status, const char *code,
-                       const char *message);
-/* A VMH_E* code as its status and name. */
-void rest_answer_code(struct call *k, int code, const char *message);
 /* A body (a new reference is taken), or none when b is NULL. */
 void rest_answer_body(struct call *k, int status, const char *content_type,
                       struct h2s_body *b);
+
+/* agent.c's routes. */
+int rest_agent_show(struct call *k);
+int rest_agent_ping(struct call *k);
+int rest_agent_exec(struct call *k);
+int rest_agent_file_get(struct call *k);
+int rest_agent_file_put(struct call *k);
+int rest_agent_time_sync(struct call *k);
+/* Snapshot create's "quiesce" field: the core's flags, or -1 (answered). */
+int rest_quiesce_flags(struct call *k, uint32_t *flags);
 
 #endif

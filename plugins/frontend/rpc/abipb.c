@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,11 @@ Vmhost__V1__Vm *abipb_vm(struct abij_arena *a,
   m->created = r.created;
   m->updated_us = r.updated_us;
   STR(a, m->error, r.error, nomem);
+  if (!(m->agent =
+            NEW(a, Vmhost__V1__AgentSummary, vmhost__v1__agent_summary__init)))
+    goto nomem;
+  m->agent->state = (Vmhost__V1__AgentState)r.agent_state;
+  STR(a, m->agent->version, r.agent_version, nomem);
   return m;
 nomem:
   return NULL;
@@ -283,9 +289,176 @@ Vmhost__V1__Snapshot *abipb_snapshot(struct abij_arena *a,
   m->created = s.created;
   m->vm_state = (Vmhost__V1__VmState)s.vm_state;
   m->current = s.current != 0;
+  m->quiesced = s.quiesced != 0;
   return m;
 nomem:
   return NULL;
+}
+
+/* ---- The guest agent ------------------------------------------------------
+ */
+
+/* A copy of len bytes in the arena; false when out of memory. */
+static bool bytes(struct abij_arena *a, ProtobufCBinaryData *dst,
+                  const uint8_t *p, size_t len) {
+  *dst = (ProtobufCBinaryData){0};
+  if (!len)
+    return true;
+  if (!(dst->data = abij_arena_alloc(a, len)))
+    return false;
+  memcpy(dst->data, p, len);
+  dst->len = len;
+  return true;
+}
+
+static Vmhost__V1__AgentTelemetry *telemetry_pb(
+    struct abij_arena *a, const struct vmh_agent_telemetry *src) {
+  struct vmh_agent_telemetry t;
+  COPY_IN(t, src);
+  Vmhost__V1__AgentTelemetry *m =
+      NEW(a, Vmhost__V1__AgentTelemetry, vmhost__v1__agent_telemetry__init);
+  if (!m)
+    return NULL;
+  m->time_us = t.time_us;
+  STR(a, m->os_name, t.os_name, nomem);
+  STR(a, m->os_version, t.os_version, nomem);
+  STR(a, m->kernel, t.kernel, nomem);
+  STR(a, m->hostname, t.hostname, nomem);
+  STR(a, m->arch, t.arch, nomem);
+  m->uptime_s = t.uptime_s;
+  m->cpus = t.cpus;
+  m->cpu_use = t.cpu_use;
+  m->memory_total = t.memory_total;
+  m->memory_available = t.memory_available;
+  if (t.n_filesystems && t.filesystems) {
+    m->filesystems =
+        abij_arena_alloc(a, t.n_filesystems * sizeof *m->filesystems);
+    if (!m->filesystems)
+      goto nomem;
+    for (uint32_t i = 0; i < t.n_filesystems; i++) {
+      struct vmh_agent_fs f;
+      const struct vmh_agent_fs *fp = ELEM(t.filesystems, i);
+      COPY_IN(f, fp);
+      Vmhost__V1__AgentFilesystem *x = NEW(a, Vmhost__V1__AgentFilesystem,
+                                           vmhost__v1__agent_filesystem__init);
+      if (!x)
+        goto nomem;
+      STR(a, x->mountpoint, f.mountpoint, nomem);
+      STR(a, x->device, f.device, nomem);
+      STR(a, x->type, f.type, nomem);
+      x->size = f.size;
+      x->used = f.used;
+      x->read_only = f.read_only != 0;
+      m->filesystems[m->n_filesystems++] = x;
+    }
+  }
+  if (t.n_nics && t.nics) {
+    m->nics = abij_arena_alloc(a, t.n_nics * sizeof *m->nics);
+    if (!m->nics)
+      goto nomem;
+    for (uint32_t i = 0; i < t.n_nics; i++) {
+      struct vmh_agent_nic n;
+      const struct vmh_agent_nic *np = ELEM(t.nics, i);
+      COPY_IN(n, np);
+      Vmhost__V1__AgentNic *x =
+          NEW(a, Vmhost__V1__AgentNic, vmhost__v1__agent_nic__init);
+      if (!x)
+        goto nomem;
+      STR(a, x->name, n.name, nomem);
+      STR(a, x->mac, n.mac, nomem);
+      x->addresses = strv(a, n.addresses, n.n_addresses, &x->n_addresses);
+      if (n.n_addresses && !x->addresses)
+        goto nomem;
+      m->nics[m->n_nics++] = x;
+    }
+  }
+  return m;
+nomem:
+  return NULL;
+}
+
+static ProtobufCMessage *agent_show_pb(struct abij_arena *a,
+                                       const struct vmh_agent_result *r) {
+  Vmhost__V1__Agent *m = NEW(a, Vmhost__V1__Agent, vmhost__v1__agent__init);
+  if (!m)
+    return NULL;
+  m->state = (Vmhost__V1__AgentState)r->state;
+  STR(a, m->version, r->version, nomem);
+  STR(a, m->message, r->message, nomem);
+  m->capabilities =
+      strv(a, r->capabilities, r->n_capabilities, &m->n_capabilities);
+  if (r->n_capabilities && !m->capabilities)
+    goto nomem;
+  if (r->telemetry && !(m->telemetry = telemetry_pb(a, r->telemetry)))
+    goto nomem;
+  return &m->base;
+nomem:
+  return NULL;
+}
+
+ProtobufCMessage *abipb_agent(struct abij_arena *a,
+                              const struct vmh_agent_result *src) {
+  struct vmh_agent_result r;
+  COPY_IN(r, src);
+  switch (r.op) {
+    case VMH_AGENT_SHOW:
+    case VMH_AGENT_TELEMETRY: /* the same, with fresh telemetry */
+      return agent_show_pb(a, &r);
+    case VMH_AGENT_PING: {
+      Vmhost__V1__AgentPingResponse *m =
+          NEW(a, Vmhost__V1__AgentPingResponse,
+              vmhost__v1__agent_ping_response__init);
+      return m ? &m->base : NULL;
+    }
+    case VMH_AGENT_EXEC: {
+      Vmhost__V1__AgentExecResponse *m =
+          NEW(a, Vmhost__V1__AgentExecResponse,
+              vmhost__v1__agent_exec_response__init);
+      if (!m)
+        return NULL;
+      m->exit_status = r.exit_status;
+      m->signal = r.signal;
+      m->timed_out = r.timed_out != 0;
+      if (!bytes(a, &m->stdout, r.out, r.out_len) ||
+          !bytes(a, &m->stderr, r.err, r.err_len))
+        return NULL;
+      m->stdout_truncated = r.out_truncated != 0;
+      m->stderr_truncated = r.err_truncated != 0;
+      return &m->base;
+    }
+    case VMH_AGENT_FILE_READ: {
+      Vmhost__V1__AgentReadFileResponse *m =
+          NEW(a, Vmhost__V1__AgentReadFileResponse,
+              vmhost__v1__agent_read_file_response__init);
+      if (!m)
+        return NULL;
+      if (!bytes(a, &m->data, r.data, r.len))
+        return NULL;
+      m->size = r.size;
+      m->eof = r.eof != 0;
+      return &m->base;
+    }
+    case VMH_AGENT_FILE_WRITE: {
+      Vmhost__V1__AgentWriteFileResponse *m =
+          NEW(a, Vmhost__V1__AgentWriteFileResponse,
+              vmhost__v1__agent_write_file_response__init);
+      if (!m)
+        return NULL;
+      m->size = r.size;
+      return &m->base;
+    }
+    case VMH_AGENT_TIME_SYNC: {
+      Vmhost__V1__AgentTimeSyncResponse *m =
+          NEW(a, Vmhost__V1__AgentTimeSyncResponse,
+              vmhost__v1__agent_time_sync_response__init);
+      if (!m)
+        return NULL;
+      m->offset_ns = r.offset_ns;
+      return &m->base;
+    }
+    default:
+      return NULL;
+  }
 }
 
 Vmhost__V1__Console *abipb_console(struct abij_arena *a,

@@ -49,6 +49,12 @@ Vmhost__V1__Check *abipb_check(struct abij_arena *a,
                                const struct vmh_health_check *check);
 Vmhost__V1__Plugin *abipb_plugin(struct abij_arena *a,
                                  const struct vmh_plugin_info *plugin);
+/* A guest agent's answer as the message of its op (Agent,
+ * AgentExecResponse, AgentReadFileResponse, AgentWriteFileResponse,
+ * AgentTimeSyncResponse), bytes copied.  NULL: out of memory or an op
+ * with no message. */
+ProtobufCMessage *abipb_agent(struct abij_arena *a,
+                              const struct vmh_agent_result *res);
 /* The error name of an OPERATION event's code comes from name(code). */
 Vmhost__V1__Event *abipb_event(struct abij_arena *a, const struct vmh_event *ev,
                                const char *(*name)(int code));

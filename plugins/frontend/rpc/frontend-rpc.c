@@ -47,6 +47,7 @@
 #include "h2server.h"
 #include "pbcheck.h"
 #include "reflect.h"
+#include "rpc.h"
 
 static const struct vmh_host *host;
 
@@ -301,6 +302,7 @@ VISITOR(on_network, vmh_network_info, abipb_network)
 VISITOR(on_host, vmh_host_info, abipb_host)
 VISITOR(on_check, vmh_health_check, abipb_check)
 VISITOR(on_plugin, vmh_plugin_info, abipb_plugin)
+VISITOR(on_agent, vmh_agent_result, abipb_agent)
 #undef VISITOR
 
 /* What a reader is not shown: a VM's user_data (cloud-init often carries
@@ -373,6 +375,7 @@ static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
       .plugin = on_plugin,
       .done = on_done,
       .operation = on_operation,
+      .agent = on_agent,
   };
   return k;
 }
@@ -559,6 +562,33 @@ static int vm_console(struct call *k) {
   return 0;
 }
 
+/* ---- For the methods in other files (rpc.h) ------------------------------ */
+
+const ProtobufCMessage *rpc_in(struct call *k) {
+  return k->in;
+}
+const struct vmh_core *rpc_core(struct call *k) {
+  return CORE(k);
+}
+const struct vmh_reply *rpc_reply(struct call *k) {
+  return reply(k);
+}
+int rpc_bad(struct call *k, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return bad(k, "%s", msg);
+}
+int rpc_code(struct call *k, int code, const char *message) {
+  answer_code(k, code, message);
+  return -1;
+}
+int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
+  return ref(k, what, s, uuid);
+}
+
 /* ---- Methods: snapshots, disks -------------------------------------------
  */
 
@@ -568,8 +598,11 @@ static int snap_create(struct call *k) {
   if (ref(k, "vm", m->vm, true) < 0 ||
       (*m->name && ref(k, "name", m->name, false) < 0))
     return -1;
+  uint32_t flags;
+  if (rpc_quiesce_flags(k, m->quiesce, &flags) < 0)
+    return -1;
   CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k),
-                           k->async);
+                           k->async | flags);
   return 0;
 }
 
@@ -1432,6 +1465,12 @@ static const struct method methods[] = {
     {NODE, "ListSnapshots", LIST, snap_list, AUTH_READER},
     {NODE, "RevertSnapshot", ONE, snap_revert, AUTH_OPERATOR},
     {NODE, "DeleteSnapshot", ONE, snap_delete, AUTH_OPERATOR},
+    {NODE, "GetAgent", ONE, rpc_agent_get, AUTH_READER},
+    {NODE, "AgentPing", ONE, rpc_agent_ping, AUTH_READER},
+    {NODE, "AgentExec", ONE, rpc_agent_exec, AUTH_ADMIN},
+    {NODE, "AgentReadFile", ONE, rpc_agent_read_file, AUTH_ADMIN},
+    {NODE, "AgentWriteFile", ONE, rpc_agent_write_file, AUTH_ADMIN},
+    {NODE, "AgentTimeSync", ONE, rpc_agent_time_sync, AUTH_OPERATOR},
     {NODE, "AttachDisk", ONE, disk_attach, AUTH_OPERATOR},
     {NODE, "DetachDisk", ONE, disk_detach, AUTH_OPERATOR},
     {NODE, "ListPools", LIST, pool_list, AUTH_READER},

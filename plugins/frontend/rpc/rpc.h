@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What frontend-rpc.c lends the methods in its other files (agent.c).
+ * Not part of any ABI. */
+#ifndef VMH_RPC_H
+#define VMH_RPC_H
+
+#include <stdbool.h>
+#include <vmhost/vmhost-plugin.h>
+
+#include "vmhost/v1/node.pb-c.h"
+
+struct call;
+
+/* The request message (unpacked), the core, and the reply for one core
+ * call (it holds the call until done()). */
+const ProtobufCMessage *rpc_in(struct call *k);
+const struct vmh_core *rpc_core(struct call *k);
+const struct vmh_reply *rpc_reply(struct call *k);
+/* Refusals before the core: answered, -1. */
+int rpc_bad(struct call *k, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 2, 3)));
+int rpc_code(struct call *k, int code, const char *message);
+/* A name or (uuid) a VM id; answered and -1 when not. */
+int rpc_ref(struct call *k, const char *what, const char *s, bool uuid);
+
+/* agent.c: the guest agent's methods. */
+int rpc_agent_get(struct call *k);
+int rpc_agent_ping(struct call *k);
+int rpc_agent_exec(struct call *k);
+int rpc_agent_read_file(struct call *k);
+int rpc_agent_write_file(struct call *k);
+int rpc_agent_time_sync(struct call *k);
+/* CreateSnapshot's quiesce as the core's flags; -1 (answered) if unknown. */
+int rpc_quiesce_flags(struct call *k, int quiesce, uint32_t *flags);
+
+#endif
