@@ -600,4 +600,5 @@ const struct vmh_core core_services = {
     .ready = service_ready,
     .vm_generation = vms_generation,
     .error_message = error_get,
+    .vm_query = vm_query,
 };
