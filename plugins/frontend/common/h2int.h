@@ -3,7 +3,7 @@
  * plugins/frontend/common: the front-ends include only h2server.h.
  *
  * The files, by concern:
- *   h2buf.c     byte buffers, shared bodies, the answer cache
+ *   h2buf.c     byte buffers, shared bodies
  *   h2req.c     requests: their fields and limits as they arrive, the
  *               hand-over to the handler, the accessors, the end
  *   h2answer.c  answers from any thread: the completion queue, streamed

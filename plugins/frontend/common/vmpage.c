@@ -234,6 +234,8 @@ struct vmpage_cache {
   struct strmap map; /* id -> struct frag */
   uint64_t walk;
   size_t bytes;
+  const struct vmh_core *core; /* following its deletions */
+  uint64_t sub;                /* the subscription, 0: none */
 };
 
 struct vmpage_cache *vmpage_cache_new(vmpage_encode_fn enc) {
@@ -334,6 +336,28 @@ void vmpage_cache_forget(struct vmpage_cache *c, const char *id) {
   if (f)
     frag_drop(c, f);
   pthread_mutex_unlock(&c->lock);
+}
+
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  if (ev->type == VMH_EVENT_VM_DELETED && ev->vm_id)
+    vmpage_cache_forget(opaque, ev->vm_id);
+}
+
+int vmpage_cache_follow(struct vmpage_cache *c, const struct vmh_host *host,
+                        const struct vmh_core *core) {
+  int r = core->subscribe(on_event, c, &c->sub, 0);
+  if (r < 0)
+    host->error("%s", core->error_message());
+  else
+    c->core = core;
+  return r;
+}
+
+void vmpage_cache_unfollow(struct vmpage_cache *c) {
+  if (c && c->sub)
+    c->core->unsubscribe(c->sub);
+  if (c)
+    c->sub = 0;
 }
 
 uint64_t vmpage_cache_walk_begin(struct vmpage_cache *c) {

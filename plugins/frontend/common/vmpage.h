@@ -86,6 +86,12 @@ void vmpage_cache_append(struct vmpage_cache *c,
                          struct vmpage_buf *out);
 /* Drop what is kept for VM id (it was deleted). */
 void vmpage_cache_forget(struct vmpage_cache *c, const char *id);
+/* Forget each VM the core deletes, from now until vmpage_cache_unfollow
+ * (called before the cache is freed).  0, or the core's VMH_E* code (its
+ * message set with host->error). */
+int vmpage_cache_follow(struct vmpage_cache *c, const struct vmh_host *host,
+                        const struct vmh_core *core);
+void vmpage_cache_unfollow(struct vmpage_cache *c);
 /* A walk over every VM: begin, append each, end; end drops what the walk
  * did not use (VMs gone without a word). */
 uint64_t vmpage_cache_walk_begin(struct vmpage_cache *c);

@@ -89,7 +89,6 @@ struct rest {
   /* Each VM's JSON by its record generation: a list is their
    * concatenation (vmpage.h). */
   struct vmpage_cache *frags;
-  uint64_t vm_sub; /* our subscription to VM deletions, 0: none */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -1514,13 +1513,6 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   return 0;
 }
 
-/* A deleted VM's JSON is kept no longer (on a core thread). */
-static void on_vm_event(void *opaque, const struct vmh_event *ev) {
-  struct rest *rest = opaque;
-  if (ev->type == VMH_EVENT_VM_DELETED && ev->vm_id)
-    vmpage_cache_forget(rest->frags, ev->vm_id);
-}
-
 static int rest_start(void *handle, const struct vmh_core *core,
                       uint32_t flags) {
   struct rest *rest = handle;
@@ -1533,19 +1525,17 @@ static int rest_start(void *handle, const struct vmh_core *core,
     return VMH_ENOTSUP;
   }
   rest->core = core;
-  if (core->subscribe(on_vm_event, rest, &rest->vm_sub, 0) < 0) {
-    host->error("%s", core->error_message());
-    return VMH_ENOMEM;
-  }
+  int r = vmpage_cache_follow(rest->frags, host, core);
+  if (r < 0)
+    return r;
   rest->srv = h2s_new(host, rest->inst, &rest->conf, on_request, rest);
-  int r = rest->srv ? h2s_start(rest->srv) : VMH_ENOMEM;
+  r = rest->srv ? h2s_start(rest->srv) : VMH_ENOMEM;
   if (r < 0) {
     if (!rest->srv)
       host->error("out of memory");
     h2s_free(rest->srv);
     rest->srv = NULL;
-    core->unsubscribe(rest->vm_sub);
-    rest->vm_sub = 0;
+    vmpage_cache_unfollow(rest->frags);
   }
   return r;
 }
@@ -1555,9 +1545,7 @@ static void rest_stop(void *handle, uint32_t flags) {
   struct rest *rest = handle;
   if (rest->srv)
     h2s_stop(rest->srv, rest->drain_ms);
-  if (rest->vm_sub)
-    rest->core->unsubscribe(rest->vm_sub);
-  rest->vm_sub = 0;
+  vmpage_cache_unfollow(rest->frags);
 }
 
 static void rest_close(void *handle) {
