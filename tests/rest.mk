@@ -6,6 +6,7 @@
 # python3-jsonschema).  Included by tests/Makefile.am.
 REST_TESTS = \
 	test-rest-api.py \
+	test-rest-list.py \
 	test-rest-protocols.py \
 	test-rest-tls.py \
 	test-rest-events.py \

@@ -513,7 +513,9 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
     } else if (!strcmp(key, "page_token")) {
       token = val;
     } else if (!strcmp(key, "state")) {
-      for (char *st = strtok(val, ","); st; st = strtok(NULL, ",")) {
+      for (char *st = val, *next; st; st = next) {
+        if ((next = strchr(st, ',')))
+          *next++ = '\0';
         uint32_t bit = vmpage_state_bit(st);
         if (!bit)
           return bad(k, "unknown state '%.40s' (one of: %s)", st,

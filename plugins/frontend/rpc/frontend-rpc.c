@@ -104,7 +104,7 @@ struct call {
   ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
   struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
-  bool vm_status; /* the vm visitor makes a VmStatusResponse */
+  bool vm_status;     /* the vm visitor makes a VmStatusResponse */
   struct listing *ls; /* ListVMs */
   bool hide;          /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a method's own. */
@@ -574,8 +574,8 @@ static int list_request(struct call *k, struct listing *ls) {
   char err[256];
   if (m->page_size < 0)
     return bad(k, "page_size must be 0 (every VM) or more");
-  ls->page = m->page_size > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE
-                                            : (uint32_t)m->page_size;
+  ls->page =
+      m->page_size > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)m->page_size;
   for (size_t i = 0; i < m->n_states; i++) {
     uint32_t st = (uint32_t)m->states[i];
     if (st > VMH_VM_CRASHED)
