@@ -233,6 +233,17 @@ with RestDaemon() as d:
     check(st in (200, 204), "delete")
     check(target not in {x["name"] for x in same_as_get()}, "deleted")
 
+    # An answer past 256 KiB lives in a mapping of its own (vmpage.h).
+    for i in range(6):
+        create(f"big-{i}", labels={"blob": f"{i}" * 60000})
+    st, _, raw = d.request("GET", V + "/vms?label=blob")
+    check(st == 200 and len(raw["vms"]) == 6, st)
+    vms = same_as_get()
+    check(sum(len(x["metadata"].get("blob", "")) for x in vms) == 360000,
+          "big answer")
+    ids, _ = walk("label=blob", 4)
+    check(len(ids) == 6, ids)
+
     # -- a token from an earlier run ------------------------------------------
     token = call("GET", f"{V}/vms?limit=3")["next_page_token"]
     call("GET", f"{V}/vms?limit=3&page_token={token}")

@@ -8,21 +8,33 @@
 
 #include "h2int.h"
 
-struct h2s_body *h2s_body_take(char *data, size_t len) {
+struct h2s_body *h2s_body_wrap(char *data, size_t len,
+                               void (*release)(char *data, size_t len)) {
   struct h2s_body *b = malloc(sizeof *b);
   if (!b) {
-    free(data);
+    if (release)
+      release(data, len);
+    else
+      free(data);
     return NULL;
   }
   atomic_init(&b->refs, 1);
   b->data = data;
   b->len = len;
+  b->release = release;
   return b;
+}
+
+struct h2s_body *h2s_body_take(char *data, size_t len) {
+  return h2s_body_wrap(data, len, NULL);
 }
 
 void h2s_body_unref(struct h2s_body *b) {
   if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
-    free(b->data);
+    if (b->release)
+      b->release(b->data, b->len);
+    else
+      free(b->data);
     free(b);
   }
 }

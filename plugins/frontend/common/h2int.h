@@ -69,6 +69,7 @@ struct h2s_body {
   atomic_uint refs;
   char *data;
   size_t len;
+  void (*release)(char *data, size_t len); /* NULL: free() */
 };
 
 struct buf {

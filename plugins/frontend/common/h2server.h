@@ -149,6 +149,11 @@ void h2s_respond(struct h2s_req *req, int status, const char *content_type,
  * first reference, or NULL (data freed) when out of memory. */
 struct h2s_body;
 struct h2s_body *h2s_body_take(char *data, size_t len);
+/* The same for data that release(data, len) gives back (memory of its
+ * own, say mapped), called once with the last reference, or at once when
+ * out of memory. */
+struct h2s_body *h2s_body_wrap(char *data, size_t len,
+                               void (*release)(char *data, size_t len));
 void h2s_body_unref(struct h2s_body *b);
 /* A whole response whose body is b, sent without a copy: the answer holds
  * a reference of its own until it is sent. */

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "abijson.h"
+#include "h2server.h"
 #include "strmap.h"
 
 /* ---- Filters ------------------------------------------------------------ */
@@ -200,23 +202,78 @@ malformed:
 
 /* ---- The fragment cache ------------------------------------------------- */
 
+static void unmap(char *data, size_t len) {
+  (void)len;
+  /* The mapping's size is kept before the data. */
+  size_t *base = (size_t *)(void *)data - 2;
+  munmap(base, base[0]);
+}
+
+/* Room for n more bytes: 0, or -1. */
+static int buf_grow(struct vmpage_buf *b, size_t n) {
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + n)
+    cap *= 2;
+  if (cap < VMPAGE_BUF_MAPPED) {
+    char *p = realloc(b->data, cap);
+    if (!p)
+      return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+  }
+  /* A header of two words (the mapping's size, padding) keeps the data
+   * aligned. */
+  size_t head = 2 * sizeof(size_t), size = cap + head;
+  size_t *base;
+  if (b->mapped) {
+    size_t *old = (size_t *)(void *)b->data - 2;
+    base = mremap(old, old[0], size, MREMAP_MAYMOVE);
+  } else {
+    base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                -1, 0);
+    if (base != MAP_FAILED && b->len)
+      memcpy((char *)base + head, b->data, b->len);
+  }
+  if (base == MAP_FAILED)
+    return -1;
+  if (!b->mapped)
+    free(b->data);
+  base[0] = size;
+  b->data = (char *)base + head;
+  b->cap = cap;
+  b->mapped = true;
+  return 0;
+}
+
 void vmpage_buf_add(struct vmpage_buf *b, const void *d, size_t n) {
   if (b->failed)
     return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n)
-      cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) {
-      b->failed = true;
-      return;
-    }
-    b->data = p;
-    b->cap = cap;
+  if (b->len + n > b->cap && buf_grow(b, n) < 0) {
+    b->failed = true;
+    return;
   }
   memcpy(b->data + b->len, d, n);
   b->len += n;
+}
+
+void vmpage_buf_free(struct vmpage_buf *b) {
+  if (b->mapped)
+    unmap(b->data, b->len);
+  else
+    free(b->data);
+  *b = (struct vmpage_buf){0};
+}
+
+struct h2s_body *vmpage_buf_body(struct vmpage_buf *b) {
+  if (b->failed) {
+    vmpage_buf_free(b);
+    return NULL;
+  }
+  struct h2s_body *body = b->mapped ? h2s_body_wrap(b->data, b->len, unmap)
+                                    : h2s_body_take(b->data, b->len);
+  *b = (struct vmpage_buf){0}; /* the body's, or freed with its failure */
+  return body;
 }
 
 struct frag {

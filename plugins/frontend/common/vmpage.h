@@ -62,13 +62,23 @@ int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
 
 /* ---- The fragment cache ------------------------------------------------ */
 
-/* A growable byte buffer; `failed` once an append ran out of memory. */
+/* A growable byte buffer; `failed` once an append ran out of memory.
+ * Past VMPAGE_BUF_MAPPED bytes it lives in a mapping of its own (grown
+ * with mremap, given back whole when freed): an answer of megabytes then
+ * leaves nothing behind in the allocator's arenas, whichever thread made
+ * it and whatever size it had. */
+#define VMPAGE_BUF_MAPPED (256 * 1024)
 struct vmpage_buf {
   char *data;
   size_t len, cap;
   bool failed;
+  bool mapped;
 };
 void vmpage_buf_add(struct vmpage_buf *b, const void *d, size_t n);
+/* The buffer as an answer's body (taken: b is empty after), or NULL when
+ * out of memory or an append failed. */
+struct h2s_body *vmpage_buf_body(struct vmpage_buf *b);
+void vmpage_buf_free(struct vmpage_buf *b);
 
 /* An encoder: rec's bytes (malloc'ed, *len set), with its secrets hidden
  * when hide; NULL when out of memory. */

@@ -409,7 +409,7 @@ static void listing_free(struct listing *ls) {
   if (!ls)
     return;
   free(ls->qbuf);
-  free(ls->out.data);
+  vmpage_buf_free(&ls->out);
   free(ls);
 }
 
@@ -467,11 +467,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
     vmpage_buf_add(&ls->out, "\"", 1);
   }
   vmpage_buf_add(&ls->out, "}", 1);
-  struct h2s_body *b = NULL;
-  if (!ls->out.failed) {
-    b = h2s_body_take(ls->out.data, ls->out.len);
-    ls->out.data = NULL; /* the body's now (freed by it on failure) */
-  }
+  struct h2s_body *b = vmpage_buf_body(&ls->out);
   if (!b) {
     answer_json(k, 200, NULL); /* the out-of-memory answer */
     return;

@@ -484,7 +484,7 @@ struct listing {
 static void listing_free(struct listing *ls) {
   if (!ls)
     return;
-  free(ls->out.data);
+  vmpage_buf_free(&ls->out);
   free(ls);
 }
 
@@ -554,12 +554,9 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
     vmpage_buf_add(&ls->out, head, field_head(head, 2, strlen(token)));
     vmpage_buf_add(&ls->out, token, strlen(token));
   }
-  struct h2s_body *b = NULL;
-  if (!ls->out.failed) {
+  if (!ls->out.failed)
     grpc_prefix((uint8_t *)ls->out.data, ls->out.len - GRPC_PREFIX);
-    b = h2s_body_take(ls->out.data, ls->out.len);
-    ls->out.data = NULL; /* the body's now (freed by it on failure) */
-  }
+  struct h2s_body *b = vmpage_buf_body(&ls->out);
   if (!b) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
