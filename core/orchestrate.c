@@ -356,7 +356,11 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   if ((r = rename_to(&vm->id, id)) < 0)
     goto fail;
   vm->status = VMH_STATUS_CREATING;
-  vm->created = (int64_t)time(NULL);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  vm->created = (int64_t)now.tv_sec;
+  /* The order of lists: a record made later sorts later. */
+  vm->created_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
   for (size_t i = 0; i < vm->n_disks; i++) {
     if ((r = check_disk(&vm->disks[i], vm->name)) < 0)
       goto fail;

@@ -90,16 +90,23 @@ struct vm *vms_lookup(const char *key) {
   return vm ? vm : strmap_get(&by_name, key);
 }
 
+/* When vm was created, in µs (a record of an older vmhostd has seconds
+ * only). */
+static int64_t created_us(const struct vm *vm) {
+  return vm->created_us ? vm->created_us : vm->created * 1000000;
+}
+
 /* The order of the table: <0, 0, >0. */
 static int order(int64_t created, const char *id, const struct vm *vm) {
-  if (created != vm->created)
-    return created < vm->created ? -1 : 1;
+  int64_t c = created_us(vm);
+  if (created != c)
+    return created < c ? -1 : 1;
   return strcmp(id, vm->id);
 }
 
 static int order_cmp(const void *a, const void *b) {
   const struct vm *x = *(struct vm *const *)a;
-  return order(x->created, x->id, *(struct vm *const *)b);
+  return order(created_us(x), x->id, *(struct vm *const *)b);
 }
 
 /* The index of the first record after (created, id). */
@@ -139,7 +146,7 @@ static int table_add(struct vm *vm, bool sorted) {
     strmap_put(&by_name, vm->name, vm);
   strmap_put(&by_id, vm->id, vm);
   /* A new record is nearly always the newest: the move is short. */
-  size_t at = sorted ? first_after(vm->created, vm->id) : n_table;
+  size_t at = sorted ? first_after(created_us(vm), vm->id) : n_table;
   memmove(table + at + 1, table + at, (n_table - at) * sizeof *table);
   table[at] = vm;
   n_table++;
@@ -172,7 +179,7 @@ void vms_remove(struct vm *vm) {
   if (strmap_get(&by_name, vm->name) == vm)
     strmap_remove(&by_name, vm->name);
   /* Found by its place in the order (ids are unique), kept in order. */
-  size_t i = first_after(vm->created, vm->id);
+  size_t i = first_after(created_us(vm), vm->id);
   if (i > 0 && table[i - 1] == vm) {
     memmove(table + i - 1, table + i, (n_table - i) * sizeof *table);
     n_table--;
@@ -222,6 +229,7 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
       .updated_us = vm->updated_us,
       .error = vm->error,
       .generation = record_gen(vm),
+      .created_us = created_us(vm),
   };
   r->vm(r->opaque, &rec);
   vm_view_free(&view);
@@ -489,7 +497,7 @@ struct read_task {
 /* A vm_query, copied: a live one outlives the call. */
 struct query {
   uint32_t limit, states;
-  int64_t after_created;
+  int64_t after_created_us;
   char *after_id; /* NULL: from the first */
   struct vmh_keyval *labels;
   uint32_t n_labels;
@@ -535,7 +543,7 @@ static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
   }
   c->limit = q.limit;
   c->states = q.states;
-  c->after_created = q.after_created;
+  c->after_created_us = q.after_created_us;
   for (; c->n_labels < q.n_labels; c->n_labels++) {
     const struct vmh_keyval *kv = &q.labels[c->n_labels];
     struct vmh_keyval *to = &c->labels[c->n_labels];
@@ -570,7 +578,7 @@ static bool selected(const struct vm *vm, const struct query *q) {
 /* Answer q from the records, and free it. */
 static void answer_query(struct query *q) {
   vms_rdlock();
-  size_t i = q->after_id ? first_after(q->after_created, q->after_id) : 0;
+  size_t i = q->after_id ? first_after(q->after_created_us, q->after_id) : 0;
   for (uint32_t n = 0; i < n_table && (!q->limit || n < q->limit); i++)
     if (selected(table[i], q)) {
       vm_reply_record(table[i], q->r);

@@ -48,21 +48,24 @@ struct vmh_vm_record {
    * (it never goes back): with the id, a key under which a front-end may
    * keep its encoding of the record and use it again while it stays. */
   uint64_t generation;
+  /* ABI 1.2.  When the VM was created, in microseconds since the epoch:
+   * with the id, its place in vm_query's order. */
+  int64_t created_us;
 #endif
 };
 
 #if VMH_ABI_TARGET_MINOR >= 2
 /* ABI 1.2.  Which VMs vm_query answers, and from where.  Records come in a
- * stable order, by creation (`created`, then id); a page resumes after the
+ * stable order, by creation (`created_us`, then id); a page resumes after the
  * last record of the page before it, so paging through is complete and
  * without duplicates for VMs that exist throughout, whatever is created
  * or deleted in between. */
 struct vmh_vm_query {
   uint32_t struct_size;
   uint32_t limit; /* at most this many records; 0: all */
-  /* Start after the record of this position (the `created` and id of the
-   * last record of the previous page); after_id NULL: from the first. */
-  int64_t after_created;
+  /* Start after the record of this position (the `created_us` and id of
+   * the last record of the previous page); after_id NULL: from the first. */
+  int64_t after_created_us;
   const char *after_id;
   /* Only VMs in these states: bits VMH_VM_STATE_BIT(state); 0: any. */
   uint32_t states;

@@ -85,3 +85,8 @@ void h2buf_free(struct buf *b) {
     free(b->p);
   *b = (struct buf){0};
 }
+
+void h2buf_idle(struct buf *b) {
+  if (!b->shared && b->off == b->len && b->cap > H2BUF_KEEP)
+    h2buf_free(b);
+}

@@ -7,6 +7,7 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +189,7 @@ int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
              "with the same state and label filters as the first");
     return -1;
   }
-  q->after_created = (int64_t)get_u64(raw + 1);
+  q->after_created_us = (int64_t)get_u64(raw + 1);
   memcpy(id_buf, raw + 9, VMH_ID_LEN);
   id_buf[VMH_ID_LEN] = '\0';
   q->after_id = id_buf;
@@ -291,6 +292,7 @@ struct vmpage_cache {
   struct strmap map; /* id -> struct frag */
   uint64_t walk;
   size_t bytes;
+  size_t encoded; /* encodings made since the last vmpage_cache_trim */
   const struct vmh_core *core; /* following its deletions */
   uint64_t sub;                /* the subscription, 0: none */
 };
@@ -356,6 +358,18 @@ static struct frag *frag_of(struct vmpage_cache *c,
   return f;
 }
 
+/* What the encoder made, copied now that its working memory (a document
+ * tree) is free: the copy takes the tree's place, so what is kept lies
+ * together instead of between the holes of every tree, which malloc_trim
+ * cannot give back.  Frees b; NULL when out of memory. */
+static char *kept_copy(char *b, size_t len) {
+  char *copy = b ? malloc(len ? len : 1) : NULL;
+  if (copy)
+    memcpy(copy, b, len);
+  free(b);
+  return copy;
+}
+
 void vmpage_cache_append(struct vmpage_cache *c,
                          const struct vmh_vm_record *rec, bool hide,
                          struct vmpage_buf *out) {
@@ -364,7 +378,9 @@ void vmpage_cache_append(struct vmpage_cache *c,
   pthread_mutex_lock(&c->lock);
   struct frag *f = rec->spec->id ? frag_of(c, rec) : NULL;
   if (f && !f->bytes[v]) {
-    f->bytes[v] = c->enc(rec, v == 1, &f->len[v]);
+    char *made = c->enc(rec, v == 1, &f->len[v]);
+    f->bytes[v] = kept_copy(made, f->len[v]);
+    c->encoded++;
     c->bytes += f->bytes[v] ? f->len[v] : 0;
     if (!secret && f->bytes[0]) {
       f->bytes[1] = f->bytes[0];
@@ -434,6 +450,16 @@ void vmpage_cache_walk_end(struct vmpage_cache *c, uint64_t walk) {
       i++;
   }
   pthread_mutex_unlock(&c->lock);
+}
+
+void vmpage_cache_trim(struct vmpage_cache *c) {
+  pthread_mutex_lock(&c->lock);
+  bool many = c->encoded >= VMPAGE_TRIM_AFTER;
+  if (many)
+    c->encoded = 0;
+  pthread_mutex_unlock(&c->lock);
+  if (many)
+    malloc_trim(0);
 }
 
 void vmpage_cache_size(struct vmpage_cache *c, size_t *entries, size_t *bytes) {

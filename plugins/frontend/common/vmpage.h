@@ -49,7 +49,7 @@ uint64_t vmpage_fingerprint(const struct vmh_vm_query *q);
 
 /* ---- Tokens ---------------------------------------------------------- */
 
-/* The token for the page after the record of (created, id), under
+/* The token for the page after the record of (created_us, id), under
  * fingerprint fp, into out (VMPAGE_TOKEN_LEN + 1 bytes).  0, or -1 (no
  * random key: the system's generator failed). */
 int vmpage_token(int64_t created, const char *id, uint64_t fp,
@@ -106,6 +106,12 @@ void vmpage_cache_unfollow(struct vmpage_cache *c);
  * did not use (VMs gone without a word). */
 uint64_t vmpage_cache_walk_begin(struct vmpage_cache *c);
 void vmpage_cache_walk_end(struct vmpage_cache *c, uint64_t walk);
+/* After an answer: when VMPAGE_TRIM_AFTER encodings or more were made
+ * since the last time, give the free memory of the allocator's arenas
+ * back (malloc_trim): encoding thousands of VMs leaves megabytes of freed
+ * document trees between the fragments kept. */
+#define VMPAGE_TRIM_AFTER 1000
+void vmpage_cache_trim(struct vmpage_cache *c);
 /* Entries and bytes kept, for tests and metrics. */
 void vmpage_cache_size(struct vmpage_cache *c, size_t *entries, size_t *bytes);
 

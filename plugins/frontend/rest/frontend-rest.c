@@ -438,7 +438,7 @@ static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
     if (ls->n++)
       vmpage_buf_add(&ls->out, ",", 1);
     vmpage_cache_append(k->rest->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created;
+    ls->last_created = rec->created_us;
     snprintf(ls->last_id, sizeof ls->last_id, "%s",
              rec->spec && rec->spec->id ? rec->spec->id : "");
   }
@@ -475,6 +475,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
   account(k, 200);
   h2s_respond_body(k->req, 200, "application/json", b);
   h2s_body_unref(b);
+  vmpage_cache_trim(k->rest->frags);
   call_unref(k);
 }
 

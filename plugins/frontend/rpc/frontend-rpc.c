@@ -529,7 +529,7 @@ static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
   } else {
     ls->n++;
     vmpage_cache_append(k->rpc->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created;
+    ls->last_created = rec->created_us;
     snprintf(ls->last_id, sizeof ls->last_id, "%s",
              rec->spec && rec->spec->id ? rec->spec->id : "");
   }
@@ -563,6 +563,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
   }
   answer_body(k, b);
   h2s_body_unref(b);
+  vmpage_cache_trim(k->rpc->frags);
 }
 
 /* The request's filter and page into ls: 0, or -1 after refusing it. */
