@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The plugin loader: dlopen a plugin file, check it against every rule of
- * the ABI (docs/design.md, rules 1-3) and keep a normalised copy of its
- * descriptor and ops table.  Plugins are loaded once per file and never
- * unloaded. */
+ * the ABI (docs/design.md, rules 1-3) and keep a normalised copy of its descriptor
+ * and ops table.  Plugins are loaded once per file and never unloaded. */
 #ifndef VMHOST_CORE_LOADER_H
 #define VMHOST_CORE_LOADER_H
 
