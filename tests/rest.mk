@@ -16,4 +16,4 @@ REST_TESTS = \
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
-EXTRA_DIST += $(REST_TESTS) resttest.py
+EXTRA_DIST += $(REST_TESTS) resttest.py bench/lookup-scale.py bench/list-scale.py
