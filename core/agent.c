@@ -119,9 +119,10 @@ int agent_status_set(const char *vm_id, const struct vmh_agent_status *in,
     vm_strv_free(ips, n_ips);
     return error_code(VMH_ENOMEM, "out of memory");
   }
-  vms_wrlock();
+  vms_wrlock_record();
   struct vm *vm = vms_lookup(vm_id);
   if (vm) {
+    vm_touch(vm);
     vm->agent_state = st.state;
     free(vm->agent_version);
     vm->agent_version = version;

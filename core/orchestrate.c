@@ -83,7 +83,7 @@ static void save(struct vm *vm) {
 }
 
 static void set_status(struct vm *vm, uint32_t status, const char *err) {
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   vm->status = status;
   free(vm->error);
   vm->error = err ? strdup(err) : NULL;
@@ -352,7 +352,11 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
   if ((r = rename_to(&vm->id, id)) < 0)
     goto fail;
   vm->status = VMH_STATUS_CREATING;
-  vm->created = (int64_t)time(NULL);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  vm->created = (int64_t)now.tv_sec;
+  /* The order of lists: a record made later sorts later. */
+  vm->created_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
   for (size_t i = 0; i < vm->n_disks; i++) {
     if ((r = check_disk(&vm->disks[i], vm->name)) < 0)
       goto fail;
@@ -435,12 +439,12 @@ static int resolve_source(struct vm_disk *d, uint32_t source_types,
 
 /* Resolve d's source into out (with its secret, for the hypervisor) and
  * record it in d (without). */
-static int disk_source(struct vm_disk *d, uint32_t source_types,
+static int disk_source(struct vm *vm, struct vm_disk *d, uint32_t source_types,
                        struct vm_source *out) {
   int r = resolve_source(d, source_types, out);
   if (r < 0)
     return r;
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   r = vm_source_record(&d->source, out);
   vms_unlock();
   return r < 0 ? error_code(VMH_ENOMEM, "out of memory") : 0;
@@ -454,7 +458,7 @@ static int ignore_volume(void *opaque, const struct vmh_volume_info *v) {
   return 0;
 }
 
-static int volume_make(struct vm_disk *d) {
+static int volume_make(struct vm *vm, struct vm_disk *d) {
   struct vmh_instance *pool = instance_find(VMH_KIND_STORAGE, d->pool);
   if (!pool)
     return VMH_EIO;
@@ -477,7 +481,7 @@ static int volume_make(struct vm_disk *d) {
   if (r == 0) {
     /* Only now is the volume ours to delete: a failed create (say, the
      * name exists already) must never lead to deleting someone's volume. */
-    vms_wrlock();
+    vms_wrlock_vm(vm);
     d->created = 1;
     vms_unlock();
   }
@@ -516,7 +520,7 @@ static int binding_cb(void *opaque, const struct vmh_nic_binding *in) {
              : 0;
 }
 
-static int port_bind(const struct vm *vm, struct vm_nic *n) {
+static int port_bind(struct vm *vm, struct vm_nic *n) {
   struct vmh_instance *net = instance_find(VMH_KIND_NETWORK, n->network);
   if (!net)
     return VMH_EIO;
@@ -530,14 +534,14 @@ static int port_bind(const struct vm *vm, struct vm_nic *n) {
   };
   struct vm_binding b = {0};
   int r = INSTANCE_CALL(net, network, port_bind, &req, binding_cb, &b, 0);
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   n->binding = b;
   n->bound = r == 0;
   vms_unlock();
   return r;
 }
 
-static int port_unbind(const struct vm *vm, struct vm_nic *n) {
+static int port_unbind(struct vm *vm, struct vm_nic *n) {
   if (!n->bound)
     return 0;
   struct vmh_instance *net = instance_find(VMH_KIND_NETWORK, n->network);
@@ -547,7 +551,7 @@ static int port_unbind(const struct vm *vm, struct vm_nic *n) {
   if (r == VMH_ENOENT)
     r = 0;
   if (r == 0) {
-    vms_wrlock();
+    vms_wrlock_vm(vm);
     n->bound = 0;
     vms_unlock();
   }
@@ -586,7 +590,8 @@ static int domain_define(struct vm *vm, uint32_t flags) {
   /* The hypervisor gets the sources as the pools give them now, secrets
    * included; the record keeps them without. */
   for (size_t i = 0; i < vm->n_disks; i++) {
-    if ((r = disk_source(&vm->disks[i], caps.source_types, &sources[i])) < 0)
+    if ((r = disk_source(vm, &vm->disks[i], caps.source_types, &sources[i])) <
+        0)
       goto out;
     vm_source_view(&sources[i], &view.sources[i]);
     view.disks[i].source = &view.sources[i];
@@ -604,7 +609,7 @@ static int domain_define(struct vm *vm, uint32_t flags) {
   }
   r = INSTANCE_CALL(hv, hypervisor, define, &view.spec, flags);
   if (r == 0) {
-    vms_wrlock();
+    vms_wrlock_vm(vm);
     vm->defined = 1;
     vms_unlock();
   }
@@ -627,7 +632,7 @@ static int domain_undefine(struct vm *vm) {
   if (r == VMH_ENOENT)
     r = 0;
   if (r == 0) {
-    vms_wrlock();
+    vms_wrlock_vm(vm);
     vm->defined = 0;
     vms_unlock();
   }
@@ -662,7 +667,7 @@ static int teardown(struct vm *vm) {
   for (size_t i = vm->n_disks; i-- > 0;) {
     struct vm_disk *d = &vm->disks[i];
     if ((r = volume_unmake(d)) == 0) {
-      vms_wrlock();
+      vms_wrlock_vm(vm);
       d->created = 0;
       vms_unlock();
     }
@@ -694,7 +699,7 @@ static int create_steps(struct task *t) {
     struct vm_disk *d = &vm->disks[i];
     snprintf(what, sizeof what, "disk %s", d->name);
     ops_progress(t->r, step++, steps, what);
-    if ((r = volume_make(d)) < 0)
+    if ((r = volume_make(vm, d)) < 0)
       return r;
     save(vm);
   }
@@ -1231,9 +1236,9 @@ static void attach_task(void *arg) {
   }
   if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0)
     goto done;
-  if ((r = volume_make(d)) < 0)
+  if ((r = volume_make(vm, d)) < 0)
     goto done;
-  if ((r = disk_source(d, caps.source_types, &src)) < 0)
+  if ((r = disk_source(vm, d, caps.source_types, &src)) < 0)
     goto undo;
   struct vmh_disk disk;
   struct vmh_disk_source source;
@@ -1243,7 +1248,7 @@ static void attach_task(void *arg) {
   if ((r = INSTANCE_CALL(hv, hypervisor, attach_disk, vm->id, &disk, 0)) < 0)
     goto undo;
 
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   struct vm_disk *disks =
       realloc(vm->disks, (vm->n_disks + 1) * sizeof *vm->disks);
   if (disks) {
@@ -1325,7 +1330,7 @@ static void detach_task(void *arg) {
     /* The volume stays in its pool: detaching never destroys data. */
     r = volume_unmap(d);
   if (r == 0) {
-    vms_wrlock();
+    vms_wrlock_vm(vm);
     vm_disk_clear(d);
     size_t i = (size_t)(d - vm->disks);
     memmove(d, d + 1, (vm->n_disks - i - 1) * sizeof *d);

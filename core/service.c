@@ -783,4 +783,5 @@ const struct vmh_core core_services = {
     .caller_gone = ops_caller_gone,
     .vm_agent = agent_vm_call,
     .agent_status = agent_status_set,
+    .vm_query = vm_query,
 };

@@ -26,18 +26,38 @@
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_uint_fast64_t generation = 1;
+/* The generation of the last write that may have changed any record
+ * (vms_wrlock): every record counts as changed then.  Guarded by lock. */
+static uint64_t all_gen = 1;
 static uint64_t event_sub; /* our subscription to the event bus, 0: none */
 
 void vms_rdlock(void) {
   pthread_rwlock_rdlock(&lock);
 }
-void vms_wrlock(void) {
+
+/* The write lock, counted once it is held: a reader that sees the new
+ * number and then takes the lock sees this writer's change too; one that
+ * saw the old number sees a newer one next time.  Every writer counts,
+ * changed or not: a cached answer is at worst encoded once more. */
+static uint64_t wrlock_counted(void) {
   pthread_rwlock_wrlock(&lock);
-  /* Counted once the lock is held: a reader that sees the new number and
-   * then takes the lock sees this writer's change too; one that saw the
-   * old number sees a newer one next time.  Every writer counts, changed
-   * or not: a cached answer is at worst encoded once more. */
-  atomic_fetch_add(&generation, 1);
+  return atomic_fetch_add(&generation, 1) + 1;
+}
+
+void vms_wrlock(void) {
+  all_gen = wrlock_counted();
+}
+
+void vms_wrlock_vm(struct vm *vm) {
+  vm->gen = wrlock_counted();
+}
+
+void vms_wrlock_record(void) {
+  wrlock_counted();
+}
+
+void vm_touch(struct vm *vm) {
+  vm->gen = atomic_load(&generation);
 }
 
 uint64_t vms_generation(void) {
@@ -48,6 +68,29 @@ void vms_unlock(void) {
   pthread_rwlock_unlock(&lock);
 }
 
+/* What vm's record generation is (lock held). */
+static uint64_t record_gen(const struct vm *vm) {
+  return vm->gen > all_gen ? vm->gen : all_gen;
+}
+
+/* The generation of what vm_reply_record shows of vm: its record's, or a
+ * newer one drawn from the same counter when the state its operations make
+ * it show (ops_vm_state) has changed since: an operation that begins or
+ * ends changes what a VM shows without a write to its record, and a
+ * front-end's encoding kept under the old number must not be served.
+ * Callers hold only the read lock, hence the atomics. */
+static uint64_t shown_gen(struct vm *vm, uint32_t shown) {
+  uint32_t last = __atomic_load_n(&vm->shown_state, __ATOMIC_ACQUIRE);
+  if (last != shown &&
+      __atomic_compare_exchange_n(&vm->shown_state, &last, shown, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    __atomic_store_n(&vm->shown_gen, atomic_fetch_add(&generation, 1) + 1,
+                     __ATOMIC_RELEASE);
+  uint64_t g = record_gen(vm);
+  uint64_t s = __atomic_load_n(&vm->shown_gen, __ATOMIC_ACQUIRE);
+  return s > g ? s : g;
+}
+
 static int64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -56,9 +99,10 @@ static int64_t now_us(void) {
 
 /* ---- the table ---------------------------------------------------------- */
 
-/* The records in the order lists show them, and two indexes into them:
- * every record by id, and by name (ids and names never change while a
- * record is in the table). */
+/* The records in the order lists show them, by creation (created, then
+ * id: a stable order a page can resume in), and two indexes into them:
+ * every record by id, and by name (ids, names and creation times never
+ * change while a record is in the table). */
 static struct vm **table;
 static size_t n_table, cap_table;
 static struct strmap by_id, by_name;
@@ -70,10 +114,43 @@ struct vm *vms_lookup(const char *key) {
   return vm ? vm : strmap_get(&by_name, key);
 }
 
-/* Add vm to the table and the indexes: all or nothing.  A second record
+/* When vm was created, in µs (a record of an older vmhostd has seconds
+ * only). */
+static int64_t created_us(const struct vm *vm) {
+  return vm->created_us ? vm->created_us : vm->created * 1000000;
+}
+
+/* The order of the table: <0, 0, >0. */
+static int order(int64_t created, const char *id, const struct vm *vm) {
+  int64_t c = created_us(vm);
+  if (created != c)
+    return created < c ? -1 : 1;
+  return strcmp(id, vm->id);
+}
+
+static int order_cmp(const void *a, const void *b) {
+  const struct vm *x = *(struct vm *const *)a;
+  return order(created_us(x), x->id, *(struct vm *const *)b);
+}
+
+/* The index of the first record after (created, id). */
+static size_t first_after(int64_t created, const char *id) {
+  size_t lo = 0, hi = n_table;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (order(created, id, table[mid]) >= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Add vm to the table (at its place when sorted, else at the end, sorted
+ * later by table_sort) and the indexes: all or nothing.  A second record
  * with a name already taken (records edited by hand) is reachable by id
  * only, and said so. */
-static int table_add(struct vm *vm) {
+static int table_add(struct vm *vm, bool sorted) {
   if (n_table == cap_table) {
     size_t cap = cap_table ? cap_table * 2 : 64;
     struct vm **t = realloc(table, cap * sizeof *t);
@@ -92,35 +169,44 @@ static int table_add(struct vm *vm) {
   else
     strmap_put(&by_name, vm->name, vm);
   strmap_put(&by_id, vm->id, vm);
-  table[n_table++] = vm;
+  /* A new record is nearly always the newest: the move is short. */
+  size_t at = sorted ? first_after(created_us(vm), vm->id) : n_table;
+  memmove(table + at + 1, table + at, (n_table - at) * sizeof *table);
+  table[at] = vm;
+  n_table++;
+  vm->gen = atomic_load(&generation);
   return 0;
+}
+
+static void table_sort(void) {
+  if (n_table > 1)
+    qsort(table, n_table, sizeof *table, order_cmp);
 }
 
 int vms_insert(struct vm *vm) {
   int r;
-  vms_wrlock();
+  /* The table changes, no record in it: they keep their generations. */
+  wrlock_counted();
   const struct vm *o = strmap_get(&by_name, vm->name);
   if (o)
     r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
                    vm->name, o->id);
   else
-    r = table_add(vm);
+    r = table_add(vm, true);
   vms_unlock();
   return r;
 }
 
 void vms_remove(struct vm *vm) {
-  vms_wrlock();
+  wrlock_counted();
   strmap_remove(&by_id, vm->id);
   if (strmap_get(&by_name, vm->name) == vm)
     strmap_remove(&by_name, vm->name);
-  /* A scan of pointers, not of strings: removals are rare next to
-   * lookups. */
-  for (size_t i = 0; i < n_table; i++) {
-    if (table[i] == vm) {
-      table[i] = table[--n_table];
-      break;
-    }
+  /* Found by its place in the order (ids are unique), kept in order. */
+  size_t i = first_after(created_us(vm), vm->id);
+  if (i > 0 && table[i - 1] == vm) {
+    memmove(table + i - 1, table + i, (n_table - i) * sizeof *table);
+    n_table--;
   }
   vms_unlock();
   vm_free(vm);
@@ -161,6 +247,7 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
   uint32_t shown = ops_vm_state(vm->id, r);
   if (shown)
     view.info.state = shown;
+  uint64_t gen = shown_gen((struct vm *)vm, shown);
   struct vmh_vm_record rec = {
       .struct_size = sizeof rec,
       .spec = &view.spec,
@@ -171,6 +258,8 @@ void vm_reply_record(const struct vm *vm, vmh_reply_t *r) {
       .error = vm->error,
       .agent_state = vm->agent_state,
       .agent_version = vm->agent_version,
+      .generation = gen,
+      .created_us = created_us(vm),
   };
   /* The agent's addresses when the hypervisor (and the networks) know
    * none. */
@@ -225,7 +314,7 @@ void vm_set_info(struct vm *vm, const struct vmh_vm_info *in) {
 
 static int refresh_cb(void *opaque, const struct vmh_vm_info *info) {
   struct vm *vm = opaque;
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   vm_set_info(vm, info);
   vms_unlock();
   return 0;
@@ -260,7 +349,7 @@ static void network_addresses(struct vm *vm) {
       INSTANCE_CALL(net, network, port_addresses, vm->id, n->name, address_cb,
                     &scratch, 0);
   }
-  vms_wrlock();
+  vms_wrlock_vm(vm);
   if (!vm->n_ips) {
     vm->ips = scratch.ips;
     vm->n_ips = scratch.n_ips;
@@ -349,13 +438,14 @@ static void volume_news_task(void *arg) {
   struct vm_notice *notes = NULL;
   size_t n_notes = 0;
 
-  vms_wrlock();
+  wrlock_counted();
   for (size_t i = 0; i < n_table && !workers_cancelled(); i++) {
     struct vm *vm = table[i];
     for (size_t j = 0; j < vm->n_disks; j++) {
       const struct vm_disk *d = &vm->disks[j];
       if (strcmp(d->pool, n->pool) != 0 || strcmp(d->volume, n->volume) != 0)
         continue;
+      vm_touch(vm);
       struct vm_notice *more = realloc(notes, (n_notes + 1) * sizeof *notes);
       if (!more)
         break;
@@ -420,10 +510,11 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
   }
   if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)
     return;
-  vms_wrlock();
+  wrlock_counted();
   struct vm *vm = vms_lookup(ev->vm_id);
   if (vm && strcmp(vm->id, ev->vm_id) == 0 &&
       strcmp(vm->hypervisor, ev->source) == 0) {
+    vm_touch(vm);
     vm->state = ev->state;
     if (ev->state != VMH_VM_RUNNING && ev->state != VMH_VM_PAUSED)
       vm->uptime_s = 0;
@@ -439,47 +530,143 @@ struct read_task {
   vmh_reply_t *r;
 };
 
+/* A vm_query, copied: a live one outlives the call. */
+struct query {
+  uint32_t limit, states;
+  int64_t after_created_us;
+  char *after_id; /* NULL: from the first */
+  struct vmh_keyval *labels;
+  uint32_t n_labels;
+  vmh_reply_t *r;
+};
+
+static void query_free(struct query *q) {
+  if (!q)
+    return;
+  for (uint32_t i = 0; i < q->n_labels; i++) {
+    free((char *)q->labels[i].key);
+    free((char *)q->labels[i].value);
+  }
+  free(q->labels);
+  free(q->after_id);
+  free(q);
+}
+
+#define ALL_STATES (VMH_VM_STATE_BIT(VMH_VM_CRASHED + 1) - 1)
+
+/* A copy of in (read within its struct_size), checked; NULL with the
+ * error set (and the code in *code) when it is refused. */
+static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
+  struct vmh_vm_query q = {0};
+  memcpy(&q, in, in->struct_size < sizeof q ? in->struct_size : sizeof q);
+  *code = VMH_EINVAL;
+  if (q.states & ~ALL_STATES) {
+    error_set("unknown VM state bits 0x%" PRIx32, q.states & ~ALL_STATES);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < q.n_labels; i++)
+    if (!q.labels || !q.labels[i].key || !*q.labels[i].key) {
+      error_set("label %" PRIu32 " of the query has no key", i);
+      return NULL;
+    }
+  *code = VMH_ENOMEM;
+  struct query *c = calloc(1, sizeof *c);
+  if (!c || (q.after_id && !(c->after_id = strdup(q.after_id))) ||
+      (q.n_labels && !(c->labels = calloc(q.n_labels, sizeof *c->labels)))) {
+    query_free(c);
+    error_set("out of memory");
+    return NULL;
+  }
+  c->limit = q.limit;
+  c->states = q.states;
+  c->after_created_us = q.after_created_us;
+  for (; c->n_labels < q.n_labels; c->n_labels++) {
+    const struct vmh_keyval *kv = &q.labels[c->n_labels];
+    struct vmh_keyval *to = &c->labels[c->n_labels];
+    if (!(to->key = strdup(kv->key)) ||
+        (kv->value && !(to->value = strdup(kv->value)))) {
+      free((char *)to->key);
+      query_free(c);
+      error_set("out of memory");
+      return NULL;
+    }
+  }
+  *code = 0;
+  return c;
+}
+
+static bool has_label(const struct vm *vm, const struct vmh_keyval *want) {
+  for (size_t i = 0; i < vm->n_metadata; i++)
+    if (strcmp(vm->metadata[i].key, want->key) == 0)
+      return !want->value || strcmp(vm->metadata[i].value, want->value) == 0;
+  return false;
+}
+
+static bool selected(const struct vm *vm, const struct query *q) {
+  if (q->states && !(q->states & VMH_VM_STATE_BIT(vm->state)))
+    return false;
+  for (uint32_t i = 0; i < q->n_labels; i++)
+    if (!has_label(vm, &q->labels[i]))
+      return false;
+  return true;
+}
+
+/* Answer q from the records, and free it. */
+static void answer_query(struct query *q) {
+  vms_rdlock();
+  size_t i = q->after_id ? first_after(q->after_created_us, q->after_id) : 0;
+  for (uint32_t n = 0; i < n_table && (!q->limit || n < q->limit); i++)
+    if (selected(table[i], q)) {
+      vm_reply_record(table[i], q->r);
+      n++;
+    }
+  vms_unlock();
+  reply_done(q->r, 0);
+  query_free(q);
+}
+
 /* A live read: ask every hypervisor, then answer from the records. */
-static void live_list(void *arg) {
-  struct read_task *t = arg;
+static void live_query(void *arg) {
+  struct query *q = arg;
   if (workers_cancelled()) {
     error_set("vmhostd stopped before the read could run");
-    reply_done(t->r, VMH_ECANCELED);
-    free(t);
+    reply_done(q->r, VMH_ECANCELED);
+    query_free(q);
     return;
   }
   vms_reconcile();
-  vms_rdlock();
-  for (size_t i = 0; i < n_table; i++)
-    vm_reply_record(table[i], t->r);
-  vms_unlock();
-  reply_done(t->r, 0);
-  free(t);
+  answer_query(q);
+}
+
+void vm_query(const struct vmh_vm_query *in, vmh_reply_t *r, uint32_t flags) {
+  int code;
+  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
+    return;
+  if (!in) {
+    error_set("no query");
+    reply_done(r, VMH_EINVAL);
+    return;
+  }
+  struct query *q = query_copy(in, &code);
+  if (!q) {
+    reply_done(r, code);
+    return;
+  }
+  q->r = r;
+  if (!(flags & VMH_READ_LIVE)) {
+    answer_query(q);
+    return;
+  }
+  if (workers_submit(NULL, live_query, q) < 0) {
+    query_free(q);
+    error_set("vmhostd is shutting down");
+    reply_done(r, VMH_EAGAIN);
+  }
 }
 
 void vm_list(vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, VMH_READ_LIVE) < 0)
-    return;
-  if (flags & VMH_READ_LIVE) {
-    struct read_task *t = calloc(1, sizeof *t);
-    if (!t) {
-      error_set("out of memory");
-      reply_done(r, VMH_ENOMEM);
-      return;
-    }
-    t->r = r;
-    if (workers_submit(NULL, live_list, t) < 0) {
-      free(t);
-      error_set("vmhostd is shutting down");
-      reply_done(r, VMH_EAGAIN);
-    }
-    return;
-  }
-  vms_rdlock();
-  for (size_t i = 0; i < n_table; i++)
-    vm_reply_record(table[i], r);
-  vms_unlock();
-  reply_done(r, 0);
+  struct vmh_vm_query all = {.struct_size = sizeof all};
+  vm_query(&all, r, flags);
 }
 
 static void live_get(void *arg) {
@@ -552,9 +739,10 @@ static int reconcile_cb(void *opaque, const struct vmh_vm_info *in) {
   struct seen *s = opaque;
   if (!in->id)
     return 0;
-  vms_wrlock();
+  wrlock_counted();
   struct vm *vm = vms_lookup(in->id);
   if (vm && strcmp(vm->id, in->id) == 0) {
+    vm_touch(vm);
     vm_set_info(vm, in);
     if (vm->status == VMH_STATUS_MISSING) {
       log_warn("VM '%s' (%s) is back on hypervisor '%s'", vm->name, vm->id,
@@ -591,12 +779,13 @@ static void reconcile_hypervisor(struct vmh_instance *hv, int startup) {
     free(s.ids);
     return;
   }
-  vms_wrlock();
+  wrlock_counted();
   for (size_t i = 0; i < n_table; i++) {
     struct vm *vm = table[i];
     if (strcmp(vm->hypervisor, hv->name) != 0 || !vm->defined ||
         vm->status != VMH_STATUS_READY || was_seen(&s, vm->id))
       continue;
+    vm_touch(vm);
     log_warn("VM '%s' (%s) is recorded but hypervisor '%s' does not know it",
              vm->name, vm->id, hv->name);
     vm->status = VMH_STATUS_MISSING;
@@ -694,7 +883,7 @@ static void load_cb(void *opaque, struct vm *vm) {
   (void)opaque;
   if (vm->status == VMH_STATUS_CREATING || vm->status == VMH_STATUS_DELETING)
     report_interrupted(vm);
-  if (table_add(vm) < 0)
+  if (table_add(vm, false) < 0)
     vm_free(vm);
 }
 
@@ -707,6 +896,7 @@ int vms_init(const char *state_dir) {
   r = state_load(load_cb, NULL);
   if (r < 0)
     return r;
+  table_sort();
   log_info("loaded %d VM record%s from %s/vms", r, r == 1 ? "" : "s",
            state_dir);
   for (size_t i = 0; i < n_table; i++)

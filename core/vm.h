@@ -35,13 +35,25 @@ char *volume_key(const char *pool, const char *volume);
 /* The front-ends' VM operations (struct vmh_core). */
 void vm_list(vmh_reply_t *r, uint32_t flags);
 void vm_get(const char *vm, vmh_reply_t *r, uint32_t flags);
+void vm_query(const struct vmh_vm_query *q, vmh_reply_t *r, uint32_t flags);
 
 /* ---- shared by vm.c (records) and orchestrate.c ------------------------ */
 
 /* Guards the record table and every record's fields.  Orchestration holds
- * it only to read or change fields, never across a plugin call. */
+ * it only to read or change fields, never across a plugin call.
+ *
+ * Each record has a generation (vmh_vm_record.generation) under which the
+ * front-ends keep its encoding, so a write must say what it changes:
+ * vms_wrlock_vm(vm) changes vm only; vms_wrlock() may change any record
+ * (every record counts as changed: correct, and costly for lists: use it
+ * where one write touches many records or none is known); a writer that
+ * finds its record under the lock (vms_wrlock_record) calls vm_touch(vm)
+ * before changing it. */
 void vms_rdlock(void);
 void vms_wrlock(void);
+void vms_wrlock_vm(struct vm *vm);
+void vms_wrlock_record(void);
+void vm_touch(struct vm *vm);
 void vms_unlock(void);
 /* Changes with every vms_wrlock(): what vm_generation() answers. */
 uint64_t vms_generation(void);

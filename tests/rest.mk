@@ -6,6 +6,7 @@
 # python3-jsonschema).  Included by tests/Makefile.am.
 REST_TESTS = \
 	test-rest-api.py \
+	test-rest-list.py \
 	test-rest-protocols.py \
 	test-rest-tls.py \
 	test-rest-events.py \
@@ -17,4 +18,5 @@ REST_TESTS = \
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
-EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py
+EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py \
+	bench/lookup-scale.py bench/list-scale.py

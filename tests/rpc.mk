@@ -6,6 +6,7 @@
 # tests/Makefile.am.
 RPC_TESTS = \
 	test-rpc-api.py \
+	test-rpc-list.py \
 	test-rpc-wire.py \
 	test-rpc-tls.py \
 	test-rpc-streams.py \

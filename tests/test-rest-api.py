@@ -80,6 +80,16 @@ with RestDaemon() as d:
         for x in vms:
             one = call("GET", V + "/vms/" + x["id"])
             check(x == one, "the list lags behind:", x, one)
+        # Pages of one are made of the same cached JSON.
+        paged, token = [], ""
+        while True:
+            page = call("GET", V + "/vms?limit=1" +
+                        (f"&page_token={token}" if token else ""))
+            paged += page["vms"]
+            token = page["next_page_token"]
+            if not token:
+                break
+        check(paged == vms, "pages of one lag behind:", paged, vms)
         return vms
 
     # A VM's life.

@@ -66,6 +66,19 @@ with RestDaemon() as d:
     live = ctl.json("vm", "list", "--live")
     check([v["name"] for v in live["vms"]] == ["web1"], live)
     check(ctl.json("vm", "show", "web1", "--live")["id"] == vm["id"])
+    # Filters: --state (repeated or a comma list), --label KEY[=VALUE].
+    same_as_api(d, ctl, V + "/vms?state=running&label=role%3Dweb", "vm",
+                "list", "--state", "running", "--label", "role=web")
+    for args, names in ((["--state", "stopped,paused"], []),
+                        (["--state", "stopped", "--state", "running"],
+                         ["web1"]),
+                        (["--label", "role"], ["web1"]),
+                        (["--label", "role=db"], []),
+                        (["--label", "role=web", "--label", "tier=1"],
+                         ["web1"])):
+        got = ctl.json("vm", "list", *args)["vms"]
+        check([v["name"] for v in got] == names, args, got)
+    ctl.error(1, "INVALID_ARGUMENT", "vm", "list", "--state", "asleep")
 
     # A table by default: a heading, one row per VM.
     out = ctl.ok("vm", "list")

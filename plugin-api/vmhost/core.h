@@ -48,8 +48,38 @@ struct vmh_vm_record {
    * core (enum vmh_agent_state; the agent's version, NULL: unknown). */
   uint32_t agent_state;
   const char *agent_version;
+  /* ABI 1.2.  Changes whenever anything of this record may have changed
+   * (it never goes back): with the id, a key under which a front-end may
+   * keep its encoding of the record and use it again while it stays. */
+  uint64_t generation;
+  /* ABI 1.2.  When the VM was created, in microseconds since the epoch:
+   * with the id, its place in vm_query's order. */
+  int64_t created_us;
 #endif
 };
+
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ABI 1.2.  Which VMs vm_query answers, and from where.  Records come in a
+ * stable order, by creation (`created_us`, then id); a page resumes after the
+ * last record of the page before it, so paging through is complete and
+ * without duplicates for VMs that exist throughout, whatever is created
+ * or deleted in between. */
+struct vmh_vm_query {
+  uint32_t struct_size;
+  uint32_t limit; /* at most this many records; 0: all */
+  /* Start after the record of this position (the `created_us` and id of
+   * the last record of the previous page); after_id NULL: from the first. */
+  int64_t after_created_us;
+  const char *after_id;
+  /* Only VMs in these states: bits VMH_VM_STATE_BIT(state); 0: any. */
+  uint32_t states;
+  /* Only VMs whose metadata (labels) has every one of these: key = value;
+   * a NULL value: the key with any value. */
+  const struct vmh_keyval *labels;
+  uint32_t n_labels;
+};
+#define VMH_VM_STATE_BIT(s) (UINT32_C(1) << (s))
+#endif
 
 enum vmh_check_status {
   VMH_CHECK_OK = 0,
@@ -324,6 +354,12 @@ struct vmh_core {
    * Returns 0, VMH_ENOENT (no such VM) or VMH_ENOMEM.  Any thread. */
   int (*agent_status)(const char *vm_id, const struct vmh_agent_status *st,
                       uint32_t flags);
+  /* ABI 1.2.  The VMs q selects, in its order (struct vmh_vm_query), from
+   * memory unless VMH_READ_LIVE.  q is copied before the call returns.
+   * Refused with VMH_EINVAL: a state bit outside enum vmh_vm_state, a
+   * label without a key. */
+  void (*vm_query)(const struct vmh_vm_query *q, vmh_reply_t *r,
+                   uint32_t flags);
 #endif
 };
 

@@ -132,7 +132,8 @@ static const char *const op_statuses[] = {"",          "queued", "running",
   { (tab), sizeof(tab) / sizeof(tab)[0] }
 const struct abij_enum abij_formats = ENUM(formats), abij_buses = ENUM(buses),
                        abij_nic_models = ENUM(nic_models),
-                       abij_actions = ENUM(actions);
+                       abij_actions = ENUM(actions),
+                       abij_vm_states = ENUM(vm_states);
 
 static json_t *jstrv(const char *const *v, uint32_t n) {
   json_t *a = json_array();

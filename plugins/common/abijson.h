@@ -90,7 +90,7 @@ struct abij_enum {
   size_t n;
 };
 extern const struct abij_enum abij_formats, abij_buses, abij_nic_models,
-    abij_actions;
+    abij_actions, abij_vm_states;
 
 /* Memory for decoded arguments: many blocks, freed together. */
 struct abij_arena {

@@ -68,7 +68,8 @@
   X(U32, defined) /* the hypervisor has it */               \
   X(I64, created) /* seconds since the epoch */             \
   X(STR, error)   /* why the VM failed, NULL: it did not */ \
-  X(U32, state)   /* enum vmh_vm_state, last known */
+  X(U32, state)   /* enum vmh_vm_state, last known */       \
+  X(I64, created_us) /* µs since the epoch (0: not recorded): list order */
 /* What a hypervisor last said (struct vmh_vm_info, besides state, ips and
  * the fields of the spec); never saved. */
 #define VM_LIVE(X)                                           \
@@ -133,6 +134,14 @@ struct vm {
   char *agent_version;
   char **agent_ips;
   size_t n_agent_ips;
+  /* The core's: the VM generation of the last write that changed the
+   * record (core/vm.h); never saved. */
+  uint64_t gen;
+  /* The core's: the transitional state its operations last made it show
+   * (0: none) and the VM generation drawn when that changed (core/vm.c,
+   * shown_gen); read and written with atomics under the read lock. */
+  uint32_t shown_state;
+  uint64_t shown_gen;
 };
 
 /* Free vm, everything it owns; NULL is fine. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* h2buf — byte buffers, the bodies answers share, and the answer cache
+/* h2buf — byte buffers and the bodies answers share
  * (see h2int.h and h2server.h). */
 #include <config.h>
 
@@ -8,68 +8,35 @@
 
 #include "h2int.h"
 
-struct h2s_body *h2s_body_take(char *data, size_t len) {
+struct h2s_body *h2s_body_wrap(char *data, size_t len,
+                               void (*release)(char *data, size_t len)) {
   struct h2s_body *b = malloc(sizeof *b);
   if (!b) {
-    free(data);
+    if (release)
+      release(data, len);
+    else
+      free(data);
     return NULL;
   }
   atomic_init(&b->refs, 1);
   b->data = data;
   b->len = len;
+  b->release = release;
   return b;
+}
+
+struct h2s_body *h2s_body_take(char *data, size_t len) {
+  return h2s_body_wrap(data, len, NULL);
 }
 
 void h2s_body_unref(struct h2s_body *b) {
   if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
-    free(b->data);
+    if (b->release)
+      b->release(b->data, b->len);
+    else
+      free(b->data);
     free(b);
   }
-}
-
-struct h2s_cache {
-  pthread_mutex_t lock;
-  struct h2s_body *body;
-  uint64_t gen;
-};
-
-struct h2s_cache *h2s_cache_new(void) {
-  struct h2s_cache *c = calloc(1, sizeof *c);
-  if (c)
-    pthread_mutex_init(&c->lock, NULL);
-  return c;
-}
-
-void h2s_cache_free(struct h2s_cache *c) {
-  if (!c)
-    return;
-  h2s_body_unref(c->body);
-  pthread_mutex_destroy(&c->lock);
-  free(c);
-}
-
-struct h2s_body *h2s_cache_get(struct h2s_cache *c, uint64_t gen) {
-  struct h2s_body *b = NULL;
-  pthread_mutex_lock(&c->lock);
-  if (c->body && c->gen == gen) {
-    b = c->body;
-    atomic_fetch_add(&b->refs, 1);
-  }
-  pthread_mutex_unlock(&c->lock);
-  return b;
-}
-
-void h2s_cache_put(struct h2s_cache *c, uint64_t gen, struct h2s_body *b) {
-  struct h2s_body *old = NULL;
-  pthread_mutex_lock(&c->lock);
-  if (!c->body || gen > c->gen) {
-    old = c->body;
-    atomic_fetch_add(&b->refs, 1);
-    c->body = b;
-    c->gen = gen;
-  }
-  pthread_mutex_unlock(&c->lock);
-  h2s_body_unref(old);
 }
 
 /* A shared body's bytes copied into memory of the buf's own. */
@@ -117,4 +84,9 @@ void h2buf_free(struct buf *b) {
   else
     free(b->p);
   *b = (struct buf){0};
+}
+
+void h2buf_idle(struct buf *b) {
+  if (!b->shared && b->off == b->len && b->cap > H2BUF_KEEP)
+    h2buf_free(b);
 }

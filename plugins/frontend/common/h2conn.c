@@ -201,6 +201,7 @@ void h2conn_flush(struct conn *c) {
     }
     c->out.off += (size_t)n;
   }
+  h2buf_idle(&c->out);
   c->want_out = false;
   if (c->h2 && !nghttp2_session_want_read(c->h2) &&
       !nghttp2_session_want_write(c->h2)) {

@@ -3,7 +3,7 @@
  * plugins/frontend/common: the front-ends include only h2server.h.
  *
  * The files, by concern:
- *   h2buf.c     byte buffers, shared bodies, the answer cache
+ *   h2buf.c     byte buffers, shared bodies
  *   h2req.c     requests: their fields and limits as they arrive, the
  *               hand-over to the handler, the accessors, the end
  *   h2answer.c  answers from any thread: the completion queue, streamed
@@ -69,6 +69,7 @@ struct h2s_body {
   atomic_uint refs;
   char *data;
   size_t len;
+  void (*release)(char *data, size_t len); /* NULL: free() */
 };
 
 struct buf {
@@ -246,6 +247,11 @@ int h2buf_add(struct buf *b, const void *d, size_t n);
 /* Free what b holds (or drop its reference to a shared body); b is left
  * empty. */
 void h2buf_free(struct buf *b);
+/* Once b is all sent: its memory freed when it has grown past
+ * H2BUF_KEEP (an answer of megabytes copied in, as HTTP/1.1 does, must not
+ * stay with a kept-alive connection). */
+#define H2BUF_KEEP (64 * 1024)
+void h2buf_idle(struct buf *b);
 
 static inline size_t h2buf_size(const struct buf *b) {
   return b->len - b->off;

@@ -152,22 +152,16 @@ void h2s_respond(struct h2s_req *req, int status, const char *content_type,
  * first reference, or NULL (data freed) when out of memory. */
 struct h2s_body;
 struct h2s_body *h2s_body_take(char *data, size_t len);
+/* The same for data that release(data, len) gives back (memory of its
+ * own, say mapped), called once with the last reference, or at once when
+ * out of memory. */
+struct h2s_body *h2s_body_wrap(char *data, size_t len,
+                               void (*release)(char *data, size_t len));
 void h2s_body_unref(struct h2s_body *b);
 /* A whole response whose body is b, sent without a copy: the answer holds
  * a reference of its own until it is sent. */
 void h2s_respond_body(struct h2s_req *req, int status, const char *content_type,
                       struct h2s_body *b);
-
-/* The body of an answer kept while what it was made from stays the same,
- * as told by a generation number (the core's vm_generation): any thread.
- * get: the body kept for gen, as a new reference (h2s_body_unref it), or
- * NULL.  put: keep b (a new reference) for gen, unless one as new is kept.
- * h2s_cache_new returns NULL when out of memory; free accepts NULL. */
-struct h2s_cache;
-struct h2s_cache *h2s_cache_new(void);
-void h2s_cache_free(struct h2s_cache *c);
-struct h2s_body *h2s_cache_get(struct h2s_cache *c, uint64_t gen);
-void h2s_cache_put(struct h2s_cache *c, uint64_t gen, struct h2s_body *b);
 
 /* A streamed response (server-sent events): begin once, send any number of
  * times, end once.  on_close is called at most once, on the I/O thread,

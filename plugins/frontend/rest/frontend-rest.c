@@ -40,6 +40,8 @@
 #include "histogram.h"
 #include "rest.h"
 #include "restops.h"
+#include "query.h"
+#include "vmpage.h"
 
 static const struct vmh_host *host;
 const struct vmh_host *rest_host;
@@ -77,9 +79,12 @@ struct route_stats {
  * core's worker thread that made them. */
 #define TRIM_AFTER_ITEMS 1000
 
+static void listing_free(struct listing *ls);
+
 static void call_free(struct call *k) {
   bool big =
       json_is_array(k->res) && json_array_size(k->res) > TRIM_AFTER_ITEMS;
+  listing_free(k->ls);
   abij_arena_free(&k->in.arena);
   free(k->path);
   json_decref(k->body);
@@ -359,61 +364,183 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
 /* ---- Routes: VMs ---------------------------------------------------------
  */
 
-/* The cached list when it is of generation gen: answered, true. */
-static struct h2s_cache *list_cache_of(struct call *k) {
-  return k->hide ? k->rest->list_cache_hidden : k->rest->list_cache;
+/* GET /api/v1/vms: the core's vm_query, each VM's JSON from the
+ * fragment cache, the answer their concatenation; with `limit` (or
+ * `page_token`), a page and the token of the next one. */
+struct listing {
+  char *qbuf; /* the query, decoded: labels point into it */
+  struct vmh_vm_query q;
+  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
+  char after_id[VMH_ID_LEN + 1];
+  uint64_t fp;   /* the filter's fingerprint, for tokens */
+  uint32_t page; /* the page size; 0: everything */
+  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
+  uint32_t n;    /* VMs in the answer so far */
+  bool more;     /* one more than the page came: there is a next page */
+  int64_t last_created;
+  char last_id[VMH_ID_LEN + 1];
+  struct vmpage_buf out;
+};
+
+static void listing_free(struct listing *ls) {
+  if (!ls)
+    return;
+  free(ls->qbuf);
+  vmpage_buf_free(&ls->out);
+  free(ls);
 }
 
-static bool list_cached(struct call *k, uint64_t gen) {
-  struct h2s_body *b = h2s_cache_get(list_cache_of(k), gen);
-  if (!b)
-    return false;
-  account(k, 200);
-  h2s_respond_body(k->req, 200, "application/json", b);
-  h2s_body_unref(b);
-  call_unref(k);
-  return true;
+/* A VM's JSON as GET /api/v1/vms/{id} answers it (the fragment cache's
+ * encoder). */
+static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
+                         size_t *len) {
+  json_t *v = abij_vm(rec);
+  if (v && hide)
+    hide_secrets(v);
+  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (s)
+    *len = strlen(s);
+  return s;
 }
 
-/* Answers a list from memory and keeps it, unless a newer one is kept. */
+/* On a core thread, each VM in order. */
+static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
+  struct call *k = ((struct abij_reply *)o)->opaque;
+  struct listing *ls = k->ls;
+  pthread_mutex_lock(&k->lock);
+  if (ls->page && ls->n == ls->page) {
+    ls->more = true;
+  } else {
+    if (ls->n++)
+      vmpage_buf_add(&ls->out, ",", 1);
+    vmpage_cache_append(k->rest->frags, rec, k->hide, &ls->out);
+    ls->last_created = rec->created_us;
+    snprintf(ls->last_id, sizeof ls->last_id, "%s",
+             rec->spec && rec->spec->id ? rec->spec->id : "");
+  }
+  pthread_mutex_unlock(&k->lock);
+}
+
 static void finish_vm_list(struct call *k, int code, const char *message) {
+  struct listing *ls = k->ls;
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  json_t *v = json_pack("{s:O}", "vms", k->res);
-  char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
-  json_decref(v);
-  if (!s) {
-    answer_json(k, 200, NULL); /* the out-of-memory answer */
-    return;
+  if (ls->walk)
+    vmpage_cache_walk_end(k->rest->frags, ls->walk);
+  vmpage_buf_add(&ls->out, "]", 1);
+  if (ls->page) {
+    char token[VMPAGE_TOKEN_LEN + 1] = "";
+    if (ls->more &&
+        vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
+      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+      return;
+    }
+    static const char key[] = ",\"next_page_token\":\"";
+    vmpage_buf_add(&ls->out, key, sizeof key - 1);
+    vmpage_buf_add(&ls->out, token, strlen(token));
+    vmpage_buf_add(&ls->out, "\"", 1);
   }
-  struct h2s_body *b = h2s_body_take(s, strlen(s));
+  vmpage_buf_add(&ls->out, "}", 1);
+  struct h2s_body *b = vmpage_buf_body(&ls->out);
   if (!b) {
-    answer_json(k, 200, NULL);
+    answer_json(k, 200, NULL); /* the out-of-memory answer */
     return;
   }
   account(k, 200);
   h2s_respond_body(k->req, 200, "application/json", b);
-  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
+  vmpage_cache_trim(k->rest->frags);
   call_unref(k);
 }
 
-static int vm_list(struct call *k) {
-  const struct vmh_core *core = k->rest->core;
-  uint32_t f;
-  if (query_live(k, &f) < 0)
-    return -1;
-  k->shape = LIST;
-  k->key = "vms";
-  if (!(f & VMH_READ_LIVE)) {
-    k->gen = core->vm_generation();
-    if (list_cached(k, k->gen))
-      return 0;
-    k->finish = finish_vm_list;
+/* ?live=, limit=, page_token=, state= (repeated or a comma list), label=
+ * (k=v, or k: the key with any value; repeated: all of them). */
+static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
+  const char *q = h2s_query(k->req), *token = NULL;
+  char *cur, *key, *val, err[256];
+  int r;
+  bool limited = false;
+  if (!(ls->qbuf = strdup(q ? q : "")))
+    return refused(k, VMH_ENOMEM);
+  cur = ls->qbuf;
+  while ((r = query_next(&cur, &key, &val)) != 0) {
+    if (r < 0)
+      return bad(k, "bad %%-escape in the query at '%.60s'", key);
+    if (!strcmp(key, "live")) {
+      if (strcmp(val, "true") && strcmp(val, "1") && strcmp(val, "false") &&
+          strcmp(val, "0"))
+        return bad(k, "'live' must be true or false");
+      *flags = !strcmp(val, "true") || !strcmp(val, "1") ? VMH_READ_LIVE : 0;
+    } else if (!strcmp(key, "limit")) {
+      char *end;
+      unsigned long n = strtoul(val, &end, 10);
+      if (!*val || *end || *val == '-' || n < 1 || strlen(val) > 9)
+        return bad(k,
+                   "'limit' must be a whole number of VMs, 1 or more "
+                   "(pages hold at most %d)",
+                   VMPAGE_MAX_SIZE);
+      ls->page = n > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)n;
+      limited = true;
+    } else if (!strcmp(key, "page_token")) {
+      token = val;
+    } else if (!strcmp(key, "state")) {
+      for (char *st = val, *next; st; st = next) {
+        if ((next = strchr(st, ',')))
+          *next++ = '\0';
+        uint32_t bit = vmpage_state_bit(st);
+        if (!bit)
+          return bad(k, "unknown state '%.40s' (one of: %s)", st,
+                     vmpage_state_names());
+        ls->q.states |= bit;
+      }
+    } else if (!strcmp(key, "label")) {
+      if (ls->q.n_labels == VMPAGE_MAX_LABELS)
+        return bad(k, "at most %d label filters", VMPAGE_MAX_LABELS);
+      char *eq = strchr(val, '=');
+      if (eq)
+        *eq++ = '\0';
+      if (vmpage_label_check(val, eq, err, sizeof err) < 0)
+        return bad(k, "%s", err);
+      ls->labels[ls->q.n_labels++] = (struct vmh_keyval){val, eq};
+    } else {
+      return bad(k,
+                 "unknown query parameter '%.60s' (live, limit, page_token, "
+                 "state, label)",
+                 key);
+    }
   }
-  core->vm_list(&k->reply.reply, f);
+  ls->q.labels = ls->labels;
+  ls->fp = vmpage_fingerprint(&ls->q);
+  if (token) {
+    if (vmpage_token_read(token, ls->fp, &ls->q, ls->after_id, err,
+                          sizeof err) < 0)
+      return bad(k, "%s", err);
+    if (!limited)
+      ls->page = VMPAGE_MAX_SIZE;
+  }
+  return 0;
+}
+
+static int vm_list(struct call *k) {
+  uint32_t f = 0;
+  struct listing *ls = calloc(1, sizeof *ls);
+  if (!ls)
+    return refused(k, VMH_ENOMEM);
+  k->ls = ls;
+  ls->q.struct_size = sizeof ls->q;
+  if (list_query(k, ls, &f) < 0)
+    return -1;
+  /* One more than the page: whether there is a next one. */
+  ls->q.limit = ls->page ? ls->page + 1 : 0;
+  if (!ls->page && !ls->q.states && !ls->q.n_labels)
+    ls->walk = vmpage_cache_walk_begin(k->rest->frags);
+  vmpage_buf_add(&ls->out, "{\"vms\":[", 8);
+  k->reply.reply.vm = on_list_vm;
+  k->finish = finish_vm_list;
+  k->rest->core->vm_query(&ls->q, &k->reply.reply, f);
   return 0;
 }
 
@@ -1579,11 +1706,8 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     free(rest);
     return VMH_ENOMEM;
   }
-  rest->list_cache = h2s_cache_new();
-  rest->list_cache_hidden = h2s_cache_new();
-  if (!rest->list_cache || !rest->list_cache_hidden) {
-    h2s_cache_free(rest->list_cache);
-    h2s_cache_free(rest->list_cache_hidden);
+  rest->frags = vmpage_cache_new(vm_fragment);
+  if (!rest->frags) {
     agentdist_free(rest->agent);
     free(rest->stats);
     h2s_conf_free(&rest->conf);
@@ -1606,19 +1730,21 @@ static int rest_start(void *handle, const struct vmh_core *core,
     return VMH_ENOTSUP;
   }
   rest->core = core;
+  int r = vmpage_cache_follow(rest->frags, host, core);
+  if (r < 0)
+    return r;
   rest->srv = h2s_new(host, rest->inst, &rest->conf, on_request, rest);
   if (rest->srv)
     h2s_set_early(rest->srv, rest_early);
-  if (!rest->srv) {
-    host->error("out of memory");
-    return VMH_ENOMEM;
-  }
-  int r = agentdist_start(rest->agent);
+  r = rest->srv ? agentdist_start(rest->agent) : VMH_ENOMEM;
   if (r == 0 && (r = h2s_start(rest->srv)) < 0)
     agentdist_stop(rest->agent);
   if (r < 0) {
+    if (!rest->srv)
+      host->error("out of memory");
     h2s_free(rest->srv);
     rest->srv = NULL;
+    vmpage_cache_unfollow(rest->frags);
   }
   return r;
 }
@@ -1630,6 +1756,7 @@ static void rest_stop(void *handle, uint32_t flags) {
     h2s_stop(rest->srv, rest->drain_ms);
   /* After the server: downloads in flight had the drain to finish. */
   agentdist_stop(rest->agent);
+  vmpage_cache_unfollow(rest->frags);
 }
 
 static void rest_close(void *handle) {
@@ -1641,8 +1768,7 @@ static void rest_close(void *handle) {
   agentdist_free(rest->agent);
   h2s_conf_free(&rest->conf);
   free(rest->stats);
-  h2s_cache_free(rest->list_cache);
-  h2s_cache_free(rest->list_cache_hidden);
+  vmpage_cache_free(rest->frags);
   free(rest);
 }
 

@@ -40,12 +40,10 @@ struct rest {
   const struct vmh_core *core;
   uint32_t drain_ms;
   struct route_stats *stats; /* one per route, and one for "no route" */
-  /* The last GET /api/v1/vms answered from memory, encoded, by the VM
-   * generation it was begun at: served again while the generation stays
-   * (a list of many VMs costs its JSON encoding otherwise). */
-  struct h2s_cache *list_cache;
-  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
-  struct agentdist *agent;             /* the agent downloads (agentdist.h) */
+  /* Each VM's JSON by its record generation: a list is their
+   * concatenation (vmpage.h). */
+  struct vmpage_cache *frags;
+  struct agentdist *agent; /* the agent downloads (agentdist.h) */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -67,10 +65,10 @@ struct call {
   struct abij_in in;
   struct abij_reply reply;
   enum shape shape;
-  const char *key; /* LIST */
-  int ok_status;   /* 200, 201 */
-  uint64_t gen;    /* vm_list from memory: the generation it began at */
-  bool hide;       /* the caller is a reader: secrets left out */
+  const char *key;    /* LIST */
+  int ok_status;      /* 200, 201 */
+  struct listing *ls; /* GET /api/v1/vms */
+  bool hide;          /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;

@@ -48,6 +48,7 @@
 #include "pbcheck.h"
 #include "reflect.h"
 #include "rpc.h"
+#include "vmpage.h"
 
 static const struct vmh_host *host;
 
@@ -90,10 +91,9 @@ struct rpc {
   atomic_bool stopping;
   struct route *routes;
   size_t n_routes;
-  /* ListVMs from memory, framed, by the VM generation it was begun at
-   * (see frontend-rest.c: the same cache). */
-  struct h2s_cache *list_cache;
-  struct h2s_cache *list_cache_hidden; /* the same, secrets hidden */
+  /* Each VM's Vm message (as a ListVMsResponse field) by its record
+   * generation: ListVMs is their concatenation (vmpage.h). */
+  struct vmpage_cache *frags;
 };
 
 /* ---- Calls ----------------------------------------------------------------
@@ -106,10 +106,10 @@ struct call {
   ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
   struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
-  bool vm_status; /* the vm visitor makes a VmStatusResponse */
-  uint64_t gen;   /* ListVMs from memory: the generation it began at */
-  bool hide;      /* the caller is a reader: secrets left out */
-  uint32_t async; /* VMH_ASYNC for the *Async methods, else 0 */
+  bool vm_status;     /* the vm visitor makes a VmStatusResponse */
+  struct listing *ls; /* ListVMs */
+  bool hide;          /* the caller is a reader: secrets left out */
+  uint32_t async;     /* VMH_ASYNC for the *Async methods, else 0 */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -119,7 +119,10 @@ struct call {
   size_t n_res, cap_res;
 };
 
+static void listing_free(struct listing *ls);
+
 static void call_free(struct call *k) {
+  listing_free(k->ls);
   if (k->in)
     protobuf_c_message_free_unpacked(k->in, NULL);
   abij_arena_free(&k->arena);
@@ -330,10 +333,6 @@ static void on_operation(void *o, const struct vmh_operation *v) {
   pthread_mutex_unlock(&k->lock);
 }
 
-static struct h2s_cache *list_cache_of(struct call *k) {
-  return k->hide ? k->rpc->list_cache_hidden : k->rpc->list_cache;
-}
-
 /* Append to a NUL-terminated text (a piece is lost when out of memory). */
 static void append(char **text, size_t *text_len, const char *d, size_t n) {
   char *t = realloc(*text, *text_len + n + 1);
@@ -478,36 +477,164 @@ static int vm_status(struct call *k) {
   return 0;
 }
 
-/* Answers ListVMs from memory and keeps it, unless a newer one is kept. */
+/* ListVMs: the core's vm_query, each VM from the fragment cache, the
+ * answer their concatenation; with page_size (or page_token) a page and
+ * the token of the next one.  Encoded by hand: a ListVMsResponse is its
+ * `vms` fields (1) one after the other, then next_page_token (2). */
+struct listing {
+  struct vmh_vm_query q;
+  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
+  char after_id[VMH_ID_LEN + 1];
+  uint64_t fp;   /* the filter's fingerprint, for tokens */
+  uint32_t page; /* the page size; 0: everything */
+  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
+  uint32_t n;    /* VMs in the answer so far */
+  bool more;     /* one more than the page came: there is a next page */
+  int64_t last_created;
+  char last_id[VMH_ID_LEN + 1];
+  struct vmpage_buf out; /* GRPC_PREFIX bytes, then the message */
+};
+
+static void listing_free(struct listing *ls) {
+  if (!ls)
+    return;
+  vmpage_buf_free(&ls->out);
+  free(ls);
+}
+
+/* A protobuf length-delimited field's key and length into p: its size. */
+static size_t field_head(uint8_t *p, unsigned field, size_t len) {
+  size_t n = 0;
+  p[n++] = (uint8_t)(field << 3 | 2);
+  do {
+    p[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+    len >>= 7;
+  } while (len);
+  return n;
+}
+
+/* The fragment cache's encoder: field 1 of a ListVMsResponse, as GetVM
+ * would answer the VM. */
+static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
+                         size_t *len) {
+  struct abij_arena a = {0};
+  char *out = NULL;
+  Vmhost__V1__Vm *m = abipb_vm(&a, rec);
+  if (m && hide && m->spec && m->spec->user_data && m->spec->user_data[0])
+    m->spec->user_data = hidden;
+  if (m) {
+    size_t n = protobuf_c_message_get_packed_size(&m->base);
+    if ((out = malloc(n + 11))) {
+      size_t h = field_head((uint8_t *)out, 1, n);
+      protobuf_c_message_pack(&m->base, (uint8_t *)out + h);
+      *len = h + n;
+    }
+  }
+  abij_arena_free(&a);
+  return out;
+}
+
+static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
+  struct call *k = o;
+  struct listing *ls = k->ls;
+  pthread_mutex_lock(&k->lock);
+  if (ls->page && ls->n == ls->page) {
+    ls->more = true;
+  } else {
+    ls->n++;
+    vmpage_cache_append(k->rpc->frags, rec, k->hide, &ls->out);
+    ls->last_created = rec->created_us;
+    snprintf(ls->last_id, sizeof ls->last_id, "%s",
+             rec->spec && rec->spec->id ? rec->spec->id : "");
+  }
+  pthread_mutex_unlock(&k->lock);
+}
+
 static void finish_vm_list(struct call *k, int code, const char *message) {
+  struct listing *ls = k->ls;
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  ProtobufCMessage *m = list_of(k, k->rt->md->output);
-  struct h2s_body *b = m ? framed(m) : NULL;
+  if (ls->walk)
+    vmpage_cache_walk_end(k->rpc->frags, ls->walk);
+  if (ls->more) {
+    char token[VMPAGE_TOKEN_LEN + 1];
+    uint8_t head[12];
+    if (vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
+      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+      return;
+    }
+    vmpage_buf_add(&ls->out, head, field_head(head, 2, strlen(token)));
+    vmpage_buf_add(&ls->out, token, strlen(token));
+  }
+  if (!ls->out.failed)
+    grpc_prefix((uint8_t *)ls->out.data, ls->out.len - GRPC_PREFIX);
+  struct h2s_body *b = vmpage_buf_body(&ls->out);
   if (!b) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   answer_body(k, b);
-  h2s_cache_put(list_cache_of(k), k->gen, b);
   h2s_body_unref(b);
+  vmpage_cache_trim(k->rpc->frags);
+}
+
+/* The request's filter and page into ls: 0, or -1 after refusing it. */
+static int list_request(struct call *k, struct listing *ls) {
+  const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
+  char err[256];
+  if (m->page_size < 0)
+    return bad(k, "page_size must be 0 (every VM) or more");
+  ls->page =
+      m->page_size > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)m->page_size;
+  for (size_t i = 0; i < m->n_states; i++) {
+    uint32_t st = (uint32_t)m->states[i];
+    if (st > VMH_VM_CRASHED)
+      return bad(k, "states[%zu]: unknown VM state %" PRIu32, i, st);
+    ls->q.states |= VMH_VM_STATE_BIT(st);
+  }
+  if (m->n_labels > VMPAGE_MAX_LABELS)
+    return bad(k, "at most %d labels to select on", VMPAGE_MAX_LABELS);
+  for (size_t i = 0; i < m->n_labels; i++) {
+    const char *key = m->labels[i]->key, *value = m->labels[i]->value;
+    if (vmpage_label_check(key, value, err, sizeof err) < 0)
+      return bad(k, "labels: %s", err);
+    ls->labels[i] = (struct vmh_keyval){key, value};
+  }
+  ls->q.labels = ls->labels;
+  ls->q.n_labels = (uint32_t)m->n_labels;
+  ls->fp = vmpage_fingerprint(&ls->q);
+  if (m->page_token && *m->page_token) {
+    if (vmpage_token_read(m->page_token, ls->fp, &ls->q, ls->after_id, err,
+                          sizeof err) < 0)
+      return bad(k, "%s", err);
+    if (!ls->page)
+      ls->page = VMPAGE_MAX_SIZE;
+  }
+  return 0;
 }
 
 static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
-  if (!m->live) {
-    k->gen = CORE(k)->vm_generation();
-    struct h2s_body *b = h2s_cache_get(list_cache_of(k), k->gen);
-    if (b) {
-      answer_body(k, b);
-      h2s_body_unref(b);
-      return 0;
-    }
-    k->finish = finish_vm_list;
+  static const uint8_t prefix[GRPC_PREFIX];
+  struct listing *ls = calloc(1, sizeof *ls);
+  if (!ls) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
   }
-  CORE(k)->vm_list(reply(k), m->live ? VMH_READ_LIVE : 0);
+  k->ls = ls;
+  ls->q.struct_size = sizeof ls->q;
+  if (list_request(k, ls) < 0)
+    return -1;
+  /* One more than the page: whether there is a next one. */
+  ls->q.limit = ls->page ? ls->page + 1 : 0;
+  if (!ls->page && !ls->q.states && !ls->q.n_labels)
+    ls->walk = vmpage_cache_walk_begin(k->rpc->frags);
+  vmpage_buf_add(&ls->out, prefix, GRPC_PREFIX); /* filled at the end */
+  k->reply.vm = on_list_vm;
+  k->finish = finish_vm_list;
+  CORE(k)->vm_query(&ls->q, reply(k), m->live ? VMH_READ_LIVE : 0);
   return 0;
 }
 
@@ -1748,8 +1875,7 @@ static int rpc_load(const struct vmh_host *h) {
 static void rpc_free(struct rpc *rpc) {
   h2s_conf_free(&rpc->conf);
   routes_free(rpc);
-  h2s_cache_free(rpc->list_cache);
-  h2s_cache_free(rpc->list_cache_hidden);
+  vmpage_cache_free(rpc->frags);
   free(rpc);
 }
 
@@ -1785,9 +1911,7 @@ static int rpc_open(const struct vmh_host *h, const struct vmh_instance *inst,
   rpc->drain_ms = (uint32_t)drain * 1000;
   rpc->max_message = max;
   rpc->max_streams = (uint32_t)streams;
-  rpc->list_cache = h2s_cache_new();
-  rpc->list_cache_hidden = h2s_cache_new();
-  if (!rpc->list_cache || !rpc->list_cache_hidden) {
+  if (!(rpc->frags = vmpage_cache_new(vm_fragment))) {
     rpc_free(rpc);
     return VMH_ENOMEM;
   }
@@ -1812,12 +1936,15 @@ static int rpc_start(void *handle, const struct vmh_core *core,
   }
   rpc->core = core;
   int r = routes_build(rpc);
+  if (r == 0)
+    r = vmpage_cache_follow(rpc->frags, host, core);
   if (r < 0) {
     routes_free(rpc);
     return r;
   }
   rpc->srv = h2s_new(host, rpc->inst, &rpc->conf, on_request, rpc);
   if (!rpc->srv) {
+    vmpage_cache_unfollow(rpc->frags);
     routes_free(rpc);
     host->error("out of memory");
     return VMH_ENOMEM;
@@ -1827,6 +1954,7 @@ static int rpc_start(void *handle, const struct vmh_core *core,
   if (r < 0) {
     h2s_free(rpc->srv);
     rpc->srv = NULL;
+    vmpage_cache_unfollow(rpc->frags);
     routes_free(rpc);
   }
   return r;
@@ -1838,6 +1966,7 @@ static void rpc_stop(void *handle, uint32_t flags) {
   atomic_store(&rpc->stopping, true);
   if (rpc->srv)
     h2s_stop(rpc->srv, rpc->drain_ms);
+  vmpage_cache_unfollow(rpc->frags);
 }
 
 static void rpc_close(void *handle) {
