@@ -94,6 +94,11 @@ with RestDaemon(body=SLOW) as d:
     check(vm_state(d, "op-1") == "stopped", "created stopped")
 
     # ---- ?wait=false: 202, Location, the operation ---------------------
+    # A list first: each VM's encoding is kept by its generation, and an
+    # operation changes what the VM shows without a write to its record.
+    vms = req(d, "GET", "/api/v1/vms", status=200)[2]["vms"]
+    check([v["state"] for v in vms if v["name"] == "op-1"] == ["stopped"],
+          vms)
     st, hdrs, start = req(d, "POST", "/api/v1/vms/op-1/start?wait=false",
                           status=202)
     check(hdrs.get("location") == f"/api/v1/operations/{start['id']}",
@@ -141,6 +146,9 @@ with RestDaemon(body=SLOW) as d:
     check(end["status"] == "succeeded", end)
     check(end["progress"]["percent"] == 100, end)
     check(vm_state(d, "op-1") == "running", "state after the start")
+    vms = req(d, "GET", "/api/v1/vms", status=200)[2]["vms"]
+    check([v["state"] for v in vms if v["name"] == "op-1"] == ["running"],
+          vms)
     sse.wait(lambda e: e["type"] == "operation_ended" and
              e["operation"] == start["id"], "start ended")
     kinds = [(e["type"], e["reason"]) for e in sse.of(start["id"])]

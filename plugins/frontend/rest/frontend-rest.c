@@ -38,9 +38,9 @@
 #include "agentdist.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "query.h"
 #include "rest.h"
 #include "restops.h"
-#include "query.h"
 #include "vmpage.h"
 
 static const struct vmh_host *host;
@@ -1613,8 +1613,9 @@ static void route(struct call *k) {
     return;
   }
   /* A client that goes before its answer: the core cancels its work if
-   * still queued (core.h, caller_gone).  Streams watch for themselves. */
-  if (routes[found].fn != events) {
+   * still queued (core.h, caller_gone).  Streams, and a file upload taken
+   * as it comes (agent.c), watch for themselves: one watch per request. */
+  if (routes[found].fn != events && routes[found].fn != rest_agent_file_put) {
     atomic_fetch_add(&k->refs, 1); /* the watch's */
     h2s_watch(req, 0, on_watch, k);
   }
