@@ -76,6 +76,7 @@ struct settings {
   unsigned workers;
   unsigned drain_timeout_s;
   unsigned reconcile_interval_s;
+  uint64_t journal_compact_size; /* bytes; 0: never compact */
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;

@@ -694,7 +694,7 @@ int vms_init(const char *state_dir) {
   r = state_load(load_cb, NULL);
   if (r < 0)
     return r;
-  log_info("loaded %d VM record%s from %s/vms", r, r == 1 ? "" : "s",
+  log_info("loaded %d VM record%s from %s/vms.journal", r, r == 1 ? "" : "s",
            state_dir);
   for (size_t i = 0; i < n_table; i++)
     if (!instance_find(VMH_KIND_HYPERVISOR, table[i]->hypervisor))
@@ -722,4 +722,5 @@ void vms_free(void) {
   n_table = cap_table = 0;
   strmap_free(&by_id);
   strmap_free(&by_name);
+  state_close();
 }
