@@ -330,13 +330,21 @@ static void fault_init(void) {
            fault_point, fault_nth);
 }
 
-/* Die here if the test asked for it. */
-static void fault(const char *point) {
-  if (!fault_point[0] || strcmp(point, fault_point) != 0 ||
-      atomic_fetch_add(&fault_seen, 1) + 1 != fault_nth)
-    return;
+/* 1 when the test asked to die here, this time. */
+static bool fault_due(const char *point) {
+  return fault_point[0] && strcmp(point, fault_point) == 0 &&
+         atomic_fetch_add(&fault_seen, 1) + 1 == fault_nth;
+}
+
+static void fault_die(const char *point) {
   log_error("fault point %s reached (VMHOSTD_FAULT): killing vmhostd", point);
   raise(SIGKILL);
+}
+
+/* Die here if the test asked for it. */
+static void fault(const char *point) {
+  if (fault_due(point))
+    fault_die(point);
 }
 
 /* ---- the journal ----------------------------------------------------------
@@ -668,9 +676,9 @@ static int rotate(struct journal *j) {
 static int write_batch(struct journal *j, const struct batch *b, uint64_t off,
                        char *msg, size_t n, bool *fatal) {
   fault("journal-before-write");
-  if (fault_point[0] && strcmp(fault_point, "journal-torn-write") == 0) {
+  if (fault_due("journal-torn-write")) {
     (void)!pwrite(j->fd, b->buf, b->len / 2 + 1, (off_t)off);
-    fault("journal-torn-write");
+    fault_die("journal-torn-write");
   }
   if (pwrite_all(j->fd, b->buf, b->len, (off_t)off) < 0) {
     int e = errno;
@@ -926,8 +934,14 @@ void journal_close(struct journal *j) {
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->thread, NULL);
   }
-  if (j->fd >= 0)
+  if (j->fd >= 0) {
     close(j->fd);
+    log_info("journal: %" PRIu64 " record%s written in %" PRIu64
+             " sync%s, %" PRIu64 " compaction%s",
+             j->stats.frames, j->stats.frames == 1 ? "" : "s", j->stats.batches,
+             j->stats.batches == 1 ? "" : "s", j->stats.compactions,
+             j->stats.compactions == 1 ? "" : "s");
+  }
   if (j->dirfd >= 0)
     close(j->dirfd);
   replay_free(&j->recovered);

@@ -8,6 +8,7 @@
 
 #include "settings.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,9 @@ static const struct {
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   NULL};
 static const char *const daemon_keys[] = {
-    "state_dir",     "plugin_dir",         "log",       "workers",
-    "drain_timeout", "reconcile_interval", "boot_dirs",
-    "journal_compact_size", NULL};
+    "state_dir", "plugin_dir",           "log",
+    "workers",   "drain_timeout",        "reconcile_interval",
+    "boot_dirs", "journal_compact_size", NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -290,16 +291,16 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
                         &s->reconcile_interval_s)) < 0)
     return r;
-  int64_t compact;
-  if ((r = config_int(d, "journal_compact_size", 0, INT64_C(1) << 40,
-                      (int64_t)(UINT64_C(16) << 20), &compact, 0)) < 0)
+  uint64_t compact;
+  if ((r = config_size(d, "journal_compact_size", 0, UINT64_C(1) << 40,
+                       UINT64_C(16) << 20, &compact, 0)) < 0)
     return r;
   if (compact > 0 && compact < 4096)
     return error_code(VMH_EINVAL,
-                      "daemon.journal_compact_size: %lld bytes is too small "
-                      "(0: never compact, or 4096 and up)",
-                      (long long)compact);
-  s->journal_compact_size = (uint64_t)compact;
+                      "%s: key 'journal_compact_size': %" PRIu64
+                      " bytes is too small (0: never compact, or 4KiB and up)",
+                      config_key_where(d, "journal_compact_size"), compact);
+  s->journal_compact_size = compact;
   const struct vmh_config *bd, *el;
   uint32_t n;
   if ((r = config_list(d, "boot_dirs", &bd, &n, 0)) < 0)
