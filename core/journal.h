@@ -14,7 +14,9 @@
  * then the payload: a type byte ('P' put, 'D' delete; 'S' and 'E' open and
  * close a snapshot), a key length byte, the key, the value.  A put carries
  * the whole record, so replaying is idempotent and the last frame of a key
- * wins.
+ * wins.  The log grows by zero-filled chunks (1 MiB, written once), so a
+ * batch's fdatasync flushes data only; zeros after the last frame are the
+ * end of the log.
  *
  * Group commit: journal_append() queues a frame (cheap, in memory);
  * journal_wait() returns once that frame is on disk.  The first waiter

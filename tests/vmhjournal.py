@@ -45,7 +45,8 @@ def frame(seq, kind, key, value=b""):
 
 def frames(path):
     """[(offset, seq, kind, key, value)] of the valid frames from the start
-    of path up to the first bad one; and the offset where they stop."""
+    of path up to the first bad one (or the zeros that end a log); and the
+    offset where they stop."""
     if not os.path.exists(path):
         return [], 0
     with open(path, "rb") as f:
@@ -90,8 +91,17 @@ def last_seq(state_dir):
     return max(seqs, default=0)
 
 
+def end(state_dir):
+    """Where the log's frames end (zeros after that are preallocated)."""
+    return frames(os.path.join(state_dir, LOG))[1]
+
+
 def append(state_dir, data):
-    with open(os.path.join(state_dir, LOG), "ab") as f:
+    """Write data after the log's last frame (over its zeros)."""
+    path = os.path.join(state_dir, LOG)
+    at = end(state_dir)
+    with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+        f.seek(at)
         f.write(data)
 
 
