@@ -4,8 +4,8 @@
 one or more builds of vmhostd side by side in one run (e.g. main before
 the record journal and after).
 
-For each build and each state location (--disk-dir, default the first
-build tree, and /dev/shm) it starts vmhostd (mocks + REST, pinned to CPU 0)
+For each build and each state location (--disk-dir, default /var/tmp: a
+real disk here, and /dev/shm) it starts vmhostd (mocks + REST, pinned to CPU 0)
 and runs h2bench.c on CPU 1: --vms creates (define+start) over one HTTP/2
 connection with --inflight streams open at once, then, on a fresh daemon,
 --seq creates one at a time.  It prints VMs/s, the seconds each thousand
@@ -62,7 +62,7 @@ def main():
     ap.add_argument("builddirs", nargs="+")
     args = ap.parse_args()
     builds = [os.path.abspath(b) for b in args.builddirs]
-    disk = args.disk_dir or builds[0]
+    disk = args.disk_dir or "/var/tmp"
     print(f"creates on the mock hypervisor over one HTTP/2 connection; "
           f"vmhostd on CPU 0, client on CPU 1; median of {args.runs}")
     with tempfile.TemporaryDirectory() as tmp:

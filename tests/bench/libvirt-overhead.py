@@ -12,7 +12,7 @@ NICs, side by side in one run, the sides interleaved run by run:
              process) and the REST front-end; the client is h2bench.c, one
              kept-alive cleartext HTTP/2 connection (POST /api/v1/vms,
              POST .../stop {"force": true}, DELETE .../NAME); records on
-             the disk (--disk-dir, default the build tree: ext4 here), and
+             the disk (--disk-dir, default /var/tmp: ext4 here), and
              again with the state directory on tmpfs (/dev/shm)
   in-process libvirt-direct.c on test:///default in its own process: what
              the driver alone costs (a floor, not a target)
@@ -172,7 +172,7 @@ def main():
     ap.add_argument("--disk-dir", default=None)
     args = ap.parse_args()
     args.builddir = os.path.abspath(args.builddir)
-    disk = args.disk_dir or args.builddir
+    disk = args.disk_dir or "/var/tmp"
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         sys.exit("needs two CPUs and taskset")
     import lvguest
