@@ -13,7 +13,8 @@ took (the last thousand / the first: flat is 1.0) and the journal's syncs
 per create (a build without the journal prints "-").  Medians of --runs.
 
     tests/bench/create-rate.py [--vms 10000] [--inflight 16] [--seq 1000]
-                               [--runs 1] [--disk-dir DIR] BUILDDIR...
+                               [--runs 1] [--disk-dir DIR] [--workers N]
+                               [--where disk,tmpfs] BUILDDIR...
 
 BUILDDIRs: build trees configured without --enable-sanitizers.
 """
@@ -33,9 +34,9 @@ lo = importlib.import_module("libvirt-overhead")
 MOCK_HV = "{ name: hv0, plugin: mock, max_vms: 1000000 }"
 
 
-def one(builddir, parent, clients, n, inflight):
+def one(builddir, parent, clients, n, inflight, daemon=""):
     """(VMs/s, [seconds per thousand], syncs per create)."""
-    d = lo.Vmhostd(builddir, parent, MOCK_HV)
+    d = lo.Vmhostd(builddir, parent, MOCK_HV, daemon)
     try:
         out = subprocess.run(
             ["taskset", "-c", "1", clients["h2bench"], "127.0.0.1",
@@ -59,6 +60,9 @@ def main():
     ap.add_argument("--seq", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--disk-dir", default=None)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="daemon.workers (default: vmhostd's, 8)")
+    ap.add_argument("--where", default="disk,tmpfs")
     ap.add_argument("builddirs", nargs="+")
     args = ap.parse_args()
     builds = [os.path.abspath(b) for b in args.builddirs]
@@ -67,11 +71,14 @@ def main():
           f"vmhostd on CPU 0, client on CPU 1; median of {args.runs}")
     with tempfile.TemporaryDirectory() as tmp:
         clients = lo.build_clients(tmp)
+        daemon = f"  workers: {args.workers}\n" if args.workers else ""
         for where, parent in (("disk", disk), ("tmpfs", "/dev/shm")):
+            if where not in args.where.split(","):
+                continue
             for b in builds:
-                par = [one(b, parent, clients, args.vms, args.inflight)
+                par = [one(b, parent, clients, args.vms, args.inflight, daemon)
                        for _ in range(args.runs)]
-                seq = [one(b, parent, clients, args.seq, 1)
+                seq = [one(b, parent, clients, args.seq, 1, daemon)
                        for _ in range(args.runs)]
                 rate = statistics.median(p[0] for p in par)
                 th = par[len(par) // 2][1]

@@ -80,7 +80,7 @@ def pin_all(pid, cpu):
 class Vmhostd:
     """vmhostd with the libvirt plugin and REST, state under parent."""
 
-    def __init__(self, builddir, parent, hv):
+    def __init__(self, builddir, parent, hv, daemon=""):
         self.tmp = tempfile.mkdtemp(prefix="vmh-overhead.", dir=parent)
         self.port = free_port()
         dirs = subprocess.run(
@@ -92,7 +92,7 @@ class Vmhostd:
   state_dir: state
   log: {{ level: info }}
   reconcile_interval: 0
-hypervisors: [ {hv} ]
+{daemon}hypervisors: [ {hv} ]
 storage: [ {{ name: pool0, plugin: mock }} ]
 networks: [ {{ name: net0, plugin: mock }} ]
 frontends:
