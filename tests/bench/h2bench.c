@@ -97,9 +97,8 @@ static int close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *u) {
   return 0;
 }
 
-static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf,
-                       size_t len, uint32_t *flags, nghttp2_data_source *src,
-                       void *u) {
+static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                       uint32_t *flags, nghttp2_data_source *src, void *u) {
   (void)s, (void)id, (void)u;
   struct req *r = src->ptr;
   size_t n = r->len - r->off < len ? r->len - r->off : len;
@@ -113,12 +112,9 @@ static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf,
 static void submit(struct req *r, const char *method) {
   nghttp2_nv nv[] = {
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), 0}
-      NV(":method", method),
-      NV(":scheme", "http"),
-      NV(":authority", host_hdr),
-      NV(":path", r->path),
-      NV("authorization", auth),
-      NV("content-type", "application/json"),
+      NV(":method", method),      NV(":scheme", "http"),
+      NV(":authority", host_hdr), NV(":path", r->path),
+      NV("authorization", auth),  NV("content-type", "application/json"),
 #undef NV
   };
   nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_cb};
