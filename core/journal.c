@@ -369,6 +369,7 @@ struct journal {
   bool failed;       /* an fsync failed: nothing more is accepted */
   char why[256];     /* why failed */
   uint64_t compact_size;
+  uint64_t retry_at; /* after a failed compaction: log size to try again */
   struct journal_stats stats;
   uint64_t write_errors; /* batches that failed */
 
@@ -645,6 +646,8 @@ static void *compactor(void *arg) {
                 error_get());
     pthread_mutex_lock(&j->mu);
     j->busy = false;
+    /* Not again at every batch: once the log has grown as much again. */
+    j->retry_at = rc == 0 ? 0 : j->log_size + j->compact_size;
     if (rc == 0) {
       j->old_present = false;
       j->stats.compactions++;
@@ -784,7 +787,8 @@ static void lead(struct journal *j) {
   pthread_cond_broadcast(&j->cv);
   bool big =
       !err && j->compact_size && j->log_size >= j->compact_size && !j->stopping;
-  if (big && j->old_present && !j->busy && !j->wanted) {
+  if (big && j->old_present && !j->busy && !j->wanted &&
+      j->log_size >= j->retry_at) {
     /* The last compaction failed: try it again. */
     j->wanted = true;
     pthread_cond_signal(&j->ccv);
