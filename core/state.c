@@ -84,6 +84,13 @@ int state_remove(const char *id) {
   return r;
 }
 
+int state_sync(void) {
+  int r = journal_sync(journal);
+  if (r < 0)
+    error_set("cannot save VM records: %s", error_get());
+  return r;
+}
+
 void state_compact(void) {
   if (journal)
     journal_compact(journal);

@@ -34,6 +34,9 @@ int state_save(const struct vm *vm);
  * state_wait without it.  w may be NULL for state_queue (nobody waits). */
 int state_queue(const struct vm *vm, struct journal_wait *w);
 int state_wait(struct journal_wait *w);
+/* Wait until every save queued so far is durable (after state_queue with
+ * no waiter).  0 or VMH_EIO with the message set. */
+int state_sync(void);
 /* Remove vm's record (durable on return); one already gone is fine. */
 int state_remove(const char *id);
 /* Compact the journal now, in the background. */

@@ -301,8 +301,9 @@ static char *vanished_error(const struct vm_disk *d) {
 }
 
 /* Marks vm, whose disk d uses the volume (lock held, exclusive): sets or
- * clears its error and saves it.  Returns what to tell of it (the caller
- * frees), NULL when out of memory. */
+ * clears its error and queues its save (the caller waits for it with
+ * state_sync once the lock is released).  Returns what to tell of it (the
+ * caller frees), NULL when out of memory. */
 static char *mark_vm(struct vm *vm, const struct vm_disk *d,
                      const struct volume_news *n) {
   _cleanup_free_ char *prefix = vanished_error(d);
@@ -320,7 +321,7 @@ static char *mark_vm(struct vm *vm, const struct vm_disk *d,
     free(vm->error);
     vm->error = NULL;
   }
-  if (state_save(vm) < 0)
+  if (state_queue(vm, NULL) < 0)
     log_warn("VM '%s': %s", vm->name, error_get());
   if (asprintf(&text, "VM '%s': disk %s: volume %s/%s %s", vm->name, d->name,
                d->pool, d->volume,
@@ -354,6 +355,9 @@ static void volume_news_task(void *arg) {
     }
   }
   vms_unlock();
+  /* Durable before anyone is told; the table was not locked meanwhile. */
+  if (n_notes && state_sync() < 0)
+    log_warn("%s", error_get());
   for (size_t i = 0; i < n_notes; i++) {
     struct vmh_event ev = {
         .struct_size = sizeof ev,
