@@ -33,6 +33,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "settings.h"
+#include "state.h"
 #include "vm.h"
 #include "workers.h"
 
@@ -416,6 +417,7 @@ static int run(const char *config_file, int check_only) {
     goto out;
   }
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
+  state_set_compact_size(s.journal_compact_size);
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;

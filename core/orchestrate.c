@@ -75,9 +75,12 @@ static struct vmh_instance *vm_hypervisor(const struct vm *vm) {
 /* Save vm's record; logged, not fatal: the operation itself succeeded and
  * the next save (or reconciliation) catches up. */
 static void save(struct vm *vm) {
+  struct journal_wait w;
   vms_rdlock();
-  int r = state_save(vm);
+  int r = state_queue(vm, &w);
   vms_unlock();
+  if (r == 0)
+    r = state_wait(&w);
   if (r < 0)
     log_error("%s", error_get());
 }
@@ -687,10 +690,11 @@ static int create_steps(struct task *t) {
   /* The record is on disk before any backend is touched, so a crash from
    * here on leaves a record saying what was made.  Saved here, on a
    * worker, rather than in vm_create: a front-end never waits for a disk. */
+  struct journal_wait w;
   vms_rdlock();
-  r = state_save(vm);
+  r = state_queue(vm, &w);
   vms_unlock();
-  if (r < 0)
+  if (r < 0 || (r = state_wait(&w)) < 0)
     return r;
   /* Progress in steps: each disk, each NIC, the domain. */
   uint64_t steps = vm->n_disks + vm->n_nics + 1, step = 0;

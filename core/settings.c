@@ -8,6 +8,7 @@
 
 #include "settings.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,17 @@ static const struct {
 
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   NULL};
-static const char *const daemon_keys[] = {
-    "state_dir", "plugin_dir",           "log",
-    "workers",   "drain_timeout",        "reconcile_interval",
-    "boot_dirs", "operations_retention", "operations_max",
-    NULL};
+static const char *const daemon_keys[] = {"state_dir",
+                                          "plugin_dir",
+                                          "log",
+                                          "workers",
+                                          "drain_timeout",
+                                          "reconcile_interval",
+                                          "boot_dirs",
+                                          "operations_retention",
+                                          "operations_max",
+                                          "journal_compact_size",
+                                          NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -317,6 +324,21 @@ static int read_operations(struct ctx *c, const struct vmh_config *d) {
   return 0;
 }
 
+static int read_journal(struct ctx *c, const struct vmh_config *d) {
+  uint64_t compact;
+  int r = config_size(d, "journal_compact_size", 0, UINT64_C(1) << 40,
+                      UINT64_C(16) << 20, &compact, 0);
+  if (r < 0)
+    return r;
+  if (compact > 0 && compact < 4096)
+    return error_code(VMH_EINVAL,
+                      "%s: key 'journal_compact_size': %" PRIu64
+                      " bytes is too small (0: never compact, or 4KiB and up)",
+                      config_key_where(d, "journal_compact_size"), compact);
+  c->s->journal_compact_size = compact;
+  return 0;
+}
+
 static int read_boot_dirs(struct ctx *c, const struct vmh_config *d) {
   struct settings *s = c->s;
   const struct vmh_config *bd, *el;
@@ -347,8 +369,8 @@ static int read_daemon_rest(struct ctx *c, const struct vmh_config *d) {
 static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   static const reader_fn fns[] = {
       read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
-      read_drain,     read_reconcile,  read_operations, read_boot_dirs,
-      read_daemon_rest};
+      read_drain,     read_reconcile,  read_operations, read_journal,
+      read_boot_dirs, read_daemon_rest};
   return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 

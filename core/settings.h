@@ -80,6 +80,7 @@ struct settings {
    * more than this many (in progress and ended). */
   unsigned operations_retention_s;
   unsigned operations_max;
+  uint64_t journal_compact_size; /* bytes; 0: never compact */
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;

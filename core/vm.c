@@ -403,8 +403,9 @@ static char *vanished_error(const struct vm_disk *d) {
 }
 
 /* Marks vm, whose disk d uses the volume (lock held, exclusive): sets or
- * clears its error and saves it.  Returns what to tell of it (the caller
- * frees), NULL when out of memory. */
+ * clears its error and queues its save (the caller waits for it with
+ * state_sync once the lock is released).  Returns what to tell of it (the
+ * caller frees), NULL when out of memory. */
 static char *mark_vm(struct vm *vm, const struct vm_disk *d,
                      const struct volume_news *n) {
   _cleanup_free_ char *prefix = vanished_error(d);
@@ -422,7 +423,7 @@ static char *mark_vm(struct vm *vm, const struct vm_disk *d,
     free(vm->error);
     vm->error = NULL;
   }
-  if (state_save(vm) < 0)
+  if (state_queue(vm, NULL) < 0)
     log_warn("VM '%s': %s", vm->name, error_get());
   if (asprintf(&text, "VM '%s': disk %s: volume %s/%s %s", vm->name, d->name,
                d->pool, d->volume,
@@ -457,6 +458,9 @@ static void volume_news_task(void *arg) {
     }
   }
   vms_unlock();
+  /* Durable before anyone is told; the table was not locked meanwhile. */
+  if (n_notes && state_sync() < 0)
+    log_warn("%s", error_get());
   for (size_t i = 0; i < n_notes; i++) {
     struct vmh_event ev = {
         .struct_size = sizeof ev,
@@ -897,7 +901,7 @@ int vms_init(const char *state_dir) {
   if (r < 0)
     return r;
   table_sort();
-  log_info("loaded %d VM record%s from %s/vms", r, r == 1 ? "" : "s",
+  log_info("loaded %d VM record%s from %s/vms.journal", r, r == 1 ? "" : "s",
            state_dir);
   for (size_t i = 0; i < n_table; i++)
     if (!instance_find(VMH_KIND_HYPERVISOR, table[i]->hypervisor))
@@ -925,4 +929,5 @@ void vms_free(void) {
   n_table = cap_table = 0;
   strmap_free(&by_id);
   strmap_free(&by_name);
+  state_close();
 }

@@ -1005,12 +1005,13 @@ static void test_settings_fixtures(void) {
                   "at the top level (expected one of: daemon, hypervisors, "
                   "storage, networks, frontends); did you mean "
                   "'hypervisors'?");
-  refuse_settings("configs/bad-unknown-daemon.yaml", VMH_EINVAL,
-                  "configs/bad-unknown-daemon.yaml:3:3: unknown key "
-                  "'stat_dir' under daemon (expected one of: state_dir, "
-                  "plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max); did you mean 'state_dir'?");
+  refuse_settings(
+      "configs/bad-unknown-daemon.yaml", VMH_EINVAL,
+      "configs/bad-unknown-daemon.yaml:3:3: unknown key "
+      "'stat_dir' under daemon (expected one of: state_dir, "
+      "plugin_dir, log, workers, drain_timeout, "
+      "reconcile_interval, boot_dirs, operations_retention, "
+      "operations_max, journal_compact_size); did you mean 'state_dir'?");
   refuse_settings("configs/bad-range.yaml", VMH_EINVAL,
                   "configs/bad-range.yaml:3:3: key 'workers': 0 is out of "
                   "range 1..256");
@@ -1138,29 +1139,34 @@ static void test_settings_more(void) {
                   "0..86400");
   settings_refuse("daemon:\n  workers: 257\n",
                   "%s:2:3: key 'workers': 257 is out of range 1..256");
-  settings_refuse("daemon:\n  wokrers: 2\n",
-                  "%s:2:3: unknown key 'wokrers' under daemon (expected one "
-                  "of: state_dir, plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max); did you mean 'workers'?");
+  settings_refuse(
+      "daemon:\n  wokrers: 2\n",
+      "%s:2:3: unknown key 'wokrers' under daemon (expected one "
+      "of: state_dir, plugin_dir, log, workers, drain_timeout, "
+      "reconcile_interval, boot_dirs, operations_retention, "
+      "operations_max, journal_compact_size); did you mean 'workers'?");
   /* Two transpositions: two edits, though four for plain Levenshtein. */
   settings_refuse("daemon:\n  drian_tiemout: 2\n",
                   "%s:2:3: unknown key 'drian_tiemout' under daemon (expected "
                   "one of: state_dir, plugin_dir, log, workers, "
                   "drain_timeout, reconcile_interval, boot_dirs, "
-                  "operations_retention, operations_max); did you mean "
+                  "operations_retention, operations_max, "
+                  "journal_compact_size); did you mean "
                   "'drain_timeout'?");
   /* Three edits: no hint. */
-  settings_refuse(
-      "daemon:\n  work: 2\n",
-      "%s:2:3: unknown key 'work' under daemon (expected one of: "
-      "state_dir, plugin_dir, log, workers, drain_timeout, "
-      "reconcile_interval, boot_dirs, operations_retention, operations_max)");
-  settings_refuse(
-      "daemon:\n  color: blue\n",
-      "%s:2:3: unknown key 'color' under daemon (expected one "
-      "of: state_dir, plugin_dir, log, workers, drain_timeout, "
-      "reconcile_interval, boot_dirs, operations_retention, operations_max)");
+  settings_refuse("daemon:\n  work: 2\n",
+                  "%s:2:3: unknown key 'work' under daemon (expected one of: "
+                  "state_dir, plugin_dir, log, workers, drain_timeout, "
+                  "reconcile_interval, boot_dirs, operations_retention, "
+                  "operations_max, journal_compact_size)");
+  settings_refuse("daemon:\n  color: blue\n",
+                  "%s:2:3: unknown key 'color' under daemon (expected one "
+                  "of: state_dir, plugin_dir, log, workers, drain_timeout, "
+                  "reconcile_interval, boot_dirs, operations_retention, "
+                  "operations_max, journal_compact_size)");
+  settings_refuse("daemon:\n  journal_compact_size: 100\n",
+                  "%s:2:3: key 'journal_compact_size': 100 bytes is too "
+                  "small (0: never compact, or 4KiB and up)");
   settings_refuse("daemon:\n  state_dir:\n",
                   "%s:2:3: key 'state_dir': expected a path, found an empty "
                   "value");

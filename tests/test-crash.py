@@ -10,6 +10,8 @@ import os
 import threading
 import time
 
+import vmhjournal
+
 from vmhtest import Daemon, quiet_call, check, expect, mocks, vm_spec
 
 PERSIST = ", persist: true"
@@ -31,7 +33,7 @@ with Daemon(mocks(hv=PERSIST + ", latency: { define: 5s }", st=PERSIST,
     check(len(vols) == 2 and ports == 1, "the create got to define")
     d.kill9()
 
-    records = glob.glob(os.path.join(d.tmp, "state", "vms", "*.json"))
+    records = vmhjournal.records(os.path.join(d.tmp, "state"))
     check(len(records) == 1, "one record on disk:", records)
 
     mark = len(d.log())
@@ -55,22 +57,27 @@ with Daemon(mocks(hv=PERSIST + ", latency: { define: 5s }", st=PERSIST,
     check(d.stop() == 0, "clean exit")
 
 # Records on disk: a leftover temp file goes, a corrupt record is set aside,
-# good records load.
+# good records load.  (Records are frames of state/vms.journal: the leftover
+# is a snapshot's temporary file, the corrupt record a damaged last frame.)
 with Daemon(mocks(hv=PERSIST, st=PERSIST, net=PERSIST)) as d:
     d.ok(op="vm_create", spec=vm_spec("keep"))
     check(d.stop() == 0, "clean exit")
-    vms = os.path.join(d.tmp, "state", "vms")
-    with open(os.path.join(vms, ".00000000-0000-4000-8000-000000000000.json.tmp"), "w") as f:
+    state = os.path.join(d.tmp, "state")
+    with open(os.path.join(state, ".vms.snapshot.AbC123"), "w") as f:
         f.write("{ half")
-    with open(os.path.join(vms, "11111111-1111-4111-8111-111111111111.json"), "w") as f:
-        f.write("{ not json")
+    bad = bytearray(vmhjournal.frame(vmhjournal.last_seq(state) + 1, "P",
+                                     "11111111-1111-4111-8111-111111111111",
+                                     '{ "not": "json"'))
+    bad[-3] ^= 0xFF
+    vmhjournal.append(state, bytes(bad))
     d.start()
     log = d.log()
     check("interrupted write" in log, log)
-    check("not a valid VM record" in log, log)
-    check(os.path.exists(os.path.join(vms, "11111111-1111-4111-8111-111111111111.json.corrupt")),
+    check("torn or corrupt tail" in log, log)
+    check(glob.glob(os.path.join(state, "vms.journal.corrupt-*")),
           "corrupt record set aside")
-    check(not glob.glob(os.path.join(vms, ".*.tmp")), "temp file removed")
+    check(not glob.glob(os.path.join(state, ".vms.snapshot.*")),
+          "temp file removed")
     vm = d.ok(op="vm_get", vm="keep")["vms"][0]
     check(vm["status"] == "ready" and vm["state"] == "running", vm)
     # A second vmhostd on the same state directory is refused, exit 1.

@@ -75,6 +75,7 @@ import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
 import tappump  # noqa: E402
+import vmhjournal  # noqa: E402
 from vmhtest import Daemon, check, expect, ip_link, sh, vm_spec, wait_for  # noqa: E402
 
 TAG = "vmho-" + uuid.uuid4().hex[:6]
@@ -277,7 +278,7 @@ def main(tmp):
         f_id, f = create(d, "f")
         uuids = {n: r["_uuid"] for n, r in ports(ovs).items()}
         check(d.stop() == 0, "SIGTERM: exit 0")
-        os.unlink(os.path.join(d.tmp, "state", "vms", f_id + ".json"))
+        vmhjournal.remove(os.path.join(d.tmp, "state"), f_id)
         d.start()
         check({n: r["_uuid"] for n, r in ports(ovs).items()} == uuids,
               "same ports after the restart")
