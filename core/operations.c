@@ -68,6 +68,16 @@ static struct waiter *waiters;
 static unsigned retention_s = 3600, max_ops = 1000;
 static atomic_uint_fast64_t generation;
 
+/* Events are sent by the timer thread, never under the lock: a subscriber
+ * may take the VM table's lock, whose holders ask ops_vm_state for the
+ * lock here (vm.c's records).  Queued under the lock, so in its order. */
+struct queued_event {
+  struct queued_event *next;
+  struct vmh_event ev;
+  char *vm_id, *operation, *message; /* ev's strings, owned */
+};
+static struct queued_event *ev_head, **ev_tail = &ev_head;
+
 /* ---- time, small helpers ------------------------------------------------ */
 
 /* Answer r with code and this thread's error message. */
@@ -142,7 +152,53 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
     r->operation(r->opaque, &v);
 }
 
-/* An operation event (under lock, once visible). */
+/* Queue ev to be sent by the timer thread (under lock).  Out of memory,
+ * the event is lost: the operation itself is still right. */
+static void queue_event(const struct vmh_event *ev) {
+  struct queued_event *q = calloc(1, sizeof *q);
+  if (!q || (ev->vm_id && !(q->vm_id = strdup(ev->vm_id))) ||
+      (ev->operation && !(q->operation = strdup(ev->operation))) ||
+      (ev->message && !(q->message = strdup(ev->message)))) {
+    log_warn("operations: out of memory: an event is lost");
+    if (q) {
+      free(q->vm_id);
+      free(q->operation);
+      free(q);
+    }
+    return;
+  }
+  q->ev = *ev;
+  q->ev.vm_id = q->vm_id;
+  q->ev.operation = q->operation;
+  q->ev.message = q->message;
+  *ev_tail = q;
+  ev_tail = &q->next;
+  pthread_cond_signal(&tick);
+}
+
+/* Send the queued events in their order, with the lock released meanwhile
+ * when held (the timer thread), or without it at the end (ops_free). */
+static void send_queued(bool locked) {
+  while (ev_head) {
+    struct queued_event *q = ev_head;
+    ev_head = NULL;
+    ev_tail = &ev_head;
+    if (locked)
+      pthread_mutex_unlock(&lock);
+    while (q) {
+      struct queued_event *next = q->next;
+      events_emit("core", &q->ev);
+      free(q->vm_id);
+      free(q->operation);
+      free(q->message);
+      free(q);
+      q = next;
+    }
+    if (locked)
+      pthread_mutex_lock(&lock);
+  }
+}
+
 /* An operation event saying status (under lock, once visible). */
 static void emit_as(const struct operation *op, uint32_t type,
                     uint32_t status) {
@@ -160,7 +216,7 @@ static void emit_as(const struct operation *op, uint32_t type,
       .done = op->done,
       .total = op->total,
   };
-  events_emit("core", &ev);
+  queue_event(&ev);
 }
 
 static void emit(const struct operation *op, uint32_t type) {
@@ -178,7 +234,7 @@ static void emit_vm_state(const struct operation *op) {
                          .reason = op->kind,
                          .operation = op->id,
                          .message = op->vm_name};
-  events_emit("core", &ev);
+  queue_event(&ev);
 }
 
 /* Any change of an operation on a VM may change the state the VM shows
@@ -736,6 +792,7 @@ static void *timer_main(void *arg) {
   (void)arg;
   pthread_mutex_lock(&lock);
   while (!stopping) {
+    send_queued(true);
     int64_t now = now_us(CLOCK_MONOTONIC);
     int64_t next = prune(now);
     for (struct waiter **p = &waiters, *w; (w = *p);) {
@@ -750,6 +807,8 @@ static void *timer_main(void *arg) {
         next = w->deadline_mono_us;
       p = &w->next;
     }
+    if (ev_head || stopping)
+      continue;
     if (!next) {
       pthread_cond_wait(&tick, &lock);
     } else {
@@ -804,6 +863,7 @@ void ops_free(void) {
     pthread_join(timer, NULL);
     timer_running = false;
   }
+  send_queued(false);
   pthread_mutex_lock(&lock);
   /* Work still holding an operation (abandoned by a drain) keeps it. */
   while (all) {
