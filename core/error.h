@@ -31,7 +31,7 @@ const char *error_get(void);
 /* Forget this thread's message (before calling into a plugin). */
 void error_clear(void);
 
-/* The mapping table.  Unknown codes (positive, or below VMH_ERROR_MIN) map
+/* The mapping table.  Unknown codes (positive, or below VMH_ERROR_LOWEST) map
  * like VMH_EINTERNAL.  Names are stable identifiers ("ok", "not_found", …):
  * the REST error code, the metrics result label. */
 uint32_t error_http_status(int code);

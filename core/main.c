@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "orchestrate.h"
+#include "resources.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "settings.h"
@@ -191,8 +192,10 @@ static int token_create(const char *config_file, const char *name,
 
 static void reconcile_task(void *arg) {
   (void)arg;
-  if (!workers_cancelled())
+  if (!workers_cancelled()) {
     vms_reconcile();
+    resources_sample_pools();
+  }
 }
 
 static int start_frontends(void) {
@@ -337,6 +340,8 @@ static int run(const char *config_file, int check_only) {
     goto out;
   }
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
+  resources_setup(&s.resources);
+  resources_sample_pools();
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;
@@ -394,6 +399,7 @@ out:
     workers_drain(0);
   instances_free();
   vms_free();
+  resources_free();
   events_free();
   metrics_free();
   settings_free(&s);

@@ -25,9 +25,10 @@
 #include "error.h"
 #include "histogram.h"
 #include "log.h"
+#include "resources.h"
 
 #define TABLE_SIZE 1024 /* a power of two; chains just get longer */
-#define N_RESULTS (-VMH_ERROR_MIN + 1)
+#define N_RESULTS (-VMH_ERROR_LOWEST + 1)
 #define PLUGIN_NAME_MAX VMH_NAME_MAX
 
 /* Operation durations, in nanoseconds. */
@@ -196,7 +197,7 @@ void metrics_observe(const char *instance, const char *op, int code,
   s = series_get(SERIES_OP, instance ? instance : "core", op);
   if (!s)
     return;
-  if (code > 0 || code < VMH_ERROR_MIN)
+  if (code > 0 || code < VMH_ERROR_LOWEST)
     code = VMH_EINTERNAL;
   atomic_fetch_add_explicit(&s->results[-code], 1, memory_order_relaxed);
   hist_observe(&s->duration, &op_layout, ns);
@@ -423,6 +424,7 @@ char *metrics_render(size_t *ret_len) {
   render_process(f);
   render_ops(f, ops, n_ops);
   render_plugin(f, plugin, n_plugin);
+  resources_render(f);
   failed = ferror(f) != 0;
   if (fclose(f) != 0 || failed)
     goto fail;

@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "orchestrate.h"
+#include "resources.h"
 #include "state.h"
 #include "validate.h"
 #include "vm.h"
@@ -511,6 +512,7 @@ static int volume_unmake(struct vm_disk *d) {
   if (!pool)
     return VMH_EIO;
   r = INSTANCE_CALL(pool, storage, vol_delete, d->volume, 0);
+  resources_sample_pool(d->pool); /* the space it gave back */
   return r == VMH_ENOENT ? 0 : r;
 }
 
@@ -680,6 +682,18 @@ static int teardown(struct vm *vm) {
 
 /* ---- create ------------------------------------------------------------- */
 
+/* Make vm's volumes, their space reserved first (resources.h). */
+static int make_volumes(struct vm *vm) {
+  int r = resources_disks_reserve(vm->disks, vm->n_disks);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < vm->n_disks && r == 0; i++)
+    if ((r = volume_make(&vm->disks[i])) == 0)
+      save(vm);
+  resources_disks_release(vm->disks, vm->n_disks);
+  return r;
+}
+
 static int create_steps(struct task *t) {
   struct vm *vm = t->vm;
   int r;
@@ -689,14 +703,8 @@ static int create_steps(struct task *t) {
   vms_rdlock();
   r = state_save(vm);
   vms_unlock();
-  if (r < 0)
+  if (r < 0 || (r = make_volumes(vm)) < 0)
     return r;
-  for (size_t i = 0; i < vm->n_disks; i++) {
-    struct vm_disk *d = &vm->disks[i];
-    if ((r = volume_make(d)) < 0)
-      return r;
-    save(vm);
-  }
   for (size_t i = 0; i < vm->n_nics; i++) {
     if ((r = port_bind(vm, &vm->nics[i])) < 0)
       return r;
@@ -1095,9 +1103,12 @@ static void attach_task(void *arg) {
     r = call_unsupported(hv, "attach_disk");
     goto done;
   }
-  if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0)
+  if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0 ||
+      (r = resources_disks_reserve(d, 1)) < 0)
     goto done;
-  if ((r = volume_make(d)) < 0)
+  r = volume_make(d);
+  resources_disks_release(d, 1);
+  if (r < 0)
     goto done;
   if ((r = disk_source(d, caps.source_types, &src)) < 0)
     goto undo;

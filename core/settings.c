@@ -36,7 +36,8 @@ static const struct {
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
-                                       "networks", "frontends",   NULL};
+                                       "networks", "frontends",   "resources",
+                                       NULL};
 static const char *const daemon_keys[] = {
     "state_dir",     "plugin_dir",         "log",       "workers",
     "drain_timeout", "reconcile_interval", "boot_dirs", NULL};
@@ -419,6 +420,14 @@ static int top_key(void *opaque, const char *key,
     c->daemon_seen = true;
     return read_daemon(c, d);
   }
+  if (strcmp(key, "resources") == 0) {
+    const struct vmh_config *m;
+    int r = config_map(value, NULL, &m, 0);
+    if (r < 0)
+      return r;
+    resources_conf_free(&c->s->resources);
+    return resources_conf_read(m, &c->s->resources);
+  }
   for (size_t i = 0; i < N_SECTIONS; i++)
     if (strcmp(key, sections[i].key) == 0)
       return read_section(c, i, value);
@@ -455,6 +464,23 @@ static int level_source(void *opaque, const char *key,
                     config_where(value), key);
 }
 
+/* Each pool named under resources.reserved_disk is a storage instance. */
+static int check_reserve_pools(struct ctx *c) {
+  const struct resources_conf *rc = &c->s->resources;
+  const struct kind_list *st = &c->kinds[0]; /* sections[0]: storage */
+  for (size_t i = 0; i < rc->n_pools; i++) {
+    bool found = false;
+    for (size_t j = 0; j < st->n && !found; j++)
+      found = strcmp(st->v[j].name, rc->pools[i].pool) == 0;
+    if (!found)
+      return error_code(VMH_EINVAL,
+                        "%s: resources.reserved_disk: no storage instance "
+                        "named '%s'",
+                        config_where(rc->pools[i].node), rc->pools[i].pool);
+  }
+  return 0;
+}
+
 static int load(const char *path, struct settings *s, struct ctx *c) {
   int r = config_load(path, &s->root);
   if (r < 0)
@@ -462,6 +488,11 @@ static int load(const char *path, struct settings *s, struct ctx *c) {
   if ((r = config_keys(s->root, top_key, c)) < 0)
     return r;
   if (!c->daemon_seen && (r = read_daemon(c, NULL)) < 0)
+    return r;
+  if (!config_lookup(s->root, "resources") &&
+      (r = resources_conf_read(NULL, &s->resources)) < 0)
+    return r;
+  if ((r = check_reserve_pools(c)) < 0)
     return r;
   if ((r = config_keys(c->levels, level_source, c)) < 0)
     return r;
@@ -510,6 +541,7 @@ void settings_free(struct settings *s) {
   for (size_t i = 0; i < s->n_instances; i++)
     free(s->instances[i].file);
   free(s->instances);
+  resources_conf_free(&s->resources);
   config_free(s->root);
   memset(s, 0, sizeof *s);
 }

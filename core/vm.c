@@ -19,6 +19,7 @@
 #include "events.h"
 #include "instance.h"
 #include "log.h"
+#include "resources.h"
 #include "state.h"
 #include "strmap.h"
 #include "workers.h"
@@ -91,6 +92,7 @@ static int table_add(struct vm *vm) {
     strmap_put(&by_name, vm->name, vm);
   strmap_put(&by_id, vm->id, vm);
   table[n_table++] = vm;
+  resources_vm_added(vm);
   return 0;
 }
 
@@ -101,7 +103,7 @@ int vms_insert(struct vm *vm) {
   if (o)
     r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
                    vm->name, o->id);
-  else
+  else if ((r = resources_admit_vm(vm)) == 0)
     r = table_add(vm);
   vms_unlock();
   return r;
@@ -117,6 +119,7 @@ void vms_remove(struct vm *vm) {
   for (size_t i = 0; i < n_table; i++) {
     if (table[i] == vm) {
       table[i] = table[--n_table];
+      resources_vm_removed(vm);
       break;
     }
   }

@@ -998,7 +998,7 @@ static void test_settings_fixtures(void) {
   refuse_settings("configs/bad-unknown-top.yaml", VMH_EINVAL,
                   "configs/bad-unknown-top.yaml:3:1: unknown key 'hypervisor' "
                   "at the top level (expected one of: daemon, hypervisors, "
-                  "storage, networks, frontends); did you mean "
+                  "storage, networks, frontends, resources); did you mean "
                   "'hypervisors'?");
   refuse_settings("configs/bad-unknown-daemon.yaml", VMH_EINVAL,
                   "configs/bad-unknown-daemon.yaml:3:3: unknown key "
@@ -1160,7 +1160,7 @@ static void test_settings_more(void) {
   settings_refuse("plugins: []\n",
                   "%s:1:1: unknown key 'plugins' at the top level (expected "
                   "one of: daemon, hypervisors, storage, networks, "
-                  "frontends)");
+                  "frontends, resources)");
   settings_refuse("hypervisors: {name: hv0}\n",
                   "%s:1:1: key 'hypervisors': expected a list, found a map");
   settings_refuse("hypervisors:\n  - mock\n",

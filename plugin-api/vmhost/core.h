@@ -122,6 +122,51 @@ enum vmh_vm_action {
 
 typedef const struct vmh_reply vmh_reply_t;
 
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ABI 1.2: what the host can still take (admission control).  For each
+ * resource: total = host size × overcommit; available = total − reserved −
+ * allocated (never below 0).  Allocated is what the VM records hold (every
+ * record counts until its VM is deleted, creates in flight included). */
+struct vmh_host_resources {
+  uint32_t struct_size;
+  uint32_t host_cpus;            /* logical CPUs of the host(s) counted */
+  uint32_t cpu_overcommit_milli; /* ratio × 1000 */
+  uint32_t memory_overcommit_milli;
+  uint64_t vcpus_total;
+  uint64_t vcpus_reserved;
+  uint64_t vcpus_allocated;
+  uint64_t vcpus_available;
+  uint64_t host_memory; /* bytes */
+  uint64_t memory_total;
+  uint64_t memory_reserved;
+  uint64_t memory_allocated;
+  uint64_t memory_available;
+  uint32_t n_vms;
+  uint32_t n_pools;
+  /* Sums over the pools below. */
+  uint64_t disk_total;
+  uint64_t disk_reserved;
+  uint64_t disk_allocated;
+  uint64_t disk_available;
+};
+
+/* One storage pool's space as admission sees it: total = the pool's
+ * capacity, allocated = capacity − what the pool says is available, plus
+ * volumes being created now; available = total − reserved − allocated. */
+struct vmh_pool_resources {
+  uint32_t struct_size;
+  const char *name;
+  uint64_t total;
+  uint64_t reserved;
+  uint64_t allocated;
+  uint64_t available;
+  int64_t sampled_us; /* when the pool was last asked, 0: never */
+};
+
+typedef void (*vmh_pool_resources_fn)(void *opaque,
+                                      const struct vmh_pool_resources *pool);
+#endif
+
 /* A VM is addressed by its id or its name; a pool, volume, image or network
  * by its name. */
 struct vmh_core {
@@ -219,6 +264,15 @@ struct vmh_core {
    * without a reply (subscribe), "" when there is none.  Thread-local; valid
    * until the next core call on this thread. */
   const char *(*error_message)(void);
+
+  /* ABI 1.2.  The host's resources as admission control counts them, from
+   * memory (pools as last sampled): fills *ret (its struct_size set by the
+   * caller; fields past it are left alone) and calls pool (may be NULL)
+   * once per storage pool.  Cheap, any thread.  Returns 0, or VMH_EINVAL
+   * for unknown flags or a NULL ret. */
+  int (*host_resources)(struct vmh_host_resources *ret,
+                        vmh_pool_resources_fn pool, void *opaque,
+                        uint32_t flags);
 #endif
 };
 

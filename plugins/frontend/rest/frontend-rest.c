@@ -37,6 +37,7 @@
 #include "abijson.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "resources.h"
 
 static const struct vmh_host *host;
 
@@ -757,6 +758,20 @@ static int host_metrics(struct call *k) {
   return host_get(k);
 }
 
+static int host_resources(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  int code;
+  json_t *v = rest_host_resources(k->rest->core, &code);
+  if (v)
+    answer_json(k, 200, v);
+  else
+    answer_code(k, code,
+                code == VMH_ENOTSUP ? "the core has no host_resources"
+                                    : "out of memory");
+  return 0;
+}
+
 /* The worst check's status names the whole. */
 static json_t *health_json(struct call *k) {
   static const char *const order[] = {"ok", "degraded", "failed"};
@@ -1156,6 +1171,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/host/health", health, AUTH_READER},
     {"GET", "/api/v1/host/metrics", host_metrics, AUTH_READER},
     {"GET", "/api/v1/host/hardware", host_hardware, AUTH_READER},
+    {"GET", "/api/v1/host/resources", host_resources, AUTH_READER},
     {"GET", "/api/v1/plugins", plugin_list, AUTH_READER},
     {"GET", "/api/v1/vms", vm_list, AUTH_READER},
     {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},

@@ -114,9 +114,9 @@ struct hv {
   const struct vmh_host *host;
   const struct vmh_instance *inst;
   struct mock_common *mc;
-  int64_t max_vcpus, max_vms;
+  int64_t max_vcpus, max_vms, host_cpus;
   int64_t vsock_port; /* 0: channels are unix sockets; else vsock, this port */
-  uint64_t max_memory;
+  uint64_t max_memory, host_memory;
   struct ptrvec vms;            /* of struct dom *, in define order */
   struct strmap by_id, by_name; /* the same VMs (vms_add, vms_drop) */
   uint64_t next_seq;            /* last seq given */
@@ -847,7 +847,8 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
     return rc;
   if ((rc = vmh_check_flags(h->host, "caps", flags, 0)) < 0 ||
       (rc = mock_check_struct(h->host, "caps", ret, ret ? ret->struct_size : 0,
-                              sizeof *ret)) < 0)
+                              offsetof(struct vmh_hypervisor_caps, max_memory) +
+                                  sizeof ret->max_memory)) < 0)
     return rc;
   ret->source_types = ALL_SOURCES;
   ret->binding_types = ALL_BINDINGS;
@@ -856,6 +857,10 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
       VMH_HV_SNAPSHOTS | VMH_HV_HOTPLUG_DISK | VMH_HV_PAUSE | VMH_HV_CONSOLE;
   ret->max_vcpus = (uint32_t)h->max_vcpus;
   ret->max_memory = h->max_memory;
+  if (VMH_HAS_FIELD(ret, host_memory)) {
+    ret->host_cpus = (uint32_t)h->host_cpus;
+    ret->host_memory = h->host_memory;
+  }
   return 0;
 }
 
@@ -1622,6 +1627,11 @@ static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
                               0)) < 0 ||
       (rc = host->config_int(config, "max_vms", 1, 1000000, 1024, &h->max_vms,
                              0)) < 0 ||
+      (rc = host->config_int(config, "host_cpus", 1, 1 << 20, 256,
+                             &h->host_cpus, 0)) < 0 ||
+      (rc = host->config_size(config, "host_memory", UINT64_C(1) << 20,
+                              UINT64_MAX, UINT64_C(1) << 40, &h->host_memory,
+                              0)) < 0 ||
       (rc = host->config_int(config, "vsock_port", 0, UINT32_MAX, 0,
                              &h->vsock_port, 0)) < 0 ||
       (rc = read_preexisting(h, config, &pre, &n_pre)) < 0)
