@@ -22,6 +22,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "events.h"
+#include "hosttelemetry.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -342,6 +343,10 @@ static int run(const char *config_file, int check_only) {
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
   resources_setup(&s.resources);
   resources_sample_pools();
+  if (telemetry_start(s.state_dir, s.telemetry_interval_s) < 0) {
+    log_error("%s", error_get());
+    goto out_close;
+  }
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;
@@ -373,6 +378,7 @@ static int run(const char *config_file, int check_only) {
   workers_drain(s.drain_timeout_s * 1000);
   workers = 0;
   stop_frontends();
+  telemetry_stop();
   status = 0;
   if (workers_abandoned()) {
     /* Operations past the deadline still run inside plugins: closing the
@@ -387,6 +393,7 @@ static int run(const char *config_file, int check_only) {
   }
 
 out_close:
+  telemetry_stop();
   if (workers) {
     workers_drain(s.drain_timeout_s * 1000);
     workers = 0;

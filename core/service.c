@@ -16,6 +16,7 @@
 #include "error.h"
 #include "events.h"
 #include "hostinfo.h"
+#include "hosttelemetry.h"
 #include "instance.h"
 #include "loader.h"
 #include "metrics.h"
@@ -608,4 +609,5 @@ const struct vmh_core core_services = {
     .vm_generation = vms_generation,
     .error_message = error_get,
     .host_resources = resources_get,
+    .host_samples = telemetry_samples,
 };

@@ -39,8 +39,9 @@ static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   "resources",
                                        NULL};
 static const char *const daemon_keys[] = {
-    "state_dir",     "plugin_dir",         "log",       "workers",
-    "drain_timeout", "reconcile_interval", "boot_dirs", NULL};
+    "state_dir", "plugin_dir",         "log",
+    "workers",   "drain_timeout",      "reconcile_interval",
+    "boot_dirs", "telemetry_interval", NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -290,6 +291,9 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   if ((r = read_seconds(d, "reconcile_interval", 86400, 30,
                         &s->reconcile_interval_s)) < 0)
     return r;
+  if ((r = config_int(d, "telemetry_interval", 1, 3600, 5, &workers, 0)) < 0)
+    return r;
+  s->telemetry_interval_s = (unsigned)workers;
   const struct vmh_config *bd, *el;
   uint32_t n;
   if ((r = config_list(d, "boot_dirs", &bd, &n, 0)) < 0)

@@ -77,6 +77,7 @@ struct settings {
   unsigned workers;
   unsigned drain_timeout_s;
   unsigned reconcile_interval_s;
+  unsigned telemetry_interval_s; /* host samples, 1..3600, default 5 */
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;

@@ -7,7 +7,7 @@ memory and pool space on create, disk attach and volume create, with
 nothing left behind; concurrent creates racing for the last slots
 (exactly as many succeed as fit); a failed create's rollback, a delete and
 a restart giving back exactly what they should; the Prometheus gauges;
-config validation."""
+config validation; the host telemetry of GET /api/v1/host/metrics."""
 import http.client
 import json
 import os
@@ -17,7 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resttest import RestDaemon, validate  # noqa: E402
-from vmhtest import VMHOSTD, check, fail, mocks  # noqa: E402
+from vmhtest import VMHOSTD, check, fail, mocks, wait_for  # noqa: E402
 
 V = "/api/v1"
 GIB = 1 << 30
@@ -192,7 +192,7 @@ def race(d, bodies, path, winners):
 
 def restart_recomputes(d):
     d.stop()
-    d.write_config(body(cpu="2.0", mem="1.5"))
+    d.write_config(body(cpu="2.0", mem="1.5"), "  telemetry_interval: 1")
     d.start()
     st, _, r = d.request("GET", V + "/host/resources")
     check(st == 200, r)
@@ -244,8 +244,54 @@ def config_errors(tmp):
     check(p.returncode == 0, p.stderr)
 
 
-with RestDaemon(body=body()) as d:
+def telemetry(d):
+    """GET /api/v1/host/metrics: the samples' shape and plausibility."""
+    def metrics():
+        st, _, v = d.request("GET", V + "/host/metrics")
+        check(st == 200, st, v)
+        validate("GET", V + "/host/metrics", st, v)
+        return v
+
+    wait_for(lambda: len(metrics()["history"]) >= 2, "two host samples")
+    m = metrics()
+    s = m["sample"]
+    with open("/proc/meminfo") as f:
+        total = int(next(x for x in f if x.startswith("MemTotal:")).split()[1])
+    check(s["memory"]["total"] == total * 1024, s["memory"])
+    check(s["memory"]["used"] + s["memory"]["available"] ==
+          s["memory"]["total"], s["memory"])
+    check(len(s["cpu"]["per_core"]) == os.cpu_count(), s["cpu"])
+    check(0 <= s["cpu"]["usage"] <= 1 and s["interval_ms"] >= 900, s)
+    check(s["load"]["load1"] >= 0, s["load"])
+    fs = {f["name"]: f for f in s["filesystems"]}
+    state = os.statvfs(os.path.join(d.tmpdir, "state"))
+    check(fs["state"]["path"] == os.path.realpath(
+        os.path.join(d.tmpdir, "state")) and
+        fs["state"]["total"] == state.f_blocks * state.f_frsize, fs)
+    check(fs["pool0"]["total"] == 100 * GIB and
+          fs["pool0"]["used"] == 90 * GIB, fs)
+    with open("/proc/net/dev") as f:
+        names = {x.split(":")[0].strip() for x in f if ":" in x} - {"lo"}
+    check({n["name"] for n in s["nics"]} <= names and
+          all(n["rx_bytes_per_s"] * s["interval_ms"] // 1000 <= n["rx_bytes"]
+              and n["tx_bytes_per_s"] * s["interval_ms"] // 1000 <=
+              n["tx_bytes"] for n in s["nics"]),
+          s["nics"], names)
+    times = [h["time_us"] for h in m["history"]]
+    check(times == sorted(times) and len(set(times)) == len(times), times)
+    # A busy CPU shows: burn one until a sample says so.
+    burn = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        wait_for(lambda: max(metrics()["sample"]["cpu"]["per_core"]) >= 0.5,
+                 "a sample with a busy CPU")
+    finally:
+        burn.kill()
+        burn.wait()
+
+
+with RestDaemon(body=body(), daemon_yaml="  telemetry_interval: 1") as d:
     run(d)
+    telemetry(d)
     restart_recomputes(d)
     config_errors(d.tmpdir)
 print("ok")

@@ -165,6 +165,51 @@ struct vmh_pool_resources {
 
 typedef void (*vmh_pool_resources_fn)(void *opaque,
                                       const struct vmh_pool_resources *pool);
+
+/* ABI 1.2: host telemetry, sampled by the core on one timer
+ * (daemon.telemetry_interval) and kept for a while in memory. */
+struct vmh_fs_usage {
+  uint32_t struct_size;
+  const char *name; /* "state" (the state directory), or a pool's name */
+  const char *path; /* the state directory; NULL for a pool */
+  uint64_t total;   /* bytes */
+  uint64_t used;
+  uint64_t available;
+};
+
+struct vmh_nic_rate {
+  uint32_t struct_size;
+  const char *name;  /* the host interface */
+  uint64_t rx_bytes; /* counters since boot */
+  uint64_t tx_bytes;
+  uint64_t rx_bytes_per_s; /* over the last interval */
+  uint64_t tx_bytes_per_s;
+};
+
+struct vmh_host_sample {
+  uint32_t struct_size;
+  int64_t time_us;             /* when it was taken, µs since the epoch */
+  uint32_t interval_ms;        /* what the rates and CPU use cover */
+  uint32_t cpu_usage_permille; /* all CPUs: busy / all time, ‰ */
+  uint32_t n_cpus;
+  const uint32_t *cpu_core_permille; /* n_cpus entries, by CPU number */
+  uint32_t load1_milli;              /* load averages × 1000 */
+  uint32_t load5_milli;
+  uint32_t load15_milli;
+  uint64_t memory_total; /* bytes */
+  uint64_t memory_available;
+  uint64_t memory_used; /* total − available */
+  const struct vmh_fs_usage *filesystems;
+  uint32_t n_filesystems;
+  const struct vmh_nic_rate *nics;
+  uint32_t n_nics;
+};
+
+typedef void (*vmh_host_sample_fn)(void *opaque,
+                                   const struct vmh_host_sample *sample);
+
+/* host_samples: only the newest sample. */
+#define VMH_SAMPLES_LATEST (UINT32_C(1) << 0)
 #endif
 
 /* A VM is addressed by its id or its name; a pool, volume, image or network
@@ -273,6 +318,10 @@ struct vmh_core {
   int (*host_resources)(struct vmh_host_resources *ret,
                         vmh_pool_resources_fn pool, void *opaque,
                         uint32_t flags);
+  /* ABI 1.2.  The host samples kept, oldest first (VMH_SAMPLES_LATEST: the
+   * newest only), from memory, each valid during its call.  Returns 0 (no
+   * call when nothing was sampled yet), or VMH_EINVAL for unknown flags. */
+  int (*host_samples)(vmh_host_sample_fn fn, void *opaque, uint32_t flags);
 #endif
 };
 

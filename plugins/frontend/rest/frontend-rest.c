@@ -741,9 +741,13 @@ static void finish_hardware(struct call *k, int code, const char *message) {
 }
 
 static void finish_host_metrics(struct call *k, int code, const char *message) {
-  static const char *const keys[] = {"memory_total", "memory_available",
-                                     "uptime_s",     "n_vms",
-                                     "cpu_threads",  NULL};
+  static const char *const keys[] = {
+      "memory_total", "memory_available", "uptime_s", "n_vms",
+      "cpu_threads",  "sample",           "history",  NULL};
+  json_t *h = json_array_get(k->res, 0);
+  /* The telemetry joins the host record, whose keys are then taken. */
+  if (code == 0 && h && (code = rest_host_samples(k->rest->core, h)) != 0)
+    message = "cannot read the host samples";
   finish_host_part(k, code, message, keys);
 }
 

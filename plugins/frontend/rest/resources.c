@@ -55,3 +55,69 @@ json_t *rest_host_resources(const struct vmh_core *core, int *code) {
   json_decref(pools);
   return o;
 }
+
+/* ---- host telemetry ------------------------------------------------------ */
+
+static json_t *fs_json(const struct vmh_fs_usage *f) {
+  json_t *o = json_pack("{s:s,s:I,s:I,s:I}", "name", f->name, "total",
+                        (json_int_t)f->total, "used", (json_int_t)f->used,
+                        "available", (json_int_t)f->available);
+  if (o && f->path)
+    json_object_set_new(o, "path", json_string(f->path));
+  return o;
+}
+
+static json_t *nic_json(const struct vmh_nic_rate *n) {
+  return json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", n->name, "rx_bytes",
+                   (json_int_t)n->rx_bytes, "tx_bytes", (json_int_t)n->tx_bytes,
+                   "rx_bytes_per_s", (json_int_t)n->rx_bytes_per_s,
+                   "tx_bytes_per_s", (json_int_t)n->tx_bytes_per_s);
+}
+
+static json_t *sample_json(const struct vmh_host_sample *s) {
+  json_t *cores = json_array(), *fs = json_array(), *nics = json_array();
+  for (uint32_t i = 0; cores && i < s->n_cpus; i++)
+    json_array_append_new(cores, json_real(s->cpu_core_permille[i] / 1000.0));
+  for (uint32_t i = 0; fs && i < s->n_filesystems; i++)
+    json_array_append_new(fs, fs_json(&s->filesystems[i]));
+  for (uint32_t i = 0; nics && i < s->n_nics; i++)
+    json_array_append_new(nics, nic_json(&s->nics[i]));
+  return json_pack(
+      "{s:I,s:i,s:{s:f,s:o*},s:{s:f,s:f,s:f},s:{s:I,s:I,s:I},s:o*,s:o*}",
+      "time_us", (json_int_t)s->time_us, "interval_ms", (int)s->interval_ms,
+      "cpu", "usage", s->cpu_usage_permille / 1000.0, "per_core", cores, "load",
+      "load1", s->load1_milli / 1000.0, "load5", s->load5_milli / 1000.0,
+      "load15", s->load15_milli / 1000.0, "memory", "total",
+      (json_int_t)s->memory_total, "available", (json_int_t)s->memory_available,
+      "used", (json_int_t)s->memory_used, "filesystems", fs, "nics", nics);
+}
+
+struct samples {
+  json_t *history, *latest;
+};
+
+static void add_sample(void *opaque, const struct vmh_host_sample *s) {
+  struct samples *ss = opaque;
+  json_decref(ss->latest);
+  ss->latest = sample_json(s);
+  json_array_append_new(
+      ss->history,
+      json_pack("{s:I,s:f,s:f,s:I}", "time_us", (json_int_t)s->time_us,
+                "cpu_usage", s->cpu_usage_permille / 1000.0, "load1",
+                s->load1_milli / 1000.0, "memory_used",
+                (json_int_t)s->memory_used));
+}
+
+int rest_host_samples(const struct vmh_core *core, json_t *into) {
+  if (!VMH_HAS_FIELD(core, host_samples) || !core->host_samples)
+    return VMH_ENOTSUP;
+  struct samples ss = {.history = json_array()};
+  if (!ss.history || core->host_samples(add_sample, &ss, 0) < 0 ||
+      json_object_set_new(into, "sample", ss.latest ? ss.latest : json_null()) <
+          0 ||
+      json_object_set_new(into, "history", ss.history) < 0) {
+    json_decref(ss.history);
+    return VMH_ENOMEM;
+  }
+  return 0;
+}
