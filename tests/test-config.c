@@ -1004,7 +1004,8 @@ static void test_settings_fixtures(void) {
                   "configs/bad-unknown-daemon.yaml:3:3: unknown key "
                   "'stat_dir' under daemon (expected one of: state_dir, "
                   "plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs); did you mean 'state_dir'?");
+                  "reconcile_interval, boot_dirs, telemetry_interval); did you "
+                  "mean 'state_dir'?");
   refuse_settings("configs/bad-range.yaml", VMH_EINVAL,
                   "configs/bad-range.yaml:3:3: key 'workers': 0 is out of "
                   "range 1..256");
@@ -1136,22 +1137,24 @@ static void test_settings_more(void) {
   settings_refuse("daemon:\n  wokrers: 2\n",
                   "%s:2:3: unknown key 'wokrers' under daemon (expected one "
                   "of: state_dir, plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs); did you mean 'workers'?");
+                  "reconcile_interval, boot_dirs, telemetry_interval); did you "
+                  "mean 'workers'?");
   /* Two transpositions: two edits, though four for plain Levenshtein. */
   settings_refuse("daemon:\n  drian_tiemout: 2\n",
                   "%s:2:3: unknown key 'drian_tiemout' under daemon (expected "
                   "one of: state_dir, plugin_dir, log, workers, "
-                  "drain_timeout, reconcile_interval, boot_dirs); did you mean "
+                  "drain_timeout, reconcile_interval, boot_dirs, "
+                  "telemetry_interval); did you mean "
                   "'drain_timeout'?");
   /* Three edits: no hint. */
   settings_refuse("daemon:\n  work: 2\n",
                   "%s:2:3: unknown key 'work' under daemon (expected one of: "
                   "state_dir, plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs)");
+                  "reconcile_interval, boot_dirs, telemetry_interval)");
   settings_refuse("daemon:\n  color: blue\n",
                   "%s:2:3: unknown key 'color' under daemon (expected one "
                   "of: state_dir, plugin_dir, log, workers, drain_timeout, "
-                  "reconcile_interval, boot_dirs)");
+                  "reconcile_interval, boot_dirs, telemetry_interval)");
   settings_refuse("daemon:\n  state_dir:\n",
                   "%s:2:3: key 'state_dir': expected a path, found an empty "
                   "value");
