@@ -18,7 +18,9 @@
  * so two creates never both take the last space; the pool is asked again
  * only when no volume is being made (its answer then agrees with what was
  * counted), and volumes made since its last answer count by their size.
- * A clone without a size counts for nothing here (the pool checks it).
+ * A clone without a size counts for nothing here, and a volume larger
+ * than all the pool has free is the pool's to refuse (VMH_ENOSPC, its own
+ * words).
  *
  *   resources:
  *     reserved_cpus: 2         # 0..65536
@@ -100,7 +102,8 @@ void resources_sample_pool(const char *pool);
 int resources_get(struct vmh_host_resources *ret, vmh_pool_resources_fn pool,
                   void *opaque, uint32_t flags);
 
-/* The Prometheus gauges (vmhost_resources_*), into f. */
+/* The Prometheus gauges vmhost_resources_* and each VM's usage
+ * (vmhost_vm_*, from the records), into f. */
 void resources_render(FILE *f);
 
 #endif

@@ -210,6 +210,35 @@ def restart_recomputes(d):
           "overcommit − 2 reserved − 2 allocated)", v)
 
 
+def vm_usage(d):
+    """A running mock VM's usage (deterministic: per second of running,
+    1 MiB read and 256 KiB written per disk, 64 KiB in and 16 KiB out per
+    NIC) in a live read and in the metrics."""
+    vols = d.ok("GET", V + "/storage/pools/pool0/volumes")["volumes"]
+    d.ok("DELETE", V + f"/storage/pools/pool0/volumes/{vols[0]['name']}",
+         status=204)
+    d.ok("POST", V + "/vms", {"name": "u", "vcpus": 1, "memory": 64 << 20,
+                              "disks": [{"name": "vda", "size": GIB}],
+                              "nics": [{"name": "net0"}]}, status=201)
+
+    def live():
+        v = d.ok("GET", V + "/vms/u?live=true")
+        validate("GET", V + "/vms/u", 200, v)
+        return v if v["disk_read_bytes"] > 0 else None
+
+    v = wait_for(live, "a second of running")
+    check(v["disk_read_bytes"] % (1 << 20) == 0 and
+          v["disk_read_bytes"] == 4 * v["disk_write_bytes"] and
+          v["net_rx_bytes"] == v["disk_read_bytes"] // 16 and
+          v["net_rx_bytes"] == 4 * v["net_tx_bytes"] and
+          v["memory_used"] == 32 << 20 and v["cpu_time_ns"] > 0, v)
+    _, _, text = d.request("GET", "/metrics")
+    line = (f'vmhost_vm_disk_read_bytes_total{{vm="u",id="{v["id"]}"}} '
+            f'{v["disk_read_bytes"]}')
+    check(line in text.splitlines(), "metrics lack", line)
+    check("# TYPE vmhost_vm_cpu_seconds_total counter" in text, "no cpu")
+
+
 def config_errors(tmp):
     """Each bad resources: is refused at --check-config with its place."""
     cases = [
@@ -293,5 +322,6 @@ with RestDaemon(body=body(), daemon_yaml="  telemetry_interval: 1") as d:
     run(d)
     telemetry(d)
     restart_recomputes(d)
+    vm_usage(d)
     config_errors(d.tmpdir)
 print("ok")

@@ -759,6 +759,7 @@ struct dom_view {
   char ip[16];
   uint32_t state, vcpus;
   uint64_t memory, memory_used, cpu_time_ns, uptime_s;
+  uint64_t disk_read, disk_write, net_rx, net_tx;
   int channel;
 };
 
@@ -780,6 +781,12 @@ static void view_vm(const struct dom *vm, uint64_t now, struct dom_view *v) {
      * memory: plausible, and the same on every run. */
     v->cpu_time_ns = ran / 4 * vm->rec->vcpus;
     v->memory_used = vm->rec->memory / 2;
+    /* And does I/O at a steady pace per second of running: 1 MiB read,
+     * 256 KiB written per disk; 64 KiB in, 16 KiB out per NIC. */
+    v->disk_read = ran / 1000000000u * vm->rec->n_disks * (1u << 20);
+    v->disk_write = ran / 1000000000u * vm->rec->n_disks * (1u << 18);
+    v->net_rx = ran / 1000000000u * vm->rec->n_nics * (1u << 16);
+    v->net_tx = ran / 1000000000u * vm->rec->n_nics * (1u << 14);
     v->uptime_s = (now - r->start_ns) / 1000000000u;
     /* One address per VM with a NIC: 10.0.0.2, 10.0.0.3, … in define
      * order, never the .0, .1 (gateway) or .255 of a /24. */
@@ -788,6 +795,7 @@ static void view_vm(const struct dom *vm, uint64_t now, struct dom_view *v) {
                (unsigned)(k % 253 + 2));
   } else {
     v->cpu_time_ns = v->memory_used = v->uptime_s = 0;
+    v->disk_read = v->disk_write = v->net_rx = v->net_tx = 0;
   }
 }
 
@@ -804,6 +812,10 @@ static int report_vm(struct hv *h, const struct dom_view *v, char *path,
   info.memory = v->memory;
   info.memory_used = v->memory_used;
   info.cpu_time_ns = v->cpu_time_ns;
+  info.disk_read_bytes = v->disk_read;
+  info.disk_write_bytes = v->disk_write;
+  info.net_rx_bytes = v->net_rx;
+  info.net_tx_bytes = v->net_tx;
   info.uptime_s = v->uptime_s;
   if (v->ip[0]) {
     ips[0] = v->ip;
