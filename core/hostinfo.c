@@ -92,11 +92,6 @@ static void read_fixed(void) {
   cpu_topology(&fixed.sockets, &fixed.cores);
 }
 
-uint64_t hostinfo_memory_total(void) {
-  pthread_once(&fixed_once, read_fixed);
-  return fixed.memory_total;
-}
-
 void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
                    void *opaque) {
   pthread_once(&fixed_once, read_fixed);

@@ -11,7 +11,4 @@
 void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
                    void *opaque);
 
-/* MemTotal of this machine, in bytes (read once). */
-uint64_t hostinfo_memory_total(void);
-
 #endif

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "log.h"
 #include "resources.h"
+#include "vm.h"
 
 #define MAX_CPUS 4096
 #define MAX_NICS 256
@@ -365,4 +366,85 @@ int telemetry_samples(vmh_host_sample_fn fn, void *opaque, uint32_t flags) {
     fn(opaque, &t.ring[(t.head + i) % TELEMETRY_HISTORY].s);
   pthread_mutex_unlock(&t.lock);
   return 0;
+}
+
+/* ---- per-VM usage ---------------------------------------------------------
+ */
+
+/* The usage series of each VM, from the records' live fields (kept
+ * current by reads and the periodic reconcile). */
+static const struct {
+  const char *name, *type, *help;
+} vm_families[] = {
+    {"vmhost_vm_cpu_seconds_total", "counter",
+     "vCPU time a VM used since it last started."},
+    {"vmhost_vm_memory_used_bytes", "gauge",
+     "Memory a VM's guest uses (0: unknown)."},
+    {"vmhost_vm_disk_read_bytes_total", "counter",
+     "Bytes a VM read from its disks since it last started."},
+    {"vmhost_vm_disk_written_bytes_total", "counter",
+     "Bytes a VM wrote to its disks since it last started."},
+    {"vmhost_vm_network_receive_bytes_total", "counter",
+     "Bytes a VM's NICs received since it last started."},
+    {"vmhost_vm_network_transmit_bytes_total", "counter",
+     "Bytes a VM's NICs sent since it last started."},
+};
+#define N_VM_FAMILIES (sizeof vm_families / sizeof vm_families[0])
+
+/* One stream per family, joined at the end (a family's lines together). */
+struct vm_lines {
+  FILE *f[N_VM_FAMILIES];
+  char *buf[N_VM_FAMILIES];
+  size_t len[N_VM_FAMILIES];
+};
+
+static void vm_usage(void *opaque, const struct vmh_vm_record *rec) {
+  struct vm_lines *l = opaque;
+  struct vmh_vm_info i = {0};
+  memcpy(&i, rec->info,
+         rec->info->struct_size < sizeof i ? rec->info->struct_size : sizeof i);
+  const char *name = rec->spec->name ? rec->spec->name : "";
+  const char *id = rec->spec->id ? rec->spec->id : "";
+  uint64_t v[N_VM_FAMILIES] = {0,
+                               i.memory_used,
+                               i.disk_read_bytes,
+                               i.disk_write_bytes,
+                               i.net_rx_bytes,
+                               i.net_tx_bytes};
+  for (size_t k = 0; k < N_VM_FAMILIES; k++) {
+    if (!l->f[k])
+      continue;
+    fprintf(l->f[k], "%s{vm=\"%s\",id=\"%s\"} ", vm_families[k].name, name, id);
+    if (k == 0)
+      fprintf(l->f[k], "%" PRIu64 ".%09" PRIu64 "\n",
+              i.cpu_time_ns / 1000000000, i.cpu_time_ns % 1000000000);
+    else
+      fprintf(l->f[k], "%" PRIu64 "\n", v[k]);
+  }
+}
+
+static void vm_usage_done(void *opaque, int code, const char *message) {
+  (void)opaque, (void)code, (void)message;
+}
+
+void telemetry_render_vms(FILE *f) {
+  struct vm_lines l;
+  memset(&l, 0, sizeof l);
+  for (size_t k = 0; k < N_VM_FAMILIES; k++)
+    l.f[k] = open_memstream(&l.buf[k], &l.len[k]);
+  /* From memory: answered before vm_list returns. */
+  struct vmh_reply r = {.struct_size = sizeof r,
+                        .opaque = &l,
+                        .vm = vm_usage,
+                        .done = vm_usage_done};
+  vm_list(&r, 0);
+  for (size_t k = 0; k < N_VM_FAMILIES; k++) {
+    if (l.f[k])
+      fclose(l.f[k]);
+    if (l.len[k])
+      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s", vm_families[k].name,
+              vm_families[k].help, vm_families[k].name, vm_families[k].type,
+              l.buf[k]);
+    free(l.buf[k]);
+  }
 }

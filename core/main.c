@@ -191,6 +191,12 @@ static int token_create(const char *config_file, const char *name,
   return status;
 }
 
+/* The families metrics.c renders after its own. */
+static void render_more_metrics(FILE *f) {
+  resources_render(f);
+  telemetry_render_vms(f);
+}
+
 static void reconcile_task(void *arg) {
   (void)arg;
   if (!workers_cancelled()) {
@@ -343,6 +349,7 @@ static int run(const char *config_file, int check_only) {
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
   resources_setup(&s.resources);
   resources_sample_pools();
+  metrics_set_extra(render_more_metrics);
   if (telemetry_start(s.state_dir, s.telemetry_interval_s) < 0) {
     log_error("%s", error_get());
     goto out_close;

@@ -25,7 +25,6 @@
 #include "error.h"
 #include "histogram.h"
 #include "log.h"
-#include "resources.h"
 
 #define TABLE_SIZE 1024 /* a power of two; chains just get longer */
 #define N_RESULTS (-VMH_ERROR_LOWEST + 1)
@@ -68,6 +67,7 @@ static atomic_flag warned_name = ATOMIC_FLAG_INIT;
 static atomic_flag warned_type = ATOMIC_FLAG_INIT;
 
 static struct timespec start_time;
+static void (*extra)(FILE *f); /* metrics_set_extra */
 
 /* The process start, as near as a library gets to it. */
 __attribute__((constructor)) static void metrics_init(void) {
@@ -424,7 +424,8 @@ char *metrics_render(size_t *ret_len) {
   render_process(f);
   render_ops(f, ops, n_ops);
   render_plugin(f, plugin, n_plugin);
-  resources_render(f);
+  if (extra)
+    extra(f);
   failed = ferror(f) != 0;
   if (fclose(f) != 0 || failed)
     goto fail;
@@ -437,6 +438,10 @@ fail:
   free(all);
   free(buf);
   return NULL;
+}
+
+void metrics_set_extra(void (*fn)(FILE *f)) {
+  extra = fn;
 }
 
 void metrics_free(void) {

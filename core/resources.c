@@ -11,132 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conftree.h"
 #include "error.h"
-#include "hostinfo.h"
 #include "instance.h"
 #include "log.h"
-#include "vm.h"
-
-#define GIB (UINT64_C(1) << 30)
-#define DEFAULT_RESERVED_CPUS 2
-#define DEFAULT_RESERVED_MEMORY (4 * GIB)
-#define DEFAULT_RESERVED_DISK (UINT64_C(50) * 1000 * 1000 * 1000)
-#define DEFAULT_CPU_MILLI 16000
-#define DEFAULT_MEMORY_MILLI 1000
-#define MIN_MILLI 100
-#define MAX_MILLI 100000
-
-/* ---- config ------------------------------------------------------------- */
-
-static const char *const keys[] = {"reserved_cpus",     "reserved_memory",
-                                   "reserved_disk",     "cpu_overcommit",
-                                   "memory_overcommit", NULL};
-
-/* A ratio written as a plain decimal (16, 1.5, 0.25), to the thousandth. */
-static int read_ratio(const struct vmh_config *map, const char *key,
-                      uint32_t def, uint32_t *ret) {
-  const char *s;
-  int r = config_string(map, key, NULL, &s, 0);
-  if (r < 0)
-    return r;
-  if (!s) {
-    *ret = def;
-    return 0;
-  }
-  uint64_t milli = 0;
-  size_t i = 0, frac = 0;
-  bool ok = s[0] >= '0' && s[0] <= '9';
-  for (; ok && s[i] >= '0' && s[i] <= '9' && milli <= MAX_MILLI; i++)
-    milli = milli * 10 + (uint64_t)(s[i] - '0') * 1000;
-  if (ok && s[i] == '.') {
-    ok = s[++i] >= '0' && s[i] <= '9';
-    for (uint64_t unit = 100; ok && s[i] >= '0' && s[i] <= '9'; i++, frac++)
-      if (unit) {
-        milli += (uint64_t)(s[i] - '0') * unit;
-        unit /= 10;
-      } else if (s[i] != '0') {
-        ok = false; /* finer than a thousandth */
-      }
-  }
-  if (!ok || s[i] || milli < MIN_MILLI || milli > MAX_MILLI)
-    return error_code(VMH_EINVAL,
-                      "%s: key '%s': expected a ratio from 0.1 to 100 (a plain "
-                      "decimal such as 1.5), found '%.40s'",
-                      config_key_where(map, key), key, s);
-  *ret = (uint32_t)milli;
-  return 0;
-}
-
-static int pool_entry(void *opaque, const char *key,
-                      const struct vmh_config *value) {
-  struct resources_conf *c = opaque;
-  uint64_t bytes;
-  int r = config_size(value, NULL, 0, UINT64_MAX, 0, &bytes, VMH_CFG_REQUIRED);
-  if (r < 0)
-    return r;
-  struct pool_reserve *v = realloc(c->pools, (c->n_pools + 1) * sizeof *v);
-  if (!v)
-    return error_code(VMH_ENOMEM, "out of memory");
-  c->pools = v;
-  c->pools[c->n_pools++] =
-      (struct pool_reserve){.pool = key, .node = value, .bytes = bytes};
-  return 0;
-}
-
-/* reserved_disk: a size for every pool, or a map of pool name to size. */
-static int read_disk(const struct vmh_config *map, struct resources_conf *c) {
-  const struct vmh_config *node = config_lookup(map, "reserved_disk");
-  if (!node)
-    return 0;
-  const struct vmh_config *pools;
-  if (config_map(map, "reserved_disk", &pools, 0) == 0)
-    return config_keys(pools, pool_entry, c);
-  error_clear();
-  c->reserved_disk_set = true;
-  return config_size(map, "reserved_disk", 0, UINT64_MAX, 0, &c->reserved_disk,
-                     0);
-}
-
-int resources_conf_read(const struct vmh_config *map,
-                        struct resources_conf *ret) {
-  struct resources_conf c = {.reserved_disk = DEFAULT_RESERVED_DISK,
-                             .reserved_memory = DEFAULT_RESERVED_MEMORY};
-  int64_t cpus;
-  int r;
-  c.reserved_memory_set = config_lookup(map, "reserved_memory") != NULL;
-  if ((r = config_int(map, "reserved_cpus", 0, 65536, DEFAULT_RESERVED_CPUS,
-                      &cpus, 0)) < 0 ||
-      (r = config_size(map, "reserved_memory", 0, UINT64_MAX,
-                       DEFAULT_RESERVED_MEMORY, &c.reserved_memory, 0)) < 0 ||
-      (r = read_disk(map, &c)) < 0 ||
-      (r = read_ratio(map, "cpu_overcommit", DEFAULT_CPU_MILLI, &c.cpu_milli)) <
-          0 ||
-      (r = read_ratio(map, "memory_overcommit", DEFAULT_MEMORY_MILLI,
-                      &c.memory_milli)) < 0)
-    goto fail;
-  c.reserved_cpus = (uint64_t)cpus;
-  const struct vmh_config *u = map ? config_unread(map) : NULL;
-  if (u) {
-    r = error_code(VMH_EINVAL,
-                   "%s: unknown key '%s' under resources (expected one of: "
-                   "%s, %s, %s, %s, %s)",
-                   config_where(u), config_key_name(u), keys[0], keys[1],
-                   keys[2], keys[3], keys[4]);
-    goto fail;
-  }
-  *ret = c;
-  return 0;
-
-fail:
-  resources_conf_free(&c);
-  return r;
-}
-
-void resources_conf_free(struct resources_conf *c) {
-  free(c->pools);
-  memset(c, 0, sizeof *c);
-}
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -164,7 +41,9 @@ static uint32_t host_cpus;
 static uint64_t host_memory;
 static struct pool *pools;
 static size_t n_pools;
-/* Under the record table's lock. */
+/* What the records hold.  Changed under the record table's write lock
+ * (and alloc_lock, so that a reader needs only alloc_lock). */
+static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t alloc_vcpus, alloc_memory;
 static uint32_t alloc_vms;
 
@@ -237,7 +116,8 @@ static void learn_host(void) {
   }
   if (local || !n_hv) {
     host_cpus += (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    host_memory += hostinfo_memory_total();
+    host_memory +=
+        (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
   }
 }
 
@@ -290,15 +170,19 @@ void resources_free(void) {
 /* ---- vCPUs and memory --------------------------------------------------- */
 
 void resources_vm_added(const struct vm *vm) {
+  pthread_mutex_lock(&alloc_lock);
   alloc_vcpus += vm->vcpus;
   alloc_memory += vm->memory;
   alloc_vms++;
+  pthread_mutex_unlock(&alloc_lock);
 }
 
 void resources_vm_removed(const struct vm *vm) {
+  pthread_mutex_lock(&alloc_lock);
   alloc_vcpus = sub0(alloc_vcpus, vm->vcpus);
   alloc_memory = sub0(alloc_memory, vm->memory);
   alloc_vms = alloc_vms ? alloc_vms - 1 : 0;
+  pthread_mutex_unlock(&alloc_lock);
 }
 
 int resources_admit_vm(const struct vm *vm) {
@@ -344,10 +228,13 @@ static struct pool *pool_find(const char *name) {
 }
 
 /* The reserve of p: as configured, else 50 GB but at most a tenth of the
- * pool (lock held). */
+ * pool, and none in a pool under 10 GiB (a test's, a quota'd directory:
+ * a tenth of it would refuse what fits) (lock held). */
 static uint64_t pool_reserve(const struct pool *p) {
   if (p->reserve_set)
     return p->reserve;
+  if (p->capacity < MIN_POOL_FOR_DEFAULT)
+    return 0;
   return p->capacity / 10 < DEFAULT_RESERVED_DISK ? p->capacity / 10
                                                   : DEFAULT_RESERVED_DISK;
 }
@@ -519,10 +406,10 @@ static void pool_view(struct pool *p, struct vmh_pool_resources *out) {
 }
 
 static void host_view(struct vmh_host_resources *h) {
-  vms_rdlock();
+  pthread_mutex_lock(&alloc_lock);
   uint64_t vcpus = alloc_vcpus, memory = alloc_memory;
   uint32_t n_vms = alloc_vms;
-  vms_unlock();
+  pthread_mutex_unlock(&alloc_lock);
   uint64_t vt = scaled(host_cpus, conf.cpu_milli);
   uint64_t mt = scaled(host_memory, conf.memory_milli);
   *h = (struct vmh_host_resources){
@@ -587,87 +474,6 @@ static void put_states(FILE *f, const char *name, const char *labels,
           available);
 }
 
-/* ---- per-VM usage ---------------------------------------------------------
- */
-
-/* The usage series of each VM, from the records' live fields (kept
- * current by reads and the periodic reconcile). */
-static const struct {
-  const char *name, *type, *help;
-} vm_families[] = {
-    {"vmhost_vm_cpu_seconds_total", "counter",
-     "vCPU time a VM used since it last started."},
-    {"vmhost_vm_memory_used_bytes", "gauge",
-     "Memory a VM's guest uses (0: unknown)."},
-    {"vmhost_vm_disk_read_bytes_total", "counter",
-     "Bytes a VM read from its disks since it last started."},
-    {"vmhost_vm_disk_written_bytes_total", "counter",
-     "Bytes a VM wrote to its disks since it last started."},
-    {"vmhost_vm_network_receive_bytes_total", "counter",
-     "Bytes a VM's NICs received since it last started."},
-    {"vmhost_vm_network_transmit_bytes_total", "counter",
-     "Bytes a VM's NICs sent since it last started."},
-};
-#define N_VM_FAMILIES (sizeof vm_families / sizeof vm_families[0])
-
-/* One stream per family, joined at the end (a family's lines together). */
-struct vm_lines {
-  FILE *f[N_VM_FAMILIES];
-  char *buf[N_VM_FAMILIES];
-  size_t len[N_VM_FAMILIES];
-};
-
-static void vm_usage(void *opaque, const struct vmh_vm_record *rec) {
-  struct vm_lines *l = opaque;
-  struct vmh_vm_info i = {0};
-  memcpy(&i, rec->info,
-         rec->info->struct_size < sizeof i ? rec->info->struct_size : sizeof i);
-  const char *name = rec->spec->name ? rec->spec->name : "";
-  const char *id = rec->spec->id ? rec->spec->id : "";
-  uint64_t v[N_VM_FAMILIES] = {0,
-                               i.memory_used,
-                               i.disk_read_bytes,
-                               i.disk_write_bytes,
-                               i.net_rx_bytes,
-                               i.net_tx_bytes};
-  for (size_t k = 0; k < N_VM_FAMILIES; k++) {
-    if (!l->f[k])
-      continue;
-    fprintf(l->f[k], "%s{vm=\"%s\",id=\"%s\"} ", vm_families[k].name, name, id);
-    if (k == 0)
-      fprintf(l->f[k], "%" PRIu64 ".%09" PRIu64 "\n",
-              i.cpu_time_ns / 1000000000, i.cpu_time_ns % 1000000000);
-    else
-      fprintf(l->f[k], "%" PRIu64 "\n", v[k]);
-  }
-}
-
-static void vm_usage_done(void *opaque, int code, const char *message) {
-  (void)opaque, (void)code, (void)message;
-}
-
-static void render_vms(FILE *f) {
-  struct vm_lines l;
-  memset(&l, 0, sizeof l);
-  for (size_t k = 0; k < N_VM_FAMILIES; k++)
-    l.f[k] = open_memstream(&l.buf[k], &l.len[k]);
-  /* From memory: answered before vm_list returns. */
-  struct vmh_reply r = {.struct_size = sizeof r,
-                        .opaque = &l,
-                        .vm = vm_usage,
-                        .done = vm_usage_done};
-  vm_list(&r, 0);
-  for (size_t k = 0; k < N_VM_FAMILIES; k++) {
-    if (l.f[k])
-      fclose(l.f[k]);
-    if (l.len[k])
-      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s", vm_families[k].name,
-              vm_families[k].help, vm_families[k].name, vm_families[k].type,
-              l.buf[k]);
-    free(l.buf[k]);
-  }
-}
-
 void resources_render(FILE *f) {
   struct vmh_host_resources h;
   host_view(&h);
@@ -685,7 +491,6 @@ void resources_render(FILE *f) {
       f);
   put_states(f, "vmhost_resources_memory_bytes", "", h.memory_total,
              h.memory_reserved, h.memory_allocated, h.memory_available);
-  render_vms(f);
   if (!n_pools)
     return;
   fputs(

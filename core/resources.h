@@ -22,13 +22,7 @@
  * than all the pool has free is the pool's to refuse (VMH_ENOSPC, its own
  * words).
  *
- *   resources:
- *     reserved_cpus: 2         # 0..65536
- *     reserved_memory: 4G      # default: 4 GiB, at most a quarter of the host
- *     reserved_disk: 50GB      # for each pool, or {POOL: SIZE, ...}; default:
- *                              # 50 GB, at most a tenth of the pool
- *     cpu_overcommit: 16       # 0.1..100
- *     memory_overcommit: 1.0   # 0.1..100
+ * The config (resources:) is resconf.h's.
  */
 #ifndef VMHOST_CORE_RESOURCES_H
 #define VMHOST_CORE_RESOURCES_H
@@ -39,31 +33,8 @@
 #include <vmhost/core.h>
 #include <vmhost/host.h>
 
+#include "resconf.h"
 #include "vmrecord.h"
-
-/* A pool named in a map under reserved_disk (borrowed from the tree). */
-struct pool_reserve {
-  const char *pool;
-  const struct vmh_config *node; /* for messages */
-  uint64_t bytes;
-};
-
-struct resources_conf {
-  uint64_t reserved_cpus;
-  uint64_t reserved_memory;
-  bool reserved_memory_set;
-  uint64_t reserved_disk; /* every pool not in pools[] */
-  bool reserved_disk_set;
-  struct pool_reserve *pools;
-  size_t n_pools;
-  uint32_t cpu_milli, memory_milli; /* overcommit × 1000 */
-};
-
-/* Read the resources: map (NULL: all defaults) into *ret.  Returns 0 or
- * VMH_EINVAL with "FILE:L:C: …" set. */
-int resources_conf_read(const struct vmh_config *map,
-                        struct resources_conf *ret);
-void resources_conf_free(struct resources_conf *c);
 
 /* Once the instances are open, before the records are loaded: learn the
  * host's size (each hypervisor's caps, else this machine) and the pools.
@@ -102,8 +73,7 @@ void resources_sample_pool(const char *pool);
 int resources_get(struct vmh_host_resources *ret, vmh_pool_resources_fn pool,
                   void *opaque, uint32_t flags);
 
-/* The Prometheus gauges vmhost_resources_* and each VM's usage
- * (vmhost_vm_*, from the records), into f. */
+/* The Prometheus gauges vmhost_resources_*, into f. */
 void resources_render(FILE *f);
 
 #endif

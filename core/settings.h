@@ -43,7 +43,7 @@
 #include <vmhost/host.h>
 
 #include "log.h"
-#include "resources.h"
+#include "resconf.h"
 
 struct instance_conf {
   int kind; /* enum vmh_kind */
