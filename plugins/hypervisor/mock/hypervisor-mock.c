@@ -1639,10 +1639,10 @@ static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
                               0)) < 0 ||
       (rc = host->config_int(config, "max_vms", 1, 1000000, 1024, &h->max_vms,
                              0)) < 0 ||
-      (rc = host->config_int(config, "host_cpus", 1, 1 << 20, 256,
+      (rc = host->config_int(config, "host_cpus", 1, 1 << 20, 65536,
                              &h->host_cpus, 0)) < 0 ||
       (rc = host->config_size(config, "host_memory", UINT64_C(1) << 20,
-                              UINT64_MAX, UINT64_C(1) << 40, &h->host_memory,
+                              UINT64_MAX, UINT64_C(64) << 40, &h->host_memory,
                               0)) < 0 ||
       (rc = host->config_int(config, "vsock_port", 0, UINT32_MAX, 0,
                              &h->vsock_port, 0)) < 0 ||
