@@ -44,7 +44,7 @@ size_t problems_count(void);
 const char *problem_at(size_t i);
 void problems_clear(void);
 
-/* The mapping table.  Unknown codes (positive, or below VMH_ERROR_MIN) map
+/* The mapping table.  Unknown codes (positive, or below VMH_ERROR_LOWEST) map
  * like VMH_EINTERNAL.  Names are stable identifiers ("ok", "not_found", …):
  * the REST error code, the metrics result label. */
 uint32_t error_http_status(int code);

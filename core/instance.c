@@ -70,7 +70,7 @@ int call_end(struct call *c, int rc) {
     pthread_mutex_unlock(c->lock);
   /* A plugin that breaks the error convention still yields a code and a
    * message the user can act on. */
-  if (rc > 0 || rc < VMH_ERROR_MIN) {
+  if (rc > 0 || rc < VMH_ERROR_LOWEST) {
     error_set("%s: %s returned %d, which is not a vmhost error code",
               c->inst->name, c->op, rc);
     rc = VMH_EINTERNAL;

@@ -24,12 +24,14 @@
 #include "cleanup.h"
 #include "error.h"
 #include "events.h"
+#include "hosttelemetry.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
 #include "operations.h"
 #include "orchestrate.h"
+#include "resources.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "settings.h"
@@ -193,10 +195,18 @@ static int token_create(const char *config_file, const char *name,
   return status;
 }
 
+/* The families metrics.c renders after its own. */
+static void render_more_metrics(FILE *f) {
+  resources_render(f);
+  telemetry_render_vms(f);
+}
+
 static void reconcile_task(void *arg) {
   (void)arg;
-  if (!workers_cancelled())
+  if (!workers_cancelled()) {
     vms_reconcile();
+    resources_sample_pools();
+  }
 }
 
 static int start_frontends(void) {
@@ -418,6 +428,13 @@ static int run(const char *config_file, int check_only) {
   }
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
   state_set_compact_size(s.journal_compact_size);
+  resources_setup(&s.resources);
+  resources_sample_pools();
+  metrics_set_extra(render_more_metrics);
+  if (telemetry_start(s.state_dir, s.telemetry_interval_s) < 0) {
+    log_error("%s", error_get());
+    goto out_close;
+  }
   if (vms_init(s.state_dir) < 0) {
     log_error("%s", error_get());
     goto out_close;
@@ -451,6 +468,7 @@ static int run(const char *config_file, int check_only) {
   /* Long-polls on operations answer now, not at the front-ends' drain. */
   ops_release_waiters();
   stop_frontends();
+  telemetry_stop();
   status = 0;
   if (workers_abandoned()) {
     /* Operations past the deadline still run inside plugins: closing the
@@ -465,6 +483,7 @@ static int run(const char *config_file, int check_only) {
   }
 
 out_close:
+  telemetry_stop();
   if (workers) {
     workers_drain(s.drain_timeout_s * 1000);
     workers = 0;
@@ -479,6 +498,7 @@ out:
   instances_free();
   ops_free();
   vms_free();
+  resources_free();
   events_free();
   metrics_free();
   settings_free(&s);

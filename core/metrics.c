@@ -27,7 +27,7 @@
 #include "log.h"
 
 #define TABLE_SIZE 1024 /* a power of two; chains just get longer */
-#define N_RESULTS (-VMH_ERROR_MIN + 1)
+#define N_RESULTS (-VMH_ERROR_LOWEST + 1)
 #define PLUGIN_NAME_MAX VMH_NAME_MAX
 
 /* Operation durations, in nanoseconds. */
@@ -67,6 +67,7 @@ static atomic_flag warned_name = ATOMIC_FLAG_INIT;
 static atomic_flag warned_type = ATOMIC_FLAG_INIT;
 
 static struct timespec start_time;
+static void (*extra)(FILE *f); /* metrics_set_extra */
 
 /* The process start, as near as a library gets to it. */
 __attribute__((constructor)) static void metrics_init(void) {
@@ -196,7 +197,7 @@ void metrics_observe(const char *instance, const char *op, int code,
   s = series_get(SERIES_OP, instance ? instance : "core", op);
   if (!s)
     return;
-  if (code > 0 || code < VMH_ERROR_MIN)
+  if (code > 0 || code < VMH_ERROR_LOWEST)
     code = VMH_EINTERNAL;
   atomic_fetch_add_explicit(&s->results[-code], 1, memory_order_relaxed);
   hist_observe(&s->duration, &op_layout, ns);
@@ -423,6 +424,8 @@ char *metrics_render(size_t *ret_len) {
   render_process(f);
   render_ops(f, ops, n_ops);
   render_plugin(f, plugin, n_plugin);
+  if (extra)
+    extra(f);
   failed = ferror(f) != 0;
   if (fclose(f) != 0 || failed)
     goto fail;
@@ -435,6 +438,10 @@ fail:
   free(all);
   free(buf);
   return NULL;
+}
+
+void metrics_set_extra(void (*fn)(FILE *f)) {
+  extra = fn;
 }
 
 void metrics_free(void) {

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Record one call of `op` on instance `instance` (NULL: "core") that took
  * `seconds` and returned `code` (0 or VMH_E*; others count as "internal").
@@ -31,6 +32,11 @@ void metrics_gauge_set(const char *instance, const char *name, int64_t value);
  * frees); *ret_len (if not NULL) gets its length.  Families and series come
  * in a fixed, sorted order.  Returns NULL on allocation failure. */
 char *metrics_render(size_t *ret_len);
+
+/* More families to render after the others: fn writes them into f (the
+ * core's resources and VM usage, which metrics must not depend on).  Set
+ * once before serving; NULL: none. */
+void metrics_set_extra(void (*fn)(FILE *f));
 
 /* Free every series (at exit, to keep valgrind quiet, or between tests).
  * Nothing else may use metrics while it runs. */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "operations.h"
 #include "orchestrate.h"
+#include "resources.h"
 #include "sizes.h"
 #include "speclimits.h"
 #include "state.h"
@@ -514,6 +515,7 @@ static int volume_unmake(struct vm_disk *d) {
   if (!pool)
     return VMH_EIO;
   r = INSTANCE_CALL(pool, storage, vol_delete, d->volume, 0);
+  resources_sample_pool(d->pool); /* the space it gave back */
   return r == VMH_ENOENT ? 0 : r;
 }
 
@@ -684,6 +686,25 @@ static int teardown(struct vm *vm) {
 
 /* ---- create ------------------------------------------------------------- */
 
+/* Make the create's volumes, their space reserved first (resources.h),
+ * each a step of its progress (*step of steps). */
+static int make_volumes(struct task *t, uint64_t steps, uint64_t *step) {
+  struct vm *vm = t->vm;
+  int r = resources_disks_reserve(vm->disks, vm->n_disks);
+  if (r < 0)
+    return r;
+  char what[128];
+  for (size_t i = 0; i < vm->n_disks && r == 0; i++) {
+    struct vm_disk *d = &vm->disks[i];
+    snprintf(what, sizeof what, "disk %s", d->name);
+    ops_progress(t->r, (*step)++, steps, what);
+    if ((r = volume_make(vm, d)) == 0)
+      save(vm);
+  }
+  resources_disks_release(vm->disks, vm->n_disks);
+  return r;
+}
+
 static int create_steps(struct task *t) {
   struct vm *vm = t->vm;
   int r;
@@ -699,14 +720,8 @@ static int create_steps(struct task *t) {
   /* Progress in steps: each disk, each NIC, the domain. */
   uint64_t steps = vm->n_disks + vm->n_nics + 1, step = 0;
   char what[128];
-  for (size_t i = 0; i < vm->n_disks; i++) {
-    struct vm_disk *d = &vm->disks[i];
-    snprintf(what, sizeof what, "disk %s", d->name);
-    ops_progress(t->r, step++, steps, what);
-    if ((r = volume_make(vm, d)) < 0)
-      return r;
-    save(vm);
-  }
+  if ((r = make_volumes(t, steps, &step)) < 0)
+    return r;
   for (size_t i = 0; i < vm->n_nics; i++) {
     snprintf(what, sizeof what, "NIC %s", vm->nics[i].name);
     ops_progress(t->r, step++, steps, what);
@@ -1238,9 +1253,12 @@ static void attach_task(void *arg) {
     r = call_unsupported(hv, "attach_disk");
     goto done;
   }
-  if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0)
+  if ((r = INSTANCE_CALL(hv, hypervisor, caps, &caps, 0)) < 0 ||
+      (r = resources_disks_reserve(d, 1)) < 0)
     goto done;
-  if ((r = volume_make(vm, d)) < 0)
+  r = volume_make(vm, d);
+  resources_disks_release(d, 1);
+  if (r < 0)
     goto done;
   if ((r = disk_source(vm, d, caps.source_types, &src)) < 0)
     goto undo;

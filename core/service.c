@@ -18,11 +18,13 @@
 #include "error.h"
 #include "events.h"
 #include "hostinfo.h"
+#include "hosttelemetry.h"
 #include "instance.h"
 #include "loader.h"
 #include "metrics.h"
 #include "operations.h"
 #include "orchestrate.h"
+#include "resources.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"
@@ -206,7 +208,11 @@ static int do_volume_create(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
   if (!inst)
     return VMH_ENOENT;
-  int r = INSTANCE_CALL(inst, storage, vol_create, &op->vol, 0);
+  int r = resources_volume_reserve(inst->name, op->b, op->vol.size);
+  if (r < 0)
+    return r;
+  r = INSTANCE_CALL(inst, storage, vol_create, &op->vol, 0);
+  resources_volume_release(inst->name, op->vol.size, r == 0);
   return r ? r : INSTANCE_CALL(inst, storage, vol_get, op->b, volume_cb, op, 0);
 }
 
@@ -237,7 +243,9 @@ static int do_volume_delete(struct op *op) {
                       "volume %s/%s is used by a VM; detach it or "
                       "delete the VM first",
                       inst->name, op->b);
-  return INSTANCE_CALL(inst, storage, vol_delete, op->b, 0);
+  int r = INSTANCE_CALL(inst, storage, vol_delete, op->b, 0);
+  resources_sample_pool(inst->name);
+  return r;
 }
 
 static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
@@ -784,4 +792,6 @@ const struct vmh_core core_services = {
     .vm_agent = agent_vm_call,
     .agent_status = agent_status_set,
     .vm_query = vm_query,
+    .host_resources = resources_get,
+    .host_samples = telemetry_samples,
 };

@@ -37,18 +37,13 @@ static const struct {
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
-                                       "networks", "frontends",   NULL};
-static const char *const daemon_keys[] = {"state_dir",
-                                          "plugin_dir",
-                                          "log",
-                                          "workers",
-                                          "drain_timeout",
-                                          "reconcile_interval",
-                                          "boot_dirs",
-                                          "operations_retention",
-                                          "operations_max",
-                                          "journal_compact_size",
-                                          NULL};
+                                       "networks", "frontends",   "resources",
+                                       NULL};
+static const char *const daemon_keys[] = {
+    "state_dir",      "plugin_dir",           "log",
+    "workers",        "drain_timeout",        "reconcile_interval",
+    "boot_dirs",      "telemetry_interval",   "operations_retention",
+    "operations_max", "journal_compact_size", NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 
@@ -339,6 +334,14 @@ static int read_journal(struct ctx *c, const struct vmh_config *d) {
   return 0;
 }
 
+static int read_telemetry(struct ctx *c, const struct vmh_config *d) {
+  int64_t interval;
+  int r = config_int(d, "telemetry_interval", 1, 3600, 5, &interval, 0);
+  if (r == 0)
+    c->s->telemetry_interval_s = (unsigned)interval;
+  return r;
+}
+
 static int read_boot_dirs(struct ctx *c, const struct vmh_config *d) {
   struct settings *s = c->s;
   const struct vmh_config *bd, *el;
@@ -370,7 +373,7 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   static const reader_fn fns[] = {
       read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
       read_drain,     read_reconcile,  read_operations, read_journal,
-      read_boot_dirs, read_daemon_rest};
+      read_telemetry, read_boot_dirs,  read_daemon_rest};
   return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 
@@ -479,6 +482,14 @@ static int top_key_read(void *opaque, const char *key,
     c->daemon_seen = true;
     return read_daemon(c, d);
   }
+  if (strcmp(key, "resources") == 0) {
+    const struct vmh_config *m;
+    int r = config_map(value, NULL, &m, 0);
+    if (r < 0)
+      return r;
+    resources_conf_free(&c->s->resources);
+    return resources_conf_read(m, &c->s->resources);
+  }
   for (size_t i = 0; i < N_SECTIONS; i++)
     if (strcmp(key, sections[i].key) == 0)
       return read_section(c, i, value);
@@ -525,6 +536,23 @@ static int level_source(void *opaque, const char *key,
   return problem_keep(level_source_read(opaque, key, value));
 }
 
+/* Each pool named under resources.reserved_disk is a storage instance. */
+static int check_reserve_pools(struct ctx *c) {
+  const struct resources_conf *rc = &c->s->resources;
+  const struct kind_list *st = &c->kinds[0]; /* sections[0]: storage */
+  for (size_t i = 0; i < rc->n_pools; i++) {
+    bool found = false;
+    for (size_t j = 0; j < st->n && !found; j++)
+      found = strcmp(st->v[j].name, rc->pools[i].pool) == 0;
+    if (!found)
+      return error_code(VMH_EINVAL,
+                        "%s: resources.reserved_disk: no storage instance "
+                        "named '%s'",
+                        config_where(rc->pools[i].node), rc->pools[i].pool);
+  }
+  return 0;
+}
+
 static int load(const char *path, struct settings *s, struct ctx *c) {
   int r = config_load(path, &s->root);
   if (r < 0)
@@ -532,6 +560,11 @@ static int load(const char *path, struct settings *s, struct ctx *c) {
   if ((r = problem_keep(config_keys(s->root, top_key, c))) < 0)
     return r;
   if (!c->daemon_seen && (r = read_daemon(c, NULL)) < 0)
+    return r;
+  if (!config_lookup(s->root, "resources") &&
+      (r = resources_conf_read(NULL, &s->resources)) < 0)
+    return r;
+  if ((r = problem_keep(check_reserve_pools(c))) < 0)
     return r;
   if ((r = problem_keep(config_keys(c->levels, level_source, c))) < 0)
     return r;
@@ -600,6 +633,7 @@ void settings_free(struct settings *s) {
   for (size_t i = 0; i < s->n_instances; i++)
     free(s->instances[i].file);
   free(s->instances);
+  resources_conf_free(&s->resources);
   config_free(s->root);
   memset(s, 0, sizeof *s);
 }

@@ -19,7 +19,7 @@
  * Error messages (VMH_EINVAL), besides those of config_load and the
  * accessors (core/conftree.h):
  *   "FILE:L:C: unknown key 'K' at the top level (expected one of: daemon,
- *    hypervisors, storage, networks, frontends); did you mean 'X'?"
+ *    hypervisors, storage, networks, frontends, resources); did you mean 'X'?"
  *   "FILE:L:C: unknown key 'K' under daemon (expected one of: ...)"
  *   "FILE:L:C: unknown key 'K' under daemon.log (expected one of: ...)"
  *   "FILE:L:C: unknown log source 'K' under daemon.log.levels (expected
@@ -43,6 +43,7 @@
 #include <vmhost/host.h>
 
 #include "log.h"
+#include "resconf.h"
 
 struct instance_conf {
   int kind; /* enum vmh_kind */
@@ -81,10 +82,12 @@ struct settings {
   unsigned operations_retention_s;
   unsigned operations_max;
   uint64_t journal_compact_size; /* bytes; 0: never compact */
+  unsigned telemetry_interval_s; /* host samples, 1..3600, default 5 */
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;
   size_t n_boot_dirs;
+  struct resources_conf resources; /* resources: (admission control) */
   struct instance_conf *instances; /* in kind order: storage, network,
                                       hypervisor, frontend; file order
                                       within a kind */

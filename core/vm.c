@@ -20,6 +20,7 @@
 #include "events.h"
 #include "instance.h"
 #include "log.h"
+#include "resources.h"
 #include "state.h"
 #include "strmap.h"
 #include "workers.h"
@@ -175,6 +176,7 @@ static int table_add(struct vm *vm, bool sorted) {
   table[at] = vm;
   n_table++;
   vm->gen = atomic_load(&generation);
+  resources_vm_added(vm);
   return 0;
 }
 
@@ -191,7 +193,7 @@ int vms_insert(struct vm *vm) {
   if (o)
     r = error_code(VMH_EEXIST, "a VM named '%s' already exists (id %s)",
                    vm->name, o->id);
-  else
+  else if ((r = resources_admit_vm(vm)) == 0)
     r = table_add(vm, true);
   vms_unlock();
   return r;
@@ -207,6 +209,7 @@ void vms_remove(struct vm *vm) {
   if (i > 0 && table[i - 1] == vm) {
     memmove(table + i - 1, table + i, (n_table - i) * sizeof *table);
     n_table--;
+    resources_vm_removed(vm);
   }
   vms_unlock();
   vm_free(vm);

@@ -60,7 +60,8 @@ uint64_t vms_generation(void);
 
 /* The record addressed by id or name (lock held by the caller), or NULL. */
 struct vm *vms_lookup(const char *id_or_name);
-/* Add a record whose name must be unique; VMH_EEXIST otherwise.  Takes the
+/* Add a record whose name must be unique (VMH_EEXIST) and whose vCPUs and
+ * memory fit (resources_admit_vm: VMH_ECAPACITY).  Takes the
  * lock itself.  The table owns vm on success. */
 int vms_insert(struct vm *vm);
 /* Take vm out of the table and free it.  Takes the lock itself. */

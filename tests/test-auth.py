@@ -24,6 +24,7 @@ REST_POLICY = {
     "GET /api/v1/host": "reader",
     "GET /api/v1/host/health": "reader",
     "GET /api/v1/host/metrics": "reader",
+    "GET /api/v1/host/resources": "reader",
     "GET /api/v1/host/hardware": "reader",
     "GET /api/v1/plugins": "reader",
     "GET /api/v1/cluster": "reader",

@@ -31,7 +31,7 @@ check_bad () # FILE EXPECTED-MESSAGE-AFTER-"FILE:"
   [ ! -e "$tmp/state" ] || fail "$1: a state directory was made"
 }
 
-check_bad bad-unknown-top.yaml "3:1: unknown key 'hypervisor' at the top level (expected one of: daemon, hypervisors, storage, networks, frontends); did you mean 'hypervisors'?"
+check_bad bad-unknown-top.yaml "3:1: unknown key 'hypervisor' at the top level (expected one of: daemon, hypervisors, storage, networks, frontends, resources); did you mean 'hypervisors'?"
 check_bad bad-unknown-daemon.yaml "3:3: unknown key 'stat_dir' under daemon"
 check_bad bad-range.yaml "3:3: key 'workers': 0 is out of range 1..256"
 check_bad bad-type.yaml "3:3: key 'workers': expected an integer, found 'lots'"

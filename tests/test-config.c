@@ -1003,15 +1003,15 @@ static void test_settings_fixtures(void) {
   refuse_settings("configs/bad-unknown-top.yaml", VMH_EINVAL,
                   "configs/bad-unknown-top.yaml:3:1: unknown key 'hypervisor' "
                   "at the top level (expected one of: daemon, hypervisors, "
-                  "storage, networks, frontends); did you mean "
+                  "storage, networks, frontends, resources); did you mean "
                   "'hypervisors'?");
-  refuse_settings(
-      "configs/bad-unknown-daemon.yaml", VMH_EINVAL,
-      "configs/bad-unknown-daemon.yaml:3:3: unknown key "
-      "'stat_dir' under daemon (expected one of: state_dir, "
-      "plugin_dir, log, workers, drain_timeout, "
-      "reconcile_interval, boot_dirs, operations_retention, "
-      "operations_max, journal_compact_size); did you mean 'state_dir'?");
+  refuse_settings("configs/bad-unknown-daemon.yaml", VMH_EINVAL,
+                  "configs/bad-unknown-daemon.yaml:3:3: unknown key "
+                  "'stat_dir' under daemon (expected one of: state_dir, "
+                  "plugin_dir, log, workers, drain_timeout, "
+                  "reconcile_interval, boot_dirs, operations_retention, "
+                  "operations_max, journal_compact_size, telemetry_interval); "
+                  "did you mean 'state_dir'?");
   refuse_settings("configs/bad-range.yaml", VMH_EINVAL,
                   "configs/bad-range.yaml:3:3: key 'workers': 0 is out of "
                   "range 1..256");
@@ -1139,31 +1139,31 @@ static void test_settings_more(void) {
                   "0..86400");
   settings_refuse("daemon:\n  workers: 257\n",
                   "%s:2:3: key 'workers': 257 is out of range 1..256");
-  settings_refuse(
-      "daemon:\n  wokrers: 2\n",
-      "%s:2:3: unknown key 'wokrers' under daemon (expected one "
-      "of: state_dir, plugin_dir, log, workers, drain_timeout, "
-      "reconcile_interval, boot_dirs, operations_retention, "
-      "operations_max, journal_compact_size); did you mean 'workers'?");
+  settings_refuse("daemon:\n  wokrers: 2\n",
+                  "%s:2:3: unknown key 'wokrers' under daemon (expected one "
+                  "of: state_dir, plugin_dir, log, workers, drain_timeout, "
+                  "reconcile_interval, boot_dirs, operations_retention, "
+                  "operations_max, journal_compact_size, telemetry_interval); "
+                  "did you mean 'workers'?");
   /* Two transpositions: two edits, though four for plain Levenshtein. */
   settings_refuse("daemon:\n  drian_tiemout: 2\n",
                   "%s:2:3: unknown key 'drian_tiemout' under daemon (expected "
                   "one of: state_dir, plugin_dir, log, workers, "
                   "drain_timeout, reconcile_interval, boot_dirs, "
                   "operations_retention, operations_max, "
-                  "journal_compact_size); did you mean "
+                  "journal_compact_size, telemetry_interval); did you mean "
                   "'drain_timeout'?");
   /* Three edits: no hint. */
   settings_refuse("daemon:\n  work: 2\n",
                   "%s:2:3: unknown key 'work' under daemon (expected one of: "
                   "state_dir, plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size)");
+                  "operations_max, journal_compact_size, telemetry_interval)");
   settings_refuse("daemon:\n  color: blue\n",
                   "%s:2:3: unknown key 'color' under daemon (expected one "
                   "of: state_dir, plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size)");
+                  "operations_max, journal_compact_size, telemetry_interval)");
   settings_refuse("daemon:\n  journal_compact_size: 100\n",
                   "%s:2:3: key 'journal_compact_size': 100 bytes is too "
                   "small (0: never compact, or 4KiB and up)");
@@ -1175,7 +1175,7 @@ static void test_settings_more(void) {
   settings_refuse("plugins: []\n",
                   "%s:1:1: unknown key 'plugins' at the top level (expected "
                   "one of: daemon, hypervisors, storage, networks, "
-                  "frontends)");
+                  "frontends, resources)");
   settings_refuse("hypervisors: {name: hv0}\n",
                   "%s:1:1: key 'hypervisors': expected a list, found a map");
   settings_refuse("hypervisors:\n  - mock\n",

@@ -29,12 +29,13 @@ static const struct {
     {VMH_ELIMIT, "limit_exceeded", 429, 8},
     {VMH_ECANCELED, "canceled", 499, 1},
     {VMH_EINTERNAL, "internal", 500, 13},
+    {VMH_ECAPACITY, "insufficient_capacity", 409, 8},
 };
 
 static void test_table(void) {
   size_t n = sizeof expected / sizeof expected[0];
 
-  CHECK_INT(n, ==, -VMH_ERROR_MIN + 1);
+  CHECK_INT(n, ==, -VMH_ERROR_LOWEST + 1);
   for (size_t i = 0; i < n; i++) {
     CHECK_STR(error_name(expected[i].code), expected[i].name);
     CHECK_INT(error_http_status(expected[i].code), ==, expected[i].http);
@@ -44,7 +45,7 @@ static void test_table(void) {
 }
 
 static void test_unknown(void) {
-  int unknown[] = {1, 42, VMH_ERROR_MIN - 1, -1000};
+  int unknown[] = {1, 42, VMH_ERROR_LOWEST - 1, -1000};
 
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     CHECK_STR(error_name(unknown[i]), "internal");

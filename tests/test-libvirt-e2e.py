@@ -15,7 +15,11 @@ from vmhtest import (Daemon, Events, check, expect, lsan_without_tls,
 
 lsan_without_tls()
 
+# The test driver simulates a node of 16 CPUs and 3 GiB, which admission
+# control counts (vmhostd.yaml(5), resources): overcommitted, it has room
+# for this test's VMs.
 CFG = """
+resources: { memory_overcommit: 8 }
 hypervisors:
   - { name: hv0, plugin: libvirt, uri: "test:///default", shutdown_timeout: 5 }
 storage:

@@ -110,6 +110,16 @@ with d:
           line)
     d.ok(op="volume_delete", pool="pool0", volume="guest1-vdb")
 
+    # Per-VM usage from the domain's block stats: 1 MiB read by the guest
+    # (O_DIRECT, past its page cache) shows in a live read.
+    before = d.ok(op="vm_get", vm="guest1", live=True)["vms"][0]
+    s.sendall(b"rseq vda 1\n")
+    line = read_line(s, time.time() + 60)
+    check(line.startswith("rseq vda: 0"), "rseq:", line)
+    after = d.ok(op="vm_get", vm="guest1", live=True)["vms"][0]
+    check(after["disk_read_bytes"] >= before["disk_read_bytes"] + (1 << 20),
+          "disk reads not counted:", before, after)
+
     # Snapshots of the running guest (internal, qcow2 disks + memory).
     sn = d.ok(op="snapshot_create", vm="guest1", name="s1")["snapshots"][0]
     check(sn["id"] == "s1" and sn["vm_state"] == "running", sn)

@@ -45,7 +45,10 @@ n=0
 for k in $(table top_keys) $instance_keys; do documented "$k"; n=$((n + 1)); done
 for k in $(table daemon_keys); do documented "daemon.$k"; n=$((n + 1)); done
 for k in $(table log_keys); do documented "daemon.log.$k"; n=$((n + 1)); done
-[ "$n" -ge 19 ] || fail "found only $n keys in core/settings.c: the test no longer reads its tables"
+resources_keys=$(sed -n '/^static const char \*const keys\[\] = {/,/};/p' \
+  "$top_srcdir/core/resconf.c" | grep -o '"[a-z_]*"' | tr -d '"')
+for k in $resources_keys; do documented "resources.$k"; n=$((n + 1)); done
+[ "$n" -ge 24 ] || fail "found only $n keys in core/settings.c: the test no longer reads its tables"
 
 # Every plugin's reference, whole: each of its lines (less the SPDX line)
 # is in the page's source.

@@ -23,6 +23,9 @@
  *        pool info: message; volume info: location.  Events (no layout
  *        change): VMH_REASON_VOLUME_VANISHED, VMH_REASON_VOLUME_BACK,
  *        VMH_REASON_AGENT_CONNECTED, _DISCONNECTED, _CUT_OFF.
+ *        Error VMH_ECAPACITY (admission control), VMH_ERROR_LOWEST;
+ *        hypervisor caps:
+ *        host_cpus, host_memory; core: host_resources.
  *        Header helpers (no layout change): vmh_name_valid, VMH_HAS_FIELD
  *        (here), vmh_fail, vmh_check_flags (host.h).
  */
@@ -75,8 +78,20 @@ enum vmh_error {
   VMH_ELIMIT = -13, /* rate or count limit reached: 429 / RESOURCE_EXHAUSTED */
   VMH_ECANCELED = -14, /* cancelled (shutdown, client gone): 499 / CANCELLED */
   VMH_EINTERNAL = -15, /* bug or unexpected failure: 500 / INTERNAL */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: the host's admission limit (resources: reserved and overcommit
+   * of CPUs, memory, pool space) would be crossed: 409 / RESOURCE_EXHAUSTED */
+  VMH_ECAPACITY = -16,
+#endif
 };
+/* The lowest code of ABI 1.0 and 1.1; kept as it was (a plugin built
+ * against those minors never sees a lower one). */
 #define VMH_ERROR_MIN VMH_EINTERNAL
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ABI 1.2: the lowest code of the minor targeted; a core or front-end
+ * that maps every code uses this one. */
+#define VMH_ERROR_LOWEST VMH_ECAPACITY
+#endif
 
 /* Plugin kinds. */
 enum vmh_kind {

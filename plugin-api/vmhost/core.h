@@ -212,6 +212,96 @@ enum vmh_vm_action {
 
 typedef const struct vmh_reply vmh_reply_t;
 
+#if VMH_ABI_TARGET_MINOR >= 2
+/* ABI 1.2: what the host can still take (admission control).  For each
+ * resource: total = host size × overcommit; available = total − reserved −
+ * allocated (never below 0).  Allocated is what the VM records hold (every
+ * record counts until its VM is deleted, creates in flight included). */
+struct vmh_host_resources {
+  uint32_t struct_size;
+  uint32_t host_cpus;            /* logical CPUs of the host(s) counted */
+  uint32_t cpu_overcommit_milli; /* ratio × 1000 */
+  uint32_t memory_overcommit_milli;
+  uint64_t vcpus_total;
+  uint64_t vcpus_reserved;
+  uint64_t vcpus_allocated;
+  uint64_t vcpus_available;
+  uint64_t host_memory; /* bytes */
+  uint64_t memory_total;
+  uint64_t memory_reserved;
+  uint64_t memory_allocated;
+  uint64_t memory_available;
+  uint32_t n_vms;
+  uint32_t n_pools;
+  /* Sums over the pools below. */
+  uint64_t disk_total;
+  uint64_t disk_reserved;
+  uint64_t disk_allocated;
+  uint64_t disk_available;
+};
+
+/* One storage pool's space as admission sees it: total = the pool's
+ * capacity, allocated = capacity − what the pool says is available, plus
+ * volumes being created now; available = total − reserved − allocated. */
+struct vmh_pool_resources {
+  uint32_t struct_size;
+  const char *name;
+  uint64_t total;
+  uint64_t reserved;
+  uint64_t allocated;
+  uint64_t available;
+  int64_t sampled_us; /* when the pool was last asked, 0: never */
+};
+
+typedef void (*vmh_pool_resources_fn)(void *opaque,
+                                      const struct vmh_pool_resources *pool);
+
+/* ABI 1.2: host telemetry, sampled by the core on one timer
+ * (daemon.telemetry_interval) and kept for a while in memory. */
+struct vmh_fs_usage {
+  uint32_t struct_size;
+  const char *name; /* "state" (the state directory), or a pool's name */
+  const char *path; /* the state directory; NULL for a pool */
+  uint64_t total;   /* bytes */
+  uint64_t used;
+  uint64_t available;
+};
+
+struct vmh_nic_rate {
+  uint32_t struct_size;
+  const char *name;  /* the host interface */
+  uint64_t rx_bytes; /* counters since boot */
+  uint64_t tx_bytes;
+  uint64_t rx_bytes_per_s; /* over the last interval */
+  uint64_t tx_bytes_per_s;
+};
+
+struct vmh_host_sample {
+  uint32_t struct_size;
+  int64_t time_us;             /* when it was taken, µs since the epoch */
+  uint32_t interval_ms;        /* what the rates and CPU use cover */
+  uint32_t cpu_usage_permille; /* all CPUs: busy / all time, ‰ */
+  uint32_t n_cpus;
+  const uint32_t *cpu_core_permille; /* n_cpus entries, by CPU number */
+  uint32_t load1_milli;              /* load averages × 1000 */
+  uint32_t load5_milli;
+  uint32_t load15_milli;
+  uint64_t memory_total; /* bytes */
+  uint64_t memory_available;
+  uint64_t memory_used; /* total − available */
+  const struct vmh_fs_usage *filesystems;
+  uint32_t n_filesystems;
+  const struct vmh_nic_rate *nics;
+  uint32_t n_nics;
+};
+
+typedef void (*vmh_host_sample_fn)(void *opaque,
+                                   const struct vmh_host_sample *sample);
+
+/* host_samples: only the newest sample. */
+#define VMH_SAMPLES_LATEST (UINT32_C(1) << 0)
+#endif
+
 /* A VM is addressed by its id or its name; a pool, volume, image or network
  * by its name. */
 struct vmh_core {
@@ -360,6 +450,19 @@ struct vmh_core {
    * label without a key. */
   void (*vm_query)(const struct vmh_vm_query *q, vmh_reply_t *r,
                    uint32_t flags);
+
+  /* ABI 1.2.  The host's resources as admission control counts them, from
+   * memory (pools as last sampled): fills *ret (its struct_size set by the
+   * caller; fields past it are left alone) and calls pool (may be NULL)
+   * once per storage pool.  Cheap, any thread.  Returns 0, or VMH_EINVAL
+   * for unknown flags or a NULL ret. */
+  int (*host_resources)(struct vmh_host_resources *ret,
+                        vmh_pool_resources_fn pool, void *opaque,
+                        uint32_t flags);
+  /* ABI 1.2.  The host samples kept, oldest first (VMH_SAMPLES_LATEST: the
+   * newest only), from memory, each valid during its call.  Returns 0 (no
+   * call when nothing was sampled yet), or VMH_EINVAL for unknown flags. */
+  int (*host_samples)(vmh_host_sample_fn fn, void *opaque, uint32_t flags);
 #endif
 };
 

@@ -42,6 +42,14 @@ struct vmh_hypervisor_caps {
   uint32_t features;      /* VMH_HV_* */
   uint32_t max_vcpus;     /* 0: no limit known */
   uint64_t max_memory;    /* bytes; 0: no limit known */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: the size of the host this hypervisor runs VMs on, for the
+   * core's admission control.  0: this machine (the core reads it from the
+   * kernel).  A plugin fills them when its VMs run elsewhere (a remote
+   * libvirt) or nowhere (the mock's simulated host). */
+  uint32_t host_cpus;   /* logical CPUs */
+  uint64_t host_memory; /* bytes */
+#endif
 };
 
 /* Flags: each operation has its own namespace (these share bit 0). */

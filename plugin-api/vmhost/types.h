@@ -207,6 +207,14 @@ struct vmh_vm_info {
   uint32_t channel_type;    /* enum vmh_channel_type */
   const char *channel_path; /* unix socket of the guest channel */
   uint32_t channel_port;    /* vsock port, for VMH_CHANNEL_VSOCK */
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2: I/O since the VM last started, summed over its disks and NICs
+   * (0: unknown or none). */
+  uint64_t disk_read_bytes;
+  uint64_t disk_write_bytes;
+  uint64_t net_rx_bytes;
+  uint64_t net_tx_bytes;
+#endif
 };
 
 struct vmh_snapshot_info {

@@ -243,6 +243,10 @@ json_t *abij_vm(const struct vmh_vm_record *in) {
   set(o, "memory", abij_u64(spec.memory));
   set(o, "memory_used", abij_u64(info.memory_used));
   set(o, "cpu_time_ns", abij_u64(info.cpu_time_ns));
+  set(o, "disk_read_bytes", abij_u64(info.disk_read_bytes));
+  set(o, "disk_write_bytes", abij_u64(info.disk_write_bytes));
+  set(o, "net_rx_bytes", abij_u64(info.net_rx_bytes));
+  set(o, "net_tx_bytes", abij_u64(info.net_tx_bytes));
   set(o, "uptime_s", abij_u64(info.uptime_s));
   set(o, "ips", jstrv(info.ips, info.n_ips));
   json_t *ch = json_object();

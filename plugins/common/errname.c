@@ -34,13 +34,14 @@ static const struct errinfo table[] = {
     [-VMH_ELIMIT] = {"limit_exceeded", 429, 8},
     [-VMH_ECANCELED] = {"canceled", 499, 1},
     [-VMH_EINTERNAL] = {"internal", 500, 13},
+    [-VMH_ECAPACITY] = {"insufficient_capacity", 409, 8},
 };
 
-_Static_assert(sizeof table / sizeof table[0] == -VMH_ERROR_MIN + 1,
+_Static_assert(sizeof table / sizeof table[0] == -VMH_ERROR_LOWEST + 1,
                "the table must cover every VMH_E* code");
 
 static const struct errinfo *info(int code) {
-  if (code > 0 || code < VMH_ERROR_MIN)
+  if (code > 0 || code < VMH_ERROR_LOWEST)
     return &table[-VMH_EINTERNAL];
   return &table[-code];
 }
@@ -83,7 +84,7 @@ int errno_code(int err) {
 int errname_code(const char *name) {
   if (!name)
     return 1;
-  for (int code = 0; code >= VMH_ERROR_MIN; code--)
+  for (int code = 0; code >= VMH_ERROR_LOWEST; code--)
     if (strcmp(table[-code].name, name) == 0)
       return code;
   return 1;

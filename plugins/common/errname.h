@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Codes that are not VMH_E* codes (positive, or below VMH_ERROR_MIN) map
+/* Codes that are not VMH_E* codes (positive, or below VMH_ERROR_LOWEST) map
  * like VMH_EINTERNAL.  Names: "ok", "invalid_argument", "not_found" … */
 const char *errname_name(int code);
 uint32_t errname_http_status(int code);

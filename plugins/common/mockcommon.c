@@ -387,7 +387,7 @@ static int read_fault(struct mock_common *mc, const struct vmh_config *node,
   if (f->code >= 0) {
     char names[512];
     size_t len = 0;
-    for (i = 1; i <= -VMH_ERROR_MIN; i++)
+    for (i = 1; i <= -VMH_ERROR_LOWEST; i++)
       len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
                               i > 1 ? ", " : "", errname_name(-(int)i));
     return vmh_fail(host, VMH_EINVAL,

@@ -76,7 +76,8 @@
   X(U64, memory_used)                                        \
   X(U64, cpu_time_ns)                                        \
   X(U64, uptime_s) X(U32, channel_type) X(STR, channel_path) \
-      X(U32, channel_port)
+      X(U32, channel_port) X(U64, disk_read_bytes) X(U64, disk_write_bytes) \
+          X(U64, net_rx_bytes) X(U64, net_tx_bytes)
 
 #define VM_CTYPE_STR char *
 #define VM_CTYPE_U32 uint32_t

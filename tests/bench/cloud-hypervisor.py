@@ -62,7 +62,11 @@ def through_vmhostd(parent=None):
     """(wall s, vmhostd CPU s) for the VMs, the daemon's files in a new
     directory under parent (None: the default temporary directory)."""
     tmp = tempfile.mkdtemp(prefix="vmhbench.", dir=parent)
-    d = Daemon(chtest.config(), tmp=tmp, log_level="info")
+    # The fake VMM's VMs count against this machine (admission control):
+    # room for --vms of them, up to 100 per CPU.
+    d = Daemon(chtest.config(body_extra="resources: { reserved_cpus: 0, "
+                             "cpu_overcommit: 100 }"),
+               tmp=tmp, log_level="info")
     try:
         d.start()
         c0 = cpu_s(d.proc.pid)

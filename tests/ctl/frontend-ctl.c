@@ -930,7 +930,7 @@ static bool blank(const char *s) {
  * the core's table maps it, for the test that holds openapi.yaml to it. */
 static json_t *error_table(const struct vmh_core *core) {
   json_t *a = json_array();
-  for (int code = -1; a && code >= VMH_ERROR_MIN; code--)
+  for (int code = -1; a && code >= VMH_ERROR_LOWEST; code--)
     json_array_append_new(a, json_pack("{si,ss,si,si}", "code", code, "name",
                                        core->error_name(code), "http",
                                        (int)core->http_status(code), "grpc",

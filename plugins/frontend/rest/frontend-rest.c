@@ -39,6 +39,7 @@
 #include "h2server.h"
 #include "histogram.h"
 #include "query.h"
+#include "resources.h"
 #include "rest.h"
 #include "restops.h"
 #include "vmpage.h"
@@ -908,9 +909,13 @@ static void finish_hardware(struct call *k, int code, const char *message) {
 }
 
 static void finish_host_metrics(struct call *k, int code, const char *message) {
-  static const char *const keys[] = {"memory_total", "memory_available",
-                                     "uptime_s",     "n_vms",
-                                     "cpu_threads",  NULL};
+  static const char *const keys[] = {
+      "memory_total", "memory_available", "uptime_s", "n_vms",
+      "cpu_threads",  "sample",           "history",  NULL};
+  json_t *h = json_array_get(k->res, 0);
+  /* The telemetry joins the host record, whose keys are then taken. */
+  if (code == 0 && h && (code = rest_host_samples(k->rest->core, h)) != 0)
+    message = "cannot read the host samples";
   finish_host_part(k, code, message, keys);
 }
 
@@ -954,6 +959,20 @@ static int cluster_get(struct call *k) {
   k->shape = TEXT;
   k->finish = finish_cluster;
   k->rest->core->plugin_status("cluster", &k->reply.reply, 0);
+  return 0;
+}
+
+static int host_resources(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  int code;
+  json_t *v = rest_host_resources(k->rest->core, &code);
+  if (v)
+    answer_json(k, 200, v);
+  else
+    answer_code(k, code,
+                code == VMH_ENOTSUP ? "the core has no host_resources"
+                                    : "out of memory");
   return 0;
 }
 
@@ -1413,6 +1432,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/host/health", health, AUTH_READER},
     {"GET", "/api/v1/host/metrics", host_metrics, AUTH_READER},
     {"GET", "/api/v1/host/hardware", host_hardware, AUTH_READER},
+    {"GET", "/api/v1/host/resources", host_resources, AUTH_READER},
     {"GET", "/api/v1/plugins", plugin_list, AUTH_READER},
     {"GET", "/api/v1/cluster", cluster_get, AUTH_READER},
     {"GET", "/api/v1/vms", vm_list, AUTH_READER},

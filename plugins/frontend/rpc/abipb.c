@@ -219,6 +219,10 @@ static Vmhost__V1__VmInfo *info_pb(struct abij_arena *a,
   m->memory = v.memory;
   m->memory_used = v.memory_used;
   m->cpu_time_ns = v.cpu_time_ns;
+  m->disk_read_bytes = v.disk_read_bytes;
+  m->disk_write_bytes = v.disk_write_bytes;
+  m->net_rx_bytes = v.net_rx_bytes;
+  m->net_tx_bytes = v.net_tx_bytes;
   m->uptime_s = v.uptime_s;
   m->channel_type = (Vmhost__V1__ChannelType)v.channel_type;
   m->channel_port = v.channel_port;

@@ -45,6 +45,7 @@
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
 #include "h2server.h"
+#include "hostres.h"
 #include "pbcheck.h"
 #include "reflect.h"
 #include "rpc.h"
@@ -1005,7 +1006,20 @@ static int token_revoke(struct call *k) {
 /* ---- Methods: node, plugins, health ---------------------------------------
  */
 
+/* NodeInfo: the host record, with the resources and the newest sample. */
+static void finish_node_info(struct call *k, int code, const char *message) {
+  for (size_t i = 0; code == 0 && i < k->n_res; i++) {
+    if (k->res[i]->descriptor != &vmhost__v1__node_info__descriptor)
+      continue;
+    Vmhost__V1__NodeInfo *m = (Vmhost__V1__NodeInfo *)k->res[i];
+    m->resources = rpc_host_resources(CORE(k), &k->arena);
+    m->sample = rpc_host_sample(CORE(k), &k->arena);
+  }
+  finish_default(k, code, message);
+}
+
 static int node_info(struct call *k) {
+  k->finish = finish_node_info;
   CORE(k)->host_info(reply(k), 0);
   return 0;
 }
@@ -1345,7 +1359,11 @@ static int send_sample(struct stream *st) {
   m.n_vms = s.host.n_vms;
   m.cpu_threads = s.host.cpu_threads;
   m.prometheus = s.text ? s.text : (char *)protobuf_c_empty_string;
+  struct abij_arena arena = {0};
+  m.resources = rpc_host_resources(core, &arena);
+  m.sample = rpc_host_sample(core, &arena);
   int ret = stream_send(st, &m.base);
+  abij_arena_free(&arena);
   free(s.text);
   pthread_mutex_destroy(&s.lock);
   pthread_cond_destroy(&s.cond);

@@ -653,7 +653,7 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
 
   if ((rc = vmh_check_flags(host, "caps", flags, 0)) < 0)
     return rc;
-  if (ret == NULL || ret->struct_size < sizeof *ret)
+  if (ret == NULL || !VMH_HAS_FIELD(ret, max_memory))
     return vmh_fail(host, VMH_EINVAL, "caps: struct too small");
   if ((rc = get_conn(h, &c)) < 0)
     return rc;
@@ -672,6 +672,14 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
     ret->max_vcpus = (uint32_t)n;
   virResetLastError();
   ret->max_memory = 0;
+  /* The node the connection's domains run on (another machine for a
+   * remote URI, a simulated one for test:///), for admission control. */
+  virNodeInfo ni;
+  if (VMH_HAS_FIELD(ret, host_memory) && virNodeGetInfo(c, &ni) == 0) {
+    ret->host_cpus = ni.cpus;
+    ret->host_memory = (uint64_t)ni.memory * 1024;
+  }
+  virResetLastError();
   virConnectClose(c);
   return 0;
 }
@@ -1128,6 +1136,40 @@ static void collect_ips(virDomainPtr dom, char ***ret, uint32_t *n) {
   virResetLastError();
 }
 
+/* Whether a stats field named like "block.0.rd.bytes" is kind.N.what. */
+static int stat_is(const char *field, const char *kind, const char *what) {
+  size_t k = strlen(kind), f = strlen(field), w = strlen(what);
+  return strncmp(field, kind, k) == 0 && field[k] == '.' && f > k + w + 1 &&
+         strcmp(field + f - w, what) == 0 && field[f - w - 1] == '.';
+}
+
+/* The domain's disk and NIC bytes, summed, from its block and interface
+ * stats (virDomainListGetStats; a driver without them leaves 0s). */
+static void io_stats(virDomainPtr dom, struct vmh_vm_info *info) {
+  virDomainPtr doms[] = {dom, NULL};
+  virDomainStatsRecordPtr *recs = NULL;
+  int n = virDomainListGetStats(
+      doms, VIR_DOMAIN_STATS_BLOCK | VIR_DOMAIN_STATS_INTERFACE, &recs, 0);
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < recs[i]->nparams; j++) {
+      const virTypedParameter *p = &recs[i]->params[j];
+      if (p->type != VIR_TYPED_PARAM_ULLONG)
+        continue;
+      if (stat_is(p->field, "block", "rd.bytes"))
+        info->disk_read_bytes += p->value.ul;
+      else if (stat_is(p->field, "block", "wr.bytes"))
+        info->disk_write_bytes += p->value.ul;
+      else if (stat_is(p->field, "net", "rx.bytes"))
+        info->net_rx_bytes += p->value.ul;
+      else if (stat_is(p->field, "net", "tx.bytes"))
+        info->net_tx_bytes += p->value.ul;
+    }
+  }
+  if (recs)
+    virDomainStatsRecordListFree(recs);
+  virResetLastError();
+}
+
 static int report(struct hv *h, virDomainPtr dom, vmh_vm_info_fn fn,
                   void *opaque) {
   char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1165,6 +1207,7 @@ static int report(struct hv *h, virDomainPtr dom, vmh_vm_info_fn fn,
                                      : (uint64_t)di.memory * 1024;
     virResetLastError();
     info.uptime_s = uptime_s(h, uuid);
+    io_stats(dom, &info);
     collect_ips(dom, &ips, &n_ips);
     info.ips = (const char *const *)ips;
     info.n_ips = n_ips;

@@ -114,9 +114,9 @@ struct hv {
   const struct vmh_host *host;
   const struct vmh_instance *inst;
   struct mock_common *mc;
-  int64_t max_vcpus, max_vms;
+  int64_t max_vcpus, max_vms, host_cpus;
   int64_t vsock_port; /* 0: channels are unix sockets; else vsock, this port */
-  uint64_t max_memory;
+  uint64_t max_memory, host_memory;
   struct ptrvec vms;            /* of struct dom *, in define order */
   struct strmap by_id, by_name; /* the same VMs (vms_add, vms_drop) */
   uint64_t next_seq;            /* last seq given */
@@ -759,6 +759,7 @@ struct dom_view {
   char ip[16];
   uint32_t state, vcpus;
   uint64_t memory, memory_used, cpu_time_ns, uptime_s;
+  uint64_t disk_read, disk_write, net_rx, net_tx;
   int channel;
 };
 
@@ -780,6 +781,12 @@ static void view_vm(const struct dom *vm, uint64_t now, struct dom_view *v) {
      * memory: plausible, and the same on every run. */
     v->cpu_time_ns = ran / 4 * vm->rec->vcpus;
     v->memory_used = vm->rec->memory / 2;
+    /* And does I/O at a steady pace per second of running: 1 MiB read,
+     * 256 KiB written per disk; 64 KiB in, 16 KiB out per NIC. */
+    v->disk_read = ran / 1000000000u * vm->rec->n_disks * (1u << 20);
+    v->disk_write = ran / 1000000000u * vm->rec->n_disks * (1u << 18);
+    v->net_rx = ran / 1000000000u * vm->rec->n_nics * (1u << 16);
+    v->net_tx = ran / 1000000000u * vm->rec->n_nics * (1u << 14);
     v->uptime_s = (now - r->start_ns) / 1000000000u;
     /* One address per VM with a NIC: 10.0.0.2, 10.0.0.3, … in define
      * order, never the .0, .1 (gateway) or .255 of a /24. */
@@ -788,6 +795,7 @@ static void view_vm(const struct dom *vm, uint64_t now, struct dom_view *v) {
                (unsigned)(k % 253 + 2));
   } else {
     v->cpu_time_ns = v->memory_used = v->uptime_s = 0;
+    v->disk_read = v->disk_write = v->net_rx = v->net_tx = 0;
   }
 }
 
@@ -804,6 +812,10 @@ static int report_vm(struct hv *h, const struct dom_view *v, char *path,
   info.memory = v->memory;
   info.memory_used = v->memory_used;
   info.cpu_time_ns = v->cpu_time_ns;
+  info.disk_read_bytes = v->disk_read;
+  info.disk_write_bytes = v->disk_write;
+  info.net_rx_bytes = v->net_rx;
+  info.net_tx_bytes = v->net_tx;
   info.uptime_s = v->uptime_s;
   if (v->ip[0]) {
     ips[0] = v->ip;
@@ -847,7 +859,8 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
     return rc;
   if ((rc = vmh_check_flags(h->host, "caps", flags, 0)) < 0 ||
       (rc = mock_check_struct(h->host, "caps", ret, ret ? ret->struct_size : 0,
-                              sizeof *ret)) < 0)
+                              offsetof(struct vmh_hypervisor_caps, max_memory) +
+                                  sizeof ret->max_memory)) < 0)
     return rc;
   ret->source_types = ALL_SOURCES;
   ret->binding_types = ALL_BINDINGS;
@@ -856,6 +869,10 @@ static int hv_caps(void *handle, struct vmh_hypervisor_caps *ret,
       VMH_HV_SNAPSHOTS | VMH_HV_HOTPLUG_DISK | VMH_HV_PAUSE | VMH_HV_CONSOLE;
   ret->max_vcpus = (uint32_t)h->max_vcpus;
   ret->max_memory = h->max_memory;
+  if (VMH_HAS_FIELD(ret, host_memory)) {
+    ret->host_cpus = (uint32_t)h->host_cpus;
+    ret->host_memory = h->host_memory;
+  }
   return 0;
 }
 
@@ -1622,6 +1639,11 @@ static int hv_open(const struct vmh_host *host, const struct vmh_instance *inst,
                               0)) < 0 ||
       (rc = host->config_int(config, "max_vms", 1, 1000000, 1024, &h->max_vms,
                              0)) < 0 ||
+      (rc = host->config_int(config, "host_cpus", 1, 1 << 20, 65536,
+                             &h->host_cpus, 0)) < 0 ||
+      (rc = host->config_size(config, "host_memory", UINT64_C(1) << 20,
+                              UINT64_MAX, UINT64_C(64) << 40, &h->host_memory,
+                              0)) < 0 ||
       (rc = host->config_int(config, "vsock_port", 0, UINT32_MAX, 0,
                              &h->vsock_port, 0)) < 0 ||
       (rc = read_preexisting(h, config, &pre, &n_pre)) < 0)
