@@ -39,11 +39,18 @@ static const struct {
 static const char *const top_keys[] = {"daemon",   "hypervisors", "storage",
                                        "networks", "frontends",   "resources",
                                        NULL};
-static const char *const daemon_keys[] = {
-    "state_dir",      "plugin_dir",           "log",
-    "workers",        "drain_timeout",        "reconcile_interval",
-    "boot_dirs",      "telemetry_interval",   "operations_retention",
-    "operations_max", "journal_compact_size", NULL};
+static const char *const daemon_keys[] = {"state_dir",
+                                          "plugin_dir",
+                                          "log",
+                                          "workers",
+                                          "drain_timeout",
+                                          "reconcile_interval",
+                                          "boot_dirs",
+                                          "operations_retention",
+                                          "operations_max",
+                                          "journal_compact_size",
+                                          "telemetry_interval",
+                                          NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
 

@@ -62,8 +62,14 @@ def lifecycle(e):
               ("mock", "hypervisor") in kinds, rec)
         check({"name": "cluster", "plugin": "cluster"} in rec["frontends"],
               rec)
-        check(rec["version"] and "reserved" in rec and "available" in rec,
-              rec)
+        check(rec["version"], rec)
+        # The core's admission numbers: the default reserve (2 vCPUs), no
+        # VM yet.
+        check(rec["reserved"]["vcpus"] == 2 and
+              rec["reserved"]["memory"] > 0 and
+              rec["allocated"]["vcpus"] == 0 and
+              rec["allocated"]["memory"] == 0 and
+              rec["available"]["vcpus"] > 0, rec)
         check(metric(d, "registered") == 1, "registered gauge")
 
         # Three VMs made, one deleted: the inventory follows.

@@ -122,6 +122,36 @@ static json_t *capacity(json_t *h) {
   return o;
 }
 
+/* {vcpus, memory, disk} of one column of the core's resources. */
+static json_t *resource_column(uint64_t vcpus, uint64_t memory, uint64_t disk) {
+  return json_pack("{s:I,s:I,s:I}", "vcpus", (json_int_t)vcpus, "memory",
+                   (json_int_t)memory, "disk", (json_int_t)disk);
+}
+
+/* What the core reserves for the host, what VMs hold and what they may
+ * still take, as admission control counts them (vmh_core.host_resources;
+ * overcommit included): "reserved", "allocated", "available"; null when
+ * the core cannot say. */
+static void host_resources(json_t *rec, const struct vmh_core *core) {
+  struct vmh_host_resources h = {.struct_size = sizeof h};
+  bool have = VMH_HAS_FIELD(core, host_resources) && core->host_resources &&
+              core->host_resources(&h, NULL, NULL, 0) == 0;
+  json_object_set_new(rec, "reserved",
+                      have ? resource_column(h.vcpus_reserved,
+                                             h.memory_reserved, h.disk_reserved)
+                           : json_null());
+  json_object_set_new(
+      rec, "allocated",
+      have ? resource_column(h.vcpus_allocated, h.memory_allocated,
+                             h.disk_allocated)
+           : json_null());
+  json_object_set_new(
+      rec, "available",
+      have ? resource_column(h.vcpus_available, h.memory_available,
+                             h.disk_available)
+           : json_null());
+}
+
 /* The front-end instances and every plugin, from plugin_list. */
 static void plugins(json_t *rec, json_t *list) {
   json_t *all = json_array(), *fes = json_array();
@@ -180,12 +210,7 @@ static char *node_record(struct cluster *cl) {
   char *text = NULL;
   if (rec && vms && hosts && plist) {
     plugins(rec, plist);
-    /* HOST_RESOURCES: what the core reserves for the host and what VMs may
-     * still take (vmh_core.host_resources, being added beside this plugin)
-     * go here, as "reserved" and "available" objects of the same shape as
-     * "capacity".  null until the core reports them. */
-    json_object_set_new(rec, "reserved", json_null());
-    json_object_set_new(rec, "available", json_null());
+    host_resources(rec, cl->core);
     text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
   }
   json_decref(rec);
