@@ -89,10 +89,12 @@ def name():
     return f"vm{n}"
 
 
-# A mock hypervisor as large as the spec allows, so that only the spec's
-# limits are tested.
+# A mock hypervisor as large as the spec allows, on a simulated host with
+# room for several VMs that large (admission control counts the host), so
+# that only the spec's limits are tested.
 BIG = mocks(hv=f", max_vcpus: {L[('vcpus', 'max')]}, "
-            f"max_memory: {L[('memory', 'max')]}")
+            f"max_memory: {L[('memory', 'max')]}, "
+            f"host_memory: {8 * L[('memory', 'max')]}")
 
 with RestDaemon(body=BIG) as d:
     def refused(body, field, words=()):

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query.h"
 #include "rest.h"
 
 /* The most a file or exec's stdin may carry: the guest channel's frame
@@ -57,28 +58,24 @@ int rest_agent_show(struct call *k) {
   return start(k, &req);
 }
 
-int rest_agent_ping(struct call *k) {
+/* A request without arguments (an empty JSON object or no body). */
+static int no_args(struct call *k, uint32_t op) {
   if (rest_check_param(k, 0, "vm", true) < 0 || rest_no_query(k) < 0 ||
       rest_need_body(k, true) < 0 || !have_agent_api(k))
     return -1;
   if (json_object_size(k->body))
     return rest_bad(k, "unknown field '%s'",
                     json_object_iter_key(json_object_iter(k->body)));
-  struct vmh_agent_request req = {.struct_size = sizeof req,
-                                  .op = VMH_AGENT_PING};
+  struct vmh_agent_request req = {.struct_size = sizeof req, .op = op};
   return start(k, &req);
 }
 
+int rest_agent_ping(struct call *k) {
+  return no_args(k, VMH_AGENT_PING);
+}
+
 int rest_agent_time_sync(struct call *k) {
-  if (rest_check_param(k, 0, "vm", true) < 0 || rest_no_query(k) < 0 ||
-      rest_need_body(k, true) < 0 || !have_agent_api(k))
-    return -1;
-  if (json_object_size(k->body))
-    return rest_bad(k, "unknown field '%s'",
-                    json_object_iter_key(json_object_iter(k->body)));
-  struct vmh_agent_request req = {.struct_size = sizeof req,
-                                  .op = VMH_AGENT_TIME_SYNC};
-  return start(k, &req);
+  return no_args(k, VMH_AGENT_TIME_SYNC);
 }
 
 /* "stdin" with "stdin_encoding" (utf-8, the default, or base64) into
@@ -156,37 +153,15 @@ int rest_agent_exec(struct call *k) {
 
 /* ---- files ------------------------------------------------------------- */
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes len bytes of s ('+' is a space) into the arena; NULL
  * when malformed, holding a NUL, or out of memory. */
 static char *decode(struct call *k, const char *s, size_t len) {
   char *out = abij_arena_alloc(&k->in.arena, len + 1);
-  size_t o = 0;
-  for (size_t i = 0; out && i < len; i++) {
-    if (s[i] == '%') {
-      if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-        return NULL;
-      out[o] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-      if (!out[o])
-        return NULL;
-      o++;
-      i += 2;
-    } else {
-      out[o++] = s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  if (out)
-    out[o] = '\0';
-  return out;
+  if (!out)
+    return NULL;
+  memcpy(out, s, len);
+  out[len] = '\0';
+  return query_decode(out) == 0 ? out : NULL;
 }
 
 struct file_query {

@@ -16,8 +16,7 @@ static int hex(char c) {
   return -1;
 }
 
-/* Decode s in place ('+' is a space, as forms send it): 0, or -1. */
-static int decode(char *s) {
+int query_decode(char *s) {
   char *o = s;
   for (; *s; s++) {
     if (*s == '+') {
@@ -51,7 +50,7 @@ int query_next(char **cursor, char **key, char **value) {
   *value = eq ? eq + 1 : p + strlen(p);
   if (eq)
     *eq = '\0';
-  if (decode(*key) < 0 || decode(*value) < 0) {
+  if (query_decode(*key) < 0 || query_decode(*value) < 0) {
     if (eq)
       *eq = '=';
     return -1;

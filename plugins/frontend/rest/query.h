@@ -9,4 +9,8 @@
  * to a NUL byte (*key then points at the pair as given). */
 int query_next(char **cursor, char **key, char **value);
 
+/* Decode s in place ('+' is a space, as forms send it): 0, or -1 for a
+ * bad %-escape or one that decodes to a NUL byte. */
+int query_decode(char *s);
+
 #endif
