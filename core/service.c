@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "agent.h"
+#include "cleanup.h"
 #include "error.h"
 #include "events.h"
 #include "hostinfo.h"
