@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +29,7 @@
 struct operation {
   struct operation *next, *prev;   /* all, newest first */
   struct operation *anext, *aprev; /* active (not ended), newest first */
+  struct operation *enext, *eprev; /* ended, in the order they ended */
   char id[VMH_ID_LEN + 1];
   const char *kind;
   uint32_t status;   /* enum vmh_op_status */
@@ -39,12 +41,13 @@ struct operation {
   char *error;
   int64_t created_us, updated_us;
   int64_t ended_mono_us;
-  bool visible; /* ops_close has run: listed, and its events sent */
-  bool in_call; /* the call that opened it has not returned */
-  bool refused; /* the work refused inline: never an operation */
-  bool async;   /* the caller was answered with the operation */
-  bool began;   /* its work passed ops_begin */
-  bool linked;  /* in the registry */
+  bool visible;  /* ops_close has run: listed, and its events sent */
+  bool in_call;  /* the call that opened it has not returned */
+  bool refused;  /* the work refused inline: never an operation */
+  bool async;    /* the caller was answered with the operation */
+  bool began;    /* its work passed ops_begin */
+  bool linked;   /* in the registry */
+  bool in_ended; /* in the ended list */
   pthread_t opener;
   vmh_reply_t *caller; /* waiting for the work's answer; NULL: none */
   struct vmh_reply w;  /* the work's reply */
@@ -63,8 +66,14 @@ static pthread_cond_t tick;
 static pthread_t timer;
 static bool inited, timer_running, stopping;
 static struct operation *all, *all_tail, *active;
+/* Ended operations, first ended first: the next to pass its retention is
+ * the head, so neither an end nor the timer walks the registry. */
+static struct operation *ended_head, *ended_tail;
 static size_t n_all, n_active, n_transitional;
 static struct waiter *waiters;
+/* The timer was signalled and has not waited since: a request that ends
+ * many operations or queues many events wakes it once. */
+static bool kicked;
 static unsigned retention_s = 3600, max_ops = 1000;
 static atomic_uint_fast64_t generation;
 
@@ -79,6 +88,29 @@ struct queued_event {
 static struct queued_event *ev_head, **ev_tail = &ev_head;
 
 /* ---- time, small helpers ------------------------------------------------ */
+
+/* Wake the timer (under lock): it sends queued events, then reconsiders
+ * its deadline.  The signal goes out in unlock(): a timer woken while the
+ * lock is still held would only block on it again (two more context
+ * switches per request on a busy CPU). */
+static bool signal_due;
+static void kick(void) {
+  if (!kicked) {
+    kicked = true;
+    signal_due = true;
+  }
+}
+
+/* Release the registry's lock, then wake the timer if kick() asked.  (It
+ * cannot miss the signal: it checks for work under the lock, and waits
+ * with kicked false, so a later kick signals again.) */
+static void unlock(void) {
+  bool due = signal_due;
+  signal_due = false;
+  pthread_mutex_unlock(&lock);
+  if (due)
+    pthread_cond_signal(&tick);
+}
 
 /* Answer r with code and this thread's error message. */
 static void answer(vmh_reply_t *r, int code) {
@@ -173,7 +205,7 @@ static void queue_event(const struct vmh_event *ev) {
   q->ev.message = q->message;
   *ev_tail = q;
   ev_tail = &q->next;
-  pthread_cond_signal(&tick);
+  kick();
 }
 
 /* Send the queued events in their order, with the lock released meanwhile
@@ -184,7 +216,7 @@ static void send_queued(bool locked) {
     ev_head = NULL;
     ev_tail = &ev_head;
     if (locked)
-      pthread_mutex_unlock(&lock);
+      unlock();
     while (q) {
       struct queued_event *next = q->next;
       events_emit("core", &q->ev);
@@ -292,27 +324,48 @@ static void unlink_op(struct operation *op) {
     all_tail = op->prev;
   n_all--;
   op->linked = false;
+  if (op->in_ended) {
+    if (op->eprev)
+      op->eprev->enext = op->enext;
+    else
+      ended_head = op->enext;
+    if (op->enext)
+      op->enext->eprev = op->eprev;
+    else
+      ended_tail = op->eprev;
+    op->in_ended = false;
+  }
   unref(op);
 }
 
+/* op ended now: the newest of the ended list (its end times never go
+ * back: the monotonic clock, read under the lock). */
+static void append_ended(struct operation *op) {
+  op->enext = NULL;
+  op->eprev = ended_tail;
+  if (ended_tail)
+    ended_tail->enext = op;
+  else
+    ended_head = op;
+  ended_tail = op;
+  op->in_ended = true;
+}
+
 /* Forget the oldest ended operations past the count, and those past their
- * retention; returns the monotonic time the next one expires (0: none). */
+ * retention; returns the monotonic time the next one expires (0: none).
+ * Touches only what it forgets, and the running operations older than
+ * them (few: each holds a worker or a caller). */
 static int64_t prune(int64_t now) {
-  int64_t keep_us = (int64_t)retention_s * 1000000, next = 0;
-  size_t over = n_all > max_ops ? n_all - max_ops : 0;
-  for (struct operation *op = all_tail, *prev; op; op = prev) {
+  int64_t keep_us = (int64_t)retention_s * 1000000;
+  for (struct operation *op = all_tail, *prev; op && n_all > max_ops;
+       op = prev) {
     prev = op->prev;
-    if (!ended(op))
-      continue;
-    if (over || now - op->ended_mono_us >= keep_us) {
-      if (over)
-        over--;
+    if (ended(op))
       unlink_op(op);
-    } else if (!next || op->ended_mono_us + keep_us < next) {
-      next = op->ended_mono_us + keep_us;
-    }
   }
-  return next;
+  while (ended_head && now - ended_head->ended_mono_us >= keep_us)
+    unlink_op(ended_head);
+  return ended_head ? ended_head->ended_mono_us + keep_us : 0;
 }
 
 static struct operation *find(const char *id) {
@@ -351,10 +404,16 @@ static void end(struct operation *op, int code, const char *message) {
   op->ended_mono_us = now_us(CLOCK_MONOTONIC);
   touch(op);
   unlink_active(op);
+  /* The first in the list sets the timer's next deadline; a later one
+   * expires after it. */
+  bool first = !ended_head;
+  if (op->linked)
+    append_ended(op);
   release_waiters_of(op);
   emit(op, VMH_EVENT_OPERATION);
   prune(op->ended_mono_us);
-  pthread_cond_signal(&tick);
+  if (first)
+    kick();
 }
 
 /* Cancel a queued op: it ends now; its work, when it comes to run, finds
@@ -383,7 +442,7 @@ static struct operation *of(vmh_reply_t *w);
     pthread_mutex_lock(&lock);                         \
     if (op->caller && !op->async && op->caller->field) \
       op->caller->field(op->caller->opaque, v);        \
-    pthread_mutex_unlock(&lock);                       \
+    unlock();                                          \
   }
 FORWARD(vm, struct vmh_vm_record)
 FORWARD(snapshot, struct vmh_snapshot_info)
@@ -402,7 +461,7 @@ static void fwd_text(void *o, const char *text, size_t len) {
   pthread_mutex_lock(&lock);
   if (op->caller && !op->async && op->caller->text)
     op->caller->text(op->caller->opaque, text, len);
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 static void fwd_done(void *o, int code, const char *message) {
@@ -425,7 +484,7 @@ static void fwd_done(void *o, int code, const char *message) {
     }
   }
   unref(op); /* the work's */
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 static struct operation *of(vmh_reply_t *w) {
@@ -489,7 +548,7 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
                              .done = fwd_done};
   pthread_mutex_lock(&lock);
   if (n_active >= max_ops) {
-    pthread_mutex_unlock(&lock);
+    unlock();
     op_free(op);
     error_set(
         "%zu operations are in progress, the most daemon."
@@ -499,7 +558,7 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
     return NULL;
   }
   link_op(op);
-  pthread_mutex_unlock(&lock);
+  unlock();
   return &op->w;
 }
 
@@ -539,7 +598,7 @@ void ops_close(vmh_reply_t *w, const char *vm_id) {
     }
   }
   unref(op); /* the opener's */
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 int ops_begin(vmh_reply_t *w) {
@@ -557,7 +616,7 @@ int ops_begin(vmh_reply_t *w) {
     emit(op, VMH_EVENT_OPERATION_UPDATED);
     emit_vm_state(op);
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   return r;
 }
 
@@ -577,7 +636,7 @@ void ops_progress(vmh_reply_t *w, uint64_t done, uint64_t total,
     touch(op);
     emit(op, VMH_EVENT_OPERATION_UPDATED);
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   free(m);
 }
 
@@ -604,7 +663,7 @@ void ops_backend_progress(const char *instance, const char *object,
     emit(op, VMH_EVENT_OPERATION_UPDATED);
     break;
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r) {
@@ -622,7 +681,7 @@ uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r) {
   }
   /* An operation's own answer shows what it made. */
   uint32_t state = head && &head->w != r ? head->vm_state : 0;
-  pthread_mutex_unlock(&lock);
+  unlock();
   return state;
 }
 
@@ -676,7 +735,7 @@ void ops_list(const char *vm, uint32_t status, uint32_t limit, vmh_reply_t *r,
     reply_op(r, op);
     n++;
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   answer(r, 0);
 }
 
@@ -687,7 +746,7 @@ void ops_get(const char *id, vmh_reply_t *r, uint32_t flags) {
   struct operation *op = find(id);
   if (op)
     reply_op(r, op);
-  pthread_mutex_unlock(&lock);
+  unlock();
   if (!op)
     return not_found(id, r);
   answer(r, 0);
@@ -712,13 +771,13 @@ void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
   pthread_mutex_lock(&lock);
   struct operation *op = find(id);
   if (!op) {
-    pthread_mutex_unlock(&lock);
+    unlock();
     free(w);
     return not_found(id, r);
   }
   if (ended(op) || timeout_ms == 0 || stopping) {
     reply_op(r, op);
-    pthread_mutex_unlock(&lock);
+    unlock();
     free(w);
     return answer(r, 0);
   }
@@ -727,8 +786,8 @@ void ops_wait(const char *id, uint32_t timeout_ms, vmh_reply_t *r,
   w->deadline_mono_us = now_us(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000;
   w->next = waiters;
   waiters = w;
-  pthread_cond_signal(&tick);
-  pthread_mutex_unlock(&lock);
+  kick();
+  unlock();
 }
 
 void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
@@ -738,7 +797,7 @@ void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
   struct operation *op = find(id);
   int code = 0;
   if (!op) {
-    pthread_mutex_unlock(&lock);
+    unlock();
     return not_found(id, r);
   }
   if (op->status == VMH_OP_QUEUED) {
@@ -753,7 +812,7 @@ void ops_cancel(const char *id, vmh_reply_t *r, uint32_t flags) {
     code = error_code(VMH_ESTATE, "operation %s (%s) has already %s", op->id,
                       op->kind, status_names[op->status]);
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   answer(r, code);
 }
 
@@ -783,13 +842,19 @@ void ops_caller_gone(vmh_reply_t *r) {
     free(w);
     break;
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 /* ---- the timer ---------------------------------------------------------- */
 
 static void *timer_main(void *arg) {
   (void)arg;
+  /* Events and expiries are background work: woken, the timer waits for
+   * the CPU rather than preempting the worker that woke it, which then
+   * finishes its request and lets the timer take every event at once
+   * (SCHED_BATCH: no wake-up preemption; an idle CPU runs it at once). */
+  pthread_setschedparam(pthread_self(), SCHED_BATCH,
+                        &(struct sched_param){.sched_priority = 0});
   pthread_mutex_lock(&lock);
   while (!stopping) {
     send_queued(true);
@@ -809,6 +874,7 @@ static void *timer_main(void *arg) {
     }
     if (ev_head || stopping)
       continue;
+    kicked = signal_due = false;
     if (!next) {
       pthread_cond_wait(&tick, &lock);
     } else {
@@ -817,7 +883,7 @@ static void *timer_main(void *arg) {
       pthread_cond_timedwait(&tick, &lock, &ts);
     }
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   return NULL;
 }
 
@@ -831,6 +897,7 @@ int ops_init(unsigned retention, unsigned max) {
   pthread_condattr_destroy(&ca);
   inited = true;
   stopping = false;
+  kicked = false;
   /* The timer needs none of the signals the main thread takes. */
   sigset_t all_sigs, old;
   sigfillset(&all_sigs);
@@ -848,7 +915,7 @@ void ops_release_waiters(void) {
   pthread_mutex_lock(&lock);
   stopping = true; /* waits from now on answer at once */
   release_waiters_of(NULL);
-  pthread_mutex_unlock(&lock);
+  unlock();
 }
 
 void ops_free(void) {
@@ -858,7 +925,7 @@ void ops_free(void) {
   stopping = true;
   release_waiters_of(NULL);
   pthread_cond_signal(&tick);
-  pthread_mutex_unlock(&lock);
+  unlock();
   if (timer_running) {
     pthread_join(timer, NULL);
     timer_running = false;
@@ -872,7 +939,7 @@ void ops_free(void) {
       unlink_active(op);
     unlink_op(op);
   }
-  pthread_mutex_unlock(&lock);
+  unlock();
   pthread_cond_destroy(&tick);
   inited = false;
 }

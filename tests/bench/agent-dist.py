@@ -23,6 +23,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import benchlib  # noqa: E402
 rh = importlib.import_module("rest-h2load")
 
 
@@ -47,37 +48,15 @@ def main():
     os.chmod(f"{docs}/linux/{arch}", 0o644)
     size = os.path.getsize(f"{docs}/linux/{arch}")
     cpus = rh.pin()
-    port, hport = rh.free_port(), rh.free_port()
-    plugin_dirs = subprocess.run(
-        ["find", os.path.join(build, "plugins"), "-type", "d", "-name",
-         ".libs"], capture_output=True, text=True).stdout.split()
-    env = dict(os.environ, VMHOST_PLUGIN_DIR=":".join(sorted(plugin_dirs)))
-    with open(f"{tmp}/vmhostd.yaml", "w") as f:
-        f.write(f"""daemon:
-  state_dir: state
-  log: {{ level: warn }}
-  reconcile_interval: 0
-hypervisors: [ {{ name: hv0, plugin: mock }} ]
-storage: [ {{ name: pool0, plugin: mock }} ]
-networks: [ {{ name: net0, plugin: mock }} ]
-frontends:
-  - name: rest
-    plugin: rest
-    access_log: false
-    listen: [ {{ address: "127.0.0.1:{port}" }} ]
-    limits: {{ requests_per_second: 1000000 }}
-    agent:
+    hport = rh.free_port()
+    vmhostd = benchlib.Vmhostd(build, log_level="warn",
+                               cpu=cpus[0] if cpus else None,
+                               rest_extra=f"""    agent:
       paths: [ {docs} ]
       requests_per_minute: 600000
       burst: 100000
 """)
-    cmd = [os.path.join(build, "core", "vmhostd"), "--config",
-           f"{tmp}/vmhostd.yaml"]
-    if cpus:
-        cmd = ["taskset", "-c", cpus[0]] + cmd
-    vmhostd = subprocess.Popen(cmd, env=env,
-                               stderr=open(f"{tmp}/vmhostd.log", "w"))
-    rh.wait_port(port)
+    port = vmhostd.port
     base = f"http://127.0.0.1:{port}"
     # The script as vmhostd makes it, for h2o to serve as a file.
     subprocess.run(["curl", "-sf", "-o", f"{docs}/install.sh",
@@ -113,9 +92,9 @@ hosts:
                            theirs, args, shape, cpus, tmp)
         print(f"vmhostd RSS after the runs: {rh.rss_kb(vmhostd.pid)} kB")
     finally:
-        for p in (vmhostd, h2o):
-            p.terminate()
-            p.wait()
+        vmhostd.stop()
+        h2o.terminate()
+        h2o.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

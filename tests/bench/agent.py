@@ -43,8 +43,8 @@ args = ap.parse_args()
 B = os.path.abspath(args.builddir)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import benchenv  # noqa: E402
-benchenv.setup(B)
+import benchlib  # noqa: E402
+benchlib.setup(B)
 os.environ.setdefault("top_builddir", B)
 sys.path.append("/usr/lib/python3/dist-packages")  # python3-libvirt
 import libvirt  # noqa: E402

@@ -39,23 +39,17 @@ ap.add_argument("--vms", type=int, default=200)
 ap.add_argument("--runs", type=int, default=3)
 args = ap.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchenv  # noqa: E402
+import benchlib  # noqa: E402
 
-benchenv.setup(os.path.abspath(args.builddir))
+benchlib.setup(os.path.abspath(args.builddir))
 # chtest finds the fake VMM beside it in the source tree.
 os.environ.setdefault("srcdir", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), ".."))
 import chtest  # noqa: E402
 from vmhtest import Daemon  # noqa: E402
+from benchlib import cpu_s  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 SPEC = {"vcpus": 1, "memory": 128 << 20, "disks": [], "nics": []}
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def through_vmhostd(parent=None):

@@ -45,19 +45,13 @@ ap.add_argument("--vms", type=int, default=1000)
 args = ap.parse_args()
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchenv  # noqa: E402
+import benchlib  # noqa: E402
 
-benchenv.setup(os.path.abspath(args.builddir))
+benchlib.setup(os.path.abspath(args.builddir))
 from etcdserver import Etcd, node_cluster_yaml  # noqa: E402
 from vmhtest import Daemon, mocks, vm_spec, wait_for  # noqa: E402
+from benchlib import cpu_s  # noqa: E402
 
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def metric(d, name):

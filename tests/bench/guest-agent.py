@@ -32,8 +32,8 @@ ap.add_argument("--vms", type=int, default=50)
 args = ap.parse_args()
 B = os.path.abspath(args.builddir)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchenv  # noqa: E402  (tests/bench, beside this script)
-benchenv.setup(B)
+import benchlib  # noqa: E402  (tests/bench, beside this script)
+benchlib.setup(B)
 os.environ.setdefault("top_builddir", B)
 from startup import rss_kib  # noqa: E402
 from agenttest import HostEnd, Peer, answer_properly, pb  # noqa: E402

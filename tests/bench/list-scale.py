@@ -25,13 +25,12 @@ import argparse
 import http.client
 import importlib
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 h2 = importlib.import_module("rest-h2load")
 ls = importlib.import_module("lookup-scale")
 
@@ -62,30 +61,27 @@ class Client:
 
 
 def bench(builddir, n, runs, cpus):
-    tmp = tempfile.mkdtemp(prefix="list-bench.")
-    port = h2.free_port()
-    vm = ls.start(builddir, tmp, port, cpus)
+    vm = ls.start(builddir, cpus)
+    port = vm.port
     try:
-        h2.wait_port(port)
-        h2.use_token(tmp)
-        ls.create(f"http://127.0.0.1:{port}", [f"vm-{i}" for i in range(n)])
+        ls.create(vm.base, [f"vm-{i}" for i in range(n)])
         time.sleep(1)
         c = Client(port)
-        rss0 = h2.rss_kb(vm.pid)
+        rss0 = benchlib.rss_kb(vm.pid)
         first, body = c.get("/api/v1/vms")
         changed, unchanged, page = [], [], []
-        cpu0 = h2.cpu_s(vm.pid)
+        cpu0 = benchlib.cpu_s(vm.pid)
         for i in range(runs):
             c.post(f"/api/v1/vms/vm-{n // 2}/{'pause' if i % 2 == 0 else 'resume'}")
             changed.append(c.get("/api/v1/vms")[0])
             unchanged.append(c.get("/api/v1/vms")[0])
-        cpu = (h2.cpu_s(vm.pid) - cpu0) / (2 * runs)
+        cpu = (benchlib.cpu_s(vm.pid) - cpu0) / (2 * runs)
         for _ in range(runs):
             p = c.get(f"/api/v1/vms?limit=100&state=running", True)
             if p:
                 page.append(p[0])
         time.sleep(0.5)
-        rss1 = h2.rss_kb(vm.pid)
+        rss1 = benchlib.rss_kb(vm.pid)
         def ms(v):
             return f"{statistics.median(v) * 1e3:7.1f} ms" if v else "n/a"
 
@@ -98,9 +94,7 @@ def bench(builddir, n, runs, cpus):
               f"{2 * runs + runs + 1} lists {rss1 / 1024:.1f} MiB: "
               f"{rss1 / rss0:.2f}x (target <= 1.5x)", flush=True)
     finally:
-        vm.terminate()
-        vm.wait()
-        shutil.rmtree(tmp)
+        vm.stop()
 
 
 def main():
@@ -109,7 +103,7 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("builddirs", nargs="+")
     args = ap.parse_args()
-    cpus = h2.pin()
+    cpus = benchlib.pin()
     print(f"vmhostd pinned to CPU {cpus[0] if cpus else 'no'}; medians of "
           f"{args.runs} lists")
     for b in args.builddirs:

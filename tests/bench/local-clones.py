@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-import benchenv  # tests/bench, beside this script
+import benchlib  # tests/bench, beside this script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--builddir", default=os.getcwd())
@@ -31,7 +31,7 @@ ap.add_argument("--lists", type=int, default=20)
 ap.add_argument("--dir", default="/var/tmp")
 a = ap.parse_args()
 
-benchenv.setup(a.builddir)
+benchlib.setup(a.builddir)
 from vmhtest import IMAGE_SOURCES, Daemon  # noqa: E402
 
 top = tempfile.mkdtemp(prefix="vmh-bench-local.", dir=a.dir)

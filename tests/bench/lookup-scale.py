@@ -25,41 +25,22 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 h2 = importlib.import_module("rest-h2load")
+MOCK_HV = "{ name: hv0, plugin: mock, max_vms: 1000000 }"
 
 
-def start(builddir, tmp, port, cpus):
-    plugin_dirs = subprocess.run(
-        ["find", os.path.join(builddir, "plugins"), "-type", "d", "-name",
-         ".libs"], capture_output=True, text=True).stdout.split()
-    env = dict(os.environ, VMHOST_PLUGIN_DIR=":".join(sorted(plugin_dirs)))
-    with open(f"{tmp}/vmhostd.yaml", "w") as f:
-        f.write(f"""daemon:
-  state_dir: state
-  log: {{ level: warn }}
-  reconcile_interval: 0
-hypervisors: [ {{ name: hv0, plugin: mock, max_vms: 1000000 }} ]
-storage: [ {{ name: pool0, plugin: mock }} ]
-networks: [ {{ name: net0, plugin: mock }} ]
-frontends:
-  - name: rest
-    plugin: rest
-    access_log: false
-    listen: [ {{ address: "127.0.0.1:{port}" }} ]
-    limits: {{ requests_per_second: 1000000 }}
-""")
-    cmd = [os.path.join(builddir, "core", "vmhostd"), "--config",
-           f"{tmp}/vmhostd.yaml"]
-    if cpus:
-        cmd = ["taskset", "-c", cpus[0]] + cmd
-    return subprocess.Popen(cmd, env=env,
-                            stderr=open(f"{tmp}/vmhostd.log", "w"))
+def start(builddir, cpus):
+    """vmhostd of builddir on the mocks (room for any number of VMs) and
+    REST, pinned to the server CPU; its token is sent from now on."""
+    d = benchlib.Vmhostd(builddir, hypervisors=MOCK_HV, log_level="warn",
+                         cpu=cpus[0] if cpus else None, prefix="lookup-bench.")
+    h2.use_token(d.tmp)
+    return d
 
 
 def create(base, names):
@@ -79,21 +60,17 @@ def cost(pid, url, args, cpus):
     h2.h2load([url], 1000, 10, 10, cpus)  # warm up
     runs = []
     for _ in range(args.runs):
-        c0 = h2.cpu_s(pid)
+        c0 = benchlib.cpu_s(pid)
         h2.h2load([url], args.requests, 10, 10, cpus)
-        runs.append((h2.cpu_s(pid) - c0) / args.requests * 1e6)
+        runs.append((benchlib.cpu_s(pid) - c0) / args.requests * 1e6)
     return statistics.median(runs)
 
 
 def bench(builddir, counts, args, cpus):
-    tmp = tempfile.mkdtemp(prefix="lookup-bench.")
-    port = h2.free_port()
-    vm = start(builddir, tmp, port, cpus)
-    base = f"http://127.0.0.1:{port}"
+    vm = start(builddir, cpus)
+    base = vm.base
     by_name = {}
     try:
-        h2.wait_port(port)
-        h2.use_token(tmp)
         print(f"{builddir}:")
         made = []
         for n in counts:
@@ -113,9 +90,7 @@ def bench(builddir, counts, args, cpus):
         print(f"  by-name GET at {hi} VMs / at {lo}: "
               f"{by_name[hi] / by_name[lo]:.2f}x (target <= 1.2x)")
     finally:
-        vm.terminate()
-        vm.wait()
-        shutil.rmtree(tmp)
+        vm.stop()
 
 
 def main():
@@ -128,7 +103,7 @@ def main():
     if not shutil.which("h2load"):
         sys.exit("h2load is not installed (package nghttp2-client)")
     counts = sorted(int(n) for n in args.vms.split(","))
-    cpus = h2.pin()
+    cpus = benchlib.pin()
     print(f"medians of {args.runs} runs of h2load -n {args.requests} "
           f"-c 10 -m 10; vmhostd pinned to CPU {cpus[0] if cpus else 'no'}")
     for b in args.builddirs:

@@ -32,14 +32,14 @@ import tempfile
 import time
 import uuid
 
-import benchenv
+import benchlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
 ap.add_argument("--ports", type=int, default=200)
 ap.add_argument("--builddir", default=os.path.abspath(os.path.join(HERE, "..", "..")))
 a = ap.parse_args()
-benchenv.setup(a.builddir)
+benchlib.setup(a.builddir)
 import ovsenv  # noqa: E402
 from vmhtest import Daemon, vm_spec  # noqa: E402
 
@@ -49,19 +49,11 @@ BR = "vmhbench"
 N = a.ports
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def through_vmhostd(network):
     """(idle RSS KiB, bind s, unbind s) for N one-NIC VMs."""
     with Daemon(ovsenv.config(network), wrapper=WRAP, log_level="info") as d:
         time.sleep(1)  # idle: after the start, before any request
-        rss = rss_kib(d.proc.pid)
+        rss = benchlib.rss_kb(d.proc.pid)
         spec = vm_spec("x", disks=0)
         t0 = time.perf_counter()
         for i in range(N):

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 
-import benchenv  # tests/bench, beside this script
+import benchlib  # tests/bench, beside this script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--builddir", default=os.getcwd())
@@ -37,7 +37,7 @@ ap.add_argument("--size-mib", type=int, default=256)
 a = ap.parse_args()
 
 here = os.path.dirname(os.path.abspath(__file__))
-benchenv.setup(a.builddir)
+benchlib.setup(a.builddir)
 from cephcluster import Ceph, require_ceph  # noqa: E402
 from vmhtest import IMAGE_SOURCES, Daemon  # noqa: E402
 

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,45 +37,10 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
-
-
-def pin():
-    """(server cpus, client cpus) for taskset, or None with one CPU."""
-    n = os.cpu_count() or 1
-    if n < 2 or not shutil.which("taskset"):
-        return None
-    return str(n - 1), ",".join(str(i) for i in range(n - 1))
+sys.path.insert(0, HERE)
+# (Kept as this module's names: other benchmarks use them through it.)
+from benchlib import (cpu_s, free_port, pin, pinned, plugin_path,  # noqa
+                      rss_kb, wait_port)
 
 
 def make_cert(tmp):
@@ -94,10 +58,7 @@ def start_vmhostd(tmp, frontend, port, tls_port, cpus):
     """vmhostd from this build tree on the mocks with one front-end instance
     (rest or rpc) on port (cleartext) and tls_port (tmp's certificate), no
     access log, no rate limit; pinned to the server CPU.  The Popen."""
-    plugin_dirs = subprocess.run(
-        ["find", os.path.join(TOP, "plugins"), "-type", "d", "-name", ".libs"],
-        capture_output=True, text=True).stdout.split()
-    env = dict(os.environ, VMHOST_PLUGIN_DIR=":".join(sorted(plugin_dirs)))
+    env = dict(os.environ, VMHOST_PLUGIN_DIR=plugin_path(TOP))
     with open(f"{tmp}/vmhostd.yaml", "w") as f:
         f.write(f"""daemon:
   state_dir: state
@@ -116,10 +77,8 @@ frontends:
     tls: {{ cert: {tmp}/cert.pem, key: {tmp}/key.pem }}
     limits: {{ requests_per_second: 1000000 }}
 """)
-    cmd = [os.path.join(TOP, "core", "vmhostd"), "--config",
-           f"{tmp}/vmhostd.yaml"]
-    if cpus:
-        cmd = ["taskset", "-c", cpus[0]] + cmd
+    cmd = pinned([os.path.join(TOP, "core", "vmhostd"), "--config",
+                  f"{tmp}/vmhostd.yaml"], cpus[0] if cpus else None)
     return subprocess.Popen(cmd, env=env,
                             stderr=open(f"{tmp}/vmhostd.log", "w"))
 

@@ -16,8 +16,12 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
 CONFIG = """
 daemon:
@@ -34,14 +38,6 @@ networks:
 """
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def one_run(vmhostd, tmp):
     shutil.rmtree(os.path.join(tmp, "state"), ignore_errors=True)
     cfg = os.path.join(tmp, "vmhostd.yaml")
@@ -55,7 +51,7 @@ def one_run(vmhostd, tmp):
         raise SystemExit("vmhostd exited before it was ready")
     ready_ms = (time.perf_counter() - t0) * 1e3
     time.sleep(0.5)  # idle: workers parked, nothing in flight
-    rss = rss_kib(p.pid)
+    rss = benchlib.rss_kb(p.pid)
     p.terminate()
     p.wait()
     return ready_ms, rss

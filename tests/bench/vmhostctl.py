@@ -19,14 +19,14 @@ import resource
 import subprocess
 import time
 
-import benchenv
+import benchlib
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--runs", type=int, default=200)
 ap.add_argument("--vms", type=int, default=20)
 ap.add_argument("--builddir", default=".")
 a = ap.parse_args()
-benchenv.setup(os.path.abspath(a.builddir))
+benchlib.setup(os.path.abspath(a.builddir))
 from resttest import RestDaemon  # noqa: E402
 
 CTL = os.path.join(os.path.abspath(a.builddir), "cli", "vmhostctl")

@@ -195,6 +195,7 @@ struct h2s {
   void *opaque;
   atomic_uint refs; /* the owner's, and one per live request */
   int ep, wake_fd;
+  atomic_bool wake_due; /* wake_fd written since the loop last took it */
   enum ev_kind wake_ev; /* epoll data of the eventfd: just the kind */
   struct listener *listeners;
   struct conn *conns;

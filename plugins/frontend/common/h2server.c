@@ -19,7 +19,10 @@
  * identity is kept in s, not in a __thread variable: LeakSanitizer's
  * tracer crashes on the dynamic TLS of a dlopen'd plugin.) */
 void h2server_wake(struct h2s *s) {
-  if (!pthread_equal(atomic_load(&s->loop_thread), pthread_self()))
+  /* One write until the loop takes the queue: answers that come while
+   * it is still waking need no system call. */
+  if (!pthread_equal(atomic_load(&s->loop_thread), pthread_self()) &&
+      !atomic_exchange(&s->wake_due, true))
     eventfd_write(s->wake_fd, 1);
 }
 
@@ -27,6 +30,9 @@ void h2server_wake(struct h2s *s) {
 
 static void take_queue(struct h2s *s) {
   eventfd_t v;
+  /* Cleared before the queue is read: an answer queued after this point
+   * writes the eventfd again, one queued before is taken below. */
+  atomic_store(&s->wake_due, false);
   eventfd_read(s->wake_fd, &v);
   for (;;) {
     pthread_mutex_lock(&s->lock);

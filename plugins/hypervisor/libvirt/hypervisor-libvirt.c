@@ -30,6 +30,7 @@
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -165,6 +166,11 @@ static int loop_registered;
 
 static void *loop_main(void *arg) {
   (void)arg;
+  /* libvirt wakes this loop for each domain event it queues; the events
+   * can wait until the worker that caused them finishes its request, so
+   * the loop does not preempt it (SCHED_BATCH: no wake-up preemption). */
+  pthread_setschedparam(pthread_self(), SCHED_BATCH,
+                        &(struct sched_param){.sched_priority = 0});
   while (atomic_load(&loop_run)) {
     if (virEventRunDefaultImpl() < 0)
       host->log(NULL, VMH_LOG_ERROR, "libvirt event loop: %s",
