@@ -686,7 +686,7 @@ static void direct_open(struct journal *j) {
   j->dfd =
       openat(j->dirfd, LOG_NAME, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
   if (j->dfd < 0)
-    return;
+    goto out;
   if (!j->dbuf) {
     void *p = NULL;
     if (posix_memalign(&p, DIO_BLOCK, DIO_BLOCK) != 0)
@@ -698,10 +698,14 @@ static void direct_open(struct journal *j) {
   if (head &&
       pread(j->fd, j->dbuf, head, (off_t)(j->log_size - head)) != (ssize_t)head)
     goto buffered;
-  return;
+  goto out;
 buffered:
   close(j->dfd);
   j->dfd = -1;
+out:
+  pthread_mutex_lock(&j->mu);
+  j->stats.direct = j->dfd >= 0;
+  pthread_mutex_unlock(&j->mu);
 }
 
 /* Make dbuf hold n bytes, keeping its first head bytes.  0 or -1. */

@@ -15,13 +15,16 @@
  * close a snapshot), a key length byte, the key, the value.  A put carries
  * the whole record, so replaying is idempotent and the last frame of a key
  * wins.  The log grows by zero-filled chunks (1 MiB, written once), so a
- * batch's fdatasync flushes data only; zeros after the last frame are the
- * end of the log.
+ * batch's sync flushes data only; zeros after the last frame are the end
+ * of the log.  Where the file system takes it, a batch is one
+ * O_DIRECT|O_DSYNC write of whole 4 KiB blocks: the log's partial last
+ * block (kept in memory, rewritten with the same bytes, so a torn rewrite
+ * cannot harm what it held) and the new frames, zero-padded.
  *
  * Group commit: journal_append() queues a frame (cheap, in memory);
  * journal_wait() returns once that frame is on disk.  The first waiter
  * while no write runs becomes the leader: it writes every frame queued so
- * far with one write and one fdatasync, then wakes the waiters of that
+ * far with one write and one sync, then wakes the waiters of that
  * batch; frames queued meanwhile wait for the next leader.  So one fsync
  * covers every change that arrived while the previous one ran, and no
  * call is acknowledged before its bytes are durable.
@@ -107,10 +110,13 @@ int journal_sync(struct journal *j);
  * returns at once. */
 void journal_compact(struct journal *j);
 
-/* Counters (for metrics and benches): batches written (= fdatasyncs of
- * the log), frames written, compactions done. */
+/* Counters (for metrics and benches): batches written (= synchronous
+ * writes of the log), frames written, compactions done; direct: batches
+ * go by O_DIRECT|O_DSYNC writes (0: write + fdatasync, where the file
+ * system refuses O_DIRECT). */
 struct journal_stats {
   uint64_t batches, frames, compactions, log_bytes;
+  int direct;
 };
 void journal_get_stats(struct journal *j, struct journal_stats *out);
 
