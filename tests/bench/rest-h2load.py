@@ -75,7 +75,7 @@ frontends:
       - {{ address: "127.0.0.1:{port}" }}
       - {{ address: "127.0.0.1:{tls_port}", tls: true }}
     tls: {{ cert: {tmp}/cert.pem, key: {tmp}/key.pem }}
-    limits: {{ requests_per_second: 1000000 }}
+    limits: {{ requests_per_second: 1000000, max_connections_per_peer: 1000 }}
 """)
     cmd = pinned([os.path.join(TOP, "core", "vmhostd"), "--config",
                   f"{tmp}/vmhostd.yaml"], cpus[0] if cpus else None)
@@ -169,14 +169,17 @@ def main():
             base + "/api/v1/vms", method="POST",
             data=json.dumps({"name": f"vm-{i}", "vcpus": 1,
                              "memory": 1 << 30}).encode(),
-            headers={"content-type": "application/json"})
+            headers={"content-type": "application/json",
+                     "authorization": AUTH[1].split(": ", 1)[1]})
         urllib.request.urlopen(req).read()
 
     # The same bytes as files for h2o.
     routes = ["/readyz", "/api/v1/host", "/api/v1/vms"]
     docs = os.path.join(tmp, "docs")
     for r in routes:
-        body = urllib.request.urlopen(base + r).read()
+        body = urllib.request.urlopen(urllib.request.Request(
+            base + r, headers={"authorization": AUTH[1].split(": ", 1)[1]})
+        ).read()
         path = os.path.join(docs, r.lstrip("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
