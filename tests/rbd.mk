@@ -16,7 +16,6 @@ TESTS += test-rbd-guest.py
 endif
 endif
 EXTRA_DIST += $(RBD_TESTS) test-rbd-guest.py cephcluster.py bench/rbd.py \
-	bench/benchenv.py \
 	bench/rbd-direct.c
 
 # The rbd tests with every vmhostd under valgrind's memcheck.
