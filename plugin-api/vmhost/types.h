@@ -358,6 +358,10 @@ struct vmh_agent_result {
   /* FREEZE: the mount points frozen; THAW: n_frozen = how many thawed */
   const char *const *frozen;
   uint32_t n_frozen;
+  /* SHOW: a thaw could not be delivered (the channel dropped, or the agent
+   * was not connected, after a freeze); it is sent when the agent
+   * connects again.  1 until the agent has answered it. */
+  uint32_t thaw_pending;
 };
 
 /* What the core keeps of a VM's agent (vmh_core.agent_status). */

@@ -441,6 +441,7 @@ json_t *abij_agent(const struct vmh_agent_result *in) {
       set(o, "version", abij_str(a.version));
       set(o, "capabilities", jstrv(a.capabilities, a.n_capabilities));
       set(o, "message", abij_str(a.message));
+      set(o, "thaw_pending", json_boolean(a.thaw_pending));
       set(o, "telemetry",
           a.telemetry ? agent_telemetry(a.telemetry) : json_null());
       break;

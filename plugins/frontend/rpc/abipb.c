@@ -389,6 +389,7 @@ static ProtobufCMessage *agent_show_pb(struct abij_arena *a,
   m->state = (Vmhost__V1__AgentState)r->state;
   STR(a, m->version, r->version, nomem);
   STR(a, m->message, r->message, nomem);
+  m->thaw_pending = r->thaw_pending != 0;
   m->capabilities =
       strv(a, r->capabilities, r->n_capabilities, &m->n_capabilities);
   if (r->n_capabilities && !m->capabilities)
