@@ -74,10 +74,7 @@ bool inv_flag(const struct invocation *inv, const char *name) {
   return inv_opt(inv, name) != NULL;
 }
 
-/* A path from fmt, each "{}" replaced by the next of args,
- * percent-encoded, and "?live=true" after it when live; free it; NULL
- * when out of memory. */
-static char *fill_path(const char *fmt, const char *const *args, bool live) {
+char *fill_path(const char *fmt, const char *const *args, bool live) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
@@ -98,11 +95,8 @@ static char *fill_path(const char *fmt, const char *const *args, bool live) {
   return out;
 }
 
-/* One call, its answer printed (a list under list_key with cols, or one
- * object); 204 prints nothing. */
-static int call_print(const struct settings *s, const char *method, char *path,
-                      json_t *body, const char *list_key,
-                      const struct column *cols) {
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols) {
   struct reply r;
   if (!path) {
     json_decref(body);
@@ -140,9 +134,7 @@ static int simple(const struct settings *s, struct invocation *inv) {
   return call_cmd(s, inv, NULL);
 }
 
-/* A size: bytes, or a number with K, M, G, T, P (powers of 1024; "KiB",
- * "KB" and "k" mean the same). */
-static int parse_size(const char *what, const char *text, json_int_t *out) {
+int parse_size(const char *what, const char *text, json_int_t *out) {
   char *end;
   errno = 0;
   double n = strtod(text, &end);
@@ -173,8 +165,8 @@ bad:
       what, text);
 }
 
-static int parse_int(const char *what, const char *text, long min, long max,
-                     json_int_t *out) {
+int parse_int(const char *what, const char *text, long min, long max,
+              json_int_t *out) {
   char *end;
   errno = 0;
   long n = strtol(text, &end, 10);
@@ -719,6 +711,21 @@ static const struct option_spec snap_opts[] = {
 static const struct option_spec agent_live_opts[] = {
     {"live", NULL, "fresh telemetry, asked of the agent now"},
     {NULL, NULL, NULL}};
+static const struct option_spec exec_opts[] = {
+    {"timeout", "SECONDS",
+     "kill the program after SECONDS (1 to 86400; default: the node's "
+     "exec_timeout_ms; the agent caps it)"},
+    {"max-output", "SIZE", "bytes kept of stdout and of stderr each"},
+    {"stdin", "FILE", "the program's standard input (- : ours)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec file_get_opts[] = {
+    {"out", "FILE",
+     "write the bytes to FILE, whole or not at all (default: standard "
+     "output)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec file_put_opts[] = {
+    {"mode", "MODE", "the permission bits of a new file, octal (0644)"},
+    {NULL, NULL, NULL}};
 static const struct option_spec event_opts[] = {
     {"follow", NULL, "print events until interrupted"},
     {"count", "N", "print the next N events (default 1)"},
@@ -767,6 +774,19 @@ const struct command commands[] = {
      POST("/vms/{}/agent/ping"), .run = post_empty},
     {C("vm agent timesync", "VM", "set the guest's clock to the host's"),
      POST("/vms/{}/agent/time-sync"), .run = post_empty},
+    {C("vm agent exec", "VM",
+       "run a program in the guest (no shell): its output, and its exit "
+       "status as ours"),
+     .rest = "ARGV...", POST("/vms/{}/agent/exec"), .options = exec_opts,
+     .run = agent_exec},
+    {C("vm agent file get", "VM PATH",
+       "a file of the guest, to standard output or -o FILE"),
+     .method = "GET", .path = V "/vms/{}/agent/files", .options = file_get_opts,
+     .run = agent_file_get, .short_name = 'o', .short_for = "out"},
+    {C("vm agent file put", "VM PATH FILE",
+       "write FILE (- : standard input) to PATH in the guest"),
+     .method = "PUT", .path = V "/vms/{}/agent/files", .options = file_put_opts,
+     .run = agent_file_put},
     {C("vm disk attach", "VM NAME,KEY=VALUE...",
        "hot-plug a disk (keys as vm create --disk)"),
      POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},

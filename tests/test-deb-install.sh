@@ -209,6 +209,23 @@ curl -sSf --max-time 30 -o "$tmp/agent.deb" "$agent/linux/$arch.deb" ||
   fail "GET /api/v1/agent/linux/$arch.deb from the installed vmhostd failed"
 cmp "$tmp/agent.deb" "$(deb vmhost-agent)" ||
   fail "/api/v1/agent/linux/$arch.deb is not the vmhost-agent package"
+# The arm64 agent, cross-compiled where the cross compiler is (an amd64
+# machine that ran install-deps.sh): served too, and its arm64 package.
+if [ "$arch" != arm64 ] && command -v aarch64-linux-gnu-gcc >/dev/null; then
+  a64=$root/usr/lib/vmhost/agent/linux/arm64
+  [ -f "$a64" ] || fail "vmhost-agent-dist ships no linux/arm64"
+  readelf -h "$a64" | grep -q AArch64 || fail "linux/arm64 is not AArch64"
+  curl -sSf --max-time 30 -o "$tmp/agent64.bin" "$agent/linux/arm64" &&
+    cmp "$tmp/agent64.bin" "$a64" || fail "/api/v1/agent/linux/arm64 differs"
+  curl -sSf --max-time 30 -o "$tmp/agent64.deb" "$agent/linux/arm64.deb" ||
+    fail "GET /api/v1/agent/linux/arm64.deb failed"
+  [ "$(dpkg-deb -f "$tmp/agent64.deb" Package Architecture | tr '\n' ' ')" = \
+    "Package: vmhost-agent Architecture: arm64 " ] ||
+    fail "linux/arm64.deb: $(dpkg-deb -f "$tmp/agent64.deb")"
+  dpkg-deb --fsys-tarfile "$tmp/agent64.deb" |
+    tar -xO ./usr/sbin/vmhost-agent | cmp - "$a64" ||
+    fail "the arm64 package's vmhost-agent is not the arm64 agent"
+fi
 curl -sSf --max-time 30 -o "$tmp/install.sh" "$agent/install.sh" ||
   fail "GET /api/v1/agent/install.sh failed"
 sh -n "$tmp/install.sh" || fail "the installed node's install.sh does not parse"

@@ -368,6 +368,8 @@ static void put_bytes(json_t *o, const char *key, const uint8_t *p,
                       size_t len) {
   char enc[64];
   snprintf(enc, sizeof enc, "%s_encoding", key);
+  if (!p) /* nothing: json_stringn() would make no string of NULL */
+    p = (const uint8_t *)"", len = 0;
   if (utf8_text(p, len)) {
     set(o, key, json_stringn((const char *)p, len));
     set(o, enc, json_string("utf-8"));
