@@ -209,14 +209,21 @@ class Peer(threading.Thread):
                                 .SerializeToString()))
 
 
-def answer_properly(p, req):
+def answer_properly(p, req, agent_version="test\x1b[31m",
+                    capabilities=("ping",)):
+    """Answers sync, hello (with agent_version and capabilities), ping and
+    telemetry as an agent does; False for any other request."""
     kind = req.WhichOneof("body")
     if kind == "sync":
         p.answer(req, sync=pb.SyncRequest())
     elif kind == "hello":
         p.answer(req, hello=pb.HelloResponse(
-            version=1, agent_version="test\x1b[31m", capabilities=["ping"]))
+            version=1, agent_version=agent_version,
+            capabilities=list(capabilities)))
     elif kind == "ping":
         p.answer(req, ping=pb.PingResponse())
     elif kind == "telemetry":
         p.answer(req, telemetry=pb.TelemetryResponse(hostname="good"))
+    else:
+        return False
+    return True

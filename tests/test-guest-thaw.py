@@ -63,12 +63,8 @@ class DroppingAgent:
                 if n == 2:
                     break
                 p.answer(req, thaw=apb.ThawResponse(thawed=1))
-            elif kind == "hello":
-                p.answer(req, hello=apb.HelloResponse(
-                    version=1, agent_version="1.0",
-                    capabilities=["ping", "freeze", "thaw"]))
             else:
-                answer_properly(p, req)
+                answer_properly(p, req, "1.0", ["ping", "freeze", "thaw"])
         p.conn.close()
 
 

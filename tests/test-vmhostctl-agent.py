@@ -18,7 +18,7 @@ import os
 import subprocess
 import tempfile
 
-from agenttest import Peer, pb as apb
+from agenttest import Peer, answer_properly, pb as apb
 from ctltest import Ctl, daemon_token
 from resttest import RestDaemon, validate
 from vmhtest import check, mocks, vm_spec, wait_for
@@ -45,14 +45,8 @@ class Agent:
     def serve(self, p):
         while (req := p.read_request()) is not None:
             kind = req.WhichOneof("body")
-            if kind == "sync":
-                p.answer(req, sync=apb.SyncRequest())
-            elif kind == "hello":
-                p.answer(req, hello=apb.HelloResponse(
-                    version=1, agent_version="1.0",
-                    capabilities=["ping", "exec"]))
-            elif kind == "ping":
-                p.answer(req, ping=apb.PingResponse())
+            if answer_properly(p, req, "1.0", ["ping", "exec"]):
+                pass
             elif kind == "exec":
                 self.log.append(("exec", list(req.exec.argv),
                                  req.exec.timeout_ms, req.exec.stdin))
