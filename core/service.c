@@ -523,9 +523,55 @@ static int do_health(struct op *op) {
   return 0;
 }
 
+static _Atomic unsigned liveness_stall_s = 60;
+
+void service_set_liveness_stall(unsigned seconds) {
+  liveness_stall_s = seconds ? seconds : 1;
+}
+
+/* Liveness, from memory on the caller's thread (never queued: a wedged
+ * pool would never answer): one check "workers". */
+static void liveness(vmh_reply_t *r) {
+  struct workers_state st;
+  unsigned stall_s = liveness_stall_s;
+  char msg[256];
+  uint32_t status = VMH_CHECK_OK;
+  int code = 0;
+  if (!workers_liveness(&st)) {
+    snprintf(msg, sizeof msg, "the worker pool is not running");
+    status = VMH_CHECK_FAILED;
+    code = VMH_EAGAIN;
+  } else if (st.oldest_wait_ms >= (uint64_t)stall_s * 1000) {
+    snprintf(msg, sizeof msg,
+             "the worker pool is wedged: a task has waited %" PRIu64
+             " s for a thread, %u of %u threads are busy in a backend call "
+             "and %u tasks wait (daemon.liveness_stall: %u s)",
+             st.oldest_wait_ms / 1000, st.busy, st.threads, st.runnable,
+             stall_s);
+    status = VMH_CHECK_FAILED;
+    code = VMH_ETIMEDOUT;
+  } else {
+    snprintf(msg, sizeof msg, "%u of %u threads busy, %u tasks wait", st.busy,
+             st.threads, st.runnable);
+  }
+  struct vmh_health_check c = {.struct_size = sizeof c,
+                               .name = "workers",
+                               .kind = "core",
+                               .status = status,
+                               .message = msg};
+  if (r->check)
+    r->check(r->opaque, &c);
+  if (code)
+    error_set("%s", msg);
+  reply_done(r, code);
+}
+
 static void health(vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) == 0)
-    queue(do_health, NULL, NULL, NULL, r, flags, NULL);
+  if (reply_check_flags(r, flags, VMH_HEALTH_LIVENESS) < 0)
+    return;
+  if (flags & VMH_HEALTH_LIVENESS)
+    return liveness(r);
+  queue(do_health, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void plugin_list(vmh_reply_t *r, uint32_t flags) {

@@ -146,6 +146,14 @@ with RestDaemon(body=SLOW) as d:
     check(end["status"] == "succeeded", end)
     check(end["progress"]["percent"] == 100, end)
     check(vm_state(d, "op-1") == "running", "state after the start")
+    # It keeps its result: the VM the synchronous start answers, by
+    # reference; none while it ran, none for the cancelled stop.
+    vm1_id = start["target"]["vm_id"]
+    check(end["result"] == {"kind": "vm", "id": vm1_id, "name": "op-1",
+                            "href": f"/api/v1/vms/{vm1_id}"}, end)
+    check(start["result"] is None and w["result"] is None, start, w)
+    check(op_of(d, stop["id"])["result"] is None, "a cancelled op's result")
+    check(op_of(d, start["id"])["result"] == end["result"], "kept")
     vms = req(d, "GET", "/api/v1/vms", status=200)[2]["vms"]
     check([v["state"] for v in vms if v["name"] == "op-1"] == ["running"],
           vms)
@@ -178,6 +186,31 @@ with RestDaemon(body=SLOW) as d:
           cr)
     end = req(d, "GET", f"/api/v1/operations/{cr['id']}/wait", status=200)[2]
     check(end["status"] == "succeeded" and end["progress"]["total"] == 3, end)
+    check(end["result"]["kind"] == "vm" and
+          end["result"]["name"] == "op-steps" and
+          end["result"]["id"] == end["target"]["vm_id"], end)
+
+    # Results of the other kinds: a snapshot, a volume; a delete has none.
+    _, _, sn = req(d, "POST", "/api/v1/vms/op-steps/snapshots?wait=false",
+                   {"name": "snap-a"}, status=202)
+    end = req(d, "GET", f"/api/v1/operations/{sn['id']}/wait", status=200)[2]
+    snaps = req(d, "GET", "/api/v1/vms/op-steps/snapshots",
+                status=200)[2]["snapshots"]
+    check(end["result"] == {"kind": "snapshot", "vm_id": sn["target"]["vm_id"],
+                            "id": snaps[0]["id"], "name": "snap-a",
+                            "href": None}, end, snaps)
+    _, _, vo = req(d, "POST", "/api/v1/storage/pools/pool0/volumes?wait=false",
+                   {"name": "vol-r", "size": 1 << 20}, status=202)
+    end = req(d, "GET", f"/api/v1/operations/{vo['id']}/wait", status=200)[2]
+    check(end["result"] == {
+        "kind": "volume", "pool": "pool0", "name": "vol-r",
+        "href": "/api/v1/storage/pools/pool0/volumes/vol-r"}, end)
+    req(d, "GET", end["result"]["href"], status=200)
+    _, _, vd = req(d, "DELETE",
+                   "/api/v1/storage/pools/pool0/volumes/vol-r?wait=false",
+                   status=202)
+    end = req(d, "GET", f"/api/v1/operations/{vd['id']}/wait", status=200)[2]
+    check(end["status"] == "succeeded" and end["result"] is None, end)
     sse.wait(lambda e: e["type"] == "operation_ended" and
              e["operation"] == cr["id"], "create ended")
     msgs = [e["message"] for e in sse.of(cr["id"])
