@@ -5,8 +5,8 @@ with the operation and its Location; the operation is followed to its end
 (wait with a timeout, progress on the event stream, the VM `starting`
 meanwhile); list and its filters; cancel of a queued operation (it never
 reaches the backend: the mock's call counters say so) and of a running one
-(409); a client that goes away (curl -m 1) leaves a visible operation that
-completes, and its queued work is cancelled; the bounds (count,
+(409); a client that goes away (curl -m 1, over HTTP/2 and HTTP/1.1) leaves a visible operation
+that completes, and its queued work is cancelled; the bounds (count,
 retention); refusals of bad input."""
 import json
 import re
@@ -250,6 +250,35 @@ with RestDaemon(body=SLOW) as d:
     check(calls(d, "stop") == stops, "the abandoned stop reached the backend")
     check(vm_state(d, "op-3") == "running", "op-3")
 
+    # ---- the same over HTTP/1.1: the client closing its connection is
+    # what RST_STREAM is to HTTP/2 ------------------------------------------
+    create(d, "op-4")
+    r = d.curl("-m", "1", "--http1.1", "-X", "POST",
+               d.base + "/api/v1/vms/op-4/start", check_rc=False)
+    check(r.returncode == 28, "curl -m 1 (HTTP/1.1)", r.returncode, r.stderr)
+    ops = req(d, "GET", "/api/v1/operations?vm=op-4&status=running",
+              status=200)[2]["operations"]
+    check(len(ops) == 1 and ops[0]["kind"] == "vm.start", ops)
+    s4 = ops[0]
+    stops = calls(d, "stop")
+    r = d.curl("-m", "1", "--http1.1", "-X", "POST",
+               d.base + "/api/v1/vms/op-4/stop", check_rc=False)
+    check(r.returncode == 28, "curl -m 1 (HTTP/1.1)", r.returncode, r.stderr)
+    gone = wait_for(lambda: req(
+        d, "GET", "/api/v1/operations?vm=op-4&status=cancelled",
+        status=200)[2]["operations"], "the HTTP/1.1 stop cancelled")
+    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop" and
+          "caller went away" in gone[0]["error"]["message"], gone)
+    end = req(d, "GET", f"/api/v1/operations/{s4['id']}/wait",
+              status=200)[2]
+    check(end["status"] == "succeeded", "the abandoned HTTP/1.1 start", end)
+    req(d, "POST", "/api/v1/vms/op-4/reboot", status=200)
+    check(calls(d, "stop") == stops, "the HTTP/1.1 stop reached the backend")
+    check(vm_state(d, "op-4") == "running", "op-4")
+    check(re.search(r"proto=http/1\.1 method=POST path=/api/v1/vms/op-4/stop "
+                    r".* status=499 ", d.log()),
+          "no 499 logged for the gone HTTP/1.1 client")
+
     # ---- lists and filters ---------------------------------------------
     allops = req(d, "GET", "/api/v1/operations", status=200)[2]["operations"]
     check(len(allops) >= 8, allops)
@@ -263,7 +292,7 @@ with RestDaemon(body=SLOW) as d:
     by_id = req(d, "GET", f"/api/v1/operations?vm={vm1}", status=200)[2]
     check(by_id == one, "by id and by name")
     c = req(d, "GET", "/api/v1/operations?status=cancelled", status=200)[2]
-    check(len(c["operations"]) == 2 and
+    check(len(c["operations"]) == 3 and
           all(o["status"] == "cancelled" for o in c["operations"]), c)
     lim = req(d, "GET", "/api/v1/operations?limit=2", status=200)[2]
     check(lim["operations"] == allops[:2], lim)
