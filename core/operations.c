@@ -404,15 +404,13 @@ static void keep_result(struct operation *op, const char *kind, const char *id,
 
 /* The references each kind of answer leaves (struct vmh_operation). */
 static void result_vm(struct operation *op, const struct vmh_vm_record *v) {
-  const struct vmh_vm_info *i = v->info;
-  const struct vmh_vm_spec *sp = v->spec;
-  keep_result(op, "vm",
-              i && i->id ? i->id
-              : sp       ? sp->id
-                         : NULL,
-              i && i->name ? i->name
-              : sp         ? sp->name
-                           : NULL);
+  const char *id = v->info ? v->info->id : NULL;
+  const char *name = v->info ? v->info->name : NULL;
+  if (v->spec) {
+    id = id ? id : v->spec->id;
+    name = name ? name : v->spec->name;
+  }
+  keep_result(op, "vm", id, name);
 }
 static void result_snapshot(struct operation *op,
                             const struct vmh_snapshot_info *v) {

@@ -80,11 +80,20 @@ with RestDaemon(body=mocks(hv=", latency: { start: 8s }"),
     check(v["status"] == "not_alive" and "wedged" in v["reason"] and
           "2 of 2 threads are busy" in v["reason"] and
           "liveness_stall" in v["reason"], v)
+    # Readiness does not wait behind the stuck work: not ready, and the
+    # detail says why.
+    check(probe(d, "/readyz") == (503, {"status": "not_ready"}),
+          "readyz with a wedged pool:", probe(d, "/readyz"))
+    h = d.ok("GET", V + "/host/health")
+    check(h["status"] == "failed" and [c["name"] for c in h["checks"]] ==
+          ["workers"] and "wedged" in h["checks"][0]["message"], h)
     for op in ops:
         end = d.ok("GET", V + f"/operations/{op}/wait?timeout=120")
         check(end["status"] == "succeeded", end)
     check(probe(d, "/healthz") == (200, {"status": "alive"}),
           "alive again once the workers are free:", probe(d, "/healthz"))
+    check(probe(d, "/readyz") == (200, {"status": "ready"}),
+          "ready again once the workers are free:", probe(d, "/readyz"))
     check(d.stop() == 0)
 
 # The key is checked.

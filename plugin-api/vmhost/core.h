@@ -378,7 +378,9 @@ struct vmh_core {
   void (*host_info)(vmh_reply_t *r, uint32_t flags);
   /* One check per instance plus "core"; done's code is readiness: 0 when
    * the node can serve (not starting or draining, no instance failed; an
-   * optional instance not serving only degrades it). */
+   * optional instance not serving only degrades it).  While the worker
+   * pool is wedged (VMH_HEALTH_LIVENESS) it answers at once, not ready,
+   * with the one failed check "workers". */
   void (*health)(vmh_reply_t *r, uint32_t flags);
   void (*plugin_list)(vmh_reply_t *r, uint32_t flags);
   /* The Prometheus text exposition, through reply->text. */
