@@ -88,6 +88,42 @@ def create(d, name):
         status=201)
 
 
+def give_up(d, proto, vm, action):
+    """POST /vms/VM/ACTION with curl PROTO, which gives up after 1 s."""
+    r = d.curl("-m", "1", proto, "-X", "POST",
+               d.base + f"/api/v1/vms/{vm}/{action}", check_rc=False)
+    check(r.returncode == 28, "curl -m 1", proto, action, "did not time out",
+          r.returncode, r.stderr)
+
+
+def ops_of(d, vm, status):
+    """VM's operations in status, once there are any."""
+    return wait_for(lambda: req(
+        d, "GET", f"/api/v1/operations?vm={vm}&status={status}",
+        status=200)[2]["operations"], f"a {status} operation of {vm}")
+
+
+def client_gone(d, proto, vm):
+    """A client (curl PROTO) that gives up on a start while it runs leaves
+    a visible operation that completes; one that gives up on a stop queued
+    behind it has the stop cancelled: the backend never sees it."""
+    create(d, vm)
+    give_up(d, proto, vm, "start")
+    start = ops_of(d, vm, "running")
+    check(len(start) == 1 and start[0]["kind"] == "vm.start", proto, start)
+    stops = calls(d, "stop")
+    give_up(d, proto, vm, "stop")
+    gone = ops_of(d, vm, "cancelled")
+    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop" and
+          "caller went away" in gone[0]["error"]["message"], proto, gone)
+    end = req(d, "GET", f"/api/v1/operations/{start[0]['id']}/wait",
+              status=200)[2]
+    check(end["status"] == "succeeded", proto, "the abandoned start", end)
+    req(d, "POST", f"/api/v1/vms/{vm}/reboot", status=200)
+    check(calls(d, "stop") == stops, proto, "a gone stop reached the backend")
+    check(vm_state(d, vm) == "running", proto, vm)
+
+
 with RestDaemon(body=SLOW) as d:
     sse = Sse(d)
     create(d, "op-1")
@@ -217,65 +253,12 @@ with RestDaemon(body=SLOW) as d:
             if e["type"] == "operation_updated"]
     check("disk vda" in msgs and "NIC net0" in msgs, msgs)
 
-    # ---- a client that gives up (curl -m 1, HTTP/2: the stream's reset and
-    # the connection's close tell the server) ------------------------------
-    create(d, "op-2")
-    r = d.curl("-m", "1", "--http2-prior-knowledge", "-X", "POST",
-               d.base + "/api/v1/vms/op-2/start", check_rc=False)
-    check(r.returncode == 28, "curl -m 1 did not time out", r.returncode,
-          r.stderr)
-    ops = req(d, "GET", "/api/v1/operations?vm=op-2&status=running",
-              status=200)[2]["operations"]
-    check(len(ops) == 1 and ops[0]["kind"] == "vm.start", ops)
-    end = req(d, "GET", f"/api/v1/operations/{ops[0]['id']}/wait",
-              status=200)[2]
-    check(end["status"] == "succeeded", "the abandoned start", end)
-    check(vm_state(d, "op-2") == "running", "op-2 after its start")
-
-    # Its queued work is cancelled when the client goes: a stop behind a
-    # start on the same VM, its client gone before its turn.
-    create(d, "op-3")
-    _, _, s3 = req(d, "POST", "/api/v1/vms/op-3/start?wait=false",
-                   status=202)
-    stops = calls(d, "stop")
-    r = d.curl("-m", "1", "--http2-prior-knowledge", "-X", "POST",
-               d.base + "/api/v1/vms/op-3/stop", check_rc=False)
-    check(r.returncode == 28, "curl -m 1", r.returncode, r.stderr)
-    gone = req(d, "GET", "/api/v1/operations?vm=op-3&status=cancelled",
-               status=200)[2]["operations"]
-    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop", gone)
-    check("caller went away" in gone[0]["error"]["message"], gone)
-    req(d, "GET", f"/api/v1/operations/{s3['id']}/wait", status=200)
-    req(d, "POST", "/api/v1/vms/op-3/reboot", status=200)
-    check(calls(d, "stop") == stops, "the abandoned stop reached the backend")
-    check(vm_state(d, "op-3") == "running", "op-3")
-
-    # ---- the same over HTTP/1.1: the client closing its connection is
-    # what RST_STREAM is to HTTP/2 ------------------------------------------
-    create(d, "op-4")
-    r = d.curl("-m", "1", "--http1.1", "-X", "POST",
-               d.base + "/api/v1/vms/op-4/start", check_rc=False)
-    check(r.returncode == 28, "curl -m 1 (HTTP/1.1)", r.returncode, r.stderr)
-    ops = req(d, "GET", "/api/v1/operations?vm=op-4&status=running",
-              status=200)[2]["operations"]
-    check(len(ops) == 1 and ops[0]["kind"] == "vm.start", ops)
-    s4 = ops[0]
-    stops = calls(d, "stop")
-    r = d.curl("-m", "1", "--http1.1", "-X", "POST",
-               d.base + "/api/v1/vms/op-4/stop", check_rc=False)
-    check(r.returncode == 28, "curl -m 1 (HTTP/1.1)", r.returncode, r.stderr)
-    gone = wait_for(lambda: req(
-        d, "GET", "/api/v1/operations?vm=op-4&status=cancelled",
-        status=200)[2]["operations"], "the HTTP/1.1 stop cancelled")
-    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop" and
-          "caller went away" in gone[0]["error"]["message"], gone)
-    end = req(d, "GET", f"/api/v1/operations/{s4['id']}/wait",
-              status=200)[2]
-    check(end["status"] == "succeeded", "the abandoned HTTP/1.1 start", end)
-    req(d, "POST", "/api/v1/vms/op-4/reboot", status=200)
-    check(calls(d, "stop") == stops, "the HTTP/1.1 stop reached the backend")
-    check(vm_state(d, "op-4") == "running", "op-4")
-    check(re.search(r"proto=http/1\.1 method=POST path=/api/v1/vms/op-4/stop "
+    # ---- a client that gives up (curl -m 1): over HTTP/2 the stream's
+    # reset and the connection's close tell the server, over HTTP/1.1 the
+    # connection's close (client_gone) ----------------------------------
+    client_gone(d, "--http2-prior-knowledge", "op-2")
+    client_gone(d, "--http1.1", "op-3")
+    check(re.search(r"proto=http/1\.1 method=POST path=/api/v1/vms/op-3/stop "
                     r".* status=499 ", d.log()),
           "no 499 logged for the gone HTTP/1.1 client")
 
