@@ -171,7 +171,7 @@ int agent_exec(const struct settings *s, struct invocation *inv) {
   struct settings longer = *s;
   if (longer.timeout_s && longer.timeout_s < timeout_s + 30)
     longer.timeout_s = timeout_s + 30;
-  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, false);
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, NULL);
   struct reply r;
   if (!path) {
     json_decref(body);
@@ -200,7 +200,7 @@ int agent_exec(const struct settings *s, struct invocation *inv) {
 
 /* /api/v1/vms/{vm}/agent/files?path=P, then extra (an &… or "") */
 static char *files_path(struct invocation *inv, const char *extra) {
-  _cleanup_free_ char *base = fill_path(inv->cmd->path, inv->pos, false);
+  _cleanup_free_ char *base = fill_path(inv->cmd->path, inv->pos, NULL);
   _cleanup_free_ char *p = http_escape(inv->pos[1]);
   char *out = NULL;
   if (!base || !p || asprintf(&out, "%s?path=%s%s", base, p, extra) < 0)

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "sizes.h"
 
 #define V "/api/v1"
 
@@ -55,6 +56,15 @@ static const struct column net_cols[] = {
     {"PORTS", "n_ports"}, {"UP", "up"},           {NULL, NULL}};
 static const struct column token_cols[] = {
     {"NAME", "name"}, {"ROLE", "role"}, {"CREATED", "created"}, {NULL, NULL}};
+static const struct column op_cols[] = {{"ID", "id"},
+                                        {"KIND", "kind"},
+                                        {"STATUS", "status"},
+                                        {"VM", "target.vm_name"},
+                                        {"POOL", "target.pool"},
+                                        {"OBJECT", "target.object"},
+                                        {"PERCENT", "progress.percent"},
+                                        {"CREATED", "created_us"},
+                                        {NULL, NULL}};
 static const struct column plugin_cols[] = {
     {"NAME", "name"},           {"KIND", "kind"},
     {"VERSION", "version"},     {"THREAD_MODEL", "thread_model"},
@@ -74,7 +84,7 @@ bool inv_flag(const struct invocation *inv, const char *name) {
   return inv_opt(inv, name) != NULL;
 }
 
-char *fill_path(const char *fmt, const char *const *args, bool live) {
+char *fill_path(const char *fmt, const char *const *args, const char *query) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
@@ -89,35 +99,72 @@ char *fill_path(const char *fmt, const char *const *args, bool live) {
       fputc(*p, f);
     }
   }
-  if (live)
-    fputs("?live=true", f);
+  if (query)
+    fprintf(f, "?%s", query);
   fclose(f);
   return out;
 }
 
-int call_print(const struct settings *s, const char *method, char *path,
-               json_t *body, const char *list_key, const struct column *cols) {
+/* How an answer is shown: a list under list_key with cols, one object
+ * (as a one-row table with cols), or an operation's id alone. */
+struct shown {
+  const char *list_key;
+  const struct column *cols;
+  bool op_id; /* --no-wait */
+};
+
+/* Print r (ret: http_call's outcome); returns the exit code. */
+static int show(const struct settings *s, const struct reply *r, int ret,
+                const struct shown *how) {
+  if (ret != EXIT_OK)
+    return ret;
+  if (how->op_id) {
+    /* --no-wait: 202 with the operation; its id is all that is printed
+     * (for `operation wait`). */
+    const char *id = json_string_value(json_object_get(r->json, "id"));
+    if (r->status == 202 && id) {
+      printf("%s\n", id);
+      return EXIT_OK;
+    }
+    fprintf(stderr,
+            "vmhostctl: the server answered %ld without an operation "
+            "(is it older than operations?)\n",
+            r->status);
+    return EXIT_ERROR;
+  }
+  if (!r->json)
+    return ret; /* 204 prints nothing */
+  if (how->cols && !how->list_key && s->output == OUT_TABLE) {
+    /* One object shown as a one-row table (an action's VM). */
+    json_t *wrap = json_pack("{s:[O]}", "rows", r->json);
+    output_print(s, wrap, "rows", how->cols);
+    json_decref(wrap);
+  } else {
+    output_print(s, r->json, how->list_key, how->cols);
+  }
+  return ret;
+}
+
+/* One call (it takes path and body), its answer shown as how says. */
+static int call_show(const struct settings *s, const char *method, char *path,
+                     json_t *body, const struct shown *how) {
   struct reply r;
   if (!path) {
     json_decref(body);
     fprintf(stderr, "vmhostctl: out of memory\n");
     return EXIT_ERROR;
   }
-  int ret = http_call(s, method, path, body, &r);
-  if (ret == EXIT_OK && r.json) {
-    if (cols && !list_key && s->output == OUT_TABLE) {
-      /* One object shown as a one-row table (an action's VM). */
-      json_t *wrap = json_pack("{s:[O]}", "rows", r.json);
-      output_print(s, wrap, "rows", cols);
-      json_decref(wrap);
-    } else {
-      output_print(s, r.json, list_key, cols);
-    }
-  }
+  int ret = show(s, &r, http_call(s, method, path, body, &r), how);
   reply_free(&r);
   json_decref(body);
   free(path);
   return ret;
+}
+
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols) {
+  const struct shown how = {.list_key = list_key, .cols = cols};
+  return call_show(s, method, path, body, &how);
 }
 
 /* The command's call (its method, path, how to print) with body, which
@@ -125,7 +172,11 @@ int call_print(const struct settings *s, const char *method, char *path,
 static int call_cmd(const struct settings *s, struct invocation *inv,
                     json_t *body) {
   const struct command *c = inv->cmd;
-  char *path = fill_path(c->path, inv->pos, inv_flag(inv, "live"));
+  if (inv_flag(inv, "no-wait"))
+    return call_show(s, c->method, fill_path(c->path, inv->pos, "wait=false"),
+                     body, &(const struct shown){.op_id = true});
+  char *path =
+      fill_path(c->path, inv->pos, inv_flag(inv, "live") ? "live=true" : NULL);
   return call_print(s, c->method, path, body, c->list_key, c->cols);
 }
 
@@ -134,35 +185,15 @@ static int simple(const struct settings *s, struct invocation *inv) {
   return call_cmd(s, inv, NULL);
 }
 
+/* A size, read as the daemon reads one (sizes.h: KiB = 1024, KB = 1000);
+ * JSON integers stop at INT64_MAX. */
 int parse_size(const char *what, const char *text, json_int_t *out) {
-  char *end;
-  errno = 0;
-  double n = strtod(text, &end);
-  if (errno || end == text || n < 0 || *text == '-' || *text == '+')
-    goto bad;
-  static const char units[] = "KMGTP";
-  const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
-  double mult = 1;
-  if (u) {
-    for (const char *p = units; p <= u; p++)
-      mult *= 1024;
-    end++;
-    if (*end == 'i')
-      end++;
-    if (*end == 'B')
-      end++;
-  } else if (*end == 'B') {
-    end++;
-  }
-  if (*end || n * mult > 9.0e18 || n * mult != (double)(json_int_t)(n * mult))
-    goto bad;
-  *out = (json_int_t)(n * mult);
+  uint64_t n;
+  if (size_parse(text, &n) != NUM_OK || n > (uint64_t)INT64_MAX)
+    return usage_error("%s '%s': expected " SIZE_SYNTAX ": 512M, 10GiB", what,
+                       text);
+  *out = (json_int_t)n;
   return 0;
-bad:
-  return usage_error(
-      "%s '%s': expected a size in bytes, or with K, M, G, "
-      "T or P (1024-based): 512M, 10G",
-      what, text);
 }
 
 int parse_int(const char *what, const char *text, long min, long max,
@@ -328,21 +359,20 @@ static char *read_text(const char *what, const char *path) {
 
 /* ---- vm --------------------------------------------------------------- */
 
-/* vm list: the filters as the query (the server checks the values). */
-static int vm_list(const struct settings *s, struct invocation *inv) {
+/* A list: the command's options as its query, each as given (a flag as
+ * "=true"; the server checks the values). */
+static int list_query(const struct settings *s, struct invocation *inv) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   if (!f)
     return call_print(s, "GET", NULL, NULL, NULL, NULL);
-  fputs(V "/vms", f);
+  fputs(inv->cmd->path, f);
   char sep = '?';
   bool failed = false;
   for (size_t i = 0; i < inv->n_opt; i++) {
     const char *name = inv->opt[i].name;
-    if (strcmp(name, "state") && strcmp(name, "label") && strcmp(name, "live"))
-      continue;
-    const char *value = strcmp(name, "live") ? inv->opt[i].value : "true";
+    const char *value = *inv->opt[i].value ? inv->opt[i].value : "true";
     _cleanup_free_ char *v = http_escape(value);
     if (!v)
       failed = true;
@@ -561,7 +591,7 @@ static int token_create(const struct settings *s, struct invocation *inv) {
 /* The script as it is, on standard output. */
 static int agent_script(const struct settings *s, struct invocation *inv) {
   struct reply r;
-  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, false);
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, NULL);
   if (!path) {
     fprintf(stderr, "vmhostctl: out of memory\n");
     return EXIT_ERROR;
@@ -613,7 +643,7 @@ static int on_event(const char *type, const char *data, void *opaque) {
 /* A VM's id from its id or name. */
 static int resolve_vm(const struct settings *s, const char *vm, char **id) {
   struct reply r;
-  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, false);
+  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, NULL);
   int ret = path ? http_call(s, "GET", path, NULL, &r) : EXIT_ERROR;
   if (ret == EXIT_OK) {
     const char *v = json_string_value(json_object_get(r.json, "id"));
@@ -651,6 +681,75 @@ static int events(const struct settings *s, struct invocation *inv) {
   return r;
 }
 
+/* ---- operations -------------------------------------------------------- */
+
+/* One wait of at most chunk_s seconds on operation id: EXIT_OK with the
+ * operation in *op (the caller frees it), or the call's failure. */
+static int wait_once(const struct settings *s, const char *id, long chunk_s,
+                     json_t **op) {
+  struct settings longer = *s;
+  char query[32];
+  struct reply r;
+  snprintf(query, sizeof query, "timeout=%ld", chunk_s);
+  /* The request must outlast the server's wait. */
+  if (longer.timeout_s && longer.timeout_s < chunk_s + 30)
+    longer.timeout_s = chunk_s + 30;
+  _cleanup_free_ char *path =
+      fill_path(V "/operations/{}/wait", (const char *const[]){id}, query);
+  int ret = path ? http_call(&longer, "GET", path, NULL, &r) : EXIT_ERROR;
+  if (!path)
+    return ret;
+  *op = ret == EXIT_OK ? json_incref(r.json) : NULL;
+  reply_free(&r);
+  if (ret == EXIT_OK && !json_is_object(*op)) {
+    fprintf(stderr, "vmhostctl: the server answered no operation\n");
+    json_decref(*op);
+    ret = EXIT_ERROR;
+  }
+  return ret;
+}
+
+/* operation wait: waits of at most an hour each (the server's most) until
+ * the operation ends or --timeout passes; prints it.  Succeeded: 0;
+ * failed or cancelled: 1 with its error; not ended in time: 7 (retry). */
+static int op_wait(const struct settings *s, struct invocation *inv) {
+  const char *t = inv_opt(inv, "timeout");
+  json_int_t left = -1;
+  if (t && parse_int("--timeout", t, 0, 31536000, &left))
+    return EXIT_USAGE;
+  json_t *op = NULL;
+  const char *status = "";
+  for (;;) {
+    long chunk = left < 0 || left > 3600 ? 3600 : (long)left;
+    int ret = wait_once(s, inv->pos[0], chunk, &op);
+    if (ret)
+      return ret;
+    status = json_string_value(json_object_get(op, "status"));
+    status = status ? status : "";
+    bool ended = strcmp(status, "queued") && strcmp(status, "running");
+    if (ended || (left >= 0 && (left -= chunk) <= 0))
+      break;
+    json_decref(op);
+  }
+  output_print(s, op, NULL, NULL);
+  int ret = EXIT_OK;
+  if (!strcmp(status, "queued") || !strcmp(status, "running")) {
+    fprintf(stderr, "vmhostctl: operation %s is still %s after %ss\n",
+            inv->pos[0], status, t);
+    ret = EXIT_RETRY;
+  } else if (strcmp(status, "succeeded")) {
+    const char *m = json_string_value(
+        json_object_get(json_object_get(op, "error"), "message"));
+    _cleanup_free_ char *msg = strdup(m ? m : "");
+    text_sanitize(msg, false);
+    fprintf(stderr, "vmhostctl: operation %s %s: %s\n", inv->pos[0], status,
+            msg ? msg : "");
+    ret = EXIT_ERROR;
+  }
+  json_decref(op);
+  return ret;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 static const struct option_spec live_opts[] = {
@@ -685,15 +784,18 @@ static const struct option_spec create_opts[] = {
     {"spec", "FILE",
      "the whole VmSpec as JSON (- : standard input); "
      "options override its members"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec stop_opts[] = {
     {"force", NULL, "power off now instead of a clean shutdown"},
     {"timeout", "SECONDS", "grace period of a clean shutdown (0 to 3600)"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec volume_opts[] = {
     {"size", "SIZE", "its size: 10G ..."},
     {"format", "default|raw|qcow2", "its format"},
     {"base-image", "IMAGE", "a copy-on-write clone of this image"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
@@ -707,6 +809,20 @@ static const struct option_spec snap_opts[] = {
      "is taken (refused without a connected agent)"},
     {"quiesce-try", NULL,
      "the same, but without an agent the snapshot is taken unfrozen"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
+    {NULL, NULL, NULL}};
+static const struct option_spec no_wait_opts[] = {
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
+    {NULL, NULL, NULL}};
+static const struct option_spec op_list_opts[] = {
+    {"vm", "VM", "only the operations of this VM (id or name)"},
+    {"status", "STATUS",
+     "only those queued, running, succeeded, failed or cancelled"},
+    {"limit", "N", "at most N, the newest"},
+    {NULL, NULL, NULL}};
+static const struct option_spec op_wait_opts[] = {
+    {"timeout", "SECONDS",
+     "give up after this long (exit 7); default: until it ends"},
     {NULL, NULL, NULL}};
 static const struct option_spec agent_live_opts[] = {
     {"live", NULL, "fresh telemetry, asked of the agent now"},
@@ -738,14 +854,14 @@ static const struct option_spec event_opts[] = {
 #define DELETE(p) .method = "DELETE", .path = V p, .run = simple
 const struct command commands[] = {
     {C("vm list", "", "list the VMs"), .method = "GET", .path = V "/vms",
-     .options = vm_list_opts, .run = vm_list, .list_key = "vms",
+     .options = vm_list_opts, .run = list_query, .list_key = "vms",
      .cols = vm_cols},
     {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
      .options = live_opts},
     {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
      POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
     {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,
-     .cols = vm_cols},
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm stop", "VM", "shut a VM down"), POST("/vms/{}/stop"),
      .options = stop_opts, .run = vm_stop, .cols = vm_cols},
     {C("vm reboot", "VM", "reboot a VM"), POST("/vms/{}/reboot"), .run = simple,
@@ -755,7 +871,7 @@ const struct command commands[] = {
     {C("vm resume", "VM", "resume a paused VM"), POST("/vms/{}/resume"),
      .run = simple, .cols = vm_cols},
     {C("vm delete", "VM", "power off and delete a VM and the volumes it made"),
-     DELETE("/vms/{}"), .cols = vm_cols},
+     DELETE("/vms/{}"), .options = no_wait_opts, .cols = vm_cols},
     {C("vm console", "VM", "how to reach a VM's console"),
      GET("/vms/{}/console")},
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
@@ -817,6 +933,17 @@ const struct command commands[] = {
      GET("/host/health")},
     {C("host metrics", "", "the host's usage"), GET("/host/metrics")},
     {C("host hardware", "", "the host's hardware"), GET("/host/hardware")},
+    {C("operation list", "", "list the operations kept, newest first"),
+     .method = "GET", .path = V "/operations", .options = op_list_opts,
+     .run = list_query, .list_key = "operations", .cols = op_cols},
+    {C("operation show", "OPERATION", "show an operation"),
+     GET("/operations/{}")},
+    {C("operation wait", "OPERATION",
+       "wait for an operation to end and show it (exit 1 if it failed)"),
+     .options = op_wait_opts, .run = op_wait},
+    {C("operation cancel", "OPERATION",
+       "cancel an operation still queued (a running one goes on)"),
+     .method = "DELETE", .path = V "/operations/{}", .run = simple},
     {C("events", "", "print the next event, or N, or all (--follow)"),
      .options = event_opts, .run = events},
     {C("cert show", "", "the certificate the TLS listeners present"),

@@ -173,18 +173,18 @@ const char *inv_opt(const struct invocation *inv, const char *name);
 bool inv_flag(const struct invocation *inv, const char *name);
 
 /* A path from fmt, each "{}" replaced by the next of args,
- * percent-encoded, and "?live=true" after it when live; free it; NULL
- * when out of memory (commands.c). */
-char *fill_path(const char *fmt, const char *const *args, bool live);
+ * percent-encoded, and "?" query after it unless query is NULL; free it;
+ * NULL when out of memory (commands.c). */
+char *fill_path(const char *fmt, const char *const *args, const char *query);
 /* One call, its answer printed (a list under list_key with cols, or one
  * object); 204 prints nothing.  Takes body and path (NULL: out of
  * memory, reported). */
 int call_print(const struct settings *s, const char *method, char *path,
                json_t *body, const char *list_key, const struct column *cols);
 
-/* A size: bytes, or a number with K, M, G, T, P (powers of 1024; "KiB",
- * "KB" and "k" mean the same); a whole number from min to max.  0, or a
- * usage error (printed, naming what) (commands.c). */
+/* A size, read as the daemon reads one (plugins/common/sizes.h: KiB =
+ * 1024, KB = 1000), or a whole number from min to max.  0, or a usage
+ * error (printed, naming what) (commands.c). */
 int parse_size(const char *what, const char *text, json_int_t *out);
 int parse_int(const char *what, const char *text, long min, long max,
               json_int_t *out);

@@ -252,6 +252,7 @@ int completion_bash(const struct settings *s, struct invocation *inv) {
       "    POOL) _vmhostctl_names pool list ;;\n"
       "    NETWORK) _vmhostctl_names network list ;;\n"
       "    VOLUME) _vmhostctl_names volume list \"${typed[nw+k-1]}\" ;;\n"
+      "    OPERATION) _vmhostctl_names operation list ;;\n"
       "  esac\n"
       "}\n"
       "complete -F _vmhostctl vmhostctl\n");

@@ -427,6 +427,7 @@ static int run(const char *config_file, int check_only) {
     goto out;
   }
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
+  service_set_liveness_stall(s.liveness_stall_s);
   state_set_compact_size(s.journal_compact_size);
   resources_setup(&s.resources);
   resources_sample_pools();

@@ -39,6 +39,10 @@ struct operation {
   char *error;
   int64_t created_us, updated_us;
   int64_t ended_mono_us;
+  /* What the work answered last (struct vmh_operation's result_*):
+   * shown once it succeeded.  res_kind is a static string. */
+  const char *res_kind;
+  char *res_id, *res_name;
   bool visible; /* ops_close has run: listed, and its events sent */
   bool in_call; /* the call that opened it has not returned */
   bool refused; /* the work refused inline: never an operation */
@@ -112,6 +116,8 @@ static void op_free(struct operation *op) {
   free(op->object);
   free(op->message);
   free(op->error);
+  free(op->res_id);
+  free(op->res_name);
   free(op);
 }
 
@@ -142,6 +148,11 @@ static void view(const struct operation *op, struct vmh_operation *v) {
       .created_us = op->created_us,
       .updated_us = op->updated_us,
   };
+  if (op->status == VMH_OP_SUCCEEDED && op->res_kind) {
+    v->result_kind = op->res_kind;
+    v->result_id = op->res_id;
+    v->result_name = op->res_name;
+  }
 }
 
 /* Give op to r (under lock). */
@@ -377,24 +388,62 @@ static void cancel_queued(struct operation *op, const char *why) {
 
 static struct operation *of(vmh_reply_t *w);
 
-#define FORWARD(field, type)                           \
+/* Keep kind, id and name as op's result (under lock).  Out of memory the
+ * operation keeps no result: it still ends as it should. */
+static void keep_result(struct operation *op, const char *kind, const char *id,
+                        const char *name) {
+  size_t n = strlen(op->kind);
+  if (n > 7 && !strcmp(op->kind + n - 7, ".delete"))
+    return; /* what a delete answers is gone */
+  free(op->res_id);
+  free(op->res_name);
+  op->res_id = dup_or_null(id);
+  op->res_name = dup_or_null(name);
+  op->res_kind = (!id || op->res_id) && (!name || op->res_name) ? kind : NULL;
+}
+
+/* The references each kind of answer leaves (struct vmh_operation). */
+static void result_vm(struct operation *op, const struct vmh_vm_record *v) {
+  const char *id = v->info ? v->info->id : NULL;
+  const char *name = v->info ? v->info->name : NULL;
+  if (v->spec) {
+    id = id ? id : v->spec->id;
+    name = name ? name : v->spec->name;
+  }
+  keep_result(op, "vm", id, name);
+}
+static void result_snapshot(struct operation *op,
+                            const struct vmh_snapshot_info *v) {
+  keep_result(op, "snapshot", v->id, v->name);
+}
+static void result_volume(struct operation *op,
+                          const struct vmh_volume_info *v) {
+  keep_result(op, "volume", NULL, v->name);
+}
+static void result_image(struct operation *op, const struct vmh_image_info *v) {
+  keep_result(op, "image", NULL, v->name);
+}
+#define result_none(op, v) ((void)(op), (void)(v))
+
+#define FORWARD(field, type, keep)                     \
   static void fwd_##field(void *o, const type *v) {    \
     struct operation *op = o;                          \
     pthread_mutex_lock(&lock);                         \
+    keep(op, v);                                       \
     if (op->caller && !op->async && op->caller->field) \
       op->caller->field(op->caller->opaque, v);        \
     pthread_mutex_unlock(&lock);                       \
   }
-FORWARD(vm, struct vmh_vm_record)
-FORWARD(snapshot, struct vmh_snapshot_info)
-FORWARD(console, struct vmh_console_info)
-FORWARD(pool, struct vmh_pool_info)
-FORWARD(volume, struct vmh_volume_info)
-FORWARD(image, struct vmh_image_info)
-FORWARD(network, struct vmh_network_info)
-FORWARD(host, struct vmh_host_info)
-FORWARD(check, struct vmh_health_check)
-FORWARD(plugin, struct vmh_plugin_info)
+FORWARD(vm, struct vmh_vm_record, result_vm)
+FORWARD(snapshot, struct vmh_snapshot_info, result_snapshot)
+FORWARD(console, struct vmh_console_info, result_none)
+FORWARD(pool, struct vmh_pool_info, result_none)
+FORWARD(volume, struct vmh_volume_info, result_volume)
+FORWARD(image, struct vmh_image_info, result_image)
+FORWARD(network, struct vmh_network_info, result_none)
+FORWARD(host, struct vmh_host_info, result_none)
+FORWARD(check, struct vmh_health_check, result_none)
+FORWARD(plugin, struct vmh_plugin_info, result_none)
 #undef FORWARD
 
 static void fwd_text(void *o, const char *text, size_t len) {

@@ -523,9 +523,63 @@ static int do_health(struct op *op) {
   return 0;
 }
 
+static _Atomic unsigned liveness_stall_s = 60;
+
+void service_set_liveness_stall(unsigned seconds) {
+  liveness_stall_s = seconds ? seconds : 1;
+}
+
+/* Whether the pool is wedged: a runnable task has waited liveness_stall
+ * for a thread. */
+static bool wedged(const struct workers_state *st) {
+  return st->oldest_wait_ms >= (uint64_t)liveness_stall_s * 1000;
+}
+
+/* The pool's state as one check "workers", from memory on the caller's
+ * thread (never queued: a wedged pool would never answer). */
+static void answer_workers(vmh_reply_t *r, bool running,
+                           const struct workers_state *st) {
+  char msg[256];
+  uint32_t status = VMH_CHECK_FAILED;
+  int code = VMH_EAGAIN;
+  if (!running) {
+    snprintf(msg, sizeof msg, "the worker pool is not running");
+  } else if (wedged(st)) {
+    snprintf(msg, sizeof msg,
+             "the worker pool is wedged: a task has waited %" PRIu64
+             " s for a thread, %u of %u threads are busy in a backend call "
+             "and %u tasks wait (daemon.liveness_stall: %u s)",
+             st->oldest_wait_ms / 1000, st->busy, st->threads, st->runnable,
+             (unsigned)liveness_stall_s);
+    code = VMH_ETIMEDOUT;
+  } else {
+    snprintf(msg, sizeof msg, "%u of %u threads busy, %u tasks wait", st->busy,
+             st->threads, st->runnable);
+    status = VMH_CHECK_OK;
+    code = 0;
+  }
+  struct vmh_health_check c = {.struct_size = sizeof c,
+                               .name = "workers",
+                               .kind = "core",
+                               .status = status,
+                               .message = msg};
+  if (r->check)
+    r->check(r->opaque, &c);
+  if (code)
+    error_set("%s", msg);
+  reply_done(r, code);
+}
+
 static void health(vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) == 0)
-    queue(do_health, NULL, NULL, NULL, r, flags, NULL);
+  if (reply_check_flags(r, flags, VMH_HEALTH_LIVENESS) < 0)
+    return;
+  struct workers_state st;
+  bool running = workers_liveness(&st);
+  /* Readiness of a wedged pool: the checks would wait behind the stuck
+   * work; not ready, said at once. */
+  if ((flags & VMH_HEALTH_LIVENESS) || (running && wedged(&st)))
+    return answer_workers(r, running, &st);
+  queue(do_health, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void plugin_list(vmh_reply_t *r, uint32_t flags) {

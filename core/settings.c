@@ -50,6 +50,7 @@ static const char *const daemon_keys[] = {"state_dir",
                                           "operations_max",
                                           "journal_compact_size",
                                           "telemetry_interval",
+                                          "liveness_stall",
                                           NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
@@ -305,6 +306,14 @@ static int read_workers(struct ctx *c, const struct vmh_config *d) {
   return r;
 }
 
+static int read_liveness(struct ctx *c, const struct vmh_config *d) {
+  int64_t stall;
+  int r = config_int(d, "liveness_stall", 1, 3600, 60, &stall, 0);
+  if (r == 0)
+    c->s->liveness_stall_s = (unsigned)stall;
+  return r;
+}
+
 static int read_drain(struct ctx *c, const struct vmh_config *d) {
   return read_seconds(d, "drain_timeout", 3600, 30, &c->s->drain_timeout_s);
 }
@@ -380,7 +389,7 @@ static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   static const reader_fn fns[] = {
       read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
       read_drain,     read_reconcile,  read_operations, read_journal,
-      read_telemetry, read_boot_dirs,  read_daemon_rest};
+      read_telemetry, read_boot_dirs,  read_liveness,   read_daemon_rest};
   return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 

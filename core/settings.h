@@ -81,6 +81,9 @@ struct settings {
    * more than this many (in progress and ended). */
   unsigned operations_retention_s;
   unsigned operations_max;
+  /* Liveness: a runnable task waiting this long for a worker thread
+   * makes the daemon not alive (/healthz 503). */
+  unsigned liveness_stall_s;
   uint64_t journal_compact_size; /* bytes; 0: never compact */
   unsigned telemetry_interval_s; /* host samples, 1..3600, default 5 */
   /* Directories a VM's kernel and initrd may come from (absolute, as

@@ -98,6 +98,9 @@ RPC_POLICY = {
         "StartVMAsync": O, "StopVMAsync": O, "RebootVMAsync": O,
         "CreateSnapshotAsync": O, "RevertSnapshotAsync": O,
         "CreateVolumeAsync": O, "ResizeVolumeAsync": O,
+        "ForceStopVMAsync": O, "PauseVMAsync": O, "ResumeVMAsync": O,
+        "DeleteSnapshotAsync": O, "AttachDiskAsync": O,
+        "DetachDiskAsync": O, "DeleteVolumeAsync": O,
         "GetAgent": R, "AgentPing": R, "AgentExec": "admin",
         "AgentReadFile": "admin", "AgentWriteFile": "admin",
         "AgentTimeSync": O}.items()}

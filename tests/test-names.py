@@ -85,6 +85,10 @@ with RpcDaemon(body=BODY) as d:
     check("UUID" in e.details(), e.details())
     check(len(node.ListVMs(N.ListVMsRequest()).vms) == 1, "a VM was made")
 
+    # A snapshot's name is required (node.proto and the core agree).
+    e = expect_status(SC.INVALID_ARGUMENT, node.CreateSnapshot,
+                      N.CreateSnapshotRequest(vm=vm.id))
+    check("'name' is required" in e.details(), e.details())
     snap = node.CreateSnapshot(
         N.CreateSnapshotRequest(vm=vm.id, name="before-upgrade"))
     check(snap.id != snap.name, snap)

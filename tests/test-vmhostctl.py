@@ -263,6 +263,10 @@ with RestDaemon() as d:
             (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
               "--disk", "vda,readonly=maybe"), "--disk readonly 'maybe'"),
             (("volume", "resize", "pool0", "v", "--", "-5G"), "SIZE '-5G'"),
+            (("volume", "resize", "pool0", "v", "1.5G"), "SIZE '1.5G'"),
+            (("volume", "resize", "pool0", "v", "1P"), "SIZE '1P'"),
+            (("operation", "wait", "x", "--timeout", "-1"),
+             "--timeout '-1'"),
             (("volume", "resize", "pool0", "v", "-5G"), "unknown option '-5G'"),
             (("events", "--count", "2", "--follow"), "exclude each other"),
             (("--url", "ftp://x", "vm", "list"), "expected http://"),
@@ -406,6 +410,53 @@ with RestDaemon() as d:
     check((" vm_state " in out or " operation_created " in out) and
           f"vm_id={vm['id']}" in out, out)
 
+    # ---- operations, --no-wait ---------------------------------------------
+    def no_wait(*args):
+        rc, out, err = ctl(*args, "--no-wait")
+        check(rc == 0 and re.match(r"^[0-9a-f-]{36}\n$", out), args, rc, out,
+              err)
+        return out.strip()
+
+    opid = no_wait("vm", "create", "nw1", "--vcpus", "1", "--memory", "17MB",
+                   "--no-start")
+    op = ctl.json("operation", "wait", opid)
+    validate("GET", f"{V}/operations/{opid}/wait", 200, op)
+    check(op["status"] == "succeeded" and op["kind"] == "vm.create" and
+          op["result"]["name"] == "nw1", op)
+    # The daemon's size parser: MB is 10^6 bytes (KiB/MiB are 2^10, 2^20).
+    check(ctl.json("vm", "show", "nw1")["memory"] == 17000000, "17MB")
+    same_as_api(d, ctl, f"{V}/operations/{opid}", "operation", "show", opid)
+    for args, kind in ((("vm", "start", "nw1"), "vm.start"),
+                       (("vm", "snapshot", "create", "nw1", "s-nw"),
+                        "snapshot.create"),
+                       (("vm", "stop", "nw1", "--force"), "vm.stop"),
+                       (("volume", "create", "pool0", "nw-vol", "--size",
+                         "1MiB"), "volume.create")):
+        o = ctl.json("operation", "wait", no_wait(*args), "--timeout", "60")
+        check(o["status"] == "succeeded" and o["kind"] == kind, args, o)
+    # A failed one: exit 1, its error said.
+    opid2 = no_wait("vm", "stop", "nw1")
+    rc, out, err = ctl("operation", "wait", opid2)
+    check(rc == 1 and f"operation {opid2} failed: " in err, rc, out, err)
+    # Ended: cancel is refused (exit 4).
+    ctl.error(4, "INVALID_STATE", "operation", "cancel", opid)
+    ctl.error(3, "NOT_FOUND", "operation", "show",
+              "00000000-0000-4000-8000-000000000000")
+    same_as_api(d, ctl, f"{V}/operations?vm=nw1&status=succeeded",
+                "operation", "list", "--vm", "nw1", "--status", "succeeded")
+    table = ctl.ok("operation", "list", "--vm", "nw1", "--limit", "2")
+    rows = [ln.split() for ln in table.splitlines()]
+    check(rows[0] == ["ID", "KIND", "STATUS", "VM", "POOL", "OBJECT",
+                      "PERCENT", "CREATED"] and len(rows) == 3 and
+          rows[1][:4] == [opid2, "vm.stop", "failed", "nw1"], table)
+    check(ctl.ok("operation", "list", "--limit", "1", "-o", "name") ==
+          opid2 + "\n", "-o name: the id")
+    ctl.error(1, "INVALID_ARGUMENT", "operation", "list", "--status", "done")
+    opid3 = no_wait("vm", "delete", "nw1")
+    o = ctl.json("operation", "wait", opid3)
+    check(o["status"] == "succeeded" and o["result"] is None, o)
+    ctl.ok("volume", "delete", "pool0", "nw-vol")
+
     # ---- delete -----------------------------------------------------------
     for name in ("db1", "ci1"):
         ctl.ok("vm", "delete", name)
@@ -473,8 +524,12 @@ echo "${{COMPREPLY[*]}}"
     check(complete("vm", "stop", "web1", "--f") == ["--force"])
     check("--insecure" in complete("vm", "list", "--"))
     check(complete("-o", "y") == ["yaml"])
+    check(complete("operation", "") == ["cancel", "list", "show", "wait"],
+          complete("operation", ""))
+    check(complete("vm", "start", "x", "--n") == ["--no-wait"],
+          complete("vm", "start", "x", "--n"))
     check(complete("vm", "create", "x", "--disk", "vda", "--n") ==
-          ["--network-config", "--nic", "--no-start"])
+          ["--network-config", "--nic", "--no-start", "--no-wait"])
     # Names from the server the line names (-o name).
     ctl.ok("vm", "create", "comp1", "--vcpus", "1", "--memory", "64M")
     ctl.ok("volume", "create", "pool0", "vol-c", "--size", "1M")

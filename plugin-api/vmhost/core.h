@@ -141,6 +141,15 @@ struct vmh_operation {
   int32_t code;              /* its end: 0 or a VMH_E* code */
   const char *error;         /* why it failed or was cancelled, else NULL */
   int64_t created_us, updated_us; /* microseconds since the epoch */
+  /* ABI 1.2: what a succeeded operation's synchronous call answered, by
+   * reference (a whole VM record per kept operation would make the
+   * registry's memory depend on user-data sizes; the reference is a GET
+   * away from the object).  result_kind NULL: it answered no object (a
+   * delete), or it has not succeeded.  "vm": result_id and result_name
+   * are the VM's; "snapshot": the snapshot's id and name, of vm_id;
+   * "volume" and "image": result_name, in pool (result_id NULL). */
+  const char *result_kind;
+  const char *result_id, *result_name;
 };
 #endif
 
@@ -208,6 +217,12 @@ enum vmh_vm_action {
  * unfrozen.  The snapshot's `quiesced` says which happened. */
 #define VMH_SNAPSHOT_QUIESCE (UINT32_C(1) << 3)
 #define VMH_SNAPSHOT_QUIESCE_TRY (UINT32_C(1) << 4)
+/* health (ABI 1.2): liveness instead of readiness, answered inline from
+ * memory: one check "workers"; done's code is 0 while the worker pool
+ * takes work, VMH_ETIMEDOUT once a runnable task has waited
+ * daemon.liveness_stall for a thread (every thread stuck in a backend),
+ * VMH_EAGAIN when no pool runs. */
+#define VMH_HEALTH_LIVENESS (UINT32_C(1) << 0)
 #endif
 
 typedef const struct vmh_reply vmh_reply_t;
@@ -363,7 +378,9 @@ struct vmh_core {
   void (*host_info)(vmh_reply_t *r, uint32_t flags);
   /* One check per instance plus "core"; done's code is readiness: 0 when
    * the node can serve (not starting or draining, no instance failed; an
-   * optional instance not serving only degrades it). */
+   * optional instance not serving only degrades it).  While the worker
+   * pool is wedged (VMH_HEALTH_LIVENESS) it answers at once, not ready,
+   * with the one failed check "workers". */
   void (*health)(vmh_reply_t *r, uint32_t flags);
   void (*plugin_list)(vmh_reply_t *r, uint32_t flags);
   /* The Prometheus text exposition, through reply->text. */

@@ -646,6 +646,37 @@ json_t *abij_event(const struct vmh_event *in) {
   return o;
 }
 
+/* A succeeded operation's result, by reference, with the path that GETs
+ * it where there is one (names and ids are checked by the core: nothing
+ * to escape); null when it has none. */
+static json_t *operation_result(const struct vmh_operation *op) {
+  const char *kind = op->result_kind;
+  if (!kind)
+    return json_null();
+  json_t *o = json_object();
+  char href[512] = "";
+  set(o, "kind", abij_str(kind));
+  if (!strcmp(kind, "vm")) {
+    set(o, "id", abij_str(op->result_id));
+    set(o, "name", abij_str(op->result_name));
+    snprintf(href, sizeof href, "/api/v1/vms/%s",
+             op->result_id ? op->result_id : "");
+  } else if (!strcmp(kind, "snapshot")) {
+    set(o, "vm_id", abij_str(op->vm_id));
+    set(o, "id", abij_str(op->result_id));
+    set(o, "name", abij_str(op->result_name)); /* no GET of one */
+  } else {
+    set(o, "pool", abij_str(op->pool));
+    set(o, "name", abij_str(op->result_name));
+    if (!strcmp(kind, "volume"))
+      snprintf(href, sizeof href, "/api/v1/storage/pools/%s/volumes/%s",
+               op->pool ? op->pool : "",
+               op->result_name ? op->result_name : "");
+  }
+  set(o, "href", *href ? json_string(href) : json_null());
+  return o;
+}
+
 json_t *abij_operation(const struct vmh_operation *in) {
   struct vmh_operation op;
   COPY_IN(op, in);
@@ -673,6 +704,7 @@ json_t *abij_operation(const struct vmh_operation *in) {
               : json_null());
   set(o, "created_us", json_integer(op.created_us));
   set(o, "updated_us", json_integer(op.updated_us));
+  set(o, "result", operation_result(&op));
   return o;
 }
 

@@ -1022,12 +1022,24 @@ static int health(struct call *k) {
   return start_health(k);
 }
 
-/* Liveness: this front-end's loop answers, whatever the backends do (a
- * probe that restarts vmhostd cannot bring libvirtd back). */
+/* Liveness: this front-end's loop answers and the core's worker pool
+ * takes work, whatever the backends do (a probe that restarts vmhostd
+ * cannot bring libvirtd back, but can unstick a wedged pool). */
+static void finish_healthz(struct call *k, int code, const char *message) {
+  if (!code) {
+    answer_json(k, 200, json_pack("{s:s}", "status", "alive"));
+    return;
+  }
+  answer_json(k, 503,
+              json_pack("{s:s,s:s}", "status", "not_alive", "reason",
+                        message ? message : k->rest->core->error_name(code)));
+}
+
 static int healthz(struct call *k) {
   if (no_query(k) < 0)
     return -1;
-  answer_json(k, 200, json_pack("{s:s}", "status", "alive"));
+  k->finish = finish_healthz;
+  k->rest->core->health(&k->reply.reply, VMH_HEALTH_LIVENESS);
   return 0;
 }
 

@@ -723,14 +723,16 @@ int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
 static int snap_create(struct call *k) {
   const Vmhost__V1__CreateSnapshotRequest *m =
       IN(k, Vmhost__V1__CreateSnapshotRequest);
-  if (ref(k, "vm", m->vm, true) < 0 ||
-      (*m->name && ref(k, "name", m->name, false) < 0))
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  if (!*m->name)
+    return bad(k, "'name' is required: the snapshot's name, unique per VM");
+  if (ref(k, "name", m->name, false) < 0)
     return -1;
   uint32_t flags;
   if (rpc_quiesce_flags(k, m->quiesce, &flags) < 0)
     return -1;
-  CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k),
-                           k->async | flags);
+  CORE(k)->snapshot_create(m->vm, m->name, reply(k), k->async | flags);
   return 0;
 }
 
@@ -764,7 +766,7 @@ static int snap_delete(struct call *k) {
   const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
   if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
     return -1;
-  CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), 0);
+  CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), k->async);
   return 0;
 }
 
@@ -777,7 +779,7 @@ static int disk_attach(struct call *k) {
   int r = abipb_disk_in(&k->arena, m->disk, "disk.", &d, err, sizeof err);
   if (r)
     return refused(k, r, err);
-  CORE(k)->disk_attach(m->vm, &d, reply(k), 0);
+  CORE(k)->disk_attach(m->vm, &d, reply(k), k->async);
   return 0;
 }
 
@@ -785,7 +787,7 @@ static int disk_detach(struct call *k) {
   const Vmhost__V1__DetachDiskRequest *m = IN(k, Vmhost__V1__DetachDiskRequest);
   if (ref(k, "vm", m->vm, true) < 0 || ref(k, "disk", m->disk, false) < 0)
     return -1;
-  CORE(k)->disk_detach(m->vm, m->disk, reply(k), 0);
+  CORE(k)->disk_detach(m->vm, m->disk, reply(k), k->async);
   return 0;
 }
 
@@ -854,7 +856,7 @@ static int vol_delete(struct call *k) {
   if (ref(k, "pool", m->pool, false) < 0 ||
       ref(k, "volume", m->volume, false) < 0)
     return -1;
-  CORE(k)->volume_delete(m->pool, m->volume, reply(k), 0);
+  CORE(k)->volume_delete(m->pool, m->volume, reply(k), k->async);
   return 0;
 }
 
@@ -1646,6 +1648,13 @@ static const struct method methods[] = {
     {NODE, "RevertSnapshotAsync", ONE, snap_revert, AUTH_OPERATOR},
     {NODE, "CreateVolumeAsync", ONE, vol_create, AUTH_OPERATOR},
     {NODE, "ResizeVolumeAsync", ONE, vol_resize, AUTH_OPERATOR},
+    {NODE, "ForceStopVMAsync", ONE, vm_force_stop, AUTH_OPERATOR},
+    {NODE, "PauseVMAsync", ONE, vm_pause, AUTH_OPERATOR},
+    {NODE, "ResumeVMAsync", ONE, vm_resume, AUTH_OPERATOR},
+    {NODE, "DeleteSnapshotAsync", ONE, snap_delete, AUTH_OPERATOR},
+    {NODE, "AttachDiskAsync", ONE, disk_attach, AUTH_OPERATOR},
+    {NODE, "DetachDiskAsync", ONE, disk_detach, AUTH_OPERATOR},
+    {NODE, "DeleteVolumeAsync", ONE, vol_delete, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
