@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Latency histograms: see histogram.h. */
+/* The Prometheus text format and latency histograms: see histogram.h. */
 #include <config.h>
 
 #include "histogram.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 
 void hist_observe(struct hist *h, const struct hist_layout *l, uint64_t v) {
   size_t b = 0;
@@ -19,6 +20,31 @@ uint64_t hist_count(const struct hist *h, const struct hist_layout *l) {
   for (size_t b = 0; b <= l->n_bounds; b++)
     n += atomic_load_explicit(&h->bucket[b], memory_order_relaxed);
   return n;
+}
+
+/* Backslash and newline escaped, and the double quote when `quote`. */
+static void put_escaped(FILE *f, const char *s, bool quote) {
+  for (s = s ? s : ""; *s; s++) {
+    if (*s == '\\')
+      fputs("\\\\", f);
+    else if (*s == '\n')
+      fputs("\\n", f);
+    else if (*s == '"' && quote)
+      fputs("\\\"", f);
+    else
+      fputc(*s, f);
+  }
+}
+
+void prom_put_label(FILE *f, const char *value) {
+  put_escaped(f, value, true);
+}
+
+void prom_put_family(FILE *f, const char *name, const char *type,
+                     const char *help) {
+  fprintf(f, "# HELP %s ", name);
+  put_escaped(f, help, false);
+  fprintf(f, "\n# TYPE %s %s\n", name, type);
 }
 
 void hist_put_seconds(FILE *f, uint64_t v, uint64_t per_second) {
