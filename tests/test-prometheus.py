@@ -90,6 +90,13 @@ def value(samples, name, **labels):
     return hits[0] if hits else 0.0
 
 
+def has(samples, name, **labels):
+    """Whether a series of name has these labels."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    return any(n == name and all(w in lab for w in want)
+               for (n, lab) in samples)
+
+
 def promtool(text):
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
                        capture_output=True)
@@ -251,3 +258,40 @@ with Both() as d:
     for fam, typ in types.items():
         check(fam in docs, f"{fam} is not in docs/metrics.md")
         check(docs[fam] == typ, f"{fam}: docs say {docs.get(fam)}, is {typ}")
+
+    # A VM name is user input, but the name rule keeps \ " and newlines
+    # out of it (docs/api.md): refused at the edge, never in a label.
+    # (Escaping itself: tests/test-metrics.c.)
+    for bad in ('we"b', "we\\b", "we\nb"):
+        st, _, v = d.request("POST", V + "/vms", vm_spec(bad))
+        check(st == 400, bad, st, v)
+
+# A hypervisor whose health check fails and an optional one that cannot
+# open: up 0 with the reason; injected faults counted.
+DOWN = BODY.replace(
+    "  - { name: hv0, plugin: mock }\n",
+    "  - { name: hv0, plugin: mock, faults: [{op: health, mode: always, "
+    "message: 'backend hv0 is down'}] }\n"
+    "  - { name: spare, plugin: mock, optional: true, "
+    "faults: [{op: open, mode: always}] }\n")
+with RestDaemon(body=DOWN) as d:
+    st, _, _ = d.request("GET", "/readyz", token=False)
+    check(st == 503, "readyz", st)
+    text = d.get("/metrics")[2]
+    promtool(text)
+    s, _ = parse(text)
+    check(has(s, "vmhost_instance_up", instance="hv0",
+              reason="health_failed") and
+          value(s, "vmhost_instance_up", instance="hv0") == 0,
+          "hv0 health_failed")
+    check(("vmhost_instance_up", '{instance="spare",kind="hypervisor",'
+           'plugin="mock",reason="not_open"}') in s and
+          value(s, "vmhost_instance_up", instance="spare") == 0,
+          "spare not_open")
+    check(value(s, "vmhost_instance_up", instance="pool0", reason="ok") == 1,
+          "pool0 up")
+    check(value(s, "vmhost_plugin_faults_injected_total", instance="hv0") >=
+          1, "faults counted")
+    check(any(n == "vmhost_plugin_calls_total" and 'instance="hv0"' in lab
+              and 'op="health"' in lab and 'result="ok"' not in lab
+              for (n, lab) in s), "health failures")
