@@ -85,13 +85,22 @@ static void count_ports(struct vm_lines *l, const struct vmh_vm_spec *spec) {
   }
 }
 
-/* NAME{vm="…",id="…" (the brace left open for more labels). */
-static void put_vm(FILE *f, enum vm_family k, const struct vmh_vm_spec *spec) {
-  fprintf(f, "%s{vm=\"", vm_families[k].name);
-  prom_put_label(f, spec->name);
-  fputs("\",id=\"", f);
-  prom_put_label(f, spec->id);
-  fputc('"', f);
+/* {vm="…",id="…" (the brace left open for more labels), escaped once for
+ * the VM's nine series.  buf holds the longest: the name rule and a UUID
+ * keep it far below (a longer one would be cut, never overrun). */
+static void vm_labels(char *buf, size_t size, const struct vmh_vm_spec *spec) {
+  const char *parts[] = {"{vm=\"", spec->name, "\",id=\"", spec->id, "\""};
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (i % 2)
+      n += prom_escape(buf + n, size - n, parts[i]);
+    else
+      n += (size_t)snprintf(buf + n, size - n, "%s", parts[i]);
+    if (n >= size) {
+      buf[size - 1] = '\0';
+      return;
+    }
+  }
 }
 
 static void vm_usage(void *opaque, const struct vmh_vm_record *rec) {
@@ -109,12 +118,16 @@ static void vm_usage(void *opaque, const struct vmh_vm_record *rec) {
       [VF_NET_RX] = i.net_rx_bytes,
       [VF_NET_TX] = i.net_tx_bytes,
   };
+  /* A name and an id escaped take at most 4 × 64 bytes. */
+  char labels[300];
+  vm_labels(labels, sizeof labels, spec);
   count_ports(l, spec);
   for (int k = 0; k < N_VM_FAMILIES; k++) {
     FILE *f = l->f[k];
     if (!f)
       continue;
-    put_vm(f, (enum vm_family)k, spec);
+    fputs(vm_families[k].name, f);
+    fputs(labels, f);
     if (k == VF_STATE) {
       fprintf(f, ",state=\"%s\"} 1\n",
               state_names[i.state < N_STATES ? i.state : 0]);

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <string.h>
 
 void hist_observe(struct hist *h, const struct hist_layout *l, uint64_t v) {
   size_t b = 0;
@@ -38,6 +39,28 @@ static void put_escaped(FILE *f, const char *s, bool quote) {
 
 void prom_put_label(FILE *f, const char *value) {
   put_escaped(f, value, true);
+}
+
+size_t prom_escape(char *dst, size_t size, const char *value) {
+  size_t n = 0;
+  if (size == 0)
+    return 0;
+  for (const char *s = value ? value : ""; *s; s++) {
+    const char *e = *s == '\\'   ? "\\\\"
+                    : *s == '"'  ? "\\\""
+                    : *s == '\n' ? "\\n"
+                                 : NULL;
+    size_t len = e ? 2 : 1;
+    if (n + len >= size)
+      break;
+    if (e)
+      memcpy(dst + n, e, 2);
+    else
+      dst[n] = *s;
+    n += len;
+  }
+  dst[n] = '\0';
+  return n;
 }
 
 void prom_put_family(FILE *f, const char *name, const char *type,

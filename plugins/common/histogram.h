@@ -48,6 +48,10 @@ void hist_write(FILE *f, const char *family,
  * and newline escaped (\\, \", \n); everything else as it is (UTF-8). */
 void prom_put_label(FILE *f, const char *value);
 
+/* prom_put_label into dst (NUL-terminated, cut to fit `size`); returns
+ * the length written.  For a label written many times: escape it once. */
+size_t prom_escape(char *dst, size_t size, const char *value);
+
 /* A family's "# HELP name help" and "# TYPE name type" lines.  `help` is
  * written with backslash and newline escaped. */
 void prom_put_family(FILE *f, const char *name, const char *type,
