@@ -52,6 +52,19 @@ static void host_gauge_set(const struct vmh_instance *inst, const char *name,
   metrics_gauge_set(source_name(inst), name, value);
 }
 
+static void host_metrics_source(
+    const struct vmh_instance *inst,
+    void (*fn)(void *opaque,
+               void (*write)(void *wopaque, const char *text, size_t len),
+               void *wopaque),
+    void *opaque) {
+  if (inst == NULL)
+    return;
+  if (metrics_source_set(inst, fn, opaque) < 0)
+    log_warn("%s: metrics_source: out of memory, its metrics are left out",
+             inst->name);
+}
+
 static const char *host_state_dir(const struct vmh_instance *inst) {
   return inst ? inst->state_dir : NULL;
 }
@@ -112,4 +125,5 @@ const struct vmh_host host_services = {
     .config_path = config_path_kept,
     .config_key_where = config_key_where,
     .status_set = host_status_set,
+    .metrics_source = host_metrics_source,
 };

@@ -37,6 +37,7 @@
 #include "settings.h"
 #include "state.h"
 #include "vm.h"
+#include "vmmetrics.h"
 #include "workers.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/vmhost/vmhostd.yaml"
@@ -198,12 +199,13 @@ static int token_create(const char *config_file, const char *name,
 /* The families metrics.c renders after its own. */
 static void render_more_metrics(FILE *f) {
   resources_render(f);
-  telemetry_render_vms(f);
+  vmmetrics_render(f);
 }
 
 static void reconcile_task(void *arg) {
   (void)arg;
   if (!workers_cancelled()) {
+    instances_probe_health();
     vms_reconcile();
     resources_sample_pools();
   }

@@ -500,8 +500,7 @@ static int do_health(struct op *op) {
     if (!inst->is_open) {
       status = inst->conf->optional ? VMH_CHECK_DEGRADED : VMH_CHECK_FAILED;
       msg = inst->failure ? inst->failure : "not open";
-    } else if (inst->plugin->ops.hypervisor.health &&
-               INSTANCE_CALL(inst, hypervisor, health, 0) < 0) {
+    } else if (instance_check_health(inst) < 0) {
       status = VMH_CHECK_FAILED;
       msg = error_get();
     }

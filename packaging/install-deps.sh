@@ -77,6 +77,7 @@ PACKAGES=(
   python3-cryptography  # frontend/rest tests: certificates dated in the past or future
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
+  prometheus          # tests/test-prometheus.py: promtool check metrics
   qemu-guest-agent    # tests/bench/guest-agent.py, agent.py: qemu-ga, the reference
   python3-libvirt     # tests/bench/agent.py: qemu-ga commands through libvirt (libvirt_qemu)
   h2o                 # tests/bench/rest-h2load.py: the reference server

@@ -19,4 +19,5 @@ if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
 EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py \
-	bench/lookup-scale.py bench/list-scale.py
+	bench/lookup-scale.py bench/list-scale.py \
+	bench/metrics-scrape.py

@@ -26,7 +26,7 @@ def calls(node, op):
     text = next(stream).prometheus
     stream.cancel()
     return sum(int(m.group(1)) for m in re.finditer(
-        r'^vmhost_operations_total\{instance="hv0",op="' + op +
+        r'^vmhost_plugin_calls_total\{instance="hv0",op="' + op +
         r'",result="[a-z_]+"\} (\d+)$', text, re.M))
 
 

@@ -72,7 +72,7 @@ def calls(d, op):
     """How many times the mock hypervisor was called for op (metrics)."""
     _, _, text = d.get("/metrics")
     n = 0
-    for m in re.finditer(r'^vmhost_operations_total\{instance="hv0",op="'
+    for m in re.finditer(r'^vmhost_plugin_calls_total\{instance="hv0",op="'
                          + op + r'",result="[a-z_]+"\} (\d+)$', text, re.M):
         n += int(m.group(1))
     return n

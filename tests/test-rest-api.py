@@ -203,11 +203,11 @@ with RestDaemon() as d:
     # Metrics: the core's, then per-route counters and histograms.
     st, hdrs, text = d.get("/metrics")
     check(st == 200 and hdrs["content-type"].startswith("text/plain"), hdrs)
-    check('vmhost_rest_requests_total{route="POST /api/v1/vms",code="2xx"} 1'
-          in text, text[-2000:])
-    check('vmhost_rest_request_seconds_bucket{route="GET /api/v1/host",'
-          'le="+Inf"}' in text, "histogram")
-    check("vmhost_" in text.split("vmhost_rest_")[0], "core metrics first")
+    check('vmhost_http_requests_total{instance="rest",method="POST",'
+          'route="/api/v1/vms",code="201"} 1' in text, text[-2000:])
+    check('vmhost_http_request_duration_seconds_bucket{instance="rest",'
+          'method="GET",route="/api/v1/host",le="+Inf"}' in text, "histogram")
+    check("vmhost_" in text.split("vmhost_http_")[0], "core metrics first")
 
     # One structured access-log line per request.
     log = d.log()

@@ -36,11 +36,12 @@
 
 #include "abijson.h"
 #include "agentdist.h"
+#include "h2metrics.h"
 #include "h2server.h"
-#include "histogram.h"
 #include "query.h"
 #include "resources.h"
 #include "rest.h"
+#include "restmetrics.h"
 #include "restops.h"
 #include "vmpage.h"
 
@@ -58,18 +59,6 @@ struct route {
   const char *pattern; /* "{}" is a path parameter */
   route_fn fn;
   int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
-};
-
-/* Latency buckets of the per-route histograms, in microseconds. */
-static const struct hist_layout latency_layout = {
-    .per_second = 1000000,
-    .n_bounds = 9,
-    .bounds = {500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000},
-};
-
-struct route_stats {
-  atomic_uint_fast64_t by_class[6]; /* 1xx … 5xx, by status / 100 */
-  struct hist latency;              /* µs */
 };
 
 #include "rest.h"
@@ -108,14 +97,8 @@ static void call_unref(struct call *k) {
 
 /* Count the answer in the route's metrics. */
 static void account(struct call *k, int status) {
-  struct route_stats *st = &k->rest->stats[k->route];
-  uint64_t us = h2s_start_us(k->req);
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000 - us;
-  int cls = status / 100;
-  atomic_fetch_add(&st->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
-  hist_observe(&st->latency, &latency_layout, us);
+  restmetrics_count(k->rest->metrics, k->route, status,
+                    h2m_since_us(h2s_start_us(k->req)));
 }
 
 /* The answer when there is no memory for one. */
@@ -1057,62 +1040,15 @@ static int plugin_list(struct call *k) {
   return 0;
 }
 
-static size_t n_routes(void);
-static const struct route *route_at(size_t i);
-
-/* route="METHOD PATTERN" ("- -" for requests no route took). */
-static void put_route_label(FILE *f, const void *opaque) {
-  const struct route *rt = opaque;
-  fprintf(f, "route=\"%s %s\"", rt ? rt->method : "-", rt ? rt->pattern : "-");
-}
-
-/* The core's metrics, then ours: requests and latency per route. */
+/* The core's metrics (with ours, restmetrics.c, among the plugins'). */
 static void finish_metrics(struct call *k, int code, const char *message) {
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  struct rest *rest = k->rest;
-  FILE *f;
-  char *out = NULL;
-  size_t len = 0;
-  if (!(f = open_memstream(&out, &len))) {
-    answer_code(k, VMH_ENOMEM, "out of memory");
-    return;
-  }
-  if (k->text)
-    fwrite(k->text, 1, k->text_len, f);
-  fputs(
-      "# HELP vmhost_rest_requests_total REST requests answered, by route "
-      "and status class.\n# TYPE vmhost_rest_requests_total counter\n",
-      f);
-  for (size_t i = 0; i <= n_routes(); i++) {
-    const struct route *rt = route_at(i);
-    for (int c = 1; c <= 5; c++) {
-      uint64_t v = atomic_load(&rest->stats[i].by_class[c]);
-      if (v)
-        fprintf(f,
-                "vmhost_rest_requests_total{route=\"%s %s\",code=\"%dxx\"} "
-                "%" PRIu64 "\n",
-                rt ? rt->method : "-", rt ? rt->pattern : "-", c, v);
-    }
-  }
-  fputs(
-      "# HELP vmhost_rest_request_seconds REST request latency, until the "
-      "answer is handed to the connection.\n"
-      "# TYPE vmhost_rest_request_seconds histogram\n",
-      f);
-  for (size_t i = 0; i <= n_routes(); i++) {
-    struct route_stats *st = &rest->stats[i];
-    if (hist_count(&st->latency, &latency_layout))
-      hist_write(f, "vmhost_rest_request_seconds", put_route_label, route_at(i),
-                 &st->latency, &latency_layout);
-  }
-  fclose(f);
   account(k, 200);
-  h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8", out,
-              len);
-  free(out);
+  h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8",
+              k->text ? k->text : "", k->text ? k->text_len : 0);
   call_unref(k);
 }
 
@@ -1503,12 +1439,9 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-static size_t n_routes(void) {
-  return N_ROUTES;
-}
-
-static const struct route *route_at(size_t i) {
-  return i < N_ROUTES ? &routes[i] : NULL;
+static void route_names(size_t i, const char **method, const char **pattern) {
+  *method = routes[i].method;
+  *pattern = routes[i].pattern;
 }
 
 /* Whether path matches pattern; the {} segments go to params (pointing
@@ -1732,8 +1665,8 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
     *ret = NULL;
     return 0;
   }
-  rest->stats = calloc(N_ROUTES + 1, sizeof *rest->stats);
-  if (!rest->stats) {
+  rest->metrics = restmetrics_new(N_ROUTES, route_names);
+  if (!rest->metrics) {
     agentdist_free(rest->agent);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1742,7 +1675,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   rest->frags = vmpage_cache_new(vm_fragment);
   if (!rest->frags) {
     agentdist_free(rest->agent);
-    free(rest->stats);
+    restmetrics_free(rest->metrics);
     h2s_conf_free(&rest->conf);
     free(rest);
     return VMH_ENOMEM;
@@ -1772,6 +1705,8 @@ static int rest_start(void *handle, const struct vmh_core *core,
   r = rest->srv ? agentdist_start(rest->agent) : VMH_ENOMEM;
   if (r == 0 && (r = h2s_start(rest->srv)) < 0)
     agentdist_stop(rest->agent);
+  if (r == 0)
+    restmetrics_publish(rest->metrics, host, rest->inst);
   if (r < 0) {
     if (!rest->srv)
       host->error("out of memory");
@@ -1785,6 +1720,7 @@ static int rest_start(void *handle, const struct vmh_core *core,
 static void rest_stop(void *handle, uint32_t flags) {
   (void)flags;
   struct rest *rest = handle;
+  h2m_withdraw(host, rest->inst);
   if (rest->srv)
     h2s_stop(rest->srv, rest->drain_ms);
   /* After the server: downloads in flight had the drain to finish. */
@@ -1800,7 +1736,7 @@ static void rest_close(void *handle) {
   h2s_free(rest->srv);
   agentdist_free(rest->agent);
   h2s_conf_free(&rest->conf);
-  free(rest->stats);
+  restmetrics_free(rest->metrics);
   vmpage_cache_free(rest->frags);
   free(rest);
 }

@@ -19,7 +19,7 @@
 
 extern const struct vmh_host *rest_host;
 
-struct route_stats;
+struct restmetrics;
 
 struct rest;
 
@@ -39,7 +39,7 @@ struct rest {
   struct h2s *srv;
   const struct vmh_core *core;
   uint32_t drain_ms;
-  struct route_stats *stats; /* one per route, and one for "no route" */
+  struct restmetrics *metrics; /* per route, and "no route" */
   /* Each VM's JSON by its record generation: a list is their
    * concatenation (vmpage.h). */
   struct vmpage_cache *frags;

@@ -44,11 +44,13 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
+#include "h2metrics.h"
 #include "h2server.h"
 #include "hostres.h"
 #include "pbcheck.h"
 #include "reflect.h"
 #include "rpc.h"
+#include "rpcmetrics.h"
 #include "vmpage.h"
 
 static const struct vmh_host *host;
@@ -92,6 +94,7 @@ struct rpc {
   atomic_bool stopping;
   struct route *routes;
   size_t n_routes;
+  struct rpcmetrics *metrics; /* per route (rpcmetrics.h) */
   /* Each VM's Vm message (as a ListVMsResponse field) by its record
    * generation: ListVMs is their concatenation (vmpage.h). */
   struct vmpage_cache *frags;
@@ -159,12 +162,20 @@ static void status_only(struct h2s_req *req, int code, const char *message) {
   h2s_respond_headers(req, 200, "application/grpc");
 }
 
+/* The call's method ended with `code` (calls no method took are not
+ * counted: their names are the caller's). */
+static void count_end(struct call *k, int code) {
+  if (k->rt)
+    rpcmetrics_end(k->rpc->metrics, (size_t)(k->rt - k->rpc->routes), code,
+                   h2m_since_us(h2s_start_us(k->req)));
+}
+
 static void answer_status(struct call *k, int code, const char *message) {
   char shown[1024];
   if (!take_answer(k))
     return;
   message = h2s_caller_message(k->req, message, shown, sizeof shown);
-  host->counter_add(k->rpc->inst, "errors", 1);
+  count_end(k, code);
   status_only(k->req, code, message);
 }
 
@@ -191,6 +202,7 @@ static int frame(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
 static void answer_body(struct call *k, struct h2s_body *b) {
   if (!take_answer(k))
     return;
+  count_end(k, GRPC_OK);
   h2s_add_header(k->req, "grpc-accept-encoding", "identity,gzip");
   h2s_add_trailer(k->req, "grpc-status", "0");
   h2s_respond_body(k->req, 200, "application/grpc", b);
@@ -1140,7 +1152,8 @@ static int std_health_check(struct call *k) {
 struct stream {
   struct rpc *rpc;
   struct h2s_req *req;
-  atomic_bool closed; /* deliver nothing more */
+  const struct route *rt; /* the method, for its metrics */
+  atomic_bool closed;     /* deliver nothing more */
   atomic_uint_fast64_t seq;
   uint64_t sub_id;
   bool subscribed;
@@ -1200,6 +1213,8 @@ static void stream_end(struct stream *st, int code, const char *message) {
   char s[12];
   snprintf(s, sizeof s, "%d", code);
   h2s_add_trailer(st->req, "grpc-status", s);
+  rpcmetrics_end(st->rpc->metrics, (size_t)(st->rt - st->rpc->routes), code,
+                 h2m_since_us(h2s_start_us(st->req)));
   if (message) {
     char *enc = grpc_percent_encode(message);
     if (enc)
@@ -1239,13 +1254,13 @@ static struct stream *stream_begin(struct call *k,
   }
   st->rpc = k->rpc;
   st->req = k->req;
+  st->rt = k->rt;
   st->on_close = on_close;
   atomic_init(&st->closed, false);
   atomic_init(&st->refs, 1);
   st->last_status = -1;
   pthread_mutex_init(&st->lock, NULL);
   pthread_cond_init(&st->cond, NULL);
-  host->counter_add(k->rpc->inst, "streams", 1);
   h2s_add_header(st->req, "grpc-accept-encoding", "identity,gzip");
   h2s_stream_begin(st->req, 200, "application/grpc", stream_closed, st);
   return st;
@@ -1670,11 +1685,25 @@ static const struct method *method_for(const char *service, const char *name) {
 }
 
 static void routes_free(struct rpc *rpc) {
+  rpcmetrics_free(rpc->metrics);
+  rpc->metrics = NULL;
   for (size_t i = 0; i < rpc->n_routes; i++)
     free(rpc->routes[i].path);
   free(rpc->routes);
   rpc->routes = NULL;
   rpc->n_routes = 0;
+}
+
+static void route_names(const void *opaque, size_t i, const char **service,
+                        const char **method, const char **type) {
+  static const char *const types[] = {[ONE] = "unary",
+                                      [LIST] = "unary",
+                                      [STREAM] = "server_stream",
+                                      [BIDI] = "bidi_stream"};
+  const struct route *rt = &((const struct rpc *)opaque)->routes[i];
+  *service = rt->m ? rt->m->service : "";
+  *method = rt->md->name;
+  *type = rt->m ? types[rt->m->shape] : "unary";
 }
 
 /* One route per method of every service; a method of our table that no
@@ -1703,6 +1732,8 @@ static int routes_build(struct rpc *rpc) {
     host->error("the method table names a method the .proto lacks");
     return VMH_EINTERNAL;
   }
+  if (!(rpc->metrics = rpcmetrics_new(rpc->n_routes, route_names, rpc)))
+    return VMH_ENOMEM;
   return 0;
 }
 
@@ -1851,6 +1882,7 @@ static void route(struct call *k) {
     return;
   }
   k->rt = rt;
+  rpcmetrics_start(k->rpc->metrics, (size_t)(rt - k->rpc->routes));
   h2s_set_route(k->req, rt->path);
   char why[512];
   int denied = h2s_authorize(k->req, rt->m->role, why, sizeof why);
@@ -1881,7 +1913,6 @@ static int early(void *opaque, const char *path) {
 
 static void on_request(void *opaque, struct h2s_req *req) {
   struct rpc *rpc = opaque;
-  host->counter_add(rpc->inst, "requests", 1);
   struct call *k = call_new(rpc, req);
   if (!k) {
     status_only(req, GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -1978,6 +2009,8 @@ static int rpc_start(void *handle, const struct vmh_core *core,
   }
   h2s_set_early(rpc->srv, early);
   r = h2s_start(rpc->srv);
+  if (r == 0)
+    rpcmetrics_publish(rpc->metrics, host, rpc->inst);
   if (r < 0) {
     h2s_free(rpc->srv);
     rpc->srv = NULL;
@@ -1990,6 +2023,7 @@ static int rpc_start(void *handle, const struct vmh_core *core,
 static void rpc_stop(void *handle, uint32_t flags) {
   (void)flags;
   struct rpc *rpc = handle;
+  h2m_withdraw(host, rpc->inst);
   atomic_store(&rpc->stopping, true);
   if (rpc->srv)
     h2s_stop(rpc->srv, rpc->drain_ms);
