@@ -74,7 +74,7 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
     vol = node.ResizeVolume(N.ResizeVolumeRequest(pool="pool0",
                                                   volume="data-1",
                                                   size=2 << 20))
-    check([v.name for v in node.ListVolumes(N.PoolRequest(pool="pool0"))
+    check([v.name for v in node.ListVolumes(N.ListVolumesRequest(pool="pool0"))
            .volumes] == ["data-1"])
     check(node.GetVolume(N.VolumeRequest(pool="pool0", volume="data-1"))
           .capacity == 2 << 20)
@@ -139,11 +139,11 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
 
     snap = node.CreateSnapshot(N.CreateSnapshotRequest(vm=vid, name="s1"))
     check(snap.name == "s1" and snap.id, snap)
-    check([s.id for s in node.ListSnapshots(N.VmRequest(vm=vid))
+    check([s.id for s in node.ListSnapshots(N.ListSnapshotsRequest(vm=vid))
            .snapshots] == [snap.id])
     node.RevertSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
     node.DeleteSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
-    check(not node.ListSnapshots(N.VmRequest(vm=vid)).snapshots)
+    check(not node.ListSnapshots(N.ListSnapshotsRequest(vm=vid)).snapshots)
 
     node.AttachDisk(N.AttachDiskRequest(
         vm=vid, disk=N.Disk(name="vdb", size=1 << 20)))
