@@ -47,19 +47,11 @@ struct task {
   size_t n_labels;
 };
 
-static void kv_free(struct vm_kv *kv, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(kv[i].key);
-    free(kv[i].value);
-  }
-  free(kv);
-}
-
 static void task_free(struct task *t) {
   if (!t)
     return;
   free(t->arg);
-  kv_free(t->labels, t->n_labels);
+  vm_kv_free(t->labels, t->n_labels);
   if (t->disk) {
     vm_disk_clear(t->disk);
     free(t->disk);
@@ -1489,15 +1481,16 @@ static int labels_copy(struct task *t, const struct vmh_keyval *in, size_t n) {
                       2 * SPEC_METADATA_MAX);
   if (!(t->labels = calloc(n ? n : 1, sizeof *t->labels)))
     return error_code(VMH_ENOMEM, "out of memory");
-  for (; t->n_labels < n; t->n_labels++) {
-    const struct vmh_keyval *kv = &in[t->n_labels];
-    struct vm_kv *to = &t->labels[t->n_labels];
+  for (size_t i = 0; i < n; i++) {
+    const struct vmh_keyval *kv = &in[i];
+    struct vm_kv *to = &t->labels[i];
     if (!kv->key || !*kv->key)
-      return error_code(VMH_EINVAL, "label change %zu has no key", t->n_labels);
-    for (size_t j = 0; j < t->n_labels; j++)
+      return error_code(VMH_EINVAL, "label change %zu has no key", i);
+    for (size_t j = 0; j < i; j++)
       if (strcmp(t->labels[j].key, kv->key) == 0)
         return error_code(VMH_EINVAL, "label '%.80s' is changed twice",
                           kv->key);
+    t->n_labels++; /* task_free frees what is copied */
     if (!(to->key = strdup(kv->key)) ||
         (kv->value && !(to->value = strdup(kv->value))))
       return error_code(VMH_ENOMEM, "out of memory");

@@ -7,6 +7,8 @@
 REST_TESTS = \
 	test-rest-api.py \
 	test-rest-list.py \
+	test-rest-labels.py \
+	test-rest-pages.py \
 	test-rest-protocols.py \
 	test-rest-tls.py \
 	test-rest-events.py \
