@@ -68,6 +68,16 @@ with RestDaemon() as d:
     check(set(listed("label=tier=gold")) == {"db"}, "filter: old value gone")
     check(set(listed("label=old")) == set(), "filter: removed key")
     check(set(listed("label=new")) == {"web"}, "filter: added key")
+    check(set(listed("label=tier!=silver")) == {"db"}, "filter: key!=value")
+    check(set(listed("label=!new")) == {"db"}, "filter: !key")
+    check(set(listed("label=tier!=gold&label=new")) == {"web"}, "both")
+    check(set(listed(f"label={Q('tier!=silver')}&label=!old")) == {"db"},
+          "escaped")
+    token = call("GET", f"{V}/vms?limit=1&label=tier")["next_page_token"]
+    check(token, "two VMs have a tier")
+    st, _, v = d.request("GET", f"{V}/vms?limit=1&label=tier&label=!x&"
+                         f"page_token={Q(token)}")
+    check(st == 400 and "another filter" in v["error"]["message"], st, v)
     page = call("GET", f"{V}/vms?limit=1&label=new")
     check([x["metadata"] for x in page["vms"]] == [want], "a page", page)
     check(patch("web", {})["metadata"] == want, "an empty patch")

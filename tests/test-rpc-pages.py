@@ -191,6 +191,11 @@ with RpcDaemon(body=BODY) as d:
     check(set(listed(label_selectors=["new"])) == {"a"}, "key exists")
     check(set(listed(label_selectors=["tier=silver"])) == {"a"}, "key=value")
     check(set(listed(label_selectors=["old"])) == set(), "removed key")
+    check(set(listed(label_selectors=["tier!=gold"])) == {"a", "b", "probe"},
+          "key!=value")
+    check(set(listed(label_selectors=["!tier"])) == {"b", "probe"}, "!key")
+    check(set(listed(label_selectors=["!new", "tier!=silver"])) ==
+          {"b", "probe"}, "all of them")
     check(set(listed(label_selectors=["new"], labels={"tier": "gold"})) ==
           set(), "both must match")
     wait_event(lambda e: e.type == N.EVENT_TYPE_VM_UPDATED and

@@ -77,6 +77,10 @@ struct vmh_vm_query {
    * a NULL value: the key with any value. */
   const struct vmh_keyval *labels;
   uint32_t n_labels;
+  /* Only VMs that match none of these: the key is not there or has another
+   * value (key != value); a NULL value: the key is not there. */
+  const struct vmh_keyval *labels_not;
+  uint32_t n_labels_not;
 };
 #define VMH_VM_STATE_BIT(s) (UINT32_C(1) << (s))
 #endif

@@ -67,17 +67,25 @@ static uint64_t fnv1a(uint64_t h, const void *d, size_t n) {
   return h;
 }
 
-uint64_t vmpage_fingerprint(const struct vmh_vm_query *q) {
-  uint64_t h = fnv1a(0xcbf29ce484222325ULL, &q->states, sizeof q->states);
-  /* A sum of each label's hash: the same whatever their order. */
-  for (uint32_t i = 0; i < q->n_labels; i++) {
-    const struct vmh_keyval *kv = &q->labels[i];
-    uint64_t l = fnv1a(0xcbf29ce484222325ULL, kv->key, strlen(kv->key) + 1);
+/* A sum of each label's hash (from seed): the same whatever their
+ * order. */
+static uint64_t labels_hash(uint64_t seed, const struct vmh_keyval *kvs,
+                            uint32_t n) {
+  uint64_t h = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const struct vmh_keyval *kv = &kvs[i];
+    uint64_t l = fnv1a(seed, kv->key, strlen(kv->key) + 1);
     l = kv->value ? fnv1a(l, kv->value, strlen(kv->value) + 1)
                   : fnv1a(l, "\xff", 1);
     h += l;
   }
   return h;
+}
+
+uint64_t vmpage_fingerprint(const struct vmh_vm_query *q) {
+  uint64_t h = fnv1a(0xcbf29ce484222325ULL, &q->states, sizeof q->states);
+  h += labels_hash(0xcbf29ce484222325ULL, q->labels, q->n_labels);
+  return h + labels_hash(0x84222325cbf29ce4ULL, q->labels_not, q->n_labels_not);
 }
 
 /* ---- Tokens ------------------------------------------------------------- */
@@ -251,6 +259,7 @@ struct vmpage_listing *vmpage_listing_new(struct vmpage_cache *cache) {
     return NULL;
   ls->q.struct_size = sizeof ls->q;
   ls->q.labels = ls->labels;
+  ls->q.labels_not = ls->labels_not;
   ls->cache = cache;
   pthread_mutex_init(&ls->lock, NULL);
   return ls;
@@ -263,6 +272,30 @@ void vmpage_listing_free(struct vmpage_listing *ls) {
   vmpage_buf_free(&ls->out);
   pthread_mutex_destroy(&ls->lock);
   free(ls);
+}
+
+int vmpage_listing_select(struct vmpage_listing *ls, char *sel, char *err,
+                          size_t err_len) {
+  char *value = NULL, *ne = strstr(sel, "!=");
+  bool not = false;
+  if (ls->q.n_labels + ls->q.n_labels_not == VMPAGE_MAX_LABELS) {
+    snprintf(err, err_len, "at most %d label selectors", VMPAGE_MAX_LABELS);
+    return -1;
+  }
+  if (*sel == '!' && !strchr(sel, '=')) {
+    sel++, not = true; /* !key */
+  } else if (ne) {
+    *ne = '\0', value = ne + 2, not = true; /* key!=value */
+  } else if ((value = strchr(sel, '='))) {
+    *value++ = '\0'; /* key=value */
+  }
+  if (vmpage_label_check(sel, value, err, err_len) < 0)
+    return -1;
+  if (not )
+    ls->labels_not[ls->q.n_labels_not++] = (struct vmh_keyval){sel, value};
+  else
+    ls->labels[ls->q.n_labels++] = (struct vmh_keyval){sel, value};
+  return 0;
 }
 
 int vmpage_listing_begin(struct vmpage_listing *ls, uint32_t page,
@@ -278,7 +311,7 @@ int vmpage_listing_begin(struct vmpage_listing *ls, uint32_t page,
   }
   /* One more than the page: whether there is a next one. */
   ls->q.limit = ls->page ? ls->page + 1 : 0;
-  if (!ls->page && !ls->q.states && !ls->q.n_labels)
+  if (!ls->page && !ls->q.states && !ls->q.n_labels && !ls->q.n_labels_not)
     ls->walk = vmpage_cache_walk_begin(ls->cache);
   return 0;
 }

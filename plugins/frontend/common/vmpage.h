@@ -128,6 +128,7 @@ void vmpage_cache_size(struct vmpage_cache *c, size_t *entries, size_t *bytes);
 struct vmpage_listing {
   struct vmh_vm_query q;
   struct vmh_keyval labels[VMPAGE_MAX_LABELS];
+  struct vmh_keyval labels_not[VMPAGE_MAX_LABELS];
   char *text; /* owned: a decoded request the labels may point into */
   char after_id[VMH_ID_LEN + 1];
   uint64_t fp;   /* the filter's fingerprint, for tokens */
@@ -145,6 +146,13 @@ struct vmpage_listing {
 /* A new listing over cache (q's struct_size set), or NULL. */
 struct vmpage_listing *vmpage_listing_new(struct vmpage_cache *cache);
 void vmpage_listing_free(struct vmpage_listing *ls);
+/* One label selector, as REST's ?label= and gRPC's label_selectors say
+ * it: "key" (the label is there), "key=value", "key!=value" (not there, or
+ * another value), "!key" (not there).  Cut in place (sel must live as
+ * long as ls) into q's labels or labels_not: 0, or -1 with why in err
+ * (a bad key or value, more than VMPAGE_MAX_LABELS selectors). */
+int vmpage_listing_select(struct vmpage_listing *ls, char *sel, char *err,
+                          size_t err_len);
 /* The filter is set: take the page size asked (0: none, above
  * VMPAGE_MAX_SIZE taken as that) and token (NULL or "": none; a token
  * alone means pages of VMPAGE_MAX_SIZE), set q's limit and position, and

@@ -419,7 +419,7 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
 }
 
 /* ?live=, limit=, page_token=, state= (repeated or a comma list), label=
- * (k=v, or k: the key with any value; repeated: all of them). */
+ * (k=v, k: the key with any value, k!=v, !k; repeated: all of them). */
 static int list_query(struct call *k, struct vmpage_listing *ls,
                       uint32_t *flags) {
   const char *q = h2s_query(k->req), *token = NULL;
@@ -453,14 +453,8 @@ static int list_query(struct call *k, struct vmpage_listing *ls,
         ls->q.states |= bit;
       }
     } else if (!strcmp(key, "label")) {
-      if (ls->q.n_labels == VMPAGE_MAX_LABELS)
-        return bad(k, "at most %d label filters", VMPAGE_MAX_LABELS);
-      char *eq = strchr(val, '=');
-      if (eq)
-        *eq++ = '\0';
-      if (vmpage_label_check(val, eq, err, sizeof err) < 0)
+      if (vmpage_listing_select(ls, val, err, sizeof err) < 0)
         return bad(k, "%s", err);
-      ls->labels[ls->q.n_labels++] = (struct vmh_keyval){val, eq};
     } else {
       return bad(k,
                  "unknown query parameter '%.60s' (live, limit, page_token, "

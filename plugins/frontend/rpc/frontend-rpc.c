@@ -608,7 +608,7 @@ static int list_request(struct call *k, struct vmpage_listing *ls) {
     ls->labels[ls->q.n_labels++] = (struct vmh_keyval){key, value};
   }
   for (size_t i = 0; i < m->n_label_selectors; i++) {
-    /* "key" or "key=value", as REST's ?label=: cut in a copy. */
+    /* As REST's ?label=, cut in a copy. */
     size_t len = strlen(m->label_selectors[i]);
     char *sel = abij_arena_alloc(&k->arena, len + 1);
     if (!sel) {
@@ -616,12 +616,8 @@ static int list_request(struct call *k, struct vmpage_listing *ls) {
       return -1;
     }
     memcpy(sel, m->label_selectors[i], len);
-    char *eq = strchr(sel, '=');
-    if (eq)
-      *eq++ = '\0';
-    if (vmpage_label_check(sel, eq, err, sizeof err) < 0)
+    if (vmpage_listing_select(ls, sel, err, sizeof err) < 0)
       return bad(k, "label_selectors[%zu]: %s", i, err);
-    ls->labels[ls->q.n_labels++] = (struct vmh_keyval){sel, eq};
   }
   if (vmpage_listing_begin(ls, (uint32_t)m->page_size, m->page_token, err,
                            sizeof err) < 0)
