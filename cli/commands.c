@@ -697,8 +697,9 @@ static const struct option_spec vm_list_opts[] = {
     {"live", NULL, "ask the hypervisor now instead of the daemon's record"},
     {"state", "STATE", "only VMs in this state (repeat, or STATE,STATE...)"},
     {"label", "KEY[=VALUE]",
-     "only VMs with this metadata label, of any value without =VALUE "
-     "(repeat: all of them)"},
+     "only VMs with this metadata label, of any value without =VALUE; "
+     "KEY!=VALUE: not that value, !KEY: no such label (repeat: all of "
+     "them)"},
     {NULL, NULL, NULL}};
 static const struct option_spec create_opts[] = {
     {"vcpus", "N", "virtual CPUs (required without --spec)"},

@@ -76,7 +76,10 @@ with RestDaemon() as d:
                         (["--label", "role"], ["web1"]),
                         (["--label", "role=db"], []),
                         (["--label", "role=web", "--label", "tier=1"],
-                         ["web1"])):
+                         ["web1"]),
+                        (["--label", "role!=web"], []),
+                        (["--label", "!role"], []),
+                        (["--label", "role!=db"], ["web1"])):
         got = ctl.json("vm", "list", *args)["vms"]
         check([v["name"] for v in got] == names, args, got)
     ctl.error(1, "INVALID_ARGUMENT", "vm", "list", "--state", "asleep")
