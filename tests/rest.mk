@@ -20,5 +20,5 @@ REST_TESTS = \
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
-EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py \
+EXTRA_DIST += $(REST_TESTS) resttest.py pagetest.py bench/agent-dist.py \
 	bench/lookup-scale.py bench/list-scale.py

@@ -10,21 +10,12 @@ list); every answer checked against openapi.yaml."""
 import random
 import urllib.parse
 
+from pagetest import TWO_POOLS, churned_walk
 from resttest import RestDaemon, validate
 from vmhtest import check, fail
 
 V = "/api/v1"
 Q = urllib.parse.quote
-BODY = """
-hypervisors:
-  - { name: hv0, plugin: mock }
-storage:
-  - { name: pool0, plugin: mock }
-  - { name: pool1, plugin: mock }
-networks:
-  - { name: net1, plugin: mock }
-  - { name: net0, plugin: mock }
-"""
 
 
 def spec_path(path):
@@ -38,7 +29,7 @@ def spec_path(path):
     return "/".join(p)
 
 
-with RestDaemon(body=BODY) as d:
+with RestDaemon(body=TWO_POOLS) as d:
     def call(method, path, body=None, status=200):
         st, _, v = d.request(method, path, body)
         if st != status:
@@ -69,35 +60,9 @@ with RestDaemon(body=BODY) as d:
             if not token:
                 return names, pages
 
-    def churned_walk(path, key, limit, have, make, drop):
-        """Walk while, between pages, the page's last object (the token's
-        anchor) and one not listed yet are deleted and one object is made
-        before the walk's position and one after it.  Every object there
-        throughout is listed once; the deleted-ahead ones never."""
-        stable, gone, made = set(have), set(), []
-
-        def between(got):
-            if not got:
-                return
-            last = got[-1]
-            drop(last)
-            stable.discard(last)
-            ahead = sorted(n for n in stable if n > last)
-            if ahead:
-                drop(ahead[0])
-                stable.discard(ahead[0])
-                gone.add(ahead[0])
-            i = len(made)
-            made.extend([f"a-new-{i}", f"zz-new-{i}"])
-            make(f"a-new-{i}")
-            make(f"zz-new-{i}")
-
-        names, _ = walk(path, key, limit, between)
-        check(len(names) == len(set(names)), "duplicates", names)
-        check(names == sorted(names), "name order", names)
-        check(stable <= set(names), "missing", sorted(stable - set(names)))
-        check(not gone & set(names), "listed after its delete", gone)
-        return names
+    def churn(path, key, limit, have, make, drop):
+        return churned_walk(lambda between: walk(path, key, limit, between)[0],
+                            have, make, drop)
 
     # -- volumes -------------------------------------------------------------
     rng = random.Random(20)
@@ -125,7 +90,7 @@ with RestDaemon(body=BODY) as d:
     check(names == sorted(vols) and pages == 1, "one page", pages)
     v = call("GET", P0 + "?limit=5000")
     check(len(v["volumes"]) == 40 and v["next_page_token"] == "", "big limit")
-    churned_walk(P0, "volumes", 5, vols, make_vol, drop_vol)
+    churn(P0, "volumes", 5, vols, make_vol, drop_vol)
 
     # -- tokens --------------------------------------------------------------
     first = call("GET", P0 + "?limit=3")
@@ -174,7 +139,7 @@ with RestDaemon(body=BODY) as d:
           "snapshots in name order")
     names, pages = walk(S, "snapshots", 5)
     check(names == sorted(snaps) and pages == 5, "snapshots complete", names)
-    churned_walk(S, "snapshots", 4, snaps, make_snap, drop_snap)
+    churn(S, "snapshots", 4, snaps, make_snap, drop_snap)
     token = call("GET", S + "?limit=2")["next_page_token"]
     refused(V + "/vms/b/snapshots", "limit=2&page_token=" + Q(token),
             "another pool or VM")

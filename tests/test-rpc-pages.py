@@ -12,26 +12,18 @@ filters ("key", "key=value"), and a VM_UPDATED event; readers may not."""
 import os
 import random
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpctest import RpcDaemon, check, expect_status, fail, grpc, pb  # noqa
+from pagetest import TWO_POOLS, churned_walk  # noqa: E402
+from rpctest import (EventWatch, RpcDaemon, check, expect_status,  # noqa
+                     fail, grpc, pb)
 
 N = pb.node
 SC = grpc.StatusCode
-BODY = """
-hypervisors:
-  - { name: hv0, plugin: mock }
-storage:
-  - { name: pool0, plugin: mock }
-  - { name: pool1, plugin: mock }
-networks:
-  - { name: net0, plugin: mock }
-"""
 
 
-with RpcDaemon(body=BODY) as d:
+with RpcDaemon(body=TWO_POOLS) as d:
     node = d.node()
     rng = random.Random(20)
 
@@ -49,31 +41,10 @@ with RpcDaemon(body=BODY) as d:
             if not token:
                 return names, pages
 
-    def churned_walk(call, field, size, have, make, drop, **kw):
-        """As test-rest-pages.py: the anchor and one ahead deleted, one
-        made behind and one ahead, between pages."""
-        stable, gone, made = set(have), set(), []
-
-        def between(got):
-            if not got:
-                return
-            drop(got[-1])
-            stable.discard(got[-1])
-            ahead = sorted(n for n in stable if n > got[-1])
-            if ahead:
-                drop(ahead[0])
-                stable.discard(ahead[0])
-                gone.add(ahead[0])
-            i = len(made)
-            made.extend([f"a-new-{i}", f"zz-new-{i}"])
-            make(f"a-new-{i}")
-            make(f"zz-new-{i}")
-
-        names, _ = walk(call, field, size, between, **kw)
-        check(len(names) == len(set(names)), "duplicates", names)
-        check(names == sorted(names), "name order", names)
-        check(stable <= set(names), "missing", sorted(stable - set(names)))
-        check(not gone & set(names), "listed after its delete", gone)
+    def churn(call, field, size, have, make, drop, **kw):
+        return churned_walk(
+            lambda between: walk(call, field, size, between, **kw)[0], have,
+            make, drop)
 
     def refused(words, fn, **kw):
         e = expect_status(SC.INVALID_ARGUMENT, fn, **kw)
@@ -100,7 +71,7 @@ with RpcDaemon(body=BODY) as d:
           r.next_page_token == "", "every volume, in name order")
     got, pages = walk(vols, "volumes", 7, pool="pool0")
     check(got == sorted(names) and pages == 5, "complete", pages)
-    churned_walk(vols, "volumes", 4, names, make_vol, drop_vol, pool="pool0")
+    churn(vols, "volumes", 4, names, make_vol, drop_vol, pool="pool0")
     token = vols(pool="pool0", page_size=2).next_page_token
     alt = token[:50] + ("A" if token[50] != "A" else "B") + token[51:]
     refused("page_token was altered", vols, pool="pool0", page_size=2,
@@ -141,7 +112,7 @@ with RpcDaemon(body=BODY) as d:
         make_snap(n)
     got, pages = walk(snaps, "snapshots", 6, vm="a")
     check(got == sorted(names) and pages == 4, "snapshots complete", got)
-    churned_walk(snaps, "snapshots", 3, names, make_snap, drop_snap, vm="a")
+    churn(snaps, "snapshots", 3, names, make_snap, drop_snap, vm="a")
     token = snaps(vm="a", page_size=1).next_page_token
     refused("another pool or VM", snaps, vm="b", page_size=1,
             page_token=token)
@@ -150,18 +121,8 @@ with RpcDaemon(body=BODY) as d:
     refused("another list", snaps, vm="a", page_size=1, page_token=vm_token)
 
     # -- labels ----------------------------------------------------------------
-    events = []
-    watch = node.WatchEvents(N.WatchEventsRequest())
-
-    def collect():
-        try:
-            for ev in watch:
-                events.append(ev)
-        except grpc.RpcError as e:
-            if e.code() != SC.CANCELLED:
-                events.append(e)
-    t = threading.Thread(target=collect)
-    t.start()
+    watch = EventWatch(node)
+    events = watch.events
 
     def wait_event(pred, what):
         for _ in range(600):  # only a hang's bound
@@ -220,8 +181,7 @@ with RpcDaemon(body=BODY) as d:
     rnode = d.node(d.channel(reader))
     expect_status(SC.PERMISSION_DENIED, rnode.UpdateVMLabels,
                   N.UpdateVMLabelsRequest(vm="a", set={"a": "b"}))
-    watch.cancel()
-    t.join(10)
+    check(watch.stop(), "WatchEvents did not end on cancel")
 
     for ch in d.channels:  # their connections end with the daemon
         ch.close()
