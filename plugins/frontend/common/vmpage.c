@@ -371,12 +371,10 @@ int vmpage_named_begin(struct vmpage_named *p, enum vmpage_kind kind,
   return 0;
 }
 
-/* For qsort: the names the indexes point at. */
-static _Thread_local const char *const *sort_names;
-
-static int by_name(const void *a, const void *b) {
-  const char *x = sort_names[*(const size_t *)a];
-  const char *y = sort_names[*(const size_t *)b];
+/* For qsort_r: indexes into names, by the names they point at. */
+static int by_name(const void *a, const void *b, void *names) {
+  const char *x = ((const char *const *)names)[*(const size_t *)a];
+  const char *y = ((const char *const *)names)[*(const size_t *)b];
   return strcmp(x ? x : "", y ? y : "");
 }
 
@@ -389,9 +387,7 @@ size_t vmpage_named_select(const struct vmpage_named *p,
     if (!p->after || strcmp(x, p->after_name) > 0)
       order[m++] = i;
   }
-  sort_names = names;
-  qsort(order, m, sizeof *order, by_name);
-  sort_names = NULL;
+  qsort_r(order, m, sizeof *order, by_name, (void *)names);
   *more = p->page && m > p->page;
   return *more ? p->page : m;
 }
