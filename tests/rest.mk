@@ -21,4 +21,4 @@ if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
 EXTRA_DIST += $(REST_TESTS) resttest.py pagetest.py bench/agent-dist.py \
-	bench/lookup-scale.py bench/list-scale.py
+	bench/lookup-scale.py bench/list-scale.py bench/named-pages.py
