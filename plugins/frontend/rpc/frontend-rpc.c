@@ -110,7 +110,6 @@ struct call {
   bool vm_status;            /* the vm visitor makes a VmStatusResponse */
   struct vmpage_listing *ls; /* ListVMs */
   struct vmpage_named named; /* ListVolumes, ListSnapshots … */
-  bool paged;                /* … asked for with page_size or page_token */
   bool hide;                 /* the caller is a reader: secrets left out */
   uint32_t async;            /* VMH_ASYNC for the *Async methods, else 0 */
   /* How done() answers: the default, or a method's own. */
