@@ -81,7 +81,8 @@ class Client:
 def bench(builddir, n, runs, cpus):
     tmp = tempfile.mkdtemp(prefix="pages-bench.")
     port = h2.free_port()
-    vm = ls.start(builddir, tmp, port, cpus)
+    vm = ls.start(builddir, tmp, port, cpus,
+                  f", max_volumes: {n}, capacity: {n * 4096}")
     try:
         h2.wait_port(port)
         h2.use_token(tmp)
