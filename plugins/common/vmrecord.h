@@ -27,28 +27,26 @@
 
 /* A disk's source as the storage plugin answered vol_source (struct
  * vmh_disk_source, without the monitors and the secret, handled apart). */
-#define VM_SOURCE_FIELDS(X)                                               \
-  X(U32, type)                                                            \
-  X(U32, format)                                                          \
-  X(STR, path)                                                            \
-  X(STR, pool) X(STR, image) X(STR, auth_user) X(STR, portal) X(STR, iqn) \
-      X(U32, lun) X(STR, server) X(STR, export_path)
+#define VM_SOURCE_FIELDS(X)                                                \
+  X(U32, type)                                                             \
+  X(U32, format)                                                           \
+  X(STR, path) X(STR, pool) X(STR, image) X(STR, auth_user) X(STR, portal) \
+      X(STR, iqn) X(U32, lun) X(STR, server) X(STR, export_path)
 
 /* A NIC's binding as the network plugin answered port_bind (struct
  * vmh_nic_binding). */
-#define VM_BINDING_FIELDS(X) \
-  X(U32, type)               \
-  X(STR, bridge)             \
-  X(STR, port)               \
-  X(STR, interface_id) X(STR, tap) X(STR, mac) X(U32, vlan) X(U32, mtu)
+#define VM_BINDING_FIELDS(X)                                             \
+  X(U32, type)                                                           \
+  X(STR, bridge)                                                         \
+  X(STR, port) X(STR, interface_id) X(STR, tap) X(STR, mac) X(U32, vlan) \
+      X(U32, mtu)
 
 /* A disk as asked (struct vmh_disk), then where it was placed. */
-#define VM_DISK_SPEC(X)                                                       \
-  X(STR, name)                                                                \
-  X(STR, pool)                                                                \
-  X(STR, volume)                                                              \
-  X(U64, size) X(U32, format) X(U32, bus) X(STR, base_image) X(U32, readonly) \
-      X(U32, boot_order)
+#define VM_DISK_SPEC(X)                                                     \
+  X(STR, name)                                                              \
+  X(STR, pool)                                                              \
+  X(STR, volume) X(U64, size) X(U32, format) X(U32, bus) X(STR, base_image) \
+      X(U32, readonly) X(U32, boot_order)
 #define VM_DISK_PLACED(X)                                             \
   X(U32, created) /* the core made the volume: it goes with the VM */ \
   X(U32, mapped)  /* mapped locally (VMH_SOURCE_LOCAL): unmap it */
@@ -59,29 +57,27 @@
 #define VM_NIC_PLACED(X) X(U32, bound) /* the port exists; binding is valid */
 
 /* A VM as asked (struct vmh_vm_spec, without arrays and metadata). */
-#define VM_SPEC(X)                                                           \
-  X(STR, id)                                                                 \
-  X(STR, name)                                                               \
-  X(U32, vcpus) X(U64, memory) X(STR, kernel) X(STR, initrd) X(STR, cmdline) \
-      X(STR, firmware) X(U32, guest_channel) X(STR, user_data)               \
+#define VM_SPEC(X)                                                             \
+  X(STR, id)                                                                   \
+  X(STR, name) X(U32, vcpus) X(U64, memory) X(STR, kernel) X(STR, initrd)      \
+      X(STR, cmdline) X(STR, firmware) X(U32, guest_channel) X(STR, user_data) \
           X(STR, meta_data) X(STR, network_config) X(STR, hypervisor)
 /* The core's bookkeeping of a VM, saved with it. */
-#define VM_PLACED(X)                                           \
-  X(U32, status)     /* enum vmh_vm_status */                  \
-  X(U32, defined)    /* the hypervisor has it */               \
-  X(I64, created)    /* seconds since the epoch */             \
-  X(STR, error)      /* why the VM failed, NULL: it did not */ \
-  X(U32, state)      /* enum vmh_vm_state, last known */       \
+#define VM_PLACED(X)                                        \
+  X(U32, status)  /* enum vmh_vm_status */                  \
+  X(U32, defined) /* the hypervisor has it */               \
+  X(I64, created) /* seconds since the epoch */             \
+  X(STR, error)   /* why the VM failed, NULL: it did not */ \
+  X(U32, state)   /* enum vmh_vm_state, last known */       \
   X(I64, created_us) /* µs since the epoch (0: not recorded): list order */
 /* What a hypervisor last said (struct vmh_vm_info, besides state, ips and
  * the fields of the spec); never saved. */
-#define VM_LIVE(X)                                                          \
-  X(U64, memory_used)                                                       \
-  X(U64, cpu_time_ns)                                                       \
-  X(U64, uptime_s)                                                          \
-  X(U32, channel_type) X(STR, channel_path) X(U32, channel_port)            \
-      X(U64, disk_read_bytes) X(U64, disk_write_bytes) X(U64, net_rx_bytes) \
-          X(U64, net_tx_bytes)
+#define VM_LIVE(X)                                           \
+  X(U64, memory_used)                                        \
+  X(U64, cpu_time_ns)                                        \
+  X(U64, uptime_s) X(U32, channel_type) X(STR, channel_path) \
+      X(U32, channel_port) X(U64, disk_read_bytes) X(U64, disk_write_bytes) \
+          X(U64, net_rx_bytes) X(U64, net_tx_bytes)
 
 #define VM_CTYPE_STR char *
 #define VM_CTYPE_U32 uint32_t
