@@ -387,6 +387,35 @@ static int list_query(const struct settings *s, struct invocation *inv) {
   return call_print(s, "GET", out, NULL, inv->cmd->list_key, inv->cmd->cols);
 }
 
+/* vm label VM CHANGE...: KEY=VALUE sets, KEY- removes (kubectl's way), as
+ * one merge patch of the VM's labels. */
+static int vm_label(const struct settings *s, struct invocation *inv) {
+  json_t *body = json_pack("{s:{}}", "metadata");
+  json_t *md = json_object_get(body, "metadata");
+  int r = md ? 0 : usage_error("out of memory");
+  for (size_t i = 1; i < inv->n_pos && !r; i++) {
+    const char *a = inv->pos[i], *eq = strchr(a, '=');
+    size_t n = eq ? (size_t)(eq - a) : strlen(a) - 1;
+    _cleanup_free_ char *key = strndup(a, n);
+    if (!eq && a[n] != '-')
+      r = usage_error(
+          "vm label: '%s': expected KEY=VALUE (set) or KEY- "
+          "(remove)",
+          a);
+    else if (!key || !*key)
+      r = usage_error("vm label: '%s': the label has no key", a);
+    else if (json_object_get(md, key))
+      r = usage_error("vm label: '%s' is changed twice", key);
+    else
+      json_object_set_new(md, key, eq ? json_string(eq + 1) : json_null());
+  }
+  if (r) {
+    json_decref(body);
+    return r;
+  }
+  return call_cmd(s, inv, body);
+}
+
 /* The options of vm create that are strings of the spec as they are, and
  * those read from a file. */
 static const char *const vm_str_opts[] = {"kernel",   "initrd",     "cmdline",
@@ -759,8 +788,9 @@ static const struct option_spec vm_list_opts[] = {
     {"live", NULL, "ask the hypervisor now instead of the daemon's record"},
     {"state", "STATE", "only VMs in this state (repeat, or STATE,STATE...)"},
     {"label", "KEY[=VALUE]",
-     "only VMs with this metadata label, of any value without =VALUE "
-     "(repeat: all of them)"},
+     "only VMs with this metadata label, of any value without =VALUE; "
+     "KEY!=VALUE: not that value, !KEY: no such label (repeat: all of "
+     "them)"},
     {NULL, NULL, NULL}};
 static const struct option_spec create_opts[] = {
     {"vcpus", "N", "virtual CPUs (required without --spec)"},
@@ -858,6 +888,9 @@ const struct command commands[] = {
      .cols = vm_cols},
     {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
      .options = live_opts},
+    {C("vm label", "VM CHANGE [CHANGE...]",
+       "set (KEY=VALUE) and remove (KEY-) labels; the others stay"),
+     .method = "PATCH", .path = V "/vms/{}", .run = vm_label, .cols = vm_cols},
     {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
      POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
     {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,

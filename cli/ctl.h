@@ -153,7 +153,7 @@ struct command {
 extern const struct command commands[];
 
 /* The parsed command line of a command. */
-#define MAX_POSITIONAL 8
+#define MAX_POSITIONAL 64
 #define MAX_OPTIONS 64
 struct invocation {
   const struct command *cmd;

@@ -312,6 +312,12 @@ static void arity(const char *args, size_t *min, size_t *max) {
       break;
     if (*p == '[')
       optional = true;
+    size_t n = strcspn(p, " ");
+    /* "[ARG...]": any number more. */
+    if (n > 5 && !strncmp(p + n - 4, "...]", 4) && *p == '[') {
+      *max = MAX_POSITIONAL;
+      return;
+    }
     (*max)++;
     if (!optional)
       (*min)++;

@@ -760,6 +760,13 @@ static void op_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                vm_disk_detach(vm, disk, w, flags));
 }
 
+static void op_vm_update_labels(const char *vm, const struct vmh_keyval *labels,
+                                uint32_t n_labels, vmh_reply_t *r,
+                                uint32_t flags) {
+  AS_OPERATION("vm.labels", vm, NULL, NULL,
+               vm_update_labels(vm, labels, n_labels, w, flags));
+}
+
 static void op_volume_create(const char *pool,
                              const struct vmh_volume_spec *spec, vmh_reply_t *r,
                              uint32_t flags) {
@@ -847,4 +854,5 @@ const struct vmh_core core_services = {
     .vm_query = vm_query,
     .host_resources = resources_get,
     .host_samples = telemetry_samples,
+    .vm_update_labels = op_vm_update_labels,
 };

@@ -542,21 +542,55 @@ struct query {
   uint32_t limit, states;
   int64_t after_created_us;
   char *after_id; /* NULL: from the first */
-  struct vmh_keyval *labels;
-  uint32_t n_labels;
+  struct vmh_keyval *labels, *labels_not;
+  uint32_t n_labels, n_labels_not;
   vmh_reply_t *r;
 };
+
+static void kvs_free(struct vmh_keyval *kv, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    free((char *)kv[i].key);
+    free((char *)kv[i].value);
+  }
+  free(kv);
+}
 
 static void query_free(struct query *q) {
   if (!q)
     return;
-  for (uint32_t i = 0; i < q->n_labels; i++) {
-    free((char *)q->labels[i].key);
-    free((char *)q->labels[i].value);
-  }
-  free(q->labels);
+  kvs_free(q->labels, q->n_labels);
+  kvs_free(q->labels_not, q->n_labels_not);
   free(q->after_id);
   free(q);
+}
+
+/* A copy of in[0..n) into *out (*n_out counts what is copied, to free):
+ * 0, or -1 (out of memory). */
+static int kvs_copy(const struct vmh_keyval *in, uint32_t n,
+                    struct vmh_keyval **out, uint32_t *n_out) {
+  if (n && !(*out = calloc(n, sizeof **out)))
+    return -1;
+  for (; *n_out < n; (*n_out)++) {
+    const struct vmh_keyval *kv = &in[*n_out];
+    struct vmh_keyval *to = &(*out)[*n_out];
+    if (!(to->key = strdup(kv->key)) ||
+        (kv->value && !(to->value = strdup(kv->value)))) {
+      free((char *)to->key);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Each of n selectors has a key: 0, or -1 with the error set. */
+static int kvs_check(const struct vmh_keyval *kv, uint32_t n,
+                     const char *what) {
+  for (uint32_t i = 0; i < n; i++)
+    if (!kv || !kv[i].key || !*kv[i].key) {
+      error_set("%s %" PRIu32 " of the query has no key", what, i);
+      return -1;
+    }
+  return 0;
 }
 
 #define ALL_STATES (VMH_VM_STATE_BIT(VMH_VM_CRASHED + 1) - 1)
@@ -571,15 +605,15 @@ static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
     error_set("unknown VM state bits 0x%" PRIx32, q.states & ~ALL_STATES);
     return NULL;
   }
-  for (uint32_t i = 0; i < q.n_labels; i++)
-    if (!q.labels || !q.labels[i].key || !*q.labels[i].key) {
-      error_set("label %" PRIu32 " of the query has no key", i);
-      return NULL;
-    }
+  if (kvs_check(q.labels, q.n_labels, "label") < 0 ||
+      kvs_check(q.labels_not, q.n_labels_not, "excluded label") < 0)
+    return NULL;
   *code = VMH_ENOMEM;
   struct query *c = calloc(1, sizeof *c);
   if (!c || (q.after_id && !(c->after_id = strdup(q.after_id))) ||
-      (q.n_labels && !(c->labels = calloc(q.n_labels, sizeof *c->labels)))) {
+      kvs_copy(q.labels, q.n_labels, &c->labels, &c->n_labels) < 0 ||
+      kvs_copy(q.labels_not, q.n_labels_not, &c->labels_not, &c->n_labels_not) <
+          0) {
     query_free(c);
     error_set("out of memory");
     return NULL;
@@ -587,17 +621,6 @@ static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
   c->limit = q.limit;
   c->states = q.states;
   c->after_created_us = q.after_created_us;
-  for (; c->n_labels < q.n_labels; c->n_labels++) {
-    const struct vmh_keyval *kv = &q.labels[c->n_labels];
-    struct vmh_keyval *to = &c->labels[c->n_labels];
-    if (!(to->key = strdup(kv->key)) ||
-        (kv->value && !(to->value = strdup(kv->value)))) {
-      free((char *)to->key);
-      query_free(c);
-      error_set("out of memory");
-      return NULL;
-    }
-  }
   *code = 0;
   return c;
 }
@@ -614,6 +637,9 @@ static bool selected(const struct vm *vm, const struct query *q) {
     return false;
   for (uint32_t i = 0; i < q->n_labels; i++)
     if (!has_label(vm, &q->labels[i]))
+      return false;
+  for (uint32_t i = 0; i < q->n_labels_not; i++)
+    if (has_label(vm, &q->labels_not[i]))
       return false;
   return true;
 }

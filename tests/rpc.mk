@@ -7,6 +7,7 @@
 RPC_TESTS = \
 	test-rpc-api.py \
 	test-rpc-list.py \
+	test-rpc-pages.py \
 	test-rpc-wire.py \
 	test-rpc-tls.py \
 	test-rpc-streams.py \

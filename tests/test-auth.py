@@ -32,6 +32,7 @@ REST_POLICY = {
     "POST /api/v1/vms": "operator",
     "GET /api/v1/vms/{}": "reader",
     "DELETE /api/v1/vms/{}": "operator",
+    "PATCH /api/v1/vms/{}": "operator",
     "POST /api/v1/vms/{}/start": "operator",
     "POST /api/v1/vms/{}/stop": "operator",
     "POST /api/v1/vms/{}/reboot": "operator",
@@ -84,6 +85,7 @@ RPC_POLICY = {
     f"/vmhost.v1.NodeService/{m}": role for m, role in {
         "HealthCheck": R, "GetNodeInfo": R, "ListPlugins": R,
         "CreateVM": O, "GetVM": R, "GetVMStatus": R, "ListVMs": R,
+        "UpdateVMLabels": O,
         "StartVM": O, "StopVM": O, "ForceStopVM": O, "RebootVM": O,
         "PauseVM": O, "ResumeVM": O, "DeleteVM": O, "GetConsole": O,
         "CreateSnapshot": O, "ListSnapshots": R, "RevertSnapshot": O,

@@ -100,6 +100,6 @@ with RpcDaemon(body=BODY) as d:
                   N.SnapshotRequest(vm=vm.id, snapshot_id="nope"))
     node.DeleteSnapshot(
         N.SnapshotRequest(vm=vm.id, snapshot_id="before-upgrade"))
-    check(not node.ListSnapshots(N.VmRequest(vm=vm.id)).snapshots, "gone")
+    check(not node.ListSnapshots(N.ListSnapshotsRequest(vm=vm.id)).snapshots, "gone")
     check(d.stop() == 0)
 print("ok")

@@ -189,8 +189,8 @@ with RestDaemon() as d:
     err("GET", V + "/nothing", 404, "NOT_FOUND")
     err("GET", "/api/v2/vms", 404, "NOT_FOUND")
     err("PUT", V + "/vms", 405, "METHOD_NOT_ALLOWED")
-    st, hdrs, _ = d.request("PATCH", V + "/vms/web-9")
-    check(st == 405 and hdrs.get("allow") == "GET, HEAD, DELETE", hdrs)
+    st, hdrs, _ = d.request("PUT", V + "/vms/web-9")
+    check(st == 405 and hdrs.get("allow") == "GET, HEAD, DELETE, PATCH", hdrs)
     err("DELETE", V + "/host", 405, "METHOD_NOT_ALLOWED")
     err("POST", V + "/vms", 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"name=x",
         headers={"content-type": "application/x-www-form-urlencoded"})

@@ -76,10 +76,24 @@ with RestDaemon() as d:
                         (["--label", "role"], ["web1"]),
                         (["--label", "role=db"], []),
                         (["--label", "role=web", "--label", "tier=1"],
-                         ["web1"])):
+                         ["web1"]),
+                        (["--label", "role!=web"], []),
+                        (["--label", "!role"], []),
+                        (["--label", "role!=db"], ["web1"])):
         got = ctl.json("vm", "list", *args)["vms"]
         check([v["name"] for v in got] == names, args, got)
     ctl.error(1, "INVALID_ARGUMENT", "vm", "list", "--state", "asleep")
+    # vm label: KEY=VALUE sets, KEY- removes, the others stay.
+    got = ctl.json("vm", "label", "web1", "tier=2", "role-", "zone=a=b")
+    check(got["metadata"] == {"tier": "2", "zone": "a=b"}, got["metadata"])
+    same_as_api(d, ctl, V + "/vms/web1", "vm", "show", "web1")
+    check([v["name"] for v in ctl.json("vm", "list", "--label",
+                                       "zone=a=b")["vms"]] == ["web1"])
+    ctl.error(1, "INVALID_ARGUMENT", "vm", "label", "web1", "x.=1")
+    for bad in (["web1"], ["web1", "role"], ["web1", "=x"], ["web1", "x", "-"],
+                ["web1", "a=1", "a-"]):
+        ctl.error(2, None, "vm", "label", *bad)
+    ctl.json("vm", "label", "web1", "role=web", "tier=1", "zone-")
 
     # A table by default: a heading, one row per VM.
     out = ctl.ok("vm", "list")

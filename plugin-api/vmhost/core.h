@@ -77,6 +77,10 @@ struct vmh_vm_query {
    * a NULL value: the key with any value. */
   const struct vmh_keyval *labels;
   uint32_t n_labels;
+  /* Only VMs that match none of these: the key is not there or has another
+   * value (key != value); a NULL value: the key is not there. */
+  const struct vmh_keyval *labels_not;
+  uint32_t n_labels_not;
 };
 #define VMH_VM_STATE_BIT(s) (UINT32_C(1) << (s))
 #endif
@@ -480,6 +484,20 @@ struct vmh_core {
    * newest only), from memory, each valid during its call.  Returns 0 (no
    * call when nothing was sampled yet), or VMH_EINVAL for unknown flags. */
   int (*host_samples)(vmh_host_sample_fn fn, void *opaque, uint32_t flags);
+
+  /* ABI 1.2.  Change the labels of a VM (its spec's metadata) as a JSON
+   * merge patch (RFC 7396) does: each entry with a value sets its key to
+   * it, one with a NULL value removes its key (not there: nothing to do);
+   * the other labels stay.  Keys set follow Kubernetes' rule (an optional
+   * DNS-subdomain prefix and '/', a name of 1..63 letters, digits, '-',
+   * '_', '.' beginning and ending with a letter or digit), values are
+   * UTF-8 of at most 64 KiB, a VM has at most 128 labels, a key comes once
+   * in labels: else VMH_EINVAL and nothing changes.  Runs as an operation
+   * ("vm.labels", ordered with the VM's others), saved before it answers
+   * with the record; emits VMH_EVENT_VM_UPDATED.  labels are copied before
+   * the call returns. */
+  void (*vm_update_labels)(const char *vm, const struct vmh_keyval *labels,
+                           uint32_t n_labels, vmh_reply_t *r, uint32_t flags);
 #endif
 };
 

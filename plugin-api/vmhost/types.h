@@ -493,6 +493,9 @@ enum vmh_event_type {
    * the VMH_E* it ended with.  VMH_EVENT_OPERATION above is its end. */
   VMH_EVENT_OPERATION_CREATED = 7,
   VMH_EVENT_OPERATION_UPDATED = 8, /* running, or progress */
+  /* ABI 1.2: a VM's record changed without a change of state: vm_id;
+   * object: what changed ("labels"). */
+  VMH_EVENT_VM_UPDATED = 9,
 };
 
 struct vmh_event {

@@ -124,7 +124,8 @@ static const char *const thread_models[] = {"serialize_all",
 static const char *const event_types[] = {
     "",           "vm_state",          "vm_created",
     "vm_deleted", "operation_ended",   "progress",
-    "plugin",     "operation_created", "operation_updated"};
+    "plugin",     "operation_created", "operation_updated",
+    "vm_updated"};
 static const char *const op_statuses[] = {"",          "queued", "running",
                                           "succeeded", "failed", "cancelled"};
 

@@ -34,7 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 h2 = importlib.import_module("rest-h2load")
 
 
-def start(builddir, tmp, port, cpus):
+def start(builddir, tmp, port, cpus, pool_keys=""):
+    """vmhostd of builddir on port; pool_keys: more flow-style keys of the
+    mock pool (", max_volumes: 100000")."""
     plugin_dirs = subprocess.run(
         ["find", os.path.join(builddir, "plugins"), "-type", "d", "-name",
          ".libs"], capture_output=True, text=True).stdout.split()
@@ -45,7 +47,7 @@ def start(builddir, tmp, port, cpus):
   log: {{ level: warn }}
   reconcile_interval: 0
 hypervisors: [ {{ name: hv0, plugin: mock, max_vms: 1000000 }} ]
-storage: [ {{ name: pool0, plugin: mock }} ]
+storage: [ {{ name: pool0, plugin: mock{pool_keys} }} ]
 networks: [ {{ name: net0, plugin: mock }} ]
 frontends:
   - name: rest

@@ -69,12 +69,10 @@ struct route {
  * core's worker thread that made them. */
 #define TRIM_AFTER_ITEMS 1000
 
-static void listing_free(struct listing *ls);
-
 static void call_free(struct call *k) {
   bool big =
       json_is_array(k->res) && json_array_size(k->res) > TRIM_AFTER_ITEMS;
-  listing_free(k->ls);
+  vmpage_listing_free(k->ls);
   abij_arena_free(&k->in.arena);
   free(k->path);
   json_decref(k->body);
@@ -348,32 +346,6 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
 /* ---- Routes: VMs ---------------------------------------------------------
  */
 
-/* GET /api/v1/vms: the core's vm_query, each VM's JSON from the
- * fragment cache, the answer their concatenation; with `limit` (or
- * `page_token`), a page and the token of the next one. */
-struct listing {
-  char *qbuf; /* the query, decoded: labels point into it */
-  struct vmh_vm_query q;
-  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
-  char after_id[VMH_ID_LEN + 1];
-  uint64_t fp;   /* the filter's fingerprint, for tokens */
-  uint32_t page; /* the page size; 0: everything */
-  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
-  uint32_t n;    /* VMs in the answer so far */
-  bool more;     /* one more than the page came: there is a next page */
-  int64_t last_created;
-  char last_id[VMH_ID_LEN + 1];
-  struct vmpage_buf out;
-};
-
-static void listing_free(struct listing *ls) {
-  if (!ls)
-    return;
-  free(ls->qbuf);
-  vmpage_buf_free(&ls->out);
-  free(ls);
-}
-
 /* A VM's JSON as GET /api/v1/vms/{id} answers it (the fragment cache's
  * encoder). */
 static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
@@ -388,40 +360,29 @@ static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
   return s;
 }
 
+/* GET /api/v1/vms: the core's vm_query, each VM's JSON from the
+ * fragment cache, the answer their concatenation (a vmpage_listing); with
+ * `limit` (or `page_token`), a page and the token of the next one. */
+
 /* On a core thread, each VM in order. */
 static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
   struct call *k = ((struct abij_reply *)o)->opaque;
-  struct listing *ls = k->ls;
-  pthread_mutex_lock(&k->lock);
-  if (ls->page && ls->n == ls->page) {
-    ls->more = true;
-  } else {
-    if (ls->n++)
-      vmpage_buf_add(&ls->out, ",", 1);
-    vmpage_cache_append(k->rest->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created_us;
-    snprintf(ls->last_id, sizeof ls->last_id, "%s",
-             rec->spec && rec->spec->id ? rec->spec->id : "");
-  }
-  pthread_mutex_unlock(&k->lock);
+  vmpage_listing_add(k->ls, rec, k->hide, ",");
 }
 
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  struct listing *ls = k->ls;
+  struct vmpage_listing *ls = k->ls;
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  if (ls->walk)
-    vmpage_cache_walk_end(k->rest->frags, ls->walk);
+  char token[VMPAGE_TOKEN_LEN + 1];
+  if (vmpage_listing_end(ls, token) < 0) {
+    answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+    return;
+  }
   vmpage_buf_add(&ls->out, "]", 1);
   if (ls->page) {
-    char token[VMPAGE_TOKEN_LEN + 1] = "";
-    if (ls->more &&
-        vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
-      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
-      return;
-    }
     static const char key[] = ",\"next_page_token\":\"";
     vmpage_buf_add(&ls->out, key, sizeof key - 1);
     vmpage_buf_add(&ls->out, token, strlen(token));
@@ -441,15 +402,16 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
 }
 
 /* ?live=, limit=, page_token=, state= (repeated or a comma list), label=
- * (k=v, or k: the key with any value; repeated: all of them). */
-static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
+ * (k=v, k: the key with any value, k!=v, !k; repeated: all of them). */
+static int list_query(struct call *k, struct vmpage_listing *ls,
+                      uint32_t *flags) {
   const char *q = h2s_query(k->req), *token = NULL;
   char *cur, *key, *val, err[256];
   int r;
-  bool limited = false;
-  if (!(ls->qbuf = strdup(q ? q : "")))
+  uint32_t page = 0;
+  if (!(ls->text = strdup(q ? q : "")))
     return refused(k, VMH_ENOMEM);
-  cur = ls->qbuf;
+  cur = ls->text;
   while ((r = query_next(&cur, &key, &val)) != 0) {
     if (r < 0)
       return bad(k, "bad %%-escape in the query at '%.60s'", key);
@@ -459,15 +421,8 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
         return bad(k, "'live' must be true or false");
       *flags = !strcmp(val, "true") || !strcmp(val, "1") ? VMH_READ_LIVE : 0;
     } else if (!strcmp(key, "limit")) {
-      char *end;
-      unsigned long n = strtoul(val, &end, 10);
-      if (!*val || *end || *val == '-' || n < 1 || strlen(val) > 9)
-        return bad(k,
-                   "'limit' must be a whole number of VMs, 1 or more "
-                   "(pages hold at most %d)",
-                   VMPAGE_MAX_SIZE);
-      ls->page = n > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)n;
-      limited = true;
+      if (rest_page_limit(k, val, &page) < 0)
+        return -1;
     } else if (!strcmp(key, "page_token")) {
       token = val;
     } else if (!strcmp(key, "state")) {
@@ -481,14 +436,8 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
         ls->q.states |= bit;
       }
     } else if (!strcmp(key, "label")) {
-      if (ls->q.n_labels == VMPAGE_MAX_LABELS)
-        return bad(k, "at most %d label filters", VMPAGE_MAX_LABELS);
-      char *eq = strchr(val, '=');
-      if (eq)
-        *eq++ = '\0';
-      if (vmpage_label_check(val, eq, err, sizeof err) < 0)
+      if (vmpage_listing_select(ls, val, err, sizeof err) < 0)
         return bad(k, "%s", err);
-      ls->labels[ls->q.n_labels++] = (struct vmh_keyval){val, eq};
     } else {
       return bad(k,
                  "unknown query parameter '%.60s' (live, limit, page_token, "
@@ -496,31 +445,19 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
                  key);
     }
   }
-  ls->q.labels = ls->labels;
-  ls->fp = vmpage_fingerprint(&ls->q);
-  if (token) {
-    if (vmpage_token_read(token, ls->fp, &ls->q, ls->after_id, err,
-                          sizeof err) < 0)
-      return bad(k, "%s", err);
-    if (!limited)
-      ls->page = VMPAGE_MAX_SIZE;
-  }
+  if (vmpage_listing_begin(ls, page, token, err, sizeof err) < 0)
+    return bad(k, "%s", err);
   return 0;
 }
 
 static int vm_list(struct call *k) {
   uint32_t f = 0;
-  struct listing *ls = calloc(1, sizeof *ls);
+  struct vmpage_listing *ls = vmpage_listing_new(k->rest->frags);
   if (!ls)
     return refused(k, VMH_ENOMEM);
   k->ls = ls;
-  ls->q.struct_size = sizeof ls->q;
   if (list_query(k, ls, &f) < 0)
     return -1;
-  /* One more than the page: whether there is a next one. */
-  ls->q.limit = ls->page ? ls->page + 1 : 0;
-  if (!ls->page && !ls->q.states && !ls->q.n_labels)
-    ls->walk = vmpage_cache_walk_begin(k->rest->frags);
   vmpage_buf_add(&ls->out, "{\"vms\":[", 8);
   k->reply.reply.vm = on_list_vm;
   k->finish = finish_vm_list;
@@ -619,10 +556,9 @@ static int vm_console(struct call *k) {
 }
 
 static int snap_list(struct call *k) {
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+  if (check_param(k, 0, "vm", true) < 0 ||
+      rest_named_list(k, VMPAGE_SNAPSHOTS, "snapshots", k->params[0]) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "snapshots";
   k->rest->core->snapshot_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
@@ -710,10 +646,8 @@ static int disk_detach(struct call *k) {
  */
 
 static int pool_list(struct call *k) {
-  if (no_query(k) < 0)
+  if (rest_named_list(k, VMPAGE_POOLS, "pools", NULL) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "pools";
   k->rest->core->pool_list(&k->reply.reply, 0);
   return 0;
 }
@@ -727,10 +661,9 @@ static int pool_get(struct call *k) {
 }
 
 static int vol_list(struct call *k) {
-  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0)
+  if (check_param(k, 0, "pool", false) < 0 ||
+      rest_named_list(k, VMPAGE_VOLUMES, "volumes", k->params[0]) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "volumes";
   k->rest->core->volume_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
@@ -844,10 +777,8 @@ static int op_cancel(struct call *k) {
 }
 
 static int net_list(struct call *k) {
-  if (no_query(k) < 0)
+  if (rest_named_list(k, VMPAGE_NETWORKS, "networks", NULL) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "networks";
   k->rest->core->network_list(&k->reply.reply, 0);
   return 0;
 }
@@ -1346,6 +1277,9 @@ int rest_query_live(struct call *k, uint32_t *flags) {
 int rest_check_param(struct call *k, int i, const char *what, bool uuid) {
   return check_param(k, i, what, uuid);
 }
+int rest_wait_query(struct call *k, uint32_t *flags) {
+  return wait_query(k, flags);
+}
 void rest_answer_error(struct call *k, int status, const char *code,
                        const char *message) {
   answer_error(k, status, code, message);
@@ -1387,6 +1321,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},
     {"GET", "/api/v1/vms/{}", vm_get, AUTH_READER},
     {"DELETE", "/api/v1/vms/{}", vm_delete, AUTH_OPERATOR},
+    {"PATCH", "/api/v1/vms/{}", rest_vm_patch, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/start", vm_start, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/stop", vm_stop, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/reboot", vm_reboot, AUTH_OPERATOR},
@@ -1566,11 +1501,13 @@ static void route(struct call *k) {
     return;
   }
   k->hide = h2s_role(req) < AUTH_OPERATOR;
-  /* A body must be JSON (but a file's bytes, which that route checks). */
+  /* A body must be JSON (but a file's bytes, and a merge patch, which
+   * those routes check). */
   size_t blen;
   h2s_body(req, &blen);
   const char *ct = h2s_header(req, "content-type");
   if (blen && routes[found].fn != rest_agent_file_put &&
+      routes[found].fn != rest_vm_patch &&
       (!ct || strncmp(ct, "application/json", 16) ||
        (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     answer_error(k, 415, "unsupported_media_type",

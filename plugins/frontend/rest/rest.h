@@ -16,6 +16,7 @@
 #include "abijson.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "vmpage.h"
 
 extern const struct vmh_host *rest_host;
 
@@ -65,10 +66,12 @@ struct call {
   struct abij_in in;
   struct abij_reply reply;
   enum shape shape;
-  const char *key;    /* LIST */
-  int ok_status;      /* 200, 201 */
-  struct listing *ls; /* GET /api/v1/vms */
-  bool hide;          /* the caller is a reader: secrets left out */
+  const char *key;           /* LIST */
+  int ok_status;             /* 200, 201 */
+  struct vmpage_listing *ls; /* GET /api/v1/vms */
+  struct vmpage_named named; /* lists of volumes, snapshots … (pages.c) */
+  bool paged;                /* … asked for with limit or page_token */
+  bool hide;                 /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -122,6 +125,20 @@ const char *rest_error_message(const struct call *k);
 /* A body (a new reference is taken), or none when b is NULL. */
 void rest_answer_body(struct call *k, int status, const char *content_type,
                       struct h2s_body *b);
+
+/* pages.c: ?limit= as a page size (1…), or -1 (answered). */
+int rest_page_limit(struct call *k, const char *val, uint32_t *page);
+/* pages.c: a list of named objects of kind (its answer's key, scope: the
+ * pool or VM it lists), in name order, in pages by ?limit= and
+ * ?page_token=.  0, then the route calls the core; or -1 (answered). */
+int rest_named_list(struct call *k, enum vmpage_kind kind, const char *key,
+                    const char *scope);
+/* ?wait=true|false: VMH_ASYNC in *flags for false (then answered 202 with
+ * the operation); 0, or -1 (answered). */
+int rest_wait_query(struct call *k, uint32_t *flags);
+
+/* labels.c: PATCH /api/v1/vms/{vm}. */
+int rest_vm_patch(struct call *k);
 
 /* agent.c's routes. */
 int rest_agent_show(struct call *k);

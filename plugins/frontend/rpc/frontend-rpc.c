@@ -110,10 +110,11 @@ struct call {
   ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
   struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
-  bool vm_status;     /* the vm visitor makes a VmStatusResponse */
-  struct listing *ls; /* ListVMs */
-  bool hide;          /* the caller is a reader: secrets left out */
-  uint32_t async;     /* VMH_ASYNC for the *Async methods, else 0 */
+  bool vm_status;            /* the vm visitor makes a VmStatusResponse */
+  struct vmpage_listing *ls; /* ListVMs */
+  struct vmpage_named named; /* ListVolumes, ListSnapshots … */
+  bool hide;                 /* the caller is a reader: secrets left out */
+  uint32_t async;            /* VMH_ASYNC for the *Async methods, else 0 */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -123,10 +124,8 @@ struct call {
   size_t n_res, cap_res;
 };
 
-static void listing_free(struct listing *ls);
-
 static void call_free(struct call *k) {
-  listing_free(k->ls);
+  vmpage_listing_free(k->ls);
   if (k->in)
     protobuf_c_message_free_unpacked(k->in, NULL);
   abij_arena_free(&k->arena);
@@ -236,8 +235,43 @@ static ProtobufCMessage *empty(struct call *k,
   return m;
 }
 
+/* A list of named objects (vmpage.h) cut to its page: v[0..*n) sorted by
+ * their `name` and cut after the token's, and the output m's
+ * next_page_token set when there is more.  0, or -1 (out of memory or no
+ * token). */
+static int page_by_name(struct call *k, ProtobufCMessage *m,
+                        ProtobufCMessage **v, size_t *n) {
+  const ProtobufCFieldDescriptor *nf =
+      *n ? protobuf_c_message_descriptor_get_field_by_name(v[0]->descriptor,
+                                                           "name")
+         : NULL;
+  const ProtobufCFieldDescriptor *tf =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor,
+                                                      "next_page_token");
+  const char **names = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *names);
+  size_t *order = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *order);
+  char *token = abij_arena_alloc(&k->arena, VMPAGE_NAMED_TOKEN_LEN + 1);
+  ProtobufCMessage **page = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *v);
+  bool more;
+  if (!names || !order || !token || !page)
+    return -1;
+  for (size_t i = 0; i < *n; i++)
+    names[i] = nf ? *(const char **)((const char *)v[i] + nf->offset) : NULL;
+  size_t got = vmpage_named_select(&k->named, names, *n, order, &more);
+  for (size_t i = 0; i < got; i++)
+    page[i] = v[order[i]];
+  memcpy(v, page, got * sizeof *v);
+  if (more) {
+    if (!tf || vmpage_named_token(&k->named, names[order[got - 1]], token) < 0)
+      return -1;
+    *(char **)((char *)m + tf->offset) = token;
+  }
+  *n = got;
+  return 0;
+}
+
 /* The output's repeated message field (the first) points at the results
- * of its type. */
+ * of its type (a named list's page of them). */
 static ProtobufCMessage *list_of(struct call *k,
                                  const ProtobufCMessageDescriptor *out) {
   const ProtobufCFieldDescriptor *f = NULL;
@@ -256,6 +290,8 @@ static ProtobufCMessage *list_of(struct call *k,
   for (size_t i = 0; i < k->n_res; i++)
     if (k->res[i]->descriptor == f->descriptor)
       v[n++] = k->res[i];
+  if (k->named.kind && page_by_name(k, m, v, &n) < 0)
+    return NULL;
   *(size_t *)((char *)m + f->quantifier_offset) = n;
   *(ProtobufCMessage ***)((char *)m + f->offset) = v;
   return m;
@@ -491,29 +527,11 @@ static int vm_status(struct call *k) {
 }
 
 /* ListVMs: the core's vm_query, each VM from the fragment cache, the
- * answer their concatenation; with page_size (or page_token) a page and
- * the token of the next one.  Encoded by hand: a ListVMsResponse is its
- * `vms` fields (1) one after the other, then next_page_token (2). */
-struct listing {
-  struct vmh_vm_query q;
-  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
-  char after_id[VMH_ID_LEN + 1];
-  uint64_t fp;   /* the filter's fingerprint, for tokens */
-  uint32_t page; /* the page size; 0: everything */
-  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
-  uint32_t n;    /* VMs in the answer so far */
-  bool more;     /* one more than the page came: there is a next page */
-  int64_t last_created;
-  char last_id[VMH_ID_LEN + 1];
-  struct vmpage_buf out; /* GRPC_PREFIX bytes, then the message */
-};
-
-static void listing_free(struct listing *ls) {
-  if (!ls)
-    return;
-  vmpage_buf_free(&ls->out);
-  free(ls);
-}
+ * answer their concatenation (a vmpage_listing); with page_size (or
+ * page_token) a page and the token of the next one.  Encoded by hand: a
+ * ListVMsResponse is its `vms` fields (1) one after the other, then
+ * next_page_token (2); the listing's buffer starts with GRPC_PREFIX bytes,
+ * filled at the end. */
 
 /* A protobuf length-delimited field's key and length into p: its size. */
 static size_t field_head(uint8_t *p, unsigned field, size_t len) {
@@ -549,35 +567,22 @@ static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
 
 static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
   struct call *k = o;
-  struct listing *ls = k->ls;
-  pthread_mutex_lock(&k->lock);
-  if (ls->page && ls->n == ls->page) {
-    ls->more = true;
-  } else {
-    ls->n++;
-    vmpage_cache_append(k->rpc->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created_us;
-    snprintf(ls->last_id, sizeof ls->last_id, "%s",
-             rec->spec && rec->spec->id ? rec->spec->id : "");
-  }
-  pthread_mutex_unlock(&k->lock);
+  vmpage_listing_add(k->ls, rec, k->hide, NULL);
 }
 
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  struct listing *ls = k->ls;
+  struct vmpage_listing *ls = k->ls;
+  char token[VMPAGE_TOKEN_LEN + 1];
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  if (ls->walk)
-    vmpage_cache_walk_end(k->rpc->frags, ls->walk);
-  if (ls->more) {
-    char token[VMPAGE_TOKEN_LEN + 1];
+  if (vmpage_listing_end(ls, token) < 0) {
+    answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+    return;
+  }
+  if (*token) {
     uint8_t head[12];
-    if (vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
-      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
-      return;
-    }
     vmpage_buf_add(&ls->out, head, field_head(head, 2, strlen(token)));
     vmpage_buf_add(&ls->out, token, strlen(token));
   }
@@ -594,56 +599,54 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
 }
 
 /* The request's filter and page into ls: 0, or -1 after refusing it. */
-static int list_request(struct call *k, struct listing *ls) {
+static int list_request(struct call *k, struct vmpage_listing *ls) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   char err[256];
   if (m->page_size < 0)
     return bad(k, "page_size must be 0 (every VM) or more");
-  ls->page =
-      m->page_size > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)m->page_size;
   for (size_t i = 0; i < m->n_states; i++) {
     uint32_t st = (uint32_t)m->states[i];
     if (st > VMH_VM_CRASHED)
       return bad(k, "states[%zu]: unknown VM state %" PRIu32, i, st);
     ls->q.states |= VMH_VM_STATE_BIT(st);
   }
-  if (m->n_labels > VMPAGE_MAX_LABELS)
+  if (m->n_labels + m->n_label_selectors > VMPAGE_MAX_LABELS)
     return bad(k, "at most %d labels to select on", VMPAGE_MAX_LABELS);
   for (size_t i = 0; i < m->n_labels; i++) {
     const char *key = m->labels[i]->key, *value = m->labels[i]->value;
     if (vmpage_label_check(key, value, err, sizeof err) < 0)
       return bad(k, "labels: %s", err);
-    ls->labels[i] = (struct vmh_keyval){key, value};
+    ls->labels[ls->q.n_labels++] = (struct vmh_keyval){key, value};
   }
-  ls->q.labels = ls->labels;
-  ls->q.n_labels = (uint32_t)m->n_labels;
-  ls->fp = vmpage_fingerprint(&ls->q);
-  if (m->page_token && *m->page_token) {
-    if (vmpage_token_read(m->page_token, ls->fp, &ls->q, ls->after_id, err,
-                          sizeof err) < 0)
-      return bad(k, "%s", err);
-    if (!ls->page)
-      ls->page = VMPAGE_MAX_SIZE;
+  for (size_t i = 0; i < m->n_label_selectors; i++) {
+    /* As REST's ?label=, cut in a copy. */
+    size_t len = strlen(m->label_selectors[i]);
+    char *sel = abij_arena_alloc(&k->arena, len + 1);
+    if (!sel) {
+      answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      return -1;
+    }
+    memcpy(sel, m->label_selectors[i], len);
+    if (vmpage_listing_select(ls, sel, err, sizeof err) < 0)
+      return bad(k, "label_selectors[%zu]: %s", i, err);
   }
+  if (vmpage_listing_begin(ls, (uint32_t)m->page_size, m->page_token, err,
+                           sizeof err) < 0)
+    return bad(k, "%s", err);
   return 0;
 }
 
 static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   static const uint8_t prefix[GRPC_PREFIX];
-  struct listing *ls = calloc(1, sizeof *ls);
+  struct vmpage_listing *ls = vmpage_listing_new(k->rpc->frags);
   if (!ls) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return -1;
   }
   k->ls = ls;
-  ls->q.struct_size = sizeof ls->q;
   if (list_request(k, ls) < 0)
     return -1;
-  /* One more than the page: whether there is a next one. */
-  ls->q.limit = ls->page ? ls->page + 1 : 0;
-  if (!ls->page && !ls->q.states && !ls->q.n_labels)
-    ls->walk = vmpage_cache_walk_begin(k->rpc->frags);
   vmpage_buf_add(&ls->out, prefix, GRPC_PREFIX); /* filled at the end */
   k->reply.vm = on_list_vm;
   k->finish = finish_vm_list;
@@ -707,6 +710,9 @@ static int vm_console(struct call *k) {
 const ProtobufCMessage *rpc_in(struct call *k) {
   return k->in;
 }
+struct abij_arena *rpc_arena(struct call *k) {
+  return &k->arena;
+}
 const struct vmh_core *rpc_core(struct call *k) {
   return CORE(k);
 }
@@ -748,9 +754,24 @@ static int snap_create(struct call *k) {
   return 0;
 }
 
+/* A named list's page_size and page_token (pages by name, vmpage.h):
+ * 0, or -1 after refusing them. */
+static int named_begin(struct call *k, enum vmpage_kind kind, const char *scope,
+                       int32_t page_size, const char *page_token) {
+  char err[256];
+  if (page_size < 0)
+    return bad(k, "page_size must be 0 (every one) or more");
+  if (vmpage_named_begin(&k->named, kind, scope, (uint32_t)page_size,
+                         page_token, err, sizeof err) < 0)
+    return bad(k, "%s", err);
+  return 0;
+}
+
 static int snap_list(struct call *k) {
-  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
-  if (ref(k, "vm", m->vm, true) < 0)
+  const Vmhost__V1__ListSnapshotsRequest *m =
+      IN(k, Vmhost__V1__ListSnapshotsRequest);
+  if (ref(k, "vm", m->vm, true) < 0 ||
+      named_begin(k, VMPAGE_SNAPSHOTS, m->vm, m->page_size, m->page_token) < 0)
     return -1;
   CORE(k)->snapshot_list(m->vm, reply(k), 0);
   return 0;
@@ -807,6 +828,9 @@ static int disk_detach(struct call *k) {
  */
 
 static int pool_list(struct call *k) {
+  const Vmhost__V1__ListPoolsRequest *m = IN(k, Vmhost__V1__ListPoolsRequest);
+  if (named_begin(k, VMPAGE_POOLS, NULL, m->page_size, m->page_token) < 0)
+    return -1;
   CORE(k)->pool_list(reply(k), 0);
   return 0;
 }
@@ -820,8 +844,10 @@ static int pool_get(struct call *k) {
 }
 
 static int vol_list(struct call *k) {
-  const Vmhost__V1__PoolRequest *m = IN(k, Vmhost__V1__PoolRequest);
-  if (ref(k, "pool", m->pool, false) < 0)
+  const Vmhost__V1__ListVolumesRequest *m =
+      IN(k, Vmhost__V1__ListVolumesRequest);
+  if (ref(k, "pool", m->pool, false) < 0 ||
+      named_begin(k, VMPAGE_VOLUMES, m->pool, m->page_size, m->page_token) < 0)
     return -1;
   CORE(k)->volume_list(m->pool, reply(k), 0);
   return 0;
@@ -924,6 +950,10 @@ static int op_cancel(struct call *k) {
 }
 
 static int net_list(struct call *k) {
+  const Vmhost__V1__ListNetworksRequest *m =
+      IN(k, Vmhost__V1__ListNetworksRequest);
+  if (named_begin(k, VMPAGE_NETWORKS, NULL, m->page_size, m->page_token) < 0)
+    return -1;
   CORE(k)->network_list(reply(k), 0);
   return 0;
 }
@@ -1615,6 +1645,7 @@ static const struct method methods[] = {
     {NODE, "GetVM", ONE, vm_get, AUTH_READER},
     {NODE, "GetVMStatus", ONE, vm_status, AUTH_READER},
     {NODE, "ListVMs", LIST, vm_list, AUTH_READER},
+    {NODE, "UpdateVMLabels", ONE, rpc_vm_update_labels, AUTH_OPERATOR},
     {NODE, "StartVM", ONE, vm_start, AUTH_OPERATOR},
     {NODE, "StopVM", ONE, vm_stop, AUTH_OPERATOR},
     {NODE, "ForceStopVM", ONE, vm_force_stop, AUTH_OPERATOR},

@@ -10,18 +10,24 @@
 #include "vmhost/v1/node.pb-c.h"
 
 struct call;
+struct abij_arena;
 
 /* The request message (unpacked), the core, and the reply for one core
  * call (it holds the call until done()). */
 const ProtobufCMessage *rpc_in(struct call *k);
 const struct vmh_core *rpc_core(struct call *k);
 const struct vmh_reply *rpc_reply(struct call *k);
+/* Memory that lives as long as the call (abijson.h). */
+struct abij_arena *rpc_arena(struct call *k);
 /* Refusals before the core: answered, -1. */
 int rpc_bad(struct call *k, const char *fmt, ...)
     __attribute__((__format__(__printf__, 2, 3)));
 int rpc_code(struct call *k, int code, const char *message);
 /* A name or (uuid) a VM id; answered and -1 when not. */
 int rpc_ref(struct call *k, const char *what, const char *s, bool uuid);
+
+/* labels.c: UpdateVMLabels. */
+int rpc_vm_update_labels(struct call *k);
 
 /* agent.c: the guest agent's methods. */
 int rpc_agent_get(struct call *k);
