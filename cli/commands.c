@@ -77,7 +77,7 @@ bool inv_flag(const struct invocation *inv, const char *name) {
 /* A path from fmt, each "{}" replaced by the next of args,
  * percent-encoded, and "?live=true" after it when live; free it; NULL
  * when out of memory. */
-static char *fill_path(const char *fmt, const char *const *args, bool live) {
+char *fill_path(const char *fmt, const char *const *args, bool live) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
@@ -100,9 +100,8 @@ static char *fill_path(const char *fmt, const char *const *args, bool live) {
 
 /* One call, its answer printed (a list under list_key with cols, or one
  * object); 204 prints nothing. */
-static int call_print(const struct settings *s, const char *method, char *path,
-                      json_t *body, const char *list_key,
-                      const struct column *cols) {
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols) {
   struct reply r;
   if (!path) {
     json_decref(body);
@@ -706,6 +705,10 @@ static const struct option_spec volume_opts[] = {
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
     {NULL, NULL, NULL}};
+static const struct option_spec image_import_opts[] = {
+    {"sha256", "HEX", "the image's SHA-256, as sha256sum prints it (required)"},
+    {"no-wait", NULL, "print the operation at once instead of following it"},
+    {NULL, NULL, NULL}};
 static const struct option_spec token_opts[] = {
     {"role", "reader|operator|admin", "what the token may do (required)"},
     {NULL, NULL, NULL}};
@@ -787,6 +790,16 @@ const struct command commands[] = {
      .options = resize_opts, .run = vol_resize, .cols = vol_cols},
     {C("volume delete", "POOL VOLUME", "delete a volume"),
      DELETE("/storage/pools/{}/volumes/{}")},
+    {C("image list", "[POOL]", "list the images cached in a pool (or all)"),
+     .run = image_list, .list_key = "images", .cols = image_cols},
+    {C("image show", "POOL IMAGE", "show a cached image"),
+     GET("/storage/pools/{}/images/{}")},
+    {C("image import", "POOL NAME URL",
+       "download an image into a pool's cache, checking its SHA-256"),
+     .options = image_import_opts, .run = image_import, .cols = image_cols},
+    {C("image delete", "POOL IMAGE",
+       "delete a cached image no volume is a clone of"),
+     DELETE("/storage/pools/{}/images/{}")},
     {C("network list", "", "list the networks"), GET("/networks"),
      .list_key = "networks", .cols = net_cols},
     {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},

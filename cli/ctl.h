@@ -35,6 +35,7 @@ struct settings {
   bool insecure;
   long timeout_s; /* whole request; 0: none */
   enum output output;
+  bool quiet; /* http_call prints no error answer: the caller looks */
 };
 
 /* ---- config.c ---- */
@@ -71,6 +72,10 @@ int http_call(const struct settings *s, const char *method, const char *path,
  * JSON (r->json).  As http_call otherwise. */
 int http_get_text(const struct settings *s, const char *path, struct reply *r);
 void reply_free(struct reply *r);
+/* Print the error answer r as http_call does; its exit code. */
+int http_report(const struct reply *r);
+/* The exit code of an API error code ("NOT_FOUND" …). */
+int http_exit_for_code(const char *code);
 
 /* GET a text/event-stream: on_event(type, data, opaque) for each event
  * until it returns nonzero (stop: EXIT_OK) or the stream ends. */
@@ -129,6 +134,19 @@ struct command {
 };
 
 extern const struct command commands[];
+
+/* commands.c, for the commands in other files: a path from fmt, each "{}"
+ * replaced by the next of args percent-encoded (and ?live=true when live;
+ * free it, NULL: out of memory); one call with its answer printed (takes
+ * path and body). */
+char *fill_path(const char *fmt, const char *const *args, bool live);
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols);
+
+/* image.c: vmhostctl image … */
+extern const struct column image_cols[];
+int image_import(const struct settings *s, struct invocation *inv);
+int image_list(const struct settings *s, struct invocation *inv);
 
 /* The parsed command line of a command. */
 #define MAX_POSITIONAL 8

@@ -249,6 +249,7 @@ int completion_bash(const struct settings *s, struct invocation *inv) {
       "    POOL) _vmhostctl_names pool list ;;\n"
       "    NETWORK) _vmhostctl_names network list ;;\n"
       "    VOLUME) _vmhostctl_names volume list \"${typed[nw+k-1]}\" ;;\n"
+      "    IMAGE) _vmhostctl_names image list \"${typed[nw+k-1]}\" ;;\n"
       "  esac\n"
       "}\n"
       "complete -F _vmhostctl vmhostctl\n");

@@ -1389,6 +1389,9 @@ int rest_refused(struct call *k, int r) {
 int rest_need_body(struct call *k, bool optional) {
   return need_body(k, optional);
 }
+int rest_wait_query(struct call *k, uint32_t *flags) {
+  return wait_query(k, flags);
+}
 int rest_no_query(struct call *k) {
   return no_query(k);
 }
@@ -1465,6 +1468,12 @@ static const struct route routes[] = {
     {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get, AUTH_READER},
     {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
     {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images", rest_image_list, AUTH_READER},
+    {"POST", "/api/v1/storage/pools/{}/images", rest_image_import,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images/{}", rest_image_get, AUTH_READER},
+    {"DELETE", "/api/v1/storage/pools/{}/images/{}", rest_image_delete,
      AUTH_OPERATOR},
     {"GET", "/api/v1/operations", op_list, AUTH_READER},
     {"GET", "/api/v1/operations/{}", op_get, AUTH_READER},
