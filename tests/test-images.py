@@ -8,6 +8,8 @@ a wrong sha256 fails and keeps nothing; schemes refused at the edge (400),
 file:// inside and outside the pool's image_sources.file_dirs, loopback on
 a pool without allow_private (403); the refusals of bad input; list, get,
 delete; a delete refused (409) while a clone uses the image, naming it;
+image_sources.schemes ([ https ]: http:// refused, an unknown scheme a
+config mistake);
 then a VM created from the image (it was 404 "import it first") on the
 local and the mock pool.  Every answer is checked against openapi.yaml."""
 import hashlib
@@ -19,7 +21,7 @@ import tempfile
 
 from cuthttp import CutServer
 from resttest import RestDaemon, Sse, openapi, req, require, validate
-from vmhtest import IMAGE_SOURCES, check, skip
+from vmhtest import IMAGE_SOURCES, VMHOSTD, check, skip
 
 require("curl")
 if not shutil.which("qemu-img"):
@@ -65,7 +67,8 @@ try:
     www = os.path.join(top, "www")
     local = os.path.join(top, "local")
     strict = os.path.join(top, "strict")
-    for p in (www, local, strict):
+    tlsonly = os.path.join(top, "tlsonly")
+    for p in (www, local, strict, tlsonly):
         os.mkdir(p)
     base = os.path.join(www, "base.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "64M"],
@@ -84,6 +87,8 @@ storage:
   - {{ name: pool0, plugin: mock }}
   - {{ name: local0, plugin: local, path: {local}, {IMAGE_SOURCES} }}
   - {{ name: strict, plugin: local, path: {strict} }}
+  - {{ name: tlsonly, plugin: local, path: {tlsonly},
+       image_sources: {{ schemes: [ https ], allow_private: true }} }}
 networks:
   - {{ name: net0, plugin: mock }}
 """
@@ -147,6 +152,12 @@ networks:
         refused(d, "POST", f"{V}/storage/pools/strict/images", good, 403,
                 "PERMISSION_DENIED", "private address")
         check(images(d, "strict") == {}, "strict keeps nothing")
+        # schemes: [ https ] refuses http:// (400, naming what it takes).
+        v = refused(d, "POST", f"{V}/storage/pools/tlsonly/images", good, 400,
+                    "INVALID_ARGUMENT")
+        check(v["error"]["message"].endswith("must start with file:// or "
+                                             "https://"), v)
+        check(images(d, "tlsonly") == {}, "tlsonly keeps nothing")
 
         # ---- a wrong sha256: a failed operation, nothing kept --------------
         v = refused(d, "POST", P, dict(good, sha256="0" * 64), 400,
@@ -252,6 +263,19 @@ networks:
         kinds = {o["kind"] for o in ops}
         check({"image.import", "image.delete"} <= kinds, kinds)
         sse.close()
+
+    # A scheme image_sources does not know is a config mistake.
+    cfg = os.path.join(top, "bad.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""daemon: {{ state_dir: {top}/bad-state }}
+storage:
+  - {{ name: p, plugin: local, path: {local},
+       image_sources: {{ schemes: [ https, ftp ] }} }}
+""")
+    r = subprocess.run([VMHOSTD, "--check-config", "--config", cfg],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode != 0 and "image_sources.schemes: 'ftp'" in r.stderr,
+          r.returncode, r.stderr)
 finally:
     if server:
         server.stop()
