@@ -390,6 +390,20 @@ static void image_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
     queue(do_image_list, NULL, pool, NULL, r, flags, NULL);
 }
 
+/* Downloads may stall for minutes (imagefetch: 60 s without a byte ends an
+ * attempt, and an import tries 5 times): at most IMPORT_LANES of them hold
+ * a worker at once, whatever a client asks, so that VM work always finds
+ * one.  The others wait queued (visible, cancellable operations). */
+#define IMPORT_LANES 2
+
+static void submit_import(struct op *op) {
+  static atomic_uint next;
+  char key[32];
+  snprintf(key, sizeof key, "image-import/%u",
+           atomic_fetch_add(&next, 1) % IMPORT_LANES);
+  submit(op, key);
+}
+
 static int valid_sha256(const char *s) {
   return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
@@ -446,7 +460,7 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
                                     .name = op->b,
                                     .url = op->url,
                                     .sha256 = op->sha256};
-  submit_volume(op);
+  submit_import(op);
 }
 
 static void image_delete(const char *pool, const char *image, vmh_reply_t *r,

@@ -11,7 +11,8 @@ delete; a delete refused (409) while a clone uses the image, naming it;
 image_sources.schemes ([ https ]: http:// refused, an unknown scheme a
 config mistake);
 then a VM created from the image (it was 404 "import it first") on the
-local and the mock pool.  Every answer is checked against openapi.yaml."""
+local and the mock pool; at most two imports run at once, the others
+wait queued and can be cancelled.  Every answer is checked against openapi.yaml."""
 import hashlib
 import os
 import re
@@ -85,6 +86,7 @@ hypervisors:
   - {{ name: hv0, plugin: mock }}
 storage:
   - {{ name: pool0, plugin: mock }}
+  - {{ name: slow, plugin: mock, latency: {{ image_import: 4s }} }}
   - {{ name: local0, plugin: local, path: {local}, {IMAGE_SOURCES} }}
   - {{ name: strict, plugin: local, path: {strict} }}
   - {{ name: tlsonly, plugin: local, path: {tlsonly},
@@ -257,6 +259,29 @@ networks:
         req(d, "DELETE", f"{V}/vms/mock-vm", status=204)
         req(d, "DELETE", f"{M}/mock-base", status=204)
         check(images(d, "pool0") == {}, "mock deleted")
+
+        # ---- at most two downloads hold a worker; the rest wait queued ---
+        S = f"{V}/storage/pools/slow/images"
+        ops = [req(d, "POST", S + "?wait=false",
+                   {"name": f"s{i}", "url": f"https://example.com/{i}",
+                    "sha256": base_sum}, status=202)[2] for i in range(3)]
+        for o in ops[:2]:
+            sse.wait(lambda e, o=o: e["type"] == "operation_updated" and
+                     e["operation"] == o["id"] and e["reason"] == "running",
+                     "two imports running")
+        check(req(d, "GET", f"{V}/operations/{ops[2]['id']}",
+                  status=200)[2]["status"] == "queued", "the third queued")
+        # Other work still finds a worker meanwhile.
+        req(d, "POST", f"{V}/storage/pools/pool0/volumes",
+            {"name": "meanwhile", "size": "1MiB"}, status=201)
+        c = req(d, "DELETE", f"{V}/operations/{ops[2]['id']}",
+                status=200)[2]
+        check(c["status"] == "cancelled", c)
+        for o in ops[:2]:
+            end = req(d, "GET", f"{V}/operations/{o['id']}/wait?timeout=60",
+                      status=200)[2]
+            check(end["status"] == "succeeded", end)
+        check(sorted(images(d, "slow")) == ["s0", "s1"], images(d, "slow"))
 
         # The operations of this test, as listed.
         ops = req(d, "GET", f"{V}/operations", status=200)[2]["operations"]
