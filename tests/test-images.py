@@ -144,12 +144,13 @@ networks:
         # ---- the pool's image_sources --------------------------------------
         # file:// outside file_dirs, and any on a pool without it: 403, one
         # message whether the file exists or not.
-        for pool, src in (("local0", "file:///etc/os-release"),
-                          ("local0", "file:///no/such/file"),
-                          ("strict", "file://" + raw)):
+        for pool, src, dirs in (
+                ("local0", "file:///etc/os-release", tempfile.gettempdir()),
+                ("local0", "file:///no/such/file", tempfile.gettempdir()),
+                ("strict", "file://" + raw, "the config names none")):
             refused(d, "POST", f"{V}/storage/pools/{pool}/images",
                     dict(good, url=src, sha256=raw_sum), 403,
-                    "PERMISSION_DENIED", "image_sources.file_dirs")
+                    "PERMISSION_DENIED", f"image_sources.file_dirs ({dirs})")
         # Loopback without allow_private.
         refused(d, "POST", f"{V}/storage/pools/strict/images", good, 403,
                 "PERMISSION_DENIED", "private address")

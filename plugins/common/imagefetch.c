@@ -173,11 +173,14 @@ static int check_file_url(const struct vmh_host *host, const char *what,
           !strncmp(real, dir, n) && (real[n] == '/' || dir[n - 1] == '/'))
         return 0;
     }
+  char dirs[512] = "";
+  for (size_t i = 0, used = 0; i < pol->n_file_dirs && used < sizeof dirs; i++)
+    used += (size_t)snprintf(dirs + used, sizeof dirs - used, "%s%s",
+                             i ? ", " : "", pol->file_dirs[i]);
   return vmh_fail(host, VMH_EPERM,
                   "%s: url '%s' is not a file under a directory of "
-                  "image_sources.file_dirs%s",
-                  what, url,
-                  pol->n_file_dirs ? "" : " (the config names none)");
+                  "image_sources.file_dirs (%s)",
+                  what, url, pol->n_file_dirs ? dirs : "the config names none");
 }
 
 /* Whether a is an address a download must not reach unless allowed. */
