@@ -9,6 +9,7 @@ DeleteImage (FAILED_PRECONDITION while a clone lives, naming it); CreateVM
 from the image; refusals of bad input."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,18 @@ if not shutil.which("qemu-img"):
     skip("no qemu-img (install qemu-utils)")
 
 N = pb.node
+TOP = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__),
+                                                ".."))
+
+# node.proto states the url limit of speclimits.h.
+with open(os.path.join(TOP, "plugins", "common", "speclimits.h")) as f:
+    URL_MAX = int(re.search(r"^#define SPEC_IMAGE_URL_MAX (\d+)$", f.read(),
+                            re.M).group(1))
+with open(os.path.join(TOP, "proto", "vmhost", "v1", "node.proto")) as f:
+    msg = re.search(r"^message ImportImageRequest \{(.*?)^\}", f.read(),
+                    re.M | re.S).group(1)
+check(f"at most {URL_MAX} bytes" in msg, "node.proto ImportImageRequest.url",
+      msg)
 SC = grpc.StatusCode
 OS = N.OperationStatus
 
@@ -74,7 +87,8 @@ networks:
                           ({"sha256": "ab"}, "64 lower-case hex"),
                           ({"sha256": base_sum.upper()}, "64 lower-case hex"),
                           ({"name": "Bad/Name"}, "image"),
-                          ({"url": "http://x/" + "a" * 4096}, "4096"),
+                          ({"url": "http://x/" + "a" * URL_MAX},
+                           str(URL_MAX)),
                           ({"url": "ftp://example.com/a"}, "https://"),
                           ({"pool": ""}, "pool")):
             for m in (node.ImportImage, node.ImportImageAsync):
