@@ -441,11 +441,8 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
   struct vmh_instance *inst = instance_find(VMH_KIND_STORAGE, pool);
   if (!inst)
     return reply_done(r, VMH_ENOENT);
-  if (!inst->plugin->ops.storage.image_import) {
-    error_set("pool %s (plugin %s) has no image cache", pool,
-              inst->plugin->desc.name);
-    return reply_done(r, VMH_ENOTSUP);
-  }
+  if (!inst->plugin->ops.storage.image_import)
+    return reply_done(r, call_unsupported(inst, "image_import"));
   struct op *op = NULL;
   object_op(do_image_import, "image", pool, in->name, r, flags, &op);
   if (!op)
