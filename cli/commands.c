@@ -830,6 +830,10 @@ static const struct option_spec volume_opts[] = {
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
     {NULL, NULL, NULL}};
+static const struct option_spec image_import_opts[] = {
+    {"sha256", "HEX", "the image's SHA-256, as sha256sum prints it (required)"},
+    {"no-wait", NULL, "print the operation at once instead of following it"},
+    {NULL, NULL, NULL}};
 static const struct option_spec token_opts[] = {
     {"role", "reader|operator|admin", "what the token may do (required)"},
     {NULL, NULL, NULL}};
@@ -956,6 +960,16 @@ const struct command commands[] = {
      .options = resize_opts, .run = vol_resize, .cols = vol_cols},
     {C("volume delete", "POOL VOLUME", "delete a volume"),
      DELETE("/storage/pools/{}/volumes/{}")},
+    {C("image list", "[POOL]", "list the images cached in a pool (or all)"),
+     .run = image_list, .list_key = "images", .cols = image_cols},
+    {C("image show", "POOL IMAGE", "show a cached image"),
+     GET("/storage/pools/{}/images/{}")},
+    {C("image import", "POOL NAME URL",
+       "download an image into a pool's cache, checking its SHA-256"),
+     .options = image_import_opts, .run = image_import, .cols = image_cols},
+    {C("image delete", "POOL IMAGE",
+       "delete a cached image no volume is a clone of"),
+     DELETE("/storage/pools/{}/images/{}")},
     {C("network list", "", "list the networks"), GET("/networks"),
      .list_key = "networks", .cols = net_cols},
     {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},

@@ -35,6 +35,7 @@ struct settings {
   bool insecure;
   long timeout_s; /* whole request; 0: none */
   enum output output;
+  bool quiet; /* http_call prints no error answer: the caller looks */
 };
 
 /* ---- config.c ---- */
@@ -89,6 +90,10 @@ int http_call_raw(const struct settings *s, const char *method,
  * free it. */
 char *reply_header(const struct reply *r, const char *name);
 void reply_free(struct reply *r);
+/* Print the error answer r as http_call does; its exit code. */
+int http_report(const struct reply *r);
+/* The exit code of an API error code ("NOT_FOUND" …). */
+int http_exit_for_code(const char *code);
 
 /* GET a text/event-stream: on_event(type, data, opaque) for each event
  * until it returns nonzero (stop: EXIT_OK) or the stream ends. */
@@ -151,6 +156,11 @@ struct command {
 };
 
 extern const struct command commands[];
+
+/* image.c: vmhostctl image … */
+extern const struct column image_cols[];
+int image_import(const struct settings *s, struct invocation *inv);
+int image_list(const struct settings *s, struct invocation *inv);
 
 /* The parsed command line of a command. */
 #define MAX_POSITIONAL 64

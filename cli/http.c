@@ -154,6 +154,14 @@ static int report_error(long status, json_t *body, const char *raw,
   return exit_for_code(api ? code : NULL, status);
 }
 
+int http_report(const struct reply *r) {
+  return report_error(r->status, r->json, NULL, r->request_id);
+}
+
+int http_exit_for_code(const char *code) {
+  return exit_for_code(code, 0);
+}
+
 char *http_escape(const char *segment) {
   return curl_easy_escape(NULL, segment, 0);
 }
@@ -323,6 +331,10 @@ static int request(const struct settings *s, const char *method,
               r->request_id ? r->request_id : "", r->request_id ? ")" : "");
       ret = EXIT_ERROR;
     }
+  } else if (s->quiet) {
+    ret = exit_for_code(json_string_value(json_object_get(
+                            json_object_get(r->json, "error"), "code")),
+                        r->status);
   } else {
     ret = report_error(r->status, r->json, x.body.data, r->request_id);
   }

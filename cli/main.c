@@ -253,6 +253,7 @@ int completion_bash(const struct settings *s, struct invocation *inv) {
       "    NETWORK) _vmhostctl_names network list ;;\n"
       "    VOLUME) _vmhostctl_names volume list \"${typed[nw+k-1]}\" ;;\n"
       "    OPERATION) _vmhostctl_names operation list ;;\n"
+      "    IMAGE) _vmhostctl_names image list \"${typed[nw+k-1]}\" ;;\n"
       "  esac\n"
       "}\n"
       "complete -F _vmhostctl vmhostctl\n");

@@ -25,6 +25,7 @@
 #include "operations.h"
 #include "orchestrate.h"
 #include "resources.h"
+#include "speclimits.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"
@@ -248,11 +249,18 @@ static int do_volume_delete(struct op *op) {
   return r;
 }
 
-static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
-                      vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
-  if (refuse_missing("pool", pool, r) < 0 || refuse_name("volume", vol, r) < 0)
+/* what: "volume" or "image", the kind of object vol names. */
+static void object_op(int (*fn)(struct op *), const char *what,
+                      const char *pool, const char *vol, vmh_reply_t *r,
+                      uint32_t flags, struct op **ret_op) {
+  if (refuse_missing("pool", pool, r) < 0 || refuse_name(what, vol, r) < 0)
     return;
   queue(fn, NULL, pool, vol, r, flags, ret_op);
+}
+
+static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
+                      vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
+  object_op(fn, "volume", pool, vol, r, flags, ret_op);
 }
 
 /* Volume work is ordered per volume. */
@@ -336,11 +344,16 @@ static void volume_delete(const char *pool, const char *vol, vmh_reply_t *r,
     submit_volume(op);
 }
 
+static int do_image_list(struct op *op);
+
 static int image_cb(void *opaque, const struct vmh_image_info *in) {
   struct op *op = opaque;
   struct vmh_image_info i = {0};
   memcpy(&i, in, in->struct_size < sizeof i ? in->struct_size : sizeof i);
   i.struct_size = sizeof i;
+  /* After an import: only the image made (op->b). */
+  if (op->fn != do_image_list && (!i.name || strcmp(i.name, op->b)))
+    return 0;
   if (op->r->image)
     op->r->image(op->r->opaque, &i);
   return 0;
@@ -352,22 +365,43 @@ static int do_image_list(struct op *op) {
               : VMH_ENOENT;
 }
 
+/* Answers with the image imported, as the pool lists it. */
 static int do_image_import(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
-  return inst ? INSTANCE_CALL(inst, storage, image_import, &op->img, 0)
-              : VMH_ENOENT;
+  if (!inst)
+    return VMH_ENOENT;
+  int r = INSTANCE_CALL(inst, storage, image_import, &op->img, 0);
+  resources_sample_pool(inst->name);
+  return r ? r : INSTANCE_CALL(inst, storage, image_list, image_cb, op, 0);
 }
 
 static int do_image_delete(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
-  return inst ? INSTANCE_CALL(inst, storage, image_delete, op->b, 0)
-              : VMH_ENOENT;
+  if (!inst)
+    return VMH_ENOENT;
+  int r = INSTANCE_CALL(inst, storage, image_delete, op->b, 0);
+  resources_sample_pool(inst->name);
+  return r;
 }
 
 static void image_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
   if (refuse_missing("pool", pool, r) == 0 &&
       reply_check_flags(r, flags, 0) == 0)
     queue(do_image_list, NULL, pool, NULL, r, flags, NULL);
+}
+
+/* Downloads may stall for minutes (imagefetch: 60 s without a byte ends an
+ * attempt, and an import tries 5 times): at most IMPORT_LANES of them hold
+ * a worker at once, whatever a client asks, so that VM work always finds
+ * one.  The others wait queued (visible, cancellable operations). */
+#define IMPORT_LANES 2
+
+static void submit_import(struct op *op) {
+  static atomic_uint next;
+  char key[32];
+  snprintf(key, sizeof key, "image-import/%u",
+           atomic_fetch_add(&next, 1) % IMPORT_LANES);
+  submit(op, key);
 }
 
 static int valid_sha256(const char *s) {
@@ -385,16 +419,32 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
   if (!in->url || (strncmp(in->url, "file://", 7) != 0 &&
                    strncmp(in->url, "http://", 7) != 0 &&
                    strncmp(in->url, "https://", 8) != 0)) {
-    error_set("image url '%s' must be file://, http:// or https://",
-              in->url ? in->url : "");
+    error_set(
+        "image url '%.200s' must be file://, http:// or https:// "
+        "(the pool's image_sources say which it allows)",
+        in->url ? in->url : "");
+    return reply_done(r, VMH_EINVAL);
+  }
+  if (strlen(in->url) > SPEC_IMAGE_URL_MAX) {
+    error_set("image url is longer than %d bytes", SPEC_IMAGE_URL_MAX);
     return reply_done(r, VMH_EINVAL);
   }
   if (!valid_sha256(in->sha256)) {
-    error_set("image sha256 must be 64 lower-case hex digits");
+    error_set("image sha256 must be 64 lower-case hex digits (sha256sum)");
     return reply_done(r, VMH_EINVAL);
   }
+  if (refuse_missing("pool", pool, r) < 0 ||
+      refuse_name("image", in->name, r) < 0)
+    return;
+  /* Refused now, not as a failed operation: no such pool, or a pool
+   * without an image cache. */
+  struct vmh_instance *inst = instance_find(VMH_KIND_STORAGE, pool);
+  if (!inst)
+    return reply_done(r, VMH_ENOENT);
+  if (!inst->plugin->ops.storage.image_import)
+    return reply_done(r, call_unsupported(inst, "image_import"));
   struct op *op = NULL;
-  volume_op(do_image_import, pool, in->name, r, flags, &op);
+  object_op(do_image_import, "image", pool, in->name, r, flags, &op);
   if (!op)
     return;
   if (dup_or_null(&op->url, in->url) < 0 ||
@@ -407,7 +457,7 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
                                     .name = op->b,
                                     .url = op->url,
                                     .sha256 = op->sha256};
-  submit_volume(op);
+  submit_import(op);
 }
 
 static void image_delete(const char *pool, const char *image, vmh_reply_t *r,
@@ -415,7 +465,7 @@ static void image_delete(const char *pool, const char *image, vmh_reply_t *r,
   if (reply_check_flags(r, flags, 0) < 0)
     return;
   struct op *op = NULL;
-  volume_op(do_image_delete, pool, image, r, flags, &op);
+  object_op(do_image_delete, "image", pool, image, r, flags, &op);
   if (op)
     submit_volume(op);
 }

@@ -8,60 +8,15 @@ reaches the backend: the mock's call counters say so) and of a running one
 (409); a client that goes away (curl -m 1, over HTTP/2 and HTTP/1.1) leaves a visible operation
 that completes, and its queued work is cancelled; the bounds (count,
 retention); refusals of bad input."""
-import json
 import re
 import subprocess
-import threading
 
-from resttest import RestDaemon, require, validate
-from vmhtest import VMHOSTD, Daemon, check, fail, mocks, wait_for
+from resttest import RestDaemon, Sse, req, require
+from vmhtest import VMHOSTD, Daemon, check, mocks, wait_for
 
 require("curl")
 
 SLOW = mocks(hv=", latency: { start: 4s }")
-
-
-class Sse:
-    """GET /api/v1/events with curl, its events parsed as they come."""
-
-    def __init__(self, d):
-        self.events = []
-        self.cv = threading.Condition()
-        self.proc = subprocess.Popen(
-            ["curl", "-sN", "-H", d.auth_line(), "--http2-prior-knowledge",
-             d.base + "/api/v1/events"], stdout=subprocess.PIPE, text=True)
-        check(self.proc.stdout.readline().startswith(": vmhostd events"),
-              "events stream")
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if line.startswith("data: "):
-                with self.cv:
-                    self.events.append(json.loads(line[6:]))
-                    self.cv.notify_all()
-
-    def wait(self, pred, what, timeout=60):
-        with self.cv:
-            if not self.cv.wait_for(
-                    lambda: any(pred(e) for e in self.events), timeout):
-                fail("no event:", what, self.events)
-
-    def of(self, op_id):
-        with self.cv:
-            return [e for e in self.events if e.get("operation") == op_id]
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-def req(d, method, path, body=None, status=None, **kw):
-    st, hdrs, v = d.request(method, path, body, **kw)
-    if status is not None and st != status:
-        fail(f"{method} {path}: expected {status}, got {st}:", v)
-    validate(method, path, st, v)
-    return st, hdrs, v
 
 
 def op_of(d, op_id):

@@ -5,11 +5,13 @@ and a unix socket: every command of its table; --output json equal to the
 API's own answer (and valid against openapi.yaml), --output yaml the same
 data; the documented exit codes and error lines; settings from the config
 file, the environment and the flags, in that order of strength; the bash
-completion made from the command table.  TLS and mTLS:
+completion made from the command table; image import's progress bar on a
+terminal (a pty).  TLS and mTLS:
 test-vmhostctl-tls.py."""
 import atexit
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -200,6 +202,73 @@ with RestDaemon() as d:
     rc, out, err = ctl("volume", "delete", "pool0", "data1")
     check(rc == 0 and out == "", rc, err)
     ctl.error(3, "NOT_FOUND", "volume", "show", "pool0", "data1")
+
+    # ---- images (the mock pool downloads nothing) --------------------------
+    SUM = "ab" * 32
+    IMG = V + "/storage/pools/pool0/images"
+    rc, out, err = ctl("image", "import", "pool0", "img1",
+                       "https://example.com/img1.qcow2", "--sha256", SUM)
+    check(rc == 0 and err == "" and "img1" in out, "quiet off a tty", rc,
+          out, err)
+    img = ctl.json("image", "import", "pool0", "img2",
+                   "https://example.com/img2.qcow2", "--sha256", SUM)
+    validate("GET", IMG + "/img2", 200, img)
+    check(img["name"] == "img2" and img["sha256"] == SUM, img)
+    op = ctl.json("image", "import", "pool0", "img3", "http://example.com/3",
+                  "--sha256", SUM, "--no-wait")
+    validate("POST", IMG, 202, op)
+    check(op["kind"] == "image.import" and op["target"]["object"] == "img3",
+          op)
+    st, _, end = d.get(f"{V}/operations/{op['id']}/wait?timeout=60")
+    check(st == 200 and end["status"] == "succeeded", end)
+    same_as_api(d, ctl, IMG, "image", "list", "pool0")
+    same_as_api(d, ctl, IMG + "/img1", "image", "show", "pool0", "img1")
+    every = ctl.json("image", "list")["images"]
+    check(sorted((i["pool"], i["name"]) for i in every) ==
+          [("pool0", "img1"), ("pool0", "img2"), ("pool0", "img3")], every)
+    table = ctl.ok("image", "list").splitlines()
+    check(table[0].split()[:2] == ["POOL", "NAME"] and len(table) == 4, table)
+    # On a terminal: a progress bar on standard error, then the image.
+    master, slave = pty.openpty()
+    r = subprocess.run(ctl.argv(["image", "import", "pool0", "img4",
+                                 "https://example.com/4", "--sha256", SUM]),
+                       stdout=subprocess.PIPE, stderr=slave, env=ctl.env,
+                       text=True, timeout=60)
+    os.close(slave)
+    bar = b""
+    try:
+        while chunk := os.read(master, 4096):
+            bar += chunk
+    except OSError:
+        pass  # EIO: the other end closed
+    os.close(master)
+    check(r.returncode == 0 and "img4" in r.stdout, r)
+    check(b"\rimg4 [" in bar and b"100%" in bar and b"1.0 GiB" in bar, bar)
+    # Exit codes: usage, refused at the edge, not found, a failed
+    # operation (taken name), busy while a clone lives.
+    err = ctl.error(2, None, "image", "import", "pool0", "x", "https://e/x")
+    check("--sha256" in err, err)
+    ctl.error(1, "INVALID_ARGUMENT", "image", "import", "pool0", "x",
+              "ftp://e/x", "--sha256", SUM)
+    ctl.error(1, "INVALID_ARGUMENT", "image", "import", "pool0", "x",
+              "https://e/x", "--sha256", "12")
+    ctl.error(3, "NOT_FOUND", "image", "import", "nope", "x", "https://e/x",
+              "--sha256", SUM)
+    ctl.error(3, "NOT_FOUND", "image", "show", "pool0", "nope")
+    rc, out, err = ctl("image", "import", "pool0", "img1", "https://e/x",
+                       "--sha256", SUM)
+    check(rc == 4 and re.match(
+        r"^vmhostctl: ALREADY_EXISTS: .*img1.* \(operation [0-9a-f-]{36}\)$",
+        err.strip()), rc, err)
+    ctl.ok("vm", "create", "imgvm", "--vcpus", "1", "--memory", "64M",
+           "--disk", "vda,base_image=img1", "--no-start")
+    m = ctl.error(4, "BUSY", "image", "delete", "pool0", "img1")
+    check("img1" in m.group(2), m.group(2))
+    ctl.ok("vm", "delete", "imgvm")
+    for name in ("img1", "img2", "img3", "img4"):
+        rc, out, err = ctl("image", "delete", "pool0", name)
+        check(rc == 0 and out == "", name, rc, err)
+    check(ctl.json("image", "list", "pool0") == {"images": []}, "deleted")
 
     same_as_api(d, ctl, V + "/networks", "network", "list")
     same_as_api(d, ctl, V + "/networks/net0", "network", "show", "net0")
@@ -554,6 +623,10 @@ echo "${{COMPREPLY[*]}}"
     check(complete(*u, "network", "show", "n") == ["net0"])
     check("vol-c" in complete(*u, "volume", "resize", "pool0", ""),
           complete(*u, "volume", "resize", "pool0", ""))
+    ctl.ok("image", "import", "pool0", "img-c", "https://e/c", "--sha256",
+           "cd" * 32)
+    check(complete(*u, "image", "delete", "pool0", "") == ["img-c"],
+          complete(*u, "image", "delete", "pool0", ""))
     check(complete(*u, "vm", "stop", "comp1", "") == [], "one VM argument")
     check(ctl.ok("vm", "list", "-o", "name") == "comp1\n")
     check(ctl.ok("volume", "show", "pool0", "vol-c", "-o", "name") == "vol-c\n")
@@ -581,6 +654,6 @@ echo "${{COMPREPLY[*]}}"
         page = f.read()
     for c in cmds:
         check(f"*{c}*" in page, "vmhostctl(1) lacks the command", c)
-        for opt in re.findall(r"^  (--[a-z-]+)", ctl.ok(*c.split(), "--help"),
-                              re.M):
+        for opt in re.findall(r"^  (--[a-z0-9-]+)",
+                              ctl.ok(*c.split(), "--help"), re.M):
             check(f"*{opt}*" in page, "vmhostctl(1) lacks", c, opt)

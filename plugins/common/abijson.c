@@ -1199,5 +1199,18 @@ int abij_image_spec_in(struct abij_in *k, json_t *o, const char *w,
       (r = abij_string(k, o, w, "url", &s->url)) < 0 ||
       (r = abij_string(k, o, w, "sha256", &s->sha256)) < 0)
     return r;
+  if (!(k->flags & ABIJ_STRICT))
+    return 0;
+  for (size_t i = 0; keys[i]; i++)
+    if (!json_is_string(json_object_get(o, keys[i])))
+      return abij_refuse(k, "'%s%s' is required", w, keys[i]);
+  if (strlen(s->url) > SPEC_IMAGE_URL_MAX)
+    return abij_refuse(k, "'%surl' is longer than %d bytes", w,
+                       SPEC_IMAGE_URL_MAX);
+  if (strlen(s->sha256) != 64 || strspn(s->sha256, "0123456789abcdef") != 64)
+    return abij_refuse(k,
+                       "'%ssha256' must be 64 lower-case hex digits (the "
+                       "output of sha256sum)",
+                       w);
   return 0;
 }

@@ -1268,6 +1268,9 @@ int rest_refused(struct call *k, int r) {
 int rest_need_body(struct call *k, bool optional) {
   return need_body(k, optional);
 }
+int rest_wait_query(struct call *k, uint32_t *flags) {
+  return wait_query(k, flags);
+}
 int rest_no_query(struct call *k) {
   return no_query(k);
 }
@@ -1276,9 +1279,6 @@ int rest_query_live(struct call *k, uint32_t *flags) {
 }
 int rest_check_param(struct call *k, int i, const char *what, bool uuid) {
   return check_param(k, i, what, uuid);
-}
-int rest_wait_query(struct call *k, uint32_t *flags) {
-  return wait_query(k, flags);
 }
 void rest_answer_error(struct call *k, int status, const char *code,
                        const char *message) {
@@ -1348,6 +1348,12 @@ static const struct route routes[] = {
     {"GET", "/api/v1/storage/pools/{}/volumes/{}", vol_get, AUTH_READER},
     {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
     {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images", rest_image_list, AUTH_READER},
+    {"POST", "/api/v1/storage/pools/{}/images", rest_image_import,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images/{}", rest_image_get, AUTH_READER},
+    {"DELETE", "/api/v1/storage/pools/{}/images/{}", rest_image_delete,
      AUTH_OPERATOR},
     {"GET", "/api/v1/operations", op_list, AUTH_READER},
     {"GET", "/api/v1/operations/{}", op_get, AUTH_READER},

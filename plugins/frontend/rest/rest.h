@@ -2,7 +2,7 @@
 /* The REST front-end's insides shared by its source files
  * (frontend-rest.c: server, dispatch, most routes; agent.c: the guest
  * agent's routes; agentdist.c: the agent's downloads; restops.c:
- * operations).  Not part of any ABI. */
+ * operations; images.c: image caches).  Not part of any ABI. */
 #ifndef VMH_REST_H
 #define VMH_REST_H
 
@@ -95,6 +95,9 @@ int rest_bad(struct call *k, const char *fmt, ...)
 int rest_refused(struct call *k, int r);
 int rest_need_body(struct call *k, bool optional);
 int rest_no_query(struct call *k);
+/* ?wait=true|false of a call that changes something: VMH_ASYNC for
+ * false, and the call then answers 202 with its operation. */
+int rest_wait_query(struct call *k, uint32_t *flags);
 /* ?live=true|false as VMH_READ_LIVE (or 0). */
 int rest_query_live(struct call *k, uint32_t *flags);
 int rest_check_param(struct call *k, int i, const char *what, bool uuid);
@@ -133,9 +136,6 @@ int rest_page_limit(struct call *k, const char *val, uint32_t *page);
  * ?page_token=.  0, then the route calls the core; or -1 (answered). */
 int rest_named_list(struct call *k, enum vmpage_kind kind, const char *key,
                     const char *scope);
-/* ?wait=true|false: VMH_ASYNC in *flags for false (then answered 202 with
- * the operation); 0, or -1 (answered). */
-int rest_wait_query(struct call *k, uint32_t *flags);
 
 /* labels.c: PATCH /api/v1/vms/{vm}. */
 int rest_vm_patch(struct call *k);
@@ -147,6 +147,11 @@ int rest_agent_exec(struct call *k);
 int rest_agent_file_get(struct call *k);
 int rest_agent_file_put(struct call *k);
 int rest_agent_time_sync(struct call *k);
+/* images.c's routes: a pool's image cache. */
+int rest_image_list(struct call *k);
+int rest_image_get(struct call *k);
+int rest_image_import(struct call *k);
+int rest_image_delete(struct call *k);
 /* Snapshot create's "quiesce" field: the core's flags, or -1 (answered). */
 int rest_quiesce_flags(struct call *k, uint32_t *flags);
 

@@ -522,6 +522,22 @@ nomem:
   return NULL;
 }
 
+Vmhost__V1__Image *abipb_image(struct abij_arena *a,
+                               const struct vmh_image_info *src) {
+  struct vmh_image_info i;
+  COPY_IN(i, src);
+  Vmhost__V1__Image *m = NEW(a, Vmhost__V1__Image, vmhost__v1__image__init);
+  if (!m)
+    return NULL;
+  STR(a, m->name, i.name, nomem);
+  STR(a, m->sha256, i.sha256, nomem);
+  m->size = i.size;
+  m->n_users = i.n_users;
+  return m;
+nomem:
+  return NULL;
+}
+
 Vmhost__V1__Network *abipb_network(struct abij_arena *a,
                                    const struct vmh_network_info *src) {
   struct vmh_network_info n;

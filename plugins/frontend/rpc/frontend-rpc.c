@@ -115,6 +115,9 @@ struct call {
   struct vmpage_named named; /* ListVolumes, ListSnapshots … */
   bool hide;                 /* the caller is a reader: secrets left out */
   uint32_t async;            /* VMH_ASYNC for the *Async methods, else 0 */
+  /* A Get answered from a list: the result named pick, else NOT_FOUND
+   * with pick_missing (rpc_pick). */
+  const char *pick, *pick_missing;
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -297,6 +300,19 @@ static ProtobufCMessage *list_of(struct call *k,
   return m;
 }
 
+/* Whether m is the result rpc_pick asked for (its string field "name");
+ * any result when nothing was asked. */
+static bool picked(struct call *k, const ProtobufCMessage *m) {
+  if (!k->pick)
+    return true;
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "name");
+  if (!f || f->type != PROTOBUF_C_TYPE_STRING)
+    return false;
+  const char *name = *(const char *const *)((const char *)m + f->offset);
+  return name && !strcmp(name, k->pick);
+}
+
 static void finish_default(struct call *k, int code, const char *message) {
   if (code) {
     answer_code(k, code, message);
@@ -308,8 +324,12 @@ static void finish_default(struct call *k, int code, const char *message) {
     m = list_of(k, out);
   } else {
     for (size_t i = 0; i < k->n_res && !m; i++)
-      if (k->res[i]->descriptor == out)
+      if (k->res[i]->descriptor == out && picked(k, k->res[i]))
         m = k->res[i];
+    if (!m && k->pick) {
+      answer_code(k, VMH_ENOENT, k->pick_missing);
+      return;
+    }
     if (!m)
       m = empty(k, out);
   }
@@ -350,6 +370,7 @@ VISITOR(on_snapshot, vmh_snapshot_info, abipb_snapshot)
 VISITOR(on_console, vmh_console_info, abipb_console)
 VISITOR(on_pool, vmh_pool_info, abipb_pool)
 VISITOR(on_volume, vmh_volume_info, abipb_volume)
+VISITOR(on_image, vmh_image_info, abipb_image)
 VISITOR(on_network, vmh_network_info, abipb_network)
 VISITOR(on_host, vmh_host_info, abipb_host)
 VISITOR(on_check, vmh_health_check, abipb_check)
@@ -417,6 +438,7 @@ static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
       .console = on_console,
       .pool = on_pool,
       .volume = on_volume,
+      .image = on_image,
       .network = on_network,
       .host = on_host,
       .check = on_check,
@@ -733,6 +755,22 @@ int rpc_code(struct call *k, int code, const char *message) {
 }
 int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
   return ref(k, what, s, uuid);
+}
+uint32_t rpc_async(struct call *k) {
+  return k->async;
+}
+int rpc_pick(struct call *k, const char *name, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char *kept = abij_arena_alloc(&k->arena, strlen(msg) + 1);
+  if (!kept)
+    return rpc_code(k, VMH_ENOMEM, "out of memory");
+  k->pick = name;
+  k->pick_missing = strcpy(kept, msg);
+  return 0;
 }
 
 /* ---- Methods: snapshots, disks -------------------------------------------
@@ -1673,6 +1711,10 @@ static const struct method methods[] = {
     {NODE, "CreateVolume", ONE, vol_create, AUTH_OPERATOR},
     {NODE, "ResizeVolume", ONE, vol_resize, AUTH_OPERATOR},
     {NODE, "DeleteVolume", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ListImages", LIST, rpc_image_list, AUTH_READER},
+    {NODE, "GetImage", ONE, rpc_image_get, AUTH_READER},
+    {NODE, "ImportImage", ONE, rpc_image_import, AUTH_OPERATOR},
+    {NODE, "DeleteImage", ONE, rpc_image_delete, AUTH_OPERATOR},
     {NODE, "ListNetworks", LIST, net_list, AUTH_READER},
     {NODE, "GetNetwork", ONE, net_get, AUTH_READER},
     {NODE, "StreamMetrics", STREAM, stream_metrics, H2S_METRICS},
@@ -1701,6 +1743,7 @@ static const struct method methods[] = {
     {NODE, "AttachDiskAsync", ONE, disk_attach, AUTH_OPERATOR},
     {NODE, "DetachDiskAsync", ONE, disk_detach, AUTH_OPERATOR},
     {NODE, "DeleteVolumeAsync", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ImportImageAsync", ONE, rpc_image_import, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
