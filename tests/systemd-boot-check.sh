@@ -297,6 +297,7 @@ if ! apt-get purge -y -q vmhost-cli vmhost-plugin-rest vmhostd >"$work/purge" 2>
 else
   left=$(ls -d /etc/vmhost /var/lib/vmhost /var/log/vmhost /run/vmhost \
     /etc/systemd/system/multi-user.target.wants/vmhostd.service 2>/dev/null | tr '\n' ' ')
+  left=${left% }
   info purge-left "${left:-nothing}"
   if [ "$(systemctl is-active vmhostd)" = active ]; then
     bad purge "vmhostd still active after the purge"
