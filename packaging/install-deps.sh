@@ -45,7 +45,7 @@ PACKAGES=(
   libxml2-utils       # xmllint, used by virt-xml-validate
   libtirpc-dev        # --enable-sanitizers: vmhostd links libtirpc (configure.ac)
   openvswitch-source  # network/ovs: libopenvswitch, built by build-libopenvswitch.sh
-  qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
+  qemu-system-x86     # hypervisor/libvirt tests, test-systemd-boot.py: a real guest (TCG)
   linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
   cpio                # hypervisor/libvirt tests: the guest's initramfs
   # run time of plugins (and their tests)
@@ -92,7 +92,9 @@ PACKAGES=(
   debhelper           # tests/test-deb-install.sh: dpkg-buildpackage of packaging/debian
   dpkg-dev            # tests/test-deb-install.sh: dpkg-buildpackage
   lintian             # tests/test-deb-install.sh: the packages' checks
-  mmdebstrap          # tests/test-deb-install.sh: a fresh Debian 12 root
+  mmdebstrap          # tests/test-deb-install.sh, test-systemd-boot.py: a fresh Debian 12 root
+  e2fsprogs           # tests/test-systemd-boot.py: mkfs.ext4 -d, the booted root's image
+  util-linux          # tests/debbuild.sh: flock (one package build at a time)
   rpm                 # tests/test-rpm-spec.sh: rpmspec, rpmbuild of packaging/vmhost.spec
   valgrind            # make check-valgrind
   qemu-user-static    # tests/test-agent-arm64.sh: runs the arm64 vmhost-agent
