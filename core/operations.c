@@ -73,8 +73,8 @@ static atomic_uint_fast64_t generation;
  * lock here (vm.c's records).  Queued under the lock, so in its order. */
 struct queued_event {
   struct queued_event *next;
-  struct vmh_event ev;
-  char *vm_id, *operation, *message; /* ev's strings, owned */
+  struct vmh_event ev; /* its strings point into strings */
+  char strings[];
 };
 static struct queued_event *ev_head, **ev_tail = &ev_head;
 
@@ -154,23 +154,28 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
 
 /* Queue ev to be sent by the timer thread (under lock).  Out of memory,
  * the event is lost: the operation itself is still right. */
+#define EVENT_STRINGS(X) \
+  X(vm_id) X(vm_name) X(operation) X(message) X(pool) X(target)
 static void queue_event(const struct vmh_event *ev) {
-  struct queued_event *q = calloc(1, sizeof *q);
-  if (!q || (ev->vm_id && !(q->vm_id = strdup(ev->vm_id))) ||
-      (ev->operation && !(q->operation = strdup(ev->operation))) ||
-      (ev->message && !(q->message = strdup(ev->message)))) {
+  size_t size = sizeof(struct queued_event);
+#define LEN(f) size += ev->f ? strlen(ev->f) + 1 : 0;
+  EVENT_STRINGS(LEN)
+#undef LEN
+  struct queued_event *q = calloc(1, size);
+  if (!q) {
     log_warn("operations: out of memory: an event is lost");
-    if (q) {
-      free(q->vm_id);
-      free(q->operation);
-      free(q);
-    }
     return;
   }
   q->ev = *ev;
-  q->ev.vm_id = q->vm_id;
-  q->ev.operation = q->operation;
-  q->ev.message = q->message;
+  char *p = q->strings;
+#define COPY(f)                    \
+  if (ev->f) {                     \
+    size_t n = strlen(ev->f) + 1;  \
+    q->ev.f = memcpy(p, ev->f, n); \
+    p += n;                        \
+  }
+  EVENT_STRINGS(COPY)
+#undef COPY
   *ev_tail = q;
   ev_tail = &q->next;
   pthread_cond_signal(&tick);
@@ -188,9 +193,6 @@ static void send_queued(bool locked) {
     while (q) {
       struct queued_event *next = q->next;
       events_emit("core", &q->ev);
-      free(q->vm_id);
-      free(q->operation);
-      free(q->message);
       free(q);
       q = next;
     }
@@ -208,9 +210,12 @@ static void emit_as(const struct operation *op, uint32_t type,
       .struct_size = sizeof ev,
       .type = type,
       .vm_id = op->vm_id,
+      .vm_name = op->vm_name,
       .reason = status_names[status],
       .operation = op->id,
       .object = op->kind,
+      .pool = op->pool,
+      .target = op->object,
       .code = op->code,
       .message = op->error ? op->error : op->message,
       .done = op->done,
@@ -230,6 +235,7 @@ static void emit_vm_state(const struct operation *op) {
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = VMH_EVENT_VM_STATE,
                          .vm_id = op->vm_id,
+                         .vm_name = op->vm_name,
                          .state = op->vm_state,
                          .reason = op->kind,
                          .operation = op->id,
@@ -436,7 +442,7 @@ static struct operation *of(vmh_reply_t *w) {
 
 /* ---- opening and closing ------------------------------------------------ */
 
-static uint32_t transitional(const char *kind) {
+uint32_t ops_transitional_state(const char *kind) {
   static const struct {
     const char *kind;
     uint32_t state;
@@ -466,7 +472,7 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
   core_uuid_v4(op->id);
   op->kind = kind;
   op->status = VMH_OP_QUEUED;
-  op->vm_state = transitional(kind);
+  op->vm_state = ops_transitional_state(kind);
   op->created_us = op->updated_us = now_us(CLOCK_REALTIME);
   op->in_call = true;
   op->async = (flags & VMH_ASYNC) != 0;

@@ -794,4 +794,5 @@ const struct vmh_core core_services = {
     .vm_query = vm_query,
     .host_resources = resources_get,
     .host_samples = telemetry_samples,
+    .subscribe_events = events_subscribe_filtered,
 };

@@ -124,7 +124,8 @@ static const char *const thread_models[] = {"serialize_all",
 static const char *const event_types[] = {
     "",           "vm_state",          "vm_created",
     "vm_deleted", "operation_ended",   "progress",
-    "plugin",     "operation_created", "operation_updated"};
+    "plugin",     "operation_created", "operation_updated",
+    "reset"};
 static const char *const op_statuses[] = {"",          "queued", "running",
                                           "succeeded", "failed", "cancelled"};
 
@@ -133,7 +134,8 @@ static const char *const op_statuses[] = {"",          "queued", "running",
 const struct abij_enum abij_formats = ENUM(formats), abij_buses = ENUM(buses),
                        abij_nic_models = ENUM(nic_models),
                        abij_actions = ENUM(actions),
-                       abij_vm_states = ENUM(vm_states);
+                       abij_vm_states = ENUM(vm_states),
+                       abij_event_types = ENUM(event_types);
 
 static json_t *jstrv(const char *const *v, uint32_t n) {
   json_t *a = json_array();
@@ -628,10 +630,12 @@ json_t *abij_event(const struct vmh_event *in) {
   json_t *o = json_object();
   if (!o)
     return NULL;
+  set(o, "id", abij_str(e.id));
   set(o, "type", JNAME(event_types, e.type));
   set(o, "time_us", json_integer(e.time_us));
   set(o, "source", abij_str(e.source));
   set(o, "vm_id", abij_str(e.vm_id));
+  set(o, "vm_name", abij_str(e.vm_name));
   set(o, "state", JNAME(vm_states, e.state));
   set(o, "reason", abij_str(e.reason));
   set(o, "operation", abij_str(e.operation));
@@ -640,6 +644,8 @@ json_t *abij_event(const struct vmh_event *in) {
   set(o, "object", abij_str(e.object));
   set(o, "done", abij_u64(e.done));
   set(o, "total", abij_u64(e.total));
+  set(o, "pool", abij_str(e.pool));
+  set(o, "target", abij_str(e.target));
   return o;
 }
 
