@@ -286,9 +286,10 @@ with RestDaemon(body=mocks(hv=FAULT),
     v3 = make("bad-start")
     st, _, err = d.request("POST", V + "/vms/bad-start/start")
     check(st >= 400, st, err)
-    watch.wait(lambda s: [e["state"] for _, t, e in s.events
-                          if t == "vm_state" and e["vm_id"] == v3["id"]]
-               [-1:] == ["stopped"], "vm_state back to stopped")
+    watch.wait(lambda s: any(t == "vm_state" and e["vm_id"] == v3["id"] and
+                             e["reason"] == "vm.start" and
+                             e["state"] == "stopped" for _, t, e in s.events),
+               "vm_state back to stopped")
     states = [(e["state"], e["reason"], e.get("vm_name"))
               for _, t, e in watch.stop()
               if t == "vm_state" and e["vm_id"] == v3["id"]]
