@@ -20,7 +20,9 @@ import subprocess
 import threading
 import time
 
-from resttest import RestDaemon, import_h2, require
+import jsonschema
+
+from resttest import RestDaemon, import_h2, openapi, require
 from vmhtest import VMHOSTD, check, fail, mocks
 
 require("curl")
@@ -84,6 +86,18 @@ class Stream:
         return self.events
 
 
+EVENT = dict(openapi()["components"]["schemas"]["Event"],
+             components=openapi()["components"])
+
+
+def valid(evs):
+    """Each event's data is an Event of openapi.yaml, with its id."""
+    for i, t, e in evs:
+        jsonschema.validate(e, EVENT, cls=jsonschema.Draft202012Validator)
+        check(e["id"] == i and e["type"] == t, i, t, e)
+    return evs
+
+
 def seq(i):
     return int(i.rpartition("-")[2])
 
@@ -106,7 +120,7 @@ with RestDaemon(rest="    limits: { stream_buffer: 32K }") as d:
     for i, s in enumerate(subs):
         s.wait(lambda s: any(t == "vm_deleted" for t, _ in
                              vm_events(s.events, vm["id"])), "vm_deleted")
-        evs = s.stop()
+        evs = valid(s.stop())
         ids = [i for i, _, _ in evs]
         check(all(i and re.fullmatch(r"[0-9a-f]{8}-[0-9]+", i) for i in ids),
               "an event without an id", ids)
@@ -172,7 +186,7 @@ with RestDaemon(rest="    limits: { stream_buffer: 32K }") as d:
     # Stopped once the last creation has come (not after a guessed wait).
     good.wait(lambda s: sum(t == "vm_created" for _, t, _ in s.events) >=
               N_FLOOD, "every vm_created")
-    created = [e for _, t, e in good.stop() if t == "vm_created"]
+    created = [e for _, t, e in valid(good.stop()) if t == "vm_created"]
     check(len(created) == N_FLOOD, "the good reader missed events:",
           len(created))
     # A replay larger than half the stream's buffer (16 KiB here): a reset,
@@ -180,6 +194,7 @@ with RestDaemon(rest="    limits: { stream_buffer: 32K }") as d:
     b = Stream(d, "--http1.1",
                headers=[f"Last-Event-ID: {good.events[0][0]}"]).subscribed()
     b.wait(lambda s: s.events, "reset")
+    valid(b.events)
     check(b.events[0][1] == "reset" and
           b.events[0][2]["reason"] == "replay_too_large" and
           seq(b.events[0][0]) >= seq(good.events[-1][0]), b.events[0],
@@ -242,7 +257,7 @@ with RestDaemon(body=mocks(hv=FAULT),
         b = Stream(d, "--http1.1",
                    headers=[f"Last-Event-ID: {since}"]).subscribed()
         b.wait(lambda s: s.events, "reset")
-        rid, t, e = b.events[0]
+        rid, t, e = valid(b.events)[0]
         check(t == "reset" and e["type"] == "reset" and why in e["message"]
               and rid == e["id"], since, b.events[0])
         check(newest is None or seq(rid) >= newest, rid)
@@ -291,7 +306,7 @@ with RestDaemon(body=mocks(hv=FAULT),
                              e["state"] == "stopped" for _, t, e in s.events),
                "vm_state back to stopped")
     states = [(e["state"], e["reason"], e.get("vm_name"))
-              for _, t, e in watch.stop()
+              for _, t, e in valid(watch.stop())
               if t == "vm_state" and e["vm_id"] == v3["id"]]
     check(states[-2:] == [("starting", "vm.start", "bad-start"),
                           ("stopped", "vm.start", "bad-start")], states)

@@ -6,7 +6,7 @@ what a client that lost its stream missed, in order; an id older than the
 history (daemon.event_history), of another run or never sent begins the
 stream with EVENT_TYPE_RESET; `vm` (id or name) and `types` filter; bad
 values are INVALID_ARGUMENT; a failed start is followed by a VM_STATE back
-to STOPPED."""
+to STOPPED; a replay too large for the stream's buffer is a reset too."""
 import os
 import re
 import sys
@@ -167,5 +167,21 @@ with RpcDaemon(body=mocks(hv=FAULT), daemon_yaml="  event_history: 24") as d:
     check(states[-2:] == [(N.VM_STATE_STARTING, "vm.start", "bad-start"),
                           (N.VM_STATE_STOPPED, "vm.start", "bad-start")],
           states)
+    check(d.stop() == 0, "exit")
+
+# A replay larger than half the stream's buffer (2 KiB here): a reset, not a
+# stream cut again at every try.
+with RpcDaemon(rpc="    limits: { stream_buffer: 4096 }") as d:
+    node = d.node()
+    for i in range(4):
+        node.CreateVM(N.CreateVMRequest(spec=vm_spec(f"v-{i}"), no_start=True))
+    w = Watch(node, since="00000000-0")
+    w.wait(lambda evs: evs, "reset")
+    run = w.stop()[0].id.partition("-")[0]
+    w = Watch(node, since=f"{run}-0")
+    w.wait(lambda evs: evs, "reset")
+    r = w.stop()[0]
+    check(r.type == N.EVENT_TYPE_RESET and r.reason == "replay_too_large" and
+          seq(r.id) >= 30, r)
     check(d.stop() == 0, "exit")
 print("ok")

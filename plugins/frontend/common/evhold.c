@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void evhold_init(struct evhold *h, size_t cap) {
   memset(h, 0, sizeof *h);
@@ -65,4 +66,24 @@ int evhold_flush(struct evhold *h,
   h->live = true;
   pthread_mutex_unlock(&h->lock);
   return r;
+}
+
+void evhold_reset_event(const struct evhold *h, const char *source,
+                        const char *last_id, char *why, size_t len,
+                        struct vmh_event *ev) {
+  snprintf(why, len,
+           "the events to replay exceed half of limits.stream_buffer (%zu "
+           "bytes): read the state again, then follow from %s",
+           h->cap, last_id);
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  *ev = (struct vmh_event){
+      .struct_size = sizeof *ev,
+      .type = VMH_EVENT_RESET,
+      .time_us = (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000,
+      .source = source,
+      .reason = "replay_too_large",
+      .message = why,
+      .id = last_id,
+  };
 }

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <vmhost/types.h>
 
 #define EVHOLD_ID_MAX 48
 
@@ -46,5 +47,12 @@ int evhold_add(struct evhold *h, const char *id, const void *data, size_t len);
 int evhold_flush(struct evhold *h,
                  int (*send)(void *o, const void *data, size_t len),
                  int (*reset)(void *o, const char *last_id), void *o);
+
+/* The event a reset callback sends: a VMH_EVENT_RESET from source (the
+ * front-end's instance), reason "replay_too_large", now, its id last_id;
+ * its message is written to why (len bytes), to which ev points. */
+void evhold_reset_event(const struct evhold *h, const char *source,
+                        const char *last_id, char *why, size_t len,
+                        struct vmh_event *ev);
 
 #endif

@@ -141,15 +141,18 @@ void rest_events_free(struct rest_events *e) {
 /* ---- one stream --------------------------------------------------------- */
 
 /* One SSE message: its id (when it has one), its type, its JSON. */
-static char *sse_format(const char *id, const char *type, json_t *o,
-                        size_t *ret_len) {
+static char *sse_format(const struct vmh_event *ev, size_t *ret_len) {
+  json_t *o = abij_event(ev);
+  const char *type = json_string_value(json_object_get(o, "type"));
   char *data = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  if (!data)
-    return NULL;
+  const char *id = VMH_HAS_FIELD(ev, id) ? ev->id : NULL;
   char *msg = NULL;
-  int n = asprintf(&msg, "%s%s%sevent: %s\ndata: %s\n\n", id ? "id: " : "",
-                   id ? id : "", id ? "\n" : "", type, data);
+  int n =
+      data ? asprintf(&msg, "%s%s%sevent: %s\ndata: %s\n\n", id ? "id: " : "",
+                      id ? id : "", id ? "\n" : "", type ? type : "event", data)
+           : -1;
   free(data);
+  json_decref(o);
   if (n < 0)
     return NULL;
   *ret_len = (size_t)n;
@@ -169,15 +172,9 @@ static void on_event(void *opaque, const struct vmh_event *ev) {
   struct sub *s = opaque;
   if (atomic_load(&s->closed))
     return;
-  json_t *o = abij_event(ev);
-  const char *type = json_string_value(json_object_get(o, "type"));
-  char tname[32];
-  snprintf(tname, sizeof tname, "%s", type ? type : "event");
-  const char *id = VMH_HAS_FIELD(ev, id) ? ev->id : NULL;
   size_t len = 0;
-  char *msg = sse_format(id, tname, o, &len);
-  json_decref(o);
-  if (msg && evhold_add(&s->hold, id, msg, len) == 1)
+  char *msg = sse_format(ev, &len);
+  if (msg && evhold_add(&s->hold, ev->id, msg, len) == 1)
     send_or_close(s, msg, len);
   free(msg);
 }
@@ -192,16 +189,11 @@ static int flush_send(void *o, const void *data, size_t len) {
 static int flush_reset(void *o, const char *last_id) {
   struct sub *s = o;
   char why[256];
-  snprintf(why, sizeof why,
-           "the events to replay exceed half of limits.stream_buffer (%zu "
-           "bytes): read the state again, then follow from %s",
-           s->evs->hold_cap, last_id);
-  json_t *j =
-      json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", last_id, "type", "reset",
-                "source", "rest", "reason", "replay_too_large", "message", why);
+  struct vmh_event ev;
+  evhold_reset_event(&s->hold, s->evs->host->instance_name(s->evs->inst),
+                     last_id, why, sizeof why, &ev);
   size_t len = 0;
-  char *msg = sse_format(last_id[0] ? last_id : NULL, "reset", j, &len);
-  json_decref(j);
+  char *msg = sse_format(&ev, &len);
   if (msg)
     send_or_close(s, msg, len);
   free(msg);

@@ -1293,16 +1293,9 @@ static int flush_send(void *o, const void *data, size_t len) {
 static int flush_reset(void *o, const char *last_id) {
   struct stream *st = o;
   char why[256];
-  snprintf(why, sizeof why,
-           "the events to replay exceed half of limits.stream_buffer (%zu "
-           "bytes): read the state again, then follow from %s",
-           st->hold->cap, last_id);
-  struct vmh_event ev = {.struct_size = sizeof ev,
-                         .type = VMH_EVENT_RESET,
-                         .source = "rpc",
-                         .reason = "replay_too_large",
-                         .message = why,
-                         .id = last_id};
+  struct vmh_event ev;
+  evhold_reset_event(st->hold, host->instance_name(st->rpc->inst), last_id, why,
+                     sizeof why, &ev);
   struct abij_arena a = {0};
   Vmhost__V1__Event *m = abipb_event(&a, &ev, st->rpc->core->error_name);
   if (m) {
