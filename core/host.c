@@ -37,15 +37,15 @@ static void host_emit(const struct vmh_instance *inst,
                       const struct vmh_event *ev) {
   if (!ev)
     return;
-  /* The VM's name beside its id (a plugin knows ids only). */
+  /* The VM's name beside its id, from the record (a plugin knows ids). */
   struct vmh_event named = {0};
   char name[VMH_NAME_MAX + 1];
   memcpy(&named, ev,
          ev->struct_size < sizeof named ? ev->struct_size : sizeof named);
   named.struct_size = sizeof named;
-  if (named.vm_id && !named.vm_name &&
-      vms_name_of(named.vm_id, name, sizeof name) == 0)
-    named.vm_name = name;
+  named.vm_name =
+      named.vm_id && vms_name_of(named.vm_id, name, sizeof name) == 0 ? name
+                                                                      : NULL;
   events_emit(source_name(inst), &named);
   /* An import's bytes are its operation's progress too. */
   if (inst && ev->type == VMH_EVENT_PROGRESS && VMH_HAS_FIELD(ev, total))
