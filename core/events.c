@@ -55,13 +55,17 @@ static __thread struct pending *pending, *pending_last;
 
 /* ---- copies ------------------------------------------------------------- */
 
-#define STRINGS(X)                                                      \
-  X(source)                                                             \
-  X(vm_id) X(reason) X(operation) X(message) X(object) X(id) X(vm_name) \
-      X(pool) X(target)
+#define STRINGS(X)                                                     \
+  X(source)                                                            \
+  X(vm_id)                                                             \
+  X(reason) X(operation) X(message) X(object) X(id) X(vm_name) X(pool) \
+      X(target)
 
-/* One allocation: the struct, then its strings. */
-static struct vmh_event *event_dup(const struct vmh_event *ev) {
+struct vmh_event *events_dup(const struct vmh_event *in) {
+  struct vmh_event e = {0};
+  memcpy(&e, in, in->struct_size < sizeof e ? in->struct_size : sizeof e);
+  e.struct_size = sizeof e;
+  const struct vmh_event *ev = &e;
   size_t size = sizeof *ev;
 #define LEN(f) size += ev->f ? strlen(ev->f) + 1 : 0;
   STRINGS(LEN)
@@ -139,7 +143,7 @@ int events_init(uint32_t history) {
 static void keep(const struct vmh_event *ev) {
   if (!cap)
     return;
-  struct vmh_event *c = event_dup(ev);
+  struct vmh_event *c = events_dup(ev);
   if (!c) {
     for (; count; count--, head = (head + 1) % cap) {
       free(ring[head]);
@@ -216,7 +220,7 @@ void events_emit(const char *source, const struct vmh_event *in) {
     /* A subscriber emits: this thread holds the lock already. */
     stamp(&ev, id);
     struct pending *p = calloc(1, sizeof *p);
-    if (!p || !(p->ev = event_dup(&ev))) {
+    if (!p || !(p->ev = events_dup(&ev))) {
       free(p);
       return; /* kept, not delivered live: lost to the live subscribers */
     }

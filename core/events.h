@@ -28,6 +28,10 @@ int events_init(uint32_t history);
  * the one being delivered, to everyone.  Thread-safe. */
 void events_emit(const char *source, const struct vmh_event *ev);
 
+/* A copy of ev (normalised to the core's struct size) and its strings, in
+ * one allocation the caller frees; NULL when out of memory. */
+struct vmh_event *events_dup(const struct vmh_event *ev);
+
 /* Subscribe fn to every event; *ret_id identifies it.  fn runs on the
  * emitting thread and must not block, nor call events_unsubscribe. */
 int events_subscribe(vmh_event_fn fn, void *opaque, uint64_t *ret_id,

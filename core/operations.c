@@ -73,8 +73,7 @@ static atomic_uint_fast64_t generation;
  * lock here (vm.c's records).  Queued under the lock, so in its order. */
 struct queued_event {
   struct queued_event *next;
-  struct vmh_event ev; /* its strings point into strings */
-  char strings[];
+  struct vmh_event *ev; /* events_dup's */
 };
 static struct queued_event *ev_head, **ev_tail = &ev_head;
 
@@ -154,28 +153,13 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
 
 /* Queue ev to be sent by the timer thread (under lock).  Out of memory,
  * the event is lost: the operation itself is still right. */
-#define EVENT_STRINGS(X) \
-  X(vm_id) X(vm_name) X(operation) X(message) X(pool) X(target)
 static void queue_event(const struct vmh_event *ev) {
-  size_t size = sizeof(struct queued_event);
-#define LEN(f) size += ev->f ? strlen(ev->f) + 1 : 0;
-  EVENT_STRINGS(LEN)
-#undef LEN
-  struct queued_event *q = calloc(1, size);
-  if (!q) {
+  struct queued_event *q = calloc(1, sizeof *q);
+  if (!q || !(q->ev = events_dup(ev))) {
     log_warn("operations: out of memory: an event is lost");
+    free(q);
     return;
   }
-  q->ev = *ev;
-  char *p = q->strings;
-#define COPY(f)                    \
-  if (ev->f) {                     \
-    size_t n = strlen(ev->f) + 1;  \
-    q->ev.f = memcpy(p, ev->f, n); \
-    p += n;                        \
-  }
-  EVENT_STRINGS(COPY)
-#undef COPY
   *ev_tail = q;
   ev_tail = &q->next;
   pthread_cond_signal(&tick);
@@ -192,7 +176,8 @@ static void send_queued(bool locked) {
       pthread_mutex_unlock(&lock);
     while (q) {
       struct queued_event *next = q->next;
-      events_emit("core", &q->ev);
+      events_emit("core", q->ev);
+      free(q->ev);
       free(q);
       q = next;
     }

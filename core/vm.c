@@ -531,12 +531,13 @@ static void on_operation_end(const struct vmh_event *ev) {
   uint32_t state = 0;
   vms_rdlock();
   const struct vm *vm = strmap_get(&by_id, ev->vm_id);
-  if (vm) {
+  bool found = vm != NULL;
+  if (found) {
     snprintf(name, sizeof name, "%s", vm->name);
     state = vm->state;
   }
   vms_unlock();
-  if (!vm)
+  if (!found)
     return;
   struct vmh_event back = {.struct_size = sizeof back,
                            .type = VMH_EVENT_VM_STATE,
