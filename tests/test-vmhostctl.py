@@ -414,8 +414,10 @@ with RestDaemon() as d:
              "one event")
     out, err = one.communicate()
     check(one.returncode == 0 and len(out.splitlines()) == 1, out, err)
-    # (The pause's own operation comes first: operation_created.)
-    check((" vm_state " in out or " operation_created " in out) and
+    # (Any of the pause's or resume's events: the subscription may come
+    # in the middle of one's operation.)
+    check(re.match(r"\S+ (vm_state|operation_created|operation_updated|"
+                   r"operation_ended) ", out) and
           f"vm_id={vm['id']}" in out, out)
 
     # ---- delete -----------------------------------------------------------
