@@ -359,6 +359,15 @@ static char *read_text(const char *what, const char *path) {
 
 /* ---- vm --------------------------------------------------------------- */
 
+/* Write "?name=value" (or "&…" after the first: *sep), value
+ * percent-encoded: 0, or -1 when out of memory. */
+static int query_add(FILE *f, char *sep, const char *name, const char *value) {
+  _cleanup_free_ char *v = http_escape(value);
+  fprintf(f, "%c%s=%s", *sep, name, v ? v : "");
+  *sep = '&';
+  return v ? 0 : -1;
+}
+
 /* A list: the command's options as its query, each as given (a flag as
  * "=true"; the server checks the values). */
 static int list_query(const struct settings *s, struct invocation *inv) {
@@ -373,11 +382,7 @@ static int list_query(const struct settings *s, struct invocation *inv) {
   for (size_t i = 0; i < inv->n_opt; i++) {
     const char *name = inv->opt[i].name;
     const char *value = *inv->opt[i].value ? inv->opt[i].value : "true";
-    _cleanup_free_ char *v = http_escape(value);
-    if (!v)
-      failed = true;
-    fprintf(f, "%c%s=%s", sep, name, v ? v : "");
-    sep = '&';
+    failed |= query_add(f, &sep, name, value) < 0;
   }
   fclose(f);
   if (failed) {
@@ -683,6 +688,30 @@ static int resolve_vm(const struct settings *s, const char *vm, char **id) {
   return ret;
 }
 
+/* The stream's path: the VM (its id), types and resume point as the query
+ * (the server checks the values); NULL when out of memory. */
+static char *events_path(const struct invocation *inv, const char *vm_id) {
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  if (!f)
+    return NULL;
+  fputs(V "/events", f);
+  char sep = '?';
+  bool failed = false;
+  for (size_t i = 0; i < inv->n_opt; i++)
+    if (!strcmp(inv->opt[i].name, "type") || !strcmp(inv->opt[i].name, "since"))
+      failed |= query_add(f, &sep, inv->opt[i].name, inv->opt[i].value) < 0;
+  if (vm_id)
+    failed |= query_add(f, &sep, "vm", vm_id) < 0;
+  fclose(f);
+  if (failed) {
+    free(out);
+    out = NULL;
+  }
+  return out;
+}
+
 static int events(const struct settings *s, struct invocation *inv) {
   struct settings forever = *s;
   struct follow f = {.s = &forever, .left = 1};
@@ -705,7 +734,12 @@ static int events(const struct settings *s, struct invocation *inv) {
   }
   /* A stream has no end to wait for: no whole-request timeout. */
   forever.timeout_s = 0;
-  int r = http_stream(&forever, V "/events", on_event, &f);
+  _cleanup_free_ char *path = events_path(inv, f.vm_id);
+  int r = EXIT_ERROR;
+  if (path)
+    r = http_stream(&forever, path, on_event, &f);
+  else
+    fprintf(stderr, "vmhostctl: out of memory\n");
   free(f.vm_id);
   return r;
 }
@@ -880,6 +914,13 @@ static const struct option_spec event_opts[] = {
     {"follow", NULL, "print events until interrupted"},
     {"count", "N", "print the next N events (default 1)"},
     {"vm", "VM", "only the events of this VM (id or name)"},
+    {"type", "TYPE",
+     "only events of this type (repeat, or TYPE,TYPE...): vm_state, "
+     "vm_created, vm_deleted, operation_ended, progress, plugin, "
+     "operation_created, operation_updated"},
+    {"since", "ID",
+     "first the events kept after this event id (a reset event when they "
+     "cannot be replayed)"},
     {NULL, NULL, NULL}};
 
 #define C(w, a, h) .words = w, .args = a, .help = h

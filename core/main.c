@@ -413,6 +413,10 @@ static int run(const char *config_file, int check_only) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (events_init(s.event_history) < 0) {
+    log_error("%s", error_get());
+    goto out;
+  }
   if (workers_start(s.workers) < 0) {
     log_error("cannot start the workers: %s", error_get());
     goto out;

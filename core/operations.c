@@ -77,8 +77,7 @@ static atomic_uint_fast64_t generation;
  * lock here (vm.c's records).  Queued under the lock, so in its order. */
 struct queued_event {
   struct queued_event *next;
-  struct vmh_event ev;
-  char *vm_id, *operation, *message; /* ev's strings, owned */
+  struct vmh_event *ev; /* events_dup's */
 };
 static struct queued_event *ev_head, **ev_tail = &ev_head;
 
@@ -167,21 +166,11 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
  * the event is lost: the operation itself is still right. */
 static void queue_event(const struct vmh_event *ev) {
   struct queued_event *q = calloc(1, sizeof *q);
-  if (!q || (ev->vm_id && !(q->vm_id = strdup(ev->vm_id))) ||
-      (ev->operation && !(q->operation = strdup(ev->operation))) ||
-      (ev->message && !(q->message = strdup(ev->message)))) {
+  if (!q || !(q->ev = events_dup(ev))) {
     log_warn("operations: out of memory: an event is lost");
-    if (q) {
-      free(q->vm_id);
-      free(q->operation);
-      free(q);
-    }
+    free(q);
     return;
   }
-  q->ev = *ev;
-  q->ev.vm_id = q->vm_id;
-  q->ev.operation = q->operation;
-  q->ev.message = q->message;
   *ev_tail = q;
   ev_tail = &q->next;
   pthread_cond_signal(&tick);
@@ -198,10 +187,8 @@ static void send_queued(bool locked) {
       pthread_mutex_unlock(&lock);
     while (q) {
       struct queued_event *next = q->next;
-      events_emit("core", &q->ev);
-      free(q->vm_id);
-      free(q->operation);
-      free(q->message);
+      events_emit("core", q->ev);
+      free(q->ev);
       free(q);
       q = next;
     }
@@ -219,9 +206,12 @@ static void emit_as(const struct operation *op, uint32_t type,
       .struct_size = sizeof ev,
       .type = type,
       .vm_id = op->vm_id,
+      .vm_name = op->vm_name,
       .reason = status_names[status],
       .operation = op->id,
       .object = op->kind,
+      .pool = op->pool,
+      .target = op->object,
       .code = op->code,
       .message = op->error ? op->error : op->message,
       .done = op->done,
@@ -241,6 +231,7 @@ static void emit_vm_state(const struct operation *op) {
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = VMH_EVENT_VM_STATE,
                          .vm_id = op->vm_id,
+                         .vm_name = op->vm_name,
                          .state = op->vm_state,
                          .reason = op->kind,
                          .operation = op->id,
@@ -485,7 +476,7 @@ static struct operation *of(vmh_reply_t *w) {
 
 /* ---- opening and closing ------------------------------------------------ */
 
-static uint32_t transitional(const char *kind) {
+uint32_t ops_transitional_state(const char *kind) {
   static const struct {
     const char *kind;
     uint32_t state;
@@ -515,7 +506,7 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
   core_uuid_v4(op->id);
   op->kind = kind;
   op->status = VMH_OP_QUEUED;
-  op->vm_state = transitional(kind);
+  op->vm_state = ops_transitional_state(kind);
   op->created_us = op->updated_us = now_us(CLOCK_REALTIME);
   op->in_call = true;
   op->async = (flags & VMH_ASYNC) != 0;

@@ -101,6 +101,7 @@ static void emit_vm(uint32_t type, const struct vm *vm) {
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = type,
                          .vm_id = vm->id,
+                         .vm_name = vm->name,
                          .state = vm->state,
                          .message = vm->name};
   events_emit("core", &ev);

@@ -905,4 +905,5 @@ const struct vmh_core core_services = {
     .host_resources = resources_get,
     .host_samples = telemetry_samples,
     .vm_update_labels = op_vm_update_labels,
+    .subscribe_events = events_subscribe_filtered,
 };

@@ -391,6 +391,7 @@ static void volume_news_free(struct volume_news *n) {
 /* What the core says on one VM that uses the volume. */
 struct vm_notice {
   char id[VMH_ID_LEN + 1];
+  char name[VMH_NAME_MAX + 1];
   uint32_t state;
   char *text;
 };
@@ -455,6 +456,7 @@ static void volume_news_task(void *arg) {
         break;
       notes = more;
       snprintf(notes[n_notes].id, sizeof notes[n_notes].id, "%s", vm->id);
+      snprintf(notes[n_notes].name, sizeof notes[n_notes].name, "%s", vm->name);
       notes[n_notes].state = vm->state;
       if ((notes[n_notes].text = mark_vm(vm, d, n)))
         n_notes++;
@@ -469,6 +471,7 @@ static void volume_news_task(void *arg) {
         .struct_size = sizeof ev,
         .type = VMH_EVENT_VM_STATE,
         .vm_id = notes[i].id,
+        .vm_name = notes[i].name,
         .state = notes[i].state,
         .reason =
             n->vanished ? VMH_REASON_VOLUME_VANISHED : VMH_REASON_VOLUME_BACK,
@@ -507,12 +510,57 @@ static void on_volume_event(const struct vmh_event *ev) {
     volume_news_free(n);
 }
 
+int vms_name_of(const char *id, char *buf, size_t len) {
+  vms_rdlock();
+  const struct vm *vm = id ? strmap_get(&by_id, id) : NULL;
+  if (vm)
+    snprintf(buf, len, "%s", vm->name);
+  vms_unlock();
+  return vm ? 0 : -1;
+}
+
+/* An operation that showed a transitional state (operations.h) has ended:
+ * say what the VM's state is now, since a failed one leaves it where it
+ * was and no hypervisor says so (a VM deleted meanwhile: its vm_deleted
+ * said it).  Emitted from here, a subscriber: it follows the end. */
+static void on_operation_end(const struct vmh_event *ev) {
+  if (!ev->vm_id || !ev->object || !ev->reason ||
+      !ops_transitional_state(ev->object) || !strcmp(ev->reason, "cancelled"))
+    return;
+  char name[VMH_NAME_MAX + 1];
+  uint32_t state = 0;
+  vms_rdlock();
+  const struct vm *vm = strmap_get(&by_id, ev->vm_id);
+  bool found = vm != NULL;
+  if (found) {
+    snprintf(name, sizeof name, "%s", vm->name);
+    state = vm->state;
+  }
+  vms_unlock();
+  if (!found)
+    return;
+  struct vmh_event back = {.struct_size = sizeof back,
+                           .type = VMH_EVENT_VM_STATE,
+                           .vm_id = ev->vm_id,
+                           .vm_name = name,
+                           .state = state,
+                           .reason = ev->object,
+                           .operation = ev->operation,
+                           .message = ev->code ? ev->message : NULL};
+  events_emit("core", &back);
+}
+
 /* Events that change records (subscribed by vms_init): a hypervisor
- * instance's VM states, a storage instance's vanished volumes. */
+ * instance's VM states, a storage instance's vanished volumes; and the
+ * ends of operations, answered with the VM's state. */
 static void on_event(void *opaque, const struct vmh_event *ev) {
   (void)opaque;
   if (ev->type == VMH_EVENT_PLUGIN && ev->reason && ev->source) {
     on_volume_event(ev);
+    return;
+  }
+  if (ev->type == VMH_EVENT_OPERATION && !strcmp(ev->source, "core")) {
+    on_operation_end(ev);
     return;
   }
   if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)

@@ -12,7 +12,8 @@ RPC_TESTS = \
 	test-rpc-tls.py \
 	test-rpc-streams.py \
 	test-rpc-node.py \
-	test-rpc-reflection.py
+	test-rpc-reflection.py \
+	test-rpc-events.py
 if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS) test-grpcwire
 check_PROGRAMS += test-grpcwire

@@ -90,14 +90,21 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 4s }")) as d:
     check(calls(node, "stop") == stops, "a cancelled stop reached the backend")
 
     with cv:
+        # Its end, then the VM's state once it ended.
         if not cv.wait_for(lambda: any(
-                e.type == N.EVENT_TYPE_OPERATION and e.operation == op.id
-                for e in events), 60):
+                e.type == N.EVENT_TYPE_VM_STATE and e.operation == op.id and
+                e.state == N.VM_STATE_RUNNING for e in events), 60):
             fail("no end event", events)
-        mine = [(e.type, e.reason) for e in events if e.operation == op.id]
+        mine = [(e.type, e.reason) for e in events if e.operation == op.id
+                and e.type != N.EVENT_TYPE_VM_STATE]
+        states = [(e.state, e.reason) for e in events
+                  if e.operation == op.id and e.type == N.EVENT_TYPE_VM_STATE]
     check(mine[0] == (N.EVENT_TYPE_OPERATION_CREATED, "queued") and
           (N.EVENT_TYPE_OPERATION_UPDATED, "running") in mine and
           mine[-1] == (N.EVENT_TYPE_OPERATION, "succeeded"), mine)
+    # The transitional state, then the state once it ended.
+    check(states == [(N.VM_STATE_STARTING, "vm.start"),
+                     (N.VM_STATE_RUNNING, "vm.start")], states)
     with cv:
         check(any(e.type == N.EVENT_TYPE_VM_STATE and
                   e.state == N.VM_STATE_STARTING for e in events), events)

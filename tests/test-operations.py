@@ -148,12 +148,17 @@ with RestDaemon(body=SLOW) as d:
     vms = req(d, "GET", "/api/v1/vms", status=200)[2]["vms"]
     check([v["state"] for v in vms if v["name"] == "op-1"] == ["running"],
           vms)
-    sse.wait(lambda e: e["type"] == "operation_ended" and
-             e["operation"] == start["id"], "start ended")
-    kinds = [(e["type"], e["reason"]) for e in sse.of(start["id"])]
+    # Its end, then the VM's state once it ended (docs/api.md, Events).
+    sse.wait(lambda e: e["type"] == "vm_state" and e["state"] == "running"
+             and e["operation"] == start["id"], "start ended")
+    kinds = [(e["type"], e["reason"]) for e in sse.of(start["id"])
+             if e["type"] != "vm_state"]
     check(kinds[0] == ("operation_created", "queued") and
           ("operation_updated", "running") in kinds and
           kinds[-1] == ("operation_ended", "succeeded"), kinds)
+    states = [e["state"] for e in sse.of(start["id"])
+              if e["type"] == "vm_state"]
+    check(states == ["starting", "running"], states)
     sse.wait(lambda e: e["type"] == "operation_ended" and
              e["operation"] == stop["id"], "stop ended")
     check([(e["type"], e["reason"]) for e in sse.of(stop["id"])] ==

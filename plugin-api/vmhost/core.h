@@ -83,6 +83,23 @@ struct vmh_vm_query {
   uint32_t n_labels_not;
 };
 #define VMH_VM_STATE_BIT(s) (UINT32_C(1) << (s))
+
+/* ABI 1.2.  What subscribe_events delivers.  The core keeps the last
+ * daemon.event_history events in memory. */
+struct vmh_event_filter {
+  uint32_t struct_size;
+  /* An event id (struct vmh_event.id): first the kept events after it, then
+   * the live ones, with none lost or repeated in between.  An id of
+   * another run, older than the history or not issued yet: a
+   * VMH_EVENT_RESET first.  NULL: live events only. */
+  const char *since;
+  /* A VM id or name: only the events about that VM (vm_id or vm_name
+   * equal); NULL: every event. */
+  const char *vm;
+  /* Only these types: bits VMH_EVENT_TYPE_BIT(type); 0: every type. */
+  uint32_t types;
+};
+#define VMH_EVENT_TYPE_BIT(t) (UINT32_C(1) << (t))
 #endif
 
 enum vmh_check_status {
@@ -498,6 +515,15 @@ struct vmh_core {
    * the call returns. */
   void (*vm_update_labels)(const char *vm, const struct vmh_keyval *labels,
                            uint32_t n_labels, vmh_reply_t *r, uint32_t flags);
+
+  /* ABI 1.2.  subscribe, with a resume point and filters (f copied; NULL:
+   * as subscribe).  The replay (and a RESET) is delivered to fn on the
+   * calling thread before this returns; the live events follow, on core
+   * threads, in id order.  VMH_EINVAL (error_message says which): since
+   * not of the form RUN-SEQ, vm not a VM name or id, a type bit outside
+   * enum vmh_event_type (RESET included), unknown flags. */
+  int (*subscribe_events)(const struct vmh_event_filter *f, vmh_event_fn fn,
+                          void *opaque, uint64_t *ret_id, uint32_t flags);
 #endif
 };
 

@@ -121,11 +121,17 @@ static const char *const sources[] = {"none", "file",  "block",
 static const char *const check_statuses[] = {"ok", "degraded", "failed"};
 static const char *const thread_models[] = {"serialize_all",
                                             "serialize_instance", "parallel"};
-static const char *const event_types[] = {
-    "",           "vm_state",          "vm_created",
-    "vm_deleted", "operation_ended",   "progress",
-    "plugin",     "operation_created", "operation_updated",
-    "vm_updated"};
+static const char *const event_types[] = {"",
+                                          "vm_state",
+                                          "vm_created",
+                                          "vm_deleted",
+                                          "operation_ended",
+                                          "progress",
+                                          "plugin",
+                                          "operation_created",
+                                          "operation_updated",
+                                          "vm_updated",
+                                          "reset"};
 static const char *const op_statuses[] = {"",          "queued", "running",
                                           "succeeded", "failed", "cancelled"};
 
@@ -134,7 +140,8 @@ static const char *const op_statuses[] = {"",          "queued", "running",
 const struct abij_enum abij_formats = ENUM(formats), abij_buses = ENUM(buses),
                        abij_nic_models = ENUM(nic_models),
                        abij_actions = ENUM(actions),
-                       abij_vm_states = ENUM(vm_states);
+                       abij_vm_states = ENUM(vm_states),
+                       abij_event_types = ENUM(event_types);
 
 static json_t *jstrv(const char *const *v, uint32_t n) {
   json_t *a = json_array();
@@ -632,10 +639,12 @@ json_t *abij_event(const struct vmh_event *in) {
   json_t *o = json_object();
   if (!o)
     return NULL;
+  set(o, "id", abij_str(e.id));
   set(o, "type", JNAME(event_types, e.type));
   set(o, "time_us", json_integer(e.time_us));
   set(o, "source", abij_str(e.source));
   set(o, "vm_id", abij_str(e.vm_id));
+  set(o, "vm_name", abij_str(e.vm_name));
   set(o, "state", JNAME(vm_states, e.state));
   set(o, "reason", abij_str(e.reason));
   set(o, "operation", abij_str(e.operation));
@@ -644,6 +653,8 @@ json_t *abij_event(const struct vmh_event *in) {
   set(o, "object", abij_str(e.object));
   set(o, "done", abij_u64(e.done));
   set(o, "total", abij_u64(e.total));
+  set(o, "pool", abij_str(e.pool));
+  set(o, "target", abij_str(e.target));
   return o;
 }
 

@@ -14,8 +14,9 @@
  * with the status from the core's table.  Every answer carries
  * x-request-id (h2server adds it) and ends in one access-log line.
  *
- * Events: GET /api/v1/events is a text/event-stream; every subscriber has
- * a bounded buffer in h2server, and one that cannot keep up is dropped.
+ * Events: GET /api/v1/events is a text/event-stream (events.c); every
+ * subscriber has a bounded buffer in h2server, and one that cannot keep up
+ * is dropped (it resumes with Last-Event-ID).
  */
 #include <config.h>
 
@@ -41,6 +42,7 @@
 #include "query.h"
 #include "resources.h"
 #include "rest.h"
+#include "restevents.h"
 #include "restmetrics.h"
 #include "restops.h"
 #include "vmpage.h"
@@ -1161,95 +1163,11 @@ static int token_revoke(struct call *k) {
   return 0;
 }
 
-/* ---- Routes: events ------------------------------------------------------
+/* ---- Routes: events (events.c) ---------------------------------------------
  */
 
-/* On a core thread: must not block.  A stream that refuses an event (its
- * buffer is full) is closed by h2server, which then calls sub_close. */
-static void on_event(void *opaque, const struct vmh_event *ev) {
-  struct sub *s = opaque;
-  if (atomic_load(&s->closed))
-    return;
-  json_t *o = abij_event(ev);
-  char *data = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  const char *type = json_string_value(json_object_get(o, "type"));
-  char tname[32];
-  snprintf(tname, sizeof tname, "%s", type ? type : "event");
-  json_decref(o);
-  if (!data)
-    return;
-  char *line = NULL;
-  int n = asprintf(&line, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n",
-                   (uint64_t)atomic_fetch_add(&s->seq, 1) + 1, tname, data);
-  free(data);
-  if (n < 0)
-    return;
-  if (h2s_stream_send(s->req, line, (size_t)n) < 0)
-    atomic_store(&s->closed, true);
-  free(line);
-}
-
-/* On the I/O thread: the client went, the stream overflowed, or stop. */
-static void sub_close(void *opaque) {
-  struct sub *s = opaque;
-  atomic_store(&s->closed, true);
-  /* After unsubscribe() no delivery is in flight (core.h). */
-  if (s->subscribed)
-    s->rest->core->unsubscribe(s->id);
-  host->log(s->rest->inst, VMH_LOG_DEBUG, "events subscriber %" PRIu64 " gone",
-            s->id);
-  h2s_stream_end(s->req);
-  free(s);
-}
-
 static int events(struct call *k) {
-  if (no_query(k) < 0)
-    return -1;
-  /* HEAD: the stream's headers, no subscription. */
-  if (!strcmp(h2s_method(k->req), "HEAD")) {
-    account(k, 200);
-    h2s_respond(k->req, 200, "text/event-stream", NULL, 0);
-    call_unref(k);
-    return 0;
-  }
-  struct sub *s = calloc(1, sizeof *s);
-  if (!s)
-    return refused(k, VMH_ENOMEM);
-  s->rest = k->rest;
-  s->req = k->req;
-  atomic_init(&s->closed, false);
-  account(k, 200);
-  /* The stream takes over the request: the call is done with it. */
-  k->req = NULL;
-  h2s_stream_begin(s->req, 200, "text/event-stream", sub_close, s);
-  static const char hello[] = ": vmhostd events\n\n";
-  h2s_stream_send(s->req, hello, sizeof hello - 1);
-  int r = k->rest->core->subscribe(on_event, s, &s->id, 0);
-  if (r) {
-    json_t *e = json_pack("{s:s,s:s}", "code", k->rest->core->error_name(r),
-                          "message", k->rest->core->error_message());
-    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    json_decref(e);
-    if (data) {
-      static const char head[] = "event: error\ndata: ";
-      h2s_stream_send(s->req, head, sizeof head - 1);
-      h2s_stream_send(s->req, data, strlen(data));
-      h2s_stream_send(s->req, "\n\n", 2);
-      free(data);
-    }
-    atomic_store(&s->closed, true);
-  } else {
-    s->subscribed = true;
-  }
-  call_unref(k);
-  /* sub_close (on this thread, later) ends the stream and frees s. */
-  if (r) {
-    /* Nothing more will come: end it now; sub_close never runs. */
-    struct h2s_req *req = s->req;
-    free(s);
-    h2s_stream_end(req);
-  }
-  return 0;
+  return rest_events(k, k->rest->events);
 }
 
 /* ---- For the routes in other files (rest.h) ----------------------------- */
@@ -1304,6 +1222,9 @@ void rest_call_ref(struct call *k) {
 }
 void rest_call_unref(struct call *k) {
   call_unref(k);
+}
+void rest_account(struct call *k, int status) {
+  account(k, status);
 }
 
 /* ---- Dispatch ------------------------------------------------------------
@@ -1597,12 +1518,16 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->drain_ms = (uint32_t)drain * 1000;
   r = agentdist_open(h, inst, cfg, flags & VMH_OPEN_CHECK_ONLY, &rest->agent);
+  if (r == 0 && (r = rest_events_open(h, inst, cfg, rest->conf.stream_buffer,
+                                      &rest->events)) < 0)
+    agentdist_free(rest->agent);
   if (r < 0) {
     h2s_conf_free(&rest->conf);
     free(rest);
     return r;
   }
   if (flags & VMH_OPEN_CHECK_ONLY) {
+    rest_events_free(rest->events);
     h2s_conf_free(&rest->conf);
     free(rest);
     *ret = NULL;
@@ -1610,6 +1535,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->metrics = restmetrics_new(N_ROUTES, route_names);
   if (!rest->metrics) {
+    rest_events_free(rest->events);
     agentdist_free(rest->agent);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1617,6 +1543,7 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->frags = vmpage_cache_new(vm_fragment);
   if (!rest->frags) {
+    rest_events_free(rest->events);
     agentdist_free(rest->agent);
     restmetrics_free(rest->metrics);
     h2s_conf_free(&rest->conf);
@@ -1646,8 +1573,12 @@ static int rest_start(void *handle, const struct vmh_core *core,
   if (rest->srv)
     h2s_set_early(rest->srv, rest_early);
   r = rest->srv ? agentdist_start(rest->agent) : VMH_ENOMEM;
-  if (r == 0 && (r = h2s_start(rest->srv)) < 0)
+  if (r == 0 && (r = rest_events_start(rest->events, core)) < 0)
     agentdist_stop(rest->agent);
+  if (r == 0 && (r = h2s_start(rest->srv)) < 0) {
+    rest_events_stop(rest->events);
+    agentdist_stop(rest->agent);
+  }
   if (r == 0)
     restmetrics_publish(rest->metrics, host, rest->inst);
   if (r < 0) {
@@ -1664,6 +1595,7 @@ static void rest_stop(void *handle, uint32_t flags) {
   (void)flags;
   struct rest *rest = handle;
   h2m_withdraw(host, rest->inst);
+  rest_events_stop(rest->events);
   if (rest->srv)
     h2s_stop(rest->srv, rest->drain_ms);
   /* After the server: downloads in flight had the drain to finish. */
@@ -1677,6 +1609,7 @@ static void rest_close(void *handle) {
     return;
   agentdist_stop(rest->agent);
   h2s_free(rest->srv);
+  rest_events_free(rest->events);
   agentdist_free(rest->agent);
   h2s_conf_free(&rest->conf);
   restmetrics_free(rest->metrics);

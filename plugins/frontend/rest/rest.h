@@ -2,7 +2,8 @@
 /* The REST front-end's insides shared by its source files
  * (frontend-rest.c: server, dispatch, most routes; agent.c: the guest
  * agent's routes; agentdist.c: the agent's downloads; restops.c:
- * operations; images.c: image caches).  Not part of any ABI. */
+ * operations; images.c: image caches; events.c: the event stream).  Not
+ * part of any ABI. */
 #ifndef VMH_REST_H
 #define VMH_REST_H
 
@@ -24,16 +25,6 @@ struct restmetrics;
 
 struct rest;
 
-/* A subscriber to the events stream. */
-struct sub {
-  struct rest *rest;
-  struct h2s_req *req;
-  uint64_t id;
-  bool subscribed;
-  atomic_bool closed; /* the stream took no more: deliver nothing */
-  atomic_uint_fast64_t seq;
-};
-
 struct rest {
   const struct vmh_instance *inst;
   struct h2s_conf conf;
@@ -44,7 +35,8 @@ struct rest {
   /* Each VM's JSON by its record generation: a list is their
    * concatenation (vmpage.h). */
   struct vmpage_cache *frags;
-  struct agentdist *agent; /* the agent downloads (agentdist.h) */
+  struct agentdist *agent;    /* the agent downloads (agentdist.h) */
+  struct rest_events *events; /* GET /api/v1/events (restevents.h) */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -109,6 +101,8 @@ void rest_answer_json(struct call *k, int status, json_t *v);
 void rest_answer_bytes(struct call *k, int status, const char *type,
                        const void *data, size_t len);
 void rest_add(struct call *k, json_t *v);
+/* Count the answer in the route's metrics (a stream, when it begins). */
+void rest_account(struct call *k, int status);
 /* Another holder of the call (a watch), and its release. */
 void rest_call_ref(struct call *k);
 void rest_call_unref(struct call *k);

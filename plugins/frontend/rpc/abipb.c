@@ -648,6 +648,10 @@ Vmhost__V1__Event *abipb_event(struct abij_arena *a,
   STR(a, m->message, e.message, nomem);
   STR(a, m->object, e.object, nomem);
   STR(a, m->code, e.code ? name(e.code) : NULL, nomem);
+  STR(a, m->id, e.id, nomem);
+  STR(a, m->vm_name, e.vm_name, nomem);
+  STR(a, m->pool, e.pool, nomem);
+  STR(a, m->target, e.target, nomem);
   return m;
 nomem:
   return NULL;

@@ -41,6 +41,7 @@
 
 #include "abipb.h"
 #include "clusterpb.h"
+#include "evhold.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
@@ -1239,6 +1240,8 @@ struct stream {
   /* BIDI: the request's bytes not yet a whole message (I/O thread). */
   uint8_t *in;
   size_t in_len;
+  /* WatchEvents: the replay, held while it subscribes (evhold.h). */
+  struct evhold *hold;
 };
 
 static void stream_unref(struct stream *st) {
@@ -1247,6 +1250,9 @@ static void stream_unref(struct stream *st) {
   pthread_mutex_destroy(&st->lock);
   pthread_cond_destroy(&st->cond);
   free(st->in);
+  if (st->hold)
+    evhold_fini(st->hold);
+  free(st->hold);
   free(st);
 }
 
@@ -1334,18 +1340,55 @@ static struct stream *stream_begin(struct call *k,
   return st;
 }
 
-/* WatchEvents.  On a core thread: must not block. */
-static void on_event(void *opaque, const struct vmh_event *ev) {
-  struct stream *st = opaque;
-  if (atomic_load(&st->closed))
-    return;
+/* WatchEvents.  On a core thread (or the subscribing one, for the
+ * replay): must not block. */
+static void send_event(struct stream *st, const struct vmh_event *ev) {
   struct abij_arena a = {0};
   Vmhost__V1__Event *m = abipb_event(&a, ev, st->rpc->core->error_name);
+  uint8_t *b = NULL;
+  size_t len = 0;
+  if (m) {
+    m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
+    if (frame(&m->base, &b, &len) < 0)
+      b = NULL;
+  }
+  if (b && evhold_add(st->hold, ev->id, b, len) == 1)
+    stream_push(st, b, len);
+  else
+    free(b);
+  abij_arena_free(&a);
+}
+
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  struct stream *st = opaque;
+  if (!atomic_load(&st->closed))
+    send_event(st, ev);
+}
+
+static int flush_send(void *o, const void *data, size_t len) {
+  uint8_t *b = malloc(len);
+  if (!b)
+    return -1;
+  memcpy(b, data, len);
+  return stream_push(o, b, len);
+}
+
+/* The replay did not fit the hold (evhold.h): a reset, as the core says
+ * one it cannot make. */
+static int flush_reset(void *o, const char *last_id) {
+  struct stream *st = o;
+  char why[256];
+  struct vmh_event ev;
+  evhold_reset_event(st->hold, host->instance_name(st->rpc->inst), last_id, why,
+                     sizeof why, &ev);
+  struct abij_arena a = {0};
+  Vmhost__V1__Event *m = abipb_event(&a, &ev, st->rpc->core->error_name);
   if (m) {
     m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
     stream_send(st, &m->base);
   }
   abij_arena_free(&a);
+  return 0;
 }
 
 static void events_closed(struct stream *st) {
@@ -1354,12 +1397,44 @@ static void events_closed(struct stream *st) {
     st->rpc->core->unsubscribe(st->sub_id);
 }
 
+/* The request's filter into f (its strings borrowed from m). */
+static int watch_filter(struct call *k, const Vmhost__V1__WatchEventsRequest *m,
+                        struct vmh_event_filter *f) {
+  *f = (struct vmh_event_filter){.struct_size = sizeof *f};
+  f->since = m->since && *m->since ? m->since : NULL;
+  f->vm = m->vm && *m->vm ? m->vm : NULL;
+  for (size_t i = 0; i < m->n_types; i++) {
+    int t = (int)m->types[i];
+    if (t <= 0 || t >= VMH_EVENT_RESET)
+      return bad(k,
+                 "types[%zu]: %d is not an event type to watch (1 to 8: "
+                 "EVENT_TYPE_VM_STATE … EVENT_TYPE_OPERATION_UPDATED)",
+                 i, t);
+    f->types |= VMH_EVENT_TYPE_BIT((uint32_t)t);
+  }
+  return 0;
+}
+
 static int watch_events(struct call *k) {
-  struct stream *st = stream_begin(k, events_closed);
-  if (!st)
+  struct vmh_event_filter f;
+  if (watch_filter(k, IN(k, Vmhost__V1__WatchEventsRequest), &f) < 0)
     return -1;
-  /* Subscribed on the I/O thread: stream_closed cannot run meanwhile. */
-  int r = CORE(k)->subscribe(on_event, st, &st->sub_id, 0);
+  struct evhold *hold = malloc(sizeof *hold);
+  if (!hold) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  evhold_init(hold, k->rpc->conf.stream_buffer / 2);
+  struct stream *st = stream_begin(k, events_closed);
+  if (!st) {
+    evhold_fini(hold);
+    free(hold);
+    return -1;
+  }
+  st->hold = hold;
+  /* Subscribed on the I/O thread: stream_closed cannot run meanwhile.  The
+   * replay comes before subscribe returns, held until it is known good. */
+  int r = CORE(k)->subscribe_events(&f, on_event, st, &st->sub_id, 0);
   if (r) {
     /* Ended here, on the I/O thread: stream_closed never comes. */
     atomic_store(&st->closed, true);
@@ -1367,6 +1442,7 @@ static int watch_events(struct call *k) {
     return 0;
   }
   st->subscribed = true;
+  evhold_flush(st->hold, flush_send, flush_reset, st);
   return 0;
 }
 
