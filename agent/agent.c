@@ -5,14 +5,19 @@
  *   vmhost-agent [--config FILE] [--device PATH]
  *
  * PATH is the virtio-serial port (the default) or, for tests and vsock
- * bridges, a unix socket to connect to.  The agent never exits because the
- * host went away: it waits for the host to come back (virtio-serial reports
- * a hang-up while no host is connected) or reconnects to the socket. */
+ * bridges, a unix socket to connect to.  With `transport: vsock` the agent
+ * listens on an AF_VSOCK port instead and the host connects (Cloud
+ * Hypervisor's vsock device); `unix-listen` does the same on a unix socket.
+ * The agent never exits because the host went away: it waits for the host
+ * to come back (virtio-serial reports a hang-up while no host is
+ * connected), reconnects to the socket, or takes the host's next
+ * connection. */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +31,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+/* After sys/socket.h, which it uses without including it. */
+#include <linux/vm_sockets.h>
 
 #include "agent.h"
 #include "frame.h"
@@ -327,19 +334,60 @@ static int open_channel(const char *path, int *is_socket) {
   return fd;
 }
 
-/* Serves one opened channel until it is lost (returns 0) or the agent is
- * told to stop. */
+/* Listens on the configured vsock port or unix socket; -1 (errno set)
+ * when it cannot. */
+static int open_listener(const struct agent_config *c) {
+  int fd = -1;
+  if (c->transport == TRANSPORT_VSOCK) {
+    struct sockaddr_vm a = {.svm_family = AF_VSOCK,
+                            .svm_port = c->vsock_port,
+                            .svm_cid = VMADDR_CID_ANY};
+    fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
+      goto fail;
+  } else {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(c->device) >= sizeof a.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    strcpy(a.sun_path, c->device);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* A socket file left by an earlier run: nobody listens on it. */
+    struct stat st;
+    if (stat(c->device, &st) == 0 && S_ISSOCK(st.st_mode))
+      unlink(c->device);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
+      goto fail;
+  }
+  if (fd >= 0 && listen(fd, 4) < 0)
+    goto fail;
+  return fd;
+fail:;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+/* Serves one opened channel until it is lost (returns 0), the agent is
+ * told to stop, or (lfd >= 0: a listening transport) the host makes a new
+ * connection (returns 1): a host that reconnects has given up the old
+ * one, which may never see an end (a peer gone without a reset). */
 static int serve(const struct agent_config *c, struct af_reader *rd, int fd,
-                 int is_socket) {
+                 int is_socket, int lfd) {
   af_reader_reset(rd);
   while (!stopping) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, -1) < 0) {
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                          {.fd = lfd, .events = POLLIN}};
+    if (poll(p, lfd >= 0 ? 2 : 1, -1) < 0) {
       if (errno == EINTR)
         continue;
       return -1;
     }
-    if (!(p.revents & POLLIN)) {
+    if (lfd >= 0 && (p[1].revents & POLLIN))
+      return 1;
+    if (!(p[0].revents & POLLIN)) {
       if (is_socket)
         return 0;
       /* virtio-serial: no host on the other side yet. */
@@ -371,6 +419,65 @@ static int serve(const struct agent_config *c, struct af_reader *rd, int fd,
     }
   }
   return 0;
+}
+
+/* The device transport: open the channel, serve it, again when lost. */
+static void run_device(const struct agent_config *c, struct af_reader *rd) {
+  int last_errno = 0;
+  while (!stopping) {
+    int is_socket = 0, fd = open_channel(c->device, &is_socket);
+    if (fd < 0) {
+      if (errno != last_errno)
+        agent_log("cannot open %s: %s; retrying", c->device, strerror(errno));
+      last_errno = errno;
+      sleep_ms(1000);
+      continue;
+    }
+    last_errno = 0;
+    serve(c, rd, fd, is_socket, -1);
+    close(fd);
+    if (!stopping)
+      sleep_ms(200);
+  }
+}
+
+/* The listening transports: one host connection served at a time, the
+ * newest one (the host reconnected) replacing the one served. */
+static void run_listener(const struct agent_config *c, struct af_reader *rd,
+                         const char *where) {
+  int lfd = -1, last_errno = 0;
+  while (!stopping && (lfd = open_listener(c)) < 0) {
+    if (errno != last_errno)
+      agent_log("cannot listen on %s: %s; retrying", where, strerror(errno));
+    last_errno = errno;
+    sleep_ms(1000);
+  }
+  while (!stopping) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EINTR && errno != ECONNABORTED) {
+        agent_log("accept on %s: %s", where, strerror(errno));
+        sleep_ms(200);
+      }
+      continue;
+    }
+    agent_log("host connected on %s", where);
+    while (serve(c, rd, fd, 1, lfd) == 1) {
+      /* A newer connection: serve it instead. */
+      int nfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (nfd < 0)
+        continue;
+      close(fd);
+      fd = nfd;
+      agent_log("host connected again on %s; the older connection closed",
+                where);
+    }
+    close(fd);
+  }
+  if (lfd >= 0)
+    close(lfd);
+  if (c->transport == TRANSPORT_UNIX_LISTEN)
+    unlink(c->device);
 }
 
 static void on_signal(int sig) {
@@ -440,25 +547,18 @@ int main(int argc, char **argv) {
     agent_log("out of memory");
     return 1;
   }
-  agent_log("%s serving %s (exec: %zu programs, read: %zu, write: %zu dirs)",
-            AGENT_VERSION, c.device, c.n_exec_allow, c.n_read_dirs,
-            c.n_write_dirs);
-  int last_errno = 0;
-  while (!stopping) {
-    int is_socket = 0, fd = open_channel(c.device, &is_socket);
-    if (fd < 0) {
-      if (errno != last_errno)
-        agent_log("cannot open %s: %s; retrying", c.device, strerror(errno));
-      last_errno = errno;
-      sleep_ms(1000);
-      continue;
-    }
-    last_errno = 0;
-    serve(&c, &rd, fd, is_socket);
-    close(fd);
-    if (!stopping)
-      sleep_ms(200);
-  }
+  char where[64];
+  if (c.transport == TRANSPORT_VSOCK)
+    snprintf(where, sizeof where, "vsock port %" PRIu32, c.vsock_port);
+  agent_log("%s serving %s%s (exec: %zu programs, read: %zu, write: %zu dirs)",
+            AGENT_VERSION,
+            c.transport == TRANSPORT_UNIX_LISTEN ? "listening on " : "",
+            c.transport == TRANSPORT_VSOCK ? where : c.device, c.n_exec_allow,
+            c.n_read_dirs, c.n_write_dirs);
+  if (c.transport == TRANSPORT_DEVICE)
+    run_device(&c, &rd);
+  else
+    run_listener(&c, &rd, c.transport == TRANSPORT_VSOCK ? where : c.device);
   freeze_release();
   af_reader_free(&rd);
   config_free(&c);

@@ -17,13 +17,26 @@ typedef Vmhost__Agent__V1__Response AgentResponse;
 
 #define AGENT_DEVICE "/dev/virtio-ports/org.vmhost.agent.0"
 #define AGENT_CONFIG "/etc/vmhost/agent.yaml"
+/* The port vmhostd's Cloud Hypervisor plugin asks for (its agent_port). */
+#define AGENT_VSOCK_PORT 1024
 
 /* The agent's config (/etc/vmhost/agent.yaml; agent.yaml documents every
  * key).  Owned by the process, read once at start. */
+/* How the agent reaches the host (agent.yaml's transport). */
+enum agent_transport {
+  TRANSPORT_DEVICE = 0,  /* open device: a character device, or a unix socket
+                        to connect to */
+  TRANSPORT_VSOCK,       /* listen on AF_VSOCK vsock_port; the host connects */
+  TRANSPORT_UNIX_LISTEN, /* listen on the unix socket device (a vsock bridge's
+                        stand-in, tests) */
+};
+
 struct agent_config {
-  char *device;       /* the channel: a character device or unix socket */
-  uint32_t max_frame; /* bytes, frames in both directions */
-  char **exec_allow;  /* absolute paths of the programs exec may run */
+  int transport;       /* enum agent_transport */
+  uint32_t vsock_port; /* TRANSPORT_VSOCK */
+  char *device;        /* the channel: a character device or unix socket */
+  uint32_t max_frame;  /* bytes, frames in both directions */
+  char **exec_allow;   /* absolute paths of the programs exec may run */
   size_t n_exec_allow;
   uint32_t exec_timeout_ms;     /* default */
   uint32_t exec_max_timeout_ms; /* cap */

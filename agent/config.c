@@ -150,8 +150,27 @@ static int files_pair(struct doc *doc, struct agent_config *c, const char *key,
   return unknown(doc, v, key);
 }
 
+static int get_transport(const struct doc *doc, const yaml_node_t *n,
+                         int *ret) {
+  static const char *const names[] = {[TRANSPORT_DEVICE] = "device",
+                                      [TRANSPORT_VSOCK] = "vsock",
+                                      [TRANSPORT_UNIX_LISTEN] = "unix-listen"};
+  const char *s = scalar(n);
+  for (int i = 0; s && i < (int)(sizeof names / sizeof names[0]); i++)
+    if (!strcmp(s, names[i])) {
+      *ret = i;
+      return 0;
+    }
+  return bad(doc, n, "not device, vsock or unix-listen", "transport");
+}
+
 static int top_pair(struct doc *doc, struct agent_config *c, const char *key,
                     yaml_node_t *v) {
+  if (!strcmp(key, "transport"))
+    return get_transport(doc, v, &c->transport);
+  if (!strcmp(key, "vsock_port"))
+    /* VMADDR_PORT_ANY (0xffffffff) is not a port to listen on. */
+    return get_u32(doc, v, key, 1, UINT32_MAX - 1, &c->vsock_port);
   if (!strcmp(key, "device"))
     return get_path(doc, v, key, &c->device);
   if (!strcmp(key, "max_frame"))
@@ -174,6 +193,8 @@ static int top_pair(struct doc *doc, struct agent_config *c, const char *key,
 static int defaults(struct agent_config *c) {
   memset(c, 0, sizeof *c);
   c->device = strdup(AGENT_DEVICE);
+  c->transport = TRANSPORT_DEVICE;
+  c->vsock_port = AGENT_VSOCK_PORT;
   c->max_frame = AF_MAX_FRAME;
   c->exec_timeout_ms = 10000;
   c->exec_max_timeout_ms = 300000;

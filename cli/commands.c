@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "sizes.h"
 
 #define V "/api/v1"
 
@@ -55,6 +56,15 @@ static const struct column net_cols[] = {
     {"PORTS", "n_ports"}, {"UP", "up"},           {NULL, NULL}};
 static const struct column token_cols[] = {
     {"NAME", "name"}, {"ROLE", "role"}, {"CREATED", "created"}, {NULL, NULL}};
+static const struct column op_cols[] = {{"ID", "id"},
+                                        {"KIND", "kind"},
+                                        {"STATUS", "status"},
+                                        {"VM", "target.vm_name"},
+                                        {"POOL", "target.pool"},
+                                        {"OBJECT", "target.object"},
+                                        {"PERCENT", "progress.percent"},
+                                        {"CREATED", "created_us"},
+                                        {NULL, NULL}};
 static const struct column plugin_cols[] = {
     {"NAME", "name"},           {"KIND", "kind"},
     {"VERSION", "version"},     {"THREAD_MODEL", "thread_model"},
@@ -74,10 +84,7 @@ bool inv_flag(const struct invocation *inv, const char *name) {
   return inv_opt(inv, name) != NULL;
 }
 
-/* A path from fmt, each "{}" replaced by the next of args,
- * percent-encoded, and "?live=true" after it when live; free it; NULL
- * when out of memory. */
-static char *fill_path(const char *fmt, const char *const *args, bool live) {
+char *fill_path(const char *fmt, const char *const *args, const char *query) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
@@ -92,38 +99,72 @@ static char *fill_path(const char *fmt, const char *const *args, bool live) {
       fputc(*p, f);
     }
   }
-  if (live)
-    fputs("?live=true", f);
+  if (query)
+    fprintf(f, "?%s", query);
   fclose(f);
   return out;
 }
 
-/* One call, its answer printed (a list under list_key with cols, or one
- * object); 204 prints nothing. */
-static int call_print(const struct settings *s, const char *method, char *path,
-                      json_t *body, const char *list_key,
-                      const struct column *cols) {
+/* How an answer is shown: a list under list_key with cols, one object
+ * (as a one-row table with cols), or an operation's id alone. */
+struct shown {
+  const char *list_key;
+  const struct column *cols;
+  bool op_id; /* --no-wait */
+};
+
+/* Print r (ret: http_call's outcome); returns the exit code. */
+static int show(const struct settings *s, const struct reply *r, int ret,
+                const struct shown *how) {
+  if (ret != EXIT_OK)
+    return ret;
+  if (how->op_id) {
+    /* --no-wait: 202 with the operation; its id is all that is printed
+     * (for `operation wait`). */
+    const char *id = json_string_value(json_object_get(r->json, "id"));
+    if (r->status == 202 && id) {
+      printf("%s\n", id);
+      return EXIT_OK;
+    }
+    fprintf(stderr,
+            "vmhostctl: the server answered %ld without an operation "
+            "(is it older than operations?)\n",
+            r->status);
+    return EXIT_ERROR;
+  }
+  if (!r->json)
+    return ret; /* 204 prints nothing */
+  if (how->cols && !how->list_key && s->output == OUT_TABLE) {
+    /* One object shown as a one-row table (an action's VM). */
+    json_t *wrap = json_pack("{s:[O]}", "rows", r->json);
+    output_print(s, wrap, "rows", how->cols);
+    json_decref(wrap);
+  } else {
+    output_print(s, r->json, how->list_key, how->cols);
+  }
+  return ret;
+}
+
+/* One call (it takes path and body), its answer shown as how says. */
+static int call_show(const struct settings *s, const char *method, char *path,
+                     json_t *body, const struct shown *how) {
   struct reply r;
   if (!path) {
     json_decref(body);
     fprintf(stderr, "vmhostctl: out of memory\n");
     return EXIT_ERROR;
   }
-  int ret = http_call(s, method, path, body, &r);
-  if (ret == EXIT_OK && r.json) {
-    if (cols && !list_key && s->output == OUT_TABLE) {
-      /* One object shown as a one-row table (an action's VM). */
-      json_t *wrap = json_pack("{s:[O]}", "rows", r.json);
-      output_print(s, wrap, "rows", cols);
-      json_decref(wrap);
-    } else {
-      output_print(s, r.json, list_key, cols);
-    }
-  }
+  int ret = show(s, &r, http_call(s, method, path, body, &r), how);
   reply_free(&r);
   json_decref(body);
   free(path);
   return ret;
+}
+
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols) {
+  const struct shown how = {.list_key = list_key, .cols = cols};
+  return call_show(s, method, path, body, &how);
 }
 
 /* The command's call (its method, path, how to print) with body, which
@@ -131,7 +172,11 @@ static int call_print(const struct settings *s, const char *method, char *path,
 static int call_cmd(const struct settings *s, struct invocation *inv,
                     json_t *body) {
   const struct command *c = inv->cmd;
-  char *path = fill_path(c->path, inv->pos, inv_flag(inv, "live"));
+  if (inv_flag(inv, "no-wait"))
+    return call_show(s, c->method, fill_path(c->path, inv->pos, "wait=false"),
+                     body, &(const struct shown){.op_id = true});
+  char *path =
+      fill_path(c->path, inv->pos, inv_flag(inv, "live") ? "live=true" : NULL);
   return call_print(s, c->method, path, body, c->list_key, c->cols);
 }
 
@@ -140,41 +185,19 @@ static int simple(const struct settings *s, struct invocation *inv) {
   return call_cmd(s, inv, NULL);
 }
 
-/* A size: bytes, or a number with K, M, G, T, P (powers of 1024; "KiB",
- * "KB" and "k" mean the same). */
-static int parse_size(const char *what, const char *text, json_int_t *out) {
-  char *end;
-  errno = 0;
-  double n = strtod(text, &end);
-  if (errno || end == text || n < 0 || *text == '-' || *text == '+')
-    goto bad;
-  static const char units[] = "KMGTP";
-  const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
-  double mult = 1;
-  if (u) {
-    for (const char *p = units; p <= u; p++)
-      mult *= 1024;
-    end++;
-    if (*end == 'i')
-      end++;
-    if (*end == 'B')
-      end++;
-  } else if (*end == 'B') {
-    end++;
-  }
-  if (*end || n * mult > 9.0e18 || n * mult != (double)(json_int_t)(n * mult))
-    goto bad;
-  *out = (json_int_t)(n * mult);
+/* A size, read as the daemon reads one (sizes.h: KiB = 1024, KB = 1000);
+ * JSON integers stop at INT64_MAX. */
+int parse_size(const char *what, const char *text, json_int_t *out) {
+  uint64_t n;
+  if (size_parse(text, &n) != NUM_OK || n > (uint64_t)INT64_MAX)
+    return usage_error("%s '%s': expected " SIZE_SYNTAX ": 512M, 10GiB", what,
+                       text);
+  *out = (json_int_t)n;
   return 0;
-bad:
-  return usage_error(
-      "%s '%s': expected a size in bytes, or with K, M, G, "
-      "T or P (1024-based): 512M, 10G",
-      what, text);
 }
 
-static int parse_int(const char *what, const char *text, long min, long max,
-                     json_int_t *out) {
+int parse_int(const char *what, const char *text, long min, long max,
+              json_int_t *out) {
   char *end;
   errno = 0;
   long n = strtol(text, &end, 10);
@@ -336,26 +359,30 @@ static char *read_text(const char *what, const char *path) {
 
 /* ---- vm --------------------------------------------------------------- */
 
-/* vm list: the filters as the query (the server checks the values). */
-static int vm_list(const struct settings *s, struct invocation *inv) {
+/* Write "?name=value" (or "&…" after the first: *sep), value
+ * percent-encoded: 0, or -1 when out of memory. */
+static int query_add(FILE *f, char *sep, const char *name, const char *value) {
+  _cleanup_free_ char *v = http_escape(value);
+  fprintf(f, "%c%s=%s", *sep, name, v ? v : "");
+  *sep = '&';
+  return v ? 0 : -1;
+}
+
+/* A list: the command's options as its query, each as given (a flag as
+ * "=true"; the server checks the values). */
+static int list_query(const struct settings *s, struct invocation *inv) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   if (!f)
     return call_print(s, "GET", NULL, NULL, NULL, NULL);
-  fputs(V "/vms", f);
+  fputs(inv->cmd->path, f);
   char sep = '?';
   bool failed = false;
   for (size_t i = 0; i < inv->n_opt; i++) {
     const char *name = inv->opt[i].name;
-    if (strcmp(name, "state") && strcmp(name, "label") && strcmp(name, "live"))
-      continue;
-    const char *value = strcmp(name, "live") ? inv->opt[i].value : "true";
-    _cleanup_free_ char *v = http_escape(value);
-    if (!v)
-      failed = true;
-    fprintf(f, "%c%s=%s", sep, name, v ? v : "");
-    sep = '&';
+    const char *value = *inv->opt[i].value ? inv->opt[i].value : "true";
+    failed |= query_add(f, &sep, name, value) < 0;
   }
   fclose(f);
   if (failed) {
@@ -363,6 +390,35 @@ static int vm_list(const struct settings *s, struct invocation *inv) {
     out = NULL; /* call_print says: out of memory */
   }
   return call_print(s, "GET", out, NULL, inv->cmd->list_key, inv->cmd->cols);
+}
+
+/* vm label VM CHANGE...: KEY=VALUE sets, KEY- removes (kubectl's way), as
+ * one merge patch of the VM's labels. */
+static int vm_label(const struct settings *s, struct invocation *inv) {
+  json_t *body = json_pack("{s:{}}", "metadata");
+  json_t *md = json_object_get(body, "metadata");
+  int r = md ? 0 : usage_error("out of memory");
+  for (size_t i = 1; i < inv->n_pos && !r; i++) {
+    const char *a = inv->pos[i], *eq = strchr(a, '=');
+    size_t n = eq ? (size_t)(eq - a) : strlen(a) - 1;
+    _cleanup_free_ char *key = strndup(a, n);
+    if (!eq && a[n] != '-')
+      r = usage_error(
+          "vm label: '%s': expected KEY=VALUE (set) or KEY- "
+          "(remove)",
+          a);
+    else if (!key || !*key)
+      r = usage_error("vm label: '%s': the label has no key", a);
+    else if (json_object_get(md, key))
+      r = usage_error("vm label: '%s' is changed twice", key);
+    else
+      json_object_set_new(md, key, eq ? json_string(eq + 1) : json_null());
+  }
+  if (r) {
+    json_decref(body);
+    return r;
+  }
+  return call_cmd(s, inv, body);
 }
 
 /* The options of vm create that are strings of the spec as they are, and
@@ -569,7 +625,7 @@ static int token_create(const struct settings *s, struct invocation *inv) {
 /* The script as it is, on standard output. */
 static int agent_script(const struct settings *s, struct invocation *inv) {
   struct reply r;
-  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, false);
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, NULL);
   if (!path) {
     fprintf(stderr, "vmhostctl: out of memory\n");
     return EXIT_ERROR;
@@ -621,7 +677,7 @@ static int on_event(const char *type, const char *data, void *opaque) {
 /* A VM's id from its id or name. */
 static int resolve_vm(const struct settings *s, const char *vm, char **id) {
   struct reply r;
-  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, false);
+  _cleanup_free_ char *path = fill_path(V "/vms/{}", &vm, NULL);
   int ret = path ? http_call(s, "GET", path, NULL, &r) : EXIT_ERROR;
   if (ret == EXIT_OK) {
     const char *v = json_string_value(json_object_get(r.json, "id"));
@@ -630,6 +686,30 @@ static int resolve_vm(const struct settings *s, const char *vm, char **id) {
   }
   reply_free(&r);
   return ret;
+}
+
+/* The stream's path: the VM (its id), types and resume point as the query
+ * (the server checks the values); NULL when out of memory. */
+static char *events_path(const struct invocation *inv, const char *vm_id) {
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  if (!f)
+    return NULL;
+  fputs(V "/events", f);
+  char sep = '?';
+  bool failed = false;
+  for (size_t i = 0; i < inv->n_opt; i++)
+    if (!strcmp(inv->opt[i].name, "type") || !strcmp(inv->opt[i].name, "since"))
+      failed |= query_add(f, &sep, inv->opt[i].name, inv->opt[i].value) < 0;
+  if (vm_id)
+    failed |= query_add(f, &sep, "vm", vm_id) < 0;
+  fclose(f);
+  if (failed) {
+    free(out);
+    out = NULL;
+  }
+  return out;
 }
 
 static int events(const struct settings *s, struct invocation *inv) {
@@ -654,9 +734,83 @@ static int events(const struct settings *s, struct invocation *inv) {
   }
   /* A stream has no end to wait for: no whole-request timeout. */
   forever.timeout_s = 0;
-  int r = http_stream(&forever, V "/events", on_event, &f);
+  _cleanup_free_ char *path = events_path(inv, f.vm_id);
+  int r = EXIT_ERROR;
+  if (path)
+    r = http_stream(&forever, path, on_event, &f);
+  else
+    fprintf(stderr, "vmhostctl: out of memory\n");
   free(f.vm_id);
   return r;
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+/* One wait of at most chunk_s seconds on operation id: EXIT_OK with the
+ * operation in *op (the caller frees it), or the call's failure. */
+static int wait_once(const struct settings *s, const char *id, long chunk_s,
+                     json_t **op) {
+  struct settings longer = *s;
+  char query[32];
+  struct reply r;
+  snprintf(query, sizeof query, "timeout=%ld", chunk_s);
+  /* The request must outlast the server's wait. */
+  if (longer.timeout_s && longer.timeout_s < chunk_s + 30)
+    longer.timeout_s = chunk_s + 30;
+  _cleanup_free_ char *path =
+      fill_path(V "/operations/{}/wait", (const char *const[]){id}, query);
+  int ret = path ? http_call(&longer, "GET", path, NULL, &r) : EXIT_ERROR;
+  if (!path)
+    return ret;
+  *op = ret == EXIT_OK ? json_incref(r.json) : NULL;
+  reply_free(&r);
+  if (ret == EXIT_OK && !json_is_object(*op)) {
+    fprintf(stderr, "vmhostctl: the server answered no operation\n");
+    json_decref(*op);
+    ret = EXIT_ERROR;
+  }
+  return ret;
+}
+
+/* operation wait: waits of at most an hour each (the server's most) until
+ * the operation ends or --timeout passes; prints it.  Succeeded: 0;
+ * failed or cancelled: 1 with its error; not ended in time: 7 (retry). */
+static int op_wait(const struct settings *s, struct invocation *inv) {
+  const char *t = inv_opt(inv, "timeout");
+  json_int_t left = -1;
+  if (t && parse_int("--timeout", t, 0, 31536000, &left))
+    return EXIT_USAGE;
+  json_t *op = NULL;
+  const char *status = "";
+  for (;;) {
+    long chunk = left < 0 || left > 3600 ? 3600 : (long)left;
+    int ret = wait_once(s, inv->pos[0], chunk, &op);
+    if (ret)
+      return ret;
+    status = json_string_value(json_object_get(op, "status"));
+    status = status ? status : "";
+    bool ended = strcmp(status, "queued") && strcmp(status, "running");
+    if (ended || (left >= 0 && (left -= chunk) <= 0))
+      break;
+    json_decref(op);
+  }
+  output_print(s, op, NULL, NULL);
+  int ret = EXIT_OK;
+  if (!strcmp(status, "queued") || !strcmp(status, "running")) {
+    fprintf(stderr, "vmhostctl: operation %s is still %s after %ss\n",
+            inv->pos[0], status, t);
+    ret = EXIT_RETRY;
+  } else if (strcmp(status, "succeeded")) {
+    const char *m = json_string_value(
+        json_object_get(json_object_get(op, "error"), "message"));
+    _cleanup_free_ char *msg = strdup(m ? m : "");
+    text_sanitize(msg, false);
+    fprintf(stderr, "vmhostctl: operation %s %s: %s\n", inv->pos[0], status,
+            msg ? msg : "");
+    ret = EXIT_ERROR;
+  }
+  json_decref(op);
+  return ret;
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -668,8 +822,9 @@ static const struct option_spec vm_list_opts[] = {
     {"live", NULL, "ask the hypervisor now instead of the daemon's record"},
     {"state", "STATE", "only VMs in this state (repeat, or STATE,STATE...)"},
     {"label", "KEY[=VALUE]",
-     "only VMs with this metadata label, of any value without =VALUE "
-     "(repeat: all of them)"},
+     "only VMs with this metadata label, of any value without =VALUE; "
+     "KEY!=VALUE: not that value, !KEY: no such label (repeat: all of "
+     "them)"},
     {NULL, NULL, NULL}};
 static const struct option_spec create_opts[] = {
     {"vcpus", "N", "virtual CPUs (required without --spec)"},
@@ -693,18 +848,25 @@ static const struct option_spec create_opts[] = {
     {"spec", "FILE",
      "the whole VmSpec as JSON (- : standard input); "
      "options override its members"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec stop_opts[] = {
     {"force", NULL, "power off now instead of a clean shutdown"},
     {"timeout", "SECONDS", "grace period of a clean shutdown (0 to 3600)"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec volume_opts[] = {
     {"size", "SIZE", "its size: 10G ..."},
     {"format", "default|raw|qcow2", "its format"},
     {"base-image", "IMAGE", "a copy-on-write clone of this image"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec image_import_opts[] = {
+    {"sha256", "HEX", "the image's SHA-256, as sha256sum prints it (required)"},
+    {"no-wait", NULL, "print the operation at once instead of following it"},
     {NULL, NULL, NULL}};
 static const struct option_spec token_opts[] = {
     {"role", "reader|operator|admin", "what the token may do (required)"},
@@ -715,14 +877,50 @@ static const struct option_spec snap_opts[] = {
      "is taken (refused without a connected agent)"},
     {"quiesce-try", NULL,
      "the same, but without an agent the snapshot is taken unfrozen"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
+    {NULL, NULL, NULL}};
+static const struct option_spec no_wait_opts[] = {
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
+    {NULL, NULL, NULL}};
+static const struct option_spec op_list_opts[] = {
+    {"vm", "VM", "only the operations of this VM (id or name)"},
+    {"status", "STATUS",
+     "only those queued, running, succeeded, failed or cancelled"},
+    {"limit", "N", "at most N, the newest"},
+    {NULL, NULL, NULL}};
+static const struct option_spec op_wait_opts[] = {
+    {"timeout", "SECONDS",
+     "give up after this long (exit 7); default: until it ends"},
     {NULL, NULL, NULL}};
 static const struct option_spec agent_live_opts[] = {
     {"live", NULL, "fresh telemetry, asked of the agent now"},
+    {NULL, NULL, NULL}};
+static const struct option_spec exec_opts[] = {
+    {"timeout", "SECONDS",
+     "kill the program after SECONDS (1 to 86400; default: the node's "
+     "exec_timeout_ms; the agent caps it)"},
+    {"max-output", "SIZE", "bytes kept of stdout and of stderr each"},
+    {"stdin", "FILE", "the program's standard input (- : ours)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec file_get_opts[] = {
+    {"out", "FILE",
+     "write the bytes to FILE, whole or not at all (default: standard "
+     "output)"},
+    {NULL, NULL, NULL}};
+static const struct option_spec file_put_opts[] = {
+    {"mode", "MODE", "the permission bits of a new file, octal (0644)"},
     {NULL, NULL, NULL}};
 static const struct option_spec event_opts[] = {
     {"follow", NULL, "print events until interrupted"},
     {"count", "N", "print the next N events (default 1)"},
     {"vm", "VM", "only the events of this VM (id or name)"},
+    {"type", "TYPE",
+     "only events of this type (repeat, or TYPE,TYPE...): vm_state, "
+     "vm_created, vm_deleted, operation_ended, progress, plugin, "
+     "operation_created, operation_updated"},
+    {"since", "ID",
+     "first the events kept after this event id (a reset event when they "
+     "cannot be replayed)"},
     {NULL, NULL, NULL}};
 
 #define C(w, a, h) .words = w, .args = a, .help = h
@@ -731,14 +929,17 @@ static const struct option_spec event_opts[] = {
 #define DELETE(p) .method = "DELETE", .path = V p, .run = simple
 const struct command commands[] = {
     {C("vm list", "", "list the VMs"), .method = "GET", .path = V "/vms",
-     .options = vm_list_opts, .run = vm_list, .list_key = "vms",
+     .options = vm_list_opts, .run = list_query, .list_key = "vms",
      .cols = vm_cols},
     {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
      .options = live_opts},
+    {C("vm label", "VM CHANGE [CHANGE...]",
+       "set (KEY=VALUE) and remove (KEY-) labels; the others stay"),
+     .method = "PATCH", .path = V "/vms/{}", .run = vm_label, .cols = vm_cols},
     {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
      POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
     {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,
-     .cols = vm_cols},
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm stop", "VM", "shut a VM down"), POST("/vms/{}/stop"),
      .options = stop_opts, .run = vm_stop, .cols = vm_cols},
     {C("vm reboot", "VM", "reboot a VM"), POST("/vms/{}/reboot"), .run = simple,
@@ -748,7 +949,7 @@ const struct command commands[] = {
     {C("vm resume", "VM", "resume a paused VM"), POST("/vms/{}/resume"),
      .run = simple, .cols = vm_cols},
     {C("vm delete", "VM", "power off and delete a VM and the volumes it made"),
-     DELETE("/vms/{}"), .cols = vm_cols},
+     DELETE("/vms/{}"), .options = no_wait_opts, .cols = vm_cols},
     {C("vm console", "VM", "how to reach a VM's console"),
      GET("/vms/{}/console")},
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
@@ -767,6 +968,19 @@ const struct command commands[] = {
      POST("/vms/{}/agent/ping"), .run = post_empty},
     {C("vm agent timesync", "VM", "set the guest's clock to the host's"),
      POST("/vms/{}/agent/time-sync"), .run = post_empty},
+    {C("vm agent exec", "VM",
+       "run a program in the guest (no shell): its output, and its exit "
+       "status as ours"),
+     .rest = "ARGV...", POST("/vms/{}/agent/exec"), .options = exec_opts,
+     .run = agent_exec},
+    {C("vm agent file get", "VM PATH",
+       "a file of the guest, to standard output or -o FILE"),
+     .method = "GET", .path = V "/vms/{}/agent/files", .options = file_get_opts,
+     .run = agent_file_get, .short_name = 'o', .short_for = "out"},
+    {C("vm agent file put", "VM PATH FILE",
+       "write FILE (- : standard input) to PATH in the guest"),
+     .method = "PUT", .path = V "/vms/{}/agent/files", .options = file_put_opts,
+     .run = agent_file_put},
     {C("vm disk attach", "VM NAME,KEY=VALUE...",
        "hot-plug a disk (keys as vm create --disk)"),
      POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},
@@ -787,6 +1001,16 @@ const struct command commands[] = {
      .options = resize_opts, .run = vol_resize, .cols = vol_cols},
     {C("volume delete", "POOL VOLUME", "delete a volume"),
      DELETE("/storage/pools/{}/volumes/{}")},
+    {C("image list", "[POOL]", "list the images cached in a pool (or all)"),
+     .run = image_list, .list_key = "images", .cols = image_cols},
+    {C("image show", "POOL IMAGE", "show a cached image"),
+     GET("/storage/pools/{}/images/{}")},
+    {C("image import", "POOL NAME URL",
+       "download an image into a pool's cache, checking its SHA-256"),
+     .options = image_import_opts, .run = image_import, .cols = image_cols},
+    {C("image delete", "POOL IMAGE",
+       "delete a cached image no volume is a clone of"),
+     DELETE("/storage/pools/{}/images/{}")},
     {C("network list", "", "list the networks"), GET("/networks"),
      .list_key = "networks", .cols = net_cols},
     {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},
@@ -797,6 +1021,17 @@ const struct command commands[] = {
      GET("/host/health")},
     {C("host metrics", "", "the host's usage"), GET("/host/metrics")},
     {C("host hardware", "", "the host's hardware"), GET("/host/hardware")},
+    {C("operation list", "", "list the operations kept, newest first"),
+     .method = "GET", .path = V "/operations", .options = op_list_opts,
+     .run = list_query, .list_key = "operations", .cols = op_cols},
+    {C("operation show", "OPERATION", "show an operation"),
+     GET("/operations/{}")},
+    {C("operation wait", "OPERATION",
+       "wait for an operation to end and show it (exit 1 if it failed)"),
+     .options = op_wait_opts, .run = op_wait},
+    {C("operation cancel", "OPERATION",
+       "cancel an operation still queued (a running one goes on)"),
+     .method = "DELETE", .path = V "/operations/{}", .run = simple},
     {C("events", "", "print the next event, or N, or all (--follow)"),
      .options = event_opts, .run = events},
     {C("cert show", "", "the certificate the TLS listeners present"),

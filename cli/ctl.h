@@ -35,6 +35,7 @@ struct settings {
   bool insecure;
   long timeout_s; /* whole request; 0: none */
   enum output output;
+  bool quiet; /* http_call prints no error answer: the caller looks */
 };
 
 /* ---- config.c ---- */
@@ -57,8 +58,17 @@ struct reply {
   long status;      /* HTTP status; 0: no answer (see exit) */
   json_t *json;     /* parsed body, or NULL (204, not JSON) */
   char *request_id; /* x-request-id, or NULL */
-  char *text;       /* http_get_text: a body that is not JSON, or NULL */
+  char *text;       /* http_get_text, http_call_raw: a body that is not
+                       application/json (bytes, NUL after them), or NULL */
   size_t text_len;
+  char *headers; /* the answer's header lines ("name: value\r\n"…), or NULL */
+};
+
+/* A body that is not JSON: len bytes of type (a content type). */
+struct raw_body {
+  const char *type;
+  const void *data;
+  size_t len;
 };
 
 /* One request; body may be NULL (not sent).  Returns the exit code the
@@ -70,7 +80,20 @@ int http_call(const struct settings *s, const char *method, const char *path,
 /* A GET whose answer may be any text (a script): r->text, unless it is
  * JSON (r->json).  As http_call otherwise. */
 int http_get_text(const struct settings *s, const char *path, struct reply *r);
+/* A request whose body (raw, NULL: none) and answer may be any bytes: the
+ * answer in r->text unless it is application/json (r->json: an error, or
+ * a JSON result).  As http_call otherwise. */
+int http_call_raw(const struct settings *s, const char *method,
+                  const char *path, const struct raw_body *raw,
+                  struct reply *r);
+/* The value of the answer's header name (case-insensitive), or NULL;
+ * free it. */
+char *reply_header(const struct reply *r, const char *name);
 void reply_free(struct reply *r);
+/* Print the error answer r as http_call does; its exit code. */
+int http_report(const struct reply *r);
+/* The exit code of an API error code ("NOT_FOUND" …). */
+int http_exit_for_code(const char *code);
 
 /* GET a text/event-stream: on_event(type, data, opaque) for each event
  * until it returns nonzero (stop: EXIT_OK) or the stream ends. */
@@ -117,8 +140,12 @@ struct option_spec {
  * how to print the answer (a list under list_key in cols; one object with
  * cols: a one-row table; without: "key value" lines). */
 struct command {
-  const char *words; /* "vm stop" */
-  const char *args;  /* positional arguments: "VM [NAME]" */
+  const char *words;     /* "vm stop" */
+  const char *args;      /* positional arguments: "VM [NAME]" */
+  const char *rest;      /* the words after "--", taken as they are ("ARGV..."),
+                            or NULL: "--" only ends the options */
+  char short_name;       /* a one-letter form of one of its options, */
+  const char *short_for; /* which wins over a global's (-o FILE), or 0 */
   const char *help;
   const struct option_spec *options; /* ends with {NULL}; NULL: none */
   int (*run)(const struct settings *s, struct invocation *inv);
@@ -130,8 +157,13 @@ struct command {
 
 extern const struct command commands[];
 
+/* image.c: vmhostctl image … */
+extern const struct column image_cols[];
+int image_import(const struct settings *s, struct invocation *inv);
+int image_list(const struct settings *s, struct invocation *inv);
+
 /* The parsed command line of a command. */
-#define MAX_POSITIONAL 8
+#define MAX_POSITIONAL 64
 #define MAX_OPTIONS 64
 struct invocation {
   const struct command *cmd;
@@ -142,11 +174,35 @@ struct invocation {
     const char *value; /* "" for a flag */
   } opt[MAX_OPTIONS];
   size_t n_opt;
+  char **rest; /* command->rest: the words after "--" (in argv) */
+  size_t n_rest;
 };
 
 /* The value of option name (the last one given), or NULL. */
 const char *inv_opt(const struct invocation *inv, const char *name);
 bool inv_flag(const struct invocation *inv, const char *name);
+
+/* A path from fmt, each "{}" replaced by the next of args,
+ * percent-encoded, and "?" query after it unless query is NULL; free it;
+ * NULL when out of memory (commands.c). */
+char *fill_path(const char *fmt, const char *const *args, const char *query);
+/* One call, its answer printed (a list under list_key with cols, or one
+ * object); 204 prints nothing.  Takes body and path (NULL: out of
+ * memory, reported). */
+int call_print(const struct settings *s, const char *method, char *path,
+               json_t *body, const char *list_key, const struct column *cols);
+
+/* A size, read as the daemon reads one (plugins/common/sizes.h: KiB =
+ * 1024, KB = 1000), or a whole number from min to max.  0, or a usage
+ * error (printed, naming what) (commands.c). */
+int parse_size(const char *what, const char *text, json_int_t *out);
+int parse_int(const char *what, const char *text, long min, long max,
+              json_int_t *out);
+
+/* vm agent exec, vm agent file get|put (agent.c). */
+int agent_exec(const struct settings *s, struct invocation *inv);
+int agent_file_get(const struct settings *s, struct invocation *inv);
+int agent_file_put(const struct settings *s, struct invocation *inv);
 
 /* vmhostctl completion bash (main.c). */
 int completion_bash(const struct settings *s, struct invocation *inv);

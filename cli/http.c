@@ -26,8 +26,10 @@ struct buf {
 
 struct exchange {
   struct buf body;
+  struct buf headers; /* the final answer's header lines */
   char *request_id;
   bool event_stream; /* content-type: text/event-stream */
+  bool json;         /* content-type: application/json */
   /* Streams only: */
   struct buf line;
   char *ev_type;
@@ -61,6 +63,12 @@ static bool buf_add(struct buf *b, const char *p, size_t n) {
 static size_t on_header(char *p, size_t size, size_t n, void *opaque) {
   struct exchange *x = opaque;
   size_t len = size * n;
+  /* A status line starts the headers of another answer (after a 100
+   * Continue, say): only the last one's are kept. */
+  if (len > 5 && !strncmp(p, "HTTP/", 5))
+    x->headers.len = 0;
+  else if (!buf_add(&x->headers, p, len))
+    return 0;
   static const char rid[] = "x-request-id:";
   static const char ctype[] = "content-type:";
   if (len > sizeof rid - 1 && !strncasecmp(p, rid, sizeof rid - 1)) {
@@ -76,6 +84,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque) {
   } else if (len > sizeof ctype - 1 &&
              !strncasecmp(p, ctype, sizeof ctype - 1)) {
     x->event_stream = strstr(p, "text/event-stream") != NULL;
+    x->json = strstr(p, "application/json") != NULL;
   }
   return len;
 }
@@ -143,6 +152,14 @@ static int report_error(long status, json_t *body, const char *raw,
   text_sanitize(tail, false);
   fprintf(stderr, "%s%s\n", text ? text : "vmhostctl: error", tail ? tail : "");
   return exit_for_code(api ? code : NULL, status);
+}
+
+int http_report(const struct reply *r) {
+  return report_error(r->status, r->json, NULL, r->request_id);
+}
+
+int http_exit_for_code(const char *code) {
+  return exit_for_code(code, 0);
 }
 
 char *http_escape(const char *segment) {
@@ -220,6 +237,7 @@ static CURL *easy_new(const struct settings *s, const char *path,
 static void exchange_end(struct exchange *x, struct curl_slist *headers,
                          CURL *c) {
   buf_free(&x->body);
+  buf_free(&x->headers);
   buf_free(&x->line);
   buf_free(&x->ev_data);
   free(x->ev_type);
@@ -250,9 +268,11 @@ static int perform(CURL *c, struct curl_slist *headers,
 }
 
 /* http_call, and with text set the answer's body may be other than JSON
- * (r->text). */
+ * (r->text: whatever is not application/json); raw: a body sent as it is
+ * (instead of body). */
 static int request(const struct settings *s, const char *method,
-                   const char *path, json_t *body, bool text, struct reply *r) {
+                   const char *path, json_t *body, const struct raw_body *raw,
+                   bool text, struct reply *r) {
   memset(r, 0, sizeof *r);
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
@@ -272,6 +292,13 @@ static int request(const struct settings *s, const char *method,
       goto cleanup;
     headers = curl_slist_append(headers, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+  } else if (raw) {
+    _cleanup_free_ char *ct = NULL;
+    if (asprintf(&ct, "Content-Type: %s", raw->type) < 0)
+      goto cleanup;
+    headers = curl_slist_append(headers, ct);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)raw->len);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, raw->len ? raw->data : "");
   } else if (!strcmp(method, "POST")) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
@@ -282,6 +309,14 @@ static int request(const struct settings *s, const char *method,
     goto cleanup;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   r->request_id = steal_ptr(&x.request_id);
+  r->headers = steal_ptr(&x.headers.data);
+  if (text && !x.json && r->status >= 200 && r->status < 300) {
+    /* Bytes as they came, even when they would parse as JSON. */
+    r->text = x.body.data ? steal_ptr(&x.body.data) : strdup("");
+    r->text_len = x.body.len;
+    ret = r->text ? EXIT_OK : EXIT_ERROR;
+    goto cleanup;
+  }
   if (x.body.len) {
     json_error_t jerr;
     r->json = json_loadb(x.body.data, x.body.len, 0, &jerr);
@@ -296,6 +331,10 @@ static int request(const struct settings *s, const char *method,
               r->request_id ? r->request_id : "", r->request_id ? ")" : "");
       ret = EXIT_ERROR;
     }
+  } else if (s->quiet) {
+    ret = exit_for_code(json_string_value(json_object_get(
+                            json_object_get(r->json, "error"), "code")),
+                        r->status);
   } else {
     ret = report_error(r->status, r->json, x.body.data, r->request_id);
   }
@@ -306,15 +345,37 @@ cleanup:
 
 int http_call(const struct settings *s, const char *method, const char *path,
               json_t *body, struct reply *r) {
-  return request(s, method, path, body, false, r);
+  return request(s, method, path, body, NULL, false, r);
 }
 
 int http_get_text(const struct settings *s, const char *path, struct reply *r) {
-  return request(s, "GET", path, NULL, true, r);
+  return request(s, "GET", path, NULL, NULL, true, r);
+}
+
+int http_call_raw(const struct settings *s, const char *method,
+                  const char *path, const struct raw_body *raw,
+                  struct reply *r) {
+  return request(s, method, path, NULL, raw, true, r);
+}
+
+char *reply_header(const struct reply *r, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = r->headers; p && *p; p += strcspn(p, "\n"), p += !!*p) {
+    if (strncasecmp(p, name, n) || p[n] != ':')
+      continue;
+    const char *v = p + n + 1;
+    v += strspn(v, " \t");
+    size_t len = strcspn(v, "\r\n");
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+      len--;
+    return strndup(v, len);
+  }
+  return NULL;
 }
 
 void reply_free(struct reply *r) {
   free(r->text);
+  free(r->headers);
   json_decref(r->json);
   free(r->request_id);
   memset(r, 0, sizeof *r);

@@ -92,9 +92,9 @@ static void help_commands(const char *prefix) {
   for (const struct command *c = commands; c->words; c++) {
     if (!has_prefix(c->words, prefix))
       continue;
-    char left[64];
-    snprintf(left, sizeof left, "%s%s%s", c->words, *c->args ? " " : "",
-             c->args);
+    char left[96];
+    snprintf(left, sizeof left, "%s%s%s%s%s", c->words, *c->args ? " " : "",
+             c->args, c->rest ? " -- " : "", c->rest ? c->rest : "");
     printf("  %-36s %s\n", left, c->help);
   }
   print_globals();
@@ -109,12 +109,15 @@ static void help_commands(const char *prefix) {
 }
 
 static void help_command(const struct command *c) {
-  printf("usage: vmhostctl %s%s%s [OPTIONS]\n\n%s\n", c->words,
-         *c->args ? " " : "", c->args, c->help);
+  printf("usage: vmhostctl %s%s%s [OPTIONS]%s%s\n\n%s\n", c->words,
+         *c->args ? " " : "", c->args, c->rest ? " -- " : "",
+         c->rest ? c->rest : "", c->help);
   if (c->options) {
     printf("\nOptions:\n");
     for (const struct option_spec *o = c->options; o->name; o++)
-      print_option(0, o);
+      print_option(
+          c->short_for && !strcmp(c->short_for, o->name) ? c->short_name : 0,
+          o);
   }
   print_globals();
 }
@@ -249,6 +252,8 @@ int completion_bash(const struct settings *s, struct invocation *inv) {
       "    POOL) _vmhostctl_names pool list ;;\n"
       "    NETWORK) _vmhostctl_names network list ;;\n"
       "    VOLUME) _vmhostctl_names volume list \"${typed[nw+k-1]}\" ;;\n"
+      "    OPERATION) _vmhostctl_names operation list ;;\n"
+      "    IMAGE) _vmhostctl_names image list \"${typed[nw+k-1]}\" ;;\n"
       "  esac\n"
       "}\n"
       "complete -F _vmhostctl vmhostctl\n");
@@ -308,6 +313,12 @@ static void arity(const char *args, size_t *min, size_t *max) {
       break;
     if (*p == '[')
       optional = true;
+    size_t n = strcspn(p, " ");
+    /* "[ARG...]": any number more. */
+    if (n > 5 && !strncmp(p + n - 4, "...]", 4) && *p == '[') {
+      *max = MAX_POSITIONAL;
+      return;
+    }
     (*max)++;
     if (!optional)
       (*min)++;
@@ -328,9 +339,10 @@ static int parse_option(int argc, char **argv, int *i, struct cmdline *cl) {
   const char *a = argv[*i];
   const char *name, *inline_value = NULL;
   size_t nlen;
-  if (a[1] != '-') { /* -o json, -h */
-    name = NULL;
-    for (size_t g = 0; g < N_GLOBALS; g++)
+  if (a[1] != '-') { /* -o json, -h; a command's own -x first */
+    const struct command *c = cl->inv.cmd;
+    name = c && c->short_name && c->short_name == a[1] ? c->short_for : NULL;
+    for (size_t g = 0; g < N_GLOBALS && !name; g++)
       if (globals[g].short_name && globals[g].short_name == a[1])
         name = globals[g].spec.name;
     if (!name)
@@ -413,6 +425,12 @@ static int parse(int argc, char **argv, struct cmdline *cl) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int r;
+    if (!only_words && !strcmp(a, "--") && cl->inv.cmd && cl->inv.cmd->rest) {
+      /* The rest is the command's, as it is (a guest's argv). */
+      cl->inv.rest = argv + i + 1;
+      cl->inv.n_rest = (size_t)(argc - i - 1);
+      return 0;
+    }
     if (!only_words && !strcmp(a, "--"))
       only_words = true, r = 0;
     else if (!only_words && a[0] == '-' && a[1])
@@ -476,6 +494,9 @@ int main(int argc, char **argv) {
     return usage_error("usage: vmhostctl %s %s (%zu argument%s given)",
                        cl.inv.cmd->words, cl.inv.cmd->args, cl.inv.n_pos,
                        cl.inv.n_pos == 1 ? "" : "s");
+  if (cl.inv.cmd->rest && !cl.inv.n_rest)
+    return usage_error("usage: vmhostctl %s %s -- %s (nothing after --)",
+                       cl.inv.cmd->words, cl.inv.cmd->args, cl.inv.cmd->rest);
   for (size_t i = 0; i < cl.inv.n_pos; i++)
     if (!*cl.inv.pos[i])
       return usage_error("%s: argument %zu (of %s) is empty", cl.inv.cmd->words,

@@ -38,7 +38,8 @@ static const char *const byte_keys[] = {
     "memory_total", "memory_available", NULL};
 static const char *const second_keys[] = {"created", "not_before", "not_after",
                                           NULL};
-static const char *const micro_keys[] = {"time_us", "updated_us", NULL};
+static const char *const micro_keys[] = {"time_us", "updated_us", "created_us",
+                                         NULL};
 
 static char *bytes_text(double b) {
   static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -150,6 +151,19 @@ static char *output_cell(const char *key, json_t *v) {
 
 /* ---- tables ----------------------------------------------------------- */
 
+/* The member *key names in o, "a.b" for b of member a; *key is left at
+ * its last part (which says how to format the value). */
+static json_t *member(json_t *o, const char **key) {
+  const char *dot;
+  while ((dot = strchr(*key, '.'))) {
+    char head[64];
+    snprintf(head, sizeof head, "%.*s", (int)(dot - *key), *key);
+    o = json_object_get(o, head);
+    *key = dot + 1;
+  }
+  return json_object_get(o, *key);
+}
+
 static void print_table(json_t *rows, const struct column *cols, size_t ncols) {
   size_t nrows = json_array_size(rows);
   char **cells = calloc((nrows + 1) * ncols, sizeof *cells);
@@ -159,8 +173,9 @@ static void print_table(json_t *rows, const struct column *cols, size_t ncols) {
   for (size_t c = 0; c < ncols; c++) {
     cells[c] = strdup(cols[c].heading);
     for (size_t r = 0; r < nrows; r++) {
-      json_t *v = json_object_get(json_array_get(rows, r), cols[c].key);
-      cells[(r + 1) * ncols + c] = output_cell(cols[c].key, v);
+      const char *key = cols[c].key;
+      json_t *v = member(json_array_get(rows, r), &key);
+      cells[(r + 1) * ncols + c] = output_cell(key, v);
       text_sanitize(cells[(r + 1) * ncols + c], false);
     }
   }

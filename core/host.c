@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "operations.h"
+#include "vm.h"
 
 static const char *source_name(const struct vmh_instance *inst) {
   return inst ? inst->name : "core";
@@ -36,7 +37,16 @@ static void host_emit(const struct vmh_instance *inst,
                       const struct vmh_event *ev) {
   if (!ev)
     return;
-  events_emit(source_name(inst), ev);
+  /* The VM's name beside its id, from the record (a plugin knows ids). */
+  struct vmh_event named = {0};
+  char name[VMH_NAME_MAX + 1];
+  memcpy(&named, ev,
+         ev->struct_size < sizeof named ? ev->struct_size : sizeof named);
+  named.struct_size = sizeof named;
+  named.vm_name =
+      named.vm_id && vms_name_of(named.vm_id, name, sizeof name) == 0 ? name
+                                                                      : NULL;
+  events_emit(source_name(inst), &named);
   /* An import's bytes are its operation's progress too. */
   if (inst && ev->type == VMH_EVENT_PROGRESS && VMH_HAS_FIELD(ev, total))
     ops_backend_progress(source_name(inst), ev->object, ev->done, ev->total);
@@ -50,6 +60,19 @@ static void host_counter_add(const struct vmh_instance *inst, const char *name,
 static void host_gauge_set(const struct vmh_instance *inst, const char *name,
                            int64_t value) {
   metrics_gauge_set(source_name(inst), name, value);
+}
+
+static void host_metrics_source(
+    const struct vmh_instance *inst,
+    void (*fn)(void *opaque,
+               void (*write)(void *wopaque, const char *text, size_t len),
+               void *wopaque),
+    void *opaque) {
+  if (inst == NULL)
+    return;
+  if (metrics_source_set(inst, fn, opaque) < 0)
+    log_warn("%s: metrics_source: out of memory, its metrics are left out",
+             inst->name);
 }
 
 static const char *host_state_dir(const struct vmh_instance *inst) {
@@ -112,4 +135,5 @@ const struct vmh_host host_services = {
     .config_path = config_path_kept,
     .config_key_where = config_key_where,
     .status_set = host_status_set,
+    .metrics_source = host_metrics_source,
 };

@@ -23,10 +23,4 @@ void telemetry_stop(void);
 /* struct vmh_core.host_samples. */
 int telemetry_samples(vmh_host_sample_fn fn, void *opaque, uint32_t flags);
 
-/* Each VM's usage, from the records' live fields (kept current by reads
- * and the periodic reconcile): vmhost_vm_cpu_seconds_total,
- * vmhost_vm_memory_used_bytes, vmhost_vm_disk_{read,written}_bytes_total,
- * vmhost_vm_network_{receive,transmit}_bytes_total, into f. */
-void telemetry_render_vms(FILE *f);
-
 #endif

@@ -84,6 +84,19 @@ int call_end(struct call *c, int rc) {
   return rc;
 }
 
+int instance_check_health(struct vmh_instance *inst) {
+  int rc = 0;
+  if (inst->is_open && inst->plugin->ops.hypervisor.health)
+    rc = INSTANCE_CALL(inst, hypervisor, health, 0);
+  atomic_store(&inst->unhealthy, rc < 0);
+  return rc;
+}
+
+void instances_probe_health(void) {
+  for (size_t i = 0; i < instances_count(); i++)
+    instance_check_health(instance_at(i));
+}
+
 int call_unsupported(struct vmh_instance *inst, const char *op) {
   return error_code(VMH_ENOTSUP, "%s '%s' (plugin %s) does not support %s",
                     kind_name(inst->kind), inst->name, inst->plugin->desc.name,
@@ -194,6 +207,8 @@ static void instance_close(struct vmh_instance *inst) {
   if (!inst->is_open)
     return;
   struct call c;
+  /* A scrape must not call into a closed instance. */
+  metrics_source_set(inst, NULL, NULL);
   call_begin(&c, inst, "close");
   inst->plugin->ops.hypervisor.close(inst->handle);
   call_end(&c, 0);

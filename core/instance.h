@@ -6,6 +6,8 @@
 #define VMHOST_CORE_INSTANCE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "loader.h"
@@ -23,6 +25,8 @@ struct vmh_instance {
   int is_open;
   char *failure; /* why an optional instance is not serving */
   char *status;  /* host->status_set's document, under instance_status_lock */
+  /* Its last health check failed (instance_check_health): for metrics. */
+  atomic_bool unhealthy;
 };
 
 /* Guards every instance's status (host.c sets, service.c reads). */
@@ -52,6 +56,12 @@ void instances_free(void);
  * that kind when name is NULL.  NULL when there is none (message set). */
 struct vmh_instance *instance_find(int kind, const char *name);
 size_t instances_count(void);
+
+/* Run the instance's health op, if it has one and is open: 0, or the
+ * op's error (message set).  Remembers the outcome in inst->unhealthy. */
+int instance_check_health(struct vmh_instance *inst);
+/* instance_check_health on every instance (the reconcile, on a worker). */
+void instances_probe_health(void);
 struct vmh_instance *instance_at(size_t i);
 /* 1 when an optional instance failed to load or open. */
 int instances_degraded(void);

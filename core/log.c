@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,12 +32,23 @@ static const char *const level_names[] = {
     [VMH_LOG_DEBUG] = "debug",
 };
 
+/* The journal's priority prefixes (sd-daemon(3): LOG_ERR, LOG_WARNING,
+ * LOG_INFO, LOG_DEBUG). */
+static const char *const journal_prefixes[] = {
+    [VMH_LOG_ERROR] = "<3>",
+    [VMH_LOG_WARN] = "<4>",
+    [VMH_LOG_INFO] = "<6>",
+    [VMH_LOG_DEBUG] = "<7>",
+};
+
 /* The sink.  Writers hold sink_lock across their write(2), so lines never
  * interleave (not even on a pipe, or after a short write) and whoever swaps
  * the fd may close the old one as soon as it has let go of the lock. */
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static int sink_fd = STDERR_FILENO;
 static enum log_format sink_format = LOG_TEXT;
+/* Text lines on a stderr that is systemd's journal: no time, a priority. */
+static bool sink_journal;
 
 /* Serializes log_open/log_reopen/log_close, which open files without holding
  * sink_lock; guards sink_path. */
@@ -289,13 +301,18 @@ static bool put_escaped(struct line *l, const char *s, size_t n,
   return true;
 }
 
-static void format_line(struct line *l, enum log_format format,
+static void format_line(struct line *l, enum log_format format, bool journal,
                         const char *stamp, int level, const char *source,
                         const char *msg, size_t msg_len, bool cut) {
   size_t source_len = strlen(source);
 
   l->len = 0;
-  if (format == LOG_JSON) {
+  if (journal && format == LOG_TEXT) {
+    /* The journal stamps the line and keeps the level as its priority. */
+    puts_(l, journal_prefixes[level]);
+    put_escaped(l, source, source_len, format, LOG_SOURCE_MAX);
+    puts_(l, ": ");
+  } else if (format == LOG_JSON) {
     puts_(l, "{\"time\":\"");
     puts_(l, stamp);
     puts_(l, "\",\"level\":\"");
@@ -366,7 +383,8 @@ void log_vmsg(const char *source, int level, const char *fmt, va_list ap) {
            tm.tm_sec, ts.tv_nsec / 1000000);
 
   pthread_mutex_lock(&sink_lock);
-  format_line(&line, sink_format, stamp, level, source, msg, msg_len, cut);
+  format_line(&line, sink_format, sink_journal, stamp, level, source, msg,
+              msg_len, cut);
   write_all(sink_fd, line.buf, line.len);
   pthread_mutex_unlock(&sink_lock);
   errno = saved_errno;
@@ -382,15 +400,36 @@ void log_msg(const char *source, int level, const char *fmt, ...) {
 
 /* ---- the sink ---------------------------------------------------------- */
 
+/* Whether stderr is a stream to systemd's journal: the service manager
+ * sets JOURNAL_STREAM to its "device:inode" (systemd.exec(5)).  A stderr
+ * redirected elsewhere (a child of vmhostd's, a shell's 2>file) no longer
+ * matches. */
+static bool stderr_is_journal(void) {
+  const char *v = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+  int end = 0;
+
+  if (!v || sscanf(v, "%llu:%llu%n", &dev, &ino, &end) != 2 || v[end])
+    return false;
+  if (fstat(STDERR_FILENO, &st) < 0)
+    return false;
+  return (unsigned long long)st.st_dev == dev &&
+         (unsigned long long)st.st_ino == ino;
+}
+
 /* Make (fd, path, format) the sink; close and free the old one.  With
- * conf_lock held.  Takes ownership of path. */
-static void swap_sink(int fd, char *path, enum log_format format) {
+ * conf_lock held.  Takes ownership of path.  journal: fd is stderr and
+ * that is the journal. */
+static void swap_sink(int fd, char *path, enum log_format format,
+                      bool journal) {
   int old_fd;
 
   pthread_mutex_lock(&sink_lock);
   old_fd = sink_fd;
   sink_fd = fd;
   sink_format = format;
+  sink_journal = journal;
   pthread_mutex_unlock(&sink_lock);
 
   /* No writer can still be using old_fd: they read it under sink_lock. */
@@ -425,7 +464,7 @@ static int open_sink(const char *path, enum log_format format) {
       return error_code(errno_code(err), "log file %s: %m", path);
     }
   }
-  swap_sink(fd, copy, format);
+  swap_sink(fd, copy, format, !path && stderr_is_journal());
   return 0;
 }
 
@@ -456,7 +495,7 @@ int log_reopen(void) {
 
 void log_close(void) {
   pthread_mutex_lock(&conf_lock);
-  swap_sink(STDERR_FILENO, NULL, LOG_TEXT);
+  swap_sink(STDERR_FILENO, NULL, LOG_TEXT, false);
   pthread_mutex_unlock(&conf_lock);
   log_clear_source_levels();
   log_set_level(VMH_LOG_INFO);

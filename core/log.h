@@ -10,7 +10,12 @@
  * interleave.  Control characters in a message are escaped (text: \n, \r,
  * \xHH; JSON: the JSON escapes), invalid UTF-8 becomes U+FFFD, and a message
  * longer than LOG_MSG_MAX bytes is cut and ends in "…": a message can never
- * start a line of its own.  Until log_open, lines go to stderr as text. */
+ * start a line of its own.  Until log_open, lines go to stderr as text.
+ *
+ * Text on a stderr that systemd connected to its journal (JOURNAL_STREAM,
+ * checked at log_open) has no time and starts with the level as the
+ * journal's priority (sd-daemon(3)), which journald takes off the line:
+ *   <6>core: message      (<3> error, <4> warn, <6> info, <7> debug) */
 #ifndef VMHOST_CORE_LOG_H
 #define VMHOST_CORE_LOG_H
 

@@ -37,6 +37,7 @@
 #include "settings.h"
 #include "state.h"
 #include "vm.h"
+#include "vmmetrics.h"
 #include "workers.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/vmhost/vmhostd.yaml"
@@ -198,12 +199,13 @@ static int token_create(const char *config_file, const char *name,
 /* The families metrics.c renders after its own. */
 static void render_more_metrics(FILE *f) {
   resources_render(f);
-  telemetry_render_vms(f);
+  vmmetrics_render(f);
 }
 
 static void reconcile_task(void *arg) {
   (void)arg;
   if (!workers_cancelled()) {
+    instances_probe_health();
     vms_reconcile();
     resources_sample_pools();
   }
@@ -411,6 +413,10 @@ static int run(const char *config_file, int check_only) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (events_init(s.event_history) < 0) {
+    log_error("%s", error_get());
+    goto out;
+  }
   if (workers_start(s.workers) < 0) {
     log_error("cannot start the workers: %s", error_get());
     goto out;
@@ -427,6 +433,7 @@ static int run(const char *config_file, int check_only) {
     goto out;
   }
   orchestrate_set_boot_dirs(s.boot_dirs, s.n_boot_dirs);
+  service_set_liveness_stall(s.liveness_stall_s);
   state_set_compact_size(s.journal_compact_size);
   resources_setup(&s.resources);
   resources_sample_pools();

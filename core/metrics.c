@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <vmhost/common.h>
@@ -68,6 +69,17 @@ static atomic_flag warned_type = ATOMIC_FLAG_INIT;
 
 static struct timespec start_time;
 static void (*extra)(FILE *f); /* metrics_set_extra */
+
+/* Plugin instances that render families of their own: a scrape holds
+ * sources_lock while it calls them, so that withdrawing one waits. */
+struct source {
+  const void *key;
+  metrics_source_fn fn;
+  void *opaque;
+};
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct source *sources;
+static size_t n_sources;
 
 /* The process start, as near as a library gets to it. */
 __attribute__((constructor)) static void metrics_init(void) {
@@ -242,35 +254,19 @@ void metrics_gauge_set(const char *instance, const char *name, int64_t value) {
 
 /* ---- rendering --------------------------------------------------------- */
 
-/* Label values: backslash, double quote and newline are escaped. */
-static void put_label(FILE *f, const char *s) {
-  for (; *s; s++) {
-    if (*s == '\\')
-      fputs("\\\\", f);
-    else if (*s == '"')
-      fputs("\\\"", f);
-    else if (*s == '\n')
-      fputs("\\n", f);
-    else
-      fputc(*s, f);
-  }
-}
-
 /* instance="…",op="…" of an operation's series. */
 static void put_op_labels(FILE *f, const void *opaque) {
   const struct series *s = opaque;
   fputs("instance=\"", f);
-  put_label(f, s->instance);
+  prom_put_label(f, s->instance);
   fputs("\",op=\"", f);
-  put_label(f, s->name);
+  prom_put_label(f, s->name);
   fputc('"', f);
 }
 
-/* Exact decimal seconds with no trailing zeros; no floating point, so no
- * rounding and no locale decimal comma. */
 static void put_family(FILE *f, const char *name, const char *type,
                        const char *help) {
-  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  prom_put_family(f, name, type, help);
 }
 
 static int cmp_ops(const void *a, const void *b) {
@@ -293,31 +289,11 @@ static int cmp_result(const void *a, const void *b) {
   return strcmp(error_name(-*(const int *)a), error_name(-*(const int *)b));
 }
 
-static void render_process(FILE *f) {
-  FILE *statm;
-  DIR *d;
+/* process_open_fds: the entries of /proc/self/fd but the one reading. */
+static void render_fds(FILE *f) {
+  DIR *d = opendir("/proc/self/fd");
+  struct rlimit rl;
 
-  put_family(f, "vmhost_up", "gauge", "Whether vmhostd is up.");
-  fputs("vmhost_up 1\n", f);
-  put_family(f, "vmhost_start_time_seconds", "gauge",
-             "When vmhostd started, in seconds since the Unix epoch.");
-  fprintf(f, "vmhost_start_time_seconds %lld.%03ld\n",
-          (long long)start_time.tv_sec, start_time.tv_nsec / 1000000);
-
-  statm = fopen("/proc/self/statm", "re");
-  if (statm) {
-    unsigned long long size, resident;
-
-    if (fscanf(statm, "%llu %llu", &size, &resident) == 2) {
-      put_family(f, "vmhost_resident_memory_bytes", "gauge",
-                 "Resident memory of vmhostd in bytes.");
-      fprintf(f, "vmhost_resident_memory_bytes %llu\n",
-              resident * (unsigned long long)sysconf(_SC_PAGESIZE));
-    }
-    fclose(statm);
-  }
-
-  d = opendir("/proc/self/fd");
   if (d) {
     unsigned long n = 0;
     struct dirent *e;
@@ -326,10 +302,61 @@ static void render_process(FILE *f) {
       if (e->d_name[0] != '.')
         n++;
     closedir(d);
-    put_family(f, "vmhost_open_fds", "gauge",
-               "File descriptors vmhostd has open.");
-    fprintf(f, "vmhost_open_fds %lu\n", n - 1); /* not the one reading */
+    put_family(f, "process_open_fds", "gauge",
+               "Number of open file descriptors.");
+    fprintf(f, "process_open_fds %lu\n", n - 1);
   }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    put_family(f, "process_max_fds", "gauge",
+               "Maximum number of open file descriptors (RLIMIT_NOFILE).");
+    fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+  }
+}
+
+/* The standard process_* families (the names every Prometheus client
+ * library exports) and vmhost_build_info. */
+static void render_process(FILE *f) {
+  struct rusage ru;
+  FILE *statm;
+
+  put_family(f, "vmhost_build_info", "gauge",
+             "Always 1; the labels say which vmhostd this is: its version and "
+             "the plugin ABI it offers.");
+  fprintf(f, "vmhost_build_info{version=\"");
+  prom_put_label(f, PACKAGE_VERSION);
+  fprintf(f, "\",abi=\"%d.%d\"} 1\n", VMH_ABI_MAJOR, VMH_ABI_MINOR);
+
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    uint64_t us =
+        (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+        (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    put_family(f, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+    fputs("process_cpu_seconds_total ", f);
+    hist_put_seconds(f, us, 1000000);
+    fputc('\n', f);
+  }
+  render_fds(f);
+
+  statm = fopen("/proc/self/statm", "re");
+  if (statm) {
+    unsigned long long size, resident;
+    unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
+
+    if (fscanf(statm, "%llu %llu", &size, &resident) == 2) {
+      put_family(f, "process_resident_memory_bytes", "gauge",
+                 "Resident memory size in bytes.");
+      fprintf(f, "process_resident_memory_bytes %llu\n", resident * page);
+      put_family(f, "process_virtual_memory_bytes", "gauge",
+                 "Virtual memory size in bytes.");
+      fprintf(f, "process_virtual_memory_bytes %llu\n", size * page);
+    }
+    fclose(statm);
+  }
+  put_family(f, "process_start_time_seconds", "gauge",
+             "Start time of the process since unix epoch in seconds.");
+  fprintf(f, "process_start_time_seconds %lld.%03ld\n",
+          (long long)start_time.tv_sec, start_time.tv_nsec / 1000000);
 }
 
 static void render_ops(FILE *f, struct series **ops, size_t n) {
@@ -339,8 +366,10 @@ static void render_ops(FILE *f, struct series **ops, size_t n) {
     results[i] = i;
   qsort(results, N_RESULTS, sizeof results[0], cmp_result);
 
-  put_family(f, "vmhost_operations_total", "counter",
-             "Operations run, by instance, operation and result.");
+  put_family(f, "vmhost_plugin_calls_total", "counter",
+             "Calls of plugin operations (and the core's own, instance "
+             "\"core\"), by instance, operation and result (ok or the "
+             "error's name).");
   for (size_t i = 0; i < n; i++) {
     for (int r = 0; r < N_RESULTS; r++) {
       uint64_t v = atomic_load_explicit(&ops[i]->results[results[r]],
@@ -348,19 +377,30 @@ static void render_ops(FILE *f, struct series **ops, size_t n) {
 
       if (v == 0)
         continue;
-      fputs("vmhost_operations_total{instance=\"", f);
-      put_label(f, ops[i]->instance);
+      fputs("vmhost_plugin_calls_total{instance=\"", f);
+      prom_put_label(f, ops[i]->instance);
       fputs("\",op=\"", f);
-      put_label(f, ops[i]->name);
+      prom_put_label(f, ops[i]->name);
       fprintf(f, "\",result=\"%s\"} %" PRIu64 "\n", error_name(-results[r]), v);
     }
   }
 
-  put_family(f, "vmhost_operation_duration_seconds", "histogram",
-             "How long operations took, by instance and operation.");
+  put_family(f, "vmhost_plugin_call_duration_seconds", "histogram",
+             "How long calls of plugin operations took, by instance and "
+             "operation.");
   for (size_t i = 0; i < n; i++)
-    hist_write(f, "vmhost_operation_duration_seconds", put_op_labels, ops[i],
+    hist_write(f, "vmhost_plugin_call_duration_seconds", put_op_labels, ops[i],
                &ops[i]->duration, &op_layout);
+}
+
+/* A counter's family name: vmhost_plugin_<name>, with _total unless the
+ * plugin's name ends so already. */
+static void put_plugin_name(FILE *f, const struct series *s) {
+  size_t n = strlen(s->name);
+  bool total = n >= 6 && strcmp(s->name + n - 6, "_total") == 0;
+
+  fprintf(f, "vmhost_plugin_%s%s", s->name,
+          s->kind == SERIES_COUNTER && !total ? "_total" : "");
 }
 
 static void render_plugin(FILE *f, struct series **ps, size_t n) {
@@ -368,18 +408,189 @@ static void render_plugin(FILE *f, struct series **ps, size_t n) {
     uint64_t v = atomic_load_explicit(&ps[i]->value, memory_order_relaxed);
     bool counter = ps[i]->kind == SERIES_COUNTER;
 
-    if (i == 0 || strcmp(ps[i - 1]->name, ps[i]->name) != 0)
+    if (i == 0 || strcmp(ps[i - 1]->name, ps[i]->name) != 0) {
+      fputs("# HELP ", f);
+      put_plugin_name(f, ps[i]);
       fprintf(f,
-              "# HELP vmhost_plugin_%s Reported by plugins.\n"
-              "# TYPE vmhost_plugin_%s %s\n",
-              ps[i]->name, ps[i]->name, counter ? "counter" : "gauge");
-    fprintf(f, "vmhost_plugin_%s{instance=\"", ps[i]->name);
-    put_label(f, ps[i]->instance);
+              " A plugin's own %s '%s', by instance (host->%s; "
+              "docs/metrics.md says what each plugin counts).\n# TYPE ",
+              counter ? "counter" : "gauge", ps[i]->name,
+              counter ? "counter_add" : "gauge_set");
+      put_plugin_name(f, ps[i]);
+      fprintf(f, " %s\n", counter ? "counter" : "gauge");
+    }
+    put_plugin_name(f, ps[i]);
+    fputs("{instance=\"", f);
+    prom_put_label(f, ps[i]->instance);
     if (counter)
       fprintf(f, "\"} %" PRIu64 "\n", v);
     else
       fprintf(f, "\"} %" PRId64 "\n", (int64_t)v);
   }
+}
+
+/* ---- plugin sources ---------------------------------------------------- */
+
+int metrics_source_set(const void *key, metrics_source_fn fn, void *opaque) {
+  size_t i;
+  int rc = 0;
+
+  pthread_mutex_lock(&sources_lock);
+  for (i = 0; i < n_sources && sources[i].key != key; i++)
+    ;
+  if (!fn) {
+    if (i < n_sources)
+      sources[i] = sources[--n_sources];
+  } else if (i < n_sources) {
+    sources[i].fn = fn;
+    sources[i].opaque = opaque;
+  } else {
+    struct source *more = realloc(sources, (n_sources + 1) * sizeof *more);
+
+    if (more) {
+      sources = more;
+      sources[n_sources++] = (struct source){key, fn, opaque};
+    } else {
+      rc = -1;
+    }
+  }
+  pthread_mutex_unlock(&sources_lock);
+  return rc;
+}
+
+/* The sources' families merged by name: one HELP and TYPE (the first
+ * seen), then every source's samples of that family, in order of first
+ * appearance. */
+struct merged {
+  char *name;
+  char *head;
+  size_t head_len;
+  char *body;
+  size_t body_len;
+  FILE *bodyf;
+};
+
+struct merge {
+  struct merged **fams; /* each on its own: its memstream points into it */
+  size_t n;
+  struct merged *cur; /* the family the next sample line belongs to */
+  bool failed;
+};
+
+static void source_write(void *wopaque, const char *text, size_t len) {
+  FILE *f = wopaque;
+  fwrite(text, 1, len, f);
+}
+
+/* The family a "# HELP name …" / "# TYPE name …" line is about, found or
+ * added (its header line kept when new or when it says what the first
+ * did not). */
+static struct merged *merge_family(struct merge *m, const char *line,
+                                   size_t len) {
+  const char *name = line + 7, *end = memchr(name, ' ', len - 7);
+  size_t nlen = end ? (size_t)(end - name) : len - 7;
+  struct merged *fam = NULL;
+
+  for (size_t i = 0; i < m->n && !fam; i++)
+    if (strlen(m->fams[i]->name) == nlen &&
+        memcmp(m->fams[i]->name, name, nlen) == 0)
+      fam = m->fams[i];
+  if (!fam) {
+    struct merged **more = realloc(m->fams, (m->n + 1) * sizeof *more);
+
+    if (!more)
+      return NULL;
+    m->fams = more;
+    fam = calloc(1, sizeof *fam);
+    if (!fam)
+      return NULL;
+    fam->name = strndup(name, nlen);
+    fam->bodyf = open_memstream(&fam->body, &fam->body_len);
+    if (!fam->name || !fam->bodyf) {
+      if (fam->bodyf)
+        fclose(fam->bodyf);
+      free(fam->body);
+      free(fam->name);
+      free(fam);
+      return NULL;
+    }
+    m->fams[m->n++] = fam;
+  }
+  /* A HELP and a TYPE line each, once: the header is kept as it comes
+   * from the first source that has it. */
+  bool type = line[2] == 'T';
+  bool have = fam->head && strstr(fam->head, type ? "# TYPE " : "# HELP ");
+  if (!have) {
+    char *h = realloc(fam->head, fam->head_len + len + 2);
+
+    if (!h)
+      return NULL;
+    memcpy(h + fam->head_len, line, len);
+    h[fam->head_len + len] = '\n';
+    fam->head_len += len + 1;
+    h[fam->head_len] = '\0';
+    fam->head = h;
+  }
+  return fam;
+}
+
+static void merge_text(struct merge *m, const char *text, size_t len) {
+  const char *p = text, *end = text + len;
+
+  m->cur = NULL; /* a source starts with a header */
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+    if (n > 7 &&
+        (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0)) {
+      m->cur = merge_family(m, p, n);
+      if (!m->cur)
+        m->failed = true;
+    } else if (n > 0 && p[0] != '#' && m->cur) {
+      fwrite(p, 1, n, m->cur->bodyf);
+      fputc('\n', m->cur->bodyf);
+    }
+    p += n + 1;
+  }
+}
+
+static void render_sources(FILE *f) {
+  struct merge m = {0};
+
+  pthread_mutex_lock(&sources_lock);
+  for (size_t i = 0; i < n_sources; i++) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *sf = open_memstream(&text, &len);
+
+    if (!sf) {
+      m.failed = true;
+      continue;
+    }
+    sources[i].fn(sources[i].opaque, source_write, sf);
+    if (fclose(sf) == 0)
+      merge_text(&m, text, len);
+    else
+      m.failed = true;
+    free(text);
+  }
+  pthread_mutex_unlock(&sources_lock);
+  for (size_t i = 0; i < m.n; i++) {
+    struct merged *fam = m.fams[i];
+
+    if (fclose(fam->bodyf) != 0)
+      m.failed = true;
+    else if (fam->head)
+      fprintf(f, "%s%s", fam->head, fam->body ? fam->body : "");
+    free(fam->name);
+    free(fam->head);
+    free(fam->body);
+    free(fam);
+  }
+  free(m.fams);
+  if (m.failed)
+    log_warn("metrics: out of memory rendering the plugins' families");
 }
 
 char *metrics_render(size_t *ret_len) {
@@ -426,6 +637,7 @@ char *metrics_render(size_t *ret_len) {
   render_plugin(f, plugin, n_plugin);
   if (extra)
     extra(f);
+  render_sources(f);
   failed = ferror(f) != 0;
   if (fclose(f) != 0 || failed)
     goto fail;
@@ -467,4 +679,9 @@ void metrics_free(void) {
     families = next;
   }
   pthread_mutex_unlock(&create_lock);
+  pthread_mutex_lock(&sources_lock);
+  free(sources);
+  sources = NULL;
+  n_sources = 0;
+  pthread_mutex_unlock(&sources_lock);
 }

@@ -41,6 +41,10 @@ struct operation {
   char *error;
   int64_t created_us, updated_us;
   int64_t ended_mono_us;
+  /* What the work answered last (struct vmh_operation's result_*):
+   * shown once it succeeded.  res_kind is a static string. */
+  const char *res_kind;
+  char *res_id, *res_name;
   bool visible;  /* ops_close has run: listed, and its events sent */
   bool in_call;  /* the call that opened it has not returned */
   bool refused;  /* the work refused inline: never an operation */
@@ -82,8 +86,7 @@ static atomic_uint_fast64_t generation;
  * lock here (vm.c's records).  Queued under the lock, so in its order. */
 struct queued_event {
   struct queued_event *next;
-  struct vmh_event ev;
-  char *vm_id, *operation, *message; /* ev's strings, owned */
+  struct vmh_event *ev; /* events_dup's */
 };
 static struct queued_event *ev_head, **ev_tail = &ev_head;
 
@@ -144,6 +147,8 @@ static void op_free(struct operation *op) {
   free(op->object);
   free(op->message);
   free(op->error);
+  free(op->res_id);
+  free(op->res_name);
   free(op);
 }
 
@@ -174,6 +179,11 @@ static void view(const struct operation *op, struct vmh_operation *v) {
       .created_us = op->created_us,
       .updated_us = op->updated_us,
   };
+  if (op->status == VMH_OP_SUCCEEDED && op->res_kind) {
+    v->result_kind = op->res_kind;
+    v->result_id = op->res_id;
+    v->result_name = op->res_name;
+  }
 }
 
 /* Give op to r (under lock). */
@@ -188,21 +198,11 @@ static void reply_op(vmh_reply_t *r, const struct operation *op) {
  * the event is lost: the operation itself is still right. */
 static void queue_event(const struct vmh_event *ev) {
   struct queued_event *q = calloc(1, sizeof *q);
-  if (!q || (ev->vm_id && !(q->vm_id = strdup(ev->vm_id))) ||
-      (ev->operation && !(q->operation = strdup(ev->operation))) ||
-      (ev->message && !(q->message = strdup(ev->message)))) {
+  if (!q || !(q->ev = events_dup(ev))) {
     log_warn("operations: out of memory: an event is lost");
-    if (q) {
-      free(q->vm_id);
-      free(q->operation);
-      free(q);
-    }
+    free(q);
     return;
   }
-  q->ev = *ev;
-  q->ev.vm_id = q->vm_id;
-  q->ev.operation = q->operation;
-  q->ev.message = q->message;
   *ev_tail = q;
   ev_tail = &q->next;
   kick();
@@ -219,10 +219,8 @@ static void send_queued(bool locked) {
       unlock();
     while (q) {
       struct queued_event *next = q->next;
-      events_emit("core", &q->ev);
-      free(q->vm_id);
-      free(q->operation);
-      free(q->message);
+      events_emit("core", q->ev);
+      free(q->ev);
       free(q);
       q = next;
     }
@@ -240,9 +238,12 @@ static void emit_as(const struct operation *op, uint32_t type,
       .struct_size = sizeof ev,
       .type = type,
       .vm_id = op->vm_id,
+      .vm_name = op->vm_name,
       .reason = status_names[status],
       .operation = op->id,
       .object = op->kind,
+      .pool = op->pool,
+      .target = op->object,
       .code = op->code,
       .message = op->error ? op->error : op->message,
       .done = op->done,
@@ -262,6 +263,7 @@ static void emit_vm_state(const struct operation *op) {
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = VMH_EVENT_VM_STATE,
                          .vm_id = op->vm_id,
+                         .vm_name = op->vm_name,
                          .state = op->vm_state,
                          .reason = op->kind,
                          .operation = op->id,
@@ -436,24 +438,62 @@ static void cancel_queued(struct operation *op, const char *why) {
 
 static struct operation *of(vmh_reply_t *w);
 
-#define FORWARD(field, type)                           \
+/* Keep kind, id and name as op's result (under lock).  Out of memory the
+ * operation keeps no result: it still ends as it should. */
+static void keep_result(struct operation *op, const char *kind, const char *id,
+                        const char *name) {
+  size_t n = strlen(op->kind);
+  if (n > 7 && !strcmp(op->kind + n - 7, ".delete"))
+    return; /* what a delete answers is gone */
+  free(op->res_id);
+  free(op->res_name);
+  op->res_id = dup_or_null(id);
+  op->res_name = dup_or_null(name);
+  op->res_kind = (!id || op->res_id) && (!name || op->res_name) ? kind : NULL;
+}
+
+/* The references each kind of answer leaves (struct vmh_operation). */
+static void result_vm(struct operation *op, const struct vmh_vm_record *v) {
+  const char *id = v->info ? v->info->id : NULL;
+  const char *name = v->info ? v->info->name : NULL;
+  if (v->spec) {
+    id = id ? id : v->spec->id;
+    name = name ? name : v->spec->name;
+  }
+  keep_result(op, "vm", id, name);
+}
+static void result_snapshot(struct operation *op,
+                            const struct vmh_snapshot_info *v) {
+  keep_result(op, "snapshot", v->id, v->name);
+}
+static void result_volume(struct operation *op,
+                          const struct vmh_volume_info *v) {
+  keep_result(op, "volume", NULL, v->name);
+}
+static void result_image(struct operation *op, const struct vmh_image_info *v) {
+  keep_result(op, "image", NULL, v->name);
+}
+#define result_none(op, v) ((void)(op), (void)(v))
+
+#define FORWARD(field, type, keep)                     \
   static void fwd_##field(void *o, const type *v) {    \
     struct operation *op = o;                          \
     pthread_mutex_lock(&lock);                         \
+    keep(op, v);                                       \
     if (op->caller && !op->async && op->caller->field) \
       op->caller->field(op->caller->opaque, v);        \
     unlock();                                          \
   }
-FORWARD(vm, struct vmh_vm_record)
-FORWARD(snapshot, struct vmh_snapshot_info)
-FORWARD(console, struct vmh_console_info)
-FORWARD(pool, struct vmh_pool_info)
-FORWARD(volume, struct vmh_volume_info)
-FORWARD(image, struct vmh_image_info)
-FORWARD(network, struct vmh_network_info)
-FORWARD(host, struct vmh_host_info)
-FORWARD(check, struct vmh_health_check)
-FORWARD(plugin, struct vmh_plugin_info)
+FORWARD(vm, struct vmh_vm_record, result_vm)
+FORWARD(snapshot, struct vmh_snapshot_info, result_snapshot)
+FORWARD(console, struct vmh_console_info, result_none)
+FORWARD(pool, struct vmh_pool_info, result_none)
+FORWARD(volume, struct vmh_volume_info, result_volume)
+FORWARD(image, struct vmh_image_info, result_image)
+FORWARD(network, struct vmh_network_info, result_none)
+FORWARD(host, struct vmh_host_info, result_none)
+FORWARD(check, struct vmh_health_check, result_none)
+FORWARD(plugin, struct vmh_plugin_info, result_none)
 #undef FORWARD
 
 static void fwd_text(void *o, const char *text, size_t len) {
@@ -495,7 +535,7 @@ static struct operation *of(vmh_reply_t *w) {
 
 /* ---- opening and closing ------------------------------------------------ */
 
-static uint32_t transitional(const char *kind) {
+uint32_t ops_transitional_state(const char *kind) {
   static const struct {
     const char *kind;
     uint32_t state;
@@ -525,7 +565,7 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
   core_uuid_v4(op->id);
   op->kind = kind;
   op->status = VMH_OP_QUEUED;
-  op->vm_state = transitional(kind);
+  op->vm_state = ops_transitional_state(kind);
   op->created_us = op->updated_us = now_us(CLOCK_REALTIME);
   op->in_call = true;
   op->async = (flags & VMH_ASYNC) != 0;

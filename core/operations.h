@@ -74,6 +74,9 @@ void ops_backend_progress(const char *instance, const char *object,
  * …), or 0.  0 too when that operation is the one answering through r: its
  * own result shows what it made. */
 uint32_t ops_vm_state(const char *vm_id, vmh_reply_t *r);
+/* The state an operation of this kind shows its VM while it runs
+ * (VMH_VM_CREATING for "vm.create" …), or 0 for the kinds that show none. */
+uint32_t ops_transitional_state(const char *kind);
 /* Changes whenever such a state may have changed (vm_generation adds it). */
 uint64_t ops_generation(void);
 

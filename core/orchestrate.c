@@ -43,12 +43,15 @@ struct task {
   char *arg;            /* snapshot name or id, disk name */
   struct vm_disk *disk; /* disk to attach (owned until added) */
   uint32_t quiesced;    /* snapshot create: the guest was frozen */
+  struct vm_kv *labels; /* label changes (value NULL: remove) */
+  size_t n_labels;
 };
 
 static void task_free(struct task *t) {
   if (!t)
     return;
   free(t->arg);
+  vm_kv_free(t->labels, t->n_labels);
   if (t->disk) {
     vm_disk_clear(t->disk);
     free(t->disk);
@@ -98,6 +101,7 @@ static void emit_vm(uint32_t type, const struct vm *vm) {
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = type,
                          .vm_id = vm->id,
+                         .vm_name = vm->name,
                          .state = vm->state,
                          .message = vm->name};
   events_emit("core", &ev);
@@ -215,6 +219,20 @@ static int check_text(const char *what, const char *s) {
   if (!valid_utf8(s, len))
     return error_code(VMH_EINVAL, "%s is not valid UTF-8", what);
   return 0;
+}
+
+/* A label (a metadata entry) to be set: key and value. */
+static int check_label(const struct vm_kv *kv) {
+  if (!valid_label_key(kv->key))
+    return error_code(VMH_EINVAL,
+                      "label (metadata) key '%.80s' is invalid (expected "
+                      "%s)",
+                      kv->key ? kv->key : "", LABEL_KEY_RULE);
+  if (!kv->value)
+    return error_code(VMH_EINVAL, "label '%s' has no value", kv->key);
+  char what[96];
+  snprintf(what, sizeof what, "the value of label '%s'", kv->key);
+  return check_text(what, kv->value);
 }
 
 static char *const *boot_dirs;
@@ -383,19 +401,9 @@ static int vm_from_spec(const struct vmh_vm_spec *in, struct vm **ret) {
         goto fail;
       }
   }
-  for (size_t i = 0; i < vm->n_metadata; i++) {
-    const struct vm_kv *kv = &vm->metadata[i];
-    if (!kv->key || !*kv->key || strlen(kv->key) > VMH_NAME_MAX || !kv->value) {
-      r = error_code(VMH_EINVAL,
-                     "metadata entry %zu needs a key of 1..63 bytes and a "
-                     "value",
-                     i);
+  for (size_t i = 0; i < vm->n_metadata; i++)
+    if ((r = check_label(&vm->metadata[i])) < 0)
       goto fail;
-    }
-    if ((r = check_text("metadata key", kv->key)) < 0 ||
-        (r = check_text("metadata value", kv->value)) < 0)
-      goto fail;
-  }
   *ret = vm;
   return 0;
 
@@ -1379,4 +1387,137 @@ void vm_disk_detach(const char *key, const char *disk, vmh_reply_t *r,
     return fail(r, VMH_ENOMEM);
   }
   submit(t->vm, detach_task, t);
+}
+
+/* ---- labels ------------------------------------------------------------- */
+
+/* Where key is in vm's labels, or -1 (lock held). */
+static ssize_t label_at(const struct vm *vm, const char *key) {
+  for (size_t i = 0; i < vm->n_metadata; i++)
+    if (strcmp(vm->metadata[i].key, key) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+/* The number of labels vm has once the changes ch[0..n) are made (lock
+ * held). */
+static size_t labels_after(const struct vm *vm, const struct vm_kv *ch,
+                           size_t n) {
+  size_t count = vm->n_metadata;
+  for (size_t i = 0; i < n; i++) {
+    bool there = label_at(vm, ch[i].key) >= 0;
+    if (ch[i].value && !there)
+      count++;
+    else if (!ch[i].value && there)
+      count--;
+  }
+  return count;
+}
+
+/* Make the changes (lock held for writing, room for the labels added
+ * made): each takes its strings from ch, which keeps what is replaced or
+ * removed, to be freed. */
+static void labels_apply(struct vm *vm, struct vm_kv *ch, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    ssize_t at = label_at(vm, ch[i].key);
+    if (at < 0 && ch[i].value) {
+      vm->metadata[vm->n_metadata++] = ch[i];
+      ch[i] = (struct vm_kv){0};
+    } else if (at >= 0 && ch[i].value) {
+      char *old = vm->metadata[at].value;
+      vm->metadata[at].value = ch[i].value;
+      ch[i].value = old;
+    } else if (at >= 0) {
+      struct vm_kv gone = vm->metadata[at];
+      memmove(&vm->metadata[at], &vm->metadata[at + 1],
+              (vm->n_metadata - (size_t)at - 1) * sizeof *vm->metadata);
+      vm->n_metadata--;
+      free(ch[i].key);
+      ch[i] = gone;
+    }
+  }
+}
+
+static void labels_task(void *arg) {
+  struct task *t = arg;
+  if (!still_there(t))
+    return;
+  struct vm *vm = t->vm;
+  int r = 0;
+  vms_wrlock_vm(vm);
+  size_t count = labels_after(vm, t->labels, t->n_labels);
+  struct vm_kv *md = NULL;
+  if (vm->status == VMH_STATUS_DELETING)
+    r = error_code(VMH_ESTATE, "VM '%s' is being deleted", vm->name);
+  else if (count > SPEC_METADATA_MAX)
+    r = error_code(VMH_EINVAL, "VM '%s' would have %zu labels; the limit is %d",
+                   vm->name, count, SPEC_METADATA_MAX);
+  else if (!(md =
+                 realloc(vm->metadata,
+                         (count > vm->n_metadata ? count : vm->n_metadata + 1) *
+                             sizeof *md)))
+    r = error_code(VMH_ENOMEM, "out of memory");
+  if (r == 0) {
+    vm->metadata = md;
+    labels_apply(vm, t->labels, t->n_labels);
+  }
+  vms_unlock();
+  if (r == 0) {
+    save(vm);
+    struct vmh_event ev = {.struct_size = sizeof ev,
+                           .type = VMH_EVENT_VM_UPDATED,
+                           .vm_id = vm->id,
+                           .state = vm->state,
+                           .object = "labels",
+                           .message = vm->name};
+    events_emit("core", &ev);
+  }
+  finish_with_record(t, r);
+}
+
+/* Copy and check the changes asked for into t. */
+static int labels_copy(struct task *t, const struct vmh_keyval *in, size_t n) {
+  if (n > 2 * SPEC_METADATA_MAX)
+    return error_code(VMH_EINVAL, "%zu label changes; at most %d at once", n,
+                      2 * SPEC_METADATA_MAX);
+  if (!(t->labels = calloc(n ? n : 1, sizeof *t->labels)))
+    return error_code(VMH_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    const struct vmh_keyval *kv = &in[i];
+    struct vm_kv *to = &t->labels[i];
+    if (!kv->key || !*kv->key)
+      return error_code(VMH_EINVAL, "label change %zu has no key", i);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(t->labels[j].key, kv->key) == 0)
+        return error_code(VMH_EINVAL, "label '%.80s' is changed twice",
+                          kv->key);
+    t->n_labels++; /* task_free frees what is copied */
+    if (!(to->key = strdup(kv->key)) ||
+        (kv->value && !(to->value = strdup(kv->value))))
+      return error_code(VMH_ENOMEM, "out of memory");
+    /* Removing takes any key there is (records made before keys were
+     * checked may hold others). */
+    int r = to->value ? check_label(to) : check_text("label key", to->key);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+void vm_update_labels(const char *key, const struct vmh_keyval *labels,
+                      uint32_t n_labels, vmh_reply_t *r, uint32_t flags) {
+  if (n_labels && !labels) {
+    error_set("no labels");
+    return fail(r, VMH_EINVAL);
+  }
+  struct task *t = NULL;
+  on_vm(key, labels_task, r, flags, 0, &t);
+  if (!t)
+    return;
+  int code = labels_copy(t, labels, n_labels);
+  if (code < 0) {
+    task_free(t);
+    return fail(r, code);
+  }
+  submit(t->vm, labels_task, t);
 }

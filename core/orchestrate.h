@@ -35,5 +35,9 @@ void vm_disk_attach(const char *vm, const struct vmh_disk *disk, vmh_reply_t *r,
 /* The volume stays in its pool (unmapped if the core mapped it). */
 void vm_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                     uint32_t flags);
+/* Set and remove labels (merge-patch: a NULL value removes); saved, then
+ * answered with the record (core.h vm_update_labels). */
+void vm_update_labels(const char *vm, const struct vmh_keyval *labels,
+                      uint32_t n_labels, vmh_reply_t *r, uint32_t flags);
 
 #endif

@@ -6,12 +6,14 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "histogram.h"
 #include "instance.h"
 #include "log.h"
 
@@ -461,49 +463,75 @@ int resources_get(struct vmh_host_resources *ret, vmh_pool_resources_fn pool,
 
 /* ---- metrics ------------------------------------------------------------ */
 
-static void put_states(FILE *f, const char *name, const char *labels,
-                       uint64_t total, uint64_t reserved, uint64_t allocated,
-                       uint64_t available) {
-  const char *sep = labels[0] ? "," : "";
-  fprintf(f, "%s{%s%sstate=\"total\"} %" PRIu64 "\n", name, labels, sep, total);
-  fprintf(f, "%s{%s%sstate=\"reserved\"} %" PRIu64 "\n", name, labels, sep,
-          reserved);
-  fprintf(f, "%s{%s%sstate=\"allocated\"} %" PRIu64 "\n", name, labels, sep,
-          allocated);
-  fprintf(f, "%s{%s%sstate=\"available\"} %" PRIu64 "\n", name, labels, sep,
-          available);
+/* One gauge family; `labels` is NULL for one unlabelled series, else
+ * the pools' (one series each). */
+struct gauge {
+  const char *name, *help;
+  size_t offset; /* of the uint64_t in struct vmh_host_resources or
+                    struct vmh_pool_resources */
+};
+
+#define HOST_GAUGE(n, field, h) \
+  { n, h, offsetof(struct vmh_host_resources, field) }
+static const struct gauge host_gauges[] = {
+    HOST_GAUGE("vmhost_host_vcpus", vcpus_total,
+               "vCPUs for VMs: the host's CPUs times cpu_overcommit."),
+    HOST_GAUGE("vmhost_host_vcpus_reserved", vcpus_reserved,
+               "vCPUs kept for the host (reserved_cpus)."),
+    HOST_GAUGE("vmhost_host_vcpus_allocated", vcpus_allocated,
+               "vCPUs allocated to VM records."),
+    HOST_GAUGE("vmhost_host_vcpus_available", vcpus_available,
+               "vCPUs a new VM may still get (admission)."),
+    HOST_GAUGE("vmhost_host_memory_bytes", memory_total,
+               "Memory for VMs: the host's memory times memory_overcommit, "
+               "in bytes."),
+    HOST_GAUGE("vmhost_host_memory_reserved_bytes", memory_reserved,
+               "Memory kept for the host (reserved_memory), in bytes."),
+    HOST_GAUGE("vmhost_host_memory_allocated_bytes", memory_allocated,
+               "Memory allocated to VM records, in bytes."),
+    HOST_GAUGE("vmhost_host_memory_available_bytes", memory_available,
+               "Memory a new VM may still get (admission), in bytes."),
+};
+
+#define POOL_GAUGE(n, field, h) \
+  { n, h, offsetof(struct vmh_pool_resources, field) }
+static const struct gauge pool_gauges[] = {
+    POOL_GAUGE("vmhost_pool_capacity_bytes", total,
+               "A storage pool's capacity, in bytes (as last sampled)."),
+    POOL_GAUGE("vmhost_pool_reserved_bytes", reserved,
+               "Space of a pool kept free (its reserve), in bytes."),
+    POOL_GAUGE("vmhost_pool_allocation_bytes", allocated,
+               "Space of a pool allocated to volumes, in bytes."),
+    POOL_GAUGE("vmhost_pool_available_bytes", available,
+               "Space of a pool a new volume may still get, in bytes."),
+};
+
+static uint64_t field_at(const void *base, size_t offset) {
+  uint64_t v;
+  memcpy(&v, (const char *)base + offset, sizeof v);
+  return v;
 }
 
 void resources_render(FILE *f) {
   struct vmh_host_resources h;
   host_view(&h);
-  fputs(
-      "# HELP vmhost_resources_vcpus vCPUs for VMs: total (host CPUs × "
-      "overcommit), reserved for the host, allocated to VM records, "
-      "available.\n# TYPE vmhost_resources_vcpus gauge\n",
-      f);
-  put_states(f, "vmhost_resources_vcpus", "", h.vcpus_total, h.vcpus_reserved,
-             h.vcpus_allocated, h.vcpus_available);
-  fputs(
-      "# HELP vmhost_resources_memory_bytes Memory for VMs: total (host "
-      "memory × overcommit), reserved, allocated, available.\n# TYPE "
-      "vmhost_resources_memory_bytes gauge\n",
-      f);
-  put_states(f, "vmhost_resources_memory_bytes", "", h.memory_total,
-             h.memory_reserved, h.memory_allocated, h.memory_available);
+  for (size_t g = 0; g < sizeof host_gauges / sizeof host_gauges[0]; g++) {
+    prom_put_family(f, host_gauges[g].name, "gauge", host_gauges[g].help);
+    fprintf(f, "%s %" PRIu64 "\n", host_gauges[g].name,
+            field_at(&h, host_gauges[g].offset));
+  }
   if (!n_pools)
     return;
-  fputs(
-      "# HELP vmhost_resources_disk_bytes A pool's space for volumes: total "
-      "(capacity), reserved, allocated, available.\n# TYPE "
-      "vmhost_resources_disk_bytes gauge\n",
-      f);
-  for (size_t i = 0; i < n_pools; i++) {
-    struct vmh_pool_resources p;
-    pool_view(&pools[i], &p);
-    char labels[96];
-    snprintf(labels, sizeof labels, "pool=\"%s\"", p.name);
-    put_states(f, "vmhost_resources_disk_bytes", labels, p.total, p.reserved,
-               p.allocated, p.available);
+  struct vmh_pool_resources views[n_pools];
+  for (size_t i = 0; i < n_pools; i++)
+    pool_view(&pools[i], &views[i]);
+  for (size_t g = 0; g < sizeof pool_gauges / sizeof pool_gauges[0]; g++) {
+    prom_put_family(f, pool_gauges[g].name, "gauge", pool_gauges[g].help);
+    for (size_t i = 0; i < n_pools; i++) {
+      fprintf(f, "%s{pool=\"", pool_gauges[g].name);
+      prom_put_label(f, views[i].name);
+      fprintf(f, "\"} %" PRIu64 "\n",
+              field_at(&views[i], pool_gauges[g].offset));
+    }
   }
 }

@@ -25,6 +25,7 @@
 #include "operations.h"
 #include "orchestrate.h"
 #include "resources.h"
+#include "speclimits.h"
 #include "validate.h"
 #include "vm.h"
 #include "workers.h"
@@ -248,11 +249,18 @@ static int do_volume_delete(struct op *op) {
   return r;
 }
 
-static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
-                      vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
-  if (refuse_missing("pool", pool, r) < 0 || refuse_name("volume", vol, r) < 0)
+/* what: "volume" or "image", the kind of object vol names. */
+static void object_op(int (*fn)(struct op *), const char *what,
+                      const char *pool, const char *vol, vmh_reply_t *r,
+                      uint32_t flags, struct op **ret_op) {
+  if (refuse_missing("pool", pool, r) < 0 || refuse_name(what, vol, r) < 0)
     return;
   queue(fn, NULL, pool, vol, r, flags, ret_op);
+}
+
+static void volume_op(int (*fn)(struct op *), const char *pool, const char *vol,
+                      vmh_reply_t *r, uint32_t flags, struct op **ret_op) {
+  object_op(fn, "volume", pool, vol, r, flags, ret_op);
 }
 
 /* Volume work is ordered per volume. */
@@ -336,11 +344,16 @@ static void volume_delete(const char *pool, const char *vol, vmh_reply_t *r,
     submit_volume(op);
 }
 
+static int do_image_list(struct op *op);
+
 static int image_cb(void *opaque, const struct vmh_image_info *in) {
   struct op *op = opaque;
   struct vmh_image_info i = {0};
   memcpy(&i, in, in->struct_size < sizeof i ? in->struct_size : sizeof i);
   i.struct_size = sizeof i;
+  /* After an import: only the image made (op->b). */
+  if (op->fn != do_image_list && (!i.name || strcmp(i.name, op->b)))
+    return 0;
   if (op->r->image)
     op->r->image(op->r->opaque, &i);
   return 0;
@@ -352,22 +365,43 @@ static int do_image_list(struct op *op) {
               : VMH_ENOENT;
 }
 
+/* Answers with the image imported, as the pool lists it. */
 static int do_image_import(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
-  return inst ? INSTANCE_CALL(inst, storage, image_import, &op->img, 0)
-              : VMH_ENOENT;
+  if (!inst)
+    return VMH_ENOENT;
+  int r = INSTANCE_CALL(inst, storage, image_import, &op->img, 0);
+  resources_sample_pool(inst->name);
+  return r ? r : INSTANCE_CALL(inst, storage, image_list, image_cb, op, 0);
 }
 
 static int do_image_delete(struct op *op) {
   struct vmh_instance *inst = pool_of(op);
-  return inst ? INSTANCE_CALL(inst, storage, image_delete, op->b, 0)
-              : VMH_ENOENT;
+  if (!inst)
+    return VMH_ENOENT;
+  int r = INSTANCE_CALL(inst, storage, image_delete, op->b, 0);
+  resources_sample_pool(inst->name);
+  return r;
 }
 
 static void image_list(const char *pool, vmh_reply_t *r, uint32_t flags) {
   if (refuse_missing("pool", pool, r) == 0 &&
       reply_check_flags(r, flags, 0) == 0)
     queue(do_image_list, NULL, pool, NULL, r, flags, NULL);
+}
+
+/* Downloads may stall for minutes (imagefetch: 60 s without a byte ends an
+ * attempt, and an import tries 5 times): at most IMPORT_LANES of them hold
+ * a worker at once, whatever a client asks, so that VM work always finds
+ * one.  The others wait queued (visible, cancellable operations). */
+#define IMPORT_LANES 2
+
+static void submit_import(struct op *op) {
+  static atomic_uint next;
+  char key[32];
+  snprintf(key, sizeof key, "image-import/%u",
+           atomic_fetch_add(&next, 1) % IMPORT_LANES);
+  submit(op, key);
 }
 
 static int valid_sha256(const char *s) {
@@ -385,16 +419,32 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
   if (!in->url || (strncmp(in->url, "file://", 7) != 0 &&
                    strncmp(in->url, "http://", 7) != 0 &&
                    strncmp(in->url, "https://", 8) != 0)) {
-    error_set("image url '%s' must be file://, http:// or https://",
-              in->url ? in->url : "");
+    error_set(
+        "image url '%.200s' must be file://, http:// or https:// "
+        "(the pool's image_sources say which it allows)",
+        in->url ? in->url : "");
+    return reply_done(r, VMH_EINVAL);
+  }
+  if (strlen(in->url) > SPEC_IMAGE_URL_MAX) {
+    error_set("image url is longer than %d bytes", SPEC_IMAGE_URL_MAX);
     return reply_done(r, VMH_EINVAL);
   }
   if (!valid_sha256(in->sha256)) {
-    error_set("image sha256 must be 64 lower-case hex digits");
+    error_set("image sha256 must be 64 lower-case hex digits (sha256sum)");
     return reply_done(r, VMH_EINVAL);
   }
+  if (refuse_missing("pool", pool, r) < 0 ||
+      refuse_name("image", in->name, r) < 0)
+    return;
+  /* Refused now, not as a failed operation: no such pool, or a pool
+   * without an image cache. */
+  struct vmh_instance *inst = instance_find(VMH_KIND_STORAGE, pool);
+  if (!inst)
+    return reply_done(r, VMH_ENOENT);
+  if (!inst->plugin->ops.storage.image_import)
+    return reply_done(r, call_unsupported(inst, "image_import"));
   struct op *op = NULL;
-  volume_op(do_image_import, pool, in->name, r, flags, &op);
+  object_op(do_image_import, "image", pool, in->name, r, flags, &op);
   if (!op)
     return;
   if (dup_or_null(&op->url, in->url) < 0 ||
@@ -407,7 +457,7 @@ static void image_import(const char *pool, const struct vmh_image_spec *in,
                                     .name = op->b,
                                     .url = op->url,
                                     .sha256 = op->sha256};
-  submit_volume(op);
+  submit_import(op);
 }
 
 static void image_delete(const char *pool, const char *image, vmh_reply_t *r,
@@ -415,7 +465,7 @@ static void image_delete(const char *pool, const char *image, vmh_reply_t *r,
   if (reply_check_flags(r, flags, 0) < 0)
     return;
   struct op *op = NULL;
-  volume_op(do_image_delete, pool, image, r, flags, &op);
+  object_op(do_image_delete, "image", pool, image, r, flags, &op);
   if (op)
     submit_volume(op);
 }
@@ -500,8 +550,7 @@ static int do_health(struct op *op) {
     if (!inst->is_open) {
       status = inst->conf->optional ? VMH_CHECK_DEGRADED : VMH_CHECK_FAILED;
       msg = inst->failure ? inst->failure : "not open";
-    } else if (inst->plugin->ops.hypervisor.health &&
-               INSTANCE_CALL(inst, hypervisor, health, 0) < 0) {
+    } else if (instance_check_health(inst) < 0) {
       status = VMH_CHECK_FAILED;
       msg = error_get();
     }
@@ -523,9 +572,63 @@ static int do_health(struct op *op) {
   return 0;
 }
 
+static _Atomic unsigned liveness_stall_s = 60;
+
+void service_set_liveness_stall(unsigned seconds) {
+  liveness_stall_s = seconds ? seconds : 1;
+}
+
+/* Whether the pool is wedged: a runnable task has waited liveness_stall
+ * for a thread. */
+static bool wedged(const struct workers_state *st) {
+  return st->oldest_wait_ms >= (uint64_t)liveness_stall_s * 1000;
+}
+
+/* The pool's state as one check "workers", from memory on the caller's
+ * thread (never queued: a wedged pool would never answer). */
+static void answer_workers(vmh_reply_t *r, bool running,
+                           const struct workers_state *st) {
+  char msg[256];
+  uint32_t status = VMH_CHECK_FAILED;
+  int code = VMH_EAGAIN;
+  if (!running) {
+    snprintf(msg, sizeof msg, "the worker pool is not running");
+  } else if (wedged(st)) {
+    snprintf(msg, sizeof msg,
+             "the worker pool is wedged: a task has waited %" PRIu64
+             " s for a thread, %u of %u threads are busy in a backend call "
+             "and %u tasks wait (daemon.liveness_stall: %u s)",
+             st->oldest_wait_ms / 1000, st->busy, st->threads, st->runnable,
+             (unsigned)liveness_stall_s);
+    code = VMH_ETIMEDOUT;
+  } else {
+    snprintf(msg, sizeof msg, "%u of %u threads busy, %u tasks wait", st->busy,
+             st->threads, st->runnable);
+    status = VMH_CHECK_OK;
+    code = 0;
+  }
+  struct vmh_health_check c = {.struct_size = sizeof c,
+                               .name = "workers",
+                               .kind = "core",
+                               .status = status,
+                               .message = msg};
+  if (r->check)
+    r->check(r->opaque, &c);
+  if (code)
+    error_set("%s", msg);
+  reply_done(r, code);
+}
+
 static void health(vmh_reply_t *r, uint32_t flags) {
-  if (reply_check_flags(r, flags, 0) == 0)
-    queue(do_health, NULL, NULL, NULL, r, flags, NULL);
+  if (reply_check_flags(r, flags, VMH_HEALTH_LIVENESS) < 0)
+    return;
+  struct workers_state st;
+  bool running = workers_liveness(&st);
+  /* Readiness of a wedged pool: the checks would wait behind the stuck
+   * work; not ready, said at once. */
+  if ((flags & VMH_HEALTH_LIVENESS) || (running && wedged(&st)))
+    return answer_workers(r, running, &st);
+  queue(do_health, NULL, NULL, NULL, r, flags, NULL);
 }
 
 static void plugin_list(vmh_reply_t *r, uint32_t flags) {
@@ -707,6 +810,13 @@ static void op_disk_detach(const char *vm, const char *disk, vmh_reply_t *r,
                vm_disk_detach(vm, disk, w, flags));
 }
 
+static void op_vm_update_labels(const char *vm, const struct vmh_keyval *labels,
+                                uint32_t n_labels, vmh_reply_t *r,
+                                uint32_t flags) {
+  AS_OPERATION("vm.labels", vm, NULL, NULL,
+               vm_update_labels(vm, labels, n_labels, w, flags));
+}
+
 static void op_volume_create(const char *pool,
                              const struct vmh_volume_spec *spec, vmh_reply_t *r,
                              uint32_t flags) {
@@ -794,4 +904,6 @@ const struct vmh_core core_services = {
     .vm_query = vm_query,
     .host_resources = resources_get,
     .host_samples = telemetry_samples,
+    .vm_update_labels = op_vm_update_labels,
+    .subscribe_events = events_subscribe_filtered,
 };

@@ -9,5 +9,8 @@ extern const struct vmh_core core_services;
 
 /* Readiness, as core_services.ready() reports it. */
 void service_set_ready(int ready);
+/* Liveness (health with VMH_HEALTH_LIVENESS): the worker pool counts as
+ * wedged once a runnable task has waited this long for a thread. */
+void service_set_liveness_stall(unsigned seconds);
 
 #endif

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "conftree.h"
 #include "error.h"
+#include "events.h"
 
 #ifndef PLUGINDIR
 #error "PLUGINDIR must be defined (see core/Makefile.am)"
@@ -50,6 +51,8 @@ static const char *const daemon_keys[] = {"state_dir",
                                           "operations_max",
                                           "journal_compact_size",
                                           "telemetry_interval",
+                                          "liveness_stall",
+                                          "event_history",
                                           NULL};
 static const char *const log_keys[] = {"format", "level", "file", "levels",
                                        NULL};
@@ -305,6 +308,14 @@ static int read_workers(struct ctx *c, const struct vmh_config *d) {
   return r;
 }
 
+static int read_liveness(struct ctx *c, const struct vmh_config *d) {
+  int64_t stall;
+  int r = config_int(d, "liveness_stall", 1, 3600, 60, &stall, 0);
+  if (r == 0)
+    c->s->liveness_stall_s = (unsigned)stall;
+  return r;
+}
+
 static int read_drain(struct ctx *c, const struct vmh_config *d) {
   return read_seconds(d, "drain_timeout", 3600, 30, &c->s->drain_timeout_s);
 }
@@ -324,6 +335,15 @@ static int read_operations(struct ctx *c, const struct vmh_config *d) {
   c->s->operations_retention_s = (unsigned)keep;
   c->s->operations_max = (unsigned)max;
   return 0;
+}
+
+static int read_event_history(struct ctx *c, const struct vmh_config *d) {
+  int64_t n;
+  int r = config_int(d, "event_history", 0, EVENTS_HISTORY_MAX,
+                     EVENTS_HISTORY_DEFAULT, &n, 0);
+  if (r == 0)
+    c->s->event_history = (uint32_t)n;
+  return r;
 }
 
 static int read_journal(struct ctx *c, const struct vmh_config *d) {
@@ -378,9 +398,10 @@ static int read_daemon_rest(struct ctx *c, const struct vmh_config *d) {
  * root stands in for d where a default path must be resolved. */
 static int read_daemon(struct ctx *c, const struct vmh_config *d) {
   static const reader_fn fns[] = {
-      read_state_dir, read_plugin_dir, read_daemon_log, read_workers,
-      read_drain,     read_reconcile,  read_operations, read_journal,
-      read_telemetry, read_boot_dirs,  read_daemon_rest};
+      read_state_dir,  read_plugin_dir, read_daemon_log, read_workers,
+      read_drain,      read_reconcile,  read_operations, read_journal,
+      read_telemetry,  read_boot_dirs,  read_liveness,   read_event_history,
+      read_daemon_rest};
   return read_each(c, d, fns, sizeof fns / sizeof fns[0]);
 }
 

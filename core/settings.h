@@ -12,9 +12,9 @@
  * ... ]
  *
  * Every section may be absent, empty (`daemon:`) or an empty list.  An
- * instance name follows the name rule (vmh_name_valid), unique over all kinds, and not
- * "core" (the daemon's own log source); a plugin name has the same form.
- * A source in log.levels must be "core" or the name of an instance.
+ * instance name follows the name rule (vmh_name_valid), unique over all kinds,
+ * and not "core" (the daemon's own log source); a plugin name has the same
+ * form. A source in log.levels must be "core" or the name of an instance.
  *
  * Error messages (VMH_EINVAL), besides those of config_load and the
  * accessors (core/conftree.h):
@@ -48,7 +48,7 @@
 struct instance_conf {
   int kind; /* enum vmh_kind */
   /* name and plugin are borrowed from the tree (struct settings.root). */
-  const char *name;   /* the name rule (vmh_name_valid), unique over all kinds */
+  const char *name; /* the name rule (vmh_name_valid), unique over all kinds */
   const char *plugin; /* the name rule (vmh_name_valid) */
   char *file;         /* the .so to load: `file:` resolved, else NULL */
   int optional;
@@ -81,8 +81,12 @@ struct settings {
    * more than this many (in progress and ended). */
   unsigned operations_retention_s;
   unsigned operations_max;
+  /* Liveness: a runnable task waiting this long for a worker thread
+   * makes the daemon not alive (/healthz 503). */
+  unsigned liveness_stall_s;
   uint64_t journal_compact_size; /* bytes; 0: never compact */
   unsigned telemetry_interval_s; /* host samples, 1..3600, default 5 */
+  uint32_t event_history;        /* events kept for resuming (events.h) */
   /* Directories a VM's kernel and initrd may come from (absolute, as
    * written; none: no host file may be named). */
   char **boot_dirs;

@@ -7,6 +7,7 @@
 #include <vmhost/common.h>
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -122,4 +123,48 @@ void core_uuid_v4(char *out) {
       "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
       b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
       b[12], b[13], b[14], b[15]);
+}
+
+static bool alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9');
+}
+
+/* s[0..n) of alnum and the characters of `inner`, beginning and ending
+ * with alnum. */
+static bool label_part(const char *s, size_t n, const char *inner) {
+  if (!n || !alnum(s[0]) || !alnum(s[n - 1]))
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!alnum(s[i]) && !strchr(inner, s[i]))
+      return false;
+  return true;
+}
+
+static bool dns_subdomain(const char *s, size_t n) {
+  if (!n || n > 253)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] >= 'A' && s[i] <= 'Z')
+      return false;
+  /* Each dot-separated part: lower case alnum and '-' inside. */
+  for (size_t start = 0; start <= n;) {
+    const char *dot = memchr(s + start, '.', n - start);
+    size_t end = dot ? (size_t)(dot - s) : n;
+    if (!label_part(s + start, end - start, "-"))
+      return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+int valid_label_key(const char *s) {
+  if (!s)
+    return 0;
+  const char *slash = strchr(s, '/');
+  const char *name = slash ? slash + 1 : s;
+  size_t n = strlen(name);
+  if (slash && !dns_subdomain(s, (size_t)(slash - s)))
+    return 0;
+  return n <= 63 && label_part(name, n, "-_.");
 }

@@ -20,6 +20,16 @@ int valid_utf8(const char *s, size_t len);
 /* Length of s[0..len) without a trailing incomplete UTF-8 sequence, so a
  * string cut to fit a buffer never ends in half a character. */
 size_t utf8_trim(const char *s, size_t len);
+/* A label (metadata) key as Kubernetes spells one: an optional prefix, a
+ * DNS subdomain of at most 253 bytes (lower-case letters, digits, '-' and
+ * '.', each part beginning and ending with a letter or digit), and '/';
+ * then a name of 1..63 bytes of letters, digits, '-', '_' and '.',
+ * beginning and ending with a letter or digit. */
+int valid_label_key(const char *s);
+#define LABEL_KEY_RULE                                                   \
+  "[PREFIX/]NAME: NAME is 1..63 letters, digits, '-', '_' or '.' that "  \
+  "begin and end with a letter or digit; PREFIX a DNS subdomain (lower " \
+  "case, at most 253 bytes)"
 /* A random (version 4) UUID, lower case, into out (VMH_ID_LEN + 1 bytes:
  * <vmhost/common.h>). */
 void core_uuid_v4(char *out);

@@ -391,6 +391,7 @@ static void volume_news_free(struct volume_news *n) {
 /* What the core says on one VM that uses the volume. */
 struct vm_notice {
   char id[VMH_ID_LEN + 1];
+  char name[VMH_NAME_MAX + 1];
   uint32_t state;
   char *text;
 };
@@ -455,6 +456,7 @@ static void volume_news_task(void *arg) {
         break;
       notes = more;
       snprintf(notes[n_notes].id, sizeof notes[n_notes].id, "%s", vm->id);
+      snprintf(notes[n_notes].name, sizeof notes[n_notes].name, "%s", vm->name);
       notes[n_notes].state = vm->state;
       if ((notes[n_notes].text = mark_vm(vm, d, n)))
         n_notes++;
@@ -469,6 +471,7 @@ static void volume_news_task(void *arg) {
         .struct_size = sizeof ev,
         .type = VMH_EVENT_VM_STATE,
         .vm_id = notes[i].id,
+        .vm_name = notes[i].name,
         .state = notes[i].state,
         .reason =
             n->vanished ? VMH_REASON_VOLUME_VANISHED : VMH_REASON_VOLUME_BACK,
@@ -507,12 +510,57 @@ static void on_volume_event(const struct vmh_event *ev) {
     volume_news_free(n);
 }
 
+int vms_name_of(const char *id, char *buf, size_t len) {
+  vms_rdlock();
+  const struct vm *vm = id ? strmap_get(&by_id, id) : NULL;
+  if (vm)
+    snprintf(buf, len, "%s", vm->name);
+  vms_unlock();
+  return vm ? 0 : -1;
+}
+
+/* An operation that showed a transitional state (operations.h) has ended:
+ * say what the VM's state is now, since a failed one leaves it where it
+ * was and no hypervisor says so (a VM deleted meanwhile: its vm_deleted
+ * said it).  Emitted from here, a subscriber: it follows the end. */
+static void on_operation_end(const struct vmh_event *ev) {
+  if (!ev->vm_id || !ev->object || !ev->reason ||
+      !ops_transitional_state(ev->object) || !strcmp(ev->reason, "cancelled"))
+    return;
+  char name[VMH_NAME_MAX + 1];
+  uint32_t state = 0;
+  vms_rdlock();
+  const struct vm *vm = strmap_get(&by_id, ev->vm_id);
+  bool found = vm != NULL;
+  if (found) {
+    snprintf(name, sizeof name, "%s", vm->name);
+    state = vm->state;
+  }
+  vms_unlock();
+  if (!found)
+    return;
+  struct vmh_event back = {.struct_size = sizeof back,
+                           .type = VMH_EVENT_VM_STATE,
+                           .vm_id = ev->vm_id,
+                           .vm_name = name,
+                           .state = state,
+                           .reason = ev->object,
+                           .operation = ev->operation,
+                           .message = ev->code ? ev->message : NULL};
+  events_emit("core", &back);
+}
+
 /* Events that change records (subscribed by vms_init): a hypervisor
- * instance's VM states, a storage instance's vanished volumes. */
+ * instance's VM states, a storage instance's vanished volumes; and the
+ * ends of operations, answered with the VM's state. */
 static void on_event(void *opaque, const struct vmh_event *ev) {
   (void)opaque;
   if (ev->type == VMH_EVENT_PLUGIN && ev->reason && ev->source) {
     on_volume_event(ev);
+    return;
+  }
+  if (ev->type == VMH_EVENT_OPERATION && !strcmp(ev->source, "core")) {
+    on_operation_end(ev);
     return;
   }
   if (ev->type != VMH_EVENT_VM_STATE || !ev->vm_id || !ev->source)
@@ -542,21 +590,55 @@ struct query {
   uint32_t limit, states;
   int64_t after_created_us;
   char *after_id; /* NULL: from the first */
-  struct vmh_keyval *labels;
-  uint32_t n_labels;
+  struct vmh_keyval *labels, *labels_not;
+  uint32_t n_labels, n_labels_not;
   vmh_reply_t *r;
 };
+
+static void kvs_free(struct vmh_keyval *kv, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    free((char *)kv[i].key);
+    free((char *)kv[i].value);
+  }
+  free(kv);
+}
 
 static void query_free(struct query *q) {
   if (!q)
     return;
-  for (uint32_t i = 0; i < q->n_labels; i++) {
-    free((char *)q->labels[i].key);
-    free((char *)q->labels[i].value);
-  }
-  free(q->labels);
+  kvs_free(q->labels, q->n_labels);
+  kvs_free(q->labels_not, q->n_labels_not);
   free(q->after_id);
   free(q);
+}
+
+/* A copy of in[0..n) into *out (*n_out counts what is copied, to free):
+ * 0, or -1 (out of memory). */
+static int kvs_copy(const struct vmh_keyval *in, uint32_t n,
+                    struct vmh_keyval **out, uint32_t *n_out) {
+  if (n && !(*out = calloc(n, sizeof **out)))
+    return -1;
+  for (; *n_out < n; (*n_out)++) {
+    const struct vmh_keyval *kv = &in[*n_out];
+    struct vmh_keyval *to = &(*out)[*n_out];
+    if (!(to->key = strdup(kv->key)) ||
+        (kv->value && !(to->value = strdup(kv->value)))) {
+      free((char *)to->key);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Each of n selectors has a key: 0, or -1 with the error set. */
+static int kvs_check(const struct vmh_keyval *kv, uint32_t n,
+                     const char *what) {
+  for (uint32_t i = 0; i < n; i++)
+    if (!kv || !kv[i].key || !*kv[i].key) {
+      error_set("%s %" PRIu32 " of the query has no key", what, i);
+      return -1;
+    }
+  return 0;
 }
 
 #define ALL_STATES (VMH_VM_STATE_BIT(VMH_VM_CRASHED + 1) - 1)
@@ -571,15 +653,15 @@ static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
     error_set("unknown VM state bits 0x%" PRIx32, q.states & ~ALL_STATES);
     return NULL;
   }
-  for (uint32_t i = 0; i < q.n_labels; i++)
-    if (!q.labels || !q.labels[i].key || !*q.labels[i].key) {
-      error_set("label %" PRIu32 " of the query has no key", i);
-      return NULL;
-    }
+  if (kvs_check(q.labels, q.n_labels, "label") < 0 ||
+      kvs_check(q.labels_not, q.n_labels_not, "excluded label") < 0)
+    return NULL;
   *code = VMH_ENOMEM;
   struct query *c = calloc(1, sizeof *c);
   if (!c || (q.after_id && !(c->after_id = strdup(q.after_id))) ||
-      (q.n_labels && !(c->labels = calloc(q.n_labels, sizeof *c->labels)))) {
+      kvs_copy(q.labels, q.n_labels, &c->labels, &c->n_labels) < 0 ||
+      kvs_copy(q.labels_not, q.n_labels_not, &c->labels_not, &c->n_labels_not) <
+          0) {
     query_free(c);
     error_set("out of memory");
     return NULL;
@@ -587,17 +669,6 @@ static struct query *query_copy(const struct vmh_vm_query *in, int *code) {
   c->limit = q.limit;
   c->states = q.states;
   c->after_created_us = q.after_created_us;
-  for (; c->n_labels < q.n_labels; c->n_labels++) {
-    const struct vmh_keyval *kv = &q.labels[c->n_labels];
-    struct vmh_keyval *to = &c->labels[c->n_labels];
-    if (!(to->key = strdup(kv->key)) ||
-        (kv->value && !(to->value = strdup(kv->value)))) {
-      free((char *)to->key);
-      query_free(c);
-      error_set("out of memory");
-      return NULL;
-    }
-  }
   *code = 0;
   return c;
 }
@@ -614,6 +685,9 @@ static bool selected(const struct vm *vm, const struct query *q) {
     return false;
   for (uint32_t i = 0; i < q->n_labels; i++)
     if (!has_label(vm, &q->labels[i]))
+      return false;
+  for (uint32_t i = 0; i < q->n_labels_not; i++)
+    if (has_label(vm, &q->labels_not[i]))
       return false;
   return true;
 }

@@ -58,6 +58,9 @@ void vms_unlock(void);
 /* Changes with every vms_wrlock(): what vm_generation() answers. */
 uint64_t vms_generation(void);
 
+/* The name of the VM with this id into buf: 0, or -1 when there is none.
+ * Takes the lock itself. */
+int vms_name_of(const char *id, char *buf, size_t len);
 /* The record addressed by id or name (lock held by the caller), or NULL. */
 struct vm *vms_lookup(const char *id_or_name);
 /* Add a record whose name must be unique (VMH_EEXIST) and whose vCPUs and

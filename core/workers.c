@@ -38,7 +38,8 @@ struct task {
   struct task *next;
   work_fn fn;
   void *arg;
-  struct keyq *kq; /* NULL: no key */
+  struct keyq *kq;  /* NULL: no key */
+  int64_t ready_ms; /* when it became runnable (CLOCK_MONOTONIC) */
 };
 
 /* A key with a task runnable or running; `head` are its tasks waiting. */
@@ -170,8 +171,15 @@ static unsigned keyq_drop_waiting(struct keyq *kq, struct task **out) {
 
 /* ---- the pool ---------------------------------------------------------- */
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void push_ready(struct pool *p, struct task *t) {
   t->next = NULL;
+  t->ready_ms = mono_ms();
   if (p->ready_tail)
     p->ready_tail->next = t;
   else
@@ -519,6 +527,25 @@ unsigned workers_pending(void) {
   n = current ? current->pending : 0;
   pthread_mutex_unlock(&lock);
   return n;
+}
+
+bool workers_liveness(struct workers_state *st) {
+  *st = (struct workers_state){0};
+  pthread_mutex_lock(&lock);
+  struct pool *p = current;
+  if (p) {
+    st->threads = p->n_workers;
+    for (unsigned i = 0; i < p->n_workers; i++)
+      st->busy += p->workers[i].busy;
+    for (struct task *t = p->ready_head; t; t = t->next)
+      st->runnable++;
+    if (p->ready_head) {
+      int64_t waited = mono_ms() - p->ready_head->ready_ms;
+      st->oldest_wait_ms = waited > 0 ? (uint64_t)waited : 0;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return p != NULL;
 }
 
 unsigned workers_abandoned(void) {

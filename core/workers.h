@@ -13,6 +13,7 @@
 #define VMHOST_CORE_WORKERS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <vmhost/common.h>
 
 typedef void (*work_fn)(void *arg);
@@ -43,6 +44,17 @@ bool workers_cancelled(void);
 
 /* Tasks queued or running now (for metrics and readiness). */
 unsigned workers_pending(void);
+
+/* Whether the pool answers (liveness): a task that could run but has
+ * waited long for a thread means every thread is stuck in a backend. */
+struct workers_state {
+  unsigned threads;        /* of the running pool */
+  unsigned busy;           /* inside a task */
+  unsigned runnable;       /* waiting for a thread (not for their key) */
+  uint64_t oldest_wait_ms; /* how long the first of those has; 0: none */
+};
+/* Fills *st; false (all 0) when no pool runs.  Cheap, any thread. */
+bool workers_liveness(struct workers_state *st);
 
 /* Threads left running by a drain's deadline that have not ended yet. */
 unsigned workers_abandoned(void);

@@ -45,7 +45,7 @@ PACKAGES=(
   libxml2-utils       # xmllint, used by virt-xml-validate
   libtirpc-dev        # --enable-sanitizers: vmhostd links libtirpc (configure.ac)
   openvswitch-source  # network/ovs: libopenvswitch, built by build-libopenvswitch.sh
-  qemu-system-x86     # hypervisor/libvirt tests: a real guest (TCG)
+  qemu-system-x86     # hypervisor/libvirt tests, test-systemd-boot.py: a real guest (TCG)
   linux-image-amd64   # hypervisor/libvirt tests: the guest's kernel
   cpio                # hypervisor/libvirt tests: the guest's initramfs
   # run time of plugins (and their tests)
@@ -77,6 +77,7 @@ PACKAGES=(
   python3-cryptography  # frontend/rest tests: certificates dated in the past or future
   python3-grpcio      # frontend/rpc tests: the stock gRPC client
   python3-grpc-tools  # frontend/rpc, guest tests: stubs generated from proto/
+  prometheus          # tests/test-prometheus.py: promtool check metrics
   qemu-guest-agent    # tests/bench/guest-agent.py, agent.py: qemu-ga, the reference
   python3-libvirt     # tests/bench/agent.py: qemu-ga commands through libvirt (libvirt_qemu)
   h2o                 # tests/bench/rest-h2load.py: the reference server
@@ -91,9 +92,12 @@ PACKAGES=(
   debhelper           # tests/test-deb-install.sh: dpkg-buildpackage of packaging/debian
   dpkg-dev            # tests/test-deb-install.sh: dpkg-buildpackage
   lintian             # tests/test-deb-install.sh: the packages' checks
-  mmdebstrap          # tests/test-deb-install.sh: a fresh Debian 12 root
+  mmdebstrap          # tests/test-deb-install.sh, test-systemd-boot.py: a fresh Debian 12 root
+  e2fsprogs           # tests/test-systemd-boot.py: mkfs.ext4 -d, the booted root's image
+  util-linux          # tests/debbuild.sh: flock (one package build at a time)
   rpm                 # tests/test-rpm-spec.sh: rpmspec, rpmbuild of packaging/vmhost.spec
   valgrind            # make check-valgrind
+  qemu-user-static    # tests/test-agent-arm64.sh: runs the arm64 vmhost-agent
   python3             # tests/abi/abi-layout.py
   binutils            # nm, readelf: tests/test-loader.sh
   file
@@ -107,6 +111,22 @@ PACKAGES=(
 BY_COMMAND=(
   "npm:nodejs npm"    # frontend/rpc tests: @grpc/grpc-js smoke test
 )
+
+# The arm64 vmhost-agent, cross-compiled on amd64 (configure
+# --enable-agent-arm64): the cross compiler and the arm64 static libraries
+# the agent links, from the arm64 architecture dpkg is told about
+# (multiarch: the :arm64 -dev packages install beside the amd64 ones, at
+# the same version).
+CROSS_ARM64=(
+  gcc-aarch64-linux-gnu
+  libc6-dev-arm64-cross
+  libprotobuf-c-dev:arm64
+  libyaml-dev:arm64
+)
+native_arch=$(dpkg --print-architecture)
+if [ "$native_arch" = amd64 ]; then
+  PACKAGES+=("${CROSS_ARM64[@]}")
+fi
 
 if [ "${1:-}" = --list ]; then
   printf '%s\n' "${PACKAGES[@]}"
@@ -130,9 +150,15 @@ else
   exit 1
 fi
 
+# Installed for the native architecture (or all), or for the one a name
+# such as libyaml-dev:arm64 gives: with arm64 added, an unqualified
+# multiarch name matches both.
 installed ()
 {
-  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
+  local want=$native_arch
+  case $1 in *:*) want=${1#*:} ;; esac
+  dpkg-query -W -f='${db:Status-Abbrev}${Architecture}\n' "$1" 2>/dev/null |
+    grep -qE "^ii ($want|all)\$"
 }
 
 missing=()
@@ -159,10 +185,16 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-# Refresh the lists when they are older than a day (or absent), or when a
-# missing package has no candidate in them.
+# Refresh the lists when they are older than a day (or absent), when a
+# missing package has no candidate in them, or when dpkg has just been told
+# about arm64 (its lists are not there yet).
 need_update=no
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
+if [ "$native_arch" = amd64 ] &&
+   ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "install-deps: dpkg --add-architecture arm64 (the arm64 agent's libraries)"
+  "${SUDO[@]}" dpkg --add-architecture arm64
+  need_update=yes
+elif [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
   need_update=yes
 else
   for p in "${missing[@]}"; do

@@ -4,19 +4,29 @@
 if BUILD_PLUGIN_GUEST
 TESTS += test-agentframe.sh test-agent.py test-guest-hostile.py \
 	test-guest-vsock.py
+# The agent listening (vsock's stand-in) behind the fake Cloud Hypervisor.
+if BUILD_PLUGIN_CLOUD_HYPERVISOR
+TESTS += test-agent-vsock.py
+endif
 check_PROGRAMS += test-agentframe
 # The agent's API through both front-ends, against fake agents.
 # The TCG guest also drives the real agent through the REST API.
 if BUILD_PLUGIN_REST
 TESTS += test-guest-tcg.py
 if BUILD_PLUGIN_RPC
-TESTS += test-guest-api.py
+TESTS += test-guest-api.py test-guest-thaw.py
+endif
+# The cross-compiled arm64 agent, run under qemu-user and served.
+if BUILD_AGENT_ARM64
+TESTS += test-agent-arm64.py
 endif
 endif
 endif
 EXTRA_DIST += test-agentframe.sh test-agent.py agenttest.py \
 	test-guest-hostile.py test-guest-tcg.py test-guest-vsock.py \
-	test-guest-api.py bench/guest-agent.py bench/agent.py
+	test-guest-api.py test-guest-thaw.py test-agent-arm64.py \
+	test-agent-vsock.py \
+	bench/guest-agent.py bench/agent.py
 
 # The codec's unit test; it also runs the fuzz seed corpus
 # (agent/fuzz-corpus) through the fuzz target's code.

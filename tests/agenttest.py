@@ -57,6 +57,16 @@ def frame(payload, length=None):
     return MAGIC + struct.pack(">I", n) + payload
 
 
+def guest_metric(text, name):
+    """vmhost_plugin_<name>{instance="guest"} in a metrics text (the ctl
+    front-end's op=metrics or REST's /metrics); 0 when not there yet."""
+    for line in text.splitlines():
+        if line.startswith(f"vmhost_plugin_{name}{{") and \
+                'instance="guest"' in line:
+            return float(line.split()[-1])
+    return 0
+
+
 def agent_binary(dev=True):
     """The agent of the build tree: the sanitized -dev build by default."""
     name = "vmhost-agent-dev" if dev else "vmhost-agent"
@@ -69,14 +79,18 @@ def agent_binary(dev=True):
 class HostEnd:
     """A listening unix socket; accept() takes the agent's connection (or a
     test's own peer).  HostEnd(connect=PATH) connects to PATH instead (a
-    QEMU channel socket, the guest's agent behind it)."""
+    QEMU channel socket, the guest's agent behind it); HostEnd(sock=S)
+    speaks on a socket already connected (past a vsock bridge's
+    handshake)."""
 
-    def __init__(self, path=None, connect=None):
-        self.conn = None
+    def __init__(self, path=None, connect=None, sock=None):
+        self.conn = sock
         self.buf = b""
         self.next_id = 1
         self.dir = None
         self.srv = None
+        if sock:
+            return
         if connect:
             self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.conn.settimeout(60)
@@ -195,14 +209,21 @@ class Peer(threading.Thread):
                                 .SerializeToString()))
 
 
-def answer_properly(p, req):
+def answer_properly(p, req, agent_version="test\x1b[31m",
+                    capabilities=("ping",)):
+    """Answers sync, hello (with agent_version and capabilities), ping and
+    telemetry as an agent does; False for any other request."""
     kind = req.WhichOneof("body")
     if kind == "sync":
         p.answer(req, sync=pb.SyncRequest())
     elif kind == "hello":
         p.answer(req, hello=pb.HelloResponse(
-            version=1, agent_version="test\x1b[31m", capabilities=["ping"]))
+            version=1, agent_version=agent_version,
+            capabilities=list(capabilities)))
     elif kind == "ping":
         p.answer(req, ping=pb.PingResponse())
     elif kind == "telemetry":
         p.answer(req, telemetry=pb.TelemetryResponse(hostname="good"))
+    else:
+        return False
+    return True

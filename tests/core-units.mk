@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Unit tests of the core's error, log, workers and metrics modules and of
+# Unit tests of the core's error, log, workers, metrics and events modules and of
 # libvmhutil, and the check that the core's units include one another
 # without a cycle.
 # Included from tests/Makefile.am.
@@ -7,7 +7,7 @@
 TESTS += test-core-includes.py
 EXTRA_DIST += test-core-includes.py
 
-CORE_UNIT_TESTS = test-error test-log test-metrics test-workers
+CORE_UNIT_TESTS = test-error test-log test-metrics test-workers test-events
 TESTS += $(CORE_UNIT_TESTS)
 check_PROGRAMS += $(CORE_UNIT_TESTS)
 
@@ -28,6 +28,12 @@ test_metrics_CPPFLAGS = $(UNIT_CPP)
 test_metrics_CFLAGS = $(UNIT_CC)
 test_metrics_LDADD = $(UNIT_LIBS)
 test_metrics_LDFLAGS = $(UNIT_LINK)
+
+test_events_SOURCES = test-events.c core-unit.h
+test_events_CPPFLAGS = $(UNIT_CPP)
+test_events_CFLAGS = $(UNIT_CC)
+test_events_LDADD = $(UNIT_LIBS)
+test_events_LDFLAGS = $(UNIT_LINK)
 
 test_workers_SOURCES = test-workers.c core-unit.h
 test_workers_CPPFLAGS = $(UNIT_CPP)

@@ -7,6 +7,8 @@
 REST_TESTS = \
 	test-rest-api.py \
 	test-rest-list.py \
+	test-rest-labels.py \
+	test-rest-pages.py \
 	test-rest-protocols.py \
 	test-rest-tls.py \
 	test-rest-events.py \
@@ -18,5 +20,6 @@ REST_TESTS = \
 if BUILD_PLUGIN_REST
 TESTS += $(REST_TESTS)
 endif
-EXTRA_DIST += $(REST_TESTS) resttest.py bench/agent-dist.py \
-	bench/lookup-scale.py bench/list-scale.py
+EXTRA_DIST += $(REST_TESTS) resttest.py pagetest.py bench/agent-dist.py \
+	bench/lookup-scale.py bench/list-scale.py bench/named-pages.py \
+	bench/metrics-scrape.py

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmhtest import Daemon, check, fail, free_port, mocks, skip  # noqa: E402,F401
@@ -170,6 +171,52 @@ class RestDaemon(Daemon):
     def rss_kb(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def req(d, method, path, body=None, status=None, **kw):
+    """d.request, its answer checked against openapi.yaml (and its status,
+    when given)."""
+    st, hdrs, v = d.request(method, path, body, **kw)
+    if status is not None and st != status:
+        fail(f"{method} {path}: expected {status}, got {st}:", v)
+    validate(method, path, st, v)
+    return st, hdrs, v
+
+
+class Sse:
+    """GET /api/v1/events with curl (d: a RestDaemon), its events parsed as
+    they come (test-operations.py, test-images.py)."""
+
+    def __init__(self, d):
+        self.events = []
+        self.cv = threading.Condition()
+        self.proc = subprocess.Popen(
+            ["curl", "-sN", "-H", d.auth_line(), "--http2-prior-knowledge",
+             d.base + "/api/v1/events"], stdout=subprocess.PIPE, text=True)
+        check(self.proc.stdout.readline().startswith(": vmhostd events"),
+              "events stream")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("data: "):
+                with self.cv:
+                    self.events.append(json.loads(line[6:]))
+                    self.cv.notify_all()
+
+    def wait(self, pred, what, timeout=60):
+        with self.cv:
+            if not self.cv.wait_for(
+                    lambda: any(pred(e) for e in self.events), timeout):
+                fail("no event:", what, self.events)
+
+    def of(self, op_id):
+        with self.cv:
+            return [e for e in self.events if e.get("operation") == op_id]
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 # -- certificates (openssl) -------------------------------------------------

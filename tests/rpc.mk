@@ -7,11 +7,13 @@
 RPC_TESTS = \
 	test-rpc-api.py \
 	test-rpc-list.py \
+	test-rpc-pages.py \
 	test-rpc-wire.py \
 	test-rpc-tls.py \
 	test-rpc-streams.py \
 	test-rpc-node.py \
-	test-rpc-reflection.py
+	test-rpc-reflection.py \
+	test-rpc-events.py
 if BUILD_PLUGIN_RPC
 TESTS += $(RPC_TESTS) test-grpcwire
 check_PROGRAMS += test-grpcwire

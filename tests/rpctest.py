@@ -17,6 +17,7 @@ import socket
 import struct
 import sys
 import tempfile
+import threading
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +104,32 @@ def expect_status(code, fn, *args, **kw):
             fail(f"expected {code}, got {e.code()}: {e.details()}")
         return e
     fail(f"expected {code}, got an answer:", r)
+
+
+class EventWatch:
+    """WatchEvents on node, read by a thread of its own: .events holds the
+    events as they come (and the RpcError that ended the stream, unless
+    it was cancelled); .call is the stream, .thread its reader."""
+
+    def __init__(self, node):
+        self.events = []
+        self.call = node.WatchEvents(pb.node.WatchEventsRequest())
+        self.thread = threading.Thread(target=self._collect)
+        self.thread.start()
+
+    def _collect(self):
+        try:
+            for ev in self.call:
+                self.events.append(ev)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                self.events.append(e)
+
+    def stop(self):
+        """Cancel the stream; whether its reader ended."""
+        self.call.cancel()
+        self.thread.join(10)
+        return not self.thread.is_alive()
 
 
 class _Details(collections.namedtuple(

@@ -1010,7 +1010,8 @@ static void test_settings_fixtures(void) {
                   "'stat_dir' under daemon (expected one of: state_dir, "
                   "plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size, telemetry_interval); "
+                  "operations_max, journal_compact_size, telemetry_interval, "
+                  "liveness_stall, event_history); "
                   "did you mean 'state_dir'?");
   refuse_settings("configs/bad-range.yaml", VMH_EINVAL,
                   "configs/bad-range.yaml:3:3: key 'workers': 0 is out of "
@@ -1143,7 +1144,8 @@ static void test_settings_more(void) {
                   "%s:2:3: unknown key 'wokrers' under daemon (expected one "
                   "of: state_dir, plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size, telemetry_interval); "
+                  "operations_max, journal_compact_size, telemetry_interval, "
+                  "liveness_stall, event_history); "
                   "did you mean 'workers'?");
   /* Two transpositions: two edits, though four for plain Levenshtein. */
   settings_refuse("daemon:\n  drian_tiemout: 2\n",
@@ -1151,19 +1153,22 @@ static void test_settings_more(void) {
                   "one of: state_dir, plugin_dir, log, workers, "
                   "drain_timeout, reconcile_interval, boot_dirs, "
                   "operations_retention, operations_max, "
-                  "journal_compact_size, telemetry_interval); did you mean "
+                  "journal_compact_size, telemetry_interval, "
+                  "liveness_stall, event_history); did you mean "
                   "'drain_timeout'?");
   /* Three edits: no hint. */
   settings_refuse("daemon:\n  work: 2\n",
                   "%s:2:3: unknown key 'work' under daemon (expected one of: "
                   "state_dir, plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size, telemetry_interval)");
+                  "operations_max, journal_compact_size, telemetry_interval, "
+                  "liveness_stall, event_history)");
   settings_refuse("daemon:\n  color: blue\n",
                   "%s:2:3: unknown key 'color' under daemon (expected one "
                   "of: state_dir, plugin_dir, log, workers, drain_timeout, "
                   "reconcile_interval, boot_dirs, operations_retention, "
-                  "operations_max, journal_compact_size, telemetry_interval)");
+                  "operations_max, journal_compact_size, telemetry_interval, "
+                  "liveness_stall, event_history)");
   settings_refuse("daemon:\n  journal_compact_size: 100\n",
                   "%s:2:3: key 'journal_compact_size': 100 bytes is too "
                   "small (0: never compact, or 4KiB and up)");

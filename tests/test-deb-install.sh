@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The Debian packages, end to end, the way an operator gets them:
 #  1. dpkg-buildpackage -us -uc -b builds every package from a clean copy of
-#     this tree (the files git knows, committed or not);
+#     this tree (the files git knows, committed or not): tests/debbuild.sh,
+#     once per tree for this test and test-systemd-boot.py;
 #  2. lintian reports no error on them (its warnings go to the log);
 #  3. each plugin package depends only on the libraries its plugin links:
 #     vmhost-plugin-rest pulls no libvirt, Ceph, libnfs nor libiscsi;
@@ -20,7 +21,7 @@
 # It takes about two minutes (mostly the build and apt); it prints the
 # time of each step.
 . "$srcdir/functions.sh"
-requires dpkg-buildpackage dh scdoc lintian mmdebstrap curl git python3
+requires dpkg-buildpackage dh scdoc lintian mmdebstrap curl git python3 flock
 [ "$(id -u)" = 0 ] || skip_because "needs root: mmdebstrap's root mode and chroot"
 if ! git -C "$top_srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   skip_unsupported "not a git checkout: the packages are built from the files git knows"
@@ -41,19 +42,12 @@ step ()
   echo "[$((SECONDS - t0)) s] $*"
 }
 
-# 1. Build, from a copy with no build products in it.
-step "copying the tree"
-mkdir "$tmp/src"
-git -C "$top_srcdir" ls-files -z -co --exclude-standard |
-  (cd "$top_srcdir" && tar --null -T - -cf -) | tar -xf - -C "$tmp/src"
-[ -L "$tmp/src/debian" ] || [ -d "$tmp/src/debian" ] || fail "no debian/ in the tree"
-step "dpkg-buildpackage -us -uc -b"
-(cd "$tmp/src" && DEB_BUILD_OPTIONS="parallel=2 nocheck noautodbgsym" \
-  dpkg-buildpackage -us -uc -b) >"$tmp/build.log" 2>&1 ||
-  fail "dpkg-buildpackage failed: $(tail -40 "$tmp/build.log")"
-debs=$tmp
+# 1. Build (tests/debbuild.sh: once per tree, shared with
+# test-systemd-boot.py), from a copy with no build products in it.
+step "dpkg-buildpackage -us -uc -b (tests/debbuild.sh)"
+debs=$("$srcdir/debbuild.sh")
 ls "$debs"/*.deb
-version=$(dpkg-parsechangelog -l "$tmp/src/debian/changelog" -S Version)
+version=$(cat "$debs/version")
 deb ()
 {
   local f=$debs/${1}_${version}_$(dpkg --print-architecture).deb
@@ -63,8 +57,8 @@ deb ()
 
 # Every package the control file lists was built (vmhost-cli once cli/ is
 # in the tree).
-for p in $(sed -n 's/^Package: //p' "$tmp/src/debian/control"); do
-  if [ "$p" = vmhost-cli ] && [ ! -f "$tmp/src/cli/Makefile.am" ]; then
+for p in $(sed -n 's/^Package: //p' "$debs/control"); do
+  if [ "$p" = vmhost-cli ] && [ ! -f "$debs/has-cli" ]; then
     continue
   fi
   deb "$p" >/dev/null
@@ -72,7 +66,7 @@ done
 
 # 2. lintian: errors fail, warnings are listed.
 step "lintian"
-lintian --fail-on error --tag-display-limit 0 "$tmp"/vmhost_*.changes \
+lintian --fail-on error --tag-display-limit 0 "$debs"/vmhost_*.changes \
   >"$tmp/lintian.log" 2>&1 || fail "lintian: $(cat "$tmp/lintian.log")"
 grep -E '^[EW]: ' "$tmp/lintian.log" | sed 's/^/lintian: /' || true
 
@@ -101,7 +95,7 @@ cp "$(deb vmhostd)" "$(deb vmhost-plugin-rest)" "$(deb vmhost-plugin-local)" \
   "$(deb vmhost-agent-dist)" "$tmp/install/"
 # With the client once the tree has it: the operator's three packages.
 cli=
-if [ -f "$tmp/src/cli/Makefile.am" ]; then
+if [ -f "$debs/has-cli" ]; then
   cli=yes
   cp "$(deb vmhost-cli)" "$tmp/install/"
 fi
@@ -209,6 +203,23 @@ curl -sSf --max-time 30 -o "$tmp/agent.deb" "$agent/linux/$arch.deb" ||
   fail "GET /api/v1/agent/linux/$arch.deb from the installed vmhostd failed"
 cmp "$tmp/agent.deb" "$(deb vmhost-agent)" ||
   fail "/api/v1/agent/linux/$arch.deb is not the vmhost-agent package"
+# The arm64 agent, cross-compiled where the cross compiler is (an amd64
+# machine that ran install-deps.sh): served too, and its arm64 package.
+if [ "$arch" != arm64 ] && command -v aarch64-linux-gnu-gcc >/dev/null; then
+  a64=$root/usr/lib/vmhost/agent/linux/arm64
+  [ -f "$a64" ] || fail "vmhost-agent-dist ships no linux/arm64"
+  readelf -h "$a64" | grep -q AArch64 || fail "linux/arm64 is not AArch64"
+  curl -sSf --max-time 30 -o "$tmp/agent64.bin" "$agent/linux/arm64" &&
+    cmp "$tmp/agent64.bin" "$a64" || fail "/api/v1/agent/linux/arm64 differs"
+  curl -sSf --max-time 30 -o "$tmp/agent64.deb" "$agent/linux/arm64.deb" ||
+    fail "GET /api/v1/agent/linux/arm64.deb failed"
+  [ "$(dpkg-deb -f "$tmp/agent64.deb" Package Architecture | tr '\n' ' ')" = \
+    "Package: vmhost-agent Architecture: arm64 " ] ||
+    fail "linux/arm64.deb: $(dpkg-deb -f "$tmp/agent64.deb")"
+  dpkg-deb --fsys-tarfile "$tmp/agent64.deb" |
+    tar -xO ./usr/sbin/vmhost-agent | cmp - "$a64" ||
+    fail "the arm64 package's vmhost-agent is not the arm64 agent"
+fi
 curl -sSf --max-time 30 -o "$tmp/install.sh" "$agent/install.sh" ||
   fail "GET /api/v1/agent/install.sh failed"
 sh -n "$tmp/install.sh" || fail "the installed node's install.sh does not parse"

@@ -175,7 +175,8 @@ with d:
     check(abs(t["time_us"] / 1e6 - time.time()) < 60, t["time_us"])
     b = d.ok("GET", "/api/v1/vms/b1/agent")
     check(b == {"state": "absent", "version": None, "capabilities": [],
-                "message": None, "telemetry": None}, b)
+                "message": None, "thaw_pending": False,
+                "telemetry": None}, b)
     d.error("GET", "/api/v1/vms/nope/agent", 404, "NOT_FOUND")
     # live: fresh telemetry (a round trip); ping.
     asked = agent.peer.requests.count("telemetry")

@@ -10,7 +10,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Peer, answer_properly, frame, pb  # noqa: E402
+from agenttest import (Peer, answer_properly, frame,  # noqa: E402
+                       guest_metric, pb)
 from vmhtest import Daemon, check, mocks, vm_spec, wait_for  # noqa: E402
 
 GUEST = """  - name: guest
@@ -41,11 +42,7 @@ def bridge(p):
 
 
 def metric(d, name):
-    for line in d.ok(op="metrics")["text"].splitlines():
-        if line.startswith(f"vmhost_plugin_{name}{{") and \
-                'instance="guest"' in line:
-            return float(line.split()[-1])
-    return 0
+    return guest_metric(d.ok(op="metrics")["text"], name)
 
 
 with Daemon(mocks(hv=", vsock_port: 1024"), frontends=GUEST) as d:

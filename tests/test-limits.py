@@ -46,6 +46,17 @@ documented = {
 }
 for k, v in documented.items():
     check(L[k] == v, f"openapi.yaml says {k} is {v}, speclimits.h {L[k]}")
+# The text limit (bytes), on every text of the spec.
+TEXTS = ("kernel", "initrd", "cmdline", "user_data", "meta_data",
+         "network_config")
+TMAX = L[("text", "max")]
+check(S["SpecText"]["maxLength"] == TMAX and
+      str(TMAX) in S["SpecText"]["description"], S["SpecText"])
+for t in TEXTS:
+    check(vm[t].get("$ref") == "#/components/schemas/SpecText",
+          f"openapi.yaml VmSpec.{t} is not a SpecText", vm[t])
+check(vm["metadata"]["additionalProperties"]["$ref"].endswith("/SpecText") and
+      vm["metadata"]["propertyNames"]["maxLength"] == TMAX, vm["metadata"])
 check(set(S["VmSpec"]["required"]) == {"name", "vcpus", "memory"},
       S["VmSpec"]["required"])
 
@@ -71,6 +82,9 @@ for (msg, field, key) in (("VmSpec", "vcpus", "vcpus"),
     check(want in comment(msg, field),
           f"node.proto {msg}.{field} does not say {want}:",
           comment(msg, field))
+for field in TEXTS + ("labels",):
+    check(f"at most {TMAX} bytes" in comment("VmSpec", field),
+          f"node.proto VmSpec.{field} does not say at most {TMAX} bytes")
 for (field, key) in (("disks", "disks"), ("nics", "nics"),
                      ("labels", "metadata")):
     want = f"at most {L[(key, 'max')]}"
@@ -135,6 +149,13 @@ with RestDaemon(body=BIG) as d:
     refused({"name": name(), "vcpus": 1, "memory": MMIN,
              "nics": [{"name": "net0", "vlan": L[("vlan", "max")] + 1}]},
             "vlan")
+    # Texts: at most TMAX bytes, counted in bytes (é is two).
+    made({"name": name(), "vcpus": 1, "memory": MMIN,
+          "user_data": "#" * TMAX})
+    refused({"name": name(), "vcpus": 1, "memory": MMIN,
+             "user_data": "#" * (TMAX + 1)}, "user_data", [str(TMAX)])
+    refused({"name": name(), "vcpus": 1, "memory": MMIN,
+             "meta_data": "é" * (TMAX // 2 + 1)}, "meta_data", [str(TMAX)])
     refused({"name": name(), "vcpus": 1, "memory": MMIN,
              "disks": [{"name": f"vd{i}", "size": 1}
                        for i in range(L[("disks", "max")] + 1)]}, "disks")

@@ -129,6 +129,65 @@ static void test_stderr_default(void) {
   free(buf);
 }
 
+/* ---- stderr to systemd's journal ----------------------------------------- */
+
+/* stderr on a file named by JOURNAL_STREAM (when match, its own device and
+ * inode; else another's; tail appended), log_open(NULL, format), one line per
+ * level; the file's contents. */
+static char *journal_lines(bool match, const char *tail,
+                           enum log_format format) {
+  int saved = dup(STDERR_FILENO);
+  int fd = open(path_in("journal"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  struct stat st;
+  char stream[64];
+
+  CHECK(saved >= 0 && fd >= 0);
+  CHECK(fstat(fd, &st) == 0);
+  snprintf(stream, sizeof stream, "%llu:%llu%s", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino + (match ? 0 : 1), tail);
+  CHECK(setenv("JOURNAL_STREAM", stream, 1) == 0);
+  CHECK(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  close(fd);
+  CHECK_INT(log_open(NULL, format), ==, 0);
+  log_set_level(VMH_LOG_DEBUG);
+  log_error("e");
+  log_warn("w");
+  log_msg("hv0", VMH_LOG_INFO, "i\nforged");
+  log_debug("d");
+  log_close();
+  CHECK(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+  close(saved);
+  CHECK(unsetenv("JOURNAL_STREAM") == 0);
+  return slurp(path_in("journal"));
+}
+
+static void test_journal_stream(void) {
+  time_t before = now(), after;
+  char *buf, *lines[8];
+
+  /* The journal's stream: priorities, no time, still one line each. */
+  buf = journal_lines(true, "", LOG_TEXT);
+  CHECK_STR(buf, "<3>core: e\n<4>core: w\n<6>hv0: i\\nforged\n<7>core: d\n");
+  free(buf);
+
+  /* Another file than the one JOURNAL_STREAM names, or a malformed
+   * JOURNAL_STREAM: the usual lines. */
+  for (int i = 0; i < 2; i++) {
+    buf = journal_lines(i == 1, i == 1 ? ":3" : "", LOG_TEXT);
+    after = now();
+    CHECK_INT(split_lines(buf, lines, 8), ==, 4);
+    CHECK_STR(text_line(lines[0], "error", before, after), "core: e");
+    CHECK_STR(text_line(lines[3], "debug", before, after), "core: d");
+    free(buf);
+  }
+
+  /* JSON is asked for as it is, journal or not. */
+  buf = journal_lines(true, "", LOG_JSON);
+  CHECK_INT(split_lines(buf, lines, 8), ==, 4);
+  CHECK(strncmp(lines[0], "{\"time\":\"", 9) == 0);
+  free(buf);
+}
+
 /* ---- text format: escaping ---------------------------------------------- */
 
 static void test_text_escaping(void) {
@@ -561,6 +620,7 @@ int main(void) {
   CHECK_INT(regcomp(&stamp_re, "^" STAMP "$", REG_EXTENDED | REG_NOSUB), ==, 0);
 
   test_stderr_default();
+  test_journal_stream();
   test_text_escaping();
   test_json();
   test_truncation();

@@ -59,7 +59,7 @@ static void test_histogram(void) {
   metrics_observe(NULL, "vm_list", 0, 0.25);
   text = render();
 
-#define OPS "vmhost_operations_total{instance=\"nfs1\",op=\"volume_create\","
+#define OPS "vmhost_plugin_calls_total{instance=\"nfs1\",op=\"volume_create\","
   CHECK_LINE(text, OPS "result=\"ok\"} 4");
   CHECK_LINE(text, OPS "result=\"not_found\"} 1");
   CHECK_LINE(text, OPS "result=\"internal\"} 1");
@@ -69,8 +69,8 @@ static void test_histogram(void) {
         strstr(text, OPS "result=\"not_found\""));
   CHECK(strstr(text, OPS "result=\"not_found\"") <
         strstr(text, OPS "result=\"ok\""));
-#define B                                                       \
-  "vmhost_operation_duration_seconds_bucket{instance=\"nfs1\"," \
+#define B                                                         \
+  "vmhost_plugin_call_duration_seconds_bucket{instance=\"nfs1\"," \
   "op=\"volume_create\",le="
   CHECK_LINE(text, B "\"0.0001\"} 3");
   CHECK_LINE(text, B "\"0.0005\"} 3");
@@ -86,21 +86,22 @@ static void test_histogram(void) {
   CHECK_LINE(text, B "\"+Inf\"} 6");
   CHECK_INT(count(text, B), ==, 12);
   CHECK_LINE(text,
-             "vmhost_operation_duration_seconds_sum{instance=\"nfs1\","
+             "vmhost_plugin_call_duration_seconds_sum{instance=\"nfs1\","
              "op=\"volume_create\"} 12.523101234");
   CHECK_LINE(text,
-             "vmhost_operation_duration_seconds_count{instance=\"nfs1\","
+             "vmhost_plugin_call_duration_seconds_count{instance=\"nfs1\","
              "op=\"volume_create\"} 6");
   CHECK_LINE(text,
-             "vmhost_operations_total{instance=\"core\",op=\"vm_list\","
+             "vmhost_plugin_calls_total{instance=\"core\",op=\"vm_list\","
              "result=\"ok\"} 1");
 
   /* Each family is described once. */
-  CHECK_INT(count(text, "# TYPE vmhost_operations_total counter\n"), ==, 1);
-  CHECK_INT(count(text, "# HELP vmhost_operations_total "), ==, 1);
-  CHECK_INT(count(text, "# TYPE vmhost_operation_duration_seconds histogram\n"),
-            ==, 1);
-  CHECK_INT(count(text, "# HELP vmhost_operation_duration_seconds "), ==, 1);
+  CHECK_INT(count(text, "# TYPE vmhost_plugin_calls_total counter\n"), ==, 1);
+  CHECK_INT(count(text, "# HELP vmhost_plugin_calls_total "), ==, 1);
+  CHECK_INT(
+      count(text, "# TYPE vmhost_plugin_call_duration_seconds histogram\n"), ==,
+      1);
+  CHECK_INT(count(text, "# HELP vmhost_plugin_call_duration_seconds "), ==, 1);
   free(text);
   metrics_free();
 }
@@ -111,16 +112,26 @@ static void test_process(void) {
   int fds[10];
   const char *p;
 
-  CHECK_LINE(text, "# TYPE vmhost_up gauge");
-  CHECK_LINE(text, "vmhost_up 1");
-  p = strstr(text, "\nvmhost_start_time_seconds ");
-  CHECK(p && sscanf(p, "\nvmhost_start_time_seconds %llu.", &v) == 1);
+  CHECK_LINE(text, "# TYPE vmhost_build_info gauge");
+  CHECK(strstr(text, "\nvmhost_build_info{version=\"" PACKAGE_VERSION
+                     "\",abi=\"1.2\"} 1\n"));
+  p = strstr(text, "\nprocess_start_time_seconds ");
+  CHECK(p && sscanf(p, "\nprocess_start_time_seconds %llu.", &v) == 1);
   CHECK(v > 1600000000ull);
-  p = strstr(text, "\nvmhost_resident_memory_bytes ");
-  CHECK(p && sscanf(p, "\nvmhost_resident_memory_bytes %llu", &v) == 1);
+  p = strstr(text, "\nprocess_resident_memory_bytes ");
+  CHECK(p && sscanf(p, "\nprocess_resident_memory_bytes %llu", &v) == 1);
   CHECK(v > 0);
-  p = strstr(text, "\nvmhost_open_fds ");
-  CHECK(p && sscanf(p, "\nvmhost_open_fds %llu", &v) == 1);
+  p = strstr(text, "\nprocess_virtual_memory_bytes ");
+  CHECK(p && sscanf(p, "\nprocess_virtual_memory_bytes %llu", &v2) == 1);
+  CHECK(v2 >= v);
+  CHECK_LINE(text, "# TYPE process_cpu_seconds_total counter");
+  CHECK(strstr(text, "\nprocess_cpu_seconds_total "));
+  p = strstr(text, "\nprocess_max_fds ");
+  CHECK(p && sscanf(p, "\nprocess_max_fds %llu", &v) == 1);
+  CHECK(v > 10);
+  CHECK_LACKS(text, "vmhost_up");
+  p = strstr(text, "\nprocess_open_fds ");
+  CHECK(p && sscanf(p, "\nprocess_open_fds %llu", &v) == 1);
   CHECK(v > 0);
   free(text);
 
@@ -128,8 +139,8 @@ static void test_process(void) {
   for (int i = 0; i < 10; i++)
     CHECK((fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
   text = render();
-  p = strstr(text, "\nvmhost_open_fds ");
-  CHECK(p && sscanf(p, "\nvmhost_open_fds %llu", &v2) == 1);
+  p = strstr(text, "\nprocess_open_fds ");
+  CHECK(p && sscanf(p, "\nprocess_open_fds %llu", &v2) == 1);
   CHECK_INT(v2, ==, v + 10);
   for (int i = 0; i < 10; i++)
     close(fds[i]);
@@ -143,9 +154,9 @@ static void test_escaping(void) {
   metrics_counter_add("q\"uote", "requests", 1);
   text = render();
   CHECK_LINE(text,
-             "vmhost_operations_total{instance=\"a\\\"b\\\\c\\nd\",op=\"op\","
+             "vmhost_plugin_calls_total{instance=\"a\\\"b\\\\c\\nd\",op=\"op\","
              "result=\"ok\"} 1");
-  CHECK_LINE(text, "vmhost_plugin_requests{instance=\"q\\\"uote\"} 1");
+  CHECK_LINE(text, "vmhost_plugin_requests_total{instance=\"q\\\"uote\"} 1");
   free(text);
   metrics_free();
 }
@@ -158,8 +169,7 @@ static void drop_process_lines(char *text) {
     char *nl = strchr(p, '\n');
     size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
 
-    if (strncmp(p, "vmhost_resident_memory_bytes ", 29) != 0 &&
-        strncmp(p, "vmhost_open_fds ", 16) != 0) {
+    if (strncmp(p, "process_", 8) != 0) {
       memmove(out, p, n);
       out += n;
     }
@@ -205,8 +215,8 @@ static void test_sorted(void) {
   p3 = strstr(a, "{instance=\"mu\",op=\"vm_create\"");
   CHECK(p1 && p2 && p3 && p1 < p2 && p2 < p3);
   p1 = strstr(a,
-              "# TYPE vmhost_plugin_bytes_read counter\n"
-              "vmhost_plugin_bytes_read{instance=\"mu\"} 15\n");
+              "# TYPE vmhost_plugin_bytes_read_total counter\n"
+              "vmhost_plugin_bytes_read_total{instance=\"mu\"} 15\n");
   p2 = strstr(a,
               "# TYPE vmhost_plugin_queue_depth gauge\n"
               "vmhost_plugin_queue_depth{instance=\"alpha\"} 7\n"
@@ -229,9 +239,9 @@ static void test_sorted(void) {
     metrics_counter_add("x", name, 1);
   }
   a = render();
-  check_sorted(a, "vmhost_operations_total{instance=\"");
-  check_sorted(a, "vmhost_operation_duration_seconds_sum{instance=\"");
-  check_sorted(a, "vmhost_plugin_");
+  check_sorted(a, "vmhost_plugin_calls_total{instance=\"");
+  check_sorted(a, "vmhost_plugin_call_duration_seconds_sum{instance=\"");
+  check_sorted(a, "vmhost_plugin_m");
 
   /* Same state, same text. */
   b = render();
@@ -262,14 +272,84 @@ static void test_plugin_names(void) {
   metrics_gauge_set("nfs1", "ok_name_2", 99);
   metrics_gauge_set("nfs2", "ok_name_2", 99);
   metrics_counter_add(NULL, "from_core", 2);
+  metrics_counter_add("nfs1", "things_total", 5);
 
   text = render();
-  CHECK_LINE(text, "vmhost_plugin_ok_name_2{instance=\"nfs1\"} 1");
-  CHECK_LINE(text, "vmhost_plugin_from_core{instance=\"core\"} 2");
-  CHECK_INT(count(text, "vmhost_plugin_"), ==, 3 + 3); /* + HELP, TYPE */
+  CHECK_LINE(text, "vmhost_plugin_ok_name_2_total{instance=\"nfs1\"} 1");
+  CHECK_LINE(text, "vmhost_plugin_from_core_total{instance=\"core\"} 2");
+  CHECK_LINE(text, "vmhost_plugin_things_total{instance=\"nfs1\"} 5");
+  CHECK_LINE(text, "# TYPE vmhost_plugin_things_total counter");
+  CHECK_INT(count(text, "vmhost_plugin_things_total"), ==, 3);
+  /* 3 series with their HELP and TYPE, and the HELP and TYPE of the two
+   * calls families (no series here). */
+  CHECK_INT(count(text, "vmhost_plugin_"), ==, 3 * 3 + 2 * 2);
   CHECK_LACKS(text, "instance=\"nfs2\"");
   free(text);
   metrics_free();
+}
+
+/* host->metrics_source: a source's text as fn writes it. */
+static void source_a(void *opaque, metrics_write_fn write, void *wopaque) {
+  const char *t =
+      "stray_line_before_any_header 1\n"
+      "# HELP fe_requests_total Requests.\n"
+      "# TYPE fe_requests_total counter\n"
+      "fe_requests_total{instance=\"a\",route=\"/x\"} 3\n"
+      "# a comment\n"
+      "# HELP fe_seconds Latency.\n"
+      "# TYPE fe_seconds gauge\n"
+      "fe_seconds{instance=\"a\"} 0.5\n";
+  (void)opaque;
+  write(wopaque, t, 10); /* in pieces */
+  write(wopaque, t + 10, strlen(t) - 10);
+}
+
+static int b_calls;
+
+static void source_b(void *opaque, metrics_write_fn write, void *wopaque) {
+  const char *t =
+      "# HELP fe_requests_total Other words.\n"
+      "# TYPE fe_requests_total counter\n"
+      "fe_requests_total{instance=\"b\",route=\"/x\"} 4"; /* no \n */
+  (void)opaque;
+  b_calls++;
+  write(wopaque, t, strlen(t));
+}
+
+/* Two sources with the same family: one HELP and TYPE, both series; the
+ * line before any header is dropped; a withdrawn source is not called. */
+static void test_sources(void) {
+  int key_a, key_b;
+  char *text;
+
+  CHECK_INT(metrics_source_set(&key_a, source_a, NULL), ==, 0);
+  CHECK_INT(metrics_source_set(&key_b, source_b, NULL), ==, 0);
+  text = render();
+  CHECK_INT(count(text, "# HELP fe_requests_total "), ==, 1);
+  CHECK_INT(count(text, "# TYPE fe_requests_total counter\n"), ==, 1);
+  CHECK(strstr(text,
+               "# HELP fe_requests_total Requests.\n"
+               "# TYPE fe_requests_total counter\n"
+               "fe_requests_total{instance=\"a\",route=\"/x\"} 3\n"
+               "fe_requests_total{instance=\"b\",route=\"/x\"} 4\n"
+               "# HELP fe_seconds Latency.\n"
+               "# TYPE fe_seconds gauge\n"
+               "fe_seconds{instance=\"a\"} 0.5\n"));
+  CHECK_LACKS(text, "stray_line");
+  CHECK_LACKS(text, "# a comment");
+  CHECK_INT(b_calls, ==, 1);
+  free(text);
+
+  CHECK_INT(metrics_source_set(&key_b, NULL, NULL), ==, 0);
+  text = render();
+  CHECK_LACKS(text, "instance=\"b\"");
+  CHECK_INT(b_calls, ==, 1);
+  CHECK(strstr(text, "fe_requests_total{instance=\"a\",route=\"/x\"} 3\n"));
+  free(text);
+  metrics_free();
+  text = render();
+  CHECK_LACKS(text, "fe_requests_total");
+  free(text);
 }
 
 #define THREADS 4
@@ -295,20 +375,20 @@ static void test_concurrent(void) {
     pthread_join(t[i], NULL);
   text = render();
   snprintf(line, sizeof line,
-           "vmhost_operation_duration_seconds_count{instance=\"core\","
+           "vmhost_plugin_call_duration_seconds_count{instance=\"core\","
            "op=\"vm_list\"} %d",
            THREADS * PER_THREAD);
   CHECK_LINE(text, line);
   snprintf(line, sizeof line,
-           "vmhost_operation_duration_seconds_sum{instance=\"core\","
+           "vmhost_plugin_call_duration_seconds_sum{instance=\"core\","
            "op=\"vm_list\"} 0.08");
   CHECK_LINE(text, line);
   snprintf(line, sizeof line,
-           "vmhost_operations_total{instance=\"core\",op=\"vm_list\","
+           "vmhost_plugin_calls_total{instance=\"core\",op=\"vm_list\","
            "result=\"ok\"} %d",
            THREADS * PER_THREAD);
   CHECK_LINE(text, line);
-  snprintf(line, sizeof line, "vmhost_plugin_hits{instance=\"core\"} %d",
+  snprintf(line, sizeof line, "vmhost_plugin_hits_total{instance=\"core\"} %d",
            THREADS * PER_THREAD);
   CHECK_LINE(text, line);
   free(text);
@@ -322,5 +402,6 @@ int main(void) {
   test_sorted();
   test_plugin_names();
   test_concurrent();
+  test_sources();
   return 0;
 }

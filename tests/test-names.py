@@ -85,6 +85,10 @@ with RpcDaemon(body=BODY) as d:
     check("UUID" in e.details(), e.details())
     check(len(node.ListVMs(N.ListVMsRequest()).vms) == 1, "a VM was made")
 
+    # A snapshot's name is required (node.proto and the core agree).
+    e = expect_status(SC.INVALID_ARGUMENT, node.CreateSnapshot,
+                      N.CreateSnapshotRequest(vm=vm.id))
+    check("'name' is required" in e.details(), e.details())
     snap = node.CreateSnapshot(
         N.CreateSnapshotRequest(vm=vm.id, name="before-upgrade"))
     check(snap.id != snap.name, snap)
@@ -96,6 +100,6 @@ with RpcDaemon(body=BODY) as d:
                   N.SnapshotRequest(vm=vm.id, snapshot_id="nope"))
     node.DeleteSnapshot(
         N.SnapshotRequest(vm=vm.id, snapshot_id="before-upgrade"))
-    check(not node.ListSnapshots(N.VmRequest(vm=vm.id)).snapshots, "gone")
+    check(not node.ListSnapshots(N.ListSnapshotsRequest(vm=vm.id)).snapshots, "gone")
     check(d.stop() == 0)
 print("ok")

@@ -26,7 +26,7 @@ def calls(node, op):
     text = next(stream).prometheus
     stream.cancel()
     return sum(int(m.group(1)) for m in re.finditer(
-        r'^vmhost_operations_total\{instance="hv0",op="' + op +
+        r'^vmhost_plugin_calls_total\{instance="hv0",op="' + op +
         r'",result="[a-z_]+"\} (\d+)$', text, re.M))
 
 
@@ -79,20 +79,32 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 4s }")) as d:
     end = node.WaitOperation(N.WaitOperationRequest(id=op.id, timeout_s=60))
     check(end.status == OS.Value("OPERATION_STATUS_SUCCEEDED") and
           end.progress == 100 and not end.error_code, end)
+    # It keeps what StartVM would have answered, by reference; the answer
+    # of StartVMAsync (not ended yet) has none.
+    check(end.result.WhichOneof("kind") == "vm" and
+          end.result.vm.id == vm.id and end.result.vm.name == "r-1", end)
+    check(not op.HasField("result"), op)
     check(node.GetVM(N.VmRequest(vm="r-1")).info.state ==
           N.VM_STATE_RUNNING, "not RUNNING after the start")
     node.RebootVM(N.VmRequest(vm="r-1"))  # after the cancelled stop's turn
     check(calls(node, "stop") == stops, "a cancelled stop reached the backend")
 
     with cv:
+        # Its end, then the VM's state once it ended.
         if not cv.wait_for(lambda: any(
-                e.type == N.EVENT_TYPE_OPERATION and e.operation == op.id
-                for e in events), 60):
+                e.type == N.EVENT_TYPE_VM_STATE and e.operation == op.id and
+                e.state == N.VM_STATE_RUNNING for e in events), 60):
             fail("no end event", events)
-        mine = [(e.type, e.reason) for e in events if e.operation == op.id]
+        mine = [(e.type, e.reason) for e in events if e.operation == op.id
+                and e.type != N.EVENT_TYPE_VM_STATE]
+        states = [(e.state, e.reason) for e in events
+                  if e.operation == op.id and e.type == N.EVENT_TYPE_VM_STATE]
     check(mine[0] == (N.EVENT_TYPE_OPERATION_CREATED, "queued") and
           (N.EVENT_TYPE_OPERATION_UPDATED, "running") in mine and
           mine[-1] == (N.EVENT_TYPE_OPERATION, "succeeded"), mine)
+    # The transitional state, then the state once it ended.
+    check(states == [(N.VM_STATE_STARTING, "vm.start"),
+                     (N.VM_STATE_RUNNING, "vm.start")], states)
     with cv:
         check(any(e.type == N.EVENT_TYPE_VM_STATE and
                   e.state == N.VM_STATE_STARTING for e in events), events)
@@ -115,6 +127,51 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 4s }")) as d:
     de = node.DeleteVMAsync(N.VmRequest(vm="r-3"))
     check(node.WaitOperation(N.WaitOperationRequest(id=de.id)).status ==
           OS.Value("OPERATION_STATUS_SUCCEEDED"), de)
+
+    # Every method that changes something has its *Async twin (REST: the
+    # same route with ?wait=false), and its operation keeps the result.
+    def run(method, request, kind, result):
+        o = method(request)  # the mock may have ended it already
+        check(o.kind == kind and re.match(r"^[0-9a-f-]{36}$", o.id), o)
+        e = node.WaitOperation(N.WaitOperationRequest(id=o.id))
+        check(e.status == OS.Value("OPERATION_STATUS_SUCCEEDED") and
+              e.result.WhichOneof("kind") == result, method, e)
+        return e
+    r4 = N.VmRequest(vm="r-4")
+    run(node.CreateVMAsync, spec("r-4"), "vm.create", "vm")
+    run(node.StartVMAsync, r4, "vm.start", "vm")
+    run(node.PauseVMAsync, r4, "vm.pause", "vm")
+    check(node.GetVM(r4).info.state == N.VM_STATE_PAUSED, "paused")
+    run(node.ResumeVMAsync, r4, "vm.resume", "vm")
+    check(node.GetVM(r4).info.state == N.VM_STATE_RUNNING, "resumed")
+    run(node.AttachDiskAsync, N.AttachDiskRequest(
+        vm="r-4", disk=N.Disk(name="vdb", size=1 << 20)), "disk.attach", "vm")
+    check([x.name for x in node.GetVM(r4).spec.disks] == ["vdb"], "attached")
+    run(node.DetachDiskAsync, N.DetachDiskRequest(vm="r-4", disk="vdb"),
+        "disk.detach", "vm")
+    check(not node.GetVM(r4).spec.disks, "detached")
+    sn = run(node.CreateSnapshotAsync,
+             N.CreateSnapshotRequest(vm="r-4", name="s-1"),
+             "snapshot.create", "snapshot")
+    snaps = node.ListSnapshots(r4).snapshots
+    check(sn.result.snapshot.vm_id == sn.vm_id and
+          sn.result.snapshot.name == "s-1" and
+          [x.id for x in snaps] == [sn.result.snapshot.id], sn, snaps)
+    run(node.DeleteSnapshotAsync, N.SnapshotRequest(vm="r-4",
+                                                    snapshot_id="s-1"),
+        "snapshot.delete", None)
+    check(not node.ListSnapshots(r4).snapshots, "snapshot deleted")
+    run(node.ForceStopVMAsync, r4, "vm.stop", "vm")
+    check(node.GetVM(r4).info.state == N.VM_STATE_STOPPED, "stopped")
+    vo = run(node.CreateVolumeAsync, N.CreateVolumeRequest(
+        pool="pool0", name="rv-1", size=1 << 20), "volume.create", "volume")
+    check(vo.result.volume.pool == "pool0" and
+          vo.result.volume.name == "rv-1", vo)
+    run(node.DeleteVolumeAsync, N.VolumeRequest(pool="pool0", volume="rv-1"),
+        "volume.delete", None)
+    expect_status(SC.NOT_FOUND, node.GetVolume,
+                  N.VolumeRequest(pool="pool0", volume="rv-1"))
+
     every = node.ListOperations(N.ListOperationsRequest()).operations
     check(len(every) >= 8, every)
     check([o.id for o in node.ListOperations(

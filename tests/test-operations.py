@@ -5,63 +5,18 @@ with the operation and its Location; the operation is followed to its end
 (wait with a timeout, progress on the event stream, the VM `starting`
 meanwhile); list and its filters; cancel of a queued operation (it never
 reaches the backend: the mock's call counters say so) and of a running one
-(409); a client that goes away (curl -m 1) leaves a visible operation that
-completes, and its queued work is cancelled; the bounds (count,
+(409); a client that goes away (curl -m 1, over HTTP/2 and HTTP/1.1) leaves a visible operation
+that completes, and its queued work is cancelled; the bounds (count,
 retention); refusals of bad input."""
-import json
 import re
 import subprocess
-import threading
 
-from resttest import RestDaemon, require, validate
-from vmhtest import VMHOSTD, Daemon, check, fail, mocks, wait_for
+from resttest import RestDaemon, Sse, req, require
+from vmhtest import VMHOSTD, Daemon, check, mocks, wait_for
 
 require("curl")
 
 SLOW = mocks(hv=", latency: { start: 4s }")
-
-
-class Sse:
-    """GET /api/v1/events with curl, its events parsed as they come."""
-
-    def __init__(self, d):
-        self.events = []
-        self.cv = threading.Condition()
-        self.proc = subprocess.Popen(
-            ["curl", "-sN", "-H", d.auth_line(), "--http2-prior-knowledge",
-             d.base + "/api/v1/events"], stdout=subprocess.PIPE, text=True)
-        check(self.proc.stdout.readline().startswith(": vmhostd events"),
-              "events stream")
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if line.startswith("data: "):
-                with self.cv:
-                    self.events.append(json.loads(line[6:]))
-                    self.cv.notify_all()
-
-    def wait(self, pred, what, timeout=60):
-        with self.cv:
-            if not self.cv.wait_for(
-                    lambda: any(pred(e) for e in self.events), timeout):
-                fail("no event:", what, self.events)
-
-    def of(self, op_id):
-        with self.cv:
-            return [e for e in self.events if e.get("operation") == op_id]
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-def req(d, method, path, body=None, status=None, **kw):
-    st, hdrs, v = d.request(method, path, body, **kw)
-    if status is not None and st != status:
-        fail(f"{method} {path}: expected {status}, got {st}:", v)
-    validate(method, path, st, v)
-    return st, hdrs, v
 
 
 def op_of(d, op_id):
@@ -72,7 +27,7 @@ def calls(d, op):
     """How many times the mock hypervisor was called for op (metrics)."""
     _, _, text = d.get("/metrics")
     n = 0
-    for m in re.finditer(r'^vmhost_operations_total\{instance="hv0",op="'
+    for m in re.finditer(r'^vmhost_plugin_calls_total\{instance="hv0",op="'
                          + op + r'",result="[a-z_]+"\} (\d+)$', text, re.M):
         n += int(m.group(1))
     return n
@@ -86,6 +41,42 @@ def create(d, name):
     req(d, "POST", "/api/v1/vms", {"name": name, "vcpus": 1,
                                    "memory": 1 << 30, "start": False},
         status=201)
+
+
+def give_up(d, proto, vm, action):
+    """POST /vms/VM/ACTION with curl PROTO, which gives up after 1 s."""
+    r = d.curl("-m", "1", proto, "-X", "POST",
+               d.base + f"/api/v1/vms/{vm}/{action}", check_rc=False)
+    check(r.returncode == 28, "curl -m 1", proto, action, "did not time out",
+          r.returncode, r.stderr)
+
+
+def ops_of(d, vm, status):
+    """VM's operations in status, once there are any."""
+    return wait_for(lambda: req(
+        d, "GET", f"/api/v1/operations?vm={vm}&status={status}",
+        status=200)[2]["operations"], f"a {status} operation of {vm}")
+
+
+def client_gone(d, proto, vm):
+    """A client (curl PROTO) that gives up on a start while it runs leaves
+    a visible operation that completes; one that gives up on a stop queued
+    behind it has the stop cancelled: the backend never sees it."""
+    create(d, vm)
+    give_up(d, proto, vm, "start")
+    start = ops_of(d, vm, "running")
+    check(len(start) == 1 and start[0]["kind"] == "vm.start", proto, start)
+    stops = calls(d, "stop")
+    give_up(d, proto, vm, "stop")
+    gone = ops_of(d, vm, "cancelled")
+    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop" and
+          "caller went away" in gone[0]["error"]["message"], proto, gone)
+    end = req(d, "GET", f"/api/v1/operations/{start[0]['id']}/wait",
+              status=200)[2]
+    check(end["status"] == "succeeded", proto, "the abandoned start", end)
+    req(d, "POST", f"/api/v1/vms/{vm}/reboot", status=200)
+    check(calls(d, "stop") == stops, proto, "a gone stop reached the backend")
+    check(vm_state(d, vm) == "running", proto, vm)
 
 
 with RestDaemon(body=SLOW) as d:
@@ -146,15 +137,28 @@ with RestDaemon(body=SLOW) as d:
     check(end["status"] == "succeeded", end)
     check(end["progress"]["percent"] == 100, end)
     check(vm_state(d, "op-1") == "running", "state after the start")
+    # It keeps its result: the VM the synchronous start answers, by
+    # reference; none while it ran, none for the cancelled stop.
+    vm1_id = start["target"]["vm_id"]
+    check(end["result"] == {"kind": "vm", "id": vm1_id, "name": "op-1",
+                            "href": f"/api/v1/vms/{vm1_id}"}, end)
+    check(start["result"] is None and w["result"] is None, start, w)
+    check(op_of(d, stop["id"])["result"] is None, "a cancelled op's result")
+    check(op_of(d, start["id"])["result"] == end["result"], "kept")
     vms = req(d, "GET", "/api/v1/vms", status=200)[2]["vms"]
     check([v["state"] for v in vms if v["name"] == "op-1"] == ["running"],
           vms)
-    sse.wait(lambda e: e["type"] == "operation_ended" and
-             e["operation"] == start["id"], "start ended")
-    kinds = [(e["type"], e["reason"]) for e in sse.of(start["id"])]
+    # Its end, then the VM's state once it ended (docs/api.md, Events).
+    sse.wait(lambda e: e["type"] == "vm_state" and e["state"] == "running"
+             and e["operation"] == start["id"], "start ended")
+    kinds = [(e["type"], e["reason"]) for e in sse.of(start["id"])
+             if e["type"] != "vm_state"]
     check(kinds[0] == ("operation_created", "queued") and
           ("operation_updated", "running") in kinds and
           kinds[-1] == ("operation_ended", "succeeded"), kinds)
+    states = [e["state"] for e in sse.of(start["id"])
+              if e["type"] == "vm_state"]
+    check(states == ["starting", "running"], states)
     sse.wait(lambda e: e["type"] == "operation_ended" and
              e["operation"] == stop["id"], "stop ended")
     check([(e["type"], e["reason"]) for e in sse.of(stop["id"])] ==
@@ -178,44 +182,45 @@ with RestDaemon(body=SLOW) as d:
           cr)
     end = req(d, "GET", f"/api/v1/operations/{cr['id']}/wait", status=200)[2]
     check(end["status"] == "succeeded" and end["progress"]["total"] == 3, end)
+    check(end["result"]["kind"] == "vm" and
+          end["result"]["name"] == "op-steps" and
+          end["result"]["id"] == end["target"]["vm_id"], end)
+
+    # Results of the other kinds: a snapshot, a volume; a delete has none.
+    _, _, sn = req(d, "POST", "/api/v1/vms/op-steps/snapshots?wait=false",
+                   {"name": "snap-a"}, status=202)
+    end = req(d, "GET", f"/api/v1/operations/{sn['id']}/wait", status=200)[2]
+    snaps = req(d, "GET", "/api/v1/vms/op-steps/snapshots",
+                status=200)[2]["snapshots"]
+    check(end["result"] == {"kind": "snapshot", "vm_id": sn["target"]["vm_id"],
+                            "id": snaps[0]["id"], "name": "snap-a",
+                            "href": None}, end, snaps)
+    _, _, vo = req(d, "POST", "/api/v1/storage/pools/pool0/volumes?wait=false",
+                   {"name": "vol-r", "size": 1 << 20}, status=202)
+    end = req(d, "GET", f"/api/v1/operations/{vo['id']}/wait", status=200)[2]
+    check(end["result"] == {
+        "kind": "volume", "pool": "pool0", "name": "vol-r",
+        "href": "/api/v1/storage/pools/pool0/volumes/vol-r"}, end)
+    req(d, "GET", end["result"]["href"], status=200)
+    _, _, vd = req(d, "DELETE",
+                   "/api/v1/storage/pools/pool0/volumes/vol-r?wait=false",
+                   status=202)
+    end = req(d, "GET", f"/api/v1/operations/{vd['id']}/wait", status=200)[2]
+    check(end["status"] == "succeeded" and end["result"] is None, end)
     sse.wait(lambda e: e["type"] == "operation_ended" and
              e["operation"] == cr["id"], "create ended")
     msgs = [e["message"] for e in sse.of(cr["id"])
             if e["type"] == "operation_updated"]
     check("disk vda" in msgs and "NIC net0" in msgs, msgs)
 
-    # ---- a client that gives up (curl -m 1, HTTP/2: the stream's reset and
-    # the connection's close tell the server) ------------------------------
-    create(d, "op-2")
-    r = d.curl("-m", "1", "--http2-prior-knowledge", "-X", "POST",
-               d.base + "/api/v1/vms/op-2/start", check_rc=False)
-    check(r.returncode == 28, "curl -m 1 did not time out", r.returncode,
-          r.stderr)
-    ops = req(d, "GET", "/api/v1/operations?vm=op-2&status=running",
-              status=200)[2]["operations"]
-    check(len(ops) == 1 and ops[0]["kind"] == "vm.start", ops)
-    end = req(d, "GET", f"/api/v1/operations/{ops[0]['id']}/wait",
-              status=200)[2]
-    check(end["status"] == "succeeded", "the abandoned start", end)
-    check(vm_state(d, "op-2") == "running", "op-2 after its start")
-
-    # Its queued work is cancelled when the client goes: a stop behind a
-    # start on the same VM, its client gone before its turn.
-    create(d, "op-3")
-    _, _, s3 = req(d, "POST", "/api/v1/vms/op-3/start?wait=false",
-                   status=202)
-    stops = calls(d, "stop")
-    r = d.curl("-m", "1", "--http2-prior-knowledge", "-X", "POST",
-               d.base + "/api/v1/vms/op-3/stop", check_rc=False)
-    check(r.returncode == 28, "curl -m 1", r.returncode, r.stderr)
-    gone = req(d, "GET", "/api/v1/operations?vm=op-3&status=cancelled",
-               status=200)[2]["operations"]
-    check(len(gone) == 1 and gone[0]["kind"] == "vm.stop", gone)
-    check("caller went away" in gone[0]["error"]["message"], gone)
-    req(d, "GET", f"/api/v1/operations/{s3['id']}/wait", status=200)
-    req(d, "POST", "/api/v1/vms/op-3/reboot", status=200)
-    check(calls(d, "stop") == stops, "the abandoned stop reached the backend")
-    check(vm_state(d, "op-3") == "running", "op-3")
+    # ---- a client that gives up (curl -m 1): over HTTP/2 the stream's
+    # reset and the connection's close tell the server, over HTTP/1.1 the
+    # connection's close (client_gone) ----------------------------------
+    client_gone(d, "--http2-prior-knowledge", "op-2")
+    client_gone(d, "--http1.1", "op-3")
+    check(re.search(r"proto=http/1\.1 method=POST path=/api/v1/vms/op-3/stop "
+                    r".* status=499 ", d.log()),
+          "no 499 logged for the gone HTTP/1.1 client")
 
     # ---- lists and filters ---------------------------------------------
     allops = req(d, "GET", "/api/v1/operations", status=200)[2]["operations"]
@@ -230,7 +235,7 @@ with RestDaemon(body=SLOW) as d:
     by_id = req(d, "GET", f"/api/v1/operations?vm={vm1}", status=200)[2]
     check(by_id == one, "by id and by name")
     c = req(d, "GET", "/api/v1/operations?status=cancelled", status=200)[2]
-    check(len(c["operations"]) == 2 and
+    check(len(c["operations"]) == 3 and
           all(o["status"] == "cancelled" for o in c["operations"]), c)
     lim = req(d, "GET", "/api/v1/operations?limit=2", status=200)[2]
     check(lim["operations"] == allops[:2], lim)

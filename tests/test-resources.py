@@ -149,12 +149,11 @@ def run(d):
 
     # -- the gauges ----------------------------------------------------------
     st, _, text = d.request("GET", "/metrics")
-    for line in ['vmhost_resources_vcpus{state="allocated"} 2',
-                 'vmhost_resources_vcpus{state="total"} 16',
-                 f'vmhost_resources_memory_bytes{{state="reserved"}} {4 * GIB}',
-                 f'vmhost_resources_disk_bytes{{pool="pool0",state="total"}} '
-                 f'{100 * GIB}',
-                 '# TYPE vmhost_resources_vcpus gauge']:
+    for line in ['vmhost_host_vcpus_allocated 2',
+                 'vmhost_host_vcpus 16',
+                 f'vmhost_host_memory_reserved_bytes {4 * GIB}',
+                 f'vmhost_pool_capacity_bytes{{pool="pool0"}} {100 * GIB}',
+                 '# TYPE vmhost_host_vcpus gauge']:
         check(line in text.splitlines(), "metrics lack", line)
 
 

@@ -189,8 +189,8 @@ with RestDaemon() as d:
     err("GET", V + "/nothing", 404, "NOT_FOUND")
     err("GET", "/api/v2/vms", 404, "NOT_FOUND")
     err("PUT", V + "/vms", 405, "METHOD_NOT_ALLOWED")
-    st, hdrs, _ = d.request("PATCH", V + "/vms/web-9")
-    check(st == 405 and hdrs.get("allow") == "GET, HEAD, DELETE", hdrs)
+    st, hdrs, _ = d.request("PUT", V + "/vms/web-9")
+    check(st == 405 and hdrs.get("allow") == "GET, HEAD, DELETE, PATCH", hdrs)
     err("DELETE", V + "/host", 405, "METHOD_NOT_ALLOWED")
     err("POST", V + "/vms", 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"name=x",
         headers={"content-type": "application/x-www-form-urlencoded"})
@@ -203,11 +203,11 @@ with RestDaemon() as d:
     # Metrics: the core's, then per-route counters and histograms.
     st, hdrs, text = d.get("/metrics")
     check(st == 200 and hdrs["content-type"].startswith("text/plain"), hdrs)
-    check('vmhost_rest_requests_total{route="POST /api/v1/vms",code="2xx"} 1'
-          in text, text[-2000:])
-    check('vmhost_rest_request_seconds_bucket{route="GET /api/v1/host",'
-          'le="+Inf"}' in text, "histogram")
-    check("vmhost_" in text.split("vmhost_rest_")[0], "core metrics first")
+    check('vmhost_http_requests_total{instance="rest",method="POST",'
+          'route="/api/v1/vms",code="201"} 1' in text, text[-2000:])
+    check('vmhost_http_request_duration_seconds_bucket{instance="rest",'
+          'method="GET",route="/api/v1/host",le="+Inf"}' in text, "histogram")
+    check("vmhost_" in text.split("vmhost_http_")[0], "core metrics first")
 
     # One structured access-log line per request.
     log = d.log()

@@ -6,11 +6,10 @@ the error statuses from the core's table, grpc.health.v1 Check, and
 WatchEvents seeing a VM's life in order."""
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpctest import RpcDaemon, check, expect_status, fail, grpc, mocks, pb, vm_spec  # noqa: E402
+from rpctest import EventWatch, RpcDaemon, check, expect_status, fail, grpc, mocks, pb, vm_spec  # noqa: E402
 
 N = pb.node
 SC = grpc.StatusCode
@@ -25,18 +24,8 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
     node = d.node(ch)
 
     # -- WatchEvents, from the start ---------------------------------------
-    events = []
-    watch = node.WatchEvents(N.WatchEventsRequest())
-
-    def collect():
-        try:
-            for ev in watch:
-                events.append(ev)
-        except grpc.RpcError as e:
-            if e.code() != SC.CANCELLED:
-                events.append(e)
-    t = threading.Thread(target=collect)
-    t.start()
+    w = EventWatch(node)
+    events, watch, t = w.events, w.call, w.thread
     time.sleep(0.3)
 
     # -- node, plugins, health -----------------------------------------------
@@ -74,7 +63,7 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
     vol = node.ResizeVolume(N.ResizeVolumeRequest(pool="pool0",
                                                   volume="data-1",
                                                   size=2 << 20))
-    check([v.name for v in node.ListVolumes(N.PoolRequest(pool="pool0"))
+    check([v.name for v in node.ListVolumes(N.ListVolumesRequest(pool="pool0"))
            .volumes] == ["data-1"])
     check(node.GetVolume(N.VolumeRequest(pool="pool0", volume="data-1"))
           .capacity == 2 << 20)
@@ -139,11 +128,11 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
 
     snap = node.CreateSnapshot(N.CreateSnapshotRequest(vm=vid, name="s1"))
     check(snap.name == "s1" and snap.id, snap)
-    check([s.id for s in node.ListSnapshots(N.VmRequest(vm=vid))
+    check([s.id for s in node.ListSnapshots(N.ListSnapshotsRequest(vm=vid))
            .snapshots] == [snap.id])
     node.RevertSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
     node.DeleteSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
-    check(not node.ListSnapshots(N.VmRequest(vm=vid)).snapshots)
+    check(not node.ListSnapshots(N.ListSnapshotsRequest(vm=vid)).snapshots)
 
     node.AttachDisk(N.AttachDiskRequest(
         vm=vid, disk=N.Disk(name="vdb", size=1 << 20)))

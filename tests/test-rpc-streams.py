@@ -68,9 +68,10 @@ with RpcDaemon(rpc="    limits: { stream_buffer: 64K }\n") as d:
               for s in samples), samples[0])
     check(0.15 < took < 5, "3 samples at 100 ms took", took)
     # The front-end's own counters are among the daemon's.
-    check('vmhost_plugin_requests{instance="rpc"}' in samples[-1].prometheus
-          and 'vmhost_plugin_streams{instance="rpc"}' in
-          samples[-1].prometheus, samples[-1].prometheus[-2000:])
+    check('grpc_server_started_total{instance="rpc",grpc_type='
+          '"server_stream",grpc_service="vmhost.v1.NodeService",'
+          'grpc_method="StreamMetrics"} 1' in samples[-1].prometheus,
+          samples[-1].prometheus[-2000:])
     it.cancel()
     expect = "stream ended with status 1"
     wait_for(lambda: d.log().count(expect) >= 1, "StreamMetrics to end")

@@ -5,11 +5,13 @@ and a unix socket: every command of its table; --output json equal to the
 API's own answer (and valid against openapi.yaml), --output yaml the same
 data; the documented exit codes and error lines; settings from the config
 file, the environment and the flags, in that order of strength; the bash
-completion made from the command table.  TLS and mTLS:
+completion made from the command table; image import's progress bar on a
+terminal (a pty).  TLS and mTLS:
 test-vmhostctl-tls.py."""
 import atexit
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -76,10 +78,24 @@ with RestDaemon() as d:
                         (["--label", "role"], ["web1"]),
                         (["--label", "role=db"], []),
                         (["--label", "role=web", "--label", "tier=1"],
-                         ["web1"])):
+                         ["web1"]),
+                        (["--label", "role!=web"], []),
+                        (["--label", "!role"], []),
+                        (["--label", "role!=db"], ["web1"])):
         got = ctl.json("vm", "list", *args)["vms"]
         check([v["name"] for v in got] == names, args, got)
     ctl.error(1, "INVALID_ARGUMENT", "vm", "list", "--state", "asleep")
+    # vm label: KEY=VALUE sets, KEY- removes, the others stay.
+    got = ctl.json("vm", "label", "web1", "tier=2", "role-", "zone=a=b")
+    check(got["metadata"] == {"tier": "2", "zone": "a=b"}, got["metadata"])
+    same_as_api(d, ctl, V + "/vms/web1", "vm", "show", "web1")
+    check([v["name"] for v in ctl.json("vm", "list", "--label",
+                                       "zone=a=b")["vms"]] == ["web1"])
+    ctl.error(1, "INVALID_ARGUMENT", "vm", "label", "web1", "x.=1")
+    for bad in (["web1"], ["web1", "role"], ["web1", "=x"], ["web1", "x", "-"],
+                ["web1", "a=1", "a-"]):
+        ctl.error(2, None, "vm", "label", *bad)
+    ctl.json("vm", "label", "web1", "role=web", "tier=1", "zone-")
 
     # A table by default: a heading, one row per VM.
     out = ctl.ok("vm", "list")
@@ -187,6 +203,73 @@ with RestDaemon() as d:
     check(rc == 0 and out == "", rc, err)
     ctl.error(3, "NOT_FOUND", "volume", "show", "pool0", "data1")
 
+    # ---- images (the mock pool downloads nothing) --------------------------
+    SUM = "ab" * 32
+    IMG = V + "/storage/pools/pool0/images"
+    rc, out, err = ctl("image", "import", "pool0", "img1",
+                       "https://example.com/img1.qcow2", "--sha256", SUM)
+    check(rc == 0 and err == "" and "img1" in out, "quiet off a tty", rc,
+          out, err)
+    img = ctl.json("image", "import", "pool0", "img2",
+                   "https://example.com/img2.qcow2", "--sha256", SUM)
+    validate("GET", IMG + "/img2", 200, img)
+    check(img["name"] == "img2" and img["sha256"] == SUM, img)
+    op = ctl.json("image", "import", "pool0", "img3", "http://example.com/3",
+                  "--sha256", SUM, "--no-wait")
+    validate("POST", IMG, 202, op)
+    check(op["kind"] == "image.import" and op["target"]["object"] == "img3",
+          op)
+    st, _, end = d.get(f"{V}/operations/{op['id']}/wait?timeout=60")
+    check(st == 200 and end["status"] == "succeeded", end)
+    same_as_api(d, ctl, IMG, "image", "list", "pool0")
+    same_as_api(d, ctl, IMG + "/img1", "image", "show", "pool0", "img1")
+    every = ctl.json("image", "list")["images"]
+    check(sorted((i["pool"], i["name"]) for i in every) ==
+          [("pool0", "img1"), ("pool0", "img2"), ("pool0", "img3")], every)
+    table = ctl.ok("image", "list").splitlines()
+    check(table[0].split()[:2] == ["POOL", "NAME"] and len(table) == 4, table)
+    # On a terminal: a progress bar on standard error, then the image.
+    master, slave = pty.openpty()
+    r = subprocess.run(ctl.argv(["image", "import", "pool0", "img4",
+                                 "https://example.com/4", "--sha256", SUM]),
+                       stdout=subprocess.PIPE, stderr=slave, env=ctl.env,
+                       text=True, timeout=60)
+    os.close(slave)
+    bar = b""
+    try:
+        while chunk := os.read(master, 4096):
+            bar += chunk
+    except OSError:
+        pass  # EIO: the other end closed
+    os.close(master)
+    check(r.returncode == 0 and "img4" in r.stdout, r)
+    check(b"\rimg4 [" in bar and b"100%" in bar and b"1.0 GiB" in bar, bar)
+    # Exit codes: usage, refused at the edge, not found, a failed
+    # operation (taken name), busy while a clone lives.
+    err = ctl.error(2, None, "image", "import", "pool0", "x", "https://e/x")
+    check("--sha256" in err, err)
+    ctl.error(1, "INVALID_ARGUMENT", "image", "import", "pool0", "x",
+              "ftp://e/x", "--sha256", SUM)
+    ctl.error(1, "INVALID_ARGUMENT", "image", "import", "pool0", "x",
+              "https://e/x", "--sha256", "12")
+    ctl.error(3, "NOT_FOUND", "image", "import", "nope", "x", "https://e/x",
+              "--sha256", SUM)
+    ctl.error(3, "NOT_FOUND", "image", "show", "pool0", "nope")
+    rc, out, err = ctl("image", "import", "pool0", "img1", "https://e/x",
+                       "--sha256", SUM)
+    check(rc == 4 and re.match(
+        r"^vmhostctl: ALREADY_EXISTS: .*img1.* \(operation [0-9a-f-]{36}\)$",
+        err.strip()), rc, err)
+    ctl.ok("vm", "create", "imgvm", "--vcpus", "1", "--memory", "64M",
+           "--disk", "vda,base_image=img1", "--no-start")
+    m = ctl.error(4, "BUSY", "image", "delete", "pool0", "img1")
+    check("img1" in m.group(2), m.group(2))
+    ctl.ok("vm", "delete", "imgvm")
+    for name in ("img1", "img2", "img3", "img4"):
+        rc, out, err = ctl("image", "delete", "pool0", name)
+        check(rc == 0 and out == "", name, rc, err)
+    check(ctl.json("image", "list", "pool0") == {"images": []}, "deleted")
+
     same_as_api(d, ctl, V + "/networks", "network", "list")
     same_as_api(d, ctl, V + "/networks/net0", "network", "show", "net0")
     same_as_api(d, ctl, V + "/plugins", "plugin", "list")
@@ -263,6 +346,10 @@ with RestDaemon() as d:
             (("vm", "create", "x", "--vcpus", "1", "--memory", "1G",
               "--disk", "vda,readonly=maybe"), "--disk readonly 'maybe'"),
             (("volume", "resize", "pool0", "v", "--", "-5G"), "SIZE '-5G'"),
+            (("volume", "resize", "pool0", "v", "1.5G"), "SIZE '1.5G'"),
+            (("volume", "resize", "pool0", "v", "1P"), "SIZE '1P'"),
+            (("operation", "wait", "x", "--timeout", "-1"),
+             "--timeout '-1'"),
             (("volume", "resize", "pool0", "v", "-5G"), "unknown option '-5G'"),
             (("events", "--count", "2", "--follow"), "exclude each other"),
             (("--url", "ftp://x", "vm", "list"), "expected http://"),
@@ -395,6 +482,18 @@ with RestDaemon() as d:
     check(len(lines) == 2, out)
     check(all(json.loads(ln)["vm_id"] == vm["id"] for ln in lines), out)
     ctl.error(3, "NOT_FOUND", "events", "--vm", "nope")
+    # --since replays what came after an id (the daemon keeps them), --type
+    # filters in the daemon; a bad one is the daemon's 400.
+    since = seen[0]["id"]
+    replay = ctl.popen("events", "--since", since, "--type",
+                       "vm_created,vm_deleted", "--type", "vm_state",
+                       "--count", "3", "-o", "json")
+    out, err = replay.communicate(timeout=60)
+    check(replay.returncode == 0, replay.returncode, err)
+    want = [e for e in seen[1:]
+            if e["type"] in ("vm_created", "vm_deleted", "vm_state")][:3]
+    check([json.loads(ln) for ln in out.splitlines()] == want, out, want)
+    ctl.error(1, "INVALID_ARGUMENT", "events", "--type", "bogus")
     # Without options: the next event, in a table line.
     one = ctl.popen("events")
     wait_for(lambda: ctl.ok("vm", "pause", "web1") is None or
@@ -402,9 +501,58 @@ with RestDaemon() as d:
              "one event")
     out, err = one.communicate()
     check(one.returncode == 0 and len(out.splitlines()) == 1, out, err)
-    # (The pause's own operation comes first: operation_created.)
-    check((" vm_state " in out or " operation_created " in out) and
+    # (Any of the pause's or resume's events: the subscription may come
+    # in the middle of one's operation.)
+    check(re.match(r"\S+ (vm_state|operation_created|operation_updated|"
+                   r"operation_ended) ", out) and
           f"vm_id={vm['id']}" in out, out)
+
+    # ---- operations, --no-wait ---------------------------------------------
+    def no_wait(*args):
+        rc, out, err = ctl(*args, "--no-wait")
+        check(rc == 0 and re.match(r"^[0-9a-f-]{36}\n$", out), args, rc, out,
+              err)
+        return out.strip()
+
+    opid = no_wait("vm", "create", "nw1", "--vcpus", "1", "--memory", "17MB",
+                   "--no-start")
+    op = ctl.json("operation", "wait", opid)
+    validate("GET", f"{V}/operations/{opid}/wait", 200, op)
+    check(op["status"] == "succeeded" and op["kind"] == "vm.create" and
+          op["result"]["name"] == "nw1", op)
+    # The daemon's size parser: MB is 10^6 bytes (KiB/MiB are 2^10, 2^20).
+    check(ctl.json("vm", "show", "nw1")["memory"] == 17000000, "17MB")
+    same_as_api(d, ctl, f"{V}/operations/{opid}", "operation", "show", opid)
+    for args, kind in ((("vm", "start", "nw1"), "vm.start"),
+                       (("vm", "snapshot", "create", "nw1", "s-nw"),
+                        "snapshot.create"),
+                       (("vm", "stop", "nw1", "--force"), "vm.stop"),
+                       (("volume", "create", "pool0", "nw-vol", "--size",
+                         "1MiB"), "volume.create")):
+        o = ctl.json("operation", "wait", no_wait(*args), "--timeout", "60")
+        check(o["status"] == "succeeded" and o["kind"] == kind, args, o)
+    # A failed one: exit 1, its error said.
+    opid2 = no_wait("vm", "stop", "nw1")
+    rc, out, err = ctl("operation", "wait", opid2)
+    check(rc == 1 and f"operation {opid2} failed: " in err, rc, out, err)
+    # Ended: cancel is refused (exit 4).
+    ctl.error(4, "INVALID_STATE", "operation", "cancel", opid)
+    ctl.error(3, "NOT_FOUND", "operation", "show",
+              "00000000-0000-4000-8000-000000000000")
+    same_as_api(d, ctl, f"{V}/operations?vm=nw1&status=succeeded",
+                "operation", "list", "--vm", "nw1", "--status", "succeeded")
+    table = ctl.ok("operation", "list", "--vm", "nw1", "--limit", "2")
+    rows = [ln.split() for ln in table.splitlines()]
+    check(rows[0] == ["ID", "KIND", "STATUS", "VM", "POOL", "OBJECT",
+                      "PERCENT", "CREATED"] and len(rows) == 3 and
+          rows[1][:4] == [opid2, "vm.stop", "failed", "nw1"], table)
+    check(ctl.ok("operation", "list", "--limit", "1", "-o", "name") ==
+          opid2 + "\n", "-o name: the id")
+    ctl.error(1, "INVALID_ARGUMENT", "operation", "list", "--status", "done")
+    opid3 = no_wait("vm", "delete", "nw1")
+    o = ctl.json("operation", "wait", opid3)
+    check(o["status"] == "succeeded" and o["result"] is None, o)
+    ctl.ok("volume", "delete", "pool0", "nw-vol")
 
     # ---- delete -----------------------------------------------------------
     for name in ("db1", "ci1"):
@@ -473,8 +621,12 @@ echo "${{COMPREPLY[*]}}"
     check(complete("vm", "stop", "web1", "--f") == ["--force"])
     check("--insecure" in complete("vm", "list", "--"))
     check(complete("-o", "y") == ["yaml"])
+    check(complete("operation", "") == ["cancel", "list", "show", "wait"],
+          complete("operation", ""))
+    check(complete("vm", "start", "x", "--n") == ["--no-wait"],
+          complete("vm", "start", "x", "--n"))
     check(complete("vm", "create", "x", "--disk", "vda", "--n") ==
-          ["--network-config", "--nic", "--no-start"])
+          ["--network-config", "--nic", "--no-start", "--no-wait"])
     # Names from the server the line names (-o name).
     ctl.ok("vm", "create", "comp1", "--vcpus", "1", "--memory", "64M")
     ctl.ok("volume", "create", "pool0", "vol-c", "--size", "1M")
@@ -485,12 +637,19 @@ echo "${{COMPREPLY[*]}}"
     check(complete(*u, "network", "show", "n") == ["net0"])
     check("vol-c" in complete(*u, "volume", "resize", "pool0", ""),
           complete(*u, "volume", "resize", "pool0", ""))
+    ctl.ok("image", "import", "pool0", "img-c", "https://e/c", "--sha256",
+           "cd" * 32)
+    check(complete(*u, "image", "delete", "pool0", "") == ["img-c"],
+          complete(*u, "image", "delete", "pool0", ""))
     check(complete(*u, "vm", "stop", "comp1", "") == [], "one VM argument")
     check(ctl.ok("vm", "list", "-o", "name") == "comp1\n")
     check(ctl.ok("volume", "show", "pool0", "vol-c", "-o", "name") == "vol-c\n")
 
-    # Every command of the table was run above (cert: in the TLS test).
-    missing = [c for c in ctl.not_run() if not c.startswith("cert ")]
+    # Every command of the table was run above (cert: in the TLS test;
+    # exec and files need an agent: test-vmhostctl-agent.py).
+    missing = [c for c in ctl.not_run() if not c.startswith("cert ") and
+               c not in ("vm agent exec", "vm agent file get",
+                         "vm agent file put")]
     check(not missing, "commands the test never ran:", missing)
     check(ctl.ok("--version").startswith("vmhostctl "), "version")
 
@@ -509,6 +668,6 @@ echo "${{COMPREPLY[*]}}"
         page = f.read()
     for c in cmds:
         check(f"*{c}*" in page, "vmhostctl(1) lacks the command", c)
-        for opt in re.findall(r"^  (--[a-z-]+)", ctl.ok(*c.split(), "--help"),
-                              re.M):
+        for opt in re.findall(r"^  (--[a-z0-9-]+)",
+                              ctl.ok(*c.split(), "--help"), re.M):
             check(f"*{opt}*" in page, "vmhostctl(1) lacks", c, opt)

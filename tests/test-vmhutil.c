@@ -284,6 +284,31 @@ static void test_histogram(void) {
   free(text);
 }
 
+/* Label values and HELP text escaped as the exposition format wants. */
+static void test_prom_escape(void) {
+  char buf[16], *text = NULL;
+  size_t len = 0;
+
+  CHECK_INT(prom_escape(buf, sizeof buf, "a\\b\"c\nd"), ==, 10);
+  CHECK_STR(buf, "a\\\\b\\\"c\\nd");
+  CHECK_INT(prom_escape(buf, sizeof buf, NULL), ==, 0);
+  CHECK_STR(buf, "");
+  /* Cut to fit, never in the middle of an escape. */
+  CHECK_INT(prom_escape(buf, 5, "abc\"d"), ==, 3);
+  CHECK_STR(buf, "abc");
+  CHECK_INT(prom_escape(buf, 1, "abc"), ==, 0);
+  FILE *f = open_memstream(&text, &len);
+  CHECK(f != NULL);
+  prom_put_label(f, "x\"y\\z\n");
+  prom_put_family(f, "n_total", "counter", "say \"a\\b\"\nok");
+  fclose(f);
+  CHECK_STR(text,
+            "x\\\"y\\\\z\\n"
+            "# HELP n_total say \"a\\\\b\"\\nok\n"
+            "# TYPE n_total counter\n");
+  free(text);
+}
+
 struct grown {
   uint32_t struct_size;
   uint32_t old;
@@ -373,6 +398,7 @@ int main(void) {
   test_spawn_group();
   test_ports();
   test_histogram();
+  test_prom_escape();
   test_errno_code();
   test_header_helpers();
   test_url();

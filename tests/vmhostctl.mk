@@ -10,6 +10,11 @@ VMHOSTCTL_TESTS = \
 if BUILD_CLI
 if BUILD_PLUGIN_REST
 TESTS += $(VMHOSTCTL_TESTS)
+# exec and files through a fake guest agent.
+if BUILD_PLUGIN_GUEST
+TESTS += test-vmhostctl-agent.py
 endif
 endif
-EXTRA_DIST += $(VMHOSTCTL_TESTS) ctltest.py bench/vmhostctl.py
+endif
+EXTRA_DIST += $(VMHOSTCTL_TESTS) test-vmhostctl-agent.py ctltest.py \
+	bench/vmhostctl.py

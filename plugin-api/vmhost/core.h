@@ -77,8 +77,29 @@ struct vmh_vm_query {
    * a NULL value: the key with any value. */
   const struct vmh_keyval *labels;
   uint32_t n_labels;
+  /* Only VMs that match none of these: the key is not there or has another
+   * value (key != value); a NULL value: the key is not there. */
+  const struct vmh_keyval *labels_not;
+  uint32_t n_labels_not;
 };
 #define VMH_VM_STATE_BIT(s) (UINT32_C(1) << (s))
+
+/* ABI 1.2.  What subscribe_events delivers.  The core keeps the last
+ * daemon.event_history events in memory. */
+struct vmh_event_filter {
+  uint32_t struct_size;
+  /* An event id (struct vmh_event.id): first the kept events after it, then
+   * the live ones, with none lost or repeated in between.  An id of
+   * another run, older than the history or not issued yet: a
+   * VMH_EVENT_RESET first.  NULL: live events only. */
+  const char *since;
+  /* A VM id or name: only the events about that VM (vm_id or vm_name
+   * equal); NULL: every event. */
+  const char *vm;
+  /* Only these types: bits VMH_EVENT_TYPE_BIT(type); 0: every type. */
+  uint32_t types;
+};
+#define VMH_EVENT_TYPE_BIT(t) (UINT32_C(1) << (t))
 #endif
 
 enum vmh_check_status {
@@ -141,6 +162,15 @@ struct vmh_operation {
   int32_t code;              /* its end: 0 or a VMH_E* code */
   const char *error;         /* why it failed or was cancelled, else NULL */
   int64_t created_us, updated_us; /* microseconds since the epoch */
+  /* ABI 1.2: what a succeeded operation's synchronous call answered, by
+   * reference (a whole VM record per kept operation would make the
+   * registry's memory depend on user-data sizes; the reference is a GET
+   * away from the object).  result_kind NULL: it answered no object (a
+   * delete), or it has not succeeded.  "vm": result_id and result_name
+   * are the VM's; "snapshot": the snapshot's id and name, of vm_id;
+   * "volume" and "image": result_name, in pool (result_id NULL). */
+  const char *result_kind;
+  const char *result_id, *result_name;
 };
 #endif
 
@@ -208,6 +238,12 @@ enum vmh_vm_action {
  * unfrozen.  The snapshot's `quiesced` says which happened. */
 #define VMH_SNAPSHOT_QUIESCE (UINT32_C(1) << 3)
 #define VMH_SNAPSHOT_QUIESCE_TRY (UINT32_C(1) << 4)
+/* health (ABI 1.2): liveness instead of readiness, answered inline from
+ * memory: one check "workers"; done's code is 0 while the worker pool
+ * takes work, VMH_ETIMEDOUT once a runnable task has waited
+ * daemon.liveness_stall for a thread (every thread stuck in a backend),
+ * VMH_EAGAIN when no pool runs. */
+#define VMH_HEALTH_LIVENESS (UINT32_C(1) << 0)
 #endif
 
 typedef const struct vmh_reply vmh_reply_t;
@@ -363,7 +399,9 @@ struct vmh_core {
   void (*host_info)(vmh_reply_t *r, uint32_t flags);
   /* One check per instance plus "core"; done's code is readiness: 0 when
    * the node can serve (not starting or draining, no instance failed; an
-   * optional instance not serving only degrades it). */
+   * optional instance not serving only degrades it).  While the worker
+   * pool is wedged (VMH_HEALTH_LIVENESS) it answers at once, not ready,
+   * with the one failed check "workers". */
   void (*health)(vmh_reply_t *r, uint32_t flags);
   void (*plugin_list)(vmh_reply_t *r, uint32_t flags);
   /* The Prometheus text exposition, through reply->text. */
@@ -463,6 +501,29 @@ struct vmh_core {
    * newest only), from memory, each valid during its call.  Returns 0 (no
    * call when nothing was sampled yet), or VMH_EINVAL for unknown flags. */
   int (*host_samples)(vmh_host_sample_fn fn, void *opaque, uint32_t flags);
+
+  /* ABI 1.2.  Change the labels of a VM (its spec's metadata) as a JSON
+   * merge patch (RFC 7396) does: each entry with a value sets its key to
+   * it, one with a NULL value removes its key (not there: nothing to do);
+   * the other labels stay.  Keys set follow Kubernetes' rule (an optional
+   * DNS-subdomain prefix and '/', a name of 1..63 letters, digits, '-',
+   * '_', '.' beginning and ending with a letter or digit), values are
+   * UTF-8 of at most 64 KiB, a VM has at most 128 labels, a key comes once
+   * in labels: else VMH_EINVAL and nothing changes.  Runs as an operation
+   * ("vm.labels", ordered with the VM's others), saved before it answers
+   * with the record; emits VMH_EVENT_VM_UPDATED.  labels are copied before
+   * the call returns. */
+  void (*vm_update_labels)(const char *vm, const struct vmh_keyval *labels,
+                           uint32_t n_labels, vmh_reply_t *r, uint32_t flags);
+
+  /* ABI 1.2.  subscribe, with a resume point and filters (f copied; NULL:
+   * as subscribe).  The replay (and a RESET) is delivered to fn on the
+   * calling thread before this returns; the live events follow, on core
+   * threads, in id order.  VMH_EINVAL (error_message says which): since
+   * not of the form RUN-SEQ, vm not a VM name or id, a type bit outside
+   * enum vmh_event_type (RESET included), unknown flags. */
+  int (*subscribe_events)(const struct vmh_event_filter *f, vmh_event_fn fn,
+                          void *opaque, uint64_t *ret_id, uint32_t flags);
 #endif
 };
 

@@ -133,6 +133,27 @@ struct vmh_host {
    * it.  Text that is not a JSON object is dropped with a warning.  Any
    * thread; cheap enough for every change of state. */
   void (*status_set)(const struct vmh_instance *inst, const char *json);
+  /* ABI 1.2.  Add the instance's own metric families to every scrape
+   * (GET /metrics, StreamMetrics), for metrics that counter_add and
+   * gauge_set cannot say (labels, histograms; the front-ends' per-route
+   * and per-method series).  On each scrape the core calls
+   * fn(opaque, write, wopaque) on the scraping thread, concurrently with
+   * the plugin's own threads; fn writes whole families in the Prometheus
+   * text format (version 0.0.4: "# HELP", "# TYPE", then the samples)
+   * through write(wopaque, text, len), as many times as it likes.  Label
+   * values must be escaped (\\, \", \n).  The same family from several
+   * instances is merged under one HELP and TYPE (the first one's), so
+   * series should carry the instance's name as a label.  Names must not
+   * be the core's (docs/metrics.md); lines before any "# TYPE" are
+   * dropped.  fn == NULL withdraws it; the core stops calling fn before
+   * the instance's close() and once metrics_source returns after a
+   * withdrawal.  One per instance: a second call replaces the first. */
+  void (*metrics_source)(const struct vmh_instance *inst,
+                         void (*fn)(void *opaque,
+                                    void (*write)(void *wopaque,
+                                                  const char *text, size_t len),
+                                    void *wopaque),
+                         void *opaque);
 #endif
 };
 

@@ -358,6 +358,10 @@ struct vmh_agent_result {
   /* FREEZE: the mount points frozen; THAW: n_frozen = how many thawed */
   const char *const *frozen;
   uint32_t n_frozen;
+  /* SHOW: a thaw could not be delivered (the channel dropped, or the agent
+   * was not connected, after a freeze); it is sent when the agent
+   * connects again.  1 until the agent has answered it. */
+  uint32_t thaw_pending;
 };
 
 /* What the core keeps of a VM's agent (vmh_core.agent_status). */
@@ -489,6 +493,16 @@ enum vmh_event_type {
    * the VMH_E* it ended with.  VMH_EVENT_OPERATION above is its end. */
   VMH_EVENT_OPERATION_CREATED = 7,
   VMH_EVENT_OPERATION_UPDATED = 8, /* running, or progress */
+  /* ABI 1.2: a VM's record changed without a change of state: vm_id;
+   * object: what changed ("labels"). */
+  VMH_EVENT_VM_UPDATED = 9,
+  /* ABI 1.2, never on the bus: the first event to one subscriber of
+   * subscribe_events (core.h) whose resume point cannot be replayed (an id
+   * from another run of the daemon, or older than the history kept, or not
+   * issued yet).  message says which; id is the newest event's, the point
+   * to resume from once the client has read again what it follows.  Every
+   * event after it is live. */
+  VMH_EVENT_RESET = 10,
 };
 
 struct vmh_event {
@@ -505,6 +519,21 @@ struct vmh_event {
   const char *object; /* for PROGRESS */
   uint64_t done;
   uint64_t total;
+#if VMH_ABI_TARGET_MINOR >= 2
+  /* ABI 1.2, set by the core (an emitter's values are ignored): "RUN-SEQ",
+   * RUN this run of the daemon (8 hex digits), SEQ its number, 1, 2, … in
+   * the order subscribers see the events.  What SSE sends as `id:`. */
+  const char *id;
+  uint64_t seq;
+  /* ABI 1.2: the name of the VM vm_id names (the core looks it up when the
+   * emitter leaves it NULL). */
+  const char *vm_name;
+  /* ABI 1.2, for the OPERATION* events: the storage instance and the object
+   * in it (volume, image) or in the VM (snapshot) the operation acts on;
+   * NULL when it has none. */
+  const char *pool;
+  const char *target;
+#endif
 };
 
 #ifdef __cplusplus

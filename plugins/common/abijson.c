@@ -121,10 +121,17 @@ static const char *const sources[] = {"none", "file",  "block",
 static const char *const check_statuses[] = {"ok", "degraded", "failed"};
 static const char *const thread_models[] = {"serialize_all",
                                             "serialize_instance", "parallel"};
-static const char *const event_types[] = {
-    "",           "vm_state",          "vm_created",
-    "vm_deleted", "operation_ended",   "progress",
-    "plugin",     "operation_created", "operation_updated"};
+static const char *const event_types[] = {"",
+                                          "vm_state",
+                                          "vm_created",
+                                          "vm_deleted",
+                                          "operation_ended",
+                                          "progress",
+                                          "plugin",
+                                          "operation_created",
+                                          "operation_updated",
+                                          "vm_updated",
+                                          "reset"};
 static const char *const op_statuses[] = {"",          "queued", "running",
                                           "succeeded", "failed", "cancelled"};
 
@@ -133,7 +140,8 @@ static const char *const op_statuses[] = {"",          "queued", "running",
 const struct abij_enum abij_formats = ENUM(formats), abij_buses = ENUM(buses),
                        abij_nic_models = ENUM(nic_models),
                        abij_actions = ENUM(actions),
-                       abij_vm_states = ENUM(vm_states);
+                       abij_vm_states = ENUM(vm_states),
+                       abij_event_types = ENUM(event_types);
 
 static json_t *jstrv(const char *const *v, uint32_t n) {
   json_t *a = json_array();
@@ -368,6 +376,8 @@ static void put_bytes(json_t *o, const char *key, const uint8_t *p,
                       size_t len) {
   char enc[64];
   snprintf(enc, sizeof enc, "%s_encoding", key);
+  if (!p) /* nothing: json_stringn() would make no string of NULL */
+    p = (const uint8_t *)"", len = 0;
   if (utf8_text(p, len)) {
     set(o, key, json_stringn((const char *)p, len));
     set(o, enc, json_string("utf-8"));
@@ -441,6 +451,7 @@ json_t *abij_agent(const struct vmh_agent_result *in) {
       set(o, "version", abij_str(a.version));
       set(o, "capabilities", jstrv(a.capabilities, a.n_capabilities));
       set(o, "message", abij_str(a.message));
+      set(o, "thaw_pending", json_boolean(a.thaw_pending));
       set(o, "telemetry",
           a.telemetry ? agent_telemetry(a.telemetry) : json_null());
       break;
@@ -628,10 +639,12 @@ json_t *abij_event(const struct vmh_event *in) {
   json_t *o = json_object();
   if (!o)
     return NULL;
+  set(o, "id", abij_str(e.id));
   set(o, "type", JNAME(event_types, e.type));
   set(o, "time_us", json_integer(e.time_us));
   set(o, "source", abij_str(e.source));
   set(o, "vm_id", abij_str(e.vm_id));
+  set(o, "vm_name", abij_str(e.vm_name));
   set(o, "state", JNAME(vm_states, e.state));
   set(o, "reason", abij_str(e.reason));
   set(o, "operation", abij_str(e.operation));
@@ -640,6 +653,39 @@ json_t *abij_event(const struct vmh_event *in) {
   set(o, "object", abij_str(e.object));
   set(o, "done", abij_u64(e.done));
   set(o, "total", abij_u64(e.total));
+  set(o, "pool", abij_str(e.pool));
+  set(o, "target", abij_str(e.target));
+  return o;
+}
+
+/* A succeeded operation's result, by reference, with the path that GETs
+ * it where there is one (names and ids are checked by the core: nothing
+ * to escape); null when it has none. */
+static json_t *operation_result(const struct vmh_operation *op) {
+  const char *kind = op->result_kind;
+  if (!kind)
+    return json_null();
+  json_t *o = json_object();
+  char href[512] = "";
+  set(o, "kind", abij_str(kind));
+  if (!strcmp(kind, "vm")) {
+    set(o, "id", abij_str(op->result_id));
+    set(o, "name", abij_str(op->result_name));
+    snprintf(href, sizeof href, "/api/v1/vms/%s",
+             op->result_id ? op->result_id : "");
+  } else if (!strcmp(kind, "snapshot")) {
+    set(o, "vm_id", abij_str(op->vm_id));
+    set(o, "id", abij_str(op->result_id));
+    set(o, "name", abij_str(op->result_name)); /* no GET of one */
+  } else {
+    set(o, "pool", abij_str(op->pool));
+    set(o, "name", abij_str(op->result_name));
+    if (!strcmp(kind, "volume"))
+      snprintf(href, sizeof href, "/api/v1/storage/pools/%s/volumes/%s",
+               op->pool ? op->pool : "",
+               op->result_name ? op->result_name : "");
+  }
+  set(o, "href", *href ? json_string(href) : json_null());
   return o;
 }
 
@@ -670,6 +716,7 @@ json_t *abij_operation(const struct vmh_operation *in) {
               : json_null());
   set(o, "created_us", json_integer(op.created_us));
   set(o, "updated_us", json_integer(op.updated_us));
+  set(o, "result", operation_result(&op));
   return o;
 }
 
@@ -1163,5 +1210,18 @@ int abij_image_spec_in(struct abij_in *k, json_t *o, const char *w,
       (r = abij_string(k, o, w, "url", &s->url)) < 0 ||
       (r = abij_string(k, o, w, "sha256", &s->sha256)) < 0)
     return r;
+  if (!(k->flags & ABIJ_STRICT))
+    return 0;
+  for (size_t i = 0; keys[i]; i++)
+    if (!json_is_string(json_object_get(o, keys[i])))
+      return abij_refuse(k, "'%s%s' is required", w, keys[i]);
+  if (strlen(s->url) > SPEC_IMAGE_URL_MAX)
+    return abij_refuse(k, "'%surl' is longer than %d bytes", w,
+                       SPEC_IMAGE_URL_MAX);
+  if (strlen(s->sha256) != 64 || strspn(s->sha256, "0123456789abcdef") != 64)
+    return abij_refuse(k,
+                       "'%ssha256' must be 64 lower-case hex digits (the "
+                       "output of sha256sum)",
+                       w);
   return 0;
 }

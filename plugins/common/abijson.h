@@ -91,6 +91,8 @@ struct abij_enum {
 };
 extern const struct abij_enum abij_formats, abij_buses, abij_nic_models,
     abij_actions, abij_vm_states;
+/* Event types by name (enum vmh_event_type, "reset" included). */
+extern const struct abij_enum abij_event_types;
 
 /* Memory for decoded arguments: many blocks, freed together. */
 struct abij_arena {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Latency histograms: see histogram.h. */
+/* The Prometheus text format and latency histograms: see histogram.h. */
 #include <config.h>
 
 #include "histogram.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
+#include <string.h>
 
 void hist_observe(struct hist *h, const struct hist_layout *l, uint64_t v) {
   size_t b = 0;
@@ -19,6 +21,53 @@ uint64_t hist_count(const struct hist *h, const struct hist_layout *l) {
   for (size_t b = 0; b <= l->n_bounds; b++)
     n += atomic_load_explicit(&h->bucket[b], memory_order_relaxed);
   return n;
+}
+
+/* Backslash and newline escaped, and the double quote when `quote`. */
+static void put_escaped(FILE *f, const char *s, bool quote) {
+  for (s = s ? s : ""; *s; s++) {
+    if (*s == '\\')
+      fputs("\\\\", f);
+    else if (*s == '\n')
+      fputs("\\n", f);
+    else if (*s == '"' && quote)
+      fputs("\\\"", f);
+    else
+      fputc(*s, f);
+  }
+}
+
+void prom_put_label(FILE *f, const char *value) {
+  put_escaped(f, value, true);
+}
+
+size_t prom_escape(char *dst, size_t size, const char *value) {
+  size_t n = 0;
+  if (size == 0)
+    return 0;
+  for (const char *s = value ? value : ""; *s; s++) {
+    const char *e = *s == '\\'   ? "\\\\"
+                    : *s == '"'  ? "\\\""
+                    : *s == '\n' ? "\\n"
+                                 : NULL;
+    size_t len = e ? 2 : 1;
+    if (n + len >= size)
+      break;
+    if (e)
+      memcpy(dst + n, e, 2);
+    else
+      dst[n] = *s;
+    n += len;
+  }
+  dst[n] = '\0';
+  return n;
+}
+
+void prom_put_family(FILE *f, const char *name, const char *type,
+                     const char *help) {
+  fprintf(f, "# HELP %s ", name);
+  put_escaped(f, help, false);
+  fprintf(f, "\n# TYPE %s %s\n", name, type);
 }
 
 void hist_put_seconds(FILE *f, uint64_t v, uint64_t per_second) {

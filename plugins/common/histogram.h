@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Latency histograms in the Prometheus text format (libvmhutil): lock-free
- * counting, cumulative buckets when written. */
+/* The Prometheus text exposition format (version 0.0.4) for libvmhutil's
+ * users (the core, the front-ends): label values escaped, family headers,
+ * and latency histograms (lock-free counting, cumulative buckets when
+ * written). */
 #ifndef VMHOST_UTIL_HISTOGRAM_H
 #define VMHOST_UTIL_HISTOGRAM_H
 
@@ -41,6 +43,19 @@ void hist_write(FILE *f, const char *family,
                 void (*put_labels)(FILE *f, const void *opaque),
                 const void *opaque, const struct hist *h,
                 const struct hist_layout *l);
+
+/* A label value as the exposition format wants it: backslash, double quote
+ * and newline escaped (\\, \", \n); everything else as it is (UTF-8). */
+void prom_put_label(FILE *f, const char *value);
+
+/* prom_put_label into dst (NUL-terminated, cut to fit `size`); returns
+ * the length written.  For a label written many times: escape it once. */
+size_t prom_escape(char *dst, size_t size, const char *value);
+
+/* A family's "# HELP name help" and "# TYPE name type" lines.  `help` is
+ * written with backslash and newline escaped. */
+void prom_put_family(FILE *f, const char *name, const char *type,
+                     const char *help);
 
 /* A duration in units as seconds, shortest exact decimal ("0.0015", "2"). */
 void hist_put_seconds(FILE *f, uint64_t v, uint64_t per_second);

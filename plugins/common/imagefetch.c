@@ -80,6 +80,46 @@ static void scheme_names(const char *list, char *out, size_t len) {
   }
 }
 
+/* image_sources.schemes: the network schemes downloads and redirects may
+ * use (file:// is file_dirs' business).  Bit 0 http, bit 1 https. */
+static const struct {
+  const char *protocols, *redir;
+} scheme_sets[] = {
+    [1] = {"file,http", "http"},
+    [2] = {"file,https", "https"},
+    [3] = {"file,http,https", "http,https"},
+};
+
+static int read_schemes(const struct vmh_host *host, const struct vmh_config *m,
+                        struct fetch_policy *ret) {
+  const struct vmh_config *list, *el;
+  uint32_t n = 0;
+  unsigned set = 0;
+  int rc;
+  if ((rc = host->config_list(m, "schemes", &list, &n, 0)) < 0 || !list)
+    return rc;
+  for (uint32_t i = 0; i < n; i++) {
+    const char *v;
+    if ((rc = host->config_at(list, i, &el)) < 0 ||
+        (rc = host->config_string(el, NULL, NULL, &v, VMH_CFG_REQUIRED)) < 0)
+      return rc;
+    if (strcmp(v, "http") && strcmp(v, "https"))
+      return vmh_fail(host, VMH_EINVAL,
+                      "%s: image_sources.schemes: '%s' is not a scheme "
+                      "downloads take (http, https; file:// is file_dirs')",
+                      host->config_where(el), v);
+    set |= strcmp(v, "http") ? 2u : 1u;
+  }
+  if (!set)
+    return vmh_fail(host, VMH_EINVAL,
+                    "%s: image_sources.schemes is empty: name http, https "
+                    "or both",
+                    host->config_key_where(m, "schemes"));
+  ret->protocols = scheme_sets[set].protocols;
+  ret->redir_protocols = scheme_sets[set].redir;
+  return 0;
+}
+
 int fetch_policy_read(const struct vmh_host *host, const struct vmh_config *cfg,
                       struct fetch_policy *ret) {
   const struct vmh_config *m, *list, *el;
@@ -88,6 +128,7 @@ int fetch_policy_read(const struct vmh_host *host, const struct vmh_config *cfg,
   *ret = fetch_policy_default;
   if ((rc = host->config_map(cfg, "image_sources", &m, 0)) < 0 ||
       (rc = host->config_bool(m, "allow_private", 0, &allow, 0)) < 0 ||
+      (rc = read_schemes(host, m, ret)) < 0 ||
       (rc = host->config_list(m, "file_dirs", &list, &n, 0)) < 0)
     return rc;
   ret->allow_private = allow;
@@ -132,11 +173,14 @@ static int check_file_url(const struct vmh_host *host, const char *what,
           !strncmp(real, dir, n) && (real[n] == '/' || dir[n - 1] == '/'))
         return 0;
     }
+  char dirs[512] = "";
+  for (size_t i = 0, used = 0; i < pol->n_file_dirs && used < sizeof dirs; i++)
+    used += (size_t)snprintf(dirs + used, sizeof dirs - used, "%s%s",
+                             i ? ", " : "", pol->file_dirs[i]);
   return vmh_fail(host, VMH_EPERM,
                   "%s: url '%s' is not a file under a directory of "
-                  "image_sources.file_dirs%s",
-                  what, url,
-                  pol->n_file_dirs ? "" : " (the config names none)");
+                  "image_sources.file_dirs (%s)",
+                  what, url, pol->n_file_dirs ? dirs : "the config names none");
 }
 
 /* Whether a is an address a download must not reach unless allowed. */

@@ -100,7 +100,9 @@ struct fetch_result {
 };
 
 /* A policy from the map `image_sources` of a plugin's config (absent: the
- * default): file_dirs (a list of directories), allow_private (bool).
+ * default): schemes (a list of http, https: what downloads and redirects
+ * may use; default both), file_dirs (a list of directories),
+ * allow_private (bool).
  * *ret starts from the default; free its directories with
  * fetch_policy_free.  0, or a VMH_E* code with the message set. */
 int fetch_policy_read(const struct vmh_host *host, const struct vmh_config *cfg,

@@ -149,8 +149,6 @@ struct mock_common {
   uint64_t rng;         /* xorshift64* state; under lock */
   uint64_t *calls;      /* per op; under lock */
   uint64_t *latency_ns; /* per op; read-only after open */
-  char **calls_metric;  /* "<op>_calls", for counter_add */
-  char **faults_metric; /* "<op>_faults" */
   struct mock_fault *faults;
   size_t n_faults;
 };
@@ -443,18 +441,8 @@ static char *strjoin(const char *a, const char *b, const char *c) {
 }
 
 void mock_common_close(struct mock_common *mc) {
-  unsigned i;
-
   if (mc == NULL)
     return;
-  if (mc->calls_metric)
-    for (i = 0; i < mc->n_ops; i++)
-      free(mc->calls_metric[i]);
-  if (mc->faults_metric)
-    for (i = 0; i < mc->n_ops; i++)
-      free(mc->faults_metric[i]);
-  free(mc->calls_metric);
-  free(mc->faults_metric);
   free(mc->calls);
   free(mc->latency_ns);
   free(mc->faults);
@@ -474,7 +462,6 @@ int mock_common_open(const struct vmh_host *host,
   const char *dir, *name;
   int64_t seed;
   int rc, persist;
-  unsigned i;
 
   /* host->error is among the first fields of every version of the table,
    * so it can report a table that is too short. */
@@ -505,16 +492,8 @@ int mock_common_open(const struct vmh_host *host,
   rc = VMH_ENOMEM;
   mc->calls = calloc(mc->n_ops, sizeof *mc->calls);
   mc->latency_ns = calloc(mc->n_ops, sizeof *mc->latency_ns);
-  mc->calls_metric = calloc(mc->n_ops, sizeof *mc->calls_metric);
-  mc->faults_metric = calloc(mc->n_ops, sizeof *mc->faults_metric);
-  if (!mc->calls || !mc->latency_ns || !mc->calls_metric || !mc->faults_metric)
+  if (!mc->calls || !mc->latency_ns)
     goto oom;
-  for (i = 0; i < mc->n_ops; i++) {
-    mc->calls_metric[i] = strjoin(ops[i], "_calls", "");
-    mc->faults_metric[i] = strjoin(ops[i], "_faults", "");
-    if (!mc->calls_metric[i] || !mc->faults_metric[i])
-      goto oom;
-  }
 
   rc = host->config_int(config, "seed", 0, INT64_MAX, 1, &seed, 0);
   if (rc < 0)
@@ -617,10 +596,10 @@ int mock_common_enter(struct mock_common *mc, unsigned op) {
   }
   pthread_mutex_unlock(&mc->lock);
 
-  host->counter_add(mc->inst, mc->calls_metric[op], 1);
+  /* Calls per op are the core's (vmhost_plugin_calls_total). */
   if (hit == NULL)
     return 0;
-  host->counter_add(mc->inst, mc->faults_metric[op], 1);
+  host->counter_add(mc->inst, "faults_injected_total", 1);
   host->log(mc->inst, VMH_LOG_INFO,
             "injected fault: %s call %" PRIu64 " (%s) fails with %s",
             mc->ops[op], count, fault_mode_names[hit->mode],

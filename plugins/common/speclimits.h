@@ -22,5 +22,7 @@
 #define SPEC_BOOT_ORDER_MAX 255
 /* cloud-init documents, metadata values, kernel command line (bytes) */
 #define SPEC_TEXT_MAX 65536
+/* an image import's url (bytes; openapi ImageImport.url maxLength) */
+#define SPEC_IMAGE_URL_MAX 4096
 
 #endif

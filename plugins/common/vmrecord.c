@@ -50,6 +50,14 @@ static void nic_clear(struct vm_nic *x) {
   binding_clear(&x->binding);
 }
 
+void vm_kv_free(struct vm_kv *kv, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(kv[i].key);
+    free(kv[i].value);
+  }
+  free(kv);
+}
+
 void vm_free(struct vm *x) {
   if (!x)
     return;
@@ -62,11 +70,7 @@ void vm_free(struct vm *x) {
   for (size_t i = 0; i < x->n_nics; i++)
     nic_clear(&x->nics[i]);
   free(x->nics);
-  for (size_t i = 0; i < x->n_metadata; i++) {
-    free(x->metadata[i].key);
-    free(x->metadata[i].value);
-  }
-  free(x->metadata);
+  vm_kv_free(x->metadata, x->n_metadata);
   vm_strv_free(x->ips, x->n_ips);
   free(x->agent_version);
   vm_strv_free(x->agent_ips, x->n_agent_ips);

@@ -147,6 +147,8 @@ struct vm {
 
 /* Free vm, everything it owns; NULL is fine. */
 void vm_free(struct vm *vm);
+/* Free n labels (metadata entries) and the array. */
+void vm_kv_free(struct vm_kv *kv, size_t n);
 /* Free what d (and s) own and zero it. */
 void vm_disk_clear(struct vm_disk *d);
 void vm_source_clear(struct vm_source *s);

@@ -153,7 +153,7 @@ class Vmhostd:
 
     def __init__(self, builddir, parent=None, hypervisors=MOCK_HV, daemon="",
                  cpu="0", log_level="info", frontends=None,
-                 prefix="vmhbench.", rest_extra=""):
+                 prefix="vmhbench.", rest_extra="", pool_keys=""):
         self.tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
         self.port = free_port()
         if frontends is None:
@@ -166,7 +166,7 @@ class Vmhostd:
   log: {{ level: {log_level} }}
   reconcile_interval: 0
 {daemon}hypervisors: [ {hypervisors} ]
-storage: [ {{ name: pool0, plugin: mock }} ]
+storage: [ {{ name: pool0, plugin: mock{pool_keys} }} ]
 networks: [ {{ name: net0, plugin: mock }} ]
 frontends:
 {frontends}""")

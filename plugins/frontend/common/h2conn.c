@@ -103,6 +103,10 @@ void h2conn_set_events(struct conn *c) {
   if (!c->in_closed && (c->lingering || !h1_busy) &&
       h2buf_size(&c->out) < 4 * OUT_LOW)
     ev |= EPOLLIN;
+  /* Not reading, but told when the client closes: the HTTP/1.1 twin of
+   * HTTP/2's RST_STREAM (h2conn_event). */
+  else if (!c->in_closed && h1_busy)
+    ev |= EPOLLRDHUP;
   if (c->want_out)
     ev |= EPOLLOUT;
   if (c->state == C_HANDSHAKE)
@@ -380,6 +384,20 @@ static void conn_input(struct conn *c) {
     h2conn_flush(c);
 }
 
+/* The client of the HTTP/1.1 request being served closed its side before
+ * the answer: it went away (as nginx counts it, 499).  A client that only
+ * half-closes and still reads is not told apart: it loses its answer.  An
+ * answer already given is still written (the client may read it). */
+static bool h1_gone(struct conn *c) {
+  struct h2s_req *r = c->h1req;
+  if (c->state != C_H1 || !r || !r->dispatched)
+    return false;
+  pthread_mutex_lock(&c->s->lock);
+  bool answered = r->answered;
+  pthread_mutex_unlock(&c->s->lock);
+  return !answered;
+}
+
 void h2conn_event(struct conn *c, uint32_t ev) {
   if (c->state == C_CLOSED)
     return;
@@ -391,6 +409,19 @@ void h2conn_event(struct conn *c, uint32_t ev) {
   if (ev & (EPOLLERR | EPOLLHUP) && !(ev & EPOLLIN)) {
     h2conn_close(c, "connection error");
     return;
+  }
+  if ((ev & EPOLLRDHUP) && !(ev & EPOLLIN) && !c->in_closed) {
+    if (h1_gone(c)) {
+      /* Closing detaches the request: its watcher hears H2S_WATCH_GONE,
+       * and the front-end tells the core its caller went away. */
+      h2conn_close(c, "the client closed before its HTTP/1.1 answer");
+      return;
+    }
+    /* Answered: written, then the connection closes (nothing more can
+     * come from the client: h2http1_deliver).  No more RDHUP, which
+     * would fire again. */
+    c->in_closed = true;
+    h2conn_set_events(c);
   }
   if (ev & EPOLLOUT)
     h2conn_flush(c);

@@ -43,7 +43,7 @@ void h2http1_deliver(struct h2s_req *r) {
     return;
   }
   bool keep = !r->close_after && http_should_keep_alive(&c->hp) &&
-              !atomic_load(&s->stopping);
+              !c->in_closed && !atomic_load(&s->stopping);
   if (!r->submitted) {
     char len[48] = "";
     if (!streaming)

@@ -67,12 +67,14 @@ static uint64_t fnv1a(uint64_t h, const void *d, size_t n) {
   return h;
 }
 
-uint64_t vmpage_fingerprint(const struct vmh_vm_query *q) {
-  uint64_t h = fnv1a(0xcbf29ce484222325ULL, &q->states, sizeof q->states);
-  /* A sum of each label's hash: the same whatever their order. */
-  for (uint32_t i = 0; i < q->n_labels; i++) {
-    const struct vmh_keyval *kv = &q->labels[i];
-    uint64_t l = fnv1a(0xcbf29ce484222325ULL, kv->key, strlen(kv->key) + 1);
+/* A sum of each label's hash (from seed): the same whatever their
+ * order. */
+static uint64_t labels_hash(uint64_t seed, const struct vmh_keyval *kvs,
+                            uint32_t n) {
+  uint64_t h = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const struct vmh_keyval *kv = &kvs[i];
+    uint64_t l = fnv1a(seed, kv->key, strlen(kv->key) + 1);
     l = kv->value ? fnv1a(l, kv->value, strlen(kv->value) + 1)
                   : fnv1a(l, "\xff", 1);
     h += l;
@@ -80,15 +82,29 @@ uint64_t vmpage_fingerprint(const struct vmh_vm_query *q) {
   return h;
 }
 
+uint64_t vmpage_fingerprint(const struct vmh_vm_query *q) {
+  uint64_t h = fnv1a(0xcbf29ce484222325ULL, &q->states, sizeof q->states);
+  h += labels_hash(0xcbf29ce484222325ULL, q->labels, q->n_labels);
+  return h + labels_hash(0x84222325cbf29ce4ULL, q->labels_not, q->n_labels_not);
+}
+
 /* ---- Tokens ------------------------------------------------------------- */
 
-/* version, created (8, big-endian), id, fingerprint (8), then the MAC. */
-#define TOKEN_VERSION 1
-#define TOKEN_DATA (1 + 8 + VMH_ID_LEN + 8)
+/* A VM list's: version 1, created (8, big-endian), id, fingerprint (8).
+ * A named list's: version 2, kind, fingerprint (8), name (NUL-padded).
+ * Then the MAC of what comes before it. */
+#define TOKEN_VM 1
+#define TOKEN_NAMED 2
 #define TOKEN_MAC 16
+#define TOKEN_DATA (1 + 8 + VMH_ID_LEN + 8)
 #define TOKEN_RAW (TOKEN_DATA + TOKEN_MAC)
+#define NAMED_DATA (1 + 1 + 8 + VMH_NAME_MAX + 1)
+#define NAMED_RAW (NAMED_DATA + TOKEN_MAC)
 _Static_assert(TOKEN_RAW % 3 == 0 && TOKEN_RAW / 3 * 4 == VMPAGE_TOKEN_LEN,
                "a token is whole base64 groups");
+_Static_assert(NAMED_RAW % 3 == 0 &&
+                   NAMED_RAW / 3 * 4 == VMPAGE_NAMED_TOKEN_LEN,
+               "a named list's token is whole base64 groups");
 
 static unsigned char mac_key[32];
 static int mac_key_ok;
@@ -98,11 +114,12 @@ static void mac_key_init(void) {
   mac_key_ok = gnutls_rnd(GNUTLS_RND_KEY, mac_key, sizeof mac_key) == 0;
 }
 
-static int mac(const unsigned char *data, unsigned char out[TOKEN_MAC]) {
+static int mac(const unsigned char *data, size_t n,
+               unsigned char out[TOKEN_MAC]) {
   unsigned char full[32];
   pthread_once(&mac_key_once, mac_key_init);
   if (!mac_key_ok || gnutls_hmac_fast(GNUTLS_MAC_SHA256, mac_key,
-                                      sizeof mac_key, data, TOKEN_DATA, full))
+                                      sizeof mac_key, data, n, full))
     return -1;
   memcpy(out, full, TOKEN_MAC);
   return 0;
@@ -123,21 +140,19 @@ static uint64_t get_u64(const unsigned char *p) {
   return v;
 }
 
-int vmpage_token(int64_t created, const char *id, uint64_t fp,
-                 char out[VMPAGE_TOKEN_LEN + 1]) {
-  unsigned char raw[TOKEN_RAW] = {TOKEN_VERSION};
-  put_u64(raw + 1, (uint64_t)created);
-  strncpy((char *)raw + 9, id, VMH_ID_LEN);
-  put_u64(raw + 9 + VMH_ID_LEN, fp);
-  if (mac(raw, raw + TOKEN_DATA) < 0)
+/* Sign raw (n bytes, the last TOKEN_MAC of them the MAC's place) and
+ * write it as base64url into out (n / 3 * 4 + 1 bytes).  0, or -1. */
+static int token_seal(unsigned char *raw, size_t n, char *out) {
+  if (mac(raw, n - TOKEN_MAC, raw + n - TOKEN_MAC) < 0)
     return -1;
-  for (size_t i = 0, o = 0; i < TOKEN_RAW; i += 3) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
     uint32_t v =
         (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
     for (int s = 18; s >= 0; s -= 6)
       out[o++] = b64[(v >> s) & 63];
   }
-  out[VMPAGE_TOKEN_LEN] = '\0';
+  out[o] = '\0';
   return 0;
 }
 
@@ -154,12 +169,25 @@ static bool same(const unsigned char *a, const unsigned char *b, size_t n) {
   return d == 0;
 }
 
-int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
-                      char id_buf[VMH_ID_LEN + 1], char *err, size_t err_len) {
-  unsigned char raw[TOKEN_RAW], want[TOKEN_MAC];
-  if (!token || strlen(token) != VMPAGE_TOKEN_LEN)
+static const char not_a_token[] =
+    "page_token is not a token this server gave (it is the next_page_token "
+    "of a previous page, as is)";
+
+/* Decode token into raw (n bytes) and check it is a token of version and
+ * sealed by this process: 0, or -1 with why in err. */
+static int token_open(const char *token, unsigned char *raw, size_t n,
+                      unsigned version, char *err, size_t err_len) {
+  unsigned char want[TOKEN_MAC];
+  if (!token || strlen(token) != n / 3 * 4) {
+    /* The other kind of token, by its length: a VM list's or a named
+     * list's. */
+    size_t other =
+        version == TOKEN_VM ? VMPAGE_NAMED_TOKEN_LEN : VMPAGE_TOKEN_LEN;
+    if (token && strlen(token) == other)
+      goto elsewhere;
     goto malformed;
-  for (size_t i = 0, o = 0; i < VMPAGE_TOKEN_LEN; i += 4) {
+  }
+  for (size_t i = 0, o = 0; i < n / 3 * 4; i += 4) {
     uint32_t v = 0;
     for (size_t j = 0; j < 4; j++) {
       int x = unb64(token[i + j]);
@@ -171,22 +199,49 @@ int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
     raw[o++] = (unsigned char)(v >> 8);
     raw[o++] = (unsigned char)v;
   }
-  if (raw[0] != TOKEN_VERSION)
+  if (raw[0] != version)
     goto malformed;
-  if (mac(raw, want) < 0) {
+  if (mac(raw, n - TOKEN_MAC, want) < 0) {
     snprintf(err, err_len, "page tokens cannot be checked (no random key)");
     return -1;
   }
-  if (!same(want, raw + TOKEN_DATA, TOKEN_MAC)) {
+  if (!same(want, raw + n - TOKEN_MAC, TOKEN_MAC)) {
     snprintf(err, err_len,
              "page_token was altered or comes from an earlier run of "
              "vmhostd: list again from the first page");
     return -1;
   }
+  return 0;
+elsewhere:
+  snprintf(err, err_len,
+           "page_token was made for another list: ask for the next page of "
+           "the list that gave it");
+  return -1;
+malformed:
+  snprintf(err, err_len, "%s", not_a_token);
+  return -1;
+}
+
+static const char other_filter[] =
+    "page_token was made for another filter: ask for the next page with the "
+    "same state and label filters as the first";
+
+int vmpage_token(int64_t created, const char *id, uint64_t fp,
+                 char out[VMPAGE_TOKEN_LEN + 1]) {
+  unsigned char raw[TOKEN_RAW] = {TOKEN_VM};
+  put_u64(raw + 1, (uint64_t)created);
+  strncpy((char *)raw + 9, id, VMH_ID_LEN);
+  put_u64(raw + 9 + VMH_ID_LEN, fp);
+  return token_seal(raw, sizeof raw, out);
+}
+
+int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
+                      char id_buf[VMH_ID_LEN + 1], char *err, size_t err_len) {
+  unsigned char raw[TOKEN_RAW];
+  if (token_open(token, raw, sizeof raw, TOKEN_VM, err, err_len) < 0)
+    return -1;
   if (get_u64(raw + 9 + VMH_ID_LEN) != fp) {
-    snprintf(err, err_len,
-             "page_token was made for another filter: ask for the next page "
-             "with the same state and label filters as the first");
+    snprintf(err, err_len, "%s", other_filter);
     return -1;
   }
   q->after_created_us = (int64_t)get_u64(raw + 1);
@@ -194,11 +249,155 @@ int vmpage_token_read(const char *token, uint64_t fp, struct vmh_vm_query *q,
   id_buf[VMH_ID_LEN] = '\0';
   q->after_id = id_buf;
   return 0;
-malformed:
-  snprintf(err, err_len,
-           "page_token is not a token this server gave (it is the "
-           "next_page_token of a previous page, as is)");
-  return -1;
+}
+
+/* ---- A VM listing ------------------------------------------------------- */
+
+struct vmpage_listing *vmpage_listing_new(struct vmpage_cache *cache) {
+  struct vmpage_listing *ls = calloc(1, sizeof *ls);
+  if (!ls)
+    return NULL;
+  ls->q.struct_size = sizeof ls->q;
+  ls->q.labels = ls->labels;
+  ls->q.labels_not = ls->labels_not;
+  ls->cache = cache;
+  pthread_mutex_init(&ls->lock, NULL);
+  return ls;
+}
+
+void vmpage_listing_free(struct vmpage_listing *ls) {
+  if (!ls)
+    return;
+  free(ls->text);
+  vmpage_buf_free(&ls->out);
+  pthread_mutex_destroy(&ls->lock);
+  free(ls);
+}
+
+int vmpage_listing_select(struct vmpage_listing *ls, char *sel, char *err,
+                          size_t err_len) {
+  char *value = NULL, *ne = strstr(sel, "!=");
+  bool not = false;
+  if (ls->q.n_labels + ls->q.n_labels_not == VMPAGE_MAX_LABELS) {
+    snprintf(err, err_len, "at most %d label selectors", VMPAGE_MAX_LABELS);
+    return -1;
+  }
+  if (*sel == '!' && !strchr(sel, '=')) {
+    sel++, not = true; /* !key */
+  } else if (ne) {
+    *ne = '\0', value = ne + 2, not = true; /* key!=value */
+  } else if ((value = strchr(sel, '='))) {
+    *value++ = '\0'; /* key=value */
+  }
+  if (vmpage_label_check(sel, value, err, err_len) < 0)
+    return -1;
+  if (not )
+    ls->labels_not[ls->q.n_labels_not++] = (struct vmh_keyval){sel, value};
+  else
+    ls->labels[ls->q.n_labels++] = (struct vmh_keyval){sel, value};
+  return 0;
+}
+
+int vmpage_listing_begin(struct vmpage_listing *ls, uint32_t page,
+                         const char *token, char *err, size_t err_len) {
+  ls->page = page > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : page;
+  ls->fp = vmpage_fingerprint(&ls->q);
+  if (token && *token) {
+    if (vmpage_token_read(token, ls->fp, &ls->q, ls->after_id, err, err_len) <
+        0)
+      return -1;
+    if (!ls->page)
+      ls->page = VMPAGE_MAX_SIZE;
+  }
+  /* One more than the page: whether there is a next one. */
+  ls->q.limit = ls->page ? ls->page + 1 : 0;
+  if (!ls->page && !ls->q.states && !ls->q.n_labels && !ls->q.n_labels_not)
+    ls->walk = vmpage_cache_walk_begin(ls->cache);
+  return 0;
+}
+
+void vmpage_listing_add(struct vmpage_listing *ls,
+                        const struct vmh_vm_record *rec, bool hide,
+                        const char *sep) {
+  pthread_mutex_lock(&ls->lock);
+  if (ls->page && ls->n == ls->page) {
+    ls->more = true;
+  } else {
+    if (ls->n++ && sep)
+      vmpage_buf_add(&ls->out, sep, strlen(sep));
+    vmpage_cache_append(ls->cache, rec, hide, &ls->out);
+    ls->last_created = rec->created_us;
+    snprintf(ls->last_id, sizeof ls->last_id, "%s",
+             rec->spec && rec->spec->id ? rec->spec->id : "");
+  }
+  pthread_mutex_unlock(&ls->lock);
+}
+
+int vmpage_listing_end(struct vmpage_listing *ls,
+                       char token[VMPAGE_TOKEN_LEN + 1]) {
+  token[0] = '\0';
+  if (ls->walk)
+    vmpage_cache_walk_end(ls->cache, ls->walk);
+  return ls->more ? vmpage_token(ls->last_created, ls->last_id, ls->fp, token)
+                  : 0;
+}
+
+/* ---- Lists of named objects --------------------------------------------- */
+
+int vmpage_named_begin(struct vmpage_named *p, enum vmpage_kind kind,
+                       const char *scope, uint32_t page, const char *token,
+                       char *err, size_t err_len) {
+  *p = (struct vmpage_named){
+      .page = page > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : page,
+      .kind = (uint8_t)kind};
+  p->fp = fnv1a(0xcbf29ce484222325ULL, &p->kind, 1);
+  if (scope)
+    p->fp = fnv1a(p->fp, scope, strlen(scope) + 1);
+  if (!token || !*token)
+    return 0;
+  unsigned char raw[NAMED_RAW];
+  if (token_open(token, raw, sizeof raw, TOKEN_NAMED, err, err_len) < 0)
+    return -1;
+  if (raw[1] != p->kind || get_u64(raw + 2) != p->fp) {
+    snprintf(err, err_len, "page_token was made for another list%s",
+             raw[1] == p->kind ? " (of another pool or VM)" : "");
+    return -1;
+  }
+  memcpy(p->after_name, raw + 10, VMH_NAME_MAX + 1);
+  p->after_name[VMH_NAME_MAX] = '\0';
+  p->after = true;
+  if (!p->page)
+    p->page = VMPAGE_MAX_SIZE;
+  return 0;
+}
+
+/* For qsort_r: indexes into names, by the names they point at. */
+static int by_name(const void *a, const void *b, void *names) {
+  const char *x = ((const char *const *)names)[*(const size_t *)a];
+  const char *y = ((const char *const *)names)[*(const size_t *)b];
+  return strcmp(x ? x : "", y ? y : "");
+}
+
+size_t vmpage_named_select(const struct vmpage_named *p,
+                           const char *const *names, size_t n, size_t *order,
+                           bool *more) {
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *x = names[i] ? names[i] : "";
+    if (!p->after || strcmp(x, p->after_name) > 0)
+      order[m++] = i;
+  }
+  qsort_r(order, m, sizeof *order, by_name, (void *)names);
+  *more = p->page && m > p->page;
+  return *more ? p->page : m;
+}
+
+int vmpage_named_token(const struct vmpage_named *p, const char *last,
+                       char out[VMPAGE_NAMED_TOKEN_LEN + 1]) {
+  unsigned char raw[NAMED_RAW] = {TOKEN_NAMED, p->kind};
+  put_u64(raw + 2, p->fp);
+  strncpy((char *)raw + 10, last ? last : "", VMH_NAME_MAX);
+  return token_seal(raw, sizeof raw, out);
 }
 
 /* ---- The fragment cache ------------------------------------------------- */

@@ -17,6 +17,7 @@
 #ifndef VMHOST_FRONTEND_VMPAGE_H
 #define VMHOST_FRONTEND_VMPAGE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -114,5 +115,105 @@ void vmpage_cache_walk_end(struct vmpage_cache *c, uint64_t walk);
 void vmpage_cache_trim(struct vmpage_cache *c);
 /* Entries and bytes kept, for tests and metrics. */
 void vmpage_cache_size(struct vmpage_cache *c, size_t *entries, size_t *bytes);
+
+/* ---- A VM listing ------------------------------------------------------ */
+
+/* What a front-end's VM list (vm_query) keeps from its request to its
+ * answer: the query, the page being built and where it ends.  The
+ * front-end fills q's filter (states, labels pointing into `labels` or
+ * into `text`, which the listing owns), then calls vmpage_listing_begin;
+ * each record the core answers goes through vmpage_listing_add (any
+ * thread: the listing has its own lock), and vmpage_listing_end closes the
+ * walk and makes the next page's token. */
+struct vmpage_listing {
+  struct vmh_vm_query q;
+  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
+  struct vmh_keyval labels_not[VMPAGE_MAX_LABELS];
+  char *text; /* owned: a decoded request the labels may point into */
+  char after_id[VMH_ID_LEN + 1];
+  uint64_t fp;   /* the filter's fingerprint, for tokens */
+  uint32_t page; /* the page size; 0: everything */
+  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
+  uint32_t n;    /* VMs in the answer so far */
+  bool more;     /* one more than the page came: there is a next page */
+  int64_t last_created;
+  char last_id[VMH_ID_LEN + 1];
+  struct vmpage_cache *cache;
+  pthread_mutex_t lock;
+  struct vmpage_buf out; /* the answer: the front-end's head, the VMs … */
+};
+
+/* A new listing over cache (q's struct_size set), or NULL. */
+struct vmpage_listing *vmpage_listing_new(struct vmpage_cache *cache);
+void vmpage_listing_free(struct vmpage_listing *ls);
+/* One label selector, as REST's ?label= and gRPC's label_selectors say
+ * it: "key" (the label is there), "key=value", "key!=value" (not there, or
+ * another value), "!key" (not there).  Cut in place (sel must live as
+ * long as ls) into q's labels or labels_not: 0, or -1 with why in err
+ * (a bad key or value, more than VMPAGE_MAX_LABELS selectors). */
+int vmpage_listing_select(struct vmpage_listing *ls, char *sel, char *err,
+                          size_t err_len);
+/* The filter is set: take the page size asked (0: none, above
+ * VMPAGE_MAX_SIZE taken as that) and token (NULL or "": none; a token
+ * alone means pages of VMPAGE_MAX_SIZE), set q's limit and position, and
+ * begin a cache walk when the answer is every VM.  0, or -1 with why in
+ * err (a bad token). */
+int vmpage_listing_begin(struct vmpage_listing *ls, uint32_t page,
+                         const char *token, char *err, size_t err_len);
+/* One record of the core's answer: appended (after sep, between VMs)
+ * while the page has room; past it, noted as a next page. */
+void vmpage_listing_add(struct vmpage_listing *ls,
+                        const struct vmh_vm_record *rec, bool hide,
+                        const char *sep);
+/* The answer is complete: ends the walk, and puts the next page's token
+ * in token ("" on the last page).  0, or -1 (no token could be made). */
+int vmpage_listing_end(struct vmpage_listing *ls,
+                       char token[VMPAGE_TOKEN_LEN + 1]);
+
+/* ---- Lists of named objects ------------------------------------------- */
+
+/* Volumes, snapshots, pools and networks come from the backends whole
+ * and in their own order; a front-end pages over that answer by name
+ * (byte order), which is stable: a page resumes after the last name of
+ * the page before, so paging is complete and without duplicates for the
+ * objects that exist throughout, whatever is created or deleted between
+ * pages.  Their tokens carry the kind of list, its scope (the pool, the
+ * VM as the request named it) and that name, under the same MAC as VM
+ * tokens: one made for another list, another scope, or a VM list, is
+ * refused. */
+enum vmpage_kind {
+  VMPAGE_VOLUMES = 1,
+  VMPAGE_SNAPSHOTS = 2,
+  VMPAGE_POOLS = 3,
+  VMPAGE_NETWORKS = 4,
+};
+/* A named list's token length in characters. */
+#define VMPAGE_NAMED_TOKEN_LEN 120
+
+struct vmpage_named {
+  uint32_t page; /* 0: everything */
+  uint8_t kind;  /* enum vmpage_kind */
+  uint64_t fp;   /* of the kind and the scope */
+  bool after;    /* a token was given: start after after_name */
+  char after_name[VMH_NAME_MAX + 1];
+};
+
+/* Read the request of a list of kind under scope (NULL: none): the page
+ * size asked (0: every object, unless a token came: then pages of
+ * VMPAGE_MAX_SIZE) and token (NULL or "": the first page).  0, or -1 with
+ * why in err. */
+int vmpage_named_begin(struct vmpage_named *p, enum vmpage_kind kind,
+                       const char *scope, uint32_t page, const char *token,
+                       char *err, size_t err_len);
+/* The page of the n objects named names[]: their indexes, in name order,
+ * into order (room for n), and their count; *more says whether objects
+ * come after the page.  A NULL name sorts as "". */
+size_t vmpage_named_select(const struct vmpage_named *p,
+                           const char *const *names, size_t n, size_t *order,
+                           bool *more);
+/* The token of the page after the one ending at name `last`, into out
+ * (VMPAGE_NAMED_TOKEN_LEN + 1 bytes).  0, or -1 (no random key). */
+int vmpage_named_token(const struct vmpage_named *p, const char *last,
+                       char out[VMPAGE_NAMED_TOKEN_LEN + 1]);
 
 #endif

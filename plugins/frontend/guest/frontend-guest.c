@@ -80,7 +80,8 @@ enum cstate {
   C_READY,    /* connected */
 };
 
-enum kind { K_SYNC = 1, K_HELLO, K_PING, K_TELEMETRY, K_JOB };
+/* K_THAW: a thaw owed since a connection was lost (conn.thaw_owed). */
+enum kind { K_SYNC = 1, K_HELLO, K_PING, K_TELEMETRY, K_JOB, K_THAW };
 
 /* A request of the API (vmh_core.vm_agent), copied from the core's
  * thread; answered exactly once through r, then freed. */
@@ -133,6 +134,11 @@ struct conn {
   int64_t telemetry_us;
   char *cut_off;   /* why it was cut off last; NULL once connected again */
   uint64_t pushed; /* a hash of what the core was told last */
+  /* A thaw that did not reach the agent (its connection dropped, or it
+   * was not connected): sent again after every handshake until the agent
+   * answers it.  The agent's own freeze timeout thaws meanwhile; this
+   * ends a freeze as soon as the host can. */
+  bool thaw_owed;
 };
 
 /* What the VM list answered: id + channel of each running VM with one. */
@@ -220,14 +226,21 @@ static void job_fail(struct job *j, int code, const char *fmt, ...) {
   job_free(j);
 }
 
-/* Answers every job pending on c (they can no longer be answered). */
+/* Answers every job pending on c (they can no longer be answered).  A
+ * freeze or thaw in flight leaves a thaw owed: the guest may be frozen. */
 static void fail_jobs(struct conn *c, int code, const char *why) {
   for (size_t i = 0; i < c->n_pend; i++) {
     struct job *j = c->pend[i].job;
+    if (c->pend[i].kind == K_THAW ||
+        (j && (j->op == VMH_AGENT_THAW || j->op == VMH_AGENT_FREEZE)))
+      c->thaw_owed = true;
     if (!j)
       continue;
     c->pend[i].job = NULL;
-    job_fail(j, code, "agent on vm '%s': %s", j->vm_name, why);
+    job_fail(j, code, "agent on vm '%s': %s%s", j->vm_name, why,
+             j->op == VMH_AGENT_THAW
+                 ? " (the thaw is sent again when the agent reconnects)"
+                 : "");
   }
 }
 
@@ -332,8 +345,8 @@ static void on_vm(void *opaque, const struct vmh_vm_record *vm) {
    * through; the core shows it `stopping` meanwhile, core.h), and a paused
    * VM keeps its channel (QEMU runs on; a snapshot pauses the VM for a
    * moment, with the guest frozen for it): stay connected. */
-  bool runs = i && (i->state == VMH_VM_RUNNING ||
-                    i->state == VMH_VM_STOPPING || i->state == VMH_VM_PAUSED);
+  bool runs = i && (i->state == VMH_VM_RUNNING || i->state == VMH_VM_STOPPING ||
+                    i->state == VMH_VM_PAUSED);
   if (i == NULL || vm->status != VMH_STATUS_READY || !runs ||
       i->channel_path == NULL || i->id == NULL)
     return;
@@ -812,8 +825,10 @@ static void job_show(struct conn *c, struct job *j) {
       res.n_capabilities = (uint32_t)c->hello->hello->n_capabilities;
     }
   }
-  if (c)
+  if (c) {
     res.message = c->cut_off;
+    res.thaw_pending = c->thaw_owed;
+  }
   if (c && c->telemetry)
     with_telemetry(c->telemetry->telemetry, c->telemetry_us, &res, j->r);
   else
@@ -831,9 +846,14 @@ static void job_start(struct guest *g, struct job *j) {
     return;
   }
   if (!c || c->state != C_READY) {
-    job_fail(j, VMH_ESTATE, "agent not connected on vm '%s'%s%s", j->vm_name,
+    /* A thaw must not be lost: the guest may be frozen. */
+    bool owe = c && j->op == VMH_AGENT_THAW;
+    if (owe)
+      c->thaw_owed = true;
+    job_fail(j, VMH_ESTATE, "agent not connected on vm '%s'%s%s%s", j->vm_name,
              c && c->cut_off ? ": cut off for " : "",
-             c && c->cut_off ? c->cut_off : "");
+             c && c->cut_off ? c->cut_off : "",
+             owe ? " (the thaw is sent when the agent reconnects)" : "");
     return;
   }
   if (job_pending(c)) {
@@ -881,6 +901,7 @@ static bool send_request(struct guest *g, struct conn *c, int kind,
   Vmhost__Agent__V1__PingRequest ping = VMHOST__AGENT__V1__PING_REQUEST__INIT;
   Vmhost__Agent__V1__TelemetryRequest tel =
       VMHOST__AGENT__V1__TELEMETRY_REQUEST__INIT;
+  Vmhost__Agent__V1__ThawRequest thaw = VMHOST__AGENT__V1__THAW_REQUEST__INIT;
   if (c->n_pend >= (size_t)g->c.max_pending)
     return false;
   switch (kind) {
@@ -907,6 +928,11 @@ static bool send_request(struct guest *g, struct conn *c, int kind,
     case K_JOB:
       req.id = ++g->next_id;
       extra_ms = job_request(g, job, &req, &jb);
+      break;
+    case K_THAW:
+      req.id = ++g->next_id;
+      req.body_case = VMHOST__AGENT__V1__REQUEST__BODY_THAW;
+      req.thaw = &thaw;
       break;
     default:
       req.id = ++g->next_id;
@@ -1063,6 +1089,28 @@ static void on_hello(struct guest *g, struct conn *c, const Response *r) {
   emit(g, c->vm_id, VMH_REASON_AGENT_CONNECTED, v);
   update_gauge(g);
   push_status(g, c);
+  if (c->thaw_owed) {
+    host->log(g->inst, VMH_LOG_INFO,
+              "vm %s: sending the thaw the last connection lost", c->vm_id);
+    if (!send_request(g, c, K_THAW, NULL))
+      cut_off(g, c, "stalls_total", "it does not read what the host sends");
+  }
+}
+
+/* The agent answered the thaw owed since a connection was lost. */
+static void on_owed_thaw(struct guest *g, struct conn *c, const Response *r) {
+  c->thaw_owed = false;
+  count(g, "thaws_resent_total", 1);
+  if (r->error || r->body_case != VMHOST__AGENT__V1__RESPONSE__BODY_THAW) {
+    char msg[300];
+    printable(msg, sizeof msg, r->error ? r->error->message : "no Thaw body");
+    host->log(g->inst, VMH_LOG_WARN,
+              "vm %s: the agent refused the re-sent thaw: %s", c->vm_id, msg);
+    return;
+  }
+  host->log(g->inst, VMH_LOG_INFO,
+            "vm %s: re-sent thaw: the agent thawed %" PRIu32 " filesystems",
+            c->vm_id, r->thaw->thawed);
 }
 
 /* One frame from the guest. */
@@ -1108,7 +1156,11 @@ static void on_frame(struct guest *g, struct conn *c, const uint8_t *data,
         r = keep(&c->telemetry, r);
         c->telemetry_us = wall_us();
         push_status(g, c);
+      } else if (kind == K_THAW) {
+        on_owed_thaw(g, c, r);
       } else if (kind == K_JOB) {
+        if (job->op == VMH_AGENT_THAW && !r->error)
+          c->thaw_owed = false; /* an API thaw did it */
         job_answer(g, c, job, r);
         if (!r->error &&
             r->body_case == VMHOST__AGENT__V1__RESPONSE__BODY_TELEMETRY) {

@@ -14,8 +14,9 @@
  * with the status from the core's table.  Every answer carries
  * x-request-id (h2server adds it) and ends in one access-log line.
  *
- * Events: GET /api/v1/events is a text/event-stream; every subscriber has
- * a bounded buffer in h2server, and one that cannot keep up is dropped.
+ * Events: GET /api/v1/events is a text/event-stream (events.c); every
+ * subscriber has a bounded buffer in h2server, and one that cannot keep up
+ * is dropped (it resumes with Last-Event-ID).
  */
 #include <config.h>
 
@@ -36,11 +37,13 @@
 
 #include "abijson.h"
 #include "agentdist.h"
+#include "h2metrics.h"
 #include "h2server.h"
-#include "histogram.h"
 #include "query.h"
 #include "resources.h"
 #include "rest.h"
+#include "restevents.h"
+#include "restmetrics.h"
 #include "restops.h"
 #include "vmpage.h"
 
@@ -60,18 +63,6 @@ struct route {
   int role; /* who may: enum auth_role, H2S_OPEN or H2S_METRICS */
 };
 
-/* Latency buckets of the per-route histograms, in microseconds. */
-static const struct hist_layout latency_layout = {
-    .per_second = 1000000,
-    .n_bounds = 9,
-    .bounds = {500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000},
-};
-
-struct route_stats {
-  atomic_uint_fast64_t by_class[6]; /* 1xx … 5xx, by status / 100 */
-  struct hist latency;              /* µs */
-};
-
 #include "rest.h"
 
 /* Items of an answer past which freeing it gives memory back to the
@@ -80,12 +71,10 @@ struct route_stats {
  * core's worker thread that made them. */
 #define TRIM_AFTER_ITEMS 1000
 
-static void listing_free(struct listing *ls);
-
 static void call_free(struct call *k) {
   bool big =
       json_is_array(k->res) && json_array_size(k->res) > TRIM_AFTER_ITEMS;
-  listing_free(k->ls);
+  vmpage_listing_free(k->ls);
   abij_arena_free(&k->in.arena);
   free(k->path);
   json_decref(k->body);
@@ -108,14 +97,8 @@ static void call_unref(struct call *k) {
 
 /* Count the answer in the route's metrics. */
 static void account(struct call *k, int status) {
-  struct route_stats *st = &k->rest->stats[k->route];
-  uint64_t us = h2s_start_us(k->req);
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000 - us;
-  int cls = status / 100;
-  atomic_fetch_add(&st->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
-  hist_observe(&st->latency, &latency_layout, us);
+  restmetrics_count(k->rest->metrics, k->route, status,
+                    h2m_since_us(h2s_start_us(k->req)));
 }
 
 /* The answer when there is no memory for one. */
@@ -365,32 +348,6 @@ static int check_param(struct call *k, int i, const char *what, bool uuid) {
 /* ---- Routes: VMs ---------------------------------------------------------
  */
 
-/* GET /api/v1/vms: the core's vm_query, each VM's JSON from the
- * fragment cache, the answer their concatenation; with `limit` (or
- * `page_token`), a page and the token of the next one. */
-struct listing {
-  char *qbuf; /* the query, decoded: labels point into it */
-  struct vmh_vm_query q;
-  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
-  char after_id[VMH_ID_LEN + 1];
-  uint64_t fp;   /* the filter's fingerprint, for tokens */
-  uint32_t page; /* the page size; 0: everything */
-  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
-  uint32_t n;    /* VMs in the answer so far */
-  bool more;     /* one more than the page came: there is a next page */
-  int64_t last_created;
-  char last_id[VMH_ID_LEN + 1];
-  struct vmpage_buf out;
-};
-
-static void listing_free(struct listing *ls) {
-  if (!ls)
-    return;
-  free(ls->qbuf);
-  vmpage_buf_free(&ls->out);
-  free(ls);
-}
-
 /* A VM's JSON as GET /api/v1/vms/{id} answers it (the fragment cache's
  * encoder). */
 static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
@@ -405,40 +362,29 @@ static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
   return s;
 }
 
+/* GET /api/v1/vms: the core's vm_query, each VM's JSON from the
+ * fragment cache, the answer their concatenation (a vmpage_listing); with
+ * `limit` (or `page_token`), a page and the token of the next one. */
+
 /* On a core thread, each VM in order. */
 static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
   struct call *k = ((struct abij_reply *)o)->opaque;
-  struct listing *ls = k->ls;
-  pthread_mutex_lock(&k->lock);
-  if (ls->page && ls->n == ls->page) {
-    ls->more = true;
-  } else {
-    if (ls->n++)
-      vmpage_buf_add(&ls->out, ",", 1);
-    vmpage_cache_append(k->rest->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created_us;
-    snprintf(ls->last_id, sizeof ls->last_id, "%s",
-             rec->spec && rec->spec->id ? rec->spec->id : "");
-  }
-  pthread_mutex_unlock(&k->lock);
+  vmpage_listing_add(k->ls, rec, k->hide, ",");
 }
 
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  struct listing *ls = k->ls;
+  struct vmpage_listing *ls = k->ls;
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  if (ls->walk)
-    vmpage_cache_walk_end(k->rest->frags, ls->walk);
+  char token[VMPAGE_TOKEN_LEN + 1];
+  if (vmpage_listing_end(ls, token) < 0) {
+    answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+    return;
+  }
   vmpage_buf_add(&ls->out, "]", 1);
   if (ls->page) {
-    char token[VMPAGE_TOKEN_LEN + 1] = "";
-    if (ls->more &&
-        vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
-      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
-      return;
-    }
     static const char key[] = ",\"next_page_token\":\"";
     vmpage_buf_add(&ls->out, key, sizeof key - 1);
     vmpage_buf_add(&ls->out, token, strlen(token));
@@ -458,15 +404,16 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
 }
 
 /* ?live=, limit=, page_token=, state= (repeated or a comma list), label=
- * (k=v, or k: the key with any value; repeated: all of them). */
-static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
+ * (k=v, k: the key with any value, k!=v, !k; repeated: all of them). */
+static int list_query(struct call *k, struct vmpage_listing *ls,
+                      uint32_t *flags) {
   const char *q = h2s_query(k->req), *token = NULL;
   char *cur, *key, *val, err[256];
   int r;
-  bool limited = false;
-  if (!(ls->qbuf = strdup(q ? q : "")))
+  uint32_t page = 0;
+  if (!(ls->text = strdup(q ? q : "")))
     return refused(k, VMH_ENOMEM);
-  cur = ls->qbuf;
+  cur = ls->text;
   while ((r = query_next(&cur, &key, &val)) != 0) {
     if (r < 0)
       return bad(k, "bad %%-escape in the query at '%.60s'", key);
@@ -476,15 +423,8 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
         return bad(k, "'live' must be true or false");
       *flags = !strcmp(val, "true") || !strcmp(val, "1") ? VMH_READ_LIVE : 0;
     } else if (!strcmp(key, "limit")) {
-      char *end;
-      unsigned long n = strtoul(val, &end, 10);
-      if (!*val || *end || *val == '-' || n < 1 || strlen(val) > 9)
-        return bad(k,
-                   "'limit' must be a whole number of VMs, 1 or more "
-                   "(pages hold at most %d)",
-                   VMPAGE_MAX_SIZE);
-      ls->page = n > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)n;
-      limited = true;
+      if (rest_page_limit(k, val, &page) < 0)
+        return -1;
     } else if (!strcmp(key, "page_token")) {
       token = val;
     } else if (!strcmp(key, "state")) {
@@ -498,14 +438,8 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
         ls->q.states |= bit;
       }
     } else if (!strcmp(key, "label")) {
-      if (ls->q.n_labels == VMPAGE_MAX_LABELS)
-        return bad(k, "at most %d label filters", VMPAGE_MAX_LABELS);
-      char *eq = strchr(val, '=');
-      if (eq)
-        *eq++ = '\0';
-      if (vmpage_label_check(val, eq, err, sizeof err) < 0)
+      if (vmpage_listing_select(ls, val, err, sizeof err) < 0)
         return bad(k, "%s", err);
-      ls->labels[ls->q.n_labels++] = (struct vmh_keyval){val, eq};
     } else {
       return bad(k,
                  "unknown query parameter '%.60s' (live, limit, page_token, "
@@ -513,31 +447,19 @@ static int list_query(struct call *k, struct listing *ls, uint32_t *flags) {
                  key);
     }
   }
-  ls->q.labels = ls->labels;
-  ls->fp = vmpage_fingerprint(&ls->q);
-  if (token) {
-    if (vmpage_token_read(token, ls->fp, &ls->q, ls->after_id, err,
-                          sizeof err) < 0)
-      return bad(k, "%s", err);
-    if (!limited)
-      ls->page = VMPAGE_MAX_SIZE;
-  }
+  if (vmpage_listing_begin(ls, page, token, err, sizeof err) < 0)
+    return bad(k, "%s", err);
   return 0;
 }
 
 static int vm_list(struct call *k) {
   uint32_t f = 0;
-  struct listing *ls = calloc(1, sizeof *ls);
+  struct vmpage_listing *ls = vmpage_listing_new(k->rest->frags);
   if (!ls)
     return refused(k, VMH_ENOMEM);
   k->ls = ls;
-  ls->q.struct_size = sizeof ls->q;
   if (list_query(k, ls, &f) < 0)
     return -1;
-  /* One more than the page: whether there is a next one. */
-  ls->q.limit = ls->page ? ls->page + 1 : 0;
-  if (!ls->page && !ls->q.states && !ls->q.n_labels)
-    ls->walk = vmpage_cache_walk_begin(k->rest->frags);
   vmpage_buf_add(&ls->out, "{\"vms\":[", 8);
   k->reply.reply.vm = on_list_vm;
   k->finish = finish_vm_list;
@@ -636,10 +558,9 @@ static int vm_console(struct call *k) {
 }
 
 static int snap_list(struct call *k) {
-  if (check_param(k, 0, "vm", true) < 0 || no_query(k) < 0)
+  if (check_param(k, 0, "vm", true) < 0 ||
+      rest_named_list(k, VMPAGE_SNAPSHOTS, "snapshots", k->params[0]) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "snapshots";
   k->rest->core->snapshot_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
@@ -727,10 +648,8 @@ static int disk_detach(struct call *k) {
  */
 
 static int pool_list(struct call *k) {
-  if (no_query(k) < 0)
+  if (rest_named_list(k, VMPAGE_POOLS, "pools", NULL) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "pools";
   k->rest->core->pool_list(&k->reply.reply, 0);
   return 0;
 }
@@ -744,10 +663,9 @@ static int pool_get(struct call *k) {
 }
 
 static int vol_list(struct call *k) {
-  if (check_param(k, 0, "pool", false) < 0 || no_query(k) < 0)
+  if (check_param(k, 0, "pool", false) < 0 ||
+      rest_named_list(k, VMPAGE_VOLUMES, "volumes", k->params[0]) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "volumes";
   k->rest->core->volume_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }
@@ -861,10 +779,8 @@ static int op_cancel(struct call *k) {
 }
 
 static int net_list(struct call *k) {
-  if (no_query(k) < 0)
+  if (rest_named_list(k, VMPAGE_NETWORKS, "networks", NULL) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "networks";
   k->rest->core->network_list(&k->reply.reply, 0);
   return 0;
 }
@@ -1022,12 +938,24 @@ static int health(struct call *k) {
   return start_health(k);
 }
 
-/* Liveness: this front-end's loop answers, whatever the backends do (a
- * probe that restarts vmhostd cannot bring libvirtd back). */
+/* Liveness: this front-end's loop answers and the core's worker pool
+ * takes work, whatever the backends do (a probe that restarts vmhostd
+ * cannot bring libvirtd back, but can unstick a wedged pool). */
+static void finish_healthz(struct call *k, int code, const char *message) {
+  if (!code) {
+    answer_json(k, 200, json_pack("{s:s}", "status", "alive"));
+    return;
+  }
+  answer_json(k, 503,
+              json_pack("{s:s,s:s}", "status", "not_alive", "reason",
+                        message ? message : k->rest->core->error_name(code)));
+}
+
 static int healthz(struct call *k) {
   if (no_query(k) < 0)
     return -1;
-  answer_json(k, 200, json_pack("{s:s}", "status", "alive"));
+  k->finish = finish_healthz;
+  k->rest->core->health(&k->reply.reply, VMH_HEALTH_LIVENESS);
   return 0;
 }
 
@@ -1045,62 +973,15 @@ static int plugin_list(struct call *k) {
   return 0;
 }
 
-static size_t n_routes(void);
-static const struct route *route_at(size_t i);
-
-/* route="METHOD PATTERN" ("- -" for requests no route took). */
-static void put_route_label(FILE *f, const void *opaque) {
-  const struct route *rt = opaque;
-  fprintf(f, "route=\"%s %s\"", rt ? rt->method : "-", rt ? rt->pattern : "-");
-}
-
-/* The core's metrics, then ours: requests and latency per route. */
+/* The core's metrics (with ours, restmetrics.c, among the plugins'). */
 static void finish_metrics(struct call *k, int code, const char *message) {
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  struct rest *rest = k->rest;
-  FILE *f;
-  char *out = NULL;
-  size_t len = 0;
-  if (!(f = open_memstream(&out, &len))) {
-    answer_code(k, VMH_ENOMEM, "out of memory");
-    return;
-  }
-  if (k->text)
-    fwrite(k->text, 1, k->text_len, f);
-  fputs(
-      "# HELP vmhost_rest_requests_total REST requests answered, by route "
-      "and status class.\n# TYPE vmhost_rest_requests_total counter\n",
-      f);
-  for (size_t i = 0; i <= n_routes(); i++) {
-    const struct route *rt = route_at(i);
-    for (int c = 1; c <= 5; c++) {
-      uint64_t v = atomic_load(&rest->stats[i].by_class[c]);
-      if (v)
-        fprintf(f,
-                "vmhost_rest_requests_total{route=\"%s %s\",code=\"%dxx\"} "
-                "%" PRIu64 "\n",
-                rt ? rt->method : "-", rt ? rt->pattern : "-", c, v);
-    }
-  }
-  fputs(
-      "# HELP vmhost_rest_request_seconds REST request latency, until the "
-      "answer is handed to the connection.\n"
-      "# TYPE vmhost_rest_request_seconds histogram\n",
-      f);
-  for (size_t i = 0; i <= n_routes(); i++) {
-    struct route_stats *st = &rest->stats[i];
-    if (hist_count(&st->latency, &latency_layout))
-      hist_write(f, "vmhost_rest_request_seconds", put_route_label, route_at(i),
-                 &st->latency, &latency_layout);
-  }
-  fclose(f);
   account(k, 200);
-  h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8", out,
-              len);
-  free(out);
+  h2s_respond(k->req, 200, "text/plain; version=0.0.4; charset=utf-8",
+              k->text ? k->text : "", k->text ? k->text_len : 0);
   call_unref(k);
 }
 
@@ -1282,95 +1163,11 @@ static int token_revoke(struct call *k) {
   return 0;
 }
 
-/* ---- Routes: events ------------------------------------------------------
+/* ---- Routes: events (events.c) ---------------------------------------------
  */
 
-/* On a core thread: must not block.  A stream that refuses an event (its
- * buffer is full) is closed by h2server, which then calls sub_close. */
-static void on_event(void *opaque, const struct vmh_event *ev) {
-  struct sub *s = opaque;
-  if (atomic_load(&s->closed))
-    return;
-  json_t *o = abij_event(ev);
-  char *data = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  const char *type = json_string_value(json_object_get(o, "type"));
-  char tname[32];
-  snprintf(tname, sizeof tname, "%s", type ? type : "event");
-  json_decref(o);
-  if (!data)
-    return;
-  char *line = NULL;
-  int n = asprintf(&line, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n",
-                   (uint64_t)atomic_fetch_add(&s->seq, 1) + 1, tname, data);
-  free(data);
-  if (n < 0)
-    return;
-  if (h2s_stream_send(s->req, line, (size_t)n) < 0)
-    atomic_store(&s->closed, true);
-  free(line);
-}
-
-/* On the I/O thread: the client went, the stream overflowed, or stop. */
-static void sub_close(void *opaque) {
-  struct sub *s = opaque;
-  atomic_store(&s->closed, true);
-  /* After unsubscribe() no delivery is in flight (core.h). */
-  if (s->subscribed)
-    s->rest->core->unsubscribe(s->id);
-  host->log(s->rest->inst, VMH_LOG_DEBUG, "events subscriber %" PRIu64 " gone",
-            s->id);
-  h2s_stream_end(s->req);
-  free(s);
-}
-
 static int events(struct call *k) {
-  if (no_query(k) < 0)
-    return -1;
-  /* HEAD: the stream's headers, no subscription. */
-  if (!strcmp(h2s_method(k->req), "HEAD")) {
-    account(k, 200);
-    h2s_respond(k->req, 200, "text/event-stream", NULL, 0);
-    call_unref(k);
-    return 0;
-  }
-  struct sub *s = calloc(1, sizeof *s);
-  if (!s)
-    return refused(k, VMH_ENOMEM);
-  s->rest = k->rest;
-  s->req = k->req;
-  atomic_init(&s->closed, false);
-  account(k, 200);
-  /* The stream takes over the request: the call is done with it. */
-  k->req = NULL;
-  h2s_stream_begin(s->req, 200, "text/event-stream", sub_close, s);
-  static const char hello[] = ": vmhostd events\n\n";
-  h2s_stream_send(s->req, hello, sizeof hello - 1);
-  int r = k->rest->core->subscribe(on_event, s, &s->id, 0);
-  if (r) {
-    json_t *e = json_pack("{s:s,s:s}", "code", k->rest->core->error_name(r),
-                          "message", k->rest->core->error_message());
-    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    json_decref(e);
-    if (data) {
-      static const char head[] = "event: error\ndata: ";
-      h2s_stream_send(s->req, head, sizeof head - 1);
-      h2s_stream_send(s->req, data, strlen(data));
-      h2s_stream_send(s->req, "\n\n", 2);
-      free(data);
-    }
-    atomic_store(&s->closed, true);
-  } else {
-    s->subscribed = true;
-  }
-  call_unref(k);
-  /* sub_close (on this thread, later) ends the stream and frees s. */
-  if (r) {
-    /* Nothing more will come: end it now; sub_close never runs. */
-    struct h2s_req *req = s->req;
-    free(s);
-    h2s_stream_end(req);
-  }
-  return 0;
+  return rest_events(k, k->rest->events);
 }
 
 /* ---- For the routes in other files (rest.h) ----------------------------- */
@@ -1388,6 +1185,9 @@ int rest_refused(struct call *k, int r) {
 }
 int rest_need_body(struct call *k, bool optional) {
   return need_body(k, optional);
+}
+int rest_wait_query(struct call *k, uint32_t *flags) {
+  return wait_query(k, flags);
 }
 int rest_no_query(struct call *k) {
   return no_query(k);
@@ -1423,6 +1223,9 @@ void rest_call_ref(struct call *k) {
 void rest_call_unref(struct call *k) {
   call_unref(k);
 }
+void rest_account(struct call *k, int status) {
+  account(k, status);
+}
 
 /* ---- Dispatch ------------------------------------------------------------
  */
@@ -1439,6 +1242,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/vms", vm_create, AUTH_OPERATOR},
     {"GET", "/api/v1/vms/{}", vm_get, AUTH_READER},
     {"DELETE", "/api/v1/vms/{}", vm_delete, AUTH_OPERATOR},
+    {"PATCH", "/api/v1/vms/{}", rest_vm_patch, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/start", vm_start, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/stop", vm_stop, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/reboot", vm_reboot, AUTH_OPERATOR},
@@ -1466,6 +1270,12 @@ static const struct route routes[] = {
     {"PATCH", "/api/v1/storage/pools/{}/volumes/{}", vol_resize, AUTH_OPERATOR},
     {"DELETE", "/api/v1/storage/pools/{}/volumes/{}", vol_delete,
      AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images", rest_image_list, AUTH_READER},
+    {"POST", "/api/v1/storage/pools/{}/images", rest_image_import,
+     AUTH_OPERATOR},
+    {"GET", "/api/v1/storage/pools/{}/images/{}", rest_image_get, AUTH_READER},
+    {"DELETE", "/api/v1/storage/pools/{}/images/{}", rest_image_delete,
+     AUTH_OPERATOR},
     {"GET", "/api/v1/operations", op_list, AUTH_READER},
     {"GET", "/api/v1/operations/{}", op_get, AUTH_READER},
     {"GET", "/api/v1/operations/{}/wait", op_wait, AUTH_READER},
@@ -1491,12 +1301,9 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-static size_t n_routes(void) {
-  return N_ROUTES;
-}
-
-static const struct route *route_at(size_t i) {
-  return i < N_ROUTES ? &routes[i] : NULL;
+static void route_names(size_t i, const char **method, const char **pattern) {
+  *method = routes[i].method;
+  *pattern = routes[i].pattern;
 }
 
 /* Whether path matches pattern; the {} segments go to params (pointing
@@ -1621,11 +1428,13 @@ static void route(struct call *k) {
     return;
   }
   k->hide = h2s_role(req) < AUTH_OPERATOR;
-  /* A body must be JSON (but a file's bytes, which that route checks). */
+  /* A body must be JSON (but a file's bytes, and a merge patch, which
+   * those routes check). */
   size_t blen;
   h2s_body(req, &blen);
   const char *ct = h2s_header(req, "content-type");
   if (blen && routes[found].fn != rest_agent_file_put &&
+      routes[found].fn != rest_vm_patch &&
       (!ct || strncmp(ct, "application/json", 16) ||
        (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     answer_error(k, 415, "unsupported_media_type",
@@ -1709,19 +1518,24 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->drain_ms = (uint32_t)drain * 1000;
   r = agentdist_open(h, inst, cfg, flags & VMH_OPEN_CHECK_ONLY, &rest->agent);
+  if (r == 0 && (r = rest_events_open(h, inst, cfg, rest->conf.stream_buffer,
+                                      &rest->events)) < 0)
+    agentdist_free(rest->agent);
   if (r < 0) {
     h2s_conf_free(&rest->conf);
     free(rest);
     return r;
   }
   if (flags & VMH_OPEN_CHECK_ONLY) {
+    rest_events_free(rest->events);
     h2s_conf_free(&rest->conf);
     free(rest);
     *ret = NULL;
     return 0;
   }
-  rest->stats = calloc(N_ROUTES + 1, sizeof *rest->stats);
-  if (!rest->stats) {
+  rest->metrics = restmetrics_new(N_ROUTES, route_names);
+  if (!rest->metrics) {
+    rest_events_free(rest->events);
     agentdist_free(rest->agent);
     h2s_conf_free(&rest->conf);
     free(rest);
@@ -1729,8 +1543,9 @@ static int rest_open(const struct vmh_host *h, const struct vmh_instance *inst,
   }
   rest->frags = vmpage_cache_new(vm_fragment);
   if (!rest->frags) {
+    rest_events_free(rest->events);
     agentdist_free(rest->agent);
-    free(rest->stats);
+    restmetrics_free(rest->metrics);
     h2s_conf_free(&rest->conf);
     free(rest);
     return VMH_ENOMEM;
@@ -1758,8 +1573,14 @@ static int rest_start(void *handle, const struct vmh_core *core,
   if (rest->srv)
     h2s_set_early(rest->srv, rest_early);
   r = rest->srv ? agentdist_start(rest->agent) : VMH_ENOMEM;
-  if (r == 0 && (r = h2s_start(rest->srv)) < 0)
+  if (r == 0 && (r = rest_events_start(rest->events, core)) < 0)
     agentdist_stop(rest->agent);
+  if (r == 0 && (r = h2s_start(rest->srv)) < 0) {
+    rest_events_stop(rest->events);
+    agentdist_stop(rest->agent);
+  }
+  if (r == 0)
+    restmetrics_publish(rest->metrics, host, rest->inst);
   if (r < 0) {
     if (!rest->srv)
       host->error("out of memory");
@@ -1773,6 +1594,8 @@ static int rest_start(void *handle, const struct vmh_core *core,
 static void rest_stop(void *handle, uint32_t flags) {
   (void)flags;
   struct rest *rest = handle;
+  h2m_withdraw(host, rest->inst);
+  rest_events_stop(rest->events);
   if (rest->srv)
     h2s_stop(rest->srv, rest->drain_ms);
   /* After the server: downloads in flight had the drain to finish. */
@@ -1786,9 +1609,10 @@ static void rest_close(void *handle) {
     return;
   agentdist_stop(rest->agent);
   h2s_free(rest->srv);
+  rest_events_free(rest->events);
   agentdist_free(rest->agent);
   h2s_conf_free(&rest->conf);
-  free(rest->stats);
+  restmetrics_free(rest->metrics);
   vmpage_cache_free(rest->frags);
   free(rest);
 }

@@ -2,7 +2,8 @@
 /* The REST front-end's insides shared by its source files
  * (frontend-rest.c: server, dispatch, most routes; agent.c: the guest
  * agent's routes; agentdist.c: the agent's downloads; restops.c:
- * operations).  Not part of any ABI. */
+ * operations; images.c: image caches; events.c: the event stream).  Not
+ * part of any ABI. */
 #ifndef VMH_REST_H
 #define VMH_REST_H
 
@@ -16,22 +17,13 @@
 #include "abijson.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "vmpage.h"
 
 extern const struct vmh_host *rest_host;
 
-struct route_stats;
+struct restmetrics;
 
 struct rest;
-
-/* A subscriber to the events stream. */
-struct sub {
-  struct rest *rest;
-  struct h2s_req *req;
-  uint64_t id;
-  bool subscribed;
-  atomic_bool closed; /* the stream took no more: deliver nothing */
-  atomic_uint_fast64_t seq;
-};
 
 struct rest {
   const struct vmh_instance *inst;
@@ -39,11 +31,12 @@ struct rest {
   struct h2s *srv;
   const struct vmh_core *core;
   uint32_t drain_ms;
-  struct route_stats *stats; /* one per route, and one for "no route" */
+  struct restmetrics *metrics; /* per route, and "no route" */
   /* Each VM's JSON by its record generation: a list is their
    * concatenation (vmpage.h). */
   struct vmpage_cache *frags;
-  struct agentdist *agent; /* the agent downloads (agentdist.h) */
+  struct agentdist *agent;    /* the agent downloads (agentdist.h) */
+  struct rest_events *events; /* GET /api/v1/events (restevents.h) */
 };
 
 /* ---- Calls ---------------------------------------------------------------
@@ -65,10 +58,12 @@ struct call {
   struct abij_in in;
   struct abij_reply reply;
   enum shape shape;
-  const char *key;    /* LIST */
-  int ok_status;      /* 200, 201 */
-  struct listing *ls; /* GET /api/v1/vms */
-  bool hide;          /* the caller is a reader: secrets left out */
+  const char *key;           /* LIST */
+  int ok_status;             /* 200, 201 */
+  struct vmpage_listing *ls; /* GET /api/v1/vms */
+  struct vmpage_named named; /* lists of volumes, snapshots … (pages.c) */
+  bool paged;                /* … asked for with limit or page_token */
+  bool hide;                 /* the caller is a reader: secrets left out */
   /* How done() answers: the default, or a route's own (health, host). */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -92,6 +87,9 @@ int rest_bad(struct call *k, const char *fmt, ...)
 int rest_refused(struct call *k, int r);
 int rest_need_body(struct call *k, bool optional);
 int rest_no_query(struct call *k);
+/* ?wait=true|false of a call that changes something: VMH_ASYNC for
+ * false, and the call then answers 202 with its operation. */
+int rest_wait_query(struct call *k, uint32_t *flags);
 /* ?live=true|false as VMH_READ_LIVE (or 0). */
 int rest_query_live(struct call *k, uint32_t *flags);
 int rest_check_param(struct call *k, int i, const char *what, bool uuid);
@@ -103,6 +101,8 @@ void rest_answer_json(struct call *k, int status, json_t *v);
 void rest_answer_bytes(struct call *k, int status, const char *type,
                        const void *data, size_t len);
 void rest_add(struct call *k, json_t *v);
+/* Count the answer in the route's metrics (a stream, when it begins). */
+void rest_account(struct call *k, int status);
 /* Another holder of the call (a watch), and its release. */
 void rest_call_ref(struct call *k);
 void rest_call_unref(struct call *k);
@@ -123,6 +123,17 @@ const char *rest_error_message(const struct call *k);
 void rest_answer_body(struct call *k, int status, const char *content_type,
                       struct h2s_body *b);
 
+/* pages.c: ?limit= as a page size (1…), or -1 (answered). */
+int rest_page_limit(struct call *k, const char *val, uint32_t *page);
+/* pages.c: a list of named objects of kind (its answer's key, scope: the
+ * pool or VM it lists), in name order, in pages by ?limit= and
+ * ?page_token=.  0, then the route calls the core; or -1 (answered). */
+int rest_named_list(struct call *k, enum vmpage_kind kind, const char *key,
+                    const char *scope);
+
+/* labels.c: PATCH /api/v1/vms/{vm}. */
+int rest_vm_patch(struct call *k);
+
 /* agent.c's routes. */
 int rest_agent_show(struct call *k);
 int rest_agent_ping(struct call *k);
@@ -130,6 +141,11 @@ int rest_agent_exec(struct call *k);
 int rest_agent_file_get(struct call *k);
 int rest_agent_file_put(struct call *k);
 int rest_agent_time_sync(struct call *k);
+/* images.c's routes: a pool's image cache. */
+int rest_image_list(struct call *k);
+int rest_image_get(struct call *k);
+int rest_image_import(struct call *k);
+int rest_image_delete(struct call *k);
 /* Snapshot create's "quiesce" field: the core's flags, or -1 (answered). */
 int rest_quiesce_flags(struct call *k, uint32_t *flags);
 

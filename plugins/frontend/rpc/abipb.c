@@ -389,6 +389,7 @@ static ProtobufCMessage *agent_show_pb(struct abij_arena *a,
   m->state = (Vmhost__V1__AgentState)r->state;
   STR(a, m->version, r->version, nomem);
   STR(a, m->message, r->message, nomem);
+  m->thaw_pending = r->thaw_pending != 0;
   m->capabilities =
       strv(a, r->capabilities, r->n_capabilities, &m->n_capabilities);
   if (r->n_capabilities && !m->capabilities)
@@ -521,6 +522,22 @@ nomem:
   return NULL;
 }
 
+Vmhost__V1__Image *abipb_image(struct abij_arena *a,
+                               const struct vmh_image_info *src) {
+  struct vmh_image_info i;
+  COPY_IN(i, src);
+  Vmhost__V1__Image *m = NEW(a, Vmhost__V1__Image, vmhost__v1__image__init);
+  if (!m)
+    return NULL;
+  STR(a, m->name, i.name, nomem);
+  STR(a, m->sha256, i.sha256, nomem);
+  m->size = i.size;
+  m->n_users = i.n_users;
+  return m;
+nomem:
+  return NULL;
+}
+
 Vmhost__V1__Network *abipb_network(struct abij_arena *a,
                                    const struct vmh_network_info *src) {
   struct vmh_network_info n;
@@ -631,8 +648,66 @@ Vmhost__V1__Event *abipb_event(struct abij_arena *a,
   STR(a, m->message, e.message, nomem);
   STR(a, m->object, e.object, nomem);
   STR(a, m->code, e.code ? name(e.code) : NULL, nomem);
+  STR(a, m->id, e.id, nomem);
+  STR(a, m->vm_name, e.vm_name, nomem);
+  STR(a, m->pool, e.pool, nomem);
+  STR(a, m->target, e.target, nomem);
   return m;
 nomem:
+  return NULL;
+}
+
+/* A succeeded operation's result (node.proto's OperationResult), NULL
+ * when it has none or out of memory (*nomem set). */
+static Vmhost__V1__OperationResult *op_result(struct abij_arena *a,
+                                              const struct vmh_operation *o,
+                                              bool *nomem) {
+  const char *kind = o->result_kind;
+  *nomem = true;
+  if (!kind) {
+    *nomem = false;
+    return NULL;
+  }
+  Vmhost__V1__OperationResult *m =
+      NEW(a, Vmhost__V1__OperationResult, vmhost__v1__operation_result__init);
+  if (!m)
+    return NULL;
+  if (!strcmp(kind, "vm")) {
+    Vmhost__V1__VmRef *v = NEW(a, Vmhost__V1__VmRef, vmhost__v1__vm_ref__init);
+    if (!v)
+      return NULL;
+    STR(a, v->id, o->result_id, fail);
+    STR(a, v->name, o->result_name, fail);
+    m->kind_case = VMHOST__V1__OPERATION_RESULT__KIND_VM;
+    m->vm = v;
+  } else if (!strcmp(kind, "snapshot")) {
+    Vmhost__V1__SnapshotRef *v =
+        NEW(a, Vmhost__V1__SnapshotRef, vmhost__v1__snapshot_ref__init);
+    if (!v)
+      return NULL;
+    STR(a, v->vm_id, o->vm_id, fail);
+    STR(a, v->id, o->result_id, fail);
+    STR(a, v->name, o->result_name, fail);
+    m->kind_case = VMHOST__V1__OPERATION_RESULT__KIND_SNAPSHOT;
+    m->snapshot = v;
+  } else {
+    Vmhost__V1__PoolObjectRef *v =
+        NEW(a, Vmhost__V1__PoolObjectRef, vmhost__v1__pool_object_ref__init);
+    if (!v)
+      return NULL;
+    STR(a, v->pool, o->pool, fail);
+    STR(a, v->name, o->result_name, fail);
+    if (!strcmp(kind, "volume")) {
+      m->kind_case = VMHOST__V1__OPERATION_RESULT__KIND_VOLUME;
+      m->volume = v;
+    } else {
+      m->kind_case = VMHOST__V1__OPERATION_RESULT__KIND_IMAGE;
+      m->image = v;
+    }
+  }
+  *nomem = false;
+  return m;
+fail:
   return NULL;
 }
 
@@ -660,6 +735,10 @@ Vmhost__V1__Operation *abipb_operation(struct abij_arena *a,
   STR(a, m->message, o.message, nomem);
   STR(a, m->error_code, o.code ? name(o.code) : NULL, nomem);
   STR(a, m->error_message, o.error, nomem);
+  bool result_nomem;
+  m->result = op_result(a, &o, &result_nomem);
+  if (result_nomem)
+    goto nomem;
   return m;
 nomem:
   return NULL;

@@ -41,6 +41,8 @@ Vmhost__V1__Pool *abipb_pool(struct abij_arena *a,
                              const struct vmh_pool_info *pool);
 Vmhost__V1__Volume *abipb_volume(struct abij_arena *a,
                                  const struct vmh_volume_info *vol);
+Vmhost__V1__Image *abipb_image(struct abij_arena *a,
+                               const struct vmh_image_info *img);
 Vmhost__V1__Network *abipb_network(struct abij_arena *a,
                                    const struct vmh_network_info *net);
 Vmhost__V1__NodeInfo *abipb_host(struct abij_arena *a,

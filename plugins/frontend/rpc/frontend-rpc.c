@@ -41,14 +41,17 @@
 
 #include "abipb.h"
 #include "clusterpb.h"
+#include "evhold.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "grpcwire.h"
+#include "h2metrics.h"
 #include "h2server.h"
 #include "hostres.h"
 #include "pbcheck.h"
 #include "reflect.h"
 #include "rpc.h"
+#include "rpcmetrics.h"
 #include "vmpage.h"
 
 static const struct vmh_host *host;
@@ -92,6 +95,7 @@ struct rpc {
   atomic_bool stopping;
   struct route *routes;
   size_t n_routes;
+  struct rpcmetrics *metrics; /* per route (rpcmetrics.h) */
   /* Each VM's Vm message (as a ListVMsResponse field) by its record
    * generation: ListVMs is their concatenation (vmpage.h). */
   struct vmpage_cache *frags;
@@ -107,10 +111,14 @@ struct call {
   ProtobufCMessage *in;    /* the request, unpacked by protobuf-c */
   struct abij_arena arena; /* the answer's messages, the core's arguments */
   struct vmh_reply reply;
-  bool vm_status;     /* the vm visitor makes a VmStatusResponse */
-  struct listing *ls; /* ListVMs */
-  bool hide;          /* the caller is a reader: secrets left out */
-  uint32_t async;     /* VMH_ASYNC for the *Async methods, else 0 */
+  bool vm_status;            /* the vm visitor makes a VmStatusResponse */
+  struct vmpage_listing *ls; /* ListVMs */
+  struct vmpage_named named; /* ListVolumes, ListSnapshots … */
+  bool hide;                 /* the caller is a reader: secrets left out */
+  uint32_t async;            /* VMH_ASYNC for the *Async methods, else 0 */
+  /* A Get answered from a list: the result named pick, else NOT_FOUND
+   * with pick_missing (rpc_pick). */
+  const char *pick, *pick_missing;
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -120,10 +128,8 @@ struct call {
   size_t n_res, cap_res;
 };
 
-static void listing_free(struct listing *ls);
-
 static void call_free(struct call *k) {
-  listing_free(k->ls);
+  vmpage_listing_free(k->ls);
   if (k->in)
     protobuf_c_message_free_unpacked(k->in, NULL);
   abij_arena_free(&k->arena);
@@ -159,12 +165,20 @@ static void status_only(struct h2s_req *req, int code, const char *message) {
   h2s_respond_headers(req, 200, "application/grpc");
 }
 
+/* The call's method ended with `code` (calls no method took are not
+ * counted: their names are the caller's). */
+static void count_end(struct call *k, int code) {
+  if (k->rt)
+    rpcmetrics_end(k->rpc->metrics, (size_t)(k->rt - k->rpc->routes), code,
+                   h2m_since_us(h2s_start_us(k->req)));
+}
+
 static void answer_status(struct call *k, int code, const char *message) {
   char shown[1024];
   if (!take_answer(k))
     return;
   message = h2s_caller_message(k->req, message, shown, sizeof shown);
-  host->counter_add(k->rpc->inst, "errors", 1);
+  count_end(k, code);
   status_only(k->req, code, message);
 }
 
@@ -191,6 +205,7 @@ static int frame(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
 static void answer_body(struct call *k, struct h2s_body *b) {
   if (!take_answer(k))
     return;
+  count_end(k, GRPC_OK);
   h2s_add_header(k->req, "grpc-accept-encoding", "identity,gzip");
   h2s_add_trailer(k->req, "grpc-status", "0");
   h2s_respond_body(k->req, 200, "application/grpc", b);
@@ -224,8 +239,43 @@ static ProtobufCMessage *empty(struct call *k,
   return m;
 }
 
+/* A list of named objects (vmpage.h) cut to its page: v[0..*n) sorted by
+ * their `name` and cut after the token's, and the output m's
+ * next_page_token set when there is more.  0, or -1 (out of memory or no
+ * token). */
+static int page_by_name(struct call *k, ProtobufCMessage *m,
+                        ProtobufCMessage **v, size_t *n) {
+  const ProtobufCFieldDescriptor *nf =
+      *n ? protobuf_c_message_descriptor_get_field_by_name(v[0]->descriptor,
+                                                           "name")
+         : NULL;
+  const ProtobufCFieldDescriptor *tf =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor,
+                                                      "next_page_token");
+  const char **names = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *names);
+  size_t *order = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *order);
+  char *token = abij_arena_alloc(&k->arena, VMPAGE_NAMED_TOKEN_LEN + 1);
+  ProtobufCMessage **page = abij_arena_alloc(&k->arena, (*n + 1) * sizeof *v);
+  bool more;
+  if (!names || !order || !token || !page)
+    return -1;
+  for (size_t i = 0; i < *n; i++)
+    names[i] = nf ? *(const char **)((const char *)v[i] + nf->offset) : NULL;
+  size_t got = vmpage_named_select(&k->named, names, *n, order, &more);
+  for (size_t i = 0; i < got; i++)
+    page[i] = v[order[i]];
+  memcpy(v, page, got * sizeof *v);
+  if (more) {
+    if (!tf || vmpage_named_token(&k->named, names[order[got - 1]], token) < 0)
+      return -1;
+    *(char **)((char *)m + tf->offset) = token;
+  }
+  *n = got;
+  return 0;
+}
+
 /* The output's repeated message field (the first) points at the results
- * of its type. */
+ * of its type (a named list's page of them). */
 static ProtobufCMessage *list_of(struct call *k,
                                  const ProtobufCMessageDescriptor *out) {
   const ProtobufCFieldDescriptor *f = NULL;
@@ -244,9 +294,24 @@ static ProtobufCMessage *list_of(struct call *k,
   for (size_t i = 0; i < k->n_res; i++)
     if (k->res[i]->descriptor == f->descriptor)
       v[n++] = k->res[i];
+  if (k->named.kind && page_by_name(k, m, v, &n) < 0)
+    return NULL;
   *(size_t *)((char *)m + f->quantifier_offset) = n;
   *(ProtobufCMessage ***)((char *)m + f->offset) = v;
   return m;
+}
+
+/* Whether m is the result rpc_pick asked for (its string field "name");
+ * any result when nothing was asked. */
+static bool picked(struct call *k, const ProtobufCMessage *m) {
+  if (!k->pick)
+    return true;
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "name");
+  if (!f || f->type != PROTOBUF_C_TYPE_STRING)
+    return false;
+  const char *name = *(const char *const *)((const char *)m + f->offset);
+  return name && !strcmp(name, k->pick);
 }
 
 static void finish_default(struct call *k, int code, const char *message) {
@@ -260,8 +325,12 @@ static void finish_default(struct call *k, int code, const char *message) {
     m = list_of(k, out);
   } else {
     for (size_t i = 0; i < k->n_res && !m; i++)
-      if (k->res[i]->descriptor == out)
+      if (k->res[i]->descriptor == out && picked(k, k->res[i]))
         m = k->res[i];
+    if (!m && k->pick) {
+      answer_code(k, VMH_ENOENT, k->pick_missing);
+      return;
+    }
     if (!m)
       m = empty(k, out);
   }
@@ -302,6 +371,7 @@ VISITOR(on_snapshot, vmh_snapshot_info, abipb_snapshot)
 VISITOR(on_console, vmh_console_info, abipb_console)
 VISITOR(on_pool, vmh_pool_info, abipb_pool)
 VISITOR(on_volume, vmh_volume_info, abipb_volume)
+VISITOR(on_image, vmh_image_info, abipb_image)
 VISITOR(on_network, vmh_network_info, abipb_network)
 VISITOR(on_host, vmh_host_info, abipb_host)
 VISITOR(on_check, vmh_health_check, abipb_check)
@@ -369,6 +439,7 @@ static struct call *call_new(struct rpc *rpc, struct h2s_req *req) {
       .console = on_console,
       .pool = on_pool,
       .volume = on_volume,
+      .image = on_image,
       .network = on_network,
       .host = on_host,
       .check = on_check,
@@ -479,29 +550,11 @@ static int vm_status(struct call *k) {
 }
 
 /* ListVMs: the core's vm_query, each VM from the fragment cache, the
- * answer their concatenation; with page_size (or page_token) a page and
- * the token of the next one.  Encoded by hand: a ListVMsResponse is its
- * `vms` fields (1) one after the other, then next_page_token (2). */
-struct listing {
-  struct vmh_vm_query q;
-  struct vmh_keyval labels[VMPAGE_MAX_LABELS];
-  char after_id[VMH_ID_LEN + 1];
-  uint64_t fp;   /* the filter's fingerprint, for tokens */
-  uint32_t page; /* the page size; 0: everything */
-  uint64_t walk; /* a walk over every VM: vmpage_cache_walk_begin's */
-  uint32_t n;    /* VMs in the answer so far */
-  bool more;     /* one more than the page came: there is a next page */
-  int64_t last_created;
-  char last_id[VMH_ID_LEN + 1];
-  struct vmpage_buf out; /* GRPC_PREFIX bytes, then the message */
-};
-
-static void listing_free(struct listing *ls) {
-  if (!ls)
-    return;
-  vmpage_buf_free(&ls->out);
-  free(ls);
-}
+ * answer their concatenation (a vmpage_listing); with page_size (or
+ * page_token) a page and the token of the next one.  Encoded by hand: a
+ * ListVMsResponse is its `vms` fields (1) one after the other, then
+ * next_page_token (2); the listing's buffer starts with GRPC_PREFIX bytes,
+ * filled at the end. */
 
 /* A protobuf length-delimited field's key and length into p: its size. */
 static size_t field_head(uint8_t *p, unsigned field, size_t len) {
@@ -537,35 +590,22 @@ static char *vm_fragment(const struct vmh_vm_record *rec, bool hide,
 
 static void on_list_vm(void *o, const struct vmh_vm_record *rec) {
   struct call *k = o;
-  struct listing *ls = k->ls;
-  pthread_mutex_lock(&k->lock);
-  if (ls->page && ls->n == ls->page) {
-    ls->more = true;
-  } else {
-    ls->n++;
-    vmpage_cache_append(k->rpc->frags, rec, k->hide, &ls->out);
-    ls->last_created = rec->created_us;
-    snprintf(ls->last_id, sizeof ls->last_id, "%s",
-             rec->spec && rec->spec->id ? rec->spec->id : "");
-  }
-  pthread_mutex_unlock(&k->lock);
+  vmpage_listing_add(k->ls, rec, k->hide, NULL);
 }
 
 static void finish_vm_list(struct call *k, int code, const char *message) {
-  struct listing *ls = k->ls;
+  struct vmpage_listing *ls = k->ls;
+  char token[VMPAGE_TOKEN_LEN + 1];
   if (code) {
     answer_code(k, code, message);
     return;
   }
-  if (ls->walk)
-    vmpage_cache_walk_end(k->rpc->frags, ls->walk);
-  if (ls->more) {
-    char token[VMPAGE_TOKEN_LEN + 1];
+  if (vmpage_listing_end(ls, token) < 0) {
+    answer_code(k, VMH_EINTERNAL, "cannot make a page token");
+    return;
+  }
+  if (*token) {
     uint8_t head[12];
-    if (vmpage_token(ls->last_created, ls->last_id, ls->fp, token) < 0) {
-      answer_code(k, VMH_EINTERNAL, "cannot make a page token");
-      return;
-    }
     vmpage_buf_add(&ls->out, head, field_head(head, 2, strlen(token)));
     vmpage_buf_add(&ls->out, token, strlen(token));
   }
@@ -582,56 +622,54 @@ static void finish_vm_list(struct call *k, int code, const char *message) {
 }
 
 /* The request's filter and page into ls: 0, or -1 after refusing it. */
-static int list_request(struct call *k, struct listing *ls) {
+static int list_request(struct call *k, struct vmpage_listing *ls) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   char err[256];
   if (m->page_size < 0)
     return bad(k, "page_size must be 0 (every VM) or more");
-  ls->page =
-      m->page_size > VMPAGE_MAX_SIZE ? VMPAGE_MAX_SIZE : (uint32_t)m->page_size;
   for (size_t i = 0; i < m->n_states; i++) {
     uint32_t st = (uint32_t)m->states[i];
     if (st > VMH_VM_CRASHED)
       return bad(k, "states[%zu]: unknown VM state %" PRIu32, i, st);
     ls->q.states |= VMH_VM_STATE_BIT(st);
   }
-  if (m->n_labels > VMPAGE_MAX_LABELS)
+  if (m->n_labels + m->n_label_selectors > VMPAGE_MAX_LABELS)
     return bad(k, "at most %d labels to select on", VMPAGE_MAX_LABELS);
   for (size_t i = 0; i < m->n_labels; i++) {
     const char *key = m->labels[i]->key, *value = m->labels[i]->value;
     if (vmpage_label_check(key, value, err, sizeof err) < 0)
       return bad(k, "labels: %s", err);
-    ls->labels[i] = (struct vmh_keyval){key, value};
+    ls->labels[ls->q.n_labels++] = (struct vmh_keyval){key, value};
   }
-  ls->q.labels = ls->labels;
-  ls->q.n_labels = (uint32_t)m->n_labels;
-  ls->fp = vmpage_fingerprint(&ls->q);
-  if (m->page_token && *m->page_token) {
-    if (vmpage_token_read(m->page_token, ls->fp, &ls->q, ls->after_id, err,
-                          sizeof err) < 0)
-      return bad(k, "%s", err);
-    if (!ls->page)
-      ls->page = VMPAGE_MAX_SIZE;
+  for (size_t i = 0; i < m->n_label_selectors; i++) {
+    /* As REST's ?label=, cut in a copy. */
+    size_t len = strlen(m->label_selectors[i]);
+    char *sel = abij_arena_alloc(&k->arena, len + 1);
+    if (!sel) {
+      answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      return -1;
+    }
+    memcpy(sel, m->label_selectors[i], len);
+    if (vmpage_listing_select(ls, sel, err, sizeof err) < 0)
+      return bad(k, "label_selectors[%zu]: %s", i, err);
   }
+  if (vmpage_listing_begin(ls, (uint32_t)m->page_size, m->page_token, err,
+                           sizeof err) < 0)
+    return bad(k, "%s", err);
   return 0;
 }
 
 static int vm_list(struct call *k) {
   const Vmhost__V1__ListVMsRequest *m = IN(k, Vmhost__V1__ListVMsRequest);
   static const uint8_t prefix[GRPC_PREFIX];
-  struct listing *ls = calloc(1, sizeof *ls);
+  struct vmpage_listing *ls = vmpage_listing_new(k->rpc->frags);
   if (!ls) {
     answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return -1;
   }
   k->ls = ls;
-  ls->q.struct_size = sizeof ls->q;
   if (list_request(k, ls) < 0)
     return -1;
-  /* One more than the page: whether there is a next one. */
-  ls->q.limit = ls->page ? ls->page + 1 : 0;
-  if (!ls->page && !ls->q.states && !ls->q.n_labels)
-    ls->walk = vmpage_cache_walk_begin(k->rpc->frags);
   vmpage_buf_add(&ls->out, prefix, GRPC_PREFIX); /* filled at the end */
   k->reply.vm = on_list_vm;
   k->finish = finish_vm_list;
@@ -695,6 +733,9 @@ static int vm_console(struct call *k) {
 const ProtobufCMessage *rpc_in(struct call *k) {
   return k->in;
 }
+struct abij_arena *rpc_arena(struct call *k) {
+  return &k->arena;
+}
 const struct vmh_core *rpc_core(struct call *k) {
   return CORE(k);
 }
@@ -716,6 +757,22 @@ int rpc_code(struct call *k, int code, const char *message) {
 int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
   return ref(k, what, s, uuid);
 }
+uint32_t rpc_async(struct call *k) {
+  return k->async;
+}
+int rpc_pick(struct call *k, const char *name, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char *kept = abij_arena_alloc(&k->arena, strlen(msg) + 1);
+  if (!kept)
+    return rpc_code(k, VMH_ENOMEM, "out of memory");
+  k->pick = name;
+  k->pick_missing = strcpy(kept, msg);
+  return 0;
+}
 
 /* ---- Methods: snapshots, disks -------------------------------------------
  */
@@ -723,20 +780,37 @@ int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
 static int snap_create(struct call *k) {
   const Vmhost__V1__CreateSnapshotRequest *m =
       IN(k, Vmhost__V1__CreateSnapshotRequest);
-  if (ref(k, "vm", m->vm, true) < 0 ||
-      (*m->name && ref(k, "name", m->name, false) < 0))
+  if (ref(k, "vm", m->vm, true) < 0)
+    return -1;
+  if (!*m->name)
+    return bad(k, "'name' is required: the snapshot's name, unique per VM");
+  if (ref(k, "name", m->name, false) < 0)
     return -1;
   uint32_t flags;
   if (rpc_quiesce_flags(k, m->quiesce, &flags) < 0)
     return -1;
-  CORE(k)->snapshot_create(m->vm, *m->name ? m->name : NULL, reply(k),
-                           k->async | flags);
+  CORE(k)->snapshot_create(m->vm, m->name, reply(k), k->async | flags);
+  return 0;
+}
+
+/* A named list's page_size and page_token (pages by name, vmpage.h):
+ * 0, or -1 after refusing them. */
+static int named_begin(struct call *k, enum vmpage_kind kind, const char *scope,
+                       int32_t page_size, const char *page_token) {
+  char err[256];
+  if (page_size < 0)
+    return bad(k, "page_size must be 0 (every one) or more");
+  if (vmpage_named_begin(&k->named, kind, scope, (uint32_t)page_size,
+                         page_token, err, sizeof err) < 0)
+    return bad(k, "%s", err);
   return 0;
 }
 
 static int snap_list(struct call *k) {
-  const Vmhost__V1__VmRequest *m = IN(k, Vmhost__V1__VmRequest);
-  if (ref(k, "vm", m->vm, true) < 0)
+  const Vmhost__V1__ListSnapshotsRequest *m =
+      IN(k, Vmhost__V1__ListSnapshotsRequest);
+  if (ref(k, "vm", m->vm, true) < 0 ||
+      named_begin(k, VMPAGE_SNAPSHOTS, m->vm, m->page_size, m->page_token) < 0)
     return -1;
   CORE(k)->snapshot_list(m->vm, reply(k), 0);
   return 0;
@@ -764,7 +838,7 @@ static int snap_delete(struct call *k) {
   const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
   if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
     return -1;
-  CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), 0);
+  CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), k->async);
   return 0;
 }
 
@@ -777,7 +851,7 @@ static int disk_attach(struct call *k) {
   int r = abipb_disk_in(&k->arena, m->disk, "disk.", &d, err, sizeof err);
   if (r)
     return refused(k, r, err);
-  CORE(k)->disk_attach(m->vm, &d, reply(k), 0);
+  CORE(k)->disk_attach(m->vm, &d, reply(k), k->async);
   return 0;
 }
 
@@ -785,7 +859,7 @@ static int disk_detach(struct call *k) {
   const Vmhost__V1__DetachDiskRequest *m = IN(k, Vmhost__V1__DetachDiskRequest);
   if (ref(k, "vm", m->vm, true) < 0 || ref(k, "disk", m->disk, false) < 0)
     return -1;
-  CORE(k)->disk_detach(m->vm, m->disk, reply(k), 0);
+  CORE(k)->disk_detach(m->vm, m->disk, reply(k), k->async);
   return 0;
 }
 
@@ -793,6 +867,9 @@ static int disk_detach(struct call *k) {
  */
 
 static int pool_list(struct call *k) {
+  const Vmhost__V1__ListPoolsRequest *m = IN(k, Vmhost__V1__ListPoolsRequest);
+  if (named_begin(k, VMPAGE_POOLS, NULL, m->page_size, m->page_token) < 0)
+    return -1;
   CORE(k)->pool_list(reply(k), 0);
   return 0;
 }
@@ -806,8 +883,10 @@ static int pool_get(struct call *k) {
 }
 
 static int vol_list(struct call *k) {
-  const Vmhost__V1__PoolRequest *m = IN(k, Vmhost__V1__PoolRequest);
-  if (ref(k, "pool", m->pool, false) < 0)
+  const Vmhost__V1__ListVolumesRequest *m =
+      IN(k, Vmhost__V1__ListVolumesRequest);
+  if (ref(k, "pool", m->pool, false) < 0 ||
+      named_begin(k, VMPAGE_VOLUMES, m->pool, m->page_size, m->page_token) < 0)
     return -1;
   CORE(k)->volume_list(m->pool, reply(k), 0);
   return 0;
@@ -854,7 +933,7 @@ static int vol_delete(struct call *k) {
   if (ref(k, "pool", m->pool, false) < 0 ||
       ref(k, "volume", m->volume, false) < 0)
     return -1;
-  CORE(k)->volume_delete(m->pool, m->volume, reply(k), 0);
+  CORE(k)->volume_delete(m->pool, m->volume, reply(k), k->async);
   return 0;
 }
 
@@ -910,6 +989,10 @@ static int op_cancel(struct call *k) {
 }
 
 static int net_list(struct call *k) {
+  const Vmhost__V1__ListNetworksRequest *m =
+      IN(k, Vmhost__V1__ListNetworksRequest);
+  if (named_begin(k, VMPAGE_NETWORKS, NULL, m->page_size, m->page_token) < 0)
+    return -1;
   CORE(k)->network_list(reply(k), 0);
   return 0;
 }
@@ -1138,7 +1221,8 @@ static int std_health_check(struct call *k) {
 struct stream {
   struct rpc *rpc;
   struct h2s_req *req;
-  atomic_bool closed; /* deliver nothing more */
+  const struct route *rt; /* the method, for its metrics */
+  atomic_bool closed;     /* deliver nothing more */
   atomic_uint_fast64_t seq;
   uint64_t sub_id;
   bool subscribed;
@@ -1156,6 +1240,8 @@ struct stream {
   /* BIDI: the request's bytes not yet a whole message (I/O thread). */
   uint8_t *in;
   size_t in_len;
+  /* WatchEvents: the replay, held while it subscribes (evhold.h). */
+  struct evhold *hold;
 };
 
 static void stream_unref(struct stream *st) {
@@ -1164,6 +1250,9 @@ static void stream_unref(struct stream *st) {
   pthread_mutex_destroy(&st->lock);
   pthread_cond_destroy(&st->cond);
   free(st->in);
+  if (st->hold)
+    evhold_fini(st->hold);
+  free(st->hold);
   free(st);
 }
 
@@ -1198,6 +1287,8 @@ static void stream_end(struct stream *st, int code, const char *message) {
   char s[12];
   snprintf(s, sizeof s, "%d", code);
   h2s_add_trailer(st->req, "grpc-status", s);
+  rpcmetrics_end(st->rpc->metrics, (size_t)(st->rt - st->rpc->routes), code,
+                 h2m_since_us(h2s_start_us(st->req)));
   if (message) {
     char *enc = grpc_percent_encode(message);
     if (enc)
@@ -1237,30 +1328,67 @@ static struct stream *stream_begin(struct call *k,
   }
   st->rpc = k->rpc;
   st->req = k->req;
+  st->rt = k->rt;
   st->on_close = on_close;
   atomic_init(&st->closed, false);
   atomic_init(&st->refs, 1);
   st->last_status = -1;
   pthread_mutex_init(&st->lock, NULL);
   pthread_cond_init(&st->cond, NULL);
-  host->counter_add(k->rpc->inst, "streams", 1);
   h2s_add_header(st->req, "grpc-accept-encoding", "identity,gzip");
   h2s_stream_begin(st->req, 200, "application/grpc", stream_closed, st);
   return st;
 }
 
-/* WatchEvents.  On a core thread: must not block. */
-static void on_event(void *opaque, const struct vmh_event *ev) {
-  struct stream *st = opaque;
-  if (atomic_load(&st->closed))
-    return;
+/* WatchEvents.  On a core thread (or the subscribing one, for the
+ * replay): must not block. */
+static void send_event(struct stream *st, const struct vmh_event *ev) {
   struct abij_arena a = {0};
   Vmhost__V1__Event *m = abipb_event(&a, ev, st->rpc->core->error_name);
+  uint8_t *b = NULL;
+  size_t len = 0;
+  if (m) {
+    m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
+    if (frame(&m->base, &b, &len) < 0)
+      b = NULL;
+  }
+  if (b && evhold_add(st->hold, ev->id, b, len) == 1)
+    stream_push(st, b, len);
+  else
+    free(b);
+  abij_arena_free(&a);
+}
+
+static void on_event(void *opaque, const struct vmh_event *ev) {
+  struct stream *st = opaque;
+  if (!atomic_load(&st->closed))
+    send_event(st, ev);
+}
+
+static int flush_send(void *o, const void *data, size_t len) {
+  uint8_t *b = malloc(len);
+  if (!b)
+    return -1;
+  memcpy(b, data, len);
+  return stream_push(o, b, len);
+}
+
+/* The replay did not fit the hold (evhold.h): a reset, as the core says
+ * one it cannot make. */
+static int flush_reset(void *o, const char *last_id) {
+  struct stream *st = o;
+  char why[256];
+  struct vmh_event ev;
+  evhold_reset_event(st->hold, host->instance_name(st->rpc->inst), last_id, why,
+                     sizeof why, &ev);
+  struct abij_arena a = {0};
+  Vmhost__V1__Event *m = abipb_event(&a, &ev, st->rpc->core->error_name);
   if (m) {
     m->seq = (uint64_t)atomic_fetch_add(&st->seq, 1) + 1;
     stream_send(st, &m->base);
   }
   abij_arena_free(&a);
+  return 0;
 }
 
 static void events_closed(struct stream *st) {
@@ -1269,12 +1397,44 @@ static void events_closed(struct stream *st) {
     st->rpc->core->unsubscribe(st->sub_id);
 }
 
+/* The request's filter into f (its strings borrowed from m). */
+static int watch_filter(struct call *k, const Vmhost__V1__WatchEventsRequest *m,
+                        struct vmh_event_filter *f) {
+  *f = (struct vmh_event_filter){.struct_size = sizeof *f};
+  f->since = m->since && *m->since ? m->since : NULL;
+  f->vm = m->vm && *m->vm ? m->vm : NULL;
+  for (size_t i = 0; i < m->n_types; i++) {
+    int t = (int)m->types[i];
+    if (t <= 0 || t >= VMH_EVENT_RESET)
+      return bad(k,
+                 "types[%zu]: %d is not an event type to watch (1 to 8: "
+                 "EVENT_TYPE_VM_STATE … EVENT_TYPE_OPERATION_UPDATED)",
+                 i, t);
+    f->types |= VMH_EVENT_TYPE_BIT((uint32_t)t);
+  }
+  return 0;
+}
+
 static int watch_events(struct call *k) {
-  struct stream *st = stream_begin(k, events_closed);
-  if (!st)
+  struct vmh_event_filter f;
+  if (watch_filter(k, IN(k, Vmhost__V1__WatchEventsRequest), &f) < 0)
     return -1;
-  /* Subscribed on the I/O thread: stream_closed cannot run meanwhile. */
-  int r = CORE(k)->subscribe(on_event, st, &st->sub_id, 0);
+  struct evhold *hold = malloc(sizeof *hold);
+  if (!hold) {
+    answer_status(k, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  evhold_init(hold, k->rpc->conf.stream_buffer / 2);
+  struct stream *st = stream_begin(k, events_closed);
+  if (!st) {
+    evhold_fini(hold);
+    free(hold);
+    return -1;
+  }
+  st->hold = hold;
+  /* Subscribed on the I/O thread: stream_closed cannot run meanwhile.  The
+   * replay comes before subscribe returns, held until it is known good. */
+  int r = CORE(k)->subscribe_events(&f, on_event, st, &st->sub_id, 0);
   if (r) {
     /* Ended here, on the I/O thread: stream_closed never comes. */
     atomic_store(&st->closed, true);
@@ -1282,6 +1442,7 @@ static int watch_events(struct call *k) {
     return 0;
   }
   st->subscribed = true;
+  evhold_flush(st->hold, flush_send, flush_reset, st);
   return 0;
 }
 
@@ -1598,6 +1759,7 @@ static const struct method methods[] = {
     {NODE, "GetVM", ONE, vm_get, AUTH_READER},
     {NODE, "GetVMStatus", ONE, vm_status, AUTH_READER},
     {NODE, "ListVMs", LIST, vm_list, AUTH_READER},
+    {NODE, "UpdateVMLabels", ONE, rpc_vm_update_labels, AUTH_OPERATOR},
     {NODE, "StartVM", ONE, vm_start, AUTH_OPERATOR},
     {NODE, "StopVM", ONE, vm_stop, AUTH_OPERATOR},
     {NODE, "ForceStopVM", ONE, vm_force_stop, AUTH_OPERATOR},
@@ -1625,6 +1787,10 @@ static const struct method methods[] = {
     {NODE, "CreateVolume", ONE, vol_create, AUTH_OPERATOR},
     {NODE, "ResizeVolume", ONE, vol_resize, AUTH_OPERATOR},
     {NODE, "DeleteVolume", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ListImages", LIST, rpc_image_list, AUTH_READER},
+    {NODE, "GetImage", ONE, rpc_image_get, AUTH_READER},
+    {NODE, "ImportImage", ONE, rpc_image_import, AUTH_OPERATOR},
+    {NODE, "DeleteImage", ONE, rpc_image_delete, AUTH_OPERATOR},
     {NODE, "ListNetworks", LIST, net_list, AUTH_READER},
     {NODE, "GetNetwork", ONE, net_get, AUTH_READER},
     {NODE, "StreamMetrics", STREAM, stream_metrics, H2S_METRICS},
@@ -1646,6 +1812,14 @@ static const struct method methods[] = {
     {NODE, "RevertSnapshotAsync", ONE, snap_revert, AUTH_OPERATOR},
     {NODE, "CreateVolumeAsync", ONE, vol_create, AUTH_OPERATOR},
     {NODE, "ResizeVolumeAsync", ONE, vol_resize, AUTH_OPERATOR},
+    {NODE, "ForceStopVMAsync", ONE, vm_force_stop, AUTH_OPERATOR},
+    {NODE, "PauseVMAsync", ONE, vm_pause, AUTH_OPERATOR},
+    {NODE, "ResumeVMAsync", ONE, vm_resume, AUTH_OPERATOR},
+    {NODE, "DeleteSnapshotAsync", ONE, snap_delete, AUTH_OPERATOR},
+    {NODE, "AttachDiskAsync", ONE, disk_attach, AUTH_OPERATOR},
+    {NODE, "DetachDiskAsync", ONE, disk_detach, AUTH_OPERATOR},
+    {NODE, "DeleteVolumeAsync", ONE, vol_delete, AUTH_OPERATOR},
+    {NODE, "ImportImageAsync", ONE, rpc_image_import, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
@@ -1661,11 +1835,25 @@ static const struct method *method_for(const char *service, const char *name) {
 }
 
 static void routes_free(struct rpc *rpc) {
+  rpcmetrics_free(rpc->metrics);
+  rpc->metrics = NULL;
   for (size_t i = 0; i < rpc->n_routes; i++)
     free(rpc->routes[i].path);
   free(rpc->routes);
   rpc->routes = NULL;
   rpc->n_routes = 0;
+}
+
+static void route_names(const void *opaque, size_t i, const char **service,
+                        const char **method, const char **type) {
+  static const char *const types[] = {[ONE] = "unary",
+                                      [LIST] = "unary",
+                                      [STREAM] = "server_stream",
+                                      [BIDI] = "bidi_stream"};
+  const struct route *rt = &((const struct rpc *)opaque)->routes[i];
+  *service = rt->m ? rt->m->service : "";
+  *method = rt->md->name;
+  *type = rt->m ? types[rt->m->shape] : "unary";
 }
 
 /* One route per method of every service; a method of our table that no
@@ -1694,6 +1882,8 @@ static int routes_build(struct rpc *rpc) {
     host->error("the method table names a method the .proto lacks");
     return VMH_EINTERNAL;
   }
+  if (!(rpc->metrics = rpcmetrics_new(rpc->n_routes, route_names, rpc)))
+    return VMH_ENOMEM;
   return 0;
 }
 
@@ -1842,6 +2032,7 @@ static void route(struct call *k) {
     return;
   }
   k->rt = rt;
+  rpcmetrics_start(k->rpc->metrics, (size_t)(rt - k->rpc->routes));
   h2s_set_route(k->req, rt->path);
   char why[512];
   int denied = h2s_authorize(k->req, rt->m->role, why, sizeof why);
@@ -1872,7 +2063,6 @@ static int early(void *opaque, const char *path) {
 
 static void on_request(void *opaque, struct h2s_req *req) {
   struct rpc *rpc = opaque;
-  host->counter_add(rpc->inst, "requests", 1);
   struct call *k = call_new(rpc, req);
   if (!k) {
     status_only(req, GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -1969,6 +2159,8 @@ static int rpc_start(void *handle, const struct vmh_core *core,
   }
   h2s_set_early(rpc->srv, early);
   r = h2s_start(rpc->srv);
+  if (r == 0)
+    rpcmetrics_publish(rpc->metrics, host, rpc->inst);
   if (r < 0) {
     h2s_free(rpc->srv);
     rpc->srv = NULL;
@@ -1981,6 +2173,7 @@ static int rpc_start(void *handle, const struct vmh_core *core,
 static void rpc_stop(void *handle, uint32_t flags) {
   (void)flags;
   struct rpc *rpc = handle;
+  h2m_withdraw(host, rpc->inst);
   atomic_store(&rpc->stopping, true);
   if (rpc->srv)
     h2s_stop(rpc->srv, rpc->drain_ms);

@@ -966,17 +966,25 @@ cleanup:
   return rc;
 }
 
-/* Counts the volumes backed by one image. */
+/* Counts the volumes backed by one image, and names the first few (for a
+ * refused delete). */
 struct users_ctx {
   const char *name;
   uint32_t n;
+  char names[256]; /* "vol1, vol2" */
 };
 
 static int count_user(struct pool *p, const struct volinfo *v, void *opaque) {
   struct users_ctx *c = opaque;
   (void)p;
-  if (v->backing[0] && strcmp(v->backing, c->name) == 0)
-    c->n++;
+  if (!v->backing[0] || strcmp(v->backing, c->name) != 0)
+    return 0;
+  size_t used = strlen(c->names);
+  if (c->n++ < 4)
+    snprintf(c->names + used, sizeof c->names - used, "%s%s", used ? ", " : "",
+             v->name);
+  else if (c->n == 5)
+    snprintf(c->names + used, sizeof c->names - used, ", ...");
   return 0;
 }
 
@@ -995,7 +1003,7 @@ static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
                     p->images_path, strerror(errno));
   while (rc == 0 && (e = readdir(d)) != NULL) {
     struct vmh_image_info info = {0};
-    struct users_ctx c = {e->d_name, 0};
+    struct users_ctx c = {.name = e->d_name};
     char sha[FETCH_SHA256_HEX + 1];
     uint32_t format = 0;
     uint64_t vsize = 0;
@@ -1021,7 +1029,7 @@ static int lc_image_list(void *handle, vmh_image_info_fn fn, void *opaque,
 
 static int lc_image_delete(void *handle, const char *name, uint32_t flags) {
   struct pool *p = handle;
-  struct users_ctx c = {name, 0};
+  struct users_ctx c = {.name = name};
   struct stat st;
   int rc;
 
@@ -1038,8 +1046,8 @@ static int lc_image_delete(void *handle, const char *name, uint32_t flags) {
   if (c.n > 0) {
     rc = vmh_fail(host, VMH_EBUSY,
                   "pool %s: image %s backs %" PRIu32
-                  " volume(s); delete them first",
-                  p->name, name, c.n);
+                  " volume(s) (%s); delete them first",
+                  p->name, name, c.n, c.names);
     goto cleanup;
   }
   if (unlinkat(p->imgfd, name, 0) < 0)
