@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resttest import RestDaemon, validate  # noqa: E402
@@ -280,8 +281,16 @@ def telemetry(d):
         validate("GET", V + "/host/metrics", st, v)
         return v
 
-    wait_for(lambda: len(metrics()["history"]) >= 2, "two host samples")
-    m = metrics()
+    # A sample taken after every change above (one taken while the
+    # volumes were being made would show part of them), and one before it.
+    after_us = time.time_ns() // 1000
+
+    def fresh():
+        m = metrics()
+        return m if (m["sample"] and m["sample"]["time_us"] > after_us and
+                     len(m["history"]) >= 2) else None
+
+    m = wait_for(fresh, "a host sample taken after the changes")
     s = m["sample"]
     with open("/proc/meminfo") as f:
         total = int(next(x for x in f if x.startswith("MemTotal:")).split()[1])
