@@ -204,8 +204,11 @@ with RestDaemon(rest="    limits: { stream_buffer: 32K }") as d:
     check(d.stop() == 0, "exit")
 
 # ---- resume, filters, keepalive, a failed start --------------------------
-FAULT = (", faults: [ { op: start, mode: always, error: timeout, "
-         "message: 'mock: the guest did not come up' } ]")
+# The start fails after 300 ms: long enough that the operation is listed
+# (and shows starting) before it ends; a start failing at once would end
+# before its caller made it visible, with no transitional state to show.
+FAULT = (", latency: { start: 300ms }, faults: [ { op: start, mode: always, "
+         "error: timeout, message: 'mock: the guest did not come up' } ]")
 with RestDaemon(body=mocks(hv=FAULT),
                 rest="    events: { keepalive: 1 }",
                 daemon_yaml="  event_history: 24") as d:

@@ -64,8 +64,11 @@ def key(e):
     return (e.id, e.type, e.vm_id, e.state, e.reason, e.operation)
 
 
-FAULT = (", faults: [ { op: start, mode: always, error: timeout, "
-         "message: 'mock: the guest did not come up' } ]")
+# The start fails after 300 ms: long enough that the operation is listed
+# (and shows starting) before it ends; a start failing at once would end
+# before its caller made it visible, with no transitional state to show.
+FAULT = (", latency: { start: 300ms }, faults: [ { op: start, mode: always, "
+         "error: timeout, message: 'mock: the guest did not come up' } ]")
 with RpcDaemon(body=mocks(hv=FAULT), daemon_yaml="  event_history: 24") as d:
     node = d.node()
 
