@@ -62,22 +62,7 @@ def main():
     subprocess.run(["curl", "-sf", "-o", f"{docs}/install.sh",
                     f"{base}/api/v1/agent/install.sh"], check=True)
     os.chmod(f"{docs}/install.sh", 0o644)
-    with open(f"{tmp}/h2o.conf", "w") as f:
-        f.write(f"""listen: {{ host: 127.0.0.1, port: {hport} }}
-error-log: {tmp}/h2o.log
-num-threads: 1
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: {docs}
-""")
-    hcmd = ["h2o", "-c", f"{tmp}/h2o.conf"]
-    if cpus:
-        hcmd = ["taskset", "-c", cpus[0]] + hcmd
-    h2o = subprocess.Popen(hcmd, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    rh.wait_port(hport)
+    h2o = benchlib.start_h2o(tmp, docs, hport, cpus[0] if cpus else None)
     try:
         print(f"agent linux/{arch}: {size} bytes; vmhostd idle RSS "
               f"{rh.rss_kb(vmhostd.pid)} kB, h2o {rh.rss_kb(h2o.pid)} kB")

@@ -94,6 +94,28 @@ def wait_port(port, timeout=10):
     sys.exit(f"nothing listens on {port}")
 
 
+def start_h2o(tmp, docs, port, cpu=None, listen_extra=""):
+    """h2o serving the files of docs on 127.0.0.1:port (one thread, pinned
+    to cpu), its config and log in tmp; listen_extra: more top-level YAML
+    (another listener).  Returns the process once the port answers."""
+    with open(f"{tmp}/h2o.conf", "w") as f:
+        f.write(f"""listen: {{ host: 127.0.0.1, port: {port} }}
+{listen_extra}num-threads: 1
+access-log: /dev/null
+error-log: {tmp}/h2o.log
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: {docs}
+""")
+    h2o = subprocess.Popen(pinned(["h2o", "-c", f"{tmp}/h2o.conf"], cpu),
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return h2o
+
+
 def pin():
     """(server cpu, client cpus) for taskset -c, or None with one CPU or
     no taskset: servers on the last CPU, clients on the others."""

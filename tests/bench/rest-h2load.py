@@ -40,7 +40,7 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 # (Kept as this module's names: other benchmarks use them through it.)
 from benchlib import (cpu_s, free_port, pin, pinned, plugin_path,  # noqa
-                      rss_kb, wait_port)
+                      rss_kb, start_h2o, wait_port)
 
 
 def make_cert(tmp):
@@ -184,29 +184,13 @@ def main():
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(body)
-    with open(f"{tmp}/h2o.conf", "w") as f:
-        f.write(f"""listen: {{ host: 127.0.0.1, port: {hport} }}
-listen:
+    h2o = start_h2o(tmp, docs, hport, cpus[0] if cpus else None, f"""listen:
   host: 127.0.0.1
   port: {htls}
   ssl:
     certificate-file: {tmp}/cert.pem
     key-file: {tmp}/key.pem
-num-threads: 1
-access-log: /dev/null
-error-log: {tmp}/h2o.log
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: {docs}
 """)
-    hcmd = ["h2o", "-c", f"{tmp}/h2o.conf"]
-    if cpus:
-        hcmd = ["taskset", "-c", cpus[0]] + hcmd
-    h2o = subprocess.Popen(hcmd, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    wait_port(hport)
     time.sleep(0.5)
     try:
         idle = rss_kb(vm.pid)
