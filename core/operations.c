@@ -81,14 +81,27 @@ static bool kicked;
 static unsigned retention_s = 3600, max_ops = 1000;
 static atomic_uint_fast64_t generation;
 
-/* Events are sent by the timer thread, never under the lock: a subscriber
- * may take the VM table's lock, whose holders ask ops_vm_state for the
- * lock here (vm.c's records).  Queued under the lock, so in its order. */
+/* Events are queued under the lock (so in its order) and sent without it:
+ * a subscriber may take the VM table's lock, whose holders ask
+ * ops_vm_state for the lock here (vm.c's records).  They are sent by a
+ * thread known to hold no lock — a worker beginning an operation and
+ * after each task (ops_send_events) — and what no such thread sent within
+ * EVENT_DELAY_US by the timer: one timer wake-up per burst of events
+ * rather than one per event.  One sender at a time (`sending`), which
+ * sends until the queue is empty, keeps the order. */
 struct queued_event {
   struct queued_event *next;
   struct vmh_event *ev; /* events_dup's */
 };
 static struct queued_event *ev_head, **ev_tail = &ev_head;
+#define EVENT_DELAY_US 20000
+static bool sending;
+/* When the timer sends what is queued (0: nothing queued, or a sender is
+ * at work and will take it). */
+static int64_t send_by_us;
+/* What the timer waits for: -1 awake (it looks at the queue before it
+ * waits), 0 nothing but a signal, else a monotonic time. */
+static int64_t timer_until_us = -1;
 
 /* ---- time, small helpers ------------------------------------------------ */
 
@@ -205,18 +218,28 @@ static void queue_event(const struct vmh_event *ev) {
   }
   *ev_tail = q;
   ev_tail = &q->next;
-  kick();
+  if (!sending && !send_by_us) {
+    send_by_us = now_us(CLOCK_MONOTONIC) + EVENT_DELAY_US;
+    /* A timer already due by then needs no wake-up: while workers send
+     * the events, it wakes once per EVENT_DELAY_US at most. */
+    if (timer_until_us == 0 || timer_until_us > send_by_us)
+      kick();
+  }
 }
 
-/* Send the queued events in their order, with the lock released meanwhile
- * when held (the timer thread), or without it at the end (ops_free). */
-static void send_queued(bool locked) {
+/* Send the queued events in their order, the lock released meanwhile (held
+ * on entry and on return); nothing when another thread is sending (it
+ * takes these too before it stops). */
+static void send_queued(void) {
+  if (sending)
+    return;
+  sending = true;
   while (ev_head) {
     struct queued_event *q = ev_head;
     ev_head = NULL;
     ev_tail = &ev_head;
-    if (locked)
-      unlock();
+    send_by_us = 0;
+    unlock();
     while (q) {
       struct queued_event *next = q->next;
       events_emit("core", q->ev);
@@ -224,9 +247,16 @@ static void send_queued(bool locked) {
       free(q);
       q = next;
     }
-    if (locked)
-      pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&lock);
   }
+  sending = false;
+}
+
+void ops_send_events(void) {
+  pthread_mutex_lock(&lock);
+  if (inited)
+    send_queued();
+  unlock();
 }
 
 /* An operation event saying status (under lock, once visible). */
@@ -656,6 +686,7 @@ int ops_begin(vmh_reply_t *w) {
     emit(op, VMH_EVENT_OPERATION_UPDATED);
     emit_vm_state(op);
   }
+  send_queued(); /* a worker before its work: it holds no lock */
   unlock();
   return r;
 }
@@ -897,9 +928,13 @@ static void *timer_main(void *arg) {
                         &(struct sched_param){.sched_priority = 0});
   pthread_mutex_lock(&lock);
   while (!stopping) {
-    send_queued(true);
     int64_t now = now_us(CLOCK_MONOTONIC);
+    if (ev_head && send_by_us && send_by_us <= now)
+      send_queued();
+    now = now_us(CLOCK_MONOTONIC);
     int64_t next = prune(now);
+    if (ev_head && send_by_us && (!next || send_by_us < next))
+      next = send_by_us;
     for (struct waiter **p = &waiters, *w; (w = *p);) {
       if (w->deadline_mono_us <= now) {
         *p = w->next;
@@ -912,9 +947,10 @@ static void *timer_main(void *arg) {
         next = w->deadline_mono_us;
       p = &w->next;
     }
-    if (ev_head || stopping)
+    if (stopping || (ev_head && send_by_us && send_by_us <= now))
       continue;
     kicked = signal_due = false;
+    timer_until_us = next;
     if (!next) {
       pthread_cond_wait(&tick, &lock);
     } else {
@@ -922,6 +958,7 @@ static void *timer_main(void *arg) {
                             .tv_nsec = (next % 1000000) * 1000};
       pthread_cond_timedwait(&tick, &lock, &ts);
     }
+    timer_until_us = -1;
   }
   unlock();
   return NULL;
@@ -970,8 +1007,8 @@ void ops_free(void) {
     pthread_join(timer, NULL);
     timer_running = false;
   }
-  send_queued(false);
   pthread_mutex_lock(&lock);
+  send_queued();
   /* Work still holding an operation (abandoned by a drain) keeps it. */
   while (all) {
     struct operation *op = all;
@@ -979,7 +1016,7 @@ void ops_free(void) {
       unlink_active(op);
     unlink_op(op);
   }
+  inited = false;
   unlock();
   pthread_cond_destroy(&tick);
-  inited = false;
 }

@@ -20,8 +20,9 @@
  * Locks: the registry's own mutex; it never calls into the VM table (the
  * caller resolves the target), so the VM table's lock (vm.h) may be held
  * when calling in (vm_reply_record does, for ops_vm_state).
- * Callbacks into front-ends (their reply visitors, the events) run under
- * the registry's mutex: they must not call the core (core.h says so). */
+ * Reply visitors of front-ends run under the registry's mutex: they must
+ * not call the core (core.h says so); events are sent without it
+ * (ops_send_events). */
 #ifndef VMHOST_CORE_OPERATIONS_H
 #define VMHOST_CORE_OPERATIONS_H
 
@@ -58,6 +59,12 @@ void ops_close(vmh_reply_t *w, const char *vm_id);
  * one, is running now) or VMH_ECANCELED with the message set (it was
  * cancelled while queued: answer w with that and do nothing). */
 int ops_begin(vmh_reply_t *w);
+
+/* Send the operation events queued so far (created, running, ended …) on
+ * this thread, unless another thread is sending them.  Call holding no
+ * lock (a subscriber may take any of the core's): workers call it between
+ * tasks.  Events nobody sends this way go out from the timer within 20 ms. */
+void ops_send_events(void);
 /* What the work is at: done of total (0: unknown) and a message.  No-op
  * when w is not an operation's. */
 void ops_progress(vmh_reply_t *w, uint64_t done, uint64_t total,

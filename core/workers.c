@@ -30,6 +30,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "operations.h"
 
 #define WORKERS_MAX 256
 #define BUCKETS_MIN 64
@@ -258,6 +259,7 @@ static void cancel_tasks(struct task *list) {
     struct task *t = list;
     list = t->next;
     t->fn(t->arg);
+    ops_send_events(); /* what the task's operations said, at once */
     free(t);
   }
   cancelling = false;
@@ -303,6 +305,7 @@ static void *worker_main(void *opaque) {
     pthread_mutex_unlock(&lock);
 
     t->fn(t->arg);
+    ops_send_events(); /* what the task's operations said, at once */
 
     pthread_mutex_lock(&lock);
     w->busy = false;
