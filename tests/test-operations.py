@@ -121,6 +121,13 @@ with RestDaemon(body=SLOW) as d:
                      status=202)
     check(stop["status"] == "queued", "stop not queued", stop)
     check(vm_state(d, "op-1") == "starting", "the running op's state wins")
+    # Announced while the start still runs: no worker sends its events (the
+    # VM's is busy with the start, the others run nothing), the operations'
+    # timer does.
+    sse.wait(lambda e: e["type"] == "operation_created" and
+             e["operation"] == stop["id"], "the queued stop announced")
+    check(req(d, "GET", f"/api/v1/operations/{start['id']}",
+              status=200)[2]["status"] == "running", "the start still runs")
     _, _, c = req(d, "DELETE", f"/api/v1/operations/{stop['id']}",
                   status=200)
     check(c["status"] == "cancelled" and c["error"]["code"] != 0, c)
