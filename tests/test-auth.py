@@ -97,7 +97,7 @@ RPC_POLICY = {
         "ListPools": R, "GetPool": R, "ListVolumes": R, "GetVolume": R,
         "CreateVolume": O, "ResizeVolume": O, "DeleteVolume": O,
         "ListImages": R, "GetImage": R, "ImportImage": O, "DeleteImage": O,
-        "ImportImageAsync": O,
+        "ImportImageAsync": O, "UpdateVMLabelsAsync": O,
         "ListNetworks": R, "GetNetwork": R, "StreamMetrics": "metrics",
         "WatchEvents": R, "ListTokens": "admin", "CreateToken": "admin",
         "RevokeToken": "admin", "GetClusterStatus": R,

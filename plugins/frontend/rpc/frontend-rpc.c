@@ -1820,6 +1820,7 @@ static const struct method methods[] = {
     {NODE, "DetachDiskAsync", ONE, disk_detach, AUTH_OPERATOR},
     {NODE, "DeleteVolumeAsync", ONE, vol_delete, AUTH_OPERATOR},
     {NODE, "ImportImageAsync", ONE, rpc_image_import, AUTH_OPERATOR},
+    {NODE, "UpdateVMLabelsAsync", ONE, rpc_vm_update_labels, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,
