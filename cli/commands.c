@@ -368,28 +368,51 @@ static int query_add(FILE *f, char *sep, const char *name, const char *value) {
   return v ? 0 : -1;
 }
 
-/* A list: the command's options as its query, each as given (a flag as
- * "=true"; the server checks the values). */
-static int list_query(const struct settings *s, struct invocation *inv) {
+static bool is_paging(const char *option) {
+  return !strcmp(option, "limit") || !strcmp(option, "chunk-size");
+}
+
+/* The command's path (its {} the positional arguments) with its options as
+ * the query, each as given (a flag as "=true"; the server checks the
+ * values), but for the paging options, vmhostctl's own (when paged).
+ * NULL when out of memory. */
+static char *options_path(const struct invocation *inv, bool paged) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   if (!f)
-    return call_print(s, "GET", NULL, NULL, NULL, NULL);
-  fputs(inv->cmd->path, f);
+    return NULL;
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, NULL);
+  fputs(path ? path : "", f);
   char sep = '?';
-  bool failed = false;
+  bool failed = !path;
   for (size_t i = 0; i < inv->n_opt; i++) {
     const char *name = inv->opt[i].name;
     const char *value = *inv->opt[i].value ? inv->opt[i].value : "true";
-    failed |= query_add(f, &sep, name, value) < 0;
+    if (!(paged && is_paging(name)))
+      failed |= query_add(f, &sep, name, value) < 0;
   }
   fclose(f);
   if (failed) {
     free(out);
-    out = NULL; /* call_print says: out of memory */
+    return NULL;
   }
-  return call_print(s, "GET", out, NULL, inv->cmd->list_key, inv->cmd->cols);
+  return out;
+}
+
+/* A list in one answer, the options its query (operation list). */
+static int list_query(const struct settings *s, struct invocation *inv) {
+  return call_print(s, "GET", options_path(inv, false), NULL,
+                    inv->cmd->list_key, inv->cmd->cols);
+}
+
+/* A list in pages (list.c), the other options its query. */
+static int list_paged(const struct settings *s, struct invocation *inv) {
+  struct paging p;
+  if (list_paging(inv, &p))
+    return EXIT_USAGE;
+  return list_print(s, options_path(inv, true), inv->cmd->list_key,
+                    inv->cmd->cols, &p);
 }
 
 /* vm label VM CHANGE...: KEY=VALUE sets, KEY- removes (kubectl's way), as
@@ -825,7 +848,10 @@ static const struct option_spec vm_list_opts[] = {
      "only VMs with this metadata label, of any value without =VALUE; "
      "KEY!=VALUE: not that value, !KEY: no such label (repeat: all of "
      "them)"},
+    LIST_PAGE_OPTIONS,
     {NULL, NULL, NULL}};
+static const struct option_spec list_page_opts[] = {LIST_PAGE_OPTIONS,
+                                                    {NULL, NULL, NULL}};
 static const struct option_spec create_opts[] = {
     {"vcpus", "N", "virtual CPUs (required without --spec)"},
     {"memory", "SIZE", "memory: 512M, 2G ... (required without --spec)"},
@@ -927,9 +953,12 @@ static const struct option_spec event_opts[] = {
 #define GET(p) .method = "GET", .path = V p, .run = simple
 #define POST(p) .method = "POST", .path = V p
 #define DELETE(p) .method = "DELETE", .path = V p, .run = simple
+#define LIST(p, key, columns)                                       \
+  .method = "GET", .path = V p, .run = list_paged, .list_key = key, \
+  .cols = columns, .options = list_page_opts
 const struct command commands[] = {
     {C("vm list", "", "list the VMs"), .method = "GET", .path = V "/vms",
-     .options = vm_list_opts, .run = list_query, .list_key = "vms",
+     .options = vm_list_opts, .run = list_paged, .list_key = "vms",
      .cols = vm_cols},
     {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
      .options = live_opts},
@@ -953,7 +982,7 @@ const struct command commands[] = {
     {C("vm console", "VM", "how to reach a VM's console"),
      GET("/vms/{}/console")},
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
-     GET("/vms/{}/snapshots"), .list_key = "snapshots", .cols = snap_cols},
+     LIST("/vms/{}/snapshots", "snapshots", snap_cols)},
     {C("vm snapshot create", "VM NAME", "snapshot a VM"),
      POST("/vms/{}/snapshots"), .options = snap_opts, .run = snap_create,
      .cols = snap_cols},
@@ -986,11 +1015,11 @@ const struct command commands[] = {
      POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},
     {C("vm disk detach", "VM DISK", "unplug a disk"),
      DELETE("/vms/{}/disks/{}"), .cols = vm_cols},
-    {C("pool list", "", "list the storage pools"), GET("/storage/pools"),
-     .list_key = "pools", .cols = pool_cols},
+    {C("pool list", "", "list the storage pools"),
+     LIST("/storage/pools", "pools", pool_cols)},
     {C("pool show", "POOL", "show a storage pool"), GET("/storage/pools/{}")},
     {C("volume list", "POOL", "list a pool's volumes"),
-     GET("/storage/pools/{}/volumes"), .list_key = "volumes", .cols = vol_cols},
+     LIST("/storage/pools/{}/volumes", "volumes", vol_cols)},
     {C("volume show", "POOL VOLUME", "show a volume"),
      GET("/storage/pools/{}/volumes/{}")},
     {C("volume create", "POOL NAME", "create a volume"),
@@ -1002,7 +1031,8 @@ const struct command commands[] = {
     {C("volume delete", "POOL VOLUME", "delete a volume"),
      DELETE("/storage/pools/{}/volumes/{}")},
     {C("image list", "[POOL]", "list the images cached in a pool (or all)"),
-     .run = image_list, .list_key = "images", .cols = image_cols},
+     .run = image_list, .list_key = "images", .cols = image_cols,
+     .options = list_page_opts},
     {C("image show", "POOL IMAGE", "show a cached image"),
      GET("/storage/pools/{}/images/{}")},
     {C("image import", "POOL NAME URL",
@@ -1011,8 +1041,8 @@ const struct command commands[] = {
     {C("image delete", "POOL IMAGE",
        "delete a cached image no volume is a clone of"),
      DELETE("/storage/pools/{}/images/{}")},
-    {C("network list", "", "list the networks"), GET("/networks"),
-     .list_key = "networks", .cols = net_cols},
+    {C("network list", "", "list the networks"),
+     LIST("/networks", "networks", net_cols)},
     {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},
     {C("plugin list", "", "list the loaded plugins and their instances"),
      GET("/plugins"), .list_key = "plugins", .cols = plugin_cols},
