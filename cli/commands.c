@@ -985,6 +985,8 @@ const struct command commands[] = {
      GET("/vms/{}/console")},
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
      LIST("/vms/{}/snapshots", "snapshots", snap_cols)},
+    {C("vm snapshot show", "VM SNAPSHOT", "show a snapshot (by id or name)"),
+     GET("/vms/{}/snapshots/{}")},
     {C("vm snapshot create", "VM NAME", "snapshot a VM"),
      POST("/vms/{}/snapshots"), .options = snap_opts, .run = snap_create,
      .cols = snap_cols},

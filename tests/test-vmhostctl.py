@@ -152,6 +152,12 @@ with RestDaemon() as d:
     snaps = same_as_api(d, ctl, V + "/vms/web1/snapshots",
                         "vm", "snapshot", "list", "web1")
     check(len(snaps["snapshots"]) == 2, snaps)
+    for key in (s1["id"], "s1"):  # by id or by name
+        same_as_api(d, ctl, f"{V}/vms/web1/snapshots/{key}", "vm", "snapshot",
+                    "show", "web1", key)
+    check(ctl.json("vm", "snapshot", "show", "web1", "s1") ==
+          snaps["snapshots"][0], "show s1")
+    ctl.error(3, "NOT_FOUND", "vm", "snapshot", "show", "web1", "s9")
     # The mock answers 204 (nothing to print) or the VM.
     out = ctl.ok("vm", "snapshot", "revert", "web1", s1["id"], "-o", "json")
     check(out == "" or json.loads(out)["name"] == "web1", out)
