@@ -72,17 +72,15 @@ static int merge(json_t **all, json_t *answer, const char *list_key) {
                            json_object_get(answer, list_key));
 }
 
-/* One page into *all (its items appended; the first page's other members
- * kept), *token its next_page_token (NULL: the last).  EXIT_OK or the
- * exit code, the error printed (unless s->quiet); an error answer is left
- * in *failed when failed is not NULL. */
+/* The page after token (NULL: the first) into *all (its items appended;
+ * the first page's other members kept), *next its next_page_token (NULL:
+ * the last).  EXIT_OK or the exit code, the error printed (unless
+ * s->quiet); an error answer is left in *failed when failed is not NULL. */
 static int one_page(const struct settings *s, const char *path,
-                    const char *list_key, long size, json_t **all, char **token,
-                    struct reply *failed) {
+                    const char *list_key, long size, const char *token,
+                    char **next_token, json_t **all, struct reply *failed) {
   struct reply r;
-  _cleanup_free_ char *p = page_path(path, size, *token);
-  free(*token);
-  *token = NULL;
+  _cleanup_free_ char *p = page_path(path, size, token);
   if (!p) {
     fprintf(stderr, "vmhostctl: out of memory\n");
     return EXIT_ERROR;
@@ -98,13 +96,15 @@ static int one_page(const struct settings *s, const char *path,
     const char *next =
         json_string_value(json_object_get(r.json, "next_page_token"));
     bool more = next && *next;
-    if (more && !json_array_size(items)) {
-      /* A token after an empty page would be asked for forever. */
+    if (more && (!json_array_size(items) || (token && !strcmp(next, token)))) {
+      /* A walk that does not advance would ask for pages forever. */
       fprintf(stderr,
-              "vmhostctl: GET %s: an empty page that says more follow\n", p);
+              "vmhostctl: GET %s: the server's pages do not advance (%s)\n", p,
+              json_array_size(items) ? "the same page token again"
+                                     : "an empty page, and more to come");
       ret = EXIT_ERROR;
     } else if (merge(all, r.json, list_key) < 0 ||
-               (more && !(*token = strdup(next)))) {
+               (more && !(*next_token = strdup(next)))) {
       fprintf(stderr, "vmhostctl: out of memory\n");
       ret = EXIT_ERROR;
     }
@@ -119,13 +119,17 @@ static int one_page(const struct settings *s, const char *path,
 int list_fetch(const struct settings *s, const char *path, const char *list_key,
                const struct paging *p, json_t **out, struct reply *failed) {
   json_t *all = NULL;
-  char *token = NULL;
+  char *token = NULL, *next;
   long have = 0;
   int ret;
   if (failed)
     memset(failed, 0, sizeof *failed);
   do {
-    ret = one_page(s, path, list_key, page_size(p, have), &all, &token, failed);
+    next = NULL;
+    ret = one_page(s, path, list_key, page_size(p, have), token, &next, &all,
+                   failed);
+    free(token);
+    token = next;
     have = (long)json_array_size(json_object_get(all, list_key));
   } while (ret == EXIT_OK && token && (!p->limit || have < p->limit));
   free(token);
