@@ -368,28 +368,51 @@ static int query_add(FILE *f, char *sep, const char *name, const char *value) {
   return v ? 0 : -1;
 }
 
-/* A list: the command's options as its query, each as given (a flag as
- * "=true"; the server checks the values). */
-static int list_query(const struct settings *s, struct invocation *inv) {
+static bool is_paging(const char *option) {
+  return !strcmp(option, "limit") || !strcmp(option, "chunk-size");
+}
+
+/* The command's path (its {} the positional arguments) with its options as
+ * the query, each as given (a flag as "=true"; the server checks the
+ * values), but for the paging options, vmhostctl's own (when paged).
+ * NULL when out of memory. */
+static char *options_path(const struct invocation *inv, bool paged) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   if (!f)
-    return call_print(s, "GET", NULL, NULL, NULL, NULL);
-  fputs(inv->cmd->path, f);
+    return NULL;
+  _cleanup_free_ char *path = fill_path(inv->cmd->path, inv->pos, NULL);
+  fputs(path ? path : "", f);
   char sep = '?';
-  bool failed = false;
+  bool failed = !path;
   for (size_t i = 0; i < inv->n_opt; i++) {
     const char *name = inv->opt[i].name;
     const char *value = *inv->opt[i].value ? inv->opt[i].value : "true";
-    failed |= query_add(f, &sep, name, value) < 0;
+    if (!(paged && is_paging(name)))
+      failed |= query_add(f, &sep, name, value) < 0;
   }
   fclose(f);
   if (failed) {
     free(out);
-    out = NULL; /* call_print says: out of memory */
+    return NULL;
   }
-  return call_print(s, "GET", out, NULL, inv->cmd->list_key, inv->cmd->cols);
+  return out;
+}
+
+/* A list in one answer, the options its query (operation list). */
+static int list_query(const struct settings *s, struct invocation *inv) {
+  return call_print(s, "GET", options_path(inv, false), NULL,
+                    inv->cmd->list_key, inv->cmd->cols);
+}
+
+/* A list in pages (list.c), the other options its query. */
+static int list_paged(const struct settings *s, struct invocation *inv) {
+  struct paging p;
+  if (list_paging(inv, &p))
+    return EXIT_USAGE;
+  return list_print(s, options_path(inv, true), inv->cmd->list_key,
+                    inv->cmd->cols, &p);
 }
 
 /* vm label VM CHANGE...: KEY=VALUE sets, KEY- removes (kubectl's way), as
@@ -825,7 +848,10 @@ static const struct option_spec vm_list_opts[] = {
      "only VMs with this metadata label, of any value without =VALUE; "
      "KEY!=VALUE: not that value, !KEY: no such label (repeat: all of "
      "them)"},
+    LIST_PAGE_OPTIONS,
     {NULL, NULL, NULL}};
+static const struct option_spec list_page_opts[] = {LIST_PAGE_OPTIONS,
+                                                    {NULL, NULL, NULL}};
 static const struct option_spec create_opts[] = {
     {"vcpus", "N", "virtual CPUs (required without --spec)"},
     {"memory", "SIZE", "memory: 512M, 2G ... (required without --spec)"},
@@ -863,6 +889,7 @@ static const struct option_spec volume_opts[] = {
     {NULL, NULL, NULL}};
 static const struct option_spec resize_opts[] = {
     {"shrink", NULL, "allow a smaller size (data past it is lost)"},
+    {"no-wait", NULL, "print the operation's id at once, do not wait"},
     {NULL, NULL, NULL}};
 static const struct option_spec image_import_opts[] = {
     {"sha256", "HEX", "the image's SHA-256, as sha256sum prints it (required)"},
@@ -927,15 +954,19 @@ static const struct option_spec event_opts[] = {
 #define GET(p) .method = "GET", .path = V p, .run = simple
 #define POST(p) .method = "POST", .path = V p
 #define DELETE(p) .method = "DELETE", .path = V p, .run = simple
+#define LIST(p, key, columns)                                       \
+  .method = "GET", .path = V p, .run = list_paged, .list_key = key, \
+  .cols = columns, .options = list_page_opts
 const struct command commands[] = {
     {C("vm list", "", "list the VMs"), .method = "GET", .path = V "/vms",
-     .options = vm_list_opts, .run = list_query, .list_key = "vms",
+     .options = vm_list_opts, .run = list_paged, .list_key = "vms",
      .cols = vm_cols},
     {C("vm show", "VM", "show a VM (id or name)"), GET("/vms/{}"),
      .options = live_opts},
     {C("vm label", "VM CHANGE [CHANGE...]",
        "set (KEY=VALUE) and remove (KEY-) labels; the others stay"),
-     .method = "PATCH", .path = V "/vms/{}", .run = vm_label, .cols = vm_cols},
+     .method = "PATCH", .path = V "/vms/{}", .run = vm_label,
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm create", "NAME", "create a VM, and start it unless --no-start"),
      POST("/vms"), .options = create_opts, .run = vm_create, .cols = vm_cols},
     {C("vm start", "VM", "start a VM"), POST("/vms/{}/start"), .run = simple,
@@ -943,24 +974,27 @@ const struct command commands[] = {
     {C("vm stop", "VM", "shut a VM down"), POST("/vms/{}/stop"),
      .options = stop_opts, .run = vm_stop, .cols = vm_cols},
     {C("vm reboot", "VM", "reboot a VM"), POST("/vms/{}/reboot"), .run = simple,
-     .cols = vm_cols},
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm pause", "VM", "pause a VM"), POST("/vms/{}/pause"), .run = simple,
-     .cols = vm_cols},
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm resume", "VM", "resume a paused VM"), POST("/vms/{}/resume"),
-     .run = simple, .cols = vm_cols},
+     .run = simple, .options = no_wait_opts, .cols = vm_cols},
     {C("vm delete", "VM", "power off and delete a VM and the volumes it made"),
      DELETE("/vms/{}"), .options = no_wait_opts, .cols = vm_cols},
     {C("vm console", "VM", "how to reach a VM's console"),
      GET("/vms/{}/console")},
     {C("vm snapshot list", "VM", "list a VM's snapshots"),
-     GET("/vms/{}/snapshots"), .list_key = "snapshots", .cols = snap_cols},
+     LIST("/vms/{}/snapshots", "snapshots", snap_cols)},
+    {C("vm snapshot show", "VM SNAPSHOT", "show a snapshot (by id or name)"),
+     GET("/vms/{}/snapshots/{}")},
     {C("vm snapshot create", "VM NAME", "snapshot a VM"),
      POST("/vms/{}/snapshots"), .options = snap_opts, .run = snap_create,
      .cols = snap_cols},
     {C("vm snapshot delete", "VM SNAPSHOT", "delete a snapshot"),
-     DELETE("/vms/{}/snapshots/{}")},
+     DELETE("/vms/{}/snapshots/{}"), .options = no_wait_opts},
     {C("vm snapshot revert", "VM SNAPSHOT", "revert a VM to a snapshot"),
-     POST("/vms/{}/snapshots/{}/revert"), .run = simple, .cols = vm_cols},
+     POST("/vms/{}/snapshots/{}/revert"), .run = simple,
+     .options = no_wait_opts, .cols = vm_cols},
     {C("vm agent show", "VM",
        "the VM's guest agent: state, version, capabilities, telemetry"),
      GET("/vms/{}/agent"), .options = agent_live_opts},
@@ -983,14 +1017,15 @@ const struct command commands[] = {
      .run = agent_file_put},
     {C("vm disk attach", "VM NAME,KEY=VALUE...",
        "hot-plug a disk (keys as vm create --disk)"),
-     POST("/vms/{}/disks"), .run = disk_attach, .cols = vm_cols},
+     POST("/vms/{}/disks"), .run = disk_attach, .options = no_wait_opts,
+     .cols = vm_cols},
     {C("vm disk detach", "VM DISK", "unplug a disk"),
-     DELETE("/vms/{}/disks/{}"), .cols = vm_cols},
-    {C("pool list", "", "list the storage pools"), GET("/storage/pools"),
-     .list_key = "pools", .cols = pool_cols},
+     DELETE("/vms/{}/disks/{}"), .options = no_wait_opts, .cols = vm_cols},
+    {C("pool list", "", "list the storage pools"),
+     LIST("/storage/pools", "pools", pool_cols)},
     {C("pool show", "POOL", "show a storage pool"), GET("/storage/pools/{}")},
     {C("volume list", "POOL", "list a pool's volumes"),
-     GET("/storage/pools/{}/volumes"), .list_key = "volumes", .cols = vol_cols},
+     LIST("/storage/pools/{}/volumes", "volumes", vol_cols)},
     {C("volume show", "POOL VOLUME", "show a volume"),
      GET("/storage/pools/{}/volumes/{}")},
     {C("volume create", "POOL NAME", "create a volume"),
@@ -1000,9 +1035,10 @@ const struct command commands[] = {
      .method = "PATCH", .path = V "/storage/pools/{}/volumes/{}",
      .options = resize_opts, .run = vol_resize, .cols = vol_cols},
     {C("volume delete", "POOL VOLUME", "delete a volume"),
-     DELETE("/storage/pools/{}/volumes/{}")},
+     DELETE("/storage/pools/{}/volumes/{}"), .options = no_wait_opts},
     {C("image list", "[POOL]", "list the images cached in a pool (or all)"),
-     .run = image_list, .list_key = "images", .cols = image_cols},
+     .run = image_list, .list_key = "images", .cols = image_cols,
+     .options = list_page_opts},
     {C("image show", "POOL IMAGE", "show a cached image"),
      GET("/storage/pools/{}/images/{}")},
     {C("image import", "POOL NAME URL",
@@ -1010,9 +1046,9 @@ const struct command commands[] = {
      .options = image_import_opts, .run = image_import, .cols = image_cols},
     {C("image delete", "POOL IMAGE",
        "delete a cached image no volume is a clone of"),
-     DELETE("/storage/pools/{}/images/{}")},
-    {C("network list", "", "list the networks"), GET("/networks"),
-     .list_key = "networks", .cols = net_cols},
+     DELETE("/storage/pools/{}/images/{}"), .options = no_wait_opts},
+    {C("network list", "", "list the networks"),
+     LIST("/networks", "networks", net_cols)},
     {C("network show", "NETWORK", "show a network"), GET("/networks/{}")},
     {C("plugin list", "", "list the loaded plugins and their instances"),
      GET("/plugins"), .list_key = "plugins", .cols = plugin_cols},

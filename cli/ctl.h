@@ -101,6 +101,9 @@ typedef int (*event_cb)(const char *type, const char *data, void *opaque);
 int http_stream(const struct settings *s, const char *path, event_cb on_event,
                 void *opaque);
 
+/* After the last call: close the connections the calls kept open. */
+void http_end(void);
+
 /* A path segment, percent-encoded (free it). */
 char *http_escape(const char *segment);
 
@@ -161,6 +164,36 @@ extern const struct command commands[];
 extern const struct column image_cols[];
 int image_import(const struct settings *s, struct invocation *inv);
 int image_list(const struct settings *s, struct invocation *inv);
+
+/* ---- list.c: lists in pages ---- */
+
+/* The page size vmhostctl asks for (kubectl's --chunk-size default). */
+#define LIST_CHUNK_DEFAULT 500
+/* The options of a paged list, in its option table. */
+// clang-format off
+#define LIST_PAGE_OPTIONS                                                    \
+  {"limit", "N", "at most N, the first in the list's order"},                \
+  {"chunk-size", "N",                                                        \
+   "ask the server for pages of N (default 500; 0: the whole list in one "   \
+   "answer)"}
+// clang-format on
+struct paging {
+  long limit; /* the most items taken; 0: every one */
+  long chunk; /* the page size asked; 0: no pages (one answer) */
+};
+/* --limit and --chunk-size of inv into p; 0, or a usage error (printed). */
+int list_paging(const struct invocation *inv, struct paging *p);
+/* GET path's list under list_key, page after page as p says, merged into
+ * *out ({list_key: [...]}, as an unpaged answer; the caller owns it).
+ * EXIT_OK or the exit code of the failure (printed unless s->quiet); with
+ * failed, the error answer is left there (the caller frees it; status 0:
+ * none). */
+int list_fetch(const struct settings *s, const char *path, const char *list_key,
+               const struct paging *p, json_t **out, struct reply *failed);
+/* list_fetch, then the list printed in cols; takes path (NULL: out of
+ * memory, reported). */
+int list_print(const struct settings *s, char *path, const char *list_key,
+               const struct column *cols, const struct paging *p);
 
 /* The parsed command line of a command. */
 #define MAX_POSITIONAL 64

@@ -166,15 +166,37 @@ char *http_escape(const char *segment) {
   return curl_easy_escape(NULL, segment, 0);
 }
 
+/* The one handle every call of a run uses, reset between calls: it keeps
+ * its connection (and TLS session), so the pages of a list or an import's
+ * polls go over one connection, not one each. */
+static CURL *handle;
+
+/* Whether a connection to base may serve the next call too: libcurl before
+ * 8.0.0 fails the second request on a cleartext connection begun with
+ * prior knowledge ("Error in the HTTP2 framing layer", curl issue 10634;
+ * Debian 12 has 7.88.1), so there each call has its own. */
+static bool reusable(const char *base) {
+  return !strncmp(base, "https:", 6) ||
+         curl_version_info(CURLVERSION_NOW)->version_num >= 0x080000;
+}
+
+void http_end(void) {
+  if (handle)
+    curl_easy_cleanup(handle);
+  handle = NULL;
+}
+
 /* A handle for s, path, with the answer's headers and body going to x
  * (the body through write); headers (owned by the caller) begun here. */
 static CURL *easy_new(const struct settings *s, const char *path,
                       const char *accept, struct curl_slist **headers,
                       char *errbuf, struct exchange *x,
                       curl_write_callback write) {
-  CURL *c = curl_easy_init();
-  if (!c)
+  if (handle)
+    curl_easy_reset(handle);
+  else if (!(handle = curl_easy_init()))
     return NULL;
+  CURL *c = handle;
   const char *base = s->url;
   _cleanup_free_ char *url = NULL;
   if (!strncmp(base, "unix:", 5)) {
@@ -187,11 +209,11 @@ static CURL *easy_new(const struct settings *s, const char *path,
   size_t blen = strlen(base);
   while (blen && base[blen - 1] == '/')
     blen--;
-  if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0) {
-    curl_easy_cleanup(c);
+  if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
     return NULL;
-  }
   curl_easy_setopt(c, CURLOPT_URL, url);
+  if (!reusable(base))
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
                    !strncmp(base, "https:", 6)
@@ -242,9 +264,11 @@ static void exchange_end(struct exchange *x, struct curl_slist *headers,
   buf_free(&x->ev_data);
   free(x->ev_type);
   free(x->request_id);
-  curl_slist_free_all(headers);
+  /* The handle stays, with its connection; not the options pointing at
+   * what the call freed (its header list, error buffer, x). */
   if (c)
-    curl_easy_cleanup(c);
+    curl_easy_reset(c);
+  curl_slist_free_all(headers);
 }
 
 /* Run the transfer; the exit code of a transport failure, or EXIT_OK. */

@@ -187,40 +187,41 @@ int image_import(const struct settings *s, struct invocation *inv) {
   return ret;
 }
 
-/* Every pool's images, each with its pool; a pool without an image cache
- * (501) is left out. */
-static int list_all(const struct settings *s) {
-  struct reply pools;
-  int ret = http_call(s, "GET", V "/storage/pools", NULL, &pools);
-  if (ret != EXIT_OK) {
-    reply_free(&pools);
-    return ret;
-  }
-  json_t *all = json_array(), *p;
+/* Every pool's images, each with its pool, at most p->limit of them; a
+ * pool without an image cache (501) is left out. */
+static int list_all(const struct settings *s, const struct paging *p) {
+  json_t *pools = NULL, *all = json_array(), *pool;
   struct settings quiet = *s;
   quiet.quiet = true;
+  struct paging every = {.chunk = p->chunk};
+  int ret = list_fetch(s, V "/storage/pools", "pools", &every, &pools, NULL);
+  if (ret != EXIT_OK) {
+    json_decref(all);
+    return ret;
+  }
   size_t i;
-  json_array_foreach(json_object_get(pools.json, "pools"), i, p) {
-    const char *name = json_string_value(json_object_get(p, "name"));
+  json_array_foreach(json_object_get(pools, "pools"), i, pool) {
+    struct paging rest = *p;
+    if (p->limit && (rest.limit -= (long)json_array_size(all)) <= 0)
+      break;
+    const char *name = json_string_value(json_object_get(pool, "name"));
     _cleanup_free_ char *path =
         name ? fill_path(V "/storage/pools/{}/images", &name, NULL) : NULL;
-    struct reply r;
-    int rc = path ? http_call(&quiet, "GET", path, NULL, &r) : EXIT_ERROR;
-    if (rc == EXIT_OK) {
-      size_t j;
-      json_t *img;
-      json_array_foreach(json_object_get(r.json, "images"), j, img) {
-        json_object_set_new(img, "pool", json_string(name));
-        json_array_append(all, img);
-      }
-    } else if (r.status && r.status != 501) {
-      ret = http_report(&r);
-    } else if (!r.status) {
-      ret = rc; /* no answer: said already */
+    json_t *got = NULL, *img;
+    struct reply r = {0};
+    int rc =
+        path ? list_fetch(&quiet, path, "images", &rest, &got, &r) : EXIT_ERROR;
+    size_t j;
+    json_array_foreach(json_object_get(got, "images"), j, img) {
+      json_object_set_new(img, "pool", json_string(name));
+      json_array_append(all, img);
     }
+    if (rc != EXIT_OK && r.status != 501)
+      ret = r.status ? http_report(&r) : rc; /* no answer: said already */
+    json_decref(got);
     reply_free(&r);
   }
-  reply_free(&pools);
+  json_decref(pools);
   json_t *v = json_pack("{s:o}", "images", all);
   output_print(s, v, "images", image_all_cols);
   json_decref(v);
@@ -228,9 +229,11 @@ static int list_all(const struct settings *s) {
 }
 
 int image_list(const struct settings *s, struct invocation *inv) {
+  struct paging p;
+  if (list_paging(inv, &p))
+    return EXIT_USAGE;
   if (inv->n_pos == 0)
-    return list_all(s);
-  return call_print(s, "GET",
-                    fill_path(V "/storage/pools/{}/images", inv->pos, NULL),
-                    NULL, inv->cmd->list_key, inv->cmd->cols);
+    return list_all(s, &p);
+  return list_print(s, fill_path(V "/storage/pools/{}/images", inv->pos, NULL),
+                    inv->cmd->list_key, inv->cmd->cols, &p);
 }

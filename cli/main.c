@@ -508,6 +508,7 @@ int main(int argc, char **argv) {
     return EXIT_ERROR;
   }
   r = run(&cl);
+  http_end();
   curl_global_cleanup();
   return r;
 }

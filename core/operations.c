@@ -632,6 +632,13 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
   return &op->w;
 }
 
+/* op ended having deleted its VM: its vm_deleted went out already, and no
+ * state follows its end (vm.c's on_operation_end), so a transitional state
+ * shown now would be the VM's last word. */
+static bool gone_with(const struct operation *op) {
+  return op->status == VMH_OP_SUCCEEDED && op->vm_state == VMH_VM_DELETING;
+}
+
 void ops_close(vmh_reply_t *w, const char *vm_id) {
   struct operation *op = of(w);
   if (!op)
@@ -655,7 +662,7 @@ void ops_close(vmh_reply_t *w, const char *vm_id) {
     emit_as(op, VMH_EVENT_OPERATION_CREATED, VMH_OP_QUEUED);
     if (op->began) {
       emit_as(op, VMH_EVENT_OPERATION_UPDATED, VMH_OP_RUNNING);
-      if (!ended(op))
+      if (!ended(op) || !gone_with(op))
         emit_vm_state(op);
     }
     if (ended(op))

@@ -5,7 +5,8 @@ StartVMAsync answers with the Operation, the VM reads STARTING meanwhile,
 WaitOperation follows it to its end, WatchEvents carries its events; a
 call whose deadline passes while its work is queued is cancelled before
 the backend sees it (the mock's counters say so), one whose work already
-runs finishes as a visible operation; ListOperations filters,
+runs finishes as a visible operation; every *Async twin (UpdateVMLabelsAsync
+too) answers the operation, which keeps its result; ListOperations filters,
 CancelOperation of a running one is FAILED_PRECONDITION; refusals."""
 import os
 import re
@@ -161,6 +162,13 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 4s }")) as d:
                                                     snapshot_id="s-1"),
         "snapshot.delete", None)
     check(not node.ListSnapshots(r4).snapshots, "snapshot deleted")
+    lb = run(node.UpdateVMLabelsAsync, N.UpdateVMLabelsRequest(
+        vm="r-4", set={"tier": "gold", "old": "x"}), "vm.labels", "vm")
+    check(lb.result.vm.id == lb.vm_id and lb.result.vm.name == "r-4", lb)
+    run(node.UpdateVMLabelsAsync, N.UpdateVMLabelsRequest(
+        vm="r-4", remove=["old"]), "vm.labels", "vm")
+    check(dict(node.GetVM(r4).spec.labels) == {"tier": "gold"},
+          node.GetVM(r4).spec.labels)
     run(node.ForceStopVMAsync, r4, "vm.stop", "vm")
     check(node.GetVM(r4).info.state == N.VM_STATE_STOPPED, "stopped")
     vo = run(node.CreateVolumeAsync, N.CreateVolumeRequest(
@@ -189,8 +197,17 @@ with RpcDaemon(body=mocks(hv=", latency: { start: 4s }")) as d:
                   N.WaitOperationRequest(id=op.id, timeout_s=3601))
     expect_status(SC.INVALID_ARGUMENT, node.ListOperations,
                   N.ListOperationsRequest(vm="../x"))
-    # No such VM: refused, not an operation.
+    # No such VM, a bad label: refused, not an operation.
     expect_status(SC.NOT_FOUND, node.StartVMAsync, N.VmRequest(vm="nosuch"))
+    expect_status(SC.NOT_FOUND, node.UpdateVMLabelsAsync,
+                  N.UpdateVMLabelsRequest(vm="nosuch", set={"a": "b"}))
+    expect_status(SC.INVALID_ARGUMENT, node.UpdateVMLabelsAsync,
+                  N.UpdateVMLabelsRequest(vm="r-4", set={"Bad Key": "b"}))
+    expect_status(SC.INVALID_ARGUMENT, node.UpdateVMLabelsAsync,
+                  N.UpdateVMLabelsRequest(vm="r-4", set={"a": "b"},
+                                          remove=["a"]))
+    check(dict(node.GetVM(r4).spec.labels) == {"tier": "gold"},
+          "a refused change changed the labels")
     check(len(node.ListOperations(N.ListOperationsRequest()).operations) ==
           len(every), "a refusal was listed")
     watch.cancel()

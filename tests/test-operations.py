@@ -199,9 +199,13 @@ with RestDaemon(body=SLOW) as d:
     end = req(d, "GET", f"/api/v1/operations/{sn['id']}/wait", status=200)[2]
     snaps = req(d, "GET", "/api/v1/vms/op-steps/snapshots",
                 status=200)[2]["snapshots"]
-    check(end["result"] == {"kind": "snapshot", "vm_id": sn["target"]["vm_id"],
+    vm_id = sn["target"]["vm_id"]
+    check(end["result"] == {"kind": "snapshot", "vm_id": vm_id,
                             "id": snaps[0]["id"], "name": "snap-a",
-                            "href": None}, end, snaps)
+                            "href": f"/api/v1/vms/{vm_id}/snapshots/"
+                                    f"{snaps[0]['id']}"}, end, snaps)
+    check(req(d, "GET", end["result"]["href"], status=200)[2] == snaps[0],
+          "the href's snapshot")
     _, _, vo = req(d, "POST", "/api/v1/storage/pools/pool0/volumes?wait=false",
                    {"name": "vol-r", "size": 1 << 20}, status=202)
     end = req(d, "GET", f"/api/v1/operations/{vo['id']}/wait", status=200)[2]
@@ -292,6 +296,12 @@ with RestDaemon(body=SLOW) as d:
               status=200)[2]
     check(end["status"] == "succeeded" and
           end["progress"]["total"] == 1 << 30, end)
+    # Its result GETs the image.
+    check(end["result"] == {
+        "kind": "image", "pool": "pool0", "name": "base",
+        "href": "/api/v1/storage/pools/pool0/images/base"}, end)
+    check(req(d, "GET", end["result"]["href"], status=200)[2]["name"] ==
+          "base", "the href's image")
     sse.wait(lambda e: e["type"] == "operation_updated" and
              e["operation"] == imp["id"] and e["total"] == 1 << 30,
              "import progress")

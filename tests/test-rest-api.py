@@ -128,10 +128,21 @@ with RestDaemon() as d:
                 status=201)
     snaps = call("GET", V + "/vms/web-1/snapshots")["snapshots"]
     check([s["id"] for s in snaps] == [snap["id"]], snaps)
+    # One snapshot, by id or name (what the operation's result href GETs).
+    one = call("GET", f"{V}/vms/web-1/snapshots/{snap['id']}")
+    check(one == snaps[0], one, snaps)
+    check(call("GET", f"{V}/vms/{vid}/snapshots/before") == one, "by name")
+    m = err("GET", V + "/vms/web-1/snapshots/after", 404, "NOT_FOUND")
+    check("no snapshot 'after'" in m["error"]["message"], m)
+    err("GET", V + "/vms/web-2/snapshots/before", 404, "NOT_FOUND")
+    err("GET", V + "/vms/web-1/snapshots/a%20b", 400, "INVALID_ARGUMENT")
+    err("GET", V + "/vms/web-1/snapshots/before?live=true", 400,
+        "INVALID_ARGUMENT")
     st, _, _ = d.request("POST", f"{V}/vms/web-1/snapshots/{snap['id']}/revert")
     check(st in (200, 204), "revert", st)
     call("DELETE", f"{V}/vms/web-1/snapshots/{snap['id']}", status=204)
     err("DELETE", f"{V}/vms/web-1/snapshots/{snap['id']}", 404, "NOT_FOUND")
+    err("GET", f"{V}/vms/web-1/snapshots/{snap['id']}", 404, "NOT_FOUND")
     st, _, v = d.request("POST", V + "/vms/web-1/disks",
                          {"name": "vdb", "size": 1 << 30})
     check(st in (200, 204), "attach", st, v)

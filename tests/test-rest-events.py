@@ -204,11 +204,12 @@ with RestDaemon(rest="    limits: { stream_buffer: 32K }") as d:
     check(d.stop() == 0, "exit")
 
 # ---- resume, filters, keepalive, a failed start --------------------------
-# The start fails after 300 ms: long enough that the operation is listed
-# (and shows starting) before it ends; a start failing at once would end
-# before its caller made it visible, with no transitional state to show.
-FAULT = (", latency: { start: 300ms }, faults: [ { op: start, mode: always, "
-         "error: timeout, message: 'mock: the guest did not come up' } ]")
+# Starts that fail at once: most end before their caller made the
+# operation visible (ops_close), and each must still show its transitional
+# state.
+FAULT = (", faults: [ { op: start, mode: always, error: timeout, "
+         "message: 'mock: the guest did not come up' } ]")
+N_BAD = 30  # failing starts (on 2 CPUs some 5 end before ops_close)
 with RestDaemon(body=mocks(hv=FAULT),
                 rest="    events: { keepalive: 1 }",
                 daemon_yaml="  event_history: 24") as d:
@@ -299,20 +300,31 @@ with RestDaemon(body=mocks(hv=FAULT),
                            headers={"last-event-id": "nope"})
     check(st == 400 and "not an event id" in err["error"]["message"], err)
 
-    # A start that fails with no hypervisor event: the starting state is
-    # followed by one back to the real state.
+    # Starts that fail at once, with no hypervisor event: each shows, in
+    # order, its operation created, running, the VM starting, the failed
+    # end, and the VM back to stopped.
     v3 = make("bad-start")
-    st, _, err = d.request("POST", V + "/vms/bad-start/start")
-    check(st >= 400, st, err)
-    watch.wait(lambda s: any(t == "vm_state" and e["vm_id"] == v3["id"] and
-                             e["reason"] == "vm.start" and
-                             e["state"] == "stopped" for _, t, e in s.events),
-               "vm_state back to stopped")
-    states = [(e["state"], e["reason"], e.get("vm_name"))
-              for _, t, e in valid(watch.stop())
-              if t == "vm_state" and e["vm_id"] == v3["id"]]
-    check(states[-2:] == [("starting", "vm.start", "bad-start"),
-                          ("stopped", "vm.start", "bad-start")], states)
+    for _ in range(N_BAD):
+        st, _, err = d.request("POST", V + "/vms/bad-start/start")
+        check(st == 504 and "did not come up" in err["error"]["message"],
+              st, err)
+
+    def back(s):
+        return sum(t == "vm_state" and e["state"] == "stopped" and
+                   e["reason"] == "vm.start" for t, e in
+                   vm_events(s.events, v3["id"]))
+    watch.wait(lambda s: back(s) == N_BAD, "every vm_state back to stopped")
+    per_op = {}
+    for t, e in vm_events(valid(watch.stop()), v3["id"]):
+        check(e["vm_name"] == "bad-start", e)
+        if "vm.start" in (e.get("object"), e.get("reason")):
+            per_op.setdefault(e["operation"], []).append(
+                e.get("state") if t == "vm_state" else f"{t}:{e.get('reason')}")
+    check(len(per_op) == N_BAD, per_op)
+    for op, seen in per_op.items():
+        check(seen == ["operation_created:queued", "operation_updated:running",
+                       "starting", "operation_ended:failed", "stopped"],
+              op, seen)
     check(d.ok("GET", V + "/vms/bad-start")["state"] == "stopped")
     check(d.stop() == 0, "exit")
 

@@ -130,9 +130,23 @@ with RpcDaemon(body=mocks(hv=HV, st=", message: 'shelf 2 offline'")) as d:
     check(snap.name == "s1" and snap.id, snap)
     check([s.id for s in node.ListSnapshots(N.ListSnapshotsRequest(vm=vid))
            .snapshots] == [snap.id])
+    # One snapshot, by id or by name.
+    for key in (snap.id, "s1"):
+        check(node.GetSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=key)) ==
+              snap, key)
+    expect_status(SC.NOT_FOUND, node.GetSnapshot,
+                  N.SnapshotRequest(vm=vid, snapshot_id="s2"))
+    expect_status(SC.NOT_FOUND, node.GetSnapshot,
+                  N.SnapshotRequest(vm="nosuch", snapshot_id="s1"))
+    expect_status(SC.INVALID_ARGUMENT, node.GetSnapshot,
+                  N.SnapshotRequest(vm=vid, snapshot_id="a b"))
+    expect_status(SC.INVALID_ARGUMENT, node.GetSnapshot,
+                  N.SnapshotRequest(vm=vid))
     node.RevertSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
     node.DeleteSnapshot(N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
     check(not node.ListSnapshots(N.ListSnapshotsRequest(vm=vid)).snapshots)
+    expect_status(SC.NOT_FOUND, node.GetSnapshot,
+                  N.SnapshotRequest(vm=vid, snapshot_id=snap.id))
 
     node.AttachDisk(N.AttachDiskRequest(
         vm=vid, disk=N.Disk(name="vdb", size=1 << 20)))

@@ -64,11 +64,12 @@ def key(e):
     return (e.id, e.type, e.vm_id, e.state, e.reason, e.operation)
 
 
-# The start fails after 300 ms: long enough that the operation is listed
-# (and shows starting) before it ends; a start failing at once would end
-# before its caller made it visible, with no transitional state to show.
-FAULT = (", latency: { start: 300ms }, faults: [ { op: start, mode: always, "
-         "error: timeout, message: 'mock: the guest did not come up' } ]")
+# Starts that fail at once: most end before their caller made the
+# operation visible (ops_close), and each must still show its transitional
+# state.
+FAULT = (", faults: [ { op: start, mode: always, error: timeout, "
+         "message: 'mock: the guest did not come up' } ]")
+N_BAD = 30  # failing starts (on 2 CPUs some 5 end before ops_close)
 with RpcDaemon(body=mocks(hv=FAULT), daemon_yaml="  event_history: 24") as d:
     node = d.node()
 
@@ -154,22 +155,36 @@ with RpcDaemon(body=mocks(hv=FAULT), daemon_yaml="  event_history: 24") as d:
               w.error.code() == SC.INVALID_ARGUMENT and
               what in w.error.details(), req, w.error)
 
-    # A failed start: STARTING, then back to STOPPED.
+    # Starts that fail at once: each shows, in order, its operation
+    # created, running, STARTING, the failed end, and back to STOPPED.
     v4 = make("bad-start")
-    try:
-        node.StartVM(N.VmRequest(vm="bad-start"))
-        fail("the start did not fail")
-    except grpc.RpcError:
-        pass
-    watch.wait(lambda evs: any(e.vm_id == v4.id and e.reason == "vm.start"
-                               and e.type == N.EVENT_TYPE_VM_STATE and
-                               e.state == N.VM_STATE_STOPPED for e in evs),
-               "back to STOPPED")
-    states = [(e.state, e.reason, e.vm_name) for e in watch.stop()
-              if e.vm_id == v4.id and e.type == N.EVENT_TYPE_VM_STATE]
-    check(states[-2:] == [(N.VM_STATE_STARTING, "vm.start", "bad-start"),
-                          (N.VM_STATE_STOPPED, "vm.start", "bad-start")],
-          states)
+    for _ in range(N_BAD):
+        try:
+            node.StartVM(N.VmRequest(vm="bad-start"))
+            fail("the start did not fail")
+        except grpc.RpcError as e:
+            check(e.code() == SC.DEADLINE_EXCEEDED and
+                  "did not come up" in e.details(), e)
+
+    def back(evs):
+        return sum(e.vm_id == v4.id and e.reason == "vm.start" and
+                   e.type == N.EVENT_TYPE_VM_STATE and
+                   e.state == N.VM_STATE_STOPPED for e in evs)
+    watch.wait(lambda evs: back(evs) == N_BAD, "every start back to STOPPED")
+    T = N.EVENT_TYPE_VM_STATE
+    per_op = {}
+    for e in watch.stop():
+        if e.vm_id == v4.id and "vm.start" in (e.object, e.reason):
+            check(e.vm_name == "bad-start", e)
+            per_op.setdefault(e.operation, []).append(
+                (e.type, e.state if e.type == T else e.reason))
+    check(len(per_op) == N_BAD, per_op)
+    for op, seen in per_op.items():
+        check(seen == [(N.EVENT_TYPE_OPERATION_CREATED, "queued"),
+                       (N.EVENT_TYPE_OPERATION_UPDATED, "running"),
+                       (T, N.VM_STATE_STARTING),
+                       (N.EVENT_TYPE_OPERATION, "failed"),
+                       (T, N.VM_STATE_STOPPED)], op, seen)
     check(d.stop() == 0, "exit")
 
 # A replay larger than half the stream's buffer (2 KiB here): a reset, not a

@@ -118,6 +118,11 @@ answers = {
                    "request_id": "feed02\x1b[1m"}})),
     "/api/v1/storage/pools": (200, "application/json", json.dumps(
         {"pools": [{"name": "p\x1b]0;owned\x07", "type": "a\nb"}]})),
+    # Pages that never end: the same token again, an empty page with more.
+    "/api/v1/networks": (200, "application/json", json.dumps(
+        {"networks": [{"name": "n"}], "next_page_token": "again"})),
+    "/api/v1/storage/pools/p/volumes": (200, "application/json", json.dumps(
+        {"volumes": [], "next_page_token": "more"})),
 }
 
 
@@ -134,7 +139,7 @@ def serve_one(conn):
             if isinstance(ev, h2.events.RequestReceived):
                 hdrs = dict(ev.headers)
                 seen.append(hdrs)
-                status, ctype, body = answers[hdrs[":path"]]
+                status, ctype, body = answers[hdrs[":path"].split("?")[0]]
                 c.send_headers(ev.stream_id, [
                     (":status", str(status)), ("content-type", ctype),
                     ("x-request-id", "feed01")])
@@ -179,8 +184,16 @@ check(line == "vmhostctl: HTTP 502: <html>bad gateway</html> "
 m = ctl.error(3, None, "network", "show", "x")
 check(m == "vmhostctl: NOT_FOUND: no ?[2J network (request feed02?[1m)", m)
 out = ctl.ok("pool", "list")
+# A list asked in pages from a server that answers it whole (without
+# next_page_token): that answer is the list.
+check(seen[-1][":path"] == "/api/v1/storage/pools?limit=500", seen[-1])
 check("\x1b" not in out and "\x07" not in out, repr(out))
 check(out.splitlines()[1].split()[:2] == ["p?]0;owned?", "a"], repr(out))
+# A server whose pages do not advance is not asked forever.
+for args, why in ((("network", "list"), "the same page token again"),
+                  (("volume", "list", "p"), "an empty page, and more")):
+    line = ctl.error(1, None, *args)
+    check("pages do not advance" in line and why in line, args, line)
 # vmhostd with a token: when its rest front-end checks tokens, the right
 # one is taken and a wrong one refused with 401 (exit 6); before, any.
 with RestDaemon() as d:

@@ -152,6 +152,12 @@ with RestDaemon() as d:
     snaps = same_as_api(d, ctl, V + "/vms/web1/snapshots",
                         "vm", "snapshot", "list", "web1")
     check(len(snaps["snapshots"]) == 2, snaps)
+    for key in (s1["id"], "s1"):  # by id or by name
+        same_as_api(d, ctl, f"{V}/vms/web1/snapshots/{key}", "vm", "snapshot",
+                    "show", "web1", key)
+    check(ctl.json("vm", "snapshot", "show", "web1", "s1") ==
+          snaps["snapshots"][0], "show s1")
+    ctl.error(3, "NOT_FOUND", "vm", "snapshot", "show", "web1", "s9")
     # The mock answers 204 (nothing to print) or the VM.
     out = ctl.ok("vm", "snapshot", "revert", "web1", s1["id"], "-o", "json")
     check(out == "" or json.loads(out)["name"] == "web1", out)
@@ -265,9 +271,14 @@ with RestDaemon() as d:
     m = ctl.error(4, "BUSY", "image", "delete", "pool0", "img1")
     check("img1" in m.group(2), m.group(2))
     ctl.ok("vm", "delete", "imgvm")
-    for name in ("img1", "img2", "img3", "img4"):
+    for name in ("img1", "img2", "img3"):
         rc, out, err = ctl("image", "delete", "pool0", name)
         check(rc == 0 and out == "", name, rc, err)
+    # --no-wait: the operation's id, followed to its end.
+    rc, out, err = ctl("image", "delete", "pool0", "img4", "--no-wait")
+    check(rc == 0 and re.match(r"^[0-9a-f-]{36}\n$", out), rc, out, err)
+    o = ctl.json("operation", "wait", out.strip())
+    check(o["kind"] == "image.delete" and o["status"] == "succeeded", o)
     check(ctl.json("image", "list", "pool0") == {"images": []}, "deleted")
 
     same_as_api(d, ctl, V + "/networks", "network", "list")
@@ -523,14 +534,47 @@ with RestDaemon() as d:
     # The daemon's size parser: MB is 10^6 bytes (KiB/MiB are 2^10, 2^20).
     check(ctl.json("vm", "show", "nw1")["memory"] == 17000000, "17MB")
     same_as_api(d, ctl, f"{V}/operations/{opid}", "operation", "show", opid)
-    for args, kind in ((("vm", "start", "nw1"), "vm.start"),
-                       (("vm", "snapshot", "create", "nw1", "s-nw"),
-                        "snapshot.create"),
-                       (("vm", "stop", "nw1", "--force"), "vm.stop"),
-                       (("volume", "create", "pool0", "nw-vol", "--size",
-                         "1MiB"), "volume.create")):
+    def nw1():
+        return ctl.json("vm", "show", "nw1")
+
+    # Every command the daemon runs as an operation takes --no-wait; each
+    # one's effect is checked once its operation ended.
+    for args, kind, done in (
+            (("vm", "start", "nw1"), "vm.start",
+             lambda: nw1()["state"] == "running"),
+            (("vm", "pause", "nw1"), "vm.pause",
+             lambda: nw1()["state"] == "paused"),
+            (("vm", "resume", "nw1"), "vm.resume",
+             lambda: nw1()["state"] == "running"),
+            (("vm", "reboot", "nw1"), "vm.reboot",
+             lambda: nw1()["state"] == "running"),
+            (("vm", "label", "nw1", "tier=gold"), "vm.labels",
+             lambda: nw1()["metadata"] == {"tier": "gold"}),
+            (("vm", "snapshot", "create", "nw1", "s-nw"), "snapshot.create",
+             lambda: [x["name"] for x in ctl.json(
+                 "vm", "snapshot", "list", "nw1")["snapshots"]] == ["s-nw"]),
+            (("vm", "snapshot", "revert", "nw1", "s-nw"), "snapshot.revert",
+             lambda: True),
+            (("vm", "disk", "attach", "nw1", "vdb,size=1MiB"), "disk.attach",
+             lambda: [x["name"] for x in nw1()["disks"]] == ["vdb"]),
+            (("vm", "disk", "detach", "nw1", "vdb"), "disk.detach",
+             lambda: nw1()["disks"] == []),
+            (("vm", "snapshot", "delete", "nw1", "s-nw"), "snapshot.delete",
+             lambda: ctl.json("vm", "snapshot", "list", "nw1") ==
+             {"snapshots": []}),
+            (("vm", "stop", "nw1", "--force"), "vm.stop",
+             lambda: nw1()["state"] == "stopped"),
+            (("volume", "create", "pool0", "nw-vol", "--size", "1MiB"),
+             "volume.create", lambda: True),
+            (("volume", "resize", "pool0", "nw-vol", "2MiB"),
+             "volume.resize", lambda: ctl.json(
+                 "volume", "show", "pool0", "nw-vol")["capacity"] == 2 << 20),
+            (("volume", "delete", "pool0", "nw-vol"), "volume.delete",
+             lambda: ctl("volume", "show", "pool0", "nw-vol")[0] == 3)):
         o = ctl.json("operation", "wait", no_wait(*args), "--timeout", "60")
         check(o["status"] == "succeeded" and o["kind"] == kind, args, o)
+        check(done(), args, "did not do its work")
+    ctl.error(2, None, "vm", "show", "nw1", "--no-wait")
     # A failed one: exit 1, its error said.
     opid2 = no_wait("vm", "stop", "nw1")
     rc, out, err = ctl("operation", "wait", opid2)
@@ -552,7 +596,6 @@ with RestDaemon() as d:
     opid3 = no_wait("vm", "delete", "nw1")
     o = ctl.json("operation", "wait", opid3)
     check(o["status"] == "succeeded" and o["result"] is None, o)
-    ctl.ok("volume", "delete", "pool0", "nw-vol")
 
     # ---- delete -----------------------------------------------------------
     for name in ("db1", "ci1"):

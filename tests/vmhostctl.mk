@@ -2,10 +2,12 @@
 # vmhostctl (cli/) against a real vmhostd on the mock plugins through the
 # rest front-end: every command, its JSON against the API, exit codes,
 # settings, completion (test-vmhostctl.py); TLS, mTLS, certificates and
-# bearer tokens (test-vmhostctl-tls.py).  Included by tests/Makefile.am.
+# bearer tokens (test-vmhostctl-tls.py); lists in pages, --limit, a walk
+# while objects come and go (test-vmhostctl-pages.py).  Included by tests/Makefile.am.
 # bench/vmhostctl.py (its cost per command beside curl) is run by hand.
 VMHOSTCTL_TESTS = \
 	test-vmhostctl.py \
+	test-vmhostctl-pages.py \
 	test-vmhostctl-tls.py
 if BUILD_CLI
 if BUILD_PLUGIN_REST

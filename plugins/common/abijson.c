@@ -676,13 +676,18 @@ static json_t *operation_result(const struct vmh_operation *op) {
   } else if (!strcmp(kind, "snapshot")) {
     set(o, "vm_id", abij_str(op->vm_id));
     set(o, "id", abij_str(op->result_id));
-    set(o, "name", abij_str(op->result_name)); /* no GET of one */
+    set(o, "name", abij_str(op->result_name));
+    snprintf(href, sizeof href, "/api/v1/vms/%s/snapshots/%s",
+             op->vm_id ? op->vm_id : "", op->result_id ? op->result_id : "");
   } else {
     set(o, "pool", abij_str(op->pool));
     set(o, "name", abij_str(op->result_name));
-    if (!strcmp(kind, "volume"))
-      snprintf(href, sizeof href, "/api/v1/storage/pools/%s/volumes/%s",
-               op->pool ? op->pool : "",
+    const char *what = !strcmp(kind, "volume")  ? "volumes"
+                       : !strcmp(kind, "image") ? "images"
+                                                : NULL;
+    if (what)
+      snprintf(href, sizeof href, "/api/v1/storage/pools/%s/%s/%s",
+               op->pool ? op->pool : "", what,
                op->result_name ? op->result_name : "");
   }
   set(o, "href", *href ? json_string(href) : json_null());

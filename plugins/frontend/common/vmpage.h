@@ -172,7 +172,7 @@ int vmpage_listing_end(struct vmpage_listing *ls,
 
 /* ---- Lists of named objects ------------------------------------------- */
 
-/* Volumes, snapshots, pools and networks come from the backends whole
+/* Volumes, snapshots, pools, networks and images come from the backends whole
  * and in their own order; a front-end pages over that answer by name
  * (byte order), which is stable: a page resumes after the last name of
  * the page before, so paging is complete and without duplicates for the
@@ -186,6 +186,7 @@ enum vmpage_kind {
   VMPAGE_SNAPSHOTS = 2,
   VMPAGE_POOLS = 3,
   VMPAGE_NETWORKS = 4,
+  VMPAGE_IMAGES = 5,
 };
 /* A named list's token length in characters. */
 #define VMPAGE_NAMED_TOKEN_LEN 120

@@ -585,7 +585,7 @@ static int snap_create(struct call *k) {
   return 0;
 }
 
-static int snap_id(struct call *k) {
+int rest_snap_id(struct call *k) {
   const char *p = k->params[1];
   if (!*p || strlen(p) > 128 ||
       strspn(p,
@@ -597,7 +597,7 @@ static int snap_id(struct call *k) {
 
 static int snap_revert(struct call *k) {
   uint32_t f;
-  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 ||
+  if (check_param(k, 0, "vm", true) < 0 || rest_snap_id(k) < 0 ||
       wait_query(k, &f) < 0 || need_body(k, true) < 0)
     return -1;
   if (json_object_size(k->body))
@@ -611,7 +611,7 @@ static int snap_revert(struct call *k) {
 
 static int snap_delete(struct call *k) {
   uint32_t f;
-  if (check_param(k, 0, "vm", true) < 0 || snap_id(k) < 0 ||
+  if (check_param(k, 0, "vm", true) < 0 || rest_snap_id(k) < 0 ||
       wait_query(k, &f) < 0)
     return -1;
   k->shape = ONE;
@@ -1252,6 +1252,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/vms/{}/snapshots", snap_list, AUTH_READER},
     {"POST", "/api/v1/vms/{}/snapshots", snap_create, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/snapshots/{}/revert", snap_revert, AUTH_OPERATOR},
+    {"GET", "/api/v1/vms/{}/snapshots/{}", rest_snap_get, AUTH_READER},
     {"DELETE", "/api/v1/vms/{}/snapshots/{}", snap_delete, AUTH_OPERATOR},
     {"POST", "/api/v1/vms/{}/disks", disk_attach, AUTH_OPERATOR},
     {"DELETE", "/api/v1/vms/{}/disks/{}", disk_detach, AUTH_OPERATOR},

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The REST routes of a pool's verified base-image cache (vmh_core.image_*):
  *
- *   GET    /api/v1/storage/pools/{pool}/images          the images
+ *   GET    /api/v1/storage/pools/{pool}/images          the images, in
+ *          name order, in pages with ?limit= (pages.c)
  *   GET    /api/v1/storage/pools/{pool}/images/{image}  one image
  *   POST   /api/v1/storage/pools/{pool}/images          import (operator):
  *          {"name","url","sha256"}; an operation (image.import) with byte
@@ -17,10 +18,9 @@
 #include "rest.h"
 
 int rest_image_list(struct call *k) {
-  if (rest_check_param(k, 0, "pool", false) < 0 || rest_no_query(k) < 0)
+  if (rest_check_param(k, 0, "pool", false) < 0 ||
+      rest_named_list(k, VMPAGE_IMAGES, "images", k->params[0]) < 0)
     return -1;
-  k->shape = LIST;
-  k->key = "images";
   k->rest->core->image_list(k->params[0], &k->reply.reply, 0);
   return 0;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Lists of named objects in pages: volumes, snapshots, pools, networks.
+/* Lists of named objects in pages: volumes, snapshots, pools, networks,
+ * images.
  * They come from the backends whole (the storage and hypervisor ABIs have
  * no cursor, and a pool's or a VM's list is thousands at most, where the
  * VMs are the core's own records): the answer is sorted by name and cut

@@ -146,6 +146,10 @@ int rest_image_list(struct call *k);
 int rest_image_get(struct call *k);
 int rest_image_import(struct call *k);
 int rest_image_delete(struct call *k);
+/* The {snapshot} of the path (an id or a name): 0, or -1 (answered). */
+int rest_snap_id(struct call *k);
+/* snapshots.c: GET /api/v1/vms/{vm}/snapshots/{snapshot}. */
+int rest_snap_get(struct call *k);
 /* Snapshot create's "quiesce" field: the core's flags, or -1 (answered). */
 int rest_quiesce_flags(struct call *k, uint32_t *flags);
 

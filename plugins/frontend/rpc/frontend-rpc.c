@@ -119,6 +119,7 @@ struct call {
   /* A Get answered from a list: the result named pick, else NOT_FOUND
    * with pick_missing (rpc_pick). */
   const char *pick, *pick_missing;
+  bool pick_id; /* an "id" equal to pick wins over a "name" */
   /* How done() answers: the default, or a method's own. */
   void (*finish)(struct call *k, int code, const char *message);
   atomic_uint refs;
@@ -301,17 +302,28 @@ static ProtobufCMessage *list_of(struct call *k,
   return m;
 }
 
-/* Whether m is the result rpc_pick asked for (its string field "name");
- * any result when nothing was asked. */
-static bool picked(struct call *k, const ProtobufCMessage *m) {
+/* Whether m is the result rpc_pick asked for (its string field, "name" or
+ * "id", equal to it); any result when nothing was asked. */
+static bool picked(struct call *k, const ProtobufCMessage *m,
+                   const char *field) {
   if (!k->pick)
     return true;
   const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "name");
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
   if (!f || f->type != PROTOBUF_C_TYPE_STRING)
     return false;
   const char *name = *(const char *const *)((const char *)m + f->offset);
   return name && !strcmp(name, k->pick);
+}
+
+/* The first result of type out that picked() takes by field, or NULL. */
+static ProtobufCMessage *pick_by(struct call *k,
+                                 const ProtobufCMessageDescriptor *out,
+                                 const char *field) {
+  for (size_t i = 0; i < k->n_res; i++)
+    if (k->res[i]->descriptor == out && picked(k, k->res[i], field))
+      return k->res[i];
+  return NULL;
 }
 
 static void finish_default(struct call *k, int code, const char *message) {
@@ -324,9 +336,10 @@ static void finish_default(struct call *k, int code, const char *message) {
   if (k->rt->m->shape == LIST) {
     m = list_of(k, out);
   } else {
-    for (size_t i = 0; i < k->n_res && !m; i++)
-      if (k->res[i]->descriptor == out && picked(k, k->res[i]))
-        m = k->res[i];
+    if (k->pick_id)
+      m = pick_by(k, out, "id");
+    if (!m)
+      m = pick_by(k, out, "name");
     if (!m && k->pick) {
       answer_code(k, VMH_ENOENT, k->pick_missing);
       return;
@@ -760,18 +773,33 @@ int rpc_ref(struct call *k, const char *what, const char *s, bool uuid) {
 uint32_t rpc_async(struct call *k) {
   return k->async;
 }
-int rpc_pick(struct call *k, const char *name, const char *fmt, ...) {
+static int vpick(struct call *k, const char *name, bool by_id, const char *fmt,
+                 va_list ap) {
   char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   char *kept = abij_arena_alloc(&k->arena, strlen(msg) + 1);
   if (!kept)
     return rpc_code(k, VMH_ENOMEM, "out of memory");
   k->pick = name;
+  k->pick_id = by_id;
   k->pick_missing = strcpy(kept, msg);
   return 0;
+}
+
+int rpc_pick(struct call *k, const char *name, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = vpick(k, name, false, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+int rpc_pick_id(struct call *k, const char *key, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = vpick(k, key, true, fmt, ap);
+  va_end(ap);
+  return r;
 }
 
 /* ---- Methods: snapshots, disks -------------------------------------------
@@ -816,7 +844,7 @@ static int snap_list(struct call *k) {
   return 0;
 }
 
-static int snap_id(struct call *k, const char *id) {
+int rpc_snap_id(struct call *k, const char *id) {
   size_t n = strlen(id);
   if (!n || n > 128 ||
       strspn(id,
@@ -828,7 +856,7 @@ static int snap_id(struct call *k, const char *id) {
 
 static int snap_revert(struct call *k) {
   const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
-  if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
+  if (ref(k, "vm", m->vm, true) < 0 || rpc_snap_id(k, m->snapshot_id) < 0)
     return -1;
   CORE(k)->snapshot_revert(m->vm, m->snapshot_id, reply(k), k->async);
   return 0;
@@ -836,7 +864,7 @@ static int snap_revert(struct call *k) {
 
 static int snap_delete(struct call *k) {
   const Vmhost__V1__SnapshotRequest *m = IN(k, Vmhost__V1__SnapshotRequest);
-  if (ref(k, "vm", m->vm, true) < 0 || snap_id(k, m->snapshot_id) < 0)
+  if (ref(k, "vm", m->vm, true) < 0 || rpc_snap_id(k, m->snapshot_id) < 0)
     return -1;
   CORE(k)->snapshot_delete(m->vm, m->snapshot_id, reply(k), k->async);
   return 0;
@@ -1771,6 +1799,7 @@ static const struct method methods[] = {
     {NODE, "CreateSnapshot", ONE, snap_create, AUTH_OPERATOR},
     {NODE, "ListSnapshots", LIST, snap_list, AUTH_READER},
     {NODE, "RevertSnapshot", ONE, snap_revert, AUTH_OPERATOR},
+    {NODE, "GetSnapshot", ONE, rpc_snapshot_get, AUTH_READER},
     {NODE, "DeleteSnapshot", ONE, snap_delete, AUTH_OPERATOR},
     {NODE, "GetAgent", ONE, rpc_agent_get, AUTH_READER},
     {NODE, "AgentPing", ONE, rpc_agent_ping, AUTH_READER},
@@ -1820,6 +1849,7 @@ static const struct method methods[] = {
     {NODE, "DetachDiskAsync", ONE, disk_detach, AUTH_OPERATOR},
     {NODE, "DeleteVolumeAsync", ONE, vol_delete, AUTH_OPERATOR},
     {NODE, "ImportImageAsync", ONE, rpc_image_import, AUTH_OPERATOR},
+    {NODE, "UpdateVMLabelsAsync", ONE, rpc_vm_update_labels, AUTH_OPERATOR},
     {"grpc.health.v1.Health", "Check", ONE, std_health_check, H2S_OPEN},
     {"grpc.health.v1.Health", "Watch", STREAM, std_health_watch, H2S_OPEN},
     {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", BIDI,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* UpdateVMLabels: a VM's labels changed as a merge patch (`set` sets or
- * replaces, `remove` removes, the others stay) through vmh_core.
+/* UpdateVMLabels[Async]: a VM's labels changed as a merge patch (`set`
+ * sets or replaces, `remove` removes, the others stay) through vmh_core.
  * vm_update_labels, which checks keys and values as at create; the answer
- * is the VM.  REST's twin is PATCH /api/v1/vms/{vm}
+ * is the VM, or with UpdateVMLabelsAsync the operation ("vm.labels") once
+ * it is queued.  REST's twin is PATCH /api/v1/vms/{vm}[?wait=false]
  * (plugins/frontend/rest/labels.c). */
 #include <config.h>
 
@@ -34,6 +35,6 @@ int rpc_vm_update_labels(struct call *k) {
   /* A key both set and removed is refused by the core (changed twice). */
   for (size_t i = 0; i < m->n_remove; i++)
     kv[m->n_set + i] = (struct vmh_keyval){m->remove[i], NULL};
-  core->vm_update_labels(m->vm, kv, (uint32_t)n, rpc_reply(k), 0);
+  core->vm_update_labels(m->vm, kv, (uint32_t)n, rpc_reply(k), rpc_async(k));
   return 0;
 }

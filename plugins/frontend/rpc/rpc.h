@@ -37,6 +37,14 @@ uint32_t rpc_async(struct call *k);
  * message fmt.  0, or -1 (answered). */
 int rpc_pick(struct call *k, const char *name, const char *fmt, ...)
     __attribute__((__format__(__printf__, 3, 4)));
+/* rpc_pick by "id", else by "name" (a snapshot as the core resolves one). */
+int rpc_pick_id(struct call *k, const char *key, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 3, 4)));
+
+/* A snapshot_id (an id or a name): 0, or -1 (answered). */
+int rpc_snap_id(struct call *k, const char *id);
+/* snapshots.c: GetSnapshot. */
+int rpc_snapshot_get(struct call *k);
 
 /* images.c: a pool's image cache. */
 int rpc_image_list(struct call *k);
