@@ -97,7 +97,10 @@ static void set_status(struct vm *vm, uint32_t status, const char *err) {
   vms_unlock();
 }
 
+/* On a worker, holding no lock: what the operation said so far (its
+ * transitional state) goes out before the VM's creation or end. */
 static void emit_vm(uint32_t type, const struct vm *vm) {
+  ops_send_events();
   struct vmh_event ev = {.struct_size = sizeof ev,
                          .type = type,
                          .vm_id = vm->id,
