@@ -342,6 +342,33 @@ static const char *bearer(const struct h2s_req *req) {
   return a;
 }
 
+/* The role of token tok (and its name into name), as the store says
+ * after the latest read of the connection's bytes.  A connection sends
+ * the same token with each request: the answer is kept with it until the
+ * store changes (no hash, no stat per request). */
+static int token_role(struct h2s_req *req, const char *tok, char *name) {
+  struct h2s *s = req->s;
+  struct conn *c = req->c;
+  if (s->tokens_reads != s->reads) {
+    s->tokens_gen = auth_store_refresh(s->tokens);
+    s->tokens_reads = s->reads;
+  }
+  if (c && c->tok_gen == s->tokens_gen && !strcmp(c->tok, tok)) {
+    memcpy(name, c->tok_name, AUTH_NAME_MAX);
+    return c->tok_role;
+  }
+  uint64_t gen;
+  int role = auth_token_check_read(s->tokens, tok, name, &gen);
+  size_t n = strlen(tok);
+  if (c && n < sizeof c->tok) {
+    memcpy(c->tok, tok, n + 1);
+    c->tok_role = role;
+    memcpy(c->tok_name, name, AUTH_NAME_MAX);
+    c->tok_gen = gen;
+  }
+  return role;
+}
+
 int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   struct h2s *s = req->s;
   if (need == H2S_METRICS)
@@ -349,8 +376,8 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   const char *a = h2s_header(req, "authorization");
   const char *tok = bearer(req);
   if (tok) {
-    char name[AUTH_NAME_MAX];
-    req->role = auth_token_check(s->tokens, tok, name);
+    char name[AUTH_NAME_MAX] = "";
+    req->role = token_role(req, tok, name);
     if (req->role == AUTH_NONE)
       snprintf(req->who, sizeof req->who, "token:?");
     else

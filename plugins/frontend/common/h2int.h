@@ -181,6 +181,12 @@ struct conn {
   struct conn *prev, *next;
   struct conn *dnext; /* on s->dirty */
   bool dirty;
+  /* The bearer token its last request checked, and the answer, true while
+   * the store's generation is tok_gen (h2auth.c). */
+  char tok[AUTH_SECRET_MAX + 1];
+  int tok_role;
+  char tok_name[AUTH_NAME_MAX];
+  uint64_t tok_gen;
 };
 
 struct h2s {
@@ -224,6 +230,10 @@ struct h2s {
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
   h2s_early_fn early;   /* requests handed over before their body */
   struct auth_store *tokens; /* the daemon's bearer tokens (h2auth.c) */
+  /* Loop thread: counts the reads that brought bytes; the token file is
+   * looked at again (a stat) once per such read, so that a request sent
+   * after a token was revoked is checked against the file without it. */
+  uint64_t reads, tokens_reads, tokens_gen;
   /* Under lock: streamed responses, and the bytes their buffers hold
    * (limits.stream_memory). */
   struct h2s_req *streams;
