@@ -17,6 +17,7 @@
 #include "abijson.h"
 #include "h2server.h"
 #include "histogram.h"
+#include "readiness.h"
 #include "vmpage.h"
 
 extern const struct vmh_host *rest_host;
@@ -37,6 +38,7 @@ struct rest {
   struct vmpage_cache *frags;
   struct agentdist *agent;    /* the agent downloads (agentdist.h) */
   struct rest_events *events; /* GET /api/v1/events (restevents.h) */
+  struct readiness ready;     /* /readyz (readiness.h) */
 };
 
 /* ---- Calls ---------------------------------------------------------------
