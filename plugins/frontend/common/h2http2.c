@@ -92,8 +92,7 @@ void h2http2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
   bool overflow = r->overflow, streaming = r->streaming;
-  char why[sizeof r->cut_why];
-  memcpy(why, r->cut_why, sizeof why);
+  const char *why = r->cut_why;
   bool trailers = r->ntr > 0;
   int status = r->status;
   size_t len = h2buf_size(&r->out);

@@ -83,7 +83,7 @@ struct listener; /* h2listen.c */
 enum cstate { C_HANDSHAKE, C_DETECT, C_H1, C_H2, C_CLOSED };
 
 struct hdr {
-  char *name, *value;
+  char *name, *value; /* one block: value points into name's (h2req.c) */
 };
 
 struct conn;
@@ -107,7 +107,7 @@ struct h2s_req {
   char peer[INET6_ADDRSTRLEN + 8];
   const char *proto;
   int err_status;
-  char err_msg[192];
+  char *err_msg; /* malloc'ed; NULL: none (or no memory for it) */
   uint64_t t0_us;
   bool dispatched, h2c_upgrade, close_after;
   struct h2s_req *cprev, *cnext; /* the connection's requests */
@@ -123,7 +123,7 @@ struct h2s_req {
   struct h2s_req *snext, *sprev;
   bool on_streams;
   size_t acct;
-  char cut_why[128];      /* why the stream was cut (overflow) */
+  const char *cut_why;    /* why the stream was cut (overflow): static */
   unsigned char addr[17]; /* the peer's address key (h2listen.c) */
   bool unix_peer;
   struct h2s_req *qnext;
@@ -262,6 +262,7 @@ void h2buf_free(struct buf *b);
  * H2BUF_KEEP (an answer of megabytes copied in, as HTTP/1.1 does, must not
  * stay with a kept-alive connection). */
 #define H2BUF_KEEP (64 * 1024)
+#define H2BUF_MIN 256
 void h2buf_idle(struct buf *b);
 
 static inline size_t h2buf_size(const struct buf *b) {
@@ -283,6 +284,12 @@ void h2req_refuse(struct h2s_req *r, int status, const char *fmt, ...)
  * case unless over it. */
 void h2req_header(struct h2s_req *r, const char *name, size_t nlen,
                   const char *value, size_t vlen);
+/* A field as one block "name\0value" (freed with free(h->name)): 0, or -1
+ * when out of memory. */
+int h2req_hdr_make(struct hdr *h, const char *name, size_t nlen,
+                   const char *value, size_t vlen);
+/* More bytes of h's value (a value that came in pieces): 0 or -1. */
+int h2req_hdr_append(struct hdr *h, const char *d, size_t n);
 /* Body bytes, kept unless over the limit (then refused, 413). */
 void h2req_body(struct h2s_req *r, const char *d, size_t n);
 /* The request target "path?query" into r's path and query. */
