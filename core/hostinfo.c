@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,15 +116,21 @@ static uint64_t memory_available(void) {
   return v;
 }
 
+/* sysinfo()'s uptime (boot time in seconds, rounded up as the kernel
+ * rounds it) from the vDSO's clock: no system call. */
+static uint64_t uptime_s(void) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_BOOTTIME, &t) < 0)
+    return 0;
+  return (uint64_t)t.tv_sec + (t.tv_nsec ? 1 : 0);
+}
+
 void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
                    void *opaque) {
   pthread_once(&fixed_once, read_fixed);
   struct utsname u;
   if (uname(&u) < 0)
     memset(&u, 0, sizeof u);
-  struct sysinfo si;
-  if (sysinfo(&si) < 0)
-    memset(&si, 0, sizeof si);
   struct vmh_host_info h = {
       .struct_size = sizeof h,
       .hostname = u.nodename,
@@ -139,7 +144,7 @@ void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
       .cpu_threads = fixed.threads,
       .memory_total = fixed.memory_total,
       .memory_available = memory_available(),
-      .uptime_s = (uint64_t)si.uptime,
+      .uptime_s = uptime_s(),
       .n_vms = (uint32_t)vms_count(),
   };
   fn(opaque, &h);
