@@ -601,6 +601,124 @@ json_t *abij_host(const struct vmh_host_info *in) {
   return o;
 }
 
+/* ---- Text without a tree --------------------------------------------------
+ *
+ * What json_dumps(JSON_COMPACT) writes, for the few answers on hot paths:
+ * strings escaped as jansson escapes them ('"', '\\', \b \f \n \r \t,
+ * other control characters as \u00XX), nothing else.  A value jansson's
+ * path would change (a string not UTF-8, a number past INT64_MAX) makes
+ * the writer fail, and the caller takes the tree. */
+
+struct text {
+  char *p;
+  size_t len, cap;
+  bool failed;
+};
+
+static void text_put(struct text *t, const char *d, size_t n) {
+  if (t->failed)
+    return;
+  if (t->len + n + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 512;
+    while (cap < t->len + n + 1)
+      cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (!p) {
+      t->failed = true;
+      return;
+    }
+    t->p = p;
+    t->cap = cap;
+  }
+  memcpy(t->p + t->len, d, n);
+  t->len += n;
+  t->p[t->len] = '\0';
+}
+
+/* ,"key": (the first key of an object after its '{', without the comma) */
+static void text_key(struct text *t, const char *key) {
+  if (t->len && t->p[t->len - 1] != '{')
+    text_put(t, ",", 1);
+  text_put(t, "\"", 1);
+  text_put(t, key, strlen(key));
+  text_put(t, "\":", 2);
+}
+
+static void text_str(struct text *t, const char *key, const char *s) {
+  text_key(t, key);
+  if (!s) {
+    text_put(t, "null", 4);
+    return;
+  }
+  text_put(t, "\"", 1);
+  const unsigned char *p = (const unsigned char *)s, *run = p;
+  while (*p) {
+    size_t n = utf8_len(p);
+    if (!n) {
+      t->failed = true; /* abij_str replaces it: the tree's path */
+      return;
+    }
+    if (*p >= 0x20 && *p != '"' && *p != '\\') {
+      p += n;
+      continue;
+    }
+    text_put(t, (const char *)run, (size_t)(p - run));
+    static const char chars[] = "\"\\\b\f\n\r\t", names[] = "\"\\bfnrt";
+    char esc[8];
+    const char *e = strchr(chars, *p);
+    if (e) {
+      esc[0] = '\\';
+      esc[1] = names[e - chars];
+      text_put(t, esc, 2);
+    } else {
+      snprintf(esc, sizeof esc, "\\u%04X", *p);
+      text_put(t, esc, 6);
+    }
+    run = ++p;
+  }
+  text_put(t, (const char *)run, (size_t)(p - run));
+  text_put(t, "\"", 1);
+}
+
+static void text_u64(struct text *t, const char *key, uint64_t v) {
+  char num[24];
+  if (v > INT64_MAX) {
+    t->failed = true; /* abij_u64 makes it a real */
+    return;
+  }
+  text_key(t, key);
+  text_put(t, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, v));
+}
+
+int abij_host_text(const struct vmh_host_info *in, char **ret,
+                   size_t *ret_len) {
+  struct vmh_host_info h;
+  COPY_IN(h, in);
+  struct text t = {0};
+  text_put(&t, "{", 1);
+  text_str(&t, "hostname", h.hostname);
+  text_str(&t, "os_name", h.os_name);
+  text_str(&t, "os_version", h.os_version);
+  text_str(&t, "kernel", h.kernel);
+  text_str(&t, "arch", h.arch);
+  text_str(&t, "cpu_model", h.cpu_model);
+  text_u64(&t, "cpu_sockets", h.cpu_sockets);
+  text_u64(&t, "cpu_cores", h.cpu_cores);
+  text_u64(&t, "cpu_threads", h.cpu_threads);
+  text_u64(&t, "memory_total", h.memory_total);
+  text_u64(&t, "memory_available", h.memory_available);
+  text_u64(&t, "uptime_s", h.uptime_s);
+  text_u64(&t, "n_vms", h.n_vms);
+  text_put(&t, "}", 1);
+  if (t.failed) {
+    free(t.p);
+    return -1;
+  }
+  *ret = t.p;
+  *ret_len = t.len;
+  return 0;
+}
+
 json_t *abij_check(const struct vmh_health_check *in) {
   struct vmh_health_check c;
   COPY_IN(c, in);

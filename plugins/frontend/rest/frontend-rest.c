@@ -797,10 +797,31 @@ static int net_get(struct call *k) {
 /* ---- Routes: host, daemon ------------------------------------------------
  */
 
+/* GET /api/v1/host itself: the record written as text straight from the
+ * core's struct (abij_host_text, the bytes the tree would give), or into
+ * the tree when the text cannot be. */
+static void on_host_text(void *o, const struct vmh_host_info *h) {
+  struct call *k = ((struct abij_reply *)o)->opaque;
+  if (k->text || abij_host_text(h, &k->text, &k->text_len) < 0)
+    add(k, abij_host(h));
+}
+
+static void finish_host(struct call *k, int code, const char *message) {
+  if (code || !k->text) {
+    finish_default(k, code, message);
+    return;
+  }
+  rest_answer_bytes(k, 200, "application/json", k->text, k->text_len);
+}
+
 static int host_get(struct call *k) {
   if (no_query(k) < 0)
     return -1;
   k->shape = ONE;
+  if (k->finish == finish_default) { /* not hardware, metrics */
+    k->reply.reply.host = on_host_text;
+    k->finish = finish_host;
+  }
   k->rest->core->host_info(&k->reply.reply, 0);
   return 0;
 }
