@@ -4,6 +4,7 @@
 
 #include "abijson.h"
 #include "abistruct.h"
+#include "numfmt.h"
 #include "sizes.h"
 #include "speclimits.h"
 
@@ -681,13 +682,13 @@ static void text_str(struct text *t, const char *key, const char *s) {
 }
 
 static void text_u64(struct text *t, const char *key, uint64_t v) {
-  char num[24];
+  char num[NUMFMT_U64_LEN];
   if (v > INT64_MAX) {
     t->failed = true; /* abij_u64 makes it a real */
     return;
   }
   text_key(t, key);
-  text_put(t, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, v));
+  text_put(t, num, numfmt_u64(num, v));
 }
 
 int abij_host_text(const struct vmh_host_info *in, char **ret,

@@ -28,7 +28,7 @@ static void enqueue(struct h2s_req *r) {
 static void set_head(struct h2s_req *r, int status, const char *ctype) {
   r->answered = true;
   r->status = status;
-  snprintf(r->ctype, sizeof r->ctype, "%s", ctype ? ctype : "");
+  h2_strlcpy(r->ctype, ctype ? ctype : "", sizeof r->ctype);
 }
 
 void h2s_respond(struct h2s_req *r, int status, const char *ctype,

@@ -378,10 +378,9 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   if (tok) {
     char name[AUTH_NAME_MAX] = "";
     req->role = token_role(req, tok, name);
-    if (req->role == AUTH_NONE)
-      snprintf(req->who, sizeof req->who, "token:?");
-    else
-      snprintf(req->who, sizeof req->who, "token:%s", name);
+    memcpy(req->who, "token:", 6);
+    h2_strlcpy(req->who + 6, req->role == AUTH_NONE ? "?" : name,
+               sizeof req->who - 6);
   }
   if (need == H2S_OPEN)
     return 0;

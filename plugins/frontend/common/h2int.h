@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -244,6 +245,16 @@ static inline uint64_t now_us(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+/* src into dst (size bytes, NUL-terminated, cut to fit): snprintf's "%s"
+ * without parsing a format on every request. */
+static inline void h2_strlcpy(char *dst, const char *src, size_t size) {
+  size_t n = strlen(src);
+  if (n >= size)
+    n = size - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
 }
 
 static inline uint64_t now_ms(void) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "h2int.h"
+#include "numfmt.h"
 
 struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   struct h2s *s = c->s;
@@ -29,8 +30,9 @@ struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   r->unix_peer = c->unix_peer;
   atomic_init(&r->refs, 1); /* the connection's */
   atomic_fetch_add(&s->refs, 1);
-  snprintf(r->id, sizeof r->id, "%08" PRIx32 "%08" PRIx64, s->id_prefix,
-           (uint64_t)atomic_fetch_add(&s->id_counter, 1) & 0xffffffff);
+  numfmt_hex(r->id, s->id_prefix, 8);
+  numfmt_hex(r->id + 8, atomic_fetch_add(&s->id_counter, 1), 8);
+  r->id[16] = '\0';
   r->cnext = c->reqs;
   if (c->reqs)
     c->reqs->cprev = r;
@@ -259,7 +261,7 @@ uint64_t h2s_start_us(const struct h2s_req *r) {
   return r->t0_us;
 }
 void h2s_set_route(struct h2s_req *r, const char *route) {
-  snprintf(r->route, sizeof r->route, "%s", route);
+  h2_strlcpy(r->route, route, sizeof r->route);
 }
 
 /* ---- The end ------------------------------------------------------------ */
