@@ -1338,6 +1338,27 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
+/* The length of each pattern's literal head (up to its first "{}"): a
+ * path that does not start with it cannot match, and a pattern that is
+ * all head matches only itself.  Made at load. */
+static size_t heads[N_ROUTES];
+static bool match(const char *pattern, char *buf, const char **params);
+
+static void heads_init(void) {
+  for (size_t i = 0; i < N_ROUTES; i++)
+    heads[i] = strcspn(routes[i].pattern, "{");
+}
+
+/* match() for route i, after the cheap test of its head. */
+static bool match_route(size_t i, char *path, const char **params) {
+  const char *p = routes[i].pattern;
+  if (strncmp(p, path, heads[i]))
+    return false;
+  if (!p[heads[i]])
+    return !path[heads[i]];
+  return match(p, path, params);
+}
+
 static void route_names(size_t i, const char **method, const char **pattern) {
   *method = routes[i].method;
   *pattern = routes[i].pattern;
@@ -1429,7 +1450,7 @@ static void route(struct call *k) {
   size_t found = N_ROUTES, o = 0;
   for (size_t i = 0; i < N_ROUTES && found == N_ROUTES; i++) {
     const char *params[3] = {0};
-    if (!match(routes[i].pattern, k->path, params))
+    if (!match_route(i, k->path, params))
       continue;
     if (strcmp(routes[i].method, method)) {
       if (o < sizeof allow)
@@ -1533,6 +1554,7 @@ static void on_request(void *opaque, struct h2s_req *req) {
 static int rest_load(const struct vmh_host *h) {
   host = h;
   rest_host = h;
+  heads_init();
   return agentdist_load(h);
 }
 
