@@ -342,6 +342,20 @@ static const char *bearer(const struct h2s_req *req) {
   return a;
 }
 
+/* Whether secret a (the connection's kept token, n bytes and its NUL)
+ * is b, in time independent of where they differ: a connection may carry
+ * several callers' requests (a proxy), and one must not learn another's
+ * token from how fast a guess was refused. */
+static bool same_secret(const char *a, size_t n, const char *b) {
+  unsigned char d = 0;
+  for (size_t i = 0; i <= n; i++) {
+    d |= (unsigned char)(a[i] ^ b[i]);
+    if (!b[i])
+      break; /* b is shorter: d is already non-zero, or both end here */
+  }
+  return d == 0;
+}
+
 /* The role of token tok (and its name into name), as the store says
  * after the latest read of the connection's bytes.  A connection sends
  * the same token with each request: the answer is kept with it until the
@@ -353,7 +367,8 @@ static int token_role(struct h2s_req *req, const char *tok, char *name) {
     s->tokens_gen = auth_store_refresh(s->tokens);
     s->tokens_reads = s->reads;
   }
-  if (c && c->tok_gen == s->tokens_gen && !strcmp(c->tok, tok)) {
+  if (c && c->tok_gen == s->tokens_gen &&
+      same_secret(c->tok, strlen(c->tok), tok)) {
     memcpy(name, c->tok_name, AUTH_NAME_MAX);
     return c->tok_role;
   }
