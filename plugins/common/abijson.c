@@ -616,24 +616,30 @@ struct text {
   bool failed;
 };
 
+/* The writer's block is sized once, for the worst case (every byte of
+ * every string escaped as \u00XX): no growing. */
 static void text_put(struct text *t, const char *d, size_t n) {
-  if (t->failed)
+  if (t->failed || t->len + n + 1 > t->cap) {
+    t->failed = true;
     return;
-  if (t->len + n + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 512;
-    while (cap < t->len + n + 1)
-      cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (!p) {
-      t->failed = true;
-      return;
-    }
-    t->p = p;
-    t->cap = cap;
   }
   memcpy(t->p + t->len, d, n);
   t->len += n;
   t->p[t->len] = '\0';
+}
+
+/* A block for the keys, numbers and punctuation of a record (fixed) and
+ * the n strings of sv escaped. */
+struct text_str_field {
+  const char *key, *v;
+};
+static int text_init(struct text *t, const struct text_str_field *sv,
+                     size_t n) {
+  size_t cap = 512;
+  for (size_t i = 0; i < n; i++)
+    cap += sv[i].v ? 6 * strlen(sv[i].v) : 0;
+  *t = (struct text){.p = malloc(cap), .cap = cap};
+  return t->p ? 0 : -1;
 }
 
 /* ,"key": (the first key of an object after its '{', without the comma) */
@@ -695,21 +701,31 @@ int abij_host_text(const struct vmh_host_info *in, char **ret,
                    size_t *ret_len) {
   struct vmh_host_info h;
   COPY_IN(h, in);
-  struct text t = {0};
+  /* The order of abij_host. */
+  const struct text_str_field sv[] = {{"hostname", h.hostname},
+                                      {"os_name", h.os_name},
+                                      {"os_version", h.os_version},
+                                      {"kernel", h.kernel},
+                                      {"arch", h.arch},
+                                      {"cpu_model", h.cpu_model}};
+  const struct {
+    const char *key;
+    uint64_t v;
+  } nv[] = {{"cpu_sockets", h.cpu_sockets},
+            {"cpu_cores", h.cpu_cores},
+            {"cpu_threads", h.cpu_threads},
+            {"memory_total", h.memory_total},
+            {"memory_available", h.memory_available},
+            {"uptime_s", h.uptime_s},
+            {"n_vms", h.n_vms}};
+  struct text t;
+  if (text_init(&t, sv, sizeof sv / sizeof sv[0]) < 0)
+    return -1;
   text_put(&t, "{", 1);
-  text_str(&t, "hostname", h.hostname);
-  text_str(&t, "os_name", h.os_name);
-  text_str(&t, "os_version", h.os_version);
-  text_str(&t, "kernel", h.kernel);
-  text_str(&t, "arch", h.arch);
-  text_str(&t, "cpu_model", h.cpu_model);
-  text_u64(&t, "cpu_sockets", h.cpu_sockets);
-  text_u64(&t, "cpu_cores", h.cpu_cores);
-  text_u64(&t, "cpu_threads", h.cpu_threads);
-  text_u64(&t, "memory_total", h.memory_total);
-  text_u64(&t, "memory_available", h.memory_available);
-  text_u64(&t, "uptime_s", h.uptime_s);
-  text_u64(&t, "n_vms", h.n_vms);
+  for (size_t i = 0; i < sizeof sv / sizeof sv[0]; i++)
+    text_str(&t, sv[i].key, sv[i].v);
+  for (size_t i = 0; i < sizeof nv / sizeof nv[0]; i++)
+    text_u64(&t, nv[i].key, nv[i].v);
   text_put(&t, "}", 1);
   if (t.failed) {
     free(t.p);
