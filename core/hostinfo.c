@@ -5,11 +5,12 @@
 #include "hostinfo.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -92,15 +93,44 @@ static void read_fixed(void) {
   cpu_topology(&fixed.sockets, &fixed.cores);
 }
 
+/* MemAvailable, read again at most every AVAILABLE_MS: the kernel builds
+ * the whole of /proc/meminfo for each read (about half of what answering
+ * GET /api/v1/host cost), and the figure is an estimate that moves with
+ * the page cache anyway.  Racing readers may both read the file: harmless. */
+#define AVAILABLE_MS 1000
+static _Atomic uint64_t available, available_at_ms;
+
+static uint64_t coarse_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static uint64_t memory_available(void) {
+  uint64_t t = coarse_ms(), at = atomic_load(&available_at_ms);
+  if (at && t - at < AVAILABLE_MS)
+    return atomic_load(&available);
+  uint64_t v = meminfo_kib("MemAvailable");
+  atomic_store(&available, v);
+  atomic_store(&available_at_ms, t ? t : 1);
+  return v;
+}
+
+/* sysinfo()'s uptime (boot time in seconds, rounded up as the kernel
+ * rounds it) from the vDSO's clock: no system call. */
+static uint64_t uptime_s(void) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_BOOTTIME, &t) < 0)
+    return 0;
+  return (uint64_t)t.tv_sec + (t.tv_nsec ? 1 : 0);
+}
+
 void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
                    void *opaque) {
   pthread_once(&fixed_once, read_fixed);
   struct utsname u;
   if (uname(&u) < 0)
     memset(&u, 0, sizeof u);
-  struct sysinfo si;
-  if (sysinfo(&si) < 0)
-    memset(&si, 0, sizeof si);
   struct vmh_host_info h = {
       .struct_size = sizeof h,
       .hostname = u.nodename,
@@ -113,8 +143,8 @@ void hostinfo_read(void (*fn)(void *opaque, const struct vmh_host_info *h),
       .cpu_cores = fixed.cores,
       .cpu_threads = fixed.threads,
       .memory_total = fixed.memory_total,
-      .memory_available = meminfo_kib("MemAvailable"),
-      .uptime_s = (uint64_t)si.uptime,
+      .memory_available = memory_available(),
+      .uptime_s = uptime_s(),
       .n_vms = (uint32_t)vms_count(),
   };
   fn(opaque, &h);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the host is: CPU, memory, OS, uptime, read from /proc, uname and
- * os-release (what cannot change while vmhostd runs only once). */
+ * os-release (what cannot change while vmhostd runs only once, the
+ * available memory at most once a second). */
 #ifndef VMHOST_CORE_HOSTINFO_H
 #define VMHOST_CORE_HOSTINFO_H
 

@@ -187,6 +187,49 @@ for pattern, item in openapi()["paths"].items():
 rpc_methods = rpc_table()
 same_policy(rpc_methods, RPC_POLICY, "gRPC method")
 
+h2 = import_h2()
+
+
+class KeptH2:
+    """One cleartext HTTP/2 connection kept open for GETs."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.c = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True))
+        self.c.initiate_connection()
+        self.s.sendall(self.c.data_to_send())
+
+    def status(self, path, token):
+        """The status of GET path with token, on this connection."""
+        sid = self.c.get_next_available_stream_id()
+        self.c.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                  (":path", path), (":authority", "x"),
+                                  ("authorization", f"Bearer {token}")],
+                            end_stream=True)
+        self.s.sendall(self.c.data_to_send())
+        status = None
+        while True:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                fail(path, "connection closed before an answer")
+            for ev in self.c.receive_data(chunk):
+                if isinstance(ev, h2.events.ResponseReceived) and \
+                        ev.stream_id == sid:
+                    status = int(dict(ev.headers)[b":status"])
+                if isinstance(ev, h2.events.DataReceived):
+                    self.c.acknowledge_received_data(
+                        ev.flow_controlled_length, ev.stream_id)
+                if isinstance(ev, h2.events.StreamEnded) and \
+                        ev.stream_id == sid:
+                    self.s.sendall(self.c.data_to_send())
+                    return status
+            self.s.sendall(self.c.data_to_send())
+
+    def close(self):
+        self.s.close()
+
+
 # ---- REST: each role against every route -----------------------------------
 d = RestDaemon()
 with d:
@@ -295,6 +338,30 @@ with d:
     check(st == 401, "a revoked token still works", st, v)
     st, _, v = d.request("DELETE", "/api/v1/settings/tokens/from-cli")
     check(st == 404, st, v)
+    # One HTTP/2 connection that keeps sending a token (the server keeps
+    # its answer with the connection): every request is checked against
+    # the tokens as they are when it is sent.
+    h2k = KeptH2(d.port)
+    cli = subprocess.run([VMHOSTD, "--config", d.config, "--token-create",
+                          "kept", "--role", "reader"],
+                         capture_output=True, text=True).stdout.strip()
+    check(h2k.status("/api/v1/vms", cli) == 200, "a token on a kept "
+          "connection refused")
+    check(h2k.status("/api/v1/vms", admin) == 200, "another token refused")
+    check(h2k.status("/api/v1/vms", cli) == 200, "a kept token refused")
+    d.ok("DELETE", "/api/v1/settings/tokens/kept", status=204)
+    check(h2k.status("/api/v1/vms", cli) == 401,
+          "a token revoked through the API still works on a kept connection")
+    later = subprocess.run([VMHOSTD, "--config", d.config, "--token-create",
+                            "kept", "--role", "operator"],
+                           capture_output=True, text=True).stdout.strip()
+    check(h2k.status("/api/v1/vms", cli) == 401, "the revoked token is back")
+    check(h2k.status("/api/v1/vms", later) == 200, "a token made by the "
+          "command refused on a kept connection")
+    d.ok("DELETE", "/api/v1/settings/tokens/kept", status=204)
+    check(h2k.status("/api/v1/vms", later) == 401,
+          "a token revoked by the API still works on a kept connection")
+    h2k.close()
     # The first start's token is written once; a restart keeps the tokens.
     d.stop()
     d.start()
@@ -378,7 +445,6 @@ with d3:
     check(st == 401, st)
 
 # ---- gRPC: each role against every method ----------------------------------
-h2 = import_h2()
 
 
 def first_answer(d, path, token):

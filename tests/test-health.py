@@ -105,6 +105,17 @@ for bad in ("liveness_stall: 0", "liveness_stall: 3601"):
           bad, "accepted", r.stdout, r.stderr)
     d.__exit__(None, None, None)
 
+# "Not ready" is never kept (a "ready" may be, for a second: readiness.h):
+# a backend whose first check fails and the next passes is ready at the
+# next probe, on either front-end.
+RECOVERS = mocks(hv=", faults: [{op: health, mode: nth, n: 1}]")
+with RestDaemon(body=RECOVERS) as d:
+    check(probe(d, "/readyz") == (503, {"status": "not_ready"}),
+          "ready with its first check failing:", probe(d, "/readyz"))
+    check(probe(d, "/readyz") == (200, {"status": "ready"}),
+          "not ready after a check that passed:", probe(d, "/readyz"))
+    check(d.stop() == 0)
+
 # An optional instance not serving: degraded, but ready.
 with RestDaemon(body=OPTIONAL) as d:
     check(probe(d, "/readyz") == (200, {"status": "ready"}),
@@ -122,6 +133,11 @@ def serving(d, service=""):
     return d.health().Check(H.HealthCheckRequest(service=service),
                             timeout=20).status
 
+
+with RpcDaemon(body=RECOVERS) as d:
+    check(serving(d) == H.HealthCheckResponse.NOT_SERVING, "first check")
+    check(serving(d) == H.HealthCheckResponse.SERVING, "check after it")
+    check(d.stop() == 0)
 
 for body, want in ((mocks(), H.HealthCheckResponse.SERVING),
                    (DOWN, H.HealthCheckResponse.NOT_SERVING),

@@ -4,6 +4,7 @@
 
 #include "abijson.h"
 #include "abistruct.h"
+#include "numfmt.h"
 #include "sizes.h"
 #include "speclimits.h"
 
@@ -599,6 +600,140 @@ json_t *abij_host(const struct vmh_host_info *in) {
   set(o, "uptime_s", abij_u64(h.uptime_s));
   set(o, "n_vms", json_integer(h.n_vms));
   return o;
+}
+
+/* ---- Text without a tree --------------------------------------------------
+ *
+ * What json_dumps(JSON_COMPACT) writes, for the few answers on hot paths:
+ * strings escaped as jansson escapes them ('"', '\\', \b \f \n \r \t,
+ * other control characters as \u00XX), nothing else.  A value jansson's
+ * path would change (a string not UTF-8, a number past INT64_MAX) makes
+ * the writer fail, and the caller takes the tree. */
+
+struct text {
+  char *p;
+  size_t len, cap;
+  bool failed;
+};
+
+/* The writer's block is sized once, for the worst case (every byte of
+ * every string escaped as \u00XX): no growing. */
+static void text_put(struct text *t, const char *d, size_t n) {
+  if (t->failed || t->len + n + 1 > t->cap) {
+    t->failed = true;
+    return;
+  }
+  memcpy(t->p + t->len, d, n);
+  t->len += n;
+  t->p[t->len] = '\0';
+}
+
+/* A block for the keys, numbers and punctuation of a record (fixed) and
+ * the n strings of sv escaped. */
+struct text_str_field {
+  const char *key, *v;
+};
+static int text_init(struct text *t, const struct text_str_field *sv,
+                     size_t n) {
+  size_t cap = 512;
+  for (size_t i = 0; i < n; i++)
+    cap += sv[i].v ? 6 * strlen(sv[i].v) : 0;
+  *t = (struct text){.p = malloc(cap), .cap = cap};
+  return t->p ? 0 : -1;
+}
+
+/* ,"key": (the first key of an object after its '{', without the comma) */
+static void text_key(struct text *t, const char *key) {
+  if (t->len && t->p[t->len - 1] != '{')
+    text_put(t, ",", 1);
+  text_put(t, "\"", 1);
+  text_put(t, key, strlen(key));
+  text_put(t, "\":", 2);
+}
+
+static void text_str(struct text *t, const char *key, const char *s) {
+  text_key(t, key);
+  if (!s) {
+    text_put(t, "null", 4);
+    return;
+  }
+  text_put(t, "\"", 1);
+  const unsigned char *p = (const unsigned char *)s, *run = p;
+  while (*p) {
+    size_t n = utf8_len(p);
+    if (!n) {
+      t->failed = true; /* abij_str replaces it: the tree's path */
+      return;
+    }
+    if (*p >= 0x20 && *p != '"' && *p != '\\') {
+      p += n;
+      continue;
+    }
+    text_put(t, (const char *)run, (size_t)(p - run));
+    static const char chars[] = "\"\\\b\f\n\r\t", names[] = "\"\\bfnrt";
+    char esc[8];
+    const char *e = strchr(chars, *p);
+    if (e) {
+      esc[0] = '\\';
+      esc[1] = names[e - chars];
+      text_put(t, esc, 2);
+    } else {
+      snprintf(esc, sizeof esc, "\\u%04X", *p);
+      text_put(t, esc, 6);
+    }
+    run = ++p;
+  }
+  text_put(t, (const char *)run, (size_t)(p - run));
+  text_put(t, "\"", 1);
+}
+
+static void text_u64(struct text *t, const char *key, uint64_t v) {
+  char num[NUMFMT_U64_LEN];
+  if (v > INT64_MAX) {
+    t->failed = true; /* abij_u64 makes it a real */
+    return;
+  }
+  text_key(t, key);
+  text_put(t, num, numfmt_u64(num, v));
+}
+
+int abij_host_text(const struct vmh_host_info *in, char **ret,
+                   size_t *ret_len) {
+  struct vmh_host_info h;
+  COPY_IN(h, in);
+  /* The order of abij_host. */
+  const struct text_str_field sv[] = {{"hostname", h.hostname},
+                                      {"os_name", h.os_name},
+                                      {"os_version", h.os_version},
+                                      {"kernel", h.kernel},
+                                      {"arch", h.arch},
+                                      {"cpu_model", h.cpu_model}};
+  const struct {
+    const char *key;
+    uint64_t v;
+  } nv[] = {{"cpu_sockets", h.cpu_sockets},
+            {"cpu_cores", h.cpu_cores},
+            {"cpu_threads", h.cpu_threads},
+            {"memory_total", h.memory_total},
+            {"memory_available", h.memory_available},
+            {"uptime_s", h.uptime_s},
+            {"n_vms", h.n_vms}};
+  struct text t;
+  if (text_init(&t, sv, sizeof sv / sizeof sv[0]) < 0)
+    return -1;
+  text_put(&t, "{", 1);
+  for (size_t i = 0; i < sizeof sv / sizeof sv[0]; i++)
+    text_str(&t, sv[i].key, sv[i].v);
+  for (size_t i = 0; i < sizeof nv / sizeof nv[0]; i++)
+    text_u64(&t, nv[i].key, nv[i].v);
+  text_put(&t, "}", 1);
+  if (t.failed) {
+    free(t.p);
+    return -1;
+  }
+  *ret = t.p;
+  *ret_len = t.len;
+  return 0;
 }
 
 json_t *abij_check(const struct vmh_health_check *in) {

@@ -46,6 +46,13 @@ json_t *abij_volume(const struct vmh_volume_info *vol);
 json_t *abij_image(const struct vmh_image_info *img);
 json_t *abij_network(const struct vmh_network_info *net);
 json_t *abij_host(const struct vmh_host_info *host);
+/* The same record as the compact JSON text json_dumps(abij_host(host),
+ * JSON_COMPACT) would write (the same bytes), without a tree: a malloc'ed
+ * string into *ret (the caller frees) and its length, 0; or -1 when out
+ * of memory or when a value needs the tree's handling (a string that is
+ * not UTF-8, a number past INT64_MAX). */
+int abij_host_text(const struct vmh_host_info *host, char **ret,
+                   size_t *ret_len);
 json_t *abij_check(const struct vmh_health_check *check);
 json_t *abij_plugin(const struct vmh_plugin_info *plugin);
 json_t *abij_event(const struct vmh_event *ev);

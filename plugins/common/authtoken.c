@@ -36,6 +36,7 @@ struct auth_store {
   struct entry *e;
   size_t n;
   struct stat seen; /* of the file when read; st_ino 0: never read */
+  uint64_t gen;     /* counts the reads (auth_store_refresh) */
 };
 
 static const char *const role_names[] = {"none", "reader", "operator", "admin"};
@@ -106,10 +107,14 @@ static bool name_ok(const char *name) {
 }
 
 static void sha256_hex(const char *s, char out[HASH_HEX]) {
+  static const char hex[] = "0123456789abcdef";
   unsigned char h[32];
   gnutls_hash_fast(GNUTLS_DIG_SHA256, s, strlen(s), h);
-  for (int i = 0; i < 32; i++)
-    snprintf(out + 2 * i, 3, "%02x", h[i]);
+  for (int i = 0; i < 32; i++) {
+    out[2 * i] = hex[h[i] >> 4];
+    out[2 * i + 1] = hex[h[i] & 15];
+  }
+  out[64] = '\0';
 }
 
 /* Parse the tokens file into *ret; a missing file is no tokens. */
@@ -303,32 +308,63 @@ static bool hash_eq(const char *a, const char *b) {
   return d == 0;
 }
 
-int auth_token_check(struct auth_store *st, const char *secret,
-                     char *ret_name) {
-  if (!secret || strncmp(secret, "vmh_", 4) || strlen(secret) > 128)
+/* Read the file again if it changed since it was read; under st->mu. */
+static void refresh(struct auth_store *st) {
+  struct stat sb;
+  if (stat(st->file, &sb) < 0)
+    memset(&sb, 0, sizeof sb);
+  if (st->seen.st_ino && same_file(&sb, &st->seen))
+    return;
+  struct entry *e;
+  size_t n;
+  if (load(st->file, &e, &n, &sb, NULL, 0) == 0) {
+    free(st->e);
+    st->e = e;
+    st->n = n;
+    st->seen = sb;
+    st->gen++;
+  }
+}
+
+/* The role of secret in the table as last read; under st->mu. */
+static int lookup(struct auth_store *st, const char *secret, char *ret_name) {
+  if (!secret || strncmp(secret, "vmh_", 4) || strlen(secret) > AUTH_SECRET_MAX)
     return AUTH_NONE;
   char h[HASH_HEX];
   sha256_hex(secret, h);
   int role = AUTH_NONE;
-  pthread_mutex_lock(&st->mu);
-  struct stat sb;
-  if (stat(st->file, &sb) < 0)
-    memset(&sb, 0, sizeof sb);
-  if (!st->seen.st_ino || !same_file(&sb, &st->seen)) {
-    struct entry *e;
-    size_t n;
-    if (load(st->file, &e, &n, &sb, NULL, 0) == 0) {
-      free(st->e);
-      st->e = e;
-      st->n = n;
-      st->seen = sb;
-    }
-  }
   for (size_t i = 0; i < st->n; i++)
     if (hash_eq(st->e[i].hash, h)) {
       role = st->e[i].t.role;
       snprintf(ret_name, AUTH_NAME_MAX, "%s", st->e[i].t.name);
     }
+  return role;
+}
+
+int auth_token_check(struct auth_store *st, const char *secret,
+                     char *ret_name) {
+  pthread_mutex_lock(&st->mu);
+  refresh(st);
+  int role = lookup(st, secret, ret_name);
+  pthread_mutex_unlock(&st->mu);
+  return role;
+}
+
+uint64_t auth_store_refresh(struct auth_store *st) {
+  pthread_mutex_lock(&st->mu);
+  refresh(st);
+  uint64_t gen = st->gen;
+  pthread_mutex_unlock(&st->mu);
+  return gen;
+}
+
+int auth_token_check_read(struct auth_store *st, const char *secret,
+                          char *ret_name, uint64_t *ret_gen) {
+  pthread_mutex_lock(&st->mu);
+  if (!st->gen)
+    refresh(st); /* never read yet */
+  int role = lookup(st, secret, ret_name);
+  *ret_gen = st->gen;
   pthread_mutex_unlock(&st->mu);
   return role;
 }

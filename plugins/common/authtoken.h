@@ -33,8 +33,9 @@ const char *auth_role_name(int role);
 /* The role named s, or -1. */
 int auth_role_parse(const char *s);
 
-#define AUTH_SECRET_LEN 48 /* "vmh_" + 43 + NUL, rounded up */
-#define AUTH_NAME_MAX 64   /* a token's name: [a-z0-9-], 1..63 */
+#define AUTH_SECRET_LEN 48  /* "vmh_" + 43 + NUL, rounded up */
+#define AUTH_SECRET_MAX 128 /* longer strings are no token (checked fast) */
+#define AUTH_NAME_MAX 64    /* a token's name: [a-z0-9-], 1..63 */
 
 struct auth_token {
   char name[AUTH_NAME_MAX];
@@ -67,6 +68,16 @@ int auth_token_list(struct auth_store *st, struct auth_token **ret, size_t *n,
  * ret_name (AUTH_NAME_MAX bytes); AUTH_NONE when no token matches.  Any
  * thread: the file is read again only when it changed. */
 int auth_token_check(struct auth_store *st, const char *secret, char *ret_name);
+
+/* For a caller that checks many requests (h2auth.c): read the file again
+ * if it changed since it was read (one stat), and return the store's
+ * generation, which changes with every read.  A check against the table
+ * as read, without a stat (the caller refreshes, as often as freshness
+ * needs), its generation into *ret_gen: an answer for a secret stays
+ * true while the generation stays.  Any thread. */
+uint64_t auth_store_refresh(struct auth_store *st);
+int auth_token_check_read(struct auth_store *st, const char *secret,
+                          char *ret_name, uint64_t *ret_gen);
 
 /* First start: when the store has no tokens file yet, create a token
  * "admin" with role admin and write its secret to DIR/admin.token (0600);

@@ -7,6 +7,7 @@ same certificate for both), driven by h2load with the same request, side
 by side in one run.
 
     tests/bench/rpc-h2load.py [--requests N] [--clients C] [--streams M]
+        [--runs R] [--build NAME=DIR]...
 
 Run it by hand on a build without --enable-sanitizers (numbers from an
 ASan build mean nothing), from the build tree: it starts core/vmhostd
@@ -17,7 +18,10 @@ tests/rpctest.py).  With two or more CPUs each server is pinned to the
 last one and h2load to the others.
 
 For each method and server it prints calls per second and the server's
-CPU time per call; once, each server's idle RSS.  Methods: GetNodeInfo
+CPU time per call (medians of --runs runs, each server's runs taken in
+turn), its context switches per call; once, each server's idle RSS.
+`--build NAME=DIR` (repeated) compares build trees side by side, as
+rest-h2load.py does.  Methods: GetNodeInfo
 (a host_info call into the core) and ListVMs with 100 VMs (the records,
 from memory).  The reference only copies bytes: the difference is what
 vmhostd's protocol code, core call and protobuf-c encoding cost.
@@ -27,6 +31,7 @@ import importlib.util
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,11 +50,11 @@ _spec.loader.exec_module(rb)
 METHODS = ["GetNodeInfo", "ListVMs"]
 
 
-def h2load(url, reqfile, args, cpus, n):
+def h2load(url, reqfile, args, cpus, n, auth):
     cmd = ["h2load", "-n", str(n), "-c", str(args.clients), "-m",
            str(args.streams), "-d", reqfile,
            "-H", "content-type: application/grpc", "-H", "te: trailers",
-           *rb.AUTH, url]
+           *auth, url]
     if cpus:
         cmd = ["taskset", "-c", cpus[1]] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
@@ -60,13 +65,29 @@ def h2load(url, reqfile, args, cpus, n):
     return float(m.group(1))
 
 
-def measure(name, pid, url, reqfile, args, cpus):
-    h2load(url, reqfile, args, cpus, min(1000, args.requests))  # warm up
-    c0 = rb.cpu_s(pid)
-    rps = h2load(url, reqfile, args, cpus, args.requests)
-    used = rb.cpu_s(pid) - c0
-    print(f"  {name:8} {rps:10.0f} calls/s  {used / args.requests * 1e6:8.1f} "
-          f"us CPU/call", flush=True)
+def run_once(pid, url, reqfile, args, cpus, auth):
+    """One h2load run: (CPU us/call, switches/call, calls/s)."""
+    c0, s0 = rb.cpu_s(pid), rb.switches(pid)
+    rps = h2load(url, reqfile, args, cpus, args.requests, auth)
+    return ((rb.cpu_s(pid) - c0) / args.requests * 1e6,
+            (rb.switches(pid) - s0) / args.requests, rps)
+
+
+def compare(servers, url_of, reqfile, args, cpus):
+    """Each server (name, pid, auth) on one method, runs interleaved."""
+    runs = {name: [] for name, _, _ in servers}
+    for name, pid, auth in servers:  # warm up
+        h2load(url_of(name), reqfile, args, cpus, min(1000, args.requests),
+               auth)
+    for _ in range(args.runs):
+        for name, pid, auth in servers:
+            runs[name].append(run_once(pid, url_of(name), reqfile, args,
+                                       cpus, auth))
+    med = statistics.median
+    for name, _, _ in servers:
+        cpu, sw, rps = (med(col) for col in zip(*runs[name]))
+        print(f"  {name:8} {rps:10.0f} calls/s  {cpu:8.1f} us CPU/call  "
+              f"{sw:5.2f} cs/call", flush=True)
 
 
 def main():
@@ -74,6 +95,8 @@ def main():
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--streams", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--build", action="append", type=rb.build_arg)
     args = ap.parse_args()
     for tool in ("h2load", "g++", "pkg-config", "openssl"):
         if not shutil.which(tool):
@@ -91,28 +114,36 @@ def main():
                    + flags.stdout.split(), check=True)
 
     rb.make_cert(tmp)
-    vport, vtls = rb.free_port(), rb.free_port()
-    vm = rb.start_vmhostd(tmp, "rpc", vport, vtls, cpus)
-    refs = {}
+    builds, refs = [], {}
     try:
-        rb.wait_port(vport)
-        rb.use_token(tmp)
-        ch = grpc.insecure_channel(f"127.0.0.1:{vport}")
-        node = pb.node_grpc.NodeServiceStub(ch)
-        for i in range(100):
-            node.CreateVM(pb.node.CreateVMRequest(
-                spec=pb.node.VmSpec(name=f"vm-{i}", vcpus=1, memory=1 << 30),
-                no_start=True))
-        # The request (an empty message) and each method's answer as bytes
-        # for the reference.
+        for i, (name, top) in enumerate(args.build or [("vmhostd", TOP)]):
+            port, tls = rb.free_port(), rb.free_port()
+            proc = rb.start_vmhostd(tmp, "rpc", port, tls, cpus, top, str(i))
+            builds.append((name, proc, port, tls))
+            rb.wait_port(port)
+            auth = rb.use_token(tmp, str(i))
+            builds[-1] += (auth,)
+            ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+            node = pb.node_grpc.NodeServiceStub(ch)
+            md = [("authorization", auth[1].split(": ", 1)[1])]
+            for j in range(100):
+                node.CreateVM(pb.node.CreateVMRequest(
+                    spec=pb.node.VmSpec(name=f"vm-{j}", vcpus=1,
+                                        memory=1 << 30),
+                    no_start=True), metadata=md)
+            # The request (an empty message) and each method's answer as
+            # bytes for the reference (from the first build).
+            if i == 0:
+                answers = {
+                    "GetNodeInfo": node.GetNodeInfo(
+                        pb.node.GetNodeInfoRequest(), metadata=md),
+                    "ListVMs": node.ListVMs(pb.node.ListVMsRequest(),
+                                            metadata=md),
+                }
+            ch.close()
         reqfile = os.path.join(tmp, "request")
         with open(reqfile, "wb") as f:
             f.write(b"\0\0\0\0\0")
-        answers = {
-            "GetNodeInfo": node.GetNodeInfo(pb.node.GetNodeInfoRequest()),
-            "ListVMs": node.ListVMs(pb.node.ListVMsRequest()),
-        }
-        ch.close()
         for m in METHODS:
             path = os.path.join(tmp, m)
             with open(path, "wb") as f:
@@ -126,29 +157,33 @@ def main():
             rb.wait_port(port)
             rb.wait_port(tls)
         time.sleep(0.5)
-        print(f"idle RSS: vmhostd {rb.rss_kb(vm.pid)} kB (100 VMs, every "
-              f"mock plugin, rpc), reference {rb.rss_kb(refs[METHODS[0]][0].pid)}"
-              " kB")
+        print("idle RSS: " + ", ".join(
+            f"{b[0]} {rb.rss_kb(b[1].pid)} kB" for b in builds) +
+            f" (100 VMs, every mock plugin, rpc), reference "
+            f"{rb.rss_kb(refs[METHODS[0]][0].pid)} kB")
         print(f"h2load -n {args.requests} -c {args.clients} -m {args.streams}"
-              f"; servers pinned: {cpus[0] if cpus else 'no'}")
+              f", medians of {args.runs} interleaved runs; servers pinned: "
+              f"{cpus[0] if cpus else 'no'}")
         for proto, scheme in (("h2c", "http"), ("TLS", "https")):
             for m in METHODS:
                 size = len(answers[m].SerializeToString())
                 print(f"{proto} /vmhost.v1.NodeService/{m} ({size} bytes)")
                 path = f"/vmhost.v1.NodeService/{m}"
                 ref, port, tls = refs[m]
-                vp, rp = (vport, port) if proto == "h2c" else (vtls, tls)
-                measure("vmhostd", vm.pid, f"{scheme}://127.0.0.1:{vp}{path}",
-                        reqfile, args, cpus)
-                measure("grpc++", ref.pid,
-                        f"{scheme}://127.0.0.1:{rp}{path}", reqfile, args,
-                        cpus)
+                ports = {b[0]: b[2] if proto == "h2c" else b[3]
+                         for b in builds}
+                ports["grpc++"] = port if proto == "h2c" else tls
+                compare([(b[0], b[1].pid, b[4]) for b in builds] +
+                        [("grpc++", ref.pid, [])],
+                        lambda name: f"{scheme}://127.0.0.1:{ports[name]}"
+                        f"{path}", reqfile, args, cpus)
     finally:
         for p, _, _ in refs.values():
             p.terminate()
             p.wait()
-        vm.terminate()
-        vm.wait()
+        for b in builds:
+            b[1].terminate()
+            b[1].wait()
         shutil.rmtree(tmp)
 
 

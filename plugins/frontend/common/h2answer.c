@@ -28,7 +28,7 @@ static void enqueue(struct h2s_req *r) {
 static void set_head(struct h2s_req *r, int status, const char *ctype) {
   r->answered = true;
   r->status = status;
-  snprintf(r->ctype, sizeof r->ctype, "%s", ctype ? ctype : "");
+  h2_strlcpy(r->ctype, ctype ? ctype : "", sizeof r->ctype);
 }
 
 void h2s_respond(struct h2s_req *r, int status, const char *ctype,
@@ -76,9 +76,9 @@ static uint32_t peer_streams(struct h2s *s, const struct h2s_req *r) {
 
 /* Cut r's stream: marked overflowing (the loop resets it and tells its
  * owner), its bytes out of the budget at once; under s->lock. */
-static void cut(struct h2s_req *r, const char *why) {
+static void cut(struct h2s_req *r, const char *why) { /* why: static */
   r->overflow = true;
-  snprintf(r->cut_why, sizeof r->cut_why, "%s", why);
+  r->cut_why = why;
   r->s->stream_bytes -= r->acct;
   r->acct = 0;
   enqueue(r);
@@ -213,13 +213,9 @@ static int hdrs_add(struct hdr **h, size_t *n, const char *name,
   if (!nh)
     return -1;
   *h = nh;
-  char *k = strdup(name), *v = strdup(value);
-  if (!k || !v) {
-    free(k);
-    free(v);
+  if (h2req_hdr_make(&nh[*n], name, strlen(name), value, strlen(value)) < 0)
     return -1;
-  }
-  nh[(*n)++] = (struct hdr){k, v};
+  (*n)++;
   return 0;
 }
 

@@ -342,6 +342,48 @@ static const char *bearer(const struct h2s_req *req) {
   return a;
 }
 
+/* Whether secret a (the connection's kept token, n bytes and its NUL)
+ * is b, in time independent of where they differ: a connection may carry
+ * several callers' requests (a proxy), and one must not learn another's
+ * token from how fast a guess was refused. */
+static bool same_secret(const char *a, size_t n, const char *b) {
+  unsigned char d = 0;
+  for (size_t i = 0; i <= n; i++) {
+    d |= (unsigned char)(a[i] ^ b[i]);
+    if (!b[i])
+      break; /* b is shorter: d is already non-zero, or both end here */
+  }
+  return d == 0;
+}
+
+/* The role of token tok (and its name into name), as the store says
+ * after the latest read of the connection's bytes.  A connection sends
+ * the same token with each request: the answer is kept with it until the
+ * store changes (no hash, no stat per request). */
+static int token_role(struct h2s_req *req, const char *tok, char *name) {
+  struct h2s *s = req->s;
+  struct conn *c = req->c;
+  if (s->tokens_reads != s->reads) {
+    s->tokens_gen = auth_store_refresh(s->tokens);
+    s->tokens_reads = s->reads;
+  }
+  if (c && c->tok_gen == s->tokens_gen &&
+      same_secret(c->tok, strlen(c->tok), tok)) {
+    memcpy(name, c->tok_name, AUTH_NAME_MAX);
+    return c->tok_role;
+  }
+  uint64_t gen;
+  int role = auth_token_check_read(s->tokens, tok, name, &gen);
+  size_t n = strlen(tok);
+  if (c && n < sizeof c->tok) {
+    memcpy(c->tok, tok, n + 1);
+    c->tok_role = role;
+    memcpy(c->tok_name, name, AUTH_NAME_MAX);
+    c->tok_gen = gen;
+  }
+  return role;
+}
+
 int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   struct h2s *s = req->s;
   if (need == H2S_METRICS)
@@ -349,12 +391,11 @@ int h2s_authorize(struct h2s_req *req, int need, char *msg, size_t len) {
   const char *a = h2s_header(req, "authorization");
   const char *tok = bearer(req);
   if (tok) {
-    char name[AUTH_NAME_MAX];
-    req->role = auth_token_check(s->tokens, tok, name);
-    if (req->role == AUTH_NONE)
-      snprintf(req->who, sizeof req->who, "token:?");
-    else
-      snprintf(req->who, sizeof req->who, "token:%s", name);
+    char name[AUTH_NAME_MAX] = "";
+    req->role = token_role(req, tok, name);
+    memcpy(req->who, "token:", 6);
+    h2_strlcpy(req->who + 6, req->role == AUTH_NONE ? "?" : name,
+               sizeof req->who - 6);
   }
   if (need == H2S_OPEN)
     return 0;

@@ -62,7 +62,9 @@ int h2buf_add(struct buf *b, const void *d, size_t n) {
       b->len -= b->off;
       b->off = 0;
     }
-    size_t cap = b->cap ? b->cap : 1024;
+    /* The first block as large as asked (a whole answer comes at once),
+     * at least H2BUF_MIN; then doubling. */
+    size_t cap = b->cap ? b->cap : n > H2BUF_MIN ? n : H2BUF_MIN;
     while (cap < b->len + n)
       cap *= 2;
     if (cap != b->cap) {

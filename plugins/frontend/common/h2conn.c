@@ -355,6 +355,7 @@ static void conn_input(struct conn *c) {
     ssize_t n = conn_recv(c, b, sizeof b);
     if (n == -EAGAIN)
       break;
+    c->s->reads++;
     if (n <= 0) {
       c->in_closed = true;
       /* Requests in flight still get their answer on HTTP/1.1 (a client

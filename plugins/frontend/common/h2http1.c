@@ -30,8 +30,7 @@ void h2http1_deliver(struct h2s_req *r) {
   char head[512];
   pthread_mutex_lock(&s->lock);
   bool overflow = r->overflow, streaming = r->streaming, ended = r->ended;
-  char why[sizeof r->cut_why];
-  memcpy(why, r->cut_why, sizeof why);
+  const char *why = r->cut_why;
   struct buf body = r->out;
   r->out = (struct buf){0};
   h2answer_consumed(r, h2buf_size(&body));
@@ -162,14 +161,12 @@ static int on_value(http_parser *p, const char *at, size_t n) {
     return 0;
   if (c->h_in_value && r->nh) {
     /* A value in pieces: append to the last header. */
-    struct hdr *h = &r->h[r->nh - 1];
-    size_t old = strlen(h->value);
     r->hdr_bytes += n;
     if (r->hdr_bytes > c->s->conf->max_header_size) {
       h2req_refuse(r, 431, "request headers too large");
       return 0;
     }
-    return append(&h->value, old, at, n);
+    return h2req_hdr_append(&r->h[r->nh - 1], at, n);
   }
   c->h_in_value = true;
   h2req_header(r, c->hname ? c->hname : "", c->hname_len, at, n);

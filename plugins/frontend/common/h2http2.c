@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "h2int.h"
+#include "numfmt.h"
 
 /* The fields of h (copied by nghttp2) into nva, which has room for n. */
 static size_t hdrs_nv(const struct hdr *h, size_t n, nghttp2_nv *nva) {
@@ -92,8 +93,7 @@ void h2http2_deliver(struct h2s_req *r) {
   struct conn *c = r->c;
   pthread_mutex_lock(&r->s->lock);
   bool overflow = r->overflow, streaming = r->streaming;
-  char why[sizeof r->cut_why];
-  memcpy(why, r->cut_why, sizeof why);
+  const char *why = r->cut_why;
   bool trailers = r->ntr > 0;
   int status = r->status;
   size_t len = h2buf_size(&r->out);
@@ -108,9 +108,9 @@ void h2http2_deliver(struct h2s_req *r) {
     nghttp2_session_resume_data(c->h2, r->sid);
     return;
   }
-  char st[8], cl[24];
-  snprintf(st, sizeof st, "%d", status);
-  snprintf(cl, sizeof cl, "%zu", len);
+  char st[NUMFMT_U64_LEN], cl[NUMFMT_U64_LEN];
+  numfmt_u64(st, (uint64_t)status);
+  numfmt_u64(cl, len);
   /* The answer's own fields are fixed once answered. */
   nghttp2_nv *nva = calloc(4 + r->nrh, sizeof *nva);
   if (!nva) {

@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -83,7 +84,7 @@ struct listener; /* h2listen.c */
 enum cstate { C_HANDSHAKE, C_DETECT, C_H1, C_H2, C_CLOSED };
 
 struct hdr {
-  char *name, *value;
+  char *name, *value; /* one block: value points into name's (h2req.c) */
 };
 
 struct conn;
@@ -107,7 +108,7 @@ struct h2s_req {
   char peer[INET6_ADDRSTRLEN + 8];
   const char *proto;
   int err_status;
-  char err_msg[192];
+  char *err_msg; /* malloc'ed; NULL: none (or no memory for it) */
   uint64_t t0_us;
   bool dispatched, h2c_upgrade, close_after;
   struct h2s_req *cprev, *cnext; /* the connection's requests */
@@ -123,7 +124,7 @@ struct h2s_req {
   struct h2s_req *snext, *sprev;
   bool on_streams;
   size_t acct;
-  char cut_why[128];      /* why the stream was cut (overflow) */
+  const char *cut_why;    /* why the stream was cut (overflow): static */
   unsigned char addr[17]; /* the peer's address key (h2listen.c) */
   bool unix_peer;
   struct h2s_req *qnext;
@@ -181,6 +182,12 @@ struct conn {
   struct conn *prev, *next;
   struct conn *dnext; /* on s->dirty */
   bool dirty;
+  /* The bearer token its last request checked, and the answer, true while
+   * the store's generation is tok_gen (h2auth.c). */
+  char tok[AUTH_SECRET_MAX + 1];
+  int tok_role;
+  char tok_name[AUTH_NAME_MAX];
+  uint64_t tok_gen;
 };
 
 struct h2s {
@@ -224,6 +231,10 @@ struct h2s {
   uint32_t n_deadlines; /* watched requests with a deadline (loop thread) */
   h2s_early_fn early;   /* requests handed over before their body */
   struct auth_store *tokens; /* the daemon's bearer tokens (h2auth.c) */
+  /* Loop thread: counts the reads that brought bytes; the token file is
+   * looked at again (a stat) once per such read, so that a request sent
+   * after a token was revoked is checked against the file without it. */
+  uint64_t reads, tokens_reads, tokens_gen;
   /* Under lock: streamed responses, and the bytes their buffers hold
    * (limits.stream_memory). */
   struct h2s_req *streams;
@@ -234,6 +245,16 @@ static inline uint64_t now_us(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+/* src into dst (size bytes, NUL-terminated, cut to fit): snprintf's "%s"
+ * without parsing a format on every request. */
+static inline void h2_strlcpy(char *dst, const char *src, size_t size) {
+  size_t n = strlen(src);
+  if (n >= size)
+    n = size - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
 }
 
 static inline uint64_t now_ms(void) {
@@ -252,6 +273,7 @@ void h2buf_free(struct buf *b);
  * H2BUF_KEEP (an answer of megabytes copied in, as HTTP/1.1 does, must not
  * stay with a kept-alive connection). */
 #define H2BUF_KEEP (64 * 1024)
+#define H2BUF_MIN 256
 void h2buf_idle(struct buf *b);
 
 static inline size_t h2buf_size(const struct buf *b) {
@@ -273,6 +295,12 @@ void h2req_refuse(struct h2s_req *r, int status, const char *fmt, ...)
  * case unless over it. */
 void h2req_header(struct h2s_req *r, const char *name, size_t nlen,
                   const char *value, size_t vlen);
+/* A field as one block "name\0value" (freed with free(h->name)): 0, or -1
+ * when out of memory. */
+int h2req_hdr_make(struct hdr *h, const char *name, size_t nlen,
+                   const char *value, size_t vlen);
+/* More bytes of h's value (a value that came in pieces): 0 or -1. */
+int h2req_hdr_append(struct hdr *h, const char *d, size_t n);
 /* Body bytes, kept unless over the limit (then refused, 413). */
 void h2req_body(struct h2s_req *r, const char *d, size_t n);
 /* The request target "path?query" into r's path and query. */

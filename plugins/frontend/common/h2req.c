@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "h2int.h"
+#include "numfmt.h"
 
 struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   struct h2s *s = c->s;
@@ -29,8 +30,9 @@ struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
   r->unix_peer = c->unix_peer;
   atomic_init(&r->refs, 1); /* the connection's */
   atomic_fetch_add(&s->refs, 1);
-  snprintf(r->id, sizeof r->id, "%08" PRIx32 "%08" PRIx64, s->id_prefix,
-           (uint64_t)atomic_fetch_add(&s->id_counter, 1) & 0xffffffff);
+  numfmt_hex(r->id, s->id_prefix, 8);
+  numfmt_hex(r->id + 8, atomic_fetch_add(&s->id_counter, 1), 8);
+  r->id[16] = '\0';
   r->cnext = c->reqs;
   if (c->reqs)
     c->reqs->cprev = r;
@@ -39,10 +41,8 @@ struct h2s_req *h2req_new(struct conn *c, int32_t sid, const char *proto) {
 }
 
 static void hdrs_free(struct hdr *h, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(h[i].name);
-    free(h[i].value);
-  }
+  for (size_t i = 0; i < n; i++)
+    free(h[i].name); /* the value is in the same block */
   free(h);
 }
 
@@ -51,6 +51,7 @@ void h2req_unref(struct h2s_req *r) {
     return;
   free(r->method);
   free(r->path);
+  free(r->err_msg);
   hdrs_free(r->h, r->nh);
   hdrs_free(r->rh, r->nrh);
   hdrs_free(r->tr, r->ntr);
@@ -67,9 +68,34 @@ void h2req_refuse(struct h2s_req *r, int status, const char *fmt, ...) {
     return; /* the first reason stands */
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+  if (vasprintf(&r->err_msg, fmt, ap) < 0)
+    r->err_msg = NULL;
   va_end(ap);
   r->err_status = status;
+}
+
+int h2req_hdr_make(struct hdr *h, const char *name, size_t nlen,
+                   const char *value, size_t vlen) {
+  char *p = malloc(nlen + vlen + 2);
+  if (!p)
+    return -1;
+  memcpy(p, name, nlen);
+  p[nlen] = '\0';
+  memcpy(p + nlen + 1, value, vlen);
+  p[nlen + 1 + vlen] = '\0';
+  *h = (struct hdr){p, p + nlen + 1};
+  return 0;
+}
+
+int h2req_hdr_append(struct hdr *h, const char *d, size_t n) {
+  size_t nlen = strlen(h->name), vlen = strlen(h->value);
+  char *p = realloc(h->name, nlen + vlen + n + 2);
+  if (!p)
+    return -1;
+  memcpy(p + nlen + 1 + vlen, d, n);
+  p[nlen + 1 + vlen + n] = '\0';
+  *h = (struct hdr){p, p + nlen + 1};
+  return 0;
 }
 
 void h2req_header(struct h2s_req *r, const char *name, size_t nlen,
@@ -90,17 +116,15 @@ void h2req_header(struct h2s_req *r, const char *name, size_t nlen,
     r->h = h;
     r->caph = cap;
   }
-  char *n = strndup(name, nlen), *v = strndup(value, vlen);
-  if (!n || !v) {
-    free(n);
-    free(v);
+  struct hdr h;
+  if (h2req_hdr_make(&h, name, nlen, value, vlen) < 0) {
     h2req_refuse(r, 503, "out of memory");
     return;
   }
-  for (char *p = n; *p; p++)
+  for (char *p = h.name; *p; p++)
     if (*p >= 'A' && *p <= 'Z')
       *p = (char)(*p - 'A' + 'a');
-  r->h[r->nh++] = (struct hdr){n, v};
+  r->h[r->nh++] = h;
 }
 
 void h2req_body(struct h2s_req *r, const char *d, size_t n) {
@@ -225,7 +249,7 @@ int h2s_error_status(const struct h2s_req *r) {
   return r->err_status;
 }
 const char *h2s_error_message(const struct h2s_req *r) {
-  return r->err_msg;
+  return r->err_msg ? r->err_msg : r->err_status ? "out of memory" : "";
 }
 int h2s_peer_key(const struct h2s_req *r, unsigned char key[17]) {
   if (r->unix_peer)
@@ -237,7 +261,7 @@ uint64_t h2s_start_us(const struct h2s_req *r) {
   return r->t0_us;
 }
 void h2s_set_route(struct h2s_req *r, const char *route) {
-  snprintf(r->route, sizeof r->route, "%s", route);
+  h2_strlcpy(r->route, route, sizeof r->route);
 }
 
 /* ---- The end ------------------------------------------------------------ */
@@ -252,7 +276,8 @@ void h2req_log(struct h2s_req *r, int status) {
       "status=%d bytes=%" PRIu64 " us=%" PRIu64 "%s%s",
       r->id, r->peer, r->who, r->proto, h2s_method(r), h2s_path(r),
       r->route[0] ? r->route : "-", status, r->bytes, now_us() - r->t0_us,
-      r->err_status ? " refused=" : "", r->err_status ? r->err_msg : "");
+      r->err_status ? " refused=" : "",
+      r->err_status ? h2s_error_message(r) : "");
 }
 
 void h2req_detach(struct h2s_req *r) {

@@ -40,6 +40,7 @@
 #include "h2metrics.h"
 #include "h2server.h"
 #include "query.h"
+#include "readiness.h"
 #include "resources.h"
 #include "rest.h"
 #include "restevents.h"
@@ -796,10 +797,31 @@ static int net_get(struct call *k) {
 /* ---- Routes: host, daemon ------------------------------------------------
  */
 
+/* GET /api/v1/host itself: the record written as text straight from the
+ * core's struct (abij_host_text, the bytes the tree would give), or into
+ * the tree when the text cannot be. */
+static void on_host_text(void *o, const struct vmh_host_info *h) {
+  struct call *k = ((struct abij_reply *)o)->opaque;
+  if (k->text || abij_host_text(h, &k->text, &k->text_len) < 0)
+    add(k, abij_host(h));
+}
+
+static void finish_host(struct call *k, int code, const char *message) {
+  if (code || !k->text) {
+    finish_default(k, code, message);
+    return;
+  }
+  rest_answer_bytes(k, 200, "application/json", k->text, k->text_len);
+}
+
 static int host_get(struct call *k) {
   if (no_query(k) < 0)
     return -1;
   k->shape = ONE;
+  if (k->finish == finish_default) { /* not hardware, metrics */
+    k->reply.reply.host = on_host_text;
+    k->finish = finish_host;
+  }
   k->rest->core->host_info(&k->reply.reply, 0);
   return 0;
 }
@@ -919,11 +941,18 @@ static void finish_health(struct call *k, int code, const char *message) {
  * needs has failed.  The core's health answers an error exactly then; a
  * degraded optional instance leaves the node ready.  The detail is behind
  * the reader role (GET /api/v1/host/health). */
+static void answer_readyz(struct call *k, bool ready) {
+  static const char yes[] = "{\"status\":\"ready\"}",
+                    no[] = "{\"status\":\"not_ready\"}";
+  rest_answer_bytes(k, ready ? 200 : 503, "application/json", ready ? yes : no,
+                    ready ? sizeof yes - 1 : sizeof no - 1);
+}
+
 static void finish_readyz(struct call *k, int code, const char *message) {
   (void)message;
   bool ready = code == 0 && k->rest->core->ready();
-  answer_json(k, ready ? 200 : 503,
-              json_pack("{s:s}", "status", ready ? "ready" : "not_ready"));
+  readiness_note(&k->rest->ready, ready);
+  answer_readyz(k, ready);
 }
 
 static int start_health(struct call *k) {
@@ -959,7 +988,15 @@ static int healthz(struct call *k) {
   return 0;
 }
 
+/* A probe within a second of a check that said ready is answered from
+ * that (readiness.h): no core worker per probe. */
 static int readyz(struct call *k) {
+  if (no_query(k) < 0)
+    return -1;
+  if (readiness_known(&k->rest->ready, k->rest->core)) {
+    answer_readyz(k, true);
+    return 0;
+  }
   k->finish = finish_readyz;
   return start_health(k);
 }
@@ -1302,6 +1339,27 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
+/* The length of each pattern's literal head (up to its first "{}"): a
+ * path that does not start with it cannot match, and a pattern that is
+ * all head matches only itself.  Made at load. */
+static size_t heads[N_ROUTES];
+static bool match(const char *pattern, char *buf, const char **params);
+
+static void heads_init(void) {
+  for (size_t i = 0; i < N_ROUTES; i++)
+    heads[i] = strcspn(routes[i].pattern, "{");
+}
+
+/* match() for route i, after the cheap test of its head. */
+static bool match_route(size_t i, char *path, const char **params) {
+  const char *p = routes[i].pattern;
+  if (strncmp(p, path, heads[i]))
+    return false;
+  if (!p[heads[i]])
+    return !path[heads[i]];
+  return match(p, path, params);
+}
+
 static void route_names(size_t i, const char **method, const char **pattern) {
   *method = routes[i].method;
   *pattern = routes[i].pattern;
@@ -1393,7 +1451,7 @@ static void route(struct call *k) {
   size_t found = N_ROUTES, o = 0;
   for (size_t i = 0; i < N_ROUTES && found == N_ROUTES; i++) {
     const char *params[3] = {0};
-    if (!match(routes[i].pattern, k->path, params))
+    if (!match_route(i, k->path, params))
       continue;
     if (strcmp(routes[i].method, method)) {
       if (o < sizeof allow)
@@ -1497,6 +1555,7 @@ static void on_request(void *opaque, struct h2s_req *req) {
 static int rest_load(const struct vmh_host *h) {
   host = h;
   rest_host = h;
+  heads_init();
   return agentdist_load(h);
 }
 
