@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "monotime.h"
 #include "vm.h"
 
 /* The value after "key" and a separator in a "key<sep>value" file. */
@@ -100,14 +101,8 @@ static void read_fixed(void) {
 #define AVAILABLE_MS 1000
 static _Atomic uint64_t available, available_at_ms;
 
-static uint64_t coarse_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-  return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static uint64_t memory_available(void) {
-  uint64_t t = coarse_ms(), at = atomic_load(&available_at_ms);
+  uint64_t t = mono_coarse_ms(), at = atomic_load(&available_at_ms);
   if (at && t - at < AVAILABLE_MS)
     return atomic_load(&available);
   uint64_t v = meminfo_kib("MemAvailable");

@@ -53,8 +53,9 @@ vmh_reply_t *ops_open(const char *kind, const struct ops_target *t,
 /* After the work's call returned: the operation becomes visible (or is
  * dropped when the work refused inline); a VMH_ASYNC caller is answered
  * with it now.  vm_id: the VM a create made (NULL: as opened).  Its events
- * so far go out now, in order — created, running, the VM's transitional
- * state, its end — even when it ended before it was visible. */
+ * so far are queued now, in order — created, running, the VM's
+ * transitional state, its end — even when it ended before it was visible
+ * (sent as ops_send_events says). */
 void ops_close(vmh_reply_t *w, const char *vm_id);
 
 /* On the worker, before any backend is touched: 0 (the operation, if w is

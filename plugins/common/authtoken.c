@@ -22,6 +22,7 @@
 
 #include "atomicfile.h"
 #include "cleanup.h"
+#include "numfmt.h"
 
 #define HASH_HEX 65 /* SHA-256 in hex, NUL */
 
@@ -107,13 +108,10 @@ static bool name_ok(const char *name) {
 }
 
 static void sha256_hex(const char *s, char out[HASH_HEX]) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char h[32];
   gnutls_hash_fast(GNUTLS_DIG_SHA256, s, strlen(s), h);
-  for (int i = 0; i < 32; i++) {
-    out[2 * i] = hex[h[i] >> 4];
-    out[2 * i + 1] = hex[h[i] & 15];
-  }
+  for (int i = 0; i < 32; i++)
+    numfmt_hex(out + 2 * i, h[i], 2);
   out[64] = '\0';
 }
 
